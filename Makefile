@@ -1,0 +1,72 @@
+# Preon: one Makefile, pkg-config for every library, implicit rules, -MMD -MP.
+# Targets: all (build/preon), check/test (unit + integration), unit, asan, fuzz, bench, clean.
+
+PKGS      := fuse3 libuv libcurl libmicrohttpd jansson sqlite3 libcrypto
+CC        ?= cc
+BUILD     ?= build
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wshadow \
+             -Wstrict-prototypes -Wno-unused-parameter -fno-strict-aliasing
+CPPFLAGS  += -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I. $(shell pkg-config --cflags $(PKGS))
+LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread
+
+CORE_SRC  := $(wildcard core/*.c)
+SWARM_SRC := $(wildcard swarm/*.c)
+EXEC_SRC  := $(wildcard exec/*.c)
+TRACK_SRC := $(wildcard tracker/*.c)
+FS_SRC    := $(wildcard fs/*.c)
+LIB_SRC   := $(CORE_SRC) $(SWARM_SRC) $(EXEC_SRC) $(TRACK_SRC) $(FS_SRC)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all check test unit integration asan fuzz bench clean format
+all: $(BUILD)/preon
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpreon.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/preon: $(BUILD)/preon.o $(BUILD)/libpreon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libpreon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/preon
+	PREON=$(abspath $(BUILD)/preon) tests/integration/run-all.sh
+
+check test: unit integration
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" check
+
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 20
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done
+
+bench: $(BUILD)/preon
+	PREON=$(abspath $(BUILD)/preon) tests/bench/run-all.sh
+
+format:
+	clang-format -i $(LIB_SRC) preon.c $(wildcard */*.h) $(UNIT_SRC)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/preon.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

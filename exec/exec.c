@@ -1,0 +1,498 @@
+/*
+ * exec.c: runs one task at a time per slot in the bubblewrap sandbox, on the loop, fail closed.
+ *
+ * A task goes through three stages. PREP runs in the thread pool (uv_queue_work) because it touches
+ * the disk, and because the job directory lives inside this process's own FUSE mount: a stat() of
+ * it from the loop thread would wait for a reply that only the loop thread can give. It checks that
+ * bwrap, the job directory and the task directory are there, gives the task directory to the
+ * slot's uid, and opens the stdout/stderr files and a memfd for bwrap's --json-status-fd. RUNNING
+ * starts with uv_spawn (setuid/setgid to the slot's uid, then `preon limit`, then bwrap) and a
+ * uv_timer for the time-out. DONE fires the callback once, then closes the handles; the task is
+ * freed when the last close callback has run (libuv: memory is released only in close_cb).
+ *
+ * Fail closed: anything that goes wrong before the command is exec'd inside the sandbox makes the
+ * task `refused`, with a reason, and the command never runs. The authoritative signal is bwrap's
+ * JSON status: it writes {"exit-code": N} only if the sandbox was built and the command exec'd, so
+ * an exit without it means bwrap (or the limiter) gave up, and its stderr line is the reason.
+ *
+ * The callback never fires inside exec_task_spawn: even an immediate refusal goes through the
+ * thread pool's after-work callback.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "exec/exec.h"
+#include "exec/internal.h"
+
+/* How much of the stderr file is read back to explain a sandbox that was not built. */
+#define EXEC_STDERR_TAIL 400
+
+enum stage { S_PREP, S_RUNNING, S_REAPING, S_DONE };
+
+struct exec_task {
+    exec_t *e;
+    exec_task_t *prev, *next;
+    exec_done_cb cb;
+    void *arg;
+    enum stage stage;
+    uv_work_t work;
+    uv_timer_t timer;
+    uv_process_t proc;
+    bool proc_inited; /* uv_spawn was called: the handle must be closed, even if it failed */
+    uv_poll_t reap;   /* on a pidfd of the sandbox's pid 1, once bwrap's monitor is gone */
+    bool reap_inited;
+    pid_t child_pid;
+    int pidfd;
+    int open_handles;
+    bool cancelled, timed_out, killed;
+    /* Copies of the spec, read by the pool thread in PREP. */
+    char *bwrap, *job_dir, *task_dir, *stdout_path, *stderr_path;
+    char **argv, **env;
+    uid_t uid;
+    gid_t gid;
+    uint64_t timeout_ms;
+    /* Written by the pool thread; -1 until opened. */
+    int out_fd, err_fd, status_fd;
+    uint64_t start_ns;
+    exec_result_t res;
+};
+
+struct exec {
+    uv_loop_t *loop;
+    exec_opts_t opts; /* bwrap and limiter point at our own copies below */
+    char *bwrap, *limiter;
+    exec_task_t *tasks;
+    bool closing;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
+{
+    if (!loop || !opts || !out)
+        return -EINVAL;
+    *out = NULL;
+    const char *bwrap = opts->bwrap ? opts->bwrap : EXEC_DEFAULT_BWRAP;
+    if (!opts->limiter || opts->limiter[0] != '/' || bwrap[0] != '/' || opts->slots == 0)
+        return -EINVAL;
+    uid_t ub = opts->uid_base ? opts->uid_base : EXEC_DEFAULT_ID_BASE;
+    gid_t gb = opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE;
+    /* Every slot's ids must be real, unprivileged and distinct: no wrap to 0 or to (uid_t)-1. */
+    if ((uid_t)(ub + opts->slots) < ub || (gid_t)(gb + opts->slots) < gb ||
+        (uid_t)(ub + opts->slots - 1) == (uid_t)-1 || (gid_t)(gb + opts->slots - 1) == (gid_t)-1)
+        return -EINVAL;
+    /* bwrap's monitor exits without reaping the sandbox's pid 1. As a subreaper we inherit it, so
+     * we can reap it and know the whole sandbox is gone; otherwise it lingers as a zombie of init,
+     * counted against the slot uid's RLIMIT_NPROC. Process-wide, and harmless to set twice. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        return -errno;
+    exec_t *e = xcalloc(1, sizeof(*e));
+    e->loop = loop;
+    e->opts = *opts;
+    e->bwrap = xstrdup(bwrap);
+    e->limiter = xstrdup(opts->limiter);
+    e->opts.bwrap = e->bwrap;
+    e->opts.limiter = e->limiter;
+    e->opts.uid_base = ub;
+    e->opts.gid_base = gb;
+    *out = e;
+    return 0;
+}
+
+static void exec_free(exec_t *e)
+{
+    void (*cb)(void *) = e->close_cb;
+    void *arg = e->close_arg;
+    free(e->bwrap);
+    free(e->limiter);
+    free(e);
+    if (cb)
+        cb(arg);
+}
+
+static void task_free(exec_task_t *t)
+{
+    exec_t *e = t->e;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        e->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    if (t->pidfd >= 0)
+        close(t->pidfd);
+    free(t->bwrap);
+    free(t->job_dir);
+    free(t->task_dir);
+    free(t->stdout_path);
+    free(t->stderr_path);
+    exec_argv_free(t->argv);
+    exec_argv_free(t->env);
+    free(t);
+    if (e->closing && !e->tasks)
+        exec_free(e);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    exec_task_t *t = h->data;
+    if (--t->open_handles == 0)
+        task_free(t);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Fires the callback (once), then releases everything; the task is freed in the close callbacks. */
+static void finish(exec_task_t *t)
+{
+    t->stage = S_DONE;
+    close_fd(&t->out_fd);
+    close_fd(&t->err_fd);
+    close_fd(&t->status_fd);
+    t->cb(t, &t->res, t->arg);
+    uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+    if (t->proc_inited)
+        uv_close((uv_handle_t *)&t->proc, on_handle_closed);
+    if (t->reap_inited)
+        uv_close((uv_handle_t *)&t->reap, on_handle_closed);
+}
+
+static void refuse(exec_task_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(exec_task_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->res.reason, sizeof(t->res.reason), fmt, ap);
+    va_end(ap);
+    t->res.refused = true;
+    t->res.exit_code = -1;
+}
+
+/* bwrap runs as the slot's uid with no supplementary groups (uv_spawn calls setgroups(0, NULL)). */
+static bool executable_by(const struct stat *st, uid_t uid, gid_t gid)
+{
+    if (st->st_uid == uid)
+        return st->st_mode & S_IXUSR;
+    if (st->st_gid == gid)
+        return st->st_mode & S_IXGRP;
+    return st->st_mode & S_IXOTH;
+}
+
+/* PREP, in the thread pool: touches only t's copies and the disk. */
+static void prep_work(uv_work_t *w)
+{
+    exec_task_t *t = w->data;
+    struct stat st;
+    if (t->res.refused)
+        return;
+    if (stat(t->bwrap, &st) != 0) {
+        refuse(t, "bwrap %s: %s", t->bwrap, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode) || !executable_by(&st, t->uid, t->gid)) {
+        refuse(t, "bwrap %s is not a file that uid %u may run", t->bwrap, (unsigned)t->uid);
+        return;
+    }
+    errno = 0;
+    if (stat(t->job_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        refuse(t, "job directory %s: %s", t->job_dir, errno ? strerror(errno) : "not a directory");
+        return;
+    }
+    errno = 0;
+    if (lstat(t->task_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        refuse(t, "task directory %s: %s", t->task_dir, errno ? strerror(errno) : "not a directory");
+        return;
+    }
+    /* The task runs unprivileged: /task must be its own to write. */
+    if (lchown(t->task_dir, t->uid, t->gid) != 0) {
+        refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid, strerror(errno));
+        return;
+    }
+    /* stderr is opened read-write: its last line explains a sandbox that was not built. */
+    int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+    t->err_fd = open(t->stderr_path, flags | O_RDWR, 0600);
+    if (t->err_fd < 0) {
+        refuse(t, "stderr file %s: %s", t->stderr_path, strerror(errno));
+        return;
+    }
+    if (strcmp(t->stdout_path, t->stderr_path) != 0) {
+        t->out_fd = open(t->stdout_path, flags | O_WRONLY, 0600);
+        if (t->out_fd < 0) {
+            refuse(t, "stdout file %s: %s", t->stdout_path, strerror(errno));
+            return;
+        }
+    }
+    t->status_fd = memfd_create("preon-bwrap-status", MFD_CLOEXEC);
+    if (t->status_fd < 0)
+        refuse(t, "memfd for the sandbox status: %s", strerror(errno));
+}
+
+/* The last line bwrap or the limiter wrote to stderr, made printable. */
+static void stderr_tail(exec_task_t *t, char *out, size_t outlen)
+{
+    char buf[EXEC_STDERR_TAIL + 1];
+    out[0] = '\0';
+    struct stat st;
+    if (t->err_fd < 0 || fstat(t->err_fd, &st) != 0 || st.st_size <= 0)
+        return;
+    off_t from = st.st_size > EXEC_STDERR_TAIL ? st.st_size - EXEC_STDERR_TAIL : 0;
+    ssize_t n = pread(t->err_fd, buf, EXEC_STDERR_TAIL, from);
+    if (n <= 0)
+        return;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+            *p = '?';
+    size_t len = strlen(line) < outlen - 1 ? strlen(line) : outlen - 1;
+    memcpy(out, line, len); /* a long line keeps its start: bwrap names the failing step first */
+    out[len] = '\0';
+}
+
+static void signal_reason(exec_result_t *r, int sig)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    snprintf(r->reason, sizeof(r->reason), "killed by signal %d (SIG%s)", sig, abbrev ? abbrev : "?");
+}
+
+static void on_reap(uv_poll_t *p, int status, int events)
+{
+    exec_task_t *t = p->data;
+    pid_t got = waitpid(t->child_pid, NULL, WNOHANG);
+    if (got == 0 && status == 0)
+        return; /* not yet a zombie */
+    if (got < 0 || status < 0)
+        log_warn("exec: reaping sandbox pid %d: %s", (int)t->child_pid,
+                 got < 0 ? strerror(errno) : uv_strerror(status));
+    uv_poll_stop(p);
+    finish(t);
+}
+
+/*
+ * bwrap's monitor has exited. Its pid 1 inside the sandbox (whose exit kills and reaps everything
+ * else in the pid namespace) was either reaped by the monitor or re-parented to us, the subreaper;
+ * in that case it is reaped before the callback fires, so that the callback means "nothing of the
+ * task is left running, and /task is no longer being written".
+ */
+static void reap_then_finish(exec_task_t *t)
+{
+    if (t->child_pid <= 0 || waitpid(t->child_pid, NULL, WNOHANG) != 0) {
+        finish(t); /* no sandbox; or reaped just now; or not our child: the monitor reaped it */
+        return;
+    }
+    t->pidfd = pidfd_open(t->child_pid, 0);
+    int rc = t->pidfd < 0 ? -errno : uv_poll_init(t->e->loop, &t->reap, t->pidfd);
+    if (rc) {
+        log_warn("exec: cannot watch sandbox pid %d (%s); not waiting for it to go", (int)t->child_pid,
+                 strerror(-rc));
+        finish(t);
+        return;
+    }
+    t->stage = S_REAPING;
+    t->reap.data = t;
+    t->reap_inited = true;
+    t->open_handles++;
+    uv_poll_start(&t->reap, UV_READABLE, on_reap);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+    exec_task_t *t = p->data;
+    exec_result_t *r = &t->res;
+    uv_timer_stop(&t->timer);
+    r->elapsed_ms = (uv_hrtime() - t->start_ns) / 1000000u;
+    r->term_signal = term_signal;
+    r->exit_code = term_signal ? 128 + term_signal : (int)exit_status;
+
+    char status[EXEC_MAX_STATUS];
+    ssize_t n = t->status_fd >= 0 ? pread(t->status_fd, status, sizeof(status), 0) : -1;
+    int code = -1;
+    int built = n > 0 ? exec__parse_status(status, (size_t)n, &code, &t->child_pid) : -ENOENT;
+
+    if (t->cancelled) {
+        r->cancelled = true;
+        snprintf(r->reason, sizeof(r->reason), "cancelled");
+    } else if (t->timed_out) {
+        r->timed_out = true;
+        snprintf(r->reason, sizeof(r->reason), "timed out after %.1f s", (double)t->timeout_ms / 1000.0);
+    } else if (term_signal) {
+        signal_reason(r, term_signal); /* bwrap itself was killed, by someone else */
+    } else if (built != 0) {
+        char tail[EXEC_MAX_REASON / 2];
+        stderr_tail(t, tail, sizeof(tail));
+        refuse(t, "the sandbox could not be built: %s", tail[0] ? tail : "no message");
+        if (built != -ENOENT)
+            log_warn("exec: unreadable bwrap status (%s)", strerror(-built));
+    } else if (r->exit_code > 128 && r->exit_code < 128 + NSIG) {
+        /* bwrap (like sh) reports a command killed by a signal as 128 + signal. */
+        r->term_signal = r->exit_code - 128;
+        signal_reason(r, r->term_signal);
+    } else if (r->exit_code != 0) {
+        snprintf(r->reason, sizeof(r->reason), "exit %d", r->exit_code);
+    }
+    reap_then_finish(t);
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    exec_task_t *t = timer->data;
+    if (t->stage != S_RUNNING || t->killed)
+        return;
+    t->timed_out = true;
+    t->killed = true;
+    /* The process is bwrap's monitor (the limiter exec'd it); --die-with-parent takes the rest. */
+    uv_process_kill(&t->proc, SIGKILL);
+}
+
+/* Back on the loop: spawn, or report why not. */
+static void prep_done(uv_work_t *w, int status)
+{
+    exec_task_t *t = w->data;
+    exec_t *e = t->e;
+    if (status == UV_ECANCELED || (t->cancelled && !t->res.refused)) {
+        t->res.cancelled = true;
+        t->res.exit_code = -1;
+        snprintf(t->res.reason, sizeof(t->res.reason), "cancelled before it started");
+        finish(t);
+        return;
+    }
+    if (t->res.refused) {
+        t->res.cancelled = t->cancelled;
+        log_info("exec: task refused: %s", t->res.reason);
+        finish(t);
+        return;
+    }
+    uv_stdio_container_t stdio[4] = {
+        {.flags = UV_IGNORE}, /* libuv points an ignored 0..2 at /dev/null */
+        {.flags = UV_INHERIT_FD, .data.fd = t->out_fd >= 0 ? t->out_fd : t->err_fd},
+        {.flags = UV_INHERIT_FD, .data.fd = t->err_fd},
+        {.flags = UV_INHERIT_FD, .data.fd = t->status_fd},
+    };
+    _Static_assert(EXEC_STATUS_FD == 3, "bwrap's status fd is the child's stdio[3]");
+    uv_process_options_t po = {
+        .exit_cb = on_proc_exit,
+        .file = t->argv[0],
+        .args = t->argv,
+        .env = t->env,
+        .flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID,
+        .stdio_count = 4,
+        .stdio = stdio,
+        .uid = t->uid,
+        .gid = t->gid,
+    };
+    t->proc.data = t;
+    t->proc_inited = true;
+    t->open_handles++;
+    t->start_ns = uv_hrtime();
+    int rc = uv_spawn(e->loop, &t->proc, &po);
+    if (rc) {
+        refuse(t, "cannot start %s as uid %u: %s", t->argv[0], (unsigned)t->uid, uv_strerror(rc));
+        log_info("exec: task refused: %s", t->res.reason);
+        finish(t);
+        return;
+    }
+    t->stage = S_RUNNING;
+    uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
+}
+
+int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!e || !spec || !cb)
+        return -EINVAL;
+    if (e->closing)
+        return -ECANCELED;
+    exec_task_t *t = xcalloc(1, sizeof(*t));
+    t->e = e;
+    t->cb = cb;
+    t->arg = arg;
+    t->stage = S_PREP;
+    t->out_fd = t->err_fd = t->status_fd = t->pidfd = -1;
+    t->res.exit_code = -1;
+    t->bwrap = xstrdup(e->bwrap);
+    t->work.data = t;
+    t->timer.data = t;
+    uv_timer_init(e->loop, &t->timer);
+    t->open_handles = 1;
+    t->next = e->tasks;
+    if (e->tasks)
+        e->tasks->prev = t;
+    e->tasks = t;
+
+    char why[EXEC_MAX_REASON];
+    if (exec__check_spec(&e->opts, spec, why, sizeof(why)) != 0) {
+        refuse(t, "%s", why);
+    } else if (spec->network && !e->opts.allow_network) {
+        refuse(t, "job asks for network; this peer does not allow it");
+    } else {
+        t->job_dir = xstrdup(spec->job_dir);
+        t->task_dir = xstrdup(spec->task_dir);
+        t->stdout_path = xstrdup(spec->stdout_path);
+        t->stderr_path = xstrdup(spec->stderr_path);
+        t->uid = e->opts.uid_base + spec->slot;
+        t->gid = e->opts.gid_base + spec->slot;
+        t->timeout_ms = spec->timeout_ms;
+        /* Both were just checked, so they cannot fail. */
+        if (exec_build_argv(&e->opts, spec, &t->argv) != 0 || exec_build_env(spec, &t->env) != 0)
+            refuse(t, "internal error building the sandbox");
+    }
+    /* Even a refusal goes through the pool, so that the callback comes later. */
+    uv_queue_work(e->loop, &t->work, prep_work, prep_done);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+static void task_kill(exec_task_t *t)
+{
+    t->cancelled = true;
+    if (t->stage == S_PREP) {
+        uv_cancel((uv_req_t *)&t->work); /* fails harmlessly if the work is already running */
+    } else if (t->stage == S_RUNNING && !t->killed) {
+        t->killed = true;
+        uv_process_kill(&t->proc, SIGKILL);
+    }
+}
+
+void exec_task_cancel(exec_task_t *t)
+{
+    if (t && t->stage != S_DONE)
+        task_kill(t);
+}
+
+void exec_close(exec_t *e, void (*cb)(void *arg), void *arg)
+{
+    if (!e || e->closing)
+        return;
+    e->closing = true;
+    e->close_cb = cb;
+    e->close_arg = arg;
+    for (exec_task_t *t = e->tasks; t; t = t->next)
+        if (t->stage != S_DONE)
+            task_kill(t);
+    /* Nothing in flight: nothing to wait for, and no handle of ours to defer with. */
+    if (!e->tasks)
+        exec_free(e);
+}

@@ -1,0 +1,91 @@
+/**
+ * @file exec.h  Runs tasks in the bubblewrap sandbox, on the loop (uv_spawn), fail closed.
+ *
+ * A task runs as: uv_spawn (setuid/setgid to the slot's unprivileged uid) -> `preon limit` (sets
+ * rlimits: address space = memory, nproc = processes, fsize = disk, core = 0, then execs) -> bwrap
+ * (new namespaces incl. net unless network, --cap-drop ALL, --die-with-parent, read-only /usr etc.,
+ * job inputs read-only at /job, the task dir writable at /task, private /tmp) -> /bin/sh -c command.
+ * The time-out kills the whole sandbox (SIGKILL to bwrap, whose --die-with-parent takes the rest).
+ * If any step cannot be set up the task is not run: its callback reports the reason.
+ */
+#ifndef PREON_EXEC_EXEC_H
+#define PREON_EXEC_EXEC_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#ifndef EXEC_MAX_REASON
+#define EXEC_MAX_REASON 512
+#endif
+
+typedef struct exec exec_t;
+typedef struct exec_task exec_task_t;
+
+typedef struct exec_opts {
+    const char *bwrap;   /**< path of bwrap (default "/usr/bin/bwrap") */
+    const char *limiter; /**< argv[0] of the rlimit wrapper: the preon binary itself (it runs `preon limit`) */
+    uid_t uid_base;      /**< slot k runs as uid_base + k, gid_base + k (defaults 64000) */
+    gid_t gid_base;
+    unsigned slots;
+    bool allow_network;  /**< volunteer allows jobs that ask for network */
+} exec_opts_t;
+
+typedef struct exec_spec {
+    const char *job_dir;  /**< host path bound read-only at /job (the job inside our own mount) */
+    const char *task_dir; /**< host path, exists, bound writable at /task; cwd and HOME */
+    const char *command;  /**< run by /bin/sh -c */
+    const char *stdout_path; /**< host files the task's stdout/stderr go to (created, truncated) */
+    const char *stderr_path;
+    const char *job_id;   /**< hex */
+    const char *job_name;
+    uint32_t task_index, task_count;
+    uint64_t timeout_ms, memory_bytes, disk_bytes;
+    uint32_t processes;
+    bool network;
+    unsigned slot;        /**< 0..slots-1, picks the uid */
+} exec_spec_t;
+
+typedef struct exec_result {
+    int exit_code;        /**< exit status, or 128 + signal; -1 if it never ran */
+    int term_signal;      /**< 0 if it exited */
+    bool timed_out;
+    bool cancelled;
+    bool refused;         /**< the sandbox could not be built: the task never ran */
+    uint64_t elapsed_ms;
+    char reason[EXEC_MAX_REASON]; /**< human-readable, empty on success */
+} exec_result_t;
+
+/** Called once per task, never from inside exec_task_spawn. r is valid during the call only. */
+typedef void (*exec_done_cb)(exec_task_t *t, const exec_result_t *r, void *arg);
+
+/** 0 or -errno. The loop is borrowed and must outlive the exec_t. */
+int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out);
+/** Kills running tasks (their callbacks fire with cancelled), then frees once all are reaped; cb may be NULL. */
+void exec_close(exec_t *e, void (*cb)(void *arg), void *arg);
+
+/**
+ * Starts a task. 0 (cb will fire exactly once, later) or -errno (cb will not fire). A sandbox that
+ * cannot be built is still 0: the callback then reports refused with the reason (fail closed).
+ * *out (may be NULL) stays valid until the callback returns.
+ */
+int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out);
+/** Kills the task's sandbox; its callback then fires with cancelled = true. */
+void exec_task_cancel(exec_task_t *t);
+
+/**
+ * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) that exec_task_spawn runs:
+ * limiter "limit" <limits> -- bwrap <sandbox> -- /bin/sh -c command. 0 or -EINVAL.
+ */
+int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***argv_out);
+/** Pure: the environment (NULL-terminated) the task sees: PREON_TASK, PREON_TASKS, PREON_JOB, ... */
+int exec_build_env(const exec_spec_t *spec, char ***env_out);
+void exec_argv_free(char **argv);
+
+/**
+ * The `preon limit` entry point: parses "--as N --nproc N --fsize N --cpu N -- prog args...", sets the
+ * rlimits and execvp's prog. Returns only on error (exit code 127 after a message on stderr).
+ */
+int exec_limit_main(int argc, char **argv);
+
+#endif

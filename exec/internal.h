@@ -1,0 +1,62 @@
+/**
+ * @file internal.h  What exec/'s files share: the named limits on a task spec, the spec check used
+ * by both the pure builders (sandbox.c) and the runner (exec.c), and the reader of bwrap's
+ * --json-status-fd output. Not for use outside exec/ (tests excepted).
+ */
+#ifndef PREON_EXEC_INTERNAL_H
+#define PREON_EXEC_INTERNAL_H
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "exec/exec.h"
+
+/* RLIMIT_AS also bounds bwrap and /bin/sh, which need a few MiB of their own. */
+#ifndef EXEC_MIN_MEMORY
+#define EXEC_MIN_MEMORY (16ull << 20)
+#endif
+/* RLIMIT_NPROC counts every process (and thread) of the slot uid, and bwrap itself uses two: the
+ * monitor outside the sandbox and pid 1 inside. They are added to the job's `processes`, so that
+ * `processes = 1` means the command alone. */
+#define EXEC_NPROC_OVERHEAD 2u
+#ifndef EXEC_MAX_PROCESSES
+#define EXEC_MAX_PROCESSES 4194304u /* the kernel's pid_max ceiling */
+#endif
+#ifndef EXEC_MAX_COMMAND
+#define EXEC_MAX_COMMAND (64 * 1024) /* well under the kernel's 128 KiB per argv string */
+#endif
+#ifndef EXEC_MAX_PATH
+#define EXEC_MAX_PATH 4095
+#endif
+#ifndef EXEC_MAX_JOB_NAME
+#define EXEC_MAX_JOB_NAME 255
+#endif
+#ifndef EXEC_MAX_JOB_ID
+#define EXEC_MAX_JOB_ID 128 /* hex digits */
+#endif
+#define EXEC_NOFILE 1024
+/* The fd bwrap writes its JSON status to: the child's stdio[3]. */
+#define EXEC_STATUS_FD 3
+#ifndef EXEC_MAX_STATUS
+#define EXEC_MAX_STATUS 8192 /* bytes of bwrap status read back; its two objects take ~300 */
+#endif
+#define EXEC_DEFAULT_BWRAP "/usr/bin/bwrap"
+#define EXEC_DEFAULT_ID_BASE 64000
+
+/**
+ * Checks everything exec_build_argv, exec_build_env and exec_task_spawn rely on: absolute paths, a
+ * command, a hex job id, task index below count, limits in range (memory at least EXEC_MIN_MEMORY),
+ * slot below opts->slots, an absolute limiter. 0 or -EINVAL with why filled (a reason for the user).
+ * Does not look at the network flag: that is policy, decided by exec_task_spawn.
+ */
+int exec__check_spec(const exec_opts_t *opts, const exec_spec_t *spec, char *why, size_t whylen);
+
+/**
+ * Reads what bwrap wrote to its --json-status-fd: a sequence of JSON objects, the first with
+ * "child-pid" (written before the sandbox is set up), and, only if the sandbox was built and the
+ * command exec'd, a last one with "exit-code". *child_pid gets the pid of the sandbox's pid 1 (0 if
+ * absent). 0 with *exit_code set if the exit-code object is there; -ENOENT if not (the sandbox was
+ * never built); -EBADMSG if the text is not such a sequence; -EMSGSIZE over EXEC_MAX_STATUS.
+ */
+int exec__parse_status(const char *buf, size_t len, int *exit_code, pid_t *child_pid);
+
+#endif

@@ -1,0 +1,489 @@
+/*
+ * db.c: the peer's records (jobs, manifests, task outcomes, rejected job directories) in SQLite.
+ *
+ * One connection, used from the loop thread only. WAL with synchronous=NORMAL: each call is one
+ * autocommit transaction, appended to the WAL without an fsync, so a killed process loses nothing
+ * and a power loss can drop only the last commits, never corrupt the file. Every statement is
+ * prepared once in db_open and reused with sqlite3_reset, because db_task_put runs on every task
+ * state change. SQLite errors are logged with sqlite3_errmsg and become -EIO; constraint errors
+ * that mean something to the caller become -EEXIST (a taken id or name) or -ENOENT (a task of an
+ * unknown job). Rows read back are checked against the ranges of the C types they fill, since the
+ * file is input like any other.
+ *
+ * Schema version 1 (PRAGMA user_version), described in docs/formats.md:
+ *   jobs(id, name UNIQUE, state, created_ms, manifest, seq)  seq orders jobs oldest first
+ *   tasks(job_id -> jobs ON DELETE CASCADE, idx, state, attempts, exit_code, elapsed_ms, reason)
+ *   rejected(name, reason)
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/db.h"
+
+#define DB_SCHEMA_VERSION 1
+#ifndef DB_BUSY_TIMEOUT_MS
+#define DB_BUSY_TIMEOUT_MS 5000 /* only another process on the same file (a second preon) waits */
+#endif
+
+enum {
+    ST_JOB_INSERT,
+    ST_JOB_SET_STATE,
+    ST_JOB_DELETE,
+    ST_JOBS_LOAD,
+    ST_TASK_PUT,
+    ST_TASKS_LOAD,
+    ST_REJ_PUT,
+    ST_REJ_DELETE,
+    ST_REJ_LOAD,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_JOB_INSERT] = "INSERT INTO jobs(id, name, state, created_ms, manifest, seq) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))",
+    [ST_JOB_SET_STATE] = "UPDATE jobs SET state = ?2 WHERE id = ?1",
+    [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_JOBS_LOAD] = "SELECT id, name, state, created_ms, manifest FROM jobs ORDER BY seq, rowid",
+    [ST_TASK_PUT] = "INSERT OR REPLACE INTO tasks(job_id, idx, state, attempts, exit_code, elapsed_ms, "
+                    "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_TASKS_LOAD] = "SELECT idx, state, attempts, exit_code, elapsed_ms, reason FROM tasks "
+                      "WHERE job_id = ?1 ORDER BY idx",
+    [ST_REJ_PUT] = "INSERT OR REPLACE INTO rejected(name, reason) VALUES (?1, ?2)",
+    [ST_REJ_DELETE] = "DELETE FROM rejected WHERE name = ?1",
+    [ST_REJ_LOAD] = "SELECT name, reason FROM rejected ORDER BY name",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " state INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " manifest BLOB NOT NULL,"
+    " seq INTEGER);"
+    "CREATE TABLE IF NOT EXISTS tasks("
+    " job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " exit_code INTEGER NOT NULL,"
+    " elapsed_ms INTEGER NOT NULL,"
+    " reason TEXT,"
+    " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rejected("
+    " name TEXT PRIMARY KEY,"
+    " reason TEXT NOT NULL);"
+    "PRAGMA user_version = 1;";
+
+struct db {
+    sqlite3 *sql;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* Logs an SQLite failure and maps it to -EIO. */
+static int fail(db_t *db, const char *what, int rc)
+{
+    log_error("db %s: %s: %s (%d)", db->path, what, db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc),
+              rc);
+    return -EIO;
+}
+
+static int exec_sql(db_t *db, const char *sql)
+{
+    int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail(db, sql, rc);
+}
+
+/* Runs a one-row PRAGMA query and returns its first column as an integer or text. */
+static int pragma_query(db_t *db, const char *sql, int64_t *num, char *text, size_t textlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(db, sql, rc);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int err = fail(db, sql, rc);
+        sqlite3_finalize(st);
+        return err;
+    }
+    if (num)
+        *num = sqlite3_column_int64(st, 0);
+    if (text) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        snprintf(text, textlen, "%s", t ? (const char *)t : "");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Creates the schema if the file has none, inside one write transaction so two openers agree. */
+static int ensure_schema(db_t *db)
+{
+    int64_t version = 0;
+    int rc = exec_sql(db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        return rc;
+    if ((rc = pragma_query(db, "PRAGMA user_version", &version, NULL, 0)) < 0)
+        goto error;
+    if (version == 0) {
+        if ((rc = exec_sql(db, schema_sql)) < 0)
+            goto error;
+    } else if (version != DB_SCHEMA_VERSION) {
+        log_error("db %s: schema version %lld, this preon knows %d", db->path, (long long)version,
+                  DB_SCHEMA_VERSION);
+        rc = -EPROTO;
+        goto error;
+    }
+    return exec_sql(db, "COMMIT");
+
+error:
+    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int db_open(const char *path, db_t **out)
+{
+    char mode[16];
+    int rc;
+
+    *out = NULL;
+    if (!path)
+        return -EINVAL;
+    db_t *db = xcalloc(1, sizeof(*db));
+    db->path = xstrdup(path);
+    rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = fail(db, "open", rc);
+        goto error;
+    }
+    sqlite3_extended_result_codes(db->sql, 1);
+    sqlite3_busy_timeout(db->sql, DB_BUSY_TIMEOUT_MS);
+    /* The first statement that reads the file: a file that is not a database fails here. */
+    if ((rc = pragma_query(db, "PRAGMA journal_mode=WAL", NULL, mode, sizeof(mode))) < 0)
+        goto error;
+    if (strcmp(mode, "wal") != 0) {
+        /* Without WAL the kill -9 promise of db.h would not hold as stated: refuse. */
+        log_error("db %s: cannot use WAL (journal mode is %s)", path, mode);
+        rc = -EIO;
+        goto error;
+    }
+    if ((rc = exec_sql(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")) < 0)
+        goto error;
+    if ((rc = ensure_schema(db)) < 0)
+        goto error;
+    for (int i = 0; i < ST_COUNT; i++) {
+        int src = sqlite3_prepare_v3(db->sql, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL);
+        if (src != SQLITE_OK) {
+            rc = fail(db, stmt_sql[i], src);
+            goto error;
+        }
+    }
+    *out = db;
+    return 0;
+
+error:
+    db_close(db);
+    return rc;
+}
+
+void db_close(db_t *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(db->st[i]);
+    if (db->sql) {
+        int rc = sqlite3_close(db->sql);
+        if (rc != SQLITE_OK)
+            log_error("db %s: close: %s", db->path, sqlite3_errstr(rc));
+    }
+    free(db->path);
+    free(db);
+}
+
+/*
+ * Takes a prepared statement for one call. A statement still stepping means a load callback has
+ * called the same load again: refused, since resetting it would cut the outer loop short.
+ */
+static sqlite3_stmt *stmt(db_t *db, int which)
+{
+    sqlite3_stmt *st = db->st[which];
+    return sqlite3_stmt_busy(st) ? NULL : st;
+}
+
+static int bind_text(db_t *db, sqlite3_stmt *st, int i, const char *s)
+{
+    int rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+    if (rc == SQLITE_TOOBIG)
+        return -EMSGSIZE;
+    return rc == SQLITE_OK ? 0 : fail(db, "bind", rc);
+}
+
+static int bind_int(db_t *db, sqlite3_stmt *st, int i, int64_t v)
+{
+    int rc = sqlite3_bind_int64(st, i, v);
+    return rc == SQLITE_OK ? 0 : fail(db, "bind", rc);
+}
+
+/* Steps a statement that returns no rows, then resets it. Returns the SQLite code of the step. */
+static int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static void reset(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+int db_job_insert(db_t *db, const db_job_t *job)
+{
+    if (!job || !job->id || !job->name || (!job->manifest && job->manifest_len > 0))
+        return -EINVAL;
+    if ((unsigned)job->state > DB_JOB_CANCELLED)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_JOB_INSERT);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, job->id)) < 0 || (rc = bind_text(db, st, 2, job->name)) < 0 ||
+        (rc = bind_int(db, st, 3, job->state)) < 0 || (rc = bind_int(db, st, 4, job->created_ms)) < 0)
+        goto error;
+    /* A NULL pointer would bind SQL NULL, which manifest's NOT NULL refuses: bind an empty blob. */
+    int src = job->manifest_len > 0
+                  ? sqlite3_bind_blob64(st, 5, job->manifest, job->manifest_len, SQLITE_STATIC)
+                  : sqlite3_bind_zeroblob(st, 5, 0);
+    if (src == SQLITE_TOOBIG) {
+        rc = -EMSGSIZE;
+        goto error;
+    }
+    if (src != SQLITE_OK) {
+        rc = fail(db, "bind manifest", src);
+        goto error;
+    }
+    src = step_once(st);
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
+        return -EEXIST;
+    return fail(db, "insert job", src);
+
+error:
+    reset(st);
+    return rc;
+}
+
+/* Runs a one-row UPDATE or DELETE keyed by a text; -ENOENT if it touched nothing. */
+static int change_one(db_t *db, int which, const char *key, const int64_t *value, const char *what)
+{
+    if (!key)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, which);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, key)) < 0 || (value && (rc = bind_int(db, st, 2, *value)) < 0)) {
+        reset(st);
+        return rc;
+    }
+    rc = step_once(st);
+    if (rc != SQLITE_DONE)
+        return fail(db, what, rc);
+    return sqlite3_changes(db->sql) > 0 ? 0 : -ENOENT;
+}
+
+int db_job_set_state(db_t *db, const char *job_id, db_job_state_t state)
+{
+    if ((unsigned)state > DB_JOB_CANCELLED)
+        return -EINVAL;
+    int64_t v = state;
+    return change_one(db, ST_JOB_SET_STATE, job_id, &v, "set job state");
+}
+
+int db_job_delete(db_t *db, const char *job_id)
+{
+    /* foreign_keys=ON makes this delete the job's tasks in the same statement. */
+    return change_one(db, ST_JOB_DELETE, job_id, NULL, "delete job");
+}
+
+/* Reads an integer column that must fit [lo, hi]; a row outside is a corrupt file. */
+static int column_range(db_t *db, sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *out)
+{
+    /* type first: reading the value could convert it and make the type meaningless */
+    bool ok = sqlite3_column_type(st, col) == SQLITE_INTEGER;
+    int64_t v = sqlite3_column_int64(st, col);
+    if (!ok || v < lo || v > hi) {
+        log_error("db %s: bad value in column %s", db->path, sqlite3_column_name(st, col));
+        return -EIO;
+    }
+    *out = v;
+    return 0;
+}
+
+static int column_str(db_t *db, sqlite3_stmt *st, int col, bool nullable, const char **out)
+{
+    *out = (const char *)sqlite3_column_text(st, col);
+    if (*out || (nullable && sqlite3_column_type(st, col) == SQLITE_NULL))
+        return 0;
+    log_error("db %s: bad value in column %s", db->path, sqlite3_column_name(st, col));
+    return -EIO;
+}
+
+/*
+ * The loads step a statement while calling cb, which may call the other functions here (a restore
+ * loads each job's tasks from inside the jobs callback). SQLite commits the implicit transaction of
+ * a write made meanwhile only when the last active statement ends, that is when the load returns.
+ * A callback's non-zero return stops the load and is returned.
+ */
+int db_jobs_load(db_t *db, int (*cb)(void *arg, const db_job_t *job), void *arg)
+{
+    sqlite3_stmt *st = stmt(db, ST_JOBS_LOAD);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            rc = 0;
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = fail(db, "load jobs", src);
+            break;
+        }
+        db_job_t j = {0};
+        int64_t state;
+        if ((rc = column_str(db, st, 0, false, &j.id)) < 0 || (rc = column_str(db, st, 1, false, &j.name)) < 0 ||
+            (rc = column_range(db, st, 2, DB_JOB_ACTIVE, DB_JOB_CANCELLED, &state)) < 0 ||
+            (rc = column_range(db, st, 3, INT64_MIN, INT64_MAX, &j.created_ms)) < 0)
+            break;
+        j.state = (db_job_state_t)state;
+        /* column_blob is NULL for an empty blob: hand out "" so manifest is never NULL */
+        j.manifest = sqlite3_column_blob(st, 4);
+        j.manifest_len = (size_t)sqlite3_column_bytes(st, 4);
+        if (!j.manifest)
+            j.manifest = "";
+        if ((rc = cb(arg, &j)) != 0)
+            break;
+    }
+    reset(st);
+    return rc;
+}
+
+int db_task_put(db_t *db, const db_task_t *t)
+{
+    if (!t || !t->job_id)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_TASK_PUT);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, t->job_id)) < 0 || (rc = bind_int(db, st, 2, t->index)) < 0 ||
+        (rc = bind_int(db, st, 3, t->state)) < 0 || (rc = bind_int(db, st, 4, t->attempts)) < 0 ||
+        (rc = bind_int(db, st, 5, t->exit_code)) < 0 || (rc = bind_int(db, st, 6, t->elapsed_ms)) < 0 ||
+        (rc = bind_text(db, st, 7, t->reason)) < 0) {
+        reset(st);
+        return rc;
+    }
+    int src = step_once(st);
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return -ENOENT; /* no such job */
+    return fail(db, "put task", src);
+}
+
+int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_task_t *task), void *arg)
+{
+    if (!job_id)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_TASKS_LOAD);
+    if (!st)
+        return -EBUSY;
+    int rc = bind_text(db, st, 1, job_id);
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = fail(db, "load tasks", src);
+            break;
+        }
+        db_task_t t = {.job_id = job_id};
+        int64_t idx, state, attempts, exit_code;
+        if ((rc = column_range(db, st, 0, 0, UINT32_MAX, &idx)) < 0 ||
+            (rc = column_range(db, st, 1, INT_MIN, INT_MAX, &state)) < 0 ||
+            (rc = column_range(db, st, 2, 0, UINT32_MAX, &attempts)) < 0 ||
+            (rc = column_range(db, st, 3, INT_MIN, INT_MAX, &exit_code)) < 0 ||
+            (rc = column_range(db, st, 4, INT64_MIN, INT64_MAX, &t.elapsed_ms)) < 0 ||
+            (rc = column_str(db, st, 5, true, &t.reason)) < 0)
+            break;
+        t.index = (uint32_t)idx;
+        t.state = (int)state;
+        t.attempts = (uint32_t)attempts;
+        t.exit_code = (int)exit_code;
+        rc = cb(arg, &t);
+    }
+    reset(st);
+    return rc;
+}
+
+int db_rejected_put(db_t *db, const char *name, const char *reason)
+{
+    if (!name || !reason)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_REJ_PUT);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, name)) < 0 || (rc = bind_text(db, st, 2, reason)) < 0) {
+        reset(st);
+        return rc;
+    }
+    int src = step_once(st);
+    return src == SQLITE_DONE ? 0 : fail(db, "put rejected", src);
+}
+
+int db_rejected_delete(db_t *db, const char *name)
+{
+    return change_one(db, ST_REJ_DELETE, name, NULL, "delete rejected");
+}
+
+int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char *reason), void *arg)
+{
+    sqlite3_stmt *st = stmt(db, ST_REJ_LOAD);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            rc = 0;
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = fail(db, "load rejected", src);
+            break;
+        }
+        const char *name, *reason;
+        if ((rc = column_str(db, st, 0, false, &name)) < 0 || (rc = column_str(db, st, 1, false, &reason)) < 0)
+            break;
+        if ((rc = cb(arg, name, reason)) != 0)
+            break;
+    }
+    reset(st);
+    return rc;
+}

@@ -1,0 +1,259 @@
+/*
+ * fs.c: mounting, the FUSE session on the loop, and an orderly stop.
+ *
+ * The session fd is non-blocking and watched by uv_poll; each readable event drains the requests
+ * that are there (receive_buf then process_buf), so a read parked on a job never blocks the loop.
+ * Stopping: kill running tasks (they stay RUNNING in the database and run again after a restart),
+ * wait for thread-pool work, unmount, close every handle, then report on_exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+
+static void finish_stop(fs_t *fs);
+
+static void clear_dead_mount(const char *mnt)
+{
+    struct stat st;
+    if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+        return;
+    log_warn("%s: clearing a dead mount left by an earlier crash", mnt);
+    if (umount2(mnt, MNT_DETACH) != 0) {
+        char *cmd = xasprintf("fusermount3 -u -z '%s'", mnt);
+        if (system(cmd) != 0)
+            log_error("%s: could not clear the dead mount", mnt);
+        free(cmd);
+    }
+}
+
+static void on_fuse_readable(uv_poll_t *p, int status, int events)
+{
+    fs_t *fs = p->data;
+    if (status < 0) {
+        log_error("fuse poll: %s", uv_strerror(status));
+        return fs_stop(fs);
+    }
+    for (int i = 0; i < 64 && !fuse_session_exited(fs->se); i++) {
+        int rc = fuse_session_receive_buf(fs->se, &fs->buf);
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EAGAIN)
+            return;
+        if (rc <= 0) { /* 0 or -ENODEV: unmounted from outside */
+            if (rc < 0 && rc != -ENODEV)
+                log_error("fuse: %s", strerror(-rc));
+            fs->mounted = false;
+            return fs_stop(fs);
+        }
+        fuse_session_process_buf(fs->se, &fs->buf);
+    }
+}
+
+int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, int status), void *arg,
+           fs_t **out)
+{
+    fs_t *fs = xcalloc(1, sizeof(*fs));
+    int rc = 0;
+    fs->loop = loop;
+    fs->opts = *opts;
+    fs->mountpoint = xstrdup(opts->mountpoint);
+    fs->data_dir = xstrdup(opts->data_dir);
+    fs->self_exe = xstrdup(opts->self_exe);
+    fs->opts.mountpoint = fs->mountpoint;
+    fs->opts.data_dir = fs->data_dir;
+    fs->opts.self_exe = fs->self_exe;
+    fs->on_exit = on_exit;
+    fs->exit_arg = arg;
+    fs->uid = getuid();
+    fs->gid = getgid();
+    fs->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
+
+    static const char *const subdirs[] = {"", "/staging", "/results", "/work", "/store"};
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
+        char *p = xasprintf("%s%s", fs->data_dir, subdirs[i]);
+        rc = fs__mkdir_p(p, 0755);
+        if (rc)
+            log_error("%s: %s", p, strerror(-rc));
+        free(p);
+    }
+    char *work = xasprintf("%s/work", fs->data_dir);
+    fs__rm_rf(work); /* tasks cut off by a crash run again from scratch */
+    mkdir(work, 0755);
+    free(work);
+    /* Sandbox users must reach the task dirs under data/work (but not list data/). */
+    chmod(fs->data_dir, 0711);
+    if (rc)
+        goto error;
+    char *p = xasprintf("%s/store", fs->data_dir);
+    rc = store_open(p, &fs->store);
+    free(p);
+    if (rc) {
+        log_error("block store: %s", strerror(-rc));
+        goto error;
+    }
+    p = xasprintf("%s/preon.db", fs->data_dir);
+    rc = db_open(p, &fs->db);
+    free(p);
+    if (rc) {
+        log_error("database: %s", strerror(-rc));
+        goto error;
+    }
+    fs->sched = sched_new();
+    exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = fs->self_exe,
+                      .uid_base = opts->uid_base, .gid_base = opts->uid_base, .slots = opts->slots,
+                      .allow_network = opts->allow_network};
+    rc = exec_new(loop, &eo, &fs->exec);
+    if (rc) {
+        log_error("executor: %s", strerror(-rc));
+        goto error;
+    }
+
+    fs->root = fs__node_new(fs, NULL, "", N_ROOT, NULL);
+    fs->root->nlookup = 1;
+    fs->jobs = fs__node_new(fs, fs->root, "jobs", N_JOBS, NULL);
+    fs->results = fs__node_new(fs, fs->root, "results", N_RESULTS, NULL);
+    fs->statusdir = fs__node_new(fs, fs->root, "status", N_STATUSDIR, NULL);
+    fs->waitdir = fs__node_new(fs, fs->root, "wait", N_WAITDIR, NULL);
+    fs->peer = fs__node_new(fs, fs->root, "peer", N_PEER, NULL);
+    rc = fs__jobs_restore(fs);
+    if (rc)
+        goto error;
+
+    clear_dead_mount(fs->mountpoint);
+    const char *argv[] = {"preon", "-o", "fsname=preon,subtype=preon,default_permissions", NULL, NULL};
+    if (getuid() == 0)
+        argv[3] = "-oallow_other";
+    struct fuse_args args = FUSE_ARGS_INIT(argv[3] ? 4 : 3, (char **)argv);
+    fs->se = fuse_session_new(&args, &fs__ops, sizeof(fs__ops), fs);
+    if (!fs->se) {
+        rc = -EIO;
+        goto error;
+    }
+    if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
+        log_error("could not mount %s", fs->mountpoint);
+        rc = -EIO;
+        goto error;
+    }
+    fs->mounted = true;
+    int fd = fuse_session_fd(fs->se);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fs->poll = xcalloc(1, sizeof(*fs->poll));
+    uv_poll_init(loop, fs->poll, fd);
+    fs->poll->data = fs;
+    uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
+    log_info("mounted %s (data %s, %u slots)", fs->mountpoint, fs->data_dir, fs->opts.slots);
+    *out = fs;
+    return 0;
+
+error:
+    fs->stopping = true;
+    if (fs->se) {
+        if (fs->mounted)
+            fuse_session_unmount(fs->se);
+        fuse_session_destroy(fs->se);
+    }
+    if (fs->exec)
+        exec_close(fs->exec, NULL, NULL);
+    fs__jobs_free(fs);
+    fs__nodes_free(fs);
+    if (fs->sched)
+        sched_free(fs->sched);
+    if (fs->db)
+        db_close(fs->db);
+    if (fs->store)
+        store_close(fs->store);
+    free(fs->slot_busy);
+    free(fs->mountpoint);
+    free(fs->data_dir);
+    free(fs->self_exe);
+    free(fs);
+    return rc ? rc : -EIO;
+}
+
+static void poll_closed(uv_handle_t *h) { free(h); }
+
+static void quiet_freed(uv_handle_t *h) { free(h); }
+
+static void exec_closed(void *arg)
+{
+    fs_t *fs = arg;
+    fs->exec = NULL;
+    finish_stop(fs);
+}
+
+static void drain_check(uv_timer_t *t);
+
+/* Runs once tasks are reaped; waits (without blocking) for thread-pool work to land. */
+static void finish_stop(fs_t *fs)
+{
+    if (fs->pending_work > 0) {
+        uv_timer_t *t = xcalloc(1, sizeof(*t));
+        uv_timer_init(fs->loop, t);
+        t->data = fs;
+        uv_timer_start(t, drain_check, 10, 0);
+        return;
+    }
+    for (job_t *j = fs->joblist; j; j = j->next) {
+        if (j->quiet) {
+            uv_close((uv_handle_t *)j->quiet, quiet_freed);
+            j->quiet = NULL;
+        }
+    }
+    fs__jobs_free(fs);
+    fs__nodes_free(fs);
+    sched_free(fs->sched);
+    db_close(fs->db);
+    store_close(fs->store);
+    free(fs->buf.mem);
+    free(fs->slot_busy);
+    free(fs->mountpoint);
+    free(fs->data_dir);
+    free(fs->self_exe);
+    void (*cb)(void *, int) = fs->on_exit;
+    void *arg = fs->exit_arg;
+    free(fs);
+    if (cb)
+        cb(arg, 0);
+}
+
+static void drain_check(uv_timer_t *t)
+{
+    fs_t *fs = t->data;
+    uv_close((uv_handle_t *)t, poll_closed);
+    finish_stop(fs);
+}
+
+void fs_stop(fs_t *fs)
+{
+    if (fs->stopping)
+        return;
+    fs->stopping = true;
+    log_info("unmounting %s", fs->mountpoint);
+    if (fs->poll) {
+        uv_poll_stop(fs->poll);
+        uv_close((uv_handle_t *)fs->poll, poll_closed);
+        fs->poll = NULL;
+    }
+    /* Parked readers get their answer now rather than a dead connection. */
+    for (job_t *j = fs->joblist; j; j = j->next) {
+        while (j->waiters) {
+            waiter_t *w = j->waiters;
+            j->waiters = w->next;
+            fuse_reply_err(w->req, EINTR);
+            free(w);
+        }
+    }
+    if (fs->mounted)
+        fuse_session_unmount(fs->se);
+    fuse_session_destroy(fs->se);
+    fs->se = NULL;
+    exec_close(fs->exec, exec_closed, fs);
+}

@@ -1,0 +1,165 @@
+/*
+ * inode.c: the node tree behind the FUSE inode numbers.
+ *
+ * Inode numbers index fs->nodes and are never reused (a freed slot stays NULL), so a stale number
+ * from the kernel can never name a different node: lookups of it fail with ENOENT. The array grows
+ * by doubling; a peer that sees a billion lookups would want reuse with generation numbers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+#include "fs/internal.h"
+
+node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kind, job_t *job)
+{
+    node_t *n = xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    n->name = xstrdup(name);
+    n->job = job;
+    n->file = -1;
+    if (fs->nnodes == fs->capnodes) {
+        fs->capnodes = fs->capnodes ? fs->capnodes * 2 : 1024;
+        fs->nodes = xreallocarray(fs->nodes, fs->capnodes, sizeof(*fs->nodes));
+    }
+    if (fs->nnodes == 0)
+        fs->nodes[fs->nnodes++] = NULL; /* inode 0 is invalid */
+    n->ino = fs->nnodes;
+    fs->nodes[fs->nnodes++] = n;
+    if (parent) {
+        if (parent->nkids == parent->capkids) {
+            parent->capkids = parent->capkids ? parent->capkids * 2 : 8;
+            parent->kids = xreallocarray(parent->kids, parent->capkids, sizeof(*parent->kids));
+        }
+        parent->kids[parent->nkids++] = n;
+        n->parent = parent;
+    }
+    return n;
+}
+
+node_t *fs__node_get(fs_t *fs, fuse_ino_t ino)
+{
+    if (ino == FUSE_ROOT_ID)
+        return fs->root;
+    if (ino >= fs->nnodes)
+        return NULL;
+    return fs->nodes[ino];
+}
+
+node_t *fs__node_child(node_t *dir, const char *name)
+{
+    for (size_t i = 0; i < dir->nkids; i++)
+        if (strcmp(dir->kids[i]->name, name) == 0)
+            return dir->kids[i];
+    return NULL;
+}
+
+static void unlink_from_parent(node_t *n)
+{
+    node_t *p = n->parent;
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nkids; i++) {
+        if (p->kids[i] == n) {
+            p->kids[i] = p->kids[--p->nkids];
+            break;
+        }
+    }
+    n->parent = NULL;
+}
+
+static void node_free(fs_t *fs, node_t *n)
+{
+    fs->nodes[n->ino] = NULL;
+    free(n->kids);
+    free(n->name);
+    free(n);
+}
+
+void fs__node_detach(fs_t *fs, node_t *n)
+{
+    unlink_from_parent(n);
+    n->detached = true;
+    /* Children go with their parent: the kernel may still hold some of them. */
+    while (n->nkids > 0)
+        fs__node_detach(fs, n->kids[n->nkids - 1]);
+    if (n->nlookup == 0)
+        node_free(fs, n);
+}
+
+void fs__node_rename(node_t *n, node_t *newparent, const char *newname)
+{
+    unlink_from_parent(n);
+    free(n->name);
+    n->name = xstrdup(newname);
+    if (newparent->nkids == newparent->capkids) {
+        newparent->capkids = newparent->capkids ? newparent->capkids * 2 : 8;
+        newparent->kids = xreallocarray(newparent->kids, newparent->capkids, sizeof(*newparent->kids));
+    }
+    newparent->kids[newparent->nkids++] = n;
+    n->parent = newparent;
+}
+
+void fs__node_forget(fs_t *fs, node_t *n, uint64_t nlookup)
+{
+    n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+    if (n->nlookup == 0 && n->detached)
+        node_free(fs, n);
+}
+
+void fs__nodes_free(fs_t *fs)
+{
+    for (size_t i = 0; i < fs->nnodes; i++) {
+        if (fs->nodes[i]) {
+            free(fs->nodes[i]->kids);
+            free(fs->nodes[i]->name);
+            free(fs->nodes[i]);
+        }
+    }
+    free(fs->nodes);
+    fs->nodes = NULL;
+    fs->nnodes = fs->capnodes = 0;
+}
+
+/* Walks up to the job's root node (the child of jobs/ or results/). */
+static const node_t *job_root(const node_t *n)
+{
+    while (n->parent && n->parent->kind != N_JOBS && n->parent->kind != N_RESULTS)
+        n = n->parent;
+    return n;
+}
+
+char *fs__node_relpath(const node_t *n)
+{
+    const node_t *root = job_root(n);
+    size_t len = 0;
+    for (const node_t *p = n; p != root && p; p = p->parent)
+        len += strlen(p->name) + 1;
+    char *out = xmalloc(len + 1);
+    out[len] = '\0';
+    size_t pos = len;
+    for (const node_t *p = n; p != root && p; p = p->parent) {
+        size_t l = strlen(p->name);
+        pos -= l;
+        memcpy(out + pos, p->name, l);
+        if (pos > 0)
+            out[--pos] = '/';
+    }
+    if (len > 0) { /* drop the leading slash the loop leaves when the path is not empty */
+        memmove(out, out + 1, len);
+    }
+    return out;
+}
+
+char *fs__node_backing(fs_t *fs, const node_t *n)
+{
+    char *rel = fs__node_relpath(n);
+    char *out;
+    if (n->kind == N_RES)
+        out = xasprintf("%s/results/%s%s%s", fs->data_dir, n->job->id, *rel ? "/" : "", rel);
+    else
+        out = xasprintf("%s/staging/%s%s%s", fs->data_dir, n->job->name, *rel ? "/" : "", rel);
+    free(rel);
+    return out;
+}

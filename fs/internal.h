@@ -1,0 +1,187 @@
+/**
+ * @file internal.h  Shared internals of fs/: the node tree, the job record, the fs handle.
+ *
+ * Nodes: every name the kernel has looked up is a node_t with a never-reused inode number (an index
+ * into fs->nodes). Virtual directories (root, jobs/, results/, status/, wait/, published job trees)
+ * keep their children in node->kids; "backed" nodes (a job still being copied, results) mirror a
+ * real path under the data directory and keep the children the kernel has looked up. A node removed
+ * from the tree is detached and freed when the kernel forgets it (nlookup reaches 0).
+ */
+#ifndef PREON_FS_INTERNAL_H
+#define PREON_FS_INTERNAL_H
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/manifest.h"
+#include "exec/exec.h"
+#include "fs/db.h"
+#include "fs/fs.h"
+#include "fs/sched.h"
+#include "swarm/store.h"
+
+typedef struct job job_t;
+typedef struct node node_t;
+
+typedef enum node_kind {
+    N_ROOT,
+    N_JOBS,      /**< jobs/ */
+    N_RESULTS,   /**< results/ */
+    N_STATUSDIR, /**< status/ */
+    N_WAITDIR,   /**< wait/ */
+    N_PEER,      /**< the peer status file */
+    N_STAGE,     /**< inside a job being copied: backed by data/staging/<name>/..., writable */
+    N_PUB_DIR,   /**< a directory of a published job */
+    N_PUB_FILE,  /**< a file of a published job: job->man.files[file] */
+    N_RES,       /**< inside results/<name>: backed by data/results/<id>/..., read-only */
+    N_STATUS,    /**< status/<name> */
+    N_WAIT,      /**< wait/<name> */
+} node_kind_t;
+
+struct node {
+    fuse_ino_t ino;
+    uint64_t nlookup;
+    node_kind_t kind;
+    node_t *parent; /**< NULL for the root and for detached nodes */
+    char *name;
+    node_t **kids;
+    size_t nkids, capkids;
+    job_t *job;     /**< the job this node belongs to (not for the fixed top nodes) */
+    int32_t file;   /**< N_PUB_FILE: index into job->man.files */
+    bool detached;
+};
+
+typedef enum job_state {
+    J_STAGING,    /**< being copied in: a writable backed directory */
+    J_PUBLISHING, /**< hashing in the thread pool */
+    J_REJECTED,   /**< not published; reason says why; still writable so it can be fixed */
+    J_RUNNING,    /**< published, tasks outstanding */
+    J_DONE,
+    J_FAILED,
+    J_CANCELLED,
+} job_state_t;
+
+typedef struct waiter {
+    fuse_req_t req;
+    size_t size;
+    off_t off;
+    struct wait_fh *fh;
+    job_t *job;
+    struct waiter *next;
+} waiter_t;
+
+struct job {
+    fs_t *fs;
+    char *name;
+    job_state_t state;
+    char *reason;          /**< why rejected, or the first failure */
+    char id[HASH_HEX_LEN + 1];
+    manifest_t man;        /**< valid once published */
+    bool published;
+    node_t *dir;           /**< jobs/<name>, NULL once removed from jobs/ */
+    node_t *results;       /**< results/<name>, once published */
+    node_t *status, *wait; /**< status/<name>, wait/<name> */
+    /* staging */
+    unsigned open_files;   /**< file handles open for writing in the staging tree */
+    uint64_t last_change_ms;
+    uint64_t gen;          /**< bumped on every change to the staging tree */
+    uv_timer_t *quiet;     /**< publishes when it fires with open_files == 0 */
+    bool publish_now;      /**< renamed from a dot-name: publish without a quiet period */
+    /* running */
+    char **fail_lines;     /**< "task N: reason", at most FS_MAX_FAIL_LINES */
+    size_t n_fail_lines;
+    waiter_t *waiters;
+    unsigned refs;         /**< work items and tasks in flight that point at this job */
+    bool gone;             /**< forgotten: free when refs drops to 0 */
+    job_t *next;
+};
+
+#define FS_MAX_FAIL_LINES 20
+#define FS_MAX_ATTEMPTS 3
+#define FS_LEASE_MS (24ull * 3600 * 1000) /* local tasks: the executor's time-out governs */
+
+typedef struct running {
+    fs_t *fs;
+    job_t *job;
+    uint32_t task;
+    unsigned slot;
+    exec_task_t *et;
+    char *work_dir, *out_path, *err_path;
+    struct running *next;
+} running_t;
+
+struct fs {
+    uv_loop_t *loop;
+    fs_opts_t opts;
+    char *mountpoint, *data_dir, *self_exe;
+    struct fuse_session *se;
+    uv_poll_t *poll;
+    struct fuse_buf buf;
+    bool mounted, stopping;
+    void (*on_exit)(void *, int);
+    void *exit_arg;
+    node_t **nodes; /**< by inode number; NULL where freed */
+    size_t nnodes, capnodes;
+    node_t *root, *jobs, *results, *statusdir, *waitdir, *peer;
+    job_t *joblist;
+    store_t *store;
+    db_t *db;
+    sched_t *sched;
+    exec_t *exec;
+    running_t *running;
+    bool *slot_busy;
+    unsigned nrunning;
+    unsigned pending_work; /**< thread-pool items in flight */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* inode.c */
+node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kind, job_t *job);
+node_t *fs__node_get(fs_t *fs, fuse_ino_t ino);
+node_t *fs__node_child(node_t *dir, const char *name);
+void fs__node_detach(fs_t *fs, node_t *n);
+void fs__node_rename(node_t *n, node_t *newparent, const char *newname);
+void fs__node_forget(fs_t *fs, node_t *n, uint64_t nlookup);
+void fs__nodes_free(fs_t *fs);
+/** Real path behind an N_STAGE or N_RES node (xmalloc'd). */
+char *fs__node_backing(fs_t *fs, const node_t *n);
+/** The path of n relative to its job's root ("" for the root itself; xmalloc'd). */
+char *fs__node_relpath(const node_t *n);
+
+/* jobs.c */
+job_t *fs__job_find(fs_t *fs, const char *name);
+job_t *fs__job_new_staging(fs_t *fs, const char *name);
+void fs__job_touch(job_t *j);
+void fs__job_file_opened(job_t *j);
+void fs__job_file_closed(job_t *j);
+void fs__job_renamed(job_t *j, const char *newname);
+/** The kernel removed something in a published job (rm -r): cancels it. */
+void fs__job_cancel(job_t *j, const char *why);
+void fs__job_unlink_dir(job_t *j);
+void fs__job_ref(job_t *j);
+void fs__job_unref(job_t *j);
+bool fs__job_over(const job_t *j);
+char *fs__job_status_text(job_t *j, size_t *len);
+char *fs__peer_status_text(fs_t *fs, size_t *len);
+int fs__jobs_restore(fs_t *fs);
+void fs__jobs_kick(fs_t *fs);
+void fs__jobs_free(fs_t *fs);
+void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh);
+const char *fs__job_state_name(job_state_t s);
+uint64_t fs__now_ms(void);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops fs__ops;
+struct wait_fh {
+    char *text; /**< NULL until the job is over */
+    size_t len;
+};
+void fs__wait_reply(waiter_t *w, const char *text, size_t len);
+
+/* util.c: blocking helpers for the thread pool */
+int fs__mkdir_p(const char *path, mode_t mode);
+int fs__rm_rf(const char *path);
+
+#endif

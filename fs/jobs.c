@@ -1,0 +1,780 @@
+/*
+ * jobs.c: the life of a job on this peer, on the loop thread.
+ *
+ * staging (a directory being copied into jobs/) -> quiet period -> publishing (hashing in the thread
+ * pool) -> running (tasks handed to the sandbox, slots permitting) -> done | failed; or rejected (a
+ * bad description: stays writable so it can be fixed in place), or cancelled (rm -r jobs/<name>).
+ * Every state change that must survive a crash is written to the database before it is shown.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+#include "fs/work.h"
+
+uint64_t fs__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *fs__job_state_name(job_state_t s)
+{
+    static const char *const names[] = {"staging", "publishing", "rejected", "running", "done", "failed",
+                                        "cancelled"};
+    return names[s];
+}
+
+job_t *fs__job_find(fs_t *fs, const char *name)
+{
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (!j->gone && strcmp(j->name, name) == 0)
+            return j;
+    return NULL;
+}
+
+bool fs__job_over(const job_t *j)
+{
+    return j->state == J_DONE || j->state == J_FAILED || j->state == J_CANCELLED || j->state == J_REJECTED;
+}
+
+void fs__job_ref(job_t *j) { j->refs++; }
+
+static void job_free(job_t *j)
+{
+    fs_t *fs = j->fs;
+    for (job_t **pp = &fs->joblist; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    }
+    for (size_t i = 0; i < j->n_fail_lines; i++)
+        free(j->fail_lines[i]);
+    free(j->fail_lines);
+    manifest_release(&j->man);
+    free(j->reason);
+    free(j->name);
+    free(j);
+}
+
+void fs__job_unref(job_t *j)
+{
+    if (--j->refs == 0 && j->gone && !j->quiet)
+        job_free(j);
+}
+
+static void quiet_closed(uv_handle_t *h)
+{
+    job_t *j = h->data;
+    free(h);
+    j->quiet = NULL;
+    if (j->gone && j->refs == 0)
+        job_free(j);
+}
+
+static void wake_waiters(job_t *j)
+{
+    if (!j->waiters)
+        return;
+    size_t len;
+    char *text = fs__job_status_text(j, &len);
+    while (j->waiters) {
+        waiter_t *w = j->waiters;
+        j->waiters = w->next;
+        fs__wait_reply(w, text, len);
+        free(w);
+    }
+    free(text);
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+    waiter_t *target = data;
+    job_t *j = target->job;
+    for (waiter_t **pp = &j->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == target) {
+            *pp = target->next;
+            fuse_reply_err(req, EINTR);
+            free(target);
+            return;
+        }
+    }
+}
+
+void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh)
+{
+    waiter_t *w = xcalloc(1, sizeof(*w));
+    *w = (waiter_t){.req = req, .size = size, .off = off, .fh = fh, .job = j, .next = j->waiters};
+    j->waiters = w;
+    fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
+}
+
+/* Forgets a job entirely: its nodes, records and results. */
+static void job_forget(job_t *j)
+{
+    fs_t *fs = j->fs;
+    if (j->gone)
+        return;
+    wake_waiters(j);
+    if (j->dir)
+        fs__node_detach(fs, j->dir);
+    if (j->results)
+        fs__node_detach(fs, j->results);
+    if (j->status)
+        fs__node_detach(fs, j->status);
+    if (j->wait)
+        fs__node_detach(fs, j->wait);
+    j->dir = j->results = j->status = j->wait = NULL;
+    if (j->published) {
+        sched_remove_job(fs->sched, j->id);
+        db_job_delete(fs->db, j->id);
+        char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
+        fs__rm_rf(res); /* small: a job's results; TODO move to the thread pool for huge ones */
+        free(res);
+    }
+    j->gone = true;
+    if (j->quiet) {
+        uv_close((uv_handle_t *)j->quiet, quiet_closed);
+        return;
+    }
+    if (j->refs == 0)
+        job_free(j);
+}
+
+static job_t *job_alloc(fs_t *fs, const char *name, job_state_t state)
+{
+    job_t *old = fs__job_find(fs, name);
+    if (old)
+        job_forget(old); /* a finished job of the same name is replaced by the new one */
+    job_t *j = xcalloc(1, sizeof(*j));
+    j->fs = fs;
+    j->name = xstrdup(name);
+    j->state = state;
+    manifest_init(&j->man);
+    j->status = fs__node_new(fs, fs->statusdir, name, N_STATUS, j);
+    j->wait = fs__node_new(fs, fs->waitdir, name, N_WAIT, j);
+    job_t **pp = &fs->joblist;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = j;
+    return j;
+}
+
+static void arm_quiet(job_t *j, uint64_t ms);
+
+job_t *fs__job_new_staging(fs_t *fs, const char *name)
+{
+    char *path = xasprintf("%s/staging/%s", fs->data_dir, name);
+    int rc = mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+    free(path);
+    if (rc) {
+        log_error("creating the staging directory of %s: %s", name, strerror(-rc));
+        return NULL;
+    }
+    job_t *j = job_alloc(fs, name, J_STAGING);
+    j->dir = fs__node_new(fs, fs->jobs, name, N_STAGE, j);
+    fs__job_touch(j);
+    return j;
+}
+
+static void set_reason(job_t *j, const char *why)
+{
+    free(j->reason);
+    j->reason = why ? xstrdup(why) : NULL;
+}
+
+/* ---- publishing ---- */
+
+typedef struct pubwork {
+    uv_work_t req;
+    job_t *job;
+    uint64_t gen;
+    char *root;
+    manifest_t man;
+    int rc;
+    char why[512];
+} pubwork_t;
+
+static void publish_work(uv_work_t *req)
+{
+    pubwork_t *pw = req->data;
+    pw->rc = fs__publish_scan(pw->job->fs->store, pw->root, &pw->man, pw->why, sizeof(pw->why));
+}
+
+/* Turns the staging tree's nodes into the published tree (the kernel may hold some of them). */
+static node_t *pub_path_node(fs_t *fs, job_t *j, const char *path, node_kind_t kind)
+{
+    node_t *cur = j->dir;
+    char *copy = xstrdup(path), *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        node_t *k = fs__node_child(cur, part);
+        if (!k)
+            k = fs__node_new(fs, cur, part, N_PUB_DIR, j);
+        k->kind = N_PUB_DIR;
+        cur = k;
+    }
+    free(copy);
+    cur->kind = kind;
+    return cur;
+}
+
+static void prune_stage_nodes(fs_t *fs, node_t *n)
+{
+    for (size_t i = n->nkids; i-- > 0;) {
+        node_t *k = n->kids[i];
+        if (k->kind == N_STAGE)
+            fs__node_detach(fs, k);
+        else
+            prune_stage_nodes(fs, k);
+    }
+}
+
+static void build_published_tree(fs_t *fs, job_t *j)
+{
+    if (!j->dir)
+        j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
+    j->dir->kind = N_PUB_DIR;
+    for (size_t i = 0; i < j->man.n_dirs; i++)
+        pub_path_node(fs, j, j->man.dirs[i], N_PUB_DIR);
+    for (size_t i = 0; i < j->man.n_files; i++)
+        pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
+    prune_stage_nodes(fs, j->dir);
+    j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
+}
+
+static void job_check_over(job_t *j);
+
+static void publish_done(uv_work_t *req, int status)
+{
+    pubwork_t *pw = req->data;
+    job_t *j = pw->job;
+    fs_t *fs = j->fs;
+    fs->pending_work--;
+    bool stale = j->gone || fs->stopping || pw->gen != j->gen || !j->dir || status != 0;
+    if (stale) {
+        if (!j->gone && j->state == J_PUBLISHING) {
+            j->state = J_STAGING;
+            arm_quiet(j, fs->opts.quiet_ms);
+        }
+    } else if (pw->rc) {
+        j->state = J_REJECTED;
+        set_reason(j, pw->why);
+        log_error("job %s not published: %s", j->name, pw->why);
+        wake_waiters(j);
+    } else {
+        char *bytes = NULL;
+        size_t len = 0;
+        int rc = manifest_encode(&pw->man, &bytes, &len);
+        hash_t id;
+        if (!rc) {
+            manifest_id(bytes, len, &id);
+            hash_to_hex(&id, j->id);
+            db_job_t row = {.id = j->id, .name = j->name, .state = DB_JOB_ACTIVE,
+                            .created_ms = (int64_t)pw->man.created_ms, .manifest = bytes, .manifest_len = len};
+            rc = db_job_insert(fs->db, &row);
+        }
+        if (!rc) {
+            char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
+            rc = fs__mkdir_p(res, 0755);
+            free(res);
+        }
+        if (!rc)
+            rc = sched_add_job(fs->sched, j->id, pw->man.desc.tasks, FS_MAX_ATTEMPTS);
+        free(bytes);
+        if (rc) {
+            j->state = J_REJECTED;
+            set_reason(j, "internal error while publishing (see the log)");
+            log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
+            wake_waiters(j);
+        } else {
+            manifest_release(&j->man);
+            j->man = pw->man;
+            manifest_init(&pw->man);
+            j->published = true;
+            j->state = J_RUNNING;
+            set_reason(j, NULL);
+            build_published_tree(fs, j);
+            fs__rm_rf(pw->root); /* the blocks are in the store now */
+            log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
+                     j->man.desc.tasks);
+            fs__jobs_kick(fs);
+        }
+    }
+    manifest_release(&pw->man);
+    free(pw->root);
+    free(pw);
+    fs__job_unref(j);
+}
+
+static void start_publish(job_t *j)
+{
+    fs_t *fs = j->fs;
+    pubwork_t *pw = xcalloc(1, sizeof(*pw));
+    pw->req.data = pw;
+    pw->job = j;
+    pw->gen = j->gen;
+    pw->root = xasprintf("%s/staging/%s", fs->data_dir, j->name);
+    manifest_init(&pw->man);
+    pw->man.name = xstrdup(j->name);
+    pw->man.created_ms = fs__now_ms();
+    j->state = J_PUBLISHING;
+    fs__job_ref(j);
+    fs->pending_work++;
+    uv_queue_work(fs->loop, &pw->req, publish_work, publish_done);
+}
+
+static void on_quiet(uv_timer_t *t)
+{
+    job_t *j = t->data;
+    if (j->gone || j->open_files > 0 || !j->dir || j->name[0] == '.')
+        return;
+    if (j->state == J_STAGING || (j->state == J_REJECTED && j->publish_now))
+        start_publish(j);
+    j->publish_now = false;
+}
+
+static void arm_quiet(job_t *j, uint64_t ms)
+{
+    if (j->gone)
+        return;
+    if (!j->quiet) {
+        j->quiet = xcalloc(1, sizeof(*j->quiet));
+        uv_timer_init(j->fs->loop, j->quiet);
+        j->quiet->data = j;
+    }
+    uv_timer_start(j->quiet, on_quiet, ms, 0);
+}
+
+void fs__job_touch(job_t *j)
+{
+    if (!j || j->published)
+        return;
+    j->gen++;
+    j->last_change_ms = fs__now_ms();
+    if (j->state == J_REJECTED) { /* being fixed: try again once quiet */
+        j->state = J_STAGING;
+        set_reason(j, NULL);
+    }
+    if (j->open_files == 0)
+        arm_quiet(j, j->fs->opts.quiet_ms);
+    else if (j->quiet)
+        uv_timer_stop(j->quiet);
+}
+
+void fs__job_file_opened(job_t *j)
+{
+    j->open_files++;
+    if (j->quiet)
+        uv_timer_stop(j->quiet);
+}
+
+void fs__job_file_closed(job_t *j)
+{
+    if (j->open_files > 0 && --j->open_files == 0 && !j->published && !j->gone)
+        arm_quiet(j, j->publish_now ? 0 : j->fs->opts.quiet_ms);
+}
+
+void fs__job_renamed(job_t *j, const char *newname)
+{
+    fs_t *fs = j->fs;
+    bool from_dot = j->name[0] == '.';
+    job_t *old = fs__job_find(fs, newname);
+    if (old && old != j)
+        job_forget(old);
+    free(j->name);
+    j->name = xstrdup(newname);
+    fs__node_rename(j->dir, fs->jobs, newname);
+    fs__node_rename(j->status, fs->statusdir, newname);
+    fs__node_rename(j->wait, fs->waitdir, newname);
+    j->gen++;
+    if (from_dot && newname[0] != '.') {
+        j->publish_now = true; /* a staged directory moved into place: it is complete */
+        if (j->state == J_REJECTED)
+            j->state = J_STAGING;
+        if (j->open_files == 0)
+            arm_quiet(j, 0);
+    } else {
+        fs__job_touch(j);
+    }
+}
+
+void fs__job_unlink_dir(job_t *j)
+{
+    if (!j->published) {
+        job_forget(j);
+        return;
+    }
+    if (j->dir)
+        fs__node_detach(j->fs, j->dir);
+    j->dir = NULL;
+}
+
+/* ---- running tasks ---- */
+
+static void fail_line(job_t *j, uint32_t task, const char *reason)
+{
+    char *line = xasprintf("%u %s", task, reason);
+    if (!j->reason)
+        j->reason = xasprintf("task %s", line);
+    if (j->n_fail_lines < FS_MAX_FAIL_LINES) {
+        j->fail_lines = xreallocarray(j->fail_lines, j->n_fail_lines + 1, sizeof(char *));
+        j->fail_lines[j->n_fail_lines++] = line;
+    } else {
+        free(line);
+    }
+}
+
+static void job_check_over(job_t *j)
+{
+    fs_t *fs = j->fs;
+    if (!j->published || j->state != J_RUNNING || !sched_job_over(fs->sched, j->id))
+        return;
+    sched_counts_t c;
+    sched_counts(fs->sched, j->id, &c);
+    j->state = c.succeeded == c.total ? J_DONE : J_FAILED;
+    db_job_set_state(fs->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
+    log_info("job %s %s: %u succeeded, %u failed", j->name, fs__job_state_name(j->state), c.succeeded,
+             c.failed);
+    wake_waiters(j);
+}
+
+typedef struct taskwork {
+    uv_work_t req;
+    running_t *r;
+    exec_result_t res;
+    collect_spec_t spec;
+    char *tmp_dir, *final_dir;
+    int rc;
+    char why[256];
+} taskwork_t;
+
+static void running_free(running_t *r)
+{
+    fs_t *fs = r->fs;
+    for (running_t **pp = &fs->running; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    fs->slot_busy[r->slot] = false;
+    fs->nrunning--;
+    free(r->work_dir);
+    free(r->out_path);
+    free(r->err_path);
+    fs__job_unref(r->job);
+    free(r);
+}
+
+static void collect_work(uv_work_t *req)
+{
+    taskwork_t *tw = req->data;
+    tw->rc = fs__collect_results(&tw->spec, tw->why, sizeof(tw->why));
+}
+
+static void collect_done(uv_work_t *req, int status)
+{
+    taskwork_t *tw = req->data;
+    running_t *r = tw->r;
+    job_t *j = r->job;
+    fs_t *fs = r->fs;
+    fs->pending_work--;
+    if (!j->gone && j->published && !fs->stopping) {
+        const exec_result_t *res = &tw->res;
+        bool ok = res->exit_code == 0 && !res->timed_out && !res->refused && !res->cancelled && tw->rc == 0;
+        char reason[EXEC_MAX_REASON + 300];
+        if (tw->rc)
+            snprintf(reason, sizeof(reason), "%s", tw->why);
+        else
+            snprintf(reason, sizeof(reason), "%s", res->reason[0] ? res->reason : (ok ? "" : "failed"));
+        if (res->cancelled) {
+            /* the job was cancelled: the scheduler already says so */
+        } else if (sched_finish(fs->sched, j->id, r->task, ok) == 0) {
+            task_state_t st;
+            uint32_t attempts = 0;
+            sched_task(fs->sched, j->id, r->task, &st, &attempts);
+            db_task_t row = {.job_id = j->id, .index = r->task, .state = st, .attempts = attempts,
+                             .exit_code = res->exit_code, .elapsed_ms = (int64_t)res->elapsed_ms,
+                             .reason = ok ? NULL : reason};
+            db_task_put(fs->db, &row);
+            if (!ok) {
+                fail_line(j, r->task, reason);
+                log_warn("job %s task %u failed: %s", j->name, r->task, reason);
+            }
+        }
+        job_check_over(j);
+    }
+    free(tw->tmp_dir);
+    free(tw->final_dir);
+    free(tw);
+    running_free(r);
+    if (!fs->stopping)
+        fs__jobs_kick(fs);
+}
+
+static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
+{
+    running_t *r = arg;
+    fs_t *fs = r->fs;
+    job_t *j = r->job;
+    r->et = NULL;
+    if (fs->stopping || j->gone) { /* left RUNNING in the database: it runs again after a restart */
+        fs__rm_rf(r->work_dir);
+        unlink(r->out_path);
+        unlink(r->err_path);
+        running_free(r);
+        return;
+    }
+    taskwork_t *tw = xcalloc(1, sizeof(*tw));
+    tw->req.data = tw;
+    tw->r = r;
+    tw->res = *res;
+    tw->tmp_dir = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, j->id, r->task);
+    tw->final_dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, r->task);
+    tw->spec = (collect_spec_t){.work_dir = r->work_dir, .out_path = r->out_path, .err_path = r->err_path,
+                                .tmp_dir = tw->tmp_dir, .final_dir = tw->final_dir,
+                                .outputs = j->man.desc.outputs, .n_outputs = j->man.desc.n_outputs,
+                                .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code};
+    fs->pending_work++;
+    uv_queue_work(fs->loop, &tw->req, collect_work, collect_done);
+}
+
+static void start_task(fs_t *fs, job_t *j, uint32_t task)
+{
+    unsigned slot = 0;
+    while (slot < fs->opts.slots && fs->slot_busy[slot])
+        slot++;
+    running_t *r = xcalloc(1, sizeof(*r));
+    r->fs = fs;
+    r->job = j;
+    r->task = task;
+    r->slot = slot;
+    r->work_dir = xasprintf("%s/work/%s.%u", fs->data_dir, j->id, task);
+    r->out_path = xasprintf("%s/work/%s.%u.stdout", fs->data_dir, j->id, task);
+    r->err_path = xasprintf("%s/work/%s.%u.stderr", fs->data_dir, j->id, task);
+    fs__job_ref(j);
+    fs->slot_busy[slot] = true;
+    fs->nrunning++;
+    r->next = fs->running;
+    fs->running = r;
+    fs__rm_rf(r->work_dir);
+    mkdir(r->work_dir, 0700);
+    char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
+    exec_spec_t spec = {.job_dir = job_dir, .task_dir = r->work_dir, .command = j->man.desc.command,
+                        .stdout_path = r->out_path, .stderr_path = r->err_path, .job_id = j->id,
+                        .job_name = j->name, .task_index = task, .task_count = j->man.desc.tasks,
+                        .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
+                        .disk_bytes = j->man.desc.disk_bytes, .processes = j->man.desc.processes,
+                        .network = j->man.desc.network, .slot = slot};
+    int rc = exec_task_spawn(fs->exec, &spec, on_task_done, r, &r->et);
+    free(job_dir);
+    if (rc) {
+        exec_result_t res = {.exit_code = -1, .refused = true};
+        snprintf(res.reason, sizeof(res.reason), "could not start the sandbox: %s", strerror(-rc));
+        on_task_done(NULL, &res, r);
+    }
+}
+
+void fs__jobs_kick(fs_t *fs)
+{
+    const char *id;
+    uint32_t task;
+    while (!fs->stopping && fs->nrunning < fs->opts.slots &&
+           sched_next(fs->sched, fs__now_ms(), FS_LEASE_MS, &id, &task)) {
+        job_t *j = NULL;
+        for (job_t *k = fs->joblist; k; k = k->next)
+            if (k->published && !k->gone && strcmp(k->id, id) == 0)
+                j = k;
+        if (!j || !j->dir) {
+            sched_finish(fs->sched, id, task, false);
+            continue;
+        }
+        start_task(fs, j, task);
+    }
+}
+
+void fs__job_cancel(job_t *j, const char *why)
+{
+    fs_t *fs = j->fs;
+    if (!j->published || fs__job_over(j))
+        return;
+    sched_cancel_job(fs->sched, j->id);
+    for (running_t *r = fs->running; r; r = r->next)
+        if (r->job == j && r->et)
+            exec_task_cancel(r->et);
+    j->state = J_CANCELLED;
+    set_reason(j, why);
+    db_job_set_state(fs->db, j->id, DB_JOB_CANCELLED);
+    log_info("job %s %s", j->name, why);
+    wake_waiters(j);
+}
+
+/* ---- status text ---- */
+
+typedef struct sb {
+    char *p;
+    size_t len, cap;
+} sb_t;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(sb_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *fs__job_status_text(job_t *j, size_t *len)
+{
+    fs_t *fs = j->fs;
+    sb_t b = {0};
+    sb_printf(&b, "name: %s\n", j->name);
+    if (j->published)
+        sb_printf(&b, "id: %s\n", j->id);
+    sb_printf(&b, "state: %s\n", fs__job_state_name(j->state));
+    if (j->published) {
+        sched_counts_t c = {0};
+        sched_counts(fs->sched, j->id, &c);
+        sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
+                  c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
+        sb_printf(&b, "command: %s\n", j->man.desc.command);
+    }
+    if (j->reason)
+        sb_printf(&b, "reason: %s\n", j->reason);
+    for (size_t i = 0; i < j->n_fail_lines; i++)
+        sb_printf(&b, "failed-task: %s\n", j->fail_lines[i]);
+    *len = b.len;
+    return b.p ? b.p : xstrdup("");
+}
+
+char *fs__peer_status_text(fs_t *fs, size_t *len)
+{
+    sb_t b = {0};
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    unsigned counts[J_CANCELLED + 1] = {0};
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (!j->gone)
+            counts[j->state]++;
+    sb_printf(&b, "peer: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host, fs->mountpoint,
+              fs->data_dir, fs->opts.slots, fs->nrunning);
+    for (int s = J_STAGING; s <= J_CANCELLED; s++)
+        sb_printf(&b, "jobs-%s: %u\n", fs__job_state_name((job_state_t)s), counts[s]);
+    sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(fs->store),
+              (unsigned long long)store_bytes(fs->store));
+    *len = b.len;
+    return b.p;
+}
+
+/* ---- restart ---- */
+
+static int restore_task(void *arg, const db_task_t *t)
+{
+    job_t *j = arg;
+    if (sched_restore(j->fs->sched, j->id, t->index, (task_state_t)t->state, t->attempts) != 0)
+        return 0;
+    if (t->state == TASK_FAILED)
+        fail_line(j, t->index, t->reason ? t->reason : "failed");
+    return 0;
+}
+
+static int restore_job(void *arg, const db_job_t *row)
+{
+    fs_t *fs = arg;
+    char why[256];
+    hash_t id;
+    if (strlen(row->id) != HASH_HEX_LEN || hash_from_hex(row->id, HASH_HEX_LEN, &id) != 0 ||
+        manifest_check_path(row->name) != 0 || strchr(row->name, '/')) {
+        log_error("a job row in the database has a bad id or name and is skipped");
+        return 0;
+    }
+    job_t *j = job_alloc(fs, row->name, J_RUNNING);
+    int rc = manifest_decode(&j->man, row->manifest, row->manifest_len, why, sizeof(why));
+    if (rc == 0)
+        rc = sched_add_job(fs->sched, row->id, j->man.desc.tasks, FS_MAX_ATTEMPTS);
+    if (rc) {
+        log_error("job %s (%s) in the database is unreadable and is dropped: %s", row->name, row->id,
+                  rc == -EEXIST ? "duplicate" : why);
+        job_forget(j);
+        return 0;
+    }
+    memcpy(j->id, row->id, HASH_HEX_LEN);
+    j->published = true;
+    if (row->state != DB_JOB_CANCELLED) {
+        j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
+        build_published_tree(fs, j);
+    } else {
+        j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
+    }
+    db_tasks_load(fs->db, j->id, restore_task, j);
+    if (row->state == DB_JOB_CANCELLED) {
+        sched_cancel_job(fs->sched, j->id);
+        j->state = J_CANCELLED;
+        set_reason(j, "cancelled: removed from jobs/");
+    } else {
+        job_check_over(j);
+    }
+    return 0;
+}
+
+int fs__jobs_restore(fs_t *fs)
+{
+    int rc = db_jobs_load(fs->db, restore_job, fs);
+    if (rc)
+        return rc;
+    char *dir = xasprintf("%s/staging", fs->data_dir);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            job_t *j = fs__job_find(fs, de->d_name);
+            if (j && j->published && j->dir) { /* published before the crash: the copy is stale */
+                char *p = xasprintf("%s/%s", dir, de->d_name);
+                fs__rm_rf(p);
+                free(p);
+                continue;
+            }
+            job_t *nj = job_alloc(fs, de->d_name, J_STAGING);
+            nj->dir = fs__node_new(fs, fs->jobs, de->d_name, N_STAGE, nj);
+            fs__job_touch(nj);
+        }
+        closedir(d);
+    }
+    free(dir);
+    fs__jobs_kick(fs);
+    return 0;
+}
+
+void fs__jobs_free(fs_t *fs)
+{
+    while (fs->joblist) {
+        job_t *j = fs->joblist;
+        wake_waiters(j);
+        j->refs = 0;
+        job_free(j);
+    }
+}

@@ -1,0 +1,824 @@
+/*
+ * ops.c: the FUSE low-level operations. Each replies exactly once, at the end of the function or,
+ * for a read of wait/<name> on a job not yet over, later (parked until the job ends or the reader is
+ * interrupted). getattr, lookup and readdir answer from local state and never wait.
+ *
+ * Staging trees (a job still being copied in) are passed through to real files under
+ * data/staging/<name>; every change there restarts the job's quiet period. Published jobs are
+ * immutable: their files are read from the verified block store; changes fail with EROFS, and
+ * removing anything in one (rm -r) cancels the job.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+
+_Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "inode numbers are 64-bit");
+
+#define TIMEOUT_PUB 60.0 /* published trees never change but for removal, which the kernel sees */
+
+typedef struct text_fh {
+    char *text;
+    size_t len;
+} text_fh_t;
+
+typedef struct file_fh {
+    int fd;
+    job_t *job;
+    bool counted; /* open for writing in a staging tree: holds the quiet period off */
+} file_fh_t;
+
+typedef struct dir_ent {
+    char *name;
+    mode_t type;
+} dir_ent_t;
+
+typedef struct dir_fh {
+    dir_ent_t *ents;
+    size_t n, cap;
+} dir_fh_t;
+
+static fs_t *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static bool is_dir_kind(node_kind_t k)
+{
+    return k == N_ROOT || k == N_JOBS || k == N_RESULTS || k == N_STATUSDIR || k == N_WAITDIR ||
+           k == N_PUB_DIR;
+}
+
+static bool valid_name(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 0 && len <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+           !strchr(name, '/');
+}
+
+/* Fills st for n. 0 or -errno. */
+static int node_stat(fs_t *fs, node_t *n, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_uid = fs->uid;
+    st->st_gid = fs->gid;
+    st->st_blksize = 4096;
+    if (n->kind == N_STAGE || n->kind == N_RES) {
+        char *path = fs__node_backing(fs, n);
+        int rc = lstat(path, st) == 0 ? 0 : -errno;
+        free(path);
+        if (rc)
+            return rc;
+        st->st_uid = fs->uid;
+        st->st_gid = fs->gid;
+        if (n->kind == N_RES)
+            st->st_mode &= ~(mode_t)0222;
+    } else if (is_dir_kind(n->kind)) {
+        st->st_mode = S_IFDIR | (n->kind == N_PUB_DIR ? 0555 : 0755);
+        st->st_nlink = 2;
+        if (n->kind == N_PUB_DIR && n->job) {
+            st->st_mtim.tv_sec = (time_t)(n->job->man.created_ms / 1000);
+            st->st_ctim = st->st_mtim;
+        }
+    } else if (n->kind == N_PUB_FILE) {
+        const manifest_file_t *f = &n->job->man.files[n->file];
+        st->st_mode = S_IFREG | (f->mode & 0555) | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)f->size;
+        st->st_blocks = (blkcnt_t)((f->size + 511) / 512);
+        st->st_mtim.tv_sec = (time_t)(n->job->man.created_ms / 1000);
+        st->st_ctim = st->st_mtim;
+    } else { /* peer, status, wait: generated text */
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        size_t len = 0;
+        char *text = NULL;
+        if (n->kind == N_PEER)
+            text = fs__peer_status_text(fs, &len);
+        else if (n->kind == N_STATUS)
+            text = fs__job_status_text(n->job, &len);
+        free(text);
+        st->st_size = (off_t)len;
+    }
+    st->st_ino = n->ino;
+    return 0;
+}
+
+static double timeout_of(const node_t *n)
+{
+    return (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE) ? TIMEOUT_PUB : 0.0;
+}
+
+static void reply_entry(fuse_req_t req, fs_t *fs, node_t *n)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    int rc = node_stat(fs, n, &e.attr);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    e.ino = n->ino;
+    e.attr_timeout = e.entry_timeout = timeout_of(n);
+    n->nlookup++;
+    if (fuse_reply_entry(req, &e) != 0)
+        n->nlookup--;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent);
+    if (!p)
+        return (void)fuse_reply_err(req, ENOENT);
+    if (strlen(name) > 255)
+        return (void)fuse_reply_err(req, ENAMETOOLONG);
+    node_t *n = fs__node_child(p, name);
+    if (p->kind == N_STAGE || p->kind == N_RES) {
+        if (p->kind == N_RES && p->parent && p->parent->kind == N_RESULTS && name[0] == '.')
+            return (void)fuse_reply_err(req, ENOENT); /* a result being assembled */
+        char *dir = fs__node_backing(fs, p);
+        char *path = xasprintf("%s/%s", dir, name);
+        struct stat st;
+        int rc = lstat(path, &st) == 0 ? 0 : -errno;
+        free(dir);
+        free(path);
+        if (rc) {
+            if (n)
+                fs__node_detach(fs, n);
+            return (void)fuse_reply_err(req, -rc);
+        }
+        if (!n)
+            n = fs__node_new(fs, p, name, p->kind, p->job);
+    } else if (!is_dir_kind(p->kind)) {
+        return (void)fuse_reply_err(req, ENOTDIR);
+    }
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    reply_entry(req, fs, n);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (n && n != fs->root)
+        fs__node_forget(fs, n, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    fs_t *fs = fs_of(req);
+    for (size_t i = 0; i < count; i++) {
+        node_t *n = fs__node_get(fs, forgets[i].ino);
+        if (n && n != fs->root)
+            fs__node_forget(fs, n, forgets[i].nlookup);
+    }
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    struct stat st;
+    int rc = node_stat(fs, n, &st);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    fuse_reply_attr(req, &st, timeout_of(n));
+}
+
+static int stage_writable(const node_t *n)
+{
+    if (n->kind == N_STAGE)
+        return n->job->state == J_PUBLISHING ? -EBUSY : 0;
+    if (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RES)
+        return -EROFS;
+    return -EPERM;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    int rc = stage_writable(n);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    char *path = fs__node_backing(fs, n);
+    int fd = fi ? ((file_fh_t *)(uintptr_t)fi->fh)->fd : -1;
+    if (!rc && (to_set & FUSE_SET_ATTR_MODE))
+        rc = (fd >= 0 ? fchmod(fd, attr->st_mode & 07777) : chmod(path, attr->st_mode & 07777)) ? -errno : 0;
+    if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
+        rc = (fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(path, attr->st_size)) ? -errno : 0;
+    if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+        struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+            tv[0].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_ATIME)
+            tv[0] = attr->st_atim;
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+            tv[1].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_MTIME)
+            tv[1] = attr->st_mtim;
+        rc = utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW) ? -errno : 0;
+    }
+    /* Ownership is not part of a job (the sandbox runs as its own user): chown is accepted and ignored. */
+    free(path);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    fs__job_touch(n->job);
+    op_getattr(req, ino, fi);
+}
+
+static void dir_add(dir_fh_t *d, const char *name, mode_t type)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->ents = xreallocarray(d->ents, d->cap, sizeof(*d->ents));
+    }
+    d->ents[d->n].name = xstrdup(name);
+    d->ents[d->n].type = type;
+    d->n++;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    dir_fh_t *d = xcalloc(1, sizeof(*d));
+    dir_add(d, ".", S_IFDIR);
+    dir_add(d, "..", S_IFDIR);
+    if (n->kind == N_STAGE || n->kind == N_RES) {
+        char *path = fs__node_backing(fs, n);
+        DIR *dp = opendir(path);
+        int err = errno;
+        free(path);
+        if (!dp) {
+            for (size_t i = 0; i < d->n; i++)
+                free(d->ents[i].name);
+            free(d->ents);
+            free(d);
+            return (void)fuse_reply_err(req, err);
+        }
+        bool hide_dot = n->kind == N_RES && n->parent && n->parent->kind == N_RESULTS;
+        struct dirent *de;
+        while ((de = readdir(dp)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || (hide_dot && de->d_name[0] == '.'))
+                continue;
+            dir_add(d, de->d_name, de->d_type == DT_DIR ? S_IFDIR : S_IFREG);
+        }
+        closedir(dp);
+    } else if (is_dir_kind(n->kind)) {
+        for (size_t i = 0; i < n->nkids; i++) {
+            node_t *k = n->kids[i];
+            bool dir = is_dir_kind(k->kind) || (k->kind == N_STAGE && k->parent->kind == N_JOBS) ||
+                       (k->kind == N_RES && k->parent->kind == N_RESULTS);
+            dir_add(d, k->name, dir ? S_IFDIR : S_IFREG);
+        }
+    } else {
+        free(d->ents[0].name);
+        free(d->ents[1].name);
+        free(d->ents);
+        free(d);
+        return (void)fuse_reply_err(req, ENOTDIR);
+    }
+    fi->fh = (uintptr_t)d;
+    fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    dir_fh_t *d = (dir_fh_t *)(uintptr_t)fi->fh;
+    if (size > 1 << 20)
+        size = 1 << 20;
+    char *buf = xmalloc(size);
+    size_t pos = 0;
+    for (size_t i = (size_t)off; i < d->n; i++) {
+        struct stat st = {.st_ino = ino, .st_mode = d->ents[i].type};
+        size_t need = fuse_add_direntry(req, buf + pos, size - pos, d->ents[i].name, &st, (off_t)i + 1);
+        if (need > size - pos)
+            break;
+        pos += need;
+    }
+    fuse_reply_buf(req, buf, pos);
+    free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    dir_fh_t *d = (dir_fh_t *)(uintptr_t)fi->fh;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->ents[i].name);
+    free(d->ents);
+    free(d);
+    fuse_reply_err(req, 0);
+}
+
+static bool wants_write(int flags)
+{
+    return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_info *fi, int fd)
+{
+    file_fh_t *fh = xcalloc(1, sizeof(*fh));
+    fh->fd = fd;
+    fh->job = n->job;
+    fs__job_ref(n->job);
+    if (n->kind == N_STAGE && wants_write(fi->flags)) {
+        fh->counted = true;
+        fs__job_file_opened(n->job);
+    }
+    fi->fh = (uintptr_t)fh;
+    (void)fs;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    if (is_dir_kind(n->kind))
+        return (void)fuse_reply_err(req, EISDIR);
+    switch (n->kind) {
+    case N_PEER:
+    case N_STATUS: {
+        if (wants_write(fi->flags))
+            return (void)fuse_reply_err(req, EACCES);
+        text_fh_t *t = xcalloc(1, sizeof(*t));
+        t->text = n->kind == N_PEER ? fs__peer_status_text(fs, &t->len) : fs__job_status_text(n->job, &t->len);
+        fi->fh = (uintptr_t)t;
+        fi->direct_io = 1;
+        break;
+    }
+    case N_WAIT:
+        if (wants_write(fi->flags))
+            return (void)fuse_reply_err(req, EACCES);
+        fi->fh = (uintptr_t)xcalloc(1, sizeof(struct wait_fh));
+        fi->direct_io = 1;
+        fs__job_ref(n->job);
+        break;
+    case N_PUB_FILE:
+        if (wants_write(fi->flags))
+            return (void)fuse_reply_err(req, EROFS);
+        fi->keep_cache = 1;
+        fi->fh = 0;
+        break;
+    case N_STAGE:
+    case N_RES: {
+        if (wants_write(fi->flags)) {
+            int rc = stage_writable(n);
+            if (rc)
+                return (void)fuse_reply_err(req, -rc);
+        }
+        char *path = fs__node_backing(fs, n);
+        int fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC | O_NOFOLLOW);
+        int err = errno;
+        free(path);
+        if (fd < 0)
+            return (void)fuse_reply_err(req, err);
+        open_backed(req, fs, n, fi, fd);
+        if (n->kind == N_STAGE && (fi->flags & O_TRUNC))
+            fs__job_touch(n->job);
+        break;
+    }
+    default:
+        return (void)fuse_reply_err(req, EINVAL);
+    }
+    fuse_reply_open(req, fi);
+}
+
+static void reply_slice(fuse_req_t req, const char *text, size_t len, size_t size, off_t off)
+{
+    if ((size_t)off >= len)
+        return (void)fuse_reply_buf(req, NULL, 0);
+    size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+    fuse_reply_buf(req, text + off, n);
+}
+
+void fs__wait_reply(waiter_t *w, const char *text, size_t len)
+{
+    if (!w->fh->text) {
+        w->fh->text = xmalloc(len + 1);
+        memcpy(w->fh->text, text, len);
+        w->fh->len = len;
+    }
+    reply_slice(w->req, w->fh->text, w->fh->len, w->size, w->off);
+}
+
+/* Reads [off, off+size) of a published file from the block store. */
+static void read_published(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off)
+{
+    const manifest_file_t *f = &n->job->man.files[n->file];
+    uint32_t bs = n->job->man.block_size;
+    if (off < 0 || (uint64_t)off >= f->size)
+        return (void)fuse_reply_buf(req, NULL, 0);
+    if ((uint64_t)off + size > f->size)
+        size = (size_t)(f->size - (uint64_t)off);
+    char *buf = xmalloc(size ? size : 1);
+    size_t done = 0;
+    while (done < size) {
+        uint64_t pos = (uint64_t)off + done;
+        size_t bi = (size_t)(pos / bs);
+        uint64_t boff = pos % bs;
+        size_t want = size - done;
+        if (want > bs - boff)
+            want = (size_t)(bs - boff);
+        ssize_t got = store_read(fs->store, &f->blocks[bi], buf + done, want, boff);
+        if (got <= 0) {
+            char hex[HASH_HEX_LEN + 1];
+            hash_to_hex(&f->blocks[bi], hex);
+            log_error("job %s: block %zu of %s (%s) unreadable: %s", n->job->name, bi, f->path, hex,
+                      got < 0 ? strerror((int)-got) : "short block");
+            free(buf);
+            return (void)fuse_reply_err(req, EIO);
+        }
+        done += (size_t)got;
+    }
+    fuse_reply_buf(req, buf, size);
+    free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    switch (n->kind) {
+    case N_PEER:
+    case N_STATUS: {
+        text_fh_t *t = (text_fh_t *)(uintptr_t)fi->fh;
+        return reply_slice(req, t->text, t->len, size, off);
+    }
+    case N_WAIT: {
+        struct wait_fh *w = (struct wait_fh *)(uintptr_t)fi->fh;
+        if (w->text)
+            return reply_slice(req, w->text, w->len, size, off);
+        if (fs__job_over(n->job)) {
+            size_t len;
+            char *text = fs__job_status_text(n->job, &len);
+            w->text = text;
+            w->len = len;
+            return reply_slice(req, w->text, w->len, size, off);
+        }
+        return fs__wait_park(n->job, req, size, off, w);
+    }
+    case N_PUB_FILE:
+        return read_published(req, fs, n, size, off);
+    case N_STAGE:
+    case N_RES: {
+        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+        bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv.buf[0].fd = fh->fd;
+        bv.buf[0].pos = off;
+        fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+        return;
+    }
+    default:
+        fuse_reply_err(req, EINVAL);
+    }
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (!n)
+        return (void)fuse_reply_err(req, ENOENT);
+    int rc = stage_writable(n);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+    ssize_t w = pwrite(fh->fd, data, size, off);
+    if (w < 0)
+        return (void)fuse_reply_err(req, errno);
+    fs__job_touch(n->job);
+    fuse_reply_write(req, (size_t)w);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    node_kind_t kind = n ? n->kind : N_PUB_FILE;
+    if (kind == N_PEER || kind == N_STATUS) {
+        text_fh_t *t = (text_fh_t *)(uintptr_t)fi->fh;
+        free(t->text);
+        free(t);
+    } else if (kind == N_WAIT) {
+        struct wait_fh *w = (struct wait_fh *)(uintptr_t)fi->fh;
+        free(w->text);
+        free(w);
+        fs__job_unref(n->job);
+    } else if (kind == N_STAGE || kind == N_RES) {
+        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        close(fh->fd);
+        if (fh->counted)
+            fs__job_file_closed(fh->job);
+        fs__job_unref(fh->job);
+        free(fh);
+    }
+    fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { fuse_reply_err(req, 0); }
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_get(fs, ino);
+    if (n && (n->kind == N_STAGE || n->kind == N_RES) && fi && fi->fh) {
+        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        if ((datasync ? fdatasync(fh->fd) : fsync(fh->fd)) != 0)
+            return (void)fuse_reply_err(req, errno);
+    }
+    fuse_reply_err(req, 0);
+}
+
+/* Common checks for creating name in parent. Returns the parent's backing path or NULL (replied). */
+static char *create_prep(fuse_req_t req, fs_t *fs, node_t *p, const char *name)
+{
+    if (!p)
+        return fuse_reply_err(req, ENOENT), NULL;
+    if (!valid_name(name))
+        return fuse_reply_err(req, strlen(name) > 255 ? ENAMETOOLONG : EINVAL), NULL;
+    int rc = stage_writable(p);
+    if (rc)
+        return fuse_reply_err(req, -rc), NULL;
+    return fs__node_backing(fs, p);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent);
+    if (p && p->kind == N_JOBS)
+        return (void)fuse_reply_err(req, EPERM); /* a job is a directory */
+    char *dir = create_prep(req, fs, p, name);
+    if (!dir)
+        return;
+    char *path = xasprintf("%s/%s", dir, name);
+    free(dir);
+    int fd = open(path, (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) & ~O_NOCTTY, mode & 07777);
+    int err = errno;
+    free(path);
+    if (fd < 0)
+        return (void)fuse_reply_err(req, err);
+    node_t *n = fs__node_child(p, name);
+    if (!n)
+        n = fs__node_new(fs, p, name, N_STAGE, p->job);
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    int rc = node_stat(fs, n, &e.attr);
+    if (rc) {
+        close(fd);
+        return (void)fuse_reply_err(req, -rc);
+    }
+    e.ino = n->ino;
+    open_backed(req, fs, n, fi, fd);
+    fs__job_touch(n->job);
+    n->nlookup++;
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        n->nlookup--;
+        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        close(fh->fd);
+        if (fh->counted)
+            fs__job_file_closed(fh->job);
+        fs__job_unref(fh->job);
+        free(fh);
+    }
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent);
+    if (p && p->kind == N_JOBS) {
+        if (!valid_name(name) || strlen(name) > MANIFEST_MAX_NAME)
+            return (void)fuse_reply_err(req, strlen(name) > MANIFEST_MAX_NAME ? ENAMETOOLONG : EINVAL);
+        if (fs__node_child(p, name))
+            return (void)fuse_reply_err(req, EEXIST);
+        job_t *j = fs__job_new_staging(fs, name);
+        if (!j)
+            return (void)fuse_reply_err(req, EIO);
+        return reply_entry(req, fs, j->dir);
+    }
+    char *dir = create_prep(req, fs, p, name);
+    if (!dir)
+        return;
+    char *path = xasprintf("%s/%s", dir, name);
+    free(dir);
+    int rc = mkdir(path, mode & 07777) == 0 ? 0 : -errno;
+    free(path);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    node_t *n = fs__node_child(p, name);
+    if (!n)
+        n = fs__node_new(fs, p, name, N_STAGE, p->job);
+    fs__job_touch(p->job);
+    reply_entry(req, fs, n);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent);
+    if (!p)
+        return (void)fuse_reply_err(req, ENOENT);
+    node_t *n = fs__node_child(p, name);
+    if (p->kind == N_PUB_DIR) {
+        if (!n)
+            return (void)fuse_reply_err(req, ENOENT);
+        if (n->kind != N_PUB_FILE)
+            return (void)fuse_reply_err(req, EISDIR);
+        fs__job_cancel(p->job, "cancelled: removed from jobs/");
+        fs__node_detach(fs, n);
+        return (void)fuse_reply_err(req, 0);
+    }
+    int rc = stage_writable(p);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    char *dir = fs__node_backing(fs, p);
+    char *path = xasprintf("%s/%s", dir, name);
+    rc = unlink(path) == 0 ? 0 : -errno;
+    free(dir);
+    free(path);
+    if (!rc && n)
+        fs__node_detach(fs, n);
+    if (!rc)
+        fs__job_touch(p->job);
+    fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent);
+    if (!p)
+        return (void)fuse_reply_err(req, ENOENT);
+    node_t *n = fs__node_child(p, name);
+    if (p->kind == N_JOBS || p->kind == N_PUB_DIR) {
+        if (!n)
+            return (void)fuse_reply_err(req, ENOENT);
+        if (n->kind == N_PUB_DIR) {
+            if (n->nkids > 0)
+                return (void)fuse_reply_err(req, ENOTEMPTY);
+            fs__job_cancel(n->job, "cancelled: removed from jobs/");
+            if (p->kind == N_JOBS)
+                fs__job_unlink_dir(n->job);
+            else
+                fs__node_detach(fs, n);
+            return (void)fuse_reply_err(req, 0);
+        }
+        if (p->kind == N_PUB_DIR)
+            return (void)fuse_reply_err(req, ENOTDIR);
+        /* a staging job's root */
+        if (n->job->state == J_PUBLISHING)
+            return (void)fuse_reply_err(req, EBUSY);
+        char *path = fs__node_backing(fs, n);
+        int rc = rmdir(path) == 0 ? 0 : -errno;
+        free(path);
+        if (!rc)
+            fs__job_unlink_dir(n->job);
+        return (void)fuse_reply_err(req, -rc);
+    }
+    int rc = stage_writable(p);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    char *dir = fs__node_backing(fs, p);
+    char *path = xasprintf("%s/%s", dir, name);
+    rc = rmdir(path) == 0 ? 0 : -errno;
+    free(dir);
+    free(path);
+    if (!rc && n)
+        fs__node_detach(fs, n);
+    if (!rc)
+        fs__job_touch(p->job);
+    fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_get(fs, parent), *np = fs__node_get(fs, newparent);
+    if (!p || !np)
+        return (void)fuse_reply_err(req, ENOENT);
+    if (flags & RENAME_EXCHANGE)
+        return (void)fuse_reply_err(req, EINVAL);
+    if (!valid_name(newname))
+        return (void)fuse_reply_err(req, EINVAL);
+    if (p->kind == N_JOBS && np->kind == N_JOBS) { /* renaming a whole job (mv .x.tmp x) */
+        node_t *n = fs__node_child(p, name);
+        if (!n)
+            return (void)fuse_reply_err(req, ENOENT);
+        if (strcmp(name, newname) == 0)
+            return (void)fuse_reply_err(req, 0);
+        if (n->kind != N_STAGE || n->job->state == J_PUBLISHING)
+            return (void)fuse_reply_err(req, n->kind == N_STAGE ? EBUSY : EROFS);
+        if (fs__node_child(np, newname) || strlen(newname) > MANIFEST_MAX_NAME)
+            return (void)fuse_reply_err(req, fs__node_child(np, newname) ? EEXIST : ENAMETOOLONG);
+        job_t *other = fs__job_find(fs, newname);
+        if (other && !fs__job_over(other))
+            return (void)fuse_reply_err(req, EEXIST);
+        char *from = xasprintf("%s/staging/%s", fs->data_dir, name);
+        char *to = xasprintf("%s/staging/%s", fs->data_dir, newname);
+        int rc = rename(from, to) == 0 ? 0 : -errno;
+        free(from);
+        free(to);
+        if (!rc)
+            fs__job_renamed(n->job, newname);
+        return (void)fuse_reply_err(req, -rc);
+    }
+    if (p->kind != N_STAGE || np->kind != N_STAGE) {
+        int rc = stage_writable(p->kind == N_STAGE ? np : p);
+        return (void)fuse_reply_err(req, rc ? -rc : EXDEV);
+    }
+    if (p->job != np->job)
+        return (void)fuse_reply_err(req, EXDEV); /* mv falls back to copy + remove */
+    int rc = stage_writable(p);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    char *d1 = fs__node_backing(fs, p), *d2 = fs__node_backing(fs, np);
+    char *from = xasprintf("%s/%s", d1, name), *to = xasprintf("%s/%s", d2, newname);
+    rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : -errno;
+    free(d1);
+    free(d2);
+    free(from);
+    free(to);
+    if (!rc) {
+        node_t *victim = fs__node_child(np, newname);
+        if (victim)
+            fs__node_detach(fs, victim);
+        node_t *n = fs__node_child(p, name);
+        if (n)
+            fs__node_rename(n, np, newname);
+        fs__job_touch(p->job);
+    }
+    fuse_reply_err(req, -rc);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    log_warn("symlink %s in a job refused: jobs hold regular files and directories only", name);
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs sv;
+    if (statvfs(fs_of(req)->data_dir, &sv) != 0)
+        return (void)fuse_reply_err(req, errno);
+    fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops fs__ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .release = op_release,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .create = op_create,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .symlink = op_symlink,
+    .statfs = op_statfs,
+};

@@ -1,0 +1,372 @@
+/*
+ * work.c: the blocking halves of publishing a job and of collecting a task's results. Both run in
+ * the libuv thread pool and report a reason a user can act on ("symlinks are not supported: data/x").
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+#include "fs/work.h"
+
+int fs__mkdir_p(const char *path, mode_t mode)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *s = '/';
+    }
+    if (!rc && mkdir(p, mode) != 0 && errno != EEXIST)
+        rc = -errno;
+    free(p);
+    return rc;
+}
+
+static int rm_rf_at(int parent, const char *name)
+{
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOTDIR || errno == ELOOP)
+            return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? 0 : -errno;
+        return errno == ENOENT ? 0 : -errno;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        int r = rm_rf_at(dirfd(d), de->d_name);
+        if (r && !rc)
+            rc = r;
+    }
+    closedir(d);
+    if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && !rc)
+        rc = -errno;
+    return rc;
+}
+
+int fs__rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
+
+/* ---- publishing ---- */
+
+typedef struct scan {
+    store_t *st;
+    manifest_t *m;
+    size_t capfiles, capdirs;
+    char *buf;
+    char *why;
+    size_t whylen;
+} scan_t;
+
+static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    manifest_t *m = s->m;
+    if (m->n_files >= MANIFEST_MAX_FILES) {
+        snprintf(s->why, s->whylen, "more than %d files", MANIFEST_MAX_FILES);
+        return -EMSGSIZE;
+    }
+    if ((uint64_t)st->st_size > MANIFEST_MAX_FILE_SIZE) {
+        snprintf(s->why, s->whylen, "%s: larger than %llu bytes", rel, (unsigned long long)MANIFEST_MAX_FILE_SIZE);
+        return -EMSGSIZE;
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(s->why, s->whylen, "%s: %s", rel, strerror(errno));
+        return -errno;
+    }
+    uint64_t size = (uint64_t)st->st_size;
+    size_t nb = (size_t)((size + m->block_size - 1) / m->block_size);
+    manifest_file_t f = {.path = xstrdup(rel), .size = size, .mode = st->st_mode & 0777, .n_blocks = nb};
+    f.blocks = nb ? xcalloc(nb, sizeof(hash_t)) : NULL;
+    int rc = 0;
+    for (size_t i = 0; i < nb && !rc; i++) {
+        size_t want = i + 1 < nb ? m->block_size : (size_t)(size - (uint64_t)i * m->block_size);
+        size_t got = 0;
+        while (got < want) {
+            ssize_t r = read(fd, s->buf + got, want - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = r < 0 ? -errno : -EIO;
+                snprintf(s->why, s->whylen, "%s: %s", rel, r < 0 ? strerror(errno) : "changed size while publishing");
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (rc)
+            break;
+        hash_sha256(s->buf, want, &f.blocks[i]);
+        rc = store_put_hashed(s->st, &f.blocks[i], s->buf, want);
+        if (rc)
+            snprintf(s->why, s->whylen, "%s: storing block %zu: %s", rel, i, strerror(-rc));
+    }
+    close(fd);
+    if (rc) {
+        free(f.path);
+        free(f.blocks);
+        return rc;
+    }
+    if (m->n_files == s->capfiles) {
+        s->capfiles = s->capfiles ? s->capfiles * 2 : 16;
+        m->files = xreallocarray(m->files, s->capfiles, sizeof(*m->files));
+    }
+    m->files[m->n_files++] = f;
+    return 0;
+}
+
+static int scan_dir(scan_t *s, int fd0, const char *rel)
+{
+    DIR *d = fdopendir(fd0);
+    if (!d) {
+        close(fd0);
+        snprintf(s->why, s->whylen, "%s: %s", *rel ? rel : ".", strerror(errno));
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') /* ".", "..", and dot-files (rsync's temporaries) */
+            continue;
+        char *sub = *rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+        struct stat st;
+        if (strlen(sub) > MANIFEST_MAX_PATH) {
+            snprintf(s->why, s->whylen, "path longer than %d bytes: %.60s...", MANIFEST_MAX_PATH, sub);
+            rc = -ENAMETOOLONG;
+        } else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = -errno;
+            snprintf(s->why, s->whylen, "%s: %s", sub, strerror(errno));
+        } else if (S_ISLNK(st.st_mode)) {
+            snprintf(s->why, s->whylen, "symlinks are not supported in a job: %s", sub);
+            rc = -EINVAL;
+        } else if (S_ISDIR(st.st_mode)) {
+            if (s->m->n_dirs >= MANIFEST_MAX_FILES) {
+                snprintf(s->why, s->whylen, "more than %d directories", MANIFEST_MAX_FILES);
+                rc = -EMSGSIZE;
+            } else {
+                if (s->m->n_dirs == s->capdirs) {
+                    s->capdirs = s->capdirs ? s->capdirs * 2 : 16;
+                    s->m->dirs = xreallocarray(s->m->dirs, s->capdirs, sizeof(char *));
+                }
+                s->m->dirs[s->m->n_dirs++] = xstrdup(sub);
+                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                    rc = -errno;
+                    snprintf(s->why, s->whylen, "%s: %s", sub, strerror(errno));
+                } else {
+                    rc = scan_dir(s, fd, sub);
+                }
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            rc = hash_file(s, dirfd(d), de->d_name, sub, &st);
+        } else {
+            snprintf(s->why, s->whylen, "not a regular file or directory: %s", sub);
+            rc = -EINVAL;
+        }
+        free(sub);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *buf = xmalloc(max + 1);
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + got, max + 1 - got)) > 0) {
+        got += (size_t)r;
+        if (got > max)
+            break;
+    }
+    int err = r < 0 ? -errno : 0;
+    close(fd);
+    if (err || got > max) {
+        free(buf);
+        return err ? err : -EMSGSIZE;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int fs__publish_scan(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    char *descpath = xasprintf("%s/%s", root, JOBDESC_FILE);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_small(descpath, JOBDESC_MAX_BYTES, &text, &len);
+    free(descpath);
+    if (rc == -EMSGSIZE) {
+        snprintf(why, whylen, "%s: larger than %d bytes", JOBDESC_FILE, JOBDESC_MAX_BYTES);
+        return rc;
+    }
+    if (rc == 0) {
+        char w[256];
+        rc = jobdesc_parse(&m->desc, text, len, w, sizeof(w));
+        free(text);
+        if (rc) {
+            snprintf(why, whylen, "%s: %s", JOBDESC_FILE, w);
+            return rc;
+        }
+    } else if (rc != -ENOENT) {
+        snprintf(why, whylen, "%s: %s", JOBDESC_FILE, strerror(-rc));
+        return rc;
+    }
+    if (strcmp(m->desc.command, JOBDESC_DEFAULT_COMMAND) == 0) {
+        char *run = xasprintf("%s/run", root);
+        struct stat sb;
+        bool ok = lstat(run, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0111);
+        free(run);
+        if (!ok) {
+            snprintf(why, whylen, "no command: add an executable file 'run' or a %s with 'command = ...'",
+                     JOBDESC_FILE);
+            return -EINVAL;
+        }
+    }
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return -errno;
+    }
+    scan_t s = {.st = st, .m = m, .buf = xmalloc(m->block_size), .why = why, .whylen = whylen};
+    rc = scan_dir(&s, fd, "");
+    free(s.buf);
+    if (rc)
+        return rc;
+    manifest_sort(m);
+    return 0;
+}
+
+/* ---- results ---- */
+
+typedef struct collect {
+    const collect_spec_t *c;
+    uint64_t total;
+    char *why;
+    size_t whylen;
+} collect_t;
+
+static bool wanted(const collect_spec_t *c, const char *rel)
+{
+    if (c->n_outputs == 0)
+        return true;
+    for (size_t i = 0; i < c->n_outputs; i++)
+        if (fnmatch(c->outputs[i], rel, FNM_PATHNAME | FNM_PERIOD) == 0)
+            return true;
+    return false;
+}
+
+static bool reserved(const char *rel)
+{
+    return !strcmp(rel, "stdout") || !strcmp(rel, "stderr") || !strcmp(rel, "exit_code");
+}
+
+static int collect_dir(collect_t *k, int fd0, const char *rel)
+{
+    DIR *d = fdopendir(fd0);
+    if (!d) {
+        close(fd0);
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *sub = *rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            free(sub);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0)
+                rc = collect_dir(k, fd, sub);
+        } else if (S_ISREG(st.st_mode) && wanted(k->c, sub)) {
+            if (reserved(sub)) {
+                log_warn("task output '%s' has a reserved name and is not kept", sub);
+            } else if ((k->total += (uint64_t)st.st_size) > k->c->disk_bytes) {
+                snprintf(k->why, k->whylen, "outputs exceed the disk limit of %llu bytes",
+                         (unsigned long long)k->c->disk_bytes);
+                rc = -EFBIG;
+            } else {
+                char *to = xasprintf("%s/%s", k->c->tmp_dir, sub);
+                char *slash = strrchr(to, '/');
+                *slash = '\0';
+                rc = fs__mkdir_p(to, 0755);
+                *slash = '/';
+                if (!rc && renameat(dirfd(d), de->d_name, AT_FDCWD, to) != 0)
+                    rc = -errno;
+                if (!rc)
+                    chmod(to, (st.st_mode & 0755) | 0444);
+                else if (!k->why[0])
+                    snprintf(k->why, k->whylen, "collecting %s: %s", sub, strerror(-rc));
+                free(to);
+            }
+        }
+        free(sub);
+    }
+    closedir(d);
+    return rc;
+}
+
+int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    fs__rm_rf(c->tmp_dir);
+    int rc = fs__mkdir_p(c->tmp_dir, 0755);
+    if (rc) {
+        snprintf(why, whylen, "creating %s: %s", c->tmp_dir, strerror(-rc));
+        return rc;
+    }
+    collect_t k = {.c = c, .why = why, .whylen = whylen};
+    int fd = open(c->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0)
+        rc = collect_dir(&k, fd, "");
+    char *p = xasprintf("%s/stdout", c->tmp_dir);
+    rename(c->out_path, p);
+    free(p);
+    p = xasprintf("%s/stderr", c->tmp_dir);
+    rename(c->err_path, p);
+    free(p);
+    p = xasprintf("%s/exit_code", c->tmp_dir);
+    FILE *f = fopen(p, "we");
+    free(p);
+    if (f) {
+        fprintf(f, "%d\n", c->exit_code);
+        fclose(f);
+    }
+    fs__rm_rf(c->final_dir);
+    if (rename(c->tmp_dir, c->final_dir) != 0 && !rc) {
+        rc = -errno;
+        snprintf(why, whylen, "publishing the result: %s", strerror(errno));
+    }
+    fs__rm_rf(c->work_dir);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/**
+ * @file work.h  The blocking halves of publishing and result collection, run in the thread pool.
+ * Pure of the loop: they touch only the files and the block store they are given.
+ */
+#ifndef PREON_FS_WORK_H
+#define PREON_FS_WORK_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/manifest.h"
+#include "swarm/store.h"
+
+/**
+ * Builds the manifest of the job directory root: reads preon.job (if any) into m->desc, walks the
+ * tree (dot-names skipped; symlinks and special files refused), hashes every file block by block
+ * and puts each block into the store. m must be manifest_init'ed with name and created_ms set.
+ * 0, or -EINVAL/-EMSGSIZE/-errno with why filled (a reason for the user).
+ */
+int fs__publish_scan(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
+
+typedef struct collect_spec {
+    const char *work_dir;   /**< the task's directory, written by the sandbox */
+    const char *out_path;   /**< its stdout and stderr files */
+    const char *err_path;
+    const char *tmp_dir;    /**< where the result is assembled (same filesystem) */
+    const char *final_dir;  /**< renamed into place at the end */
+    char *const *outputs;   /**< patterns (fnmatch on the relative path); none: every file */
+    size_t n_outputs;
+    uint64_t disk_bytes;    /**< outputs larger in sum fail the task */
+    int exit_code;
+} collect_spec_t;
+
+/** Moves the outputs, stdout, stderr and an exit_code file into final_dir. 0 or -errno with why. */
+int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,345 @@
+/*
+ * preon.c: the `preon` command. Parses argv and wires the modules together, nothing more.
+ *   preon mount [options] DIR     mount a peer (see docs/usage.md)
+ *   preon wait [--mount DIR] JOB  block until JOB is over; exit 0 if it succeeded
+ *   preon status [--mount DIR] [JOB]
+ *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/jobdesc.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "exec/exec.h"
+#include "fs/fs.h"
+
+static const char usage_main[] =
+    "usage: preon <command> [options]\n"
+    "  mount [options] DIR      mount a peer at DIR (preon mount --help)\n"
+    "  wait [--mount DIR] JOB   wait until JOB is over; exit 0 if every task succeeded, 1 if not\n"
+    "  status [--mount DIR] [JOB]  print the peer and its jobs, or one job's status\n"
+    "  --help, --version\n";
+
+static const char usage_mount[] =
+    "usage: preon mount [options] DIR\n"
+    "  -f, --foreground     stay in the foreground (default: detach once mounted)\n"
+    "  --data DIR           data directory (default $XDG_DATA_HOME/preon or ~/.local/share/preon)\n"
+    "  --slots N            tasks run at once (default: number of CPUs)\n"
+    "  --quiet-ms N         publish a copied job after N ms with no file open (default 1000)\n"
+    "  --uid-base N         sandbox user ids are N + slot (default 64000)\n"
+    "  --allow-network      run jobs that ask for network access\n"
+    "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
+    "  --log FILE           also log to FILE\n"
+    "  --log-level LEVEL    error, warn, info (default) or debug\n";
+
+typedef struct mount_ctx {
+    uv_loop_t loop;
+    uv_signal_t sig[2];
+    fs_t *fs;
+    int status;
+} mount_ctx_t;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    mount_ctx_t *c = s->data;
+    log_info("signal %d: stopping", signum);
+    if (c->fs)
+        fs_stop(c->fs);
+}
+
+static void on_fs_exit(void *arg, int status)
+{
+    mount_ctx_t *c = arg;
+    c->fs = NULL;
+    c->status = status;
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&c->sig[i], NULL);
+}
+
+static char *default_data_dir(void)
+{
+    const char *x = getenv("XDG_DATA_HOME");
+    if (x && *x)
+        return xasprintf("%s/preon", x);
+    const char *home = getenv("HOME");
+    return xasprintf("%s/.local/share/preon", home && *home ? home : "/var/lib");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
+        {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
+        {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
+        {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'}, {0}};
+    bool fg = false;
+    char *data = NULL;
+    unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v;
+    long ready_fd = -1;
+    bool allow_net = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'f': fg = true; break;
+        case 'd': free(data); data = xstrdup(optarg); break;
+        case 's': bad = parse_uint(optarg, 1024, &slots); break;
+        case 'q': bad = parse_uint(optarg, 3600000, &quiet); break;
+        case 'u': bad = parse_uint(optarg, 4000000000ul, &uid_base) || uid_base == 0; break;
+        case 'n': allow_net = true; break;
+        case 'r': bad = parse_uint(optarg, INT_MAX, &v); ready_fd = (long)v; break;
+        case 'l': bad = log_set_file(optarg) != 0; break;
+        case 'L': { enum log_level l; bad = log_parse_level(optarg, &l); if (!bad) log_set_level(l); break; }
+        case 'h': fputs(usage_mount, stdout); free(data); return 0;
+        default: fputs(usage_mount, stderr); free(data); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "preon mount: bad value for --%s: '%s'\n", argv[optind - 1] + 2, optarg);
+            free(data);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(usage_mount, stderr);
+        free(data);
+        return 2;
+    }
+    char mnt[PATH_MAX], dd[PATH_MAX], exe[PATH_MAX];
+    if (!data)
+        data = default_data_dir();
+    mkdir(data, 0755); /* realpath needs it; fs_new creates the rest */
+    if (!realpath(argv[optind], mnt) || !realpath(data, dd)) {
+        fprintf(stderr, "preon mount: %s: %s\n", realpath(argv[optind], mnt) ? data : argv[optind], strerror(errno));
+        free(data);
+        return 1;
+    }
+    free(data);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        perror("preon mount: /proc/self/exe");
+        return 1;
+    }
+    exe[n] = '\0';
+
+    int pipefd[2] = {-1, -1};
+    if (!fg) { /* detach: the parent exits once the child reports the mount is ready */
+        if (pipe(pipefd) != 0)
+            return perror("pipe"), 1;
+        pid_t pid = fork();
+        if (pid < 0)
+            return perror("fork"), 1;
+        if (pid > 0) {
+            close(pipefd[1]);
+            char b;
+            return read(pipefd[0], &b, 1) == 1 ? 0 : 1;
+        }
+        close(pipefd[0]);
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    mount_ctx_t ctx = {0};
+    uv_loop_init(&ctx.loop);
+    fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
+                    .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net};
+    int rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
+    if (rc) {
+        fprintf(stderr, "preon mount: %s\n", strerror(-rc));
+        uv_loop_close(&ctx.loop);
+        return 1;
+    }
+    int sigs[2] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(&ctx.loop, &ctx.sig[i]);
+        ctx.sig[i].data = &ctx;
+        uv_signal_start(&ctx.sig[i], on_signal, sigs[i]);
+    }
+    if (ready_fd >= 0) {
+        if (write((int)ready_fd, "ready\n", 6) != 6)
+            log_warn("--ready-fd %ld: %s", ready_fd, strerror(errno));
+        close((int)ready_fd);
+    }
+    if (pipefd[1] >= 0) {
+        if (write(pipefd[1], "r", 1) != 1)
+            log_warn("could not tell the parent we are ready");
+        close(pipefd[1]);
+    }
+    uv_run(&ctx.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&ctx.loop);
+    return ctx.status;
+}
+
+/* Finds --mount DIR (or $PREON_MOUNT) and returns the remaining positional arguments' index. */
+static const char *mount_arg(int argc, char **argv, int *first)
+{
+    const char *m = getenv("PREON_MOUNT");
+    int i = 1;
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--mount") && i + 1 < argc)
+            m = argv[++i];
+        else if (!strncmp(argv[i], "--mount=", 8))
+            m = argv[i] + 8;
+        else
+            break;
+    }
+    *first = i;
+    return m;
+}
+
+static int cat_file(const char *path, char **out)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, mem);
+    int err = ferror(f) ? -EIO : 0;
+    fclose(f);
+    fclose(mem);
+    *out = buf;
+    return err;
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+    int first;
+    const char *m = mount_arg(argc, argv, &first);
+    if (first < argc && !strcmp(argv[first], "--help"))
+        return fputs("usage: preon wait [--mount DIR] JOB\n", stdout), 0;
+    if (!m || first != argc - 1) {
+        fputs("usage: preon wait [--mount DIR] JOB   (or set PREON_MOUNT)\n", stderr);
+        return 2;
+    }
+    char *path = xasprintf("%s/wait/%s", m, argv[first]), *text = NULL;
+    int rc = cat_file(path, &text);
+    free(path);
+    if (rc) {
+        fprintf(stderr, "preon wait: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
+        free(text);
+        return 2;
+    }
+    fputs(text, stdout);
+    int status = strstr(text, "\nstate: done\n") ? 0 : 1;
+    free(text);
+    return status;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    int first;
+    const char *m = mount_arg(argc, argv, &first);
+    if (first < argc && !strcmp(argv[first], "--help"))
+        return fputs("usage: preon status [--mount DIR] [JOB]\n", stdout), 0;
+    if (!m || first < argc - 1) {
+        fputs("usage: preon status [--mount DIR] [JOB]   (or set PREON_MOUNT)\n", stderr);
+        return 2;
+    }
+    char *text = NULL, *path;
+    if (first == argc - 1) {
+        path = xasprintf("%s/status/%s", m, argv[first]);
+        int rc = cat_file(path, &text);
+        free(path);
+        if (rc) {
+            fprintf(stderr, "preon status: %s: %s\n", argv[first], strerror(-rc));
+            free(text);
+            return 2;
+        }
+        fputs(text, stdout);
+        free(text);
+        return 0;
+    }
+    path = xasprintf("%s/peer", m);
+    int rc = cat_file(path, &text);
+    free(path);
+    if (rc) {
+        fprintf(stderr, "preon status: %s: %s\n", m, strerror(-rc));
+        free(text);
+        return 2;
+    }
+    fputs(text, stdout);
+    free(text);
+    char *dir = xasprintf("%s/status", m);
+    uv_fs_t req;
+    uv_dirent_t ent;
+    if (uv_fs_scandir(NULL, &req, dir, 0, NULL) >= 0) {
+        printf("%-24s %-10s %s\n", "JOB", "STATE", "TASKS (ok/failed/total)");
+        while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+            char *p = xasprintf("%s/%s", dir, ent.name), *t = NULL;
+            if (cat_file(p, &t) == 0) {
+                char state[32] = "?";
+                unsigned tot = 0, ok = 0, bad = 0;
+                char *s;
+                if ((s = strstr(t, "state: ")))
+                    sscanf(s, "state: %31s", state);
+                if ((s = strstr(t, "\ntasks: ")))
+                    sscanf(s, "\ntasks: %u", &tot);
+                if ((s = strstr(t, "\nsucceeded: ")))
+                    sscanf(s, "\nsucceeded: %u", &ok);
+                if ((s = strstr(t, "\nfailed: ")))
+                    sscanf(s, "\nfailed: %u", &bad);
+                printf("%-24s %-10s %u/%u/%u\n", ent.name, state, ok, bad, tot);
+            }
+            free(t);
+            free(p);
+        }
+    }
+    uv_fs_req_cleanup(&req);
+    free(dir);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "mount"))
+        return cmd_mount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "wait"))
+        return cmd_wait(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status"))
+        return cmd_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "limit"))
+        return exec_limit_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        return fputs(usage_main, stdout), 0;
+    if (!strcmp(cmd, "--version"))
+        return puts("preon 0.1"), 0;
+    fprintf(stderr, "preon: unknown command '%s'\n%s", cmd, usage_main);
+    return 2;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Preon needs to build, run and test. Idempotent: when every
+# package is already installed (asked of dpkg-query, which is fast and needs no network) it does
+# nothing, so scripts/run.sh and scripts/test.sh can call it on every run. Otherwise it runs
+# `apt-get update` and installs only what is missing, as root or through sudo.
+#
+# Why each group is here:
+#   build:      compiler, pkg-config, clang + its runtime (libFuzzer and sanitizers for `make fuzz`)
+#   libraries:  the -dev packages the Makefile asks pkg-config for, and cmocka for the unit tests
+#   run:        fuse3 (fusermount3, /etc/fuse.conf), bubblewrap (the task sandbox)
+#   tests:      rsync, tar, curl (publishing and HTTP checks), procps (pgrep), iproute2 (ip, ss, tc
+#               for multi-peer tests), util-linux (mountpoint, setsid), netcat-openbsd (a loopback
+#               listener for the sandbox network test), diffutils (cmp, diff -r), coreutils, gawk-free
+#               awk (mawk is in the base system; the examples need only POSIX awk)
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config make clang libclang-rt-14-dev
+    libfuse3-dev libuv1-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev
+    libsqlite3-dev libssl-dev libcmocka-dev
+    fuse3 bubblewrap
+    rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
+    grep sed mawk bash ca-certificates
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: all ${#PKGS[@]} packages are installed"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=(env DEBIAN_FRONTEND=noninteractive)
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+fi
+
+"${as_root[@]}" apt-get update
+"${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Cancelling with `rm -r jobs/<name>`: running tasks are killed (no sandbox process survives),
+# waiting ones never start, the job ends as cancelled, `preon wait` says 1, and results already
+# made stay.
+. "$(dirname -- "$0")/lib.sh"
+
+# A uid base of our own, so that pgrep -u sees only this test's sandboxes.
+UID_BASE=64200
+
+# sandbox_sleeps: how many `sleep` processes run as the sandbox uids (slots 0..2).
+sandbox_sleeps() {
+    pgrep -c -x -u "$UID_BASE,$((UID_BASE + 1)),$((UID_BASE + 2))" sleep || true
+}
+
+# wait_sandbox_sleeps N SECS: bounded poll until exactly N such processes exist.
+wait_sandbox_sleeps() {
+    local want=$1 end=$((SECONDS + $2)) got
+    while :; do
+        got=$(sandbox_sleeps)
+        [ "$got" = "$want" ] && return 0
+        [ "$SECONDS" -le "$end" ] || fail "expected $want sandboxed sleep processes, found $got: $(pgrep -a -u "$UID_BASE,$((UID_BASE + 1)),$((UID_BASE + 2))" || true)"
+        sleep 0.05
+    done
+}
+
+t_rm_r_cancels_running_tasks() {
+    start_peer A --slots 2 --uid-base "$UID_BASE"
+    local m src st rc
+    m=$(mnt A)
+    src=$(src_dir x)
+    make_job "$src" 'sleep 60' "tasks = 4"
+    cp -r -- "$src" "$m/jobs/x"
+    wait_status "$m" x running 2 30
+    # The check below is only meaningful if we can see the sandboxes' processes at all.
+    wait_sandbox_sleeps 2 10
+
+    rm -r -- "$m/jobs/x"
+    st=$(wait_job "$m" x 20)
+    assert_eq cancelled "$(field state <<<"$st")" state
+    assert_eq 0 "$(field running <<<"$st")" running
+    assert_eq 0 "$(field succeeded <<<"$st")" succeeded
+    [ ! -e "$m/jobs/x" ] || fail "jobs/x still exists after rm -r"
+    assert_not_contains "$(ls -A -- "$m/jobs")" x "ls jobs/"
+    rc=$(preon_wait_rc "$m" x)
+    assert_eq 1 "$rc" "preon wait on a cancelled job"
+    # Killing is asynchronous to the status change: allow a few seconds.
+    wait_sandbox_sleeps 0 5
+}
+
+t_cancel_keeps_finished_results() {
+    # 3 slots for 3 tasks: all start at once, whatever order the scheduler picks.
+    start_peer A --slots 3 --uid-base "$UID_BASE"
+    local m src st
+    m=$(mnt A)
+    src=$(src_dir y)
+    make_job "$src" 'if [ "$PREON_TASK" = 0 ]; then echo first > out.txt; else sleep 60; fi' "tasks = 3"
+    cp -r -- "$src" "$m/jobs/y"
+    wait_status "$m" y succeeded 1 30
+    wait_status "$m" y running 2 30
+    wait_sandbox_sleeps 2 10
+    rm -r -- "$m/jobs/y"
+    st=$(wait_job "$m" y 20)
+    assert_eq cancelled "$(field state <<<"$st")" state
+    assert_eq 1 "$(field succeeded <<<"$st")" succeeded
+    assert_file_eq "$m/results/y/0/out.txt" first
+    assert_file_eq "$m/results/y/0/exit_code" 0
+    wait_sandbox_sleeps 0 5
+}
+
+run_tests "$@"

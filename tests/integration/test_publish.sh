@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Publishing: every way of putting a directory into jobs/ that the spec promises (cp -r, cp -a,
+# rsync -a, tar x, mv of a dot-named staging dir) publishes the job exactly once, completely, with
+# no dot-file leftovers; a published job reads back identical to its source and is read-only; a
+# read of wait/<name> also waits for a job that is still being copied.
+. "$(dirname -- "$0")/lib.sh"
+
+# A one-task job that reports what it sees: its name and index, and its two input files.
+make_sample_job() {
+    local dir=$1
+    make_job "$dir" 'echo "hello $PREON_TASK of $PREON_TASKS from $PREON_JOB"
+wc -c < /job/data/input.bin
+cat /job/data/notes.txt'
+    mkdir -p "$dir/data"
+    # Not a multiple of any plausible block size, so a short last block is read back too.
+    head -c 300001 /dev/urandom >"$dir/data/input.bin"
+    printf 'line one\nline two\n' >"$dir/data/notes.txt"
+}
+
+# check_ran_once M NAME SRC: the job is done, ran its one task exactly once with the expected
+# output, and its published tree is the source, byte for byte, with nothing extra.
+check_ran_once() {
+    local m=$1 name=$2 src=$3 st
+    st=$(wait_job "$m" "$name")
+    assert_eq done "$(field state <<<"$st")" "state of $name"
+    assert_eq 1 "$(field tasks <<<"$st")" "tasks of $name"
+    assert_eq 1 "$(field succeeded <<<"$st")" "succeeded of $name"
+    assert_eq 0 "$(field failed <<<"$st")" "failed of $name"
+    assert_match "$(field id <<<"$st")" '^[0-9a-f]{64}$' "id of $name"
+    assert_eq 0 "$(ls -- "$m/results/$name")" "task folders of $name"
+    assert_file_eq "$m/results/$name/0/exit_code" 0
+    assert_file_eq "$m/results/$name/0/stdout" \
+        "$(printf 'hello 0 of 1 from %s\n300001\nline one\nline two' "$name")"
+    assert_eq "$(ls -A -- "$src")" "$(ls -A -- "$m/jobs/$name")" "entries of jobs/$name"
+    assert_same_tree "$src" "$m/jobs/$name"
+    cmp -- "$src/data/input.bin" "$m/jobs/$name/data/input.bin" || fail "input.bin differs"
+    [ -x "$m/jobs/$name/run" ] || fail "jobs/$name/run lost its execute bit"
+}
+
+t_publish_cp_r() {
+    start_peer A
+    local m src
+    m=$(mnt A)
+    src=$(src_dir j_cpr)
+    make_sample_job "$src"
+    cp -r -- "$src" "$m/jobs/j_cpr"
+    check_ran_once "$m" j_cpr "$src"
+}
+
+t_publish_cp_a() {
+    start_peer A
+    local m src
+    m=$(mnt A)
+    src=$(src_dir j_cpa)
+    make_sample_job "$src"
+    cp -a -- "$src" "$m/jobs/j_cpa"
+    check_ran_once "$m" j_cpa "$src"
+}
+
+t_publish_rsync() {
+    start_peer A
+    local m src
+    m=$(mnt A)
+    src=$(src_dir j_rsync)
+    make_sample_job "$src"
+    # rsync writes each file as a dot-named temporary and renames it: none may be published.
+    rsync -a -- "$src/" "$m/jobs/j_rsync/"
+    check_ran_once "$m" j_rsync "$src"
+    local dots
+    dots=$(cd -- "$m/jobs/j_rsync" && find . -name '.*' ! -name .)
+    assert_eq "" "$dots" "dot-files in the published job"
+}
+
+t_publish_tar() {
+    start_peer A
+    local m src
+    m=$(mnt A)
+    src=$(src_dir j_tar)
+    make_sample_job "$src"
+    tar -C "$(dirname -- "$src")" -cf "$T_CASE/j_tar.tar" j_tar
+    tar -xf "$T_CASE/j_tar.tar" -C "$m/jobs/"
+    check_ran_once "$m" j_tar "$src"
+}
+
+t_publish_mv_staged() {
+    # A quiet period far longer than the test: only the rename can publish this job in time.
+    start_peer A --quiet-ms 600000
+    local m src state
+    m=$(mnt A)
+    src=$(src_dir j_mv)
+    make_sample_job "$src"
+    cp -r -- "$src" "$m/jobs/.j_mv.tmp"
+    mv -- "$m/jobs/.j_mv.tmp" "$m/jobs/j_mv"
+    state=$(status_field "$m" j_mv state)
+    [ "$state" != staging ] || fail "a rename from a dot-name must publish at once, state is staging"
+    check_ran_once "$m" j_mv "$src"
+    [ ! -e "$m/jobs/.j_mv.tmp" ] || fail "the staging name is still there"
+}
+
+t_published_job_is_read_only() {
+    start_peer A
+    local m src j
+    m=$(mnt A)
+    src=$(src_dir j_ro)
+    make_sample_job "$src"
+    cp -r -- "$src" "$m/jobs/j_ro"
+    check_ran_once "$m" j_ro "$src"
+    j=$m/jobs/j_ro
+    expect_erofs sh -c 'echo x > "$1"' _ "$j/newfile"
+    expect_erofs sh -c 'echo x >> "$1"' _ "$j/run"
+    expect_erofs sh -c ': > "$1"' _ "$j/run"
+    expect_erofs sh -c 'echo x > "$1"' _ "$j/data/notes.txt"
+    expect_erofs mkdir -- "$j/newdir"
+    expect_erofs mv -- "$j/run" "$j/run2"
+    expect_erofs mv -- "$j/data/notes.txt" "$j/notes.txt"
+    [ ! -e "$j/newfile" ] || fail "newfile was created"
+    assert_same_tree "$src" "$j"
+}
+
+t_wait_covers_a_job_still_being_copied() {
+    start_peer A
+    local m j fd waiter rc=0
+    m=$(mnt A)
+    j=$m/jobs/late
+    mkdir -- "$j"
+    # A file held open keeps the job from being published (the quiet period only starts when
+    # every file is closed).
+    exec {fd}>"$j/run"
+    printf '#!/bin/sh\necho late\n' >&"$fd"
+    chmod 755 "$j/run"
+    assert_eq staging "$(status_field "$m" late state)" "state while a file is open"
+    timeout -k 5 60 cat -- "$m/wait/late" >"$T_CASE/waited" 2>&1 &
+    waiter=$!
+    assert_eq staging "$(status_field "$m" late state)" "state while a file is open"
+    kill -0 "$waiter" 2>/dev/null || fail "wait/late returned while the job was still being copied: $(cat "$T_CASE/waited")"
+    exec {fd}>&-
+    wait "$waiter" || rc=$?
+    assert_eq 0 "$rc" "exit of cat wait/late"
+    assert_eq done "$(field state <"$T_CASE/waited")" "state read from wait/late"
+    assert_file_eq "$m/results/late/0/stdout" late
+}
+
+run_tests "$@"

@@ -1,0 +1,428 @@
+/*
+ * test_core.c: unit tests for core/hash.c, core/xalloc.c and core/log.c.
+ *
+ * Hashes are checked against the FIPS 180-2 vectors; log lines are read back from a real log file
+ * (stderr is pointed at /dev/null meanwhile) and parsed, including lines written concurrently by
+ * several threads, which must come out whole.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <regex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#define ABC_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define LONG_SHA256 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+#define LONG_MSG "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+
+/* ---- hash ---- */
+
+static void hex_of(const hash_t *h, char out[HASH_HEX_LEN + 1]) { hash_to_hex(h, out); }
+
+static void hash_sha256_known_vectors(void **state)
+{
+    (void)state;
+    hash_t h;
+    char hex[HASH_HEX_LEN + 1];
+    hash_sha256("abc", 3, &h);
+    hex_of(&h, hex);
+    assert_string_equal(hex, ABC_SHA256);
+    hash_sha256("", 0, &h);
+    hex_of(&h, hex);
+    assert_string_equal(hex, EMPTY_SHA256);
+    hash_sha256(LONG_MSG, strlen(LONG_MSG), &h);
+    hex_of(&h, hex);
+    assert_string_equal(hex, LONG_SHA256);
+}
+
+static void hash_ctx_matches_one_shot_and_resets(void **state)
+{
+    (void)state;
+    hash_ctx_t *c = hash_ctx_new();
+    hash_t h, one;
+    char hex[HASH_HEX_LEN + 1];
+    /* Fed a byte at a time, then in two uneven pieces after the reset done by final. */
+    for (size_t i = 0; i < strlen(LONG_MSG); i++)
+        hash_ctx_update(c, &LONG_MSG[i], 1);
+    hash_ctx_final(c, &h);
+    hex_of(&h, hex);
+    assert_string_equal(hex, LONG_SHA256);
+    hash_ctx_update(c, "a", 1);
+    hash_ctx_update(c, "", 0);
+    hash_ctx_update(c, "bc", 2);
+    hash_ctx_final(c, &h);
+    hex_of(&h, hex);
+    assert_string_equal(hex, ABC_SHA256);
+    hash_ctx_final(c, &h); /* nothing fed since the last final: the empty string */
+    hex_of(&h, hex);
+    assert_string_equal(hex, EMPTY_SHA256);
+
+    /* A larger buffer: incremental in odd-sized chunks equals one-shot. */
+    size_t n = 1000003;
+    unsigned char *big = xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (unsigned char)(i * 7 + 3);
+    hash_sha256(big, n, &one);
+    for (size_t off = 0; off < n; off += 4099)
+        hash_ctx_update(c, big + off, n - off < 4099 ? n - off : 4099);
+    hash_ctx_final(c, &h);
+    assert_true(hash_equal(&h, &one));
+    free(big);
+    hash_ctx_free(c);
+    hash_ctx_free(NULL);
+}
+
+static void hash_hex_round_trip(void **state)
+{
+    (void)state;
+    hash_t h, back;
+    char hex[HASH_HEX_LEN + 1];
+    for (int i = 0; i < HASH_LEN; i++)
+        h.b[i] = (uint8_t)(i * 37 + 250);
+    hash_to_hex(&h, hex);
+    assert_int_equal(strlen(hex), HASH_HEX_LEN);
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN, &back), 0);
+    assert_true(hash_equal(&h, &back));
+    /* Upper case is accepted and means the same. */
+    char upper[HASH_HEX_LEN + 1];
+    for (int i = 0; i <= HASH_HEX_LEN; i++)
+        upper[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 'a' + 'A' : hex[i]);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(hash_from_hex(upper, HASH_HEX_LEN, &back), 0);
+    assert_true(hash_equal(&h, &back));
+    back.b[31] ^= 1;
+    assert_false(hash_equal(&h, &back));
+}
+
+static void hash_from_hex_rejects_bad_input(void **state)
+{
+    (void)state;
+    hash_t h, orig;
+    memset(&h, 0x5a, sizeof(h));
+    orig = h;
+    char hex[HASH_HEX_LEN + 2];
+    memcpy(hex, ABC_SHA256, HASH_HEX_LEN + 1);
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN - 1, &h), -EINVAL);
+    assert_int_equal(hash_from_hex(hex, 0, &h), -EINVAL);
+    hex[HASH_HEX_LEN] = 'a';
+    hex[HASH_HEX_LEN + 1] = '\0';
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN + 1, &h), -EINVAL);
+    memcpy(hex, ABC_SHA256, HASH_HEX_LEN + 1);
+    hex[10] = 'g';
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN, &h), -EINVAL);
+    hex[10] = ' ';
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN, &h), -EINVAL);
+    memcpy(hex, ABC_SHA256, HASH_HEX_LEN + 1);
+    hex[HASH_HEX_LEN - 1] = '\0'; /* NUL inside the claimed length */
+    assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN, &h), -EINVAL);
+    assert_int_equal(hash_from_hex(NULL, HASH_HEX_LEN, &h), -EINVAL);
+    assert_true(hash_equal(&h, &orig)); /* untouched on error */
+}
+
+/* ---- xalloc ---- */
+
+static void xalloc_basics(void **state)
+{
+    (void)state;
+    void *p = xmalloc(0);
+    assert_non_null(p);
+    p = xrealloc(p, 0);
+    assert_non_null(p);
+    free(p);
+    unsigned char *z = xcalloc(100, 3);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(z[i], 0);
+    free(z);
+    z = xcalloc(0, 5);
+    assert_non_null(z);
+    free(z);
+    int *a = xreallocarray(NULL, 10, sizeof(int));
+    for (int i = 0; i < 10; i++)
+        a[i] = i;
+    a = xreallocarray(a, 1000, sizeof(int));
+    assert_int_equal(a[9], 9);
+    free(a);
+    char *s = xstrdup("hello");
+    assert_string_equal(s, "hello");
+    free(s);
+    s = xstrndup("hello", 3);
+    assert_string_equal(s, "hel");
+    free(s);
+    s = xstrndup("hi", 10);
+    assert_string_equal(s, "hi");
+    free(s);
+    s = xasprintf("%s-%d-%05.1f", "x", 42, 2.5);
+    assert_string_equal(s, "x-42-002.5");
+    free(s);
+}
+
+/* Runs fn in a child and asserts it died of SIGABRT (xalloc's answer to impossible sizes). */
+static void assert_child_aborts(void (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDERR_FILENO); /* keep the OOM message and sanitizer report out of test output */
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void overflow_reallocarray(void)
+{
+    void *p = xreallocarray(NULL, SIZE_MAX / 2 + 2, 2);
+    free(p);
+}
+
+static void xreallocarray_aborts_on_overflow(void **state)
+{
+    (void)state;
+    assert_child_aborts(overflow_reallocarray);
+}
+
+/* ---- log ---- */
+
+typedef struct log_fixture {
+    char path[64];
+    int saved_stderr;
+} log_fixture_t;
+
+static int log_setup(void **state)
+{
+    log_fixture_t *f = xcalloc(1, sizeof(*f));
+    strcpy(f->path, "/tmp/preon-test-log-XXXXXX");
+    int fd = mkstemp(f->path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    fflush(stderr);
+    f->saved_stderr = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDERR_FILENO);
+    close(devnull);
+    if (log_set_file(f->path) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int log_teardown(void **state)
+{
+    log_fixture_t *f = *state;
+    log_set_file(NULL);
+    log_set_level(LOG_LEVEL_INFO);
+    dup2(f->saved_stderr, STDERR_FILENO);
+    close(f->saved_stderr);
+    unlink(f->path);
+    free(f);
+    return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    char *buf = xmalloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *len = got;
+    return buf;
+}
+
+/* Splits buf into lines (in place); returns the count, each line checked against the format. */
+static size_t check_lines(char *buf, char ***lines_out)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+                             "^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z "
+                             "(ERROR|WARN|INFO|DEBUG) ",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    size_t n = 0, cap = 16;
+    char **lines = xmalloc(cap * sizeof(char *));
+    char *p = buf;
+    while (*p) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl); /* every line is terminated */
+        *nl = '\0';
+        assert_int_equal(regexec(&re, p, 0, NULL, 0), 0);
+        if (n == cap)
+            lines = xreallocarray(lines, cap *= 2, sizeof(char *));
+        lines[n++] = p;
+        p = nl + 1;
+    }
+    regfree(&re);
+    *lines_out = lines;
+    return n;
+}
+
+static const char *body(const char *line) { return line + strlen("2026-11-21T19:42:19.123Z "); }
+
+static void log_parse_level_names(void **state)
+{
+    (void)state;
+    enum log_level l = LOG_LEVEL_INFO;
+    assert_int_equal(log_parse_level("error", &l), 0);
+    assert_int_equal(l, LOG_LEVEL_ERROR);
+    assert_int_equal(log_parse_level("warn", &l), 0);
+    assert_int_equal(l, LOG_LEVEL_WARN);
+    assert_int_equal(log_parse_level("DEBUG", &l), 0);
+    assert_int_equal(l, LOG_LEVEL_DEBUG);
+    assert_int_equal(log_parse_level("info", &l), 0);
+    assert_int_equal(l, LOG_LEVEL_INFO);
+    assert_int_equal(log_parse_level("verbose", &l), -EINVAL);
+    assert_int_equal(log_parse_level("", &l), -EINVAL);
+    assert_int_equal(log_parse_level(NULL, &l), -EINVAL);
+    assert_int_equal(l, LOG_LEVEL_INFO);
+}
+
+static void log_writes_formatted_lines_and_filters_levels(void **state)
+{
+    log_fixture_t *f = *state;
+    errno = EAGAIN;
+    log_info("hello %d", 42);
+    assert_int_equal(errno, EAGAIN); /* logging keeps errno */
+    log_debug("hidden at info");
+    log_error("bad %s", "thing");
+    log_set_level(LOG_LEVEL_WARN);
+    log_info("hidden at warn");
+    log_warn("careful");
+    log_set_level(LOG_LEVEL_DEBUG);
+    log_debug("now shown");
+    log_info("two\nlines\r");
+    log_msg((enum log_level)7, "out of range level is dropped");
+
+    size_t len;
+    char *buf = slurp(f->path, &len);
+    char **lines;
+    size_t n = check_lines(buf, &lines);
+    assert_int_equal(n, 5);
+    assert_string_equal(body(lines[0]), "INFO hello 42");
+    assert_string_equal(body(lines[1]), "ERROR bad thing");
+    assert_string_equal(body(lines[2]), "WARN careful");
+    assert_string_equal(body(lines[3]), "DEBUG now shown");
+    assert_string_equal(body(lines[4]), "INFO two lines"); /* no forged second line */
+    free(lines);
+    free(buf);
+}
+
+static void log_truncates_long_messages(void **state)
+{
+    log_fixture_t *f = *state;
+    size_t big = 20000;
+    char *msg = xmalloc(big + 1);
+    memset(msg, 'x', big);
+    msg[big] = '\0';
+    log_info("%s", msg);
+    log_info("after");
+    free(msg);
+    size_t len;
+    char *buf = slurp(f->path, &len);
+    char **lines;
+    size_t n = check_lines(buf, &lines);
+    assert_int_equal(n, 2);
+    size_t l0 = strlen(lines[0]);
+    assert_true(l0 < 8192 && l0 > 8000);
+    assert_string_equal(lines[0] + l0 - 4, "x...");
+    assert_string_equal(body(lines[1]), "INFO after");
+    free(lines);
+    free(buf);
+}
+
+#define LOG_THREADS 8
+#define LOG_PER_THREAD 300
+#define LOG_PAD 3000
+
+static char log_pad[LOG_PAD + 1]; /* filled before the threads start, read-only after */
+
+static void *log_worker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    const char *pad = log_pad;
+    for (int i = 0; i < LOG_PER_THREAD; i++)
+        log_info("t%d i%d %.*s end", id, i, LOG_PAD, pad);
+    return NULL;
+}
+
+static void log_lines_from_threads_do_not_interleave(void **state)
+{
+    log_fixture_t *f = *state;
+    pthread_t th[LOG_THREADS];
+    memset(log_pad, 'a', LOG_PAD);
+    for (int i = 0; i < LOG_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, log_worker, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < LOG_THREADS; i++)
+        pthread_join(th[i], NULL);
+    size_t len;
+    char *buf = slurp(f->path, &len);
+    char **lines;
+    size_t n = check_lines(buf, &lines);
+    assert_int_equal(n, LOG_THREADS * LOG_PER_THREAD);
+    int next[LOG_THREADS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int id = -1, seq = -1, used = 0;
+        assert_int_equal(sscanf(body(lines[i]), "INFO t%d i%d %n", &id, &seq, &used), 2);
+        assert_true(id >= 0 && id < LOG_THREADS);
+        assert_int_equal(seq, next[id]++); /* each thread's lines arrive whole and in order */
+        const char *rest = body(lines[i]) + used;
+        assert_int_equal(strlen(rest), LOG_PAD + 4);
+        assert_string_equal(rest + LOG_PAD, " end");
+    }
+    free(lines);
+    free(buf);
+}
+
+static void log_set_file_reports_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(log_set_file("/nonexistent-dir-preon/x.log"), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hash_sha256_known_vectors),
+        cmocka_unit_test(hash_ctx_matches_one_shot_and_resets),
+        cmocka_unit_test(hash_hex_round_trip),
+        cmocka_unit_test(hash_from_hex_rejects_bad_input),
+        cmocka_unit_test(xalloc_basics),
+        cmocka_unit_test(xreallocarray_aborts_on_overflow),
+        cmocka_unit_test(log_parse_level_names),
+        cmocka_unit_test_setup_teardown(log_writes_formatted_lines_and_filters_levels, log_setup, log_teardown),
+        cmocka_unit_test_setup_teardown(log_truncates_long_messages, log_setup, log_teardown),
+        cmocka_unit_test_setup_teardown(log_lines_from_threads_do_not_interleave, log_setup, log_teardown),
+        cmocka_unit_test_setup_teardown(log_set_file_reports_errors, log_setup, log_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

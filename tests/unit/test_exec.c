@@ -1,0 +1,1107 @@
+/*
+ * test_exec.c: the sandbox runner. The pure builders (argv, env, bwrap status, the limiter's option
+ * parsing) are checked exactly; then real tasks run in bwrap on a real loop, as root, on slot uids
+ * 64000.., with a uv_timer watchdog that fails the test instead of any sleep.
+ *
+ * This binary is also its own limiter: run as `test_exec limit ...` it is `preon limit ...`
+ * (exec_limit_main(argc - 1, argv + 1)), so the tests exercise the same rlimit wrapper as preon.
+ * The real runs are skipped unless we are root and /usr/bin/bwrap is there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmocka.h>
+
+#include "exec/exec.h"
+#include "exec/internal.h"
+
+#define WATCHDOG_MS 30000
+#define SLOTS 4
+#define UID_BASE 64000
+
+static char self_exe[PATH_MAX]; /* the limiter: this binary, resolved before any setuid */
+
+/* ---- fixture: a loop, an executor and a scratch directory tree ---- */
+
+typedef struct fixture fixture_t;
+
+typedef struct rec {
+    fixture_t *f;
+    int calls;
+    exec_result_t res;
+} rec_t;
+
+struct fixture {
+    uv_loop_t loop;
+    uv_timer_t watchdog;
+    bool watchdog_fired;
+    char base[64];
+    char job_dir[128], task_dir[128], out[128], err[128];
+    exec_opts_t opts;
+    exec_t *e;
+    int done;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+    f->watchdog_fired = true;
+    uv_stop(&f->loop);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* The whole file, NUL-terminated; NULL if it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->watchdog);
+    f->watchdog.data = f;
+    uv_timer_start(&f->watchdog, on_watchdog, WATCHDOG_MS, 0);
+    uv_unref((uv_handle_t *)&f->watchdog);
+    snprintf(f->base, sizeof(f->base), "/tmp/test_exec.XXXXXX");
+    assert_non_null(mkdtemp(f->base));
+    /* The slot uid must be able to reach the job and task directories. */
+    assert_int_equal(chmod(f->base, 0755), 0);
+    snprintf(f->job_dir, sizeof(f->job_dir), "%s/job", f->base);
+    snprintf(f->task_dir, sizeof(f->task_dir), "%s/task", f->base);
+    snprintf(f->out, sizeof(f->out), "%s/stdout", f->base);
+    snprintf(f->err, sizeof(f->err), "%s/stderr", f->base);
+    assert_int_equal(mkdir(f->job_dir, 0755), 0);
+    assert_int_equal(mkdir(f->task_dir, 0700), 0);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/input.txt", f->job_dir);
+    write_file(p, "input data\n");
+    assert_int_equal(chmod(p, 0644), 0);
+    f->opts = (exec_opts_t){.bwrap = "/usr/bin/bwrap", .limiter = self_exe, .uid_base = UID_BASE,
+                            .gid_base = UID_BASE, .slots = SLOTS, .allow_network = true};
+    assert_int_equal(exec_new(&f->loop, &f->opts, &f->e), 0);
+    *state = f;
+    return 0;
+}
+
+static void closed_cb(void *arg) { (*(int *)arg)++; }
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    int closed = 0;
+    if (f->e)
+        exec_close(f->e, closed_cb, &closed);
+    uv_timer_stop(&f->watchdog);
+    uv_close((uv_handle_t *)&f->watchdog, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    if (f->e)
+        assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static bool can_sandbox(void) { return geteuid() == 0 && access("/usr/bin/bwrap", X_OK) == 0; }
+
+#define NEED_SANDBOX()                                                                             \
+    do {                                                                                           \
+        if (!can_sandbox())                                                                        \
+            skip();                                                                                \
+    } while (0)
+
+static exec_spec_t spec_for(fixture_t *f, const char *command)
+{
+    return (exec_spec_t){.job_dir = f->job_dir, .task_dir = f->task_dir, .command = command,
+                         .stdout_path = f->out, .stderr_path = f->err, .job_id = "abc123",
+                         .job_name = "demo", .task_index = 0, .task_count = 1, .timeout_ms = 20000,
+                         .memory_bytes = 512ull << 20, .disk_bytes = 64ull << 20, .processes = 64,
+                         .slot = 1};
+}
+
+static void on_done(exec_task_t *t, const exec_result_t *r, void *arg)
+{
+    (void)t;
+    rec_t *rec = arg;
+    rec->calls++;
+    rec->res = *r;
+    rec->f->done++;
+}
+
+/* Runs the loop until `n` callbacks in all have fired; the watchdog fails the test instead. */
+static void run_until(fixture_t *f, int n)
+{
+    while (f->done < n && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(f->watchdog_fired);
+}
+
+/* Spawns one task, checks the callback is not called from inside the spawn, waits for it. */
+static void run_task(fixture_t *f, exec_t *e, const exec_spec_t *spec, rec_t *rec)
+{
+    rec->f = f;
+    int before = f->done;
+    assert_int_equal(exec_task_spawn(e, spec, on_done, rec, NULL), 0);
+    assert_int_equal(rec->calls, 0);
+    run_until(f, before + 1);
+    assert_int_equal(rec->calls, 1);
+}
+
+/* ---- pure: argv ---- */
+
+static const char *const expected_bwrap_head[] = {
+    "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+    "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+    "--symlink", "usr/sbin", "/sbin",
+    "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+    "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+    "--ro-bind-try", "/etc/ld.so.conf", "/etc/ld.so.conf",
+    "--ro-bind-try", "/etc/ld.so.conf.d", "/etc/ld.so.conf.d",
+    "--ro-bind-try", "/etc/passwd", "/etc/passwd",
+    "--ro-bind-try", "/etc/group", "/etc/group",
+    "--ro-bind-try", "/etc/nsswitch.conf", "/etc/nsswitch.conf",
+    "--ro-bind-try", "/etc/hosts", "/etc/hosts",
+    "--ro-bind-try", "/etc/host.conf", "/etc/host.conf",
+    "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf",
+    "--ro-bind-try", "/etc/gai.conf", "/etc/gai.conf",
+    "--ro-bind-try", "/etc/protocols", "/etc/protocols",
+    "--ro-bind-try", "/etc/services", "/etc/services",
+    "--ro-bind-try", "/etc/localtime", "/etc/localtime",
+    "--ro-bind-try", "/etc/ssl", "/etc/ssl",
+    "--ro-bind-try", "/etc/ca-certificates", "/etc/ca-certificates",
+    "--ro-bind-try", "/etc/mime.types", "/etc/mime.types",
+    "--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+    "--size", "1048576", "--tmpfs", "/tmp",
+    "--ro-bind", "/data/mnt/jobs/demo", "/job", "--bind", "/data/work/abc.3", "/task",
+    "--remount-ro", "/", "--chdir", "/task", "--hostname", "preon", "--json-status-fd", "3",
+    "--", "/bin/sh", "-c", "./run --fast",
+};
+
+static exec_spec_t pure_spec(void)
+{
+    return (exec_spec_t){.job_dir = "/data/mnt/jobs/demo", .task_dir = "/data/work/abc.3",
+                         .command = "./run --fast", .stdout_path = "/data/work/abc.3.stdout",
+                         .stderr_path = "/data/work/abc.3.stderr", .job_id = "abc", .job_name = "demo",
+                         .task_index = 3, .task_count = 8, .timeout_ms = 60000,
+                         .memory_bytes = 268435456, .disk_bytes = 1048576, .processes = 10, .slot = 2};
+}
+
+static const exec_opts_t pure_opts = {.bwrap = "/usr/bin/bwrap", .limiter = "/usr/local/bin/preon",
+                                      .uid_base = 64000, .gid_base = 64000, .slots = 4};
+
+static void check_argv(char **argv, bool share_net)
+{
+    static const char *const head[] = {
+        "/usr/local/bin/preon", "limit", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
+        "--core", "0", "--nofile", "1024", "--", "/usr/bin/bwrap", "--unshare-all",
+    };
+    size_t i = 0, nhead = sizeof(head) / sizeof(head[0]);
+    for (size_t k = 0; k < nhead; k++, i++) {
+        assert_non_null(argv[i]);
+        assert_string_equal(argv[i], head[k]);
+    }
+    if (share_net)
+        assert_string_equal(argv[i++], "--share-net");
+    size_t ntail = sizeof(expected_bwrap_head) / sizeof(expected_bwrap_head[0]);
+    for (size_t k = 0; k < ntail; k++, i++) {
+        assert_non_null(argv[i]);
+        assert_string_equal(argv[i], expected_bwrap_head[k]);
+    }
+    assert_null(argv[i]);
+}
+
+static void argv_typical_spec_is_exact(void **state)
+{
+    (void)state;
+    exec_spec_t s = pure_spec();
+    char **argv = NULL;
+    assert_int_equal(exec_build_argv(&pure_opts, &s, &argv), 0);
+    check_argv(argv, false);
+    exec_argv_free(argv);
+}
+
+static void argv_shares_net_only_if_asked_and_allowed(void **state)
+{
+    (void)state;
+    exec_spec_t s = pure_spec();
+    exec_opts_t o = pure_opts;
+    char **argv = NULL;
+    s.network = true; /* asked, not allowed: no network (exec_task_spawn refuses such a task) */
+    assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
+    check_argv(argv, false);
+    exec_argv_free(argv);
+    o.allow_network = true; /* asked and allowed */
+    assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
+    check_argv(argv, true);
+    exec_argv_free(argv);
+    s.network = false; /* allowed, not asked */
+    assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
+    check_argv(argv, false);
+    exec_argv_free(argv);
+}
+
+static void argv_default_bwrap_path(void **state)
+{
+    (void)state;
+    exec_spec_t s = pure_spec();
+    exec_opts_t o = pure_opts;
+    o.bwrap = NULL;
+    char **argv = NULL;
+    assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
+    assert_string_equal(argv[13], "/usr/bin/bwrap");
+    exec_argv_free(argv);
+}
+
+static void expect_rejected(const exec_opts_t *o, const exec_spec_t *s, const char *why_part)
+{
+    char **argv = (char **)1;
+    assert_int_equal(exec_build_argv(o, s, &argv), -EINVAL);
+    assert_null(argv);
+    char why[EXEC_MAX_REASON] = "";
+    assert_int_equal(exec__check_spec(o, s, why, sizeof(why)), -EINVAL);
+    if (!strstr(why, why_part))
+        fail_msg("reason '%s' does not mention '%s'", why, why_part);
+}
+
+static void argv_rejects_bad_specs(void **state)
+{
+    (void)state;
+    exec_spec_t s;
+    exec_opts_t o = pure_opts;
+    char **argv = NULL;
+
+    s = pure_spec();
+    s.memory_bytes = EXEC_MIN_MEMORY - 1;
+    expect_rejected(&o, &s, "minimum of 16 MiB");
+    s.memory_bytes = EXEC_MIN_MEMORY; /* the boundary itself is fine */
+    assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
+    exec_argv_free(argv);
+
+    s = pure_spec();
+    s.command = NULL;
+    expect_rejected(&o, &s, "no command");
+    s.command = "";
+    expect_rejected(&o, &s, "no command");
+    char *huge = malloc(EXEC_MAX_COMMAND + 2);
+    assert_non_null(huge);
+    memset(huge, 'x', EXEC_MAX_COMMAND + 1);
+    huge[EXEC_MAX_COMMAND + 1] = '\0';
+    s.command = huge;
+    expect_rejected(&o, &s, "longer than");
+    free(huge);
+
+    s = pure_spec();
+    s.job_dir = "jobs/demo";
+    expect_rejected(&o, &s, "job directory");
+    s = pure_spec();
+    s.task_dir = "work/abc.3";
+    expect_rejected(&o, &s, "task directory");
+    s = pure_spec();
+    s.stdout_path = "out";
+    expect_rejected(&o, &s, "stdout");
+    s = pure_spec();
+    s.job_dir = NULL;
+    expect_rejected(&o, &s, "job directory");
+
+    s = pure_spec();
+    o.limiter = "preon";
+    expect_rejected(&o, &s, "limiter");
+    o.limiter = NULL;
+    expect_rejected(&o, &s, "limiter");
+    o = pure_opts;
+    o.bwrap = "bwrap";
+    expect_rejected(&o, &s, "bwrap");
+    o = pure_opts;
+
+    s = pure_spec();
+    s.slot = 4;
+    expect_rejected(&o, &s, "slot 4");
+    s = pure_spec();
+    s.processes = 0;
+    expect_rejected(&o, &s, "processes");
+    s = pure_spec();
+    s.disk_bytes = 0;
+    expect_rejected(&o, &s, "disk");
+    s = pure_spec();
+    s.timeout_ms = 0;
+    expect_rejected(&o, &s, "time-out");
+    s = pure_spec();
+    s.job_id = "not-hex";
+    expect_rejected(&o, &s, "job id");
+    s = pure_spec();
+    s.job_name = "";
+    expect_rejected(&o, &s, "job name");
+    s = pure_spec();
+    s.task_index = 8;
+    expect_rejected(&o, &s, "task 8");
+
+    s = pure_spec();
+    assert_int_equal(exec_build_argv(NULL, &s, &argv), -EINVAL);
+    assert_int_equal(exec_build_argv(&o, NULL, &argv), -EINVAL);
+    assert_int_equal(exec_build_argv(&o, &s, NULL), -EINVAL);
+}
+
+/* ---- pure: env ---- */
+
+static void env_has_the_task_identity_and_nothing_else(void **state)
+{
+    (void)state;
+    exec_spec_t s = pure_spec();
+    char **env = NULL;
+    assert_int_equal(exec_build_env(&s, &env), 0);
+    static const char *const expected[] = {
+        "PATH=/job:/usr/local/bin:/usr/bin:/bin", "HOME=/task", "TMPDIR=/tmp", "LANG=C.UTF-8",
+        "PREON_TASK=3", "PREON_TASKS=8", "PREON_JOB=demo", "PREON_JOB_ID=abc",
+        "PREON_JOB_DIR=/job", "PREON_TASK_DIR=/task",
+    };
+    size_t n = sizeof(expected) / sizeof(expected[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(env[i]);
+        assert_string_equal(env[i], expected[i]);
+    }
+    assert_null(env[n]);
+    exec_argv_free(env);
+
+    s.task_index = 8;
+    assert_int_equal(exec_build_env(&s, &env), -EINVAL);
+    assert_null(env);
+    s = pure_spec();
+    s.job_id = NULL;
+    assert_int_equal(exec_build_env(&s, &env), -EINVAL);
+    assert_int_equal(exec_build_env(NULL, &env), -EINVAL);
+}
+
+/* ---- pure: bwrap's status ---- */
+
+static void status_needs_the_exit_code_object(void **state)
+{
+    (void)state;
+    int code = -1;
+    pid_t pid = -1;
+    const char *ok = "{ \"child-pid\": 4287, \"mnt-namespace\": 4026532180 }\n{ \"exit-code\": 3 }\n";
+    assert_int_equal(exec__parse_status(ok, strlen(ok), &code, &pid), 0);
+    assert_int_equal(code, 3);
+    assert_int_equal(pid, 4287);
+    const char *no_trailing_nl = "{ \"child-pid\": 12 }\n{ \"exit-code\": 0 }";
+    assert_int_equal(exec__parse_status(no_trailing_nl, strlen(no_trailing_nl), &code, &pid), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(pid, 12);
+    /* bwrap wrote the pid, then died setting up: never built */
+    const char *setup_failed = "{ \"child-pid\": 4279, \"pid-namespace\": 4026532181 }\n";
+    assert_int_equal(exec__parse_status(setup_failed, strlen(setup_failed), &code, &pid), -ENOENT);
+    assert_int_equal(pid, 4279);
+    assert_int_equal(exec__parse_status("", 0, &code, &pid), -ENOENT);
+    assert_int_equal(pid, 0);
+    const char *junk = "{ \"child-pid\": 12 }\nexit-code: 0\n";
+    assert_int_equal(exec__parse_status(junk, strlen(junk), &code, &pid), -EBADMSG);
+    const char *truncated = "{ \"child-pid\": 12 }\n{ \"exit-code\": ";
+    assert_int_equal(exec__parse_status(truncated, strlen(truncated), &code, &pid), -EBADMSG);
+    const char *bad_code = "{ \"exit-code\": 999 }";
+    assert_int_equal(exec__parse_status(bad_code, strlen(bad_code), &code, &pid), -EBADMSG);
+    const char *str_code = "{ \"exit-code\": \"0\" }";
+    assert_int_equal(exec__parse_status(str_code, strlen(str_code), &code, &pid), -EBADMSG);
+    /* a pid we must never wait on or signal */
+    const char *init_pid = "{ \"child-pid\": 1 }";
+    assert_int_equal(exec__parse_status(init_pid, strlen(init_pid), &code, &pid), -EBADMSG);
+    const char *neg_pid = "{ \"child-pid\": -1 }";
+    assert_int_equal(exec__parse_status(neg_pid, strlen(neg_pid), &code, &pid), -EBADMSG);
+    const char *array = "[1, 2]";
+    assert_int_equal(exec__parse_status(array, strlen(array), &code, &pid), -EBADMSG);
+    assert_int_equal(exec__parse_status(ok, EXEC_MAX_STATUS + 1, &code, &pid), -EMSGSIZE);
+}
+
+/* ---- the limiter's parsing (in-process: it must fail before touching any limit) ---- */
+
+static int limit_argv(const char *first, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    return exec_limit_main(argc, argv);
+}
+
+static void limit_rejects_bad_options_before_setting_any(void **state)
+{
+    (void)state;
+    struct rlimit before, after;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &before), 0);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--bogus", "1", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", "12M", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", "-1", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", "", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", "99999999999999999999999", "--", "/bin/true",
+                                NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--nofile", "6", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "/bin/true", NULL), 127); /* no "--" */
+    assert_int_equal(limit_argv("limit", "--nofile", "5", "--", NULL), 127);        /* no program */
+    assert_int_equal(limit_argv("limit", NULL), 127);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &after), 0);
+    assert_true(before.rlim_cur == after.rlim_cur && before.rlim_max == after.rlim_max);
+}
+
+/* ---- real runs ---- */
+
+static void run_writes_stdout_and_stderr_files(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo hello; echo oops >&2; cat /job/input.txt");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, 0);
+    assert_int_equal(rec.res.term_signal, 0);
+    assert_string_equal(rec.res.reason, "");
+    char *out = slurp(f->out), *err = slurp(f->err);
+    assert_string_equal(out, "hello\ninput data\n");
+    assert_string_equal(err, "oops\n");
+    free(out);
+    free(err);
+}
+
+static void run_same_file_for_stdout_and_stderr(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo one; echo two >&2; echo three");
+    s.stderr_path = f->out;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "one\ntwo\nthree\n");
+    free(out);
+}
+
+static void run_reports_exit_code(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "exit 3");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, 3);
+    assert_int_equal(rec.res.term_signal, 0);
+    assert_string_equal(rec.res.reason, "exit 3");
+}
+
+static void run_reports_signal(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "kill -9 $$");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, 137);
+    assert_int_equal(rec.res.term_signal, 9);
+    assert_string_equal(rec.res.reason, "killed by signal 9 (SIGKILL)");
+}
+
+static void run_sees_env_and_unprivileged_uid(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo $PREON_TASK $PREON_TASKS $PREON_JOB $PREON_JOB_ID $PREON_JOB_DIR "
+                                "$PREON_TASK_DIR $HOME $TMPDIR $LANG; pwd; id -u; id -g; hostname");
+    s.task_index = 5;
+    s.task_count = 10;
+    s.slot = 2;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "5 10 demo abc123 /job /task /task /tmp C.UTF-8\n/task\n64002\n64002\npreon\n");
+    free(out);
+}
+
+static void run_task_dir_is_writable_and_owned_by_slot(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo result > /task/answer && mkdir /task/sub && echo x > sub/y");
+    s.slot = 3;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/answer", f->task_dir);
+    char *data = slurp(p);
+    assert_non_null(data);
+    assert_string_equal(data, "result\n");
+    free(data);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_uid, UID_BASE + 3);
+    assert_int_equal(st.st_gid, UID_BASE + 3);
+    assert_int_equal(stat(f->task_dir, &st), 0);
+    assert_int_equal(st.st_uid, UID_BASE + 3);
+    snprintf(p, sizeof(p), "%s/sub/y", f->task_dir);
+    assert_int_equal(access(p, F_OK), 0);
+}
+
+static void run_cannot_write_outside_task_and_tmp(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* Prints only what it managed to do (or to see); the task must report just the /tmp write. */
+    exec_spec_t s = spec_for(f, "for p in /job/x /job/input.txt /usr/x /x /etc/x /proc/x /dev/x; do "
+                                "  if (echo z > $p) 2>/dev/null; then echo wrote $p; fi; done; "
+                                "for p in /root /work /var /home /etc/shadow; do "
+                                "  if [ -e $p ]; then echo sees $p; fi; done; "
+                                "echo t > /tmp/ok && echo tmp-ok");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "tmp-ok\n");
+    free(out);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/x", f->job_dir);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof(p), "%s/input.txt", f->job_dir);
+    char *in = slurp(p);
+    assert_string_equal(in, "input data\n");
+    free(in);
+    assert_int_equal(access("/usr/x", F_OK), -1);
+}
+
+/* The listener for the network checks: counts the connections it accepts. */
+typedef struct listener {
+    uv_tcp_t server;
+    uv_tcp_t conn[4];
+    int accepted;
+} listener_t;
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    listener_t *l = server->data;
+    if (status != 0 || l->accepted >= 4)
+        return;
+    uv_tcp_init(server->loop, &l->conn[l->accepted]);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&l->conn[l->accepted]), 0);
+    l->accepted++;
+}
+
+static int listen_loopback(fixture_t *f, listener_t *l)
+{
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_init(&f->loop, &l->server);
+    l->server.data = l;
+    assert_int_equal(uv_tcp_bind(&l->server, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&l->server, 8, on_connection), 0);
+    struct sockaddr_in bound;
+    int len = sizeof(bound);
+    assert_int_equal(uv_tcp_getsockname(&l->server, (struct sockaddr *)&bound, &len), 0);
+    return ntohs(bound.sin_port);
+}
+
+static void listener_close(listener_t *l)
+{
+    uv_close((uv_handle_t *)&l->server, NULL);
+    for (int i = 0; i < l->accepted; i++)
+        uv_close((uv_handle_t *)&l->conn[i], NULL);
+}
+
+static void run_has_no_network_unless_asked_and_allowed(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    listener_t l = {0};
+    int port = listen_loopback(f, &l);
+    char cmd[256];
+    /* bash for /dev/tcp; dash has no socket of its own. */
+    snprintf(cmd, sizeof(cmd), "bash -c 'echo hi > /dev/tcp/127.0.0.1/%d' && echo connected", port);
+
+    exec_spec_t s = spec_for(f, cmd);
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_not_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "");
+    free(out);
+    /* Let any connection that did get through be accepted before counting. */
+    for (int i = 0; i < 10; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(l.accepted, 0);
+
+    /* The control: the same check does see the listener when the network is shared. */
+    s.network = true;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    out = slurp(f->out);
+    assert_string_equal(out, "connected\n");
+    free(out);
+    while (l.accepted < 1 && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(l.accepted, 1);
+    listener_close(&l);
+}
+
+static void spawn_refuses_network_when_not_allowed(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_opts_t o = f->opts;
+    o.allow_network = false;
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    exec_spec_t s = spec_for(f, "touch /task/ran");
+    s.network = true;
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, -1);
+    assert_string_equal(rec.res.reason, "job asks for network; this peer does not allow it");
+    char p[192];
+    snprintf(p, sizeof(p), "%s/ran", f->task_dir);
+    assert_int_equal(access(p, F_OK), -1);
+    int closed = 0;
+    exec_close(e, closed_cb, &closed);
+    assert_int_equal(closed, 1); /* nothing was in flight */
+}
+
+static void run_times_out(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "sleep 30 & sleep 30");
+    s.timeout_ms = 500;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_true(rec.res.timed_out);
+    assert_false(rec.res.refused);
+    assert_false(rec.res.cancelled);
+    assert_int_equal(rec.res.exit_code, 137);
+    assert_int_equal(rec.res.term_signal, 9);
+    assert_string_equal(rec.res.reason, "timed out after 0.5 s");
+    assert_true(rec.res.elapsed_ms >= 500 && rec.res.elapsed_ms < 5000);
+}
+
+static void run_memory_limit_fails_a_big_allocation(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* mawk doubles a string to 256 MiB: it needs 384 MiB at the last step. */
+    exec_spec_t s = spec_for(f, "awk 'BEGIN{s=\"x\"; while (length(s) < 200000000) s = s s; print length(s)}'");
+    s.memory_bytes = 64ull << 20;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_not_equal(rec.res.exit_code, 0);
+    char *err = slurp(f->err);
+    assert_non_null(strstr(err, "out of memory"));
+    free(err);
+
+    s.memory_bytes = 1ull << 30; /* the control: the same program fits in 1 GiB */
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "268435456\n");
+    free(out);
+}
+
+static void run_process_limit_stops_a_fork_bomb(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "for i in $(seq 50); do sleep 1 & done; wait");
+    s.processes = 10;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_not_equal(rec.res.exit_code, 0);
+    char *err = slurp(f->err);
+    assert_non_null(strstr(err, "fork"));
+    free(err);
+
+    s.processes = 64; /* the control: 50 sleeps fit */
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+}
+
+static void run_single_process_still_runs_the_command(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo alone");
+    s.processes = 1; /* bwrap's own two processes are not the job's */
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "alone\n");
+    free(out);
+}
+
+static void run_disk_limit_caps_a_file(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "head -c 2097152 /dev/zero > /task/big");
+    s.disk_bytes = 1 << 20;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_not_equal(rec.res.exit_code, 0);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/big", f->task_dir);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(st.st_size <= (1 << 20));
+}
+
+typedef struct cancel_ctx {
+    uv_timer_t timer;
+    exec_task_t *t;
+} cancel_ctx_t;
+
+static void on_cancel_timer(uv_timer_t *timer)
+{
+    cancel_ctx_t *c = timer->data;
+    exec_task_cancel(c->t);
+    uv_close((uv_handle_t *)timer, NULL);
+}
+
+static void run_cancel_kills_the_sandbox(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "touch /task/started; sleep 30");
+    rec_t rec = {.f = f};
+    cancel_ctx_t c = {0};
+    assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec, &c.t), 0);
+    assert_non_null(c.t);
+    uv_timer_init(&f->loop, &c.timer);
+    c.timer.data = &c;
+    uv_timer_start(&c.timer, on_cancel_timer, 300, 0);
+    run_until(f, 1);
+    assert_true(rec.res.cancelled);
+    assert_false(rec.res.timed_out);
+    assert_false(rec.res.refused);
+    assert_string_equal(rec.res.reason, "cancelled");
+    assert_int_equal(rec.res.exit_code, 137);
+    assert_true(rec.res.elapsed_ms < 5000);
+    char p[192];
+    snprintf(p, sizeof(p), "%s/started", f->task_dir);
+    assert_int_equal(access(p, F_OK), 0); /* it did run before the cancel */
+}
+
+static void run_cancel_before_start_never_runs(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "touch /task/ran");
+    rec_t rec = {.f = f};
+    exec_task_t *t = NULL;
+    assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec, &t), 0);
+    exec_task_cancel(t);
+    assert_int_equal(rec.calls, 0);
+    run_until(f, 1);
+    assert_true(rec.res.cancelled);
+    assert_int_equal(rec.res.exit_code, -1);
+    assert_string_equal(rec.res.reason, "cancelled before it started");
+    char p[192];
+    snprintf(p, sizeof(p), "%s/ran", f->task_dir);
+    assert_int_equal(access(p, F_OK), -1);
+}
+
+static void spawn_refuses_missing_bwrap(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_opts_t o = f->opts;
+    o.bwrap = "/nonexistent/bwrap";
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    exec_spec_t s = spec_for(f, "touch /task/ran");
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec); /* checks the callback came after exec_task_spawn returned */
+    assert_true(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, -1);
+    assert_string_equal(rec.res.reason, "bwrap /nonexistent/bwrap: No such file or directory");
+    exec_close(e, NULL, NULL);
+}
+
+static void spawn_refuses_missing_limiter(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_opts_t o = f->opts;
+    o.limiter = "/nonexistent/preon";
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    exec_spec_t s = spec_for(f, "touch /task/ran");
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_non_null(strstr(rec.res.reason, "cannot start /nonexistent/preon as uid 64001"));
+    exec_close(e, NULL, NULL);
+}
+
+static void spawn_refuses_missing_dirs_and_bad_specs(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char missing[192];
+    snprintf(missing, sizeof(missing), "%s/nope", f->base);
+
+    exec_spec_t s = spec_for(f, "true");
+    s.task_dir = missing;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_non_null(strstr(rec.res.reason, "task directory"));
+    assert_non_null(strstr(rec.res.reason, "No such file or directory"));
+
+    s = spec_for(f, "true");
+    s.job_dir = missing;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_true(rec2.res.refused);
+    assert_non_null(strstr(rec2.res.reason, "job directory"));
+
+    s = spec_for(f, "true");
+    s.memory_bytes = 1 << 20; /* a job description may ask for this: refused with a reason */
+    rec_t rec3 = {0};
+    run_task(f, f->e, &s, &rec3);
+    assert_true(rec3.res.refused);
+    assert_non_null(strstr(rec3.res.reason, "minimum of 16 MiB"));
+
+    assert_int_equal(exec_task_spawn(f->e, NULL, on_done, &rec, NULL), -EINVAL);
+    assert_int_equal(exec_task_spawn(f->e, &s, NULL, &rec, NULL), -EINVAL);
+    assert_int_equal(exec_task_spawn(NULL, &s, on_done, &rec, NULL), -EINVAL);
+}
+
+static void run_refuses_when_bwrap_cannot_build_the_sandbox(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* Root can see this job directory, the slot uid cannot: bwrap fails to bind it. */
+    char priv[160], job[192];
+    snprintf(priv, sizeof(priv), "%s/private", f->base);
+    snprintf(job, sizeof(job), "%s/job", priv);
+    assert_int_equal(mkdir(priv, 0700), 0);
+    assert_int_equal(mkdir(job, 0755), 0);
+    exec_spec_t s = spec_for(f, "touch /task/ran");
+    s.job_dir = job;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, -1);
+    assert_non_null(strstr(rec.res.reason, "the sandbox could not be built: bwrap: "));
+    assert_non_null(strstr(rec.res.reason, "Permission denied"));
+    char p[192];
+    snprintf(p, sizeof(p), "%s/ran", f->task_dir);
+    assert_int_equal(access(p, F_OK), -1);
+}
+
+static void run_four_slots_at_once(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char dirs[SLOTS][192], outs[SLOTS][192], errs[SLOTS][192];
+    rec_t rec[SLOTS] = {0};
+    for (unsigned i = 0; i < SLOTS; i++) {
+        snprintf(dirs[i], sizeof(dirs[i]), "%s/task%u", f->base, i);
+        snprintf(outs[i], sizeof(outs[i]), "%s/out%u", f->base, i);
+        snprintf(errs[i], sizeof(errs[i]), "%s/err%u", f->base, i);
+        assert_int_equal(mkdir(dirs[i], 0700), 0);
+        exec_spec_t s = spec_for(f, "sleep 0.2; echo $PREON_TASK $(id -u) > /task/who; cat /task/who");
+        s.task_dir = dirs[i];
+        s.stdout_path = outs[i];
+        s.stderr_path = errs[i];
+        s.task_index = i;
+        s.task_count = SLOTS;
+        s.slot = i;
+        rec[i].f = f;
+        assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec[i], NULL), 0);
+    }
+    run_until(f, SLOTS);
+    for (unsigned i = 0; i < SLOTS; i++) {
+        assert_int_equal(rec[i].calls, 1);
+        assert_int_equal(rec[i].res.exit_code, 0);
+        char expect[64];
+        snprintf(expect, sizeof(expect), "%u %u\n", i, UID_BASE + i);
+        char *out = slurp(outs[i]);
+        assert_string_equal(out, expect);
+        free(out);
+    }
+}
+
+static void close_cancels_running_tasks_then_calls_back(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "sleep 30");
+    rec_t rec = {.f = f};
+    assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec, NULL), 0);
+    /* Let it get past PREP into RUNNING: wait until the sandbox has written its status. */
+    exec_spec_t s2 = spec_for(f, "true");
+    char dir2[192], out2[192];
+    snprintf(dir2, sizeof(dir2), "%s/t2", f->base);
+    snprintf(out2, sizeof(out2), "%s/o2", f->base);
+    assert_int_equal(mkdir(dir2, 0700), 0);
+    s2.task_dir = dir2;
+    s2.stdout_path = s2.stderr_path = out2;
+    s2.slot = 2;
+    rec_t rec2 = {.f = f};
+    assert_int_equal(exec_task_spawn(f->e, &s2, on_done, &rec2, NULL), 0);
+    run_until(f, 1); /* the short one is done; the long one is running */
+    assert_int_equal(rec2.calls, 1);
+    assert_int_equal(rec.calls, 0);
+    int closed = 0;
+    exec_t *e = f->e;
+    exec_close(e, closed_cb, &closed);
+    f->e = NULL;
+    assert_int_equal(closed, 0);
+    assert_int_equal(exec_task_spawn(e, &s2, on_done, &rec2, NULL), -ECANCELED); /* closing */
+    assert_int_equal(rec.calls, 0);
+    run_until(f, 2);
+    assert_int_equal(rec.calls, 1);
+    assert_true(rec.res.cancelled);
+    while (closed == 0 && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(closed, 1);
+}
+
+typedef struct closer {
+    rec_t rec;
+    exec_t *e;
+    int closed;
+} closer_t;
+
+static void on_done_close(exec_task_t *t, const exec_result_t *r, void *arg)
+{
+    closer_t *c = arg;
+    on_done(t, r, &c->rec);
+    exec_close(c->e, closed_cb, &c->closed);
+    assert_int_equal(c->closed, 0); /* this task is still being released */
+}
+
+static void close_from_inside_a_callback(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "exit 0");
+    closer_t c = {.rec = {.f = f}, .e = f->e};
+    assert_int_equal(exec_task_spawn(f->e, &s, on_done_close, &c, NULL), 0);
+    f->e = NULL;
+    run_until(f, 1);
+    while (c.closed == 0 && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(c.closed, 1);
+    assert_int_equal(c.rec.res.exit_code, 0);
+}
+
+static void exec_new_rejects_bad_options(void **state)
+{
+    fixture_t *f = *state;
+    exec_opts_t bad = f->opts;
+    exec_t *e = NULL;
+    bad.slots = 0;
+    assert_int_equal(exec_new(&f->loop, &bad, &e), -EINVAL);
+    bad = f->opts;
+    bad.limiter = "relative";
+    assert_int_equal(exec_new(&f->loop, &bad, &e), -EINVAL);
+    bad = f->opts;
+    bad.uid_base = (uid_t)-2;
+    assert_int_equal(exec_new(&f->loop, &bad, &e), -EINVAL);
+    assert_null(e);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "limit") == 0)
+        return exec_limit_main(argc - 1, argv + 1);
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+    if (n <= 0) {
+        perror("readlink /proc/self/exe");
+        return 1;
+    }
+    self_exe[n] = '\0';
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(argv_typical_spec_is_exact),
+        cmocka_unit_test(argv_shares_net_only_if_asked_and_allowed),
+        cmocka_unit_test(argv_default_bwrap_path),
+        cmocka_unit_test(argv_rejects_bad_specs),
+        cmocka_unit_test(env_has_the_task_identity_and_nothing_else),
+        cmocka_unit_test(status_needs_the_exit_code_object),
+        cmocka_unit_test(limit_rejects_bad_options_before_setting_any),
+        cmocka_unit_test_setup_teardown(exec_new_rejects_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_writes_stdout_and_stderr_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_same_file_for_stdout_and_stderr, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_reports_exit_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_reports_signal, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_sees_env_and_unprivileged_uid, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_task_dir_is_writable_and_owned_by_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_cannot_write_outside_task_and_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_has_no_network_unless_asked_and_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(spawn_refuses_network_when_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_memory_limit_fails_a_big_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_process_limit_stops_a_fork_bomb, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_single_process_still_runs_the_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_disk_limit_caps_a_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_cancel_kills_the_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_cancel_before_start_never_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(spawn_refuses_missing_bwrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(spawn_refuses_missing_limiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(spawn_refuses_missing_dirs_and_bad_specs, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_refuses_when_bwrap_cannot_build_the_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_four_slots_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_cancels_running_tasks_then_calls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_from_inside_a_callback, setup, teardown),
+    };
+    if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER='run_*' to repeat the sandbox runs alone */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
