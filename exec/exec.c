@@ -39,6 +39,8 @@
 
 /* How much of the stderr file is read back to explain a sandbox that was not built. */
 #define EXEC_STDERR_TAIL 400
+/* How soon a kill that arrives while bwrap is still cloning the sandbox is tried again. */
+#define EXEC_KILL_RETRY_MS 2
 
 enum stage { S_PREP, S_RUNNING, S_REAPING, S_DONE };
 
@@ -201,10 +203,11 @@ static void prep_work(uv_work_t *w)
 {
     exec_task_t *t = w->data;
     struct stat st;
+    char eb[128]; /* strerror's buffer is not ours to share with the loop thread */
     if (t->res.refused)
         return;
     if (stat(t->bwrap, &st) != 0) {
-        refuse(t, "bwrap %s: %s", t->bwrap, strerror(errno));
+        refuse(t, "bwrap %s: %s", t->bwrap, strerror_r(errno, eb, sizeof(eb)));
         return;
     }
     if (!S_ISREG(st.st_mode) || !executable_by(&st, t->uid, t->gid)) {
@@ -213,36 +216,39 @@ static void prep_work(uv_work_t *w)
     }
     errno = 0;
     if (stat(t->job_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(t, "job directory %s: %s", t->job_dir, errno ? strerror(errno) : "not a directory");
+        refuse(t, "job directory %s: %s", t->job_dir,
+               errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
         return;
     }
     errno = 0;
     if (lstat(t->task_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(t, "task directory %s: %s", t->task_dir, errno ? strerror(errno) : "not a directory");
+        refuse(t, "task directory %s: %s", t->task_dir,
+               errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
         return;
     }
     /* The task runs unprivileged: /task must be its own to write. */
     if (lchown(t->task_dir, t->uid, t->gid) != 0) {
-        refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid, strerror(errno));
+        refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid,
+               strerror_r(errno, eb, sizeof(eb)));
         return;
     }
     /* stderr is opened read-write: its last line explains a sandbox that was not built. */
     int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
     t->err_fd = open(t->stderr_path, flags | O_RDWR, 0600);
     if (t->err_fd < 0) {
-        refuse(t, "stderr file %s: %s", t->stderr_path, strerror(errno));
+        refuse(t, "stderr file %s: %s", t->stderr_path, strerror_r(errno, eb, sizeof(eb)));
         return;
     }
     if (strcmp(t->stdout_path, t->stderr_path) != 0) {
         t->out_fd = open(t->stdout_path, flags | O_WRONLY, 0600);
         if (t->out_fd < 0) {
-            refuse(t, "stdout file %s: %s", t->stdout_path, strerror(errno));
+            refuse(t, "stdout file %s: %s", t->stdout_path, strerror_r(errno, eb, sizeof(eb)));
             return;
         }
     }
     t->status_fd = memfd_create("preon-bwrap-status", MFD_CLOEXEC);
     if (t->status_fd < 0)
-        refuse(t, "memfd for the sandbox status: %s", strerror(errno));
+        refuse(t, "memfd for the sandbox status: %s", strerror_r(errno, eb, sizeof(eb)));
 }
 
 /* The last line bwrap or the limiter wrote to stderr, made printable. */
@@ -291,9 +297,10 @@ static void on_reap(uv_poll_t *p, int status, int events)
 
 /*
  * bwrap's monitor has exited. Its pid 1 inside the sandbox (whose exit kills and reaps everything
- * else in the pid namespace) was either reaped by the monitor or re-parented to us, the subreaper;
- * in that case it is reaped before the callback fires, so that the callback means "nothing of the
- * task is left running, and /task is no longer being written".
+ * else in the pid namespace) was either reaped by the monitor or re-parented to us, the subreaper.
+ * In that case it is killed (nothing of the sandbox may outlive its monitor; a pid 1 that is our
+ * unreaped child cannot have had its pid reused) and reaped before the callback fires, so that the
+ * callback means "nothing of the task is left running, and /task is no longer being written".
  */
 static void reap_then_finish(exec_task_t *t)
 {
@@ -309,6 +316,8 @@ static void reap_then_finish(exec_task_t *t)
         finish(t);
         return;
     }
+    if (pidfd_send_signal(t->pidfd, SIGKILL, NULL, 0) != 0)
+        log_warn("exec: killing sandbox pid %d: %s", (int)t->child_pid, strerror(errno));
     t->stage = S_REAPING;
     t->reap.data = t;
     t->reap_inited = true;
@@ -354,15 +363,49 @@ static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     reap_then_finish(t);
 }
 
+/* pid 1 of the sandbox, once bwrap has reported it on the status fd; 0 before. */
+static pid_t status_child_pid(exec_task_t *t)
+{
+    char status[EXEC_MAX_STATUS];
+    int code;
+    pid_t pid = 0;
+    ssize_t n = pread(t->status_fd, status, sizeof(status), 0);
+    if (n > 0)
+        (void)exec__parse_status(status, (size_t)n, &code, &pid); /* a half-written object: retry */
+    return pid;
+}
+
+static void kill_sandbox(exec_task_t *t);
+
+static void on_kill_retry(uv_timer_t *timer) { kill_sandbox(timer->data); }
+
+/*
+ * SIGKILL to bwrap's monitor (the limiter exec'd it); --die-with-parent and reap_then_finish take
+ * the rest. Never between the monitor's clone() of the sandbox and its report of the sandbox's
+ * pid, though: a pid 1 orphaned then is stuck for good (it waits for its parent before asking for
+ * --die-with-parent), and we would not know its pid to kill it ourselves. That window lasts a
+ * millisecond or two, so the kill is retried on the task's timer until the pid is known or the
+ * process exits by itself.
+ */
+static void kill_sandbox(exec_task_t *t)
+{
+    if (t->stage != S_RUNNING || t->killed)
+        return;
+    if (status_child_pid(t) <= 0) {
+        uv_timer_start(&t->timer, on_kill_retry, EXEC_KILL_RETRY_MS, 0);
+        return;
+    }
+    t->killed = true;
+    uv_process_kill(&t->proc, SIGKILL);
+}
+
 static void on_timeout(uv_timer_t *timer)
 {
     exec_task_t *t = timer->data;
-    if (t->stage != S_RUNNING || t->killed)
+    if (t->stage != S_RUNNING || t->cancelled)
         return;
     t->timed_out = true;
-    t->killed = true;
-    /* The process is bwrap's monitor (the limiter exec'd it); --die-with-parent takes the rest. */
-    uv_process_kill(&t->proc, SIGKILL);
+    kill_sandbox(t);
 }
 
 /* Back on the loop: spawn, or report why not. */
@@ -395,7 +438,7 @@ static void prep_done(uv_work_t *w, int status)
         .file = t->argv[0],
         .args = t->argv,
         .env = t->env,
-        .flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID,
+        .flags = 0, /* the limiter drops to t->uid itself, after opening the directories */
         .stdio_count = 4,
         .stdio = stdio,
         .uid = t->uid,
@@ -467,12 +510,12 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
 
 static void task_kill(exec_task_t *t)
 {
-    t->cancelled = true;
     if (t->stage == S_PREP) {
+        t->cancelled = true;
         uv_cancel((uv_req_t *)&t->work); /* fails harmlessly if the work is already running */
-    } else if (t->stage == S_RUNNING && !t->killed) {
-        t->killed = true;
-        uv_process_kill(&t->proc, SIGKILL);
+    } else if (t->stage == S_RUNNING && !t->timed_out) {
+        t->cancelled = true;
+        kill_sandbox(t);
     }
 }
 

@@ -7,6 +7,7 @@
  * job inputs read-only at /job, the task dir writable at /task, private /tmp) -> /bin/sh -c command.
  * The time-out kills the whole sandbox (SIGKILL to bwrap, whose --die-with-parent takes the rest).
  * If any step cannot be set up the task is not run: its callback reports the reason.
+ * What a task sees and how the limits are enforced: docs/sandbox.md.
  */
 #ifndef PREON_EXEC_EXEC_H
 #define PREON_EXEC_EXEC_H
@@ -25,7 +26,7 @@ typedef struct exec_task exec_task_t;
 typedef struct exec_opts {
     const char *bwrap;   /**< path of bwrap (default "/usr/bin/bwrap") */
     const char *limiter; /**< argv[0] of the rlimit wrapper: the preon binary itself (it runs `preon limit`) */
-    uid_t uid_base;      /**< slot k runs as uid_base + k, gid_base + k (defaults 64000) */
+    uid_t uid_base;      /**< slot k runs as uid_base + k, gid_base + k (0 means the default, 64000) */
     gid_t gid_base;
     unsigned slots;
     bool allow_network;  /**< volunteer allows jobs that ask for network */
@@ -59,14 +60,26 @@ typedef struct exec_result {
 /** Called once per task, never from inside exec_task_spawn. r is valid during the call only. */
 typedef void (*exec_done_cb)(exec_task_t *t, const exec_result_t *r, void *arg);
 
-/** 0 or -errno. The loop is borrowed and must outlive the exec_t. */
+/**
+ * 0 or -errno (-EINVAL: no absolute limiter, 0 slots, slot ids that wrap). The loop is borrowed and
+ * must outlive the exec_t. opts is copied. Makes the whole process a child subreaper
+ * (PR_SET_CHILD_SUBREAPER), so that each sandbox's pid 1 can be reaped: see docs/sandbox.md.
+ */
 int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out);
-/** Kills running tasks (their callbacks fire with cancelled), then frees once all are reaped; cb may be NULL. */
+/**
+ * Kills running tasks (their callbacks fire with cancelled), then frees once all are reaped; cb may
+ * be NULL. With nothing in flight it frees at once and calls cb before returning. Safe to call from
+ * a task's callback. No exec_task_spawn after it (-ECANCELED).
+ */
 void exec_close(exec_t *e, void (*cb)(void *arg), void *arg);
 
 /**
- * Starts a task. 0 (cb will fire exactly once, later) or -errno (cb will not fire). A sandbox that
- * cannot be built is still 0: the callback then reports refused with the reason (fail closed).
+ * Starts a task. 0 (cb will fire exactly once, later) or -errno (cb will not fire): -EINVAL if e,
+ * spec or cb is NULL, -ECANCELED after exec_close. Everything else is still 0 and the callback
+ * reports refused with the reason (fail closed): a spec out of range (e.g. memory below 16 MiB), a
+ * job asking for network on a peer that does not allow it, a missing directory or bwrap, a spawn
+ * that fails, a sandbox bwrap could not build. spec is borrowed for the call only.
+ * The callback fires once nothing of the sandbox is left running (its pid 1 is reaped).
  * *out (may be NULL) stays valid until the callback returns.
  */
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out);
@@ -75,7 +88,9 @@ void exec_task_cancel(exec_task_t *t);
 
 /**
  * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) that exec_task_spawn runs:
- * limiter "limit" <limits> -- bwrap <sandbox> -- /bin/sh -c command. 0 or -EINVAL.
+ * limiter "limit" <limits> -- bwrap <sandbox> -- /bin/sh -c command. 0 or -EINVAL (the spec is
+ * checked in full; *argv_out is then NULL). --nproc is processes + 2, for bwrap's own two.
+ * --share-net appears only if spec->network && opts->allow_network.
  */
 int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***argv_out);
 /** Pure: the environment (NULL-terminated) the task sees: PREON_TASK, PREON_TASKS, PREON_JOB, ... */
@@ -83,8 +98,11 @@ int exec_build_env(const exec_spec_t *spec, char ***env_out);
 void exec_argv_free(char **argv);
 
 /**
- * The `preon limit` entry point: parses "--as N --nproc N --fsize N --cpu N -- prog args...", sets the
- * rlimits and execvp's prog. Returns only on error (exit code 127 after a message on stderr).
+ * The `preon limit` entry point. argv[0] is "limit" (preon calls exec_limit_main(argc - 1, argv + 1)),
+ * then "[--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] [--cpu N] -- prog args...": each
+ * option at most once, N plain decimal. Every option is checked before any limit is set; soft and
+ * hard limits are both set (clamped to the current hard limit), then prog is execvp'd. Returns only
+ * on error: 127, after a message on stderr.
  */
 int exec_limit_main(int argc, char **argv);
 

@@ -36,6 +36,12 @@
 #define EXEC_NOFILE 1024
 /* The fd bwrap writes its JSON status to: the child's stdio[3]. */
 #define EXEC_STATUS_FD 3
+/* Where the limiter, in its private mount namespace, puts the job and task directories for bwrap
+ * (an empty directory the limiter creates; its tmpfs is seen by the limiter and bwrap only; see
+ * limit.c). Not /tmp: a tmpfs there would hide a bwrap or inputs that live under /tmp. */
+#define EXEC_STAGE_DIR "/run/preon-sandbox"
+#define EXEC_STAGE_JOB EXEC_STAGE_DIR "/job"
+#define EXEC_STAGE_TASK EXEC_STAGE_DIR "/task"
 #ifndef EXEC_MAX_STATUS
 #define EXEC_MAX_STATUS 8192 /* bytes of bwrap status read back; its two objects take ~300 */
 #endif

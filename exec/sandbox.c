@@ -129,6 +129,16 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     vec_t a = {0};
     pushs(&a, opts->limiter);
     pushs(&a, "limit");
+    pushs(&a, "--dir");
+    pushs(&a, spec->job_dir);
+    pushs(&a, "job");
+    pushs(&a, "--dir");
+    pushs(&a, spec->task_dir);
+    pushs(&a, "task");
+    pushs(&a, "--gid");
+    push(&a, xasprintf("%u", (unsigned)((opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
+    pushs(&a, "--uid");
+    push(&a, xasprintf("%u", (unsigned)((opts->uid_base ? opts->uid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
     pushs(&a, "--as");
     push(&a, xasprintf("%" PRIu64, spec->memory_bytes));
     pushs(&a, "--nproc");
@@ -175,10 +185,10 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     pushs(&a, "--tmpfs");
     pushs(&a, "/tmp");
     pushs(&a, "--ro-bind");
-    pushs(&a, spec->job_dir);
+    pushs(&a, EXEC_STAGE_JOB);
     pushs(&a, "/job");
     pushs(&a, "--bind");
-    pushs(&a, spec->task_dir);
+    pushs(&a, EXEC_STAGE_TASK);
     pushs(&a, "/task");
     /* The root is bwrap's own tmpfs: made read-only last, so only /task and /tmp take writes. */
     static const char *const tail[] = {"--remount-ro", "/", "--chdir", "/task", "--hostname", "preon"};

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -74,6 +75,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->exit_arg = arg;
     fs->uid = getuid();
     fs->gid = getgid();
+    clock_gettime(CLOCK_REALTIME, &fs->started);
     fs->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
 
     static const char *const subdirs[] = {"", "/staging", "/results", "/work", "/store"};
@@ -150,6 +152,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
     log_info("mounted %s (data %s, %u slots)", fs->mountpoint, fs->data_dir, fs->opts.slots);
+    fs__jobs_kick(fs);
     *out = fs;
     return 0;
 

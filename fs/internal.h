@@ -91,6 +91,8 @@ struct job {
     /* running */
     char **fail_lines;     /**< "task N: reason", at most FS_MAX_FAIL_LINES */
     size_t n_fail_lines;
+    uint32_t *task_ms;     /**< run times of finished tasks, for the status percentiles */
+    size_t n_task_ms, cap_task_ms;
     waiter_t *waiters;
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
@@ -135,6 +137,7 @@ struct fs {
     unsigned pending_work; /**< thread-pool items in flight */
     uid_t uid;
     gid_t gid;
+    struct timespec started; /**< times of the fixed nodes */
 };
 
 /* inode.c */

@@ -63,6 +63,7 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n_fail_lines; i++)
         free(j->fail_lines[i]);
     free(j->fail_lines);
+    free(j->task_ms);
     manifest_release(&j->man);
     free(j->reason);
     free(j->name);
@@ -509,6 +510,11 @@ static void collect_done(uv_work_t *req, int status)
                              .exit_code = res->exit_code, .elapsed_ms = (int64_t)res->elapsed_ms,
                              .reason = ok ? NULL : reason};
             db_task_put(fs->db, &row);
+            if (j->n_task_ms == j->cap_task_ms) {
+                j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
+                j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
+            }
+            j->task_ms[j->n_task_ms++] = res->elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)res->elapsed_ms;
             if (!ok) {
                 fail_line(j, r->task, reason);
                 log_warn("job %s task %u failed: %s", j->name, r->task, reason);
@@ -646,6 +652,12 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sb_t *b, const char 
     b->len += (size_t)n;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 char *fs__job_status_text(job_t *j, size_t *len)
 {
     fs_t *fs = j->fs;
@@ -660,6 +672,14 @@ char *fs__job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
+        if (j->n_task_ms > 0) {
+            uint32_t *v = xreallocarray(NULL, j->n_task_ms, sizeof(uint32_t));
+            memcpy(v, j->task_ms, j->n_task_ms * sizeof(uint32_t));
+            qsort(v, j->n_task_ms, sizeof(uint32_t), cmp_u32);
+            sb_printf(&b, "task-ms-p50: %u\ntask-ms-p95: %u\ntask-ms-max: %u\n", v[(j->n_task_ms - 1) / 2],
+                      v[(j->n_task_ms - 1) * 95 / 100], v[j->n_task_ms - 1]);
+            free(v);
+        }
     }
     if (j->reason)
         sb_printf(&b, "reason: %s\n", j->reason);
@@ -765,8 +785,7 @@ int fs__jobs_restore(fs_t *fs)
         closedir(d);
     }
     free(dir);
-    fs__jobs_kick(fs);
-    return 0;
+    return 0; /* tasks start once the mount is up (fs_new kicks): they read their inputs through it */
 }
 
 void fs__jobs_free(fs_t *fs)

@@ -69,6 +69,7 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
     st->st_uid = fs->uid;
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
+    st->st_mtim = st->st_ctim = st->st_atim = fs->started;
     if (n->kind == N_STAGE || n->kind == N_RES) {
         char *path = fs__node_backing(fs, n);
         int rc = lstat(path, st) == 0 ? 0 : -errno;

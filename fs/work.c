@@ -355,6 +355,11 @@ int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     p = xasprintf("%s/stderr", c->tmp_dir);
     rename(c->err_path, p);
     free(p);
+    for (int i = 0; i < 2; i++) {
+        p = xasprintf("%s/%s", c->tmp_dir, i ? "stderr" : "stdout");
+        chmod(p, 0444);
+        free(p);
+    }
     p = xasprintf("%s/exit_code", c->tmp_dir);
     FILE *f = fopen(p, "we");
     free(p);

@@ -10,8 +10,9 @@
 #   run:        fuse3 (fusermount3, /etc/fuse.conf), bubblewrap (the task sandbox)
 #   tests:      rsync, tar, curl (publishing and HTTP checks), procps (pgrep), iproute2 (ip, ss, tc
 #               for multi-peer tests), util-linux (mountpoint, setsid), netcat-openbsd (a loopback
-#               listener for the sandbox network test), diffutils (cmp, diff -r), coreutils, gawk-free
-#               awk (mawk is in the base system; the examples need only POSIX awk)
+#               listener for the sandbox network test), diffutils (cmp, diff -r), mawk (the POSIX
+#               awk of the base system: test jobs and mnt-examples use nothing else inside the
+#               sandbox), bash (/dev/tcp in the network test)
 set -euo pipefail
 
 PKGS=(

@@ -23,7 +23,6 @@ PREON=$(readlink -f -- "$PREON")
 : "${PREON_WAIT_TIMEOUT:=60}"  # default seconds for wait_job
 : "${PREON_TEST_TMP:=${TMPDIR:-/tmp}}"
 
-LIB_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 # Per test-function state (each t_* runs in a subshell, so these start empty every time).
 declare -A PEER_PID=() PEER_MNT=() PEER_DATA=() PEER_LOG=() PEER_OUT=()
@@ -128,7 +127,7 @@ _wait_pid() {
     local pid=$1 secs=$2 sig=${3:-KILL} wd
     (
         trap - EXIT INT TERM
-        read -r -t "$secs" dummy <>"$_NEVER" || true
+        read -r -t "$secs" _ <>"$_NEVER" || true # no writer: just a timer with no child process
         kill -"$sig" "$pid" 2>/dev/null || true
     ) &
     wd=$!
@@ -174,7 +173,8 @@ _cleanup() {
 
 # start_peer NAME [preon mount options...]
 # Mounts a peer at $T_CASE/NAME/mnt with data in $T_CASE/NAME/data and log in $T_CASE/NAME/log
-# (the same dirs again if NAME was started before: that is how a restart is tested). Returns once
+# (the same dirs again if NAME was started before: that is how a restart is tested; --log is
+# always passed, so do not pass another). Returns once
 # the peer has written "ready" on --ready-fd; fails the test if it died or timed out first.
 # Afterwards: $(mnt NAME), $(peer_pid NAME), ${PEER_LOG[NAME]}.
 start_peer() {
@@ -226,6 +226,11 @@ start_peer() {
 mnt() {
     [ -n "${PEER_MNT[$1]:-}" ] || fail "no peer named $1"
     echo "${PEER_MNT[$1]}"
+}
+
+data_dir() {
+    [ -n "${PEER_DATA[$1]:-}" ] || fail "no peer named $1"
+    echo "${PEER_DATA[$1]}"
 }
 
 peer_pid() {

@@ -63,6 +63,7 @@ export PREON_TEST_TMP=$tmp
 
 # Whatever a killed test file left behind: mounts first (lazily, so rm cannot walk into one),
 # then the files.
+# shellcheck disable=SC2317 # called from the EXIT trap
 sweep() {
     local m left
     left=$(awk -v t="$tmp/" 'index($2, t) == 1 { print $2 }' /proc/self/mounts)

@@ -2,6 +2,7 @@
 # Bad job descriptions: the job is not published; status/<name> says "state: rejected" with a reason
 # that names the problem; the log says so too; other jobs in the same mount run as if nothing
 # happened (one published before the bad one, one after).
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
 # check_rejected NAME REGEX [preon.job line...]: publishes a job with that description between two
@@ -38,10 +39,10 @@ check_rejected() {
     make_job "$src" 'echo after'
     cp -r -- "$src" "$m/jobs/after"
     st=$(wait_job "$m" before)
-    assert_eq done "$(field state <<<"$st")" "state of the job published before"
+    assert_eq "done" "$(field state <<<"$st")" "state of the job published before"
     assert_file_eq "$m/results/before/0/stdout" before
     st=$(wait_job "$m" after)
-    assert_eq done "$(field state <<<"$st")" "state of the job published after"
+    assert_eq "done" "$(field state <<<"$st")" "state of the job published after"
     assert_file_eq "$m/results/after/0/stdout" after
 }
 

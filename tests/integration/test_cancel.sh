@@ -2,6 +2,7 @@
 # Cancelling with `rm -r jobs/<name>`: running tasks are killed (no sandbox process survives),
 # waiting ones never start, the job ends as cancelled, `preon wait` says 1, and results already
 # made stay.
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
 # A uid base of our own, so that pgrep -u sees only this test's sandboxes.

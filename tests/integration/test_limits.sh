@@ -3,6 +3,7 @@
 # long; the memory limit stops a task that allocates too much (while the same task with room
 # succeeds); a task has no network (not even the host's loopback); it cannot write outside its task
 # directory; and it sees the environment the spec promises.
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
 t_timeout_kills_the_task() {
@@ -41,7 +42,7 @@ t_memory_limit_stops_a_hog() {
 
     # The control: the same program with room enough succeeds, so the limit is what stopped it.
     st=$(wait_job "$m" roomy 60)
-    assert_eq done "$(field state <<<"$st")" "state of the 2G job"
+    assert_eq "done" "$(field state <<<"$st")" "state of the 2G job"
     assert_file_eq "$m/results/roomy/0/stdout" 268435456
 }
 
@@ -68,7 +69,7 @@ if [ -r /proc/net/dev ]; then
 fi"
     cp -r -- "$src" "$m/jobs/nonet"
     st=$(wait_job "$m" nonet)
-    assert_eq done "$(field state <<<"$st")" state
+    assert_eq "done" "$(field state <<<"$st")" state
     out=$(cat -- "$m/results/nonet/0/stdout")
     assert_contains "$out" bash-ok "task stdout"
     assert_contains "$out" refused "task stdout"
@@ -91,7 +92,7 @@ done
 echo inside > inside.txt'
     cp -r -- "$src" "$m/jobs/walls"
     st=$(wait_job "$m" walls)
-    assert_eq done "$(field state <<<"$st")" state
+    assert_eq "done" "$(field state <<<"$st")" state
     out=$(cat -- "$m/results/walls/0/stdout")
     assert_eq 3 "$(grep -c '^refused ' <<<"$out" || true)" "refused writes; stdout was: $out"
     assert_not_contains "$out" wrote "task stdout"
@@ -115,7 +116,7 @@ helper' "tasks = 2"
     chmod 755 "$src/helper"
     cp -r -- "$src" "$m/jobs/envjob"
     st=$(wait_job "$m" envjob)
-    assert_eq done "$(field state <<<"$st")" state
+    assert_eq "done" "$(field state <<<"$st")" state
     id=$(field id <<<"$st")
     assert_match "$id" '^[0-9a-f]{64}$' id
     assert_file_eq "$m/results/envjob/1/stdout" "$(printf '%s\n' \

@@ -3,6 +3,7 @@
 # rsync -a, tar x, mv of a dot-named staging dir) publishes the job exactly once, completely, with
 # no dot-file leftovers; a published job reads back identical to its source and is read-only; a
 # read of wait/<name> also waits for a job that is still being copied.
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
 # A one-task job that reports what it sees: its name and index, and its two input files.
@@ -22,7 +23,7 @@ cat /job/data/notes.txt'
 check_ran_once() {
     local m=$1 name=$2 src=$3 st
     st=$(wait_job "$m" "$name")
-    assert_eq done "$(field state <<<"$st")" "state of $name"
+    assert_eq "done" "$(field state <<<"$st")" "state of $name"
     assert_eq 1 "$(field tasks <<<"$st")" "tasks of $name"
     assert_eq 1 "$(field succeeded <<<"$st")" "succeeded of $name"
     assert_eq 0 "$(field failed <<<"$st")" "failed of $name"
@@ -129,14 +130,18 @@ t_wait_covers_a_job_still_being_copied() {
     printf '#!/bin/sh\necho late\n' >&"$fd"
     chmod 755 "$j/run"
     assert_eq staging "$(status_field "$m" late state)" "state while a file is open"
-    timeout -k 5 60 cat -- "$m/wait/late" >"$T_CASE/waited" 2>&1 &
+    # The waiter must not inherit our open fd on run, or it would itself keep the job unpublished.
+    (
+        exec {fd}>&-
+        exec timeout -k 5 60 cat -- "$m/wait/late"
+    ) >"$T_CASE/waited" 2>&1 &
     waiter=$!
     assert_eq staging "$(status_field "$m" late state)" "state while a file is open"
     kill -0 "$waiter" 2>/dev/null || fail "wait/late returned while the job was still being copied: $(cat "$T_CASE/waited")"
     exec {fd}>&-
     wait "$waiter" || rc=$?
     assert_eq 0 "$rc" "exit of cat wait/late"
-    assert_eq done "$(field state <"$T_CASE/waited")" "state read from wait/late"
+    assert_eq "done" "$(field state <"$T_CASE/waited")" "state read from wait/late"
     assert_file_eq "$m/results/late/0/stdout" late
 }
 

@@ -2,6 +2,7 @@
 # Parameter sweeps and failures: a 64-task job on 2 slots runs every task once with its own index,
 # never more than 2 at a time, and fills results/<job>/<i>/; a failing task keeps its exit code,
 # stdout and stderr, fails the job, and `preon wait` tells failure (1) from success (0).
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
 t_sweep_64_tasks_on_2_slots() {
@@ -25,7 +26,7 @@ echo "task $PREON_TASK of $PREON_TASKS" > out.txt' "tasks = 64"
         sleep 0.05
     done
     st=$(wait_job "$m" sweep 180)
-    assert_eq done "$(field state <<<"$st")" state
+    assert_eq "done" "$(field state <<<"$st")" state
     assert_eq 64 "$(field tasks <<<"$st")" tasks
     assert_eq 64 "$(field succeeded <<<"$st")" succeeded
     assert_eq 0 "$(field failed <<<"$st")" failed
@@ -65,7 +66,7 @@ exit 3'
     assert_eq 1 "$rc" "preon wait on a failed job"
 
     st=$(wait_job "$m" good)
-    assert_eq done "$(field state <<<"$st")" "state of good"
+    assert_eq "done" "$(field state <<<"$st")" "state of good"
     rc=$(preon_wait_rc "$m" good)
     assert_eq 0 "$rc" "preon wait on a good job"
 }

@@ -1,7 +1,8 @@
 /*
  * test_exec.c: the sandbox runner. The pure builders (argv, env, bwrap status, the limiter's option
  * parsing) are checked exactly; then real tasks run in bwrap on a real loop, as root, on slot uids
- * 64000.., with a uv_timer watchdog that fails the test instead of any sleep.
+ * UID_BASE.. (not preon's default 64000, so that a preon running meanwhile does not share them),
+ * with a uv_timer watchdog that fails the test instead of any sleep.
  *
  * This binary is also its own limiter: run as `test_exec limit ...` it is `preon limit ...`
  * (exec_limit_main(argc - 1, argv + 1)), so the tests exercise the same rlimit wrapper as preon.
@@ -25,13 +26,14 @@
 #include <uv.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "exec/exec.h"
 #include "exec/internal.h"
 
 #define WATCHDOG_MS 30000
 #define SLOTS 4
-#define UID_BASE 64000
+#define UID_BASE 64500
 
 static char self_exe[PATH_MAX]; /* the limiter: this binary, resolved before any setuid */
 
@@ -148,6 +150,31 @@ static bool can_sandbox(void) { return geteuid() == 0 && access("/usr/bin/bwrap"
             skip();                                                                                \
     } while (0)
 
+/* Processes (zombies included) whose real uid is uid: what is left of a sandbox. */
+static int count_uid_procs(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char p[300], line[256];
+        snprintf(p, sizeof(p), "/proc/%s/status", de->d_name);
+        FILE *fp = fopen(p, "r");
+        if (!fp)
+            continue; /* gone meanwhile */
+        unsigned ruid;
+        while (fgets(line, sizeof(line), fp))
+            if (sscanf(line, "Uid: %u", &ruid) == 1 && ruid == uid)
+                n++;
+        fclose(fp);
+    }
+    closedir(d);
+    return n;
+}
+
 static exec_spec_t spec_for(fixture_t *f, const char *command)
 {
     return (exec_spec_t){.job_dir = f->job_dir, .task_dir = f->task_dir, .command = command,
@@ -210,7 +237,7 @@ static const char *const expected_bwrap_head[] = {
     "--ro-bind-try", "/etc/mime.types", "/etc/mime.types",
     "--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
     "--size", "1048576", "--tmpfs", "/tmp",
-    "--ro-bind", "/data/mnt/jobs/demo", "/job", "--bind", "/data/work/abc.3", "/task",
+    "--ro-bind", "/run/preon-sandbox/job", "/job", "--bind", "/run/preon-sandbox/task", "/task",
     "--remount-ro", "/", "--chdir", "/task", "--hostname", "preon", "--json-status-fd", "3",
     "--", "/bin/sh", "-c", "./run --fast",
 };
@@ -230,7 +257,8 @@ static const exec_opts_t pure_opts = {.bwrap = "/usr/bin/bwrap", .limiter = "/us
 static void check_argv(char **argv, bool share_net)
 {
     static const char *const head[] = {
-        "/usr/local/bin/preon", "limit", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
+        "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--dir",
+        "/data/work/abc.3", "task", "--gid", "64002", "--uid", "64002", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
         "--core", "0", "--nofile", "1024", "--", "/usr/bin/bwrap", "--unshare-all",
     };
     size_t i = 0, nhead = sizeof(head) / sizeof(head[0]);
@@ -286,7 +314,7 @@ static void argv_default_bwrap_path(void **state)
     o.bwrap = NULL;
     char **argv = NULL;
     assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
-    assert_string_equal(argv[13], "/usr/bin/bwrap");
+    assert_string_equal(argv[23], "/usr/bin/bwrap");
     exec_argv_free(argv);
 }
 
@@ -476,6 +504,12 @@ static void limit_rejects_bad_options_before_setting_any(void **state)
     assert_int_equal(limit_argv("limit", "--nofile", "5", "--as", "99999999999999999999999", "--", "/bin/true",
                                 NULL), 127);
     assert_int_equal(limit_argv("limit", "--nofile", "5", "--nofile", "6", "--", "/bin/true", NULL), 127);
+    /* privilege drop and directory fds: uid 0, a lone --uid, fds 0..2, a missing directory */
+    assert_int_equal(limit_argv("limit", "--uid", "0", "--gid", "5", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--uid", "64000", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--dir", "relative", "job", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--dir", "/tmp", "../x", "--", "/bin/true", NULL), 127);
+    assert_int_equal(limit_argv("limit", "--dir", "/nonexistent/dir", "job", "--", "/bin/true", NULL), 127);
     assert_int_equal(limit_argv("limit", "--nofile", "5", "/bin/true", NULL), 127); /* no "--" */
     assert_int_equal(limit_argv("limit", "--nofile", "5", "--", NULL), 127);        /* no program */
     assert_int_equal(limit_argv("limit", NULL), 127);
@@ -489,7 +523,8 @@ static void run_writes_stdout_and_stderr_files(void **state)
 {
     NEED_SANDBOX();
     fixture_t *f = *state;
-    exec_spec_t s = spec_for(f, "echo hello; echo oops >&2; cat /job/input.txt");
+    /* the last cat reads stdin: /dev/null, so it ends at once */
+    exec_spec_t s = spec_for(f, "echo hello; echo oops >&2; cat /job/input.txt; cat");
     rec_t rec = {0};
     run_task(f, f->e, &s, &rec);
     assert_false(rec.res.refused);
@@ -556,7 +591,10 @@ static void run_sees_env_and_unprivileged_uid(void **state)
     run_task(f, f->e, &s, &rec);
     assert_int_equal(rec.res.exit_code, 0);
     char *out = slurp(f->out);
-    assert_string_equal(out, "5 10 demo abc123 /job /task /task /tmp C.UTF-8\n/task\n64002\n64002\npreon\n");
+    char expect[128];
+    snprintf(expect, sizeof(expect), "5 10 demo abc123 /job /task /task /tmp C.UTF-8\n/task\n%u\n%u\npreon\n",
+             UID_BASE + 2, UID_BASE + 2);
+    assert_string_equal(out, expect);
     free(out);
 }
 
@@ -609,6 +647,23 @@ static void run_cannot_write_outside_task_and_tmp(void **state)
     assert_string_equal(in, "input data\n");
     free(in);
     assert_int_equal(access("/usr/x", F_OK), -1);
+}
+
+static void run_tmpfs_is_capped_by_the_disk_limit(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* Each file is under the 1 MiB RLIMIT_FSIZE; two of them do not fit the 1 MiB tmpfs. */
+    exec_spec_t s = spec_for(f, "for d in /tmp /dev/shm; do "
+                                "  head -c 700000 /dev/zero > $d/a || echo $d-a-failed; "
+                                "  head -c 700000 /dev/zero > $d/b 2>/dev/null || echo $d-full; done");
+    s.disk_bytes = 1 << 20;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "/tmp-full\n/dev/shm-full\n");
+    free(out);
 }
 
 /* The listener for the network checks: counts the connections it accepts. */
@@ -723,6 +778,34 @@ static void run_times_out(void **state)
     assert_int_equal(rec.res.term_signal, 9);
     assert_string_equal(rec.res.reason, "timed out after 0.5 s");
     assert_true(rec.res.elapsed_ms >= 500 && rec.res.elapsed_ms < 5000);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0); /* both sleeps are gone, and reaped */
+}
+
+/* Kills that land while bwrap is still building the sandbox must not leave a stray pid 1. */
+static void run_kill_during_setup_leaves_nothing(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "sleep 30");
+    for (int i = 0; i < 20; i++) {
+        s.timeout_ms = 1 + (uint64_t)(i % 4);
+        rec_t rec = {0};
+        run_task(f, f->e, &s, &rec);
+        assert_true(rec.res.timed_out);
+        assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    }
+}
+
+static void run_background_processes_die_with_the_task(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "sleep 30 & sleep 30 & echo started");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    assert_true(rec.res.elapsed_ms < 5000);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
 }
 
 static void run_memory_limit_fails_a_big_allocation(void **state)
@@ -746,6 +829,21 @@ static void run_memory_limit_fails_a_big_allocation(void **state)
     assert_int_equal(rec2.res.exit_code, 0);
     char *out = slurp(f->out);
     assert_string_equal(out, "268435456\n");
+    free(out);
+}
+
+static void run_minimum_memory_still_runs_a_shell(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "echo small; ls /job");
+    s.memory_bytes = EXEC_MIN_MEMORY; /* bwrap and sh must fit in the smallest limit we accept */
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "small\ninput.txt\n");
     free(out);
 }
 
@@ -833,6 +931,7 @@ static void run_cancel_kills_the_sandbox(void **state)
     char p[192];
     snprintf(p, sizeof(p), "%s/started", f->task_dir);
     assert_int_equal(access(p, F_OK), 0); /* it did run before the cancel */
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
 }
 
 static void run_cancel_before_start_never_runs(void **state)
@@ -883,7 +982,10 @@ static void spawn_refuses_missing_limiter(void **state)
     rec_t rec = {0};
     run_task(f, e, &s, &rec);
     assert_true(rec.res.refused);
-    assert_non_null(strstr(rec.res.reason, "cannot start /nonexistent/preon as uid 64001"));
+    char expect[128];
+    snprintf(expect, sizeof(expect), "cannot start /nonexistent/preon as uid %u: no such file", UID_BASE + 1);
+    if (!strstr(rec.res.reason, expect))
+        fail_msg("reason '%s'", rec.res.reason);
     exec_close(e, NULL, NULL);
 }
 
@@ -925,16 +1027,23 @@ static void run_refuses_when_bwrap_cannot_build_the_sandbox(void **state)
 {
     NEED_SANDBOX();
     fixture_t *f = *state;
-    /* Root can see this job directory, the slot uid cannot: bwrap fails to bind it. */
-    char priv[160], job[192];
-    snprintf(priv, sizeof(priv), "%s/private", f->base);
-    snprintf(job, sizeof(job), "%s/job", priv);
-    assert_int_equal(mkdir(priv, 0700), 0);
-    assert_int_equal(mkdir(job, 0755), 0);
+    /* A bwrap that fails the way a real one does when a mount is refused: it never reports the
+     * sandbox up on --json-status-fd, so the task must count as refused, not as a task exit. */
+    char fake[192];
+    snprintf(fake, sizeof(fake), "%s/fakebwrap", f->base);
+    FILE *fp = fopen(fake, "w");
+    assert_non_null(fp);
+    fputs("#!/bin/sh\necho 'bwrap: Can'\\''t mount proc on /newroot/proc: Permission denied' >&2\nexit 1\n", fp);
+    fclose(fp);
+    assert_int_equal(chmod(fake, 0755), 0);
+    assert_int_equal(chmod(f->base, 0755), 0);
+    exec_opts_t o = f->opts;
+    o.bwrap = fake;
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
     exec_spec_t s = spec_for(f, "touch /task/ran");
-    s.job_dir = job;
     rec_t rec = {0};
-    run_task(f, f->e, &s, &rec);
+    run_task(f, e, &s, &rec);
     assert_true(rec.res.refused);
     assert_int_equal(rec.res.exit_code, -1);
     assert_non_null(strstr(rec.res.reason, "the sandbox could not be built: bwrap: "));
@@ -942,6 +1051,32 @@ static void run_refuses_when_bwrap_cannot_build_the_sandbox(void **state)
     char p[192];
     snprintf(p, sizeof(p), "%s/ran", f->task_dir);
     assert_int_equal(access(p, F_OK), -1);
+    exec_close(e, NULL, NULL);
+}
+
+static void run_private_dirs_are_reachable(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* The slot uid cannot traverse this 0700 directory; the limiter's staging makes it reachable. */
+    char priv[160], job[192], p[224];
+    snprintf(priv, sizeof(priv), "%s/private", f->base);
+    snprintf(job, sizeof(job), "%s/job", priv);
+    assert_int_equal(mkdir(priv, 0700), 0);
+    assert_int_equal(mkdir(job, 0755), 0);
+    snprintf(p, sizeof(p), "%s/in.txt", job);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs("secret input\n", fp);
+    fclose(fp);
+    exec_spec_t s = spec_for(f, "cp /job/in.txt /task/copy");
+    s.job_dir = job;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.refused);
+    assert_int_equal(rec.res.exit_code, 0);
+    snprintf(p, sizeof(p), "%s/copy", f->task_dir);
+    assert_int_equal(access(p, F_OK), 0);
 }
 
 static void run_four_slots_at_once(void **state)
@@ -1084,10 +1219,14 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_sees_env_and_unprivileged_uid, setup, teardown),
         cmocka_unit_test_setup_teardown(run_task_dir_is_writable_and_owned_by_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(run_cannot_write_outside_task_and_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_tmpfs_is_capped_by_the_disk_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(run_has_no_network_unless_asked_and_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_network_when_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(run_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_kill_during_setup_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_background_processes_die_with_the_task, setup, teardown),
         cmocka_unit_test_setup_teardown(run_memory_limit_fails_a_big_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_minimum_memory_still_runs_a_shell, setup, teardown),
         cmocka_unit_test_setup_teardown(run_process_limit_stops_a_fork_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(run_single_process_still_runs_the_command, setup, teardown),
         cmocka_unit_test_setup_teardown(run_disk_limit_caps_a_file, setup, teardown),
@@ -1097,6 +1236,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(spawn_refuses_missing_limiter, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_missing_dirs_and_bad_specs, setup, teardown),
         cmocka_unit_test_setup_teardown(run_refuses_when_bwrap_cannot_build_the_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_private_dirs_are_reachable, setup, teardown),
         cmocka_unit_test_setup_teardown(run_four_slots_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(close_cancels_running_tasks_then_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(close_from_inside_a_callback, setup, teardown),

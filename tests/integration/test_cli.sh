@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The preon command: --help everywhere, usage errors exit 2, `preon status` and `preon wait`
+# against a live mount, the peer file, unmounting by SIGTERM and by fusermount3 -u (exit 0, mount
+# gone), and daemonizing without -f.
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
+. "$(dirname -- "$0")/lib.sh"
+
+# expect_rc WANT CMD...: runs CMD (bounded), asserts its exit code, leaves stdout in $OUT and
+# stderr in $ERR.
+expect_rc() {
+    local want=$1 rc=0
+    shift
+    timeout -k 5 30 "$@" >"$T_CASE/out" 2>"$T_CASE/err" || rc=$?
+    OUT=$(cat "$T_CASE/out")
+    ERR=$(cat "$T_CASE/err")
+    if [ "$rc" != "$want" ]; then
+        fail "exit $rc, want $want: $*"$'\n'"stdout: $OUT"$'\n'"stderr: $ERR"
+    fi
+}
+
+t_help() {
+    expect_rc 0 "$PREON" --help
+    assert_match "$OUT" 'usage' "preon --help"
+    assert_contains "$OUT" mount "preon --help"
+    assert_contains "$OUT" wait "preon --help"
+    assert_contains "$OUT" status "preon --help"
+    expect_rc 0 "$PREON" mount --help
+    assert_match "$OUT" 'usage' "preon mount --help"
+    local opt
+    for opt in --foreground --data --slots --ready-fd --quiet-ms --log --uid-base; do
+        assert_contains "$OUT" "$opt" "preon mount --help"
+    done
+    expect_rc 0 "$PREON" wait --help
+    assert_match "$OUT" 'usage' "preon wait --help"
+    expect_rc 0 "$PREON" status --help
+    assert_match "$OUT" 'usage' "preon status --help"
+}
+
+t_usage_errors_exit_2() {
+    expect_rc 2 "$PREON" --no-such-option
+    [ -n "$ERR" ] || fail "no message on stderr for an unknown option"
+    expect_rc 2 "$PREON" no-such-command
+    [ -n "$ERR" ] || fail "no message on stderr for an unknown command"
+    expect_rc 2 "$PREON" mount --no-such-option "$T_CASE"
+    [ -n "$ERR" ] || fail "no message on stderr for an unknown mount option"
+    expect_rc 2 "$PREON" mount
+    expect_rc 2 "$PREON" mount --slots many "$T_CASE"
+    expect_rc 2 env -u PREON_MOUNT "$PREON" wait
+    expect_rc 2 "$PREON" status --mount
+    [ ! -e "$T_CASE/jobs" ] || fail "a usage error mounted something"
+}
+
+t_status_and_wait() {
+    start_peer A --slots 3
+    local m src rc
+    m=$(mnt A)
+    assert_eq 3 "$(field slots <"$m/peer")" "slots in the peer file"
+    [ -n "$(field peer <"$m/peer")" ] || fail "the peer file has no 'peer:' line: $(cat "$m/peer")"
+    src=$(src_dir j1)
+    make_job "$src" 'echo one'
+    cp -r -- "$src" "$m/jobs/j1"
+    src=$(src_dir j2)
+    # Takes a moment, so that `preon wait` really has to block.
+    make_job "$src" 'sleep 2; echo two'
+    cp -r -- "$src" "$m/jobs/j2"
+
+    # preon wait blocks until the job is over: right after it returns, the job is done.
+    expect_rc 0 "$PREON" wait --mount "$m" j2
+    assert_eq "done" "$(status_field "$m" j2 state)" "state of j2 once preon wait returned"
+    expect_rc 0 env PREON_MOUNT="$m" "$PREON" wait j1
+    expect_rc 2 "$PREON" wait --mount "$m" no_such_job
+
+    expect_rc 0 "$PREON" status --mount "$m"
+    assert_contains "$OUT" j1 "preon status"
+    assert_contains "$OUT" j2 "preon status"
+    expect_rc 0 "$PREON" status --mount "$m" j1
+    assert_contains "$OUT" "name: j1" "preon status j1"
+    assert_contains "$OUT" "state: done" "preon status j1"
+    expect_rc 0 env PREON_MOUNT="$m" "$PREON" status j2
+    assert_contains "$OUT" "state: done" "preon status j2"
+}
+
+t_sigterm_unmounts_cleanly() {
+    start_peer A
+    local m
+    m=$(mnt A)
+    [ -d "$m/jobs" ] || fail "no jobs/ in the mount"
+    term_peer A # asserts exit 0 and that the mount is gone
+    [ ! -e "$m/jobs" ] || fail "jobs/ still visible after SIGTERM"
+}
+
+t_fusermount_unmounts_cleanly() {
+    start_peer A
+    local m
+    m=$(mnt A)
+    stop_peer A # asserts exit 0 and that the mount is gone
+    [ ! -e "$m/jobs" ] || fail "jobs/ still visible after fusermount3 -u"
+}
+
+t_daemonizes_without_f() {
+    local m=$T_CASE/d/mnt d=$T_CASE/d/data pid rc=0 end
+    mkdir -p "$m" "$d"
+    chmod 755 "$T_CASE/d"
+    on_cleanup "fusermount3 -u -z '$m'"
+    # Without -f the command returns once the mount is ready, leaving the daemon behind.
+    timeout -k 5 30 "$PREON" mount --data "$d" --log "$T_CASE/d/log" "$m" \
+        </dev/null >"$T_CASE/d/out" 2>&1 || rc=$?
+    assert_eq 0 "$rc" "exit of preon mount without -f ($(cat "$T_CASE/d/out"))"
+    _is_mounted "$m" || fail "preon mount returned but $m is not mounted"
+    [ -d "$m/jobs" ] || fail "no jobs/ in the mount"
+    # The daemon is found by its unique mount path, then handled by PID only.
+    pid=$(pgrep -f -- "mount.* $m\$" | head -n 1 || true)
+    [ -n "$pid" ] || fail "cannot find the daemon serving $m"
+    on_cleanup "kill -KILL $pid"
+    fusermount3 -u "$m"
+    end=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$SECONDS" -le "$end" ] || fail "the daemon did not exit within 10s of fusermount3 -u"
+        sleep 0.05
+    done
+    ! _is_mounted "$m" || fail "$m still mounted"
+}
+
+run_tests "$@"
