@@ -135,6 +135,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         argv[3] = "-oallow_other";
     struct fuse_args args = FUSE_ARGS_INIT(argv[3] ? 4 : 3, (char **)argv);
     fs->se = fuse_session_new(&args, &fs__ops, sizeof(fs__ops), fs);
+    fuse_opt_free_args(&args);
     if (!fs->se) {
         rc = -EIO;
         goto error;
