@@ -78,7 +78,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     clock_gettime(CLOCK_REALTIME, &fs->started);
     fs->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
 
-    static const char *const subdirs[] = {"", "/staging", "/results", "/work", "/store"};
+    static const char *const subdirs[] = {"", "/staging", "/inputs", "/results", "/work", "/store"};
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
         char *p = xasprintf("%s%s", fs->data_dir, subdirs[i]);
         rc = fs__mkdir_p(p, 0755);

@@ -142,8 +142,11 @@ static void job_forget(job_t *j)
         sched_remove_job(fs->sched, j->id);
         db_job_delete(fs->db, j->id);
         char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
-        fs__rm_rf(res); /* small: a job's results; TODO move to the thread pool for huge ones */
+        char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
+        fs__rm_rf(res); /* TODO: in the thread pool, for jobs with huge inputs or results */
+        fs__rm_rf(in);
         free(res);
+        free(in);
     }
     j->gone = true;
     if (j->quiet) {
@@ -211,7 +214,7 @@ typedef struct pubwork {
 static void publish_work(uv_work_t *req)
 {
     pubwork_t *pw = req->data;
-    pw->rc = fs__publish_scan(pw->job->fs->store, pw->root, &pw->man, pw->why, sizeof(pw->why));
+    pw->rc = fs__publish_scan(pw->root, &pw->man, pw->why, sizeof(pw->why));
 }
 
 /* Turns the staging tree's nodes into the published tree (the kernel may hold some of them). */
@@ -287,9 +290,14 @@ static void publish_done(uv_work_t *req, int status)
             rc = db_job_insert(fs->db, &row);
         }
         if (!rc) {
+            /* The hashed tree itself becomes the job's inputs: nothing is copied. */
+            char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
             char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
-            rc = fs__mkdir_p(res, 0755);
+            rc = rename(pw->root, in) == 0 ? fs__mkdir_p(res, 0755) : -errno;
+            free(in);
             free(res);
+            if (rc)
+                db_job_delete(fs->db, j->id);
         }
         if (!rc)
             rc = sched_add_job(fs->sched, j->id, pw->man.desc.tasks, FS_MAX_ATTEMPTS);
@@ -307,7 +315,6 @@ static void publish_done(uv_work_t *req, int status)
             j->state = J_RUNNING;
             set_reason(j, NULL);
             build_published_tree(fs, j);
-            fs__rm_rf(pw->root); /* the blocks are in the store now */
             log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
                      j->man.desc.tasks);
             fs__jobs_kick(fs);
@@ -772,10 +779,18 @@ int fs__jobs_restore(fs_t *fs)
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                 continue;
             job_t *j = fs__job_find(fs, de->d_name);
-            if (j && j->published && j->dir) { /* published before the crash: the copy is stale */
+            if (j && j->published && j->dir) {
+                /* Committed just before a crash, before its tree was moved to inputs/: move it now
+                 * (it was not writable while it was being hashed). Otherwise it is a stale copy. */
                 char *p = xasprintf("%s/%s", dir, de->d_name);
-                fs__rm_rf(p);
+                char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
+                struct stat st;
+                if (stat(in, &st) != 0 && rename(p, in) == 0)
+                    log_warn("job %s: moved its inputs into place after a crash", j->name);
+                else
+                    fs__rm_rf(p);
                 free(p);
+                free(in);
                 continue;
             }
             job_t *nj = job_alloc(fs, de->d_name, J_STAGING);

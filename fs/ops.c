@@ -381,12 +381,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->direct_io = 1;
         fs__job_ref(n->job);
         break;
-    case N_PUB_FILE:
+    case N_PUB_FILE: {
         if (wants_write(fi->flags))
             return (void)fuse_reply_err(req, EROFS);
-        fi->keep_cache = 1;
-        fi->fh = 0;
+        const char *rel = n->job->man.files[n->file].path;
+        char *path = xasprintf("%s/inputs/%s/%s", fs->data_dir, n->job->id, rel);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int err = errno;
+        free(path);
+        if (fd < 0) {
+            log_error("job %s: input %s is missing from the data directory: %s", n->job->name, rel, strerror(err));
+            return (void)fuse_reply_err(req, EIO);
+        }
+        open_backed(req, fs, n, fi, fd);
+        fi->keep_cache = 1; /* immutable */
         break;
+    }
     case N_STAGE:
     case N_RES: {
         if (wants_write(fi->flags)) {
@@ -429,39 +439,6 @@ void fs__wait_reply(waiter_t *w, const char *text, size_t len)
     reply_slice(w->req, w->fh->text, w->fh->len, w->size, w->off);
 }
 
-/* Reads [off, off+size) of a published file from the block store. */
-static void read_published(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off)
-{
-    const manifest_file_t *f = &n->job->man.files[n->file];
-    uint32_t bs = n->job->man.block_size;
-    if (off < 0 || (uint64_t)off >= f->size)
-        return (void)fuse_reply_buf(req, NULL, 0);
-    if ((uint64_t)off + size > f->size)
-        size = (size_t)(f->size - (uint64_t)off);
-    char *buf = xmalloc(size ? size : 1);
-    size_t done = 0;
-    while (done < size) {
-        uint64_t pos = (uint64_t)off + done;
-        size_t bi = (size_t)(pos / bs);
-        uint64_t boff = pos % bs;
-        size_t want = size - done;
-        if (want > bs - boff)
-            want = (size_t)(bs - boff);
-        ssize_t got = store_read(fs->store, &f->blocks[bi], buf + done, want, boff);
-        if (got <= 0) {
-            char hex[HASH_HEX_LEN + 1];
-            hash_to_hex(&f->blocks[bi], hex);
-            log_error("job %s: block %zu of %s (%s) unreadable: %s", n->job->name, bi, f->path, hex,
-                      got < 0 ? strerror((int)-got) : "short block");
-            free(buf);
-            return (void)fuse_reply_err(req, EIO);
-        }
-        done += (size_t)got;
-    }
-    fuse_reply_buf(req, buf, size);
-    free(buf);
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
@@ -487,8 +464,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         }
         return fs__wait_park(n->job, req, size, off, w);
     }
-    case N_PUB_FILE:
-        return read_published(req, fs, n, size, off);
+    case N_PUB_FILE: /* the job's inputs, hashed when published and read-only since */
     case N_STAGE:
     case N_RES: {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
@@ -526,7 +502,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     fs_t *fs = fs_of(req);
     node_t *n = fs__node_get(fs, ino);
-    node_kind_t kind = n ? n->kind : N_PUB_FILE;
+    node_kind_t kind = n ? n->kind : N_ROOT; /* cannot happen: the kernel holds the node */
     if (kind == N_PEER || kind == N_STATUS) {
         text_fh_t *t = (text_fh_t *)(uintptr_t)fi->fh;
         free(t->text);
@@ -536,7 +512,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         free(w->text);
         free(w);
         fs__job_unref(n->job);
-    } else if (kind == N_STAGE || kind == N_RES) {
+    } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
         close(fh->fd);
         if (fh->counted)

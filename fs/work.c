@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +71,50 @@ int fs__rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
 /* ---- publishing ---- */
 
 typedef struct scan {
-    store_t *st;
     manifest_t *m;
     size_t capfiles, capdirs;
-    char *buf;
     char *why;
     size_t whylen;
 } scan_t;
+
+/* Hashes blocks [lo, hi) of a file with pread; several run at once on a big file. */
+typedef struct hash_range {
+    int fd;
+    uint64_t size;
+    uint32_t block_size;
+    size_t lo, hi;
+    hash_t *out;
+    int rc;
+    pthread_t thread;
+} hash_range_t;
+
+static void *hash_range(void *arg)
+{
+    hash_range_t *r = arg;
+    char *buf = xmalloc(r->block_size);
+    for (size_t i = r->lo; i < r->hi && !r->rc; i++) {
+        uint64_t off = (uint64_t)i * r->block_size;
+        size_t want = off + r->block_size <= r->size ? r->block_size : (size_t)(r->size - off);
+        size_t got = 0;
+        while (got < want) {
+            ssize_t n = pread(r->fd, buf + got, want - got, (off_t)(off + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                r->rc = n < 0 ? -errno : -ESTALE;
+                break;
+            }
+            got += (size_t)n;
+        }
+        if (!r->rc)
+            hash_sha256(buf, want, &r->out[i]);
+    }
+    free(buf);
+    return NULL;
+}
+
+#define HASH_THREADS 2        /* the machines we target have two cores */
+#define HASH_SPLIT_BLOCKS 16  /* below this a second thread costs more than it saves */
 
 static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
@@ -98,30 +136,27 @@ static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, co
     size_t nb = (size_t)((size + m->block_size - 1) / m->block_size);
     manifest_file_t f = {.path = xstrdup(rel), .size = size, .mode = st->st_mode & 0777, .n_blocks = nb};
     f.blocks = nb ? xcalloc(nb, sizeof(hash_t)) : NULL;
-    int rc = 0;
-    for (size_t i = 0; i < nb && !rc; i++) {
-        size_t want = i + 1 < nb ? m->block_size : (size_t)(size - (uint64_t)i * m->block_size);
-        size_t got = 0;
-        while (got < want) {
-            ssize_t r = read(fd, s->buf + got, want - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                rc = r < 0 ? -errno : -EIO;
-                snprintf(s->why, s->whylen, "%s: %s", rel, r < 0 ? strerror(errno) : "changed size while publishing");
-                break;
-            }
-            got += (size_t)r;
-        }
-        if (rc)
-            break;
-        hash_sha256(s->buf, want, &f.blocks[i]);
-        rc = store_put_hashed(s->st, &f.blocks[i], s->buf, want);
-        if (rc)
-            snprintf(s->why, s->whylen, "%s: storing block %zu: %s", rel, i, strerror(-rc));
+    hash_range_t r[HASH_THREADS];
+    size_t nr = nb >= HASH_SPLIT_BLOCKS ? HASH_THREADS : 1;
+    for (size_t k = 0; k < nr; k++)
+        r[k] = (hash_range_t){.fd = fd, .size = size, .block_size = m->block_size, .lo = nb * k / nr,
+                              .hi = nb * (k + 1) / nr, .out = f.blocks};
+    bool threaded[HASH_THREADS] = {false};
+    for (size_t k = 1; k < nr; k++)
+        threaded[k] = pthread_create(&r[k].thread, NULL, hash_range, &r[k]) == 0;
+    hash_range(&r[0]);
+    int rc = r[0].rc;
+    for (size_t k = 1; k < nr; k++) {
+        if (threaded[k])
+            pthread_join(r[k].thread, NULL);
+        else
+            hash_range(&r[k]);
+        if (!rc)
+            rc = r[k].rc;
     }
     close(fd);
     if (rc) {
+        snprintf(s->why, s->whylen, "%s: %s", rel, rc == -ESTALE ? "changed size while publishing" : strerror(-rc));
         free(f.path);
         free(f.blocks);
         return rc;
@@ -213,7 +248,7 @@ static int read_small(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
-int fs__publish_scan(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen)
+int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen)
 {
     why[0] = '\0';
     char *descpath = xasprintf("%s/%s", root, JOBDESC_FILE);
@@ -253,9 +288,8 @@ int fs__publish_scan(store_t *st, const char *root, manifest_t *m, char *why, si
         snprintf(why, whylen, "%s", strerror(errno));
         return -errno;
     }
-    scan_t s = {.st = st, .m = m, .buf = xmalloc(m->block_size), .why = why, .whylen = whylen};
+    scan_t s = {.m = m, .why = why, .whylen = whylen};
     rc = scan_dir(&s, fd, "");
-    free(s.buf);
     if (rc)
         return rc;
     manifest_sort(m);

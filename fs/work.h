@@ -12,11 +12,12 @@
 
 /**
  * Builds the manifest of the job directory root: reads preon.job (if any) into m->desc, walks the
- * tree (dot-names skipped; symlinks and special files refused), hashes every file block by block
- * and puts each block into the store. m must be manifest_init'ed with name and created_ms set.
+ * tree (dot-names skipped; symlinks and special files refused) and hashes every file block by block
+ * (a big file on two threads). The files are not copied: the caller keeps the tree, read-only, as the
+ * job's verified inputs. m must be manifest_init'ed with name and created_ms set.
  * 0, or -EINVAL/-EMSGSIZE/-errno with why filled (a reason for the user).
  */
-int fs__publish_scan(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
+int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen);
 
 typedef struct collect_spec {
     const char *work_dir;   /**< the task's directory, written by the sandbox */
