@@ -35,7 +35,7 @@ printf '#!/bin/sh\ntrue\n' >"$T/src/big/run"
 chmod +x "$T/src/big/run"
 cat "$T/src/big/input.bin" >/dev/null # warm the page cache for both sides
 
-echo "== 1. publish (hash + store every block) vs openssl sha256 of the same file"
+echo "== 1. publish (hash every block; the staged tree becomes the inputs) vs openssl sha256 of the same file"
 t0=$(now); openssl dgst -sha256 "$T/src/big/input.bin" >/dev/null; t1=$(now)
 ossl=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 cp -r "$T/src/big" "$M/jobs/.big"   # staged under a dot-name: not published yet
