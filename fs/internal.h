@@ -44,9 +44,12 @@ struct node {
     uint64_t nlookup;
     node_kind_t kind;
     node_t *parent; /**< NULL for the root and for detached nodes */
+    size_t kidpos;  /**< index in parent->kids */
     char *name;
     node_t **kids;
     size_t nkids, capkids;
+    node_t **index;   /**< open-addressing hash of kids by name, once a directory is big */
+    size_t index_cap; /**< 0 or a power of two, at least twice nkids */
     job_t *job;     /**< the job this node belongs to (not for the fixed top nodes) */
     int32_t file;   /**< N_PUB_FILE: index into job->man.files */
     bool detached;
