@@ -543,7 +543,8 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     fs_t *fs = r->fs;
     job_t *j = r->job;
     r->et = NULL;
-    if (fs->stopping || j->gone) { /* left RUNNING in the database: it runs again after a restart */
+    /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
+    if (fs->stopping || j->gone || res->cancelled) {
         fs__rm_rf(r->work_dir);
         unlink(r->out_path);
         unlink(r->err_path);

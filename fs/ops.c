@@ -597,6 +597,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     fs_t *fs = fs_of(req);
     node_t *p = fs__node_get(fs, parent);
     if (p && p->kind == N_JOBS) {
+        for (const char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) /* names go into status text, line by line */
+                return (void)fuse_reply_err(req, EINVAL);
         if (!valid_name(name) || strlen(name) > MANIFEST_MAX_NAME)
             return (void)fuse_reply_err(req, strlen(name) > MANIFEST_MAX_NAME ? ENAMETOOLONG : EINVAL);
         if (fs__node_child(p, name))
@@ -719,6 +722,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
             return (void)fuse_reply_err(req, 0);
         if (n->kind != N_STAGE || n->job->state == J_PUBLISHING)
             return (void)fuse_reply_err(req, n->kind == N_STAGE ? EBUSY : EROFS);
+        for (const char *c = newname; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return (void)fuse_reply_err(req, EINVAL);
         if (fs__node_child(np, newname) || strlen(newname) > MANIFEST_MAX_NAME)
             return (void)fuse_reply_err(req, fs__node_child(np, newname) ? EEXIST : ENAMETOOLONG);
         job_t *other = fs__job_find(fs, newname);

@@ -66,6 +66,8 @@ t_cancel_keeps_finished_results() {
     assert_file_eq "$m/results/y/0/out.txt" first
     assert_file_eq "$m/results/y/0/exit_code" 0
     wait_sandbox_sleeps 0 5
+    # The killed tasks leave no result folder: only task 0 finished.
+    assert_eq 0 "$(ls -A -- "$m/results/y")" "results of the cancelled job"
 }
 
 run_tests "$@"

@@ -145,4 +145,17 @@ t_wait_covers_a_job_still_being_copied() {
     assert_file_eq "$m/results/late/0/stdout" late
 }
 
+t_job_names_with_control_characters_are_refused() {
+    start_peer A
+    local m
+    m=$(mnt A)
+    if mkdir -- "$m/jobs/bad"$'\n'"state: done" 2>/dev/null; then
+        fail "a job name with a newline was accepted"
+    fi
+    mkdir -- "$m/jobs/.staged" || fail "a dot-name staging directory was refused"
+    if mv -- "$m/jobs/.staged" "$m/jobs/x"$'\t'"y" 2>/dev/null; then
+        fail "a rename to a name with a tab was accepted"
+    fi
+}
+
 run_tests "$@"
