@@ -15,6 +15,7 @@
  * /bin/sh -c exactly as written.
  */
 #include "core/jobdesc.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -56,16 +57,6 @@ static const char *const key_names[KEY_COUNT] = {
 /* How much of an offending value a message quotes. */
 #define QUOTE_MAX 60
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || whylen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
 
 /* Strict UTF-8 (RFC 3629), the same rule jansson applies to JSON strings. */
 bool jobdesc_utf8_valid(const char *s, size_t len)
@@ -315,49 +306,49 @@ int jobdesc_check(const jobdesc_t *d, char *why, size_t whylen)
 {
     const char *err;
     if ((err = check_command(d->command)) != NULL) {
-        set_why(why, whylen, "command: %s", err);
+        why_printf(why, whylen, "command: %s", err);
         return -EINVAL;
     }
     if (d->tasks < 1 || d->tasks > JOBDESC_MAX_TASKS) {
-        set_why(why, whylen, "tasks must be 1..%d (got %u)", JOBDESC_MAX_TASKS, d->tasks);
+        why_printf(why, whylen, "tasks must be 1..%d (got %u)", JOBDESC_MAX_TASKS, d->tasks);
         return -EINVAL;
     }
     if (d->n_outputs > JOBDESC_MAX_OUTPUTS || (d->n_outputs && !d->outputs)) {
-        set_why(why, whylen, "more than %d output patterns", JOBDESC_MAX_OUTPUTS);
+        why_printf(why, whylen, "more than %d output patterns", JOBDESC_MAX_OUTPUTS);
         return -EINVAL;
     }
     for (size_t i = 0; i < d->n_outputs; i++) {
         if (!d->outputs[i] || (err = check_pattern(d->outputs[i])) != NULL) {
-            set_why(why, whylen, "outputs[%zu]: %s", i, d->outputs[i] ? err : "missing");
+            why_printf(why, whylen, "outputs[%zu]: %s", i, d->outputs[i] ? err : "missing");
             return -EINVAL;
         }
     }
     if (d->timeout_ms < 1 || d->timeout_ms > JOBDESC_MAX_TIMEOUT_MS) {
-        set_why(why, whylen, "timeout must be 1ms..7d (got %llu ms)", (unsigned long long)d->timeout_ms);
+        why_printf(why, whylen, "timeout must be 1ms..7d (got %llu ms)", (unsigned long long)d->timeout_ms);
         return -EINVAL;
     }
     if (d->memory_bytes < JOBDESC_MIN_BYTES || d->memory_bytes > (uint64_t)INT64_MAX) {
-        set_why(why, whylen, "memory must be at least 1M (got %llu bytes)", (unsigned long long)d->memory_bytes);
+        why_printf(why, whylen, "memory must be at least 1M (got %llu bytes)", (unsigned long long)d->memory_bytes);
         return -EINVAL;
     }
     if (d->disk_bytes < JOBDESC_MIN_BYTES || d->disk_bytes > (uint64_t)INT64_MAX) {
-        set_why(why, whylen, "disk must be at least 1M (got %llu bytes)", (unsigned long long)d->disk_bytes);
+        why_printf(why, whylen, "disk must be at least 1M (got %llu bytes)", (unsigned long long)d->disk_bytes);
         return -EINVAL;
     }
     if (d->processes < 1 || d->processes > JOBDESC_MAX_PROCESSES) {
-        set_why(why, whylen, "processes must be 1..%d (got %u)", JOBDESC_MAX_PROCESSES, d->processes);
+        why_printf(why, whylen, "processes must be 1..%d (got %u)", JOBDESC_MAX_PROCESSES, d->processes);
         return -EINVAL;
     }
     if (d->replicas < 1 || d->replicas > JOBDESC_MAX_REPLICAS) {
-        set_why(why, whylen, "replicas must be 1..%d (got %u)", JOBDESC_MAX_REPLICAS, d->replicas);
+        why_printf(why, whylen, "replicas must be 1..%d (got %u)", JOBDESC_MAX_REPLICAS, d->replicas);
         return -EINVAL;
     }
     if (d->os && (err = check_token(d->os)) != NULL) {
-        set_why(why, whylen, "os: %s", err);
+        why_printf(why, whylen, "os: %s", err);
         return -EINVAL;
     }
     if (d->arch && (err = check_token(d->arch)) != NULL) {
-        set_why(why, whylen, "arch: %s", err);
+        why_printf(why, whylen, "arch: %s", err);
         return -EINVAL;
     }
     return 0;
@@ -564,9 +555,9 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
 
 int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t whylen)
 {
-    set_why(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
     if (len > JOBDESC_MAX_BYTES) {
-        set_why(why, whylen, "larger than %d bytes", JOBDESC_MAX_BYTES);
+        why_printf(why, whylen, "larger than %d bytes", JOBDESC_MAX_BYTES);
         return -EMSGSIZE;
     }
     unsigned first_line[KEY_COUNT] = {0}; /* line a key was set on; 0 = not yet */
@@ -582,7 +573,7 @@ int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t 
         const char *eol = nl ? nl : end;
         const char *next = nl ? nl + 1 : end;
         if (memchr(p, '\0', (size_t)(eol - p))) {
-            set_why(why, whylen, "line %u: NUL byte (is this a text file?)", line);
+            why_printf(why, whylen, "line %u: NUL byte (is this a text file?)", line);
             return -EINVAL;
         }
         const char *b = p, *e = eol;
@@ -594,18 +585,18 @@ int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t 
         if (b == e || *b == '#')
             continue;
         if (!jobdesc_utf8_valid(b, (size_t)(e - b))) {
-            set_why(why, whylen, "line %u: not valid UTF-8", line);
+            why_printf(why, whylen, "line %u: not valid UTF-8", line);
             return -EINVAL;
         }
         for (const char *c = b; c < e; c++) {
             if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
-                set_why(why, whylen, "line %u: control character 0x%02x", line, (unsigned)(unsigned char)*c);
+                why_printf(why, whylen, "line %u: control character 0x%02x", line, (unsigned)(unsigned char)*c);
                 return -EINVAL;
             }
         }
         const char *eq = memchr(b, '=', (size_t)(e - b));
         if (!eq) {
-            set_why(why, whylen, "line %u: expected 'key = value', got '%s'", line, quote(b, (size_t)(e - b), q));
+            why_printf(why, whylen, "line %u: expected 'key = value', got '%s'", line, quote(b, (size_t)(e - b), q));
             return -EINVAL;
         }
         const char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
@@ -614,7 +605,7 @@ int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t 
         while (vb < ve && is_blank(*vb))
             vb++;
         if (kb == ke) {
-            set_why(why, whylen, "line %u: empty key before '='", line);
+            why_printf(why, whylen, "line %u: empty key before '='", line);
             return -EINVAL;
         }
         enum jobdesc_key key = KEY_COUNT;
@@ -625,29 +616,29 @@ int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t 
             }
         }
         if (key == KEY_COUNT) {
-            set_why(why, whylen, "line %u: unknown key '%s' (known: " KNOWN_KEYS ")", line,
+            why_printf(why, whylen, "line %u: unknown key '%s' (known: " KNOWN_KEYS ")", line,
                     quote(kb, (size_t)(ke - kb), q));
             return -EINVAL;
         }
         if (first_line[key]) {
-            set_why(why, whylen, "line %u: duplicate key '%s' (first set on line %u)", line, key_names[key],
+            why_printf(why, whylen, "line %u: duplicate key '%s' (first set on line %u)", line, key_names[key],
                     first_line[key]);
             return -EINVAL;
         }
         first_line[key] = line;
         size_t vlen = (size_t)(ve - vb);
         if (vlen > JOBDESC_MAX_VALUE) {
-            set_why(why, whylen, "line %u: %s: value longer than %d bytes", line, key_names[key], JOBDESC_MAX_VALUE);
+            why_printf(why, whylen, "line %u: %s: value longer than %d bytes", line, key_names[key], JOBDESC_MAX_VALUE);
             return -EINVAL;
         }
         if (vlen == 0 && key != KEY_COMMAND && key != KEY_OUTPUTS) {
-            set_why(why, whylen, "line %u: %s: empty value", line, key_names[key]);
+            why_printf(why, whylen, "line %u: %s: empty value", line, key_names[key]);
             return -EINVAL;
         }
         memcpy(value, vb, vlen);
         value[vlen] = '\0';
         if (set_value(d, key, value, err, sizeof(err)) != 0) {
-            set_why(why, whylen, "line %u: %s: %s", line, key_names[key], err);
+            why_printf(why, whylen, "line %u: %s: %s", line, key_names[key], err);
             return -EINVAL;
         }
     }

@@ -123,3 +123,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
         write_all(fd, line, n);
     errno = saved_errno;
 }
+
+void why_printf(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || whylen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}

@@ -6,6 +6,7 @@
  */
 #ifndef PREON_CORE_LOG_H
 #define PREON_CORE_LOG_H
+#include <stddef.h>
 
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -16,6 +17,12 @@ int log_parse_level(const char *name, enum log_level *out);
 /** Also appends every line to the file at path (opened O_APPEND); NULL stops. 0 or -errno. */
 int log_set_file(const char *path);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * Fills a caller's `why` buffer (a reason for the user, e.g. "line 3: unknown key 'taks'") like
+ * snprintf; does nothing when why is NULL or whylen is 0. For parsers of untrusted input.
+ */
+void why_printf(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -12,6 +12,7 @@
  * manifest_validate (static) is the single definition of a valid manifest; the encoder runs it
  * too, so a peer can never publish a manifest that other peers would refuse.
  */
+#include "core/log.h"
 #include "core/manifest.h"
 
 #include <errno.h>
@@ -27,16 +28,6 @@
 #define SUBMITTER_MAX_HEX 128
 #define QUOTE_MAX 60
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || whylen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
 
 /* At most QUOTE_MAX bytes of s for a message, cut on a UTF-8 boundary. */
 static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
@@ -186,84 +177,84 @@ static int manifest_validate(const manifest_t *m, char *why, size_t whylen)
     char q[QUOTE_MAX + 4], jw[256];
     const char *bad;
     if (m->version != MANIFEST_VERSION) {
-        set_why(why, whylen, "unsupported version %u (this peer reads %d)", m->version, MANIFEST_VERSION);
+        why_printf(why, whylen, "unsupported version %u (this peer reads %d)", m->version, MANIFEST_VERSION);
         return -EINVAL;
     }
     if ((bad = check_name(m->name)) != NULL) {
-        set_why(why, whylen, "name: %s", bad);
+        why_printf(why, whylen, "name: %s", bad);
         return -EINVAL;
     }
     if (m->created_ms > (uint64_t)INT64_MAX) {
-        set_why(why, whylen, "created_ms: out of range");
+        why_printf(why, whylen, "created_ms: out of range");
         return -EINVAL;
     }
     if (m->submitter) {
         size_t n = strlen(m->submitter);
         if (n == 0 || n % 2 || n > SUBMITTER_MAX_HEX || !is_lower_hex(m->submitter, n)) {
-            set_why(why, whylen, "submitter: not a lower-case hex key of at most %d digits", SUBMITTER_MAX_HEX);
+            why_printf(why, whylen, "submitter: not a lower-case hex key of at most %d digits", SUBMITTER_MAX_HEX);
             return -EINVAL;
         }
     }
     if (m->block_size != MANIFEST_BLOCK_SIZE) {
-        set_why(why, whylen, "block_size: %u is not %u", m->block_size, MANIFEST_BLOCK_SIZE);
+        why_printf(why, whylen, "block_size: %u is not %u", m->block_size, MANIFEST_BLOCK_SIZE);
         return -EINVAL;
     }
     if (jobdesc_check(&m->desc, jw, sizeof(jw)) != 0) {
-        set_why(why, whylen, "job: %s", jw);
+        why_printf(why, whylen, "job: %s", jw);
         return -EINVAL;
     }
     if (m->n_dirs > MANIFEST_MAX_FILES || m->n_files > MANIFEST_MAX_FILES) {
-        set_why(why, whylen, "more than %d %s", MANIFEST_MAX_FILES, m->n_dirs > MANIFEST_MAX_FILES ? "dirs" : "files");
+        why_printf(why, whylen, "more than %d %s", MANIFEST_MAX_FILES, m->n_dirs > MANIFEST_MAX_FILES ? "dirs" : "files");
         return -EINVAL;
     }
     for (size_t i = 0; i < m->n_dirs; i++) {
         const char *d = m->dirs[i];
         if (manifest_check_path(d) != 0) {
-            set_why(why, whylen, "dirs[%zu]: '%s' is not a valid relative path", i, d ? quote(d, q) : "(null)");
+            why_printf(why, whylen, "dirs[%zu]: '%s' is not a valid relative path", i, d ? quote(d, q) : "(null)");
             return -EINVAL;
         }
         if (i > 0 && strcmp(m->dirs[i - 1], d) >= 0) {
-            set_why(why, whylen, "dirs[%zu]: '%s' is %s", i, quote(d, q),
+            why_printf(why, whylen, "dirs[%zu]: '%s' is %s", i, quote(d, q),
                     strcmp(m->dirs[i - 1], d) ? "out of order" : "listed twice");
             return -EINVAL;
         }
     }
     for (size_t i = 0; i < m->n_dirs; i++) {
         if (!parent_listed(m, m->dirs[i])) {
-            set_why(why, whylen, "dirs[%zu]: parent of '%s' is not in dirs", i, quote(m->dirs[i], q));
+            why_printf(why, whylen, "dirs[%zu]: parent of '%s' is not in dirs", i, quote(m->dirs[i], q));
             return -EINVAL;
         }
     }
     for (size_t i = 0; i < m->n_files; i++) {
         const manifest_file_t *f = &m->files[i];
         if (manifest_check_path(f->path) != 0) {
-            set_why(why, whylen, "files[%zu]: '%s' is not a valid relative path", i,
+            why_printf(why, whylen, "files[%zu]: '%s' is not a valid relative path", i,
                     f->path ? quote(f->path, q) : "(null)");
             return -EINVAL;
         }
         if (i > 0 && strcmp(m->files[i - 1].path, f->path) >= 0) {
-            set_why(why, whylen, "files[%zu]: '%s' is %s", i, quote(f->path, q),
+            why_printf(why, whylen, "files[%zu]: '%s' is %s", i, quote(f->path, q),
                     strcmp(m->files[i - 1].path, f->path) ? "out of order" : "listed twice");
             return -EINVAL;
         }
         if (has_dir(m, f->path, strlen(f->path))) {
-            set_why(why, whylen, "files[%zu]: '%s' is also a dir", i, quote(f->path, q));
+            why_printf(why, whylen, "files[%zu]: '%s' is also a dir", i, quote(f->path, q));
             return -EINVAL;
         }
         if (!parent_listed(m, f->path)) {
-            set_why(why, whylen, "files[%zu]: parent of '%s' is not in dirs", i, quote(f->path, q));
+            why_printf(why, whylen, "files[%zu]: parent of '%s' is not in dirs", i, quote(f->path, q));
             return -EINVAL;
         }
         if (f->size > MANIFEST_MAX_FILE_SIZE) {
-            set_why(why, whylen, "files[%zu]: size larger than %llu", i, (unsigned long long)MANIFEST_MAX_FILE_SIZE);
+            why_printf(why, whylen, "files[%zu]: size larger than %llu", i, (unsigned long long)MANIFEST_MAX_FILE_SIZE);
             return -EINVAL;
         }
         if (f->mode > 0777) {
-            set_why(why, whylen, "files[%zu]: mode %o has more than permission bits", i, f->mode);
+            why_printf(why, whylen, "files[%zu]: mode %o has more than permission bits", i, f->mode);
             return -EINVAL;
         }
         if (f->n_blocks != blocks_for(f->size, m->block_size) || (f->n_blocks && !f->blocks)) {
-            set_why(why, whylen, "files[%zu]: %zu blocks for %llu bytes (want %llu)", i, f->n_blocks,
+            why_printf(why, whylen, "files[%zu]: %zu blocks for %llu bytes (want %llu)", i, f->n_blocks,
                     (unsigned long long)f->size, (unsigned long long)blocks_for(f->size, m->block_size));
             return -EINVAL;
         }
@@ -397,7 +388,7 @@ static int check_keys(json_t *obj, const char *where, const field_t *fields, siz
 {
     char q[QUOTE_MAX + 4];
     if (!json_is_object(obj)) {
-        set_why(why, whylen, "%s: not an object", where);
+        why_printf(why, whylen, "%s: not an object", where);
         return -EINVAL;
     }
     const char *key;
@@ -408,13 +399,13 @@ static int check_keys(json_t *obj, const char *where, const field_t *fields, siz
         while (i < n && strcmp(fields[i].key, key) != 0)
             i++;
         if (i == n) {
-            set_why(why, whylen, "%s: unknown key '%s'", where, quote(key, q));
+            why_printf(why, whylen, "%s: unknown key '%s'", where, quote(key, q));
             return -EINVAL;
         }
     }
     for (size_t i = 0; i < n; i++) {
         if (!fields[i].optional && !json_object_get(obj, fields[i].key)) {
-            set_why(why, whylen, "%s: missing '%s'", where, fields[i].key);
+            why_printf(why, whylen, "%s: missing '%s'", where, fields[i].key);
             return -EINVAL;
         }
     }
@@ -426,12 +417,12 @@ static int get_uint(json_t *obj, const char *key, uint64_t max, uint64_t *out, c
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v)) {
-        set_why(why, whylen, "%s.%s: not an integer", where, key);
+        why_printf(why, whylen, "%s.%s: not an integer", where, key);
         return -EINVAL;
     }
     json_int_t i = json_integer_value(v);
     if (i < 0 || (uint64_t)i > max) {
-        set_why(why, whylen, "%s.%s: %lld out of range 0..%llu", where, key, (long long)i, (unsigned long long)max);
+        why_printf(why, whylen, "%s.%s: %lld out of range 0..%llu", where, key, (long long)i, (unsigned long long)max);
         return -EINVAL;
     }
     *out = (uint64_t)i;
@@ -443,11 +434,11 @@ static int get_str(json_t *obj, const char *key, char **out, const char *where, 
 {
     json_t *v = key ? json_object_get(obj, key) : obj;
     if (!json_is_string(v)) {
-        set_why(why, whylen, "%s%s%s: not a string", where, key ? "." : "", key ? key : "");
+        why_printf(why, whylen, "%s%s%s: not a string", where, key ? "." : "", key ? key : "");
         return -EINVAL;
     }
     if (strlen(json_string_value(v)) != json_string_length(v)) { /* only with JSON_ALLOW_NUL, but be sure */
-        set_why(why, whylen, "%s%s%s: NUL in string", where, key ? "." : "", key ? key : "");
+        why_printf(why, whylen, "%s%s%s: NUL in string", where, key ? "." : "", key ? key : "");
         return -EINVAL;
     }
     free(*out);
@@ -487,14 +478,14 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
         return rc;
     json_t *net = json_object_get(job, "network");
     if (!json_is_boolean(net)) {
-        set_why(why, whylen, "job.network: not true or false");
+        why_printf(why, whylen, "job.network: not true or false");
         return -EINVAL;
     }
     d->network = json_is_true(net);
 
     json_t *outs = json_object_get(job, "outputs");
     if (!json_is_array(outs) || json_array_size(outs) > JOBDESC_MAX_OUTPUTS) {
-        set_why(why, whylen, "job.outputs: not an array of at most %d patterns", JOBDESC_MAX_OUTPUTS);
+        why_printf(why, whylen, "job.outputs: not an array of at most %d patterns", JOBDESC_MAX_OUTPUTS);
         return -EINVAL;
     }
     size_t n = json_array_size(outs);
@@ -528,7 +519,7 @@ static int decode_file(manifest_file_t *f, json_t *jf, size_t idx, char *why, si
     uint64_t want = blocks_for(f->size, MANIFEST_BLOCK_SIZE);
     /* Compare with the size-derived count before allocating: size is capped, so want is too. */
     if (!json_is_array(blocks) || json_array_size(blocks) != want) {
-        set_why(why, whylen, "%s.blocks: want an array of %llu block hashes for %llu bytes", where,
+        why_printf(why, whylen, "%s.blocks: want an array of %llu block hashes for %llu bytes", where,
                 (unsigned long long)want, (unsigned long long)f->size);
         return -EINVAL;
     }
@@ -539,7 +530,7 @@ static int decode_file(manifest_file_t *f, json_t *jf, size_t idx, char *why, si
         const char *s = json_string_value(h);
         size_t len = json_string_length(h);
         if (!s || len != HASH_HEX_LEN || !is_lower_hex(s, len) || hash_from_hex(s, len, &f->blocks[b]) != 0) {
-            set_why(why, whylen, "%s.blocks[%zu]: not %d lower-case hex digits", where, b, HASH_HEX_LEN);
+            why_printf(why, whylen, "%s.blocks[%zu]: not %d lower-case hex digits", where, b, HASH_HEX_LEN);
             return -EINVAL;
         }
     }
@@ -561,7 +552,7 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
         return rc;
     m->version = (uint32_t)v;
     if (m->version != MANIFEST_VERSION) {
-        set_why(why, whylen, "unsupported version %u (this peer reads %d)", m->version, MANIFEST_VERSION);
+        why_printf(why, whylen, "unsupported version %u (this peer reads %d)", m->version, MANIFEST_VERSION);
         return -EINVAL;
     }
     if ((rc = get_str(root, "name", &m->name, "manifest", why, whylen)) ||
@@ -573,7 +564,7 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
         return rc;
     m->block_size = (uint32_t)v;
     if (m->block_size != MANIFEST_BLOCK_SIZE) { /* decode_file relies on it */
-        set_why(why, whylen, "block_size: %u is not %u", m->block_size, MANIFEST_BLOCK_SIZE);
+        why_printf(why, whylen, "block_size: %u is not %u", m->block_size, MANIFEST_BLOCK_SIZE);
         return -EINVAL;
     }
     if ((rc = decode_job(&m->desc, json_object_get(root, "job"), why, whylen)))
@@ -581,7 +572,7 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
 
     json_t *dirs = json_object_get(root, "dirs");
     if (!json_is_array(dirs) || json_array_size(dirs) > MANIFEST_MAX_FILES) {
-        set_why(why, whylen, "dirs: not an array of at most %d paths", MANIFEST_MAX_FILES);
+        why_printf(why, whylen, "dirs: not an array of at most %d paths", MANIFEST_MAX_FILES);
         return -EINVAL;
     }
     size_t n = json_array_size(dirs);
@@ -597,7 +588,7 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
 
     json_t *files = json_object_get(root, "files");
     if (!json_is_array(files) || json_array_size(files) > MANIFEST_MAX_FILES) {
-        set_why(why, whylen, "files: not an array of at most %d files", MANIFEST_MAX_FILES);
+        why_printf(why, whylen, "files: not an array of at most %d files", MANIFEST_MAX_FILES);
         return -EINVAL;
     }
     n = json_array_size(files);
@@ -614,16 +605,16 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
 
 int manifest_decode(manifest_t *m, const char *buf, size_t len, char *why, size_t whylen)
 {
-    set_why(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
     if (len > MANIFEST_MAX_BYTES) {
-        set_why(why, whylen, "manifest larger than %u bytes", (unsigned)MANIFEST_MAX_BYTES);
+        why_printf(why, whylen, "manifest larger than %u bytes", (unsigned)MANIFEST_MAX_BYTES);
         return -EMSGSIZE;
     }
     json_error_t jerr;
     /* Not JSON_DECODE_ANY (the root must be an object); jansson rejects NUL in strings by default. */
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        set_why(why, whylen, "not valid JSON: %s (byte %d)", jerr.text, jerr.position);
+        why_printf(why, whylen, "not valid JSON: %s (byte %d)", jerr.text, jerr.position);
         return -EINVAL;
     }
     manifest_t t;
@@ -640,7 +631,7 @@ int manifest_decode(manifest_t *m, const char *buf, size_t len, char *why, size_
             size_t at = 0;
             while (at < len && at < clen && canon[at] == buf[at])
                 at++;
-            set_why(why, whylen, "not in canonical form (differs at byte %zu: sorted keys, no white space)", at);
+            why_printf(why, whylen, "not in canonical form (differs at byte %zu: sorted keys, no white space)", at);
             rc = -EINVAL;
         }
         free(canon);

@@ -625,6 +625,24 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     reply_entry(req, fs, n);
 }
 
+/* Removes name (node n, if the kernel looked it up) from the staging directory p. */
+static void stage_remove(fuse_req_t req, fs_t *fs, node_t *p, node_t *n, const char *name, bool is_dir)
+{
+    int rc = stage_writable(p);
+    if (rc)
+        return (void)fuse_reply_err(req, -rc);
+    char *dir = fs__node_backing(fs, p);
+    char *path = xasprintf("%s/%s", dir, name);
+    rc = (is_dir ? rmdir(path) : unlink(path)) == 0 ? 0 : -errno;
+    free(dir);
+    free(path);
+    if (!rc && n)
+        fs__node_detach(fs, n);
+    if (!rc)
+        fs__job_touch(p->job);
+    fuse_reply_err(req, -rc);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fs_t *fs = fs_of(req);
@@ -641,19 +659,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         fs__node_detach(fs, n);
         return (void)fuse_reply_err(req, 0);
     }
-    int rc = stage_writable(p);
-    if (rc)
-        return (void)fuse_reply_err(req, -rc);
-    char *dir = fs__node_backing(fs, p);
-    char *path = xasprintf("%s/%s", dir, name);
-    rc = unlink(path) == 0 ? 0 : -errno;
-    free(dir);
-    free(path);
-    if (!rc && n)
-        fs__node_detach(fs, n);
-    if (!rc)
-        fs__job_touch(p->job);
-    fuse_reply_err(req, -rc);
+    stage_remove(req, fs, p, n, name, false);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -688,19 +694,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             fs__job_unlink_dir(n->job);
         return (void)fuse_reply_err(req, -rc);
     }
-    int rc = stage_writable(p);
-    if (rc)
-        return (void)fuse_reply_err(req, -rc);
-    char *dir = fs__node_backing(fs, p);
-    char *path = xasprintf("%s/%s", dir, name);
-    rc = rmdir(path) == 0 ? 0 : -errno;
-    free(dir);
-    free(path);
-    if (!rc && n)
-        fs__node_detach(fs, n);
-    if (!rc)
-        fs__job_touch(p->job);
-    fuse_reply_err(req, -rc);
+    stage_remove(req, fs, p, n, name, true);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
