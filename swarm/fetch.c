@@ -1,0 +1,1079 @@
+/*
+ * fetch.c: downloads blocks from peers with libcurl multi driven by the libuv loop, and lets a
+ * block into the store only after its SHA-256 matched.
+ *
+ * Wiring (curl's docs/examples/multi-uv.c, without its globals): CURLMOPT_SOCKETFUNCTION starts and
+ * stops one uv_poll per socket (sock_t, assigned to the socket with curl_multi_assign), and
+ * CURLMOPT_TIMERFUNCTION arms one uv_timer; both events call curl_multi_socket_action and then
+ * drain finished transfers with curl_multi_info_read. The easy handle's CURLOPT_PRIVATE is the
+ * request it serves.
+ *
+ * A request (req_t, one per hash, found through a small hash table so concurrent requests for a
+ * hash share it) goes CHECK (store_has in the thread pool) -> QUEUED (waiting for a slot, FIFO) ->
+ * XFER (one curl transfer to one peer, body capped at the block's length) -> VERIFY (SHA-256 and
+ * store_put_hashed in the thread pool) -> done. A failed attempt goes back to pick the next untried
+ * peer. Slots are counted here, not left to curl's CURLMOPT_MAX_HOST_CONNECTIONS queue, because
+ * curl's CURLOPT_TIMEOUT_MS also runs while a transfer waits in that queue: a burst of requests
+ * would time out without ever having been sent. The curl limit is still set, as a backstop.
+ *
+ * Callbacks never run where they could surprise the caller: completions and bad-peer reports are
+ * queued as events and fired by one dispatcher on a zero-delay uv_timer ("defer"). So a callback is
+ * never inside fetch_block, fetch_close or a curl callback, and it may call either of them.
+ *
+ * Closing: every request is finished with -ECANCELED at once (its transfer removed, its thread-pool
+ * item cancelled or, if already running, orphaned and freed when it returns); once the events are
+ * dispatched and no thread-pool item is out, curl_multi_cleanup runs (curl then asks to forget its
+ * remaining sockets), every uv handle is closed, and the last close callback frees the fetcher.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "swarm/fetch.h"
+#include "swarm/store.h"
+
+#define FETCH_DEFAULT_PER_PEER 4
+#define FETCH_DEFAULT_TOTAL 64
+#define FETCH_DEFAULT_TIMEOUT_MS 10000
+#define FETCH_DEFAULT_CONNECT_MS 3000
+#define FETCH_MAX_TIMEOUT_MS (24u * 3600 * 1000)
+#define FETCH_RECV_BUFFER (64 * 1024)
+#define FETCH_FIRST_BUCKETS 64
+
+#define BLOCK_PATH "/v1/block/"
+
+typedef struct fetch_peer fetch_peer_t;
+struct fetch_peer {
+    fetch_peer_t *next; /* hash chain */
+    uint64_t key;
+    fetch_peer_stats_t st;
+    uint64_t started; /* transfers started, for spreading ties */
+    size_t urllen;
+    char url[]; /* normalised base URL, NUL-terminated */
+};
+
+typedef struct waiter {
+    struct waiter *next;
+    fetch_cb cb;
+    void *arg;
+} waiter_t;
+
+enum ev_kind { EV_DONE, EV_BAD_PEER };
+
+typedef struct event {
+    struct event *next;
+    enum ev_kind kind;
+    hash_t h;
+    int status;         /* EV_DONE: the result; EV_BAD_PEER: the reason */
+    waiter_t *waiters;  /* EV_DONE */
+    fetch_peer_t *peer; /* EV_BAD_PEER; peers live as long as the fetcher */
+} event_t;
+
+/* R_IDLE: between two of the others, only inside one call (e.g. just taken off the queue) */
+enum req_state { R_IDLE, R_CHECK, R_QUEUED, R_XFER, R_VERIFY };
+enum body_state { BODY_UNKNOWN, BODY_KEEP, BODY_DISCARD };
+
+typedef struct candidate {
+    fetch_peer_t *peer;
+    bool tried;
+} candidate_t;
+
+typedef struct req {
+    fetch_t *f;
+    struct req *hnext;         /* hash table chain */
+    struct req *qprev, *qnext; /* wait queue, R_QUEUED only */
+    hash_t h;
+    uint32_t len;
+    enum req_state state;
+    waiter_t *waiters, **wtail;
+    candidate_t cand[FETCH_MAX_CANDIDATES];
+    size_t ncand;
+    int err; /* the most telling failure so far (err_rank), 0 if none */
+
+    /* the current attempt */
+    CURL *easy;
+    fetch_peer_t *cur;
+    uint8_t *buf; /* len bytes, allocated at the first attempt, kept for retries */
+    size_t got;   /* body bytes kept (a 200 response) */
+    size_t discarded;
+    enum body_state body;
+    bool overflow;
+    char errbuf[CURL_ERROR_SIZE];
+
+    /* the thread-pool item (CHECK or VERIFY); the worker reads h, len, buf and writes the result */
+    uv_work_t work;
+    bool in_work;
+    bool orphan; /* finished while in_work: the after-work callback frees it */
+    bool present;
+    int work_rc;
+} req_t;
+
+typedef struct sock {
+    uv_poll_t poll;
+    fetch_t *f;
+    curl_socket_t fd;
+    struct sock *prev, *next;
+} sock_t;
+
+struct fetch {
+    uv_loop_t *loop;
+    store_t *store;
+    fetch_opts_t opts;
+    CURLM *multi;
+    uv_timer_t timer; /* curl's time-outs */
+    uv_timer_t defer; /* runs the dispatcher */
+    sock_t *socks;
+    unsigned handles; /* uv handles not yet closed */
+
+    req_t **reqs; /* by hash */
+    size_t nreq_buckets, nreqs;
+    req_t *qhead, *qtail;
+
+    fetch_peer_t **peers; /* by URL */
+    size_t npeer_buckets, npeers;
+
+    event_t *ev_head, **ev_tail;
+    unsigned inflight, verifying, works, queued;
+    fetch_stats_t st;
+
+    bool closing, finishing, dispatching;
+    fetch_close_cb close_cb;
+    void *close_arg;
+};
+
+static void req_next(req_t *r);
+static void maybe_finish_close(fetch_t *f);
+
+/* ---- peers ---- */
+
+/* FNV-1a: peer URLs come from trackers, but the table is small and the chains are short. */
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t x = 14695981039346656037u;
+    for (size_t i = 0; i < n; i++)
+        x = (x ^ (uint8_t)s[i]) * 1099511628211u;
+    return x;
+}
+
+/* Length of url without trailing slashes if it is "http://host[:port]", else 0. */
+static size_t peer_url_len(const char *url)
+{
+    static const char scheme[] = "http://";
+    const size_t slen = sizeof(scheme) - 1;
+    if (!url || strncmp(url, scheme, slen) != 0)
+        return 0;
+    size_t n = strnlen(url, FETCH_MAX_PEER_URL + 1);
+    if (n > FETCH_MAX_PEER_URL)
+        return 0;
+    while (n > slen && url[n - 1] == '/')
+        n--;
+    if (n == slen)
+        return 0;
+    for (size_t i = slen; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        /* no path, query, fragment or user info: the peer API lives at fixed paths */
+        if (c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '%')
+            return 0;
+    }
+    return n;
+}
+
+static fetch_peer_t *peer_find(fetch_t *f, const char *url, size_t n)
+{
+    uint64_t key = fnv1a(url, n);
+    for (fetch_peer_t *p = f->peers[key & (f->npeer_buckets - 1)]; p; p = p->next)
+        if (p->key == key && p->urllen == n && memcmp(p->url, url, n) == 0)
+            return p;
+    return NULL;
+}
+
+static void peer_grow(fetch_t *f)
+{
+    size_t nb = f->npeer_buckets * 2;
+    fetch_peer_t **t = xcalloc(nb, sizeof(*t));
+    for (size_t i = 0; i < f->npeer_buckets; i++) {
+        fetch_peer_t *p;
+        while ((p = f->peers[i])) {
+            f->peers[i] = p->next;
+            p->next = t[p->key & (nb - 1)];
+            t[p->key & (nb - 1)] = p;
+        }
+    }
+    free(f->peers);
+    f->peers = t;
+    f->npeer_buckets = nb;
+}
+
+/* The peer for url (n from peer_url_len), created on first sight; NULL once FETCH_MAX_PEERS are known. */
+static fetch_peer_t *peer_get(fetch_t *f, const char *url, size_t n)
+{
+    fetch_peer_t *p = peer_find(f, url, n);
+    if (p)
+        return p;
+    if (f->npeers >= FETCH_MAX_PEERS) {
+        log_debug("fetch: ignoring peer %.*s: %d peers known already", (int)n, url, FETCH_MAX_PEERS);
+        return NULL;
+    }
+    if (f->npeers >= f->npeer_buckets)
+        peer_grow(f);
+    p = xcalloc(1, sizeof(*p) + n + 1);
+    memcpy(p->url, url, n);
+    p->urllen = n;
+    p->key = fnv1a(url, n);
+    p->next = f->peers[p->key & (f->npeer_buckets - 1)];
+    f->peers[p->key & (f->npeer_buckets - 1)] = p;
+    f->npeers++;
+    return p;
+}
+
+static void peer_score(fetch_peer_t *p, int delta)
+{
+    int s = p->st.score + delta;
+    p->st.score = s < FETCH_SCORE_MIN ? FETCH_SCORE_MIN : s > FETCH_SCORE_MAX ? FETCH_SCORE_MAX : s;
+}
+
+static bool peer_avoided(const fetch_peer_t *p) { return p->st.score <= FETCH_SCORE_AVOID; }
+
+/*
+ * Strictly better: not avoided, then fewer transfers in flight, then the smaller penalty, then
+ * fewer transfers started so far. Positive scores count as equal on purpose: preferring the peer
+ * with the most successes would pile every request on the first peer that was ever idle, while the
+ * in-flight count already favours fast peers (they free their slots sooner). The last rule spreads
+ * requests over idle peers round-robin instead of always picking the caller's first.
+ */
+static bool peer_better(const fetch_peer_t *a, const fetch_peer_t *b)
+{
+    if (peer_avoided(a) != peer_avoided(b))
+        return !peer_avoided(a);
+    if (a->st.inflight != b->st.inflight)
+        return a->st.inflight < b->st.inflight;
+    int pa = a->st.score < 0 ? a->st.score : 0, pb = b->st.score < 0 ? b->st.score : 0;
+    if (pa != pb)
+        return pa > pb;
+    return a->started < b->started;
+}
+
+/* ---- requests by hash ---- */
+
+static size_t req_bucket(const fetch_t *f, const hash_t *h)
+{
+    uint64_t k;
+    memcpy(&k, h->b, sizeof(k));
+    return (size_t)(k & (f->nreq_buckets - 1));
+}
+
+static req_t *req_find(fetch_t *f, const hash_t *h)
+{
+    for (req_t *r = f->reqs[req_bucket(f, h)]; r; r = r->hnext)
+        if (hash_equal(&r->h, h))
+            return r;
+    return NULL;
+}
+
+static void req_insert(fetch_t *f, req_t *r)
+{
+    if (f->nreqs >= f->nreq_buckets) {
+        size_t old = f->nreq_buckets;
+        req_t **t = f->reqs;
+        f->nreq_buckets = old * 2;
+        f->reqs = xcalloc(f->nreq_buckets, sizeof(*f->reqs));
+        for (size_t i = 0; i < old; i++) {
+            req_t *q;
+            while ((q = t[i])) {
+                t[i] = q->hnext;
+                size_t b = req_bucket(f, &q->h);
+                q->hnext = f->reqs[b];
+                f->reqs[b] = q;
+            }
+        }
+        free(t);
+    }
+    size_t b = req_bucket(f, &r->h);
+    r->hnext = f->reqs[b];
+    f->reqs[b] = r;
+    f->nreqs++;
+}
+
+static void req_unlink(fetch_t *f, req_t *r)
+{
+    for (req_t **pp = &f->reqs[req_bucket(f, &r->h)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == r) {
+            *pp = r->hnext;
+            r->hnext = NULL;
+            f->nreqs--;
+            return;
+        }
+    }
+}
+
+/* ---- the wait queue ---- */
+
+static void queue_push(fetch_t *f, req_t *r)
+{
+    r->state = R_QUEUED;
+    r->qnext = NULL;
+    r->qprev = f->qtail;
+    if (f->qtail)
+        f->qtail->qnext = r;
+    else
+        f->qhead = r;
+    f->qtail = r;
+    f->queued++;
+}
+
+static void queue_remove(fetch_t *f, req_t *r)
+{
+    if (r->qprev)
+        r->qprev->qnext = r->qnext;
+    else
+        f->qhead = r->qnext;
+    if (r->qnext)
+        r->qnext->qprev = r->qprev;
+    else
+        f->qtail = r->qprev;
+    r->qprev = r->qnext = NULL;
+    r->state = R_IDLE;
+    f->queued--;
+}
+
+/* ---- deferred events ---- */
+
+static void on_defer(uv_timer_t *t);
+
+static void ev_push(fetch_t *f, event_t *e)
+{
+    e->next = NULL;
+    *f->ev_tail = e;
+    f->ev_tail = &e->next;
+    if (!f->finishing && !uv_is_active((uv_handle_t *)&f->defer))
+        uv_timer_start(&f->defer, on_defer, 0, 0);
+}
+
+/*
+ * Fires queued events in order. A callback may call fetch_block (which only queues work) or
+ * fetch_close (which finishes every request, queueing more events that this loop then fires);
+ * finishing the close waits until the loop is over.
+ */
+static void on_defer(uv_timer_t *t)
+{
+    fetch_t *f = t->data;
+    event_t *e;
+    f->dispatching = true;
+    while ((e = f->ev_head)) {
+        f->ev_head = e->next;
+        if (!f->ev_head)
+            f->ev_tail = &f->ev_head;
+        if (e->kind == EV_DONE) {
+            waiter_t *w;
+            while ((w = e->waiters)) {
+                e->waiters = w->next;
+                w->cb(&e->h, e->status, w->arg);
+                free(w);
+            }
+        } else if (f->opts.on_bad_peer) {
+            f->opts.on_bad_peer(e->peer->url, &e->h, e->status, f->opts.bad_peer_arg);
+        }
+        free(e);
+    }
+    f->dispatching = false;
+    maybe_finish_close(f);
+}
+
+/* ---- request life ---- */
+
+static void req_free(req_t *r)
+{
+    free(r->buf);
+    free(r);
+}
+
+/* Drops the current transfer, if any, and frees its slot. */
+static void xfer_drop(req_t *r)
+{
+    if (!r->easy)
+        return;
+    curl_multi_remove_handle(r->f->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    r->cur->st.inflight--;
+    r->f->inflight--;
+}
+
+/* Completes r with status: its waiters move into an event, r leaves every index and is freed. */
+static void req_finish(req_t *r, int status)
+{
+    fetch_t *f = r->f;
+    req_unlink(f, r);
+    if (r->state == R_QUEUED)
+        queue_remove(f, r);
+    xfer_drop(r);
+    event_t *e = xcalloc(1, sizeof(*e));
+    e->kind = EV_DONE;
+    e->h = r->h;
+    e->status = status;
+    e->waiters = r->waiters;
+    r->waiters = NULL;
+    ev_push(f, e);
+    f->st.active--;
+    if (r->in_work) {
+        /* Only a cancel gets here. A queued item is dropped; a running one finishes first. */
+        r->orphan = true;
+        uv_cancel((uv_req_t *)&r->work);
+    } else {
+        req_free(r);
+    }
+}
+
+/* How much a failure tells the caller: a bad peer beats a time-out beats other errors beats 404. */
+static int err_rank(int err)
+{
+    switch (err) {
+    case 0: return 0;
+    case -ENOENT: return 1;
+    case -EIO: return 2;
+    case -ETIMEDOUT: return 3;
+    case -EBADMSG: return 4;
+    default: return 2;
+    }
+}
+
+static void req_note_err(req_t *r, int err)
+{
+    if (err_rank(err) > err_rank(r->err))
+        r->err = err;
+}
+
+static const char *reason_str(int reason)
+{
+    switch (reason) {
+    case -EBADMSG: return "SHA-256 mismatch";
+    case -EMSGSIZE: return "longer than the block";
+    case -EPROTO: return "shorter than the block";
+    default: return strerror(-reason);
+    }
+}
+
+/* An attempt of r on p failed with err (for -EBADMSG, reason says how); try the next peer. */
+static void attempt_failed(req_t *r, fetch_peer_t *p, int err, int reason)
+{
+    fetch_t *f = r->f;
+    char hex[HASH_HEX_LEN + 1];
+    hash_to_hex(&r->h, hex);
+    f->st.failures++;
+    p->st.failures++;
+    if (err == -EBADMSG) {
+        f->st.bad++;
+        p->st.bad++;
+        peer_score(p, FETCH_SCORE_BAD);
+        log_warn("fetch: peer %s sent a bad block %s (%s)", p->url, hex, reason_str(reason));
+        event_t *e = xcalloc(1, sizeof(*e));
+        e->kind = EV_BAD_PEER;
+        e->h = r->h;
+        e->status = reason;
+        e->peer = p;
+        ev_push(f, e);
+    } else {
+        if (err != -ENOENT)
+            peer_score(p, FETCH_SCORE_FAIL);
+        log_debug("fetch: block %s from %s: %s%s%s", hex, p->url, strerror(-err),
+                  r->errbuf[0] ? ": " : "", r->errbuf);
+    }
+    req_note_err(r, err);
+    req_next(r);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    req_t *r = arg;
+    size_t n = size * nmemb; /* size is 1 by contract */
+    if (r->body == BODY_UNKNOWN) {
+        long code = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+        r->body = code == 200 ? BODY_KEEP : BODY_DISCARD;
+    }
+    if (r->body == BODY_DISCARD) {
+        /* an error page: read a little of it so the connection can be reused, then give up */
+        if (n > FETCH_MAX_ERROR_BODY - r->discarded)
+            return 0;
+        r->discarded += n;
+        return n;
+    }
+    if (n > r->len - r->got) {
+        r->overflow = true;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    memcpy(r->buf + r->got, ptr, n);
+    r->got += n;
+    return n;
+}
+
+/* Starts r's transfer from p. 0, or -errno if curl could not even start it (p not tried). */
+static int xfer_start(req_t *r, fetch_peer_t *p)
+{
+    fetch_t *f = r->f;
+    char url[FETCH_MAX_PEER_URL + sizeof(BLOCK_PATH) + HASH_HEX_LEN];
+    char hex[HASH_HEX_LEN + 1];
+    hash_to_hex(&r->h, hex);
+    snprintf(url, sizeof(url), "%s" BLOCK_PATH "%s", p->url, hex);
+
+    CURL *e = curl_easy_init();
+    if (!e)
+        return -ENOMEM;
+    r->errbuf[0] = '\0';
+    /*
+     * MAXFILESIZE lets curl refuse a 200 whose Content-Length exceeds the block before any body
+     * arrives (0 would mean "no limit", so an empty block relies on on_body alone). on_body caps
+     * chunked or lying responses. No proxy: peers are addressed directly, whatever the environment
+     * says. Only http: a peer cannot redirect us elsewhere (redirects are not followed anyway).
+     */
+    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->len) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK) {
+        curl_easy_cleanup(e);
+        return -EINVAL;
+    }
+    if (!r->buf)
+        r->buf = xmalloc(r->len ? r->len : 1);
+    r->got = r->discarded = 0;
+    r->body = BODY_UNKNOWN;
+    r->overflow = false;
+    r->easy = e;
+    if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+        r->easy = NULL;
+        curl_easy_cleanup(e);
+        return -EIO;
+    }
+    r->cur = p;
+    r->state = R_XFER;
+    p->st.inflight++;
+    p->started++;
+    f->inflight++;
+    return 0;
+}
+
+static candidate_t *pick(req_t *r)
+{
+    candidate_t *best = NULL;
+    for (size_t i = 0; i < r->ncand; i++) {
+        candidate_t *c = &r->cand[i];
+        if (!c->tried && (!best || peer_better(c->peer, best->peer)))
+            best = c;
+    }
+    return best;
+}
+
+static bool has_slot(const fetch_t *f, const fetch_peer_t *p)
+{
+    return p->st.inflight < f->opts.max_per_peer && f->inflight + f->verifying < f->opts.max_total;
+}
+
+/* Starts r on its best untried peer, queues it if that peer (or the fetcher) is full, or ends it. */
+static void req_next(req_t *r)
+{
+    fetch_t *f = r->f;
+    for (;;) {
+        candidate_t *c = pick(r);
+        if (!c) {
+            req_finish(r, r->err ? r->err : -ENOENT);
+            return;
+        }
+        if (!has_slot(f, c->peer)) {
+            queue_push(f, r);
+            return;
+        }
+        c->tried = true;
+        int rc = xfer_start(r, c->peer);
+        if (rc == 0)
+            return;
+        log_warn("fetch: cannot start a transfer from %s: %s", c->peer->url, strerror(-rc));
+        req_note_err(r, -EIO);
+    }
+}
+
+/* Starts queued requests, in order, while slots allow. */
+static void pump(fetch_t *f)
+{
+    req_t *r = f->qhead;
+    while (r && f->inflight + f->verifying < f->opts.max_total) {
+        req_t *next = r->qnext;
+        candidate_t *c = pick(r);
+        if (!c || has_slot(f, c->peer)) {
+            queue_remove(f, r);
+            req_next(r); /* may queue r again, at the tail: the walk then meets it once more */
+        }
+        r = next;
+    }
+}
+
+static void verify_work(uv_work_t *w)
+{
+    req_t *r = w->data;
+    hash_t got;
+    hash_sha256(r->buf, r->len, &got);
+    if (!hash_equal(&got, &r->h))
+        r->work_rc = -EBADMSG;
+    else
+        r->work_rc = store_put_hashed(r->f->store, &r->h, r->buf, r->len);
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+    req_t *r = w->data;
+    fetch_t *f = r->f;
+    r->in_work = false;
+    f->works--;
+    f->verifying--;
+    if (r->orphan) {
+        req_free(r);
+    } else if (r->work_rc == -EBADMSG) {
+        attempt_failed(r, r->cur, -EBADMSG, -EBADMSG);
+    } else {
+        /* the bytes were good even if the disk refused them: the peer earned its point */
+        peer_score(r->cur, FETCH_SCORE_OK);
+        r->cur->st.blocks++;
+        if (r->work_rc == 0)
+            f->st.blocks++;
+        else
+            log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        req_finish(r, r->work_rc);
+    }
+    (void)status; /* UV_ECANCELED only for orphans, handled above */
+    pump(f);
+    maybe_finish_close(f);
+}
+
+static void check_work(uv_work_t *w)
+{
+    req_t *r = w->data;
+    r->present = store_has(r->f->store, &r->h);
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+    req_t *r = w->data;
+    fetch_t *f = r->f;
+    (void)status;
+    r->in_work = false;
+    f->works--;
+    if (r->orphan)
+        req_free(r);
+    else if (r->present) {
+        f->st.present++;
+        req_finish(r, 0);
+    } else
+        req_next(r);
+    maybe_finish_close(f);
+}
+
+static void work_start(req_t *r, uv_work_cb work, uv_after_work_cb done)
+{
+    r->work.data = r;
+    r->in_work = true;
+    r->f->works++;
+    /* uv_queue_work fails only for a NULL work callback */
+    int rc = uv_queue_work(r->f->loop, &r->work, work, done);
+    if (rc < 0) {
+        log_error("fetch: uv_queue_work: %s", uv_strerror(rc));
+        abort();
+    }
+}
+
+/*
+ * Sorts out how a transfer ended. Returns 0 (a 200 with exactly len bytes: verify them), or the
+ * attempt's error; for -EBADMSG, *reason tells how the bytes were wrong. This is the one place a
+ * CURLcode becomes an errno.
+ */
+static int classify(CURLcode res, long code, bool overflow, size_t got, size_t len, int *reason)
+{
+    *reason = 0;
+    if (overflow || (res == CURLE_FILESIZE_EXCEEDED && code == 200)) {
+        *reason = -EMSGSIZE;
+        return -EBADMSG;
+    }
+    if (code == 404)
+        return -ENOENT;
+    if (res == CURLE_OPERATION_TIMEDOUT)
+        return -ETIMEDOUT;
+    if (res != CURLE_OK || code != 200)
+        return -EIO;
+    if (got != len) {
+        *reason = -EPROTO;
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static void xfer_done(fetch_t *f, CURL *e, CURLcode res)
+{
+    void *priv = NULL;
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    req_t *r = priv;
+    fetch_peer_t *p = r->cur;
+    xfer_drop(r);
+    f->st.transfers++;
+    p->st.transfers++;
+    f->st.bytes += r->got;
+    p->st.bytes += r->got;
+
+    int reason, err = classify(res, code, r->overflow, r->got, r->len, &reason);
+    if (err == 0) {
+        r->state = R_VERIFY;
+        f->verifying++;
+        work_start(r, verify_work, verify_done);
+    } else {
+        if (err != -EBADMSG && !r->errbuf[0] && code != 0)
+            snprintf(r->errbuf, sizeof(r->errbuf), "HTTP %ld", code);
+        attempt_failed(r, p, err, reason);
+    }
+}
+
+/* ---- curl on the loop ---- */
+
+static void drain(fetch_t *f)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(f->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        /* m is invalid once its handle is removed: copy first */
+        CURL *e = m->easy_handle;
+        CURLcode res = m->data.result;
+        xfer_done(f, e, res);
+    }
+    pump(f);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    sock_t *s = h->data;
+    fetch_t *f = s->f;
+    int flags = 0, running;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    curl_multi_socket_action(f->multi, s->fd, flags, &running);
+    drain(f);
+}
+
+static void final_free(fetch_t *f);
+
+/* Every uv handle's close ends here; the last one (libuv runs close callbacks in any order) frees f. */
+static void handle_released(fetch_t *f)
+{
+    if (--f->handles == 0)
+        final_free(f);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    sock_t *s = h->data;
+    fetch_t *f = s->f;
+    free(s);
+    handle_released(f);
+}
+
+static void sock_close(sock_t *s)
+{
+    fetch_t *f = s->f;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        f->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    fetch_t *f = userp;
+    sock_t *s = socketp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (s)
+            sock_close(s);
+        return 0;
+    }
+    if (!s) {
+        s = xcalloc(1, sizeof(*s));
+        int rc = uv_poll_init_socket(f->loop, &s->poll, fd);
+        if (rc < 0) {
+            log_error("fetch: cannot watch socket %d: %s", (int)fd, uv_strerror(rc));
+            free(s);
+            return -1; /* curl fails the transfer (CURLM_ABORTED_BY_CALLBACK) */
+        }
+        s->poll.data = s;
+        s->f = f;
+        s->fd = fd;
+        s->next = f->socks;
+        if (f->socks)
+            f->socks->prev = s;
+        f->socks = s;
+        f->handles++;
+        curl_multi_assign(f->multi, fd, s);
+    }
+    int events = 0;
+    if (what & CURL_POLL_IN)
+        events |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    fetch_t *f = t->data;
+    int running;
+    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain(f);
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    fetch_t *f = userp;
+    (void)m;
+    if (timeout_ms < 0)
+        uv_timer_stop(&f->timer);
+    else
+        uv_timer_start(&f->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- life ---- */
+
+static void final_free(fetch_t *f)
+{
+    for (size_t i = 0; i < f->npeer_buckets; i++) {
+        fetch_peer_t *p;
+        while ((p = f->peers[i])) {
+            f->peers[i] = p->next;
+            free(p);
+        }
+    }
+    free(f->peers);
+    free(f->reqs);
+    fetch_close_cb cb = f->close_cb;
+    void *arg = f->close_arg;
+    free(f);
+    curl_global_cleanup();
+    if (cb)
+        cb(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h) { handle_released(h->data); }
+
+static void maybe_finish_close(fetch_t *f)
+{
+    if (!f->closing || f->finishing || f->dispatching || f->ev_head || f->works > 0)
+        return;
+    f->finishing = true;
+    /* closes the cached connections; curl reports their sockets with CURL_POLL_REMOVE */
+    curl_multi_cleanup(f->multi);
+    f->multi = NULL;
+    while (f->socks)
+        sock_close(f->socks);
+    uv_close((uv_handle_t *)&f->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&f->defer, on_timer_closed);
+}
+
+int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!loop || !store)
+        return -EINVAL;
+    fetch_opts_t o = opts ? *opts : (fetch_opts_t){0};
+    if (!o.max_per_peer)
+        o.max_per_peer = FETCH_DEFAULT_PER_PEER;
+    if (!o.max_total)
+        o.max_total = FETCH_DEFAULT_TOTAL;
+    if (!o.timeout_ms)
+        o.timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
+    if (!o.connect_timeout_ms)
+        o.connect_timeout_ms =
+            o.timeout_ms < FETCH_DEFAULT_CONNECT_MS ? o.timeout_ms : FETCH_DEFAULT_CONNECT_MS;
+    if (o.max_per_peer > FETCH_MAX_PARALLEL || o.max_total > FETCH_MAX_PARALLEL ||
+        o.timeout_ms > FETCH_MAX_TIMEOUT_MS || o.connect_timeout_ms > o.timeout_ms)
+        return -EINVAL;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -EIO;
+    fetch_t *f = xcalloc(1, sizeof(*f));
+    f->loop = loop;
+    f->store = store;
+    f->opts = o;
+    f->ev_tail = &f->ev_head;
+    f->nreq_buckets = f->npeer_buckets = FETCH_FIRST_BUCKETS;
+    f->reqs = xcalloc(f->nreq_buckets, sizeof(*f->reqs));
+    f->peers = xcalloc(f->npeer_buckets, sizeof(*f->peers));
+    f->multi = curl_multi_init();
+    /*
+     * MAX_HOST_CONNECTIONS is a backstop (we never start more than max_per_peer transfers to a
+     * peer). MAXCONNECTS sizes the cache of idle keep-alive connections.
+     */
+    if (!f->multi ||
+        curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o.max_per_peer) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)o.max_total) != CURLM_OK) {
+        log_error("fetch: cannot set up curl multi");
+        if (f->multi)
+            curl_multi_cleanup(f->multi);
+        free(f->reqs);
+        free(f->peers);
+        free(f);
+        curl_global_cleanup();
+        return -EIO;
+    }
+    uv_timer_init(loop, &f->timer);
+    uv_timer_init(loop, &f->defer);
+    f->timer.data = f->defer.data = f;
+    f->handles = 2;
+    *out = f;
+    return 0;
+}
+
+void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg)
+{
+    if (!f || f->closing)
+        return;
+    f->closing = true;
+    f->close_cb = cb;
+    f->close_arg = arg;
+    for (size_t i = 0; i < f->nreq_buckets; i++) {
+        req_t *r;
+        while ((r = f->reqs[i]))
+            req_finish(r, -ECANCELED);
+    }
+    maybe_finish_close(f);
+}
+
+static void cand_add(req_t *r, fetch_peer_t *p)
+{
+    for (size_t i = 0; i < r->ncand; i++)
+        if (r->cand[i].peer == p)
+            return;
+    if (r->ncand < FETCH_MAX_CANDIDATES)
+        r->cand[r->ncand++] = (candidate_t){.peer = p};
+}
+
+int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                fetch_cb cb, void *arg)
+{
+    if (!f || !h || !cb || (npeers > 0 && !peers))
+        return -EINVAL;
+    if (f->closing)
+        return -ECANCELED;
+    if (len > STORE_MAX_BLOCK)
+        return -EMSGSIZE;
+    req_t *r = req_find(f, h);
+    if (r && r->len != len)
+        return -EINVAL;
+    size_t valid = 0;
+    for (size_t i = 0; i < npeers; i++)
+        if (peer_url_len(peers[i]))
+            valid++;
+    if (npeers > 0 && valid == 0)
+        return -EINVAL;
+
+    bool joined = r != NULL;
+    if (!r) {
+        r = xcalloc(1, sizeof(*r));
+        r->f = f;
+        r->h = *h;
+        r->len = len;
+        r->state = R_CHECK;
+        r->wtail = &r->waiters;
+        req_insert(f, r);
+        f->st.active++;
+    }
+    for (size_t i = 0; i < npeers; i++) {
+        size_t n = peer_url_len(peers[i]);
+        fetch_peer_t *p = n ? peer_get(f, peers[i], n) : NULL;
+        if (p)
+            cand_add(r, p);
+    }
+    waiter_t *w = xcalloc(1, sizeof(*w));
+    w->cb = cb;
+    w->arg = arg;
+    *r->wtail = w;
+    r->wtail = &w->next;
+    f->st.requests++;
+
+    if (!joined) {
+        /* store_has is a path lookup on disk: not on the loop thread */
+        work_start(r, check_work, check_done);
+    } else {
+        f->st.joined++;
+        candidate_t *c = r->state == R_QUEUED ? pick(r) : NULL;
+        if (c && has_slot(f, c->peer)) { /* a new candidate has a free slot */
+            queue_remove(f, r);
+            req_next(r);
+        }
+    }
+    return 0;
+}
+
+int fetch_peer_score(fetch_t *f, const char *peer)
+{
+    fetch_peer_stats_t st;
+    return fetch_peer_stats(f, peer, &st) == 0 ? st.score : 0;
+}
+
+int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out)
+{
+    size_t n = peer_url_len(peer);
+    fetch_peer_t *p = f && n ? peer_find(f, peer, n) : NULL;
+    if (!p)
+        return -ENOENT;
+    *out = p->st;
+    return 0;
+}
+
+void fetch_peer_foreach(fetch_t *f,
+                        void (*cb)(const char *peer, const fetch_peer_stats_t *st, void *arg),
+                        void *arg)
+{
+    for (size_t i = 0; i < f->npeer_buckets; i++)
+        for (fetch_peer_t *p = f->peers[i]; p; p = p->next)
+            cb(p->url, &p->st, arg);
+}
+
+void fetch_stats(fetch_t *f, fetch_stats_t *out)
+{
+    *out = f->st;
+    out->inflight = f->inflight;
+    out->queued = f->queued;
+}

@@ -1,0 +1,162 @@
+/**
+ * @file fetch.h  The block fetcher: downloads content-addressed blocks from peers over HTTP/1.1
+ * (libcurl multi on the libuv loop) and puts them into the block store only after verifying them.
+ *
+ * Wire: GET <peer>/v1/block/<64 lower-case hex> -> 200 with exactly the block's bytes, or 404.
+ * A peer is named by its base URL, "http://IP:PORT" (no trailing path); the same string is the key
+ * of its score and statistics.
+ *
+ * Guarantees:
+ *  - no unverified byte leaves the fetcher: a body is received into a private buffer capped at the
+ *    expected length, hashed (SHA-256, in the thread pool) and only then stored (store_put_hashed,
+ *    in the thread pool too). The hash is computed once, by us; the store is told not to repeat it.
+ *  - one download per hash at a time: requests for a hash already being fetched share it.
+ *  - at most max_per_peer transfers to one peer and max_total transfers (plus blocks being verified)
+ *    at once; further requests wait in a FIFO queue inside the fetcher, so curl's transfer time-out
+ *    never counts time spent waiting for a slot.
+ *  - every callback runs on the loop thread from a deferred dispatcher: never from inside the call
+ *    that started the work, and never from inside a curl callback, so a callback may call
+ *    fetch_block or fetch_close.
+ *  - no global state (except curl_global_init's reference count).
+ *
+ * Peer choice: among the untried peers of a request, peers whose score is above FETCH_SCORE_AVOID
+ * come first, then fewer transfers in flight, then higher score, then the caller's order. If that
+ * best peer is full, the request waits for a slot rather than going to a worse peer. A failed
+ * attempt moves on to the next untried peer; each peer is tried at most once per request.
+ * Design notes and the reasons behind them: docs/fetch.md.
+ */
+#ifndef PREON_SWARM_FETCH_H
+#define PREON_SWARM_FETCH_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/hash.h"
+#include "swarm/store.h"
+
+/** Longest peer base URL accepted ("http://" + host + ":" + port). */
+#ifndef FETCH_MAX_PEER_URL
+#define FETCH_MAX_PEER_URL 256
+#endif
+/** Distinct peers remembered (scores, statistics); peers beyond it are ignored. */
+#ifndef FETCH_MAX_PEERS
+#define FETCH_MAX_PEERS 4096
+#endif
+/** Candidate peers kept per request; extra ones given by the caller are ignored. */
+#ifndef FETCH_MAX_CANDIDATES
+#define FETCH_MAX_CANDIDATES 64
+#endif
+/** Bytes of a non-200 response body read (and discarded) before the transfer is cut. */
+#ifndef FETCH_MAX_ERROR_BODY
+#define FETCH_MAX_ERROR_BODY 65536
+#endif
+/** Upper bound on opts.max_per_peer and opts.max_total. */
+#ifndef FETCH_MAX_PARALLEL
+#define FETCH_MAX_PARALLEL 1024
+#endif
+
+/* Scores: every peer starts at 0 and stays within [FETCH_SCORE_MIN, FETCH_SCORE_MAX]. */
+#define FETCH_SCORE_MIN (-1000)
+#define FETCH_SCORE_MAX 100
+#define FETCH_SCORE_OK 1       /**< added for a verified block */
+#define FETCH_SCORE_FAIL (-5)  /**< connect error, time-out, status other than 200/404 */
+#define FETCH_SCORE_BAD (-100) /**< sent bytes that are not the block (wrong hash or length) */
+#define FETCH_SCORE_AVOID (-50) /**< at or below: tried only after every other candidate */
+
+typedef struct fetch fetch_t;
+
+/**
+ * The result of one fetch_block. status: 0 (the block is in the store, verified), or
+ *  -ENOENT    every peer answered 404 (or no usable peer was given),
+ *  -EBADMSG   at least one peer sent bytes that were not the block, and none sent the block,
+ *  -ETIMEDOUT at least one peer timed out (and none sent a bad block),
+ *  -EIO       otherwise (connection refused or reset, unexpected HTTP status, ...),
+ *  -ECANCELED fetch_close was called first,
+ *  or the store's -errno (e.g. -ENOSPC) if the verified block could not be written.
+ * h is valid for the duration of the call only.
+ */
+typedef void (*fetch_cb)(const hash_t *h, int status, void *arg);
+
+/**
+ * A peer sent bytes that are not the block it was asked for. reason: -EBADMSG (SHA-256 differs),
+ * -EMSGSIZE (more than the block's length), -EPROTO (a complete response shorter than the block).
+ * The peer's score has already been lowered by FETCH_SCORE_BAD. peer and h are valid for the
+ * duration of the call only.
+ */
+typedef void (*fetch_bad_peer_cb)(const char *peer, const hash_t *h, int reason, void *arg);
+
+/** Called once, after every callback and every uv handle of the fetcher is done; f is freed. */
+typedef void (*fetch_close_cb)(void *arg);
+
+/** Zero fields take the defaults. */
+typedef struct fetch_opts {
+    unsigned max_per_peer;       /**< transfers to one peer at once (default 4) */
+    unsigned max_total;          /**< transfers + blocks being verified at once (default 64);
+                                      bounds memory at max_total buffers of a block's length */
+    unsigned timeout_ms;         /**< whole transfer, connect included (default 10000) */
+    unsigned connect_timeout_ms; /**< TCP connect (default min(3000, timeout_ms)) */
+    fetch_bad_peer_cb on_bad_peer; /**< optional */
+    void *bad_peer_arg;
+} fetch_opts_t;
+
+/** Totals since fetch_new. */
+typedef struct fetch_stats {
+    uint64_t requests;  /**< fetch_block calls accepted */
+    uint64_t joined;    /**< of those, shared a fetch already under way */
+    uint64_t present;   /**< completed from the store without a transfer */
+    uint64_t transfers; /**< HTTP transfers finished, any outcome */
+    uint64_t bytes;     /**< body bytes received from peers, verified or not */
+    uint64_t blocks;    /**< blocks verified and stored */
+    uint64_t failures;  /**< transfers that did not yield the block (404 included) */
+    uint64_t bad;       /**< transfers whose bytes were not the block */
+    unsigned active;    /**< requests not yet completed */
+    unsigned inflight;  /**< transfers under way now */
+    unsigned queued;    /**< requests waiting for a free slot */
+} fetch_stats_t;
+
+typedef struct fetch_peer_stats {
+    int score;
+    unsigned inflight;
+    uint64_t transfers, bytes, blocks, failures, bad; /**< as in fetch_stats_t, for this peer */
+} fetch_peer_stats_t;
+
+/**
+ * Creates a fetcher on loop that stores into store (borrowed: both must outlive the fetcher).
+ * opts may be NULL. 0, -EINVAL (an option out of range), or -EIO (curl could not be set up).
+ */
+int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t **out);
+
+/**
+ * Cancels everything: every pending fetch_block callback fires with -ECANCELED (later, from the
+ * loop; a block already verified may still fire 0), fetch_block then fails with -ECANCELED, and cb
+ * (optional) fires once every uv handle is closed and every thread-pool item has returned, after
+ * which f is freed. Call once. May be called from a fetch callback.
+ */
+void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg);
+
+/**
+ * Gets the block *h of len bytes (len <= STORE_MAX_BLOCK, from the manifest) into the store, from
+ * one of peers[0..npeers) (base URLs, copied; invalid ones and duplicates skipped). cb fires exactly
+ * once, later, from the loop, with 0 or the -errno listed at fetch_cb. A block already in the store
+ * completes with 0 without a transfer. A request for a hash already being fetched joins it (its new
+ * peers are added to the candidates) and its cb fires with the shared result.
+ * Returns 0 (cb will fire), or, and then cb never fires: -EINVAL (NULL argument; every given peer
+ * invalid; a join with a different len), -EMSGSIZE (len > STORE_MAX_BLOCK), -ECANCELED (closing).
+ */
+int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                fetch_cb cb, void *arg);
+
+/** The peer's score (see FETCH_SCORE_*), 0 for a peer never seen. */
+int fetch_peer_score(fetch_t *f, const char *peer);
+/** 0, or -ENOENT for a peer never seen. */
+int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out);
+/**
+ * Calls cb for every peer seen (for the status file); the pointers are valid during the call.
+ * cb must not call fetch_block (a new peer could reshape the table being walked).
+ */
+void fetch_peer_foreach(fetch_t *f,
+                        void (*cb)(const char *peer, const fetch_peer_stats_t *st, void *arg),
+                        void *arg);
+void fetch_stats(fetch_t *f, fetch_stats_t *out);
+
+#endif
