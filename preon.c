@@ -22,12 +22,14 @@
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "fs/fs.h"
+#include "tracker/tracker.h"
 
 static const char usage_main[] =
     "usage: preon <command> [options]\n"
     "  mount [options] DIR      mount a peer at DIR (preon mount --help)\n"
     "  wait [--mount DIR] JOB   wait until JOB is over; exit 0 if every task succeeded, 1 if not\n"
     "  status [--mount DIR] [JOB]  print the peer and its jobs, or one job's status\n"
+    "  tracker [options]        run a BitTorrent-compatible tracker (preon tracker --help)\n"
     "  --help, --version\n";
 
 static const char usage_mount[] =
@@ -38,6 +40,9 @@ static const char usage_mount[] =
     "  --quiet-ms N         publish a copied job after N ms with no file open (default 1000)\n"
     "  --uid-base N         sandbox user ids are N + slot (default 64000)\n"
     "  --allow-network      run jobs that ask for network access\n"
+    "  --listen ADDR        address of the peer's HTTP API and embedded tracker (default 127.0.0.1)\n"
+    "  --port N             its port (default 7650; if taken, an ephemeral port; 0 = ephemeral)\n"
+    "  --tracker URL        use this tracker instead of the embedded one (its announce URL)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -46,6 +51,8 @@ typedef struct mount_ctx {
     uv_loop_t loop;
     uv_signal_t sig[2];
     fs_t *fs;
+    httpd_t *httpd;
+    tracker_t *tracker; /* the embedded tracker, unless --tracker names another */
     int status;
 } mount_ctx_t;
 
@@ -57,6 +64,15 @@ static void on_signal(uv_signal_t *s, int signum)
         fs_stop(c->fs);
 }
 
+static void on_tracker_closed(void *arg)
+{
+    mount_ctx_t *c = arg;
+    c->tracker = NULL;
+    if (c->httpd)
+        httpd_close(c->httpd, NULL, NULL);
+    c->httpd = NULL;
+}
+
 static void on_fs_exit(void *arg, int status)
 {
     mount_ctx_t *c = arg;
@@ -64,6 +80,28 @@ static void on_fs_exit(void *arg, int status)
     c->status = status;
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&c->sig[i], NULL);
+    if (c->tracker)
+        tracker_close(c->tracker, on_tracker_closed, c);
+    else
+        on_tracker_closed(c);
+}
+
+/* The peer's HTTP server, on --port or, if that is taken and was not asked for, an ephemeral one. */
+static int start_httpd(mount_ctx_t *c, const char *listen, long port, char **url)
+{
+    httpd_opts_t ho = {.addr = listen, .port = (uint16_t)(port < 0 ? 7650 : port)};
+    int rc = httpd_new(&c->loop, &ho, &c->httpd);
+    if (rc == -EADDRINUSE && port < 0) {
+        log_warn("port %u is taken: using an ephemeral port (pass --port to choose)", ho.port);
+        ho.port = 0;
+        rc = httpd_new(&c->loop, &ho, &c->httpd);
+    }
+    if (rc) {
+        fprintf(stderr, "preon mount: cannot listen on %s:%u: %s\n", listen, ho.port, strerror(-rc));
+        return rc;
+    }
+    *url = xasprintf(strchr(listen, ':') ? "http://[%s]:%u" : "http://%s:%u", listen, httpd_port(c->httpd));
+    return 0;
 }
 
 static char *default_data_dir(void)
@@ -93,12 +131,15 @@ static int cmd_mount(int argc, char **argv)
         {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
         {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
         {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'}, {0}};
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
+        {"tracker", required_argument, NULL, 'T'}, {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v;
-    long ready_fd = -1;
+    long ready_fd = -1, port = -1;
     bool allow_net = false;
+    const char *listen = "127.0.0.1", *tracker_url = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
         int bad = 0;
@@ -109,6 +150,9 @@ static int cmd_mount(int argc, char **argv)
         case 'q': bad = parse_uint(optarg, 3600000, &quiet); break;
         case 'u': bad = parse_uint(optarg, 4000000000ul, &uid_base) || uid_base == 0; break;
         case 'n': allow_net = true; break;
+        case 'A': listen = optarg; break;
+        case 'P': bad = parse_uint(optarg, 65535, &v); port = (long)v; break;
+        case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
         case 'r': bad = parse_uint(optarg, INT_MAX, &v); ready_fd = (long)v; break;
         case 'l': bad = log_set_file(optarg) != 0; break;
         case 'L': { enum log_level l; bad = log_parse_level(optarg, &l); if (!bad) log_set_level(l); break; }
@@ -168,11 +212,29 @@ static int cmd_mount(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     mount_ctx_t ctx = {0};
     uv_loop_init(&ctx.loop);
+    char *url = NULL;
+    int rc = start_httpd(&ctx, listen, port, &url);
+    if (!rc && !tracker_url) { /* the embedded tracker: a pool of one needs no configuration */
+        tracker_opts_t to = {0};
+        rc = tracker_start(&ctx.loop, ctx.httpd, &to, &ctx.tracker);
+        if (rc)
+            fprintf(stderr, "preon mount: embedded tracker: %s\n", strerror(-rc));
+    }
     fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
-                    .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net};
-    int rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
+                    .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
+                    .httpd = ctx.httpd, .http_url = url};
+    if (!rc)
+        rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
+    if (!rc && ctx.tracker)
+        log_info("embedded tracker at %s/announce", url);
+    free(url);
     if (rc) {
         fprintf(stderr, "preon mount: %s\n", strerror(-rc));
+        if (ctx.tracker)
+            tracker_close(ctx.tracker, NULL, NULL);
+        if (ctx.httpd)
+            httpd_close(ctx.httpd, NULL, NULL);
+        uv_run(&ctx.loop, UV_RUN_DEFAULT);
         uv_loop_close(&ctx.loop);
         return 1;
     }
@@ -334,6 +396,8 @@ int main(int argc, char **argv)
         return cmd_wait(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return cmd_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tracker"))
+        return tracker_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))
         return exec_limit_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))

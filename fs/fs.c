@@ -71,6 +71,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->opts.mountpoint = fs->mountpoint;
     fs->opts.data_dir = fs->data_dir;
     fs->opts.self_exe = fs->self_exe;
+    fs->opts.http_url = opts->http_url ? xstrdup(opts->http_url) : NULL;
     fs->on_exit = on_exit;
     fs->exit_arg = arg;
     fs->uid = getuid();
@@ -152,7 +153,9 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     uv_poll_init(loop, fs->poll, fd);
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
-    log_info("mounted %s (data %s, %u slots)", fs->mountpoint, fs->data_dir, fs->opts.slots);
+    fs__api_start(fs);
+    log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, fs->opts.slots,
+             fs->opts.http_url ? ", peer API at " : "", fs->opts.http_url ? fs->opts.http_url : "");
     fs__jobs_kick(fs);
     *out = fs;
     return 0;
@@ -178,6 +181,8 @@ error:
     free(fs->mountpoint);
     free(fs->data_dir);
     free(fs->self_exe);
+    free((char *)fs->opts.http_url);
+    free(fs->locs);
     free(fs);
     return rc ? rc : -EIO;
 }
@@ -221,6 +226,8 @@ static void finish_stop(fs_t *fs)
     free(fs->mountpoint);
     free(fs->data_dir);
     free(fs->self_exe);
+    free((char *)fs->opts.http_url);
+    free(fs->locs);
     void (*cb)(void *, int) = fs->on_exit;
     void *arg = fs->exit_arg;
     free(fs);
@@ -241,6 +248,7 @@ void fs_stop(fs_t *fs)
         return;
     fs->stopping = true;
     log_info("unmounting %s", fs->mountpoint);
+    fs__api_stop(fs);
     if (fs->poll) {
         uv_poll_stop(fs->poll);
         uv_close((uv_handle_t *)fs->poll, poll_closed);

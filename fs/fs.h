@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "core/httpd.h"
+
 typedef struct fs fs_t;
 
 typedef struct fs_opts {
@@ -25,6 +27,8 @@ typedef struct fs_opts {
     uint64_t quiet_ms;       /**< a copied job is published after this long with no file open */
     uid_t uid_base;          /**< sandbox uids: uid_base + slot */
     bool allow_network;      /**< run jobs that ask for network */
+    httpd_t *httpd;          /**< borrowed, may be NULL: the peer API is served under /v1 there */
+    const char *http_url;    /**< how others reach this peer's httpd, for the status file */
 } fs_opts_t;
 
 /**

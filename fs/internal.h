@@ -106,6 +106,14 @@ struct job {
 #define FS_MAX_ATTEMPTS 3
 #define FS_LEASE_MS (24ull * 3600 * 1000) /* local tasks: the executor's time-out governs */
 
+typedef struct block_loc {
+    hash_t h;
+    job_t *job; /**< NULL: an empty slot */
+    uint32_t file, block;
+} block_loc_t;
+
+#define FS_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
+
 typedef struct running {
     fs_t *fs;
     job_t *job;
@@ -141,6 +149,9 @@ struct fs {
     uid_t uid;
     gid_t gid;
     struct timespec started; /**< times of the fixed nodes */
+    block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
+    size_t loc_cap, nlocs;
+    uint64_t api_blocks_served, api_bytes_served;
 };
 
 /* inode.c */
@@ -177,6 +188,12 @@ void fs__jobs_free(fs_t *fs);
 void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh);
 const char *fs__job_state_name(job_state_t s);
 uint64_t fs__now_ms(void);
+
+/* api.c */
+int fs__api_start(fs_t *fs);
+void fs__api_stop(fs_t *fs);
+void fs__blocks_add_job(fs_t *fs, job_t *j);
+void fs__blocks_remove_job(fs_t *fs, job_t *j);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs__ops;

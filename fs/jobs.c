@@ -139,6 +139,7 @@ static void job_forget(job_t *j)
         fs__node_detach(fs, j->wait);
     j->dir = j->results = j->status = j->wait = NULL;
     if (j->published) {
+        fs__blocks_remove_job(fs, j);
         sched_remove_job(fs->sched, j->id);
         db_job_delete(fs->db, j->id);
         char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
@@ -256,6 +257,7 @@ static void build_published_tree(fs_t *fs, job_t *j)
         pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
     prune_stage_nodes(fs, j->dir);
     j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
+    fs__blocks_add_job(fs, j);
 }
 
 static void job_check_over(job_t *j);
@@ -712,6 +714,9 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
         sb_printf(&b, "jobs-%s: %u\n", fs__job_state_name((job_state_t)s), counts[s]);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(fs->store),
               (unsigned long long)store_bytes(fs->store));
+    if (fs->opts.http_url)
+        sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", fs->opts.http_url,
+                  (unsigned long long)fs->api_blocks_served, (unsigned long long)fs->api_bytes_served);
     *len = b.len;
     return b.p;
 }

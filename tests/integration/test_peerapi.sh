@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The peer's HTTP API (docs/protocol.md) and the embedded tracker, checked with curl against a real
+# mounted peer: /v1/jobs lists the published job, /v1/manifest/<id> hashes to the job id, a block
+# fetched by hash hashes to its name and equals the bytes of the input, bad requests get 4xx, and the
+# embedded tracker answers BitTorrent announces.
+. "$(dirname -- "$0")/lib.sh"
+
+peer_url() {
+    status_field_peer "$1" http
+}
+
+status_field_peer() {
+    local text
+    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
+    field "$2" <<<"$text"
+}
+
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"
+}
+
+t_blocks_and_manifests_by_hash() {
+    start_peer A --port 0
+    local m src url id man blk st
+    m=$(mnt A)
+    url=$(peer_url "$m")
+    assert_match "$url" '^http://127\.0\.0\.1:[0-9]+$' "peer http url"
+    src=$(src_dir api)
+    make_job "$src" 'wc -c < /job/in.bin'
+    head -c 700000 /dev/urandom >"$src/in.bin"
+    cp -r -- "$src" "$m/jobs/api"
+    st=$(wait_job "$m" api 30)
+    id=$(field id <<<"$st")
+
+    assert_contains "$(curl -sf --max-time 10 "$url/v1/jobs")" "\"id\":\"$id\"" "/v1/jobs"
+    man=$T_CASE/manifest
+    curl -sf --max-time 10 -o "$man" "$url/v1/manifest/$id" || fail "GET manifest"
+    assert_eq "$id" "$(sha256sum <"$man" | cut -d' ' -f1)" "sha256 of the manifest"
+
+    # in.bin sorts before run, so the first block list is in.bin's; its third block (of 3) is short.
+    blk=$(grep -o '"blocks":\["[0-9a-f]*","[0-9a-f]*","[0-9a-f]*' "$man" | head -n 1 | sed 's/.*"//')
+    assert_match "$blk" '^[0-9a-f]{64}$' "third block hash"
+    curl -sf --max-time 10 -o "$T_CASE/blk" "$url/v1/block/$blk" || fail "GET block"
+    assert_eq "$blk" "$(sha256sum <"$T_CASE/blk" | cut -d' ' -f1)" "sha256 of the block"
+    tail -c +$((2 * 262144 + 1)) "$src/in.bin" | cmp - "$T_CASE/blk" || fail "block bytes differ from the input"
+    assert_contains "$(status_field_peer "$m" blocks-served)" 1 "blocks-served"
+
+    assert_eq 400 "$(http_code "$url/v1/block/xyz")" "bad block name"
+    assert_eq 404 "$(http_code "$url/v1/block/$(printf '%064d' 0)")" "unknown block"
+    assert_eq 404 "$(http_code "$url/v1/manifest/$(printf '%064d' 0)")" "unknown manifest"
+    assert_eq 405 "$(http_code -X POST "$url/v1/jobs")" "POST"
+    assert_eq 404 "$(http_code "$url/v1/nothing")" "unknown path"
+}
+
+t_embedded_tracker_answers_announces() {
+    start_peer A --port 0
+    local url ih out
+    url=$(peer_url "$(mnt A)")
+    ih=$(printf '%%a5%.0s' $(seq 20))
+    out=$(curl -sf --max-time 10 "$url/announce?info_hash=$ih&peer_id=ABCDEFGHIJKLMNOPQRST&port=1234&left=0&compact=1")
+    assert_contains "$out" "8:intervali" "announce answer"
+    assert_contains "$out" "8:completei1e" "the peer counts as a seeder"
+    out=$(curl -sf --max-time 10 "$url/announce?info_hash=$ih&peer_id=BBCDEFGHIJKLMNOPQRST&port=1235&left=5&compact=1")
+    assert_contains "$out" "5:peers6:" "the second peer gets the first in a compact list"
+}
+
+t_tracker_url_disables_the_embedded_tracker() {
+    start_peer A --port 0 --tracker http://127.0.0.1:9/announce
+    local url
+    url=$(peer_url "$(mnt A)")
+    assert_eq 404 "$(http_code "$url/announce?info_hash=x")" "no embedded tracker"
+    assert_eq 200 "$(http_code "$url/v1/jobs")" "the peer API is still there"
+}
+
+run_tests "$@"
