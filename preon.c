@@ -259,130 +259,6 @@ static int cmd_mount(int argc, char **argv)
     return ctx.status;
 }
 
-/* Finds --mount DIR (or $PREON_MOUNT) and returns the remaining positional arguments' index. */
-static const char *mount_arg(int argc, char **argv, int *first)
-{
-    const char *m = getenv("PREON_MOUNT");
-    int i = 1;
-    for (; i < argc; i++) {
-        if (!strcmp(argv[i], "--mount") && i + 1 < argc)
-            m = argv[++i];
-        else if (!strncmp(argv[i], "--mount=", 8))
-            m = argv[i] + 8;
-        else
-            break;
-    }
-    *first = i;
-    return m;
-}
-
-static int cat_file(const char *path, char **out)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    int err = ferror(f) ? -EIO : 0;
-    fclose(f);
-    fclose(mem);
-    *out = buf;
-    return err;
-}
-
-static int cmd_wait(int argc, char **argv)
-{
-    int first;
-    const char *m = mount_arg(argc, argv, &first);
-    if (first < argc && !strcmp(argv[first], "--help"))
-        return fputs("usage: preon wait [--mount DIR] JOB\n", stdout), 0;
-    if (!m || first != argc - 1) {
-        fputs("usage: preon wait [--mount DIR] JOB   (or set PREON_MOUNT)\n", stderr);
-        return 2;
-    }
-    char *path = xasprintf("%s/wait/%s", m, argv[first]), *text = NULL;
-    int rc = cat_file(path, &text);
-    free(path);
-    if (rc) {
-        fprintf(stderr, "preon wait: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
-        free(text);
-        return 2;
-    }
-    fputs(text, stdout);
-    int status = strstr(text, "\nstate: done\n") ? 0 : 1;
-    free(text);
-    return status;
-}
-
-static int cmd_status(int argc, char **argv)
-{
-    int first;
-    const char *m = mount_arg(argc, argv, &first);
-    if (first < argc && !strcmp(argv[first], "--help"))
-        return fputs("usage: preon status [--mount DIR] [JOB]\n", stdout), 0;
-    if (!m || first < argc - 1) {
-        fputs("usage: preon status [--mount DIR] [JOB]   (or set PREON_MOUNT)\n", stderr);
-        return 2;
-    }
-    char *text = NULL, *path;
-    if (first == argc - 1) {
-        path = xasprintf("%s/status/%s", m, argv[first]);
-        int rc = cat_file(path, &text);
-        free(path);
-        if (rc) {
-            fprintf(stderr, "preon status: %s: %s\n", argv[first], strerror(-rc));
-            free(text);
-            return 2;
-        }
-        fputs(text, stdout);
-        free(text);
-        return 0;
-    }
-    path = xasprintf("%s/peer", m);
-    int rc = cat_file(path, &text);
-    free(path);
-    if (rc) {
-        fprintf(stderr, "preon status: %s: %s\n", m, strerror(-rc));
-        free(text);
-        return 2;
-    }
-    fputs(text, stdout);
-    free(text);
-    char *dir = xasprintf("%s/status", m);
-    uv_fs_t req;
-    uv_dirent_t ent;
-    if (uv_fs_scandir(NULL, &req, dir, 0, NULL) >= 0) {
-        printf("%-24s %-10s %s\n", "JOB", "STATE", "TASKS (ok/failed/total)");
-        while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
-            char *p = xasprintf("%s/%s", dir, ent.name), *t = NULL;
-            if (cat_file(p, &t) == 0) {
-                char state[32] = "?";
-                unsigned tot = 0, ok = 0, bad = 0;
-                char *s;
-                if ((s = strstr(t, "state: ")))
-                    sscanf(s, "state: %31s", state);
-                if ((s = strstr(t, "\ntasks: ")))
-                    sscanf(s, "\ntasks: %u", &tot);
-                if ((s = strstr(t, "\nsucceeded: ")))
-                    sscanf(s, "\nsucceeded: %u", &ok);
-                if ((s = strstr(t, "\nfailed: ")))
-                    sscanf(s, "\nfailed: %u", &bad);
-                printf("%-24s %-10s %u/%u/%u\n", ent.name, state, ok, bad, tot);
-            }
-            free(t);
-            free(p);
-        }
-    }
-    uv_fs_req_cleanup(&req);
-    free(dir);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -393,9 +269,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "mount"))
         return cmd_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "wait"))
-        return cmd_wait(argc - 1, argv + 1);
+        return fs_client_wait(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
-        return cmd_status(argc - 1, argv + 1);
+        return fs_client_status(argc - 1, argv + 1);
     if (!strcmp(cmd, "tracker"))
         return tracker_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))

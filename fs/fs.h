@@ -38,6 +38,12 @@ typedef struct fs_opts {
  */
 int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, int status), void *arg,
            fs_t **out);
+/** `preon wait [--mount DIR] JOB`: blocks on DIR/wait/JOB; 0 if the job is done, 1 if it failed,
+ * was cancelled or rejected, 2 on a usage error or an unknown job. argv[0] is "wait". */
+int fs_client_wait(int argc, char **argv);
+/** `preon status [--mount DIR] [JOB]`: the peer file and a line per job, or one job's status. */
+int fs_client_status(int argc, char **argv);
+
 /** Unmounts, kills running tasks (they will run again after a restart) and closes; on_exit follows. */
 void fs_stop(fs_t *fs);
 
