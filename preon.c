@@ -43,6 +43,7 @@ static const char usage_mount[] =
     "  --listen ADDR        address of the peer's HTTP API and embedded tracker (default 127.0.0.1)\n"
     "  --port N             its port (default 7650; if taken, an ephemeral port; 0 = ephemeral)\n"
     "  --tracker URL        use this tracker instead of the embedded one (its announce URL)\n"
+    "  --peer URL           a peer of the pool to ask for jobs and blocks (repeatable)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -133,13 +134,14 @@ static int cmd_mount(int argc, char **argv)
         {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
         {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
-        {"tracker", required_argument, NULL, 'T'}, {0}};
+        {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'}, {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
-    const char *listen = "127.0.0.1", *tracker_url = NULL;
+    const char *listen = "127.0.0.1", *tracker_url = NULL, *peers[64];
+    size_t npeers = 0;
     int c;
     while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
         int bad = 0;
@@ -153,6 +155,11 @@ static int cmd_mount(int argc, char **argv)
         case 'A': listen = optarg; break;
         case 'P': bad = parse_uint(optarg, 65535, &v); port = (long)v; break;
         case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
+        case 'p':
+            bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
+            if (!bad)
+                peers[npeers++] = optarg;
+            break;
         case 'r': bad = parse_uint(optarg, INT_MAX, &v); ready_fd = (long)v; break;
         case 'l': bad = log_set_file(optarg) != 0; break;
         case 'L': { enum log_level l; bad = log_parse_level(optarg, &l); if (!bad) log_set_level(l); break; }
@@ -222,7 +229,7 @@ static int cmd_mount(int argc, char **argv)
     }
     fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
                     .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
-                    .httpd = ctx.httpd, .http_url = url};
+                    .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers};
     if (!rc)
         rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
     if (!rc && ctx.tracker)

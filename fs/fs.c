@@ -110,6 +110,13 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         goto error;
     }
     fs->sched = sched_new();
+    rc = fetch_new(loop, fs->store, NULL, &fs->fetch);
+    if (rc) {
+        log_error("fetcher: %s", strerror(-rc));
+        goto error;
+    }
+    for (size_t i = 0; i < opts->n_peers; i++)
+        fs__pool_add_peer(fs, opts->peers[i]);
     exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = fs->self_exe,
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base, .slots = opts->slots,
                       .allow_network = opts->allow_network};
@@ -154,6 +161,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
     fs__api_start(fs);
+    fs__discover_start(fs);
     log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, fs->opts.slots,
              fs->opts.http_url ? ", peer API at " : "", fs->opts.http_url ? fs->opts.http_url : "");
     fs__jobs_kick(fs);
@@ -169,6 +177,11 @@ error:
     }
     if (fs->exec)
         exec_close(fs->exec, NULL, NULL);
+    if (fs->fetch)
+        fetch_close(fs->fetch, NULL, NULL);
+    for (size_t i = 0; i < fs->n_pool_peers; i++)
+        free(fs->pool_peers[i]);
+    free(fs->pool_peers);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
     if (fs->sched)
@@ -191,11 +204,18 @@ static void poll_closed(uv_handle_t *h) { free(h); }
 
 static void quiet_freed(uv_handle_t *h) { free(h); }
 
+static void fetch_closed(void *arg)
+{
+    fs_t *fs = arg;
+    fs->fetch = NULL;
+    finish_stop(fs);
+}
+
 static void exec_closed(void *arg)
 {
     fs_t *fs = arg;
     fs->exec = NULL;
-    finish_stop(fs);
+    fetch_close(fs->fetch, fetch_closed, fs); /* pending reads and discoveries end with -ECANCELED */
 }
 
 static void drain_check(uv_timer_t *t);
@@ -216,6 +236,9 @@ static void finish_stop(fs_t *fs)
             j->quiet = NULL;
         }
     }
+    for (size_t i = 0; i < fs->n_pool_peers; i++)
+        free(fs->pool_peers[i]);
+    free(fs->pool_peers);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
     sched_free(fs->sched);
@@ -249,6 +272,10 @@ void fs_stop(fs_t *fs)
     fs->stopping = true;
     log_info("unmounting %s", fs->mountpoint);
     fs__api_stop(fs);
+    if (fs->discover) {
+        uv_close((uv_handle_t *)fs->discover, poll_closed);
+        fs->discover = NULL;
+    }
     if (fs->poll) {
         uv_poll_stop(fs->poll);
         uv_close((uv_handle_t *)fs->poll, poll_closed);

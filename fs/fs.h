@@ -29,6 +29,8 @@ typedef struct fs_opts {
     bool allow_network;      /**< run jobs that ask for network */
     httpd_t *httpd;          /**< borrowed, may be NULL: the peer API is served under /v1 there */
     const char *http_url;    /**< how others reach this peer's httpd, for the status file */
+    const char *const *peers; /**< base URLs of pool peers known from the start (--peer) */
+    size_t n_peers;
 } fs_opts_t;
 
 /**

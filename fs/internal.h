@@ -19,6 +19,7 @@
 #include "fs/db.h"
 #include "fs/fs.h"
 #include "fs/sched.h"
+#include "swarm/fetch.h"
 #include "swarm/store.h"
 
 typedef struct job job_t;
@@ -82,6 +83,9 @@ struct job {
     char id[HASH_HEX_LEN + 1];
     manifest_t man;        /**< valid once published */
     bool published;
+    bool remote;           /**< published by another peer of the pool: no inputs/ here */
+    char **peers;          /**< remote: the peers that list it (base URLs) */
+    size_t n_peers;
     node_t *dir;           /**< jobs/<name>, NULL once removed from jobs/ */
     node_t *results;       /**< results/<name>, once published */
     node_t *status, *wait; /**< status/<name>, wait/<name> */
@@ -113,6 +117,7 @@ typedef struct block_loc {
 } block_loc_t;
 
 #define FS_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
+#define FS_MAX_POOL_PEERS 1024
 
 typedef struct running {
     fs_t *fs;
@@ -149,6 +154,11 @@ struct fs {
     uid_t uid;
     gid_t gid;
     struct timespec started; /**< times of the fixed nodes */
+    fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
+    char **pool_peers;        /**< base URLs of the pool's other peers */
+    size_t n_pool_peers;
+    uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
+    unsigned pending_gets;
     block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
     size_t loc_cap, nlocs;
     uint64_t api_blocks_served, api_bytes_served;
@@ -194,6 +204,13 @@ int fs__api_start(fs_t *fs);
 void fs__api_stop(fs_t *fs);
 void fs__blocks_add_job(fs_t *fs, job_t *j);
 void fs__blocks_remove_job(fs_t *fs, job_t *j);
+
+/* remote.c */
+void fs__pool_add_peer(fs_t *fs, const char *url);
+void fs__discover_start(fs_t *fs);
+void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off);
+/* jobs.c, for remote.c: takes m's contents */
+void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs__ops;

@@ -64,6 +64,9 @@ static void job_free(job_t *j)
         free(j->fail_lines[i]);
     free(j->fail_lines);
     free(j->task_ms);
+    for (size_t i = 0; i < j->n_peers; i++)
+        free(j->peers[i]);
+    free(j->peers);
     manifest_release(&j->man);
     free(j->reason);
     free(j->name);
@@ -257,7 +260,35 @@ static void build_published_tree(fs_t *fs, job_t *j)
         pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
     prune_stage_nodes(fs, j->dir);
     j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
-    fs__blocks_add_job(fs, j);
+    if (!j->remote) /* a remote job's blocks are served from the store once fetched */
+        fs__blocks_add_job(fs, j);
+}
+
+void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer)
+{
+    char *name = fs__job_find(fs, m->name) || fs__node_child(fs->jobs, m->name)
+                     ? xasprintf("%s@%.8s", m->name, id)
+                     : xstrdup(m->name);
+    if (fs__job_find(fs, name) || fs__node_child(fs->jobs, name)) {
+        free(name);
+        return;
+    }
+    char *res = xasprintf("%s/results/%s", fs->data_dir, id);
+    fs__mkdir_p(res, 0755);
+    free(res);
+    job_t *j = job_alloc(fs, name, J_RUNNING);
+    free(name);
+    manifest_release(&j->man);
+    j->man = *m;
+    manifest_init(m);
+    memcpy(j->id, id, HASH_HEX_LEN + 1);
+    j->published = true;
+    j->remote = true;
+    j->peers = xcalloc(1, sizeof(char *));
+    j->peers[j->n_peers++] = xstrdup(peer);
+    j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
+    build_published_tree(fs, j);
+    log_info("job %s (%s) from %s: %zu files", j->name, j->id, peer, j->man.n_files);
 }
 
 static void job_check_over(job_t *j);
@@ -682,6 +713,8 @@ char *fs__job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
+        if (j->remote)
+            sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\n", j->n_peers, j->peers[0]);
         if (j->n_task_ms > 0) {
             uint32_t *v = xreallocarray(NULL, j->n_task_ms, sizeof(uint32_t));
             memcpy(v, j->task_ms, j->n_task_ms * sizeof(uint32_t));
@@ -712,6 +745,7 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
               fs->data_dir, fs->opts.slots, fs->nrunning);
     for (int s = J_STAGING; s <= J_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", fs__job_state_name((job_state_t)s), counts[s]);
+    sb_printf(&b, "pool-peers: %zu\n", fs->n_pool_peers);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(fs->store),
               (unsigned long long)store_bytes(fs->store));
     if (fs->opts.http_url)

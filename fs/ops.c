@@ -384,6 +384,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_PUB_FILE: {
         if (wants_write(fi->flags))
             return (void)fuse_reply_err(req, EROFS);
+        if (n->job->remote) { /* no local copy: reads fetch blocks (remote.c) */
+            file_fh_t *fh = xcalloc(1, sizeof(*fh));
+            fh->fd = -1;
+            fh->job = n->job;
+            fs__job_ref(n->job);
+            fi->fh = (uintptr_t)fh;
+            fi->keep_cache = 1;
+            break;
+        }
         const char *rel = n->job->man.files[n->file].path;
         char *path = xasprintf("%s/inputs/%s/%s", fs->data_dir, n->job->id, rel);
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -465,6 +474,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         return fs__wait_park(n->job, req, size, off, w);
     }
     case N_PUB_FILE: /* the job's inputs, hashed when published and read-only since */
+        if (((file_fh_t *)(uintptr_t)fi->fh)->fd < 0)
+            return fs__remote_read(req, fs, n, size, off);
+        /* fall through */
     case N_STAGE:
     case N_RES: {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
@@ -514,7 +526,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fs__job_unref(n->job);
     } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-        close(fh->fd);
+        if (fh->fd >= 0)
+            close(fh->fd);
         if (fh->counted)
             fs__job_file_closed(fh->job);
         fs__job_unref(fh->job);
@@ -653,6 +666,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (p->kind == N_PUB_DIR) {
         if (!n)
             return (void)fuse_reply_err(req, ENOENT);
+        if (p->job->remote)
+            return (void)fuse_reply_err(req, EPERM); /* only its submitter can cancel it */
         if (n->kind != N_PUB_FILE)
             return (void)fuse_reply_err(req, EISDIR);
         fs__job_cancel(p->job, "cancelled: removed from jobs/");
@@ -673,6 +688,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (!n)
             return (void)fuse_reply_err(req, ENOENT);
         if (n->kind == N_PUB_DIR) {
+            if (n->job->remote)
+                return (void)fuse_reply_err(req, EPERM);
             if (n->nkids > 0)
                 return (void)fuse_reply_err(req, ENOTEMPTY);
             fs__job_cancel(n->job, "cancelled: removed from jobs/");

@@ -20,7 +20,12 @@
  * queued as events and fired by one dispatcher on a zero-delay uv_timer ("defer"). So a callback is
  * never inside fetch_block, fetch_close or a curl callback, and it may call either of them.
  *
- * Closing: every request is finished with -ECANCELED at once (its transfer removed, its thread-pool
+ * fetch_get (a plain GET of a small resource: tracker announces, manifests) shares the multi, the
+ * wiring and the dispatcher, but not the block slots: a get_t is its own kind of transfer (the
+ * CURLOPT_PRIVATE of both kinds starts with an xfer_tag_t saying which), started at once, counted
+ * only against FETCH_MAX_GETS, so announces can neither starve nor be starved by block transfers.
+ *
+ * Closing: every request and get is finished with -ECANCELED at once (its transfer removed, its thread-pool
  * item cancelled or, if already running, orphaned and freed when it returns); once the events are
  * dispatched and no thread-pool item is out, curl_multi_cleanup runs (curl then asks to forget its
  * remaining sockets), every uv handle is closed, and the last close callback frees the fetcher.
@@ -66,7 +71,29 @@ typedef struct waiter {
     void *arg;
 } waiter_t;
 
-enum ev_kind { EV_DONE, EV_BAD_PEER };
+enum ev_kind { EV_DONE, EV_BAD_PEER, EV_GET };
+
+/* The first member of both kinds of transfer context (req_t, get_t): what CURLOPT_PRIVATE is. */
+enum xfer_kind { X_BLOCK = 0, X_GET };
+typedef struct xfer_tag {
+    enum xfer_kind kind;
+} xfer_tag_t;
+
+typedef struct get {
+    xfer_tag_t tag; /* first: X_GET */
+    fetch_t *f;
+    struct get *prev, *next; /* f->gets */
+    CURL *easy;
+    fetch_get_cb cb;
+    void *arg;
+    size_t max_len;
+    char *body; /* len bytes and a NUL, cap bytes allocated; grows up to max_len + 1 */
+    size_t len, cap;
+    bool overflow;
+    int status;
+    unsigned code;
+    char errbuf[CURL_ERROR_SIZE];
+} get_t;
 
 typedef struct event {
     struct event *next;
@@ -75,6 +102,7 @@ typedef struct event {
     int status;         /* EV_DONE: the result; EV_BAD_PEER: the reason */
     waiter_t *waiters;  /* EV_DONE */
     fetch_peer_t *peer; /* EV_BAD_PEER; peers live as long as the fetcher */
+    get_t *get;         /* EV_GET: finished, owned by the event */
 } event_t;
 
 /* R_IDLE: between two of the others, only inside one call (e.g. just taken off the queue) */
@@ -87,6 +115,7 @@ typedef struct candidate {
 } candidate_t;
 
 typedef struct req {
+    xfer_tag_t tag; /* first: X_BLOCK */
     fetch_t *f;
     struct req *hnext;         /* hash table chain */
     struct req *qprev, *qnext; /* wait queue, R_QUEUED only */
@@ -136,6 +165,9 @@ struct fetch {
     req_t **reqs; /* by hash */
     size_t nreq_buckets, nreqs;
     req_t *qhead, *qtail;
+
+    get_t *gets; /* fetch_get transfers under way */
+    unsigned ngets;
 
     fetch_peer_t **peers; /* by URL */
     size_t npeer_buckets, npeers;
@@ -378,6 +410,14 @@ static void on_defer(uv_timer_t *t)
                 w->cb(&e->h, e->status, w->arg);
                 free(w);
             }
+        } else if (e->kind == EV_GET) {
+            get_t *g = e->get;
+            if (g->status == 0)
+                g->cb(0, g->code, g->body ? g->body : "", g->len, g->arg);
+            else
+                g->cb(g->status, 0, NULL, 0, g->arg);
+            free(g->body);
+            free(g);
         } else if (f->opts.on_bad_peer) {
             f->opts.on_bad_peer(e->peer->url, &e->h, e->status, f->opts.bad_peer_arg);
         }
@@ -722,12 +762,148 @@ static int classify(CURLcode res, long code, bool overflow, size_t got, size_t l
     return 0;
 }
 
+/* ---- fetch_get ---- */
+
+/* Ends g with status (and code, for 0): it leaves f->gets and becomes an event. */
+static void get_finish(get_t *g, int status, unsigned code)
+{
+    fetch_t *f = g->f;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        f->gets = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    g->prev = g->next = NULL;
+    f->ngets--;
+    if (g->easy) {
+        curl_multi_remove_handle(f->multi, g->easy);
+        curl_easy_cleanup(g->easy);
+        g->easy = NULL;
+    }
+    g->status = status;
+    g->code = status == 0 ? code : 0;
+    event_t *e = xcalloc(1, sizeof(*e));
+    e->kind = EV_GET;
+    e->get = g;
+    ev_push(f, e);
+}
+
+static size_t on_get_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    get_t *g = arg;
+    size_t n = size * nmemb; /* size is 1 by contract */
+    if (n > g->max_len - g->len) {
+        g->overflow = true;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (g->len + n + 1 > g->cap) {
+        /* grow by doubling, but never past what max_len allows */
+        size_t cap = g->cap ? g->cap : 4096;
+        while (cap < g->len + n + 1)
+            cap *= 2;
+        if (cap > g->max_len + 1)
+            cap = g->max_len + 1;
+        g->body = xrealloc(g->body, cap);
+        g->cap = cap;
+    }
+    memcpy(g->body + g->len, ptr, n);
+    g->len += n;
+    g->body[g->len] = '\0';
+    return n;
+}
+
+/* The one place a get's CURLcode becomes an errno. */
+static void get_done(get_t *g, CURLcode res, long code)
+{
+    int status;
+    if (g->overflow || res == CURLE_FILESIZE_EXCEEDED)
+        status = -EMSGSIZE;
+    else if (res == CURLE_OPERATION_TIMEDOUT)
+        status = -ETIMEDOUT;
+    else if (res != CURLE_OK || code <= 0)
+        status = -EIO;
+    else
+        status = 0;
+    if (status == -EIO)
+        log_debug("fetch: GET failed: %s", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
+    get_finish(g, status, (unsigned)code);
+}
+
+/* A URL fetch_get takes: "http://", then printable ASCII without spaces, within the cap. */
+static bool get_url_ok(const char *url)
+{
+    static const char scheme[] = "http://";
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return false;
+    size_t n = strnlen(url, FETCH_MAX_GET_URL + 1);
+    if (n > FETCH_MAX_GET_URL || n == sizeof(scheme) - 1)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= ' ' || (unsigned char)url[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg)
+{
+    if (!f || !url || !cb || max_len > FETCH_MAX_GET_BODY || !get_url_ok(url))
+        return -EINVAL;
+    if (f->closing)
+        return -ECANCELED;
+    if (f->ngets >= FETCH_MAX_GETS)
+        return -EAGAIN;
+    get_t *g = xcalloc(1, sizeof(*g));
+    g->tag.kind = X_GET;
+    g->f = f;
+    g->cb = cb;
+    g->arg = arg;
+    g->max_len = max_len;
+    g->next = f->gets;
+    if (f->gets)
+        f->gets->prev = g;
+    f->gets = g;
+    f->ngets++;
+
+    /* as for blocks: no proxy, http only, no redirects; MAXFILESIZE refuses a long Content-Length
+     * up front (0 would mean no limit: an empty max_len relies on on_get_body alone) */
+    CURL *e = curl_easy_init();
+    if (!e) {
+        get_finish(g, -EIO, 0);
+        return 0;
+    }
+    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PRIVATE, g) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_get_body) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, g) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, g->errbuf) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) != CURLE_OK ||
+        (max_len > 0 && curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_len) != CURLE_OK) ||
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK ||
+        curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        get_finish(g, -EIO, 0);
+        return 0;
+    }
+    g->easy = e;
+    return 0;
+}
+
 static void xfer_done(fetch_t *f, CURL *e, CURLcode res)
 {
     void *priv = NULL;
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    if (((xfer_tag_t *)priv)->kind == X_GET) {
+        get_done(priv, res, code);
+        return;
+    }
     req_t *r = priv;
     fetch_peer_t *p = r->cur;
     xfer_drop(r);
@@ -938,15 +1114,16 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
     f->peers = xcalloc(f->npeer_buckets, sizeof(*f->peers));
     f->multi = curl_multi_init();
     /*
-     * MAX_HOST_CONNECTIONS is a backstop (we never start more than max_per_peer transfers to a
-     * peer). MAXCONNECTS sizes the cache of idle keep-alive connections.
+     * MAX_HOST_CONNECTIONS is a backstop (we never start more than max_per_peer block transfers to
+     * a peer; fetch_get may add a few more). MAXCONNECTS sizes the cache of idle keep-alive connections.
      */
     if (!f->multi ||
         curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
         curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
         curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
         curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o.max_per_peer) != CURLM_OK ||
+        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)(o.max_per_peer + FETCH_GET_HOST_EXTRA)) != CURLM_OK ||
         curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)o.max_total) != CURLM_OK) {
         log_error("fetch: cannot set up curl multi");
         if (f->multi)
@@ -977,6 +1154,8 @@ void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg)
         while ((r = f->reqs[i]))
             req_finish(r, -ECANCELED);
     }
+    while (f->gets)
+        get_finish(f->gets, -ECANCELED, 0);
     maybe_finish_close(f);
 }
 

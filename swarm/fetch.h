@@ -50,6 +50,22 @@
 #ifndef FETCH_MAX_ERROR_BODY
 #define FETCH_MAX_ERROR_BODY 65536
 #endif
+/** Longest URL fetch_get accepts. */
+#ifndef FETCH_MAX_GET_URL
+#define FETCH_MAX_GET_URL 2048
+#endif
+/** Largest max_len fetch_get accepts (it is for small resources: tracker answers, manifests). */
+#ifndef FETCH_MAX_GET_BODY
+#define FETCH_MAX_GET_BODY (16u * 1024 * 1024)
+#endif
+/** fetch_get transfers under way at once; more are refused with -EAGAIN. */
+#ifndef FETCH_MAX_GETS
+#define FETCH_MAX_GETS 256
+#endif
+/** Connections to one host curl may open for fetch_get on top of max_per_peer (see fetch_get). */
+#ifndef FETCH_GET_HOST_EXTRA
+#define FETCH_GET_HOST_EXTRA 2
+#endif
 /** Upper bound on opts.max_per_peer and opts.max_total. */
 #ifndef FETCH_MAX_PARALLEL
 #define FETCH_MAX_PARALLEL 1024
@@ -145,6 +161,35 @@ void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg);
  */
 int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
                 fetch_cb cb, void *arg);
+
+/**
+ * The result of one fetch_get. status: 0 for any HTTP answer (http_code says which; body holds its
+ * len bytes, whatever the code), -ETIMEDOUT (the fetcher's timeout_ms or connect_timeout_ms ran
+ * out), -EMSGSIZE (the body was longer than max_len: the transfer was cut), -EIO (no HTTP answer:
+ * refused, reset, bad response...), -ECANCELED (fetch_close). http_code is 0 and body NULL unless
+ * status is 0. body (NUL-terminated after len bytes, for convenience; it may hold NULs itself) is
+ * valid for the duration of the call only.
+ */
+typedef void (*fetch_get_cb)(int status, unsigned http_code, const char *body, size_t len, void *arg);
+
+/**
+ * A plain HTTP GET of a small resource (a tracker announce, a peer's manifest) through the same
+ * curl multi, with the fetcher's time-outs. url is "http://..." (copied; at most FETCH_MAX_GET_URL
+ * bytes, no spaces or control characters); redirects are not followed; no proxy. The body is
+ * received into memory that grows as it arrives, up to max_len (<= FETCH_MAX_GET_BODY); a longer
+ * body (or a Content-Length over it) aborts the transfer with -EMSGSIZE.
+ *
+ * Slots: a get takes none of the block slots (max_per_peer, max_total), so gets never delay or
+ * starve block transfers and blocks never delay a get. Gets are bounded on their own by
+ * FETCH_MAX_GETS at once (-EAGAIN past it). curl's per-host connection backstop is raised by
+ * FETCH_GET_HOST_EXTRA for them; a get to a peer already holding max_per_peer + that many
+ * connections waits in curl's queue, and its time-out runs while it waits.
+ *
+ * cb fires exactly once, later, from the loop (never inside this call, even for an immediate
+ * failure). Returns 0 (cb will fire), or, and then cb never fires: -EINVAL (NULL argument, bad
+ * URL, max_len over FETCH_MAX_GET_BODY), -EAGAIN (FETCH_MAX_GETS under way), -ECANCELED (closing).
+ */
+int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg);
 
 /** The peer's score (see FETCH_SCORE_*), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);

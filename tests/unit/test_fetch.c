@@ -859,6 +859,178 @@ static void fetch_rejects_bad_arguments(void **state)
     assert_int_equal(atomic_load(&fx->ncalls), 0);
 }
 
+/* ---- fetch_get ---- */
+
+typedef struct get_call {
+    fx_t *fx;
+    int n, status;
+    unsigned code;
+    uint8_t *body;
+    size_t len;
+} get_call_t;
+
+static void on_got(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    get_call_t *g = arg;
+    g->n++;
+    g->status = status;
+    g->code = code;
+    g->len = len;
+    free(g->body);
+    g->body = NULL;
+    if (body) {
+        assert_int_equal(body[len], '\0'); /* NUL-terminated for convenience */
+        g->body = malloc(len + 1);
+        memcpy(g->body, body, len);
+    }
+    atomic_fetch_add(&g->fx->ncalls, 1);
+}
+
+static void block_url(char *out, size_t n, const server_t *s, const block_t *b)
+{
+    char hex[HASH_HEX_LEN + 1];
+    hash_to_hex(&b->h, hex);
+    snprintf(out, n, "%s/v1/block/%s", s->url, hex);
+}
+
+static void fetch_get_returns_body_and_code(void **state)
+{
+    fx_t *fx = *state;
+    server_t *good = server_start(fx, M_GOOD);
+    start_fetch(fx, (fetch_opts_t){0});
+    const block_t *b = &fx->blocks[3];
+    char url[256], missing[256];
+    block_url(url, sizeof(url), good, b);
+    snprintf(missing, sizeof(missing), "%s/nothing/here", good->url);
+    get_call_t ok = {.fx = fx}, nf = {.fx = fx};
+    assert_int_equal(fetch_get(fx->f, url, b->len, on_got, &ok), 0);
+    assert_int_equal(fetch_get(fx->f, missing, 1024, on_got, &nf), 0);
+    assert_int_equal(ok.n + nf.n, 0); /* never from inside the call */
+    assert_true(run_until(fx, &fx->ncalls, 2));
+    assert_int_equal(ok.n, 1);
+    assert_int_equal(ok.status, 0);
+    assert_int_equal(ok.code, 200);
+    assert_int_equal(ok.len, b->len);
+    assert_memory_equal(ok.body, b->data, b->len);
+    assert_int_equal(nf.n, 1);
+    assert_int_equal(nf.status, 0); /* an HTTP answer: the caller reads the code */
+    assert_int_equal(nf.code, 404);
+    assert_int_equal(nf.len, 9);
+    assert_memory_equal(nf.body, "not here\n", 9);
+    /* a get is not a block: no store entry, no peer statistics */
+    assert_false(store_has(fx->store, &b->h));
+    fetch_stats_t st;
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.transfers, 0);
+    free(ok.body);
+    free(nf.body);
+}
+
+static void fetch_get_cuts_oversize_bodies(void **state)
+{
+    fx_t *fx = *state;
+    server_t *good = server_start(fx, M_GOOD);
+    server_t *chunked = server_start(fx, M_LONG_CHUNKED);
+    start_fetch(fx, (fetch_opts_t){0});
+    const block_t *b = &fx->blocks[10];
+    char u1[256], u2[256], u3[256];
+    block_url(u1, sizeof(u1), good, b);    /* Content-Length over max_len */
+    block_url(u2, sizeof(u2), chunked, b); /* no Content-Length, the body runs on */
+    block_url(u3, sizeof(u3), good, &fx->blocks[0]);
+    get_call_t g1 = {.fx = fx}, g2 = {.fx = fx}, g3 = {.fx = fx};
+    assert_int_equal(fetch_get(fx->f, u1, b->len - 1, on_got, &g1), 0);
+    assert_int_equal(fetch_get(fx->f, u2, 100000, on_got, &g2), 0);
+    assert_int_equal(fetch_get(fx->f, u3, 0, on_got, &g3), 0); /* max_len 0: only an empty body fits */
+    assert_true(run_until(fx, &fx->ncalls, 3));
+    assert_int_equal(g1.status, -EMSGSIZE);
+    assert_int_equal(g1.code, 0);
+    assert_null(g1.body);
+    assert_int_equal(g2.status, -EMSGSIZE);
+    assert_int_equal(g3.status, -EMSGSIZE);
+    assert_int_equal(g1.n + g2.n + g3.n, 3);
+}
+
+static void fetch_get_times_out(void **state)
+{
+    fx_t *fx = *state;
+    server_t *slow = server_start(fx, M_SLOW);
+    start_fetch(fx, (fetch_opts_t){.timeout_ms = 300});
+    char url[256];
+    block_url(url, sizeof(url), slow, &fx->blocks[1]);
+    get_call_t g = {.fx = fx};
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(fetch_get(fx->f, url, 1 << 20, on_got, &g), 0);
+    assert_true(run_until(fx, &fx->ncalls, 1));
+    assert_true((uv_hrtime() - t0) / 1000000 >= 290);
+    assert_int_equal(g.status, -ETIMEDOUT);
+    assert_int_equal(g.n, 1);
+
+    /* and a refused connection is -EIO */
+    char refused[64], u2[128];
+    refused_url(refused, sizeof(refused));
+    snprintf(u2, sizeof(u2), "%s/x", refused);
+    get_call_t r = {.fx = fx};
+    assert_int_equal(fetch_get(fx->f, u2, 10, on_got, &r), 0);
+    assert_true(run_until(fx, &fx->ncalls, 2));
+    assert_int_equal(r.status, -EIO);
+}
+
+static void fetch_get_does_not_wait_for_block_slots(void **state)
+{
+    fx_t *fx = *state;
+    server_t *good = server_start(fx, M_GOOD);
+    server_hold(good, true);
+    start_fetch(fx, (fetch_opts_t){.max_per_peer = 1, .max_total = 1});
+    const char *peers[] = {good->url};
+    /* the one block slot is taken by a held transfer, a second block waits for it */
+    assert_int_equal(fetch(fx, 0, &fx->blocks[0], peers, 1), 0);
+    assert_int_equal(fetch(fx, 1, &fx->blocks[1], peers, 1), 0);
+    assert_true(run_until(fx, &good->requests, 1));
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/jobs", good->url);
+    get_call_t g = {.fx = fx};
+    assert_int_equal(fetch_get(fx->f, url, 1024, on_got, &g), 0);
+    assert_true(run_until(fx, &fx->ncalls, 1));
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.code, 404);
+    assert_int_equal(atomic_load(&fx->calls[0].n), 0); /* the blocks are still waiting */
+    fetch_stats_t st;
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.inflight, 1);
+    assert_int_equal(st.queued, 1);
+    server_hold(good, false);
+    assert_true(run_until(fx, &fx->ncalls, 3));
+    assert_int_equal(fx->calls[0].status, 0);
+    assert_int_equal(fx->calls[1].status, 0);
+    free(g.body);
+}
+
+static void fetch_get_cancelled_by_close_and_checks_arguments(void **state)
+{
+    fx_t *fx = *state;
+    server_t *slow = server_start(fx, M_SLOW);
+    start_fetch(fx, (fetch_opts_t){0});
+    char url[256];
+    block_url(url, sizeof(url), slow, &fx->blocks[2]); /* held by the slow peer */
+    get_call_t g = {.fx = fx};
+    assert_int_equal(fetch_get(fx->f, url, 10, on_got, &g), 0);
+    assert_int_equal(fetch_get(fx->f, "ftp://h/x", 10, on_got, &g), -EINVAL);
+    assert_int_equal(fetch_get(fx->f, "http://h/a b", 10, on_got, &g), -EINVAL);
+    assert_int_equal(fetch_get(fx->f, "http://", 10, on_got, &g), -EINVAL);
+    assert_int_equal(fetch_get(fx->f, url, FETCH_MAX_GET_BODY + 1, on_got, &g), -EINVAL);
+    assert_int_equal(fetch_get(fx->f, url, 10, NULL, NULL), -EINVAL);
+    assert_int_equal(fetch_get(fx->f, NULL, 10, on_got, &g), -EINVAL);
+    assert_true(run_until(fx, &slow->requests, 1));
+    fx->fetch_open = false;
+    fetch_close(fx->f, on_closed, fx);
+    assert_int_equal(g.n, 0);
+    assert_true(run_until(fx, &fx->closed, 1));
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.status, -ECANCELED);
+    assert_int_equal(fx->calls_at_close, 1); /* the get's callback came before the close callback */
+}
+
 int main(void)
 {
     /* a peer that hangs up mid-response must not kill the test servers' threads */
@@ -876,6 +1048,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_close_cancels_transfers_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_close_from_a_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_rejects_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_get_returns_body_and_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_get_cuts_oversize_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_get_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_get_does_not_wait_for_block_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_get_cancelled_by_close_and_checks_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,312 @@
+/*
+ * remote.c: jobs published by other peers of the pool, and lazy verified reads of their files.
+ *
+ * Discovery: every FS_DISCOVER_MS the peer asks each pool peer it knows (from the tracker, or
+ * --peer) for its /v1/jobs; a job id it has not seen is fetched as /v1/manifest/<id>, and accepted
+ * only if SHA-256 of the bytes is the id and the manifest decodes (every limit checked). The job
+ * then appears in jobs/ (as <name>@<8 hex> if the name is taken here), read-only.
+ *
+ * Reads: a read of a remote job's file maps [off, off+size) to blocks; blocks not in the store are
+ * fetched (from every peer that lists the job, by the fetcher: verified before they are stored),
+ * plus a read-ahead window; the FUSE request is parked and answered once its blocks are all in, with
+ * EIO (and a logged reason) if one cannot be had, or EINTR if the reader is interrupted. Only
+ * verified bytes ever reach a reader: everything is read back from the store.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+
+#define FS_DISCOVER_MS 1000
+#define FS_READAHEAD_BLOCKS 8
+#define FS_MAX_JOBS_REPLY (4u * 1024 * 1024)
+
+/* ---- peers of the pool ---- */
+
+static bool peer_known(char **list, size_t n, const char *url)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], url) == 0)
+            return true;
+    return false;
+}
+
+void fs__pool_add_peer(fs_t *fs, const char *url)
+{
+    if (peer_known(fs->pool_peers, fs->n_pool_peers, url) || fs->n_pool_peers >= FS_MAX_POOL_PEERS)
+        return;
+    if (fs->opts.http_url && strcmp(url, fs->opts.http_url) == 0)
+        return; /* ourselves */
+    fs->pool_peers = xreallocarray(fs->pool_peers, fs->n_pool_peers + 1, sizeof(char *));
+    fs->pool_peers[fs->n_pool_peers++] = xstrdup(url);
+    log_info("pool peer %s", url);
+}
+
+static void job_add_peer(job_t *j, const char *url)
+{
+    if (peer_known(j->peers, j->n_peers, url) || j->n_peers >= FS_MAX_POOL_PEERS)
+        return;
+    j->peers = xreallocarray(j->peers, j->n_peers + 1, sizeof(char *));
+    j->peers[j->n_peers++] = xstrdup(url);
+}
+
+/* ---- discovery ---- */
+
+typedef struct disc {
+    fs_t *fs;
+    char *peer;
+    char id[HASH_HEX_LEN + 1];
+} disc_t;
+
+static job_t *job_by_id(fs_t *fs, const char *id)
+{
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (j->published && !j->gone && strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    disc_t *d = arg;
+    fs_t *fs = d->fs;
+    fs->pending_gets--;
+    char why[256] = "";
+    hash_t id, got;
+    if (status || code != 200) {
+        snprintf(why, sizeof(why), "%s", status ? strerror(-status) : "HTTP error");
+    } else if (!fs->stopping && !job_by_id(fs, d->id)) {
+        hash_from_hex(d->id, HASH_HEX_LEN, &id);
+        manifest_id(body, len, &got);
+        if (!hash_equal(&id, &got)) {
+            snprintf(why, sizeof(why), "its bytes do not hash to the job id");
+        } else {
+            manifest_t m;
+            manifest_init(&m);
+            if (manifest_decode(&m, body, len, why, sizeof(why)) == 0) {
+                fs__job_add_remote(fs, d->id, &m, d->peer);
+                why[0] = '\0';
+            }
+            manifest_release(&m);
+        }
+    }
+    if (why[0])
+        log_warn("manifest %s from %s refused: %s", d->id, d->peer, why);
+    free(d->peer);
+    free(d);
+}
+
+static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    disc_t *d = arg;
+    fs_t *fs = d->fs;
+    fs->pending_gets--;
+    json_t *arr = NULL;
+    if (status || code != 200)
+        log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
+    if (!status && code == 200 && !fs->stopping) {
+        json_error_t err;
+        arr = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+        if (!json_is_array(arr)) {
+            log_warn("peer %s: /v1/jobs is not a JSON array", d->peer);
+        } else {
+            size_t i;
+            json_t *o;
+            json_array_foreach(arr, i, o) {
+                const char *id = json_string_value(json_object_get(o, "id"));
+                hash_t h;
+                if (!id || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0)
+                    continue;
+                job_t *j = job_by_id(fs, id);
+                if (j) {
+                    if (j->remote)
+                        job_add_peer(j, d->peer);
+                    continue;
+                }
+                disc_t *m = xcalloc(1, sizeof(*m));
+                m->fs = fs;
+                m->peer = xstrdup(d->peer);
+                memcpy(m->id, id, HASH_HEX_LEN + 1);
+                char *url = xasprintf("%s/v1/manifest/%s", d->peer, id);
+                /* Manifests past FETCH_MAX_GET_BODY (a job of ~60k files of 256 KiB) are not fetched yet. */
+                size_t cap = MANIFEST_MAX_BYTES < FETCH_MAX_GET_BODY ? MANIFEST_MAX_BYTES : FETCH_MAX_GET_BODY;
+                int rc = fetch_get(fs->fetch, url, cap, on_manifest, m);
+                if (rc == 0) {
+                    fs->pending_gets++;
+                } else {
+                    log_warn("GET %s: %s", url, strerror(-rc));
+                    free(m->peer);
+                    free(m);
+                }
+                free(url);
+            }
+        }
+    }
+    json_decref(arr);
+    free(d->peer);
+    free(d);
+}
+
+static void on_discover(uv_timer_t *t)
+{
+    fs_t *fs = t->data;
+    if (fs->stopping || fs->pending_gets > 4 * fs->n_pool_peers + 16)
+        return; /* answers are still coming: do not pile up requests */
+    for (size_t i = 0; i < fs->n_pool_peers; i++) {
+        disc_t *d = xcalloc(1, sizeof(*d));
+        d->fs = fs;
+        d->peer = xstrdup(fs->pool_peers[i]);
+        char *url = xasprintf("%s/v1/jobs", d->peer);
+        int rc = fetch_get(fs->fetch, url, FS_MAX_JOBS_REPLY, on_jobs, d);
+        if (rc == 0) {
+            fs->pending_gets++;
+        } else {
+            log_warn("GET %s: %s", url, strerror(-rc));
+            free(d->peer);
+            free(d);
+        }
+        free(url);
+    }
+}
+
+void fs__discover_start(fs_t *fs)
+{
+    fs->discover = xcalloc(1, sizeof(*fs->discover));
+    uv_timer_init(fs->loop, fs->discover);
+    fs->discover->data = fs;
+    uv_timer_start(fs->discover, on_discover, 0, FS_DISCOVER_MS);
+}
+
+/* ---- reads ---- */
+
+typedef struct rread {
+    fuse_req_t req;
+    fs_t *fs;
+    job_t *job;
+    int32_t file;
+    size_t size;
+    off_t off;
+    unsigned missing;
+    int status;
+    bool done; /* replied (interrupted): the fetches that are left only land in the store */
+} rread_t;
+
+typedef struct rwait {
+    rread_t *r; /* NULL for read-ahead */
+    fs_t *fs;
+} rwait_t;
+
+static void rread_finish(rread_t *r)
+{
+    job_t *j = r->job;
+    if (!r->done) {
+        r->done = true;
+        if (r->status) {
+            fuse_reply_err(r->req, EIO);
+        } else {
+            const manifest_file_t *f = &j->man.files[r->file];
+            uint32_t bs = j->man.block_size;
+            char *buf = xmalloc(r->size ? r->size : 1);
+            size_t done = 0;
+            int err = 0;
+            while (done < r->size && !err) {
+                uint64_t pos = (uint64_t)r->off + done;
+                size_t bi = (size_t)(pos / bs);
+                size_t want = r->size - done;
+                if (want > bs - pos % bs)
+                    want = (size_t)(bs - pos % bs);
+                ssize_t got = store_read(r->fs->store, &f->blocks[bi], buf + done, want, pos % bs);
+                if (got <= 0)
+                    err = EIO;
+                else
+                    done += (size_t)got;
+            }
+            if (err) {
+                log_error("job %s: %s: a fetched block is unreadable in the store", j->name, f->path);
+                fuse_reply_err(r->req, EIO);
+            } else {
+                fuse_reply_buf(r->req, buf, r->size);
+            }
+            free(buf);
+        }
+    }
+    fs__job_unref(j);
+    free(r);
+}
+
+static void on_block(const hash_t *h, int status, void *arg)
+{
+    rwait_t *w = arg;
+    rread_t *r = w->r;
+    free(w);
+    if (!r)
+        return;
+    if (status && !r->status) {
+        char hex[HASH_HEX_LEN + 1];
+        hash_to_hex(h, hex);
+        log_error("job %s: block %s could not be fetched from any of %zu peers: %s", r->job->name, hex,
+                  r->job->n_peers, strerror(-status));
+        r->status = status;
+    }
+    if (--r->missing == 0)
+        rread_finish(r);
+}
+
+static void on_read_interrupt(fuse_req_t req, void *data)
+{
+    rread_t *r = data;
+    if (!r->done) {
+        r->done = true;
+        fuse_reply_err(req, EINTR);
+    }
+}
+
+static int want_block(fs_t *fs, job_t *j, const manifest_file_t *f, size_t bi, rread_t *r)
+{
+    uint32_t bs = j->man.block_size;
+    uint32_t len = (uint32_t)((uint64_t)(bi + 1) * bs <= f->size ? bs : f->size - (uint64_t)bi * bs);
+    rwait_t *w = xcalloc(1, sizeof(*w));
+    w->r = r;
+    w->fs = fs;
+    int rc = fetch_block(fs->fetch, &f->blocks[bi], len, (const char *const *)j->peers, j->n_peers, on_block, w);
+    if (rc)
+        free(w);
+    return rc;
+}
+
+void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off)
+{
+    job_t *j = n->job;
+    const manifest_file_t *f = &j->man.files[n->file];
+    uint32_t bs = j->man.block_size;
+    if (off < 0 || (uint64_t)off >= f->size || size == 0)
+        return (void)fuse_reply_buf(req, NULL, 0);
+    if ((uint64_t)off + size > f->size)
+        size = (size_t)(f->size - (uint64_t)off);
+    size_t b0 = (size_t)((uint64_t)off / bs), b1 = (size_t)(((uint64_t)off + size - 1) / bs);
+    rread_t *r = xcalloc(1, sizeof(*r));
+    *r = (rread_t){.req = req, .fs = fs, .job = j, .file = n->file, .size = size, .off = off};
+    fs__job_ref(j);
+    r->missing = 1; /* held until every fetch is started */
+    for (size_t bi = b0; bi <= b1; bi++) {
+        if (store_has(fs->store, &f->blocks[bi]))
+            continue;
+        r->missing++;
+        if (want_block(fs, j, f, bi, r) != 0) {
+            r->missing--;
+            r->status = -EIO;
+        }
+    }
+    for (size_t bi = b1 + 1; bi <= b1 + FS_READAHEAD_BLOCKS && bi < f->n_blocks; bi++)
+        if (!store_has(fs->store, &f->blocks[bi]))
+            want_block(fs, j, f, bi, NULL);
+    if (r->missing > 1)
+        fuse_req_interrupt_func(req, on_read_interrupt, r);
+    if (--r->missing == 0)
+        rread_finish(r);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Two peers: a job published on A appears in B's jobs/ (discovered through A's peer API), and its
+# files read on B through the mount are fetched block by block from A, verified, and byte-identical.
+. "$(dirname -- "$0")/lib.sh"
+
+peer_field() {
+    local text
+    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
+    field "$2" <<<"$text"
+}
+
+# wait_listed M NAME SECS: bounded poll of B's jobs/ (discovery runs every second: a state, not an event).
+wait_listed() {
+    local end=$((SECONDS + $3))
+    while [ "$SECONDS" -le "$end" ]; do
+        [ -e "$1/jobs/$2/run" ] && return 0
+        sleep 0.1
+    done
+    fail "job $2 never appeared in $1/jobs"
+}
+
+t_remote_job_is_listed_and_read_lazily() {
+    start_peer A --port 0
+    local a b url src st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir big)
+    make_job "$src" 'true'
+    head -c 3000000 /dev/urandom >"$src/input.bin"
+    mkdir -p "$src/sub"
+    echo small >"$src/sub/note.txt"
+    cp -r -- "$src" "$a/jobs/big"
+    st=$(wait_job "$a" big 30)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+
+    start_peer B --port 0 --peer "$url"
+    b=$(mnt B)
+    wait_listed "$b" big 20
+    assert_contains "$(timeout 10 cat -- "$b/status/big")" "origin: remote" "status on B"
+    # A slice in the middle first: only its blocks (plus read-ahead) move.
+    dd if="$b/jobs/big/input.bin" bs=4096 skip=300 count=2 status=none >"$T_CASE/slice" || fail "slice read on B"
+    dd if="$src/input.bin" bs=4096 skip=300 count=2 status=none | cmp - "$T_CASE/slice" || fail "slice differs"
+    cmp -- "$src/input.bin" "$b/jobs/big/input.bin" || fail "input.bin differs on B"
+    assert_file_eq "$b/jobs/big/sub/note.txt" small
+    [ "$(peer_field "$a" blocks-served)" -ge 12 ] || fail "A served fewer blocks than the file has"
+    # B refuses to change or cancel a job it did not publish.
+    if rm -f -- "$b/jobs/big/run" 2>/dev/null; then fail "B removed a file of A's job"; fi
+}
+
+t_same_name_on_both_peers_gets_a_suffix() {
+    start_peer A --port 0
+    local a b url src
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir mandel)
+    make_job "$src" 'echo A'
+    cp -r -- "$src" "$a/jobs/mandel"
+    wait_job "$a" mandel 30 >/dev/null
+    # B publishes its own mandel before it knows A (then restarts into the pool).
+    start_peer B --port 0
+    b=$(mnt B)
+    make_job "$src" 'echo B'
+    cp -r -- "$src" "$b/jobs/mandel"
+    wait_job "$b" mandel 30 >/dev/null
+    stop_peer B
+    start_peer B --port 0 --peer "$url"
+    local id
+    id=$(status_field "$a" mandel id)
+    wait_listed "$b" "mandel@${id:0:8}" 20
+    assert_contains "$(cat -- "$b/jobs/mandel@${id:0:8}/run")" "echo A" "A's job on B"
+    assert_contains "$(cat -- "$b/jobs/mandel/run")" "echo B" "B's own job keeps its name"
+}
+
+run_tests "$@"
