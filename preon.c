@@ -43,6 +43,7 @@ static const char usage_mount[] =
     "  --listen ADDR        address of the peer's HTTP API and embedded tracker (default 127.0.0.1)\n"
     "  --port N             its port (default 7650; if taken, an ephemeral port; 0 = ephemeral)\n"
     "  --tracker URL        use this tracker instead of the embedded one (its announce URL)\n"
+    "  --pool NAME          the pool to join on the tracker (default \"default\")\n"
     "  --peer URL           a peer of the pool to ask for jobs and blocks (repeatable)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
@@ -134,13 +135,14 @@ static int cmd_mount(int argc, char **argv)
         {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
         {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
-        {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'}, {0}};
+        {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
+        {"pool", required_argument, NULL, 'o'}, {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
-    const char *listen = "127.0.0.1", *tracker_url = NULL, *peers[64];
+    const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64];
     size_t npeers = 0;
     int c;
     while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -155,6 +157,7 @@ static int cmd_mount(int argc, char **argv)
         case 'A': listen = optarg; break;
         case 'P': bad = parse_uint(optarg, 65535, &v); port = (long)v; break;
         case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
+        case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
             if (!bad)
@@ -229,12 +232,16 @@ static int cmd_mount(int argc, char **argv)
     }
     fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
                     .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
-                    .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers};
+                    .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers, .pool = pool};
+    char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
+    fo.tracker_url = tracker_url ? tracker_url : own_tracker;
+    fo.http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0;
     if (!rc)
         rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
     if (!rc && ctx.tracker)
         log_info("embedded tracker at %s/announce", url);
     free(url);
+    free(own_tracker);
     if (rc) {
         fprintf(stderr, "preon mount: %s\n", strerror(-rc));
         if (ctx.tracker)

@@ -72,6 +72,10 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->opts.data_dir = fs->data_dir;
     fs->opts.self_exe = fs->self_exe;
     fs->opts.http_url = opts->http_url ? xstrdup(opts->http_url) : NULL;
+    fs->opts.tracker_url = opts->tracker_url ? xstrdup(opts->tracker_url) : NULL;
+    fs->opts.pool = opts->pool ? xstrdup(opts->pool) : NULL;
+    fs->opts.peers = NULL; /* copied into pool_peers below */
+    fs->opts.n_peers = 0;
     fs->on_exit = on_exit;
     fs->exit_arg = arg;
     fs->uid = getuid();
@@ -195,6 +199,8 @@ error:
     free(fs->data_dir);
     free(fs->self_exe);
     free((char *)fs->opts.http_url);
+    free((char *)fs->opts.tracker_url);
+    free((char *)fs->opts.pool);
     free(fs->locs);
     free(fs);
     return rc ? rc : -EIO;
@@ -250,6 +256,8 @@ static void finish_stop(fs_t *fs)
     free(fs->data_dir);
     free(fs->self_exe);
     free((char *)fs->opts.http_url);
+    free((char *)fs->opts.tracker_url);
+    free((char *)fs->opts.pool);
     free(fs->locs);
     void (*cb)(void *, int) = fs->on_exit;
     void *arg = fs->exit_arg;
@@ -272,10 +280,7 @@ void fs_stop(fs_t *fs)
     fs->stopping = true;
     log_info("unmounting %s", fs->mountpoint);
     fs__api_stop(fs);
-    if (fs->discover) {
-        uv_close((uv_handle_t *)fs->discover, poll_closed);
-        fs->discover = NULL;
-    }
+    fs__discover_stop(fs);
     if (fs->poll) {
         uv_poll_stop(fs->poll);
         uv_close((uv_handle_t *)fs->poll, poll_closed);

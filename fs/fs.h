@@ -31,6 +31,9 @@ typedef struct fs_opts {
     const char *http_url;    /**< how others reach this peer's httpd, for the status file */
     const char *const *peers; /**< base URLs of pool peers known from the start (--peer) */
     size_t n_peers;
+    const char *tracker_url;  /**< announce URL of the pool's tracker (NULL: no tracker) */
+    const char *pool;         /**< the pool's name (NULL = "default") */
+    uint16_t http_port;       /**< our httpd's port, announced to the tracker */
 } fs_opts_t;
 
 /**

@@ -19,6 +19,7 @@
 #include "fs/db.h"
 #include "fs/fs.h"
 #include "fs/sched.h"
+#include "swarm/announce.h"
 #include "swarm/fetch.h"
 #include "swarm/store.h"
 
@@ -158,6 +159,7 @@ struct fs {
     char **pool_peers;        /**< base URLs of the pool's other peers */
     size_t n_pool_peers;
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
+    announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;
     block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
     size_t loc_cap, nlocs;
@@ -208,6 +210,7 @@ void fs__blocks_remove_job(fs_t *fs, job_t *j);
 /* remote.c */
 void fs__pool_add_peer(fs_t *fs, const char *url);
 void fs__discover_start(fs_t *fs);
+void fs__discover_stop(fs_t *fs);
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off);
 /* jobs.c, for remote.c: takes m's contents */
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);

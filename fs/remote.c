@@ -174,12 +174,47 @@ static void on_discover(uv_timer_t *t)
     }
 }
 
+static void on_pool_peers(const announce_peer_t *peers, size_t n, void *arg)
+{
+    fs_t *fs = arg;
+    char url[64];
+    for (size_t i = 0; i < n; i++) {
+        announce_peer_url(&peers[i], url, sizeof(url));
+        fs__pool_add_peer(fs, url);
+    }
+}
+
+static void timer_freed(uv_handle_t *h) { free(h); }
+
 void fs__discover_start(fs_t *fs)
 {
     fs->discover = xcalloc(1, sizeof(*fs->discover));
     uv_timer_init(fs->loop, fs->discover);
     fs->discover->data = fs;
     uv_timer_start(fs->discover, on_discover, 0, FS_DISCOVER_MS);
+    if (!fs->opts.tracker_url || !fs->opts.http_port)
+        return;
+    /* The pool is a swarm of its own (Preon's "idle" job): every peer announces there. */
+    announce_opts_t ao = {.tracker_url = fs->opts.tracker_url, .port = fs->opts.http_port};
+    uint8_t pool[ANNOUNCE_HASH_LEN];
+    announce_pool_hash(fs->opts.pool ? fs->opts.pool : "default", pool);
+    int rc = announce_new(fs->loop, fs->fetch, &ao, &fs->announce);
+    if (!rc)
+        rc = announce_add(fs->announce, pool, true, on_pool_peers, fs);
+    if (rc)
+        log_error("tracker %s: %s (this peer stays out of the pool)", fs->opts.tracker_url, strerror(-rc));
+    else
+        log_info("pool '%s' through %s", fs->opts.pool ? fs->opts.pool : "default", fs->opts.tracker_url);
+}
+
+void fs__discover_stop(fs_t *fs)
+{
+    if (fs->announce)
+        announce_close(fs->announce, NULL, NULL);
+    fs->announce = NULL;
+    if (fs->discover)
+        uv_close((uv_handle_t *)fs->discover, timer_freed);
+    fs->discover = NULL;
 }
 
 /* ---- reads ---- */

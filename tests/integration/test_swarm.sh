@@ -71,4 +71,22 @@ t_same_name_on_both_peers_gets_a_suffix() {
     assert_contains "$(cat -- "$b/jobs/mandel/run")" "echo B" "B's own job keeps its name"
 }
 
+t_pool_found_through_the_tracker() {
+    # A's embedded tracker is the pool's tracker: B only knows its URL, not A's.
+    start_peer A --port 0 --pool lab
+    local a b url src
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir viatracker)
+    make_job "$src" 'true'
+    head -c 500000 /dev/urandom >"$src/data.bin"
+    cp -r -- "$src" "$a/jobs/viatracker"
+    wait_job "$a" viatracker 30 >/dev/null
+    start_peer B --port 0 --pool lab --tracker "$url/announce"
+    b=$(mnt B)
+    wait_listed "$b" viatracker 20
+    cmp -- "$src/data.bin" "$b/jobs/viatracker/data.bin" || fail "data.bin differs on B"
+    [ "$(peer_field "$b" pool-peers)" -ge 1 ] || fail "B has no pool peer"
+}
+
 run_tests "$@"
