@@ -184,6 +184,8 @@ static void api_handler(httpd_req_t *r, void *arg)
         return api_manifest(fs, r, path + 10);
     if (strncmp(path, "/block/", 7) == 0)
         return api_block(fs, r, path + 7);
+    if (fs__vol_handle(fs, r, path))
+        return;
     reply_error(r, 404, "unknown request (see docs/protocol.md)");
 }
 

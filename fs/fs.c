@@ -122,7 +122,8 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     for (size_t i = 0; i < opts->n_peers; i++)
         fs__pool_add_peer(fs, opts->peers[i]);
     exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = fs->self_exe,
-                      .uid_base = opts->uid_base, .gid_base = opts->uid_base, .slots = opts->slots,
+                      .uid_base = opts->uid_base, .gid_base = opts->uid_base,
+                      .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
                       .allow_network = opts->allow_network};
     rc = exec_new(loop, &eo, &fs->exec);
     if (rc) {
@@ -165,6 +166,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
     fs__api_start(fs);
+    fs__vol_start(fs);
     fs__discover_start(fs);
     log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, fs->opts.slots,
              fs->opts.http_url ? ", peer API at " : "", fs->opts.http_url ? fs->opts.http_url : "");
@@ -281,6 +283,7 @@ void fs_stop(fs_t *fs)
     log_info("unmounting %s", fs->mountpoint);
     fs__api_stop(fs);
     fs__discover_stop(fs);
+    fs__vol_stop(fs);
     if (fs->poll) {
         uv_poll_stop(fs->poll);
         uv_close((uv_handle_t *)fs->poll, poll_closed);

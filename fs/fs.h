@@ -34,6 +34,7 @@ typedef struct fs_opts {
     const char *tracker_url;  /**< announce URL of the pool's tracker (NULL: no tracker) */
     const char *pool;         /**< the pool's name (NULL = "default") */
     uint16_t http_port;       /**< our httpd's port, announced to the tracker */
+    uint64_t lease_ms;        /**< lease given to volunteers; they renew it (0 = 30 s) */
 } fs_opts_t;
 
 /**

@@ -102,6 +102,9 @@ struct job {
     uint32_t *task_ms;     /**< run times of finished tasks, for the status percentiles */
     size_t n_task_ms, cap_task_ms;
     waiter_t *waiters;
+    char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
+    bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
+    uint64_t lease_retry_ms;
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
     job_t *next;
@@ -109,7 +112,7 @@ struct job {
 
 #define FS_MAX_FAIL_LINES 20
 #define FS_MAX_ATTEMPTS 3
-#define FS_LEASE_MS (24ull * 3600 * 1000) /* local tasks: the executor's time-out governs */
+#define FS_LEASE_MS (UINT64_MAX / 4) /* local tasks never expire: the executor's time-out governs */
 
 typedef struct block_loc {
     hash_t h;
@@ -125,6 +128,9 @@ typedef struct running {
     job_t *job;
     uint32_t task;
     unsigned slot;
+    bool remote;            /**< a task of another peer's job, under a lease from it */
+    uint64_t last_renew_ms;
+    uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
     exec_task_t *et;
     char *work_dir, *out_path, *err_path;
     struct running *next;
@@ -161,6 +167,8 @@ struct fs {
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
     announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;
+    struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
+    uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
     size_t loc_cap, nlocs;
     uint64_t api_blocks_served, api_bytes_served;
@@ -214,6 +222,18 @@ void fs__discover_stop(fs_t *fs);
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off);
 /* jobs.c, for remote.c: takes m's contents */
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);
+
+/* jobs.c, for volunteer.c */
+void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote);
+void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason);
+
+/* volunteer.c */
+void fs__vol_kick(fs_t *fs);
+void fs__vol_tick(fs_t *fs);
+void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
+bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path);
+void fs__vol_start(fs_t *fs);
+void fs__vol_stop(fs_t *fs);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs__ops;

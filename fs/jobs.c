@@ -67,6 +67,10 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
+    if (j->lease_peer)
+        for (uint32_t t = 0; t < j->man.desc.tasks; t++)
+            free(j->lease_peer[t]);
+    free(j->lease_peer);
     manifest_release(&j->man);
     free(j->reason);
     free(j->name);
@@ -292,6 +296,7 @@ void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *pee
 }
 
 static void job_check_over(job_t *j);
+static void fail_line(job_t *j, uint32_t task, const char *reason);
 
 static void publish_done(uv_work_t *req, int status)
 {
@@ -519,6 +524,29 @@ static void running_free(running_t *r)
     free(r);
 }
 
+void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason)
+{
+    fs_t *fs = j->fs;
+    if (sched_finish(fs->sched, j->id, task, ok) != 0)
+        return; /* not running any more (its lease expired and it was handed out again) */
+    task_state_t st;
+    uint32_t attempts = 0;
+    sched_task(fs->sched, j->id, task, &st, &attempts);
+    db_task_t row = {.job_id = j->id, .index = task, .state = st, .attempts = attempts, .exit_code = exit_code,
+                     .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason};
+    db_task_put(fs->db, &row);
+    if (j->n_task_ms == j->cap_task_ms) {
+        j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
+        j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
+    }
+    j->task_ms[j->n_task_ms++] = elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_ms;
+    if (!ok) {
+        fail_line(j, task, reason ? reason : "failed");
+        log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
+    }
+    job_check_over(j);
+}
+
 static void collect_work(uv_work_t *req)
 {
     taskwork_t *tw = req->data;
@@ -540,26 +568,10 @@ static void collect_done(uv_work_t *req, int status)
             snprintf(reason, sizeof(reason), "%s", tw->why);
         else
             snprintf(reason, sizeof(reason), "%s", res->reason[0] ? res->reason : (ok ? "" : "failed"));
-        if (res->cancelled) {
-            /* the job was cancelled: the scheduler already says so */
-        } else if (sched_finish(fs->sched, j->id, r->task, ok) == 0) {
-            task_state_t st;
-            uint32_t attempts = 0;
-            sched_task(fs->sched, j->id, r->task, &st, &attempts);
-            db_task_t row = {.job_id = j->id, .index = r->task, .state = st, .attempts = attempts,
-                             .exit_code = res->exit_code, .elapsed_ms = (int64_t)res->elapsed_ms,
-                             .reason = ok ? NULL : reason};
-            db_task_put(fs->db, &row);
-            if (j->n_task_ms == j->cap_task_ms) {
-                j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
-                j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
-            }
-            j->task_ms[j->n_task_ms++] = res->elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)res->elapsed_ms;
-            if (!ok) {
-                fail_line(j, r->task, reason);
-                log_warn("job %s task %u failed: %s", j->name, r->task, reason);
-            }
-        }
+        if (r->remote)
+            fs__vol_task_done(fs, j, r->task, res->exit_code, res->elapsed_ms, ok ? NULL : reason);
+        else if (!res->cancelled) /* cancelled: the scheduler already says so */
+            fs__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason);
         job_check_over(j);
     }
     free(tw->tmp_dir);
@@ -598,7 +610,7 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     uv_queue_work(fs->loop, &tw->req, collect_work, collect_done);
 }
 
-static void start_task(fs_t *fs, job_t *j, uint32_t task)
+void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
 {
     unsigned slot = 0;
     while (slot < fs->opts.slots && fs->slot_busy[slot])
@@ -608,6 +620,8 @@ static void start_task(fs_t *fs, job_t *j, uint32_t task)
     r->job = j;
     r->task = task;
     r->slot = slot;
+    r->remote = remote;
+    r->last_renew_ms = fs__now_ms();
     r->work_dir = xasprintf("%s/work/%s.%u", fs->data_dir, j->id, task);
     r->out_path = xasprintf("%s/work/%s.%u.stdout", fs->data_dir, j->id, task);
     r->err_path = xasprintf("%s/work/%s.%u.stderr", fs->data_dir, j->id, task);
@@ -648,8 +662,9 @@ void fs__jobs_kick(fs_t *fs)
             sched_finish(fs->sched, id, task, false);
             continue;
         }
-        start_task(fs, j, task);
+        fs__start_task(fs, j, task, false);
     }
+    fs__vol_kick(fs); /* slots left: ask other peers' jobs for work */
 }
 
 void fs__job_cancel(job_t *j, const char *why)

@@ -155,7 +155,10 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
 static void on_discover(uv_timer_t *t)
 {
     fs_t *fs = t->data;
-    if (fs->stopping || fs->pending_gets > 4 * fs->n_pool_peers + 16)
+    if (fs->stopping)
+        return;
+    fs__vol_tick(fs);
+    if (fs->pending_gets > 4 * fs->n_pool_peers + 16)
         return; /* answers are still coming: do not pile up requests */
     for (size_t i = 0; i < fs->n_pool_peers; i++) {
         disc_t *d = xcalloc(1, sizeof(*d));

@@ -261,26 +261,41 @@ int sched_restore(sched_t *s, const char *job_id, uint32_t task, task_state_t st
     return 0;
 }
 
+/* Hands out j's lowest waiting task, if any. */
+static bool take(job_t *j, uint64_t now_ms, uint64_t lease_ms, uint32_t *task)
+{
+    if (j->count[TASK_WAITING] == 0)
+        return false;
+    /* A waiting task is always in the heap, so this finds one before the heap runs dry. */
+    while (j->nheap > 0) {
+        uint32_t t = heap_pop(j);
+        task_t *k = &j->tasks[t];
+        if (k->state != TASK_WAITING)
+            continue; /* a lazily deleted entry */
+        set_state(j, t, TASK_RUNNING);
+        k->attempts++;
+        k->lease_end = add_sat(now_ms, lease_ms);
+        *task = t;
+        return true;
+    }
+    return false;
+}
+
 bool sched_next(sched_t *s, uint64_t now_ms, uint64_t lease_ms, const char **job_id, uint32_t *task)
 {
     for (job_t *j = s->head; j; j = j->next) {
-        if (j->count[TASK_WAITING] == 0)
-            continue;
-        /* A waiting task is always in the heap, so this finds one before the heap runs dry. */
-        while (j->nheap > 0) {
-            uint32_t t = heap_pop(j);
-            task_t *k = &j->tasks[t];
-            if (k->state != TASK_WAITING)
-                continue; /* a lazily deleted entry */
-            set_state(j, t, TASK_RUNNING);
-            k->attempts++;
-            k->lease_end = add_sat(now_ms, lease_ms);
+        if (take(j, now_ms, lease_ms, task)) {
             *job_id = j->id;
-            *task = t;
             return true;
         }
     }
     return false;
+}
+
+bool sched_next_in(sched_t *s, const char *job_id, uint64_t now_ms, uint64_t lease_ms, uint32_t *task)
+{
+    job_t *j = find(s, job_id);
+    return j && take(j, now_ms, lease_ms, task);
 }
 
 /* Looks up a task that must be RUNNING. */

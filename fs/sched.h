@@ -56,6 +56,8 @@ int sched_restore(sched_t *s, const char *job_id, uint32_t task, task_state_t st
  * *task set. false if nothing waits.
  */
 bool sched_next(sched_t *s, uint64_t now_ms, uint64_t lease_ms, const char **job_id, uint32_t *task);
+/** As sched_next, within one job only (a volunteer asking that job's submitter for work). */
+bool sched_next_in(sched_t *s, const char *job_id, uint64_t now_ms, uint64_t lease_ms, uint32_t *task);
 /** Extends a RUNNING task's lease to now_ms + lease_ms. 0, -ENOENT, -EINVAL (not running). */
 int sched_renew(sched_t *s, const char *job_id, uint32_t task, uint64_t now_ms, uint64_t lease_ms);
 /** A RUNNING task finished: ok -> SUCCEEDED, else FAILED. 0, -ENOENT, -EINVAL (not running). */

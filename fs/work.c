@@ -72,6 +72,7 @@ int fs__rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
 
 typedef struct scan {
     manifest_t *m;
+    store_t *st; /* also put every block into this store (results a volunteer serves) */
     size_t capfiles, capdirs;
     char *why;
     size_t whylen;
@@ -84,6 +85,7 @@ typedef struct hash_range {
     uint32_t block_size;
     size_t lo, hi;
     hash_t *out;
+    store_t *st;
     int rc;
     pthread_t thread;
 } hash_range_t;
@@ -108,6 +110,8 @@ static void *hash_range(void *arg)
         }
         if (!r->rc)
             hash_sha256(buf, want, &r->out[i]);
+        if (!r->rc && r->st)
+            r->rc = store_put_hashed(r->st, &r->out[i], buf, want);
     }
     free(buf);
     return NULL;
@@ -140,7 +144,7 @@ static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, co
     size_t nr = nb >= HASH_SPLIT_BLOCKS ? HASH_THREADS : 1;
     for (size_t k = 0; k < nr; k++)
         r[k] = (hash_range_t){.fd = fd, .size = size, .block_size = m->block_size, .lo = nb * k / nr,
-                              .hi = nb * (k + 1) / nr, .out = f.blocks};
+                              .hi = nb * (k + 1) / nr, .out = f.blocks, .st = s->st};
     bool threaded[HASH_THREADS] = {false};
     for (size_t k = 1; k < nr; k++)
         threaded[k] = pthread_create(&r[k].thread, NULL, hash_range, &r[k]) == 0;
@@ -283,13 +287,18 @@ int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen)
             return -EINVAL;
         }
     }
+    return fs__hash_tree(NULL, root, m, why, whylen);
+}
+
+int fs__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen)
+{
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         snprintf(why, whylen, "%s", strerror(errno));
         return -errno;
     }
-    scan_t s = {.m = m, .why = why, .whylen = whylen};
-    rc = scan_dir(&s, fd, "");
+    scan_t s = {.m = m, .st = st, .why = why, .whylen = whylen};
+    int rc = scan_dir(&s, fd, "");
     if (rc)
         return rc;
     manifest_sort(m);

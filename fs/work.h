@@ -18,6 +18,9 @@
  * 0, or -EINVAL/-EMSGSIZE/-errno with why filled (a reason for the user).
  */
 int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen);
+/** The tree part of fs__publish_scan: hashes every file of root into m (files, dirs); with st, also
+ * puts every block into the store (a volunteer's results, served to the submitter by hash). */
+int fs__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
 
 typedef struct collect_spec {
     const char *work_dir;   /**< the task's directory, written by the sandbox */

@@ -523,9 +523,32 @@ static void sched_large_job_with_losses(void **state)
     assert_true(seconds_since(&t0) < 0.5);
 }
 
+static void next_in_picks_from_one_job_only(void **state)
+{
+    (void)state;
+    sched_t *s = sched_new();
+    assert_int_equal(sched_add_job(s, "a", 2, 3), 0);
+    assert_int_equal(sched_add_job(s, "b", 1, 3), 0);
+    uint32_t t = 99;
+    assert_true(sched_next_in(s, "b", 0, 100, &t));
+    assert_int_equal(t, 0);
+    assert_false(sched_next_in(s, "b", 0, 100, &t)); /* b's only task is running */
+    assert_false(sched_next_in(s, "nope", 0, 100, &t));
+    assert_true(sched_next_in(s, "a", 0, 100, &t));
+    assert_int_equal(t, 0);
+    sched_counts_t c;
+    assert_int_equal(sched_counts(s, "a", &c), 0);
+    assert_int_equal(c.running, 1);
+    assert_int_equal(c.waiting, 1);
+    assert_int_equal(sched_expire(s, 100, NULL, NULL), 2); /* both leases end at 100 */
+    assert_true(sched_next_in(s, "b", 200, 100, &t));
+    sched_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(next_in_picks_from_one_job_only),
         cmocka_unit_test_setup_teardown(sched_add_job_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(sched_unknown_job_and_task, setup, teardown),
         cmocka_unit_test_setup_teardown(sched_next_lowest_index_first, setup, teardown),

@@ -1,0 +1,520 @@
+/*
+ * volunteer.c: tasks of one peer's job run on other peers of the pool (docs/protocol.md).
+ *
+ * Submitter side (the peer that published the job): answers lease requests from volunteers out of
+ * its own scheduler (sched_next_in, a lease of --lease-ms that the volunteer renews), expires
+ * the leases of volunteers that stop renewing (the task waits again and goes to someone else), and,
+ * when a volunteer reports a task done, fetches its result manifest and every block of it from that
+ * volunteer (verified by the fetcher), writes the files into results/<job>/<task>/ and records the task.
+ *
+ * Volunteer side: with a free slot, asks the submitter of a remote job it can run for a lease, runs
+ * the task in the sandbox exactly like a local one (its inputs read lazily through this peer's own
+ * mount), renews the lease while it runs, then hashes the outputs into its block store, keeps the
+ * result manifest in its outbox (served at /v1/result/<job>/<task>) and tells the submitter.
+ *
+ * Requests are GETs with the volunteer's base URL in ?peer= (the fetcher speaks GET; each one is
+ * answered from the submitter's state and is safe to repeat). Results are not signed yet (issue 3 note).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+#include "fs/work.h"
+
+#define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
+#define VOL_MAX_URL 512
+
+struct outbox {
+    char id[HASH_HEX_LEN + 1];
+    uint32_t task;
+    char *bytes; /* canonical manifest of the result files */
+    size_t len;
+    struct outbox *next;
+};
+
+static uint64_t lease_ms(const fs_t *fs) { return fs->opts.lease_ms ? fs->opts.lease_ms : 30000; }
+
+static job_t *local_job(fs_t *fs, const char *id)
+{
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (j->published && !j->remote && !j->gone && strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+/* ---- volunteer side ---- */
+
+typedef struct vreq {
+    fs_t *fs;
+    job_t *job;
+    uint32_t task;
+} vreq_t;
+
+static bool can_run(fs_t *fs, const job_t *j)
+{
+    struct utsname u;
+    const jobdesc_t *d = &j->man.desc;
+    if (uname(&u) != 0)
+        return false;
+    if (d->os && strcasecmp(d->os, "linux") != 0)
+        return false;
+    if (d->arch && strcmp(d->arch, u.machine) != 0)
+        return false;
+    if (d->network && !fs->opts.allow_network)
+        return false;
+    long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psize > 0 && (uint64_t)pages * (uint64_t)psize < d->memory_bytes)
+        return false;
+    return true;
+}
+
+static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    fs_t *fs = v->fs;
+    job_t *j = v->job;
+    j->lease_pending = false;
+    j->lease_retry_ms = fs__now_ms() + VOL_RETRY_MS;
+    if (!status && code == 200 && !j->gone && !fs->stopping && fs->nrunning < fs->opts.slots) {
+        json_error_t err;
+        json_t *o = json_loadb(body, len, 0, &err);
+        json_int_t t = json_integer_value(json_object_get(o, "task"));
+        json_int_t lease = json_integer_value(json_object_get(o, "lease_ms"));
+        if (json_is_integer(json_object_get(o, "task")) && t >= 0 && t < (json_int_t)j->man.desc.tasks) {
+            log_info("job %s: leased task %" PRId64 " from %s", j->name, (int64_t)t, j->peers[0]);
+            fs__start_task(fs, j, (uint32_t)t, true);
+            fs->running->lease_ms = lease >= 300 && lease <= 3600000 ? (uint64_t)lease : 30000;
+            j->lease_retry_ms = 0; /* maybe there is more */
+        } else {
+            log_warn("job %s: a bad lease answer from %s", j->name, j->peers[0]);
+        }
+        json_decref(o);
+    }
+    fs__job_unref(j);
+    free(v);
+    if (!fs->stopping)
+        fs__jobs_kick(fs);
+}
+
+static void vol_get(fs_t *fs, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb,
+                    vreq_t *v)
+{
+    char url[VOL_MAX_URL + 256];
+    if (task == UINT32_MAX)
+        snprintf(url, sizeof(url), "%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, fs->opts.http_url,
+                 extra ? extra : "");
+    else
+        snprintf(url, sizeof(url), "%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task,
+                 fs->opts.http_url, extra ? extra : "");
+    fs__job_ref(j);
+    v->fs = fs;
+    v->job = j;
+    v->task = task;
+    if (fetch_get(fs->fetch, url, 4096, cb, v) != 0) {
+        fs__job_unref(j);
+        free(v);
+        if (cb == on_lease)
+            j->lease_pending = false;
+    }
+}
+
+void fs__vol_kick(fs_t *fs)
+{
+    if (!fs->opts.http_url || fs->stopping)
+        return;
+    uint64_t now = fs__now_ms();
+    unsigned asking = 0;
+    for (job_t *j = fs->joblist; j; j = j->next) {
+        if (fs->nrunning + asking >= fs->opts.slots)
+            break;
+        if (!j->remote || j->gone || !j->dir || j->n_peers == 0)
+            continue;
+        if (j->lease_pending) {
+            asking++;
+            continue;
+        }
+        if (now < j->lease_retry_ms || !can_run(fs, j))
+            continue;
+        j->lease_pending = true;
+        asking++;
+        vol_get(fs, j, "lease", UINT32_MAX, NULL, on_lease, xcalloc(1, sizeof(vreq_t)));
+    }
+}
+
+static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    if (status || code >= 300)
+        log_warn("job %s task %u: the submitter answered %u (%s)", v->job->name, v->task, code,
+                 status ? strerror(-status) : "HTTP");
+    fs__job_unref(v->job);
+    free(v);
+}
+
+/* Renews the leases of remote tasks running here; called every second. */
+void fs__vol_tick(fs_t *fs)
+{
+    uint64_t now = fs__now_ms();
+    for (running_t *r = fs->running; r; r = r->next) {
+        if (!r->remote || now - r->last_renew_ms < r->lease_ms / 3)
+            continue;
+        r->last_renew_ms = now;
+        vol_get(fs, r->job, "renew", r->task, NULL, on_ack, xcalloc(1, sizeof(vreq_t)));
+    }
+    fs__vol_kick(fs);
+}
+
+typedef struct outwork {
+    uv_work_t req;
+    fs_t *fs;
+    job_t *job;
+    uint32_t task;
+    int exit_code;
+    uint64_t elapsed_ms;
+    char *dir;
+    manifest_t man;
+    int rc;
+    char why[256];
+} outwork_t;
+
+static void out_work(uv_work_t *req)
+{
+    outwork_t *w = req->data;
+    w->rc = fs__hash_tree(w->fs->store, w->dir, &w->man, w->why, sizeof(w->why));
+}
+
+static void out_done(uv_work_t *req, int status)
+{
+    outwork_t *w = req->data;
+    fs_t *fs = w->fs;
+    job_t *j = w->job;
+    fs->pending_work--;
+    char *bytes = NULL;
+    size_t len = 0;
+    if (!w->rc && !fs->stopping && !j->gone && manifest_encode(&w->man, &bytes, &len) == 0) {
+        struct outbox *o = xcalloc(1, sizeof(*o));
+        memcpy(o->id, j->id, sizeof(o->id));
+        o->task = w->task;
+        o->bytes = bytes;
+        o->len = len;
+        o->next = fs->outbox;
+        fs->outbox = o;
+        char extra[96];
+        snprintf(extra, sizeof(extra), "&exit=%d&ms=%" PRIu64, w->exit_code, w->elapsed_ms);
+        vol_get(fs, j, "done", w->task, extra, on_ack, xcalloc(1, sizeof(vreq_t)));
+        log_info("job %s task %u done here (exit %d): reported to %s", j->name, w->task, w->exit_code, j->peers[0]);
+    } else if (w->rc) {
+        log_error("job %s task %u: hashing the outputs: %s", j->name, w->task, w->why);
+    }
+    manifest_release(&w->man);
+    free(w->dir);
+    free(w);
+    fs__job_unref(j);
+}
+
+void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason)
+{
+    outwork_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->fs = fs;
+    w->job = j;
+    w->task = task;
+    w->exit_code = exit_code;
+    w->elapsed_ms = elapsed_ms;
+    w->dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task);
+    manifest_init(&w->man);
+    w->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
+    w->man.created_ms = fs__now_ms();
+    fs__job_ref(j);
+    fs->pending_work++;
+    uv_queue_work(fs->loop, &w->req, out_work, out_done);
+    (void)reason; /* stderr and exit_code travel as files of the result */
+}
+
+/* ---- submitter side ---- */
+
+typedef struct rcollect {
+    fs_t *fs;
+    job_t *job;
+    uint32_t task;
+    char *peer;
+    int exit_code;
+    uint64_t elapsed_ms;
+    manifest_t man;
+    unsigned missing;
+    int status;
+    uv_work_t req;
+    char why[256];
+} rcollect_t;
+
+static void rc_free(rcollect_t *c)
+{
+    manifest_release(&c->man);
+    free(c->peer);
+    fs__job_unref(c->job);
+    free(c);
+}
+
+/* Thread pool: writes the result files from the store into results/<id>/.<task>.tmp, then renames. */
+static void assemble_work(uv_work_t *req)
+{
+    rcollect_t *c = req->data;
+    fs_t *fs = c->fs;
+    char *tmp = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, c->job->id, c->task);
+    char *fin = xasprintf("%s/results/%s/%u", fs->data_dir, c->job->id, c->task);
+    fs__rm_rf(tmp);
+    int rc = fs__mkdir_p(tmp, 0755);
+    for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
+        char *d = xasprintf("%s/%s", tmp, c->man.dirs[i]);
+        rc = fs__mkdir_p(d, 0755);
+        free(d);
+    }
+    char *buf = xmalloc(c->man.block_size);
+    for (size_t i = 0; !rc && i < c->man.n_files; i++) {
+        const manifest_file_t *f = &c->man.files[i];
+        char *p = xasprintf("%s/%s", tmp, f->path);
+        FILE *out = fopen(p, "we");
+        free(p);
+        if (!out) {
+            rc = -errno;
+            break;
+        }
+        for (size_t b = 0; !rc && b < f->n_blocks; b++) {
+            ssize_t got = store_read(fs->store, &f->blocks[b], buf, c->man.block_size, 0);
+            if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
+                rc = got < 0 ? (int)got : -EIO;
+        }
+        if (fclose(out) != 0 && !rc)
+            rc = -EIO;
+    }
+    free(buf);
+    if (!rc) {
+        fs__rm_rf(fin);
+        rc = rename(tmp, fin) == 0 ? 0 : -errno;
+    }
+    if (rc)
+        snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
+    c->status = rc;
+    free(tmp);
+    free(fin);
+}
+
+static void assemble_done(uv_work_t *req, int status)
+{
+    rcollect_t *c = req->data;
+    fs_t *fs = c->fs;
+    job_t *j = c->job;
+    fs->pending_work--;
+    if (!j->gone && !fs->stopping) {
+        bool ok = c->status == 0 && c->exit_code == 0;
+        char reason[320];
+        if (c->status)
+            snprintf(reason, sizeof(reason), "%s", c->why);
+        else
+            snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
+        fs__task_finished(j, c->task, ok, c->exit_code, c->elapsed_ms, reason);
+        log_info("job %s task %u: result from %s (exit %d)", j->name, c->task, c->peer, c->exit_code);
+        if (j->lease_peer) {
+            free(j->lease_peer[c->task]);
+            j->lease_peer[c->task] = NULL;
+        }
+    }
+    rc_free(c);
+}
+
+static void rc_block_done(const hash_t *h, int status, void *arg)
+{
+    rcollect_t *c = arg;
+    if (status && !c->status) {
+        c->status = status;
+        snprintf(c->why, sizeof(c->why), "fetching the result from %s: %s", c->peer, strerror(-status));
+    }
+    if (--c->missing > 0)
+        return;
+    if (c->status || c->job->gone || c->fs->stopping) {
+        if (c->status && !c->job->gone)
+            log_warn("job %s task %u: %s (the lease will expire and the task run again)", c->job->name,
+                     c->task, c->why);
+        return rc_free(c);
+    }
+    c->req.data = c;
+    c->fs->pending_work++;
+    uv_queue_work(c->fs->loop, &c->req, assemble_work, assemble_done);
+}
+
+static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    rcollect_t *c = arg;
+    char why[256] = "";
+    if (status || code != 200)
+        snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
+    else if (manifest_decode(&c->man, body, len, why, sizeof(why)) != 0 && !why[0])
+        snprintf(why, sizeof(why), "undecodable");
+    if (why[0] || c->job->gone || c->fs->stopping) {
+        if (why[0])
+            log_warn("job %s task %u: result manifest from %s refused: %s", c->job->name, c->task, c->peer, why);
+        return rc_free(c);
+    }
+    const char *peers[1] = {c->peer};
+    c->missing = 1;
+    for (size_t i = 0; i < c->man.n_files; i++) {
+        const manifest_file_t *f = &c->man.files[i];
+        for (size_t b = 0; b < f->n_blocks; b++) {
+            uint64_t off = (uint64_t)b * c->man.block_size;
+            uint32_t blen = (uint32_t)(f->size - off < c->man.block_size ? f->size - off : c->man.block_size);
+            c->missing++;
+            if (fetch_block(c->fs->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
+                c->missing--;
+                c->status = -EIO;
+            }
+        }
+    }
+    rc_block_done(NULL, 0, c);
+}
+
+static const char *query_peer(httpd_req_t *r, char *out, size_t cap)
+{
+    size_t qlen = 0, olen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    if (httpd_query_get(q, qlen, "peer", out, cap - 1, &olen) != 0 || olen == 0 ||
+        strncmp(out, "http://", 7) != 0)
+        return NULL;
+    out[olen] = '\0';
+    for (size_t i = 0; i < olen; i++)
+        if ((unsigned char)out[i] <= ' ' || out[i] == '?' || out[i] == '#')
+            return NULL;
+    return out;
+}
+
+static void reply_json(httpd_req_t *r, unsigned code, const char *text)
+{
+    httpd_reply(r, code, "application/json", text, strlen(text));
+}
+
+/* /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/done/<id>/<task>, /v1/result/<id>/<task>. */
+bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
+{
+    char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
+    unsigned task = 0;
+    int n = 0;
+    if (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN)
+        return false;
+    bool with_task = path[n] == '/';
+    if (with_task && sscanf(path + n, "/%u", &task) != 1)
+        return false;
+    if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
+        for (struct outbox *o = fs->outbox; o; o = o->next)
+            if (!strcmp(o->id, id) && o->task == task)
+                return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
+        return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
+    }
+    if (strcmp(what, "lease") && strcmp(what, "renew") && strcmp(what, "done"))
+        return false;
+    job_t *j = local_job(fs, id);
+    if (!j)
+        return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
+    if (!query_peer(r, peer, sizeof(peer)))
+        return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
+    if (!j->lease_peer)
+        j->lease_peer = xcalloc(j->man.desc.tasks, sizeof(char *));
+    uint64_t now = fs__now_ms();
+    if (!strcmp(what, "lease")) {
+        uint32_t t;
+        if (j->state != J_RUNNING || !sched_next_in(fs->sched, j->id, now, lease_ms(fs), &t))
+            return reply_json(r, 204, ""), true;
+        free(j->lease_peer[t]);
+        j->lease_peer[t] = xstrdup(peer);
+        char body[96];
+        snprintf(body, sizeof(body), "{\"task\":%u,\"lease_ms\":%" PRIu64 "}", t, lease_ms(fs));
+        log_info("job %s: task %u leased to %s", j->name, t, peer);
+        return reply_json(r, 200, body), true;
+    }
+    if (!with_task || task >= j->man.desc.tasks || !j->lease_peer[task] || strcmp(j->lease_peer[task], peer))
+        return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
+    if (!strcmp(what, "renew")) {
+        int rc = sched_renew(fs->sched, j->id, task, now, lease_ms(fs));
+        return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
+    }
+    /* done: give the transfer time, then fetch the result from the volunteer */
+    size_t qlen = 0, vlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    char v[32];
+    long long code = -1, ms = 0;
+    if (httpd_query_get(q, qlen, "exit", v, sizeof(v) - 1, &vlen) == 0) {
+        v[vlen] = '\0';
+        code = strtoll(v, NULL, 10);
+    }
+    if (httpd_query_get(q, qlen, "ms", v, sizeof(v) - 1, &vlen) == 0) {
+        v[vlen] = '\0';
+        ms = strtoll(v, NULL, 10);
+    }
+    if (code < -1 || code > 255 || ms < 0)
+        return reply_json(r, 400, "{\"error\":\"bad exit or ms\"}"), true;
+    sched_renew(fs->sched, j->id, task, now, 10 * lease_ms(fs));
+    rcollect_t *c = xcalloc(1, sizeof(*c));
+    c->fs = fs;
+    c->job = j;
+    c->task = task;
+    c->peer = xstrdup(peer);
+    c->exit_code = (int)code;
+    c->elapsed_ms = (uint64_t)ms;
+    manifest_init(&c->man);
+    fs__job_ref(j);
+    char url[VOL_MAX_URL + 128];
+    snprintf(url, sizeof(url), "%s/v1/result/%s/%u", peer, j->id, task);
+    if (fetch_get(fs->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
+        rc_free(c);
+    return reply_json(r, 202, "{}"), true;
+}
+
+static void on_lease_expired(void *arg, const char *job_id, uint32_t task)
+{
+    fs_t *fs = arg;
+    job_t *j = local_job(fs, job_id);
+    if (!j || !j->lease_peer || !j->lease_peer[task])
+        return;
+    log_warn("job %s task %u: the lease of %s expired: the task waits for another peer", j->name, task,
+             j->lease_peer[task]);
+    free(j->lease_peer[task]);
+    j->lease_peer[task] = NULL;
+}
+
+static void on_lease_timer(uv_timer_t *t)
+{
+    fs_t *fs = t->data;
+    if (sched_expire(fs->sched, fs__now_ms(), on_lease_expired, fs) > 0)
+        fs__jobs_kick(fs);
+}
+
+static void timer_freed(uv_handle_t *h) { free(h); }
+
+void fs__vol_start(fs_t *fs)
+{
+    fs->lease_timer = xcalloc(1, sizeof(*fs->lease_timer));
+    uv_timer_init(fs->loop, fs->lease_timer);
+    fs->lease_timer->data = fs;
+    uv_timer_start(fs->lease_timer, on_lease_timer, 1000, 1000);
+}
+
+void fs__vol_stop(fs_t *fs)
+{
+    if (fs->lease_timer)
+        uv_close((uv_handle_t *)fs->lease_timer, timer_freed);
+    fs->lease_timer = NULL;
+    while (fs->outbox) {
+        struct outbox *o = fs->outbox;
+        fs->outbox = o->next;
+        free(o->bytes);
+        free(o);
+    }
+}

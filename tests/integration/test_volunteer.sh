@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Volunteers: a job published on A (which runs nothing itself: --slots 0) runs on B and C, which
+# lease its tasks from A, read its inputs lazily through their own mounts, and report back; the
+# results appear in A's results/. A volunteer killed mid-task loses its lease and the task runs
+# elsewhere.
+# shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
+. "$(dirname -- "$0")/lib.sh"
+
+peer_field() {
+    local text
+    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
+    field "$2" <<<"$text"
+}
+
+t_tasks_run_on_volunteers_and_results_reach_the_submitter() {
+    start_peer A --port 0 --slots 0
+    local a url src st i
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir sweep)
+    make_job "$src" 'echo "task $PREON_TASK of $PREON_TASKS: $(wc -c < /job/data.bin)" > out.txt; hostname > host.txt' "tasks = 6"
+    head -c 1000000 /dev/urandom >"$src/data.bin"
+    start_peer B --port 0 --slots 2 --peer "$url" --uid-base 64400
+    start_peer C --port 0 --slots 2 --peer "$url" --uid-base 64410
+    cp -r -- "$src" "$a/jobs/sweep"
+    st=$(wait_job "$a" sweep 90)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_eq 6 "$(field succeeded <<<"$st")" succeeded
+    for i in 0 1 2 3 4 5; do
+        assert_file_eq "$a/results/sweep/$i/out.txt" "task $i of 6: 1000000"
+        assert_file_eq "$a/results/sweep/$i/exit_code" 0
+    done
+    grep -q "leased to" "${PEER_LOG[A]}" || fail "A's log shows no lease"
+}
+
+t_killed_volunteer_loses_its_lease() {
+    start_peer A --port 0 --slots 0 --lease-ms 1500
+    local a url src st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir slow)
+    make_job "$src" 'sleep 3; echo ok > out.txt' "tasks = 1"
+    start_peer B --port 0 --slots 1 --peer "$url" --uid-base 64420
+    cp -r -- "$src" "$a/jobs/slow"
+    wait_status "$a" slow running 1 30 # B holds the lease and runs it
+    kill9_peer B                        # B vanishes mid-task: it stops renewing
+    start_peer C --port 0 --slots 1 --peer "$url" --uid-base 64430
+    st=$(wait_job "$a" slow 90)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_file_eq "$a/results/slow/0/out.txt" ok
+    grep -q "lease of .* expired" "${PEER_LOG[A]}" || fail "A's log shows no expired lease"
+}
+
+run_tests "$@"
