@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The seed's dispatch experiment: 200 "echo hello" tasks over 10 peers on loopback (a submitter that
+# runs nothing itself, --slots 0, and 9 volunteers with 2 slots each, joined through the submitter's
+# embedded tracker). Prints the time from publishing (the rename into jobs/) until all 200 results
+# are in the submitter's results/, the per-task run-time percentiles, and the same 200 tasks run on
+# one peer with 2 slots (local execution, the yardstick) from the same run.
+# Usage: PREON=build/preon tests/bench/bench_dispatch.sh [TASKS] [VOLUNTEERS]
+set -euo pipefail
+: "${PREON:?set PREON to the preon binary}"
+PREON=$(readlink -f -- "$PREON")
+TASKS=${1:-200}
+NVOL=${2:-9}
+T=$(mktemp -d /var/tmp/preon-dispatch.XXXXXX)
+chmod 755 "$T"
+PIDS=() MNTS=()
+cleanup() {
+    set +e
+    for m in "${MNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf --one-file-system "$T"
+}
+trap cleanup EXIT INT TERM
+
+# start NAME ARGS...: mounts a peer at $T/NAME/m and waits for its ready line.
+start() {
+    local n=$1
+    shift
+    mkdir -p "$T/$n/m" "$T/$n/d"
+    mkfifo "$T/$n/ready"
+    "$PREON" mount -f --data "$T/$n/d" --port 0 --ready-fd 3 --log "$T/$n/log" "$@" "$T/$n/m" \
+        3>"$T/$n/ready" 2>/dev/null &
+    PIDS+=($!)
+    MNTS+=("$T/$n/m")
+    read -r -t 20 _ <"$T/$n/ready"
+}
+now() { date +%s.%N; }
+
+mkdir -p "$T/src/hello"
+printf 'command = echo hello\ntasks = %d\n' "$TASKS" >"$T/src/hello/preon.job"
+
+start sub --slots 0
+URL=$(sed -n 's/^http: //p' "$T/sub/m/peer")
+for i in $(seq "$NVOL"); do
+    start "v$i" --slots 2 --uid-base $((64500 + 10 * i)) --tracker "$URL/announce"
+done
+cp -r "$T/src/hello" "$T/sub/m/jobs/.hello"
+t0=$(now)
+mv "$T/sub/m/jobs/.hello" "$T/sub/m/jobs/hello"
+st=$(timeout 600 cat "$T/sub/m/wait/hello")
+t1=$(now)
+pool=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+n=$(ls "$T/sub/m/results/hello" | wc -l)
+ok=$(sed -n 's/^succeeded: //p' <<<"$st")
+
+start local --slots 2
+cp -r "$T/src/hello" "$T/local/m/jobs/.hello"
+t0=$(now)
+mv "$T/local/m/jobs/.hello" "$T/local/m/jobs/hello"
+lst=$(timeout 600 cat "$T/local/m/wait/hello")
+t1=$(now)
+local_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+
+printf 'pool of %d volunteers: %d/%d tasks succeeded, %d result folders, all in %s s (task p50 %s ms, p95 %s ms)\n' \
+    "$NVOL" "$ok" "$TASKS" "$n" "$pool" "$(sed -n 's/^task-ms-p50: //p' <<<"$st")" "$(sed -n 's/^task-ms-p95: //p' <<<"$st")"
+printf 'one peer, 2 slots (local execution): %s s (task p50 %s ms)\n' "$local_s" "$(sed -n 's/^task-ms-p50: //p' <<<"$lst")"
+printf 'ratio pool/local time: %s\n' "$(awk -v a="$pool" -v b="$local_s" 'BEGIN { printf "%.2f", a / b }')"
