@@ -728,8 +728,13 @@ char *fs__job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
-        if (j->remote)
+        if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\n", j->n_peers, j->peers[0]);
+        } else if (j->lease_peer) {
+            for (uint32_t t = 0; t < j->man.desc.tasks; t++) /* at most one line per leased task */
+                if (j->lease_peer[t])
+                    sb_printf(&b, "leased-task: %u %s\n", t, j->lease_peer[t]);
+        }
         if (j->n_task_ms > 0) {
             uint32_t *v = xreallocarray(NULL, j->n_task_ms, sizeof(uint32_t));
             memcpy(v, j->task_ms, j->n_task_ms * sizeof(uint32_t));
@@ -766,6 +771,13 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
     if (fs->opts.http_url)
         sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", fs->opts.http_url,
                   (unsigned long long)fs->api_blocks_served, (unsigned long long)fs->api_bytes_served);
+    if (fs->fetch) {
+        fetch_stats_t fst;
+        fetch_stats(fs->fetch, &fst);
+        sb_printf(&b, "blocks-fetched: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\nfetches-in-flight: %u\n",
+                  (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
+                  fst.inflight);
+    }
     *len = b.len;
     return b.p;
 }
