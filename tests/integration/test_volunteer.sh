@@ -51,4 +51,38 @@ t_killed_volunteer_loses_its_lease() {
     grep -q "lease of .* expired" "${PEER_LOG[A]}" || fail "A's log shows no expired lease"
 }
 
+# start_tracker PORT: a stand-alone `preon tracker` on 127.0.0.1 (PORT 0: any), 1 s interval; sets
+# TRACKER_PID and TRACKER_PORT; stopped by PID at cleanup.
+start_tracker() {
+    local fifo=$T_CASE/tracker.fifo line
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    "$PREON" tracker --listen 127.0.0.1 --port "$1" --interval 1 --ready-fd 3 --log "$T_CASE/tracker.log" \
+        3>"$fifo" </dev/null >/dev/null 2>&1 &
+    TRACKER_PID=$!
+    on_cleanup "kill $TRACKER_PID; wait $TRACKER_PID"
+    read -r -t 20 line <"$fifo" || fail "the tracker did not start"
+    TRACKER_PORT=${line##*:}
+}
+
+t_tracker_restart_during_a_job() {
+    start_tracker 0
+    local t="http://127.0.0.1:$TRACKER_PORT/announce" a src st
+    start_peer A --port 0 --slots 0 --tracker "$t" --pool r
+    start_peer B --port 0 --slots 1 --tracker "$t" --pool r --uid-base 64440
+    a=$(mnt A)
+    src=$(src_dir r)
+    make_job "$src" 'sleep 1; echo $PREON_TASK > out.txt' "tasks = 4"
+    cp -r -- "$src" "$a/jobs/r"
+    wait_status "$a" r succeeded 1 60
+    kill -KILL "$TRACKER_PID"
+    wait "$TRACKER_PID" 2>/dev/null || true
+    start_tracker "$TRACKER_PORT" # the same URL: every peer's next announce finds it again
+    start_peer C --port 0 --slots 1 --tracker "$t" --pool r --uid-base 64450
+    st=$(wait_job "$a" r 90)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_eq 4 "$(field succeeded <<<"$st")" succeeded
+    assert_file_eq "$a/results/r/3/out.txt" 3
+}
+
 run_tests "$@"
