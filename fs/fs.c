@@ -298,6 +298,7 @@ void fs_stop(fs_t *fs)
             free(w);
         }
     }
+    fs__remote_reads_abort(fs);
     if (fs->mounted)
         fuse_session_unmount(fs->se);
     fuse_session_destroy(fs->se);

@@ -167,6 +167,7 @@ struct fs {
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
     announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;
+    struct rread *rreads;     /**< reads parked on fetches (remote.c) */
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
@@ -220,6 +221,8 @@ void fs__pool_add_peer(fs_t *fs, const char *url);
 void fs__discover_start(fs_t *fs);
 void fs__discover_stop(fs_t *fs);
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off);
+/** Answers every parked read with EINTR (before the FUSE session goes away). */
+void fs__remote_reads_abort(fs_t *fs);
 /* jobs.c, for remote.c: takes m's contents */
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);
 

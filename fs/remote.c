@@ -232,7 +232,28 @@ typedef struct rread {
     unsigned missing;
     int status;
     bool done; /* replied (interrupted): the fetches that are left only land in the store */
+    struct rread *next; /* fs->rreads: parked reads, answered at once when the peer stops */
 } rread_t;
+
+static void rread_unlink(rread_t *r)
+{
+    for (rread_t **pp = (rread_t **)&r->fs->rreads; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+    }
+}
+
+void fs__remote_reads_abort(fs_t *fs)
+{
+    for (rread_t *r = fs->rreads; r; r = r->next) {
+        if (!r->done) {
+            r->done = true;
+            fuse_reply_err(r->req, EINTR);
+        }
+    }
+}
 
 typedef struct rwait {
     rread_t *r; /* NULL for read-ahead */
@@ -242,6 +263,7 @@ typedef struct rwait {
 static void rread_finish(rread_t *r)
 {
     job_t *j = r->job;
+    rread_unlink(r);
     if (!r->done) {
         r->done = true;
         if (r->status) {
@@ -343,8 +365,11 @@ void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off
     for (size_t bi = b1 + 1; bi <= b1 + FS_READAHEAD_BLOCKS && bi < f->n_blocks; bi++)
         if (!store_has(fs->store, &f->blocks[bi]))
             want_block(fs, j, f, bi, NULL);
-    if (r->missing > 1)
+    if (r->missing > 1) {
+        r->next = fs->rreads;
+        fs->rreads = r;
         fuse_req_interrupt_func(req, on_read_interrupt, r);
+    }
     if (--r->missing == 0)
         rread_finish(r);
 }
