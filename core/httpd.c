@@ -50,6 +50,8 @@ struct httpd {
     route_t routes[HTTPD_MAX_ROUTES];
     size_t n_routes;
     size_t max_body;
+    unsigned n_conns, max_conns;
+    bool run_again;     /* a connection closed while at the limit: see pump() */
     uint16_t port;
     bool in_run;        /* inside MHD_run: closing must wait until it returns */
     bool close_pending; /* httpd_close was called from inside MHD_run */
@@ -361,13 +363,20 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     cc->seen = false;
     cc->too_big = false;
     cc->body_len = 0;
+    if (cc->body_cap > 4096) { /* a large body's buffer is not kept for the connection's life */
+        free(cc->body);
+        cc->body = NULL;
+        cc->body_cap = 0;
+    }
     return cc;
 }
 
 static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
                     enum MHD_ConnectionNotificationCode toe)
 {
+    httpd_t *h = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        h->n_conns++;
         conn_t *cc = xcalloc(1, sizeof(*cc));
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -376,6 +385,8 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
         }
         *socket_context = cc;
     } else if (*socket_context) {
+        if (h->n_conns-- >= h->max_conns)
+            h->run_again = true;
         conn_t *cc = *socket_context;
         free(cc->uri);
         free(cc->body);
@@ -425,6 +436,13 @@ static void pump(httpd_t *h)
 {
     h->in_run = true;
     MHD_run(h->d);
+    /* At the connection limit MHD takes its listening socket out of its epoll set, and puts it
+     * back only at the start of a later MHD_run; if no other event comes, clients waiting in the
+     * backlog would wait forever. So a run that freed a slot at the limit is followed by one more. */
+    while (h->run_again && !h->close_pending) {
+        h->run_again = false;
+        MHD_run(h->d);
+    }
     h->in_run = false;
     if (h->close_pending) {
         do_close(h);
@@ -479,6 +497,7 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     httpd_t *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
     h->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_MAX_BODY;
+    h->max_conns = o->max_conns ? o->max_conns : HTTPD_DEFAULT_MAX_CONNS;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -486,7 +505,7 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     h->d = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_access, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_conns ? o->max_conns : HTTPD_DEFAULT_MAX_CONNS),
+        MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s ? o->timeout_s : HTTPD_DEFAULT_TIMEOUT_S),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(o->conn_memory ? o->conn_memory : HTTPD_DEFAULT_CONN_MEMORY),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,

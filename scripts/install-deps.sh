@@ -13,6 +13,8 @@
 #               listener for the sandbox network test), diffutils (cmp, diff -r), mawk (the POSIX
 #               awk of the base system: test jobs and mnt-examples use nothing else inside the
 #               sandbox), bash (/dev/tcp in the network test)
+#   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
+#               (the HTTP load generator of that benchmark)
 set -euo pipefail
 
 PKGS=(
@@ -22,6 +24,7 @@ PKGS=(
     fuse3 bubblewrap
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
     grep sed mawk bash ca-certificates
+    opentracker wrk
 )
 
 missing=()

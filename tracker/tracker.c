@@ -390,8 +390,7 @@ static void put_announce_answer(tracker_state_t *t, const swarm_t *s, int64_t se
 int tracker_announce(tracker_state_t *t, const tracker_announce_t *a, uint64_t now_ms, bencode_buf_t *out)
 {
     uint32_t now_s = (uint32_t)(now_ms / 1000);
-    size_t slot = swarm_slot(t, a->info_hash);
-    swarm_t *s = t->tab[slot];
+    swarm_t *s = swarm_find(t, a->info_hash);
     if (s)
         swarm_sweep(t, s, now_s);
 
@@ -402,6 +401,11 @@ int tracker_announce(tracker_state_t *t, const tracker_announce_t *a, uint64_t n
         put_announce_answer(t, s, -1, a, out);
         return 0;
     }
+    int64_t pos = s ? peer_find(t, s, a->addr) : -1;
+    if (pos < 0 && t->n_peers >= t->max_peers) {
+        tracker_failure(out, "tracker is full (too many peers)");
+        return -ENOSPC;
+    }
     if (!s) {
         if (t->n_swarms >= t->max_swarms) {
             tracker_failure(out, "tracker is full (too many swarms)");
@@ -409,14 +413,8 @@ int tracker_announce(tracker_state_t *t, const tracker_announce_t *a, uint64_t n
         }
         s = swarm_create(t, a->info_hash);
     }
-    int64_t pos = peer_find(t, s, a->addr);
-    if (pos < 0) {
-        if (t->n_peers >= t->max_peers) {
-            tracker_failure(out, "tracker is full (too many peers)");
-            return -ENOSPC; /* an empty swarm just made is reclaimed by tracker_expire */
-        }
+    if (pos < 0)
         pos = peer_add(t, s, a->addr, now_s);
-    }
     peer_t *p = &s->peers[pos];
     memcpy(p->id, a->peer_id, TRACKER_HASH_LEN);
     p->last_s = now_s;

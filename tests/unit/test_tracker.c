@@ -481,7 +481,6 @@ static void tracker_announce_numwant_limits_and_never_self(void **state)
             answer_free(&a);
         }
     }
-    /* A swarm of 299 others, numwant 298: all but one, and never self, from any start. */
     bencode_buf_release(&out);
     tracker_state_free(t);
 }
@@ -683,7 +682,7 @@ static void tracker_bad_requests_get_failure_reason(void **state)
 static void tracker_limits_peers_and_swarms(void **state)
 {
     (void)state;
-    tracker_state_t *t = new_state(1800, 3, 2);
+    tracker_state_t *t = new_state(1800, 4, 2);
     bencode_buf_t out;
     bencode_buf_init(&out);
     answer_t a;
@@ -696,7 +695,7 @@ static void tracker_limits_peers_and_swarms(void **state)
     answer_free(&a);
     do_announce(t, 2, 1, NULL, SA(p), 0, &out, &a);
     answer_free(&a);
-    /* Third swarm: full. */
+    /* A third swarm: full. */
     q = query(3, 1, NULL);
     assert_int_equal(tracker_parse_announce(q, strlen(q), SA(p), &ann, why, sizeof(why)), 0);
     assert_int_equal(tracker_announce(t, &ann, 0, &out), -ENOSPC);
@@ -704,21 +703,31 @@ static void tracker_limits_peers_and_swarms(void **state)
     answer_of(&out, &a);
     assert_non_null(strstr(ans_failure(&a), "too many swarms"));
     answer_free(&a);
-    /* Fourth peer: full; a known peer may still announce. */
-    q = query(2, 2, NULL);
-    assert_int_equal(tracker_parse_announce(q, strlen(q), SA(p), &ann, why, sizeof(why)), 0);
-    assert_int_equal(tracker_announce(t, &ann, 0, &out), -ENOSPC);
-    free(q);
-    answer_of(&out, &a);
-    assert_non_null(strstr(ans_failure(&a), "too many peers"));
+    /* The fourth peer fits; a fifth does not, in a known swarm or a new one (which is then not
+     * created either); a known peer may still announce. */
+    do_announce(t, 2, 2, NULL, SA(p), 0, &out, &a);
+    assert_null(ans_failure(&a));
     answer_free(&a);
+    for (unsigned sw = 2; sw <= 3; sw++) {
+        q = query(sw, 3, NULL);
+        assert_int_equal(tracker_parse_announce(q, strlen(q), SA(p), &ann, why, sizeof(why)), 0);
+        assert_int_equal(tracker_announce(t, &ann, 0, &out), -ENOSPC);
+        free(q);
+        answer_of(&out, &a);
+        assert_non_null(strstr(ans_failure(&a), "too many peers"));
+        answer_free(&a);
+    }
+    tracker_stats_t st;
+    tracker_get_stats(t, &st);
+    assert_int_equal(st.swarms, 2);
+    assert_int_equal(st.peers, 4);
     do_announce(t, 1, 2, NULL, SA(p), 0, &out, &a);
     assert_null(ans_failure(&a));
     answer_free(&a);
     /* Once one stops there is room again. */
     do_announce(t, 1, 2, "&event=stopped", SA(p), 0, &out, &a);
     answer_free(&a);
-    do_announce(t, 2, 2, NULL, SA(p), 0, &out, &a);
+    do_announce(t, 2, 3, NULL, SA(p), 0, &out, &a);
     assert_null(ans_failure(&a));
     answer_free(&a);
     bencode_buf_release(&out);
