@@ -368,6 +368,39 @@ preon_wait_rc() {
     echo "$rc"
 }
 
+# pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
+pct() { sed 's/../%&/g' <<<"$1"; }
+
+# start_opentracker HASH...: runs opentracker on a free port with the hashes whitelisted; sets
+# OTPORT. opentracker chroots to its directory and drops to nobody.
+start_opentracker() {
+    command -v opentracker >/dev/null || fail "opentracker is not installed (scripts/install-deps.sh installs it)"
+    local d="$T_CASE/ot" h try pid
+    mkdir -p "$d"
+    for h in "$@"; do echo "$h"; done >"$d/whitelist.txt"
+    chmod 755 "$d"
+    chmod 644 "$d/whitelist.txt"
+    for try in 1 2 3 4 5; do
+        OTPORT=$((20000 + RANDOM % 30000))
+        if ss -Hltn "sport = :$OTPORT" | grep -q .; then continue; fi
+        printf 'listen.tcp 127.0.0.1:%s\naccess.whitelist /whitelist.txt\ntracker.rootdir %s\ntracker.user nobody\n' \
+            "$OTPORT" "$d" >"$d/ot.conf"
+        opentracker -f "$d/ot.conf" >"$d/out" 2>&1 </dev/null &
+        pid=$!
+        on_cleanup "_kill_pid $pid 5"
+        local end=$((SECONDS + 10))
+        while [ "$SECONDS" -le "$end" ] && kill -0 "$pid" 2>/dev/null; do
+            if curl -s -m 2 -o /dev/null "http://127.0.0.1:$OTPORT/scrape?info_hash=$(pct "$1")"; then
+                return 0
+            fi
+            sleep 0.05
+        done
+    done
+    cat "$d/out" >&2
+    fail "opentracker did not start"
+}
+
+
 # --- running ----------------------------------------------------------------------------------------
 
 # Runs one test function in the current (sub)shell, with its own case dir and cleanup.

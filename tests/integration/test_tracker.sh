@@ -16,8 +16,6 @@ IH=a5a5a5a5a5a5a5a5000000000000000000000007
 IH2=a5a5a5a5a5a5a5a5000000000000000000000008
 
 # pct HEX: percent-encodes every byte of a hex string.
-pct() { sed 's/../%&/g' <<<"$1"; }
-
 # start_tracker [options...]: starts `preon tracker` on 127.0.0.1:0; sets TPORT and TPID.
 start_tracker() {
     local fifo="$T_CASE/tracker.fifo" rfd line="" rc=0
@@ -188,35 +186,6 @@ t_sigterm_exits_0() {
     grep -q "listening on 127.0.0.1:$TPORT" "$T_CASE/tracker.out" || fail "no 'listening on' line in the log"
     # The port is free again.
     if curl -s -m 5 -o /dev/null "http://127.0.0.1:$TPORT/x"; then fail "port $TPORT still answers"; fi
-}
-
-# start_opentracker HASH...: runs opentracker on a free port with the hashes whitelisted; sets
-# OTPORT. opentracker chroots to its directory and drops to nobody.
-start_opentracker() {
-    command -v opentracker >/dev/null || fail "opentracker is not installed (scripts/install-deps.sh installs it)"
-    local d="$T_CASE/ot" h try pid
-    mkdir -p "$d"
-    for h in "$@"; do echo "$h"; done >"$d/whitelist.txt"
-    chmod 755 "$d"
-    chmod 644 "$d/whitelist.txt"
-    for try in 1 2 3 4 5; do
-        OTPORT=$((20000 + RANDOM % 30000))
-        if ss -Hltn "sport = :$OTPORT" | grep -q .; then continue; fi
-        printf 'listen.tcp 127.0.0.1:%s\naccess.whitelist /whitelist.txt\ntracker.rootdir %s\ntracker.user nobody\n' \
-            "$OTPORT" "$d" >"$d/ot.conf"
-        opentracker -f "$d/ot.conf" >"$d/out" 2>&1 </dev/null &
-        pid=$!
-        on_cleanup "_kill_pid $pid 5"
-        local end=$((SECONDS + 10))
-        while [ "$SECONDS" -le "$end" ] && kill -0 "$pid" 2>/dev/null; do
-            if curl -s -m 2 -o /dev/null "http://127.0.0.1:$OTPORT/scrape?info_hash=$(pct "$1")"; then
-                return 0
-            fi
-            sleep 0.05
-        done
-    done
-    cat "$d/out" >&2
-    fail "opentracker did not start"
 }
 
 t_opentracker_interop() {

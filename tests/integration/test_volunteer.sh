@@ -85,4 +85,22 @@ t_tracker_restart_during_a_job() {
     assert_file_eq "$a/results/r/3/out.txt" 3
 }
 
+t_pool_on_opentracker() {
+    # The same pool with Debian's opentracker as its tracker (whitelist mode: the pool's hash).
+    local ih a src st
+    ih=$(printf 'preon-pool:%s' ot | sha256sum | cut -c1-40)
+    start_opentracker "$ih"
+    local t="http://127.0.0.1:$OTPORT/announce"
+    start_peer A --port 0 --slots 0 --tracker "$t" --pool ot
+    start_peer B --port 0 --slots 2 --tracker "$t" --pool ot --uid-base 64460
+    a=$(mnt A)
+    src=$(src_dir ot)
+    make_job "$src" 'echo $PREON_TASK > out.txt' "tasks = 3"
+    cp -r -- "$src" "$a/jobs/ot"
+    st=$(wait_job "$a" ot 60)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_file_eq "$a/results/ot/2/out.txt" 2
+    grep -q "leased to" "${PEER_LOG[A]}" || fail "no task was leased to B"
+}
+
 run_tests "$@"
