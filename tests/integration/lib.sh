@@ -368,6 +368,24 @@ preon_wait_rc() {
     echo "$rc"
 }
 
+# peer_field M KEY: one field of the peer file M/peer (e.g. http, blocks-served).
+peer_field() {
+    local text
+    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
+    field "$2" <<<"$text"
+}
+
+# wait_listed M NAME SECS: bounded poll until a remote job NAME shows in M/jobs (peers discover each
+# other's jobs once a second: a state, not an event).
+wait_listed() {
+    local end=$((SECONDS + $3))
+    while [ "$SECONDS" -le "$end" ]; do
+        [ -e "$1/jobs/$2/run" ] && return 0
+        sleep 0.1
+    done
+    fail "job $2 never appeared in $1/jobs"
+}
+
 # pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
 pct() { sed 's/../%&/g' <<<"$1"; }
 

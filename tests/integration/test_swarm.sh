@@ -3,22 +3,6 @@
 # files read on B through the mount are fetched block by block from A, verified, and byte-identical.
 . "$(dirname -- "$0")/lib.sh"
 
-peer_field() {
-    local text
-    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
-    field "$2" <<<"$text"
-}
-
-# wait_listed M NAME SECS: bounded poll of B's jobs/ (discovery runs every second: a state, not an event).
-wait_listed() {
-    local end=$((SECONDS + $3))
-    while [ "$SECONDS" -le "$end" ]; do
-        [ -e "$1/jobs/$2/run" ] && return 0
-        sleep 0.1
-    done
-    fail "job $2 never appeared in $1/jobs"
-}
-
 t_remote_job_is_listed_and_read_lazily() {
     start_peer A --port 0
     local a b url src st

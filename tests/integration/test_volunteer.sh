@@ -6,12 +6,6 @@
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
-peer_field() {
-    local text
-    text=$(timeout 10 cat -- "$1/peer") || fail "cannot read $1/peer"
-    field "$2" <<<"$text"
-}
-
 t_tasks_run_on_volunteers_and_results_reach_the_submitter() {
     start_peer A --port 0 --slots 0
     local a url src st i
