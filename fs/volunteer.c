@@ -24,6 +24,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -382,17 +384,28 @@ static void on_result_manifest(int status, unsigned code, const char *body, size
     rc_block_done(NULL, 0, c);
 }
 
+/*
+ * The volunteer's base URL: the address its request came from, with the port it names in ?peer=
+ * (its URL may say 0.0.0.0, and a volunteer must not point the submitter at a third party).
+ */
 static const char *query_peer(httpd_req_t *r, char *out, size_t cap)
 {
     size_t qlen = 0, olen = 0;
+    char given[VOL_MAX_URL];
     const char *q = httpd_req_query(r, &qlen);
-    if (httpd_query_get(q, qlen, "peer", out, cap - 1, &olen) != 0 || olen == 0 ||
-        strncmp(out, "http://", 7) != 0)
+    if (httpd_query_get(q, qlen, "peer", given, sizeof(given) - 1, &olen) != 0 || olen == 0 ||
+        strncmp(given, "http://", 7) != 0)
         return NULL;
-    out[olen] = '\0';
-    for (size_t i = 0; i < olen; i++)
-        if ((unsigned char)out[i] <= ' ' || out[i] == '?' || out[i] == '#')
-            return NULL;
+    given[olen] = '\0';
+    const char *colon = strrchr(given + 7, ':');
+    char *end = NULL;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    const struct sockaddr *sa = httpd_req_peer(r);
+    char ip[INET_ADDRSTRLEN];
+    if (!colon || port == 0 || port > 65535 || (end && *end) || !sa || sa->sa_family != AF_INET ||
+        !inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip)))
+        return NULL;
+    snprintf(out, cap, "http://%s:%lu", ip, port);
     return out;
 }
 
