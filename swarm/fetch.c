@@ -530,6 +530,22 @@ static void attempt_failed(req_t *r, fetch_peer_t *p, int err, int reason)
     req_next(r);
 }
 
+/* The options every transfer shares: HTTP/1.1 to a peer's address, no proxy, no signals, bounded time. */
+static bool easy_setup(fetch_t *f, CURL *e, const char *url, void *priv, curl_write_callback on_data, char *errbuf)
+{
+    return curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_PRIVATE, priv) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_WRITEDATA, priv) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) == CURLE_OK &&
+           curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) == CURLE_OK;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     req_t *r = arg;
@@ -574,17 +590,7 @@ static int xfer_start(req_t *r, fetch_peer_t *p)
      * chunked or lying responses. No proxy: peers are addressed directly, whatever the environment
      * says. Only http: a peer cannot redirect us elsewhere (redirects are not followed anyway).
      */
-    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) != CURLE_OK ||
+    if (!easy_setup(f, e, url, r, on_body, r->errbuf) ||
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->len) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK) {
@@ -872,17 +878,7 @@ int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void
         get_finish(g, -EIO, 0);
         return 0;
     }
-    if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PRIVATE, g) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_get_body) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, g) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, g->errbuf) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) != CURLE_OK ||
+    if (!easy_setup(f, e, url, g, on_get_body, g->errbuf) ||
         (max_len > 0 && curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_len) != CURLE_OK) ||
         curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK ||
         curl_multi_add_handle(f->multi, e) != CURLM_OK) {
