@@ -94,7 +94,7 @@ void hash_to_hex(const hash_t *h, char *out)
     out[HASH_HEX_LEN] = '\0';
 }
 
-static int hex_digit(char c)
+int hash_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -111,7 +111,7 @@ int hash_from_hex(const char *hex, size_t len, hash_t *out)
         return -EINVAL;
     hash_t h;
     for (size_t i = 0; i < HASH_LEN; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        int hi = hash_hex_digit(hex[2 * i]), lo = hash_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         h.b[i] = (uint8_t)(hi << 4 | lo);

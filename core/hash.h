@@ -30,5 +30,7 @@ void hash_to_hex(const hash_t *h, char *out);
 /** Parses exactly HASH_HEX_LEN hex digits (either case) of hex[0..len). 0 or -EINVAL. */
 int hash_from_hex(const char *hex, size_t len, hash_t *out);
 bool hash_equal(const hash_t *a, const hash_t *b);
+/** The value of one hex digit (either case), or -1. */
+int hash_hex_digit(char c);
 
 #endif

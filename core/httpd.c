@@ -18,6 +18,7 @@
  * that belongs to the connection and is reused by every request on it, so a keep-alive
  * connection allocates nothing per request on our side.
  */
+#include "core/hash.h"
 #include "core/httpd.h"
 
 #include <arpa/inet.h>
@@ -110,17 +111,6 @@ bool httpd_query_next(httpd_query_iter_t *it, const char **key, size_t *klen, co
     return false;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int httpd_unescape(const char *s, size_t len, char *out, size_t cap, size_t *outlen)
 {
     size_t o = 0;
@@ -128,7 +118,7 @@ int httpd_unescape(const char *s, size_t len, char *out, size_t cap, size_t *out
         char c = s[i];
         if (c == '%') {
             int hi, lo;
-            if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+            if (len - i < 3 || (hi = hash_hex_digit(s[i + 1])) < 0 || (lo = hash_hex_digit(s[i + 2])) < 0)
                 return -EINVAL;
             c = (char)(hi << 4 | lo);
             i += 2;

@@ -72,19 +72,16 @@ void fs__blocks_add_job(fs_t *fs, job_t *j)
 
 void fs__blocks_remove_job(fs_t *fs, job_t *j)
 {
-    block_loc_t *old = fs->locs;
-    size_t oldcap = fs->loc_cap;
-    fs->locs = oldcap ? xcalloc(oldcap, sizeof(*fs->locs)) : NULL;
+    /* Rebuilt from the jobs that stay (rare: a job going away), since an entry of j may have stood
+     * for a block that another job holds too. */
+    if (fs->locs)
+        memset(fs->locs, 0, fs->loc_cap * sizeof(*fs->locs));
     fs->nlocs = 0;
-    for (size_t i = 0; i < oldcap; i++) /* the job's other blocks may be held by other jobs too */
-        if (old[i].job && old[i].job != j)
-            loc_put(fs, &old[i].h, old[i].job, old[i].file, old[i].block);
     for (job_t *k = fs->joblist; k; k = k->next)
-        if (k != j && k->published && !k->gone)
+        if (k != j && k->published && !k->remote && !k->gone)
             for (size_t f = 0; f < k->man.n_files; f++)
                 for (size_t b = 0; b < k->man.files[f].n_blocks; b++)
                     loc_put(fs, &k->man.files[f].blocks[b], k, (uint32_t)f, (uint32_t)b);
-    free(old);
 }
 
 static const block_loc_t *loc_find(fs_t *fs, const hash_t *h)
@@ -106,14 +103,6 @@ static void reply_error(httpd_req_t *r, unsigned status, const char *msg)
     httpd_reply_take(r, status, "application/json", body, strlen(body));
 }
 
-static job_t *job_by_id(fs_t *fs, const char *hex)
-{
-    for (job_t *j = fs->joblist; j; j = j->next)
-        if (j->published && !j->gone && strcmp(j->id, hex) == 0)
-            return j;
-    return NULL;
-}
-
 static void api_jobs(fs_t *fs, httpd_req_t *r)
 {
     json_t *arr = json_array();
@@ -133,7 +122,7 @@ static void api_jobs(fs_t *fs, httpd_req_t *r)
 
 static void api_manifest(fs_t *fs, httpd_req_t *r, const char *hex)
 {
-    job_t *j = job_by_id(fs, hex);
+    job_t *j = fs__job_by_id(fs, hex);
     if (!j)
         return reply_error(r, 404, "no such job");
     char *bytes = NULL;

@@ -208,9 +208,7 @@ error:
     return rc ? rc : -EIO;
 }
 
-static void poll_closed(uv_handle_t *h) { free(h); }
-
-static void quiet_freed(uv_handle_t *h) { free(h); }
+void fs__handle_free(uv_handle_t *h) { free(h); }
 
 static void fetch_closed(void *arg)
 {
@@ -240,7 +238,7 @@ static void finish_stop(fs_t *fs)
     }
     for (job_t *j = fs->joblist; j; j = j->next) {
         if (j->quiet) {
-            uv_close((uv_handle_t *)j->quiet, quiet_freed);
+            uv_close((uv_handle_t *)j->quiet, fs__handle_free);
             j->quiet = NULL;
         }
     }
@@ -271,7 +269,7 @@ static void finish_stop(fs_t *fs)
 static void drain_check(uv_timer_t *t)
 {
     fs_t *fs = t->data;
-    uv_close((uv_handle_t *)t, poll_closed);
+    uv_close((uv_handle_t *)t, fs__handle_free);
     finish_stop(fs);
 }
 
@@ -286,7 +284,7 @@ void fs_stop(fs_t *fs)
     fs__vol_stop(fs);
     if (fs->poll) {
         uv_poll_stop(fs->poll);
-        uv_close((uv_handle_t *)fs->poll, poll_closed);
+        uv_close((uv_handle_t *)fs->poll, fs__handle_free);
         fs->poll = NULL;
     }
     /* Parked readers get their answer now rather than a dead connection. */

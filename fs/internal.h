@@ -190,6 +190,8 @@ char *fs__node_relpath(const node_t *n);
 
 /* jobs.c */
 job_t *fs__job_find(fs_t *fs, const char *name);
+/** A published job (local or remote) by its hex id, or NULL. */
+job_t *fs__job_by_id(fs_t *fs, const char *id);
 job_t *fs__job_new_staging(fs_t *fs, const char *name);
 void fs__job_touch(job_t *j);
 void fs__job_file_opened(job_t *j);
@@ -246,7 +248,10 @@ struct wait_fh {
 };
 void fs__wait_reply(waiter_t *w, const char *text, size_t len);
 
-/* util.c: blocking helpers for the thread pool */
+/* fs.c: a uv_close callback for handles allocated alone */
+void fs__handle_free(uv_handle_t *h);
+
+/* work.c: blocking helpers for the thread pool */
 int fs__mkdir_p(const char *path, mode_t mode);
 int fs__rm_rf(const char *path);
 

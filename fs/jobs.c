@@ -36,6 +36,14 @@ const char *fs__job_state_name(job_state_t s)
     return names[s];
 }
 
+job_t *fs__job_by_id(fs_t *fs, const char *id)
+{
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (j->published && !j->gone && strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
 job_t *fs__job_find(fs_t *fs, const char *name)
 {
     for (job_t *j = fs->joblist; j; j = j->next)

@@ -63,14 +63,6 @@ typedef struct disc {
     char id[HASH_HEX_LEN + 1];
 } disc_t;
 
-static job_t *job_by_id(fs_t *fs, const char *id)
-{
-    for (job_t *j = fs->joblist; j; j = j->next)
-        if (j->published && !j->gone && strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
-}
-
 static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     disc_t *d = arg;
@@ -80,7 +72,7 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     hash_t id, got;
     if (status || code != 200) {
         snprintf(why, sizeof(why), "%s", status ? strerror(-status) : "HTTP error");
-    } else if (!fs->stopping && !job_by_id(fs, d->id)) {
+    } else if (!fs->stopping && !fs__job_by_id(fs, d->id)) {
         hash_from_hex(d->id, HASH_HEX_LEN, &id);
         manifest_id(body, len, &got);
         if (!hash_equal(&id, &got)) {
@@ -122,7 +114,7 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
                 hash_t h;
                 if (!id || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0)
                     continue;
-                job_t *j = job_by_id(fs, id);
+                job_t *j = fs__job_by_id(fs, id);
                 if (j) {
                     if (j->remote)
                         job_add_peer(j, d->peer);
@@ -187,8 +179,6 @@ static void on_pool_peers(const announce_peer_t *peers, size_t n, void *arg)
     }
 }
 
-static void timer_freed(uv_handle_t *h) { free(h); }
-
 void fs__discover_start(fs_t *fs)
 {
     fs->discover = xcalloc(1, sizeof(*fs->discover));
@@ -216,7 +206,7 @@ void fs__discover_stop(fs_t *fs)
         announce_close(fs->announce, NULL, NULL);
     fs->announce = NULL;
     if (fs->discover)
-        uv_close((uv_handle_t *)fs->discover, timer_freed);
+        uv_close((uv_handle_t *)fs->discover, fs__handle_free);
     fs->discover = NULL;
 }
 

@@ -509,8 +509,6 @@ static void on_lease_timer(uv_timer_t *t)
         fs__jobs_kick(fs);
 }
 
-static void timer_freed(uv_handle_t *h) { free(h); }
-
 void fs__vol_start(fs_t *fs)
 {
     fs->lease_timer = xcalloc(1, sizeof(*fs->lease_timer));
@@ -522,7 +520,7 @@ void fs__vol_start(fs_t *fs)
 void fs__vol_stop(fs_t *fs)
 {
     if (fs->lease_timer)
-        uv_close((uv_handle_t *)fs->lease_timer, timer_freed);
+        uv_close((uv_handle_t *)fs->lease_timer, fs__handle_free);
     fs->lease_timer = NULL;
     while (fs->outbox) {
         struct outbox *o = fs->outbox;
