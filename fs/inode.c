@@ -219,3 +219,10 @@ char *fs__node_backing(fs_t *fs, const node_t *n)
     free(rel);
     return out;
 }
+
+const manifest_file_t *fs__node_mfile(const node_t *n, uint32_t *block_size)
+{
+    const manifest_t *m = n->kind == N_RRES_FILE ? &n->res->man : &n->job->man;
+    *block_size = m->block_size;
+    return &m->files[n->file];
+}

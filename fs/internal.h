@@ -10,6 +10,7 @@
 #ifndef PREON_FS_INTERNAL_H
 #define PREON_FS_INTERNAL_H
 #include <fuse_lowlevel.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -39,7 +40,24 @@ typedef enum node_kind {
     N_RES,       /**< inside results/<name>: backed by data/results/<id>/..., read-only */
     N_STATUS,    /**< status/<name> */
     N_WAIT,      /**< wait/<name> */
+    N_RRES_DIR,  /**< inside results/<name> of a remote job: a directory of a mirrored result */
+    N_RRES_FILE, /**< a file of a mirrored result: res->man.files[file], read lazily (remote.c) */
 } node_kind_t;
+
+/**
+ * A task's result as the pool sees it: the manifest of results/<job>/<task>/ (outputs, stdout,
+ * stderr, exit_code). The submitter hashes every result it records (results.c) and serves the
+ * manifest and its blocks; other peers mirror the manifests and read the files lazily.
+ */
+typedef struct taskres {
+    uint32_t task;
+    bool ok;
+    int exit_code;
+    char id[HASH_HEX_LEN + 1]; /**< SHA-256 of the canonical manifest bytes */
+    manifest_t man;
+    char *bytes;               /**< the canonical manifest, as served */
+    size_t len;
+} taskres_t;
 
 struct node {
     fuse_ino_t ino;
@@ -53,7 +71,8 @@ struct node {
     node_t **index;   /**< open-addressing hash of kids by name, once a directory is big */
     size_t index_cap; /**< 0 or a power of two, at least twice nkids */
     job_t *job;     /**< the job this node belongs to (not for the fixed top nodes) */
-    int32_t file;   /**< N_PUB_FILE: index into job->man.files */
+    int32_t file;   /**< N_PUB_FILE: index into job->man.files; N_RRES_FILE: into res->man.files */
+    taskres_t *res; /**< N_RRES_*: the result it belongs to (owned by the job) */
     bool detached;
 };
 
@@ -105,6 +124,16 @@ struct job {
     char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     uint64_t lease_retry_ms;
+    /* results shared with the pool (results.c) */
+    taskres_t **tres;      /**< by task: the hashed (submitter) or mirrored (others) results */
+    uint32_t n_tres;
+    uint32_t *tres_order;  /**< submitter: tasks in the order their results were hashed */
+    bool res_fetching;     /**< remote: a /v1/results request is under way */
+    uint32_t res_cursor;   /**< remote: entries of the submitter's list looked at so far */
+    uint64_t r_epoch;      /**< remote: the submitter's start time that list order belongs to */
+    sched_counts_t rcounts; /**< remote: the task counts its submitter last reported */
+    uint32_t r_done;       /**< remote: results its submitter reported */
+    job_state_t r_state;   /**< remote: the state its submitter reported */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
     job_t *next;
@@ -117,6 +146,7 @@ struct job {
 typedef struct block_loc {
     hash_t h;
     job_t *job; /**< NULL: an empty slot */
+    taskres_t *res; /**< NULL: an input of job; else a file of this result (verified when served) */
     uint32_t file, block;
 } block_loc_t;
 
@@ -203,6 +233,8 @@ void fs__job_unlink_dir(job_t *j);
 void fs__job_ref(job_t *j);
 void fs__job_unref(job_t *j);
 bool fs__job_over(const job_t *j);
+/** Answers everyone waiting on wait/<name> (the job is over). */
+void fs__job_wake(job_t *j);
 char *fs__job_status_text(job_t *j, size_t *len);
 char *fs__peer_status_text(fs_t *fs, size_t *len);
 int fs__jobs_restore(fs_t *fs);
@@ -217,6 +249,18 @@ int fs__api_start(fs_t *fs);
 void fs__api_stop(fs_t *fs);
 void fs__blocks_add_job(fs_t *fs, job_t *j);
 void fs__blocks_remove_job(fs_t *fs, job_t *j);
+void fs__blocks_add_result(fs_t *fs, job_t *j, taskres_t *tr);
+
+/* results.c */
+/** Submitter: a task's result is recorded (its directory complete): hash it for the pool. */
+void fs__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code);
+/** Answers /v1/results/...; false if path is not one of its requests. */
+bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path);
+/** Remote job j as its submitter lists it in /v1/jobs (entry o, a JSON object): mirror it. */
+void fs__res_remote_seen(job_t *j, json_t *o, const char *peer);
+void fs__res_free(job_t *j);
+/** The manifest file behind an N_PUB_FILE or N_RRES_FILE node, and its block size. */
+const manifest_file_t *fs__node_mfile(const node_t *n, uint32_t *block_size);
 
 /* remote.c */
 void fs__pool_add_peer(fs_t *fs, const char *url);

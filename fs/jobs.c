@@ -79,6 +79,7 @@ static void job_free(job_t *j)
         for (uint32_t t = 0; t < j->man.desc.tasks; t++)
             free(j->lease_peer[t]);
     free(j->lease_peer);
+    fs__res_free(j);
     manifest_release(&j->man);
     free(j->reason);
     free(j->name);
@@ -100,7 +101,7 @@ static void quiet_closed(uv_handle_t *h)
         job_free(j);
 }
 
-static void wake_waiters(job_t *j)
+void fs__job_wake(job_t *j)
 {
     if (!j->waiters)
         return;
@@ -143,7 +144,7 @@ static void job_forget(job_t *j)
     fs_t *fs = j->fs;
     if (j->gone)
         return;
-    wake_waiters(j);
+    fs__job_wake(j);
     if (j->dir)
         fs__node_detach(fs, j->dir);
     if (j->results)
@@ -271,7 +272,8 @@ static void build_published_tree(fs_t *fs, job_t *j)
     for (size_t i = 0; i < j->man.n_files; i++)
         pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
     prune_stage_nodes(fs, j->dir);
-    j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
+    /* A remote job's results/ mirrors its submitter's (results.c); a local one's is on disk. */
+    j->results = fs__node_new(fs, fs->results, j->name, j->remote ? N_RRES_DIR : N_RES, j);
     if (!j->remote) /* a remote job's blocks are served from the store once fetched */
         fs__blocks_add_job(fs, j);
 }
@@ -322,7 +324,7 @@ static void publish_done(uv_work_t *req, int status)
         j->state = J_REJECTED;
         set_reason(j, pw->why);
         log_error("job %s not published: %s", j->name, pw->why);
-        wake_waiters(j);
+        fs__job_wake(j);
     } else {
         char *bytes = NULL;
         size_t len = 0;
@@ -352,7 +354,7 @@ static void publish_done(uv_work_t *req, int status)
             j->state = J_REJECTED;
             set_reason(j, "internal error while publishing (see the log)");
             log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
-            wake_waiters(j);
+            fs__job_wake(j);
         } else {
             manifest_release(&j->man);
             j->man = pw->man;
@@ -501,7 +503,7 @@ static void job_check_over(job_t *j)
     db_job_set_state(fs->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
     log_info("job %s %s: %u succeeded, %u failed", j->name, fs__job_state_name(j->state), c.succeeded,
              c.failed);
-    wake_waiters(j);
+    fs__job_wake(j);
 }
 
 typedef struct taskwork {
@@ -548,6 +550,7 @@ void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t
         j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
     }
     j->task_ms[j->n_task_ms++] = elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_ms;
+    fs__res_recorded(j, task, ok, exit_code);
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
         log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
@@ -688,7 +691,7 @@ void fs__job_cancel(job_t *j, const char *why)
     set_reason(j, why);
     db_job_set_state(fs->db, j->id, DB_JOB_CANCELLED);
     log_info("job %s %s", j->name, why);
-    wake_waiters(j);
+    fs__job_wake(j);
 }
 
 /* ---- status text ---- */
@@ -732,12 +735,16 @@ char *fs__job_status_text(job_t *j, size_t *len)
     sb_printf(&b, "state: %s\n", fs__job_state_name(j->state));
     if (j->published) {
         sched_counts_t c = {0};
-        sched_counts(fs->sched, j->id, &c);
+        if (j->remote)
+            c = j->rcounts; /* as its submitter last reported them */
+        else
+            sched_counts(fs->sched, j->id, &c);
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
         if (j->remote) {
-            sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\n", j->n_peers, j->peers[0]);
+            sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
+                      j->peers[0], j->n_tres);
         } else if (j->lease_peer) {
             for (uint32_t t = 0; t < j->man.desc.tasks; t++) /* at most one line per leased task */
                 if (j->lease_peer[t])
@@ -799,6 +806,8 @@ static int restore_task(void *arg, const db_task_t *t)
         return 0;
     if (t->state == TASK_FAILED)
         fail_line(j, t->index, t->reason ? t->reason : "failed");
+    if (t->state == TASK_SUCCEEDED || t->state == TASK_FAILED)
+        fs__res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code);
     return 0;
 }
 
@@ -882,7 +891,7 @@ void fs__jobs_free(fs_t *fs)
 {
     while (fs->joblist) {
         job_t *j = fs->joblist;
-        wake_waiters(j);
+        fs__job_wake(j);
         j->refs = 0;
         job_free(j);
     }

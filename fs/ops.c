@@ -52,7 +52,7 @@ static fs_t *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 static bool is_dir_kind(node_kind_t k)
 {
     return k == N_ROOT || k == N_JOBS || k == N_RESULTS || k == N_STATUSDIR || k == N_WAITDIR ||
-           k == N_PUB_DIR;
+           k == N_PUB_DIR || k == N_RRES_DIR;
 }
 
 static bool valid_name(const char *name)
@@ -70,6 +70,8 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
     st->st_mtim = st->st_ctim = st->st_atim = fs->started;
+    if (n->detached && n->job)
+        return -ENOENT; /* its job may be gone: only its number is left, until the kernel forgets it */
     if (n->kind == N_STAGE || n->kind == N_RES) {
         char *path = fs__node_backing(fs, n);
         int rc = lstat(path, st) == 0 ? 0 : -errno;
@@ -81,19 +83,20 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
         if (n->kind == N_RES)
             st->st_mode &= ~(mode_t)0222;
     } else if (is_dir_kind(n->kind)) {
-        st->st_mode = S_IFDIR | (n->kind == N_PUB_DIR ? 0555 : 0755);
+        st->st_mode = S_IFDIR | (n->kind == N_PUB_DIR || n->kind == N_RRES_DIR ? 0555 : 0755);
         st->st_nlink = 2;
         if (n->kind == N_PUB_DIR && n->job) {
             st->st_mtim.tv_sec = (time_t)(n->job->man.created_ms / 1000);
             st->st_ctim = st->st_mtim;
         }
-    } else if (n->kind == N_PUB_FILE) {
-        const manifest_file_t *f = &n->job->man.files[n->file];
+    } else if (n->kind == N_PUB_FILE || n->kind == N_RRES_FILE) {
+        uint32_t bs;
+        const manifest_file_t *f = fs__node_mfile(n, &bs);
         st->st_mode = S_IFREG | (f->mode & 0555) | 0444;
         st->st_nlink = 1;
         st->st_size = (off_t)f->size;
         st->st_blocks = (blkcnt_t)((f->size + 511) / 512);
-        st->st_mtim.tv_sec = (time_t)(n->job->man.created_ms / 1000);
+        st->st_mtim.tv_sec = (time_t)((n->kind == N_RRES_FILE ? n->res->man.created_ms : n->job->man.created_ms) / 1000);
         st->st_ctim = st->st_mtim;
     } else { /* peer, status, wait: generated text */
         st->st_mode = S_IFREG | 0444;
@@ -113,7 +116,7 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
 
 static double timeout_of(const node_t *n)
 {
-    return (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE) ? TIMEOUT_PUB : 0.0;
+    return (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RRES_FILE) ? TIMEOUT_PUB : 0.0;
 }
 
 static void reply_entry(fuse_req_t req, fs_t *fs, node_t *n)
@@ -209,7 +212,8 @@ static int stage_writable(const node_t *n)
 {
     if (n->kind == N_STAGE)
         return n->job->state == J_PUBLISHING ? -EBUSY : 0;
-    if (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RES)
+    if (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RES || n->kind == N_RRES_DIR ||
+        n->kind == N_RRES_FILE)
         return -EROFS;
     return -EPERM;
 }
@@ -381,6 +385,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->direct_io = 1;
         fs__job_ref(n->job);
         break;
+    case N_RRES_FILE:
     case N_PUB_FILE: {
         if (wants_write(fi->flags))
             return (void)fuse_reply_err(req, EROFS);
@@ -473,7 +478,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         }
         return fs__wait_park(n->job, req, size, off, w);
     }
-    case N_PUB_FILE: /* the job's inputs, hashed when published and read-only since */
+    case N_RRES_FILE: /* a mirrored result: always fetched */
+    case N_PUB_FILE:  /* the job's inputs, hashed when published and read-only since */
         if (((file_fh_t *)(uintptr_t)fi->fh)->fd < 0)
             return fs__remote_read(req, fs, n, size, off);
         /* fall through */
@@ -524,7 +530,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         free(w->text);
         free(w);
         fs__job_unref(n->job);
-    } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE) {
+    } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
         if (fh->fd >= 0)
             close(fh->fd);

@@ -116,8 +116,10 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
                     continue;
                 job_t *j = fs__job_by_id(fs, id);
                 if (j) {
-                    if (j->remote)
+                    if (j->remote) {
                         job_add_peer(j, d->peer);
+                        fs__res_remote_seen(j, o, d->peer);
+                    }
                     continue;
                 }
                 disc_t *m = xcalloc(1, sizeof(*m));
@@ -215,8 +217,9 @@ void fs__discover_stop(fs_t *fs)
 typedef struct rread {
     fuse_req_t req;
     fs_t *fs;
-    job_t *job;
-    int32_t file;
+    job_t *job;                 /* holds f (its inputs or one of its results) */
+    const manifest_file_t *f;
+    uint32_t bs;
     size_t size;
     off_t off;
     unsigned missing;
@@ -259,8 +262,8 @@ static void rread_finish(rread_t *r)
         if (r->status) {
             fuse_reply_err(r->req, EIO);
         } else {
-            const manifest_file_t *f = &j->man.files[r->file];
-            uint32_t bs = j->man.block_size;
+            const manifest_file_t *f = r->f;
+            uint32_t bs = r->bs;
             char *buf = xmalloc(r->size ? r->size : 1);
             size_t done = 0;
             int err = 0;
@@ -316,9 +319,8 @@ static void on_read_interrupt(fuse_req_t req, void *data)
     }
 }
 
-static int want_block(fs_t *fs, job_t *j, const manifest_file_t *f, size_t bi, rread_t *r)
+static int want_block(fs_t *fs, job_t *j, const manifest_file_t *f, uint32_t bs, size_t bi, rread_t *r)
 {
-    uint32_t bs = j->man.block_size;
     uint32_t len = (uint32_t)((uint64_t)(bi + 1) * bs <= f->size ? bs : f->size - (uint64_t)bi * bs);
     rwait_t *w = xcalloc(1, sizeof(*w));
     w->r = r;
@@ -332,29 +334,29 @@ static int want_block(fs_t *fs, job_t *j, const manifest_file_t *f, size_t bi, r
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off)
 {
     job_t *j = n->job;
-    const manifest_file_t *f = &j->man.files[n->file];
-    uint32_t bs = j->man.block_size;
+    uint32_t bs;
+    const manifest_file_t *f = fs__node_mfile(n, &bs);
     if (off < 0 || (uint64_t)off >= f->size || size == 0)
         return (void)fuse_reply_buf(req, NULL, 0);
     if ((uint64_t)off + size > f->size)
         size = (size_t)(f->size - (uint64_t)off);
     size_t b0 = (size_t)((uint64_t)off / bs), b1 = (size_t)(((uint64_t)off + size - 1) / bs);
     rread_t *r = xcalloc(1, sizeof(*r));
-    *r = (rread_t){.req = req, .fs = fs, .job = j, .file = n->file, .size = size, .off = off};
+    *r = (rread_t){.req = req, .fs = fs, .job = j, .f = f, .bs = bs, .size = size, .off = off};
     fs__job_ref(j);
     r->missing = 1; /* held until every fetch is started */
     for (size_t bi = b0; bi <= b1; bi++) {
         if (store_has(fs->store, &f->blocks[bi]))
             continue;
         r->missing++;
-        if (want_block(fs, j, f, bi, r) != 0) {
+        if (want_block(fs, j, f, bs, bi, r) != 0) {
             r->missing--;
             r->status = -EIO;
         }
     }
     for (size_t bi = b1 + 1; bi <= b1 + FS_READAHEAD_BLOCKS && bi < f->n_blocks; bi++)
         if (!store_has(fs->store, &f->blocks[bi]))
-            want_block(fs, j, f, bi, NULL);
+            want_block(fs, j, f, bs, bi, NULL);
     if (r->missing > 1) {
         r->next = fs->rreads;
         fs->rreads = r;

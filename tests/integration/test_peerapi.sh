@@ -45,6 +45,25 @@ t_blocks_and_manifests_by_hash() {
     tail -c +$((2 * 262144 + 1)) "$src/in.bin" | cmp - "$T_CASE/blk" || fail "block bytes differ from the input"
     assert_contains "$(status_field_peer "$m" blocks-served)" 1 "blocks-served"
 
+    # Which blocks A holds: all four of the job's (in.bin's three, run's one), as a bitfield.
+    curl -sf --max-time 10 -D "$T_CASE/have.h" -o "$T_CASE/have" "$url/v1/have/$id" || fail "GET have"
+    assert_eq f0 "$(od -An -tx1 "$T_CASE/have" | tr -d ' \n')" "have bitfield"
+    assert_contains "$(cat "$T_CASE/have.h")" "Preon-Blocks: 4" "have header"
+    # The task's result: listed with its manifest, which hashes to the id listed.
+    # (hashed in the background once recorded: bounded poll)
+    local res rid end=$((SECONDS + 10))
+    while :; do
+        res=$(curl -sf --max-time 10 "$url/v1/results/$id") || fail "GET results"
+        [[ $res == *'"done":1'* ]] || [ "$SECONDS" -gt "$end" ] && break
+        sleep 0.05
+    done
+    assert_contains "$res" '"done":1' "results list"
+    rid=$(grep -o '"id":"[0-9a-f]*"' <<<"$res" | head -n 1 | cut -d'"' -f4)
+    curl -sf --max-time 10 -o "$T_CASE/rman" "$url/v1/results/$id/0" || fail "GET result manifest"
+    assert_eq "$rid" "$(sha256sum <"$T_CASE/rman" | cut -d' ' -f1)" "sha256 of the result manifest"
+    assert_eq 400 "$(http_code "$url/v1/results/$id/7")" "no such task"
+    assert_eq 404 "$(http_code "$url/v1/have/$(printf '%064d' 0)")" "have of an unknown job"
+
     assert_eq 400 "$(http_code "$url/v1/block/xyz")" "bad block name"
     assert_eq 404 "$(http_code "$url/v1/block/$(printf '%064d' 0)")" "unknown block"
     assert_eq 404 "$(http_code "$url/v1/manifest/$(printf '%064d' 0)")" "unknown manifest"
