@@ -46,6 +46,7 @@ static const char usage_mount[] =
     "  --pool NAME          the pool to join on the tracker (default \"default\")\n"
     "  --peer URL           a peer of the pool to ask for jobs and blocks (repeatable)\n"
     "  --lease-ms N         lease given to volunteers, renewed while they run a task (default 30000)\n"
+    "  --discover-ms N      ask pool peers for their jobs every N ms (default 1000; offers are at once)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -137,11 +138,12 @@ static int cmd_mount(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
         {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
         {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
-        {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'}, {0}};
+        {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
+        {"discover-ms", required_argument, NULL, 'D'}, {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
-                  lease = 30000;
+                  lease = 30000, discover = 1000;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64];
@@ -160,6 +162,7 @@ static int cmd_mount(int argc, char **argv)
         case 'P': bad = parse_uint(optarg, 65535, &v); port = (long)v; break;
         case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
         case 'E': bad = parse_uint(optarg, 3600000, &lease) || lease < 300; break;
+        case 'D': bad = parse_uint(optarg, 3600000, &discover) || discover < 100; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -236,7 +239,7 @@ static int cmd_mount(int argc, char **argv)
     fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
                     .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
                     .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers, .pool = pool,
-                    .lease_ms = lease};
+                    .lease_ms = lease, .discover_ms = discover};
     char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
     fo.tracker_url = tracker_url ? tracker_url : own_tracker;
     fo.http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0;

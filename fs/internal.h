@@ -120,9 +120,13 @@ struct job {
     size_t n_fail_lines;
     uint32_t *task_ms;     /**< run times of finished tasks, for the status percentiles */
     size_t n_task_ms, cap_task_ms;
+    uint64_t *dispatch_t0; /**< submitter: when each task was handed out (started here or leased), 0: not */
+    uint32_t *dispatch_ms; /**< submitter: hand-out to result in results/, of finished tasks */
+    size_t n_dispatch_ms, cap_dispatch_ms;
     waiter_t *waiters;
     char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
+    unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
     uint64_t lease_retry_ms;
     /* results shared with the pool (results.c) */
     taskres_t **tres;      /**< by task: the hashed (submitter) or mirrored (others) results */
@@ -197,6 +201,8 @@ struct fs {
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
     announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;
+    struct disc *manifests;   /**< manifest GETs under way, one per job id (remote.c) */
+    unsigned n_manifests;
     struct rread *rreads;     /**< reads parked on fetches (remote.c) */
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
@@ -263,7 +269,18 @@ void fs__res_free(job_t *j);
 const manifest_file_t *fs__node_mfile(const node_t *n, uint32_t *block_size);
 
 /* remote.c */
-void fs__pool_add_peer(fs_t *fs, const char *url);
+/** Adds a pool peer (a base URL); true if it was new (it is then greeted: fs__vol_new_peer). */
+bool fs__pool_add_peer(fs_t *fs, const char *url);
+/** Pool peers whose base URL is on host ip (a dotted quad), to bound what one host may add. */
+size_t fs__pool_peers_on_host(fs_t *fs, const char *ip);
+/**
+ * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
+ * checks SHA-256(bytes) == id, decodes it and adds the job (fs__job_add_remote), then asks for work.
+ * origin: peer is the job's submitter (it offered the job), so leases go to it.
+ */
+void fs__remote_get_manifest(fs_t *fs, const char *peer, const char *id, bool origin);
+/** Notes that peer lists remote job j; origin: it is the submitter, put it first (leases go there). */
+void fs__job_add_peer(job_t *j, const char *peer, bool origin);
 void fs__discover_start(fs_t *fs);
 void fs__discover_stop(fs_t *fs);
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off);
@@ -273,12 +290,20 @@ void fs__remote_reads_abort(fs_t *fs);
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);
 
 /* jobs.c, for volunteer.c */
-void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote);
+running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote);
+/** Submitter: task is handed out now (started here, or leased to a volunteer): its dispatch clock. */
+void fs__task_dispatched(job_t *j, uint32_t task);
+/** Settles the job's state once no task waits or runs (after tasks were lost or failed outside finish). */
+void fs__job_check_over(job_t *j);
 void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason);
 
 /* volunteer.c */
 void fs__vol_kick(fs_t *fs);
 void fs__vol_tick(fs_t *fs);
+/** Submitter: tells peer (NULL: every pool peer) that job j has waiting tasks, if it has. */
+void fs__vol_offer(fs_t *fs, job_t *j, const char *peer);
+/** A new pool peer: offers it the jobs with waiting tasks, or just greets it (so it learns of us). */
+void fs__vol_new_peer(fs_t *fs, const char *url);
 void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
 bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path);
 void fs__vol_start(fs_t *fs);

@@ -72,6 +72,8 @@ static void job_free(job_t *j)
         free(j->fail_lines[i]);
     free(j->fail_lines);
     free(j->task_ms);
+    free(j->dispatch_t0);
+    free(j->dispatch_ms);
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
@@ -366,6 +368,7 @@ static void publish_done(uv_work_t *req, int status)
             log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
                      j->man.desc.tasks);
             fs__jobs_kick(fs);
+            fs__vol_offer(fs, j, NULL); /* what local slots left, other peers get at once */
         }
     }
     manifest_release(&pw->man);
@@ -492,6 +495,8 @@ static void fail_line(job_t *j, uint32_t task, const char *reason)
     }
 }
 
+void fs__job_check_over(job_t *j) { job_check_over(j); }
+
 static void job_check_over(job_t *j)
 {
     fs_t *fs = j->fs;
@@ -550,6 +555,15 @@ void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t
         j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
     }
     j->task_ms[j->n_task_ms++] = elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_ms;
+    if (j->dispatch_t0 && j->dispatch_t0[task]) {
+        uint64_t d = fs__now_ms() - j->dispatch_t0[task];
+        j->dispatch_t0[task] = 0;
+        if (j->n_dispatch_ms == j->cap_dispatch_ms) {
+            j->cap_dispatch_ms = j->cap_dispatch_ms ? j->cap_dispatch_ms * 2 : 64;
+            j->dispatch_ms = xreallocarray(j->dispatch_ms, j->cap_dispatch_ms, sizeof(uint32_t));
+        }
+        j->dispatch_ms[j->n_dispatch_ms++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    }
     fs__res_recorded(j, task, ok, exit_code);
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
@@ -621,7 +635,14 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     uv_queue_work(fs->loop, &tw->req, collect_work, collect_done);
 }
 
-void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
+void fs__task_dispatched(job_t *j, uint32_t task)
+{
+    if (!j->dispatch_t0)
+        j->dispatch_t0 = xcalloc(j->man.desc.tasks, sizeof(uint64_t));
+    j->dispatch_t0[task] = fs__now_ms();
+}
+
+running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
 {
     unsigned slot = 0;
     while (slot < fs->opts.slots && fs->slot_busy[slot])
@@ -637,6 +658,8 @@ void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     r->out_path = xasprintf("%s/work/%s.%u.stdout", fs->data_dir, j->id, task);
     r->err_path = xasprintf("%s/work/%s.%u.stderr", fs->data_dir, j->id, task);
     fs__job_ref(j);
+    if (!remote)
+        fs__task_dispatched(j, task);
     fs->slot_busy[slot] = true;
     fs->nrunning++;
     r->next = fs->running;
@@ -655,8 +678,9 @@ void fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     if (rc) {
         exec_result_t res = {.exit_code = -1, .refused = true};
         snprintf(res.reason, sizeof(res.reason), "could not start the sandbox: %s", strerror(-rc));
-        on_task_done(NULL, &res, r);
+        on_task_done(NULL, &res, r); /* r lives on until its collection is done */
     }
+    return r;
 }
 
 void fs__jobs_kick(fs_t *fs)
@@ -725,6 +749,19 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* "<what>-p50: N" lines (p50, p95, max) of n samples, none if n is 0. */
+static void percentiles(sb_t *b, const char *what, const uint32_t *samples, size_t n)
+{
+    if (n == 0)
+        return;
+    uint32_t *v = xreallocarray(NULL, n, sizeof(uint32_t));
+    memcpy(v, samples, n * sizeof(uint32_t));
+    qsort(v, n, sizeof(uint32_t), cmp_u32);
+    sb_printf(b, "%s-p50: %u\n%s-p95: %u\n%s-max: %u\n", what, v[(n - 1) / 2], what, v[(n - 1) * 95 / 100], what,
+              v[n - 1]);
+    free(v);
+}
+
 char *fs__job_status_text(job_t *j, size_t *len)
 {
     fs_t *fs = j->fs;
@@ -750,14 +787,8 @@ char *fs__job_status_text(job_t *j, size_t *len)
                 if (j->lease_peer[t])
                     sb_printf(&b, "leased-task: %u %s\n", t, j->lease_peer[t]);
         }
-        if (j->n_task_ms > 0) {
-            uint32_t *v = xreallocarray(NULL, j->n_task_ms, sizeof(uint32_t));
-            memcpy(v, j->task_ms, j->n_task_ms * sizeof(uint32_t));
-            qsort(v, j->n_task_ms, sizeof(uint32_t), cmp_u32);
-            sb_printf(&b, "task-ms-p50: %u\ntask-ms-p95: %u\ntask-ms-max: %u\n", v[(j->n_task_ms - 1) / 2],
-                      v[(j->n_task_ms - 1) * 95 / 100], v[j->n_task_ms - 1]);
-            free(v);
-        }
+        percentiles(&b, "task-ms", j->task_ms, j->n_task_ms);
+        percentiles(&b, "dispatch-ms", j->dispatch_ms, j->n_dispatch_ms);
     }
     if (j->reason)
         sb_printf(&b, "reason: %s\n", j->reason);

@@ -1,10 +1,12 @@
 /*
  * remote.c: jobs published by other peers of the pool, and lazy verified reads of their files.
  *
- * Discovery: every FS_DISCOVER_MS the peer asks each pool peer it knows (from the tracker, or
- * --peer) for its /v1/jobs; a job id it has not seen is fetched as /v1/manifest/<id>, and accepted
- * only if SHA-256 of the bytes is the id and the manifest decodes (every limit checked). The job
- * then appears in jobs/ (as <name>@<8 hex> if the name is taken here), read-only.
+ * Discovery: a submitter offers a new job to its pool peers at once (volunteer.c, /v1/offer), and,
+ * as the fallback, every --discover-ms (1 s) the peer asks each pool peer it knows (from the
+ * tracker, --peer, or a peer that greeted it) for its /v1/jobs. Either way a job id it has not seen
+ * is fetched as /v1/manifest/<id> (one GET per id at a time), and accepted only if SHA-256 of the
+ * bytes is the id and the manifest decodes (every limit checked). The job then appears in jobs/ (as
+ * <name>@<8 hex> if the name is taken here), read-only, and free slots ask for its tasks at once.
  *
  * Reads: a read of a remote job's file maps [off, off+size) to blocks; blocks not in the store are
  * fetched (from every peer that lists the job, by the fetcher: verified before they are stored),
@@ -23,6 +25,7 @@
 #include "fs/internal.h"
 
 #define FS_DISCOVER_MS 1000
+#define FS_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
 #define FS_READAHEAD_BLOCKS 8
 #define FS_MAX_JOBS_REPLY (4u * 1024 * 1024)
 
@@ -36,23 +39,45 @@ static bool peer_known(char **list, size_t n, const char *url)
     return false;
 }
 
-void fs__pool_add_peer(fs_t *fs, const char *url)
+bool fs__pool_add_peer(fs_t *fs, const char *url)
 {
     if (peer_known(fs->pool_peers, fs->n_pool_peers, url) || fs->n_pool_peers >= FS_MAX_POOL_PEERS)
-        return;
+        return false;
     if (fs->opts.http_url && strcmp(url, fs->opts.http_url) == 0)
-        return; /* ourselves */
+        return false; /* ourselves */
     fs->pool_peers = xreallocarray(fs->pool_peers, fs->n_pool_peers + 1, sizeof(char *));
     fs->pool_peers[fs->n_pool_peers++] = xstrdup(url);
     log_info("pool peer %s", url);
+    fs__vol_new_peer(fs, url);
+    return true;
 }
 
-static void job_add_peer(job_t *j, const char *url)
+size_t fs__pool_peers_on_host(fs_t *fs, const char *ip)
 {
-    if (peer_known(j->peers, j->n_peers, url) || j->n_peers >= FS_MAX_POOL_PEERS)
-        return;
-    j->peers = xreallocarray(j->peers, j->n_peers + 1, sizeof(char *));
-    j->peers[j->n_peers++] = xstrdup(url);
+    size_t n = 0, len = strlen(ip);
+    for (size_t i = 0; i < fs->n_pool_peers; i++)
+        if (!strncmp(fs->pool_peers[i], "http://", 7) && !strncmp(fs->pool_peers[i] + 7, ip, len) &&
+            fs->pool_peers[i][7 + len] == ':')
+            n++;
+    return n;
+}
+
+void fs__job_add_peer(job_t *j, const char *url, bool origin)
+{
+    size_t i = 0;
+    while (i < j->n_peers && strcmp(j->peers[i], url) != 0)
+        i++;
+    if (i == j->n_peers) {
+        if (j->n_peers >= FS_MAX_POOL_PEERS)
+            return;
+        j->peers = xreallocarray(j->peers, j->n_peers + 1, sizeof(char *));
+        j->peers[j->n_peers++] = xstrdup(url);
+    }
+    if (origin && i > 0) { /* leases go to peers[0]: the submitter, which offered it */
+        char *p = j->peers[i];
+        memmove(&j->peers[1], &j->peers[0], i * sizeof(char *));
+        j->peers[0] = p;
+    }
 }
 
 /* ---- discovery ---- */
@@ -61,6 +86,8 @@ typedef struct disc {
     fs_t *fs;
     char *peer;
     char id[HASH_HEX_LEN + 1];
+    bool origin;       /* manifest GETs: peer offered the job (it is the submitter) */
+    struct disc *next; /* fs->manifests */
 } disc_t;
 
 static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -68,6 +95,13 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     disc_t *d = arg;
     fs_t *fs = d->fs;
     fs->pending_gets--;
+    for (disc_t **pp = &fs->manifests; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            fs->n_manifests--;
+            break;
+        }
+    }
     char why[256] = "";
     hash_t id, got;
     if (status || code != 200) {
@@ -83,6 +117,12 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
             if (manifest_decode(&m, body, len, why, sizeof(why)) == 0) {
                 fs__job_add_remote(fs, d->id, &m, d->peer);
                 why[0] = '\0';
+                job_t *j = fs__job_by_id(fs, d->id);
+                if (j && j->remote) {
+                    if (d->origin)
+                        fs__job_add_peer(j, d->peer, true);
+                    fs__vol_kick(fs); /* free slots ask for its tasks now, not at the next tick */
+                }
             }
             manifest_release(&m);
         }
@@ -91,6 +131,37 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
         log_warn("manifest %s from %s refused: %s", d->id, d->peer, why);
     free(d->peer);
     free(d);
+}
+
+void fs__remote_get_manifest(fs_t *fs, const char *peer, const char *id, bool origin)
+{
+    hash_t h;
+    if (fs->stopping || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0 ||
+        fs__job_by_id(fs, id) || fs->n_manifests >= FS_MAX_MANIFEST_GETS)
+        return;
+    for (disc_t *p = fs->manifests; p; p = p->next)
+        if (!strcmp(p->id, id))
+            return; /* on its way: the offer and the poll both found it */
+    disc_t *m = xcalloc(1, sizeof(*m));
+    m->fs = fs;
+    m->peer = xstrdup(peer);
+    m->origin = origin;
+    memcpy(m->id, id, HASH_HEX_LEN + 1);
+    char *url = xasprintf("%s/v1/manifest/%s", peer, id);
+    /* Manifests past FETCH_MAX_GET_BODY (a job of ~60k files of 256 KiB) are not fetched yet. */
+    size_t cap = MANIFEST_MAX_BYTES < FETCH_MAX_GET_BODY ? MANIFEST_MAX_BYTES : FETCH_MAX_GET_BODY;
+    int rc = fetch_get(fs->fetch, url, cap, on_manifest, m);
+    if (rc == 0) {
+        fs->pending_gets++;
+        m->next = fs->manifests;
+        fs->manifests = m;
+        fs->n_manifests++;
+    } else {
+        log_warn("GET %s: %s", url, strerror(-rc));
+        free(m->peer);
+        free(m);
+    }
+    free(url);
 }
 
 static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -117,27 +188,12 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
                 job_t *j = fs__job_by_id(fs, id);
                 if (j) {
                     if (j->remote) {
-                        job_add_peer(j, d->peer);
+                        fs__job_add_peer(j, d->peer, false);
                         fs__res_remote_seen(j, o, d->peer);
                     }
                     continue;
                 }
-                disc_t *m = xcalloc(1, sizeof(*m));
-                m->fs = fs;
-                m->peer = xstrdup(d->peer);
-                memcpy(m->id, id, HASH_HEX_LEN + 1);
-                char *url = xasprintf("%s/v1/manifest/%s", d->peer, id);
-                /* Manifests past FETCH_MAX_GET_BODY (a job of ~60k files of 256 KiB) are not fetched yet. */
-                size_t cap = MANIFEST_MAX_BYTES < FETCH_MAX_GET_BODY ? MANIFEST_MAX_BYTES : FETCH_MAX_GET_BODY;
-                int rc = fetch_get(fs->fetch, url, cap, on_manifest, m);
-                if (rc == 0) {
-                    fs->pending_gets++;
-                } else {
-                    log_warn("GET %s: %s", url, strerror(-rc));
-                    free(m->peer);
-                    free(m);
-                }
-                free(url);
+                fs__remote_get_manifest(fs, d->peer, id, false);
             }
         }
     }
@@ -151,7 +207,6 @@ static void on_discover(uv_timer_t *t)
     fs_t *fs = t->data;
     if (fs->stopping)
         return;
-    fs__vol_tick(fs);
     if (fs->pending_gets > 4 * fs->n_pool_peers + 16)
         return; /* answers are still coming: do not pile up requests */
     for (size_t i = 0; i < fs->n_pool_peers; i++) {
@@ -186,7 +241,7 @@ void fs__discover_start(fs_t *fs)
     fs->discover = xcalloc(1, sizeof(*fs->discover));
     uv_timer_init(fs->loop, fs->discover);
     fs->discover->data = fs;
-    uv_timer_start(fs->discover, on_discover, 0, FS_DISCOVER_MS);
+    uv_timer_start(fs->discover, on_discover, 0, fs->opts.discover_ms ? fs->opts.discover_ms : FS_DISCOVER_MS);
     if (!fs->opts.tracker_url || !fs->opts.http_port)
         return;
     /* The pool is a swarm of its own (Preon's "idle" job): every peer announces there. */

@@ -330,6 +330,18 @@ int sched_finish(sched_t *s, const char *job_id, uint32_t task, bool ok)
     return 0;
 }
 
+int sched_release(sched_t *s, const char *job_id, uint32_t task)
+{
+    job_t *j;
+    int rc = running_task(s, job_id, task, &j);
+    if (rc < 0)
+        return rc;
+    if (j->tasks[task].attempts > 0)
+        j->tasks[task].attempts--;
+    set_state(j, task, TASK_WAITING);
+    return 0;
+}
+
 static void lose(job_t *j, uint32_t t)
 {
     set_state(j, t, j->tasks[t].attempts < j->max_attempts ? TASK_WAITING : TASK_FAILED);

@@ -62,6 +62,11 @@ bool sched_next_in(sched_t *s, const char *job_id, uint64_t now_ms, uint64_t lea
 int sched_renew(sched_t *s, const char *job_id, uint32_t task, uint64_t now_ms, uint64_t lease_ms);
 /** A RUNNING task finished: ok -> SUCCEEDED, else FAILED. 0, -ENOENT, -EINVAL (not running). */
 int sched_finish(sched_t *s, const char *job_id, uint32_t task, bool ok);
+/**
+ * A RUNNING task handed out but never started (a volunteer leased more than it could run): back to
+ * WAITING, and the hand-out does not count as an attempt. 0, -ENOENT, -EINVAL (not running).
+ */
+int sched_release(sched_t *s, const char *job_id, uint32_t task);
 /** A RUNNING task was lost (not its own fault): back to WAITING, or FAILED after max_attempts. */
 int sched_lost(sched_t *s, const char *job_id, uint32_t task);
 /**

@@ -1,21 +1,30 @@
 /*
  * volunteer.c: tasks of one peer's job run on other peers of the pool (docs/protocol.md).
  *
- * Submitter side (the peer that published the job): answers lease requests from volunteers out of
- * its own scheduler (sched_next_in, a lease of --lease-ms that the volunteer renews), expires
+ * Submitter side (the peer that published the job): recruits at once: on publishing, and whenever
+ * it learns of a new pool peer while tasks wait, it offers the job to its pool peers (/v1/offer,
+ * fire-and-forget; the 1 s /v1/jobs poll is only the fallback). It answers lease requests out of its
+ * own scheduler (sched_next_in, up to n tasks per request, each a lease of --lease-ms that the
+ * volunteer renews), takes back tasks a volunteer leased but could not start (/v1/release), expires
  * the leases of volunteers that stop renewing (the task waits again and goes to someone else), and,
- * when a volunteer reports a task done, fetches its result manifest and every block of it from that
- * volunteer (verified by the fetcher), writes the files into results/<job>/<task>/ and records the task.
+ * when a volunteer reports a task done, takes a small result from the report itself (fs/bundle.c:
+ * checked against its block hashes first) or else fetches the result manifest and every block of it
+ * from that volunteer (verified by the fetcher); then writes the files into results/<job>/<task>/
+ * and records the task, with the time from hand-out to result (status: dispatch-ms-*).
  *
- * Volunteer side: with a free slot, asks the submitter of a remote job it can run for a lease, runs
- * the task in the sandbox exactly like a local one (its inputs read lazily through this peer's own
- * mount), renews the lease while it runs, then hashes the outputs into its block store, keeps the
- * result manifest in its outbox (served at /v1/result/<job>/<task>) and tells the submitter.
+ * Volunteer side: greets every new pool peer (/v1/hello, so a submitter knows whom to offer to); on
+ * an offer, fetches the manifest of a new job and asks for work at once. With free slots, asks the
+ * submitter of a remote job it can run for as many tasks as it has free slots, runs each in the
+ * sandbox exactly like a local one (its inputs read lazily through this peer's own mount), renews the
+ * lease while it runs, then hashes the outputs into its block store, keeps the result manifest in its
+ * outbox (served at /v1/result/<job>/<task>) and tells the submitter, with the result inline if it
+ * is small; a freed slot asks for the next task right away.
  *
- * Requests are GETs with the volunteer's base URL in ?peer= (the fetcher speaks GET; each one is
- * answered from the submitter's state and is safe to repeat). Results are not signed yet (issue 3 note).
+ * Requests are GETs with the sender's base URL in ?peer= (the fetcher speaks GET; each one is
+ * answered from the receiver's state and is safe to repeat). Results are not signed yet (issue 3 note).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -30,11 +39,14 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "fs/bundle.h"
 #include "fs/internal.h"
 #include "fs/work.h"
 
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
+#define VOL_MAX_LEASE 16            /* tasks one lease request may ask for and one answer may give */
+#define VOL_MAX_PEERS_PER_HOST 64   /* pool peers one host may add by greeting us */
 
 struct outbox {
     char id[HASH_HEX_LEN + 1];
@@ -80,26 +92,90 @@ static bool can_run(fs_t *fs, const job_t *j)
     return true;
 }
 
+/* The URL of a request to j's submitter (xmalloc'd); task UINT32_MAX: none. */
+static char *vol_url(fs_t *fs, const job_t *j, const char *what, uint32_t task, const char *extra)
+{
+    if (task == UINT32_MAX)
+        return xasprintf("%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, fs->opts.http_url, extra ? extra : "");
+    return xasprintf("%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task, fs->opts.http_url,
+                     extra ? extra : "");
+}
+
+/* Sends url (taken) to j's submitter; cb gets a vreq_t. 0, or -errno and cb never fires. */
+static int vol_send(fs_t *fs, job_t *j, uint32_t task, char *url, fetch_get_cb cb)
+{
+    vreq_t *v = xcalloc(1, sizeof(*v));
+    v->fs = fs;
+    v->job = j;
+    v->task = task;
+    fs__job_ref(j);
+    int rc = fetch_get(fs->fetch, url, 4096, cb, v);
+    if (rc) {
+        log_warn("job %s: GET %.80s...: %s", j->name, url, strerror(-rc));
+        fs__job_unref(j);
+        free(v);
+    }
+    free(url);
+    return rc;
+}
+
+static int vol_get(fs_t *fs, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb)
+{
+    return vol_send(fs, j, task, vol_url(fs, j, what, task, extra), cb);
+}
+
+static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg);
+
 static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
     fs_t *fs = v->fs;
     job_t *j = v->job;
     j->lease_pending = false;
+    j->lease_asked = 0;
     j->lease_retry_ms = fs__now_ms() + VOL_RETRY_MS;
-    if (!status && code == 200 && !j->gone && !fs->stopping && fs->nrunning < fs->opts.slots) {
+    if (!status && code == 404 && j->n_peers > 1) {
+        /* peers[0] does not hold it as its own (we learnt of the job from another volunteer):
+         * ask the next peer that lists it */
+        char *first = j->peers[0];
+        memmove(&j->peers[0], &j->peers[1], (j->n_peers - 1) * sizeof(char *));
+        j->peers[j->n_peers - 1] = first;
+    }
+    if (!status && code == 200 && !fs->stopping) {
         json_error_t err;
         json_t *o = json_loadb(body, len, 0, &err);
-        json_int_t t = json_integer_value(json_object_get(o, "task"));
+        json_t *arr = json_object_get(o, "tasks");
         json_int_t lease = json_integer_value(json_object_get(o, "lease_ms"));
-        if (json_is_integer(json_object_get(o, "task")) && t >= 0 && t < (json_int_t)j->man.desc.tasks) {
-            log_info("job %s: leased task %" PRId64 " from %s", j->name, (int64_t)t, j->peers[0]);
-            fs__start_task(fs, j, (uint32_t)t, true);
-            fs->running->lease_ms = lease >= 300 && lease <= 3600000 ? (uint64_t)lease : 30000;
-            j->lease_retry_ms = 0; /* maybe there is more */
-        } else {
+        uint64_t lms = lease >= 300 && lease <= 3600000 ? (uint64_t)lease : 30000;
+        size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+        uint32_t seen[VOL_MAX_LEASE];
+        size_t nseen = 0;
+        char list[VOL_MAX_LEASE * 12] = "";
+        if (n == 0 || n > VOL_MAX_LEASE)
             log_warn("job %s: a bad lease answer from %s", j->name, j->peers[0]);
+        for (size_t i = 0; i < n && i < VOL_MAX_LEASE; i++) {
+            json_t *e = json_array_get(arr, i);
+            json_int_t t = json_integer_value(e);
+            bool dup = false;
+            for (size_t k = 0; k < nseen; k++)
+                dup |= seen[k] == (uint32_t)t;
+            if (!json_is_integer(e) || t < 0 || t >= (json_int_t)j->man.desc.tasks || dup) {
+                log_warn("job %s: a bad task in the lease answer from %s", j->name, j->peers[0]);
+                continue;
+            }
+            seen[nseen++] = (uint32_t)t;
+            if (!j->gone && fs->nrunning < fs->opts.slots) {
+                running_t *r = fs__start_task(fs, j, (uint32_t)t, true);
+                r->lease_ms = lms;
+                j->lease_retry_ms = 0; /* maybe there is more */
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", list[0] ? "," : "", (uint32_t)t);
+            } else {
+                /* a local task took the slot meanwhile: give it back rather than let the lease expire */
+                vol_get(fs, j, "release", (uint32_t)t, NULL, on_ack);
+            }
         }
+        if (list[0])
+            log_info("job %s: leased task %s from %s", j->name, list, j->peers[0]);
         json_decref(o);
     }
     fs__job_unref(j);
@@ -108,48 +184,36 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
         fs__jobs_kick(fs);
 }
 
-static void vol_get(fs_t *fs, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb,
-                    vreq_t *v)
-{
-    char url[VOL_MAX_URL + 256];
-    if (task == UINT32_MAX)
-        snprintf(url, sizeof(url), "%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, fs->opts.http_url,
-                 extra ? extra : "");
-    else
-        snprintf(url, sizeof(url), "%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task,
-                 fs->opts.http_url, extra ? extra : "");
-    fs__job_ref(j);
-    v->fs = fs;
-    v->job = j;
-    v->task = task;
-    if (fetch_get(fs->fetch, url, 4096, cb, v) != 0) {
-        fs__job_unref(j);
-        free(v);
-        if (cb == on_lease)
-            j->lease_pending = false;
-    }
-}
-
 void fs__vol_kick(fs_t *fs)
 {
     if (!fs->opts.http_url || fs->stopping)
         return;
     uint64_t now = fs__now_ms();
     unsigned asking = 0;
+    for (job_t *j = fs->joblist; j; j = j->next)
+        if (j->remote && j->lease_pending)
+            asking += j->lease_asked;
     for (job_t *j = fs->joblist; j; j = j->next) {
         if (fs->nrunning + asking >= fs->opts.slots)
             break;
-        if (!j->remote || j->gone || !j->dir || j->n_peers == 0)
+        if (!j->remote || j->gone || !j->dir || j->n_peers == 0 || j->lease_pending)
             continue;
-        if (j->lease_pending) {
-            asking++;
-            continue;
-        }
         if (now < j->lease_retry_ms || !can_run(fs, j))
             continue;
+        unsigned n = fs->opts.slots - fs->nrunning - asking;
+        if (n > VOL_MAX_LEASE)
+            n = VOL_MAX_LEASE;
+        char extra[32];
+        snprintf(extra, sizeof(extra), "&n=%u", n);
         j->lease_pending = true;
-        asking++;
-        vol_get(fs, j, "lease", UINT32_MAX, NULL, on_lease, xcalloc(1, sizeof(vreq_t)));
+        j->lease_asked = n;
+        if (vol_get(fs, j, "lease", UINT32_MAX, extra, on_lease) == 0) {
+            asking += n;
+        } else {
+            j->lease_pending = false;
+            j->lease_asked = 0;
+            j->lease_retry_ms = now + VOL_RETRY_MS;
+        }
     }
 }
 
@@ -171,7 +235,7 @@ void fs__vol_tick(fs_t *fs)
         if (!r->remote || now - r->last_renew_ms < r->lease_ms / 3)
             continue;
         r->last_renew_ms = now;
-        vol_get(fs, r->job, "renew", r->task, NULL, on_ack, xcalloc(1, sizeof(vreq_t)));
+        vol_get(fs, r->job, "renew", r->task, NULL, on_ack);
     }
     fs__vol_kick(fs);
 }
@@ -185,14 +249,44 @@ typedef struct outwork {
     uint64_t elapsed_ms;
     char *dir;
     manifest_t man;
+    char *data; /* the files' contents in manifest order, if small enough to go inline */
+    size_t data_len;
     int rc;
     char why[256];
 } outwork_t;
+
+/* Thread pool: reads a small result's files (bundle_fits) into one buffer, in manifest order. */
+static char *read_small_result(const char *dir, const manifest_t *m, size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_files; i++)
+        total += (size_t)m->files[i].size;
+    char *buf = xmalloc(total + 1);
+    size_t off = 0;
+    for (size_t i = 0; i < m->n_files; i++) {
+        char *p = xasprintf("%s/%s", dir, m->files[i].path);
+        int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        free(p);
+        /* one byte more than expected is asked for, so a file that grew is noticed */
+        ssize_t got = fd < 0 ? -1 : read(fd, buf + off, (size_t)m->files[i].size + 1);
+        if (fd >= 0)
+            close(fd);
+        if (got != (ssize_t)m->files[i].size) {
+            free(buf);
+            return NULL; /* sent the usual way: the submitter fetches the blocks */
+        }
+        off += (size_t)got;
+    }
+    *len = off;
+    return buf;
+}
 
 static void out_work(uv_work_t *req)
 {
     outwork_t *w = req->data;
     w->rc = fs__hash_tree(w->fs->store, w->dir, &w->man, w->why, sizeof(w->why));
+    if (!w->rc && bundle_fits(&w->man))
+        w->data = read_small_result(w->dir, &w->man, &w->data_len);
 }
 
 static void out_done(uv_work_t *req, int status)
@@ -211,14 +305,29 @@ static void out_done(uv_work_t *req, int status)
         o->len = len;
         o->next = fs->outbox;
         fs->outbox = o;
-        char extra[96];
-        snprintf(extra, sizeof(extra), "&exit=%d&ms=%" PRIu64, w->exit_code, w->elapsed_ms);
-        vol_get(fs, j, "done", w->task, extra, on_ack, xcalloc(1, sizeof(vreq_t)));
-        log_info("job %s task %u done here (exit %d): reported to %s", j->name, w->task, w->exit_code, j->peers[0]);
+        char head[96], *inl = NULL, *extra;
+        snprintf(head, sizeof(head), "&exit=%d&ms=%" PRIu64, w->exit_code, w->elapsed_ms);
+        if (w->data && bundle_query(bytes, len, w->data, w->data_len, &inl) == 0) {
+            extra = xasprintf("%s%s", head, inl);
+            free(inl);
+        } else {
+            extra = xstrdup(head);
+        }
+        char *url = vol_url(fs, j, "done", w->task, extra);
+        bool inline_ok = strlen(url) <= FETCH_MAX_GET_URL && strcmp(extra, head) != 0;
+        if (strlen(url) > FETCH_MAX_GET_URL) { /* a long peer URL: the result goes the usual way */
+            free(url);
+            url = vol_url(fs, j, "done", w->task, head);
+        }
+        free(extra);
+        vol_send(fs, j, w->task, url, on_ack);
+        log_info("job %s task %u done here (exit %d): reported to %s%s", j->name, w->task, w->exit_code,
+                 j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
         log_error("job %s task %u: hashing the outputs: %s", j->name, w->task, w->why);
     }
     manifest_release(&w->man);
+    free(w->data);
     free(w->dir);
     free(w);
     fs__job_unref(j);
@@ -253,6 +362,7 @@ typedef struct rcollect {
     int exit_code;
     uint64_t elapsed_ms;
     manifest_t man;
+    char *data; /* an inline result: the files' contents, already checked against man */
     unsigned missing;
     int status;
     uv_work_t req;
@@ -262,6 +372,7 @@ typedef struct rcollect {
 static void rc_free(rcollect_t *c)
 {
     manifest_release(&c->man);
+    free(c->data);
     free(c->peer);
     fs__job_unref(c->job);
     free(c);
@@ -282,6 +393,7 @@ static void assemble_work(uv_work_t *req)
         free(d);
     }
     char *buf = xmalloc(c->man.block_size);
+    size_t off = 0;
     for (size_t i = 0; !rc && i < c->man.n_files; i++) {
         const manifest_file_t *f = &c->man.files[i];
         char *p = xasprintf("%s/%s", tmp, f->path);
@@ -291,7 +403,12 @@ static void assemble_work(uv_work_t *req)
             rc = -errno;
             break;
         }
-        for (size_t b = 0; !rc && b < f->n_blocks; b++) {
+        if (c->data) { /* inline: the bytes were checked against the manifest's hashes (bundle_parse) */
+            if (fwrite(c->data + off, 1, (size_t)f->size, out) != (size_t)f->size)
+                rc = -EIO;
+            off += (size_t)f->size;
+        }
+        for (size_t b = 0; !c->data && !rc && b < f->n_blocks; b++) {
             ssize_t got = store_read(fs->store, &f->blocks[b], buf, c->man.block_size, 0);
             if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
                 rc = got < 0 ? (int)got : -EIO;
@@ -414,51 +531,137 @@ static void reply_json(httpd_req_t *r, unsigned code, const char *text)
     httpd_reply(r, code, "application/json", text, strlen(text));
 }
 
-/* /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/done/<id>/<task>, /v1/result/<id>/<task>. */
-bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
+/* An unsigned query parameter capped at max, or def if absent or not a number. */
+static unsigned long long query_num(httpd_req_t *r, const char *key, unsigned long long def, unsigned long long max)
 {
-    char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
-    unsigned task = 0;
-    int n = 0;
-    if (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN)
-        return false;
-    bool with_task = path[n] == '/';
-    if (with_task && sscanf(path + n, "/%u", &task) != 1)
-        return false;
-    if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
-        for (struct outbox *o = fs->outbox; o; o = o->next)
-            if (!strcmp(o->id, id) && o->task == task)
-                return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
-        return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
+    size_t qlen = 0, vlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    char v[32], *end = NULL;
+    if (httpd_query_get(q, qlen, key, v, sizeof(v) - 1, &vlen) != 0 || vlen == 0)
+        return def;
+    v[vlen] = '\0';
+    unsigned long long n = strtoull(v, &end, 10);
+    return *end || v[0] == '-' ? def : n > max ? max : n;
+}
+
+/* ---- recruiting: offers and greetings ---- */
+
+static void on_offer_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    char *url = arg;
+    if (status || code >= 300)
+        log_debug("GET %s: %s %u", url, status ? strerror(-status) : "HTTP", code);
+    free(url);
+}
+
+/* GET peer/v1/offer/<id> (or /v1/hello if id is NULL), fire-and-forget. */
+static void send_offer(fs_t *fs, const char *peer, const char *id)
+{
+    char *url = id ? xasprintf("%s/v1/offer/%s?peer=%s", peer, id, fs->opts.http_url)
+                   : xasprintf("%s/v1/hello?peer=%s", peer, fs->opts.http_url);
+    int rc = fetch_get(fs->fetch, url, 4096, on_offer_ack, url);
+    if (rc) { /* -EAGAIN: FETCH_MAX_GETS under way; that peer learns of it by polling */
+        log_debug("GET %s: %s", url, strerror(-rc));
+        free(url);
     }
-    if (strcmp(what, "lease") && strcmp(what, "renew") && strcmp(what, "done"))
-        return false;
-    job_t *j = local_job(fs, id);
-    if (!j)
-        return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
+}
+
+static bool offerable(fs_t *fs, job_t *j)
+{
+    sched_counts_t c;
+    return j->published && !j->remote && !j->gone && j->state == J_RUNNING &&
+           sched_counts(fs->sched, j->id, &c) == 0 && c.waiting > 0;
+}
+
+void fs__vol_offer(fs_t *fs, job_t *j, const char *peer)
+{
+    if (!fs->opts.http_url || fs->stopping || !fs->fetch || !offerable(fs, j))
+        return;
+    if (peer)
+        return send_offer(fs, peer, j->id);
+    for (size_t i = 0; i < fs->n_pool_peers; i++)
+        send_offer(fs, fs->pool_peers[i], j->id);
+}
+
+void fs__vol_new_peer(fs_t *fs, const char *url)
+{
+    if (!fs->opts.http_url || fs->stopping || !fs->fetch)
+        return;
+    bool offered = false;
+    for (job_t *j = fs->joblist; j; j = j->next) {
+        if (offerable(fs, j)) {
+            send_offer(fs, url, j->id);
+            offered = true;
+        }
+    }
+    if (!offered) /* an offer says who we are too */
+        send_offer(fs, url, NULL);
+}
+
+/* /v1/hello?peer= and /v1/offer/<id>?peer=: the sender is a pool peer; an offered job is fetched
+ * (if new) and asked for work at once. */
+static void handle_offer(fs_t *fs, httpd_req_t *r, const char *id)
+{
+    char peer[VOL_MAX_URL];
     if (!query_peer(r, peer, sizeof(peer)))
-        return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
-    if (!j->lease_peer)
-        j->lease_peer = xcalloc(j->man.desc.tasks, sizeof(char *));
+        return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}");
+    char ip[INET_ADDRSTRLEN + 1];
+    size_t iplen = strcspn(peer + 7, ":");
+    snprintf(ip, sizeof(ip), "%.*s", (int)(iplen < INET_ADDRSTRLEN ? iplen : INET_ADDRSTRLEN), peer + 7);
+    if (fs__pool_peers_on_host(fs, ip) < VOL_MAX_PEERS_PER_HOST)
+        fs__pool_add_peer(fs, peer);
+    if (id) {
+        job_t *j = fs__job_by_id(fs, id);
+        if (!j) {
+            fs__remote_get_manifest(fs, peer, id, true);
+        } else if (j->remote && !j->gone) {
+            fs__job_add_peer(j, peer, true);
+            j->lease_retry_ms = 0; /* it says tasks wait: ask now even if it said "none" a moment ago */
+            fs__vol_kick(fs);
+        }
+    }
+    reply_json(r, 200, "{}");
+}
+
+/* ---- the requests ---- */
+
+/* The submitter's answer to a lease request: up to ?n= tasks (at most VOL_MAX_LEASE) under one lease each. */
+static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
+{
+    unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
+    uint32_t got[VOL_MAX_LEASE];
+    unsigned k = 0;
     uint64_t now = fs__now_ms();
-    if (!strcmp(what, "lease")) {
-        uint32_t t;
-        if (j->state != J_RUNNING || !sched_next_in(fs->sched, j->id, now, lease_ms(fs), &t))
-            return reply_json(r, 204, ""), true;
+    while (j->state == J_RUNNING && k < (n ? n : 1) && sched_next_in(fs->sched, j->id, now, lease_ms(fs), &got[k])) {
+        uint32_t t = got[k++];
         free(j->lease_peer[t]);
         j->lease_peer[t] = xstrdup(peer);
-        char body[96];
-        snprintf(body, sizeof(body), "{\"task\":%u,\"lease_ms\":%" PRIu64 "}", t, lease_ms(fs));
-        log_info("job %s: task %u leased to %s", j->name, t, peer);
-        return reply_json(r, 200, body), true;
+        fs__task_dispatched(j, t);
     }
-    if (!with_task || task >= j->man.desc.tasks || !j->lease_peer[task] || strcmp(j->lease_peer[task], peer))
-        return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
-    if (!strcmp(what, "renew")) {
-        int rc = sched_renew(fs->sched, j->id, task, now, lease_ms(fs));
-        return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
-    }
-    /* done: give the transfer time, then fetch the result from the volunteer */
+    if (k == 0)
+        return reply_json(r, 204, "");
+    char body[VOL_MAX_LEASE * 12 + 96], list[VOL_MAX_LEASE * 12] = "";
+    for (unsigned i = 0; i < k; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", i ? "," : "", got[i]);
+    /* "task" (the first) for volunteers that know only single leases */
+    snprintf(body, sizeof(body), "{\"tasks\":[%s],\"task\":%u,\"lease_ms\":%" PRIu64 "}", list, got[0], lease_ms(fs));
+    log_info("job %s: task %s leased to %s", j->name, list, peer);
+    reply_json(r, 200, body);
+}
+
+/* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
+static void task_lost(fs_t *fs, job_t *j, uint32_t task)
+{
+    free(j->lease_peer[task]);
+    j->lease_peer[task] = NULL;
+    sched_lost(fs->sched, j->id, task);
+    fs__job_check_over(j);
+    fs__jobs_kick(fs);
+    fs__vol_offer(fs, j, NULL);
+}
+
+static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const char *peer)
+{
     size_t qlen = 0, vlen = 0;
     const char *q = httpd_req_query(r, &qlen);
     char v[32];
@@ -472,8 +675,7 @@ bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
         ms = strtoll(v, NULL, 10);
     }
     if (code < -1 || code > 255 || ms < 0)
-        return reply_json(r, 400, "{\"error\":\"bad exit or ms\"}"), true;
-    sched_renew(fs->sched, j->id, task, now, 10 * lease_ms(fs));
+        return reply_json(r, 400, "{\"error\":\"bad exit or ms\"}");
     rcollect_t *c = xcalloc(1, sizeof(*c));
     c->fs = fs;
     c->job = j;
@@ -483,11 +685,84 @@ bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
     c->elapsed_ms = (uint64_t)ms;
     manifest_init(&c->man);
     fs__job_ref(j);
+    size_t dlen = 0;
+    char why[256] = "";
+    int rc = bundle_parse(q, qlen, &c->man, &c->data, &dlen, why, sizeof(why));
+    if (rc && rc != -ENOENT) {
+        log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
+                 j->name, task, peer, why);
+        rc_free(c);
+        task_lost(fs, j, task);
+        return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
+    }
+    /* give the transfer time: the lease holds until the result is in */
+    sched_renew(fs->sched, j->id, task, fs__now_ms(), 10 * lease_ms(fs));
+    if (rc == 0) { /* the result came with the report: straight to results/ */
+        c->req.data = c;
+        fs->pending_work++;
+        uv_queue_work(fs->loop, &c->req, assemble_work, assemble_done);
+        return reply_json(r, 202, "{}");
+    }
     char url[VOL_MAX_URL + 128];
     snprintf(url, sizeof(url), "%s/v1/result/%s/%u", peer, j->id, task);
     if (fetch_get(fs->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
         rc_free(c);
-    return reply_json(r, 202, "{}"), true;
+    reply_json(r, 202, "{}");
+}
+
+/*
+ * /v1/hello, /v1/offer/<id> (any peer); /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/release/<id>/<task>,
+ * /v1/done/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
+ */
+bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
+{
+    char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
+    unsigned task = 0;
+    int n = 0;
+    if (!strcmp(path, "/hello"))
+        return handle_offer(fs, r, NULL), true;
+    if (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN)
+        return false;
+    bool with_task = path[n] == '/';
+    if (with_task && sscanf(path + n, "/%u", &task) != 1)
+        return false;
+    if (!strcmp(what, "offer") && !with_task)
+        return handle_offer(fs, r, id), true;
+    if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
+        for (struct outbox *o = fs->outbox; o; o = o->next)
+            if (!strcmp(o->id, id) && o->task == task)
+                return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
+        return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
+    }
+    if (strcmp(what, "lease") && strcmp(what, "renew") && strcmp(what, "done") && strcmp(what, "release"))
+        return false;
+    job_t *j = local_job(fs, id);
+    if (!j)
+        return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
+    if (!query_peer(r, peer, sizeof(peer)))
+        return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
+    if (!j->lease_peer)
+        j->lease_peer = xcalloc(j->man.desc.tasks, sizeof(char *));
+    if (!strcmp(what, "lease"))
+        return handle_lease(fs, r, j, peer), true;
+    if (!with_task || task >= j->man.desc.tasks || !j->lease_peer[task] || strcmp(j->lease_peer[task], peer))
+        return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
+    if (!strcmp(what, "renew")) {
+        int rc = sched_renew(fs->sched, j->id, task, fs__now_ms(), lease_ms(fs));
+        return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
+    }
+    if (!strcmp(what, "release")) { /* leased but never started: no attempt is counted */
+        free(j->lease_peer[task]);
+        j->lease_peer[task] = NULL;
+        int rc = sched_release(fs->sched, j->id, task);
+        if (!rc) {
+            log_info("job %s: task %u released by %s", j->name, task, peer);
+            fs__jobs_kick(fs);
+            fs__vol_offer(fs, j, NULL);
+        }
+        return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}"), true;
+    }
+    return handle_done(fs, r, j, task, peer), true;
 }
 
 static void on_lease_expired(void *arg, const char *job_id, uint32_t task)
@@ -502,11 +777,23 @@ static void on_lease_expired(void *arg, const char *job_id, uint32_t task)
     j->lease_peer[task] = NULL;
 }
 
+/* Every second: leases of vanished volunteers expire (their tasks are offered again), the leases of
+ * the tasks running here are renewed, and free slots ask for work. */
 static void on_lease_timer(uv_timer_t *t)
 {
     fs_t *fs = t->data;
-    if (sched_expire(fs->sched, fs__now_ms(), on_lease_expired, fs) > 0)
+    if (fs->stopping)
+        return;
+    if (sched_expire(fs->sched, fs__now_ms(), on_lease_expired, fs) > 0) {
+        for (job_t *j = fs->joblist; j; j = j->next) {
+            if (j->remote || !j->published || j->gone)
+                continue;
+            fs__job_check_over(j); /* the last attempt of a task may have run out */
+            fs__vol_offer(fs, j, NULL);
+        }
         fs__jobs_kick(fs);
+    }
+    fs__vol_tick(fs);
 }
 
 void fs__vol_start(fs_t *fs)

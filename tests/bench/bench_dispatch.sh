@@ -2,8 +2,11 @@
 # The seed's dispatch experiment: 200 "echo hello" tasks over 10 peers on loopback (a submitter that
 # runs nothing itself, --slots 0, and 9 volunteers with 2 slots each, joined through the submitter's
 # embedded tracker). Prints the time from publishing (the rename into jobs/) until all 200 results
-# are in the submitter's results/, the per-task run-time percentiles, and the same 200 tasks run on
-# one peer with 2 slots (local execution, the yardstick) from the same run.
+# are in the submitter's results/, the per-task dispatch-to-done percentiles (from the submitter's
+# status file: a task's hand-out, i.e. its lease grant, to its result being in results/), the
+# per-task run time in the sandbox, and the same for the 200 tasks run on one peer with 2 slots
+# (local execution, the yardstick; there dispatch is the task's start) from the same run, and the
+# ratios pool / local.
 # Usage: PREON=build/preon tests/bench/bench_dispatch.sh [TASKS] [VOLUNTEERS]
 set -euo pipefail
 : "${PREON:?set PREON to the preon binary}"
@@ -61,7 +64,16 @@ lst=$(timeout 600 cat "$T/local/m/wait/hello")
 t1=$(now)
 local_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 
-printf 'pool of %d volunteers: %d/%d tasks succeeded, %d result folders, all in %s s (task p50 %s ms, p95 %s ms)\n' \
-    "$NVOL" "$ok" "$TASKS" "$n" "$pool" "$(sed -n 's/^task-ms-p50: //p' <<<"$st")" "$(sed -n 's/^task-ms-p95: //p' <<<"$st")"
-printf 'one peer, 2 slots (local execution): %s s (task p50 %s ms)\n' "$local_s" "$(sed -n 's/^task-ms-p50: //p' <<<"$lst")"
-printf 'ratio pool/local time: %s\n' "$(awk -v a="$pool" -v b="$local_s" 'BEGIN { printf "%.2f", a / b }')"
+f() { sed -n "s/^$1: //p" <<<"$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf 'pool of %d volunteers: %d/%d tasks succeeded, %d result folders\n' "$NVOL" "$ok" "$TASKS" "$n"
+printf '%-34s %12s %12s %8s\n' "" "pool" "local" "ratio"
+printf '%-34s %12s %12s %8s\n' "publish -> all results (s)" "$pool" "$local_s" "$(ratio "$pool" "$local_s")"
+for k in p50 p95; do
+    a=$(f "dispatch-ms-$k" "$st") b=$(f "dispatch-ms-$k" "$lst")
+    printf '%-34s %12s %12s %8s\n' "dispatch -> result $k (ms)" "$a" "$b" "$(ratio "$a" "$b")"
+done
+for k in p50 p95; do
+    a=$(f "task-ms-$k" "$st") b=$(f "task-ms-$k" "$lst")
+    printf '%-34s %12s %12s %8s\n' "run time in the sandbox $k (ms)" "$a" "$b" "$(ratio "$a" "$b")"
+done

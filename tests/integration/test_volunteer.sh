@@ -97,4 +97,102 @@ t_pool_on_opentracker() {
     grep -q "leased to" "${PEER_LOG[A]}" || fail "no task was leased to B"
 }
 
+# wait_peer_field M KEY VALUE [SECS]: bounded poll (50 ms) of M/peer until KEY is VALUE (a peer
+# learning of another has no event a test could block on).
+wait_peer_field() {
+    local end=$((SECONDS + ${4:-20})) got=""
+    while [ "$SECONDS" -le "$end" ]; do
+        got=$(peer_field "$1" "$2")
+        [ "$got" = "$3" ] && return 0
+        sleep 0.05
+    done
+    fail "$1/peer never had '$2: $3' (last: '$got')"
+}
+
+t_an_offer_recruits_a_volunteer_without_waiting_for_the_poll() {
+    # Both peers poll for jobs only every 10 minutes: the job can reach B in time only by A's offer.
+    start_peer A --port 0 --slots 0 --discover-ms 600000
+    local a url src st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    start_peer B --port 0 --slots 2 --peer "$url" --discover-ms 600000 --uid-base 64470
+    wait_peer_field "$a" pool-peers 1 # B greeted A (/v1/hello): A knows whom to offer jobs to
+    src=$(src_dir off)
+    make_job "$src" 'echo "t$PREON_TASK" > out.txt' "tasks = 3"
+    cp -r -- "$src" "$a/jobs/.off"
+    mv -- "$a/jobs/.off" "$a/jobs/off"
+    st=$(wait_job "$a" off 30)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_eq 3 "$(field succeeded <<<"$st")" succeeded
+    assert_file_eq "$a/results/off/2/out.txt" t2
+    assert_match "$st" '^dispatch-ms-p50: [0-9]+$' "A's status"
+    # the results came inline in B's reports: A fetched no block at all
+    assert_eq 0 "$(peer_field "$a" blocks-fetched)" "blocks A fetched"
+    grep -q "with the result inline" "${PEER_LOG[B]}" || fail "B sent no result inline"
+    grep -q "leased task 0,1 from" "${PEER_LOG[B]}" || fail "B's two free slots did not lease two tasks at once"
+}
+
+# publish_idle A NAME TASKS: publishes a job of TASKS tasks on A (which runs nothing itself) and
+# prints its id once it runs.
+publish_idle() {
+    local src
+    src=$(src_dir "$2")
+    make_job "$src" 'true' "tasks = $3"
+    cp -r -- "$src" "$1/jobs/.$2"
+    mv -- "$1/jobs/.$2" "$1/jobs/$2"
+    wait_status "$1" "$2" state running
+    status_field "$1" "$2" id
+}
+
+t_one_lease_request_gets_several_tasks_and_unused_ones_go_back() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" out
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" multi 5)
+    out=$(curl -sS "$url/v1/lease/$id?peer=$me&n=3")
+    assert_contains "$out" '"tasks":[0,1,2]' "lease answer"
+    assert_eq 3 "$(status_field "$a" multi running)" running
+    # task 1 could not be started: given back, it waits again and costs no attempt
+    assert_eq 200 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/1?peer=$me")" release
+    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/1?peer=$me")" "second release"
+    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/0?peer=http://127.0.0.1:10")" \
+        "release by a peer that holds no lease"
+    assert_eq 3 "$(status_field "$a" multi waiting)" waiting
+    out=$(curl -sS "$url/v1/lease/$id?peer=$me&n=100") # capped: the three that wait
+    assert_contains "$out" '"tasks":[1,3,4]' "second lease answer"
+    assert_eq 204 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/lease/$id?peer=$me&n=2")" "nothing left"
+}
+
+t_an_inline_result_is_checked_against_its_hashes() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" man h m good bad st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" inl 1)
+    h=$(printf 'hello\n' | sha256sum | cut -c1-64)
+    man='{"block_size":262144,"created_ms":1,"dirs":[],"files":[{"blocks":["'$h'"],"mode":420,"path":"stdout","size":6}],'
+    man+='"job":{"command":"/job/run","disk":1073741824,"memory":1073741824,"network":false,"outputs":[],'
+    man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"inl.0","v":1}'
+    b64() { basenc --base64url -w0 | tr -d =; }
+    m=$(printf '%s' "$man" | b64)
+    good=$(printf 'hello\n' | b64)
+    bad=$(printf 'HELLO\n' | b64)
+    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
+    assert_eq 400 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$bad")" \
+        "done with bytes that do not match"
+    [ ! -e "$a/results/inl/0" ] || fail "a refused result reached results/"
+    grep -q "inline result from .* is refused: inline result: stdout does not match its block hash" "${PEER_LOG[A]}" ||
+        fail "A's log does not say why the result was refused"
+    assert_eq 1 "$(status_field "$a" inl waiting)" "waiting after the refusal"
+    # the same task, leased again and reported with the right bytes, is done in one request
+    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "second lease answer"
+    assert_eq 202 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$good")" \
+        "done with the right bytes"
+    st=$(wait_job "$a" inl 20)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    assert_file_eq "$a/results/inl/0/stdout" hello
+    assert_eq 0 "$(peer_field "$a" blocks-fetched)" "blocks A fetched"
+}
+
 run_tests "$@"

@@ -196,6 +196,33 @@ static void sched_lost_retries_then_fails(void **state)
     expect_next(s, 0, 10, "j", 4);
 }
 
+static void sched_release_costs_no_attempt(void **state)
+{
+    sched_t *s = *state;
+    uint32_t t = UINT32_MAX;
+    assert_int_equal(sched_add_job(s, "j", 3, 1), 0);
+    /* a volunteer leases three tasks at once but can start only the first */
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_true(sched_next_in(s, "j", 0, 10, &t));
+        assert_int_equal(t, i);
+    }
+    assert_int_equal(sched_release(s, "j", 2), 0);
+    assert_int_equal(sched_release(s, "j", 1), 0);
+    assert_task(s, "j", 1, TASK_WAITING, 0);
+    assert_counts(s, "j", 2, 1, 0, 0, 0);
+    assert_int_equal(sched_release(s, "j", 1), -EINVAL); /* not running any more */
+    assert_int_equal(sched_release(s, "j", 3), -ENOENT);
+    assert_int_equal(sched_release(s, "x", 0), -ENOENT);
+    /* max_attempts 1: had the release counted, a loss now would fail the task */
+    assert_true(sched_next_in(s, "j", 0, 10, &t));
+    assert_int_equal(t, 1);
+    assert_task(s, "j", 1, TASK_RUNNING, 1);
+    assert_int_equal(sched_finish(s, "j", 1, true), 0);
+    assert_true(sched_next_in(s, "j", 0, 10, &t));
+    assert_int_equal(t, 2);
+    assert_false(sched_next_in(s, "j", 0, 10, &t));
+}
+
 static void sched_renew_extends_lease(void **state)
 {
     sched_t *s = *state;
@@ -562,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sched_restore_states, setup, teardown),
         cmocka_unit_test(sched_state_names),
         cmocka_unit_test_setup_teardown(sched_counts_always_sum_to_total, setup, teardown),
+        cmocka_unit_test_setup_teardown(sched_release_costs_no_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(sched_drains_a_large_job_quickly, setup, teardown),
         cmocka_unit_test_setup_teardown(sched_large_job_with_losses, setup, teardown),
     };
