@@ -125,6 +125,7 @@ struct job {
     size_t n_dispatch_ms, cap_dispatch_ms;
     waiter_t *waiters;
     char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
+    bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
     uint64_t lease_retry_ms;
@@ -306,6 +307,8 @@ void fs__vol_offer(fs_t *fs, job_t *j, const char *peer);
 void fs__vol_new_peer(fs_t *fs, const char *url);
 void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
 bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path);
+/** The submitter has this result (it is in its list): drop the copy kept for it. */
+void fs__vol_result_taken(fs_t *fs, job_t *j, uint32_t task);
 void fs__vol_start(fs_t *fs);
 void fs__vol_stop(fs_t *fs);
 

@@ -337,6 +337,7 @@ static int mirror_entry(job_t *j, json_t *e, char *why, size_t whylen)
     tr->bytes[tlen] = '\0';
     tr->len = tlen;
     mirror_add(j, tr);
+    fs__vol_result_taken(j->fs, j, tr->task); /* if it ran here, the submitter has it now */
     return 0;
 }
 

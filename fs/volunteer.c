@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -56,6 +57,27 @@ struct outbox {
     struct outbox *next;
 };
 
+/*
+ * The submitter has task's result (this peer now mirrors it from the submitter's list, results.c):
+ * the copy kept for it here, its manifest in the outbox and the task's directory, can go. Its
+ * blocks stay in the store, as any other verified block.
+ */
+void fs__vol_result_taken(fs_t *fs, job_t *j, uint32_t task)
+{
+    for (struct outbox **pp = &fs->outbox; *pp; pp = &(*pp)->next) {
+        struct outbox *o = *pp;
+        if (o->task != task || strcmp(o->id, j->id) != 0)
+            continue;
+        *pp = o->next;
+        free(o->bytes);
+        free(o);
+        char *dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task);
+        fs__rm_rf(dir); /* a result's few files: small enough for the loop thread */
+        free(dir);
+        return;
+    }
+}
+
 static uint64_t lease_ms(const fs_t *fs) { return fs->opts.lease_ms ? fs->opts.lease_ms : 30000; }
 
 static job_t *local_job(fs_t *fs, const char *id)
@@ -74,22 +96,37 @@ typedef struct vreq {
     uint32_t task;
 } vreq_t;
 
-static bool can_run(fs_t *fs, const job_t *j)
+/* Whether this peer meets j's requirements; if not, says why in the log once per job. */
+static bool can_run(fs_t *fs, job_t *j)
 {
     struct utsname u;
     const jobdesc_t *d = &j->man.desc;
+    char why[160] = "";
     if (uname(&u) != 0)
-        return false;
-    if (d->os && strcasecmp(d->os, "linux") != 0)
-        return false;
-    if (d->arch && strcmp(d->arch, u.machine) != 0)
-        return false;
-    if (d->network && !fs->opts.allow_network)
-        return false;
-    long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && psize > 0 && (uint64_t)pages * (uint64_t)psize < d->memory_bytes)
-        return false;
-    return true;
+        snprintf(why, sizeof(why), "uname: %s", strerror(errno));
+    else if (d->os && strcasecmp(d->os, "linux") != 0)
+        snprintf(why, sizeof(why), "it wants os %s", d->os);
+    else if (d->arch && strcmp(d->arch, u.machine) != 0)
+        snprintf(why, sizeof(why), "it wants arch %s (this is %s)", d->arch, u.machine);
+    else if (d->network && !fs->opts.allow_network)
+        snprintf(why, sizeof(why), "it wants the network (this peer runs without --allow-network)");
+    if (!why[0]) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
+        struct statvfs sv;
+        uint64_t disk = statvfs(fs->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+        if (mem < d->memory_bytes)
+            snprintf(why, sizeof(why), "it wants %llu bytes of memory (%llu free)",
+                     (unsigned long long)d->memory_bytes, (unsigned long long)mem);
+        else if (disk < d->disk_bytes)
+            snprintf(why, sizeof(why), "it wants %llu bytes of disk (%llu free in the data directory)",
+                     (unsigned long long)d->disk_bytes, (unsigned long long)disk);
+    }
+    if (why[0] && !j->unfit_logged) {
+        j->unfit_logged = true;
+        log_info("job %s: not volunteering: %s", j->name, why);
+    }
+    return !why[0];
 }
 
 /* The URL of a request to j's submitter (xmalloc'd); task UINT32_MAX: none. */

@@ -19,7 +19,7 @@ t_results_are_readable_on_every_peer() {
     d=$(mnt D)
     src=$(src_dir res)
     # big.bin: 600000 bytes (three blocks) that differ per task; task 5 fails with exit 3.
-    make_job "$src" 'echo "task $PREON_TASK"; head -c 600000 /job/data.bin | tr "\000" "$PREON_TASK" > big.bin
+    make_job "$src" 'sleep 0.3; echo "task $PREON_TASK"; head -c 600000 /job/data.bin | tr "\000" "$PREON_TASK" > big.bin
 [ "$PREON_TASK" = 5 ] && { echo "five fails" >&2; exit 3; }
 echo ok > out.txt' "tasks = 6"
     head -c 700000 /dev/urandom >"$src/data.bin"
@@ -42,6 +42,13 @@ echo ok > out.txt' "tasks = 6"
     assert_file_eq "$d/results/res/5/stderr" "five fails"
     assert_file_eq "$d/results/res/2/out.txt" ok
     [ "$(peer_field "$d" blocks-fetched)" -gt 0 ] || fail "D fetched no blocks"
+    # Once B mirrors the results, the copies it kept of those it ran are gone (A has them).
+    st=$(wait_job "$b" res 60)
+    grep -q "done here" "${PEER_LOG[B]}" || fail "B ran none of the tasks"
+    local id left
+    id=$(status_field "$a" res id)
+    left=$(ls -A "$(data_dir B)/results/$id" 2>/dev/null | grep -v '^\.' || true)
+    assert_eq "" "$left" "results B still keeps after A has them"
     # A volunteer sees the same results as everyone (not its own work area).
     cmp -- "$a/results/res/4/big.bin" "$b/results/res/4/big.bin" || fail "big.bin differs on B"
     cmp -- "$a/results/res/1/stdout" "$c/results/res/1/stdout" || fail "stdout differs on C"

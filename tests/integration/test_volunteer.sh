@@ -195,4 +195,37 @@ t_an_inline_result_is_checked_against_its_hashes() {
     assert_eq 0 "$(peer_field "$a" blocks-fetched)" "blocks A fetched"
 }
 
+# wait_log NAME ERE SECS: bounded poll until the peer's log has a line matching ERE.
+wait_log() {
+    local end=$((SECONDS + $3))
+    while [ "$SECONDS" -le "$end" ]; do
+        grep -qE -- "$2" "${PEER_LOG[$1]}" && return 0
+        sleep 0.05
+    done
+    fail "peer $1's log never matched '$2'"
+}
+
+t_tasks_go_only_to_peers_that_meet_their_requirements() {
+    # B has a free slot but not 1000 TiB of disk, nor a sparc64 CPU: it takes neither job, says
+    # why, and the tasks stay waiting on A (which runs nothing itself).
+    start_peer A --port 0 --slots 0
+    local a url src1 src2
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src1=$(src_dir big)
+    make_job "$src1" 'echo no' "disk = 1000T"
+    src2=$(src_dir sparc)
+    make_job "$src2" 'echo no' "arch = sparc64"
+    cp -r -- "$src1" "$a/jobs/big"
+    cp -r -- "$src2" "$a/jobs/sparc"
+    start_peer B --port 0 --slots 1 --peer "$url" --uid-base 64470
+    wait_listed "$(mnt B)" big 20
+    wait_listed "$(mnt B)" sparc 20
+    wait_log B "job big: not volunteering: it wants [0-9]+ bytes of disk" 20
+    wait_log B "job sparc: not volunteering: it wants arch sparc64" 20
+    assert_eq 1 "$(status_field "$a" big waiting)" "big waiting on A"
+    assert_eq 1 "$(status_field "$a" sparc waiting)" "sparc waiting on A"
+    ! grep -q "leased to" "${PEER_LOG[A]}" || fail "A leased a task to a peer that cannot run it"
+}
+
 run_tests "$@"
