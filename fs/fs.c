@@ -121,6 +121,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     }
     for (size_t i = 0; i < opts->n_peers; i++)
         fs__pool_add_peer(fs, opts->peers[i]);
+    fs->n_static_peers = fs->n_pool_peers;
     exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = fs->self_exe,
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base,
                       .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
@@ -188,6 +189,7 @@ error:
     for (size_t i = 0; i < fs->n_pool_peers; i++)
         free(fs->pool_peers[i]);
     free(fs->pool_peers);
+    free(fs->pool_fail_since);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
     if (fs->sched)
@@ -245,6 +247,7 @@ static void finish_stop(fs_t *fs)
     for (size_t i = 0; i < fs->n_pool_peers; i++)
         free(fs->pool_peers[i]);
     free(fs->pool_peers);
+    free(fs->pool_fail_since);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
     sched_free(fs->sched);

@@ -199,6 +199,8 @@ struct fs {
     fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
     char **pool_peers;        /**< base URLs of the pool's other peers */
     size_t n_pool_peers;
+    uint64_t *pool_fail_since; /**< by pool peer: when its /v1/jobs started failing (0: answering) */
+    size_t n_static_peers;     /**< the first ones, from --peer: never dropped */
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
     announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;

@@ -28,6 +28,9 @@
 #define FS_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
 #define FS_READAHEAD_BLOCKS 8
 #define FS_MAX_JOBS_REPLY (4u * 1024 * 1024)
+#ifndef FS_POOL_DROP_MS
+#define FS_POOL_DROP_MS 10000 /* a pool peer silent this long is forgotten (until announced again) */
+#endif
 
 /* ---- peers of the pool ---- */
 
@@ -46,6 +49,8 @@ bool fs__pool_add_peer(fs_t *fs, const char *url)
     if (fs->opts.http_url && strcmp(url, fs->opts.http_url) == 0)
         return false; /* ourselves */
     fs->pool_peers = xreallocarray(fs->pool_peers, fs->n_pool_peers + 1, sizeof(char *));
+    fs->pool_fail_since = xreallocarray(fs->pool_fail_since, fs->n_pool_peers + 1, sizeof(uint64_t));
+    fs->pool_fail_since[fs->n_pool_peers] = 0;
     fs->pool_peers[fs->n_pool_peers++] = xstrdup(url);
     log_info("pool peer %s", url);
     fs__vol_new_peer(fs, url);
@@ -164,12 +169,50 @@ void fs__remote_get_manifest(fs_t *fs, const char *peer, const char *id, bool or
     free(url);
 }
 
+/* Notes whether a pool peer answered its /v1/jobs (any HTTP answer counts: it is alive). */
+static void pool_peer_answered(fs_t *fs, const char *url, bool answered)
+{
+    for (size_t i = 0; i < fs->n_pool_peers; i++) {
+        if (strcmp(fs->pool_peers[i], url) != 0)
+            continue;
+        if (answered)
+            fs->pool_fail_since[i] = 0;
+        else if (!fs->pool_fail_since[i])
+            fs->pool_fail_since[i] = fs__now_ms();
+        return;
+    }
+}
+
+/*
+ * Forgets pool peers (learnt from the tracker or a greeting, not --peer) that have not answered
+ * for FS_POOL_DROP_MS: a peer that left without a "stopped" announce stays listed by the tracker
+ * until it expires. If it comes back, the tracker or its greeting adds it again.
+ */
+static void pool_drop_silent(fs_t *fs)
+{
+    uint64_t now = fs__now_ms();
+    for (size_t i = fs->n_static_peers; i < fs->n_pool_peers;) {
+        if (!fs->pool_fail_since[i] || now - fs->pool_fail_since[i] < FS_POOL_DROP_MS) {
+            i++;
+            continue;
+        }
+        log_info("pool peer %s dropped: no answer for %llu s", fs->pool_peers[i],
+                 (unsigned long long)((now - fs->pool_fail_since[i]) / 1000));
+        free(fs->pool_peers[i]);
+        fs->n_pool_peers--;
+        fs->pool_peers[i] = fs->pool_peers[fs->n_pool_peers];
+        fs->pool_fail_since[i] = fs->pool_fail_since[fs->n_pool_peers];
+    }
+}
+
 static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     disc_t *d = arg;
     fs_t *fs = d->fs;
     fs->pending_gets--;
     json_t *arr = NULL;
+    if (status != -ECANCELED)
+        pool_peer_answered(fs, d->peer, status == 0);
     if (status || code != 200)
         log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
     if (!status && code == 200 && !fs->stopping) {
@@ -207,6 +250,7 @@ static void on_discover(uv_timer_t *t)
     fs_t *fs = t->data;
     if (fs->stopping)
         return;
+    pool_drop_silent(fs);
     if (fs->pending_gets > 4 * fs->n_pool_peers + 16)
         return; /* answers are still coming: do not pile up requests */
     for (size_t i = 0; i < fs->n_pool_peers; i++) {

@@ -73,4 +73,26 @@ t_pool_found_through_the_tracker() {
     [ "$(peer_field "$b" pool-peers)" -ge 1 ] || fail "B has no pool peer"
 }
 
+t_a_vanished_pool_peer_is_dropped() {
+    # B joins A's pool through A's tracker, then dies without a word (kill -9): A stops asking it
+    # for jobs after 10 s of silence and says so. A peer named with --peer is never dropped.
+    start_peer A --port 0 --pool gone
+    local a url end n
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    start_peer B --port 0 --pool gone --tracker "$url/announce"
+    start_peer C --port 0 --pool gone --peer "$url"
+    end=$((SECONDS + 20))
+    until [ "$(peer_field "$a" pool-peers)" = 2 ] || [ "$SECONDS" -gt "$end" ]; do sleep 0.1; done
+    assert_eq 2 "$(peer_field "$a" pool-peers)" "A's pool peers with B and C"
+    [ "$(peer_field "$(mnt C)" pool-peers)" -ge 1 ] || fail "C has no pool peer"
+    kill9_peer B
+    end=$((SECONDS + 30))
+    until [ "$(peer_field "$a" pool-peers)" = 1 ] || [ "$SECONDS" -gt "$end" ]; do sleep 0.2; done
+    assert_eq 1 "$(peer_field "$a" pool-peers)" "A's pool peers after B vanished"
+    grep -q "dropped: no answer" "${PEER_LOG[A]}" || fail "A's log does not say B was dropped"
+    n=$(peer_field "$(mnt C)" pool-peers)
+    [ "$n" -ge 1 ] || fail "C dropped A, which it was given with --peer"
+}
+
 run_tests "$@"
