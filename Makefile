@@ -21,7 +21,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all check test unit integration asan fuzz bench clean format
-all: $(BUILD)/preon
+all: $(BUILD)/preon $(BUILD)/preon-limit
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -32,6 +32,10 @@ $(BUILD)/libpreon.a: $(LIB_OBJ)
 
 $(BUILD)/preon: $(BUILD)/preon.o $(BUILD)/libpreon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The sandbox wrapper on its own: libc only, so each task's start skips loading preon's libraries.
+$(BUILD)/preon-limit: $(BUILD)/preon-limit.o $(BUILD)/exec/limit.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libpreon.a
 	@mkdir -p $(dir $@)

@@ -39,7 +39,12 @@ static void on_fuse_readable(uv_poll_t *p, int status, int events)
 {
     fs_t *fs = p->data;
     if (status < 0) {
-        log_error("fuse poll: %s", uv_strerror(status));
+        /* libuv reports POLLERR as UV_EBADF; /dev/fuse raises it once the connection is gone
+         * (unmounted from outside, or aborted): the same as a read that says ENODEV. */
+        if (status == UV_EBADF)
+            fs->mounted = false;
+        else
+            log_error("fuse poll: %s", uv_strerror(status));
         return fs_stop(fs);
     }
     for (int i = 0; i < 64 && !fuse_session_exited(fs->se); i++) {
@@ -122,11 +127,19 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     for (size_t i = 0; i < opts->n_peers; i++)
         fs__pool_add_peer(fs, opts->peers[i]);
     fs->n_static_peers = fs->n_pool_peers;
-    exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = fs->self_exe,
+    /* preon-limit next to us starts each task without loading our libraries; else `preon limit`. */
+    const char *slash = strrchr(fs->self_exe, '/');
+    char *lim = xasprintf("%.*s/preon-limit", (int)(slash ? slash - fs->self_exe : 1), slash ? fs->self_exe : "/");
+    if (access(lim, X_OK) != 0) {
+        free(lim);
+        lim = xstrdup(fs->self_exe);
+    }
+    exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = lim,
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base,
                       .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
                       .allow_network = opts->allow_network};
     rc = exec_new(loop, &eo, &fs->exec);
+    free(lim); /* exec_new keeps a copy */
     if (rc) {
         log_error("executor: %s", strerror(-rc));
         goto error;
