@@ -44,7 +44,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libpreon.a
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/preon
+integration: $(BUILD)/preon $(BUILD)/preon-limit
 	PREON=$(abspath $(BUILD)/preon) tests/integration/run-all.sh
 
 check test: unit integration

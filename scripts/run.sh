@@ -15,7 +15,7 @@ fi
 if [ "${SKIP_DEPS:-0}" != 1 ]; then
     scripts/install-deps.sh
 fi
-make -j"$(nproc)" build/preon
+make -j"$(nproc)" build/preon build/preon-limit
 
 mkdir -p -- "$dir" 2>/dev/null || true # a dead mount from a crash makes mkdir fail; preon clears it
 dir=$(cd -- "$(dirname -- "$dir")" && pwd)/$(basename -- "$dir")

@@ -40,8 +40,8 @@ fi
 
 jobs=${JOBS:-$(nproc)}
 echo "== build"
-if ! make -j"$jobs" build/preon; then
-    echo "FAIL build (make build/preon)"
+if ! make -j"$jobs" build/preon build/preon-limit; then
+    echo "FAIL build (make build/preon build/preon-limit)"
     failed=$((failed + 1))
     summary
 fi
