@@ -140,6 +140,41 @@ void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait
     fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
 }
 
+/* Removing a job's trees can take long (100k files): the thread pool does it. The names are never
+ * reused (a job id is new on every publish), so nothing waits for them to go. */
+typedef struct rmwork {
+    uv_work_t req;
+    fs_t *fs;
+    char *a, *b;
+} rmwork_t;
+
+static void rm_work(uv_work_t *req)
+{
+    rmwork_t *w = req->data;
+    fs__rm_rf(w->a);
+    fs__rm_rf(w->b);
+}
+
+static void rm_done(uv_work_t *req, int status)
+{
+    rmwork_t *w = req->data;
+    w->fs->pending_work--;
+    free(w->a);
+    free(w->b);
+    free(w);
+}
+
+static void rm_later(fs_t *fs, char *a, char *b)
+{
+    rmwork_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->fs = fs;
+    w->a = a;
+    w->b = b;
+    fs->pending_work++;
+    uv_queue_work(fs->loop, &w->req, rm_work, rm_done);
+}
+
 /* Forgets a job entirely: its nodes, records and results. */
 static void job_forget(job_t *j)
 {
@@ -160,12 +195,7 @@ static void job_forget(job_t *j)
         fs__blocks_remove_job(fs, j);
         sched_remove_job(fs->sched, j->id);
         db_job_delete(fs->db, j->id);
-        char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
-        char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
-        fs__rm_rf(res); /* TODO: in the thread pool, for jobs with huge inputs or results */
-        fs__rm_rf(in);
-        free(res);
-        free(in);
+        rm_later(fs, xasprintf("%s/results/%s", fs->data_dir, j->id), xasprintf("%s/inputs/%s", fs->data_dir, j->id));
     }
     j->gone = true;
     if (j->quiet) {
