@@ -3,6 +3,7 @@
  *   preon mount [options] DIR     mount a peer (see docs/usage.md)
  *   preon wait [--mount DIR] JOB  block until JOB is over; exit 0 if it succeeded
  *   preon status [--mount DIR] [JOB]
+ *   preon get --peer URL... JOB_ID[/PATH] DEST   download from the swarm (swarm/get.c)
  *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "fs/fs.h"
+#include "swarm/get.h"
 #include "tracker/tracker.h"
 
 static const char usage_main[] =
@@ -29,6 +31,7 @@ static const char usage_main[] =
     "  mount [options] DIR      mount a peer at DIR (preon mount --help)\n"
     "  wait [--mount DIR] JOB   wait until JOB is over; exit 0 if every task succeeded, 1 if not\n"
     "  status [--mount DIR] [JOB]  print the peer and its jobs, or one job's status\n"
+    "  get --peer URL JOB_ID[/PATH] DEST  download a job's file(s), verified (preon get --help)\n"
     "  tracker [options]        run a BitTorrent-compatible tracker (preon tracker --help)\n"
     "  --help, --version\n";
 
@@ -293,6 +296,8 @@ int main(int argc, char **argv)
         return fs_client_wait(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return fs_client_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "get"))
+        return get_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tracker"))
         return tracker_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))

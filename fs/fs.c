@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -21,6 +22,18 @@
 
 static void finish_stop(fs_t *fs);
 
+/* Verified blocks the fetcher keeps in memory after they are done (16 MiB at 256 KiB a block). */
+#define FS_KEEP_BLOCKS 64
+/*
+ * Read-ahead of the mount, in KiB. The kernel caps a FUSE file's read-ahead at its bdi's
+ * read_ahead_kb (128 KiB by default; the init reply can only lower it), so a sequential reader
+ * sends 128 KiB requests. As root we raise it through sysfs after mounting: fewer, larger requests
+ * (up to max_pages, 1 MiB with libfuse 3) and a longer window. 0 leaves the kernel's default.
+ */
+#ifndef FS_READAHEAD_KB
+#define FS_READAHEAD_KB 1024
+#endif
+
 static void clear_dead_mount(const char *mnt)
 {
     struct stat st;
@@ -33,6 +46,67 @@ static void clear_dead_mount(const char *mnt)
             log_error("%s: could not clear the dead mount", mnt);
         free(cmd);
     }
+}
+
+/* Undoes the octal escapes of /proc/self/mountinfo (\040 for a blank...) in place. */
+static void unescape_mountinfo(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+            s[3] <= '7') {
+            *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
+
+/*
+ * Raises the read-ahead of our mount (see FS_READAHEAD_KB) through /sys/class/bdi/MAJ:MIN. The
+ * device number comes from /proc/self/mountinfo (the last mount on our mount point), not from a
+ * stat of the mount point: that would be a FUSE request to ourselves, from the thread that has to
+ * answer it. Failures are not errors (not root, no sysfs): reads just stay at 128 KiB.
+ */
+static void raise_readahead(fs_t *fs)
+{
+    if (!FS_READAHEAD_KB)
+        return;
+    FILE *mi = fopen("/proc/self/mountinfo", "re");
+    if (!mi)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned maj = 0, min = 0;
+    bool found = false;
+    while (getline(&line, &cap, mi) > 0) {
+        unsigned a, b;
+        char mp[4096];
+        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mp) != 3)
+            continue;
+        unescape_mountinfo(mp);
+        if (strcmp(mp, fs->mountpoint) == 0) {
+            maj = a;
+            min = b;
+            found = true;
+        }
+    }
+    free(line);
+    fclose(mi);
+    if (!found)
+        return;
+    char path[64], val[16];
+    snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+    int n = snprintf(val, sizeof(val), "%u", (unsigned)FS_READAHEAD_KB);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, val, (size_t)n) != n)
+        log_debug("%s: cannot set the read-ahead to %s KiB: %s", path, val, strerror(errno));
+    else
+        log_debug("%s: read-ahead %s KiB", path, val);
+    if (fd >= 0)
+        close(fd);
 }
 
 static void on_fuse_readable(uv_poll_t *p, int status, int events)
@@ -119,7 +193,9 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         goto error;
     }
     fs->sched = sched_new();
-    rc = fetch_new(loop, fs->store, NULL, &fs->fetch);
+    /* keep: more than a reader's read-ahead window (remote.c), so read-ahead is answered in memory */
+    fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS};
+    rc = fetch_new(loop, fs->store, &fo, &fs->fetch);
     if (rc) {
         log_error("fetcher: %s", strerror(-rc));
         goto error;
@@ -173,6 +249,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         goto error;
     }
     fs->mounted = true;
+    raise_readahead(fs);
     int fd = fuse_session_fd(fs->se);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fs->poll = xcalloc(1, sizeof(*fs->poll));

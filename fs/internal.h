@@ -158,6 +158,15 @@ typedef struct block_loc {
 #define FS_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
 #define FS_MAX_POOL_PEERS 1024
 
+/** How far read-ahead of a remote file has been asked for (remote.c), per recent reader. */
+typedef struct fs_ra_mark {
+    fuse_ino_t ino; /**< the file's node (inode numbers are never reused); 0: unused */
+    size_t next;    /**< first block not asked for yet */
+    size_t last;    /**< last block of the previous read */
+    size_t window;  /**< blocks read ahead: grows while the reader goes on sequentially */
+} fs_ra_mark_t;
+#define FS_RA_STREAMS 8
+
 typedef struct running {
     fs_t *fs;
     job_t *job;
@@ -207,6 +216,8 @@ struct fs {
     struct disc *manifests;   /**< manifest GETs under way, one per job id (remote.c) */
     unsigned n_manifests;
     struct rread *rreads;     /**< reads parked on fetches (remote.c) */
+    fs_ra_mark_t ra[FS_RA_STREAMS]; /**< read-ahead marks, a ring (remote.c) */
+    unsigned ra_next;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */

@@ -12,7 +12,10 @@
  * fetched (from every peer that lists the job, by the fetcher: verified before they are stored),
  * plus a read-ahead window; the FUSE request is parked and answered once its blocks are all in, with
  * EIO (and a logged reason) if one cannot be had, or EINTR if the reader is interrupted. Only
- * verified bytes ever reach a reader: everything is read back from the store.
+ * verified bytes ever reach a reader: a block is answered from the fetcher's memory once its hash
+ * matched (fetch_block_data, fetch_peek: the store write goes on in the background), or read from
+ * the store, where only verified blocks are ever put. The files read are a remote job's inputs or
+ * the files of its mirrored results (results.c): fs__node_mfile gives either.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -26,7 +29,10 @@
 
 #define FS_DISCOVER_MS 1000
 #define FS_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
-#define FS_READAHEAD_BLOCKS 8
+/* Read-ahead window in blocks: a new or random reader gets the first, a sequential one doubles it
+ * at every read up to the second (the fetcher keeps more blocks than that in memory: fs.c). */
+#define FS_READAHEAD_MIN 4
+#define FS_READAHEAD_MAX 32
 #define FS_MAX_JOBS_REPLY (4u * 1024 * 1024)
 #ifndef FS_POOL_DROP_MS
 #define FS_POOL_DROP_MS 10000 /* a pool peer silent this long is forgotten (until announced again) */
@@ -313,6 +319,11 @@ void fs__discover_stop(fs_t *fs)
 
 /* ---- reads ---- */
 
+/*
+ * A parked read: blocks b0 .. b0 + nb - 1 of the file. data[k] holds the verified bytes of block
+ * b0 + k while the read waits (held from the fetcher: answered in memory, or arrived through
+ * fetch_block_data), or NULL: the block is in the store and is read from there at the end.
+ */
 typedef struct rread {
     fuse_req_t req;
     fs_t *fs;
@@ -321,6 +332,8 @@ typedef struct rread {
     uint32_t bs;
     size_t size;
     off_t off;
+    size_t b0, nb;
+    const uint8_t **data;
     unsigned missing;
     int status;
     bool done; /* replied (interrupted): the fetches that are left only land in the store */
@@ -348,62 +361,91 @@ void fs__remote_reads_abort(fs_t *fs)
 }
 
 typedef struct rwait {
-    rread_t *r; /* NULL for read-ahead */
-    fs_t *fs;
+    rread_t *r;
+    size_t bi; /* the block's index in the file */
 } rwait_t;
+
+/* Block bi's length in file f. */
+static uint32_t block_len(uint32_t bs, const manifest_file_t *f, size_t bi)
+{
+    return (uint32_t)((uint64_t)(bi + 1) * bs <= f->size ? bs : f->size - (uint64_t)bi * bs);
+}
+
+/*
+ * Answers r: one iovec per block, pointing into the verified bytes held in memory (no copy here:
+ * the kernel copies them into the page cache), or into one buffer filled from the store for
+ * blocks that were there already. Only bytes whose hash was checked are ever pointed at.
+ */
+static void rread_reply(rread_t *r)
+{
+    job_t *j = r->job;
+    const manifest_file_t *f = r->f;
+    uint32_t bs = r->bs;
+    struct iovec *iov = xcalloc(r->nb, sizeof(*iov));
+    char *sbuf = NULL; /* the parts read from the store, one after another */
+    size_t sused = 0, n = 0;
+    uint64_t end = (uint64_t)r->off + r->size;
+    for (size_t k = 0; k < r->nb; k++) {
+        uint64_t bstart = (uint64_t)(r->b0 + k) * bs;
+        uint64_t from = bstart > (uint64_t)r->off ? bstart : (uint64_t)r->off;
+        uint64_t to = bstart + bs < end ? bstart + bs : end;
+        size_t want = (size_t)(to - from);
+        if (r->data[k]) {
+            const uint8_t *p = r->data[k] + (from - bstart);
+            iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = want};
+            continue;
+        }
+        if (!sbuf)
+            sbuf = xmalloc(r->size);
+        ssize_t got = store_read(r->fs->store, &f->blocks[r->b0 + k], sbuf + sused, want, from - bstart);
+        if (got < 0 || (size_t)got != want) {
+            log_error("job %s: %s: a fetched block is unreadable in the store", j->name, f->path);
+            fuse_reply_err(r->req, EIO);
+            goto out;
+        }
+        iov[n++] = (struct iovec){.iov_base = sbuf + sused, .iov_len = want};
+        sused += want;
+    }
+    fuse_reply_iov(r->req, iov, (int)n);
+out:
+    free(sbuf);
+    free(iov);
+}
 
 static void rread_finish(rread_t *r)
 {
-    job_t *j = r->job;
     rread_unlink(r);
     if (!r->done) {
         r->done = true;
-        if (r->status) {
+        if (r->status)
             fuse_reply_err(r->req, EIO);
-        } else {
-            const manifest_file_t *f = r->f;
-            uint32_t bs = r->bs;
-            char *buf = xmalloc(r->size ? r->size : 1);
-            size_t done = 0;
-            int err = 0;
-            while (done < r->size && !err) {
-                uint64_t pos = (uint64_t)r->off + done;
-                size_t bi = (size_t)(pos / bs);
-                size_t want = r->size - done;
-                if (want > bs - pos % bs)
-                    want = (size_t)(bs - pos % bs);
-                ssize_t got = store_read(r->fs->store, &f->blocks[bi], buf + done, want, pos % bs);
-                if (got <= 0)
-                    err = EIO;
-                else
-                    done += (size_t)got;
-            }
-            if (err) {
-                log_error("job %s: %s: a fetched block is unreadable in the store", j->name, f->path);
-                fuse_reply_err(r->req, EIO);
-            } else {
-                fuse_reply_buf(r->req, buf, r->size);
-            }
-            free(buf);
-        }
+        else
+            rread_reply(r);
     }
-    fs__job_unref(j);
+    for (size_t k = 0; k < r->nb; k++)
+        fetch_data_release(r->data[k]);
+    fs__job_unref(r->job);
+    free(r->data);
     free(r);
 }
 
-static void on_block(const hash_t *h, int status, void *arg)
+static void on_block(const hash_t *h, int status, const uint8_t *data, size_t len, void *arg)
 {
     rwait_t *w = arg;
     rread_t *r = w->r;
+    size_t bi = w->bi;
+    (void)len;
     free(w);
-    if (!r)
-        return;
     if (status && !r->status) {
         char hex[HASH_HEX_LEN + 1];
         hash_to_hex(h, hex);
         log_error("job %s: block %s could not be fetched from any of %zu peers: %s", r->job->name, hex,
                   r->job->n_peers, strerror(-status));
         r->status = status;
+    }
+    if (!status && data && !r->data[bi - r->b0]) {
+        fetch_data_hold(data);
+        r->data[bi - r->b0] = data;
     }
     if (--r->missing == 0)
         rread_finish(r);
@@ -418,16 +460,57 @@ static void on_read_interrupt(fuse_req_t req, void *data)
     }
 }
 
+/* Fetches block bi for r (its bytes handed over in memory), or for read-ahead if r is NULL. */
 static int want_block(fs_t *fs, job_t *j, const manifest_file_t *f, uint32_t bs, size_t bi, rread_t *r)
 {
-    uint32_t len = (uint32_t)((uint64_t)(bi + 1) * bs <= f->size ? bs : f->size - (uint64_t)bi * bs);
+    const char *const *peers = (const char *const *)j->peers;
+    if (!r) /* read-ahead: nobody waits; the fetcher keeps the verified bytes in memory for a while */
+        return fetch_prefetch(fs->fetch, &f->blocks[bi], block_len(bs, f, bi), peers, j->n_peers);
     rwait_t *w = xcalloc(1, sizeof(*w));
     w->r = r;
-    w->fs = fs;
-    int rc = fetch_block(fs->fetch, &f->blocks[bi], len, (const char *const *)j->peers, j->n_peers, on_block, w);
+    w->bi = bi;
+    int rc = fetch_block_data(fs->fetch, &f->blocks[bi], block_len(bs, f, bi), peers, j->n_peers, on_block, w);
     if (rc)
         free(w);
     return rc;
+}
+
+/*
+ * Read-ahead: the blocks after a read are asked for too, so a sequential reader finds them in
+ * memory. The mark of the file (by inode number, never reused) remembers the stream: how far
+ * read-ahead went (each block is asked for once, instead of looking the whole window up in the
+ * store again at every read) and how wide the window is. A read that goes on where the previous
+ * one ended doubles the window (up to FS_READAHEAD_MAX: 8 MiB ahead, which keeps the transfers to
+ * the peers busy while the reader's FUSE requests wait); any other read starts it again at
+ * FS_READAHEAD_MIN, so random reads do not pull megabytes each.
+ */
+static void read_ahead(fs_t *fs, node_t *n, const manifest_file_t *f, uint32_t bs, size_t b0, size_t b1)
+{
+    job_t *j = n->job;
+    fs_ra_mark_t *m = NULL;
+    for (size_t i = 0; i < FS_RA_STREAMS && !m; i++)
+        if (fs->ra[i].ino == n->ino)
+            m = &fs->ra[i];
+    if (!m) {
+        m = &fs->ra[fs->ra_next];
+        fs->ra_next = (fs->ra_next + 1) % FS_RA_STREAMS;
+        *m = (fs_ra_mark_t){.ino = n->ino, .window = FS_READAHEAD_MIN};
+    } else if (b0 == m->last || b0 == m->last + 1) {
+        m->window = m->window * 2 < FS_READAHEAD_MAX ? m->window * 2 : FS_READAHEAD_MAX;
+    } else {
+        m->window = FS_READAHEAD_MIN;
+    }
+    m->last = b1;
+    if (b1 + 1 >= f->n_blocks)
+        return;
+    size_t last = b1 + m->window < f->n_blocks ? b1 + m->window : f->n_blocks - 1;
+    size_t first = b1 + 1;
+    if (m->next > first && m->next <= last + 1)
+        first = m->next; /* the stream goes on: only the new end of the window */
+    for (size_t bi = first; bi <= last; bi++)
+        if (!store_has(fs->store, &f->blocks[bi]))
+            want_block(fs, j, f, bs, bi, NULL);
+    m->next = last + 1;
 }
 
 void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off)
@@ -441,10 +524,16 @@ void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off
         size = (size_t)(f->size - (uint64_t)off);
     size_t b0 = (size_t)((uint64_t)off / bs), b1 = (size_t)(((uint64_t)off + size - 1) / bs);
     rread_t *r = xcalloc(1, sizeof(*r));
-    *r = (rread_t){.req = req, .fs = fs, .job = j, .f = f, .bs = bs, .size = size, .off = off};
+    *r = (rread_t){.req = req, .fs = fs, .job = j, .f = f, .bs = bs, .size = size, .off = off,
+                   .b0 = b0, .nb = b1 - b0 + 1};
+    r->data = xcalloc(r->nb, sizeof(*r->data));
     fs__job_ref(j);
     r->missing = 1; /* held until every fetch is started */
     for (size_t bi = b0; bi <= b1; bi++) {
+        size_t len;
+        /* in memory (read ahead, or being written to the store), else in the store, else fetched */
+        if ((r->data[bi - b0] = fetch_peek(fs->fetch, &f->blocks[bi], &len)) != NULL)
+            continue;
         if (store_has(fs->store, &f->blocks[bi]))
             continue;
         r->missing++;
@@ -453,9 +542,7 @@ void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off
             r->status = -EIO;
         }
     }
-    for (size_t bi = b1 + 1; bi <= b1 + FS_READAHEAD_BLOCKS && bi < f->n_blocks; bi++)
-        if (!store_has(fs->store, &f->blocks[bi]))
-            want_block(fs, j, f, bs, bi, NULL);
+    read_ahead(fs, n, f, bs, b0, b1);
     if (r->missing > 1) {
         r->next = fs->rreads;
         fs->rreads = r;

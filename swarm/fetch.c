@@ -9,12 +9,26 @@
  * request it serves.
  *
  * A request (req_t, one per hash, found through a small hash table so concurrent requests for a
- * hash share it) goes CHECK (store_has in the thread pool) -> QUEUED (waiting for a slot, FIFO) ->
- * XFER (one curl transfer to one peer, body capped at the block's length) -> VERIFY (SHA-256 and
- * store_put_hashed in the thread pool) -> done. A failed attempt goes back to pick the next untried
- * peer. Slots are counted here, not left to curl's CURLMOPT_MAX_HOST_CONNECTIONS queue, because
- * curl's CURLOPT_TIMEOUT_MS also runs while a transfer waits in that queue: a burst of requests
- * would time out without ever having been sent. The curl limit is still set, as a backstop.
+ * hash share it) goes CHECK (store_has in the thread pool; skipped without a store) -> QUEUED
+ * (waiting for a slot, FIFO) -> XFER (one curl transfer to one peer, body capped at the block's
+ * length) -> VERIFY (SHA-256 in the thread pool) -> STORE (store_put_hashed in the thread pool;
+ * skipped without a store) -> done. A failed attempt goes back to pick the next untried peer.
+ * Slots are counted here, not left to curl's CURLMOPT_MAX_HOST_CONNECTIONS queue, because curl's
+ * CURLOPT_TIMEOUT_MS also runs while a transfer waits in that queue: a burst of requests would time
+ * out without ever having been sent. The curl limit is still set, as a backstop.
+ *
+ * Waiters that want the bytes (fetch_block_data) are answered at the end of VERIFY, from memory,
+ * while STORE goes on; the others (fetch_block: "the block is in the store") after STORE. When
+ * nobody waits for the bytes as VERIFY starts (fetch_block, fetch_prefetch), VERIFY stores too:
+ * one thread-pool item instead of two. fetch_block_data and fetch_prefetch skip CHECK.
+ *
+ * Block buffers (bbuf_t) are reference counted on the loop thread: the request holds one, and so
+ * do an event that hands the bytes to callers, the keep list (the newest opts.keep_blocks verified
+ * blocks, so that a reader's read-ahead is answered from memory) and callers (fetch_data_hold). A
+ * released buffer goes back to a small free list (bpool_t) instead of to malloc: a fresh 256 KiB
+ * allocation per block is a fresh mmap, and faulting its pages in cost more than copying into them.
+ * The pool outlives the fetcher if callers still hold buffers. Easy handles of finished block
+ * transfers are reused for the same reason (curl allocates its receive buffer per handle).
  *
  * Callbacks never run where they could surprise the caller: completions and bad-peer reports are
  * queued as events and fired by one dispatcher on a zero-delay uv_timer ("defer"). So a callback is
@@ -50,7 +64,8 @@
 #define FETCH_DEFAULT_TIMEOUT_MS 10000
 #define FETCH_DEFAULT_CONNECT_MS 3000
 #define FETCH_MAX_TIMEOUT_MS (24u * 3600 * 1000)
-#define FETCH_RECV_BUFFER (64 * 1024)
+/* curl's receive buffer per transfer (its default is 16 KiB): fewer, larger recv() and memcpy() */
+#define FETCH_RECV_BUFFER (256 * 1024)
 #define FETCH_FIRST_BUCKETS 64
 
 #define BLOCK_PATH "/v1/block/"
@@ -67,9 +82,36 @@ struct fetch_peer {
 
 typedef struct waiter {
     struct waiter *next;
-    fetch_cb cb;
+    fetch_cb cb;       /* fetch_block, or */
+    fetch_data_cb dcb; /* fetch_block_data */
     void *arg;
 } waiter_t;
+
+typedef struct bpool bpool_t;
+
+/* The bytes of one block, reference counted (loop thread only; workers only read or fill data). */
+typedef struct bbuf {
+    bpool_t *pool;
+    struct bbuf *next; /* the pool's free list */
+    unsigned refs;
+    size_t cap;
+    uint8_t data[];
+} bbuf_t;
+
+/* Released buffers for reuse. out: buffers handed out and not yet released; closed: the fetcher is
+ * gone, so the last released buffer frees the pool. */
+struct bpool {
+    bbuf_t *free;
+    unsigned nfree, out;
+    bool closed;
+};
+
+/* A verified block kept in memory after its request is done (fetch_t.kept). */
+typedef struct kept {
+    hash_t h;
+    uint32_t len;
+    bbuf_t *buf; /* NULL: an empty slot */
+} kept_t;
 
 enum ev_kind { EV_DONE, EV_BAD_PEER, EV_GET };
 
@@ -101,12 +143,14 @@ typedef struct event {
     hash_t h;
     int status;         /* EV_DONE: the result; EV_BAD_PEER: the reason */
     waiter_t *waiters;  /* EV_DONE */
+    bbuf_t *buf;        /* EV_DONE: the verified bytes for data waiters (held), or NULL */
+    uint32_t len;
     fetch_peer_t *peer; /* EV_BAD_PEER; peers live as long as the fetcher */
     get_t *get;         /* EV_GET: finished, owned by the event */
 } event_t;
 
 /* R_IDLE: between two of the others, only inside one call (e.g. just taken off the queue) */
-enum req_state { R_IDLE, R_CHECK, R_QUEUED, R_XFER, R_VERIFY };
+enum req_state { R_IDLE, R_CHECK, R_QUEUED, R_XFER, R_VERIFY, R_STORE };
 enum body_state { BODY_UNKNOWN, BODY_KEEP, BODY_DISCARD };
 
 typedef struct candidate {
@@ -130,17 +174,18 @@ typedef struct req {
     /* the current attempt */
     CURL *easy;
     fetch_peer_t *cur;
-    uint8_t *buf; /* len bytes, allocated at the first attempt, kept for retries */
+    bbuf_t *buf;  /* len bytes, allocated at the first attempt, kept for retries; verified in R_STORE */
     size_t got;   /* body bytes kept (a 200 response) */
     size_t discarded;
     enum body_state body;
     bool overflow;
     char errbuf[CURL_ERROR_SIZE];
 
-    /* the thread-pool item (CHECK or VERIFY); the worker reads h, len, buf and writes the result */
+    /* the thread-pool item (CHECK, VERIFY or STORE); the worker reads h, len, buf, writes the result */
     uv_work_t work;
     bool in_work;
-    bool orphan; /* finished while in_work: the after-work callback frees it */
+    bool orphan;   /* finished while in_work: the after-work callback frees it */
+    bool combined; /* VERIFY stores too: nobody was waiting for the bytes when it started */
     bool present;
     int work_rc;
 } req_t;
@@ -169,6 +214,12 @@ struct fetch {
     get_t *gets; /* fetch_get transfers under way */
     unsigned ngets;
 
+    bpool_t *pool;
+    kept_t *kept; /* opts.keep_blocks slots, a ring: kept_next is overwritten next */
+    unsigned kept_next;
+    CURL **easies; /* idle easy handles of block transfers, for reuse */
+    unsigned neasies;
+
     fetch_peer_t **peers; /* by URL */
     size_t npeer_buckets, npeers;
 
@@ -183,6 +234,7 @@ struct fetch {
 
 static void req_next(req_t *r);
 static void maybe_finish_close(fetch_t *f);
+static void work_start(req_t *r, uv_work_cb work, uv_after_work_cb done);
 
 /* ---- peers ---- */
 
@@ -346,6 +398,121 @@ static void req_unlink(fetch_t *f, req_t *r)
     }
 }
 
+/* ---- block buffers ---- */
+
+static bbuf_t *buf_of(const uint8_t *data)
+{
+    return (bbuf_t *)(uintptr_t)(data - offsetof(bbuf_t, data));
+}
+
+/* A buffer of at least len bytes with one reference: a released one if one is big enough. */
+static bbuf_t *buf_get(fetch_t *f, size_t len)
+{
+    bpool_t *p = f->pool;
+    bbuf_t *b, **pp;
+    for (pp = &p->free; (b = *pp); pp = &b->next) {
+        if (b->cap >= len) {
+            *pp = b->next;
+            p->nfree--;
+            break;
+        }
+    }
+    if (!b) {
+        size_t cap = len ? len : 1;
+        b = xmalloc(sizeof(*b) + cap);
+        b->pool = p;
+        b->cap = cap;
+    }
+    b->next = NULL;
+    b->refs = 1;
+    p->out++;
+    return b;
+}
+
+static void buf_release(bbuf_t *b)
+{
+    if (!b || --b->refs > 0)
+        return;
+    bpool_t *p = b->pool;
+    p->out--;
+    if (!p->closed && p->nfree < FETCH_POOL_FREE) {
+        b->next = p->free;
+        p->free = b;
+        p->nfree++;
+        return;
+    }
+    free(b);
+    if (p->closed && p->out == 0)
+        free(p);
+}
+
+/* The fetcher is going: free what is idle; the last buffer released by a caller frees the pool. */
+static void pool_close(bpool_t *p)
+{
+    bbuf_t *b;
+    p->closed = true;
+    while ((b = p->free)) {
+        p->free = b->next;
+        free(b);
+    }
+    p->nfree = 0;
+    if (p->out == 0)
+        free(p);
+}
+
+void fetch_data_hold(const uint8_t *data) { buf_of(data)->refs++; }
+
+void fetch_data_release(const uint8_t *data)
+{
+    if (data)
+        buf_release(buf_of(data));
+}
+
+/* ---- verified blocks kept in memory ---- */
+
+/* A linear scan: keep_blocks is small (a reader's read-ahead window), and so is the cost. */
+static kept_t *kept_find(fetch_t *f, const hash_t *h)
+{
+    for (unsigned i = 0; i < f->opts.keep_blocks; i++)
+        if (f->kept[i].buf && hash_equal(&f->kept[i].h, h))
+            return &f->kept[i];
+    return NULL;
+}
+
+/* Keeps b (verified bytes of *h) in the ring, dropping the oldest entry. */
+static void kept_put(fetch_t *f, const hash_t *h, uint32_t len, bbuf_t *b)
+{
+    if (!f->opts.keep_blocks || kept_find(f, h))
+        return;
+    kept_t *k = &f->kept[f->kept_next];
+    f->kept_next = (f->kept_next + 1) % f->opts.keep_blocks;
+    buf_release(k->buf);
+    b->refs++;
+    *k = (kept_t){.h = *h, .len = len, .buf = b};
+}
+
+const uint8_t *fetch_peek(fetch_t *f, const hash_t *h, size_t *len)
+{
+    bbuf_t *b = NULL;
+    uint32_t n = 0;
+    kept_t *k = kept_find(f, h);
+    if (k) {
+        b = k->buf;
+        n = k->len;
+    } else {
+        req_t *r = req_find(f, h);
+        if (r && r->state == R_STORE) { /* verified, being written */
+            b = r->buf;
+            n = r->len;
+        }
+    }
+    if (!b)
+        return NULL;
+    b->refs++;
+    *len = n;
+    return b->data;
+}
+
 /* ---- the wait queue ---- */
 
 static void queue_push(fetch_t *f, req_t *r)
@@ -405,11 +572,16 @@ static void on_defer(uv_timer_t *t)
             f->ev_tail = &f->ev_head;
         if (e->kind == EV_DONE) {
             waiter_t *w;
+            const uint8_t *data = e->buf ? e->buf->data : NULL;
             while ((w = e->waiters)) {
                 e->waiters = w->next;
-                w->cb(&e->h, e->status, w->arg);
+                if (w->dcb)
+                    w->dcb(&e->h, e->status, data, data ? e->len : 0, w->arg);
+                else
+                    w->cb(&e->h, e->status, w->arg);
                 free(w);
             }
+            buf_release(e->buf);
         } else if (e->kind == EV_GET) {
             get_t *g = e->get;
             if (g->status == 0)
@@ -431,20 +603,49 @@ static void on_defer(uv_timer_t *t)
 
 static void req_free(req_t *r)
 {
-    free(r->buf);
+    buf_release(r->buf);
     free(r);
 }
 
-/* Drops the current transfer, if any, and frees its slot. */
+/* Drops the current transfer, if any, and frees its slot; its easy handle is kept for reuse. */
 static void xfer_drop(req_t *r)
 {
+    fetch_t *f = r->f;
     if (!r->easy)
         return;
-    curl_multi_remove_handle(r->f->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    curl_multi_remove_handle(f->multi, r->easy);
+    if (!f->closing && f->neasies < f->opts.max_total) {
+        /*
+         * Not curl_easy_reset: curl (7.88) refuses CURLOPT_BUFFERSIZE once a handle has its
+         * receive buffer, and a reset would put the size back to 16 KiB for good. Every option
+         * is set again at reuse anyway; only the pointers to r must not outlive it.
+         */
+        curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, NULL);
+        f->easies[f->neasies++] = r->easy;
+    } else {
+        curl_easy_cleanup(r->easy);
+    }
     r->easy = NULL;
     r->cur->st.inflight--;
-    r->f->inflight--;
+    f->inflight--;
+}
+
+/* Fires waiters (a list) with status and, for data waiters, buf's bytes (held by the event). */
+static void ev_done(fetch_t *f, const hash_t *h, int status, waiter_t *waiters, bbuf_t *buf, uint32_t len)
+{
+    event_t *e = xcalloc(1, sizeof(*e));
+    e->kind = EV_DONE;
+    e->h = *h;
+    e->status = status;
+    e->waiters = waiters;
+    if (buf) {
+        buf->refs++;
+        e->buf = buf;
+        e->len = len;
+    }
+    ev_push(f, e);
 }
 
 /* Completes r with status: its waiters move into an event, r leaves every index and is freed. */
@@ -455,13 +656,9 @@ static void req_finish(req_t *r, int status)
     if (r->state == R_QUEUED)
         queue_remove(f, r);
     xfer_drop(r);
-    event_t *e = xcalloc(1, sizeof(*e));
-    e->kind = EV_DONE;
-    e->h = r->h;
-    e->status = status;
-    e->waiters = r->waiters;
+    if (r->waiters)
+        ev_done(f, &r->h, status, r->waiters, NULL, 0);
     r->waiters = NULL;
-    ev_push(f, e);
     f->st.active--;
     if (r->in_work) {
         /* Only a cancel gets here. A queued item is dropped; a running one finishes first. */
@@ -566,7 +763,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
         r->overflow = true;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    memcpy(r->buf + r->got, ptr, n);
+    memcpy(r->buf->data + r->got, ptr, n);
     r->got += n;
     return n;
 }
@@ -580,7 +777,8 @@ static int xfer_start(req_t *r, fetch_peer_t *p)
     hash_to_hex(&r->h, hex);
     snprintf(url, sizeof(url), "%s" BLOCK_PATH "%s", p->url, hex);
 
-    CURL *e = curl_easy_init();
+    bool reused = f->neasies > 0;
+    CURL *e = reused ? f->easies[--f->neasies] : curl_easy_init();
     if (!e)
         return -ENOMEM;
     r->errbuf[0] = '\0';
@@ -592,13 +790,13 @@ static int xfer_start(req_t *r, fetch_peer_t *p)
      */
     if (!easy_setup(f, e, url, r, on_body, r->errbuf) ||
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->len) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK ||
+        (!reused && curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK) ||
         curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK) {
         curl_easy_cleanup(e);
         return -EINVAL;
     }
     if (!r->buf)
-        r->buf = xmalloc(r->len ? r->len : 1);
+        r->buf = buf_get(f, r->len);
     r->got = r->discarded = 0;
     r->body = BODY_UNKNOWN;
     r->overflow = false;
@@ -674,14 +872,20 @@ static void verify_work(uv_work_t *w)
 {
     req_t *r = w->data;
     hash_t got;
-    hash_sha256(r->buf, r->len, &got);
+    hash_sha256(r->buf->data, r->len, &got);
     if (!hash_equal(&got, &r->h))
         r->work_rc = -EBADMSG;
     else
-        r->work_rc = store_put_hashed(r->f->store, &r->h, r->buf, r->len);
+        r->work_rc = r->combined ? store_put_hashed(r->f->store, &r->h, r->buf->data, r->len) : 0;
 }
 
-static void verify_done(uv_work_t *w, int status)
+static void store_work(uv_work_t *w)
+{
+    req_t *r = w->data;
+    r->work_rc = store_put_hashed(r->f->store, &r->h, r->buf->data, r->len);
+}
+
+static void store_done(uv_work_t *w, int status)
 {
     req_t *r = w->data;
     fetch_t *f = r->f;
@@ -690,17 +894,76 @@ static void verify_done(uv_work_t *w, int status)
     f->verifying--;
     if (r->orphan) {
         req_free(r);
-    } else if (r->work_rc == -EBADMSG) {
-        attempt_failed(r, r->cur, -EBADMSG, -EBADMSG);
     } else {
-        /* the bytes were good even if the disk refused them: the peer earned its point */
-        peer_score(r->cur, FETCH_SCORE_OK);
-        r->cur->st.blocks++;
-        if (r->work_rc == 0)
-            f->st.blocks++;
-        else
+        if (r->work_rc)
             log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
         req_finish(r, r->work_rc);
+    }
+    (void)status; /* UV_ECANCELED only for orphans, handled above */
+    pump(f);
+    maybe_finish_close(f);
+}
+
+/* Moves r's waiters that want the bytes (fetch_block_data) to *out, in order; the others stay. */
+static void take_data_waiters(req_t *r, waiter_t **out)
+{
+    waiter_t *d = NULL, **dtail = &d, **pp = &r->waiters;
+    while (*pp) {
+        waiter_t *w = *pp;
+        if (w->dcb) {
+            *pp = w->next;
+            w->next = NULL;
+            *dtail = w;
+            dtail = &w->next;
+        } else {
+            pp = &w->next;
+        }
+    }
+    r->wtail = pp;
+    *out = d;
+}
+
+/*
+ * r's bytes are the block. Data waiters get them now, from memory; the store write (if any, and
+ * not done with the hash already) goes on in the thread pool, still holding r's slot so that slow
+ * disks bound memory, and the waiters that asked for the store are answered once it is done.
+ */
+static void verified(req_t *r)
+{
+    fetch_t *f = r->f;
+    peer_score(r->cur, FETCH_SCORE_OK);
+    r->cur->st.blocks++;
+    f->st.blocks++;
+    kept_put(f, &r->h, r->len, r->buf);
+    waiter_t *d;
+    take_data_waiters(r, &d);
+    if (d)
+        ev_done(f, &r->h, 0, d, r->buf, r->len);
+    if (!f->store || r->combined) {
+        f->verifying--;
+        if (r->work_rc)
+            log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        req_finish(r, r->work_rc);
+        return;
+    }
+    r->state = R_STORE;
+    work_start(r, store_work, store_done);
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+    req_t *r = w->data;
+    fetch_t *f = r->f;
+    r->in_work = false;
+    f->works--;
+    if (r->orphan) {
+        f->verifying--;
+        req_free(r);
+    } else if (r->work_rc == -EBADMSG) {
+        f->verifying--;
+        attempt_failed(r, r->cur, -EBADMSG, -EBADMSG);
+    } else {
+        verified(r);
     }
     (void)status; /* UV_ECANCELED only for orphans, handled above */
     pump(f);
@@ -912,6 +1175,14 @@ static void xfer_done(fetch_t *f, CURL *e, CURLcode res)
     if (err == 0) {
         r->state = R_VERIFY;
         f->verifying++;
+        /*
+         * Nobody waits for the bytes (fetch_block callers, read-ahead): hash and store in one
+         * thread-pool item, a round trip (two thread wake-ups) less. Otherwise the bytes go to
+         * the waiters first and the store write follows (STORE).
+         */
+        r->combined = f->store != NULL;
+        for (waiter_t *w = r->waiters; w && r->combined; w = w->next)
+            r->combined = !w->dcb;
         work_start(r, verify_work, verify_done);
     } else {
         if (err != -EBADMSG && !r->errbuf[0] && code != 0)
@@ -1053,6 +1324,11 @@ static void final_free(fetch_t *f)
     }
     free(f->peers);
     free(f->reqs);
+    for (unsigned i = 0; i < f->opts.keep_blocks; i++)
+        buf_release(f->kept[i].buf);
+    free(f->kept);
+    pool_close(f->pool);
+    free(f->easies);
     fetch_close_cb cb = f->close_cb;
     void *arg = f->close_arg;
     free(f);
@@ -1068,6 +1344,8 @@ static void maybe_finish_close(fetch_t *f)
     if (!f->closing || f->finishing || f->dispatching || f->ev_head || f->works > 0)
         return;
     f->finishing = true;
+    while (f->neasies > 0)
+        curl_easy_cleanup(f->easies[--f->neasies]);
     /* closes the cached connections; curl reports their sockets with CURL_POLL_REMOVE */
     curl_multi_cleanup(f->multi);
     f->multi = NULL;
@@ -1082,7 +1360,7 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if (!loop || !store)
+    if (!loop)
         return -EINVAL;
     fetch_opts_t o = opts ? *opts : (fetch_opts_t){0};
     if (!o.max_per_peer)
@@ -1095,7 +1373,8 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
         o.connect_timeout_ms =
             o.timeout_ms < FETCH_DEFAULT_CONNECT_MS ? o.timeout_ms : FETCH_DEFAULT_CONNECT_MS;
     if (o.max_per_peer > FETCH_MAX_PARALLEL || o.max_total > FETCH_MAX_PARALLEL ||
-        o.timeout_ms > FETCH_MAX_TIMEOUT_MS || o.connect_timeout_ms > o.timeout_ms)
+        o.timeout_ms > FETCH_MAX_TIMEOUT_MS || o.connect_timeout_ms > o.timeout_ms ||
+        o.keep_blocks > FETCH_MAX_KEEP)
         return -EINVAL;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -1130,6 +1409,9 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
         curl_global_cleanup();
         return -EIO;
     }
+    f->pool = xcalloc(1, sizeof(*f->pool));
+    f->kept = o.keep_blocks ? xcalloc(o.keep_blocks, sizeof(*f->kept)) : NULL;
+    f->easies = xcalloc(o.max_total, sizeof(*f->easies));
     uv_timer_init(loop, &f->timer);
     uv_timer_init(loop, &f->defer);
     f->timer.data = f->defer.data = f;
@@ -1164,17 +1446,19 @@ static void cand_add(req_t *r, fetch_peer_t *p)
         r->cand[r->ncand++] = (candidate_t){.peer = p};
 }
 
-int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
-                fetch_cb cb, void *arg)
+/* fetch_block (cb), fetch_block_data (dcb) or fetch_prefetch (neither: no waiter). */
+static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                   fetch_cb cb, fetch_data_cb dcb, void *arg, bool prefetch)
 {
-    if (!f || !h || !cb || (npeers > 0 && !peers))
+    if (!f || !h || (!cb && !dcb && !prefetch) || (npeers > 0 && !peers) || (cb && !f->store))
         return -EINVAL;
     if (f->closing)
         return -ECANCELED;
     if (len > STORE_MAX_BLOCK)
         return -EMSGSIZE;
     req_t *r = req_find(f, h);
-    if (r && r->len != len)
+    kept_t *k = dcb || prefetch ? kept_find(f, h) : NULL;
+    if ((r && r->len != len) || (k && k->len != len))
         return -EINVAL;
     size_t valid = 0;
     for (size_t i = 0; i < npeers; i++)
@@ -1182,6 +1466,20 @@ int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *pe
             valid++;
     if (npeers > 0 && valid == 0)
         return -EINVAL;
+
+    /* verified bytes in memory (kept, or being stored): no transfer, no store */
+    bbuf_t *mem = k ? k->buf : dcb && r && r->state == R_STORE ? r->buf : NULL;
+    if (prefetch && (mem || (r && r->state == R_STORE)))
+        return 0; /* in memory already */
+    if (mem) {
+        waiter_t *w = xcalloc(1, sizeof(*w));
+        w->dcb = dcb;
+        w->arg = arg;
+        f->st.requests++;
+        f->st.kept++;
+        ev_done(f, h, 0, w, mem, len);
+        return 0;
+    }
 
     bool joined = r != NULL;
     if (!r) {
@@ -1200,16 +1498,22 @@ int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *pe
         if (p)
             cand_add(r, p);
     }
-    waiter_t *w = xcalloc(1, sizeof(*w));
-    w->cb = cb;
-    w->arg = arg;
-    *r->wtail = w;
-    r->wtail = &w->next;
+    if (!prefetch) {
+        waiter_t *w = xcalloc(1, sizeof(*w));
+        w->cb = cb;
+        w->dcb = dcb;
+        w->arg = arg;
+        *r->wtail = w;
+        r->wtail = &w->next;
+    }
     f->st.requests++;
 
-    if (!joined) {
+    if (!joined && cb) {
         /* store_has is a path lookup on disk: not on the loop thread */
         work_start(r, check_work, check_done);
+    } else if (!joined) {
+        r->state = R_IDLE;
+        req_next(r); /* may finish r at once (no peer): its callback is deferred all the same */
     } else {
         f->st.joined++;
         candidate_t *c = r->state == R_QUEUED ? pick(r) : NULL;
@@ -1219,6 +1523,23 @@ int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *pe
         }
     }
     return 0;
+}
+
+int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                fetch_cb cb, void *arg)
+{
+    return request(f, h, len, peers, npeers, cb, NULL, arg, false);
+}
+
+int fetch_block_data(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                     fetch_data_cb cb, void *arg)
+{
+    return request(f, h, len, peers, npeers, NULL, cb, arg, false);
+}
+
+int fetch_prefetch(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers)
+{
+    return request(f, h, len, peers, npeers, NULL, NULL, NULL, true);
 }
 
 int fetch_peer_score(fetch_t *f, const char *peer)

@@ -8,8 +8,9 @@
  *
  * Guarantees:
  *  - no unverified byte leaves the fetcher: a body is received into a private buffer capped at the
- *    expected length, hashed (SHA-256, in the thread pool) and only then stored (store_put_hashed,
- *    in the thread pool too). The hash is computed once, by us; the store is told not to repeat it.
+ *    expected length, hashed (SHA-256, in the thread pool) and only then handed to fetch_block_data
+ *    callers (in memory) and stored (store_put_hashed, in the thread pool too, in the background).
+ *    The hash is computed once, by us; the store is told not to repeat it.
  *  - one download per hash at a time: requests for a hash already being fetched share it.
  *  - at most max_per_peer transfers to one peer and max_total transfers (plus blocks being verified)
  *    at once; further requests wait in a FIFO queue inside the fetcher, so curl's transfer time-out
@@ -66,6 +67,14 @@
 #ifndef FETCH_GET_HOST_EXTRA
 #define FETCH_GET_HOST_EXTRA 2
 #endif
+/** Upper bound on opts.keep_blocks. */
+#ifndef FETCH_MAX_KEEP
+#define FETCH_MAX_KEEP 256
+#endif
+/** Released block buffers the fetcher keeps for reuse (they are allocated once, not per block). */
+#ifndef FETCH_POOL_FREE
+#define FETCH_POOL_FREE 32
+#endif
 /** Upper bound on opts.max_per_peer and opts.max_total. */
 #ifndef FETCH_MAX_PARALLEL
 #define FETCH_MAX_PARALLEL 1024
@@ -111,6 +120,9 @@ typedef struct fetch_opts {
                                       bounds memory at max_total buffers of a block's length */
     unsigned timeout_ms;         /**< whole transfer, connect included (default 10000) */
     unsigned connect_timeout_ms; /**< TCP connect (default min(3000, timeout_ms)) */
+    unsigned keep_blocks;        /**< the newest verified blocks kept in memory after they are done
+                                      (default 0: none; at most FETCH_MAX_KEEP), so that
+                                      fetch_peek and fetch_block_data answer them without the store */
     fetch_bad_peer_cb on_bad_peer; /**< optional */
     void *bad_peer_arg;
 } fetch_opts_t;
@@ -122,7 +134,8 @@ typedef struct fetch_stats {
     uint64_t present;   /**< completed from the store without a transfer */
     uint64_t transfers; /**< HTTP transfers finished, any outcome */
     uint64_t bytes;     /**< body bytes received from peers, verified or not */
-    uint64_t blocks;    /**< blocks verified and stored */
+    uint64_t blocks;    /**< blocks received and verified (then stored, if there is a store) */
+    uint64_t kept;      /**< fetch_block_data calls answered from the blocks kept in memory */
     uint64_t failures;  /**< transfers that did not yield the block (404 included) */
     uint64_t bad;       /**< transfers whose bytes were not the block */
     unsigned active;    /**< requests not yet completed */
@@ -138,6 +151,8 @@ typedef struct fetch_peer_stats {
 
 /**
  * Creates a fetcher on loop that stores into store (borrowed: both must outlive the fetcher).
+ * store may be NULL: then blocks are never looked up in or written to a store, fetch_block is
+ * refused, and fetch_block_data hands every block over in memory (a plain download: `preon get`).
  * opts may be NULL. 0, -EINVAL (an option out of range), or -EIO (curl could not be set up).
  */
 int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t **out);
@@ -157,10 +172,56 @@ void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg);
  * completes with 0 without a transfer. A request for a hash already being fetched joins it (its new
  * peers are added to the candidates) and its cb fires with the shared result.
  * Returns 0 (cb will fire), or, and then cb never fires: -EINVAL (NULL argument; every given peer
- * invalid; a join with a different len), -EMSGSIZE (len > STORE_MAX_BLOCK), -ECANCELED (closing).
+ * invalid; a join with a different len; a fetcher without a store), -EMSGSIZE (len >
+ * STORE_MAX_BLOCK), -ECANCELED (closing).
  */
 int fetch_block(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
                 fetch_cb cb, void *arg);
+
+/**
+ * The result of one fetch_block_data: status as for fetch_cb, and for status 0 the block's verified
+ * bytes when they are in memory: data (len bytes) is valid for the duration of the call only, unless
+ * the callee keeps it with fetch_data_hold. data is NULL (and len 0) if the block was found in the
+ * store instead (read it there), and whenever status is not 0.
+ */
+typedef void (*fetch_data_cb)(const hash_t *h, int status, const uint8_t *data, size_t len, void *arg);
+
+/**
+ * As fetch_block, for a caller that wants the bytes: cb fires as soon as the block is verified, with
+ * the bytes in memory, while the store write (if the fetcher has a store) goes on in the background;
+ * a block held in memory (opts.keep_blocks, or verified and still being written) is answered from
+ * there without a transfer. It does not look in the store first (the caller does, if it has reason
+ * to): only a request that joins a fetch_block still checking the store may complete with status 0
+ * and data NULL (the block is in the store). Same arguments, returns and guarantees as fetch_block
+ * (never an unverified byte; cb never inside this call). Works without a store.
+ */
+int fetch_block_data(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers,
+                     fetch_data_cb cb, void *arg);
+
+/**
+ * Fetches block *h for a reader that will want it soon (read-ahead): as fetch_block_data, but
+ * nobody is called back. The verified bytes go to the keep list (opts.keep_blocks) and to the
+ * store (hashing and storing in one thread-pool item, as nobody waits); a later fetch_block_data or
+ * fetch_peek finds them there, or joins the transfer under way. Does not look in the store first.
+ * Nothing happens for a block held in memory already. Returns 0 or fetch_block's errors.
+ */
+int fetch_prefetch(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers);
+
+/**
+ * The verified bytes of block *h if the fetcher holds them in memory (kept, or being written to
+ * the store), held for the caller: release them with fetch_data_release. NULL if not held (the
+ * block may still be in the store). *len gets the block's length. Loop thread only.
+ */
+const uint8_t *fetch_peek(fetch_t *f, const hash_t *h, size_t *len);
+
+/**
+ * Keeps data (handed to a fetch_data_cb, or by fetch_peek) valid after the call; every hold needs
+ * one fetch_data_release. Block buffers are reference counted on the loop thread: call both from
+ * the loop thread only (a worker thread may read the bytes meanwhile). Release may come after
+ * fetch_close: the buffer is then freed.
+ */
+void fetch_data_hold(const uint8_t *data);
+void fetch_data_release(const uint8_t *data);
 
 /**
  * The result of one fetch_get. status: 0 for any HTTP answer (http_code says which; body holds its

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Swarm transfer benchmark (issue 3): one random file published on peer A, read on peer B through
-# B's mount (each block fetched over HTTP, verified, stored, then returned), against rsync (daemon,
-# no compression) and curl (from nginx) on the same file in the same run, back to back.
+# B's mount (each block fetched over HTTP, verified, then returned from memory and stored in the
+# background), and fetched by the plain transfer `preon get` (the same engine: every block from the
+# peers, verified, written at its offset, no mount, no store), against rsync (daemon, no
+# compression) and curl (from nginx) on the same file in the same run, back to back.
 #   (a) loopback:
-#       1. `cat` of the remote file through a fresh B's mount to /dev/null, vs `rsync` and `curl`
-#          each writing the file to tmpfs; every copy's SHA-256 is then checked against the source;
+#       1. `cat` of the remote file through a fresh B's mount to /dev/null, and `preon get`, vs
+#          `rsync` and `curl`, the last three writing the file to tmpfs (the plain transfers: timed
+#          until the copy is complete, and for `preon get` verified); every copy's SHA-256 is then
+#          checked against the source;
 #       2. `sha256sum` of the file through a fresh B's mount (transfer and hashing overlapped) vs
 #          `curl | sha256sum` and `sha256sum` of the source file itself (the hashing floor);
 #       3. cold random 4 KiB reads through a fresh mount (median) vs a 256 KiB range GET from nginx
 #          (one block's round trip), both as a fresh process.
-#   (b) the same as (a)1 over a veth link shaped with `tc ... tbf rate 1gbit`: A, nginx and rsync in
-#       one network namespace, the receivers here;
+#   (b) the same as (a)1 (cat, preon get, rsync, curl) over a veth link shaped with
+#       `tc ... tbf rate 1gbit`: A, nginx and rsync in one network namespace, the receivers here;
 #   (c) four seeders, each in its own namespace with its link shaped to 250 Mbit, vs one of them
 #       alone: B reads the file (SWARM_MIB) with --peer to all four, then to one.
 # Goals (../shared/brief/anchors.md): loopback >= rsync (ratio >= 1.0) on the way to curl; shaped
-# 1 Gbit within 3% of curl; four seeders >= 3.6x one; lazy `cat` >= 0.9x the plain transfer; a cold
-# 4 KiB read in about one block round trip. Absolute figures move +-50% here: read the ratios.
+# 1 Gbit within 3% of curl; four seeders >= 3.6x one; lazy `cat` >= 0.9x the plain transfer (the
+# "cat/get" column: the speed of the lazy read over that of `preon get`); a cold 4 KiB read in about
+# one block round trip. Absolute figures move +-50% here: read the ratios.
 #
 # Usage: PREON=build/preon tests/bench/bench_transfer.sh [SIZE_MIB]   (default 1024)
 # Environment: PARTS (default "abc": which of (a) (b) (c) to run), SWARM_MIB (size for (c), default
@@ -261,6 +266,20 @@ ours_sha256sum() {
     echo "$el"
 }
 
+# ours_get SEEDER_URL: the plain transfer, `preon get` of the file into the tmpfs (no mount here:
+# the time is until the file is complete and every block verified, which is when preon exits 0).
+ours_get() {
+    local t0 el
+    rm -f "$T/dst/get.bin"
+    prefault "$XFER_MIB"
+    t0=$EPOCHREALTIME
+    "$PREON" get --peer "$1" "$JOB_ID/input.bin" "$T/dst/get.bin" || die "preon get failed"
+    el=$(secs_since "$t0")
+    [ "$(digest "$T/dst/get.bin")" = "$SRC_SUM" ] || die "preon get's copy differs from the source"
+    rm -f "$T/dst/get.bin"
+    echo "$el"
+}
+
 rsync_copy() {
     local t0 el
     rm -f "$T/dst/rsync.bin"
@@ -295,20 +314,22 @@ curl_sha256sum() {
     echo "$el"
 }
 
-# report LABEL MIB OURS RSYNC CURL
+# report LABEL MIB CAT GET RSYNC CURL: speeds, and ratios of speeds (x/y = y's time / x's time).
 report() {
-    printf '%-28s ours %5s MiB/s (%6.2f s)   rsync %5s MiB/s (%6.2f s)   curl %5s MiB/s (%6.2f s)   ours/rsync %s   ours/curl %s\n' \
-        "$1" "$(mibs "$2" "$3")" "$3" "$(mibs "$2" "$4")" "$4" "$(mibs "$2" "$5")" "$5" \
-        "$(ratio "$4" "$3")" "$(ratio "$5" "$3")"
+    printf '%-22s cat %5s MiB/s (%5.2f s)  get %5s MiB/s (%5.2f s)  rsync %5s MiB/s (%5.2f s)  curl %5s MiB/s (%5.2f s)\n' \
+        "$1" "$(mibs "$2" "$3")" "$3" "$(mibs "$2" "$4")" "$4" "$(mibs "$2" "$5")" "$5" "$(mibs "$2" "$6")" "$6"
+    printf '%-22s cat/rsync %s  cat/curl %s  get/rsync %s  get/curl %s  cat/get %s\n' "" \
+        "$(ratio "$5" "$3")" "$(ratio "$6" "$3")" "$(ratio "$5" "$4")" "$(ratio "$6" "$4")" "$(ratio "$4" "$3")"
 }
 
-# transfer_round LABEL SEEDER_URL: (a)1 / (b): ours, rsync, curl back to back.
+# transfer_round LABEL SEEDER_URL: (a)1 / (b): the lazy cat, preon get, rsync, curl back to back.
 transfer_round() {
-    local o r c
+    local o g r c
     o=$(ours_cat "$2")
+    g=$(ours_get "$2")
     r=$(rsync_copy)
     c=$(curl_copy)
-    report "$1" "$SIZE_MIB" "$o" "$r" "$c"
+    report "$1" "$SIZE_MIB" "$o" "$g" "$r" "$c"
 }
 
 mkdir -p "$T/src/big" "$T/www" "$T/dst"
@@ -326,10 +347,11 @@ if [[ $PARTS == *a* ]]; then
     start_peer A "" --port 0
     publish A "$T/src/big" big
     URL_A=$(peer_field "$M_A" http)
+    JOB_ID=$(sed -n 's/^id: //p' "$M_A/status/big")
     start_nginx "" 127.0.0.1 "$T/www"
     start_rsyncd "" 127.0.0.1 "$T/www"
     for ((i = 1; i <= ROUNDS; i++)); do
-        transfer_round "(a)1 cat via mount" "$URL_A"
+        transfer_round "(a)1 loopback" "$URL_A"
     done
     o=$(ours_sha256sum "$URL_A")
     c=$(curl_sha256sum)
@@ -405,10 +427,11 @@ if [[ $PARTS == *b* ]]; then
     make_seeder_ns 1 1gbit
     start_peer A "$SEEDER_NS" --listen 198.18.0.131 --port 7650
     publish A "$T/src/big" big
+    JOB_ID=$(sed -n 's/^id: //p' "$M_A/status/big")
     start_nginx "$SEEDER_NS" 198.18.0.131 "$T/www"
     start_rsyncd "$SEEDER_NS" 198.18.0.131 "$T/www"
     for ((i = 1; i <= ROUNDS; i++)); do
-        transfer_round "(b) cat via mount, 1gbit" http://198.18.0.131:7650
+        transfer_round "(b) 1gbit link" http://198.18.0.131:7650
     done
     stop_peer A
     stop_all
