@@ -114,10 +114,9 @@ static void on_fuse_readable(uv_poll_t *p, int status, int events)
     fs_t *fs = p->data;
     if (status < 0) {
         /* libuv reports POLLERR as UV_EBADF; /dev/fuse raises it once the connection is gone
-         * (unmounted from outside, or aborted): the same as a read that says ENODEV. */
-        if (status == UV_EBADF)
-            fs->mounted = false;
-        else
+         * (unmounted from outside, or aborted): not an error. fuse_session_unmount still runs
+         * (it sees the POLLERR itself and only frees what the session holds). */
+        if (status != UV_EBADF)
             log_error("fuse poll: %s", uv_strerror(status));
         return fs_stop(fs);
     }
