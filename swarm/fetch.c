@@ -515,16 +515,34 @@ const uint8_t *fetch_peek(fetch_t *f, const hash_t *h, size_t *len)
 
 /* ---- the wait queue ---- */
 
+/* Someone waits for r's bytes now (a reader, a task), as opposed to a read-ahead. */
+static bool req_urgent(const req_t *r) { return r->waiters != NULL; }
+
+/*
+ * Appends r to the wait queue; a request someone waits for goes ahead of every read-ahead (after
+ * the other urgent ones, in their order), so the blocks needed now are preferred. The walk covers
+ * only the urgent requests at the head: few, since each has a reader parked on it.
+ */
 static void queue_push(fetch_t *f, req_t *r)
 {
     r->state = R_QUEUED;
-    r->qnext = NULL;
-    r->qprev = f->qtail;
-    if (f->qtail)
-        f->qtail->qnext = r;
+    req_t *after = NULL;
+    if (req_urgent(r)) {
+        for (req_t *p = f->qhead; p && req_urgent(p); p = p->qnext)
+            after = p;
+    } else {
+        after = f->qtail;
+    }
+    r->qprev = after;
+    r->qnext = after ? after->qnext : f->qhead;
+    if (r->qnext)
+        r->qnext->qprev = r;
+    else
+        f->qtail = r;
+    if (after)
+        after->qnext = r;
     else
         f->qhead = r;
-    f->qtail = r;
     f->queued++;
 }
 
@@ -1498,6 +1516,7 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
         if (p)
             cand_add(r, p);
     }
+    bool was_urgent = req_urgent(r);
     if (!prefetch) {
         waiter_t *w = xcalloc(1, sizeof(*w));
         w->cb = cb;
@@ -1520,6 +1539,9 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
         if (c && has_slot(f, c->peer)) { /* a new candidate has a free slot */
             queue_remove(f, r);
             req_next(r);
+        } else if (r->state == R_QUEUED && !was_urgent && req_urgent(r)) {
+            queue_remove(f, r); /* a read-ahead that a reader now waits for: to the front */
+            queue_push(f, r);
         }
     }
     return 0;

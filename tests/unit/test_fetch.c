@@ -996,6 +996,46 @@ static void fetch_prefetch_keeps_and_stores(void **state)
     free(c.copy);
 }
 
+/* A block someone waits for is fetched before read-ahead queued earlier; so is a queued
+ * read-ahead once a reader comes to wait for it. One slot: transfers go strictly in queue order. */
+static void fetch_prefers_blocks_needed_now(void **state)
+{
+    fx_t *fx = *state;
+    server_t *s = server_start(fx, M_GOOD);
+    start_fetch(fx, (fetch_opts_t){.keep_blocks = 16, .max_per_peer = 1, .max_total = 1});
+    const char *peers[] = {s->url};
+    server_hold(s, true);
+    dcall_t first = {.fx = fx}, now = {.fx = fx}, joined = {.fx = fx};
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[0].h, fx->blocks[0].len, peers, 1, on_data, &first), 0);
+    assert_true(run_until_requests(fx, 1)); /* block 0 holds the only slot */
+    for (int i = 1; i <= 6; i++) /* read-ahead of blocks 1..6 waits in the queue */
+        assert_int_equal(fetch_prefetch(fx->f, &fx->blocks[i].h, fx->blocks[i].len, peers, 1), 0);
+    /* a reader now needs block 8, and another block 6 (queued last as read-ahead) */
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[8].h, fx->blocks[8].len, peers, 1, on_data, &now), 0);
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[6].h, fx->blocks[6].len, peers, 1, on_data, &joined), 0);
+    server_hold(s, false);
+    assert_true(run_until(fx, &fx->ncalls, 3)); /* blocks 0, 8, 6 */
+    assert_int_equal(now.status, 0);
+    assert_int_equal(joined.status, 0);
+    assert_memory_equal(now.copy, fx->blocks[8].data, fx->blocks[8].len);
+    /* when the readers had their blocks, the read-ahead of 1..5 had (almost) not begun */
+    size_t held = 0, len;
+    for (int i = 1; i <= 5; i++) {
+        const uint8_t *p = fetch_peek(fx->f, &fx->blocks[i].h, &len);
+        if (p) {
+            held++;
+            fetch_data_release(p);
+        }
+    }
+    assert_true(held <= 1);
+    run_until_idle(fx);
+    for (int i = 1; i <= 6; i++)
+        assert_stored(fx, &fx->blocks[i]); /* the read-ahead still lands */
+    free(first.copy);
+    free(now.copy);
+    free(joined.copy);
+}
+
 static void fetch_data_without_a_store(void **state)
 {
     fx_t *fx = *state;
@@ -1220,6 +1260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_rejects_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_data_hands_over_verified_bytes_and_keeps_them, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_prefetch_keeps_and_stores, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_prefers_blocks_needed_now, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_data_without_a_store, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_returns_body_and_code, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_cuts_oversize_bodies, setup, teardown),
