@@ -125,6 +125,8 @@ struct job {
     size_t n_dispatch_ms, cap_dispatch_ms;
     waiter_t *waiters;
     char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
+    bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
+    uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (fs->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
@@ -209,7 +211,8 @@ struct fs {
     char **pool_peers;        /**< base URLs of the pool's other peers */
     size_t n_pool_peers;
     uint64_t *pool_fail_since; /**< by pool peer: when its /v1/jobs started failing (0: answering) */
-    size_t n_static_peers;     /**< the first ones, from --peer: never dropped */
+    size_t n_static_peers;
+    uint64_t listing_gen;      /**< counts /v1/jobs answers (remote.c) */     /**< the first ones, from --peer: never dropped */
     uv_timer_t *discover;     /**< asks pool peers for their jobs (remote.c) */
     announce_t *announce;     /**< pool membership through the tracker (remote.c) */
     unsigned pending_gets;
@@ -302,6 +305,8 @@ void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off
 void fs__remote_reads_abort(fs_t *fs);
 /* jobs.c, for remote.c: takes m's contents */
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer);
+/** Its submitter stopped listing remote job j: it leaves jobs/ and results/ here. */
+void fs__job_forget_remote(job_t *j);
 
 /* jobs.c, for volunteer.c */
 running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote);

@@ -248,6 +248,17 @@ static void set_reason(job_t *j, const char *why)
     j->reason = why ? xstrdup(why) : NULL;
 }
 
+void fs__job_forget_remote(job_t *j)
+{
+    log_info("job %s (%s): its submitter %s no longer lists it; it is removed here", j->name, j->id, j->peers[0]);
+    for (running_t *r = j->fs->running; r; r = r->next) /* tasks it was running for it stop */
+        if (r->job == j && r->et)
+            exec_task_cancel(r->et);
+    j->state = J_CANCELLED;
+    set_reason(j, "removed: its submitter no longer lists it");
+    job_forget(j);
+}
+
 /* ---- publishing ---- */
 
 typedef struct pubwork {

@@ -211,6 +211,20 @@ static void pool_drop_silent(fs_t *fs)
     }
 }
 
+/*
+ * A remote job its submitter no longer lists (it replaced or forgot it) goes away here too, so
+ * jobs/ shows what the pool has; a job whose submitter does not answer stays.
+ */
+static void forget_unlisted(fs_t *fs, const char *peer, uint64_t gen)
+{
+    for (job_t *j = fs->joblist, *next; j; j = next) {
+        next = j->next;
+        if (j->remote && !j->gone && j->origin_seen && j->listed_gen != gen && j->n_peers > 0 &&
+            strcmp(j->peers[0], peer) == 0)
+            fs__job_forget_remote(j);
+    }
+}
+
 static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     disc_t *d = arg;
@@ -227,6 +241,7 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
         if (!json_is_array(arr)) {
             log_warn("peer %s: /v1/jobs is not a JSON array", d->peer);
         } else {
+            uint64_t gen = ++fs->listing_gen;
             size_t i;
             json_t *o;
             json_array_foreach(arr, i, o) {
@@ -237,13 +252,21 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
                 job_t *j = fs__job_by_id(fs, id);
                 if (j) {
                     if (j->remote) {
-                        fs__job_add_peer(j, d->peer, false);
+                        bool origin = json_is_true(json_object_get(o, "origin"));
+                        fs__job_add_peer(j, d->peer, origin);
+                        j->origin_seen |= origin;
+                        j->listed_gen = gen;
                         fs__res_remote_seen(j, o, d->peer);
                     }
                     continue;
                 }
-                fs__remote_get_manifest(fs, d->peer, id, false);
+                /* Only its submitter introduces a job: a job it replaced or forgot must not come
+                 * back through peers that still list it (they drop it once they notice). */
+                if (json_is_true(json_object_get(o, "origin")))
+                    fs__remote_get_manifest(fs, d->peer, id, true);
             }
+            if (json_array_size(arr) < FS_API_MAX_JOBS) /* a full answer may have left some out */
+                forget_unlisted(fs, d->peer, gen);
         }
     }
     json_decref(arr);

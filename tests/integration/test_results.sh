@@ -79,4 +79,36 @@ t_a_tampered_result_is_not_served() {
     grep -q "changed since it was hashed" "${PEER_LOG[A]}" || fail "A's log does not say why"
 }
 
+t_a_job_its_submitter_replaces_is_replaced_everywhere() {
+    # A cancels job x (rm -r) and publishes a new x: A forgets the old one, and so does D, whose
+    # jobs/x and results/x become the new job's (not x@<hash> beside a stale x).
+    start_peer A --port 0 --slots 1
+    local a d url src st old new
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    start_peer D --port 0 --slots 0 --peer "$url"
+    d=$(mnt D)
+    src=$(src_dir x)
+    make_job "$src" 'echo first'
+    cp -r -- "$src" "$a/jobs/x"
+    st=$(wait_job "$a" x 60)
+    old=$(field id <<<"$st")
+    wait_listed "$d" x 20
+    st=$(wait_job "$d" x 60)
+    assert_eq "$old" "$(field id <<<"$st")" "D's x"
+    rm -r -- "$a/jobs/x"
+    make_job "$src" 'echo second'
+    cp -r -- "$src" "$a/jobs/x"
+    st=$(wait_job "$a" x 60)
+    new=$(field id <<<"$st")
+    [ "$new" != "$old" ] || fail "the new x has the old id"
+    local end=$((SECONDS + 20))
+    until [ "$(status_field "$d" x id 2>/dev/null)" = "$new" ] || [ "$SECONDS" -gt "$end" ]; do sleep 0.1; done
+    assert_eq "$new" "$(status_field "$d" x id)" "D's x after A replaced it"
+    st=$(wait_job "$d" x 60)
+    assert_file_eq "$d/results/x/0/stdout" second
+    assert_eq "" "$(ls "$d/jobs" | grep '^x@' || true)" "a stale x@ beside x on D"
+    grep -q "no longer lists it" "${PEER_LOG[D]}" || fail "D's log does not say why the old x went"
+}
+
 run_tests "$@"
