@@ -103,7 +103,7 @@ static const block_loc_t *loc_find(fs_t *fs, const hash_t *h)
     return NULL;
 }
 
-static void reply_error(httpd_req_t *r, unsigned status, const char *msg)
+void fs__api_error(httpd_req_t *r, unsigned status, const char *msg)
 {
     json_t *o = json_pack("{s:s}", "error", msg);
     char *body = json_dumps(o, JSON_COMPACT);
@@ -130,8 +130,7 @@ static void api_jobs(fs_t *fs, httpd_req_t *r)
                                           (json_int_t)c.succeeded, "failed", (json_int_t)c.failed, "cancelled",
                                           (json_int_t)c.cancelled));
             json_object_set_new(o, "results", json_integer(j->n_tres));
-            json_object_set_new(o, "epoch", json_integer((json_int_t)((uint64_t)fs->started.tv_sec * 1000 +
-                                                                      (uint64_t)fs->started.tv_nsec / 1000000)));
+            json_object_set_new(o, "epoch", json_integer((json_int_t)fs__epoch_ms(fs)));
         }
         json_array_append_new(arr, o);
         n++;
@@ -145,11 +144,11 @@ static void api_manifest(fs_t *fs, httpd_req_t *r, const char *hex)
 {
     job_t *j = fs__job_by_id(fs, hex);
     if (!j)
-        return reply_error(r, 404, "no such job");
+        return fs__api_error(r, 404, "no such job");
     char *bytes = NULL;
     size_t len = 0;
     if (manifest_encode(&j->man, &bytes, &len) != 0)
-        return reply_error(r, 500, "cannot encode the manifest");
+        return fs__api_error(r, 500, "cannot encode the manifest");
     httpd_reply_header(r, "Cache-Control", "public, max-age=31536000, immutable");
     httpd_reply_take(r, 200, "application/json", bytes, len);
 }
@@ -177,7 +176,7 @@ static void result_block(fs_t *fs, httpd_req_t *r, const block_loc_t *l)
     if (got != (ssize_t)len || !hash_equal(&h, &l->h)) {
         free(buf);
         log_warn("job %s task %u: %s changed since it was hashed; not served", l->job->name, l->res->task, f->path);
-        return reply_error(r, 404, "block not held here");
+        return fs__api_error(r, 404, "block not held here");
     }
     httpd_reply_header(r, "Cache-Control", "public, max-age=31536000, immutable");
     fs->api_blocks_served++;
@@ -189,7 +188,7 @@ static void api_block(fs_t *fs, httpd_req_t *r, const char *hex)
 {
     hash_t h;
     if (strlen(hex) != HASH_HEX_LEN || hash_from_hex(hex, HASH_HEX_LEN, &h) != 0)
-        return reply_error(r, 400, "a block is named by 64 hex digits");
+        return fs__api_error(r, 400, "a block is named by 64 hex digits");
     int fd = -1;
     uint64_t off = 0, len = 0;
     const block_loc_t *l = loc_find(fs, &h);
@@ -207,7 +206,7 @@ static void api_block(fs_t *fs, httpd_req_t *r, const char *hex)
         len = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     }
     if (fd < 0)
-        return reply_error(r, 404, "block not held here");
+        return fs__api_error(r, 404, "block not held here");
     httpd_reply_header(r, "Cache-Control", "public, max-age=31536000, immutable");
     fs->api_blocks_served++;
     fs->api_bytes_served += len;
@@ -223,7 +222,7 @@ static void api_have(fs_t *fs, httpd_req_t *r, const char *hex)
 {
     job_t *j = fs__job_by_id(fs, hex);
     if (!j || j->gone)
-        return reply_error(r, 404, "no such job");
+        return fs__api_error(r, 404, "no such job");
     size_t n = 0;
     for (size_t f = 0; f < j->man.n_files; f++)
         n += j->man.files[f].n_blocks;
@@ -250,7 +249,7 @@ static void api_handler(httpd_req_t *r, void *arg)
     fs_t *fs = arg;
     const char *method = httpd_req_method(r);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply_error(r, 405, "only GET is served");
+        return fs__api_error(r, 405, "only GET is served");
     const char *path = httpd_req_path(r) + strlen(API_PREFIX);
     if (strcmp(path, "/jobs") == 0)
         return api_jobs(fs, r);
@@ -262,7 +261,7 @@ static void api_handler(httpd_req_t *r, void *arg)
         return api_have(fs, r, path + 6);
     if (fs__vol_handle(fs, r, path) || fs__res_handle(fs, r, path))
         return;
-    reply_error(r, 404, "unknown request (see docs/protocol.md)");
+    fs__api_error(r, 404, "unknown request (see docs/protocol.md)");
 }
 
 int fs__api_start(fs_t *fs)

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "fs/internal.h"
@@ -164,13 +165,13 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     static const char *const subdirs[] = {"", "/staging", "/inputs", "/results", "/work", "/store"};
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
         char *p = xasprintf("%s%s", fs->data_dir, subdirs[i]);
-        rc = fs__mkdir_p(p, 0755);
+        rc = files_mkdir_p(p, 0755);
         if (rc)
             log_error("%s: %s", p, strerror(-rc));
         free(p);
     }
     char *work = xasprintf("%s/work", fs->data_dir);
-    fs__rm_rf(work); /* tasks cut off by a crash run again from scratch */
+    files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
     mkdir(work, 0755);
     free(work);
     /* Sandbox users must reach the task dirs under data/work (but not list data/). */

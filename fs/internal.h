@@ -256,6 +256,8 @@ void fs__job_unlink_dir(job_t *j);
 void fs__job_ref(job_t *j);
 void fs__job_unref(job_t *j);
 bool fs__job_over(const job_t *j);
+/** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
+void fs__rm_later(fs_t *fs, char *a, char *b);
 /** Answers everyone waiting on wait/<name> (the job is over). */
 void fs__job_wake(job_t *j);
 char *fs__job_status_text(job_t *j, size_t *len);
@@ -273,6 +275,8 @@ void fs__api_stop(fs_t *fs);
 void fs__blocks_add_job(fs_t *fs, job_t *j);
 void fs__blocks_remove_job(fs_t *fs, job_t *j);
 void fs__blocks_add_result(fs_t *fs, job_t *j, taskres_t *tr);
+/** A JSON error answer {"error": msg}. */
+void fs__api_error(httpd_req_t *r, unsigned status, const char *msg);
 
 /* results.c */
 /** Submitter: a task's result is recorded (its directory complete): hash it for the pool. */
@@ -282,6 +286,8 @@ bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path);
 /** Remote job j as its submitter lists it in /v1/jobs (entry o, a JSON object): mirror it. */
 void fs__res_remote_seen(job_t *j, json_t *o, const char *peer);
 void fs__res_free(job_t *j);
+/** This peer's start time in ms: the epoch its results lists' order belongs to. */
+uint64_t fs__epoch_ms(const fs_t *fs);
 /** The manifest file behind an N_PUB_FILE or N_RRES_FILE node, and its block size. */
 const manifest_file_t *fs__node_mfile(const node_t *n, uint32_t *block_size);
 
@@ -341,8 +347,5 @@ void fs__wait_reply(waiter_t *w, const char *text, size_t len);
 /* fs.c: a uv_close callback for handles allocated alone */
 void fs__handle_free(uv_handle_t *h);
 
-/* work.c: blocking helpers for the thread pool */
-int fs__mkdir_p(const char *path, mode_t mode);
-int fs__rm_rf(const char *path);
 
 #endif

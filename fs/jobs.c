@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "fs/internal.h"
@@ -140,8 +141,8 @@ void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait
     fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
 }
 
-/* Removing a job's trees can take long (100k files): the thread pool does it. The names are never
- * reused (a job id is new on every publish), so nothing waits for them to go. */
+/* Removing a tree can take long (a job of 100k files): the thread pool does it. The names are never
+ * reused (a job id is new on every publish), so nothing waits for them to go. b may be NULL. */
 typedef struct rmwork {
     uv_work_t req;
     fs_t *fs;
@@ -151,8 +152,9 @@ typedef struct rmwork {
 static void rm_work(uv_work_t *req)
 {
     rmwork_t *w = req->data;
-    fs__rm_rf(w->a);
-    fs__rm_rf(w->b);
+    files_rm_rf(w->a);
+    if (w->b)
+        files_rm_rf(w->b);
 }
 
 static void rm_done(uv_work_t *req, int status)
@@ -164,7 +166,7 @@ static void rm_done(uv_work_t *req, int status)
     free(w);
 }
 
-static void rm_later(fs_t *fs, char *a, char *b)
+void fs__rm_later(fs_t *fs, char *a, char *b)
 {
     rmwork_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
@@ -195,7 +197,7 @@ static void job_forget(job_t *j)
         fs__blocks_remove_job(fs, j);
         sched_remove_job(fs->sched, j->id);
         db_job_delete(fs->db, j->id);
-        rm_later(fs, xasprintf("%s/results/%s", fs->data_dir, j->id), xasprintf("%s/inputs/%s", fs->data_dir, j->id));
+        fs__rm_later(fs, xasprintf("%s/results/%s", fs->data_dir, j->id), xasprintf("%s/inputs/%s", fs->data_dir, j->id));
     }
     j->gone = true;
     if (j->quiet) {
@@ -331,7 +333,7 @@ void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *pee
         return;
     }
     char *res = xasprintf("%s/results/%s", fs->data_dir, id);
-    fs__mkdir_p(res, 0755);
+    files_mkdir_p(res, 0755);
     free(res);
     job_t *j = job_alloc(fs, name, J_RUNNING);
     free(name);
@@ -384,7 +386,7 @@ static void publish_done(uv_work_t *req, int status)
             /* The hashed tree itself becomes the job's inputs: nothing is copied. */
             char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
             char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
-            rc = rename(pw->root, in) == 0 ? fs__mkdir_p(res, 0755) : -errno;
+            rc = rename(pw->root, in) == 0 ? files_mkdir_p(res, 0755) : -errno;
             free(in);
             free(res);
             if (rc)
@@ -656,7 +658,7 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     r->et = NULL;
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (fs->stopping || j->gone || res->cancelled) {
-        fs__rm_rf(r->work_dir);
+        files_rm_rf(r->work_dir);
         unlink(r->out_path);
         unlink(r->err_path);
         running_free(r);
@@ -705,7 +707,7 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     fs->nrunning++;
     r->next = fs->running;
     fs->running = r;
-    fs__rm_rf(r->work_dir);
+    files_rm_rf(r->work_dir);
     mkdir(r->work_dir, 0700);
     char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
     exec_spec_t spec = {.job_dir = job_dir, .task_dir = r->work_dir, .command = j->man.desc.command,
@@ -944,7 +946,7 @@ int fs__jobs_restore(fs_t *fs)
                 if (stat(in, &st) != 0 && rename(p, in) == 0)
                     log_warn("job %s: moved its inputs into place after a crash", j->name);
                 else
-                    fs__rm_rf(p);
+                    files_rm_rf(p);
                 free(p);
                 free(in);
                 continue;

@@ -55,7 +55,7 @@ void fs__res_free(job_t *j)
     j->n_tres = 0;
 }
 
-static uint64_t epoch_ms(const fs_t *fs)
+uint64_t fs__epoch_ms(const fs_t *fs)
 {
     return (uint64_t)fs->started.tv_sec * 1000 + (uint64_t)fs->started.tv_nsec / 1000000;
 }
@@ -161,14 +161,6 @@ void fs__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
 
 /* ---- submitter: the API ---- */
 
-static void reply_err(httpd_req_t *r, unsigned code, const char *msg)
-{
-    json_t *o = json_pack("{s:s}", "error", msg);
-    char *body = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    httpd_reply_take(r, code, "application/json", body, strlen(body));
-}
-
 static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
 {
     size_t qlen = 0, vlen = 0;
@@ -180,7 +172,7 @@ static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
         char *end = NULL;
         after = strtoull(val, &end, 10);
         if (vlen == 0 || *end)
-            return reply_err(r, 400, "after= takes a count");
+            return fs__api_error(r, 400, "after= takes a count");
     }
     json_t *arr = json_array();
     size_t bytes = 0;
@@ -192,7 +184,7 @@ static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
         bytes += tr->len + 160;
     }
     json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "job", j->id, "state", fs__job_state_name(j->state),
-                          "epoch", (json_int_t)epoch_ms(fs), "after", (json_int_t)after, "done",
+                          "epoch", (json_int_t)fs__epoch_ms(fs), "after", (json_int_t)after, "done",
                           (json_int_t)j->n_tres, "results", arr);
     char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -209,25 +201,25 @@ bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path)
     char id[HASH_HEX_LEN + 1];
     hash_t h;
     if (idlen != HASH_HEX_LEN || hash_from_hex(rest, HASH_HEX_LEN, &h) != 0)
-        return reply_err(r, 400, "a job is named by 64 hex digits"), true;
+        return fs__api_error(r, 400, "a job is named by 64 hex digits"), true;
     memcpy(id, rest, HASH_HEX_LEN);
     id[HASH_HEX_LEN] = '\0';
     job_t *j = fs__job_by_id(fs, id);
     if (!j || j->gone)
-        return reply_err(r, 404, "no such job"), true;
+        return fs__api_error(r, 404, "no such job"), true;
     if (rest[idlen] == '\0') {
         if (j->remote)
-            return reply_err(r, 404, "not this job's submitter"), true;
+            return fs__api_error(r, 404, "not this job's submitter"), true;
         return res_list(fs, r, j), true;
     }
     const char *ts = rest + idlen + 1;
     char *end = NULL;
     unsigned long task = strtoul(ts, &end, 10);
     if (!*ts || *end || task >= j->man.desc.tasks)
-        return reply_err(r, 400, "no such task"), true;
+        return fs__api_error(r, 400, "no such task"), true;
     const taskres_t *tr = j->tres ? j->tres[task] : NULL;
     if (!tr)
-        return reply_err(r, 404, "no result of this task here"), true;
+        return fs__api_error(r, 404, "no result of this task here"), true;
     httpd_reply(r, 200, "application/json", tr->bytes, tr->len);
     return true;
 }

@@ -38,6 +38,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "fs/bundle.h"
@@ -71,9 +72,7 @@ void fs__vol_result_taken(fs_t *fs, job_t *j, uint32_t task)
         *pp = o->next;
         free(o->bytes);
         free(o);
-        char *dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task);
-        fs__rm_rf(dir); /* a result's few files: small enough for the loop thread */
-        free(dir);
+        fs__rm_later(fs, xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task), NULL);
         return;
     }
 }
@@ -171,13 +170,6 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
     j->lease_pending = false;
     j->lease_asked = 0;
     j->lease_retry_ms = fs__now_ms() + VOL_RETRY_MS;
-    if (!status && code == 404 && j->n_peers > 1) {
-        /* peers[0] does not hold it as its own (we learnt of the job from another volunteer):
-         * ask the next peer that lists it */
-        char *first = j->peers[0];
-        memmove(&j->peers[0], &j->peers[1], (j->n_peers - 1) * sizeof(char *));
-        j->peers[j->n_peers - 1] = first;
-    }
     if (!status && code == 200 && !fs->stopping) {
         json_error_t err;
         json_t *o = json_loadb(body, len, 0, &err);
@@ -422,11 +414,11 @@ static void assemble_work(uv_work_t *req)
     fs_t *fs = c->fs;
     char *tmp = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, c->job->id, c->task);
     char *fin = xasprintf("%s/results/%s/%u", fs->data_dir, c->job->id, c->task);
-    fs__rm_rf(tmp);
-    int rc = fs__mkdir_p(tmp, 0755);
+    files_rm_rf(tmp);
+    int rc = files_mkdir_p(tmp, 0755);
     for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
         char *d = xasprintf("%s/%s", tmp, c->man.dirs[i]);
-        rc = fs__mkdir_p(d, 0755);
+        rc = files_mkdir_p(d, 0755);
         free(d);
     }
     char *buf = xmalloc(c->man.block_size);
@@ -455,7 +447,7 @@ static void assemble_work(uv_work_t *req)
     }
     free(buf);
     if (!rc) {
-        fs__rm_rf(fin);
+        files_rm_rf(fin);
         rc = rename(tmp, fin) == 0 ? 0 : -errno;
     }
     if (rc)

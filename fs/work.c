@@ -13,60 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "fs/internal.h"
 #include "fs/work.h"
-
-int fs__mkdir_p(const char *path, mode_t mode)
-{
-    char *p = xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) {
-            rc = -errno;
-            break;
-        }
-        *s = '/';
-    }
-    if (!rc && mkdir(p, mode) != 0 && errno != EEXIST)
-        rc = -errno;
-    free(p);
-    return rc;
-}
-
-static int rm_rf_at(int parent, const char *name)
-{
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOTDIR || errno == ELOOP)
-            return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? 0 : -errno;
-        return errno == ENOENT ? 0 : -errno;
-    }
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -errno;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        int r = rm_rf_at(dirfd(d), de->d_name);
-        if (r && !rc)
-            rc = r;
-    }
-    closedir(d);
-    if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && !rc)
-        rc = -errno;
-    return rc;
-}
-
-int fs__rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
 
 /* ---- publishing ---- */
 
@@ -362,7 +313,7 @@ static int collect_dir(collect_t *k, int fd0, const char *rel)
                 char *to = xasprintf("%s/%s", k->c->tmp_dir, sub);
                 char *slash = strrchr(to, '/');
                 *slash = '\0';
-                rc = fs__mkdir_p(to, 0755);
+                rc = files_mkdir_p(to, 0755);
                 *slash = '/';
                 if (!rc && renameat(dirfd(d), de->d_name, AT_FDCWD, to) != 0)
                     rc = -errno;
@@ -382,8 +333,8 @@ static int collect_dir(collect_t *k, int fd0, const char *rel)
 int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
 {
     why[0] = '\0';
-    fs__rm_rf(c->tmp_dir);
-    int rc = fs__mkdir_p(c->tmp_dir, 0755);
+    files_rm_rf(c->tmp_dir);
+    int rc = files_mkdir_p(c->tmp_dir, 0755);
     if (rc) {
         snprintf(why, whylen, "creating %s: %s", c->tmp_dir, strerror(-rc));
         return rc;
@@ -410,11 +361,11 @@ int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
         fprintf(f, "%d\n", c->exit_code);
         fclose(f);
     }
-    fs__rm_rf(c->final_dir);
+    files_rm_rf(c->final_dir);
     if (rename(c->tmp_dir, c->final_dir) != 0 && !rc) {
         rc = -errno;
         snprintf(why, whylen, "publishing the result: %s", strerror(errno));
     }
-    fs__rm_rf(c->work_dir);
+    files_rm_rf(c->work_dir);
     return rc;
 }

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/files.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/manifest.h"
@@ -154,13 +154,6 @@ static void stop(getter_t *g)
     fetch_close(g->f, on_fetch_closed, g);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(p);
-    return 0;
-}
-
 static void file_close(getter_t *g, gfile_t *gf)
 {
     if (gf->fd < 0)
@@ -197,7 +190,7 @@ static void maybe_finish(getter_t *g)
     }
     if (g->status && g->tmp) {
         if (g->tree)
-            nftw(g->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            files_rm_rf(g->tmp);
         else
             unlink(g->tmp);
     }
@@ -359,19 +352,6 @@ static int create_file(getter_t *g, gfile_t *gf)
     return rc;
 }
 
-static void mkdirs_for(const char *root, const char *rel)
-{
-    char *p = path_join(root, rel);
-    for (char *s = p + strlen(root) + 1; *s; s++) {
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(p, 0777);
-            *s = '/';
-        }
-    }
-    free(p);
-}
-
 /* Picks the files, the final name and the temporary, and creates the latter. 0, or 1 (reported). */
 static int prepare(getter_t *g)
 {
@@ -451,7 +431,12 @@ static int prepare(getter_t *g)
         const char *rel = p + (plen ? plen + 1 : 0);
         gfile_t *gf = &g->files[g->nfiles++];
         *gf = (gfile_t){.idx = i, .tmp = path_join(g->tmp, rel), .fd = -1, .left = m->files[i].n_blocks};
-        mkdirs_for(g->tmp, rel);
+        const char *slash = strrchr(rel, '/');
+        if (slash) { /* its parents; a failure shows when the file is created */
+            char *dir = xasprintf("%s/%.*s", g->tmp, (int)(slash - rel), rel);
+            files_mkdir_p(dir, 0777);
+            free(dir);
+        }
         int rc = create_file(g, gf);
         if (rc) {
             fail(g, "cannot create %s: %s", gf->tmp, strerror(-rc));

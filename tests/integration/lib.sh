@@ -195,7 +195,11 @@ start_peer() {
     # fd 3 of the peer is the fifo's write end. Opening a fifo blocks until both ends are open, so
     # the background child opens it and we open the read end; if the peer dies before writing, the
     # read sees end-of-file at once instead of waiting for the timeout.
-    "$PREON" mount -f --data "$d" --ready-fd 3 --log "$dir/log" "$@" "$m" \
+    # PEER_WRAP: a command the peer runs under, e.g. "nsenter --net=/run/netns/X" (it must exec
+    # preon itself, so that $! is the peer's PID).
+    local wrap=()
+    [ -z "${PEER_WRAP:-}" ] || read -ra wrap <<<"$PEER_WRAP"
+    "${wrap[@]}" "$PREON" mount -f --data "$d" --ready-fd 3 --log "$dir/log" "$@" "$m" \
         3>"$fifo" </dev/null >>"$dir/out" 2>&1 &
     PEER_PID[$name]=$!
     local rfd line="" rrc=0

@@ -45,9 +45,13 @@ echo ok > out.txt' "tasks = 6"
     # Once B mirrors the results, the copies it kept of those it ran are gone (A has them).
     st=$(wait_job "$b" res 60)
     grep -q "done here" "${PEER_LOG[B]}" || fail "B ran none of the tasks"
-    local id left
+    local id left end=$((SECONDS + 10))
     id=$(status_field "$a" res id)
-    left=$(ls -A "$(data_dir B)/results/$id" 2>/dev/null | grep -v '^\.' || true)
+    while :; do # removed in B's thread pool once mirrored: bounded poll
+        left=$(ls -A "$(data_dir B)/results/$id" 2>/dev/null | grep -v '^\.' || true)
+        [ -z "$left" ] || [ "$SECONDS" -gt "$end" ] && break
+        sleep 0.05
+    done
     assert_eq "" "$left" "results B still keeps after A has them"
     # A volunteer sees the same results as everyone (not its own work area).
     cmp -- "$a/results/res/4/big.bin" "$b/results/res/4/big.bin" || fail "big.bin differs on B"

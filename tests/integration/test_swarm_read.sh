@@ -213,34 +213,11 @@ t_silent_peer_gives_eio_not_a_hang() {
 
 # start_peer_ns NAME NETNS [preon mount options...]: start_peer, but the peer runs in network
 # namespace NETNS (nsenter --net, so its FUSE mount stays visible here: `ip netns exec` would also
-# give it a private mount namespace). Same fifo/ready protocol, same bookkeeping (cleanup by PID).
+# give it a private mount namespace). nsenter without --fork execs preon itself: $! is the peer's PID.
 start_peer_ns() {
     local name=$1 ns=$2
     shift 2
-    local dir="$T_CASE/$name"
-    local m="$dir/mnt" d="$dir/data" fifo="$dir/ready.fifo"
-    mkdir -p "$dir" "$d" "$m"
-    chmod 755 "$dir"
-    PEER_MNT[$name]=$m
-    PEER_DATA[$name]=$d
-    PEER_LOG[$name]=$dir/log
-    PEER_OUT[$name]=$dir/out
-    rm -f "$fifo"
-    mkfifo "$fifo"
-    # nsenter without --fork execs preon itself: $! is the peer's PID.
-    nsenter --net="/run/netns/$ns" "$PREON" mount -f --data "$d" --ready-fd 3 --log "$dir/log" "$@" "$m" \
-        3>"$fifo" </dev/null >>"$dir/out" 2>&1 &
-    PEER_PID[$name]=$!
-    local rfd line="" rrc=0
-    exec {rfd}<"$fifo"
-    read -r -t "$PREON_READY_TIMEOUT" -u "$rfd" line || rrc=$?
-    exec {rfd}<&-
-    rm -f "$fifo"
-    if [ "$rrc" -ne 0 ] || [ "$line" != ready ]; then
-        show_peer_output "$name"
-        fail "peer $name (in netns $ns) did not become ready (read rc $rrc, line '$line')"
-    fi
-    _is_mounted "$m" || fail "peer $name said ready but $m is not a mount point"
+    PEER_WRAP="nsenter --net=/run/netns/$ns" start_peer "$name" "$@"
 }
 
 # A veth pair: one end (198.18.0.2/30) in a fresh namespace, the other (198.18.0.1/30) here. A /30
