@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/files.h"
 #include "core/jobdesc.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -192,9 +193,22 @@ static int cmd_mount(int argc, char **argv)
     char mnt[PATH_MAX], dd[PATH_MAX], exe[PATH_MAX];
     if (!data)
         data = default_data_dir();
-    mkdir(data, 0755); /* realpath needs it; fs_new creates the rest */
-    if (!realpath(argv[optind], mnt) || !realpath(data, dd)) {
-        fprintf(stderr, "preon mount: %s: %s\n", realpath(argv[optind], mnt) ? data : argv[optind], strerror(errno));
+    if (!realpath(argv[optind], mnt)) {
+        int err = errno;
+        if (err == ENOENT)
+            fprintf(stderr, "preon mount: the mount point %s does not exist: create it first (mkdir -p -- %s)\n",
+                    argv[optind], argv[optind]);
+        else
+            fprintf(stderr, "preon mount: the mount point %s: %s\n", argv[optind], strerror(err));
+        free(data);
+        return 1;
+    }
+    /* The data directory and any missing parent (a fresh $HOME has no ~/.local/share): 0700 for
+     * what we create, as the XDG base directory spec asks; fs_new creates the rest inside. */
+    int mrc = files_mkdir_p(data, 0700);
+    if (mrc || !realpath(data, dd)) {
+        fprintf(stderr, "preon mount: cannot create the data directory %s: %s\n", data,
+                strerror(mrc ? -mrc : errno));
         free(data);
         return 1;
     }

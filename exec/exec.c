@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -61,7 +62,7 @@ struct exec_task {
     int open_handles;
     bool cancelled, timed_out, killed;
     /* Copies of the spec, read by the pool thread in PREP. */
-    char *bwrap, *job_dir, *task_dir, *stdout_path, *stderr_path;
+    char *bwrap, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path;
     char **argv, **env;
     uid_t uid;
     gid_t gid;
@@ -139,6 +140,7 @@ static void task_free(exec_task_t *t)
     free(t->bwrap);
     free(t->job_dir);
     free(t->task_dir);
+    free(t->scratch_dir);
     free(t->stdout_path);
     free(t->stderr_path);
     exec_argv_free(t->argv);
@@ -226,7 +228,13 @@ static void prep_work(uv_work_t *w)
                errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
         return;
     }
-    /* The task runs unprivileged: /task must be its own to write. */
+    errno = 0;
+    if (lstat(t->scratch_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        refuse(t, "scratch directory %s: %s", t->scratch_dir,
+               errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        return;
+    }
+    /* The task runs unprivileged: /task's upper layer must be its own to write. */
     if (lchown(t->task_dir, t->uid, t->gid) != 0) {
         refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid,
                strerror_r(errno, eb, sizeof(eb)));
@@ -492,6 +500,7 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
     } else {
         t->job_dir = xstrdup(spec->job_dir);
         t->task_dir = xstrdup(spec->task_dir);
+        t->scratch_dir = xstrdup(spec->scratch_dir);
         t->stdout_path = xstrdup(spec->stdout_path);
         t->stderr_path = xstrdup(spec->stderr_path);
         t->uid = e->opts.uid_base + spec->slot;
@@ -517,6 +526,16 @@ static void task_kill(exec_task_t *t)
         t->cancelled = true;
         kill_sandbox(t);
     }
+}
+
+bool exec_is_unchanged_input(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool meta = fgetxattr(fd, EXEC_METACOPY_XATTR, NULL, 0) >= 0;
+    close(fd);
+    return meta;
 }
 
 void exec_task_cancel(exec_task_t *t)

@@ -4,7 +4,8 @@
  * A task runs as: uv_spawn (setuid/setgid to the slot's unprivileged uid) -> `preon limit` (sets
  * rlimits: address space = memory, nproc = processes, fsize = disk, core = 0, then execs) -> bwrap
  * (new namespaces incl. net unless network, --cap-drop ALL, --die-with-parent, read-only /usr etc.,
- * job inputs read-only at /job, the task dir writable at /task, private /tmp) -> /bin/sh -c command.
+ * job inputs read-only at /job, private /tmp; /task, the cwd, shows the job's files with the task
+ * directory as a writable overlay on top) -> /bin/sh -c command.
  * The time-out kills the whole sandbox (SIGKILL to bwrap, whose --die-with-parent takes the rest).
  * If any step cannot be set up the task is not run: its callback reports the reason.
  * What a task sees and how the limits are enforced: docs/sandbox.md.
@@ -34,7 +35,13 @@ typedef struct exec_opts {
 
 typedef struct exec_spec {
     const char *job_dir;  /**< host path bound read-only at /job (the job inside our own mount) */
-    const char *task_dir; /**< host path, exists, bound writable at /task; cwd and HOME */
+    /** host path, exists, empty: the upper layer of /task (cwd and HOME), which shows the job's files
+     *  with this directory on top. Afterwards it holds what the task created or changed (its
+     *  outputs), plus the unchanged inputs' metacopy entries: see exec_is_unchanged_input. */
+    const char *task_dir;
+    /** host path, exists, empty, on the same filesystem as task_dir: overlayfs's own work
+     *  directory. The caller removes it (and task_dir) once the callback has fired. */
+    const char *scratch_dir;
     const char *command;  /**< run by /bin/sh -c */
     const char *stdout_path; /**< host files the task's stdout/stderr go to (created, truncated) */
     const char *stderr_path;
@@ -83,6 +90,15 @@ void exec_close(exec_t *e, void (*cb)(void *arg), void *arg);
  * *out (may be NULL) stays valid until the callback returns.
  */
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out);
+/** The xattr that marks an entry of a task directory as an input the task did not change. */
+#define EXEC_METACOPY_XATTR "trusted.overlay.metacopy"
+/**
+ * After the task: whether the entry name in dirfd (a task directory or one of its subdirectories) is
+ * an unchanged input, i.e. not one of the task's outputs. Blocking (one open and one xattr read):
+ * for the thread pool. Needs root (trusted xattrs).
+ */
+bool exec_is_unchanged_input(int dirfd, const char *name);
+
 /** Kills the task's sandbox; its callback then fires with cancelled = true. */
 void exec_task_cancel(exec_task_t *t);
 

@@ -41,7 +41,12 @@
  * limit.c). Not /tmp: a tmpfs there would hide a bwrap or inputs that live under /tmp. */
 #define EXEC_STAGE_DIR "/run/preon-sandbox"
 #define EXEC_STAGE_JOB EXEC_STAGE_DIR "/job"
-#define EXEC_STAGE_TASK EXEC_STAGE_DIR "/task"
+/* The task's working directory: the overlay of the job (lower) and the task directory (upper). */
+#define EXEC_STAGE_ROOT EXEC_STAGE_DIR "/root"
+/* Entries of a job's tree the limiter mirrors into a task's upper layer, at most. */
+#ifndef EXEC_MAX_SKELETON
+#define EXEC_MAX_SKELETON (1u << 20)
+#endif
 #ifndef EXEC_MAX_STATUS
 #define EXEC_MAX_STATUS 8192 /* bytes of bwrap status read back; its two objects take ~300 */
 #endif

@@ -7,8 +7,19 @@
  * wrapper, still root, opens each PATH, enters a private mount namespace, mounts a fresh tmpfs on
  * EXEC_STAGE_DIR there and bind-mounts each directory (through its fd) at EXEC_STAGE_DIR/NAME, which
  * bwrap then binds into the sandbox; nothing of this is visible outside the wrapper's namespace;
- * (2) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
- * (3) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
+ * (2) with `--overlay UPPER WORK`, mounts the task's working directory at EXEC_STAGE_ROOT: an
+ * overlayfs whose lower layer is the staged job directory and whose upper layer is UPPER (the task
+ * directory: what the task creates or changes lands there and nowhere else). So a task starts where
+ * its files are (`cat input.txt`, `./tool`), reads them lazily through the lower layer, and may write
+ * over an input's name without touching the published input. Before mounting, UPPER gets a skeleton
+ * of the job's tree owned by the slot user: every directory (so the task can create files in it) and,
+ * for every regular file, a "metacopy" entry (an empty sparse file of the input's size carrying the
+ * trusted.overlay.metacopy xattr): overlayfs takes the file's metadata from it (owner: the slot user,
+ * mode + owner-write) and its data from the lower layer, until the task writes to it, which copies
+ * the data up. Without it the inputs would be root's and read-only to the task. The collector (fs/)
+ * skips entries that still carry the xattr: they are unchanged inputs, not outputs;
+ * (3) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
+ * (4) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
  *
  * Every option is checked before any limit is set, so a bad vector changes nothing (and the unit
  * tests can feed it bad vectors in-process). Soft and hard limits are both set, so the task cannot
@@ -23,8 +34,11 @@
 #include <grp.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <dirent.h>
+#include <limits.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -92,6 +106,155 @@ static int stage_dirs(int n, const char *const *path, const char *const *name)
     return 0;
 }
 
+/* A queue of relative directory paths for the skeleton walk: breadth first, one directory fd open
+ * at a time (however deep the job's tree is). */
+typedef struct dirq {
+    char **v;
+    size_t head, n, cap;
+} dirq_t;
+
+static int dirq_push(dirq_t *q, const char *rel)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 32;
+        char **v = realloc(q->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        q->v = v;
+        q->cap = cap;
+    }
+    if (!(q->v[q->n] = strdup(rel)))
+        return -ENOMEM;
+    q->n++;
+    return 0;
+}
+
+static void dirq_free(dirq_t *q)
+{
+    for (size_t i = q->head; i < q->n; i++)
+        free(q->v[i]);
+    free(q->v);
+}
+
+/* One metacopy entry in upper for the lower file st: see step (2) above. */
+static int skeleton_file(int updir, const char *name, const struct stat *st, uid_t uid, gid_t gid, bool chown_it)
+{
+    int fd = openat(updir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -errno; /* already in upper (a task dir used again): upper wins */
+    int rc = 0;
+    if (ftruncate(fd, st->st_size) != 0 || fsetxattr(fd, EXEC_METACOPY_XATTR, "", 0, 0) != 0 ||
+        (chown_it && fchown(fd, uid, gid) != 0) || fchmod(fd, (st->st_mode & 0777) | 0600) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Walks the staged job directory and mirrors it into upper (step 2). 0 or -1 after a message. */
+static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
+{
+    dirq_t q = {0};
+    size_t entries = 0;
+    int rc = dirq_push(&q, "");
+    char lower[PATH_MAX], what[PATH_MAX + 64] = "";
+    while (!rc && q.head < q.n) {
+        char *rel = q.v[q.head++];
+        int n = snprintf(lower, sizeof(lower), "%s%s%s", EXEC_STAGE_JOB, *rel ? "/" : "", rel);
+        int ld = -1, ud = -1;
+        DIR *d = NULL;
+        if (n < 0 || (size_t)n >= sizeof(lower)) {
+            rc = -ENAMETOOLONG;
+        } else if ((ld = open(lower, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+                   (ud = *rel ? openat(upper_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                              : dup(upper_fd)) < 0 ||
+                   !(d = fdopendir(ld))) {
+            rc = -errno;
+        } else {
+            ld = -1; /* the DIR owns it */
+        }
+        struct dirent *de;
+        while (!rc && d && (de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (++entries > EXEC_MAX_SKELETON) {
+                rc = -EMSGSIZE;
+                break;
+            }
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                rc = -errno;
+            } else if (S_ISDIR(st.st_mode)) {
+                char sub[PATH_MAX];
+                n = snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+                if (n < 0 || (size_t)n >= sizeof(sub))
+                    rc = -ENAMETOOLONG;
+                else if (mkdirat(ud, de->d_name, 0700) != 0)
+                    rc = errno == EEXIST ? 0 : -errno; /* upper has it: its own entry wins */
+                else if ((chown_it && fchownat(ud, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) ||
+                         fchmodat(ud, de->d_name, (st.st_mode & 0777) | 0700, 0) != 0)
+                    rc = -errno;
+                else
+                    rc = dirq_push(&q, sub);
+            } else if (S_ISREG(st.st_mode)) {
+                rc = skeleton_file(ud, de->d_name, &st, uid, gid, chown_it);
+            } /* nothing else is published; anything else shows through read-only as it is */
+            if (rc)
+                snprintf(what, sizeof(what), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+        }
+        if (rc && !what[0])
+            snprintf(what, sizeof(what), "%s", *rel ? rel : ".");
+        if (d)
+            closedir(d);
+        if (ld >= 0)
+            close(ld);
+        if (ud >= 0)
+            close(ud);
+        free(rel);
+        q.v[q.head - 1] = NULL;
+    }
+    dirq_free(&q);
+    if (rc) {
+        fprintf(stderr, "preon limit: preparing the task directory (%s): %s\n", what,
+                rc == -EMSGSIZE ? "the job has too many files" : strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Step (2): the task's working directory, in the private namespace stage_dirs made. */
+static int mount_task_root(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it)
+{
+    int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int wfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = -1;
+    char opts[256];
+    if (ufd < 0 || wfd < 0) {
+        fprintf(stderr, "preon limit: %s: %s\n", ufd < 0 ? upper : work, strerror(errno));
+        goto out;
+    }
+    if (build_skeleton(ufd, uid, gid, chown_it) != 0)
+        goto out;
+    if (mkdir(EXEC_STAGE_ROOT, 0755) != 0) {
+        fprintf(stderr, "preon limit: %s: %s\n", EXEC_STAGE_ROOT, strerror(errno));
+        goto out;
+    }
+    /* The upper and work layers by fd: no path of the host (which may hold ',' or ':') is parsed. */
+    snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d,"
+             "metacopy=on,redirect_dir=on", EXEC_STAGE_JOB, ufd, wfd);
+    if (mount("preon-task", EXEC_STAGE_ROOT, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) {
+        fprintf(stderr, "preon limit: cannot mount the task's overlay (overlayfs with metacopy): %s\n",
+                strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (ufd >= 0)
+        close(ufd);
+    if (wfd >= 0)
+        close(wfd);
+    return rc;
+}
+
 int exec_limit_main(int argc, char **argv)
 {
     unsigned long long value[N_LIMIT_OPTS];
@@ -100,7 +263,7 @@ int exec_limit_main(int argc, char **argv)
     unsigned long long uid = 0, gid = 0;
     bool have_uid = false, have_gid = false;
     int ndirs = 0;
-    const char *dir_path[2], *dir_name[2];
+    const char *dir_path[2], *dir_name[2], *upper = NULL, *work = NULL;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (!strcmp(argv[i], "--uid") || !strcmp(argv[i], "--gid")) {
             bool is_uid = argv[i][2] == 'u';
@@ -111,6 +274,16 @@ int exec_limit_main(int argc, char **argv)
                 return LIMIT_FAIL;
             }
             *(is_uid ? &have_uid : &have_gid) = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--overlay")) {
+            if (upper || i + 2 >= argc || argv[i + 1][0] != '/' || argv[i + 2][0] != '/') {
+                fprintf(stderr, "preon limit: --overlay needs an absolute UPPER and WORK, once\n");
+                return LIMIT_FAIL;
+            }
+            upper = argv[i + 1];
+            work = argv[i + 2];
+            i++;
             continue;
         }
         if (!strcmp(argv[i], "--dir")) {
@@ -150,7 +323,16 @@ int exec_limit_main(int argc, char **argv)
         fprintf(stderr, "preon limit: --uid and --gid go together\n");
         return LIMIT_FAIL;
     }
+    bool have_job = false;
+    for (int d = 0; d < ndirs; d++)
+        have_job |= !strcmp(dir_name[d], "job");
+    if (upper && !have_job) {
+        fprintf(stderr, "preon limit: --overlay needs --dir PATH job (its lower layer)\n");
+        return LIMIT_FAIL;
+    }
     if (ndirs > 0 && stage_dirs(ndirs, dir_path, dir_name) != 0)
+        return LIMIT_FAIL;
+    if (upper && mount_task_root(upper, work, (uid_t)uid, (gid_t)gid, have_uid) != 0)
         return LIMIT_FAIL;
     if (have_uid && (setgroups(0, NULL) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0 ||
                      getuid() != (uid_t)uid || geteuid() != (uid_t)uid)) {

@@ -4,7 +4,8 @@
  * bwrap's JSON status back. Nothing here touches the filesystem, the loop or a process, so the
  * sandbox's shape is pinned down by unit tests (tests/unit/test_exec.c) rather than by reading code.
  *
- * The vector is: limiter "limit" <rlimits> -- bwrap <namespaces, mounts> -- /bin/sh -c command.
+ * The vector is: limiter "limit" <staging, overlay, uid, rlimits> -- bwrap <namespaces, mounts> --
+ * /bin/sh -c command.
  * The rlimits come first because bwrap 0.8 cannot set them, and the limiter execs bwrap, so they
  * bind bwrap and everything inside. See docs/sandbox.md for what the task sees.
  */
@@ -97,6 +98,8 @@ int exec__check_spec(const exec_opts_t *opts, const exec_spec_t *spec, char *why
         return fail(why, whylen, "the job directory must be an absolute path");
     if (!is_abs_path(spec->task_dir))
         return fail(why, whylen, "the task directory must be an absolute path");
+    if (!is_abs_path(spec->scratch_dir))
+        return fail(why, whylen, "the scratch directory must be an absolute path");
     if (!is_abs_path(spec->stdout_path) || !is_abs_path(spec->stderr_path))
         return fail(why, whylen, "the stdout and stderr files must be absolute paths");
     size_t clen = spec->command ? strnlen(spec->command, EXEC_MAX_COMMAND + 1) : 0;
@@ -132,9 +135,9 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     pushs(&a, "--dir");
     pushs(&a, spec->job_dir);
     pushs(&a, "job");
-    pushs(&a, "--dir");
+    pushs(&a, "--overlay");
     pushs(&a, spec->task_dir);
-    pushs(&a, "task");
+    pushs(&a, spec->scratch_dir);
     pushs(&a, "--gid");
     push(&a, xasprintf("%u", (unsigned)((opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
     pushs(&a, "--uid");
@@ -188,7 +191,7 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     pushs(&a, EXEC_STAGE_JOB);
     pushs(&a, "/job");
     pushs(&a, "--bind");
-    pushs(&a, EXEC_STAGE_TASK);
+    pushs(&a, EXEC_STAGE_ROOT);
     pushs(&a, "/task");
     /* The root is bwrap's own tmpfs: made read-only last, so only /task and /tmp take writes. */
     static const char *const tail[] = {"--remount-ro", "/", "--chdir", "/task", "--hostname", "preon"};

@@ -178,7 +178,7 @@ typedef struct running {
     uint64_t last_renew_ms;
     uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
     exec_task_t *et;
-    char *work_dir, *out_path, *err_path;
+    char *work_dir, *scratch_dir, *out_path, *err_path; /* scratch: the overlay's work dir */
     struct running *next;
 } running_t;
 

@@ -576,6 +576,7 @@ static void running_free(running_t *r)
     fs->slot_busy[r->slot] = false;
     fs->nrunning--;
     free(r->work_dir);
+    free(r->scratch_dir);
     free(r->out_path);
     free(r->err_path);
     fs__job_unref(r->job);
@@ -659,6 +660,7 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (fs->stopping || j->gone || res->cancelled) {
         files_rm_rf(r->work_dir);
+        files_rm_rf(r->scratch_dir);
         unlink(r->out_path);
         unlink(r->err_path);
         running_free(r);
@@ -670,7 +672,7 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     tw->res = *res;
     tw->tmp_dir = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, j->id, r->task);
     tw->final_dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, r->task);
-    tw->spec = (collect_spec_t){.work_dir = r->work_dir, .out_path = r->out_path, .err_path = r->err_path,
+    tw->spec = (collect_spec_t){.work_dir = r->work_dir, .scratch_dir = r->scratch_dir, .out_path = r->out_path, .err_path = r->err_path,
                                 .tmp_dir = tw->tmp_dir, .final_dir = tw->final_dir,
                                 .outputs = j->man.desc.outputs, .n_outputs = j->man.desc.n_outputs,
                                 .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code};
@@ -698,6 +700,7 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     r->remote = remote;
     r->last_renew_ms = fs__now_ms();
     r->work_dir = xasprintf("%s/work/%s.%u", fs->data_dir, j->id, task);
+    r->scratch_dir = xasprintf("%s/work/%s.%u.ovl", fs->data_dir, j->id, task);
     r->out_path = xasprintf("%s/work/%s.%u.stdout", fs->data_dir, j->id, task);
     r->err_path = xasprintf("%s/work/%s.%u.stderr", fs->data_dir, j->id, task);
     fs__job_ref(j);
@@ -708,9 +711,11 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     r->next = fs->running;
     fs->running = r;
     files_rm_rf(r->work_dir);
+    files_rm_rf(r->scratch_dir);
     mkdir(r->work_dir, 0700);
+    mkdir(r->scratch_dir, 0700);
     char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
-    exec_spec_t spec = {.job_dir = job_dir, .task_dir = r->work_dir, .command = j->man.desc.command,
+    exec_spec_t spec = {.job_dir = job_dir, .task_dir = r->work_dir, .scratch_dir = r->scratch_dir, .command = j->man.desc.command,
                         .stdout_path = r->out_path, .stderr_path = r->err_path, .job_id = j->id,
                         .job_name = j->name, .task_index = task, .task_count = j->man.desc.tasks,
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,

@@ -16,6 +16,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "exec/exec.h"
 #include "fs/internal.h"
 #include "fs/work.h"
 
@@ -302,7 +303,7 @@ static int collect_dir(collect_t *k, int fd0, const char *rel)
             int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd >= 0)
                 rc = collect_dir(k, fd, sub);
-        } else if (S_ISREG(st.st_mode) && wanted(k->c, sub)) {
+        } else if (S_ISREG(st.st_mode) && wanted(k->c, sub) && !exec_is_unchanged_input(dirfd(d), de->d_name)) {
             if (reserved(sub)) {
                 log_warn("task output '%s' has a reserved name and is not kept", sub);
             } else if ((k->total += (uint64_t)st.st_size) > k->c->disk_bytes) {
@@ -367,5 +368,7 @@ int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
         snprintf(why, whylen, "publishing the result: %s", strerror(errno));
     }
     files_rm_rf(c->work_dir);
+    if (c->scratch_dir)
+        files_rm_rf(c->scratch_dir);
     return rc;
 }

@@ -23,7 +23,8 @@ int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen);
 int fs__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
 
 typedef struct collect_spec {
-    const char *work_dir;   /**< the task's directory, written by the sandbox */
+    const char *work_dir;   /**< the task's directory (the upper layer of its /task) */
+    const char *scratch_dir; /**< the overlay's work directory, removed with work_dir (may be NULL) */
     const char *out_path;   /**< its stdout and stderr files */
     const char *err_path;
     const char *tmp_dir;    /**< where the result is assembled (same filesystem) */
@@ -34,7 +35,11 @@ typedef struct collect_spec {
     int exit_code;
 } collect_spec_t;
 
-/** Moves the outputs, stdout, stderr and an exit_code file into final_dir. 0 or -errno with why. */
+/**
+ * Moves the outputs (the files the task created or changed: unchanged inputs, whiteouts of deleted
+ * ones and other special files are not outputs), stdout, stderr and an exit_code file into
+ * final_dir. 0 or -errno with why.
+ */
 int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen);
 
 #endif

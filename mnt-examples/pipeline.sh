@@ -52,7 +52,7 @@ for d in "$m/results/$s1"/*; do
 done
 cat >"$work/$s2/run" <<'RUN'
 #!/bin/sh
-awk '{ s += $1 } END { printf "%.0f\n", s }' /job/parts/*.txt > total.txt
+awk '{ s += $1 } END { printf "%.0f\n", s }' parts/*.txt > total.txt
 RUN
 chmod +x "$work/$s2/run"
 publish "$work/$s2" "$s2"

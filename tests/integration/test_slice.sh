@@ -27,4 +27,28 @@ t_a_task_reading_a_slice_moves_only_that_slice() {
         fail "B fetched $fetched bytes for a 4 KiB slice of a 32 MiB input"
 }
 
+# The same slice read relatively, from the task's working directory (the job's files overlaid with
+# the task's own): still only the slice moves.
+t_a_relative_slice_read_moves_only_that_slice() {
+    start_peer A --port 0 --slots 0
+    local a b url src st want got fetched
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir slice)
+    head -c $((32 * 1024 * 1024)) /dev/urandom >"$src/big.bin"
+    make_job "$src" 'dd if=big.bin bs=4096 skip=5000 count=1 2>/dev/null | sha256sum | cut -c1-64 > out.txt' "tasks = 1"
+    want=$(dd if="$src/big.bin" bs=4096 skip=5000 count=1 2>/dev/null | sha256sum | cut -c1-64)
+    start_peer B --port 0 --slots 1 --peer "$url" --uid-base 64520
+    b=$(mnt B)
+    cp -r -- "$src" "$a/jobs/slice"
+    st=$(wait_job "$a" slice 90)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    got=$(cat "$a/results/slice/0/out.txt")
+    assert_eq "$want" "$got" "the slice's hash, computed on B"
+    assert_eq "$(printf '%s\n' exit_code out.txt stderr stdout)" "$(ls -- "$a/results/slice/0")" "result files (no input among them)"
+    fetched=$(peer_field "$b" bytes-fetched)
+    [ "$fetched" -gt 0 ] && [ "$fetched" -le $((16 * 262144)) ] ||
+        fail "B fetched $fetched bytes for a 4 KiB slice of a 32 MiB input read as ./big.bin"
+}
+
 run_tests "$@"

@@ -52,7 +52,7 @@ struct fixture {
     uv_timer_t watchdog;
     bool watchdog_fired;
     char base[64];
-    char job_dir[128], task_dir[128], out[128], err[128];
+    char job_dir[128], task_dir[128], scratch[128], out[128], err[128];
     exec_opts_t opts;
     exec_t *e;
     int done;
@@ -108,10 +108,12 @@ static int setup(void **state)
     assert_int_equal(chmod(f->base, 0755), 0);
     snprintf(f->job_dir, sizeof(f->job_dir), "%s/job", f->base);
     snprintf(f->task_dir, sizeof(f->task_dir), "%s/task", f->base);
+    snprintf(f->scratch, sizeof(f->scratch), "%s/task.ovl", f->base);
     snprintf(f->out, sizeof(f->out), "%s/stdout", f->base);
     snprintf(f->err, sizeof(f->err), "%s/stderr", f->base);
     assert_int_equal(mkdir(f->job_dir, 0755), 0);
     assert_int_equal(mkdir(f->task_dir, 0700), 0);
+    assert_int_equal(mkdir(f->scratch, 0700), 0);
     char p[192];
     snprintf(p, sizeof(p), "%s/input.txt", f->job_dir);
     write_file(p, "input data\n");
@@ -177,7 +179,7 @@ static int count_uid_procs(uid_t uid)
 
 static exec_spec_t spec_for(fixture_t *f, const char *command)
 {
-    return (exec_spec_t){.job_dir = f->job_dir, .task_dir = f->task_dir, .command = command,
+    return (exec_spec_t){.job_dir = f->job_dir, .task_dir = f->task_dir, .scratch_dir = f->scratch, .command = command,
                          .stdout_path = f->out, .stderr_path = f->err, .job_id = "abc123",
                          .job_name = "demo", .task_index = 0, .task_count = 1, .timeout_ms = 20000,
                          .memory_bytes = 512ull << 20, .disk_bytes = 64ull << 20, .processes = 64,
@@ -237,7 +239,7 @@ static const char *const expected_bwrap_head[] = {
     "--ro-bind-try", "/etc/mime.types", "/etc/mime.types",
     "--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
     "--size", "1048576", "--tmpfs", "/tmp",
-    "--ro-bind", "/run/preon-sandbox/job", "/job", "--bind", "/run/preon-sandbox/task", "/task",
+    "--ro-bind", "/run/preon-sandbox/job", "/job", "--bind", "/run/preon-sandbox/root", "/task",
     "--remount-ro", "/", "--chdir", "/task", "--hostname", "preon", "--json-status-fd", "3",
     "--", "/bin/sh", "-c", "./run --fast",
 };
@@ -245,6 +247,7 @@ static const char *const expected_bwrap_head[] = {
 static exec_spec_t pure_spec(void)
 {
     return (exec_spec_t){.job_dir = "/data/mnt/jobs/demo", .task_dir = "/data/work/abc.3",
+                         .scratch_dir = "/data/work/abc.3.ovl",
                          .command = "./run --fast", .stdout_path = "/data/work/abc.3.stdout",
                          .stderr_path = "/data/work/abc.3.stderr", .job_id = "abc", .job_name = "demo",
                          .task_index = 3, .task_count = 8, .timeout_ms = 60000,
@@ -257,8 +260,8 @@ static const exec_opts_t pure_opts = {.bwrap = "/usr/bin/bwrap", .limiter = "/us
 static void check_argv(char **argv, bool share_net)
 {
     static const char *const head[] = {
-        "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--dir",
-        "/data/work/abc.3", "task", "--gid", "64002", "--uid", "64002", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
+        "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--overlay",
+        "/data/work/abc.3", "/data/work/abc.3.ovl", "--gid", "64002", "--uid", "64002", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
         "--core", "0", "--nofile", "1024", "--", "/usr/bin/bwrap", "--unshare-all",
     };
     size_t i = 0, nhead = sizeof(head) / sizeof(head[0]);
@@ -362,6 +365,9 @@ static void argv_rejects_bad_specs(void **state)
     s = pure_spec();
     s.task_dir = "work/abc.3";
     expect_rejected(&o, &s, "task directory");
+    s = pure_spec();
+    s.scratch_dir = NULL;
+    expect_rejected(&o, &s, "scratch directory");
     s = pure_spec();
     s.stdout_path = "out";
     expect_rejected(&o, &s, "stdout");
@@ -621,6 +627,67 @@ static void run_task_dir_is_writable_and_owned_by_slot(void **state)
     assert_int_equal(st.st_uid, UID_BASE + 3);
     snprintf(p, sizeof(p), "%s/sub/y", f->task_dir);
     assert_int_equal(access(p, F_OK), 0);
+}
+
+/* The task starts where its files are: relative reads, ./tool from a subdirectory, a file written
+ * over an input's name (an output; the published input stays), a deleted input (not an output). */
+static void run_starts_in_the_jobs_files(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char p[256];
+    snprintf(p, sizeof(p), "%s/bin", f->job_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/bin/tool", f->job_dir);
+    write_file(p, "#!/bin/sh\necho tool $1\n");
+    assert_int_equal(chmod(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/data", f->job_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/data/a.csv", f->job_dir);
+    write_file(p, "1,2\n");
+    assert_int_equal(chmod(p, 0444), 0);
+    snprintf(p, sizeof(p), "%s/data/gone.txt", f->job_dir);
+    write_file(p, "bye\n");
+    exec_spec_t s = spec_for(f, "set -e; pwd; cat input.txt > copy.txt; ./bin/tool x; "
+                                "cat data/a.csv > data/b.csv; echo over > input.txt; rm data/gone.txt; "
+                                "cat input.txt; [ ! -e data/gone.txt ] && echo gone");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "/task\ntool x\nover\ngone\n");
+    free(out);
+    /* Outputs in the task directory; the published files unchanged. */
+    snprintf(p, sizeof(p), "%s/copy.txt", f->task_dir);
+    out = slurp(p);
+    assert_string_equal(out, "input data\n");
+    free(out);
+    snprintf(p, sizeof(p), "%s/data/b.csv", f->task_dir);
+    out = slurp(p);
+    assert_string_equal(out, "1,2\n");
+    free(out);
+    snprintf(p, sizeof(p), "%s/input.txt", f->task_dir);
+    out = slurp(p);
+    assert_string_equal(out, "over\n");
+    free(out);
+    snprintf(p, sizeof(p), "%s/input.txt", f->job_dir);
+    out = slurp(p);
+    assert_string_equal(out, "input data\n");
+    free(out);
+    snprintf(p, sizeof(p), "%s/data/gone.txt", f->job_dir);
+    assert_int_equal(access(p, F_OK), 0);
+    /* Which entries are outputs: written ones are, untouched inputs and the deletion are not. */
+    int dfd = open(f->task_dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    assert_false(exec_is_unchanged_input(dfd, "copy.txt"));
+    assert_false(exec_is_unchanged_input(dfd, "input.txt"));
+    assert_true(exec_is_unchanged_input(dfd, "bin/tool"));
+    assert_true(exec_is_unchanged_input(dfd, "data/a.csv"));
+    assert_false(exec_is_unchanged_input(dfd, "data/b.csv"));
+    struct stat st;
+    assert_int_equal(fstatat(dfd, "data/gone.txt", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_false(S_ISREG(st.st_mode)); /* overlayfs's whiteout */
+    close(dfd);
 }
 
 static void run_cannot_write_outside_task_and_tmp(void **state)
@@ -1083,15 +1150,18 @@ static void run_four_slots_at_once(void **state)
 {
     NEED_SANDBOX();
     fixture_t *f = *state;
-    char dirs[SLOTS][192], outs[SLOTS][192], errs[SLOTS][192];
+    char dirs[SLOTS][192], scr[SLOTS][200], outs[SLOTS][192], errs[SLOTS][192];
     rec_t rec[SLOTS] = {0};
     for (unsigned i = 0; i < SLOTS; i++) {
         snprintf(dirs[i], sizeof(dirs[i]), "%s/task%u", f->base, i);
         snprintf(outs[i], sizeof(outs[i]), "%s/out%u", f->base, i);
         snprintf(errs[i], sizeof(errs[i]), "%s/err%u", f->base, i);
+        snprintf(scr[i], sizeof(scr[i]), "%s.ovl", dirs[i]);
         assert_int_equal(mkdir(dirs[i], 0700), 0);
+        assert_int_equal(mkdir(scr[i], 0700), 0);
         exec_spec_t s = spec_for(f, "sleep 0.2; echo $PREON_TASK $(id -u) > /task/who; cat /task/who");
         s.task_dir = dirs[i];
+        s.scratch_dir = scr[i];
         s.stdout_path = outs[i];
         s.stderr_path = errs[i];
         s.task_index = i;
@@ -1121,11 +1191,14 @@ static void close_cancels_running_tasks_then_calls_back(void **state)
     assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec, NULL), 0);
     /* Let it get past PREP into RUNNING: wait until the sandbox has written its status. */
     exec_spec_t s2 = spec_for(f, "true");
-    char dir2[192], out2[192];
+    char dir2[192], scr2[192], out2[192];
     snprintf(dir2, sizeof(dir2), "%s/t2", f->base);
+    snprintf(scr2, sizeof(scr2), "%s/t2.ovl", f->base);
     snprintf(out2, sizeof(out2), "%s/o2", f->base);
     assert_int_equal(mkdir(dir2, 0700), 0);
+    assert_int_equal(mkdir(scr2, 0700), 0);
     s2.task_dir = dir2;
+    s2.scratch_dir = scr2;
     s2.stdout_path = s2.stderr_path = out2;
     s2.slot = 2;
     rec_t rec2 = {.f = f};
@@ -1220,6 +1293,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_task_dir_is_writable_and_owned_by_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(run_cannot_write_outside_task_and_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(run_tmpfs_is_capped_by_the_disk_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_starts_in_the_jobs_files, setup, teardown),
         cmocka_unit_test_setup_teardown(run_has_no_network_unless_asked_and_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_network_when_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(run_times_out, setup, teardown),
