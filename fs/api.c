@@ -122,8 +122,8 @@ static void api_jobs(fs_t *fs, httpd_req_t *r)
                               fs__job_state_name(j->state), "tasks", (json_int_t)j->man.desc.tasks, "origin",
                               !j->remote);
         if (!j->remote) { /* its submitter: what others mirror (results.c) */
-            sched_counts_t c = {0};
-            sched_counts(fs->sched, j->id, &c);
+            coord_counts_t c = {0};
+            coord_counts(fs->coord, j->id, &c);
             json_object_set_new(o, "counts",
                                 json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)c.total, "waiting",
                                           (json_int_t)c.waiting, "running", (json_int_t)c.running, "succeeded",

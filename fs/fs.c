@@ -192,7 +192,11 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         log_error("database: %s", strerror(-rc));
         goto error;
     }
-    fs->sched = sched_new();
+    /* The local slots are one worker of the pool (FS_SELF); volunteers are the others. */
+    fs->coord = coord_new(&(coord_opts_t){.max_attempts = FS_MAX_ATTEMPTS,
+                                          .max_leases_per_worker = FS_MAX_LEASES_PER_WORKER,
+                                          .max_workers_per_host = FS_MAX_WORKERS_PER_HOST});
+    coord_worker_seen(fs->coord, FS_SELF, "local", 0);
     /* keep: more than a reader's read-ahead window (remote.c), so read-ahead is answered in memory */
     fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS};
     rc = fetch_new(loop, fs->store, &fo, &fs->fetch);
@@ -282,8 +286,7 @@ error:
     free(fs->pool_fail_since);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
-    if (fs->sched)
-        sched_free(fs->sched);
+    coord_free(fs->coord);
     if (fs->db)
         db_close(fs->db);
     if (fs->store)
@@ -340,7 +343,7 @@ static void finish_stop(fs_t *fs)
     free(fs->pool_fail_since);
     fs__jobs_free(fs);
     fs__nodes_free(fs);
-    sched_free(fs->sched);
+    coord_free(fs->coord);
     db_close(fs->db);
     store_close(fs->store);
     free(fs->buf.mem);

@@ -19,7 +19,7 @@
 #include "exec/exec.h"
 #include "fs/db.h"
 #include "fs/fs.h"
-#include "fs/sched.h"
+#include "pool/coord.h"
 #include "swarm/announce.h"
 #include "swarm/fetch.h"
 #include "swarm/store.h"
@@ -124,7 +124,6 @@ struct job {
     uint32_t *dispatch_ms; /**< submitter: hand-out to result in results/, of finished tasks */
     size_t n_dispatch_ms, cap_dispatch_ms;
     waiter_t *waiters;
-    char **lease_peer;     /**< submitter: which volunteer holds each task's lease (NULL: none) */
     bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (fs->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
@@ -138,7 +137,7 @@ struct job {
     bool res_fetching;     /**< remote: a /v1/results request is under way */
     uint32_t res_cursor;   /**< remote: entries of the submitter's list looked at so far */
     uint64_t r_epoch;      /**< remote: the submitter's start time that list order belongs to */
-    sched_counts_t rcounts; /**< remote: the task counts its submitter last reported */
+    coord_counts_t rcounts; /**< remote: the task counts its submitter last reported */
     uint32_t r_done;       /**< remote: results its submitter reported */
     job_state_t r_state;   /**< remote: the state its submitter reported */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
@@ -149,6 +148,9 @@ struct job {
 #define FS_MAX_FAIL_LINES 20
 #define FS_MAX_ATTEMPTS 3
 #define FS_LEASE_MS (UINT64_MAX / 4) /* local tasks never expire: the executor's time-out governs */
+#define FS_SELF "self"               /* the coordination core's worker id of this peer's own slots */
+#define FS_MAX_LEASES_PER_WORKER 64  /* leases one volunteer may hold at once (and our own slots) */
+#define FS_MAX_WORKERS_PER_HOST 64   /* volunteers one host may run (a cap on what one peer makes us hold) */
 
 typedef struct block_loc {
     hash_t h;
@@ -184,6 +186,7 @@ typedef struct running {
 
 struct fs {
     uv_loop_t *loop;
+    uint64_t stage_seq;    /**< names each remote report's own staging directory */
     fs_opts_t opts;
     char *mountpoint, *data_dir, *self_exe;
     struct fuse_session *se;
@@ -198,7 +201,7 @@ struct fs {
     job_t *joblist;
     store_t *store;
     db_t *db;
-    sched_t *sched;
+    coord_t *coord; /**< tasks, leases, membership: the coordination core */
     exec_t *exec;
     running_t *running;
     bool *slot_busy;
@@ -320,6 +323,13 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote);
 void fs__task_dispatched(job_t *j, uint32_t task);
 /** Settles the job's state once no task waits or runs (after tasks were lost or failed outside finish). */
 void fs__job_check_over(job_t *j);
+/**
+ * Hands worker's report on a task to the coordination core: true if accepted (the caller keeps the
+ * result and then calls fs__task_finished), false if late, a duplicate or outvoted (logged; the
+ * caller keeps nothing).
+ */
+bool fs__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok);
+/** Bookkeeping of a task the core has decided: the database row, the clocks, the waiters. */
 void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason);
 
 /* volunteer.c */
@@ -331,6 +341,10 @@ void fs__vol_offer(fs_t *fs, job_t *j, const char *peer);
 void fs__vol_new_peer(fs_t *fs, const char *url);
 void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
 bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path);
+/** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
+void fs__vol_cancel_lease(void *fs, const char *job_id, uint32_t task, const char *worker);
+/** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
+void fs__vol_peer_dropped(fs_t *fs, const char *url);
 /** The submitter has this result (it is in its list): drop the copy kept for it. */
 void fs__vol_result_taken(fs_t *fs, job_t *j, uint32_t task);
 void fs__vol_start(fs_t *fs);

@@ -78,10 +78,6 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
-    if (j->lease_peer)
-        for (uint32_t t = 0; t < j->man.desc.tasks; t++)
-            free(j->lease_peer[t]);
-    free(j->lease_peer);
     fs__res_free(j);
     manifest_release(&j->man);
     free(j->reason);
@@ -195,7 +191,7 @@ static void job_forget(job_t *j)
     j->dir = j->results = j->status = j->wait = NULL;
     if (j->published) {
         fs__blocks_remove_job(fs, j);
-        sched_remove_job(fs->sched, j->id);
+        coord_remove_job(fs->coord, j->id);
         db_job_delete(fs->db, j->id);
         fs__rm_later(fs, xasprintf("%s/results/%s", fs->data_dir, j->id), xasprintf("%s/inputs/%s", fs->data_dir, j->id));
     }
@@ -393,7 +389,7 @@ static void publish_done(uv_work_t *req, int status)
                 db_job_delete(fs->db, j->id);
         }
         if (!rc)
-            rc = sched_add_job(fs->sched, j->id, pw->man.desc.tasks, FS_MAX_ATTEMPTS);
+            rc = coord_add_job(fs->coord, j->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
         free(bytes);
         if (rc) {
             j->state = J_REJECTED;
@@ -543,10 +539,10 @@ void fs__job_check_over(job_t *j) { job_check_over(j); }
 static void job_check_over(job_t *j)
 {
     fs_t *fs = j->fs;
-    if (!j->published || j->state != J_RUNNING || !sched_job_over(fs->sched, j->id))
+    if (!j->published || j->state != J_RUNNING || !coord_job_over(fs->coord, j->id))
         return;
-    sched_counts_t c;
-    sched_counts(fs->sched, j->id, &c);
+    coord_counts_t c;
+    coord_counts(fs->coord, j->id, &c);
     j->state = c.succeeded == c.total ? J_DONE : J_FAILED;
     db_job_set_state(fs->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
     log_info("job %s %s: %u succeeded, %u failed", j->name, fs__job_state_name(j->state), c.succeeded,
@@ -583,14 +579,24 @@ static void running_free(running_t *r)
     free(r);
 }
 
+bool fs__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok)
+{
+    coord_verdict_t v = COORD_LATE;
+    int rc = coord_report(j->fs->coord, j->id, task, worker, result_id, ok, &v);
+    if (rc || v != COORD_ACCEPTED) {
+        log_info("job %s task %u: the report of %s is %s: its result is not kept", j->name, task, worker,
+                 rc ? strerror(-rc) : coord_verdict_name(v));
+        return false;
+    }
+    return true;
+}
+
 void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason)
 {
     fs_t *fs = j->fs;
-    if (sched_finish(fs->sched, j->id, task, ok) != 0)
-        return; /* not running any more (its lease expired and it was handed out again) */
     task_state_t st;
     uint32_t attempts = 0;
-    sched_task(fs->sched, j->id, task, &st, &attempts);
+    coord_task(fs->coord, j->id, task, &st, &attempts);
     db_task_t row = {.job_id = j->id, .index = task, .state = st, .attempts = attempts, .exit_code = exit_code,
                      .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason};
     db_task_put(fs->db, &row);
@@ -639,8 +645,9 @@ static void collect_done(uv_work_t *req, int status)
             snprintf(reason, sizeof(reason), "%s", res->reason[0] ? res->reason : (ok ? "" : "failed"));
         if (r->remote)
             fs__vol_task_done(fs, j, r->task, res->exit_code, res->elapsed_ms, ok ? NULL : reason);
-        else if (!res->cancelled) /* cancelled: the scheduler already says so */
+        else if (!res->cancelled && fs__task_report(j, r->task, FS_SELF, "local", ok))
             fs__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason);
+        /* cancelled: the core already says so */
         job_check_over(j);
     }
     free(tw->tmp_dir);
@@ -736,13 +743,14 @@ void fs__jobs_kick(fs_t *fs)
     const char *id;
     uint32_t task;
     while (!fs->stopping && fs->nrunning < fs->opts.slots &&
-           sched_next(fs->sched, fs__now_ms(), FS_LEASE_MS, &id, &task)) {
+           coord_lease(fs->coord, NULL, FS_SELF, fs__now_ms(), FS_LEASE_MS, &id, &task) == 0) {
         job_t *j = NULL;
         for (job_t *k = fs->joblist; k; k = k->next)
             if (k->published && !k->gone && strcmp(k->id, id) == 0)
                 j = k;
         if (!j || !j->dir) {
-            sched_finish(fs->sched, id, task, false);
+            coord_verdict_t v;
+            coord_report(fs->coord, id, task, FS_SELF, "no-job-dir", false, &v);
             continue;
         }
         fs__start_task(fs, j, task, false);
@@ -755,7 +763,7 @@ void fs__job_cancel(job_t *j, const char *why)
     fs_t *fs = j->fs;
     if (!j->published || fs__job_over(j))
         return;
-    sched_cancel_job(fs->sched, j->id);
+    coord_cancel_job(fs->coord, j->id, fs__vol_cancel_lease, fs); /* volunteers are told to stop */
     for (running_t *r = fs->running; r; r = r->next)
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
@@ -819,21 +827,25 @@ char *fs__job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "id: %s\n", j->id);
     sb_printf(&b, "state: %s\n", fs__job_state_name(j->state));
     if (j->published) {
-        sched_counts_t c = {0};
+        coord_counts_t c = {0};
         if (j->remote)
             c = j->rcounts; /* as its submitter last reported them */
         else
-            sched_counts(fs->sched, j->id, &c);
+            coord_counts(fs->coord, j->id, &c);
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
         if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
                       j->peers[0], j->n_tres);
-        } else if (j->lease_peer) {
-            for (uint32_t t = 0; t < j->man.desc.tasks; t++) /* at most one line per leased task */
-                if (j->lease_peer[t])
-                    sb_printf(&b, "leased-task: %u %s\n", t, j->lease_peer[t]);
+        } else if (c.running > 0) {
+            for (uint32_t t = 0; t < j->man.desc.tasks; t++) { /* one line per task a volunteer holds */
+                const char *h[COORD_MAX_REPLICAS];
+                size_t nh = coord_holders(fs->coord, j->id, t, h, COORD_MAX_REPLICAS);
+                for (size_t i = 0; i < nh && i < COORD_MAX_REPLICAS; i++)
+                    if (strcmp(h[i], FS_SELF) != 0)
+                        sb_printf(&b, "leased-task: %u %s\n", t, h[i]);
+            }
         }
         percentiles(&b, "task-ms", j->task_ms, j->n_task_ms);
         percentiles(&b, "dispatch-ms", j->dispatch_ms, j->n_dispatch_ms);
@@ -881,7 +893,7 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
 static int restore_task(void *arg, const db_task_t *t)
 {
     job_t *j = arg;
-    if (sched_restore(j->fs->sched, j->id, t->index, (task_state_t)t->state, t->attempts) != 0)
+    if (coord_restore(j->fs->coord, j->id, t->index, (task_state_t)t->state, t->attempts) != 0)
         return 0;
     if (t->state == TASK_FAILED)
         fail_line(j, t->index, t->reason ? t->reason : "failed");
@@ -903,7 +915,7 @@ static int restore_job(void *arg, const db_job_t *row)
     job_t *j = job_alloc(fs, row->name, J_RUNNING);
     int rc = manifest_decode(&j->man, row->manifest, row->manifest_len, why, sizeof(why));
     if (rc == 0)
-        rc = sched_add_job(fs->sched, row->id, j->man.desc.tasks, FS_MAX_ATTEMPTS);
+        rc = coord_add_job(fs->coord, row->id, j->man.desc.tasks, 1);
     if (rc) {
         log_error("job %s (%s) in the database is unreadable and is dropped: %s", row->name, row->id,
                   rc == -EEXIST ? "duplicate" : why);
@@ -920,7 +932,7 @@ static int restore_job(void *arg, const db_job_t *row)
     }
     db_tasks_load(fs->db, j->id, restore_task, j);
     if (row->state == DB_JOB_CANCELLED) {
-        sched_cancel_job(fs->sched, j->id);
+        coord_cancel_job(fs->coord, j->id, NULL, NULL);
         j->state = J_CANCELLED;
         set_reason(j, "cancelled: removed from jobs/");
     } else {

@@ -204,10 +204,12 @@ static void pool_drop_silent(fs_t *fs)
         }
         log_info("pool peer %s dropped: no answer for %llu s", fs->pool_peers[i],
                  (unsigned long long)((now - fs->pool_fail_since[i]) / 1000));
-        free(fs->pool_peers[i]);
+        char *gone = fs->pool_peers[i];
         fs->n_pool_peers--;
         fs->pool_peers[i] = fs->pool_peers[fs->n_pool_peers];
         fs->pool_fail_since[i] = fs->pool_fail_since[fs->n_pool_peers];
+        fs__vol_peer_dropped(fs, gone); /* its leases go back to waiting now, not when they expire */
+        free(gone);
     }
 }
 

@@ -378,7 +378,7 @@ void fs__res_remote_seen(job_t *j, json_t *o, const char *peer)
     if (!j->remote || !json_is_true(json_object_get(o, "origin")))
         return;
     json_t *c = json_object_get(o, "counts");
-    sched_counts_t sc = {0};
+    coord_counts_t sc = {0};
     const char *keys[] = {"total", "waiting", "running", "succeeded", "failed", "cancelled"};
     uint32_t *vals[] = {&sc.total, &sc.waiting, &sc.running, &sc.succeeded, &sc.failed, &sc.cancelled};
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {

@@ -4,7 +4,7 @@
  * Submitter side (the peer that published the job): recruits at once: on publishing, and whenever
  * it learns of a new pool peer while tasks wait, it offers the job to its pool peers (/v1/offer,
  * fire-and-forget; the 1 s /v1/jobs poll is only the fallback). It answers lease requests out of its
- * own scheduler (sched_next_in, up to n tasks per request, each a lease of --lease-ms that the
+ * coordination core (pool/coord.h: coord_lease for that worker, up to n tasks per request, each a lease of --lease-ms that the
  * volunteer renews), takes back tasks a volunteer leased but could not start (/v1/release), expires
  * the leases of volunteers that stop renewing (the task waits again and goes to someone else), and,
  * when a volunteer reports a task done, takes a small result from the report itself (fs/bundle.c:
@@ -246,10 +246,23 @@ void fs__vol_kick(fs_t *fs)
     }
 }
 
+/* Volunteer: stops a remote task running here (its job was cancelled): no result is sent. */
+static void cancel_running(fs_t *fs, job_t *j, uint32_t task, const char *why)
+{
+    for (running_t *r = fs->running; r; r = r->next) {
+        if (r->remote && r->job == j && r->task == task && r->et) {
+            log_info("job %s task %u: %s: stopping it", j->name, task, why);
+            exec_task_cancel(r->et);
+        }
+    }
+}
+
 static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
-    if (status || code >= 300)
+    if (!status && code == 410)
+        cancel_running(v->fs, v->job, v->task, "the submitter cancelled the job");
+    else if (status || code >= 300)
         log_warn("job %s task %u: the submitter answered %u (%s)", v->job->name, v->task, code,
                  status ? strerror(-status) : "HTTP");
     fs__job_unref(v->job);
@@ -392,6 +405,9 @@ typedef struct rcollect {
     uint64_t elapsed_ms;
     manifest_t man;
     char *data; /* an inline result: the files' contents, already checked against man */
+    char result_id[HASH_HEX_LEN + 1]; /* the id of the result manifest (what replicas compare) */
+    char *stage; /* this report's own staging directory (a report never writes into results/) */
+    bool publish; /* the core accepted it: stage is renamed into results/<job>/<task> */
     unsigned missing;
     int status;
     uv_work_t req;
@@ -403,17 +419,34 @@ static void rc_free(rcollect_t *c)
     manifest_release(&c->man);
     free(c->data);
     free(c->peer);
+    free(c->stage);
     fs__job_unref(c->job);
     free(c);
 }
 
-/* Thread pool: writes the result files from the store into results/<id>/.<task>.tmp, then renames. */
+static void publish_done(uv_work_t *req, int status);
+
+/*
+ * Thread pool: writes the result files (from the report, or from the store) into this report's own
+ * staging directory results/<id>/.<task>.<n>.tmp, and computes the result's id. Nothing is renamed
+ * into results/ here: that waits for the coordination core's verdict (assemble_done), so a duplicate
+ * or late report never replaces an accepted result.
+ */
 static void assemble_work(uv_work_t *req)
 {
     rcollect_t *c = req->data;
     fs_t *fs = c->fs;
-    char *tmp = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, c->job->id, c->task);
-    char *fin = xasprintf("%s/results/%s/%u", fs->data_dir, c->job->id, c->task);
+    const char *tmp = c->stage;
+    char *enc = NULL;
+    size_t enclen = 0;
+    if (manifest_encode(&c->man, &enc, &enclen) == 0) {
+        hash_t id;
+        manifest_id(enc, enclen, &id);
+        hash_to_hex(&id, c->result_id);
+    } else {
+        snprintf(c->result_id, sizeof(c->result_id), "unencodable");
+    }
+    free(enc);
     files_rm_rf(tmp);
     int rc = files_mkdir_p(tmp, 0755);
     for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
@@ -446,15 +479,26 @@ static void assemble_work(uv_work_t *req)
             rc = -EIO;
     }
     free(buf);
-    if (!rc) {
-        files_rm_rf(fin);
-        rc = rename(tmp, fin) == 0 ? 0 : -errno;
-    }
     if (rc)
         snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
     c->status = rc;
-    free(tmp);
-    free(fin);
+}
+
+/* Thread pool: the verdict's second half: an accepted stage becomes results/<job>/<task>; any
+ * other is removed. */
+static void publish_work(uv_work_t *req)
+{
+    rcollect_t *c = req->data;
+    if (c->publish) {
+        char *fin = xasprintf("%s/results/%s/%u", c->fs->data_dir, c->job->id, c->task);
+        files_rm_rf(fin);
+        if (rename(c->stage, fin) != 0) {
+            c->status = -errno;
+            snprintf(c->why, sizeof(c->why), "publishing the result: %s", strerror(errno));
+        }
+        free(fin);
+    }
+    files_rm_rf(c->stage);
 }
 
 static void assemble_done(uv_work_t *req, int status)
@@ -464,6 +508,23 @@ static void assemble_done(uv_work_t *req, int status)
     job_t *j = c->job;
     fs->pending_work--;
     if (!j->gone && !fs->stopping) {
+        if (c->status) { /* we could not write it: not the volunteer's result's fault, nor a verdict */
+            log_warn("job %s task %u: %s (the lease will expire and the task run again)", j->name, c->task, c->why);
+        } else {
+            c->publish = fs__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0);
+        }
+    }
+    fs->pending_work++;
+    uv_queue_work(fs->loop, &c->req, publish_work, publish_done);
+}
+
+static void publish_done(uv_work_t *req, int status)
+{
+    rcollect_t *c = req->data;
+    fs_t *fs = c->fs;
+    job_t *j = c->job;
+    fs->pending_work--;
+    if (c->publish && !j->gone && !fs->stopping) {
         bool ok = c->status == 0 && c->exit_code == 0;
         char reason[320];
         if (c->status)
@@ -472,10 +533,6 @@ static void assemble_done(uv_work_t *req, int status)
             snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
         fs__task_finished(j, c->task, ok, c->exit_code, c->elapsed_ms, reason);
         log_info("job %s task %u: result from %s (exit %d)", j->name, c->task, c->peer, c->exit_code);
-        if (j->lease_peer) {
-            free(j->lease_peer[c->task]);
-            j->lease_peer[c->task] = NULL;
-        }
     }
     rc_free(c);
 }
@@ -555,6 +612,15 @@ static const char *query_peer(httpd_req_t *r, char *out, size_t cap)
     return out;
 }
 
+/* The host part of a peer's base URL (what the per-host caps count). */
+static const char *peer_host(const char *url, char *out, size_t cap)
+{
+    const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    size_t n = strcspn(h, ":/");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), h);
+    return out;
+}
+
 static void reply_json(httpd_req_t *r, unsigned code, const char *text)
 {
     httpd_reply(r, code, "application/json", text, strlen(text));
@@ -597,9 +663,9 @@ static void send_offer(fs_t *fs, const char *peer, const char *id)
 
 static bool offerable(fs_t *fs, job_t *j)
 {
-    sched_counts_t c;
+    coord_counts_t c;
     return j->published && !j->remote && !j->gone && j->state == J_RUNNING &&
-           sched_counts(fs->sched, j->id, &c) == 0 && c.waiting > 0;
+           coord_counts(fs->coord, j->id, &c) == 0 && c.waiting > 0;
 }
 
 void fs__vol_offer(fs_t *fs, job_t *j, const char *peer)
@@ -661,12 +727,16 @@ static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
     uint32_t got[VOL_MAX_LEASE];
     unsigned k = 0;
     uint64_t now = fs__now_ms();
-    while (j->state == J_RUNNING && k < (n ? n : 1) && sched_next_in(fs->sched, j->id, now, lease_ms(fs), &got[k])) {
-        uint32_t t = got[k++];
-        free(j->lease_peer[t]);
-        j->lease_peer[t] = xstrdup(peer);
-        fs__task_dispatched(j, t);
+    char host[VOL_MAX_URL];
+    int rc = coord_worker_seen(fs->coord, peer, peer_host(peer, host, sizeof(host)), now);
+    if (rc) {
+        log_warn("job %s: no lease for %s: %s", j->name, peer,
+                 rc == -EMFILE ? "its host runs too many volunteers" : "the pool is full");
+        return reply_json(r, 429, "{\"error\":\"too many volunteers\"}");
     }
+    while (j->state == J_RUNNING && k < (n ? n : 1) &&
+           coord_lease(fs->coord, j->id, peer, now, lease_ms(fs), NULL, &got[k]) == 0)
+        fs__task_dispatched(j, got[k++]);
     if (k == 0)
         return reply_json(r, 204, "");
     char body[VOL_MAX_LEASE * 12 + 96], list[VOL_MAX_LEASE * 12] = "";
@@ -679,11 +749,9 @@ static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
 }
 
 /* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
-static void task_lost(fs_t *fs, job_t *j, uint32_t task)
+static void task_lost(fs_t *fs, job_t *j, uint32_t task, const char *peer)
 {
-    free(j->lease_peer[task]);
-    j->lease_peer[task] = NULL;
-    sched_lost(fs->sched, j->id, task);
+    coord_lost(fs->coord, j->id, task, peer);
     fs__job_check_over(j);
     fs__jobs_kick(fs);
     fs__vol_offer(fs, j, NULL);
@@ -710,6 +778,7 @@ static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const
     c->job = j;
     c->task = task;
     c->peer = xstrdup(peer);
+    c->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", fs->data_dir, j->id, task, ++fs->stage_seq);
     c->exit_code = (int)code;
     c->elapsed_ms = (uint64_t)ms;
     manifest_init(&c->man);
@@ -721,11 +790,11 @@ static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const
         log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
                  j->name, task, peer, why);
         rc_free(c);
-        task_lost(fs, j, task);
+        task_lost(fs, j, task, peer);
         return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
     }
     /* give the transfer time: the lease holds until the result is in */
-    sched_renew(fs->sched, j->id, task, fs__now_ms(), 10 * lease_ms(fs));
+    coord_renew(fs->coord, j->id, task, peer, fs__now_ms(), 10 * lease_ms(fs));
     if (rc == 0) { /* the result came with the report: straight to results/ */
         c->req.data = c;
         fs->pending_work++;
@@ -757,6 +826,13 @@ bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
         return false;
     if (!strcmp(what, "offer") && !with_task)
         return handle_offer(fs, r, id), true;
+    if (!strcmp(what, "cancel") && with_task) { /* volunteer: the submitter cancelled the job */
+        job_t *rj = fs__job_by_id(fs, id);
+        if (!rj || !rj->remote || !query_peer(r, peer, sizeof(peer)) || strcmp(peer, rj->peers[0]) != 0)
+            return reply_json(r, 403, "{\"error\":\"only the job's submitter may cancel it\"}"), true;
+        cancel_running(fs, rj, task, "the submitter cancelled the job");
+        return reply_json(r, 200, "{}"), true;
+    }
     if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
         for (struct outbox *o = fs->outbox; o; o = o->next)
             if (!strcmp(o->id, id) && o->task == task)
@@ -770,20 +846,22 @@ bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
         return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
-    if (!j->lease_peer)
-        j->lease_peer = xcalloc(j->man.desc.tasks, sizeof(char *));
     if (!strcmp(what, "lease"))
         return handle_lease(fs, r, j, peer), true;
-    if (!with_task || task >= j->man.desc.tasks || !j->lease_peer[task] || strcmp(j->lease_peer[task], peer))
+    /* Who holds a lease is the core's to say. 410: the job is cancelled, so stop the task. */
+    if (!with_task || task >= j->man.desc.tasks || coord_holds(fs->coord, j->id, task, peer) != 0) {
+        if (j->state == J_CANCELLED)
+            return reply_json(r, 410, "{\"error\":\"the job is cancelled\"}"), true;
         return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
+    }
+    char host[VOL_MAX_URL];
+    coord_worker_seen(fs->coord, peer, peer_host(peer, host, sizeof(host)), fs__now_ms());
     if (!strcmp(what, "renew")) {
-        int rc = sched_renew(fs->sched, j->id, task, fs__now_ms(), lease_ms(fs));
+        int rc = coord_renew(fs->coord, j->id, task, peer, fs__now_ms(), lease_ms(fs));
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
     }
     if (!strcmp(what, "release")) { /* leased but never started: no attempt is counted */
-        free(j->lease_peer[task]);
-        j->lease_peer[task] = NULL;
-        int rc = sched_release(fs->sched, j->id, task);
+        int rc = coord_release(fs->coord, j->id, task, peer);
         if (!rc) {
             log_info("job %s: task %u released by %s", j->name, task, peer);
             fs__jobs_kick(fs);
@@ -794,16 +872,46 @@ bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
     return handle_done(fs, r, j, task, peer), true;
 }
 
-static void on_lease_expired(void *arg, const char *job_id, uint32_t task)
+static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
     fs_t *fs = arg;
     job_t *j = local_job(fs, job_id);
-    if (!j || !j->lease_peer || !j->lease_peer[task])
+    if (j)
+        log_warn("job %s task %u: the lease of %s expired: the task waits for another peer", j->name, task, worker);
+}
+
+static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, const char *worker)
+{
+    fs_t *fs = arg;
+    job_t *j = local_job(fs, job_id);
+    if (j)
+        log_info("job %s task %u: %s left the pool: the task waits for another peer", j->name, task, worker);
+}
+
+void fs__vol_peer_dropped(fs_t *fs, const char *url)
+{
+    if (coord_worker_drop(fs->coord, url, on_peer_lease_lost, fs) <= 0)
         return;
-    log_warn("job %s task %u: the lease of %s expired: the task waits for another peer", j->name, task,
-             j->lease_peer[task]);
-    free(j->lease_peer[task]);
-    j->lease_peer[task] = NULL;
+    for (job_t *j = fs->joblist; j; j = j->next) {
+        if (j->remote || !j->published || j->gone)
+            continue;
+        fs__job_check_over(j); /* the last attempt of a task may have been lost */
+        fs__vol_offer(fs, j, NULL);
+    }
+    fs__jobs_kick(fs);
+}
+
+void fs__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const char *worker)
+{
+    fs_t *fs = arg;
+    if (!strcmp(worker, FS_SELF) || !fs->fetch || fs->stopping)
+        return; /* our own slots are cancelled by the caller */
+    char *url = xasprintf("%s/v1/cancel/%s/%u?peer=%s", worker, job_id, task, fs->opts.http_url);
+    int rc = fetch_get(fs->fetch, url, 4096, on_offer_ack, url);
+    if (rc) { /* the volunteer still learns of it at its next renew (410) */
+        log_debug("GET %s: %s", url, strerror(-rc));
+        free(url);
+    }
 }
 
 /* Every second: leases of vanished volunteers expire (their tasks are offered again), the leases of
@@ -813,7 +921,7 @@ static void on_lease_timer(uv_timer_t *t)
     fs_t *fs = t->data;
     if (fs->stopping)
         return;
-    if (sched_expire(fs->sched, fs__now_ms(), on_lease_expired, fs) > 0) {
+    if (coord_expire(fs->coord, fs__now_ms(), on_lease_expired, fs) > 0) {
         for (job_t *j = fs->joblist; j; j = j->next) {
             if (j->remote || !j->published || j->gone)
                 continue;
