@@ -127,6 +127,7 @@ struct job {
     bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (fs->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
+    char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
     uint64_t lease_retry_ms;
@@ -341,6 +342,11 @@ void fs__vol_offer(fs_t *fs, job_t *j, const char *peer);
 void fs__vol_new_peer(fs_t *fs, const char *url);
 void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
 bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path);
+/**
+ * Whether this peer meets j's requirements (os, arch, network, the machine's memory, free disk in
+ * the data directory): true, or false with why filled. For our own slots and as a volunteer alike.
+ */
+bool fs__job_fits(fs_t *fs, const job_t *j, char *why, size_t whylen);
 /** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
 void fs__vol_cancel_lease(void *fs, const char *job_id, uint32_t task, const char *worker);
 /** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */

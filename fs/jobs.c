@@ -81,6 +81,7 @@ static void job_free(job_t *j)
     fs__res_free(j);
     manifest_release(&j->man);
     free(j->reason);
+    free(j->unfit);
     free(j->name);
     free(j);
 }
@@ -738,22 +739,43 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     return r;
 }
 
+/* Whether our own slots may run j; keeps j->unfit (the status says it) and logs a change. */
+static bool fits_here(fs_t *fs, job_t *j)
+{
+    char why[160];
+    if (fs__job_fits(fs, j, why, sizeof(why))) {
+        free(j->unfit);
+        j->unfit = NULL;
+        return true;
+    }
+    if (!j->unfit || strcmp(j->unfit, why) != 0) {
+        log_info("job %s: this peer's slots do not run it: %s", j->name, why);
+        free(j->unfit);
+        j->unfit = xstrdup(why);
+    }
+    return false;
+}
+
+/* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
+ * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
 void fs__jobs_kick(fs_t *fs)
 {
-    const char *id;
     uint32_t task;
-    while (!fs->stopping && fs->nrunning < fs->opts.slots &&
-           coord_lease(fs->coord, NULL, FS_SELF, fs__now_ms(), FS_LEASE_MS, &id, &task) == 0) {
-        job_t *j = NULL;
-        for (job_t *k = fs->joblist; k; k = k->next)
-            if (k->published && !k->gone && strcmp(k->id, id) == 0)
-                j = k;
-        if (!j || !j->dir) {
-            coord_verdict_t v;
-            coord_report(fs->coord, id, task, FS_SELF, "no-job-dir", false, &v);
+    for (job_t *j = fs->joblist; j && !fs->stopping && fs->nrunning < fs->opts.slots; j = j->next) {
+        if (!j->published || j->gone || j->remote || !coord_has_job(fs->coord, j->id))
             continue;
+        coord_counts_t c;
+        if (coord_counts(fs->coord, j->id, &c) != 0 || c.waiting == 0 || !fits_here(fs, j))
+            continue;
+        while (!fs->stopping && fs->nrunning < fs->opts.slots &&
+               coord_lease(fs->coord, j->id, FS_SELF, fs__now_ms(), FS_LEASE_MS, NULL, &task) == 0) {
+            if (!j->dir) {
+                coord_verdict_t v;
+                coord_report(fs->coord, j->id, task, FS_SELF, "no-job-dir", false, &v);
+                continue;
+            }
+            fs__start_task(fs, j, task, false);
         }
-        fs__start_task(fs, j, task, false);
     }
     fs__vol_kick(fs); /* slots left: ask other peers' jobs for work */
 }
@@ -838,7 +860,11 @@ char *fs__job_status_text(job_t *j, size_t *len)
         if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
                       j->peers[0], j->n_tres);
-        } else if (c.running > 0) {
+        } else if (j->unfit && c.waiting > 0) {
+            sb_printf(&b, "why-waiting: this peer's slots cannot run it (%s)%s\n", j->unfit,
+                      c.running ? "" : "; no volunteer has taken it either");
+        }
+        if (!j->remote && c.running > 0) {
             for (uint32_t t = 0; t < j->man.desc.tasks; t++) { /* one line per task a volunteer holds */
                 const char *h[COORD_MAX_REPLICAS];
                 size_t nh = coord_holders(fs->coord, j->id, t, h, COORD_MAX_REPLICAS);

@@ -114,8 +114,15 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
     return 0;
 }
 
+#define TIMEOUT_REMOTE_ROOT 1.0 /* jobs/<name> of a remote job: its submitter may cancel or forget it */
+
 static double timeout_of(const node_t *n)
 {
+    /* A remote job leaves jobs/ without the kernel seeing it: the kernel re-asks about its root
+     * every second (a lookup answered from memory), so a removed one is gone within a second.
+     * (fuse_lowlevel_notify_inval_entry from the loop thread could deadlock on a lookup in jobs/.) */
+    if (n->kind == N_PUB_DIR && n->job && n->job->remote && n->job->dir == n)
+        return TIMEOUT_REMOTE_ROOT;
     return (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RRES_FILE) ? TIMEOUT_PUB : 0.0;
 }
 

@@ -387,6 +387,15 @@ void fs__res_remote_seen(job_t *j, json_t *o, const char *peer)
     }
     j->rcounts = sc;
     j->r_state = state_from_name(json_string_value(json_object_get(o, "state")));
+    if (j->r_state == J_CANCELLED && j->dir) {
+        /* As on its submitter (rm -r jobs/X): the job leaves jobs/, its results stay in results/;
+         * a task of it still running here stops (the submitter's push may have been lost). */
+        log_info("job %s: cancelled by its submitter: it leaves jobs/ here (its results stay)", j->name);
+        for (running_t *r = fs->running; r; r = r->next)
+            if (r->job == j && r->et)
+                exec_task_cancel(r->et);
+        fs__job_unlink_dir(j);
+    }
     json_int_t done = json_integer_value(json_object_get(o, "results"));
     j->r_done = done < 0 || (uint64_t)done > j->man.desc.tasks ? j->man.desc.tasks : (uint32_t)done;
     json_int_t ep = json_integer_value(json_object_get(o, "epoch"));

@@ -95,32 +95,40 @@ typedef struct vreq {
     uint32_t task;
 } vreq_t;
 
-/* Whether this peer meets j's requirements; if not, says why in the log once per job. */
-static bool can_run(fs_t *fs, job_t *j)
+bool fs__job_fits(fs_t *fs, const job_t *j, char *why, size_t whylen)
 {
     struct utsname u;
     const jobdesc_t *d = &j->man.desc;
-    char why[160] = "";
+    why[0] = '\0';
     if (uname(&u) != 0)
-        snprintf(why, sizeof(why), "uname: %s", strerror(errno));
+        snprintf(why, whylen, "uname: %s", strerror(errno));
     else if (d->os && strcasecmp(d->os, "linux") != 0)
-        snprintf(why, sizeof(why), "it wants os %s", d->os);
+        snprintf(why, whylen, "it wants os %s (this is linux)", d->os);
     else if (d->arch && strcmp(d->arch, u.machine) != 0)
-        snprintf(why, sizeof(why), "it wants arch %s (this is %s)", d->arch, u.machine);
+        snprintf(why, whylen, "it wants arch %s (this is %s)", d->arch, u.machine);
     else if (d->network && !fs->opts.allow_network)
-        snprintf(why, sizeof(why), "it wants the network (this peer runs without --allow-network)");
+        snprintf(why, whylen, "it wants the network (this peer runs without --allow-network)");
     if (!why[0]) {
-        long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        /* The machine's memory, as HTCondor's Memory: what is free moves with every page cached. */
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
         uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
         struct statvfs sv;
         uint64_t disk = statvfs(fs->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
         if (mem < d->memory_bytes)
-            snprintf(why, sizeof(why), "it wants %llu bytes of memory (%llu free)",
+            snprintf(why, whylen, "it wants %llu bytes of memory (this machine has %llu)",
                      (unsigned long long)d->memory_bytes, (unsigned long long)mem);
         else if (disk < d->disk_bytes)
-            snprintf(why, sizeof(why), "it wants %llu bytes of disk (%llu free in the data directory)",
+            snprintf(why, whylen, "it wants %llu bytes of disk (%llu free in the data directory)",
                      (unsigned long long)d->disk_bytes, (unsigned long long)disk);
     }
+    return !why[0];
+}
+
+/* Whether this peer meets j's requirements; if not, says why in the log once per job. */
+static bool can_run(fs_t *fs, job_t *j)
+{
+    char why[160];
+    fs__job_fits(fs, j, why, sizeof(why));
     if (why[0] && !j->unfit_logged) {
         j->unfit_logged = true;
         log_info("job %s: not volunteering: %s", j->name, why);
@@ -532,7 +540,8 @@ static void publish_done(uv_work_t *req, int status)
         else
             snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
         fs__task_finished(j, c->task, ok, c->exit_code, c->elapsed_ms, reason);
-        log_info("job %s task %u: result from %s (exit %d)", j->name, c->task, c->peer, c->exit_code);
+        log_info("job %s task %u: result %s from %s (exit %d)", j->name, c->task, c->result_id, c->peer,
+                 c->exit_code);
     }
     rc_free(c);
 }

@@ -390,6 +390,30 @@ wait_listed() {
     fail "job $2 never appeared in $1/jobs"
 }
 
+# publish_idle M NAME TASKS [preon.job line...]: publishes a job of TASKS `true` tasks (by the
+# dot-name + mv idiom), waits until it runs, and prints its id.
+publish_idle() {
+    local m=$1 name=$2 n=$3 src
+    shift 3
+    src=$(src_dir "$name")
+    make_job "$src" 'true' "tasks = $n" "$@"
+    cp -r -- "$src" "$m/jobs/.$name"
+    mv -- "$m/jobs/.$name" "$m/jobs/$name"
+    wait_status "$m" "$name" state running
+    status_field "$m" "$name" id
+}
+
+# wait_log NAME ERE SECS: bounded poll until the peer's log has a line matching ERE (a log line is
+# a state, not an event we can block on).
+wait_log() {
+    local end=$((SECONDS + $3))
+    while [ "$SECONDS" -le "$end" ]; do
+        grep -qE -- "$2" "${PEER_LOG[$1]}" && return 0
+        sleep 0.05
+    done
+    fail "peer $1's log never matched '$2'"
+}
+
 # pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
 pct() { sed 's/../%&/g' <<<"$1"; }
 

@@ -134,15 +134,6 @@ t_an_offer_recruits_a_volunteer_without_waiting_for_the_poll() {
 
 # publish_idle A NAME TASKS: publishes a job of TASKS tasks on A (which runs nothing itself) and
 # prints its id once it runs.
-publish_idle() {
-    local src
-    src=$(src_dir "$2")
-    make_job "$src" 'true' "tasks = $3"
-    cp -r -- "$src" "$1/jobs/.$2"
-    mv -- "$1/jobs/.$2" "$1/jobs/$2"
-    wait_status "$1" "$2" state running
-    status_field "$1" "$2" id
-}
 
 t_one_lease_request_gets_several_tasks_and_unused_ones_go_back() {
     start_peer A --port 0 --slots 0
@@ -195,15 +186,6 @@ t_an_inline_result_is_checked_against_its_hashes() {
     assert_eq 0 "$(peer_field "$a" blocks-fetched)" "blocks A fetched"
 }
 
-# wait_log NAME ERE SECS: bounded poll until the peer's log has a line matching ERE.
-wait_log() {
-    local end=$((SECONDS + $3))
-    while [ "$SECONDS" -le "$end" ]; do
-        grep -qE -- "$2" "${PEER_LOG[$1]}" && return 0
-        sleep 0.05
-    done
-    fail "peer $1's log never matched '$2'"
-}
 
 t_tasks_go_only_to_peers_that_meet_their_requirements() {
     # B has a free slot but not 1000 TiB of disk, nor a sparc64 CPU: it takes neither job, says
