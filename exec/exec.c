@@ -63,6 +63,8 @@ struct exec_task {
     bool cancelled, timed_out, killed;
     /* Copies of the spec, read by the pool thread in PREP. */
     char *bwrap, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path;
+    exec_entry_t *skel; /* owned copies (paths xstrdup'd), or NULL */
+    size_t n_skel;
     char **argv, **env;
     uid_t uid;
     gid_t gid;
@@ -141,6 +143,9 @@ static void task_free(exec_task_t *t)
     free(t->job_dir);
     free(t->task_dir);
     free(t->scratch_dir);
+    for (size_t i = 0; i < t->n_skel; i++)
+        free((char *)t->skel[i].path);
+    free(t->skel);
     free(t->stdout_path);
     free(t->stderr_path);
     exec_argv_free(t->argv);
@@ -239,6 +244,30 @@ static void prep_work(uv_work_t *w)
         refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid,
                strerror_r(errno, eb, sizeof(eb)));
         return;
+    }
+    /* The skeleton of /task's upper layer, from the job's manifest (docs/sandbox.md): here rather
+     * than by the limiter walking the mount, which would cost round trips through our own loop. */
+    if (t->skel) {
+        int ufd = open(t->task_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int rc = ufd < 0 ? -errno : 0;
+        size_t i = 0;
+        for (; !rc && i < t->n_skel; i++) {
+            const exec_entry_t *en = &t->skel[i];
+            size_t pl = strlen(en->path);
+            if (!pl || en->path[0] == '/' || !strcmp(en->path, "..") || !strncmp(en->path, "../", 3) ||
+                strstr(en->path, "/../") || (pl >= 3 && !strcmp(en->path + pl - 3, "/.."))) {
+                rc = -EINVAL;
+                break;
+            }
+            rc = exec__mirror_entry(ufd, en->path, en->dir, (mode_t)en->mode, en->size, t->uid, t->gid, true);
+        }
+        if (ufd >= 0)
+            close(ufd);
+        if (rc) {
+            refuse(t, "preparing the task directory (%s): %s", i < t->n_skel ? t->skel[i].path : ".",
+                   strerror_r(-rc, eb, sizeof(eb)));
+            return;
+        }
     }
     /* stderr is opened read-write: its last line explains a sandbox that was not built. */
     int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
@@ -501,6 +530,14 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         t->job_dir = xstrdup(spec->job_dir);
         t->task_dir = xstrdup(spec->task_dir);
         t->scratch_dir = xstrdup(spec->scratch_dir);
+        if (spec->skeleton) {
+            t->skel = xcalloc(spec->n_skeleton ? spec->n_skeleton : 1, sizeof(*t->skel));
+            for (size_t i = 0; i < spec->n_skeleton; i++) {
+                t->skel[i] = spec->skeleton[i];
+                t->skel[i].path = xstrdup(spec->skeleton[i].path);
+            }
+            t->n_skel = spec->n_skeleton;
+        }
         t->stdout_path = xstrdup(spec->stdout_path);
         t->stderr_path = xstrdup(spec->stderr_path);
         t->uid = e->opts.uid_base + spec->slot;

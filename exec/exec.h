@@ -33,6 +33,14 @@ typedef struct exec_opts {
     bool allow_network;  /**< volunteer allows jobs that ask for network */
 } exec_opts_t;
 
+/** One entry of a job's tree, for exec_spec_t.skeleton. */
+typedef struct exec_entry {
+    const char *path; /**< relative, '/'-separated; parents before children */
+    uint64_t size;    /**< files */
+    uint32_t mode;    /**< permission bits */
+    bool dir;
+} exec_entry_t;
+
 typedef struct exec_spec {
     const char *job_dir;  /**< host path bound read-only at /job (the job inside our own mount) */
     /** host path, exists, empty: the upper layer of /task (cwd and HOME), which shows the job's files
@@ -42,6 +50,11 @@ typedef struct exec_spec {
     /** host path, exists, empty, on the same filesystem as task_dir: overlayfs's own work
      *  directory. The caller removes it (and task_dir) once the callback has fired. */
     const char *scratch_dir;
+    /** optional: the job's tree (as its manifest lists it). Given, the skeleton of /task's upper
+     *  layer (docs/sandbox.md) is made from it in the thread pool; NULL: the limiter walks
+     *  job_dir. Borrowed for the call only. */
+    const exec_entry_t *skeleton;
+    size_t n_skeleton;
     const char *command;  /**< run by /bin/sh -c */
     const char *stdout_path; /**< host files the task's stdout/stderr go to (created, truncated) */
     const char *stderr_path;

@@ -5,7 +5,9 @@
  */
 #ifndef PREON_EXEC_INTERNAL_H
 #define PREON_EXEC_INTERNAL_H
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "exec/exec.h"
@@ -60,6 +62,15 @@
  * Does not look at the network flag: that is policy, decided by exec_task_spawn.
  */
 int exec__check_spec(const exec_opts_t *opts, const exec_spec_t *spec, char *why, size_t whylen);
+
+/**
+ * One entry of a task's skeleton (limit.c step 2): a directory (made if missing, then owned by
+ * uid/gid if chown_it, mode | 0700), or a metacopy file of size bytes (mode | 0600), at rel (a
+ * relative path; its parent must exist) under upper_fd. An entry already there is left as it is.
+ * 0 or -errno. Blocking; runs as root (trusted xattr).
+ */
+int exec__mirror_entry(int upper_fd, const char *rel, bool dir, mode_t mode, uint64_t size, uid_t uid, gid_t gid,
+                       bool chown_it);
 
 /**
  * Reads what bwrap wrote to its --json-status-fd: a sequence of JSON objects, the first with

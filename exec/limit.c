@@ -17,7 +17,9 @@
  * trusted.overlay.metacopy xattr): overlayfs takes the file's metadata from it (owner: the slot user,
  * mode + owner-write) and its data from the lower layer, until the task writes to it, which copies
  * the data up. Without it the inputs would be root's and read-only to the task. The collector (fs/)
- * skips entries that still carry the xattr: they are unchanged inputs, not outputs;
+ * skips entries that still carry the xattr: they are unchanged inputs, not outputs. With
+ * `--skeleton-ready` the caller has already made the skeleton (preon does, from the job's manifest,
+ * in its thread pool: no walk through the mount);
  * (3) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
  * (4) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
  *
@@ -136,6 +138,29 @@ static void dirq_free(dirq_t *q)
     free(q->v);
 }
 
+int exec__mirror_entry(int upper_fd, const char *rel, bool dir, mode_t mode, uint64_t size, uid_t uid, gid_t gid,
+                       bool chown_it)
+{
+    if (dir) {
+        if (mkdirat(upper_fd, rel, 0700) != 0)
+            return errno == EEXIST ? 0 : -errno;
+        if ((chown_it && fchownat(upper_fd, rel, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) ||
+            fchmodat(upper_fd, rel, (mode & 0777) | 0700, 0) != 0)
+            return -errno;
+        return 0;
+    }
+    int fd = openat(upper_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -errno;
+    int rc = 0;
+    if (size > (uint64_t)INT64_MAX || ftruncate(fd, (off_t)size) != 0 ||
+        fsetxattr(fd, EXEC_METACOPY_XATTR, "", 0, 0) != 0 || (chown_it && fchown(fd, uid, gid) != 0) ||
+        fchmod(fd, (mode & 0777) | 0600) != 0)
+        rc = size > (uint64_t)INT64_MAX ? -EFBIG : -errno;
+    close(fd);
+    return rc;
+}
+
 /* One metacopy entry in upper for the lower file st: see step (2) above. */
 static int skeleton_file(int updir, const char *name, const struct stat *st, uid_t uid, gid_t gid, bool chown_it)
 {
@@ -222,7 +247,7 @@ static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
 }
 
 /* Step (2): the task's working directory, in the private namespace stage_dirs made. */
-static int mount_task_root(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it)
+static int mount_task_root(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it, bool walk)
 {
     int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int wfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -232,7 +257,7 @@ static int mount_task_root(const char *upper, const char *work, uid_t uid, gid_t
         fprintf(stderr, "preon limit: %s: %s\n", ufd < 0 ? upper : work, strerror(errno));
         goto out;
     }
-    if (build_skeleton(ufd, uid, gid, chown_it) != 0)
+    if (walk && build_skeleton(ufd, uid, gid, chown_it) != 0)
         goto out;
     if (mkdir(EXEC_STAGE_ROOT, 0755) != 0) {
         fprintf(stderr, "preon limit: %s: %s\n", EXEC_STAGE_ROOT, strerror(errno));
@@ -264,6 +289,7 @@ int exec_limit_main(int argc, char **argv)
     bool have_uid = false, have_gid = false;
     int ndirs = 0;
     const char *dir_path[2], *dir_name[2], *upper = NULL, *work = NULL;
+    bool walk = true;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (!strcmp(argv[i], "--uid") || !strcmp(argv[i], "--gid")) {
             bool is_uid = argv[i][2] == 'u';
@@ -274,6 +300,11 @@ int exec_limit_main(int argc, char **argv)
                 return LIMIT_FAIL;
             }
             *(is_uid ? &have_uid : &have_gid) = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--skeleton-ready")) { /* the caller mirrored the tree into UPPER */
+            walk = false;
+            i--;
             continue;
         }
         if (!strcmp(argv[i], "--overlay")) {
@@ -332,7 +363,7 @@ int exec_limit_main(int argc, char **argv)
     }
     if (ndirs > 0 && stage_dirs(ndirs, dir_path, dir_name) != 0)
         return LIMIT_FAIL;
-    if (upper && mount_task_root(upper, work, (uid_t)uid, (gid_t)gid, have_uid) != 0)
+    if (upper && mount_task_root(upper, work, (uid_t)uid, (gid_t)gid, have_uid, walk) != 0)
         return LIMIT_FAIL;
     if (have_uid && (setgroups(0, NULL) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0 ||
                      getuid() != (uid_t)uid || geteuid() != (uid_t)uid)) {

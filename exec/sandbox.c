@@ -138,6 +138,8 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     pushs(&a, "--overlay");
     pushs(&a, spec->task_dir);
     pushs(&a, spec->scratch_dir);
+    if (spec->skeleton)
+        pushs(&a, "--skeleton-ready"); /* exec.c makes it, in the thread pool */
     pushs(&a, "--gid");
     push(&a, xasprintf("%u", (unsigned)((opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
     pushs(&a, "--uid");

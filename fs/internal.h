@@ -188,6 +188,8 @@ typedef struct running {
 struct fs {
     uv_loop_t *loop;
     uint64_t stage_seq;    /**< names each remote report's own staging directory */
+    uv_prepare_t *lag;     /**< loop lag: once per iteration, the time it spent busy (not in epoll) */
+    uint64_t lag_last_ns, lag_last_idle_ns, lag_max_ns, lag_over_5ms;
     fs_opts_t opts;
     char *mountpoint, *data_dir, *self_exe;
     struct fuse_session *se;

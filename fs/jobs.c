@@ -723,7 +723,17 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     mkdir(r->work_dir, 0700);
     mkdir(r->scratch_dir, 0700);
     char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
-    exec_spec_t spec = {.job_dir = job_dir, .task_dir = r->work_dir, .scratch_dir = r->scratch_dir, .command = j->man.desc.command,
+    /* The job's tree, for the skeleton of the task's upper layer: dirs first (sorted, so parents
+     * before children), then files. */
+    size_t nskel = j->man.n_dirs + j->man.n_files;
+    exec_entry_t *skel = xcalloc(nskel ? nskel : 1, sizeof(*skel));
+    for (size_t i = 0; i < j->man.n_dirs; i++)
+        skel[i] = (exec_entry_t){.path = j->man.dirs[i], .mode = 0755, .dir = true};
+    for (size_t i = 0; i < j->man.n_files; i++)
+        skel[j->man.n_dirs + i] = (exec_entry_t){.path = j->man.files[i].path, .size = j->man.files[i].size,
+                                                 .mode = j->man.files[i].mode};
+    exec_spec_t spec = {.skeleton = skel, .n_skeleton = nskel,
+                        .job_dir = job_dir, .task_dir = r->work_dir, .scratch_dir = r->scratch_dir, .command = j->man.desc.command,
                         .stdout_path = r->out_path, .stderr_path = r->err_path, .job_id = j->id,
                         .job_name = j->name, .task_index = task, .task_count = j->man.desc.tasks,
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
@@ -731,6 +741,7 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
                         .network = j->man.desc.network, .slot = slot};
     int rc = exec_task_spawn(fs->exec, &spec, on_task_done, r, &r->et);
     free(job_dir);
+    free(skel);
     if (rc) {
         exec_result_t res = {.exit_code = -1, .refused = true};
         snprintf(res.reason, sizeof(res.reason), "could not start the sandbox: %s", strerror(-rc));
@@ -910,6 +921,8 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
     }
+    sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)fs->lag_max_ns / 1e6,
+              (unsigned long long)fs->lag_over_5ms);
     *len = b.len;
     return b.p;
 }

@@ -55,6 +55,12 @@ t1=$(now)
 pool=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 n=$(ls "$T/sub/m/results/hello" | wc -l)
 ok=$(sed -n 's/^succeeded: //p' <<<"$st")
+sub_peer=$(cat "$T/sub/m/peer")
+vol_lag=0
+for v in $(seq 1 "$NVOL"); do # the worst volunteer's longest loop stall
+    l=$(sed -n 's/^loop-busy-max-ms: //p' "$T/v$v/m/peer" 2>/dev/null || true)
+    vol_lag=$(awk -v a="$vol_lag" -v b="${l:-0}" 'BEGIN { print (b > a ? b : a) }')
+done
 
 start local --slots 2
 cp -r "$T/src/hello" "$T/local/m/jobs/.hello"
@@ -62,6 +68,7 @@ t0=$(now)
 mv "$T/local/m/jobs/.hello" "$T/local/m/jobs/hello"
 lst=$(timeout 600 cat "$T/local/m/wait/hello")
 t1=$(now)
+local_peer=$(cat "$T/local/m/peer")
 local_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 
 f() { sed -n "s/^$1: //p" <<<"$2"; }
@@ -77,3 +84,9 @@ for k in p50 p95; do
     a=$(f "task-ms-$k" "$st") b=$(f "task-ms-$k" "$lst")
     printf '%-34s %12s %12s %8s\n' "run time in the sandbox $k (ms)" "$a" "$b" "$(ratio "$a" "$b")"
 done
+# Loop lag (the longest an iteration of the peer's loop was busy, since its start; goal < 5 ms).
+printf '%-34s %12s %12s\n' "submitter's longest loop stall (ms)" "$(f loop-busy-max-ms "$sub_peer")" \
+    "$(f loop-busy-max-ms "$local_peer")"
+printf '%-34s %12s\n' "volunteers' longest loop stall (ms)" "$vol_lag"
+printf '%-34s %12s %12s\n' "submitter's stalls over 5 ms" "$(f loop-stalls-over-5ms "$sub_peer")" \
+    "$(f loop-stalls-over-5ms "$local_peer")"

@@ -690,6 +690,59 @@ static void run_starts_in_the_jobs_files(void **state)
     close(dfd);
 }
 
+/* The skeleton made from the spec (as preon does from the manifest) instead of the limiter's walk:
+ * the same view, and the argv says --skeleton-ready. */
+static void run_with_a_skeleton_from_the_spec(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char p[256];
+    snprintf(p, sizeof(p), "%s/sub", f->job_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/sub/x.txt", f->job_dir);
+    write_file(p, "deep\n");
+    const exec_entry_t skel[] = {
+        {.path = "sub", .mode = 0755, .dir = true},
+        {.path = "input.txt", .size = 11, .mode = 0644},
+        {.path = "sub/x.txt", .size = 5, .mode = 0444},
+    };
+    exec_spec_t s = spec_for(f, "set -e; cat input.txt sub/x.txt; echo new > sub/y; echo over > sub/x.txt; ls -l sub/x.txt | cut -c1-4");
+    s.skeleton = skel;
+    s.n_skeleton = 3;
+    char **argv = NULL;
+    assert_int_equal(exec_build_argv(&f->opts, &s, &argv), 0);
+    bool flag = false;
+    for (char **a = argv; *a; a++)
+        flag |= !strcmp(*a, "--skeleton-ready");
+    exec_argv_free(argv);
+    assert_true(flag);
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out);
+    assert_string_equal(out, "input data\ndeep\n-rw-\n");
+    free(out);
+    int dfd = open(f->task_dir, O_RDONLY | O_DIRECTORY);
+    assert_true(exec_is_unchanged_input(dfd, "input.txt"));
+    assert_false(exec_is_unchanged_input(dfd, "sub/x.txt"));
+    assert_false(exec_is_unchanged_input(dfd, "sub/y"));
+    close(dfd);
+    snprintf(p, sizeof(p), "%s/sub/x.txt", f->job_dir);
+    out = slurp(p);
+    assert_string_equal(out, "deep\n");
+    free(out);
+    /* a path out of the task directory is refused, never followed */
+    const exec_entry_t bad[] = {{.path = "../escape", .size = 1, .mode = 0644}};
+    s.skeleton = bad;
+    s.n_skeleton = 1;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_true(rec2.res.refused);
+    assert_non_null(strstr(rec2.res.reason, "preparing the task directory"));
+    snprintf(p, sizeof(p), "%s/escape", f->base);
+    assert_int_equal(access(p, F_OK), -1);
+}
+
 static void run_cannot_write_outside_task_and_tmp(void **state)
 {
     NEED_SANDBOX();
@@ -1294,6 +1347,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_cannot_write_outside_task_and_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(run_tmpfs_is_capped_by_the_disk_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(run_starts_in_the_jobs_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_with_a_skeleton_from_the_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(run_has_no_network_unless_asked_and_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_network_when_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(run_times_out, setup, teardown),
