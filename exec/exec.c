@@ -227,6 +227,8 @@ static void prep_work(uv_work_t *w)
                errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
         return;
     }
+    if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) /* made here, off the caller's loop */
+        mkdir(t->scratch_dir, 0700);
     errno = 0;
     if (lstat(t->task_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         refuse(t, "task directory %s: %s", t->task_dir,

@@ -43,11 +43,11 @@ typedef struct exec_entry {
 
 typedef struct exec_spec {
     const char *job_dir;  /**< host path bound read-only at /job (the job inside our own mount) */
-    /** host path, exists, empty: the upper layer of /task (cwd and HOME), which shows the job's files
+    /** host path, empty (made if missing; its parent must exist): the upper layer of /task (cwd and HOME), which shows the job's files
      *  with this directory on top. Afterwards it holds what the task created or changed (its
      *  outputs), plus the unchanged inputs' metacopy entries: see exec_is_unchanged_input. */
     const char *task_dir;
-    /** host path, exists, empty, on the same filesystem as task_dir: overlayfs's own work
+    /** host path, empty (made if missing), on the same filesystem as task_dir: overlayfs's own work
      *  directory. The caller removes it (and task_dir) once the callback has fired. */
     const char *scratch_dir;
     /** optional: the job's tree (as its manifest lists it). Given, the skeleton of /task's upper

@@ -667,10 +667,10 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     r->et = NULL;
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (fs->stopping || j->gone || res->cancelled) {
-        files_rm_rf(r->work_dir);
-        files_rm_rf(r->scratch_dir);
-        unlink(r->out_path);
-        unlink(r->err_path);
+        if (!fs->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
+            fs__rm_later(fs, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
+            fs__rm_later(fs, xstrdup(r->out_path), xstrdup(r->err_path));
+        }
         running_free(r);
         return;
     }
@@ -718,10 +718,8 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     fs->nrunning++;
     r->next = fs->running;
     fs->running = r;
-    files_rm_rf(r->work_dir);
-    files_rm_rf(r->scratch_dir);
-    mkdir(r->work_dir, 0700);
-    mkdir(r->scratch_dir, 0700);
+    /* The task's directories are made by the executor, in the thread pool (work/ is emptied at
+     * start-up, and a task's directories are removed after each run). */
     char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
     /* The job's tree, for the skeleton of the task's upper layer: dirs first (sorted, so parents
      * before children), then files. */

@@ -1113,10 +1113,21 @@ static void spawn_refuses_missing_dirs_and_bad_specs(void **state)
 {
     NEED_SANDBOX();
     fixture_t *f = *state;
-    char missing[192];
-    snprintf(missing, sizeof(missing), "%s/nope", f->base);
+    char missing[192], made[192];
+    snprintf(missing, sizeof(missing), "%s/nope/deeper", f->base); /* its parent is missing too */
+    snprintf(made, sizeof(made), "%s/new-task", f->base);
 
-    exec_spec_t s = spec_for(f, "true");
+    /* A missing task directory whose parent exists is made (in the thread pool) and the task runs. */
+    exec_spec_t s = spec_for(f, "touch ran");
+    s.task_dir = made;
+    rec_t rec0 = {0};
+    run_task(f, f->e, &s, &rec0);
+    assert_int_equal(rec0.res.exit_code, 0);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/ran", made);
+    assert_int_equal(access(p, F_OK), 0);
+
+    s = spec_for(f, "true");
     s.task_dir = missing;
     rec_t rec = {0};
     run_task(f, f->e, &s, &rec);
