@@ -44,10 +44,11 @@
 #include "fs/bundle.h"
 #include "fs/internal.h"
 #include "fs/work.h"
+#include "pool/wire.h"
 
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
-#define VOL_MAX_LEASE 16            /* tasks one lease request may ask for and one answer may give */
+#define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
 #define VOL_MAX_PEERS_PER_HOST 64   /* pool peers one host may add by greeting us */
 
 struct outbox {
@@ -179,41 +180,29 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
     j->lease_asked = 0;
     j->lease_retry_ms = fs__now_ms() + VOL_RETRY_MS;
     if (!status && code == 200 && !fs->stopping) {
-        json_error_t err;
-        json_t *o = json_loadb(body, len, 0, &err);
-        json_t *arr = json_object_get(o, "tasks");
-        json_int_t lease = json_integer_value(json_object_get(o, "lease_ms"));
-        uint64_t lms = lease >= 300 && lease <= 3600000 ? (uint64_t)lease : 30000;
-        size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
-        uint32_t seen[VOL_MAX_LEASE];
-        size_t nseen = 0;
-        char list[VOL_MAX_LEASE * 12] = "";
-        if (n == 0 || n > VOL_MAX_LEASE)
-            log_warn("job %s: a bad lease answer from %s", j->name, j->peers[0]);
-        for (size_t i = 0; i < n && i < VOL_MAX_LEASE; i++) {
-            json_t *e = json_array_get(arr, i);
-            json_int_t t = json_integer_value(e);
-            bool dup = false;
-            for (size_t k = 0; k < nseen; k++)
-                dup |= seen[k] == (uint32_t)t;
-            if (!json_is_integer(e) || t < 0 || t >= (json_int_t)j->man.desc.tasks || dup) {
-                log_warn("job %s: a bad task in the lease answer from %s", j->name, j->peers[0]);
-                continue;
-            }
-            seen[nseen++] = (uint32_t)t;
+        wire_lease_t l;
+        size_t dropped = 0;
+        char why[128];
+        char list[WIRE_MAX_LEASE * 12] = "";
+        if (wire_lease_decode(body, len, j->man.desc.tasks, &l, &dropped, why, sizeof(why)) != 0)
+            log_warn("job %s: a bad lease answer from %s: %s", j->name, j->peers[0], why);
+        else if (dropped)
+            log_warn("job %s: %zu bad tasks in the lease answer from %s", j->name, dropped, j->peers[0]);
+        uint64_t lms = l.lease_ms;
+        for (size_t i = 0; i < l.n; i++) {
+            uint32_t t = l.tasks[i];
             if (!j->gone && fs->nrunning < fs->opts.slots) {
-                running_t *r = fs__start_task(fs, j, (uint32_t)t, true);
+                running_t *r = fs__start_task(fs, j, t, true);
                 r->lease_ms = lms;
                 j->lease_retry_ms = 0; /* maybe there is more */
-                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", list[0] ? "," : "", (uint32_t)t);
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", list[0] ? "," : "", t);
             } else {
                 /* a local task took the slot meanwhile: give it back rather than let the lease expire */
-                vol_get(fs, j, "release", (uint32_t)t, NULL, on_ack);
+                vol_get(fs, j, "release", t, NULL, on_ack);
             }
         }
         if (list[0])
             log_info("job %s: leased task %s from %s", j->name, list, j->peers[0]);
-        json_decref(o);
     }
     fs__job_unref(j);
     free(v);
@@ -748,12 +737,12 @@ static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
         fs__task_dispatched(j, got[k++]);
     if (k == 0)
         return reply_json(r, 204, "");
-    char body[VOL_MAX_LEASE * 12 + 96], list[VOL_MAX_LEASE * 12] = "";
-    for (unsigned i = 0; i < k; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", i ? "," : "", got[i]);
-    /* "task" (the first) for volunteers that know only single leases */
-    snprintf(body, sizeof(body), "{\"tasks\":[%s],\"task\":%u,\"lease_ms\":%" PRIu64 "}", list, got[0], lease_ms(fs));
-    log_info("job %s: task %s leased to %s", j->name, list, peer);
+    wire_lease_t l = {.n = k, .lease_ms = lease_ms(fs)};
+    memcpy(l.tasks, got, k * sizeof(got[0]));
+    char body[WIRE_MAX_BODY];
+    if (wire_lease_encode(&l, body, sizeof(body)) < 0) /* cannot happen: k <= VOL_MAX_LEASE */
+        return reply_json(r, 500, "{\"error\":\"internal\"}");
+    log_info("job %s: task %.*s leased to %s", j->name, (int)(strchr(body, ']') - body - 10), body + 10, peer);
     reply_json(r, 200, body);
 }
 

@@ -1,0 +1,38 @@
+/*
+ * fuzz_wire.c: libFuzzer target for the wire codecs (pool/wire.h; `make fuzz`).
+ *
+ * A lease answer comes from whatever answers at the submitter's address. Decoding must never crash
+ * or leak, and whatever it accepts must hold: 1..WIRE_MAX_LEASE distinct tasks below the job's
+ * task count, a lease length in range, and its encoding decodes back to the same.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char why[128];
+    uint32_t ntasks = size > 0 ? (uint32_t)data[0] + 1 : 1; /* the first byte picks the job's size */
+    wire_lease_t l, back;
+    if (wire_lease_decode((const char *)data, size, ntasks, &l, NULL, why, sizeof(why)) != 0)
+        return 0;
+    if (l.n == 0 || l.n > WIRE_MAX_LEASE || l.lease_ms < WIRE_LEASE_MS_MIN || l.lease_ms > WIRE_LEASE_MS_MAX)
+        abort();
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.tasks[i] >= ntasks)
+            abort();
+        for (size_t k = 0; k < i; k++)
+            if (l.tasks[k] == l.tasks[i])
+                abort();
+    }
+    char buf[WIRE_MAX_BODY];
+    int n = wire_lease_encode(&l, buf, sizeof(buf));
+    if (n <= 0 || wire_lease_decode(buf, (size_t)n, ntasks, &back, NULL, why, sizeof(why)) != 0 || back.n != l.n ||
+        back.lease_ms != l.lease_ms || memcmp(back.tasks, l.tasks, l.n * sizeof(l.tasks[0])) != 0)
+        abort();
+    return 0;
+}
