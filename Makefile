@@ -63,7 +63,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 # Targets that need more than core/ name it here (the pattern rule's $^ picks these up).
 build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/store.c
-build-fuzz/fuzz_bundle: fs/bundle.c
+build-fuzz/fuzz_bundle: pool/bundle.c
 build-fuzz/fuzz_wire: pool/wire.c
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \

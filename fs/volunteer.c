@@ -41,7 +41,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "fs/bundle.h"
+#include "pool/bundle.h"
 #include "fs/internal.h"
 #include "fs/work.h"
 #include "pool/wire.h"
@@ -345,7 +345,10 @@ static void out_done(uv_work_t *req, int status)
         o->next = fs->outbox;
         fs->outbox = o;
         char head[96], *inl = NULL, *extra;
-        snprintf(head, sizeof(head), "&exit=%d&ms=%" PRIu64, w->exit_code, w->elapsed_ms);
+        wire_done_t d = {.exit_code = w->exit_code < -1 || w->exit_code > 255 ? -1 : w->exit_code,
+                         .elapsed_ms = w->elapsed_ms > WIRE_MAX_ELAPSED_MS ? WIRE_MAX_ELAPSED_MS : w->elapsed_ms};
+        if (wire_done_encode(&d, head, sizeof(head)) < 0)
+            head[0] = '\0';
         if (w->data && bundle_query(bytes, len, w->data, w->data_len, &inl) == 0) {
             extra = xasprintf("%s%s", head, inl);
             free(inl);
@@ -757,20 +760,16 @@ static void task_lost(fs_t *fs, job_t *j, uint32_t task, const char *peer)
 
 static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const char *peer)
 {
-    size_t qlen = 0, vlen = 0;
+    size_t qlen = 0;
     const char *q = httpd_req_query(r, &qlen);
-    char v[32];
-    long long code = -1, ms = 0;
-    if (httpd_query_get(q, qlen, "exit", v, sizeof(v) - 1, &vlen) == 0) {
-        v[vlen] = '\0';
-        code = strtoll(v, NULL, 10);
-    }
-    if (httpd_query_get(q, qlen, "ms", v, sizeof(v) - 1, &vlen) == 0) {
-        v[vlen] = '\0';
-        ms = strtoll(v, NULL, 10);
-    }
-    if (code < -1 || code > 255 || ms < 0)
+    wire_done_t d;
+    char dwhy[96];
+    if (wire_done_decode(q, qlen, &d, dwhy, sizeof(dwhy)) != 0) {
+        log_warn("job %s task %u: a bad report from %s: %s", j->name, task, peer, dwhy);
         return reply_json(r, 400, "{\"error\":\"bad exit or ms\"}");
+    }
+    int code = d.exit_code;
+    uint64_t ms = d.elapsed_ms;
     rcollect_t *c = xcalloc(1, sizeof(*c));
     c->fs = fs;
     c->job = j;

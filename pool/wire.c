@@ -84,3 +84,62 @@ int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_
         out->n = 0;
     return rc;
 }
+
+int wire_done_encode(const wire_done_t *d, char *buf, size_t cap)
+{
+    if (!d || !buf || d->exit_code < -1 || d->exit_code > 255 || d->elapsed_ms > WIRE_MAX_ELAPSED_MS)
+        return -EINVAL;
+    int n = snprintf(buf, cap, "&exit=%d&ms=%" PRIu64, d->exit_code, d->elapsed_ms);
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+/* The value of key in a query string (a=1&b=2): its start and length, or NULL. */
+static const char *query_value(const char *q, size_t qlen, const char *key, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < qlen;) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&')
+            end++;
+        if (end - i > klen && memcmp(q + i, key, klen) == 0 && q[i + klen] == '=') {
+            *vlen = end - i - klen - 1;
+            return q + i + klen + 1;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
+/* Plain decimal (an optional leading '-' if allow_neg), at most 19 digits. */
+static int parse_dec(const char *s, size_t n, bool allow_neg, int64_t *out)
+{
+    bool neg = allow_neg && n > 0 && s[0] == '-';
+    size_t i = neg ? 1 : 0;
+    if (n == i || n - i > 19)
+        return -EPROTO;
+    int64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EPROTO;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen)
+{
+    size_t el = 0, ml = 0;
+    const char *e = query ? query_value(query, qlen, "exit", &el) : NULL;
+    const char *m = query ? query_value(query, qlen, "ms", &ml) : NULL;
+    int64_t ev, mv;
+    if (!e || !m)
+        return fail(why, whylen, -EPROTO, "done report without exit= and ms=");
+    if (parse_dec(e, el, true, &ev) != 0 || ev < -1 || ev > 255)
+        return fail(why, whylen, -EPROTO, "done report: exit= is not -1..255");
+    if (parse_dec(m, ml, false, &mv) != 0 || (uint64_t)mv > WIRE_MAX_ELAPSED_MS)
+        return fail(why, whylen, -EPROTO, "done report: ms= is not a duration in ms");
+    out->exit_code = (int)ev;
+    out->elapsed_ms = (uint64_t)mv;
+    return 0;
+}

@@ -5,8 +5,8 @@
  * clock, no loop: unit-tested (tests/unit/test_wire.c) and fuzzed (tests/fuzz/fuzz_wire.c).
  * Errors are 0 / a length, or -errno: -EPROTO (not the message), -EMSGSIZE (over a limit).
  *
- * So far: the lease answer. The jobs listing entry, the results list, the done report and the
- * inline bundle (fs/bundle.c today) follow (issue 8, item 3).
+ * So far: the lease answer and the head of the done report (its inline result is pool/bundle.h).
+ * The jobs listing entry and the results list follow (issue 8, item 3).
  */
 #ifndef PREON_POOL_WIRE_H
 #define PREON_POOL_WIRE_H
@@ -15,6 +15,21 @@
 
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
+/** The head of a volunteer's done report (GET /v1/done/<job>/<task>?peer=...&exit=N&ms=M[&bundle]). */
+typedef struct wire_done {
+    int exit_code;       /**< -1 (never ran: refused) .. 255 */
+    uint64_t elapsed_ms; /**< up to WIRE_MAX_ELAPSED_MS */
+} wire_done_t;
+#define WIRE_MAX_ELAPSED_MS (366ull * 24 * 3600 * 1000)
+
+/** Writes "&exit=N&ms=M" into buf. Its length, or -EINVAL (out of range), -EMSGSIZE. */
+int wire_done_encode(const wire_done_t *d, char *buf, size_t cap);
+/**
+ * Reads exit= and ms= from a query string (other parameters are ignored). Both are required, plain
+ * decimal (exit may be -1). 0, or -EPROTO with why filled.
+ */
+int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen);
+
 #endif
 #ifndef WIRE_MAX_BODY
 #define WIRE_MAX_BODY 4096 /* bytes of a lease answer */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/hash.h"
-#include "fs/bundle.h"
+#include "pool/bundle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

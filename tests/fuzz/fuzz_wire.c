@@ -18,6 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[128];
     uint32_t ntasks = size > 0 ? (uint32_t)data[0] + 1 : 1; /* the first byte picks the job's size */
     wire_lease_t l, back;
+    wire_done_t d, dback;
+    if (wire_done_decode((const char *)data, size, &d, why, sizeof(why)) == 0) {
+        char q[64];
+        int qn = wire_done_encode(&d, q, sizeof(q));
+        if (qn <= 0 || wire_done_decode(q, (size_t)qn, &dback, why, sizeof(why)) != 0 ||
+            dback.exit_code != d.exit_code || dback.elapsed_ms != d.elapsed_ms)
+            abort();
+    }
     if (wire_lease_decode((const char *)data, size, ntasks, &l, NULL, why, sizeof(why)) != 0)
         return 0;
     if (l.n == 0 || l.n > WIRE_MAX_LEASE || l.lease_ms < WIRE_LEASE_MS_MIN || l.lease_ms > WIRE_LEASE_MS_MAX)

@@ -16,7 +16,7 @@
 #include "core/hash.h"
 #include "core/manifest.h"
 #include "core/xalloc.h"
-#include "fs/bundle.h"
+#include "pool/bundle.h"
 
 static void b64_round_trips_every_length(void **state)
 {

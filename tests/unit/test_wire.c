@@ -97,12 +97,37 @@ static void lease_bad_answers_are_refused(void **state)
     assert_int_equal(wire_lease_decode(huge, WIRE_MAX_BODY + 1, 8, &l, NULL, why, sizeof(why)), -EMSGSIZE);
 }
 
+static void done_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    char buf[64], why[128];
+    wire_done_t d = {.exit_code = 3, .elapsed_ms = 1234}, back;
+    int n = wire_done_encode(&d, buf, sizeof(buf));
+    assert_string_equal(buf, "&exit=3&ms=1234");
+    assert_int_equal(wire_done_decode(buf, (size_t)n, &back, why, sizeof(why)), 0);
+    assert_int_equal(back.exit_code, 3);
+    assert_int_equal(back.elapsed_ms, 1234);
+    const char *q = "peer=http://h:1&ms=7&exit=-1&man=abc";
+    assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), 0);
+    assert_int_equal(back.exit_code, -1);
+    assert_int_equal(back.elapsed_ms, 7);
+    const char *bad[] = {"exit=0", "ms=1", "exit=256&ms=1", "exit=-2&ms=1", "exit=1x&ms=1", "exit=&ms=1",
+                         "exit=0&ms=-1", "exit=0&ms=99999999999999999999", "exit=+1&ms=1", "xexit=0&ms=1", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(wire_done_decode(bad[i], strlen(bad[i]), &back, why, sizeof(why)), -EPROTO);
+    d.exit_code = 300;
+    assert_int_equal(wire_done_encode(&d, buf, sizeof(buf)), -EINVAL);
+    d.exit_code = 0;
+    assert_int_equal(wire_done_encode(&d, buf, 5), -EMSGSIZE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lease_round_trip),
         cmocka_unit_test(lease_bad_entries_are_dropped),
         cmocka_unit_test(lease_bad_answers_are_refused),
+        cmocka_unit_test(done_round_trip_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

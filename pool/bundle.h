@@ -10,8 +10,8 @@
  * Pure functions (no I/O), so the checks are unit-tested: bundle_parse refuses anything whose bytes
  * do not hash to the block hashes of the manifest that came with them, before the caller writes a byte.
  */
-#ifndef PREON_FS_BUNDLE_H
-#define PREON_FS_BUNDLE_H
+#ifndef PREON_POOL_BUNDLE_H
+#define PREON_POOL_BUNDLE_H
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -14,7 +14,7 @@
 
 #include "core/httpd.h"
 #include "core/xalloc.h"
-#include "fs/bundle.h"
+#include "pool/bundle.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
