@@ -241,19 +241,14 @@ static void prep_work(uv_work_t *w)
                errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
         return;
     }
-    /* The task runs unprivileged: /task's upper layer must be its own to write. */
-    if (lchown(t->task_dir, t->uid, t->gid) != 0) {
-        refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid,
-               strerror_r(errno, eb, sizeof(eb)));
-        return;
-    }
+
     /* The skeleton of /task's upper layer, from the job's manifest (docs/sandbox.md): here rather
      * than by the limiter walking the mount, which would cost round trips through our own loop. */
     if (t->skel) {
         int ufd = open(t->task_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         int rc = ufd < 0 ? -errno : 0;
         size_t i = 0;
-        for (; !rc && i < t->n_skel; i++) {
+        for (; !rc && i < t->n_skel; i += rc ? 0 : 1) {
             const exec_entry_t *en = &t->skel[i];
             size_t pl = strlen(en->path);
             if (!pl || en->path[0] == '/' || !strcmp(en->path, "..") || !strncmp(en->path, "../", 3) ||
@@ -266,10 +261,17 @@ static void prep_work(uv_work_t *w)
         if (ufd >= 0)
             close(ufd);
         if (rc) {
-            refuse(t, "preparing the task directory (%s): %s", i < t->n_skel ? t->skel[i].path : ".",
+            refuse(t, "preparing the task directory (%s): %s", ufd >= 0 && i < t->n_skel ? t->skel[i].path : ".",
                    strerror_r(-rc, eb, sizeof(eb)));
             return;
         }
+    }
+    /* The task runs unprivileged: /task's upper layer must be its own to write. Given only now,
+     * after root has built the skeleton in it, so nothing of the slot's uid is in it meanwhile. */
+    if (lchown(t->task_dir, t->uid, t->gid) != 0) {
+        refuse(t, "cannot give the task directory to uid %u: %s", (unsigned)t->uid,
+               strerror_r(errno, eb, sizeof(eb)));
+        return;
     }
     /* stderr is opened read-write: its last line explains a sandbox that was not built. */
     int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;

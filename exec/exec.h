@@ -43,7 +43,8 @@ typedef struct exec_entry {
 
 typedef struct exec_spec {
     const char *job_dir;  /**< host path bound read-only at /job (the job inside our own mount) */
-    /** host path, empty (made if missing; its parent must exist): the upper layer of /task (cwd and HOME), which shows the job's files
+    /** host path, new for this run (made if missing; its parent must exist; never a directory an
+     *  earlier task wrote: root builds the skeleton in it): the upper layer of /task (cwd and HOME), which shows the job's files
      *  with this directory on top. Afterwards it holds what the task created or changed (its
      *  outputs), plus the unchanged inputs' metacopy entries: see exec_is_unchanged_input. */
     const char *task_dir;

@@ -220,6 +220,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
                                           .max_leases_per_worker = FS_MAX_LEASES_PER_WORKER,
                                           .max_workers_per_host = FS_MAX_WORKERS_PER_HOST});
     coord_worker_seen(fs->coord, FS_SELF, "local", 0);
+    coord_worker_cap(fs->coord, FS_SELF, fs->opts.slots ? fs->opts.slots : 1); /* --slots may pass 64 */
     /* keep: more than a reader's read-ahead window (remote.c), so read-ahead is answered in memory */
     fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS};
     rc = fetch_new(loop, fs->store, &fo, &fs->fetch);

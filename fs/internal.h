@@ -128,6 +128,7 @@ struct job {
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (fs->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
+    uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
     uint64_t lease_retry_ms;

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
@@ -82,6 +83,7 @@ static void job_free(job_t *j)
     manifest_release(&j->man);
     free(j->reason);
     free(j->unfit);
+    free(j->publishing);
     free(j->name);
     free(j);
 }
@@ -707,10 +709,13 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     r->slot = slot;
     r->remote = remote;
     r->last_renew_ms = fs__now_ms();
-    r->work_dir = xasprintf("%s/work/%s.%u", fs->data_dir, j->id, task);
-    r->scratch_dir = xasprintf("%s/work/%s.%u.ovl", fs->data_dir, j->id, task);
-    r->out_path = xasprintf("%s/work/%s.%u.stdout", fs->data_dir, j->id, task);
-    r->err_path = xasprintf("%s/work/%s.%u.stderr", fs->data_dir, j->id, task);
+    /* Every run gets directories of its own (never a previous run's, which its task could have
+     * filled with symlinks: root builds the skeleton in it). */
+    uint64_t run = ++fs->stage_seq;
+    r->work_dir = xasprintf("%s/work/%s.%u.%" PRIu64, fs->data_dir, j->id, task, run);
+    r->scratch_dir = xasprintf("%s/work/%s.%u.%" PRIu64 ".ovl", fs->data_dir, j->id, task, run);
+    r->out_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stdout", fs->data_dir, j->id, task, run);
+    r->err_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stderr", fs->data_dir, j->id, task, run);
     fs__job_ref(j);
     if (!remote)
         fs__task_dispatched(j, task);

@@ -46,6 +46,7 @@
 #include "fs/work.h"
 #include "pool/wire.h"
 
+#define VOL_ALIVE_MS 10000         /* a volunteer heard from this recently is not dropped (remote.c's window) */
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
@@ -191,6 +192,13 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
         uint64_t lms = l.lease_ms;
         for (size_t i = 0; i < l.n; i++) {
             uint32_t t = l.tasks[i];
+            bool here = false;
+            for (running_t *r = fs->running; r; r = r->next)
+                here |= r->remote && r->job == j && r->task == t;
+            if (here) { /* an honest submitter never leases us a task we run: refuse to run it twice */
+                log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
+                continue;
+            }
             if (!j->gone && fs->nrunning < fs->opts.slots) {
                 running_t *r = fs__start_task(fs, j, t, true);
                 r->lease_ms = lms;
@@ -428,9 +436,11 @@ static void publish_done(uv_work_t *req, int status);
 
 /*
  * Thread pool: writes the result files (from the report, or from the store) into this report's own
- * staging directory results/<id>/.<task>.<n>.tmp, and computes the result's id. Nothing is renamed
- * into results/ here: that waits for the coordination core's verdict (assemble_done), so a duplicate
- * or late report never replaces an accepted result.
+ * staging directory results/<id>/.<task>.<n>.tmp, and computes the result's id. Then, on the loop
+ * (assemble_done): a report whose worker still holds the lease, and no other rename of that task
+ * under way, is renamed into results/ (publish_work), and only then does the core decide
+ * (publish_done); any other is removed. So a duplicate or late report never replaces an accepted
+ * result, and an accepted task always has its result in place.
  */
 static void assemble_work(uv_work_t *req)
 {
@@ -508,10 +518,20 @@ static void assemble_done(uv_work_t *req, int status)
     job_t *j = c->job;
     fs->pending_work--;
     if (!j->gone && !fs->stopping) {
-        if (c->status) { /* we could not write it: not the volunteer's result's fault, nor a verdict */
-            log_warn("job %s task %u: %s (the lease will expire and the task run again)", j->name, c->task, c->why);
+        if (!j->publishing)
+            j->publishing = xcalloc(j->man.desc.tasks, 1);
+        if (c->status) { /* we could not write it: not the volunteer's fault; it runs again */
+            log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
+            coord_lost(fs->coord, j->id, c->task, c->peer);
+            fs__vol_offer(fs, j, NULL);
+        } else if (j->publishing[c->task] || coord_holds(fs->coord, j->id, c->task, c->peer) != 0) {
+            log_info("job %s task %u: the report of %s comes late or twice: its result is not kept", j->name,
+                     c->task, c->peer);
         } else {
-            c->publish = fs__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0);
+            /* The result goes into results/ first, and only then does the core decide (publish_done):
+             * so an accepted task always has its result in place. One rename per task at a time. */
+            j->publishing[c->task] = 1;
+            c->publish = true;
         }
     }
     fs->pending_work++;
@@ -524,14 +544,21 @@ static void publish_done(uv_work_t *req, int status)
     fs_t *fs = c->fs;
     job_t *j = c->job;
     fs->pending_work--;
+    if (c->publish && j->publishing)
+        j->publishing[c->task] = 0;
     if (c->publish && !j->gone && !fs->stopping) {
-        bool ok = c->status == 0 && c->exit_code == 0;
+        if (c->status) { /* the rename failed: not accepted; the task runs again */
+            log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
+            coord_lost(fs->coord, j->id, c->task, c->peer);
+            fs__vol_offer(fs, j, NULL);
+            fs__job_check_over(j);
+            return rc_free(c);
+        }
+        if (!fs__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0))
+            return rc_free(c); /* lost its lease during the rename: the next accepted result replaces it */
         char reason[320];
-        if (c->status)
-            snprintf(reason, sizeof(reason), "%s", c->why);
-        else
-            snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
-        fs__task_finished(j, c->task, ok, c->exit_code, c->elapsed_ms, reason);
+        snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
+        fs__task_finished(j, c->task, c->exit_code == 0, c->exit_code, c->elapsed_ms, reason);
         log_info("job %s task %u: result %s from %s (exit %d)", j->name, c->task, c->result_id, c->peer,
                  c->exit_code);
     }
@@ -887,6 +914,11 @@ static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, con
 
 void fs__vol_peer_dropped(fs_t *fs, const char *url)
 {
+    uint64_t seen = 0;
+    /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
+     * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
+    if (coord_worker_known(fs->coord, url, &seen) && seen + VOL_ALIVE_MS > fs__now_ms())
+        return;
     if (coord_worker_drop(fs->coord, url, on_peer_lease_lost, fs) <= 0)
         return;
     for (job_t *j = fs->joblist; j; j = j->next) {
@@ -918,6 +950,8 @@ static void on_lease_timer(uv_timer_t *t)
     fs_t *fs = t->data;
     if (fs->stopping)
         return;
+    /* Volunteers not heard from for three lease times are forgotten (their leases expired already). */
+    coord_drop_silent(fs->coord, fs__now_ms(), 3 * lease_ms(fs), FS_SELF, on_peer_lease_lost, fs);
     if (coord_expire(fs->coord, fs__now_ms(), on_lease_expired, fs) > 0) {
         for (job_t *j = fs->joblist; j; j = j->next) {
             if (j->remote || !j->published || j->gone)

@@ -64,6 +64,7 @@ typedef struct worker {
     char *id, *host; /* id NULL: a free slot */
     uint64_t last_seen;
     uint32_t nleases;
+    uint32_t cap; /* its own lease cap, 0: the default */
 } worker_t;
 
 struct coord {
@@ -513,6 +514,15 @@ bool coord_worker_known(const coord_t *c, const char *worker, uint64_t *last_see
     return wi != NONE;
 }
 
+int coord_worker_cap(coord_t *c, const char *worker, uint32_t cap)
+{
+    uint32_t wi = find_worker(c, worker);
+    if (wi == NONE)
+        return -ENOENT;
+    c->workers[wi].cap = cap;
+    return 0;
+}
+
 uint32_t coord_worker_leases(const coord_t *c, const char *worker)
 {
     uint32_t wi = find_worker(c, worker);
@@ -624,7 +634,8 @@ int coord_lease(coord_t *c, const char *job_id, const char *worker, uint64_t now
     uint32_t wi = find_worker(c, worker);
     if (wi == NONE || !task)
         return -ENOENT;
-    if (c->workers[wi].nleases >= c->o.max_leases_per_worker)
+    uint32_t cap = c->workers[wi].cap ? c->workers[wi].cap : c->o.max_leases_per_worker;
+    if (c->workers[wi].nleases >= cap)
         return -EDQUOT;
     if (job_id) {
         job_t *j = find(c, job_id);

@@ -120,6 +120,8 @@ int coord_worker_drop(coord_t *c, const char *worker,
 /** Drops every worker last seen before now_ms - silent_ms, except `keep` (may be NULL). Returns how many. */
 size_t coord_drop_silent(coord_t *c, uint64_t now_ms, uint64_t silent_ms, const char *keep,
                          void (*cb)(void *arg, const char *job_id, uint32_t task, const char *worker), void *arg);
+/** Sets one worker's own lease cap (our own slots: their count). 0 or -ENOENT. */
+int coord_worker_cap(coord_t *c, const char *worker, uint32_t cap);
 /** Leases the worker holds now (0 if unknown). */
 uint32_t coord_worker_leases(const coord_t *c, const char *worker);
 /** Workers known on host. */

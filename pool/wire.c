@@ -110,12 +110,12 @@ static const char *query_value(const char *q, size_t qlen, const char *key, size
     return NULL;
 }
 
-/* Plain decimal (an optional leading '-' if allow_neg), at most 19 digits. */
+/* Plain decimal (an optional leading '-' if allow_neg), at most 18 digits (no overflow). */
 static int parse_dec(const char *s, size_t n, bool allow_neg, int64_t *out)
 {
     bool neg = allow_neg && n > 0 && s[0] == '-';
     size_t i = neg ? 1 : 0;
-    if (n == i || n - i > 19)
+    if (n == i || n - i > 18)
         return -EPROTO;
     int64_t v = 0;
     for (; i < n; i++) {

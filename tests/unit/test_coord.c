@@ -261,6 +261,12 @@ static void a_hog_is_capped(void **state)
     assert_int_equal(coord_report(c, "a", 0, W1, "r", true, &v), 0);
     assert_int_equal(coord_lease(c, "a", W1, 0, 100, NULL, &t), 0);
     assert_int_equal(t, 4);
+    /* a worker with a cap of its own (our slots): 5 here */
+    assert_int_equal(coord_worker_cap(c, W2, 5), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t), 0);
+    assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t), -EDQUOT);
+    assert_int_equal(coord_worker_cap(c, "nobody", 5), -ENOENT);
     coord_free(c);
 }
 

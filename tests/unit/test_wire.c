@@ -112,7 +112,7 @@ static void done_round_trip_and_refusals(void **state)
     assert_int_equal(back.exit_code, -1);
     assert_int_equal(back.elapsed_ms, 7);
     const char *bad[] = {"exit=0", "ms=1", "exit=256&ms=1", "exit=-2&ms=1", "exit=1x&ms=1", "exit=&ms=1",
-                         "exit=0&ms=-1", "exit=0&ms=99999999999999999999", "exit=+1&ms=1", "xexit=0&ms=1", ""};
+                         "exit=0&ms=-1", "exit=0&ms=99999999999999999999", "exit=0&ms=9999999999999999999", "exit=+1&ms=1", "xexit=0&ms=1", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(wire_done_decode(bad[i], strlen(bad[i]), &back, why, sizeof(why)), -EPROTO);
     d.exit_code = 300;
