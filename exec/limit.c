@@ -161,19 +161,6 @@ int exec__mirror_entry(int upper_fd, const char *rel, bool dir, mode_t mode, uin
     return rc;
 }
 
-/* One metacopy entry in upper for the lower file st: see step (2) above. */
-static int skeleton_file(int updir, const char *name, const struct stat *st, uid_t uid, gid_t gid, bool chown_it)
-{
-    int fd = openat(updir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return errno == EEXIST ? 0 : -errno; /* already in upper (a task dir used again): upper wins */
-    int rc = 0;
-    if (ftruncate(fd, st->st_size) != 0 || fsetxattr(fd, EXEC_METACOPY_XATTR, "", 0, 0) != 0 ||
-        (chown_it && fchown(fd, uid, gid) != 0) || fchmod(fd, (st->st_mode & 0777) | 0600) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
 
 /* Walks the staged job directory and mirrors it into upper (step 2). 0 or -1 after a message. */
 static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
@@ -213,15 +200,10 @@ static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
                 n = snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
                 if (n < 0 || (size_t)n >= sizeof(sub))
                     rc = -ENAMETOOLONG;
-                else if (mkdirat(ud, de->d_name, 0700) != 0)
-                    rc = errno == EEXIST ? 0 : -errno; /* upper has it: its own entry wins */
-                else if ((chown_it && fchownat(ud, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) ||
-                         fchmodat(ud, de->d_name, (st.st_mode & 0777) | 0700, 0) != 0)
-                    rc = -errno;
-                else
+                else if ((rc = exec__mirror_entry(ud, de->d_name, true, st.st_mode, 0, uid, gid, chown_it)) == 0)
                     rc = dirq_push(&q, sub);
             } else if (S_ISREG(st.st_mode)) {
-                rc = skeleton_file(ud, de->d_name, &st, uid, gid, chown_it);
+                rc = exec__mirror_entry(ud, de->d_name, false, st.st_mode, (uint64_t)st.st_size, uid, gid, chown_it);
             } /* nothing else is published; anything else shows through read-only as it is */
             if (rc)
                 snprintf(what, sizeof(what), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
