@@ -21,10 +21,6 @@
 #include "core/xalloc.h"
 #include "fs/internal.h"
 
-static void finish_stop(fs_t *fs);
-
-/* Verified blocks the fetcher keeps in memory after they are done (16 MiB at 256 KiB a block). */
-#define FS_KEEP_BLOCKS 64
 /*
  * Read-ahead of the mount, in KiB. The kernel caps a FUSE file's read-ahead at its bdi's
  * read_ahead_kb (128 KiB by default; the init reply can only lower it), so a sequential reader
@@ -137,117 +133,26 @@ static void on_fuse_readable(uv_poll_t *p, int status, int events)
     }
 }
 
-/*
- * Loop lag: called once per loop iteration (before the loop blocks in epoll). The iteration's wall
- * time minus the time it spent blocked in epoll (libuv's idle-time metric) is the time the loop
- * could not answer anything: callbacks, FUSE requests, HTTP, timers. Its maximum since start and
- * the count over 5 ms (the goal) are in the `peer` file.
- */
-static void on_loop_iteration(uv_prepare_t *p)
-{
-    fs_t *fs = p->data;
-    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(fs->loop);
-    if (fs->lag_last_ns) {
-        uint64_t wall = now - fs->lag_last_ns, slept = idle - fs->lag_last_idle_ns;
-        uint64_t busy = wall > slept ? wall - slept : 0;
-        if (busy > fs->lag_max_ns)
-            fs->lag_max_ns = busy;
-        if (busy > 5000000)
-            fs->lag_over_5ms++;
-    }
-    fs->lag_last_ns = now;
-    fs->lag_last_idle_ns = idle;
-}
-
 int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, int status), void *arg,
            fs_t **out)
 {
     fs_t *fs = xcalloc(1, sizeof(*fs));
     int rc = 0;
     fs->loop = loop;
-    uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for the loop-lag figure (on_loop_iteration) */
     fs->opts = *opts;
     fs->mountpoint = xstrdup(opts->mountpoint);
     fs->data_dir = xstrdup(opts->data_dir);
-    fs->self_exe = xstrdup(opts->self_exe);
     fs->opts.mountpoint = fs->mountpoint;
     fs->opts.data_dir = fs->data_dir;
-    fs->opts.self_exe = fs->self_exe;
-    fs->opts.http_url = opts->http_url ? xstrdup(opts->http_url) : NULL;
-    fs->opts.tracker_url = opts->tracker_url ? xstrdup(opts->tracker_url) : NULL;
-    fs->opts.pool = opts->pool ? xstrdup(opts->pool) : NULL;
-    fs->opts.peers = NULL; /* copied into pool_peers below */
+    fs->opts.self_exe = NULL; /* the pool's */
+    fs->opts.http_url = fs->opts.tracker_url = fs->opts.pool = NULL;
+    fs->opts.peers = NULL;
     fs->opts.n_peers = 0;
     fs->on_exit = on_exit;
     fs->exit_arg = arg;
     fs->uid = getuid();
     fs->gid = getgid();
     clock_gettime(CLOCK_REALTIME, &fs->started);
-    fs->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
-
-    static const char *const subdirs[] = {"", "/staging", "/inputs", "/results", "/work", "/store"};
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
-        char *p = xasprintf("%s%s", fs->data_dir, subdirs[i]);
-        rc = files_mkdir_p(p, 0755);
-        if (rc)
-            log_error("%s: %s", p, strerror(-rc));
-        free(p);
-    }
-    char *work = xasprintf("%s/work", fs->data_dir);
-    files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
-    mkdir(work, 0755);
-    free(work);
-    /* Sandbox users must reach the task dirs under data/work (but not list data/). */
-    chmod(fs->data_dir, 0711);
-    if (rc)
-        goto error;
-    char *p = xasprintf("%s/store", fs->data_dir);
-    rc = store_open(p, &fs->store);
-    free(p);
-    if (rc) {
-        log_error("block store: %s", strerror(-rc));
-        goto error;
-    }
-    p = xasprintf("%s/preon.db", fs->data_dir);
-    rc = db_open(p, &fs->db);
-    free(p);
-    if (rc) {
-        log_error("database: %s", strerror(-rc));
-        goto error;
-    }
-    /* The local slots are one worker of the pool (FS_SELF); volunteers are the others. */
-    fs->coord = coord_new(&(coord_opts_t){.max_attempts = FS_MAX_ATTEMPTS,
-                                          .max_leases_per_worker = FS_MAX_LEASES_PER_WORKER,
-                                          .max_workers_per_host = FS_MAX_WORKERS_PER_HOST});
-    coord_worker_seen(fs->coord, FS_SELF, "local", 0);
-    coord_worker_cap(fs->coord, FS_SELF, fs->opts.slots ? fs->opts.slots : 1); /* --slots may pass 64 */
-    /* keep: more than a reader's read-ahead window (remote.c), so read-ahead is answered in memory */
-    fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS};
-    rc = fetch_new(loop, fs->store, &fo, &fs->fetch);
-    if (rc) {
-        log_error("fetcher: %s", strerror(-rc));
-        goto error;
-    }
-    for (size_t i = 0; i < opts->n_peers; i++)
-        fs__pool_add_peer(fs, opts->peers[i]);
-    fs->n_static_peers = fs->n_pool_peers;
-    /* preon-limit next to us starts each task without loading our libraries; else `preon limit`. */
-    const char *slash = strrchr(fs->self_exe, '/');
-    char *lim = xasprintf("%.*s/preon-limit", (int)(slash ? slash - fs->self_exe : 1), slash ? fs->self_exe : "/");
-    if (access(lim, X_OK) != 0) {
-        free(lim);
-        lim = xstrdup(fs->self_exe);
-    }
-    exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = lim,
-                      .uid_base = opts->uid_base, .gid_base = opts->uid_base,
-                      .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
-                      .allow_network = opts->allow_network};
-    rc = exec_new(loop, &eo, &fs->exec);
-    free(lim); /* exec_new keeps a copy */
-    if (rc) {
-        log_error("executor: %s", strerror(-rc));
-        goto error;
-    }
 
     fs->root = fs__node_new(fs, NULL, "", N_ROOT, NULL);
     fs->root->nlookup = 1;
@@ -256,7 +161,17 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->statusdir = fs__node_new(fs, fs->root, "status", N_STATUSDIR, NULL);
     fs->waitdir = fs__node_new(fs, fs->root, "wait", N_WAITDIR, NULL);
     fs->peer = fs__node_new(fs, fs->root, "peer", N_PEER, NULL);
-    rc = fs__jobs_restore(fs);
+    char *jobs_dir = xasprintf("%s/jobs", fs->mountpoint);
+    pool_opts_t po = {.data_dir = fs->data_dir, .jobs_dir = jobs_dir, .self_exe = opts->self_exe,
+                      .bwrap = opts->bwrap, .slots = opts->slots, .uid_base = opts->uid_base,
+                      .allow_network = opts->allow_network, .httpd = opts->httpd, .http_url = opts->http_url,
+                      .peers = opts->peers, .n_peers = opts->n_peers, .tracker_url = opts->tracker_url,
+                      .pool = opts->pool, .http_port = opts->http_port, .lease_ms = opts->lease_ms,
+                      .discover_ms = opts->discover_ms, .mountpoint = fs->mountpoint};
+    pool_view_t view = fs__view;
+    view.arg = fs;
+    rc = pool_new(loop, &po, &view, &fs->pool); /* restores the jobs: their nodes come with them */
+    free(jobs_dir);
     if (rc)
         goto error;
 
@@ -280,20 +195,13 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     raise_readahead(fs);
     int fd = fuse_session_fd(fs->se);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    fs->lag = xcalloc(1, sizeof(*fs->lag));
-    uv_prepare_init(loop, fs->lag);
-    fs->lag->data = fs;
-    uv_prepare_start(fs->lag, on_loop_iteration);
     fs->poll = xcalloc(1, sizeof(*fs->poll));
     uv_poll_init(loop, fs->poll, fd);
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
-    fs__api_start(fs);
-    fs__vol_start(fs);
-    fs__discover_start(fs);
     log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, fs->opts.slots,
-             fs->opts.http_url ? ", peer API at " : "", fs->opts.http_url ? fs->opts.http_url : "");
-    fs__jobs_kick(fs);
+             opts->http_url ? ", peer API at " : "", opts->http_url ? opts->http_url : "");
+    pool_start(fs->pool); /* tasks start now: they read their inputs through the mount */
     *out = fs;
     return 0;
 
@@ -304,97 +212,32 @@ error:
             fuse_session_unmount(fs->se);
         fuse_session_destroy(fs->se);
     }
-    if (fs->exec)
-        exec_close(fs->exec, NULL, NULL);
-    if (fs->fetch)
-        fetch_close(fs->fetch, NULL, NULL);
-    for (size_t i = 0; i < fs->n_pool_peers; i++)
-        free(fs->pool_peers[i]);
-    free(fs->pool_peers);
-    free(fs->pool_fail_since);
-    fs__jobs_free(fs);
+    if (fs->pool) {
+        fs__views_free(fs);
+        pool_free(fs->pool);
+    }
     fs__nodes_free(fs);
-    coord_free(fs->coord);
-    if (fs->db)
-        db_close(fs->db);
-    if (fs->store)
-        store_close(fs->store);
-    free(fs->slot_busy);
     free(fs->mountpoint);
     free(fs->data_dir);
-    free(fs->self_exe);
-    free((char *)fs->opts.http_url);
-    free((char *)fs->opts.tracker_url);
-    free((char *)fs->opts.pool);
-    free(fs->locs);
     free(fs);
     return rc ? rc : -EIO;
 }
 
 void fs__handle_free(uv_handle_t *h) { free(h); }
 
-static void fetch_closed(void *arg)
+/* The pool has stopped (tasks reaped, thread-pool work landed) and is freed. */
+static void pool_stopped(void *arg)
 {
     fs_t *fs = arg;
-    fs->fetch = NULL;
-    finish_stop(fs);
-}
-
-static void exec_closed(void *arg)
-{
-    fs_t *fs = arg;
-    fs->exec = NULL;
-    fetch_close(fs->fetch, fetch_closed, fs); /* pending reads and discoveries end with -ECANCELED */
-}
-
-static void drain_check(uv_timer_t *t);
-
-/* Runs once tasks are reaped; waits (without blocking) for thread-pool work to land. */
-static void finish_stop(fs_t *fs)
-{
-    if (fs->pending_work > 0) {
-        uv_timer_t *t = xcalloc(1, sizeof(*t));
-        uv_timer_init(fs->loop, t);
-        t->data = fs;
-        uv_timer_start(t, drain_check, 10, 0);
-        return;
-    }
-    for (job_t *j = fs->joblist; j; j = j->next) {
-        if (j->quiet) {
-            uv_close((uv_handle_t *)j->quiet, fs__handle_free);
-            j->quiet = NULL;
-        }
-    }
-    for (size_t i = 0; i < fs->n_pool_peers; i++)
-        free(fs->pool_peers[i]);
-    free(fs->pool_peers);
-    free(fs->pool_fail_since);
-    fs__jobs_free(fs);
     fs__nodes_free(fs);
-    coord_free(fs->coord);
-    db_close(fs->db);
-    store_close(fs->store);
     free(fs->buf.mem);
-    free(fs->slot_busy);
     free(fs->mountpoint);
     free(fs->data_dir);
-    free(fs->self_exe);
-    free((char *)fs->opts.http_url);
-    free((char *)fs->opts.tracker_url);
-    free((char *)fs->opts.pool);
-    free(fs->locs);
     void (*cb)(void *, int) = fs->on_exit;
-    void *arg = fs->exit_arg;
+    void *exit_arg = fs->exit_arg;
     free(fs);
     if (cb)
-        cb(arg, 0);
-}
-
-static void drain_check(uv_timer_t *t)
-{
-    fs_t *fs = t->data;
-    uv_close((uv_handle_t *)t, fs__handle_free);
-    finish_stop(fs);
+        cb(exit_arg, 0);
 }
 
 void fs_stop(fs_t *fs)
@@ -403,32 +246,17 @@ void fs_stop(fs_t *fs)
         return;
     fs->stopping = true;
     log_info("unmounting %s", fs->mountpoint);
-    fs__api_stop(fs);
-    fs__discover_stop(fs);
-    fs__vol_stop(fs);
-    if (fs->lag) {
-        uv_prepare_stop(fs->lag);
-        uv_close((uv_handle_t *)fs->lag, fs__handle_free);
-        fs->lag = NULL;
-    }
     if (fs->poll) {
         uv_poll_stop(fs->poll);
         uv_close((uv_handle_t *)fs->poll, fs__handle_free);
         fs->poll = NULL;
     }
     /* Parked readers get their answer now rather than a dead connection. */
-    for (job_t *j = fs->joblist; j; j = j->next) {
-        while (j->waiters) {
-            waiter_t *w = j->waiters;
-            j->waiters = w->next;
-            fuse_reply_err(w->req, EINTR);
-            free(w);
-        }
-    }
+    fs__views_free(fs);
     fs__remote_reads_abort(fs);
     if (fs->mounted)
         fuse_session_unmount(fs->se);
     fuse_session_destroy(fs->se);
     fs->se = NULL;
-    exec_close(fs->exec, exec_closed, fs);
+    pool_stop(fs->pool, pool_stopped, fs);
 }

@@ -104,9 +104,9 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
         size_t len = 0;
         char *text = NULL;
         if (n->kind == N_PEER)
-            text = fs__peer_status_text(fs, &len);
+            text = pool_peer_status_text(fs->pool, &len);
         else if (n->kind == N_STATUS)
-            text = fs__job_status_text(n->job, &len);
+            text = pool_job_status_text(n->job, &len);
         free(text);
         st->st_size = (off_t)len;
     }
@@ -121,7 +121,7 @@ static double timeout_of(const node_t *n)
     /* A remote job leaves jobs/ without the kernel seeing it: the kernel re-asks about its root
      * every second (a lookup answered from memory), so a removed one is gone within a second.
      * (fuse_lowlevel_notify_inval_entry from the loop thread could deadlock on a lookup in jobs/.) */
-    if (n->kind == N_PUB_DIR && n->job && n->job->remote && n->job->dir == n)
+    if (n->kind == N_PUB_DIR && n->job && n->job->remote && V(n->job) && V(n->job)->dir == n)
         return TIMEOUT_REMOTE_ROOT;
     return (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RRES_FILE) ? TIMEOUT_PUB : 0.0;
 }
@@ -357,7 +357,7 @@ static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_in
     file_fh_t *fh = xcalloc(1, sizeof(*fh));
     fh->fd = fd;
     fh->job = n->job;
-    fs__job_ref(n->job);
+    pool_job_ref(n->job);
     if (n->kind == N_STAGE && wants_write(fi->flags)) {
         fh->counted = true;
         fs__job_file_opened(n->job);
@@ -380,7 +380,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (wants_write(fi->flags))
             return (void)fuse_reply_err(req, EACCES);
         text_fh_t *t = xcalloc(1, sizeof(*t));
-        t->text = n->kind == N_PEER ? fs__peer_status_text(fs, &t->len) : fs__job_status_text(n->job, &t->len);
+        t->text = n->kind == N_PEER ? pool_peer_status_text(fs->pool, &t->len) : pool_job_status_text(n->job, &t->len);
         fi->fh = (uintptr_t)t;
         fi->direct_io = 1;
         break;
@@ -390,7 +390,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             return (void)fuse_reply_err(req, EACCES);
         fi->fh = (uintptr_t)xcalloc(1, sizeof(struct wait_fh));
         fi->direct_io = 1;
-        fs__job_ref(n->job);
+        pool_job_ref(n->job);
         break;
     case N_RRES_FILE:
     case N_PUB_FILE: {
@@ -400,7 +400,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             file_fh_t *fh = xcalloc(1, sizeof(*fh));
             fh->fd = -1;
             fh->job = n->job;
-            fs__job_ref(n->job);
+            pool_job_ref(n->job);
             fi->fh = (uintptr_t)fh;
             fi->keep_cache = 1;
             break;
@@ -442,24 +442,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
-static void reply_slice(fuse_req_t req, const char *text, size_t len, size_t size, off_t off)
-{
-    if ((size_t)off >= len)
-        return (void)fuse_reply_buf(req, NULL, 0);
-    size_t n = len - (size_t)off < size ? len - (size_t)off : size;
-    fuse_reply_buf(req, text + off, n);
-}
-
-void fs__wait_reply(waiter_t *w, const char *text, size_t len)
-{
-    if (!w->fh->text) {
-        w->fh->text = xmalloc(len + 1);
-        memcpy(w->fh->text, text, len);
-        w->fh->len = len;
-    }
-    reply_slice(w->req, w->fh->text, w->fh->len, w->size, w->off);
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
@@ -470,18 +452,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     case N_PEER:
     case N_STATUS: {
         text_fh_t *t = (text_fh_t *)(uintptr_t)fi->fh;
-        return reply_slice(req, t->text, t->len, size, off);
+        return fs__reply_slice(req, t->text, t->len, size, off);
     }
     case N_WAIT: {
         struct wait_fh *w = (struct wait_fh *)(uintptr_t)fi->fh;
         if (w->text)
-            return reply_slice(req, w->text, w->len, size, off);
-        if (fs__job_over(n->job)) {
+            return fs__reply_slice(req, w->text, w->len, size, off);
+        if (pool_job_over(n->job)) {
             size_t len;
-            char *text = fs__job_status_text(n->job, &len);
+            char *text = pool_job_status_text(n->job, &len);
             w->text = text;
             w->len = len;
-            return reply_slice(req, w->text, w->len, size, off);
+            return fs__reply_slice(req, w->text, w->len, size, off);
         }
         return fs__wait_park(n->job, req, size, off, w);
     }
@@ -536,14 +518,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         struct wait_fh *w = (struct wait_fh *)(uintptr_t)fi->fh;
         free(w->text);
         free(w);
-        fs__job_unref(n->job);
+        pool_job_unref(n->job);
     } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
         if (fh->fd >= 0)
             close(fh->fd);
         if (fh->counted)
             fs__job_file_closed(fh->job);
-        fs__job_unref(fh->job);
+        pool_job_unref(fh->job);
         free(fh);
     }
     fuse_reply_err(req, 0);
@@ -613,7 +595,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         close(fh->fd);
         if (fh->counted)
             fs__job_file_closed(fh->job);
-        fs__job_unref(fh->job);
+        pool_job_unref(fh->job);
         free(fh);
     }
 }
@@ -633,7 +615,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         job_t *j = fs__job_new_staging(fs, name);
         if (!j)
             return (void)fuse_reply_err(req, EIO);
-        return reply_entry(req, fs, j->dir);
+        return reply_entry(req, fs, V(j)->dir);
     }
     char *dir = create_prep(req, fs, p, name);
     if (!dir)
@@ -683,7 +665,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             return (void)fuse_reply_err(req, EPERM); /* only its submitter can cancel it */
         if (n->kind != N_PUB_FILE)
             return (void)fuse_reply_err(req, EISDIR);
-        fs__job_cancel(p->job, "cancelled: removed from jobs/");
+        pool_job_cancel(p->job, "cancelled: removed from jobs/");
         fs__node_detach(fs, n);
         return (void)fuse_reply_err(req, 0);
     }
@@ -705,7 +687,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
                 return (void)fuse_reply_err(req, EPERM);
             if (n->nkids > 0)
                 return (void)fuse_reply_err(req, ENOTEMPTY);
-            fs__job_cancel(n->job, "cancelled: removed from jobs/");
+            pool_job_cancel(n->job, "cancelled: removed from jobs/");
             if (p->kind == N_JOBS)
                 fs__job_unlink_dir(n->job);
             else
@@ -752,7 +734,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         if (fs__node_child(np, newname) || strlen(newname) > MANIFEST_MAX_NAME)
             return (void)fuse_reply_err(req, fs__node_child(np, newname) ? EEXIST : ENAMETOOLONG);
         job_t *other = fs__job_find(fs, newname);
-        if (other && !fs__job_over(other))
+        if (other && !pool_job_over(other))
             return (void)fuse_reply_err(req, EEXIST);
         char *from = xasprintf("%s/staging/%s", fs->data_dir, name);
         char *to = xasprintf("%s/staging/%s", fs->data_dir, newname);

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "fs/db.h"
+#include "pool/db.h"
 
 typedef struct fixture {
     char dir[64];

@@ -25,7 +25,7 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "fs/db.h"
+#include "pool/db.h"
 
 #define DB_SCHEMA_VERSION 1
 #ifndef DB_BUSY_TIMEOUT_MS

@@ -2,8 +2,8 @@
  * @file work.h  The blocking halves of publishing and result collection, run in the thread pool.
  * Pure of the loop: they touch only the files and the block store they are given.
  */
-#ifndef PREON_FS_WORK_H
-#define PREON_FS_WORK_H
+#ifndef PREON_POOL_WORK_H
+#define PREON_POOL_WORK_H
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,10 +17,10 @@
  * job's verified inputs. m must be manifest_init'ed with name and created_ms set.
  * 0, or -EINVAL/-EMSGSIZE/-errno with why filled (a reason for the user).
  */
-int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen);
-/** The tree part of fs__publish_scan: hashes every file of root into m (files, dirs); with st, also
+int pool__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen);
+/** The tree part of pool__publish_scan: hashes every file of root into m (files, dirs); with st, also
  * puts every block into the store (a volunteer's results, served to the submitter by hash). */
-int fs__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
+int pool__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen);
 
 typedef struct collect_spec {
     const char *work_dir;   /**< the task's directory (the upper layer of its /task) */
@@ -40,6 +40,6 @@ typedef struct collect_spec {
  * ones and other special files are not outputs), stdout, stderr and an exit_code file into
  * final_dir. 0 or -errno with why.
  */
-int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen);
+int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen);
 
 #endif

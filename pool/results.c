@@ -28,8 +28,8 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "fs/internal.h"
-#include "fs/work.h"
+#include "pool/internal.h"
+#include "pool/work.h"
 
 #define RES_LIST_MAX_BYTES (4u * 1024 * 1024) /* one /v1/results answer (at least one entry) */
 #define RES_LIST_REPLY_CAP (RES_LIST_MAX_BYTES + MANIFEST_MAX_BYTES / 4 + 65536)
@@ -43,7 +43,7 @@ static void tres_free(taskres_t *tr)
     free(tr);
 }
 
-void fs__res_free(job_t *j)
+void pool__res_free(job_t *j)
 {
     if (j->tres)
         for (uint32_t t = 0; t < j->man.desc.tasks; t++)
@@ -55,9 +55,9 @@ void fs__res_free(job_t *j)
     j->n_tres = 0;
 }
 
-uint64_t fs__epoch_ms(const fs_t *fs)
+uint64_t pool__epoch_ms(const pool_t *pool)
 {
-    return (uint64_t)fs->started.tv_sec * 1000 + (uint64_t)fs->started.tv_nsec / 1000000;
+    return (uint64_t)pool->t0.tv_sec * 1000 + (uint64_t)pool->t0.tv_nsec / 1000000;
 }
 
 /* Takes tr (its manifest decoded, bytes and id set) as task tr->task's result. The caller checked
@@ -84,7 +84,7 @@ static taskres_t *tres_put(job_t *j, taskres_t *tr)
 
 typedef struct reswork {
     uv_work_t req;
-    fs_t *fs;
+    pool_t *pool;
     job_t *job;
     taskres_t *tr;
     char *dir;
@@ -100,7 +100,7 @@ static void res_work(uv_work_t *req)
         w->rc = -ENOENT; /* a task refused or lost before it left a result: nothing to share */
         return;
     }
-    w->rc = fs__hash_tree(NULL, w->dir, &w->tr->man, w->why, sizeof(w->why));
+    w->rc = pool__hash_tree(NULL, w->dir, &w->tr->man, w->why, sizeof(w->why));
     if (!w->rc) {
         w->rc = manifest_encode(&w->tr->man, &w->tr->bytes, &w->tr->len);
         if (w->rc)
@@ -116,16 +116,16 @@ static void res_work(uv_work_t *req)
 static void res_done(uv_work_t *req, int status)
 {
     reswork_t *w = req->data;
-    fs_t *fs = w->fs;
+    pool_t *pool = w->pool;
     job_t *j = w->job;
-    fs->pending_work--;
-    if (!w->rc && !j->gone && !fs->stopping) {
+    pool->pending_work--;
+    if (!w->rc && !j->gone && !pool->stopping) {
         taskres_t *old = tres_put(j, w->tr);
         if (old) {
-            fs__blocks_remove_job(fs, NULL); /* rebuilt without the old result's blocks */
+            pool__blocks_remove_job(pool, NULL); /* rebuilt without the old result's blocks */
             tres_free(old);
         } else {
-            fs__blocks_add_result(fs, j, w->tr);
+            pool__blocks_add_result(pool, j, w->tr);
         }
         w->tr = NULL;
     } else if (w->rc && w->rc != -ENOENT && !j->gone) {
@@ -134,17 +134,17 @@ static void res_done(uv_work_t *req, int status)
     tres_free(w->tr);
     free(w->dir);
     free(w);
-    fs__job_unref(j);
+    pool_job_unref(j);
 }
 
-void fs__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
+void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     if (j->remote || task >= j->man.desc.tasks)
         return;
     reswork_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
-    w->fs = fs;
+    w->pool = pool;
     w->job = j;
     w->tr = xcalloc(1, sizeof(*w->tr));
     w->tr->task = task;
@@ -152,16 +152,16 @@ void fs__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
     w->tr->exit_code = exit_code;
     manifest_init(&w->tr->man);
     w->tr->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
-    w->tr->man.created_ms = fs__now_ms();
-    w->dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task);
-    fs__job_ref(j);
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &w->req, res_work, res_done);
+    w->tr->man.created_ms = pool_now_ms();
+    w->dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task);
+    pool_job_ref(j);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, res_work, res_done);
 }
 
 /* ---- submitter: the API ---- */
 
-static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
+static void res_list(pool_t *pool, httpd_req_t *r, job_t *j)
 {
     size_t qlen = 0, vlen = 0;
     const char *q = httpd_req_query(r, &qlen);
@@ -172,7 +172,7 @@ static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
         char *end = NULL;
         after = strtoull(val, &end, 10);
         if (vlen == 0 || *end)
-            return fs__api_error(r, 400, "after= takes a count");
+            return pool__api_error(r, 400, "after= takes a count");
     }
     json_t *arr = json_array();
     size_t bytes = 0;
@@ -183,8 +183,8 @@ static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
                                              tr->len));
         bytes += tr->len + 160;
     }
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "job", j->id, "state", fs__job_state_name(j->state),
-                          "epoch", (json_int_t)fs__epoch_ms(fs), "after", (json_int_t)after, "done",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "job", j->id, "state", pool_job_state_name(j->state),
+                          "epoch", (json_int_t)pool__epoch_ms(pool), "after", (json_int_t)after, "done",
                           (json_int_t)j->n_tres, "results", arr);
     char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -192,7 +192,7 @@ static void res_list(fs_t *fs, httpd_req_t *r, job_t *j)
 }
 
 /* /v1/results/<job id>[?after=K] and /v1/results/<job id>/<task>. */
-bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path)
+bool pool__res_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     if (strncmp(path, "/results/", 9) != 0)
         return false;
@@ -201,25 +201,25 @@ bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path)
     char id[HASH_HEX_LEN + 1];
     hash_t h;
     if (idlen != HASH_HEX_LEN || hash_from_hex(rest, HASH_HEX_LEN, &h) != 0)
-        return fs__api_error(r, 400, "a job is named by 64 hex digits"), true;
+        return pool__api_error(r, 400, "a job is named by 64 hex digits"), true;
     memcpy(id, rest, HASH_HEX_LEN);
     id[HASH_HEX_LEN] = '\0';
-    job_t *j = fs__job_by_id(fs, id);
+    job_t *j = pool_job_by_id(pool, id);
     if (!j || j->gone)
-        return fs__api_error(r, 404, "no such job"), true;
+        return pool__api_error(r, 404, "no such job"), true;
     if (rest[idlen] == '\0') {
         if (j->remote)
-            return fs__api_error(r, 404, "not this job's submitter"), true;
-        return res_list(fs, r, j), true;
+            return pool__api_error(r, 404, "not this job's submitter"), true;
+        return res_list(pool, r, j), true;
     }
     const char *ts = rest + idlen + 1;
     char *end = NULL;
     unsigned long task = strtoul(ts, &end, 10);
     if (!*ts || *end || task >= j->man.desc.tasks)
-        return fs__api_error(r, 400, "no such task"), true;
+        return pool__api_error(r, 400, "no such task"), true;
     const taskres_t *tr = j->tres ? j->tres[task] : NULL;
     if (!tr)
-        return fs__api_error(r, 404, "no result of this task here"), true;
+        return pool__api_error(r, 404, "no result of this task here"), true;
     httpd_reply(r, 200, "application/json", tr->bytes, tr->len);
     return true;
 }
@@ -229,7 +229,7 @@ bool fs__res_handle(fs_t *fs, httpd_req_t *r, const char *path)
 static job_state_t state_from_name(const char *s)
 {
     for (int st = J_RUNNING; st <= J_CANCELLED; st++)
-        if (s && strcmp(s, fs__job_state_name((job_state_t)st)) == 0)
+        if (s && strcmp(s, pool_job_state_name((job_state_t)st)) == 0)
             return (job_state_t)st;
     return J_RUNNING;
 }
@@ -237,56 +237,26 @@ static job_state_t state_from_name(const char *s)
 /* Over here once the submitter says so and every result it listed has been looked at. */
 static void remote_check_over(job_t *j)
 {
-    if (fs__job_over(j) || (j->r_state != J_DONE && j->r_state != J_FAILED && j->r_state != J_CANCELLED))
+    if (pool_job_over(j) || (j->r_state != J_DONE && j->r_state != J_FAILED && j->r_state != J_CANCELLED))
         return;
     if (j->res_cursor < j->r_done)
         return;
     j->state = j->r_state;
-    log_info("job %s %s at its submitter: %u results here", j->name, fs__job_state_name(j->state), j->n_tres);
-    fs__job_wake(j);
-}
-
-/* The node at path under dir (its directories made as needed). */
-static node_t *mirror_node(fs_t *fs, node_t *dir, const char *path, node_kind_t kind, job_t *j, taskres_t *tr)
-{
-    char *p = xstrdup(path);
-    node_t *cur = dir;
-    char *save = NULL;
-    for (char *tok = strtok_r(p, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
-        bool last = save == NULL || *save == '\0';
-        node_t *n = fs__node_child(cur, tok);
-        if (!n) {
-            n = fs__node_new(fs, cur, tok, last ? kind : N_RRES_DIR, j);
-            n->res = tr;
-        }
-        cur = n;
-    }
-    free(p);
-    return cur;
+    log_info("job %s %s at its submitter: %u results here", j->name, pool_job_state_name(j->state), j->n_tres);
+    pool__job_changed(j);
 }
 
 static void mirror_add(job_t *j, taskres_t *tr)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     taskres_t *old = tres_put(j, tr);
     tres_free(old); /* none: the caller skips tasks it has */
-    if (!j->results)
-        return;
-    char name[16];
-    snprintf(name, sizeof(name), "%u", tr->task);
-    node_t *top = fs__node_child(j->results, name);
-    if (top) /* left over from a result refused earlier: start afresh */
-        fs__node_detach(fs, top);
-    top = fs__node_new(fs, j->results, name, N_RRES_DIR, j);
-    top->res = tr;
-    for (size_t i = 0; i < tr->man.n_dirs; i++)
-        mirror_node(fs, top, tr->man.dirs[i], N_RRES_DIR, j, tr);
-    for (size_t i = 0; i < tr->man.n_files; i++)
-        mirror_node(fs, top, tr->man.files[i].path, N_RRES_FILE, j, tr)->file = (int32_t)i;
+    if (pool->view.result_added)
+        pool->view.result_added(pool->view.arg, j, tr);
 }
 
 typedef struct rlist {
-    fs_t *fs;
+    pool_t *pool;
     job_t *job;
     char *peer;
 } rlist_t;
@@ -329,23 +299,23 @@ static int mirror_entry(job_t *j, json_t *e, char *why, size_t whylen)
     tr->bytes[tlen] = '\0';
     tr->len = tlen;
     mirror_add(j, tr);
-    fs__vol_result_taken(j->fs, j, tr->task); /* if it ran here, the submitter has it now */
+    j->pool->up.vol_result_taken(j->pool, j, tr->task); /* if it ran here, the submitter has it now */
     return 0;
 }
 
 static void on_list(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     rlist_t *l = arg;
-    fs_t *fs = l->fs;
+    pool_t *pool = l->pool;
     job_t *j = l->job;
-    fs->pending_gets--;
+    pool->pending_gets--;
     j->res_fetching = false;
     json_t *o = NULL;
     if (status || code != 200) {
         log_debug("job %s: results list from %s: %s %u", j->name, l->peer, status ? strerror(-status) : "HTTP", code);
         goto out;
     }
-    if (j->gone || fs->stopping)
+    if (j->gone || pool->stopping)
         goto out;
     json_error_t err;
     o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
@@ -367,14 +337,14 @@ static void on_list(int status, unsigned code, const char *body, size_t len, voi
     remote_check_over(j);
 out:
     json_decref(o);
-    fs__job_unref(j);
+    pool_job_unref(j);
     free(l->peer);
     free(l);
 }
 
-void fs__res_remote_seen(job_t *j, json_t *o, const char *peer)
+void pool__res_remote_seen(job_t *j, json_t *o, const char *peer)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     if (!j->remote || !json_is_true(json_object_get(o, "origin")))
         return;
     json_t *c = json_object_get(o, "counts");
@@ -387,14 +357,14 @@ void fs__res_remote_seen(job_t *j, json_t *o, const char *peer)
     }
     j->rcounts = sc;
     j->r_state = state_from_name(json_string_value(json_object_get(o, "state")));
-    if (j->r_state == J_CANCELLED && j->dir) {
+    if (j->r_state == J_CANCELLED && j->listed) {
         /* As on its submitter (rm -r jobs/X): the job leaves jobs/, its results stay in results/;
          * a task of it still running here stops (the submitter's push may have been lost). */
         log_info("job %s: cancelled by its submitter: it leaves jobs/ here (its results stay)", j->name);
-        for (running_t *r = fs->running; r; r = r->next)
+        for (running_t *r = pool->running; r; r = r->next)
             if (r->job == j && r->et)
                 exec_task_cancel(r->et);
-        fs__job_unlink_dir(j);
+        pool_job_unlist(j);
     }
     json_int_t done = json_integer_value(json_object_get(o, "results"));
     j->r_done = done < 0 || (uint64_t)done > j->man.desc.tasks ? j->man.desc.tasks : (uint32_t)done;
@@ -404,19 +374,19 @@ void fs__res_remote_seen(job_t *j, json_t *o, const char *peer)
         j->res_cursor = 0;
     }
     remote_check_over(j);
-    if (j->res_fetching || j->res_cursor >= j->r_done || fs->stopping)
+    if (j->res_fetching || j->res_cursor >= j->r_done || pool->stopping)
         return;
     rlist_t *l = xcalloc(1, sizeof(*l));
-    l->fs = fs;
+    l->pool = pool;
     l->job = j;
     l->peer = xstrdup(peer);
     char *url = xasprintf("%s/v1/results/%s?after=%u", peer, j->id, j->res_cursor);
-    int rc = fetch_get(fs->fetch, url, RES_LIST_REPLY_CAP < FETCH_MAX_GET_BODY ? RES_LIST_REPLY_CAP : FETCH_MAX_GET_BODY,
+    int rc = fetch_get(pool->fetch, url, RES_LIST_REPLY_CAP < FETCH_MAX_GET_BODY ? RES_LIST_REPLY_CAP : FETCH_MAX_GET_BODY,
                        on_list, l);
     if (rc == 0) {
-        fs->pending_gets++;
+        pool->pending_gets++;
         j->res_fetching = true;
-        fs__job_ref(j);
+        pool_job_ref(j);
     } else {
         log_warn("GET %s: %s", url, strerror(-rc));
         free(l->peer);

@@ -6,8 +6,8 @@
  * Calls are blocking but short (no fsync per commit in WAL/NORMAL); they run on the loop thread.
  * Schema in docs/formats.md. All functions return 0 or -errno (-EIO for an SQLite error, logged).
  */
-#ifndef PREON_FS_DB_H
-#define PREON_FS_DB_H
+#ifndef PREON_POOL_DB_H
+#define PREON_POOL_DB_H
 #include <stddef.h>
 #include <stdint.h>
 

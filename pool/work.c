@@ -17,8 +17,8 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
-#include "fs/internal.h"
-#include "fs/work.h"
+#include "pool/internal.h"
+#include "pool/work.h"
 
 /* ---- publishing ---- */
 
@@ -204,7 +204,7 @@ static int read_small(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
-int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen)
+int pool__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen)
 {
     why[0] = '\0';
     char *descpath = xasprintf("%s/%s", root, JOBDESC_FILE);
@@ -239,10 +239,10 @@ int fs__publish_scan(const char *root, manifest_t *m, char *why, size_t whylen)
             return -EINVAL;
         }
     }
-    return fs__hash_tree(NULL, root, m, why, whylen);
+    return pool__hash_tree(NULL, root, m, why, whylen);
 }
 
-int fs__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen)
+int pool__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, size_t whylen)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -331,7 +331,7 @@ static int collect_dir(collect_t *k, int fd0, const char *rel)
     return rc;
 }
 
-int fs__collect_results(const collect_spec_t *c, char *why, size_t whylen)
+int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
 {
     why[0] = '\0';
     files_rm_rf(c->tmp_dir);

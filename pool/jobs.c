@@ -14,57 +14,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "fs/internal.h"
-#include "fs/work.h"
+#include "pool/internal.h"
+#include "pool/work.h"
 
-uint64_t fs__now_ms(void)
+uint64_t pool_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-const char *fs__job_state_name(job_state_t s)
+const char *pool_job_state_name(job_state_t s)
 {
     static const char *const names[] = {"staging", "publishing", "rejected", "running", "done", "failed",
                                         "cancelled"};
     return names[s];
 }
 
-job_t *fs__job_by_id(fs_t *fs, const char *id)
+job_t *pool_job_by_id(pool_t *pool, const char *id)
 {
-    for (job_t *j = fs->joblist; j; j = j->next)
+    for (job_t *j = pool->joblist; j; j = j->next)
         if (j->published && !j->gone && strcmp(j->id, id) == 0)
             return j;
     return NULL;
 }
 
-job_t *fs__job_find(fs_t *fs, const char *name)
+job_t *pool_job_find(pool_t *pool, const char *name)
 {
-    for (job_t *j = fs->joblist; j; j = j->next)
+    for (job_t *j = pool->joblist; j; j = j->next)
         if (!j->gone && strcmp(j->name, name) == 0)
             return j;
     return NULL;
 }
 
-bool fs__job_over(const job_t *j)
+bool pool_job_over(const job_t *j)
 {
     return j->state == J_DONE || j->state == J_FAILED || j->state == J_CANCELLED || j->state == J_REJECTED;
 }
 
-void fs__job_ref(job_t *j) { j->refs++; }
+void pool__handle_free(uv_handle_t *h) { free(h); }
+
+void pool_job_ref(job_t *j) { j->refs++; }
 
 static void job_free(job_t *j)
 {
-    fs_t *fs = j->fs;
-    for (job_t **pp = &fs->joblist; *pp; pp = &(*pp)->next) {
+    pool_t *pool = j->pool;
+    for (job_t **pp = &pool->joblist; *pp; pp = &(*pp)->next) {
         if (*pp == j) {
             *pp = j->next;
             break;
@@ -79,7 +84,8 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
-    fs__res_free(j);
+    if (pool->up.res_free)
+        pool->up.res_free(j);
     manifest_release(&j->man);
     free(j->reason);
     free(j->unfit);
@@ -88,63 +94,31 @@ static void job_free(job_t *j)
     free(j);
 }
 
-void fs__job_unref(job_t *j)
+void pool_job_unref(job_t *j)
 {
-    if (--j->refs == 0 && j->gone && !j->quiet)
+    if (--j->refs == 0 && j->gone)
         job_free(j);
 }
 
-static void quiet_closed(uv_handle_t *h)
+static void view_added(job_t *j)
 {
-    job_t *j = h->data;
-    free(h);
-    j->quiet = NULL;
-    if (j->gone && j->refs == 0)
-        job_free(j);
+    if (j->pool->view.job_added)
+        j->pool->view.job_added(j->pool->view.arg, j);
 }
 
-void fs__job_wake(job_t *j)
+static void view_changed(job_t *j)
 {
-    if (!j->waiters)
-        return;
-    size_t len;
-    char *text = fs__job_status_text(j, &len);
-    while (j->waiters) {
-        waiter_t *w = j->waiters;
-        j->waiters = w->next;
-        fs__wait_reply(w, text, len);
-        free(w);
-    }
-    free(text);
+    if (j->pool->view.job_changed)
+        j->pool->view.job_changed(j->pool->view.arg, j);
 }
 
-static void on_interrupt(fuse_req_t req, void *data)
-{
-    waiter_t *target = data;
-    job_t *j = target->job;
-    for (waiter_t **pp = &j->waiters; *pp; pp = &(*pp)->next) {
-        if (*pp == target) {
-            *pp = target->next;
-            fuse_reply_err(req, EINTR);
-            free(target);
-            return;
-        }
-    }
-}
-
-void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh)
-{
-    waiter_t *w = xcalloc(1, sizeof(*w));
-    *w = (waiter_t){.req = req, .size = size, .off = off, .fh = fh, .job = j, .next = j->waiters};
-    j->waiters = w;
-    fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
-}
+void pool__job_changed(job_t *j) { view_changed(j); }
 
 /* Removing a tree can take long (a job of 100k files): the thread pool does it. The names are never
  * reused (a job id is new on every publish), so nothing waits for them to go. b may be NULL. */
 typedef struct rmwork {
     uv_work_t req;
-    fs_t *fs;
+    pool_t *pool;
     char *a, *b;
 } rmwork_t;
 
@@ -159,87 +133,73 @@ static void rm_work(uv_work_t *req)
 static void rm_done(uv_work_t *req, int status)
 {
     rmwork_t *w = req->data;
-    w->fs->pending_work--;
+    w->pool->pending_work--;
     free(w->a);
     free(w->b);
     free(w);
 }
 
-void fs__rm_later(fs_t *fs, char *a, char *b)
+void pool__rm_later(pool_t *pool, char *a, char *b)
 {
     rmwork_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
-    w->fs = fs;
+    w->pool = pool;
     w->a = a;
     w->b = b;
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &w->req, rm_work, rm_done);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, rm_work, rm_done);
 }
 
 /* Forgets a job entirely: its nodes, records and results. */
 static void job_forget(job_t *j)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     if (j->gone)
         return;
-    fs__job_wake(j);
-    if (j->dir)
-        fs__node_detach(fs, j->dir);
-    if (j->results)
-        fs__node_detach(fs, j->results);
-    if (j->status)
-        fs__node_detach(fs, j->status);
-    if (j->wait)
-        fs__node_detach(fs, j->wait);
-    j->dir = j->results = j->status = j->wait = NULL;
+    if (pool->view.job_removed)
+        pool->view.job_removed(pool->view.arg, j);
+    j->view = NULL;
+    j->listed = false;
     if (j->published) {
-        fs__blocks_remove_job(fs, j);
-        coord_remove_job(fs->coord, j->id);
-        db_job_delete(fs->db, j->id);
-        fs__rm_later(fs, xasprintf("%s/results/%s", fs->data_dir, j->id), xasprintf("%s/inputs/%s", fs->data_dir, j->id));
+        pool__blocks_remove_job(pool, j);
+        coord_remove_job(pool->coord, j->id);
+        db_job_delete(pool->db, j->id);
+        pool__rm_later(pool, xasprintf("%s/results/%s", pool->data_dir, j->id), xasprintf("%s/inputs/%s", pool->data_dir, j->id));
     }
     j->gone = true;
-    if (j->quiet) {
-        uv_close((uv_handle_t *)j->quiet, quiet_closed);
-        return;
-    }
     if (j->refs == 0)
         job_free(j);
 }
 
-static job_t *job_alloc(fs_t *fs, const char *name, job_state_t state)
+static job_t *job_alloc(pool_t *pool, const char *name, job_state_t state)
 {
-    job_t *old = fs__job_find(fs, name);
+    job_t *old = pool_job_find(pool, name);
     if (old)
         job_forget(old); /* a finished job of the same name is replaced by the new one */
     job_t *j = xcalloc(1, sizeof(*j));
-    j->fs = fs;
+    j->pool = pool;
     j->name = xstrdup(name);
     j->state = state;
     manifest_init(&j->man);
-    j->status = fs__node_new(fs, fs->statusdir, name, N_STATUS, j);
-    j->wait = fs__node_new(fs, fs->waitdir, name, N_WAIT, j);
-    job_t **pp = &fs->joblist;
+    job_t **pp = &pool->joblist;
     while (*pp)
         pp = &(*pp)->next;
     *pp = j;
     return j;
 }
 
-static void arm_quiet(job_t *j, uint64_t ms);
-
-job_t *fs__job_new_staging(fs_t *fs, const char *name)
+pool_job_t *pool_job_stage(pool_t *pool, const char *name)
 {
-    char *path = xasprintf("%s/staging/%s", fs->data_dir, name);
+    char *path = xasprintf("%s/staging/%s", pool->data_dir, name);
     int rc = mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
     free(path);
     if (rc) {
         log_error("creating the staging directory of %s: %s", name, strerror(-rc));
         return NULL;
     }
-    job_t *j = job_alloc(fs, name, J_STAGING);
-    j->dir = fs__node_new(fs, fs->jobs, name, N_STAGE, j);
-    fs__job_touch(j);
+    job_t *j = job_alloc(pool, name, J_STAGING);
+    j->listed = true;
+    view_added(j);
     return j;
 }
 
@@ -249,10 +209,10 @@ static void set_reason(job_t *j, const char *why)
     j->reason = why ? xstrdup(why) : NULL;
 }
 
-void fs__job_forget_remote(job_t *j)
+void pool__job_forget_remote(job_t *j)
 {
     log_info("job %s (%s): its submitter %s no longer lists it; it is removed here", j->name, j->id, j->peers[0]);
-    for (running_t *r = j->fs->running; r; r = r->next) /* tasks it was running for it stop */
+    for (running_t *r = j->pool->running; r; r = r->next) /* tasks it was running for it stop */
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
     j->state = J_CANCELLED;
@@ -275,66 +235,20 @@ typedef struct pubwork {
 static void publish_work(uv_work_t *req)
 {
     pubwork_t *pw = req->data;
-    pw->rc = fs__publish_scan(pw->root, &pw->man, pw->why, sizeof(pw->why));
+    pw->rc = pool__publish_scan(pw->root, &pw->man, pw->why, sizeof(pw->why));
 }
 
-/* Turns the staging tree's nodes into the published tree (the kernel may hold some of them). */
-static node_t *pub_path_node(fs_t *fs, job_t *j, const char *path, node_kind_t kind)
+void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const char *peer)
 {
-    node_t *cur = j->dir;
-    char *copy = xstrdup(path), *save = NULL;
-    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-        node_t *k = fs__node_child(cur, part);
-        if (!k)
-            k = fs__node_new(fs, cur, part, N_PUB_DIR, j);
-        k->kind = N_PUB_DIR;
-        cur = k;
-    }
-    free(copy);
-    cur->kind = kind;
-    return cur;
-}
-
-static void prune_stage_nodes(fs_t *fs, node_t *n)
-{
-    for (size_t i = n->nkids; i-- > 0;) {
-        node_t *k = n->kids[i];
-        if (k->kind == N_STAGE)
-            fs__node_detach(fs, k);
-        else
-            prune_stage_nodes(fs, k);
-    }
-}
-
-static void build_published_tree(fs_t *fs, job_t *j)
-{
-    if (!j->dir)
-        j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
-    j->dir->kind = N_PUB_DIR;
-    for (size_t i = 0; i < j->man.n_dirs; i++)
-        pub_path_node(fs, j, j->man.dirs[i], N_PUB_DIR);
-    for (size_t i = 0; i < j->man.n_files; i++)
-        pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
-    prune_stage_nodes(fs, j->dir);
-    /* A remote job's results/ mirrors its submitter's (results.c); a local one's is on disk. */
-    j->results = fs__node_new(fs, fs->results, j->name, j->remote ? N_RRES_DIR : N_RES, j);
-    if (!j->remote) /* a remote job's blocks are served from the store once fetched */
-        fs__blocks_add_job(fs, j);
-}
-
-void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer)
-{
-    char *name = fs__job_find(fs, m->name) || fs__node_child(fs->jobs, m->name)
-                     ? xasprintf("%s@%.8s", m->name, id)
-                     : xstrdup(m->name);
-    if (fs__job_find(fs, name) || fs__node_child(fs->jobs, name)) {
+    char *name = pool_job_find(pool, m->name) ? xasprintf("%s@%.8s", m->name, id) : xstrdup(m->name);
+    if (pool_job_find(pool, name)) {
         free(name);
         return;
     }
-    char *res = xasprintf("%s/results/%s", fs->data_dir, id);
+    char *res = xasprintf("%s/results/%s", pool->data_dir, id);
     files_mkdir_p(res, 0755);
     free(res);
-    job_t *j = job_alloc(fs, name, J_RUNNING);
+    job_t *j = job_alloc(pool, name, J_RUNNING);
     free(name);
     manifest_release(&j->man);
     j->man = *m;
@@ -344,8 +258,8 @@ void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *pee
     j->remote = true;
     j->peers = xcalloc(1, sizeof(char *));
     j->peers[j->n_peers++] = xstrdup(peer);
-    j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
-    build_published_tree(fs, j);
+    j->listed = true;
+    view_added(j);
     log_info("job %s (%s) from %s: %zu files", j->name, j->id, peer, j->man.n_files);
 }
 
@@ -356,19 +270,19 @@ static void publish_done(uv_work_t *req, int status)
 {
     pubwork_t *pw = req->data;
     job_t *j = pw->job;
-    fs_t *fs = j->fs;
-    fs->pending_work--;
-    bool stale = j->gone || fs->stopping || pw->gen != j->gen || !j->dir || status != 0;
+    pool_t *pool = j->pool;
+    pool->pending_work--;
+    bool stale = j->gone || pool->stopping || pw->gen != j->gen || !j->listed || status != 0;
     if (stale) {
         if (!j->gone && j->state == J_PUBLISHING) {
-            j->state = J_STAGING;
-            arm_quiet(j, fs->opts.quiet_ms);
+            j->state = J_STAGING; /* the view publishes it again once quiet */
+            view_changed(j);
         }
     } else if (pw->rc) {
         j->state = J_REJECTED;
         set_reason(j, pw->why);
         log_error("job %s not published: %s", j->name, pw->why);
-        fs__job_wake(j);
+        view_changed(j);
     } else {
         char *bytes = NULL;
         size_t len = 0;
@@ -379,26 +293,26 @@ static void publish_done(uv_work_t *req, int status)
             hash_to_hex(&id, j->id);
             db_job_t row = {.id = j->id, .name = j->name, .state = DB_JOB_ACTIVE,
                             .created_ms = (int64_t)pw->man.created_ms, .manifest = bytes, .manifest_len = len};
-            rc = db_job_insert(fs->db, &row);
+            rc = db_job_insert(pool->db, &row);
         }
         if (!rc) {
             /* The hashed tree itself becomes the job's inputs: nothing is copied. */
-            char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
-            char *res = xasprintf("%s/results/%s", fs->data_dir, j->id);
+            char *in = xasprintf("%s/inputs/%s", pool->data_dir, j->id);
+            char *res = xasprintf("%s/results/%s", pool->data_dir, j->id);
             rc = rename(pw->root, in) == 0 ? files_mkdir_p(res, 0755) : -errno;
             free(in);
             free(res);
             if (rc)
-                db_job_delete(fs->db, j->id);
+                db_job_delete(pool->db, j->id);
         }
         if (!rc)
-            rc = coord_add_job(fs->coord, j->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
+            rc = coord_add_job(pool->coord, j->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
         free(bytes);
         if (rc) {
             j->state = J_REJECTED;
             set_reason(j, "internal error while publishing (see the log)");
             log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
-            fs__job_wake(j);
+            view_changed(j);
         } else {
             manifest_release(&j->man);
             j->man = pw->man;
@@ -406,120 +320,68 @@ static void publish_done(uv_work_t *req, int status)
             j->published = true;
             j->state = J_RUNNING;
             set_reason(j, NULL);
-            build_published_tree(fs, j);
+            pool__blocks_add_job(pool, j);
+            view_changed(j);
             log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
                      j->man.desc.tasks);
-            fs__jobs_kick(fs);
-            fs__vol_offer(fs, j, NULL); /* what local slots left, other peers get at once */
+            pool__jobs_kick(pool);
+            pool->up.vol_offer(pool, j, NULL); /* what local slots left, other peers get at once */
         }
     }
     manifest_release(&pw->man);
     free(pw->root);
     free(pw);
-    fs__job_unref(j);
+    pool_job_unref(j);
 }
 
-static void start_publish(job_t *j)
+void pool_job_publish(job_t *j)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
+    if (j->gone || (j->state != J_STAGING && j->state != J_REJECTED))
+        return;
     pubwork_t *pw = xcalloc(1, sizeof(*pw));
     pw->req.data = pw;
     pw->job = j;
     pw->gen = j->gen;
-    pw->root = xasprintf("%s/staging/%s", fs->data_dir, j->name);
+    pw->root = xasprintf("%s/staging/%s", pool->data_dir, j->name);
     manifest_init(&pw->man);
     pw->man.name = xstrdup(j->name);
-    pw->man.created_ms = fs__now_ms();
+    pw->man.created_ms = pool_now_ms();
     j->state = J_PUBLISHING;
-    fs__job_ref(j);
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &pw->req, publish_work, publish_done);
+    pool_job_ref(j);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &pw->req, publish_work, publish_done);
 }
 
-static void on_quiet(uv_timer_t *t)
-{
-    job_t *j = t->data;
-    if (j->gone || j->open_files > 0 || !j->dir || j->name[0] == '.')
-        return;
-    if (j->state == J_STAGING || (j->state == J_REJECTED && j->publish_now))
-        start_publish(j);
-    j->publish_now = false;
-}
-
-static void arm_quiet(job_t *j, uint64_t ms)
-{
-    if (j->gone)
-        return;
-    if (!j->quiet) {
-        j->quiet = xcalloc(1, sizeof(*j->quiet));
-        uv_timer_init(j->fs->loop, j->quiet);
-        j->quiet->data = j;
-    }
-    uv_timer_start(j->quiet, on_quiet, ms, 0);
-}
-
-void fs__job_touch(job_t *j)
+void pool_job_touch(job_t *j)
 {
     if (!j || j->published)
         return;
     j->gen++;
-    j->last_change_ms = fs__now_ms();
     if (j->state == J_REJECTED) { /* being fixed: try again once quiet */
         j->state = J_STAGING;
         set_reason(j, NULL);
     }
-    if (j->open_files == 0)
-        arm_quiet(j, j->fs->opts.quiet_ms);
-    else if (j->quiet)
-        uv_timer_stop(j->quiet);
 }
 
-void fs__job_file_opened(job_t *j)
+void pool_job_rename(job_t *j, const char *newname)
 {
-    j->open_files++;
-    if (j->quiet)
-        uv_timer_stop(j->quiet);
-}
-
-void fs__job_file_closed(job_t *j)
-{
-    if (j->open_files > 0 && --j->open_files == 0 && !j->published && !j->gone)
-        arm_quiet(j, j->publish_now ? 0 : j->fs->opts.quiet_ms);
-}
-
-void fs__job_renamed(job_t *j, const char *newname)
-{
-    fs_t *fs = j->fs;
-    bool from_dot = j->name[0] == '.';
-    job_t *old = fs__job_find(fs, newname);
+    job_t *old = pool_job_find(j->pool, newname);
     if (old && old != j)
         job_forget(old);
     free(j->name);
     j->name = xstrdup(newname);
-    fs__node_rename(j->dir, fs->jobs, newname);
-    fs__node_rename(j->status, fs->statusdir, newname);
-    fs__node_rename(j->wait, fs->waitdir, newname);
-    j->gen++;
-    if (from_dot && newname[0] != '.') {
-        j->publish_now = true; /* a staged directory moved into place: it is complete */
-        if (j->state == J_REJECTED)
-            j->state = J_STAGING;
-        if (j->open_files == 0)
-            arm_quiet(j, 0);
-    } else {
-        fs__job_touch(j);
-    }
+    pool_job_touch(j);
 }
 
-void fs__job_unlink_dir(job_t *j)
+void pool_job_unlist(job_t *j)
 {
     if (!j->published) {
         job_forget(j);
         return;
     }
-    if (j->dir)
-        fs__node_detach(j->fs, j->dir);
-    j->dir = NULL;
+    j->listed = false;
+    view_changed(j);
 }
 
 /* ---- running tasks ---- */
@@ -529,7 +391,7 @@ static void fail_line(job_t *j, uint32_t task, const char *reason)
     char *line = xasprintf("%u %s", task, reason);
     if (!j->reason)
         j->reason = xasprintf("task %s", line);
-    if (j->n_fail_lines < FS_MAX_FAIL_LINES) {
+    if (j->n_fail_lines < POOL_MAX_FAIL_LINES) {
         j->fail_lines = xreallocarray(j->fail_lines, j->n_fail_lines + 1, sizeof(char *));
         j->fail_lines[j->n_fail_lines++] = line;
     } else {
@@ -537,20 +399,20 @@ static void fail_line(job_t *j, uint32_t task, const char *reason)
     }
 }
 
-void fs__job_check_over(job_t *j) { job_check_over(j); }
+void pool__job_check_over(job_t *j) { job_check_over(j); }
 
 static void job_check_over(job_t *j)
 {
-    fs_t *fs = j->fs;
-    if (!j->published || j->state != J_RUNNING || !coord_job_over(fs->coord, j->id))
+    pool_t *pool = j->pool;
+    if (!j->published || j->state != J_RUNNING || !coord_job_over(pool->coord, j->id))
         return;
     coord_counts_t c;
-    coord_counts(fs->coord, j->id, &c);
+    coord_counts(pool->coord, j->id, &c);
     j->state = c.succeeded == c.total ? J_DONE : J_FAILED;
-    db_job_set_state(fs->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
-    log_info("job %s %s: %u succeeded, %u failed", j->name, fs__job_state_name(j->state), c.succeeded,
+    db_job_set_state(pool->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
+    log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
-    fs__job_wake(j);
+    view_changed(j);
 }
 
 typedef struct taskwork {
@@ -565,27 +427,27 @@ typedef struct taskwork {
 
 static void running_free(running_t *r)
 {
-    fs_t *fs = r->fs;
-    for (running_t **pp = &fs->running; *pp; pp = &(*pp)->next) {
+    pool_t *pool = r->pool;
+    for (running_t **pp = &pool->running; *pp; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
             break;
         }
     }
-    fs->slot_busy[r->slot] = false;
-    fs->nrunning--;
+    pool->slot_busy[r->slot] = false;
+    pool->nrunning--;
     free(r->work_dir);
     free(r->scratch_dir);
     free(r->out_path);
     free(r->err_path);
-    fs__job_unref(r->job);
+    pool_job_unref(r->job);
     free(r);
 }
 
-bool fs__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok)
+bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok)
 {
     coord_verdict_t v = COORD_LATE;
-    int rc = coord_report(j->fs->coord, j->id, task, worker, result_id, ok, &v);
+    int rc = coord_report(j->pool->coord, j->id, task, worker, result_id, ok, &v);
     if (rc || v != COORD_ACCEPTED) {
         log_info("job %s task %u: the report of %s is %s: its result is not kept", j->name, task, worker,
                  rc ? strerror(-rc) : coord_verdict_name(v));
@@ -594,22 +456,22 @@ bool fs__task_report(job_t *j, uint32_t task, const char *worker, const char *re
     return true;
 }
 
-void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason)
+void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     task_state_t st;
     uint32_t attempts = 0;
-    coord_task(fs->coord, j->id, task, &st, &attempts);
+    coord_task(pool->coord, j->id, task, &st, &attempts);
     db_task_t row = {.job_id = j->id, .index = task, .state = st, .attempts = attempts, .exit_code = exit_code,
                      .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason};
-    db_task_put(fs->db, &row);
+    db_task_put(pool->db, &row);
     if (j->n_task_ms == j->cap_task_ms) {
         j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
         j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
     }
     j->task_ms[j->n_task_ms++] = elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_ms;
     if (j->dispatch_t0 && j->dispatch_t0[task]) {
-        uint64_t d = fs__now_ms() - j->dispatch_t0[task];
+        uint64_t d = pool_now_ms() - j->dispatch_t0[task];
         j->dispatch_t0[task] = 0;
         if (j->n_dispatch_ms == j->cap_dispatch_ms) {
             j->cap_dispatch_ms = j->cap_dispatch_ms ? j->cap_dispatch_ms * 2 : 64;
@@ -617,7 +479,7 @@ void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t
         }
         j->dispatch_ms[j->n_dispatch_ms++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     }
-    fs__res_recorded(j, task, ok, exit_code);
+    pool->up.res_recorded(j, task, ok, exit_code);
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
         log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
@@ -628,7 +490,7 @@ void fs__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t
 static void collect_work(uv_work_t *req)
 {
     taskwork_t *tw = req->data;
-    tw->rc = fs__collect_results(&tw->spec, tw->why, sizeof(tw->why));
+    tw->rc = pool__collect_results(&tw->spec, tw->why, sizeof(tw->why));
 }
 
 static void collect_done(uv_work_t *req, int status)
@@ -636,9 +498,9 @@ static void collect_done(uv_work_t *req, int status)
     taskwork_t *tw = req->data;
     running_t *r = tw->r;
     job_t *j = r->job;
-    fs_t *fs = r->fs;
-    fs->pending_work--;
-    if (!j->gone && j->published && !fs->stopping) {
+    pool_t *pool = r->pool;
+    pool->pending_work--;
+    if (!j->gone && j->published && !pool->stopping) {
         const exec_result_t *res = &tw->res;
         bool ok = res->exit_code == 0 && !res->timed_out && !res->refused && !res->cancelled && tw->rc == 0;
         char reason[EXEC_MAX_REASON + 300];
@@ -647,9 +509,9 @@ static void collect_done(uv_work_t *req, int status)
         else
             snprintf(reason, sizeof(reason), "%s", res->reason[0] ? res->reason : (ok ? "" : "failed"));
         if (r->remote)
-            fs__vol_task_done(fs, j, r->task, res->exit_code, res->elapsed_ms, ok ? NULL : reason);
-        else if (!res->cancelled && fs__task_report(j, r->task, FS_SELF, "local", ok))
-            fs__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason);
+            pool->up.vol_task_done(pool, j, r->task, res->exit_code, res->elapsed_ms, ok ? NULL : reason);
+        else if (!res->cancelled && pool__task_report(j, r->task, POOL_SELF, "local", ok))
+            pool__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason);
         /* cancelled: the core already says so */
         job_check_over(j);
     }
@@ -657,21 +519,21 @@ static void collect_done(uv_work_t *req, int status)
     free(tw->final_dir);
     free(tw);
     running_free(r);
-    if (!fs->stopping)
-        fs__jobs_kick(fs);
+    if (!pool->stopping)
+        pool__jobs_kick(pool);
 }
 
 static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
 {
     running_t *r = arg;
-    fs_t *fs = r->fs;
+    pool_t *pool = r->pool;
     job_t *j = r->job;
     r->et = NULL;
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
-    if (fs->stopping || j->gone || res->cancelled) {
-        if (!fs->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
-            fs__rm_later(fs, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
-            fs__rm_later(fs, xstrdup(r->out_path), xstrdup(r->err_path));
+    if (pool->stopping || j->gone || res->cancelled) {
+        if (!pool->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
+            pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
+            pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
         }
         running_free(r);
         return;
@@ -680,52 +542,52 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     tw->req.data = tw;
     tw->r = r;
     tw->res = *res;
-    tw->tmp_dir = xasprintf("%s/results/%s/.%u.tmp", fs->data_dir, j->id, r->task);
-    tw->final_dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, r->task);
+    tw->tmp_dir = xasprintf("%s/results/%s/.%u.tmp", pool->data_dir, j->id, r->task);
+    tw->final_dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, r->task);
     tw->spec = (collect_spec_t){.work_dir = r->work_dir, .scratch_dir = r->scratch_dir, .out_path = r->out_path, .err_path = r->err_path,
                                 .tmp_dir = tw->tmp_dir, .final_dir = tw->final_dir,
                                 .outputs = j->man.desc.outputs, .n_outputs = j->man.desc.n_outputs,
                                 .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code};
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &tw->req, collect_work, collect_done);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &tw->req, collect_work, collect_done);
 }
 
-void fs__task_dispatched(job_t *j, uint32_t task)
+void pool__task_dispatched(job_t *j, uint32_t task)
 {
     if (!j->dispatch_t0)
         j->dispatch_t0 = xcalloc(j->man.desc.tasks, sizeof(uint64_t));
-    j->dispatch_t0[task] = fs__now_ms();
+    j->dispatch_t0[task] = pool_now_ms();
 }
 
-running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
+running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
 {
     unsigned slot = 0;
-    while (slot < fs->opts.slots && fs->slot_busy[slot])
+    while (slot < pool->opts.slots && pool->slot_busy[slot])
         slot++;
     running_t *r = xcalloc(1, sizeof(*r));
-    r->fs = fs;
+    r->pool = pool;
     r->job = j;
     r->task = task;
     r->slot = slot;
     r->remote = remote;
-    r->last_renew_ms = fs__now_ms();
+    r->last_renew_ms = pool_now_ms();
     /* Every run gets directories of its own (never a previous run's, which its task could have
      * filled with symlinks: root builds the skeleton in it). */
-    uint64_t run = ++fs->stage_seq;
-    r->work_dir = xasprintf("%s/work/%s.%u.%" PRIu64, fs->data_dir, j->id, task, run);
-    r->scratch_dir = xasprintf("%s/work/%s.%u.%" PRIu64 ".ovl", fs->data_dir, j->id, task, run);
-    r->out_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stdout", fs->data_dir, j->id, task, run);
-    r->err_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stderr", fs->data_dir, j->id, task, run);
-    fs__job_ref(j);
+    uint64_t run = ++pool->stage_seq;
+    r->work_dir = xasprintf("%s/work/%s.%u.%" PRIu64, pool->data_dir, j->id, task, run);
+    r->scratch_dir = xasprintf("%s/work/%s.%u.%" PRIu64 ".ovl", pool->data_dir, j->id, task, run);
+    r->out_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stdout", pool->data_dir, j->id, task, run);
+    r->err_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stderr", pool->data_dir, j->id, task, run);
+    pool_job_ref(j);
     if (!remote)
-        fs__task_dispatched(j, task);
-    fs->slot_busy[slot] = true;
-    fs->nrunning++;
-    r->next = fs->running;
-    fs->running = r;
+        pool__task_dispatched(j, task);
+    pool->slot_busy[slot] = true;
+    pool->nrunning++;
+    r->next = pool->running;
+    pool->running = r;
     /* The task's directories are made by the executor, in the thread pool (work/ is emptied at
      * start-up, and a task's directories are removed after each run). */
-    char *job_dir = xasprintf("%s/jobs/%s", fs->mountpoint, j->name);
+    char *job_dir = xasprintf("%s/%s", pool->jobs_dir, j->name);
     /* The job's tree, for the skeleton of the task's upper layer: dirs first (sorted, so parents
      * before children), then files. */
     size_t nskel = j->man.n_dirs + j->man.n_files;
@@ -742,7 +604,7 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
                         .disk_bytes = j->man.desc.disk_bytes, .processes = j->man.desc.processes,
                         .network = j->man.desc.network, .slot = slot};
-    int rc = exec_task_spawn(fs->exec, &spec, on_task_done, r, &r->et);
+    int rc = exec_task_spawn(pool->exec, &spec, on_task_done, r, &r->et);
     free(job_dir);
     free(skel);
     if (rc) {
@@ -753,11 +615,41 @@ running_t *fs__start_task(fs_t *fs, job_t *j, uint32_t task, bool remote)
     return r;
 }
 
+bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
+{
+    struct utsname u;
+    const jobdesc_t *d = &j->man.desc;
+    why[0] = '\0';
+    if (uname(&u) != 0)
+        snprintf(why, whylen, "uname: %s", strerror(errno));
+    else if (d->os && strcasecmp(d->os, "linux") != 0)
+        snprintf(why, whylen, "it wants os %s (this is linux)", d->os);
+    else if (d->arch && strcmp(d->arch, u.machine) != 0)
+        snprintf(why, whylen, "it wants arch %s (this is %s)", d->arch, u.machine);
+    else if (d->network && !pool->opts.allow_network)
+        snprintf(why, whylen, "it wants the network (this peer runs without --allow-network)");
+    if (!why[0]) {
+        /* The machine's memory, as HTCondor's Memory: what is free moves with every page cached. */
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
+        struct statvfs sv;
+        uint64_t disk = statvfs(pool->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+        if (mem < d->memory_bytes)
+            snprintf(why, whylen, "it wants %llu bytes of memory (this machine has %llu)",
+                     (unsigned long long)d->memory_bytes, (unsigned long long)mem);
+        else if (disk < d->disk_bytes)
+            snprintf(why, whylen, "it wants %llu bytes of disk (%llu free in the data directory)",
+                     (unsigned long long)d->disk_bytes, (unsigned long long)disk);
+    }
+    return !why[0];
+}
+
+/* Whether this peer meets j's requirements; if not, says why in the log once per job. */
 /* Whether our own slots may run j; keeps j->unfit (the status says it) and logs a change. */
-static bool fits_here(fs_t *fs, job_t *j)
+static bool fits_here(pool_t *pool, job_t *j)
 {
     char why[160];
-    if (fs__job_fits(fs, j, why, sizeof(why))) {
+    if (pool__job_fits(pool, j, why, sizeof(why))) {
         free(j->unfit);
         j->unfit = NULL;
         return true;
@@ -772,42 +664,42 @@ static bool fits_here(fs_t *fs, job_t *j)
 
 /* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
  * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
-void fs__jobs_kick(fs_t *fs)
+void pool__jobs_kick(pool_t *pool)
 {
     uint32_t task;
-    for (job_t *j = fs->joblist; j && !fs->stopping && fs->nrunning < fs->opts.slots; j = j->next) {
-        if (!j->published || j->gone || j->remote || !coord_has_job(fs->coord, j->id))
+    for (job_t *j = pool->joblist; j && !pool->stopping && pool->nrunning < pool->opts.slots; j = j->next) {
+        if (!j->published || j->gone || j->remote || !coord_has_job(pool->coord, j->id))
             continue;
         coord_counts_t c;
-        if (coord_counts(fs->coord, j->id, &c) != 0 || c.waiting == 0 || !fits_here(fs, j))
+        if (coord_counts(pool->coord, j->id, &c) != 0 || c.waiting == 0 || !fits_here(pool, j))
             continue;
-        while (!fs->stopping && fs->nrunning < fs->opts.slots &&
-               coord_lease(fs->coord, j->id, FS_SELF, fs__now_ms(), FS_LEASE_MS, NULL, &task) == 0) {
-            if (!j->dir) {
+        while (!pool->stopping && pool->nrunning < pool->opts.slots &&
+               coord_lease(pool->coord, j->id, POOL_SELF, pool_now_ms(), POOL_LEASE_MS, NULL, &task) == 0) {
+            if (!j->listed) {
                 coord_verdict_t v;
-                coord_report(fs->coord, j->id, task, FS_SELF, "no-job-dir", false, &v);
+                coord_report(pool->coord, j->id, task, POOL_SELF, "no-job-dir", false, &v);
                 continue;
             }
-            fs__start_task(fs, j, task, false);
+            pool__start_task(pool, j, task, false);
         }
     }
-    fs__vol_kick(fs); /* slots left: ask other peers' jobs for work */
+    pool->up.vol_kick(pool); /* slots left: ask other peers' jobs for work */
 }
 
-void fs__job_cancel(job_t *j, const char *why)
+void pool_job_cancel(job_t *j, const char *why)
 {
-    fs_t *fs = j->fs;
-    if (!j->published || fs__job_over(j))
+    pool_t *pool = j->pool;
+    if (!j->published || pool_job_over(j))
         return;
-    coord_cancel_job(fs->coord, j->id, fs__vol_cancel_lease, fs); /* volunteers are told to stop */
-    for (running_t *r = fs->running; r; r = r->next)
+    coord_cancel_job(pool->coord, j->id, pool->up.vol_cancel_lease, pool); /* volunteers are told to stop */
+    for (running_t *r = pool->running; r; r = r->next)
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
     j->state = J_CANCELLED;
     set_reason(j, why);
-    db_job_set_state(fs->db, j->id, DB_JOB_CANCELLED);
+    db_job_set_state(pool->db, j->id, DB_JOB_CANCELLED);
     log_info("job %s %s", j->name, why);
-    fs__job_wake(j);
+    view_changed(j);
 }
 
 /* ---- status text ---- */
@@ -854,20 +746,20 @@ static void percentiles(sb_t *b, const char *what, const uint32_t *samples, size
     free(v);
 }
 
-char *fs__job_status_text(job_t *j, size_t *len)
+char *pool_job_status_text(job_t *j, size_t *len)
 {
-    fs_t *fs = j->fs;
+    pool_t *pool = j->pool;
     sb_t b = {0};
     sb_printf(&b, "name: %s\n", j->name);
     if (j->published)
         sb_printf(&b, "id: %s\n", j->id);
-    sb_printf(&b, "state: %s\n", fs__job_state_name(j->state));
+    sb_printf(&b, "state: %s\n", pool_job_state_name(j->state));
     if (j->published) {
         coord_counts_t c = {0};
         if (j->remote)
             c = j->rcounts; /* as its submitter last reported them */
         else
-            coord_counts(fs->coord, j->id, &c);
+            coord_counts(pool->coord, j->id, &c);
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
@@ -881,9 +773,9 @@ char *fs__job_status_text(job_t *j, size_t *len)
         if (!j->remote && c.running > 0) {
             for (uint32_t t = 0; t < j->man.desc.tasks; t++) { /* one line per task a volunteer holds */
                 const char *h[COORD_MAX_REPLICAS];
-                size_t nh = coord_holders(fs->coord, j->id, t, h, COORD_MAX_REPLICAS);
+                size_t nh = coord_holders(pool->coord, j->id, t, h, COORD_MAX_REPLICAS);
                 for (size_t i = 0; i < nh && i < COORD_MAX_REPLICAS; i++)
-                    if (strcmp(h[i], FS_SELF) != 0)
+                    if (strcmp(h[i], POOL_SELF) != 0)
                         sb_printf(&b, "leased-task: %u %s\n", t, h[i]);
             }
         }
@@ -898,34 +790,35 @@ char *fs__job_status_text(job_t *j, size_t *len)
     return b.p ? b.p : xstrdup("");
 }
 
-char *fs__peer_status_text(fs_t *fs, size_t *len)
+char *pool_peer_status_text(pool_t *pool, size_t *len)
 {
     sb_t b = {0};
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     unsigned counts[J_CANCELLED + 1] = {0};
-    for (job_t *j = fs->joblist; j; j = j->next)
+    for (job_t *j = pool->joblist; j; j = j->next)
         if (!j->gone)
             counts[j->state]++;
-    sb_printf(&b, "peer: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host, fs->mountpoint,
-              fs->data_dir, fs->opts.slots, fs->nrunning);
+    sb_printf(&b, "peer: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host,
+              pool->opts.mountpoint ? pool->opts.mountpoint : "",
+              pool->data_dir, pool->opts.slots, pool->nrunning);
     for (int s = J_STAGING; s <= J_CANCELLED; s++)
-        sb_printf(&b, "jobs-%s: %u\n", fs__job_state_name((job_state_t)s), counts[s]);
-    sb_printf(&b, "pool-peers: %zu\n", fs->n_pool_peers);
-    sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(fs->store),
-              (unsigned long long)store_bytes(fs->store));
-    if (fs->opts.http_url)
-        sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", fs->opts.http_url,
-                  (unsigned long long)fs->api_blocks_served, (unsigned long long)fs->api_bytes_served);
-    if (fs->fetch) {
+        sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((job_state_t)s), counts[s]);
+    sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);
+    sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(pool->store),
+              (unsigned long long)store_bytes(pool->store));
+    if (pool->opts.http_url)
+        sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", pool->opts.http_url,
+                  (unsigned long long)pool->api_blocks_served, (unsigned long long)pool->api_bytes_served);
+    if (pool->fetch) {
         fetch_stats_t fst;
-        fetch_stats(fs->fetch, &fst);
+        fetch_stats(pool->fetch, &fst);
         sb_printf(&b, "blocks-fetched: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\nfetches-in-flight: %u\n",
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
     }
-    sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)fs->lag_max_ns / 1e6,
-              (unsigned long long)fs->lag_over_5ms);
+    sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)pool->lag_max_ns / 1e6,
+              (unsigned long long)pool->lag_over_5ms);
     *len = b.len;
     return b.p;
 }
@@ -935,18 +828,18 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
 static int restore_task(void *arg, const db_task_t *t)
 {
     job_t *j = arg;
-    if (coord_restore(j->fs->coord, j->id, t->index, (task_state_t)t->state, t->attempts) != 0)
+    if (coord_restore(j->pool->coord, j->id, t->index, (task_state_t)t->state, t->attempts) != 0)
         return 0;
     if (t->state == TASK_FAILED)
         fail_line(j, t->index, t->reason ? t->reason : "failed");
     if (t->state == TASK_SUCCEEDED || t->state == TASK_FAILED)
-        fs__res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code);
+        j->pool->up.res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code);
     return 0;
 }
 
 static int restore_job(void *arg, const db_job_t *row)
 {
-    fs_t *fs = arg;
+    pool_t *pool = arg;
     char why[256];
     hash_t id;
     if (strlen(row->id) != HASH_HEX_LEN || hash_from_hex(row->id, HASH_HEX_LEN, &id) != 0 ||
@@ -954,10 +847,10 @@ static int restore_job(void *arg, const db_job_t *row)
         log_error("a job row in the database has a bad id or name and is skipped");
         return 0;
     }
-    job_t *j = job_alloc(fs, row->name, J_RUNNING);
+    job_t *j = job_alloc(pool, row->name, J_RUNNING);
     int rc = manifest_decode(&j->man, row->manifest, row->manifest_len, why, sizeof(why));
     if (rc == 0)
-        rc = coord_add_job(fs->coord, row->id, j->man.desc.tasks, 1);
+        rc = coord_add_job(pool->coord, row->id, j->man.desc.tasks, 1);
     if (rc) {
         log_error("job %s (%s) in the database is unreadable and is dropped: %s", row->name, row->id,
                   rc == -EEXIST ? "duplicate" : why);
@@ -966,41 +859,39 @@ static int restore_job(void *arg, const db_job_t *row)
     }
     memcpy(j->id, row->id, HASH_HEX_LEN);
     j->published = true;
-    if (row->state != DB_JOB_CANCELLED) {
-        j->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
-        build_published_tree(fs, j);
-    } else {
-        j->results = fs__node_new(fs, fs->results, j->name, N_RES, j);
-    }
-    db_tasks_load(fs->db, j->id, restore_task, j);
+    j->listed = row->state != DB_JOB_CANCELLED;
+    if (j->listed)
+        pool__blocks_add_job(pool, j);
+    db_tasks_load(pool->db, j->id, restore_task, j);
     if (row->state == DB_JOB_CANCELLED) {
-        coord_cancel_job(fs->coord, j->id, NULL, NULL);
+        coord_cancel_job(pool->coord, j->id, NULL, NULL);
         j->state = J_CANCELLED;
         set_reason(j, "cancelled: removed from jobs/");
     } else {
         job_check_over(j);
     }
+    view_added(j);
     return 0;
 }
 
-int fs__jobs_restore(fs_t *fs)
+int pool__jobs_restore(pool_t *pool)
 {
-    int rc = db_jobs_load(fs->db, restore_job, fs);
+    int rc = db_jobs_load(pool->db, restore_job, pool);
     if (rc)
         return rc;
-    char *dir = xasprintf("%s/staging", fs->data_dir);
+    char *dir = xasprintf("%s/staging", pool->data_dir);
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *de;
         while ((de = readdir(d)) != NULL) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                 continue;
-            job_t *j = fs__job_find(fs, de->d_name);
-            if (j && j->published && j->dir) {
+            job_t *j = pool_job_find(pool, de->d_name);
+            if (j && j->published && j->listed) {
                 /* Committed just before a crash, before its tree was moved to inputs/: move it now
                  * (it was not writable while it was being hashed). Otherwise it is a stale copy. */
                 char *p = xasprintf("%s/%s", dir, de->d_name);
-                char *in = xasprintf("%s/inputs/%s", fs->data_dir, j->id);
+                char *in = xasprintf("%s/inputs/%s", pool->data_dir, j->id);
                 struct stat st;
                 if (stat(in, &st) != 0 && rename(p, in) == 0)
                     log_warn("job %s: moved its inputs into place after a crash", j->name);
@@ -1010,9 +901,9 @@ int fs__jobs_restore(fs_t *fs)
                 free(in);
                 continue;
             }
-            job_t *nj = job_alloc(fs, de->d_name, J_STAGING);
-            nj->dir = fs__node_new(fs, fs->jobs, de->d_name, N_STAGE, nj);
-            fs__job_touch(nj);
+            job_t *nj = job_alloc(pool, de->d_name, J_STAGING);
+            nj->listed = true;
+            view_added(nj);
         }
         closedir(d);
     }
@@ -1020,11 +911,10 @@ int fs__jobs_restore(fs_t *fs)
     return 0; /* tasks start once the mount is up (fs_new kicks): they read their inputs through it */
 }
 
-void fs__jobs_free(fs_t *fs)
+void pool__jobs_free(pool_t *pool)
 {
-    while (fs->joblist) {
-        job_t *j = fs->joblist;
-        fs__job_wake(j);
+    while (pool->joblist) {
+        job_t *j = pool->joblist;
         j->refs = 0;
         job_free(j);
     }

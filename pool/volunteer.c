@@ -7,7 +7,7 @@
  * coordination core (pool/coord.h: coord_lease for that worker, up to n tasks per request, each a lease of --lease-ms that the
  * volunteer renews), takes back tasks a volunteer leased but could not start (/v1/release), expires
  * the leases of volunteers that stop renewing (the task waits again and goes to someone else), and,
- * when a volunteer reports a task done, takes a small result from the report itself (fs/bundle.c:
+ * when a volunteer reports a task done, takes a small result from the report itself (pool/bundle.c:
  * checked against its block hashes first) or else fetches the result manifest and every block of it
  * from that volunteer (verified by the fetcher); then writes the files into results/<job>/<task>/
  * and records the task, with the time from hand-out to result (status: dispatch-ms-*).
@@ -42,8 +42,8 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/bundle.h"
-#include "fs/internal.h"
-#include "fs/work.h"
+#include "pool/internal.h"
+#include "pool/work.h"
 #include "pool/wire.h"
 
 #define VOL_ALIVE_MS 10000         /* a volunteer heard from this recently is not dropped (remote.c's window) */
@@ -65,25 +65,25 @@ struct outbox {
  * the copy kept for it here, its manifest in the outbox and the task's directory, can go. Its
  * blocks stay in the store, as any other verified block.
  */
-void fs__vol_result_taken(fs_t *fs, job_t *j, uint32_t task)
+void pool__vol_result_taken(pool_t *pool, job_t *j, uint32_t task)
 {
-    for (struct outbox **pp = &fs->outbox; *pp; pp = &(*pp)->next) {
+    for (struct outbox **pp = &pool->outbox; *pp; pp = &(*pp)->next) {
         struct outbox *o = *pp;
         if (o->task != task || strcmp(o->id, j->id) != 0)
             continue;
         *pp = o->next;
         free(o->bytes);
         free(o);
-        fs__rm_later(fs, xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task), NULL);
+        pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task), NULL);
         return;
     }
 }
 
-static uint64_t lease_ms(const fs_t *fs) { return fs->opts.lease_ms ? fs->opts.lease_ms : 30000; }
+static uint64_t lease_ms(const pool_t *pool) { return pool->opts.lease_ms ? pool->opts.lease_ms : 30000; }
 
-static job_t *local_job(fs_t *fs, const char *id)
+static job_t *local_job(pool_t *pool, const char *id)
 {
-    for (job_t *j = fs->joblist; j; j = j->next)
+    for (job_t *j = pool->joblist; j; j = j->next)
         if (j->published && !j->remote && !j->gone && strcmp(j->id, id) == 0)
             return j;
     return NULL;
@@ -92,45 +92,15 @@ static job_t *local_job(fs_t *fs, const char *id)
 /* ---- volunteer side ---- */
 
 typedef struct vreq {
-    fs_t *fs;
+    pool_t *pool;
     job_t *job;
     uint32_t task;
 } vreq_t;
 
-bool fs__job_fits(fs_t *fs, const job_t *j, char *why, size_t whylen)
-{
-    struct utsname u;
-    const jobdesc_t *d = &j->man.desc;
-    why[0] = '\0';
-    if (uname(&u) != 0)
-        snprintf(why, whylen, "uname: %s", strerror(errno));
-    else if (d->os && strcasecmp(d->os, "linux") != 0)
-        snprintf(why, whylen, "it wants os %s (this is linux)", d->os);
-    else if (d->arch && strcmp(d->arch, u.machine) != 0)
-        snprintf(why, whylen, "it wants arch %s (this is %s)", d->arch, u.machine);
-    else if (d->network && !fs->opts.allow_network)
-        snprintf(why, whylen, "it wants the network (this peer runs without --allow-network)");
-    if (!why[0]) {
-        /* The machine's memory, as HTCondor's Memory: what is free moves with every page cached. */
-        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-        uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
-        struct statvfs sv;
-        uint64_t disk = statvfs(fs->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
-        if (mem < d->memory_bytes)
-            snprintf(why, whylen, "it wants %llu bytes of memory (this machine has %llu)",
-                     (unsigned long long)d->memory_bytes, (unsigned long long)mem);
-        else if (disk < d->disk_bytes)
-            snprintf(why, whylen, "it wants %llu bytes of disk (%llu free in the data directory)",
-                     (unsigned long long)d->disk_bytes, (unsigned long long)disk);
-    }
-    return !why[0];
-}
-
-/* Whether this peer meets j's requirements; if not, says why in the log once per job. */
-static bool can_run(fs_t *fs, job_t *j)
+static bool can_run(pool_t *pool, job_t *j)
 {
     char why[160];
-    fs__job_fits(fs, j, why, sizeof(why));
+    pool__job_fits(pool, j, why, sizeof(why));
     if (why[0] && !j->unfit_logged) {
         j->unfit_logged = true;
         log_info("job %s: not volunteering: %s", j->name, why);
@@ -139,35 +109,35 @@ static bool can_run(fs_t *fs, job_t *j)
 }
 
 /* The URL of a request to j's submitter (xmalloc'd); task UINT32_MAX: none. */
-static char *vol_url(fs_t *fs, const job_t *j, const char *what, uint32_t task, const char *extra)
+static char *vol_url(pool_t *pool, const job_t *j, const char *what, uint32_t task, const char *extra)
 {
     if (task == UINT32_MAX)
-        return xasprintf("%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, fs->opts.http_url, extra ? extra : "");
-    return xasprintf("%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task, fs->opts.http_url,
+        return xasprintf("%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, pool->opts.http_url, extra ? extra : "");
+    return xasprintf("%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task, pool->opts.http_url,
                      extra ? extra : "");
 }
 
 /* Sends url (taken) to j's submitter; cb gets a vreq_t. 0, or -errno and cb never fires. */
-static int vol_send(fs_t *fs, job_t *j, uint32_t task, char *url, fetch_get_cb cb)
+static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *url, fetch_get_cb cb)
 {
     vreq_t *v = xcalloc(1, sizeof(*v));
-    v->fs = fs;
+    v->pool = pool;
     v->job = j;
     v->task = task;
-    fs__job_ref(j);
-    int rc = fetch_get(fs->fetch, url, 4096, cb, v);
+    pool_job_ref(j);
+    int rc = fetch_get(pool->fetch, url, 4096, cb, v);
     if (rc) {
         log_warn("job %s: GET %.80s...: %s", j->name, url, strerror(-rc));
-        fs__job_unref(j);
+        pool_job_unref(j);
         free(v);
     }
     free(url);
     return rc;
 }
 
-static int vol_get(fs_t *fs, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb)
+static int vol_get(pool_t *pool, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb)
 {
-    return vol_send(fs, j, task, vol_url(fs, j, what, task, extra), cb);
+    return vol_send(pool, j, task, vol_url(pool, j, what, task, extra), cb);
 }
 
 static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg);
@@ -175,12 +145,12 @@ static void on_ack(int status, unsigned code, const char *body, size_t len, void
 static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
-    fs_t *fs = v->fs;
+    pool_t *pool = v->pool;
     job_t *j = v->job;
     j->lease_pending = false;
     j->lease_asked = 0;
-    j->lease_retry_ms = fs__now_ms() + VOL_RETRY_MS;
-    if (!status && code == 200 && !fs->stopping) {
+    j->lease_retry_ms = pool_now_ms() + VOL_RETRY_MS;
+    if (!status && code == 200 && !pool->stopping) {
         wire_lease_t l;
         size_t dropped = 0;
         char why[128];
@@ -193,55 +163,55 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
         for (size_t i = 0; i < l.n; i++) {
             uint32_t t = l.tasks[i];
             bool here = false;
-            for (running_t *r = fs->running; r; r = r->next)
+            for (running_t *r = pool->running; r; r = r->next)
                 here |= r->remote && r->job == j && r->task == t;
             if (here) { /* an honest submitter never leases us a task we run: refuse to run it twice */
                 log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
                 continue;
             }
-            if (!j->gone && fs->nrunning < fs->opts.slots) {
-                running_t *r = fs__start_task(fs, j, t, true);
+            if (!j->gone && pool->nrunning < pool->opts.slots) {
+                running_t *r = pool__start_task(pool, j, t, true);
                 r->lease_ms = lms;
                 j->lease_retry_ms = 0; /* maybe there is more */
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", list[0] ? "," : "", t);
             } else {
                 /* a local task took the slot meanwhile: give it back rather than let the lease expire */
-                vol_get(fs, j, "release", t, NULL, on_ack);
+                vol_get(pool, j, "release", t, NULL, on_ack);
             }
         }
         if (list[0])
             log_info("job %s: leased task %s from %s", j->name, list, j->peers[0]);
     }
-    fs__job_unref(j);
+    pool_job_unref(j);
     free(v);
-    if (!fs->stopping)
-        fs__jobs_kick(fs);
+    if (!pool->stopping)
+        pool__jobs_kick(pool);
 }
 
-void fs__vol_kick(fs_t *fs)
+void pool__vol_kick(pool_t *pool)
 {
-    if (!fs->opts.http_url || fs->stopping)
+    if (!pool->opts.http_url || pool->stopping)
         return;
-    uint64_t now = fs__now_ms();
+    uint64_t now = pool_now_ms();
     unsigned asking = 0;
-    for (job_t *j = fs->joblist; j; j = j->next)
+    for (job_t *j = pool->joblist; j; j = j->next)
         if (j->remote && j->lease_pending)
             asking += j->lease_asked;
-    for (job_t *j = fs->joblist; j; j = j->next) {
-        if (fs->nrunning + asking >= fs->opts.slots)
+    for (job_t *j = pool->joblist; j; j = j->next) {
+        if (pool->nrunning + asking >= pool->opts.slots)
             break;
-        if (!j->remote || j->gone || !j->dir || j->n_peers == 0 || j->lease_pending)
+        if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending)
             continue;
-        if (now < j->lease_retry_ms || !can_run(fs, j))
+        if (now < j->lease_retry_ms || !can_run(pool, j))
             continue;
-        unsigned n = fs->opts.slots - fs->nrunning - asking;
+        unsigned n = pool->opts.slots - pool->nrunning - asking;
         if (n > VOL_MAX_LEASE)
             n = VOL_MAX_LEASE;
         char extra[32];
         snprintf(extra, sizeof(extra), "&n=%u", n);
         j->lease_pending = true;
         j->lease_asked = n;
-        if (vol_get(fs, j, "lease", UINT32_MAX, extra, on_lease) == 0) {
+        if (vol_get(pool, j, "lease", UINT32_MAX, extra, on_lease) == 0) {
             asking += n;
         } else {
             j->lease_pending = false;
@@ -252,9 +222,9 @@ void fs__vol_kick(fs_t *fs)
 }
 
 /* Volunteer: stops a remote task running here (its job was cancelled): no result is sent. */
-static void cancel_running(fs_t *fs, job_t *j, uint32_t task, const char *why)
+static void cancel_running(pool_t *pool, job_t *j, uint32_t task, const char *why)
 {
-    for (running_t *r = fs->running; r; r = r->next) {
+    for (running_t *r = pool->running; r; r = r->next) {
         if (r->remote && r->job == j && r->task == task && r->et) {
             log_info("job %s task %u: %s: stopping it", j->name, task, why);
             exec_task_cancel(r->et);
@@ -266,30 +236,30 @@ static void on_ack(int status, unsigned code, const char *body, size_t len, void
 {
     vreq_t *v = arg;
     if (!status && code == 410)
-        cancel_running(v->fs, v->job, v->task, "the submitter cancelled the job");
+        cancel_running(v->pool, v->job, v->task, "the submitter cancelled the job");
     else if (status || code >= 300)
         log_warn("job %s task %u: the submitter answered %u (%s)", v->job->name, v->task, code,
                  status ? strerror(-status) : "HTTP");
-    fs__job_unref(v->job);
+    pool_job_unref(v->job);
     free(v);
 }
 
 /* Renews the leases of remote tasks running here; called every second. */
-void fs__vol_tick(fs_t *fs)
+static void vol_tick(pool_t *pool)
 {
-    uint64_t now = fs__now_ms();
-    for (running_t *r = fs->running; r; r = r->next) {
+    uint64_t now = pool_now_ms();
+    for (running_t *r = pool->running; r; r = r->next) {
         if (!r->remote || now - r->last_renew_ms < r->lease_ms / 3)
             continue;
         r->last_renew_ms = now;
-        vol_get(fs, r->job, "renew", r->task, NULL, on_ack);
+        vol_get(pool, r->job, "renew", r->task, NULL, on_ack);
     }
-    fs__vol_kick(fs);
+    pool__vol_kick(pool);
 }
 
 typedef struct outwork {
     uv_work_t req;
-    fs_t *fs;
+    pool_t *pool;
     job_t *job;
     uint32_t task;
     int exit_code;
@@ -331,7 +301,7 @@ static char *read_small_result(const char *dir, const manifest_t *m, size_t *len
 static void out_work(uv_work_t *req)
 {
     outwork_t *w = req->data;
-    w->rc = fs__hash_tree(w->fs->store, w->dir, &w->man, w->why, sizeof(w->why));
+    w->rc = pool__hash_tree(w->pool->store, w->dir, &w->man, w->why, sizeof(w->why));
     if (!w->rc && bundle_fits(&w->man))
         w->data = read_small_result(w->dir, &w->man, &w->data_len);
 }
@@ -339,19 +309,19 @@ static void out_work(uv_work_t *req)
 static void out_done(uv_work_t *req, int status)
 {
     outwork_t *w = req->data;
-    fs_t *fs = w->fs;
+    pool_t *pool = w->pool;
     job_t *j = w->job;
-    fs->pending_work--;
+    pool->pending_work--;
     char *bytes = NULL;
     size_t len = 0;
-    if (!w->rc && !fs->stopping && !j->gone && manifest_encode(&w->man, &bytes, &len) == 0) {
+    if (!w->rc && !pool->stopping && !j->gone && manifest_encode(&w->man, &bytes, &len) == 0) {
         struct outbox *o = xcalloc(1, sizeof(*o));
         memcpy(o->id, j->id, sizeof(o->id));
         o->task = w->task;
         o->bytes = bytes;
         o->len = len;
-        o->next = fs->outbox;
-        fs->outbox = o;
+        o->next = pool->outbox;
+        pool->outbox = o;
         char head[96], *inl = NULL, *extra;
         wire_done_t d = {.exit_code = w->exit_code < -1 || w->exit_code > 255 ? -1 : w->exit_code,
                          .elapsed_ms = w->elapsed_ms > WIRE_MAX_ELAPSED_MS ? WIRE_MAX_ELAPSED_MS : w->elapsed_ms};
@@ -363,14 +333,14 @@ static void out_done(uv_work_t *req, int status)
         } else {
             extra = xstrdup(head);
         }
-        char *url = vol_url(fs, j, "done", w->task, extra);
+        char *url = vol_url(pool, j, "done", w->task, extra);
         bool inline_ok = strlen(url) <= FETCH_MAX_GET_URL && strcmp(extra, head) != 0;
         if (strlen(url) > FETCH_MAX_GET_URL) { /* a long peer URL: the result goes the usual way */
             free(url);
-            url = vol_url(fs, j, "done", w->task, head);
+            url = vol_url(pool, j, "done", w->task, head);
         }
         free(extra);
-        vol_send(fs, j, w->task, url, on_ack);
+        vol_send(pool, j, w->task, url, on_ack);
         log_info("job %s task %u done here (exit %d): reported to %s%s", j->name, w->task, w->exit_code,
                  j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
@@ -380,32 +350,32 @@ static void out_done(uv_work_t *req, int status)
     free(w->data);
     free(w->dir);
     free(w);
-    fs__job_unref(j);
+    pool_job_unref(j);
 }
 
-void fs__vol_task_done(fs_t *fs, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason)
+void pool__vol_task_done(pool_t *pool, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason)
 {
     outwork_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
-    w->fs = fs;
+    w->pool = pool;
     w->job = j;
     w->task = task;
     w->exit_code = exit_code;
     w->elapsed_ms = elapsed_ms;
-    w->dir = xasprintf("%s/results/%s/%u", fs->data_dir, j->id, task);
+    w->dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task);
     manifest_init(&w->man);
     w->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
-    w->man.created_ms = fs__now_ms();
-    fs__job_ref(j);
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &w->req, out_work, out_done);
+    w->man.created_ms = pool_now_ms();
+    pool_job_ref(j);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, out_work, out_done);
     (void)reason; /* stderr and exit_code travel as files of the result */
 }
 
 /* ---- submitter side ---- */
 
 typedef struct rcollect {
-    fs_t *fs;
+    pool_t *pool;
     job_t *job;
     uint32_t task;
     char *peer;
@@ -428,7 +398,7 @@ static void rc_free(rcollect_t *c)
     free(c->data);
     free(c->peer);
     free(c->stage);
-    fs__job_unref(c->job);
+    pool_job_unref(c->job);
     free(c);
 }
 
@@ -445,7 +415,7 @@ static void publish_done(uv_work_t *req, int status);
 static void assemble_work(uv_work_t *req)
 {
     rcollect_t *c = req->data;
-    fs_t *fs = c->fs;
+    pool_t *pool = c->pool;
     const char *tmp = c->stage;
     char *enc = NULL;
     size_t enclen = 0;
@@ -481,7 +451,7 @@ static void assemble_work(uv_work_t *req)
             off += (size_t)f->size;
         }
         for (size_t b = 0; !c->data && !rc && b < f->n_blocks; b++) {
-            ssize_t got = store_read(fs->store, &f->blocks[b], buf, c->man.block_size, 0);
+            ssize_t got = store_read(pool->store, &f->blocks[b], buf, c->man.block_size, 0);
             if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
                 rc = got < 0 ? (int)got : -EIO;
         }
@@ -500,7 +470,7 @@ static void publish_work(uv_work_t *req)
 {
     rcollect_t *c = req->data;
     if (c->publish) {
-        char *fin = xasprintf("%s/results/%s/%u", c->fs->data_dir, c->job->id, c->task);
+        char *fin = xasprintf("%s/results/%s/%u", c->pool->data_dir, c->job->id, c->task);
         files_rm_rf(fin);
         if (rename(c->stage, fin) != 0) {
             c->status = -errno;
@@ -514,17 +484,17 @@ static void publish_work(uv_work_t *req)
 static void assemble_done(uv_work_t *req, int status)
 {
     rcollect_t *c = req->data;
-    fs_t *fs = c->fs;
+    pool_t *pool = c->pool;
     job_t *j = c->job;
-    fs->pending_work--;
-    if (!j->gone && !fs->stopping) {
+    pool->pending_work--;
+    if (!j->gone && !pool->stopping) {
         if (!j->publishing)
             j->publishing = xcalloc(j->man.desc.tasks, 1);
         if (c->status) { /* we could not write it: not the volunteer's fault; it runs again */
             log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(fs->coord, j->id, c->task, c->peer);
-            fs__vol_offer(fs, j, NULL);
-        } else if (j->publishing[c->task] || coord_holds(fs->coord, j->id, c->task, c->peer) != 0) {
+            coord_lost(pool->coord, j->id, c->task, c->peer);
+            pool__vol_offer(pool, j, NULL);
+        } else if (j->publishing[c->task] || coord_holds(pool->coord, j->id, c->task, c->peer) != 0) {
             log_info("job %s task %u: the report of %s comes late or twice: its result is not kept", j->name,
                      c->task, c->peer);
         } else {
@@ -534,31 +504,31 @@ static void assemble_done(uv_work_t *req, int status)
             c->publish = true;
         }
     }
-    fs->pending_work++;
-    uv_queue_work(fs->loop, &c->req, publish_work, publish_done);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &c->req, publish_work, publish_done);
 }
 
 static void publish_done(uv_work_t *req, int status)
 {
     rcollect_t *c = req->data;
-    fs_t *fs = c->fs;
+    pool_t *pool = c->pool;
     job_t *j = c->job;
-    fs->pending_work--;
+    pool->pending_work--;
     if (c->publish && j->publishing)
         j->publishing[c->task] = 0;
-    if (c->publish && !j->gone && !fs->stopping) {
+    if (c->publish && !j->gone && !pool->stopping) {
         if (c->status) { /* the rename failed: not accepted; the task runs again */
             log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(fs->coord, j->id, c->task, c->peer);
-            fs__vol_offer(fs, j, NULL);
-            fs__job_check_over(j);
+            coord_lost(pool->coord, j->id, c->task, c->peer);
+            pool__vol_offer(pool, j, NULL);
+            pool__job_check_over(j);
             return rc_free(c);
         }
-        if (!fs__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0))
+        if (!pool__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0))
             return rc_free(c); /* lost its lease during the rename: the next accepted result replaces it */
         char reason[320];
         snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
-        fs__task_finished(j, c->task, c->exit_code == 0, c->exit_code, c->elapsed_ms, reason);
+        pool__task_finished(j, c->task, c->exit_code == 0, c->exit_code, c->elapsed_ms, reason);
         log_info("job %s task %u: result %s from %s (exit %d)", j->name, c->task, c->result_id, c->peer,
                  c->exit_code);
     }
@@ -574,15 +544,15 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
     }
     if (--c->missing > 0)
         return;
-    if (c->status || c->job->gone || c->fs->stopping) {
+    if (c->status || c->job->gone || c->pool->stopping) {
         if (c->status && !c->job->gone)
             log_warn("job %s task %u: %s (the lease will expire and the task run again)", c->job->name,
                      c->task, c->why);
         return rc_free(c);
     }
     c->req.data = c;
-    c->fs->pending_work++;
-    uv_queue_work(c->fs->loop, &c->req, assemble_work, assemble_done);
+    c->pool->pending_work++;
+    uv_queue_work(c->pool->loop, &c->req, assemble_work, assemble_done);
 }
 
 static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -593,7 +563,7 @@ static void on_result_manifest(int status, unsigned code, const char *body, size
         snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
     else if (manifest_decode(&c->man, body, len, why, sizeof(why)) != 0 && !why[0])
         snprintf(why, sizeof(why), "undecodable");
-    if (why[0] || c->job->gone || c->fs->stopping) {
+    if (why[0] || c->job->gone || c->pool->stopping) {
         if (why[0])
             log_warn("job %s task %u: result manifest from %s refused: %s", c->job->name, c->task, c->peer, why);
         return rc_free(c);
@@ -606,7 +576,7 @@ static void on_result_manifest(int status, unsigned code, const char *body, size
             uint64_t off = (uint64_t)b * c->man.block_size;
             uint32_t blen = (uint32_t)(f->size - off < c->man.block_size ? f->size - off : c->man.block_size);
             c->missing++;
-            if (fetch_block(c->fs->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
+            if (fetch_block(c->pool->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
                 c->missing--;
                 c->status = -EIO;
             }
@@ -678,52 +648,52 @@ static void on_offer_ack(int status, unsigned code, const char *body, size_t len
 }
 
 /* GET peer/v1/offer/<id> (or /v1/hello if id is NULL), fire-and-forget. */
-static void send_offer(fs_t *fs, const char *peer, const char *id)
+static void send_offer(pool_t *pool, const char *peer, const char *id)
 {
-    char *url = id ? xasprintf("%s/v1/offer/%s?peer=%s", peer, id, fs->opts.http_url)
-                   : xasprintf("%s/v1/hello?peer=%s", peer, fs->opts.http_url);
-    int rc = fetch_get(fs->fetch, url, 4096, on_offer_ack, url);
+    char *url = id ? xasprintf("%s/v1/offer/%s?peer=%s", peer, id, pool->opts.http_url)
+                   : xasprintf("%s/v1/hello?peer=%s", peer, pool->opts.http_url);
+    int rc = fetch_get(pool->fetch, url, 4096, on_offer_ack, url);
     if (rc) { /* -EAGAIN: FETCH_MAX_GETS under way; that peer learns of it by polling */
         log_debug("GET %s: %s", url, strerror(-rc));
         free(url);
     }
 }
 
-static bool offerable(fs_t *fs, job_t *j)
+static bool offerable(pool_t *pool, job_t *j)
 {
     coord_counts_t c;
     return j->published && !j->remote && !j->gone && j->state == J_RUNNING &&
-           coord_counts(fs->coord, j->id, &c) == 0 && c.waiting > 0;
+           coord_counts(pool->coord, j->id, &c) == 0 && c.waiting > 0;
 }
 
-void fs__vol_offer(fs_t *fs, job_t *j, const char *peer)
+void pool__vol_offer(pool_t *pool, job_t *j, const char *peer)
 {
-    if (!fs->opts.http_url || fs->stopping || !fs->fetch || !offerable(fs, j))
+    if (!pool->opts.http_url || pool->stopping || !pool->fetch || !offerable(pool, j))
         return;
     if (peer)
-        return send_offer(fs, peer, j->id);
-    for (size_t i = 0; i < fs->n_pool_peers; i++)
-        send_offer(fs, fs->pool_peers[i], j->id);
+        return send_offer(pool, peer, j->id);
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        send_offer(pool, pool->pool_peers[i], j->id);
 }
 
-void fs__vol_new_peer(fs_t *fs, const char *url)
+void pool__vol_new_peer(pool_t *pool, const char *url)
 {
-    if (!fs->opts.http_url || fs->stopping || !fs->fetch)
+    if (!pool->opts.http_url || pool->stopping || !pool->fetch)
         return;
     bool offered = false;
-    for (job_t *j = fs->joblist; j; j = j->next) {
-        if (offerable(fs, j)) {
-            send_offer(fs, url, j->id);
+    for (job_t *j = pool->joblist; j; j = j->next) {
+        if (offerable(pool, j)) {
+            send_offer(pool, url, j->id);
             offered = true;
         }
     }
     if (!offered) /* an offer says who we are too */
-        send_offer(fs, url, NULL);
+        send_offer(pool, url, NULL);
 }
 
 /* /v1/hello?peer= and /v1/offer/<id>?peer=: the sender is a pool peer; an offered job is fetched
  * (if new) and asked for work at once. */
-static void handle_offer(fs_t *fs, httpd_req_t *r, const char *id)
+static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id)
 {
     char peer[VOL_MAX_URL];
     if (!query_peer(r, peer, sizeof(peer)))
@@ -731,16 +701,16 @@ static void handle_offer(fs_t *fs, httpd_req_t *r, const char *id)
     char ip[INET_ADDRSTRLEN + 1];
     size_t iplen = strcspn(peer + 7, ":");
     snprintf(ip, sizeof(ip), "%.*s", (int)(iplen < INET_ADDRSTRLEN ? iplen : INET_ADDRSTRLEN), peer + 7);
-    if (fs__pool_peers_on_host(fs, ip) < VOL_MAX_PEERS_PER_HOST)
-        fs__pool_add_peer(fs, peer);
+    if (pool__peers_on_host(pool, ip) < VOL_MAX_PEERS_PER_HOST)
+        pool__add_peer(pool, peer);
     if (id) {
-        job_t *j = fs__job_by_id(fs, id);
+        job_t *j = pool_job_by_id(pool, id);
         if (!j) {
-            fs__remote_get_manifest(fs, peer, id, true);
+            pool__get_manifest(pool, peer, id, true);
         } else if (j->remote && !j->gone) {
-            fs__job_add_peer(j, peer, true);
+            pool__job_add_peer(j, peer, true);
             j->lease_retry_ms = 0; /* it says tasks wait: ask now even if it said "none" a moment ago */
-            fs__vol_kick(fs);
+            pool__vol_kick(pool);
         }
     }
     reply_json(r, 200, "{}");
@@ -749,25 +719,25 @@ static void handle_offer(fs_t *fs, httpd_req_t *r, const char *id)
 /* ---- the requests ---- */
 
 /* The submitter's answer to a lease request: up to ?n= tasks (at most VOL_MAX_LEASE) under one lease each. */
-static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
+static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer)
 {
     unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
     uint32_t got[VOL_MAX_LEASE];
     unsigned k = 0;
-    uint64_t now = fs__now_ms();
+    uint64_t now = pool_now_ms();
     char host[VOL_MAX_URL];
-    int rc = coord_worker_seen(fs->coord, peer, peer_host(peer, host, sizeof(host)), now);
+    int rc = coord_worker_seen(pool->coord, peer, peer_host(peer, host, sizeof(host)), now);
     if (rc) {
         log_warn("job %s: no lease for %s: %s", j->name, peer,
                  rc == -EMFILE ? "its host runs too many volunteers" : "the pool is full");
         return reply_json(r, 429, "{\"error\":\"too many volunteers\"}");
     }
     while (j->state == J_RUNNING && k < (n ? n : 1) &&
-           coord_lease(fs->coord, j->id, peer, now, lease_ms(fs), NULL, &got[k]) == 0)
-        fs__task_dispatched(j, got[k++]);
+           coord_lease(pool->coord, j->id, peer, now, lease_ms(pool), NULL, &got[k]) == 0)
+        pool__task_dispatched(j, got[k++]);
     if (k == 0)
         return reply_json(r, 204, "");
-    wire_lease_t l = {.n = k, .lease_ms = lease_ms(fs)};
+    wire_lease_t l = {.n = k, .lease_ms = lease_ms(pool)};
     memcpy(l.tasks, got, k * sizeof(got[0]));
     char body[WIRE_MAX_BODY];
     if (wire_lease_encode(&l, body, sizeof(body)) < 0) /* cannot happen: k <= VOL_MAX_LEASE */
@@ -777,15 +747,15 @@ static void handle_lease(fs_t *fs, httpd_req_t *r, job_t *j, const char *peer)
 }
 
 /* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
-static void task_lost(fs_t *fs, job_t *j, uint32_t task, const char *peer)
+static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *peer)
 {
-    coord_lost(fs->coord, j->id, task, peer);
-    fs__job_check_over(j);
-    fs__jobs_kick(fs);
-    fs__vol_offer(fs, j, NULL);
+    coord_lost(pool->coord, j->id, task, peer);
+    pool__job_check_over(j);
+    pool__jobs_kick(pool);
+    pool__vol_offer(pool, j, NULL);
 }
 
-static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const char *peer)
+static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, const char *peer)
 {
     size_t qlen = 0;
     const char *q = httpd_req_query(r, &qlen);
@@ -798,15 +768,15 @@ static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const
     int code = d.exit_code;
     uint64_t ms = d.elapsed_ms;
     rcollect_t *c = xcalloc(1, sizeof(*c));
-    c->fs = fs;
+    c->pool = pool;
     c->job = j;
     c->task = task;
     c->peer = xstrdup(peer);
-    c->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", fs->data_dir, j->id, task, ++fs->stage_seq);
+    c->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", pool->data_dir, j->id, task, ++pool->stage_seq);
     c->exit_code = (int)code;
     c->elapsed_ms = (uint64_t)ms;
     manifest_init(&c->man);
-    fs__job_ref(j);
+    pool_job_ref(j);
     size_t dlen = 0;
     char why[256] = "";
     int rc = bundle_parse(q, qlen, &c->man, &c->data, &dlen, why, sizeof(why));
@@ -814,20 +784,20 @@ static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const
         log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
                  j->name, task, peer, why);
         rc_free(c);
-        task_lost(fs, j, task, peer);
+        task_lost(pool, j, task, peer);
         return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
     }
     /* give the transfer time: the lease holds until the result is in */
-    coord_renew(fs->coord, j->id, task, peer, fs__now_ms(), 10 * lease_ms(fs));
+    coord_renew(pool->coord, j->id, task, peer, pool_now_ms(), 10 * lease_ms(pool));
     if (rc == 0) { /* the result came with the report: straight to results/ */
         c->req.data = c;
-        fs->pending_work++;
-        uv_queue_work(fs->loop, &c->req, assemble_work, assemble_done);
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &c->req, assemble_work, assemble_done);
         return reply_json(r, 202, "{}");
     }
     char url[VOL_MAX_URL + 128];
     snprintf(url, sizeof(url), "%s/v1/result/%s/%u", peer, j->id, task);
-    if (fetch_get(fs->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
+    if (fetch_get(pool->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
         rc_free(c);
     reply_json(r, 202, "{}");
 }
@@ -836,107 +806,107 @@ static void handle_done(fs_t *fs, httpd_req_t *r, job_t *j, uint32_t task, const
  * /v1/hello, /v1/offer/<id> (any peer); /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/release/<id>/<task>,
  * /v1/done/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
  */
-bool fs__vol_handle(fs_t *fs, httpd_req_t *r, const char *path)
+bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
     unsigned task = 0;
     int n = 0;
     if (!strcmp(path, "/hello"))
-        return handle_offer(fs, r, NULL), true;
+        return handle_offer(pool, r, NULL), true;
     if (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN)
         return false;
     bool with_task = path[n] == '/';
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
     if (!strcmp(what, "offer") && !with_task)
-        return handle_offer(fs, r, id), true;
+        return handle_offer(pool, r, id), true;
     if (!strcmp(what, "cancel") && with_task) { /* volunteer: the submitter cancelled the job */
-        job_t *rj = fs__job_by_id(fs, id);
+        job_t *rj = pool_job_by_id(pool, id);
         if (!rj || !rj->remote || !query_peer(r, peer, sizeof(peer)) || strcmp(peer, rj->peers[0]) != 0)
             return reply_json(r, 403, "{\"error\":\"only the job's submitter may cancel it\"}"), true;
-        cancel_running(fs, rj, task, "the submitter cancelled the job");
+        cancel_running(pool, rj, task, "the submitter cancelled the job");
         return reply_json(r, 200, "{}"), true;
     }
     if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
-        for (struct outbox *o = fs->outbox; o; o = o->next)
+        for (struct outbox *o = pool->outbox; o; o = o->next)
             if (!strcmp(o->id, id) && o->task == task)
                 return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
         return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
     }
     if (strcmp(what, "lease") && strcmp(what, "renew") && strcmp(what, "done") && strcmp(what, "release"))
         return false;
-    job_t *j = local_job(fs, id);
+    job_t *j = local_job(pool, id);
     if (!j)
         return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
     if (!strcmp(what, "lease"))
-        return handle_lease(fs, r, j, peer), true;
+        return handle_lease(pool, r, j, peer), true;
     /* Who holds a lease is the core's to say. 410: the job is cancelled, so stop the task. */
-    if (!with_task || task >= j->man.desc.tasks || coord_holds(fs->coord, j->id, task, peer) != 0) {
+    if (!with_task || task >= j->man.desc.tasks || coord_holds(pool->coord, j->id, task, peer) != 0) {
         if (j->state == J_CANCELLED)
             return reply_json(r, 410, "{\"error\":\"the job is cancelled\"}"), true;
         return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
     }
     char host[VOL_MAX_URL];
-    coord_worker_seen(fs->coord, peer, peer_host(peer, host, sizeof(host)), fs__now_ms());
+    coord_worker_seen(pool->coord, peer, peer_host(peer, host, sizeof(host)), pool_now_ms());
     if (!strcmp(what, "renew")) {
-        int rc = coord_renew(fs->coord, j->id, task, peer, fs__now_ms(), lease_ms(fs));
+        int rc = coord_renew(pool->coord, j->id, task, peer, pool_now_ms(), lease_ms(pool));
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
     }
     if (!strcmp(what, "release")) { /* leased but never started: no attempt is counted */
-        int rc = coord_release(fs->coord, j->id, task, peer);
+        int rc = coord_release(pool->coord, j->id, task, peer);
         if (!rc) {
             log_info("job %s: task %u released by %s", j->name, task, peer);
-            fs__jobs_kick(fs);
-            fs__vol_offer(fs, j, NULL);
+            pool__jobs_kick(pool);
+            pool__vol_offer(pool, j, NULL);
         }
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}"), true;
     }
-    return handle_done(fs, r, j, task, peer), true;
+    return handle_done(pool, r, j, task, peer), true;
 }
 
 static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
-    fs_t *fs = arg;
-    job_t *j = local_job(fs, job_id);
+    pool_t *pool = arg;
+    job_t *j = local_job(pool, job_id);
     if (j)
         log_warn("job %s task %u: the lease of %s expired: the task waits for another peer", j->name, task, worker);
 }
 
 static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
-    fs_t *fs = arg;
-    job_t *j = local_job(fs, job_id);
+    pool_t *pool = arg;
+    job_t *j = local_job(pool, job_id);
     if (j)
         log_info("job %s task %u: %s left the pool: the task waits for another peer", j->name, task, worker);
 }
 
-void fs__vol_peer_dropped(fs_t *fs, const char *url)
+void pool__vol_peer_dropped(pool_t *pool, const char *url)
 {
     uint64_t seen = 0;
     /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
      * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
-    if (coord_worker_known(fs->coord, url, &seen) && seen + VOL_ALIVE_MS > fs__now_ms())
+    if (coord_worker_known(pool->coord, url, &seen) && seen + VOL_ALIVE_MS > pool_now_ms())
         return;
-    if (coord_worker_drop(fs->coord, url, on_peer_lease_lost, fs) <= 0)
+    if (coord_worker_drop(pool->coord, url, on_peer_lease_lost, pool) <= 0)
         return;
-    for (job_t *j = fs->joblist; j; j = j->next) {
+    for (job_t *j = pool->joblist; j; j = j->next) {
         if (j->remote || !j->published || j->gone)
             continue;
-        fs__job_check_over(j); /* the last attempt of a task may have been lost */
-        fs__vol_offer(fs, j, NULL);
+        pool__job_check_over(j); /* the last attempt of a task may have been lost */
+        pool__vol_offer(pool, j, NULL);
     }
-    fs__jobs_kick(fs);
+    pool__jobs_kick(pool);
 }
 
-void fs__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const char *worker)
+void pool__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
-    fs_t *fs = arg;
-    if (!strcmp(worker, FS_SELF) || !fs->fetch || fs->stopping)
+    pool_t *pool = arg;
+    if (!strcmp(worker, POOL_SELF) || !pool->fetch || pool->stopping)
         return; /* our own slots are cancelled by the caller */
-    char *url = xasprintf("%s/v1/cancel/%s/%u?peer=%s", worker, job_id, task, fs->opts.http_url);
-    int rc = fetch_get(fs->fetch, url, 4096, on_offer_ack, url);
+    char *url = xasprintf("%s/v1/cancel/%s/%u?peer=%s", worker, job_id, task, pool->opts.http_url);
+    int rc = fetch_get(pool->fetch, url, 4096, on_offer_ack, url);
     if (rc) { /* the volunteer still learns of it at its next renew (410) */
         log_debug("GET %s: %s", url, strerror(-rc));
         free(url);
@@ -947,39 +917,39 @@ void fs__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const ch
  * the tasks running here are renewed, and free slots ask for work. */
 static void on_lease_timer(uv_timer_t *t)
 {
-    fs_t *fs = t->data;
-    if (fs->stopping)
+    pool_t *pool = t->data;
+    if (pool->stopping)
         return;
     /* Volunteers not heard from for three lease times are forgotten (their leases expired already). */
-    coord_drop_silent(fs->coord, fs__now_ms(), 3 * lease_ms(fs), FS_SELF, on_peer_lease_lost, fs);
-    if (coord_expire(fs->coord, fs__now_ms(), on_lease_expired, fs) > 0) {
-        for (job_t *j = fs->joblist; j; j = j->next) {
+    coord_drop_silent(pool->coord, pool_now_ms(), 3 * lease_ms(pool), POOL_SELF, on_peer_lease_lost, pool);
+    if (coord_expire(pool->coord, pool_now_ms(), on_lease_expired, pool) > 0) {
+        for (job_t *j = pool->joblist; j; j = j->next) {
             if (j->remote || !j->published || j->gone)
                 continue;
-            fs__job_check_over(j); /* the last attempt of a task may have run out */
-            fs__vol_offer(fs, j, NULL);
+            pool__job_check_over(j); /* the last attempt of a task may have run out */
+            pool__vol_offer(pool, j, NULL);
         }
-        fs__jobs_kick(fs);
+        pool__jobs_kick(pool);
     }
-    fs__vol_tick(fs);
+    vol_tick(pool);
 }
 
-void fs__vol_start(fs_t *fs)
+void pool__vol_start(pool_t *pool)
 {
-    fs->lease_timer = xcalloc(1, sizeof(*fs->lease_timer));
-    uv_timer_init(fs->loop, fs->lease_timer);
-    fs->lease_timer->data = fs;
-    uv_timer_start(fs->lease_timer, on_lease_timer, 1000, 1000);
+    pool->lease_timer = xcalloc(1, sizeof(*pool->lease_timer));
+    uv_timer_init(pool->loop, pool->lease_timer);
+    pool->lease_timer->data = pool;
+    uv_timer_start(pool->lease_timer, on_lease_timer, 1000, 1000);
 }
 
-void fs__vol_stop(fs_t *fs)
+void pool__vol_stop(pool_t *pool)
 {
-    if (fs->lease_timer)
-        uv_close((uv_handle_t *)fs->lease_timer, fs__handle_free);
-    fs->lease_timer = NULL;
-    while (fs->outbox) {
-        struct outbox *o = fs->outbox;
-        fs->outbox = o->next;
+    if (pool->lease_timer)
+        uv_close((uv_handle_t *)pool->lease_timer, pool__handle_free);
+    pool->lease_timer = NULL;
+    while (pool->outbox) {
+        struct outbox *o = pool->outbox;
+        pool->outbox = o->next;
         free(o->bytes);
         free(o);
     }

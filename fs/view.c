@@ -1,0 +1,298 @@
+/*
+ * view.c: the jobs of the pool as the tree shows them, on the loop thread.
+ *
+ * The pool (pool/pool.h) owns every job's record; the view keeps, per job, its nodes (jobs/<name>,
+ * results/<name>, status/<name>, wait/<name>), the readers parked on wait/<name>, and while the job
+ * is being copied in, the quiet timer: a copy is published (pool_job_publish) once no file of it has
+ * been open for --quiet-ms, or at once when it was renamed from a dot-name. The pool's callbacks
+ * (fs__view) keep the nodes in step with the records: a job added gets its nodes, a job published
+ * gets its read-only tree, an unlisted one leaves jobs/, a forgotten one leaves everything.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "fs/internal.h"
+
+void fs__reply_slice(fuse_req_t req, const char *text, size_t len, size_t size, off_t off)
+{
+    if ((size_t)off >= len)
+        return (void)fuse_reply_buf(req, NULL, 0);
+    size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+    fuse_reply_buf(req, text + off, n);
+}
+
+static void wait_reply(waiter_t *w, const char *text, size_t len)
+{
+    if (!w->fh->text) {
+        w->fh->text = xmalloc(len + 1);
+        memcpy(w->fh->text, text, len);
+        w->fh->len = len;
+    }
+    fs__reply_slice(w->req, w->fh->text, w->fh->len, w->size, w->off);
+}
+
+job_t *fs__job_find(fs_t *fs, const char *name) { return pool_job_find(fs->pool, name); }
+
+void fs__job_wake(job_t *j)
+{
+    jview_t *v = V(j);
+    if (!v || !v->waiters)
+        return;
+    size_t len;
+    char *text = pool_job_status_text(j, &len);
+    while (v->waiters) {
+        waiter_t *w = v->waiters;
+        v->waiters = w->next;
+        wait_reply(w, text, len);
+        free(w);
+    }
+    free(text);
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+    waiter_t *target = data;
+    jview_t *v = V(target->job);
+    for (waiter_t **pp = v ? &v->waiters : NULL; pp && *pp; pp = &(*pp)->next) {
+        if (*pp == target) {
+            *pp = target->next;
+            fuse_reply_err(req, EINTR);
+            free(target);
+            return;
+        }
+    }
+}
+
+void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh)
+{
+    jview_t *v = V(j);
+    if (!v)
+        return (void)fuse_reply_err(req, ENOENT);
+    waiter_t *w = xcalloc(1, sizeof(*w));
+    *w = (waiter_t){.req = req, .size = size, .off = off, .fh = fh, .job = j, .next = v->waiters};
+    v->waiters = w;
+    fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
+}
+
+/* ---- the quiet period of a job being copied in ---- */
+
+static void on_quiet(uv_timer_t *t)
+{
+    job_t *j = t->data;
+    jview_t *v = V(j);
+    if (!v || v->open_files > 0 || !v->dir || j->name[0] == '.')
+        return;
+    if (j->state == J_STAGING || (j->state == J_REJECTED && v->publish_now))
+        pool_job_publish(j);
+    v->publish_now = false;
+}
+
+static void arm_quiet(fs_t *fs, job_t *j, uint64_t ms)
+{
+    jview_t *v = V(j);
+    if (!v)
+        return;
+    if (!v->quiet) {
+        v->quiet = xcalloc(1, sizeof(*v->quiet));
+        uv_timer_init(fs->loop, v->quiet);
+        v->quiet->data = j;
+    }
+    uv_timer_start(v->quiet, on_quiet, ms, 0);
+}
+
+void fs__job_touch(job_t *j)
+{
+    if (!j || j->published || !V(j))
+        return;
+    pool_job_touch(j);
+    if (V(j)->open_files == 0)
+        arm_quiet(V(j)->fs, j, V(j)->fs->opts.quiet_ms);
+    else if (V(j)->quiet)
+        uv_timer_stop(V(j)->quiet);
+}
+
+void fs__job_file_opened(job_t *j)
+{
+    jview_t *v = V(j);
+    if (!v)
+        return;
+    v->open_files++;
+    if (v->quiet)
+        uv_timer_stop(v->quiet);
+}
+
+void fs__job_file_closed(job_t *j)
+{
+    jview_t *v = V(j);
+    if (v && v->open_files > 0 && --v->open_files == 0 && !j->published && !j->gone)
+        arm_quiet(V(j)->fs, j, v->publish_now ? 0 : V(j)->fs->opts.quiet_ms);
+}
+
+job_t *fs__job_new_staging(fs_t *fs, const char *name)
+{
+    job_t *j = pool_job_stage(fs->pool, name); /* fs__view.job_added makes its nodes and arms quiet */
+    return j && V(j) ? j : NULL;
+}
+
+void fs__job_renamed(job_t *j, const char *newname)
+{
+    fs_t *fs = V(j)->fs;
+    bool from_dot = j->name[0] == '.';
+    pool_job_rename(j, newname); /* a live job of newname goes first (its nodes with it) */
+    jview_t *v = V(j);
+    fs__node_rename(v->dir, fs->jobs, newname);
+    fs__node_rename(v->status, fs->statusdir, newname);
+    fs__node_rename(v->wait, fs->waitdir, newname);
+    if (from_dot && newname[0] != '.') {
+        v->publish_now = true; /* a staged directory moved into place: it is complete */
+        if (v->open_files == 0)
+            arm_quiet(fs, j, 0);
+    } else if (v->open_files == 0) {
+        arm_quiet(fs, j, fs->opts.quiet_ms);
+    }
+}
+
+void fs__job_unlink_dir(job_t *j) { pool_job_unlist(j); }
+
+/* ---- the pool's callbacks ---- */
+
+/* Turns the staging tree's nodes into the published tree (the kernel may hold some of them). */
+static node_t *pub_path_node(fs_t *fs, job_t *j, const char *path, node_kind_t kind)
+{
+    node_t *cur = V(j)->dir;
+    char *copy = xstrdup(path), *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        node_t *k = fs__node_child(cur, part);
+        if (!k)
+            k = fs__node_new(fs, cur, part, N_PUB_DIR, j);
+        k->kind = N_PUB_DIR;
+        cur = k;
+    }
+    free(copy);
+    cur->kind = kind;
+    return cur;
+}
+
+static void prune_stage_nodes(fs_t *fs, node_t *n)
+{
+    for (size_t i = n->nkids; i-- > 0;) {
+        node_t *k = n->kids[i];
+        if (k->kind == N_STAGE)
+            fs__node_detach(fs, k);
+        else
+            prune_stage_nodes(fs, k);
+    }
+}
+
+static void build_published_tree(fs_t *fs, job_t *j)
+{
+    jview_t *v = V(j);
+    if (j->listed) {
+        if (!v->dir)
+            v->dir = fs__node_new(fs, fs->jobs, j->name, N_PUB_DIR, j);
+        v->dir->kind = N_PUB_DIR;
+        for (size_t i = 0; i < j->man.n_dirs; i++)
+            pub_path_node(fs, j, j->man.dirs[i], N_PUB_DIR);
+        for (size_t i = 0; i < j->man.n_files; i++)
+            pub_path_node(fs, j, j->man.files[i].path, N_PUB_FILE)->file = (int32_t)i;
+        prune_stage_nodes(fs, v->dir);
+    }
+    /* A remote job's results/ mirrors its submitter's (mirror.c); a local one's is on disk. */
+    v->results = fs__node_new(fs, fs->results, j->name, j->remote ? N_RRES_DIR : N_RES, j);
+    for (uint32_t t = 0; j->remote && j->tres && t < j->man.desc.tasks; t++)
+        if (j->tres[t])
+            fs__mirror_add(fs, j, j->tres[t]);
+}
+
+static void on_job_added(void *arg, job_t *j)
+{
+    fs_t *fs = arg;
+    jview_t *v = xcalloc(1, sizeof(*v));
+    v->fs = fs;
+    j->view = v;
+    v->status = fs__node_new(fs, fs->statusdir, j->name, N_STATUS, j);
+    v->wait = fs__node_new(fs, fs->waitdir, j->name, N_WAIT, j);
+    if (j->published) {
+        build_published_tree(fs, j);
+        return;
+    }
+    v->dir = fs__node_new(fs, fs->jobs, j->name, N_STAGE, j);
+    arm_quiet(fs, j, fs->opts.quiet_ms);
+}
+
+static void on_job_changed(void *arg, job_t *j)
+{
+    fs_t *fs = arg;
+    jview_t *v = V(j);
+    if (!v)
+        return;
+    if (j->published && !v->results)
+        build_published_tree(fs, j);
+    if (!j->listed && v->dir) {
+        fs__node_detach(fs, v->dir);
+        v->dir = NULL;
+    }
+    if (j->state == J_STAGING && !j->published && v->open_files == 0)
+        arm_quiet(fs, j, fs->opts.quiet_ms); /* a publish was stale: once quiet again */
+    if (pool_job_over(j))
+        fs__job_wake(j);
+}
+
+static void quiet_closed(uv_handle_t *h) { free(h); }
+
+static void view_free(jview_t *v)
+{
+    if (v->quiet) {
+        uv_timer_stop(v->quiet);
+        uv_close((uv_handle_t *)v->quiet, quiet_closed);
+    }
+    free(v);
+}
+
+static void on_job_removed(void *arg, job_t *j)
+{
+    fs_t *fs = arg;
+    jview_t *v = V(j);
+    if (!v)
+        return;
+    fs__job_wake(j);
+    node_t *nodes[] = {v->dir, v->results, v->status, v->wait};
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+        if (nodes[i])
+            fs__node_detach(fs, nodes[i]);
+    j->view = NULL;
+    view_free(v);
+}
+
+static void on_result_added(void *arg, job_t *j, taskres_t *tr)
+{
+    if (V(j) && V(j)->results)
+        fs__mirror_add(arg, j, tr);
+}
+
+const pool_view_t fs__view = {
+    .job_added = on_job_added,
+    .job_changed = on_job_changed,
+    .job_removed = on_job_removed,
+    .result_added = on_result_added,
+};
+
+static void free_one(void *arg, job_t *j)
+{
+    jview_t *v = V(j);
+    if (!v)
+        return;
+    while (v->waiters) {
+        waiter_t *w = v->waiters;
+        v->waiters = w->next;
+        fuse_reply_err(w->req, EINTR);
+        free(w);
+    }
+    j->view = NULL;
+    view_free(v);
+}
+
+void fs__views_free(fs_t *fs) { pool_jobs_foreach(fs->pool, free_one, fs); }

@@ -1,0 +1,332 @@
+/*
+ * discover.c: the pool's other peers and the jobs they publish.
+ *
+ * Discovery: a submitter offers a new job to its pool peers at once (volunteer.c, /v1/offer), and,
+ * as the fallback, every --discover-ms (1 s) the peer asks each pool peer it knows (from the
+ * tracker, --peer, or a peer that greeted it) for its /v1/jobs. Either way a job id it has not seen
+ * is fetched as /v1/manifest/<id> (one GET per id at a time), and accepted only if SHA-256 of the
+ * bytes is the id and the manifest decodes (every limit checked). The job then appears in jobs/ (as
+ * <name>@<8 hex> if the name is taken here), read-only, and free slots ask for its tasks at once.
+ *
+ * Reads of those jobs' files are the view's (fs/read.c, through pool_block_read).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "pool/internal.h"
+
+#define POOL_DISCOVER_MS 1000
+#define POOL_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
+#define POOL_MAX_JOBS_REPLY (4u * 1024 * 1024)
+#ifndef POOL_DROP_MS
+#define POOL_DROP_MS 10000 /* a pool peer silent this long is forgotten (until announced again) */
+#endif
+
+/* ---- peers of the pool ---- */
+
+static bool peer_known(char **list, size_t n, const char *url)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], url) == 0)
+            return true;
+    return false;
+}
+
+bool pool__add_peer(pool_t *pool, const char *url)
+{
+    if (peer_known(pool->pool_peers, pool->n_pool_peers, url) || pool->n_pool_peers >= POOL_MAX_POOL_PEERS)
+        return false;
+    if (pool->opts.http_url && strcmp(url, pool->opts.http_url) == 0)
+        return false; /* ourselves */
+    pool->pool_peers = xreallocarray(pool->pool_peers, pool->n_pool_peers + 1, sizeof(char *));
+    pool->pool_fail_since = xreallocarray(pool->pool_fail_since, pool->n_pool_peers + 1, sizeof(uint64_t));
+    pool->pool_fail_since[pool->n_pool_peers] = 0;
+    pool->pool_peers[pool->n_pool_peers++] = xstrdup(url);
+    log_info("pool peer %s", url);
+    pool->up.vol_new_peer(pool, url);
+    return true;
+}
+
+size_t pool__peers_on_host(pool_t *pool, const char *ip)
+{
+    size_t n = 0, len = strlen(ip);
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        if (!strncmp(pool->pool_peers[i], "http://", 7) && !strncmp(pool->pool_peers[i] + 7, ip, len) &&
+            pool->pool_peers[i][7 + len] == ':')
+            n++;
+    return n;
+}
+
+void pool__job_add_peer(job_t *j, const char *url, bool origin)
+{
+    size_t i = 0;
+    while (i < j->n_peers && strcmp(j->peers[i], url) != 0)
+        i++;
+    if (i == j->n_peers) {
+        if (j->n_peers >= POOL_MAX_POOL_PEERS)
+            return;
+        j->peers = xreallocarray(j->peers, j->n_peers + 1, sizeof(char *));
+        j->peers[j->n_peers++] = xstrdup(url);
+    }
+    if (origin && i > 0) { /* leases go to peers[0]: the submitter, which offered it */
+        char *p = j->peers[i];
+        memmove(&j->peers[1], &j->peers[0], i * sizeof(char *));
+        j->peers[0] = p;
+    }
+}
+
+/* ---- discovery ---- */
+
+typedef struct disc {
+    pool_t *pool;
+    char *peer;
+    char id[HASH_HEX_LEN + 1];
+    bool origin;       /* manifest GETs: peer offered the job (it is the submitter) */
+    struct disc *next; /* pool->manifests */
+} disc_t;
+
+static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    disc_t *d = arg;
+    pool_t *pool = d->pool;
+    pool->pending_gets--;
+    for (disc_t **pp = &pool->manifests; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            pool->n_manifests--;
+            break;
+        }
+    }
+    char why[256] = "";
+    hash_t id, got;
+    if (status || code != 200) {
+        snprintf(why, sizeof(why), "%s", status ? strerror(-status) : "HTTP error");
+    } else if (!pool->stopping && !pool_job_by_id(pool, d->id)) {
+        hash_from_hex(d->id, HASH_HEX_LEN, &id);
+        manifest_id(body, len, &got);
+        if (!hash_equal(&id, &got)) {
+            snprintf(why, sizeof(why), "its bytes do not hash to the job id");
+        } else {
+            manifest_t m;
+            manifest_init(&m);
+            if (manifest_decode(&m, body, len, why, sizeof(why)) == 0) {
+                pool__job_add_remote(pool, d->id, &m, d->peer);
+                why[0] = '\0';
+                job_t *j = pool_job_by_id(pool, d->id);
+                if (j && j->remote) {
+                    if (d->origin)
+                        pool__job_add_peer(j, d->peer, true);
+                    pool->up.vol_kick(pool); /* free slots ask for its tasks now, not at the next tick */
+                }
+            }
+            manifest_release(&m);
+        }
+    }
+    if (why[0])
+        log_warn("manifest %s from %s refused: %s", d->id, d->peer, why);
+    free(d->peer);
+    free(d);
+}
+
+void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool origin)
+{
+    hash_t h;
+    if (pool->stopping || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0 ||
+        pool_job_by_id(pool, id) || pool->n_manifests >= POOL_MAX_MANIFEST_GETS)
+        return;
+    for (disc_t *p = pool->manifests; p; p = p->next)
+        if (!strcmp(p->id, id))
+            return; /* on its way: the offer and the poll both found it */
+    disc_t *m = xcalloc(1, sizeof(*m));
+    m->pool = pool;
+    m->peer = xstrdup(peer);
+    m->origin = origin;
+    memcpy(m->id, id, HASH_HEX_LEN + 1);
+    char *url = xasprintf("%s/v1/manifest/%s", peer, id);
+    /* Manifests past FETCH_MAX_GET_BODY (a job of ~60k files of 256 KiB) are not fetched yet. */
+    size_t cap = MANIFEST_MAX_BYTES < FETCH_MAX_GET_BODY ? MANIFEST_MAX_BYTES : FETCH_MAX_GET_BODY;
+    int rc = fetch_get(pool->fetch, url, cap, on_manifest, m);
+    if (rc == 0) {
+        pool->pending_gets++;
+        m->next = pool->manifests;
+        pool->manifests = m;
+        pool->n_manifests++;
+    } else {
+        log_warn("GET %s: %s", url, strerror(-rc));
+        free(m->peer);
+        free(m);
+    }
+    free(url);
+}
+
+/* Notes whether a pool peer answered its /v1/jobs (any HTTP answer counts: it is alive). */
+static void pool_peer_answered(pool_t *pool, const char *url, bool answered)
+{
+    for (size_t i = 0; i < pool->n_pool_peers; i++) {
+        if (strcmp(pool->pool_peers[i], url) != 0)
+            continue;
+        if (answered)
+            pool->pool_fail_since[i] = 0;
+        else if (!pool->pool_fail_since[i])
+            pool->pool_fail_since[i] = pool_now_ms();
+        return;
+    }
+}
+
+/*
+ * Forgets pool peers (learnt from the tracker or a greeting, not --peer) that have not answered
+ * for POOL_DROP_MS: a peer that left without a "stopped" announce stays listed by the tracker
+ * until it expires. If it comes back, the tracker or its greeting adds it again.
+ */
+static void pool_drop_silent(pool_t *pool)
+{
+    uint64_t now = pool_now_ms();
+    for (size_t i = pool->n_static_peers; i < pool->n_pool_peers;) {
+        if (!pool->pool_fail_since[i] || now - pool->pool_fail_since[i] < POOL_DROP_MS) {
+            i++;
+            continue;
+        }
+        log_info("pool peer %s dropped: no answer for %llu s", pool->pool_peers[i],
+                 (unsigned long long)((now - pool->pool_fail_since[i]) / 1000));
+        char *gone = pool->pool_peers[i];
+        pool->n_pool_peers--;
+        pool->pool_peers[i] = pool->pool_peers[pool->n_pool_peers];
+        pool->pool_fail_since[i] = pool->pool_fail_since[pool->n_pool_peers];
+        pool->up.vol_peer_dropped(pool, gone); /* its leases go back to waiting now, not when they expire */
+        free(gone);
+    }
+}
+
+/*
+ * A remote job its submitter no longer lists (it replaced or forgot it) goes away here too, so
+ * jobs/ shows what the pool has; a job whose submitter does not answer stays.
+ */
+static void forget_unlisted(pool_t *pool, const char *peer, uint64_t gen)
+{
+    for (job_t *j = pool->joblist, *next; j; j = next) {
+        next = j->next;
+        if (j->remote && !j->gone && j->origin_seen && j->listed_gen != gen && j->n_peers > 0 &&
+            strcmp(j->peers[0], peer) == 0)
+            pool__job_forget_remote(j);
+    }
+}
+
+static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    disc_t *d = arg;
+    pool_t *pool = d->pool;
+    pool->pending_gets--;
+    json_t *arr = NULL;
+    if (status != -ECANCELED)
+        pool_peer_answered(pool, d->peer, status == 0);
+    if (status || code != 200)
+        log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
+    if (!status && code == 200 && !pool->stopping) {
+        json_error_t err;
+        arr = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+        if (!json_is_array(arr)) {
+            log_warn("peer %s: /v1/jobs is not a JSON array", d->peer);
+        } else {
+            uint64_t gen = ++pool->listing_gen;
+            size_t i;
+            json_t *o;
+            json_array_foreach(arr, i, o) {
+                const char *id = json_string_value(json_object_get(o, "id"));
+                hash_t h;
+                if (!id || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0)
+                    continue;
+                job_t *j = pool_job_by_id(pool, id);
+                if (j) {
+                    if (j->remote) {
+                        bool origin = json_is_true(json_object_get(o, "origin"));
+                        pool__job_add_peer(j, d->peer, origin);
+                        j->origin_seen |= origin;
+                        j->listed_gen = gen;
+                        pool__res_remote_seen(j, o, d->peer);
+                    }
+                    continue;
+                }
+                /* Only its submitter introduces a job: a job it replaced or forgot must not come
+                 * back through peers that still list it (they drop it once they notice). */
+                if (json_is_true(json_object_get(o, "origin")))
+                    pool__get_manifest(pool, d->peer, id, true);
+            }
+            if (json_array_size(arr) < POOL_API_MAX_JOBS) /* a full answer may have left some out */
+                forget_unlisted(pool, d->peer, gen);
+        }
+    }
+    json_decref(arr);
+    free(d->peer);
+    free(d);
+}
+
+static void on_discover(uv_timer_t *t)
+{
+    pool_t *pool = t->data;
+    if (pool->stopping)
+        return;
+    pool_drop_silent(pool);
+    if (pool->pending_gets > 4 * pool->n_pool_peers + 16)
+        return; /* answers are still coming: do not pile up requests */
+    for (size_t i = 0; i < pool->n_pool_peers; i++) {
+        disc_t *d = xcalloc(1, sizeof(*d));
+        d->pool = pool;
+        d->peer = xstrdup(pool->pool_peers[i]);
+        char *url = xasprintf("%s/v1/jobs", d->peer);
+        int rc = fetch_get(pool->fetch, url, POOL_MAX_JOBS_REPLY, on_jobs, d);
+        if (rc == 0) {
+            pool->pending_gets++;
+        } else {
+            log_warn("GET %s: %s", url, strerror(-rc));
+            free(d->peer);
+            free(d);
+        }
+        free(url);
+    }
+}
+
+static void on_pool_peers(const announce_peer_t *peers, size_t n, void *arg)
+{
+    pool_t *pool = arg;
+    char url[64];
+    for (size_t i = 0; i < n; i++) {
+        announce_peer_url(&peers[i], url, sizeof(url));
+        pool__add_peer(pool, url);
+    }
+}
+
+void pool__discover_start(pool_t *pool)
+{
+    pool->discover = xcalloc(1, sizeof(*pool->discover));
+    uv_timer_init(pool->loop, pool->discover);
+    pool->discover->data = pool;
+    uv_timer_start(pool->discover, on_discover, 0, pool->opts.discover_ms ? pool->opts.discover_ms : POOL_DISCOVER_MS);
+    if (!pool->opts.tracker_url || !pool->opts.http_port)
+        return;
+    /* The pool is a swarm of its own (Preon's "idle" job): every peer announces there. */
+    announce_opts_t ao = {.tracker_url = pool->opts.tracker_url, .port = pool->opts.http_port};
+    uint8_t ih[ANNOUNCE_HASH_LEN];
+    announce_pool_hash(pool->opts.pool ? pool->opts.pool : "default", ih);
+    int rc = announce_new(pool->loop, pool->fetch, &ao, &pool->announce);
+    if (!rc)
+        rc = announce_add(pool->announce, ih, true, on_pool_peers, pool);
+    if (rc)
+        log_error("tracker %s: %s (this peer stays out of the pool)", pool->opts.tracker_url, strerror(-rc));
+    else
+        log_info("pool '%s' through %s", pool->opts.pool ? pool->opts.pool : "default", pool->opts.tracker_url);
+}
+
+void pool__discover_stop(pool_t *pool)
+{
+    if (pool->announce)
+        announce_close(pool->announce, NULL, NULL);
+    pool->announce = NULL;
+    if (pool->discover)
+        uv_close((uv_handle_t *)pool->discover, pool__handle_free);
+    pool->discover = NULL;
+}

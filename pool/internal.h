@@ -1,0 +1,223 @@
+/**
+ * @file internal.h  Shared internals of pool/: the pool handle, running tasks, the block index, and
+ * the functions its files call in each other. Only the files of pool/ include it.
+ *
+ * Files: jobs.c (the registry: a job's life, tasks on our own slots, restore, status texts),
+ * results.c (results shared with the pool), api.c (/v1/jobs, manifests, blocks), discover.c (pool
+ * peers, /v1/jobs polling, manifests of other peers' jobs), volunteer.c (the submitter's and the
+ * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
+ * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
+ * blocks.c (the block index), reply.c; the pure parts are coord.c, wire.c and bundle.c.
+ */
+#ifndef PREON_POOL_INTERNAL_H
+#define PREON_POOL_INTERNAL_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "core/manifest.h"
+#include "exec/exec.h"
+#include "pool/coord.h"
+#include "pool/db.h"
+#include "pool/pool.h"
+#include "swarm/announce.h"
+#include "swarm/fetch.h"
+#include "swarm/store.h"
+
+typedef pool_job_t job_t;
+typedef pool_res_t taskres_t;
+
+#define POOL_MAX_FAIL_LINES 20
+#define POOL_MAX_ATTEMPTS 3
+#define POOL_LEASE_MS (UINT64_MAX / 4) /* local tasks never expire: the executor's time-out governs */
+#define POOL_SELF "self"               /* the coordination core's worker id of this peer's own slots */
+#define POOL_MAX_LEASES_PER_WORKER 64  /* leases one volunteer may hold at once (and our own slots) */
+#define POOL_MAX_WORKERS_PER_HOST 64   /* volunteers one host may run (a cap on what one peer makes us hold) */
+#define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
+
+typedef struct block_loc {
+    hash_t h;
+    job_t *job; /**< NULL: an empty slot */
+    taskres_t *res; /**< NULL: an input of job; else a file of this result (verified when served) */
+    uint32_t file, block;
+} block_loc_t;
+
+#define POOL_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
+#define POOL_MAX_POOL_PEERS 1024
+
+typedef struct running {
+    pool_t *pool;
+    job_t *job;
+    uint32_t task;
+    unsigned slot;
+    bool remote;            /**< a task of another peer's job, under a lease from it */
+    uint64_t last_renew_ms;
+    uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
+    exec_task_t *et;
+    char *work_dir, *scratch_dir, *out_path, *err_path; /* scratch: the overlay's work dir */
+    struct running *next;
+} running_t;
+
+/*
+ * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
+ * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
+ * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (the
+ * block index), reply.c. Then jobs.c < results.c < api.c < discover.c < volunteer.c < pool.c.
+ * tests/integration/test_layers.sh checks it on the objects.
+ */
+
+/* Calls from a file to one above it, set by pool.c before anything runs. */
+typedef struct pool_up {
+    /* jobs.c -> results.c */
+    void (*res_recorded)(job_t *j, uint32_t task, bool ok, int exit_code);
+    void (*res_free)(job_t *j);
+    /* jobs.c, discover.c -> volunteer.c */
+    void (*vol_kick)(pool_t *p);
+    void (*vol_offer)(pool_t *p, job_t *j, const char *peer);
+    void (*vol_task_done)(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
+    void (*vol_cancel_lease)(void *p, const char *job_id, uint32_t task, const char *worker);
+    /* results.c -> volunteer.c */
+    void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
+    /* discover.c -> volunteer.c */
+    void (*vol_new_peer)(pool_t *p, const char *url);
+    void (*vol_peer_dropped)(pool_t *p, const char *url);
+} pool_up_t;
+
+struct pool {
+    uv_loop_t *loop;
+    pool_opts_t opts;
+    pool_view_t view;
+    pool_up_t up;          /**< calls up the files of pool/ (see below) */
+    char *data_dir, *self_exe, *jobs_dir;
+    bool started, stopping;
+    void (*stopped)(void *);
+    void *stopped_arg;
+    struct timespec t0;    /**< start time: the epoch of our results lists' order */
+    uint64_t stage_seq;    /**< names each remote report's own staging directory and each task run */
+    uv_prepare_t *lag;     /**< loop lag: once per iteration, the time it spent busy (not in epoll) */
+    uint64_t lag_last_ns, lag_last_idle_ns, lag_max_ns, lag_over_5ms;
+    job_t *joblist;
+    store_t *store;
+    db_t *db;
+    coord_t *coord; /**< tasks, leases, membership: the coordination core */
+    exec_t *exec;
+    running_t *running;
+    bool *slot_busy;
+    unsigned nrunning;
+    unsigned pending_work; /**< thread-pool items in flight */
+    fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
+    char **pool_peers;        /**< base URLs of the pool's other peers */
+    size_t n_pool_peers;
+    uint64_t *pool_fail_since; /**< by pool peer: when its /v1/jobs started failing (0: answering) */
+    size_t n_static_peers;     /**< the first ones, from --peer: never dropped */
+    uint64_t listing_gen;      /**< counts /v1/jobs answers (discover.c) */
+    uv_timer_t *discover;     /**< asks pool peers for their jobs (discover.c) */
+    announce_t *announce;     /**< pool membership through the tracker (discover.c) */
+    unsigned pending_gets;
+    struct disc *manifests;   /**< manifest GETs under way, one per job id (discover.c) */
+    unsigned n_manifests;
+    struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
+    uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
+    block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
+    size_t loc_cap, nlocs;
+    uint64_t api_blocks_served, api_bytes_served;
+};
+
+
+/* blocks.c */
+void pool__blocks_add_job(pool_t *p, job_t *j);
+/** Rebuilds the index without j's blocks (NULL: rebuilds it from the jobs that are left). */
+void pool__blocks_remove_job(pool_t *p, job_t *j);
+void pool__blocks_add_result(pool_t *p, job_t *j, taskres_t *tr);
+/** Where a published job of ours holds block h, or NULL. */
+const block_loc_t *pool__blocks_find(pool_t *p, const hash_t *h);
+
+/* reply.c */
+/** A JSON error answer {"error": msg}. */
+void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
+
+/* jobs.c */
+/** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
+void pool__rm_later(pool_t *p, char *a, char *b);
+void pool__jobs_kick(pool_t *p);
+/** Adds another peer's job (takes m's contents) and tells the view. */
+void pool__job_add_remote(pool_t *p, const char *id, manifest_t *m, const char *peer);
+/** Its submitter stopped listing remote job j: it leaves jobs/ and results/ here. */
+void pool__job_forget_remote(job_t *j);
+/** A remote job's state as its submitter reports it changed: tells the view (and unlists it if cancelled). */
+void pool__job_changed(job_t *j);
+running_t *pool__start_task(pool_t *p, job_t *j, uint32_t task, bool remote);
+/** Submitter: task is handed out now (started here, or leased to a volunteer): its dispatch clock. */
+void pool__task_dispatched(job_t *j, uint32_t task);
+/** Settles the job's state once no task waits or runs (after tasks were lost or failed outside finish). */
+void pool__job_check_over(job_t *j);
+/**
+ * Hands worker's report on a task to the coordination core: true if accepted (the caller keeps the
+ * result and then calls pool__task_finished), false if late, a duplicate or outvoted (logged; the
+ * caller keeps nothing).
+ */
+bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok);
+/** Bookkeeping of a task the core has decided: the database row, the clocks, the waiters. */
+void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason);
+/**
+ * Whether this peer meets j's requirements (os, arch, network, the machine's memory, free disk in
+ * the data directory): true, or false with why filled. For our own slots and as a volunteer alike.
+ */
+bool pool__job_fits(pool_t *p, const job_t *j, char *why, size_t whylen);
+void pool__handle_free(uv_handle_t *h);
+/** Restores the published jobs and staged copies from the records (pool_new). */
+int pool__jobs_restore(pool_t *p);
+void pool__jobs_free(pool_t *p);
+
+/* results.c */
+/** Submitter: a task's result is recorded (its directory complete): hash it for the pool. */
+void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code);
+/** Answers /v1/results/...; false if path is not one of its requests. */
+bool pool__res_handle(pool_t *p, httpd_req_t *r, const char *path);
+/** Remote job j as its submitter lists it in /v1/jobs (entry o, a JSON object): mirror it. */
+void pool__res_remote_seen(job_t *j, json_t *o, const char *peer);
+void pool__res_free(job_t *j);
+/** This peer's start time in ms: the epoch its results lists' order belongs to. */
+uint64_t pool__epoch_ms(const pool_t *p);
+
+/* api.c */
+/** Answers /v1/jobs, /v1/manifest/, /v1/block/, /v1/have/ (path without /v1); false if not one. */
+bool pool__api_handle(pool_t *p, httpd_req_t *r, const char *path);
+
+/* discover.c */
+/** Adds a pool peer (a base URL); true if it was new (it is then greeted: pool__vol_new_peer). */
+bool pool__add_peer(pool_t *p, const char *url);
+/** Pool peers whose base URL is on host ip (a dotted quad), to bound what one host may add. */
+size_t pool__peers_on_host(pool_t *p, const char *ip);
+/**
+ * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
+ * checks SHA-256(bytes) == id, decodes it and adds the job (pool__job_add_remote), then asks for work.
+ * origin: peer is the job's submitter (it offered the job), so leases go to it.
+ */
+void pool__get_manifest(pool_t *p, const char *peer, const char *id, bool origin);
+/** Notes that peer lists remote job j; origin: it is the submitter, put it first (leases go there). */
+void pool__job_add_peer(job_t *j, const char *peer, bool origin);
+void pool__discover_start(pool_t *p);
+void pool__discover_stop(pool_t *p);
+
+/* volunteer.c */
+void pool__vol_kick(pool_t *p);
+/** Submitter: tells peer (NULL: every pool peer) that job j has waiting tasks, if it has. */
+void pool__vol_offer(pool_t *p, job_t *j, const char *peer);
+/** A new pool peer: offers it the jobs with waiting tasks, or just greets it (so it learns of us). */
+void pool__vol_new_peer(pool_t *p, const char *url);
+void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
+bool pool__vol_handle(pool_t *p, httpd_req_t *r, const char *path);
+/** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
+void pool__vol_cancel_lease(void *p, const char *job_id, uint32_t task, const char *worker);
+/** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
+void pool__vol_peer_dropped(pool_t *p, const char *url);
+/** The submitter has this result (it is in its list): drop the copy kept for it. */
+void pool__vol_result_taken(pool_t *p, job_t *j, uint32_t task);
+void pool__vol_start(pool_t *p);
+void pool__vol_stop(pool_t *p);
+
+
+#endif

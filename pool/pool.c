@@ -1,0 +1,300 @@
+/*
+ * pool.c: the pool handle's life (pool/pool.h): opening the data directory, restoring, starting the
+ * peer API, discovery and tasks; stopping without blocking; the loop-lag figure; the block reads
+ * the view asks for.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/files.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "pool/internal.h"
+
+/*
+ * Loop lag: called once per loop iteration (before the loop blocks in epoll). The iteration's wall
+ * time minus the time it spent blocked in epoll (libuv's idle-time metric) is the time the loop
+ * could not answer anything: callbacks, FUSE requests, HTTP, timers. Its maximum since start and
+ * the count over 5 ms (the goal) are in the `peer` file.
+ */
+static void on_loop_iteration(uv_prepare_t *h)
+{
+    pool_t *pool = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(pool->loop);
+    if (pool->lag_last_ns) {
+        uint64_t wall = now - pool->lag_last_ns, slept = idle - pool->lag_last_idle_ns;
+        uint64_t busy = wall > slept ? wall - slept : 0;
+        if (busy > pool->lag_max_ns)
+            pool->lag_max_ns = busy;
+        if (busy > 5000000)
+            pool->lag_over_5ms++;
+    }
+    pool->lag_last_ns = now;
+    pool->lag_last_idle_ns = idle;
+}
+
+static void free_all(pool_t *pool)
+{
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        free(pool->pool_peers[i]);
+    free(pool->pool_peers);
+    free(pool->pool_fail_since);
+    pool__jobs_free(pool);
+    coord_free(pool->coord);
+    if (pool->db)
+        db_close(pool->db);
+    if (pool->store)
+        store_close(pool->store);
+    free(pool->slot_busy);
+    free(pool->data_dir);
+    free(pool->self_exe);
+    free(pool->jobs_dir);
+    free((char *)pool->opts.http_url);
+    free((char *)pool->opts.tracker_url);
+    free((char *)pool->opts.pool);
+    free((char *)pool->opts.mountpoint);
+    free(pool->locs);
+    free(pool);
+}
+
+int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, pool_t **out)
+{
+    pool_t *pool = xcalloc(1, sizeof(*pool));
+    int rc = 0;
+    pool->loop = loop;
+    uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for the loop-lag figure (on_loop_iteration) */
+    pool->opts = *opts;
+    if (view)
+        pool->view = *view;
+    pool->up = (pool_up_t){.res_recorded = pool__res_recorded, .res_free = pool__res_free,
+                           .vol_kick = pool__vol_kick, .vol_offer = pool__vol_offer,
+                           .vol_task_done = pool__vol_task_done, .vol_cancel_lease = pool__vol_cancel_lease,
+                           .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
+                           .vol_peer_dropped = pool__vol_peer_dropped};
+    pool->data_dir = xstrdup(opts->data_dir);
+    pool->self_exe = xstrdup(opts->self_exe);
+    pool->jobs_dir = xstrdup(opts->jobs_dir);
+    pool->opts.data_dir = pool->data_dir;
+    pool->opts.self_exe = pool->self_exe;
+    pool->opts.jobs_dir = pool->jobs_dir;
+    pool->opts.http_url = opts->http_url ? xstrdup(opts->http_url) : NULL;
+    pool->opts.tracker_url = opts->tracker_url ? xstrdup(opts->tracker_url) : NULL;
+    pool->opts.pool = opts->pool ? xstrdup(opts->pool) : NULL;
+    pool->opts.mountpoint = opts->mountpoint ? xstrdup(opts->mountpoint) : NULL;
+    pool->opts.peers = NULL; /* copied into pool_peers below */
+    pool->opts.n_peers = 0;
+    clock_gettime(CLOCK_REALTIME, &pool->t0);
+    pool->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
+
+    static const char *const subdirs[] = {"", "/staging", "/inputs", "/results", "/work", "/store"};
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
+        char *p = xasprintf("%s%s", pool->data_dir, subdirs[i]);
+        rc = files_mkdir_p(p, 0755);
+        if (rc)
+            log_error("%s: %s", p, strerror(-rc));
+        free(p);
+    }
+    char *work = xasprintf("%s/work", pool->data_dir);
+    files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
+    mkdir(work, 0755);
+    free(work);
+    /* Sandbox users must reach the task dirs under data/work (but not list data/). */
+    chmod(pool->data_dir, 0711);
+    if (rc)
+        goto error;
+    char *p = xasprintf("%s/store", pool->data_dir);
+    rc = store_open(p, &pool->store);
+    free(p);
+    if (rc) {
+        log_error("block store: %s", strerror(-rc));
+        goto error;
+    }
+    p = xasprintf("%s/preon.db", pool->data_dir);
+    rc = db_open(p, &pool->db);
+    free(p);
+    if (rc) {
+        log_error("database: %s", strerror(-rc));
+        goto error;
+    }
+    /* The local slots are one worker of the pool (POOL_SELF); volunteers are the others. */
+    pool->coord = coord_new(&(coord_opts_t){.max_attempts = POOL_MAX_ATTEMPTS,
+                                            .max_leases_per_worker = POOL_MAX_LEASES_PER_WORKER,
+                                            .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST});
+    coord_worker_seen(pool->coord, POOL_SELF, "local", 0);
+    coord_worker_cap(pool->coord, POOL_SELF, pool->opts.slots ? pool->opts.slots : 1); /* --slots may pass 64 */
+    /* keep: more than a reader's read-ahead window (fs/read.c), so read-ahead is answered in memory */
+    fetch_opts_t fo = {.keep_blocks = POOL_KEEP_BLOCKS};
+    rc = fetch_new(loop, pool->store, &fo, &pool->fetch);
+    if (rc) {
+        log_error("fetcher: %s", strerror(-rc));
+        goto error;
+    }
+    for (size_t i = 0; i < opts->n_peers; i++)
+        pool__add_peer(pool, opts->peers[i]);
+    pool->n_static_peers = pool->n_pool_peers;
+    /* preon-limit next to us starts each task without loading our libraries; else `preon limit`. */
+    const char *slash = strrchr(pool->self_exe, '/');
+    char *lim = xasprintf("%.*s/preon-limit", (int)(slash ? slash - pool->self_exe : 1), slash ? pool->self_exe : "/");
+    if (access(lim, X_OK) != 0) {
+        free(lim);
+        lim = xstrdup(pool->self_exe);
+    }
+    exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = lim,
+                      .uid_base = opts->uid_base, .gid_base = opts->uid_base,
+                      .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
+                      .allow_network = opts->allow_network};
+    rc = exec_new(loop, &eo, &pool->exec);
+    free(lim); /* exec_new keeps a copy */
+    if (rc) {
+        log_error("executor: %s", strerror(-rc));
+        goto error;
+    }
+    rc = pool__jobs_restore(pool);
+    if (rc)
+        goto error;
+    *out = pool;
+    return 0;
+
+error:
+    pool->stopping = true;
+    if (pool->exec)
+        exec_close(pool->exec, NULL, NULL);
+    if (pool->fetch)
+        fetch_close(pool->fetch, NULL, NULL);
+    free_all(pool);
+    return rc ? rc : -EIO;
+}
+
+void pool_free(pool_t *pool)
+{
+    if (!pool)
+        return;
+    pool->stopping = true;
+    pool->view = (pool_view_t){0};
+    exec_close(pool->exec, NULL, NULL);
+    fetch_close(pool->fetch, NULL, NULL);
+    free_all(pool);
+}
+
+#define API_PREFIX "/v1"
+
+/* The peer API (docs/protocol.md): every /v1 request goes to the file that answers it. */
+static void api_handler(httpd_req_t *r, void *arg)
+{
+    pool_t *pool = arg;
+    const char *method = httpd_req_method(r);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return pool__api_error(r, 405, "only GET is served");
+    const char *path = httpd_req_path(r) + strlen(API_PREFIX);
+    if (pool__api_handle(pool, r, path) || pool__vol_handle(pool, r, path) || pool__res_handle(pool, r, path))
+        return;
+    pool__api_error(r, 404, "unknown request (see docs/protocol.md)");
+}
+
+void pool_start(pool_t *pool)
+{
+    pool->started = true;
+    pool->lag = xcalloc(1, sizeof(*pool->lag));
+    uv_prepare_init(pool->loop, pool->lag);
+    pool->lag->data = pool;
+    uv_prepare_start(pool->lag, on_loop_iteration);
+    if (pool->opts.httpd) {
+        int rc = httpd_route(pool->opts.httpd, API_PREFIX, api_handler, pool);
+        if (rc)
+            log_error("peer API: %s", strerror(-rc));
+    }
+    pool__vol_start(pool);
+    pool__discover_start(pool);
+    pool__jobs_kick(pool);
+}
+
+static void finish_stop(pool_t *pool);
+
+static void drain_check(uv_timer_t *t)
+{
+    pool_t *pool = t->data;
+    uv_close((uv_handle_t *)t, pool__handle_free);
+    finish_stop(pool);
+}
+
+/* Runs once tasks are reaped; waits (without blocking) for thread-pool work to land. */
+static void finish_stop(pool_t *pool)
+{
+    if (pool->pending_work > 0) {
+        uv_timer_t *t = xcalloc(1, sizeof(*t));
+        uv_timer_init(pool->loop, t);
+        t->data = pool;
+        uv_timer_start(t, drain_check, 10, 0);
+        return;
+    }
+    void (*cb)(void *) = pool->stopped;
+    void *arg = pool->stopped_arg;
+    free_all(pool);
+    if (cb)
+        cb(arg);
+}
+
+static void fetch_closed(void *arg)
+{
+    pool_t *pool = arg;
+    pool->fetch = NULL;
+    finish_stop(pool);
+}
+
+static void exec_closed(void *arg)
+{
+    pool_t *pool = arg;
+    pool->exec = NULL;
+    fetch_close(pool->fetch, fetch_closed, pool); /* pending reads and discoveries end with -ECANCELED */
+}
+
+void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
+{
+    pool->stopping = true;
+    pool->stopped = done;
+    pool->stopped_arg = arg;
+    pool->view = (pool_view_t){0}; /* the view is going away: nothing more is reported */
+    if (pool->opts.httpd && pool->started)
+        httpd_unroute(pool->opts.httpd, API_PREFIX);
+    pool__discover_stop(pool);
+    pool__vol_stop(pool);
+    if (pool->lag) {
+        uv_prepare_stop(pool->lag);
+        uv_close((uv_handle_t *)pool->lag, pool__handle_free);
+        pool->lag = NULL;
+    }
+    exec_close(pool->exec, exec_closed, pool);
+}
+
+void pool_jobs_foreach(pool_t *pool, void (*cb)(void *arg, pool_job_t *j), void *arg)
+{
+    for (job_t *j = pool->joblist; j; j = j->next)
+        if (!j->gone)
+            cb(arg, j);
+}
+
+int pool_block_read(pool_t *pool, pool_job_t *j, const hash_t *h, uint32_t len, pool_block_cb cb, void *arg)
+{
+    return fetch_block_data(pool->fetch, h, len, (const char *const *)j->peers, j->n_peers, cb, arg);
+}
+
+int pool_block_prefetch(pool_t *pool, pool_job_t *j, const hash_t *h, uint32_t len)
+{
+    return fetch_prefetch(pool->fetch, h, len, (const char *const *)j->peers, j->n_peers);
+}
+
+const uint8_t *pool_block_peek(pool_t *pool, const hash_t *h, size_t *len) { return fetch_peek(pool->fetch, h, len); }
+
+void pool_block_hold(const uint8_t *data) { fetch_data_hold(data); }
+
+void pool_block_release(const uint8_t *data) { fetch_data_release(data); }
+
+bool pool_block_has(pool_t *pool, const hash_t *h) { return store_has(pool->store, h); }
+
+ssize_t pool_block_load(pool_t *pool, const hash_t *h, void *buf, size_t len, uint64_t off)
+{
+    return store_read(pool->store, h, buf, len, off);
+}

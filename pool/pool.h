@@ -1,0 +1,211 @@
+/**
+ * @file pool.h  The peer's coordination: its job registry and records, scheduling, the submitter's
+ * and the volunteer's sides of the protocol, discovery and results sharing (docs/architecture.md).
+ *
+ * pool/ calls swarm/ (blocks, the tracker), exec/ (the sandbox) and core/; it never sees FUSE. The
+ * view above it (fs/) shows its jobs as files: it creates jobs being copied in (pool_job_stage), asks
+ * for them to be published, renamed, cancelled or dropped, and reads the records (pool_job_t, whose
+ * fields are the pool's to write: read-only outside pool/). The pool tells the view what changed
+ * through the table of callbacks it is given (pool_view_t), always from the loop thread, never from
+ * inside a call the view made unless that call's contract says so.
+ *
+ * Everything runs on the loop given; blocking disk work goes to libuv's thread pool.
+ * Errors are 0 or -errno.
+ */
+#ifndef PREON_POOL_POOL_H
+#define PREON_POOL_POOL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "core/hash.h"
+#include "core/httpd.h"
+#include "core/manifest.h"
+#include "pool/coord.h"
+
+typedef struct pool pool_t;
+typedef struct pool_job pool_job_t;
+
+typedef enum job_state {
+    J_STAGING,    /**< being copied in: a writable backed directory (the view's) */
+    J_PUBLISHING, /**< hashing in the thread pool */
+    J_REJECTED,   /**< not published; reason says why; still writable so it can be fixed */
+    J_RUNNING,    /**< published, tasks outstanding */
+    J_DONE,
+    J_FAILED,
+    J_CANCELLED,
+} job_state_t;
+
+/**
+ * A task's result as the pool sees it: the manifest of results/<job>/<task>/ (outputs, stdout,
+ * stderr, exit_code). The submitter hashes every result it records and serves the manifest and its
+ * blocks; other peers mirror the manifests and read the files lazily (pool_block_read).
+ */
+typedef struct pool_res {
+    uint32_t task;
+    bool ok;
+    int exit_code;
+    char id[HASH_HEX_LEN + 1]; /**< SHA-256 of the canonical manifest bytes */
+    manifest_t man;
+    char *bytes;               /**< the canonical manifest, as served */
+    size_t len;
+} pool_res_t;
+
+struct pool_job {
+    /* What the view reads. */
+    pool_t *pool;
+    char *name;            /**< its name in jobs/ (unique among live jobs) */
+    job_state_t state;
+    char *reason;          /**< why rejected, or the first failure */
+    char id[HASH_HEX_LEN + 1];
+    manifest_t man;        /**< valid once published */
+    bool published;
+    bool remote;           /**< published by another peer of the pool: no inputs/ here */
+    bool listed;           /**< in jobs/ (a published job leaves it when cancelled; results stay) */
+    uint64_t gen;          /**< staging: bumped on every change (pool_job_touch) */
+    pool_res_t **tres;     /**< by task: the hashed (submitter) or mirrored (others) results */
+    uint32_t n_tres;
+    void *view;            /**< the view's, untouched by the pool */
+    /* The pool's own. */
+    char **peers;          /**< remote: the peers that list it (base URLs) */
+    size_t n_peers;
+    char **fail_lines;     /**< "task N: reason", at most POOL_MAX_FAIL_LINES */
+    size_t n_fail_lines;
+    uint32_t *task_ms;     /**< run times of finished tasks, for the status percentiles */
+    size_t n_task_ms, cap_task_ms;
+    uint64_t *dispatch_t0; /**< submitter: when each task was handed out (started here or leased), 0: not */
+    uint32_t *dispatch_ms; /**< submitter: hand-out to result in results/, of finished tasks */
+    size_t n_dispatch_ms, cap_dispatch_ms;
+    bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
+    uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (p->listing_gen) that listed it */
+    bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
+    char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
+    uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
+    bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
+    unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
+    uint64_t lease_retry_ms;
+    uint32_t *tres_order;  /**< submitter: tasks in the order their results were hashed */
+    bool res_fetching;     /**< remote: a /v1/results request is under way */
+    uint32_t res_cursor;   /**< remote: entries of the submitter's list looked at so far */
+    uint64_t r_epoch;      /**< remote: the submitter's start time that list order belongs to */
+    coord_counts_t rcounts; /**< remote: the task counts its submitter last reported */
+    uint32_t r_done;       /**< remote: results its submitter reported */
+    job_state_t r_state;   /**< remote: the state its submitter reported */
+    unsigned refs;         /**< work items and tasks in flight that point at this job */
+    bool gone;             /**< forgotten: free when refs drops to 0 */
+    pool_job_t *next;
+};
+
+/**
+ * What the pool tells the view, from the loop thread. Each may be NULL.
+ * - job_added: a new record (staged by the view, restored at start, or another peer's job).
+ * - job_changed: its state, reason, published or listed changed (published: the tree is final;
+ *   over: waiters may be answered; back to J_STAGING: a publish was stale, arm the quiet timer).
+ * - job_removed: the record is forgotten (replaced, dropped, or no longer listed by its submitter);
+ *   the view lets go of it now: the record is freed once nothing in flight points at it.
+ * - result_added: another peer's job has a mirrored result (pool_job_t.tres[r->task] == r).
+ */
+typedef struct pool_view {
+    void *arg;
+    void (*job_added)(void *arg, pool_job_t *j);
+    void (*job_changed)(void *arg, pool_job_t *j);
+    void (*job_removed)(void *arg, pool_job_t *j);
+    void (*result_added)(void *arg, pool_job_t *j, pool_res_t *r);
+} pool_view_t;
+
+typedef struct pool_opts {
+    const char *data_dir;    /**< absolute path; created if missing */
+    const char *jobs_dir;    /**< where the view shows jobs/ (tasks read their inputs through it) */
+    const char *self_exe;    /**< absolute path of the preon binary (the sandbox's rlimit wrapper) */
+    const char *bwrap;       /**< NULL = /usr/bin/bwrap */
+    unsigned slots;          /**< concurrent tasks (>= 0; 0 runs nothing) */
+    uid_t uid_base;          /**< sandbox uids: uid_base + slot */
+    bool allow_network;      /**< run jobs that ask for network */
+    httpd_t *httpd;          /**< borrowed, may be NULL: the peer API is served under /v1 there */
+    const char *http_url;    /**< how others reach this peer's httpd, for the status file */
+    const char *const *peers; /**< base URLs of pool peers known from the start (--peer) */
+    size_t n_peers;
+    const char *tracker_url;  /**< announce URL of the pool's tracker (NULL: no tracker) */
+    const char *pool;         /**< the pool's name (NULL = "default") */
+    uint16_t http_port;       /**< our httpd's port, announced to the tracker */
+    uint64_t lease_ms;        /**< lease given to volunteers; they renew it (0 = 30 s) */
+    uint64_t discover_ms;     /**< how often pool peers are asked for their jobs (0 = 1 s) */
+    const char *mountpoint;   /**< for the status text only */
+} pool_opts_t;
+
+/**
+ * Opens the data directory (block store, records; work/ emptied) and restores the published jobs
+ * and the staged copies, each reported through view->job_added before it returns. Nothing runs and
+ * nothing is served until pool_start. 0 or -errno (logged).
+ */
+int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, pool_t **out);
+/** Serves the peer API, joins the pool (discovery, the tracker) and starts tasks. */
+void pool_start(pool_t *p);
+/**
+ * Stops serving and discovery, kills running tasks (they run again after a restart), waits (without
+ * blocking) for thread-pool work to land, then frees everything (view->job_removed is not called)
+ * and calls done(arg). p is invalid once done runs.
+ */
+void pool_stop(pool_t *p, void (*done)(void *arg), void *arg);
+/** Frees a pool that was never started (after pool_new). */
+void pool_free(pool_t *p);
+
+/** A live job by its name in jobs/, or NULL. */
+pool_job_t *pool_job_find(pool_t *p, const char *name);
+/** A published job (local or remote) by its hex id, or NULL. */
+pool_job_t *pool_job_by_id(pool_t *p, const char *id);
+/** Calls cb for every live job, oldest first (cb must not add or remove jobs). */
+void pool_jobs_foreach(pool_t *p, void (*cb)(void *arg, pool_job_t *j), void *arg);
+/**
+ * A job directory is being copied in: makes data/staging/<name> and a J_STAGING record (reported
+ * through job_added; a finished job of that name is replaced: job_removed first). NULL on error.
+ */
+pool_job_t *pool_job_stage(pool_t *p, const char *name);
+/** The staged copy changed: gen is bumped; a rejected job goes back to J_STAGING. */
+void pool_job_touch(pool_job_t *j);
+/** Hashes the staged copy in the thread pool; job_changed follows with J_RUNNING, J_REJECTED or
+ * (the copy changed meanwhile) J_STAGING. Only for a J_STAGING or J_REJECTED job. */
+void pool_job_publish(pool_job_t *j);
+/** A staged job was renamed in jobs/ (a live job of newname is replaced). */
+void pool_job_rename(pool_job_t *j, const char *newname);
+/** Removed from jobs/: a staged job is forgotten (job_removed), a published one unlisted. */
+void pool_job_unlist(pool_job_t *j);
+/** Something in a published job was removed (rm -r): cancels it (job_changed). */
+void pool_job_cancel(pool_job_t *j, const char *why);
+bool pool_job_over(const pool_job_t *j);
+/** Keeps j's record alive while something in flight points at it (a file handle, a parked read). */
+void pool_job_ref(pool_job_t *j);
+/** Drops a reference: a forgotten job is freed with its last one. */
+void pool_job_unref(pool_job_t *j);
+const char *pool_job_state_name(job_state_t s);
+/** The text of status/<name> (xmalloc'd). */
+char *pool_job_status_text(pool_job_t *j, size_t *len);
+/** The text of the peer file (xmalloc'd). */
+char *pool_peer_status_text(pool_t *p, size_t *len);
+
+/**
+ * Verified blocks of another peer's job (its inputs, or the files of its mirrored results), for the
+ * view's reads. pool_block_read: cb gets the verified bytes (valid during the call only unless held
+ * with pool_block_hold; NULL with status 0 if the block is in the store: pool_block_load it) or
+ * status < 0; it fires later, from the loop. Fetched from the peers that list j. 0 or -errno (cb
+ * not called).
+ */
+typedef void (*pool_block_cb)(const hash_t *h, int status, const uint8_t *data, size_t len, void *arg);
+int pool_block_read(pool_t *p, pool_job_t *j, const hash_t *h, uint32_t len, pool_block_cb cb, void *arg);
+/** Asks for a block ahead of a read (kept in memory once verified, and stored). */
+int pool_block_prefetch(pool_t *p, pool_job_t *j, const hash_t *h, uint32_t len);
+/** The verified bytes of a block held in memory, held for the caller (pool_block_release), or NULL. */
+const uint8_t *pool_block_peek(pool_t *p, const hash_t *h, size_t *len);
+void pool_block_hold(const uint8_t *data);
+void pool_block_release(const uint8_t *data);
+/** Whether the block store holds the block (verified when stored). */
+bool pool_block_has(pool_t *p, const hash_t *h);
+/** Reads len bytes at off of a stored block. The count read, or -errno. */
+ssize_t pool_block_load(pool_t *p, const hash_t *h, void *buf, size_t len, uint64_t off);
+
+/** Milliseconds of the wall clock. */
+uint64_t pool_now_ms(void);
+
+#endif
