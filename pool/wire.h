@@ -15,6 +15,7 @@
 
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
+#endif
 /** The head of a volunteer's done report (GET /v1/done/<job>/<task>?peer=...&exit=N&ms=M[&bundle]). */
 typedef struct wire_done {
     int exit_code;       /**< -1 (never ran: refused) .. 255 */
@@ -30,7 +31,6 @@ int wire_done_encode(const wire_done_t *d, char *buf, size_t cap);
  */
 int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen);
 
-#endif
 #ifndef WIRE_MAX_BODY
 #define WIRE_MAX_BODY 4096 /* bytes of a lease answer */
 #endif
