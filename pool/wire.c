@@ -465,8 +465,10 @@ int wire_results_encode(const wire_results_t *r, uint32_t ntasks, char **out, si
     *len = 0;
     if (taken)
         *taken = 0;
+    if (ntasks > JOBDESC_MAX_TASKS) /* as the decoder does */
+        ntasks = JOBDESC_MAX_TASKS;
     if (!r || strnlen(r->job, sizeof(r->job)) != WIRE_HEX_LEN || !is_hex_id(r->job, WIRE_HEX_LEN) ||
-        !wire_state_name(r->state) || r->epoch > INT64_MAX || ntasks > JOBDESC_MAX_TASKS || r->done > ntasks ||
+        !wire_state_name(r->state) || r->epoch > INT64_MAX || r->done > ntasks ||
         r->after > r->done || r->n > r->done - r->after || (r->n && !r->results))
         return -EINVAL;
     size_t n = r->n < WIRE_MAX_RESULTS ? r->n : WIRE_MAX_RESULTS;

@@ -170,8 +170,8 @@ typedef struct wire_results {
  */
 int wire_results_encode(const wire_results_t *r, uint32_t ntasks, char **out, size_t *len, size_t *taken);
 /**
- * Reads a results list for a job of ntasks tasks into *out (release it with wire_results_release,
- * also after an error). An entry out of range, a task already in the list, or a manifest that does
+ * Reads a results list for a job of ntasks tasks (at most JOBDESC_MAX_TASKS are counted, on both
+ * ends) into *out (release it with wire_results_release, also after an error). An entry out of range, a task already in the list, or a manifest that does
  * not hash to its id is dropped and counted in *dropped (may be NULL), why naming the first; the
  * list's next position is out->after + out->n + *dropped. The manifests are not decoded (the
  * caller does, with core/manifest.h). 0; -EPROTO (not a JSON object, a head field missing or out of
