@@ -65,6 +65,8 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
 build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/store.c
 build-fuzz/fuzz_bundle: pool/bundle.c
 build-fuzz/fuzz_wire: pool/wire.c
+build-fuzz/fuzz_wire_jobs: pool/wire.c
+build-fuzz/fuzz_wire_results: pool/wire.c
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done

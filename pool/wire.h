@@ -5,16 +5,22 @@
  * clock, no loop: unit-tested (tests/unit/test_wire.c) and fuzzed (tests/fuzz/fuzz_wire.c).
  * Errors are 0 / a length, or -errno: -EPROTO (not the message), -EMSGSIZE (over a limit).
  *
- * So far: the lease answer and the head of the done report (its inline result is pool/bundle.h).
- * The jobs listing entry and the results list follow (issue 8, item 3).
+ * The lease answer, the head of the done report (its inline result is pool/bundle.h), the jobs
+ * listing (GET /v1/jobs) and the results list (GET /v1/results/<job>?after=K). In a list, an entry
+ * that is malformed is dropped and counted, and the rest are kept; only a message that is not the
+ * message (not JSON, a bad head, over a limit) is refused whole.
  */
 #ifndef PREON_POOL_WIRE_H
 #define PREON_POOL_WIRE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool/coord.h"
+
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
+#endif
 /** The head of a volunteer's done report (GET /v1/done/<job>/<task>?peer=...&exit=N&ms=M[&bundle]). */
 typedef struct wire_done {
     int exit_code;       /**< -1 (never ran: refused) .. 255 */
@@ -30,7 +36,6 @@ int wire_done_encode(const wire_done_t *d, char *buf, size_t cap);
  */
 int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen);
 
-#endif
 #ifndef WIRE_MAX_BODY
 #define WIRE_MAX_BODY 4096 /* bytes of a lease answer */
 #endif
@@ -60,5 +65,122 @@ int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap);
  */
 int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_t *out, size_t *dropped, char *why,
                       size_t whylen);
+
+/* ---- the jobs listing: GET /v1/jobs ---------------------------------------------------------- */
+
+#ifndef WIRE_MAX_JOBS
+#define WIRE_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
+#endif
+#ifndef WIRE_MAX_JOBS_BODY
+#define WIRE_MAX_JOBS_BODY (4u * 1024 * 1024) /* bytes of one /v1/jobs answer */
+#endif
+/* Bytes of one encoded entry at most (a name of 255 control characters, each written \\u00XX, and
+ * every number at its widest); tests/unit/test_wire.c checks the bound. */
+#define WIRE_MAX_JOB_ENTRY 2048
+#define WIRE_MAX_JOB_NAME 255 /* a directory name (NAME_MAX): a manifest's name plus "@" and 8 hex */
+#define WIRE_HEX_LEN 64       /* a job, result or block id: SHA-256 in lowercase hex */
+
+/** A job's state as peers tell it, numbered as fs/'s job_state_t (whose 0, staging, is never sent). */
+typedef enum wire_state {
+    WIRE_STATE_PUBLISHING = 1,
+    WIRE_STATE_REJECTED,
+    WIRE_STATE_RUNNING,
+    WIRE_STATE_DONE,
+    WIRE_STATE_FAILED,
+    WIRE_STATE_CANCELLED,
+} wire_state_t;
+
+/** "publishing" .. "cancelled", or NULL for a value that is not a wire_state_t. */
+const char *wire_state_name(wire_state_t s);
+
+/** One entry of a /v1/jobs answer. */
+typedef struct wire_job {
+    char id[WIRE_HEX_LEN + 1];          /**< 64 lowercase hex */
+    char name[WIRE_MAX_JOB_NAME + 1];   /**< 1..255 bytes, not "." or "..", no '/' (UTF-8, no NUL) */
+    wire_state_t state;
+    uint32_t tasks;                     /**< 1..JOBDESC_MAX_TASKS */
+    bool origin;                        /**< the peer that answers is the job's submitter */
+    /* Only in an origin entry (zero otherwise, and not written): */
+    coord_counts_t counts;              /**< total == tasks; the five states sum to at most total */
+    uint32_t results;                   /**< results listed at /v1/results (at most tasks) */
+    uint64_t epoch;                     /**< the submitter's start time in ms (at most INT64_MAX) */
+} wire_job_t;
+
+/** 0 if j is an entry the decoder keeps, else -EINVAL with why filled. */
+int wire_job_check(const wire_job_t *j, char *why, size_t whylen);
+/**
+ * Writes jobs[0..n) as the /v1/jobs answer (a JSON array) into *out (xmalloc'd, NUL-terminated,
+ * the caller frees; its length in *len). It stops at WIRE_MAX_JOBS entries or before the entry that
+ * would take the answer over WIRE_MAX_JOBS_BODY; *taken (may be NULL) says how many went in.
+ * 0, or -EINVAL (an entry fails wire_job_check: nothing is written).
+ */
+int wire_jobs_encode(const wire_job_t *jobs, size_t n, char **out, size_t *len, size_t *taken);
+/**
+ * Reads a /v1/jobs answer. The entries that pass wire_job_check go to *out (xmalloc'd array of *n,
+ * the caller frees; NULL when none); the others are dropped and counted in *dropped (may be NULL),
+ * and why names the first of them. *complete (may be NULL) is true only if the answer surely lists
+ * every job the peer had: nothing dropped, fewer than WIRE_MAX_JOBS entries, and short enough that
+ * the encoder did not stop for size. A receiver forgets a job its peer no longer lists only on a
+ * complete answer. 0; -EPROTO (not a JSON array), -EMSGSIZE (over WIRE_MAX_JOBS_BODY or more than
+ * WIRE_MAX_JOBS entries), with why filled.
+ */
+int wire_jobs_decode(const char *body, size_t len, wire_job_t **out, size_t *n, size_t *dropped, bool *complete,
+                     char *why, size_t whylen);
+
+/* ---- the results list: GET /v1/results/<job>?after=K ----------------------------------------- */
+
+#ifndef WIRE_MAX_RESULTS
+#define WIRE_MAX_RESULTS 4096 /* entries in one results list */
+#endif
+#ifndef WIRE_MAX_RESULT_MANIFEST
+#define WIRE_MAX_RESULT_MANIFEST (1u * 1024 * 1024) /* bytes of one entry's manifest text */
+#endif
+#ifndef WIRE_MAX_RESULTS_BODY
+#define WIRE_MAX_RESULTS_BODY (4u * 1024 * 1024) /* bytes of one results list (one largest entry fits) */
+#endif
+
+/** One entry of a results list: a task's result manifest. */
+typedef struct wire_result {
+    uint32_t task;                      /**< below the job's task count; no task twice in a list */
+    int exit_code;                      /**< -1..255 */
+    bool ok;                            /**< the task succeeded */
+    char id[WIRE_HEX_LEN + 1];          /**< SHA-256 of manifest (the decoder checks it) */
+    const char *manifest;               /**< 1..WIRE_MAX_RESULT_MANIFEST bytes of UTF-8, no control byte */
+    size_t manifest_len;
+} wire_result_t;
+
+/** A results list: the head and the entries from the after-th result on. */
+typedef struct wire_results {
+    char job[WIRE_HEX_LEN + 1];
+    wire_state_t state;
+    uint64_t epoch;        /**< the submitter's start time in ms (at most INT64_MAX) */
+    uint32_t after;        /**< the list starts at the submitter's after-th result */
+    uint32_t done;         /**< results the submitter has: after + entries <= done <= tasks */
+    wire_result_t *results;
+    size_t n;
+    char *text;            /**< decoded: the manifests' storage (wire_results_release frees it) */
+} wire_results_t;
+
+/**
+ * Writes r's head and r->results[0..) as a results list for a job of ntasks tasks into *out
+ * (xmalloc'd, NUL-terminated, the caller frees; its length in *len): as many entries as fit in
+ * WIRE_MAX_RESULTS_BODY, at most WIRE_MAX_RESULTS, and always the first (one entry always fits);
+ * *taken (may be NULL) says how many. The manifests are not hashed again: the caller computed each
+ * id from the same bytes. 0, or -EINVAL (a head field or an entry out of range, a task twice).
+ */
+int wire_results_encode(const wire_results_t *r, uint32_t ntasks, char **out, size_t *len, size_t *taken);
+/**
+ * Reads a results list for a job of ntasks tasks (at most JOBDESC_MAX_TASKS are counted, on both
+ * ends) into *out (release it with wire_results_release, also after an error). An entry out of range, a task already in the list, or a manifest that does
+ * not hash to its id is dropped and counted in *dropped (may be NULL), why naming the first; the
+ * list's next position is out->after + out->n + *dropped. The manifests are not decoded (the
+ * caller does, with core/manifest.h). 0; -EPROTO (not a JSON object, a head field missing or out of
+ * range, no "results" array), -EMSGSIZE (over WIRE_MAX_RESULTS_BODY or more than WIRE_MAX_RESULTS
+ * entries), with why filled.
+ */
+int wire_results_decode(const char *body, size_t len, uint32_t ntasks, wire_results_t *out, size_t *dropped,
+                        char *why, size_t whylen);
+/** Frees what wire_results_decode allocated and zeroes r. */
+void wire_results_release(wire_results_t *r);
 
 #endif

@@ -7,11 +7,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "core/hash.h"
+#include "core/manifest.h"
+#include "core/xalloc.h"
 #include "pool/wire.h"
 
 static int decode(const char *s, uint32_t ntasks, wire_lease_t *l, size_t *dropped, char *why)
@@ -121,6 +126,622 @@ static void done_round_trip_and_refusals(void **state)
     assert_int_equal(wire_done_encode(&d, buf, 5), -EMSGSIZE);
 }
 
+/* ---- the jobs listing ---- */
+
+static const char ID_A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char ID_B[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static wire_job_t job_origin(void)
+{
+    wire_job_t j;
+    memset(&j, 0, sizeof(j));
+    memcpy(j.id, ID_A, sizeof(j.id));
+    strcpy(j.name, "render");
+    j.state = WIRE_STATE_RUNNING;
+    j.tasks = 10;
+    j.origin = true;
+    j.counts = (coord_counts_t){.total = 10, .waiting = 4, .running = 2, .succeeded = 3, .failed = 1};
+    j.results = 4;
+    j.epoch = 1700000000123ull;
+    return j;
+}
+
+static void assert_job_equal(const wire_job_t *a, const wire_job_t *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_string_equal(a->name, b->name);
+    assert_int_equal(a->state, b->state);
+    assert_int_equal(a->tasks, b->tasks);
+    assert_int_equal(a->origin, b->origin);
+    assert_memory_equal(&a->counts, &b->counts, sizeof(a->counts));
+    assert_int_equal(a->results, b->results);
+    assert_int_equal(a->epoch, b->epoch);
+}
+
+static int jobs_decode(const char *s, wire_job_t **out, size_t *n, size_t *dropped, bool *complete, char *why)
+{
+    return wire_jobs_decode(s, strlen(s), out, n, dropped, complete, why, 128);
+}
+
+static void jobs_round_trip(void **state)
+{
+    (void)state;
+    wire_job_t in[2] = {job_origin(), job_origin()};
+    memcpy(in[1].id, ID_B, sizeof(in[1].id));
+    strcpy(in[1].name, "ünïcode name@01234567");
+    in[1].state = WIRE_STATE_CANCELLED;
+    in[1].origin = false;
+    in[1].counts = (coord_counts_t){0};
+    in[1].results = 0;
+    in[1].epoch = 0;
+    char *body = NULL;
+    size_t len = 0, taken = 0, n = 9, dropped = 9;
+    bool complete = false;
+    char why[128];
+    assert_int_equal(wire_jobs_encode(in, 1, &body, &len, &taken), 0);
+    assert_int_equal(taken, 1);
+    assert_string_equal(body, "[{\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"name\":\"render\","
+                              "\"state\":\"running\",\"tasks\":10,\"origin\":true,\"counts\":{\"total\":10,\"waiting\":4,"
+                              "\"running\":2,\"succeeded\":3,\"failed\":1,\"cancelled\":0},\"results\":4,"
+                              "\"epoch\":1700000000123}]");
+    assert_int_equal(len, strlen(body));
+    free(body);
+    assert_int_equal(wire_jobs_encode(in, 2, &body, &len, &taken), 0);
+    assert_int_equal(taken, 2);
+    wire_job_t *out = NULL;
+    assert_int_equal(wire_jobs_decode(body, len, &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(dropped, 0);
+    assert_true(complete);
+    assert_job_equal(&out[0], &in[0]);
+    assert_job_equal(&out[1], &in[1]);
+    free(out);
+    free(body);
+    /* an empty listing */
+    assert_int_equal(wire_jobs_encode(NULL, 0, &body, &len, NULL), 0);
+    assert_string_equal(body, "[]");
+    assert_int_equal(wire_jobs_decode(body, len, &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+    assert_int_equal(n, 0);
+    assert_null(out);
+    assert_true(complete);
+    free(body);
+    /* a non-origin entry's counts are neither written nor read */
+    assert_int_equal(jobs_decode("[{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+                                 "\"name\":\"x\",\"state\":\"done\",\"tasks\":3,\"origin\":false,\"counts\":7,"
+                                 "\"extra\":[1]}]",
+                                 &out, &n, &dropped, &complete, why),
+                     0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].counts.total, 0);
+    free(out);
+}
+
+static void jobs_bad_entries_are_dropped(void **state)
+{
+    (void)state;
+    char good[512];
+    snprintf(good, sizeof(good),
+             "{\"id\":\"%s\",\"name\":\"ok\",\"state\":\"running\",\"tasks\":4,\"origin\":true,\"counts\":{\"total\":4,"
+             "\"waiting\":1,\"running\":1,\"succeeded\":1,\"failed\":1,\"cancelled\":0},\"results\":2,\"epoch\":5}",
+             ID_A);
+    char longname[300];
+    memset(longname, 'n', 256);
+    longname[256] = '\0';
+#define HEAD "\"id\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\""
+#define NONO ",\"state\":\"running\",\"tasks\":4,\"origin\":false"
+#define ORIG ",\"name\":\"o\",\"state\":\"running\",\"tasks\":4,\"origin\":true"
+#define CNT(t, w, r, s, f, c) ",\"counts\":{\"total\":" #t ",\"waiting\":" #w ",\"running\":" #r ",\"succeeded\":" #s \
+                              ",\"failed\":" #f ",\"cancelled\":" #c "}"
+    char nametoo[512];
+    snprintf(nametoo, sizeof(nametoo), "{" HEAD ",\"name\":\"%s\"" NONO "}", longname);
+    const char *bad[] = {
+        "7",
+        "[]",
+        "{\"name\":\"a\"" NONO "}",
+        "{\"id\":\"abc\",\"name\":\"a\"" NONO "}",
+        "{\"id\":\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\",\"name\":\"a\"" NONO "}",
+        "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\",\"name\":\"a\"" NONO "}",
+        "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\\u0000\",\"name\":\"a\"" NONO "}",
+        "{\"id\":7,\"name\":\"a\"" NONO "}",
+        "{" HEAD NONO "}",
+        "{" HEAD ",\"name\":\"\"" NONO "}",
+        "{" HEAD ",\"name\":\".\"" NONO "}",
+        "{" HEAD ",\"name\":\"..\"" NONO "}",
+        "{" HEAD ",\"name\":\"a/b\"" NONO "}",
+        "{" HEAD ",\"name\":\"a\\u0000b\"" NONO "}",
+        "{" HEAD ",\"name\":3" NONO "}",
+        nametoo,
+        "{" HEAD ",\"name\":\"a\",\"state\":\"staging\",\"tasks\":4,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"sleeping\",\"tasks\":4,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\\u0000\",\"tasks\":4,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":1,\"tasks\":4,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"tasks\":4,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":0,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":100001,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":\"4\",\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":4.0,\"origin\":false}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":4}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"running\",\"tasks\":4,\"origin\":1}",
+        "{" HEAD ORIG ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG ",\"counts\":[],\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG ",\"counts\":{\"total\":4},\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, -1, 0, 0, 0, 0) ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(5, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(3, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 1, 1, 1, 1, 1) ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 100001) ",\"results\":0,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":5,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":-1,\"epoch\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":-1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":\"1\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[2048], why[128] = "";
+        snprintf(body, sizeof(body), "[%s,%s,%s]", good, bad[i], good);
+        wire_job_t *out = NULL;
+        size_t n = 0, dropped = 0;
+        bool complete = true;
+        if (jobs_decode(body, &out, &n, &dropped, &complete, why) != 0 || n != 2 || dropped != 1 || complete)
+            fail_msg("bad entry %zu (%s) was not dropped alone", i, bad[i]);
+        assert_true(strncmp(why, "jobs entry 1: ", 14) == 0);
+        assert_string_equal(out[0].name, "ok");
+        assert_string_equal(out[1].name, "ok");
+        free(out);
+    }
+    /* the checks of the codec accept what is on the edge */
+    const char *edge[] = {
+        "{" HEAD ",\"name\":\".hidden\"" NONO "}",
+        "{" HEAD ",\"name\":\"tab\\tname\"" NONO "}",
+        "{" HEAD ",\"name\":\"a\",\"state\":\"publishing\",\"tasks\":100000,\"origin\":false}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 4) ",\"results\":4,\"epoch\":9223372036854775807}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":0}",
+    };
+    for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+        char body[1024], why[128] = "";
+        snprintf(body, sizeof(body), "[%s]", edge[i]);
+        wire_job_t *out = NULL;
+        size_t n = 0, dropped = 0;
+        if (jobs_decode(body, &out, &n, &dropped, NULL, why) != 0 || n != 1)
+            fail_msg("edge entry %zu (%s) was dropped: %s", i, edge[i], why);
+        free(out);
+    }
+#undef HEAD
+#undef NONO
+#undef ORIG
+#undef CNT
+}
+
+static void jobs_bad_answers_are_refused(void **state)
+{
+    (void)state;
+    wire_job_t *out = (wire_job_t *)1;
+    size_t n = 9;
+    char why[128];
+    assert_int_equal(jobs_decode("", &out, &n, NULL, NULL, why), -EPROTO);
+    assert_null(out);
+    assert_int_equal(jobs_decode("{\"id\":1}", &out, &n, NULL, NULL, why), -EPROTO);
+    assert_string_equal(why, "jobs answer is not a JSON array");
+    assert_int_equal(jobs_decode("[{\"a\":1,\"a\":2}]", &out, &n, NULL, NULL, why), -EPROTO); /* repeated key */
+    assert_int_equal(jobs_decode("[1,", &out, &n, NULL, NULL, why), -EPROTO);
+    /* more entries than WIRE_MAX_JOBS */
+    size_t cap = 2 * (WIRE_MAX_JOBS + 1) + 2;
+    char *many = malloc(cap);
+    size_t off = 0;
+    many[off++] = '[';
+    for (size_t i = 0; i <= WIRE_MAX_JOBS; i++) {
+        many[off++] = '0';
+        many[off++] = ',';
+    }
+    many[off - 1] = ']';
+    assert_int_equal(wire_jobs_decode(many, off, &out, &n, NULL, NULL, why, sizeof(why)), -EMSGSIZE);
+    /* exactly WIRE_MAX_JOBS: decoded (all dropped), but not complete */
+    many[off - 3] = ']';
+    size_t dropped = 0;
+    bool complete = true;
+    assert_int_equal(wire_jobs_decode(many, off - 2, &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(dropped, WIRE_MAX_JOBS);
+    assert_false(complete);
+    assert_string_equal(why, "jobs entry 0: not an object");
+    free(many);
+    /* over the byte limit */
+    char *huge = malloc(WIRE_MAX_JOBS_BODY + 1);
+    memset(huge, ' ', WIRE_MAX_JOBS_BODY + 1);
+    huge[0] = '[';
+    huge[WIRE_MAX_JOBS_BODY] = ']';
+    assert_int_equal(wire_jobs_decode(huge, WIRE_MAX_JOBS_BODY + 1, &out, &n, NULL, NULL, why, sizeof(why)), -EMSGSIZE);
+    /* at the limit it is read, but near the limit it is not complete */
+    assert_int_equal(wire_jobs_decode(huge + 1, WIRE_MAX_JOBS_BODY, &out, &n, NULL, &complete, why, sizeof(why)),
+                     -EPROTO);
+    huge[WIRE_MAX_JOBS_BODY - 1] = ']';
+    assert_int_equal(wire_jobs_decode(huge, WIRE_MAX_JOBS_BODY, &out, &n, NULL, &complete, why, sizeof(why)), 0);
+    assert_false(complete);
+    free(huge);
+}
+
+static void jobs_encoder_limits(void **state)
+{
+    (void)state;
+    char *body = NULL;
+    size_t len = 0, taken = 0;
+    wire_job_t j = job_origin();
+    /* every field the check refuses */
+    wire_job_t bad[16];
+    for (size_t i = 0; i < 16; i++)
+        bad[i] = j;
+    bad[0].id[3] = 'A';
+    bad[1].id[63] = '\0';
+    bad[2].name[0] = '\0';
+    strcpy(bad[3].name, "..");
+    strcpy(bad[4].name, "a/b");
+    strcpy(bad[5].name, "\xff\xfe");
+    bad[6].state = 0;
+    bad[7].state = WIRE_STATE_CANCELLED + 1;
+    bad[8].tasks = 0;
+    bad[9].tasks = JOBDESC_MAX_TASKS + 1;
+    bad[10].counts.total = 9;
+    bad[11].counts.cancelled = 1;
+    bad[12].results = 11;
+    bad[13].epoch = (uint64_t)INT64_MAX + 1;
+    memset(bad[14].name, 'x', sizeof(bad[14].name)); /* no NUL */
+    bad[15] = j;
+    for (size_t i = 0; i < 15; i++) {
+        char why[128] = "";
+        assert_int_equal(wire_job_check(&bad[i], why, sizeof(why)), -EINVAL);
+        assert_true(why[0] != '\0');
+        wire_job_t two[2] = {j, bad[i]};
+        body = (char *)1;
+        if (wire_jobs_encode(two, 2, &body, &len, &taken) != -EINVAL || body != NULL || taken != 0)
+            fail_msg("bad job %zu was encoded", i);
+    }
+    /* a non-origin entry's counts are not checked (they are not written) */
+    bad[15].origin = false;
+    bad[15].counts.total = 99;
+    assert_int_equal(wire_job_check(&bad[15], NULL, 0), 0);
+    /* the widest entry is within WIRE_MAX_JOB_ENTRY */
+    wire_job_t w = j;
+    memset(w.name, '\x01', WIRE_MAX_JOB_NAME);
+    w.name[WIRE_MAX_JOB_NAME] = '\0';
+    w.state = WIRE_STATE_PUBLISHING;
+    w.tasks = JOBDESC_MAX_TASKS;
+    w.counts = (coord_counts_t){JOBDESC_MAX_TASKS, JOBDESC_MAX_TASKS, 0, 0, 0, 0};
+    w.results = JOBDESC_MAX_TASKS;
+    w.epoch = INT64_MAX;
+    assert_int_equal(wire_jobs_encode(&w, 1, &body, &len, &taken), 0);
+    assert_true(len - 2 <= WIRE_MAX_JOB_ENTRY);
+    assert_true(len - 2 > WIRE_MAX_JOB_ENTRY - 300); /* and the bound is not loose */
+    free(body);
+    /* more entries than fit in WIRE_MAX_JOBS_BODY: the encoder stops, the answer is not complete */
+    wire_job_t *many = malloc((WIRE_MAX_JOBS + 5) * sizeof(*many));
+    for (size_t i = 0; i < WIRE_MAX_JOBS + 5; i++)
+        many[i] = w;
+    assert_int_equal(wire_jobs_encode(many, WIRE_MAX_JOBS + 5, &body, &len, &taken), 0);
+    assert_true(taken > 0 && taken < WIRE_MAX_JOBS);
+    assert_true(len <= WIRE_MAX_JOBS_BODY && len + WIRE_MAX_JOB_ENTRY > WIRE_MAX_JOBS_BODY);
+    wire_job_t *out = NULL;
+    size_t n = 0, dropped = 0;
+    bool complete = true;
+    char why[128];
+    assert_int_equal(wire_jobs_decode(body, len, &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+    assert_int_equal(n, taken);
+    assert_false(complete);
+    free(out);
+    free(body);
+    /* more than WIRE_MAX_JOBS small entries: WIRE_MAX_JOBS go in, not complete */
+    for (size_t i = 0; i < WIRE_MAX_JOBS + 5; i++)
+        many[i] = j;
+    assert_int_equal(wire_jobs_encode(many, WIRE_MAX_JOBS + 5, &body, &len, &taken), 0);
+    assert_int_equal(taken, WIRE_MAX_JOBS);
+    assert_int_equal(wire_jobs_decode(body, len, &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+    assert_int_equal(n, WIRE_MAX_JOBS);
+    assert_false(complete);
+    free(out);
+    free(body);
+    free(many);
+}
+
+/* ---- the results list ---- */
+
+typedef struct rfix {
+    char text[3][64];
+    wire_result_t e[3];
+    wire_results_t r;
+} rfix_t;
+
+static void set_id(wire_result_t *e)
+{
+    hash_t h;
+    manifest_id(e->manifest, e->manifest_len, &h);
+    hash_to_hex(&h, e->id);
+}
+
+static void rfix_init(rfix_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    for (int i = 0; i < 3; i++) {
+        snprintf(f->text[i], sizeof(f->text[i]), "{\"files\":[],\"name\":\"r.%d\",\"q\":\"\\\"\"}", i);
+        f->e[i].task = (uint32_t)(7 - i);
+        f->e[i].exit_code = i - 1;
+        f->e[i].ok = i == 1;
+        f->e[i].manifest = f->text[i];
+        f->e[i].manifest_len = strlen(f->text[i]);
+        set_id(&f->e[i]);
+    }
+    memcpy(f->r.job, ID_B, sizeof(f->r.job));
+    f->r.state = WIRE_STATE_RUNNING;
+    f->r.epoch = 1700000000123ull;
+    f->r.after = 2;
+    f->r.done = 5;
+    f->r.results = f->e;
+    f->r.n = 3;
+}
+
+static void assert_results_equal(const wire_results_t *a, const wire_results_t *b)
+{
+    assert_string_equal(a->job, b->job);
+    assert_int_equal(a->state, b->state);
+    assert_int_equal(a->epoch, b->epoch);
+    assert_int_equal(a->after, b->after);
+    assert_int_equal(a->done, b->done);
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->results[i].task, b->results[i].task);
+        assert_int_equal(a->results[i].exit_code, b->results[i].exit_code);
+        assert_int_equal(a->results[i].ok, b->results[i].ok);
+        assert_string_equal(a->results[i].id, b->results[i].id);
+        assert_int_equal(a->results[i].manifest_len, b->results[i].manifest_len);
+        assert_memory_equal(a->results[i].manifest, b->results[i].manifest, a->results[i].manifest_len);
+    }
+}
+
+static void results_round_trip(void **state)
+{
+    (void)state;
+    rfix_t f;
+    rfix_init(&f);
+    char *body = NULL, why[128];
+    size_t len = 0, taken = 0, dropped = 9;
+    assert_int_equal(wire_results_encode(&f.r, 8, &body, &len, &taken), 0);
+    assert_int_equal(taken, 3);
+    assert_true(strncmp(body, "{\"job\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+                              "\"state\":\"running\",\"epoch\":1700000000123,\"after\":2,\"done\":5,\"results\":[{\"task\":7,"
+                              "\"exit\":-1,\"ok\":false,\"id\":\"",
+                        140) == 0);
+    wire_results_t back;
+    assert_int_equal(wire_results_decode(body, len, 8, &back, &dropped, why, sizeof(why)), 0);
+    assert_int_equal(dropped, 0);
+    assert_results_equal(&back, &f.r);
+    assert_int_equal(back.results[2].manifest[back.results[2].manifest_len], '\0');
+    wire_results_release(&back);
+    assert_null(back.results);
+    free(body);
+    /* no entries (after == done) */
+    f.r.n = 0;
+    f.r.after = 5;
+    assert_int_equal(wire_results_encode(&f.r, 8, &body, &len, &taken), 0);
+    assert_int_equal(taken, 0);
+    assert_int_equal(wire_results_decode(body, len, 8, &back, &dropped, why, sizeof(why)), 0);
+    assert_results_equal(&back, &f.r);
+    wire_results_release(&back);
+    free(body);
+}
+
+static void results_bad_entries_are_dropped(void **state)
+{
+    (void)state;
+    rfix_t f;
+    rfix_init(&f);
+    const char *m = "{plain manifest text}"; /* needs no escaping in the bodies below */
+    wire_result_t me = {.manifest = m, .manifest_len = strlen(m)};
+    set_id(&me);
+    const char *id = me.id;
+    /* a manifest one byte over WIRE_MAX_RESULT_MANIFEST, with its right id */
+    size_t over = WIRE_MAX_RESULT_MANIFEST + 1;
+    char *overm = malloc(over + 1);
+    memset(overm, 'a', over);
+    overm[over] = '\0';
+    wire_result_t oe = {.manifest = overm, .manifest_len = over};
+    set_id(&oe);
+    char *bad[24];
+    size_t nb = 0;
+#define E(...) bad[nb++] = xasprintf(__VA_ARGS__)
+    E("7");
+    E("{\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, "x");
+    E("{\"task\":-1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":8,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":\"1\",\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":-2,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":256,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":null,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":1,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"manifest\":\"%s\"}", m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%.63s\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%.63sG\",\"manifest\":\"%s\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\"}", id);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"\"}", id);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":7}", id);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\\u0000\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\\n\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s \"}", id, m); /* not its hash */
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", oe.id, overm);
+    E("{\"task\":7,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m); /* task 7 came first */
+#undef E
+    free(overm);
+    for (size_t i = 0; i < nb; i++) {
+        /* the three fixture entries (tasks 7, 6, 5) around the bad one */
+        char *body = NULL, why[128] = "";
+        size_t len = 0, dropped = 0;
+        f.r.n = 3;
+        f.r.done = 7;
+        assert_int_equal(wire_results_encode(&f.r, 8, &body, &len, NULL), 0);
+        char *pos = strstr(body, "},{") + 2; /* after the first entry */
+        char *withbad = xasprintf("%.*s%s,%s", (int)(pos - body), body, bad[i], pos);
+        wire_results_t back;
+        int rc = wire_results_decode(withbad, strlen(withbad), 8, &back, &dropped, why, sizeof(why));
+        if (rc != 0 || back.n != 3 || dropped != 1)
+            fail_msg("bad result entry %zu was not dropped alone (rc %d, n %zu, dropped %zu): %.200s", i, rc,
+                     back.n, dropped, bad[i]);
+        assert_true(strncmp(why, "results entry 1: ", 17) == 0);
+        assert_results_equal(&back, &f.r); /* the three good ones, in order */
+        wire_results_release(&back);
+        free(withbad);
+        free(body);
+        free(bad[i]);
+    }
+}
+
+static void results_bad_heads_are_refused(void **state)
+{
+    (void)state;
+#define J "\"job\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\""
+    const char *bad[] = {
+        "",
+        "[]",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[],\"after\":0}",
+        "{\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{\"job\":\"0123\",\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"staging\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"Running\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"epoch\":1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"epoch\":-1,\"after\":0,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"done\":0,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":2,\"done\":1,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":0,\"results\":[]}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":9,\"results\":[]}", /* ntasks 8 */
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":0}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":0,\"done\":0,\"results\":{}}",
+        "{" J ",\"state\":\"running\",\"epoch\":1,\"after\":3,\"done\":4,\"results\":[1,2]}",
+    };
+#undef J
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wire_results_t r;
+        char why[128] = "";
+        if (wire_results_decode(bad[i], strlen(bad[i]), 8, &r, NULL, why, sizeof(why)) != -EPROTO || r.n ||
+            r.results || r.text || !why[0])
+            fail_msg("bad results head %zu was not refused: %s", i, bad[i]);
+        wire_results_release(&r);
+    }
+    /* more entries than WIRE_MAX_RESULTS; over the byte limit */
+    char *many = xasprintf("{\"job\":\"%s\",\"state\":\"done\",\"epoch\":1,\"after\":0,\"done\":%d,\"results\":[", ID_A,
+                           WIRE_MAX_RESULTS + 1);
+    size_t ml = strlen(many);
+    many = realloc(many, ml + 2 * (WIRE_MAX_RESULTS + 1) + 2);
+    for (size_t i = 0; i <= WIRE_MAX_RESULTS; i++) {
+        many[ml++] = '0';
+        many[ml++] = ',';
+    }
+    many[ml - 1] = ']';
+    many[ml++] = '}';
+    wire_results_t r;
+    char why[128];
+    assert_int_equal(wire_results_decode(many, ml, 100000, &r, NULL, why, sizeof(why)), -EMSGSIZE);
+    assert_string_equal(why, "results list has more entries than WIRE_MAX_RESULTS");
+    free(many);
+    char *huge = malloc(WIRE_MAX_RESULTS_BODY + 1);
+    memset(huge, ' ', WIRE_MAX_RESULTS_BODY + 1);
+    assert_int_equal(wire_results_decode(huge, WIRE_MAX_RESULTS_BODY + 1, 8, &r, NULL, why, sizeof(why)), -EMSGSIZE);
+    free(huge);
+}
+
+static void results_encoder_limits(void **state)
+{
+    (void)state;
+    rfix_t f;
+    char *body = NULL;
+    size_t len = 0, taken = 0;
+    /* every head field and entry field the encoder refuses */
+    for (int i = 0; i < 17; i++) {
+        rfix_init(&f);
+        uint32_t ntasks = 8;
+        switch (i) {
+        case 0: f.r.job[0] = 'X'; break;
+        case 1: f.r.job[10] = '\0'; break;
+        case 2: f.r.state = 0; break;
+        case 3: f.r.epoch = (uint64_t)INT64_MAX + 1; break;
+        case 4: f.r.after = 6; break;
+        case 5: ntasks = 4; break; /* done 5 */
+        case 6: f.r.after = 3; break; /* 3 entries after 3 of 5 */
+        case 7: f.e[1].task = 8; break;
+        case 8: f.e[2].task = 7; break; /* twice */
+        case 9: f.e[0].exit_code = 256; break;
+        case 10: f.e[0].exit_code = -2; break;
+        case 11: f.e[0].id[5] = 'g'; break;
+        case 12: f.e[0].manifest_len = 0; break;
+        case 13: f.e[0].manifest = NULL; break;
+        case 14: f.text[0][3] = '\n'; break;
+        case 15: f.text[0][3] = '\xff'; break;
+        case 16: f.r.results = NULL; break;
+        }
+        body = (char *)1;
+        if (wire_results_encode(&f.r, ntasks, &body, &len, &taken) != -EINVAL || body || taken)
+            fail_msg("bad results input %d was encoded", i);
+    }
+    assert_int_equal(wire_results_encode(NULL, 8, &body, &len, &taken), -EINVAL);
+    /* entries past WIRE_MAX_RESULTS_BODY stay out; the first always goes in */
+    size_t ml = WIRE_MAX_RESULT_MANIFEST;
+    char *text[5];
+    wire_result_t e[5];
+    for (int i = 0; i < 5; i++) {
+        text[i] = malloc(ml + 1);
+        memset(text[i], i == 0 ? '"' : 'a' + i, ml); /* the first escapes to twice its size */
+        text[i][ml] = '\0';
+        e[i] = (wire_result_t){.task = (uint32_t)i, .exit_code = 0, .ok = true, .manifest = text[i], .manifest_len = ml};
+        set_id(&e[i]);
+    }
+    rfix_init(&f);
+    f.r.after = 0;
+    f.r.done = 5;
+    f.r.results = e + 1;
+    f.r.n = 4;
+    assert_int_equal(wire_results_encode(&f.r, 8, &body, &len, &taken), 0);
+    assert_int_equal(taken, 3); /* 3 MiB and a little fit in 4 MiB, 4 do not */
+    assert_true(len <= WIRE_MAX_RESULTS_BODY);
+    wire_results_t back;
+    size_t dropped = 9;
+    char why[128];
+    assert_int_equal(wire_results_decode(body, len, 8, &back, &dropped, why, sizeof(why)), 0);
+    assert_int_equal(back.n, 3);
+    assert_int_equal(dropped, 0);
+    assert_memory_equal(back.results[2].manifest, text[3], ml);
+    wire_results_release(&back);
+    free(body);
+    f.r.results = e;
+    f.r.n = 5;
+    assert_int_equal(wire_results_encode(&f.r, 8, &body, &len, &taken), 0);
+    assert_int_equal(taken, 2); /* 2 MiB escaped and 1 MiB fit, a third does not */
+    assert_true(len > 3 * ml && len <= WIRE_MAX_RESULTS_BODY);
+    assert_int_equal(wire_results_decode(body, len, 8, &back, &dropped, why, sizeof(why)), 0);
+    assert_int_equal(back.n, 2);
+    assert_memory_equal(back.results[0].manifest, text[0], ml);
+    wire_results_release(&back);
+    free(body);
+    for (int i = 0; i < 5; i++)
+        free(text[i]);
+    /* at most WIRE_MAX_RESULTS entries */
+    size_t nm = WIRE_MAX_RESULTS + 3;
+    wire_result_t *me = calloc(nm, sizeof(*me));
+    for (size_t i = 0; i < nm; i++) {
+        me[i] = f.e[0];
+        me[i].task = (uint32_t)i;
+    }
+    f.r.results = me;
+    f.r.n = nm;
+    f.r.after = 0;
+    f.r.done = (uint32_t)nm;
+    assert_int_equal(wire_results_encode(&f.r, (uint32_t)nm, &body, &len, &taken), 0);
+    assert_int_equal(taken, WIRE_MAX_RESULTS);
+    assert_int_equal(wire_results_decode(body, len, (uint32_t)nm, &back, &dropped, why, sizeof(why)), 0);
+    assert_int_equal(back.n, WIRE_MAX_RESULTS);
+    wire_results_release(&back);
+    free(body);
+    free(me);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +749,14 @@ int main(void)
         cmocka_unit_test(lease_bad_entries_are_dropped),
         cmocka_unit_test(lease_bad_answers_are_refused),
         cmocka_unit_test(done_round_trip_and_refusals),
+        cmocka_unit_test(jobs_round_trip),
+        cmocka_unit_test(jobs_bad_entries_are_dropped),
+        cmocka_unit_test(jobs_bad_answers_are_refused),
+        cmocka_unit_test(jobs_encoder_limits),
+        cmocka_unit_test(results_round_trip),
+        cmocka_unit_test(results_bad_entries_are_dropped),
+        cmocka_unit_test(results_bad_heads_are_refused),
+        cmocka_unit_test(results_encoder_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
