@@ -8,7 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,34 +17,47 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/internal.h"
+#include "pool/wire.h"
 
+_Static_assert((int)WIRE_STATE_PUBLISHING == (int)J_PUBLISHING && (int)WIRE_STATE_CANCELLED == (int)J_CANCELLED,
+               "wire_state_t numbers the states as job_state_t");
+
+/* The jobs this peer knows (published ones), with the counts others mirror for our own. */
 static void api_jobs(pool_t *pool, httpd_req_t *r)
 {
-    json_t *arr = json_array();
-    size_t n = 0;
-    for (job_t *j = pool->joblist; j && n < POOL_API_MAX_JOBS; j = j->next) {
+    size_t cap = 0, n = 0;
+    for (job_t *j = pool->joblist; j; j = j->next)
+        cap++;
+    wire_job_t *es = xcalloc(cap ? cap : 1, sizeof(*es));
+    for (job_t *j = pool->joblist; j && n < WIRE_MAX_JOBS; j = j->next) {
         if (!j->published || j->gone)
             continue;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", j->id, "name", j->name, "state",
-                              pool_job_state_name(j->state), "tasks", (json_int_t)j->man.desc.tasks, "origin",
-                              !j->remote);
-        if (!j->remote) { /* its submitter: what others mirror (results.c) */
-            coord_counts_t c = {0};
-            coord_counts(pool->coord, j->id, &c);
-            json_object_set_new(o, "counts",
-                                json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)c.total, "waiting",
-                                          (json_int_t)c.waiting, "running", (json_int_t)c.running, "succeeded",
-                                          (json_int_t)c.succeeded, "failed", (json_int_t)c.failed, "cancelled",
-                                          (json_int_t)c.cancelled));
-            json_object_set_new(o, "results", json_integer(j->n_tres));
-            json_object_set_new(o, "epoch", json_integer((json_int_t)pool__epoch_ms(pool)));
+        wire_job_t *e = &es[n];
+        memset(e, 0, sizeof(*e));
+        memcpy(e->id, j->id, sizeof(e->id));
+        snprintf(e->name, sizeof(e->name), "%s", j->name);
+        e->state = (wire_state_t)j->state;
+        e->tasks = j->man.desc.tasks;
+        e->origin = !j->remote;
+        if (e->origin) { /* its submitter: what others mirror (results.c) */
+            coord_counts(pool->coord, j->id, &e->counts);
+            e->results = j->n_tres;
+            e->epoch = pool__epoch_ms(pool);
         }
-        json_array_append_new(arr, o);
+        char why[160];
+        if (wire_job_check(e, why, sizeof(why)) != 0) {
+            log_warn("job %s is left out of /v1/jobs: %s", j->name, why);
+            continue;
+        }
         n++;
     }
-    char *body = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    httpd_reply_take(r, 200, "application/json", body, strlen(body));
+    char *body = NULL;
+    size_t len = 0;
+    int rc = wire_jobs_encode(es, n, &body, &len, NULL);
+    free(es);
+    if (rc)
+        return pool__api_error(r, 500, "cannot encode the jobs listing");
+    httpd_reply_take(r, 200, "application/json", body, len);
 }
 
 static void api_manifest(pool_t *pool, httpd_req_t *r, const char *hex)

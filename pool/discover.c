@@ -11,7 +11,6 @@
  * Reads of those jobs' files are the view's (fs/read.c, through pool_block_read).
  */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +18,10 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/internal.h"
+#include "pool/wire.h"
 
 #define POOL_DISCOVER_MS 1000
 #define POOL_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
-#define POOL_MAX_JOBS_REPLY (4u * 1024 * 1024)
 #ifndef POOL_DROP_MS
 #define POOL_DROP_MS 10000 /* a pool peer silent this long is forgotten (until announced again) */
 #endif
@@ -221,46 +220,43 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
     disc_t *d = arg;
     pool_t *pool = d->pool;
     pool->pending_gets--;
-    json_t *arr = NULL;
     if (status != -ECANCELED)
         pool_peer_answered(pool, d->peer, status == 0);
     if (status || code != 200)
         log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
     if (!status && code == 200 && !pool->stopping) {
-        json_error_t err;
-        arr = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
-        if (!json_is_array(arr)) {
-            log_warn("peer %s: /v1/jobs is not a JSON array", d->peer);
+        wire_job_t *es = NULL;
+        size_t n = 0, dropped = 0;
+        bool complete = false;
+        char why[256];
+        if (wire_jobs_decode(body, len, &es, &n, &dropped, &complete, why, sizeof(why)) != 0) {
+            log_warn("peer %s: /v1/jobs is refused: %s", d->peer, why);
         } else {
+            if (dropped)
+                log_warn("peer %s: /v1/jobs: %zu entries dropped (the first: %s)", d->peer, dropped, why);
             uint64_t gen = ++pool->listing_gen;
-            size_t i;
-            json_t *o;
-            json_array_foreach(arr, i, o) {
-                const char *id = json_string_value(json_object_get(o, "id"));
-                hash_t h;
-                if (!id || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0)
-                    continue;
-                job_t *j = pool_job_by_id(pool, id);
+            for (size_t i = 0; i < n; i++) {
+                const wire_job_t *e = &es[i];
+                job_t *j = pool_job_by_id(pool, e->id);
                 if (j) {
-                    if (j->remote) {
-                        bool origin = json_is_true(json_object_get(o, "origin"));
-                        pool__job_add_peer(j, d->peer, origin);
-                        j->origin_seen |= origin;
+                    if (j->remote && e->tasks == j->man.desc.tasks) {
+                        pool__job_add_peer(j, d->peer, e->origin);
+                        j->origin_seen |= e->origin;
                         j->listed_gen = gen;
-                        pool__res_remote_seen(j, o, d->peer);
+                        pool__res_remote_seen(j, e, d->peer);
                     }
                     continue;
                 }
                 /* Only its submitter introduces a job: a job it replaced or forgot must not come
                  * back through peers that still list it (they drop it once they notice). */
-                if (json_is_true(json_object_get(o, "origin")))
-                    pool__get_manifest(pool, d->peer, id, true);
+                if (e->origin)
+                    pool__get_manifest(pool, d->peer, e->id, true);
             }
-            if (json_array_size(arr) < POOL_API_MAX_JOBS) /* a full answer may have left some out */
+            if (complete) /* a partial answer may have left some out: nothing is forgotten */
                 forget_unlisted(pool, d->peer, gen);
         }
+        free(es);
     }
-    json_decref(arr);
     free(d->peer);
     free(d);
 }
@@ -278,7 +274,7 @@ static void on_discover(uv_timer_t *t)
         d->pool = pool;
         d->peer = xstrdup(pool->pool_peers[i]);
         char *url = xasprintf("%s/v1/jobs", d->peer);
-        int rc = fetch_get(pool->fetch, url, POOL_MAX_JOBS_REPLY, on_jobs, d);
+        int rc = fetch_get(pool->fetch, url, WIRE_MAX_JOBS_BODY, on_jobs, d);
         if (rc == 0) {
             pool->pending_gets++;
         } else {

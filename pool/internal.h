@@ -11,7 +11,6 @@
  */
 #ifndef PREON_POOL_INTERNAL_H
 #define PREON_POOL_INTERNAL_H
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -44,7 +43,6 @@ typedef struct block_loc {
     uint32_t file, block;
 } block_loc_t;
 
-#define POOL_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
 #define POOL_MAX_POOL_PEERS 1024
 
 typedef struct running {
@@ -176,8 +174,9 @@ void pool__jobs_free(pool_t *p);
 void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code);
 /** Answers /v1/results/...; false if path is not one of its requests. */
 bool pool__res_handle(pool_t *p, httpd_req_t *r, const char *path);
-/** Remote job j as its submitter lists it in /v1/jobs (entry o, a JSON object): mirror it. */
-void pool__res_remote_seen(job_t *j, json_t *o, const char *peer);
+/** Remote job j as its submitter lists it in /v1/jobs (entry e, decoded): mirror it. */
+struct wire_job;
+void pool__res_remote_seen(job_t *j, const struct wire_job *e, const char *peer);
 void pool__res_free(job_t *j);
 /** This peer's start time in ms: the epoch its results lists' order belongs to. */
 uint64_t pool__epoch_ms(const pool_t *p);

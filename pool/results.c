@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +28,9 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/internal.h"
+#include "pool/wire.h"
 #include "pool/work.h"
 
-#define RES_LIST_MAX_BYTES (4u * 1024 * 1024) /* one /v1/results answer (at least one entry) */
-#define RES_LIST_REPLY_CAP (RES_LIST_MAX_BYTES + MANIFEST_MAX_BYTES / 4 + 65536)
 
 static void tres_free(taskres_t *tr)
 {
@@ -106,6 +104,11 @@ static void res_work(uv_work_t *req)
         if (w->rc)
             snprintf(w->why, sizeof(w->why), "encoding its manifest: %s", strerror(-w->rc));
     }
+    if (!w->rc && w->tr->len > WIRE_MAX_RESULT_MANIFEST) {
+        w->rc = -EMSGSIZE; /* no results list could carry it */
+        snprintf(w->why, sizeof(w->why), "its manifest is %zu bytes (at most %u are shared)", w->tr->len,
+                 (unsigned)WIRE_MAX_RESULT_MANIFEST);
+    }
     if (!w->rc) {
         hash_t id;
         manifest_id(w->tr->bytes, w->tr->len, &id);
@@ -174,21 +177,29 @@ static void res_list(pool_t *pool, httpd_req_t *r, job_t *j)
         if (vlen == 0 || *end)
             return pool__api_error(r, 400, "after= takes a count");
     }
-    json_t *arr = json_array();
-    size_t bytes = 0;
-    for (uint64_t k = after; k < j->n_tres && (bytes < RES_LIST_MAX_BYTES || k == after); k++) {
-        const taskres_t *tr = j->tres[j->tres_order[k]];
-        json_array_append_new(arr, json_pack("{s:I,s:i,s:b,s:s,s:s%}", "task", (json_int_t)tr->task, "exit",
-                                             tr->exit_code, "ok", tr->ok, "id", tr->id, "manifest", tr->bytes,
-                                             tr->len));
-        bytes += tr->len + 160;
+    if (after > j->n_tres)
+        return pool__api_error(r, 400, "after= is past the results listed");
+    wire_results_t l = {.state = (wire_state_t)j->state, .epoch = pool__epoch_ms(pool), .after = (uint32_t)after,
+                        .done = j->n_tres};
+    memcpy(l.job, j->id, sizeof(l.job));
+    size_t n = j->n_tres - (size_t)after;
+    if (n > WIRE_MAX_RESULTS)
+        n = WIRE_MAX_RESULTS;
+    l.results = xcalloc(n ? n : 1, sizeof(*l.results));
+    for (size_t k = 0; k < n; k++) {
+        const taskres_t *tr = j->tres[j->tres_order[after + k]];
+        wire_result_t *e = &l.results[l.n++];
+        *e = (wire_result_t){.task = tr->task, .ok = tr->ok, .manifest = tr->bytes, .manifest_len = tr->len,
+                             .exit_code = tr->exit_code < -1 || tr->exit_code > 255 ? -1 : tr->exit_code};
+        memcpy(e->id, tr->id, sizeof(e->id));
     }
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "job", j->id, "state", pool_job_state_name(j->state),
-                          "epoch", (json_int_t)pool__epoch_ms(pool), "after", (json_int_t)after, "done",
-                          (json_int_t)j->n_tres, "results", arr);
-    char *body = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    httpd_reply_take(r, 200, "application/json", body, strlen(body));
+    char *body = NULL;
+    size_t len = 0;
+    int rc = wire_results_encode(&l, j->man.desc.tasks, &body, &len, NULL);
+    free(l.results);
+    if (rc)
+        return pool__api_error(r, 500, "cannot encode the results list");
+    httpd_reply_take(r, 200, "application/json", body, len);
 }
 
 /* /v1/results/<job id>[?after=K] and /v1/results/<job id>/<task>. */
@@ -226,14 +237,6 @@ bool pool__res_handle(pool_t *pool, httpd_req_t *r, const char *path)
 
 /* ---- other peers: mirror the submitter's results ---- */
 
-static job_state_t state_from_name(const char *s)
-{
-    for (int st = J_RUNNING; st <= J_CANCELLED; st++)
-        if (s && strcmp(s, pool_job_state_name((job_state_t)st)) == 0)
-            return (job_state_t)st;
-    return J_RUNNING;
-}
-
 /* Over here once the submitter says so and every result it listed has been looked at. */
 static void remote_check_over(job_t *j)
 {
@@ -261,43 +264,28 @@ typedef struct rlist {
     char *peer;
 } rlist_t;
 
-/* One entry of a /v1/results answer: 0 if it was taken (or is held already), else why not. */
-static int mirror_entry(job_t *j, json_t *e, char *why, size_t whylen)
+/* One entry of a results list (its id checked against its manifest by the codec): 0 if it was
+ * taken (or is held already), else why not. */
+static int mirror_entry(job_t *j, const wire_result_t *e, char *why, size_t whylen)
 {
-    json_int_t task = json_integer_value(json_object_get(e, "task"));
-    const char *id = json_string_value(json_object_get(e, "id"));
-    json_t *mj = json_object_get(e, "manifest");
-    const char *text = json_string_value(mj);
-    size_t tlen = json_string_length(mj);
-    hash_t want, got;
-    if (!json_is_integer(json_object_get(e, "task")) || task < 0 || (uint64_t)task >= j->man.desc.tasks)
-        return snprintf(why, whylen, "no such task"), -EINVAL;
-    if (j->tres && j->tres[task])
+    if (j->tres && j->tres[e->task])
         return 0;
-    if (!id || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &want) != 0 || !text)
-        return snprintf(why, whylen, "task %lld: no manifest id or text", (long long)task), -EINVAL;
-    if (tlen > MANIFEST_MAX_BYTES)
-        return snprintf(why, whylen, "task %lld: manifest too large", (long long)task), -EMSGSIZE;
-    manifest_id(text, tlen, &got);
-    if (!hash_equal(&want, &got))
-        return snprintf(why, whylen, "task %lld: its manifest does not hash to its id", (long long)task), -EBADMSG;
     taskres_t *tr = xcalloc(1, sizeof(*tr));
     manifest_init(&tr->man);
     char w[200];
-    int rc = manifest_decode(&tr->man, text, tlen, w, sizeof(w));
+    int rc = manifest_decode(&tr->man, e->manifest, e->manifest_len, w, sizeof(w));
     if (rc) {
         tres_free(tr);
-        return snprintf(why, whylen, "task %lld: %s", (long long)task, w), rc;
+        return snprintf(why, whylen, "task %u: %s", e->task, w), rc;
     }
-    tr->task = (uint32_t)task;
-    json_t *x = json_object_get(e, "exit");
-    tr->exit_code = json_is_integer(x) ? (int)json_integer_value(x) : -1;
-    tr->ok = json_is_true(json_object_get(e, "ok"));
-    memcpy(tr->id, id, HASH_HEX_LEN + 1);
-    tr->bytes = xmalloc(tlen + 1);
-    memcpy(tr->bytes, text, tlen);
-    tr->bytes[tlen] = '\0';
-    tr->len = tlen;
+    tr->task = e->task;
+    tr->exit_code = e->exit_code;
+    tr->ok = e->ok;
+    memcpy(tr->id, e->id, HASH_HEX_LEN + 1);
+    tr->bytes = xmalloc(e->manifest_len + 1);
+    memcpy(tr->bytes, e->manifest, e->manifest_len);
+    tr->bytes[e->manifest_len] = '\0';
+    tr->len = e->manifest_len;
     mirror_add(j, tr);
     j->pool->up.vol_result_taken(j->pool, j, tr->task); /* if it ran here, the submitter has it now */
     return 0;
@@ -310,53 +298,45 @@ static void on_list(int status, unsigned code, const char *body, size_t len, voi
     job_t *j = l->job;
     pool->pending_gets--;
     j->res_fetching = false;
-    json_t *o = NULL;
+    wire_results_t wl = {0};
     if (status || code != 200) {
         log_debug("job %s: results list from %s: %s %u", j->name, l->peer, status ? strerror(-status) : "HTTP", code);
         goto out;
     }
     if (j->gone || pool->stopping)
         goto out;
-    json_error_t err;
-    o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
-    json_t *arr = json_object_get(o, "results");
-    json_t *after = json_object_get(o, "after");
-    if (!json_is_array(arr) || !json_is_integer(after) || json_integer_value(after) != (json_int_t)j->res_cursor) {
-        log_warn("job %s: the results list from %s is malformed and is ignored", j->name, l->peer);
+    char why[256];
+    size_t dropped = 0;
+    if (wire_results_decode(body, len, j->man.desc.tasks, &wl, &dropped, why, sizeof(why)) != 0) {
+        log_warn("job %s: the results list from %s is refused: %s", j->name, l->peer, why);
         goto out;
     }
-    size_t i;
-    json_t *e;
-    unsigned refused = 0;
-    json_array_foreach(arr, i, e) {
-        char why[256];
-        if (mirror_entry(j, e, why, sizeof(why)) != 0 && refused++ < 3)
-            log_warn("job %s: a result from %s is refused: %s", j->name, l->peer, why);
-        j->res_cursor++;
+    if (strcmp(wl.job, j->id) != 0 || wl.after != j->res_cursor) {
+        log_warn("job %s: the results list from %s is not the one asked for and is ignored", j->name, l->peer);
+        goto out;
     }
+    if (dropped)
+        log_warn("job %s: %zu results from %s are refused (the first: %s)", j->name, dropped, l->peer, why);
+    unsigned refused = 0;
+    for (size_t i = 0; i < wl.n; i++)
+        if (mirror_entry(j, &wl.results[i], why, sizeof(why)) != 0 && refused++ < 3)
+            log_warn("job %s: a result from %s is refused: %s", j->name, l->peer, why);
+    j->res_cursor += (uint32_t)(wl.n + dropped);
     remote_check_over(j);
 out:
-    json_decref(o);
+    wire_results_release(&wl);
     pool_job_unref(j);
     free(l->peer);
     free(l);
 }
 
-void pool__res_remote_seen(job_t *j, json_t *o, const char *peer)
+void pool__res_remote_seen(job_t *j, const wire_job_t *e, const char *peer)
 {
     pool_t *pool = j->pool;
-    if (!j->remote || !json_is_true(json_object_get(o, "origin")))
+    if (!j->remote || !e->origin)
         return;
-    json_t *c = json_object_get(o, "counts");
-    coord_counts_t sc = {0};
-    const char *keys[] = {"total", "waiting", "running", "succeeded", "failed", "cancelled"};
-    uint32_t *vals[] = {&sc.total, &sc.waiting, &sc.running, &sc.succeeded, &sc.failed, &sc.cancelled};
-    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-        json_int_t v = json_integer_value(json_object_get(c, keys[k]));
-        *vals[k] = v < 0 || (uint64_t)v > j->man.desc.tasks ? 0 : (uint32_t)v;
-    }
-    j->rcounts = sc;
-    j->r_state = state_from_name(json_string_value(json_object_get(o, "state")));
+    j->rcounts = e->counts;
+    j->r_state = (job_state_t)e->state;
     if (j->r_state == J_CANCELLED && j->listed) {
         /* As on its submitter (rm -r jobs/X): the job leaves jobs/, its results stay in results/;
          * a task of it still running here stops (the submitter's push may have been lost). */
@@ -366,11 +346,9 @@ void pool__res_remote_seen(job_t *j, json_t *o, const char *peer)
                 exec_task_cancel(r->et);
         pool_job_unlist(j);
     }
-    json_int_t done = json_integer_value(json_object_get(o, "results"));
-    j->r_done = done < 0 || (uint64_t)done > j->man.desc.tasks ? j->man.desc.tasks : (uint32_t)done;
-    json_int_t ep = json_integer_value(json_object_get(o, "epoch"));
-    if ((uint64_t)ep != j->r_epoch) { /* a restarted submitter lists its results in another order */
-        j->r_epoch = (uint64_t)ep;
+    j->r_done = e->results;
+    if (e->epoch != j->r_epoch) { /* a restarted submitter lists its results in another order */
+        j->r_epoch = e->epoch;
         j->res_cursor = 0;
     }
     remote_check_over(j);
@@ -381,7 +359,7 @@ void pool__res_remote_seen(job_t *j, json_t *o, const char *peer)
     l->job = j;
     l->peer = xstrdup(peer);
     char *url = xasprintf("%s/v1/results/%s?after=%u", peer, j->id, j->res_cursor);
-    int rc = fetch_get(pool->fetch, url, RES_LIST_REPLY_CAP < FETCH_MAX_GET_BODY ? RES_LIST_REPLY_CAP : FETCH_MAX_GET_BODY,
+    int rc = fetch_get(pool->fetch, url, WIRE_MAX_RESULTS_BODY,
                        on_list, l);
     if (rc == 0) {
         pool->pending_gets++;
