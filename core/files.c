@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,32 +34,155 @@ int files_mkdir_p(const char *path, mode_t mode)
     return rc;
 }
 
-static int rm_rf_at(int parent, const char *name)
+/*
+ * The walk: no recursion and two directory fds at most, whatever the depth (a task can leave a tree
+ * a million levels deep). Each directory is read once: its other entries go to on_entry, the names
+ * of its subdirectories to a list kept for its level; then each subdirectory is entered in turn
+ * (openat, O_NOFOLLOW) and left through "..". Trees we walk are quiet (the task is over), so ".."
+ * leads back to the parent. The names kept are the pending siblings along the path: the heap, not
+ * fds or the stack, holds what a deep or wide tree costs.
+ */
+typedef struct level {
+    char **subs;
+    size_t n, cap, next;
+} level_t;
+
+static void level_free(level_t *l)
 {
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOTDIR || errno == ELOOP)
-            return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? 0 : -errno;
-        return errno == ENOENT ? 0 : -errno;
-    }
-    DIR *d = fdopendir(fd);
+    for (size_t i = l->next; i < l->n; i++)
+        free(l->subs[i]);
+    free(l->subs);
+}
+
+/* Reads directory fd (not taken): entries that are not directories go to on_entry, directories
+ * to l. 0 or the first error (on_entry's, or readdir's). */
+static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_entry, void *arg)
+{
+    int dfd = dup(fd);
+    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
     if (!d) {
-        close(fd);
+        if (dfd >= 0)
+            close(dfd);
         return -errno;
     }
+    rewinddir(d); /* the dup shares fd's offset, which an earlier walk may have left at the end */
+    *l = (level_t){0};
     struct dirent *de;
     int rc = 0;
-    while ((de = readdir(d)) != NULL) {
+    errno = 0;
+    while (!rc && (de = readdir(d)) != NULL) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        int r = rm_rf_at(dirfd(d), de->d_name);
-        if (r && !rc)
-            rc = r;
+        struct stat st;
+        if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT)
+                rc = -errno;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 8;
+                l->subs = xreallocarray(l->subs, l->cap, sizeof(char *));
+            }
+            l->subs[l->n++] = xstrdup(de->d_name);
+        } else if (on_entry) {
+            rc = on_entry(arg, fd, de->d_name, rel, &st);
+        }
+        errno = 0;
     }
-    closedir(d);
-    if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && !rc)
+    if (!rc && errno)
         rc = -errno;
+    closedir(d);
     return rc;
 }
 
-int files_rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
+int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb after_dir, void *arg)
+{
+    int cur = dup(root);
+    if (cur < 0)
+        return -errno;
+    level_t *lv = xcalloc(1, sizeof(*lv));
+    size_t depth = 1, cap = 1;
+    char *rel = xstrdup("");
+    size_t rlen = 0;
+    int rc = scan_level(cur, rel, &lv[0], on_entry, arg);
+    while (!rc && depth > 0) {
+        level_t *l = &lv[depth - 1];
+        if (l->next < l->n) {
+            const char *name = l->subs[l->next];
+            size_t nlen = strlen(name);
+            if (rlen + 1 + nlen > max_rel) { /* too deep to matter to the caller: not entered */
+                free(l->subs[l->next++]);
+                continue;
+            }
+            int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno != ENOENT)
+                    rc = -errno;
+                free(l->subs[l->next++]);
+                continue;
+            }
+            close(cur);
+            cur = fd;
+            rel = xrealloc(rel, rlen + nlen + 2);
+            if (rlen)
+                rel[rlen++] = '/';
+            memcpy(rel + rlen, name, nlen + 1);
+            rlen += nlen;
+            if (depth == cap) {
+                cap *= 2;
+                lv = xreallocarray(lv, cap, sizeof(*lv));
+            }
+            rc = scan_level(cur, rel, &lv[depth++], on_entry, arg);
+            continue;
+        }
+        level_free(l); /* this directory is done: back to its parent */
+        if (--depth == 0)
+            break;
+        int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (up < 0) {
+            rc = -errno;
+            break;
+        }
+        close(cur);
+        cur = up;
+        char *slash = strrchr(rel, '/');
+        rlen = slash ? (size_t)(slash - rel) : 0;
+        rel[rlen] = '\0';
+        level_t *p = &lv[depth - 1];
+        if (after_dir)
+            rc = after_dir(arg, cur, p->subs[p->next]);
+        free(p->subs[p->next++]);
+    }
+    for (size_t i = 0; i < depth; i++)
+        level_free(&lv[i]);
+    free(lv);
+    free(rel);
+    close(cur);
+    return rc;
+}
+
+static int rm_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+static int rm_dir(void *arg, int dirfd, const char *name)
+{
+    return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+int files_rm_rf(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOTDIR || errno == ELOOP)
+            return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+        return errno == ENOENT ? 0 : -errno;
+    }
+    int rc = files_walk(fd, SIZE_MAX, rm_entry, rm_dir, NULL);
+    close(fd);
+    if (rmdir(path) != 0 && errno != ENOENT && !rc)
+        rc = -errno;
+    return rc;
+}

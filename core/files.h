@@ -3,11 +3,29 @@
  */
 #ifndef PREON_CORE_FILES_H
 #define PREON_CORE_FILES_H
+#include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /** mkdir -p: path and every missing parent, with mode. 0 or -errno. */
 int files_mkdir_p(const char *path, mode_t mode);
-/** rm -rf without following symlinks; a missing path is not an error. 0 or the first -errno. */
+/** rm -rf without following symlinks; a missing path is not an error. 0 or the first -errno.
+ * Any depth, two fds at most (files_walk). */
 int files_rm_rf(const char *path);
+
+/** An entry that is not a directory: name in dirfd, whose path relative to the walk's root is rel
+ * ("" for the root). 0 goes on; anything else stops the walk and is returned. */
+typedef int (*files_entry_cb)(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st);
+/** A directory name in dirfd, after everything under it was walked. 0 goes on. */
+typedef int (*files_dir_cb)(void *arg, int dirfd, const char *name);
+/**
+ * Walks the tree under the directory fd root (not taken; root itself is not reported) without
+ * recursion and with at most two fds of its own, whatever the depth: each directory is read once,
+ * then its subdirectories are entered in turn (never through a symlink) and left through "..", so
+ * the tree must not be moved while it is walked. A directory whose path relative to root would be
+ * longer than max_rel is not entered (nor reported). 0 or the first error (a callback's, or -errno).
+ * Blocking: for the thread pool.
+ */
+int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb after_dir, void *arg);
 
 #endif

@@ -281,53 +281,38 @@ static bool reserved(const char *rel)
     return !strcmp(rel, "stdout") || !strcmp(rel, "stderr") || !strcmp(rel, "exit_code");
 }
 
-static int collect_dir(collect_t *k, int fd0, const char *rel)
+/* One entry of the task's directory (files_walk): a regular file the task created or changed and
+ * the job wants is moved into the result; the rest stays (and goes with the task directory). */
+static int collect_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
-    DIR *d = fdopendir(fd0);
-    if (!d) {
-        close(fd0);
-        return -errno;
-    }
+    collect_t *k = arg;
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    char *sub = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
     int rc = 0;
-    struct dirent *de;
-    while (!rc && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char *sub = *rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            free(sub);
-            continue;
+    if (strlen(sub) <= MANIFEST_MAX_PATH && wanted(k->c, sub) && !exec_is_unchanged_input(dirfd, name)) {
+        if (reserved(sub)) {
+            log_warn("task output '%s' has a reserved name and is not kept", sub);
+        } else if ((k->total += (uint64_t)st->st_size) > k->c->disk_bytes) {
+            snprintf(k->why, k->whylen, "outputs exceed the disk limit of %llu bytes",
+                     (unsigned long long)k->c->disk_bytes);
+            rc = -EFBIG;
+        } else {
+            char *to = xasprintf("%s/%s", k->c->tmp_dir, sub);
+            char *slash = strrchr(to, '/');
+            *slash = '\0';
+            rc = files_mkdir_p(to, 0755);
+            *slash = '/';
+            if (!rc && renameat(dirfd, name, AT_FDCWD, to) != 0)
+                rc = -errno;
+            if (!rc)
+                chmod(to, (st->st_mode & 0755) | 0444);
+            else if (!k->why[0])
+                snprintf(k->why, k->whylen, "collecting %s: %s", sub, strerror(-rc));
+            free(to);
         }
-        if (S_ISDIR(st.st_mode)) {
-            int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0)
-                rc = collect_dir(k, fd, sub);
-        } else if (S_ISREG(st.st_mode) && wanted(k->c, sub) && !exec_is_unchanged_input(dirfd(d), de->d_name)) {
-            if (reserved(sub)) {
-                log_warn("task output '%s' has a reserved name and is not kept", sub);
-            } else if ((k->total += (uint64_t)st.st_size) > k->c->disk_bytes) {
-                snprintf(k->why, k->whylen, "outputs exceed the disk limit of %llu bytes",
-                         (unsigned long long)k->c->disk_bytes);
-                rc = -EFBIG;
-            } else {
-                char *to = xasprintf("%s/%s", k->c->tmp_dir, sub);
-                char *slash = strrchr(to, '/');
-                *slash = '\0';
-                rc = files_mkdir_p(to, 0755);
-                *slash = '/';
-                if (!rc && renameat(dirfd(d), de->d_name, AT_FDCWD, to) != 0)
-                    rc = -errno;
-                if (!rc)
-                    chmod(to, (st.st_mode & 0755) | 0444);
-                else if (!k->why[0])
-                    snprintf(k->why, k->whylen, "collecting %s: %s", sub, strerror(-rc));
-                free(to);
-            }
-        }
-        free(sub);
     }
-    closedir(d);
+    free(sub);
     return rc;
 }
 
@@ -342,8 +327,10 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     }
     collect_t k = {.c = c, .why = why, .whylen = whylen};
     int fd = open(c->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0)
-        rc = collect_dir(&k, fd, "");
+    if (fd >= 0) { /* any depth, two fds; deeper than a manifest path can be is no output */
+        rc = files_walk(fd, MANIFEST_MAX_PATH, collect_entry, NULL, &k);
+        close(fd);
+    }
     char *p = xasprintf("%s/stdout", c->tmp_dir);
     rename(c->out_path, p);
     free(p);

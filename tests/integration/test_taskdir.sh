@@ -139,4 +139,30 @@ t_volunteer_runs_in_the_job_files() {
     assert_file_eq "$(mnt B)/jobs/vol/lib/input.txt" "remote input"
 }
 
+# A task that leaves a tree deeper (1200 levels) than the peer has fds (256 here): the task still
+# succeeds, its outputs near the top are kept, the deep part is no output (no path of a result can
+# be that long), and its directory is removed whole afterwards (the walks hold two fds whatever the
+# depth: issue 8, item 7; a walk with an fd per level fails here with EMFILE and leaves it behind).
+t_a_deep_tree_is_collected_and_removed() {
+    ulimit -n 256 # the peer started below inherits it
+    start_peer A
+    local m src st d
+    m=$(mnt A)
+    d=$(data_dir A)
+    src=$(src_dir deep)
+    make_job "$src" 'set -e
+echo top > top.txt
+i=0
+while [ $i -lt 1200 ]; do mkdir d && cd -P d; i=$((i + 1)); done
+echo bottom > bottom.txt'
+    cp -r -- "$src" "$m/jobs/deep"
+    st=$(wait_job "$m" deep 120)
+    [ "$(field state <<<"$st")" = done ] || fail "$st"$'\n'"$(cat "$m/results/deep/0/stderr" 2>&1)"
+    assert_eq done "$(field state <<<"$st")" state
+    assert_file_eq "$m/results/deep/0/top.txt" "top"
+    [ -z "$(find "$d/results" -name bottom.txt)" ] || fail "a 1200-level-deep file became an output"
+    # removed before the result was recorded (in the collection's thread-pool item)
+    assert_eq "" "$(ls -A -- "$d/work")" "what is left in the data directory's work/"
+}
+
 run_tests "$@"

@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "core/files.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -409,10 +411,132 @@ static void log_set_file_reports_errors(void **state)
     assert_int_equal(log_set_file("/nonexistent-dir-preon/x.log"), -ENOENT);
 }
 
+/* ---- files: rm -rf and the walk, at any depth with a handful of fds ---- */
+
+static char *tmp_tree(void)
+{
+    char tmpl[] = "/tmp/preon-files-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return xstrdup(tmpl);
+}
+
+/* A chain of n nested directories "d" under root, each with a file "f"; made through fds so the
+ * path's length does not matter. */
+static void deep_chain(const char *root, int n)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mkdirat(fd, "d", 0755), 0);
+        int f = openat(fd, "f", O_WRONLY | O_CREAT, 0644);
+        assert_true(f >= 0);
+        close(f);
+        int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+}
+
+static void files_rm_rf_any_depth_with_few_fds(void **state)
+{
+    char *root = tmp_tree();
+    deep_chain(root, 20000); /* far deeper than PATH_MAX allows as a path */
+    struct rlimit old, low = {.rlim_cur = 16, .rlim_max = 0};
+    getrlimit(RLIMIT_NOFILE, &old);
+    low.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0); /* recursion with an fd per level fails here */
+    int rc = files_rm_rf(root);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_int_equal(rc, 0);
+    struct stat st;
+    assert_int_equal(lstat(root, &st), -1);
+    free(root);
+}
+
+static void files_rm_rf_does_not_follow_symlinks(void **state)
+{
+    char *root = tmp_tree(), *outside = tmp_tree();
+    char *keep = xasprintf("%s/keep", outside), *link = xasprintf("%s/link", root);
+    char *sub = xasprintf("%s/sub", root), *sublink = xasprintf("%s/sub/dirlink", root);
+    FILE *f = fopen(keep, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(symlink(keep, link), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(symlink(outside, sublink), 0);
+    for (int i = 0; i < 300; i++) { /* a wide level too */
+        char *p = xasprintf("%s/sub/w%d", root, i);
+        assert_int_equal(mkdir(p, 0755), 0);
+        free(p);
+    }
+    assert_int_equal(files_rm_rf(root), 0);
+    struct stat st;
+    assert_int_equal(lstat(root, &st), -1);
+    assert_int_equal(lstat(keep, &st), 0); /* what the links pointed at is untouched */
+    assert_int_equal(files_rm_rf(outside), 0);
+    assert_int_equal(files_rm_rf(root), 0); /* gone already: not an error */
+    free(root), free(outside), free(keep), free(link), free(sub), free(sublink);
+}
+
+typedef struct seen {
+    char lines[16][64];
+    int n;
+} seen_t;
+
+static int note_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    seen_t *s = arg;
+    if (s->n < 16)
+        snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%s|%s", rel, name);
+    return 0;
+}
+
+static int cmp_line(const void *a, const void *b) { return strcmp(a, b); }
+
+static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
+{
+    char *root = tmp_tree();
+    const char *dirs[] = {"a", "a/b", "a/b/c", "z"};
+    const char *files[] = {"top", "a/x", "a/b/y", "a/b/c/deep", "z/q"};
+    for (size_t i = 0; i < 4; i++) {
+        char *p = xasprintf("%s/%s", root, dirs[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+        free(p);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        char *p = xasprintf("%s/%s", root, files[i]);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+        free(p);
+    }
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+    seen_t s = {0};
+    assert_int_equal(files_walk(fd, SIZE_MAX, note_entry, NULL, &s), 0);
+    qsort(s.lines, (size_t)s.n, sizeof(s.lines[0]), cmp_line);
+    assert_int_equal(s.n, 5);
+    assert_string_equal(s.lines[0], "a/b/c|deep");
+    assert_string_equal(s.lines[1], "a/b|y");
+    assert_string_equal(s.lines[2], "a|x");
+    assert_string_equal(s.lines[3], "z|q");
+    assert_string_equal(s.lines[4], "|top");
+    seen_t t = {0};
+    assert_int_equal(files_walk(fd, 3, note_entry, NULL, &t), 0); /* "a/b" is 3 bytes: "a/b/c" is not entered */
+    assert_int_equal(t.n, 4);
+    close(fd);
+    assert_int_equal(files_rm_rf(root), 0);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hash_sha256_known_vectors),
+        cmocka_unit_test(files_rm_rf_any_depth_with_few_fds),
+        cmocka_unit_test(files_rm_rf_does_not_follow_symlinks),
+        cmocka_unit_test(files_walk_reports_paths_and_stops_at_max_rel),
         cmocka_unit_test(hash_ctx_matches_one_shot_and_resets),
         cmocka_unit_test(hash_hex_round_trip),
         cmocka_unit_test(hash_from_hex_rejects_bad_input),
