@@ -80,13 +80,18 @@
 #define FETCH_MAX_PARALLEL 1024
 #endif
 
-/* Scores: every peer starts at 0 and stays within [FETCH_SCORE_MIN, FETCH_SCORE_MAX]. */
+/* Scores: every peer starts at 0 and stays within [FETCH_SCORE_MIN, FETCH_SCORE_MAX]; a penalty
+ * wears off with time (FETCH_SCORE_RECOVER_MS). */
 #define FETCH_SCORE_MIN (-1000)
 #define FETCH_SCORE_MAX 100
 #define FETCH_SCORE_OK 1       /**< added for a verified block */
 #define FETCH_SCORE_FAIL (-5)  /**< connect error, time-out, status other than 200/404 */
 #define FETCH_SCORE_BAD (-100) /**< sent bytes that are not the block (wrong hash or length) */
 #define FETCH_SCORE_AVOID (-50) /**< at or below: tried only after every other candidate */
+/** A negative score recovers one point per this many ms since it last changed (peers.c). */
+#ifndef FETCH_SCORE_RECOVER_MS
+#define FETCH_SCORE_RECOVER_MS 10000
+#endif
 
 typedef struct fetch fetch_t;
 
@@ -252,7 +257,7 @@ typedef void (*fetch_get_cb)(int status, unsigned http_code, const char *body, s
  */
 int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg);
 
-/** The peer's score (see FETCH_SCORE_*), 0 for a peer never seen. */
+/** The peer's score now (see FETCH_SCORE_*, penalties recovered so far included), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);
 /** 0, or -ENOENT for a peer never seen. */
 int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out);
