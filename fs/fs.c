@@ -143,6 +143,14 @@ static void on_fuse_readable(uv_poll_t *p, int status, int events)
  * could not answer anything: callbacks, FUSE requests, HTTP, timers. Its maximum since start and
  * the count over 5 ms (the goal) are in the `peer` file.
  */
+/* The fetcher stored a block: /v1/have bitfields that list it are updated. */
+static void block_stored(const hash_t *h, void *arg)
+{
+    fs_t *fs = arg;
+    if (fs->serve)
+        serve_block_stored(fs->serve, h);
+}
+
 static void on_loop_iteration(uv_prepare_t *p)
 {
     fs_t *fs = p->data;
@@ -208,6 +216,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         log_error("block store: %s", strerror(-rc));
         goto error;
     }
+    serve_new(loop, fs->store, &fs->serve); /* fails only for NULL arguments */
     p = xasprintf("%s/preon.db", fs->data_dir);
     rc = db_open(p, &fs->db);
     free(p);
@@ -222,7 +231,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     coord_worker_seen(fs->coord, FS_SELF, "local", 0);
     coord_worker_cap(fs->coord, FS_SELF, fs->opts.slots ? fs->opts.slots : 1); /* --slots may pass 64 */
     /* keep: more than a reader's read-ahead window (remote.c), so read-ahead is answered in memory */
-    fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS};
+    fetch_opts_t fo = {.keep_blocks = FS_KEEP_BLOCKS, .on_stored = block_stored, .stored_arg = fs};
     rc = fetch_new(loop, fs->store, &fo, &fs->fetch);
     if (rc) {
         log_error("fetcher: %s", strerror(-rc));
@@ -308,6 +317,8 @@ error:
         exec_close(fs->exec, NULL, NULL);
     if (fs->fetch)
         fetch_close(fs->fetch, NULL, NULL);
+    if (fs->serve)
+        serve_close(fs->serve, NULL, NULL);
     for (size_t i = 0; i < fs->n_pool_peers; i++)
         free(fs->pool_peers[i]);
     free(fs->pool_peers);
@@ -326,18 +337,24 @@ error:
     free((char *)fs->opts.http_url);
     free((char *)fs->opts.tracker_url);
     free((char *)fs->opts.pool);
-    free(fs->locs);
     free(fs);
     return rc ? rc : -EIO;
 }
 
 void fs__handle_free(uv_handle_t *h) { free(h); }
 
+static void serve_closed(void *arg)
+{
+    fs_t *fs = arg;
+    fs->serve = NULL;
+    finish_stop(fs);
+}
+
 static void fetch_closed(void *arg)
 {
     fs_t *fs = arg;
     fs->fetch = NULL;
-    finish_stop(fs);
+    serve_close(fs->serve, serve_closed, fs); /* waits for its thread-pool items (they read the store) */
 }
 
 static void exec_closed(void *arg)
@@ -382,7 +399,6 @@ static void finish_stop(fs_t *fs)
     free((char *)fs->opts.http_url);
     free((char *)fs->opts.tracker_url);
     free((char *)fs->opts.pool);
-    free(fs->locs);
     void (*cb)(void *, int) = fs->on_exit;
     void *arg = fs->exit_arg;
     free(fs);

@@ -22,6 +22,7 @@
 #include "pool/coord.h"
 #include "swarm/announce.h"
 #include "swarm/fetch.h"
+#include "swarm/serve.h"
 #include "swarm/store.h"
 
 typedef struct job job_t;
@@ -154,13 +155,6 @@ struct job {
 #define FS_MAX_LEASES_PER_WORKER 64  /* leases one volunteer may hold at once (and our own slots) */
 #define FS_MAX_WORKERS_PER_HOST 64   /* volunteers one host may run (a cap on what one peer makes us hold) */
 
-typedef struct block_loc {
-    hash_t h;
-    job_t *job; /**< NULL: an empty slot */
-    taskres_t *res; /**< NULL: an input of job; else a file of this result (verified when served) */
-    uint32_t file, block;
-} block_loc_t;
-
 #define FS_API_MAX_JOBS 10000 /* entries in one /v1/jobs answer */
 #define FS_MAX_POOL_PEERS 1024
 
@@ -230,9 +224,7 @@ struct fs {
     unsigned ra_next;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
-    block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
-    size_t loc_cap, nlocs;
-    uint64_t api_blocks_served, api_bytes_served;
+    serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, api.c) */
 };
 
 /* inode.c */
@@ -279,8 +271,11 @@ uint64_t fs__now_ms(void);
 /* api.c */
 int fs__api_start(fs_t *fs);
 void fs__api_stop(fs_t *fs);
+/** Registers j's blocks with fs->serve: its inputs if published here, else its blocks in the store. */
 void fs__blocks_add_job(fs_t *fs, job_t *j);
+/** Forgets j's registrations (inputs, results); NULL: registers every local job again (a result was replaced). */
 void fs__blocks_remove_job(fs_t *fs, job_t *j);
+/** Registers a hashed result of j (re-hashed when served: it may change). */
 void fs__blocks_add_result(fs_t *fs, job_t *j, taskres_t *tr);
 /** A JSON error answer {"error": msg}. */
 void fs__api_error(httpd_req_t *r, unsigned status, const char *msg);

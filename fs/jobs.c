@@ -318,8 +318,7 @@ static void build_published_tree(fs_t *fs, job_t *j)
     prune_stage_nodes(fs, j->dir);
     /* A remote job's results/ mirrors its submitter's (results.c); a local one's is on disk. */
     j->results = fs__node_new(fs, fs->results, j->name, j->remote ? N_RRES_DIR : N_RES, j);
-    if (!j->remote) /* a remote job's blocks are served from the store once fetched */
-        fs__blocks_add_job(fs, j);
+    fs__blocks_add_job(fs, j); /* a remote job's blocks are served from the store once fetched */
 }
 
 void fs__job_add_remote(fs_t *fs, const char *id, manifest_t *m, const char *peer)
@@ -914,9 +913,12 @@ char *fs__peer_status_text(fs_t *fs, size_t *len)
     sb_printf(&b, "pool-peers: %zu\n", fs->n_pool_peers);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(fs->store),
               (unsigned long long)store_bytes(fs->store));
-    if (fs->opts.http_url)
+    if (fs->opts.http_url) {
+        serve_stats_t sst;
+        serve_stats(fs->serve, &sst);
         sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", fs->opts.http_url,
-                  (unsigned long long)fs->api_blocks_served, (unsigned long long)fs->api_bytes_served);
+                  (unsigned long long)sst.blocks, (unsigned long long)sst.bytes);
+    }
     if (fs->fetch) {
         fetch_stats_t fst;
         fetch_stats(fs->fetch, &fst);

@@ -64,7 +64,7 @@ typedef struct waiter {
     void *arg;
 } waiter_t;
 
-enum ev_kind { EV_DONE, EV_BAD_PEER };
+enum ev_kind { EV_DONE, EV_BAD_PEER, EV_STORED };
 
 typedef struct event {
     struct event *next;
@@ -315,6 +315,8 @@ static void on_defer(uv_timer_t *t)
                 free(w);
             }
             swarm__buf_release(e->buf);
+        } else if (e->kind == EV_STORED) {
+            f->opts.on_stored(&e->h, f->opts.stored_arg);
         } else if (f->opts.on_bad_peer) {
             f->opts.on_bad_peer(e->peer->url, &e->h, e->status, f->opts.bad_peer_arg);
         }
@@ -355,6 +357,17 @@ static void xfer_drop(req_t *r)
     r->easy = NULL;
     r->cur->st.inflight--;
     f->inflight--;
+}
+
+/* Tells opts.on_stored (if any) that *h is in the store now. */
+static void ev_stored(fetch_t *f, const hash_t *h)
+{
+    if (!f->opts.on_stored)
+        return;
+    event_t *e = xcalloc(1, sizeof(*e));
+    e->kind = EV_STORED;
+    e->h = *h;
+    ev_push(f, e);
 }
 
 /* Fires waiters (a list) with status and, for data waiters, buf's bytes (held by the event). */
@@ -606,6 +619,8 @@ static void store_done(uv_work_t *w, int status)
     } else {
         if (r->work_rc)
             log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        else
+            ev_stored(f, &r->h);
         req_finish(r, r->work_rc);
     }
     (void)status; /* UV_ECANCELED only for orphans, handled above */
@@ -652,6 +667,8 @@ static void verified(req_t *r)
         f->verifying--;
         if (r->work_rc)
             log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        else if (f->store)
+            ev_stored(f, &r->h);
         req_finish(r, r->work_rc);
         return;
     }

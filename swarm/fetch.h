@@ -115,6 +115,13 @@ typedef void (*fetch_cb)(const hash_t *h, int status, void *arg);
  */
 typedef void (*fetch_bad_peer_cb)(const char *peer, const hash_t *h, int reason, void *arg);
 
+/**
+ * A verified block was written to the store by this fetcher (or found there by a write that had
+ * nothing to do): e.g. to keep a /v1/have bitfield current (serve_block_stored). Fired from the
+ * dispatcher like every callback. h is valid for the duration of the call only.
+ */
+typedef void (*fetch_stored_cb)(const hash_t *h, void *arg);
+
 /** Called once, after every callback and every uv handle of the fetcher is done; f is freed. */
 typedef void (*fetch_close_cb)(void *arg);
 
@@ -130,6 +137,8 @@ typedef struct fetch_opts {
                                       fetch_peek and fetch_block_data answer them without the store */
     fetch_bad_peer_cb on_bad_peer; /**< optional */
     void *bad_peer_arg;
+    fetch_stored_cb on_stored;     /**< optional */
+    void *stored_arg;
 } fetch_opts_t;
 
 /** Totals since fetch_new. */
