@@ -137,12 +137,6 @@ static void on_fuse_readable(uv_poll_t *p, int status, int events)
     }
 }
 
-/*
- * Loop lag: called once per loop iteration (before the loop blocks in epoll). The iteration's wall
- * time minus the time it spent blocked in epoll (libuv's idle-time metric) is the time the loop
- * could not answer anything: callbacks, FUSE requests, HTTP, timers. Its maximum since start and
- * the count over 5 ms (the goal) are in the `peer` file.
- */
 /* The fetcher stored a block: /v1/have bitfields that list it are updated. */
 static void block_stored(const hash_t *h, void *arg)
 {
@@ -151,6 +145,12 @@ static void block_stored(const hash_t *h, void *arg)
         serve_block_stored(fs->serve, h);
 }
 
+/*
+ * Loop lag: called once per loop iteration (before the loop blocks in epoll). The iteration's wall
+ * time minus the time it spent blocked in epoll (libuv's idle-time metric) is the time the loop
+ * could not answer anything: callbacks, FUSE requests, HTTP, timers. Its maximum since start and
+ * the count over 5 ms (the goal) are in the `peer` file.
+ */
 static void on_loop_iteration(uv_prepare_t *p)
 {
     fs_t *fs = p->data;

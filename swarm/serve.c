@@ -589,4 +589,4 @@ void serve_close(serve_t *s, void (*cb)(void *arg), void *arg)
         uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
-void serve_stats(const serve_t *s, serve_stats_t *out) { *out = s->st; }
+void serve_stats(const serve_t *s, serve_stats_t *out) { *out = s ? s->st : (serve_stats_t){0}; }

@@ -90,6 +90,7 @@ void serve_block_stored(serve_t *s, const hash_t *h);
  */
 bool serve_handle(serve_t *s, httpd_req_t *r, const char *path);
 
+/** Totals since serve_new; zeros for a NULL s. */
 void serve_stats(const serve_t *s, serve_stats_t *out);
 
 #endif
