@@ -21,10 +21,12 @@
  *  - no global state (except curl_global_init's reference count).
  *
  * Peer choice: among the untried peers of a request, peers whose score is above FETCH_SCORE_AVOID
- * come first, then fewer transfers in flight, then higher score, then the caller's order. If that
+ * come first, then fewer transfers in flight, then the smaller penalty, then fewer transfers
+ * started, then the caller's order (penalties wear off with time: FETCH_SCORE_RECOVER_MS). If that
  * best peer is full, the request waits for a slot rather than going to a worse peer. A failed
  * attempt moves on to the next untried peer; each peer is tried at most once per request.
- * Design notes and the reasons behind them: docs/fetch.md.
+ * Design notes and the reasons behind them: docs/fetch.md. The code: fetch.c (the state machine),
+ * peers.c (scores), buf.c (buffers), http.c (curl on the loop, fetch_get); swarm/internal.h.
  */
 #ifndef PREON_SWARM_FETCH_H
 #define PREON_SWARM_FETCH_H

@@ -238,7 +238,8 @@ static int reg_add(serve_t *s, enum reg_kind kind, const char *id, const manifes
         const manifest_file_t *mf = &m->files[f];
         g->files[f] = (rfile_t){.path = xstrdup(mf->path), .size = mf->size, .first = k,
                                 .n_blocks = (uint32_t)mf->n_blocks};
-        memcpy(&g->blocks[k], mf->blocks, mf->n_blocks * sizeof(hash_t));
+        if (mf->n_blocks) /* an empty file has no blocks (and maybe no array) */
+            memcpy(&g->blocks[k], mf->blocks, mf->n_blocks * sizeof(hash_t));
         k += (uint32_t)mf->n_blocks;
     }
     g->next = s->regs;

@@ -313,6 +313,17 @@ static void serve_checks_arguments(void **state)
     assert_int_equal(serve_add_result(fx->s, &fx->m, NULL, &owner), -EINVAL);
     assert_int_equal(serve_new(NULL, NULL, &(serve_t *){NULL}), -EINVAL);
     serve_remove(fx->s, &owner); /* nothing registered: nothing happens */
+    /* an empty file has no blocks and no block array (stdout of a quiet task) */
+    manifest_file_t empty = {.path = "empty", .size = 0};
+    manifest_t m = {.block_size = BS, .files = &empty, .n_files = 1};
+    assert_int_equal(serve_add_result(fx->s, &m, fx->dir, &owner), 0);
+    answer_t *a = get(fx, "/have/00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    assert_int_equal(a->code, 404); /* a result is not a job */
+    assert_int_equal(serve_add_job(fx->s, JOB, &m, NULL, &owner), 0);
+    a = get(fx, "/have/00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    assert_int_equal(a->code, 200);
+    assert_int_equal(a->len, 0);
+    serve_remove(fx->s, &owner);
 }
 
 int main(void)
