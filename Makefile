@@ -62,7 +62,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 # Targets that need more than core/ name it here (the pattern rule's $^ picks these up).
-build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/store.c
+build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/http.c swarm/peers.c swarm/buf.c swarm/store.c
 build-fuzz/fuzz_bundle: pool/bundle.c
 build-fuzz/fuzz_wire: pool/wire.c
 build-fuzz/fuzz_wire_jobs: pool/wire.c

@@ -56,6 +56,7 @@ struct httpd {
     uint16_t port;
     bool in_run;        /* inside MHD_run: closing must wait until it returns */
     bool close_pending; /* httpd_close was called from inside MHD_run */
+    httpd_req_t *deferred; /* requests answered later (httpd_defer), their connections suspended */
     int open_handles;   /* uv handles not yet closed (poll, timer) */
     httpd_close_cb close_cb;
     void *close_arg;
@@ -68,17 +69,23 @@ typedef struct conn {
     char *body;
     size_t body_len, body_cap;
     bool seen;     /* the access handler has had its first call for this request */
+    /* DEFER_WAIT: its request was deferred and not answered (the connection is suspended), or its
+     * answer could not be queued; DEFER_ANSWERED: the answer is queued */
+    enum { DEFER_NONE, DEFER_WAIT, DEFER_ANSWERED } deferred;
     bool too_big;  /* the body went over max_body: answer 413 */
     struct sockaddr_storage peer;
 } conn_t;
 
 struct httpd_req {
-    httpd_t *h;
+    httpd_t *h; /* NULL: a deferred request whose server closed first */
     struct MHD_Connection *c;
     conn_t *cc;
     const char *method, *path, *query;
     size_t qlen;
     bool replied;
+    httpd_req_t *later;        /* the handler's view: the request was deferred to this copy */
+    bool is_deferred;          /* a copy made by httpd_defer, freed by its reply */
+    httpd_req_t *dprev, *dnext; /* h->deferred */
     unsigned n_hdrs;
     char *hdr_name[HTTPD_MAX_REPLY_HEADERS];
     char *hdr_value[HTTPD_MAX_REPLY_HEADERS];
@@ -197,29 +204,68 @@ static void free_reply_headers(httpd_req_t *r)
     r->n_hdrs = 0;
 }
 
-/* Adds the headers and queues resp (which it always destroys). */
+static void on_timer(uv_timer_t *t);
+
+/* A deferred request is answered (or could not be): the connection goes back to MHD, r is freed. */
+static void deferred_done(httpd_req_t *r)
+{
+    httpd_t *h = r->h;
+    if (r->dprev)
+        r->dprev->dnext = r->dnext;
+    else
+        h->deferred = r->dnext;
+    if (r->dnext)
+        r->dnext->dprev = r->dprev;
+    MHD_resume_connection(r->c);
+    /* In external mode MHD must run after a resume for the connection to be processed: once
+     * more after this run if we are inside one, else at once from the loop. */
+    if (h->in_run)
+        h->run_again = true;
+    else
+        uv_timer_start(&h->timer, on_timer, 0, 0);
+    free(r);
+}
+
+/* A deferred request whose server closed first: nothing can be sent; r is freed. */
+static bool orphaned(httpd_req_t *r)
+{
+    if (!r->is_deferred || r->h)
+        return false;
+    free_reply_headers(r);
+    free(r);
+    return true;
+}
+
+/* Adds the headers and queues resp (which it always destroys). A deferred r is freed. */
 static int queue(httpd_req_t *r, unsigned status, const char *ctype, struct MHD_Response *resp)
 {
     r->replied = true;
-    if (!resp) {
-        free_reply_headers(r);
-        return -EIO;
-    }
     int rc = 0;
-    if (ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
+    if (!resp)
+        rc = -EIO;
+    if (rc == 0 && ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
         rc = -EIO;
     for (unsigned i = 0; i < r->n_hdrs && rc == 0; i++)
         if (MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]) != MHD_YES)
             rc = -EINVAL; /* e.g. a header MHD manages itself */
     free_reply_headers(r);
+    /* a suspended connection may be given its response at any time: it goes out once resumed */
     if (rc == 0 && MHD_queue_response(r->c, status, resp) != MHD_YES)
         rc = -EIO;
-    MHD_destroy_response(resp);
+    if (resp)
+        MHD_destroy_response(resp);
+    if (r->is_deferred) {
+        if (rc == 0)
+            r->cc->deferred = DEFER_ANSWERED;
+        deferred_done(r); /* with no response queued, on_access closes the connection */
+    }
     return rc;
 }
 
 int httpd_reply(httpd_req_t *r, unsigned status, const char *ctype, const void *body, size_t len)
 {
+    if (orphaned(r))
+        return -ECANCELED;
     if (r->replied)
         return -EALREADY;
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -228,6 +274,10 @@ int httpd_reply(httpd_req_t *r, unsigned status, const char *ctype, const void *
 
 int httpd_reply_take(httpd_req_t *r, unsigned status, const char *ctype, void *body, size_t len)
 {
+    if (orphaned(r)) {
+        free(body);
+        return -ECANCELED;
+    }
     if (r->replied) {
         free(body);
         return -EALREADY;
@@ -240,6 +290,10 @@ int httpd_reply_take(httpd_req_t *r, unsigned status, const char *ctype, void *b
 
 int httpd_reply_fd(httpd_req_t *r, unsigned status, const char *ctype, int fd, uint64_t off, uint64_t len)
 {
+    if (orphaned(r)) {
+        close(fd);
+        return -ECANCELED;
+    }
     if (r->replied) {
         close(fd);
         return -EALREADY;
@@ -248,6 +302,28 @@ int httpd_reply_fd(httpd_req_t *r, unsigned status, const char *ctype, int fd, u
     if (!resp)
         close(fd);
     return queue(r, status, ctype, resp);
+}
+
+httpd_req_t *httpd_defer(httpd_req_t *r)
+{
+    if (!r || r->replied || r->is_deferred || !r->h)
+        return NULL;
+    httpd_t *h = r->h;
+    httpd_req_t *d = xmalloc(sizeof(*d));
+    *d = *r; /* the reply headers added so far move to d */
+    d->is_deferred = true;
+    d->later = NULL;
+    d->dprev = NULL;
+    d->dnext = h->deferred;
+    if (h->deferred)
+        h->deferred->dprev = d;
+    h->deferred = d;
+    r->n_hdrs = 0;
+    r->replied = true; /* the handler's view is done with: answers go to d */
+    r->later = d;
+    r->cc->deferred = DEFER_WAIT;
+    MHD_suspend_connection(r->c);
+    return d;
 }
 
 /* ---- the server ------------------------------------------------------------------------------- */
@@ -283,6 +359,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     conn_t *cc = *req_cls; /* set by on_uri for every request */
     if (!cc)
         return MHD_NO;
+    if (cc->deferred == DEFER_ANSWERED)
+        return MHD_YES; /* resumed with its answer queued: nothing more to do */
+    if (cc->deferred == DEFER_WAIT)
+        return MHD_NO; /* resumed without a response: its reply failed; close the connection */
     if (!cc->seen) {
         cc->seen = true;
         return MHD_YES; /* the two-phase idiom: answer on the next call (see the top of the file) */
@@ -323,7 +403,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         reply_text(&r, MHD_HTTP_NOT_FOUND, "not found\n");
     } else {
         rt->fn(&r, rt->arg);
-        if (!r.replied) {
+        if (!r.replied && !r.later) {
             log_error("httpd: handler for %s did not reply to %s %s", rt->prefix, method, url);
             free_reply_headers(&r);
             reply_text(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
@@ -351,6 +431,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     memcpy(cc->uri, uri, n + 1);
     cc->uri_len = n;
     cc->seen = false;
+    cc->deferred = DEFER_NONE;
     cc->too_big = false;
     cc->body_len = 0;
     if (cc->body_cap > 4096) { /* a large body's buffer is not kept for the connection's life */
@@ -412,6 +493,17 @@ static void on_handle_closed(uv_handle_t *handle)
 
 static void do_close(httpd_t *h)
 {
+    /* MHD must not be stopped with suspended connections: resume them (they are closed with the
+     * rest) and cut their requests loose; a later reply on one frees it and returns -ECANCELED. */
+    httpd_req_t *d;
+    while ((d = h->deferred)) {
+        h->deferred = d->dnext;
+        MHD_resume_connection(d->c);
+        d->h = NULL;
+        d->c = NULL;
+        d->cc = NULL;
+        d->dprev = d->dnext = NULL;
+    }
     /* Close the poll handle while MHD's epoll fd is still open (uv_close unregisters it), then
      * stop MHD, which closes the fd and every connection. */
     uv_close((uv_handle_t *)&h->poll, on_handle_closed);
@@ -420,7 +512,6 @@ static void do_close(httpd_t *h)
     h->d = NULL;
 }
 
-static void on_timer(uv_timer_t *t);
 
 static void pump(httpd_t *h)
 {
@@ -488,7 +579,7 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     h->loop = loop;
     h->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_MAX_BODY;
     h->max_conns = o->max_conns ? o->max_conns : HTTPD_DEFAULT_MAX_CONNS;
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;

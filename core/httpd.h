@@ -8,8 +8,9 @@
  *
  * Handlers are registered by path prefix. A handler runs on the loop thread and must answer
  * before it returns, exactly once, with one of the httpd_reply* functions (a handler that does not
- * answer gets a 500 sent for it and an error logged). The request view it receives is valid for
- * the duration of the call only.
+ * answer gets a 500 sent for it and an error logged), or hand the request over to httpd_defer and
+ * answer later (after blocking work done in the thread pool, say). The request view it receives
+ * is valid for the duration of the call only.
  *
  * Bounds (all overridable in httpd_opts_t): connections at once, idle time-out per connection,
  * memory per connection (which bounds the request line and headers: a longer request gets 431 or
@@ -102,13 +103,28 @@ const void *httpd_req_body(const httpd_req_t *r, size_t *len);
  * HTTPD_MAX_REPLY_HEADERS, -EINVAL for a name or value with CR or LF, -EALREADY after a reply. */
 int httpd_reply_header(httpd_req_t *r, const char *name, const char *value);
 /** Replies with a copy of body. ctype may be NULL (no Content-Type). -EALREADY if already
- * replied, -EIO if libmicrohttpd refused (the connection is then closed). */
+ * replied, -EIO if libmicrohttpd refused (the connection is then closed), -ECANCELED for a
+ * deferred request whose server closed first (see httpd_defer). */
 int httpd_reply(httpd_req_t *r, unsigned status, const char *ctype, const void *body, size_t len);
 /** As httpd_reply, taking a malloc'ed body that is freed once sent (also on error). */
 int httpd_reply_take(httpd_req_t *r, unsigned status, const char *ctype, void *body, size_t len);
 /** Replies with len bytes of fd from off (sendfile where possible). Takes fd (closed once sent,
  * also on error). */
 int httpd_reply_fd(httpd_req_t *r, unsigned status, const char *ctype, int fd, uint64_t off, uint64_t len);
+
+/**
+ * Defers the answer: called in a handler, returns a request that outlives the call, to be answered
+ * later (on the loop thread) with exactly one httpd_reply* on it, which frees it. Reply headers
+ * added before move to it. Meanwhile the connection is suspended (libmicrohttpd's
+ * MHD_suspend_connection): nothing else is read from it, it does not time out, and a client that
+ * goes away is noticed only when the answer is sent (which then fails quietly inside the server).
+ * It still counts against max_conns. Its view (method, path, query, headers, peer) stays valid
+ * until the reply or httpd_close, whichever comes first. If httpd_close comes first, the
+ * connection is dropped, and the reply on it frees it and returns -ECANCELED (sending nothing):
+ * the owner must still reply once, from any loop callback, even after the server is freed.
+ * NULL if r was answered or deferred already. The handler's r then counts as answered.
+ */
+httpd_req_t *httpd_defer(httpd_req_t *r);
 
 /* ---- query strings (pure functions, no server needed) --------------------------------------- */
 

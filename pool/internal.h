@@ -23,6 +23,7 @@
 #include "pool/pool.h"
 #include "swarm/announce.h"
 #include "swarm/fetch.h"
+#include "swarm/serve.h"
 #include "swarm/store.h"
 
 typedef pool_job_t job_t;
@@ -35,13 +36,6 @@ typedef pool_res_t taskres_t;
 #define POOL_MAX_LEASES_PER_WORKER 64  /* leases one volunteer may hold at once (and our own slots) */
 #define POOL_MAX_WORKERS_PER_HOST 64   /* volunteers one host may run (a cap on what one peer makes us hold) */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
-
-typedef struct block_loc {
-    hash_t h;
-    job_t *job; /**< NULL: an empty slot */
-    taskres_t *res; /**< NULL: an input of job; else a file of this result (verified when served) */
-    uint32_t file, block;
-} block_loc_t;
 
 #define POOL_MAX_POOL_PEERS 1024
 
@@ -61,8 +55,8 @@ typedef struct running {
 /*
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
- * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (the
- * block index), reply.c. Then jobs.c < results.c < api.c < discover.c < volunteer.c < pool.c.
+ * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
+ * each job holds, for swarm/serve.c), reply.c. Then jobs.c < results.c < api.c < discover.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
 
@@ -118,19 +112,17 @@ struct pool {
     unsigned n_manifests;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
-    block_loc_t *locs;        /**< blocks of published inputs, by hash (api.c) */
-    size_t loc_cap, nlocs;
-    uint64_t api_blocks_served, api_bytes_served;
+    serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
 };
 
 
 /* blocks.c */
+/** Registers j's blocks with p->serve: its inputs if published here, else its blocks in the store. */
 void pool__blocks_add_job(pool_t *p, job_t *j);
-/** Rebuilds the index without j's blocks (NULL: rebuilds it from the jobs that are left). */
+/** Forgets j's registrations (inputs, results); NULL: registers every local job again (a result was replaced). */
 void pool__blocks_remove_job(pool_t *p, job_t *j);
+/** Registers a hashed result of j (re-hashed when served: it may change). */
 void pool__blocks_add_result(pool_t *p, job_t *j, taskres_t *tr);
-/** Where a published job of ours holds block h, or NULL. */
-const block_loc_t *pool__blocks_find(pool_t *p, const hash_t *h);
 
 /* reply.c */
 /** A JSON error answer {"error": msg}. */

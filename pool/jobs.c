@@ -259,6 +259,7 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
     j->peers = xcalloc(1, sizeof(char *));
     j->peers[j->n_peers++] = xstrdup(peer);
     j->listed = true;
+    pool__blocks_add_job(pool, j); /* served from the store once fetched (and its /v1/have) */
     view_added(j);
     log_info("job %s (%s) from %s: %zu files", j->name, j->id, peer, j->man.n_files);
 }
@@ -807,9 +808,12 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(pool->store),
               (unsigned long long)store_bytes(pool->store));
-    if (pool->opts.http_url)
+    if (pool->opts.http_url) {
+        serve_stats_t sst;
+        serve_stats(pool->serve, &sst);
         sb_printf(&b, "http: %s\nblocks-served: %llu\nbytes-served: %llu\n", pool->opts.http_url,
-                  (unsigned long long)pool->api_blocks_served, (unsigned long long)pool->api_bytes_served);
+                  (unsigned long long)sst.blocks, (unsigned long long)sst.bytes);
+    }
     if (pool->fetch) {
         fetch_stats_t fst;
         fetch_stats(pool->fetch, &fst);

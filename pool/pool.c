@@ -36,6 +36,14 @@ static void on_loop_iteration(uv_prepare_t *h)
     pool->lag_last_idle_ns = idle;
 }
 
+/* The fetcher stored a block: /v1/have bitfields that list it are updated. */
+static void block_stored(const hash_t *h, void *arg)
+{
+    pool_t *pool = arg;
+    if (pool->serve)
+        serve_block_stored(pool->serve, h);
+}
+
 static void free_all(pool_t *pool)
 {
     for (size_t i = 0; i < pool->n_pool_peers; i++)
@@ -56,7 +64,6 @@ static void free_all(pool_t *pool)
     free((char *)pool->opts.tracker_url);
     free((char *)pool->opts.pool);
     free((char *)pool->opts.mountpoint);
-    free(pool->locs);
     free(pool);
 }
 
@@ -112,6 +119,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         log_error("block store: %s", strerror(-rc));
         goto error;
     }
+    serve_new(loop, pool->store, &pool->serve); /* fails only for NULL arguments */
     p = xasprintf("%s/preon.db", pool->data_dir);
     rc = db_open(p, &pool->db);
     free(p);
@@ -126,7 +134,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     coord_worker_seen(pool->coord, POOL_SELF, "local", 0);
     coord_worker_cap(pool->coord, POOL_SELF, pool->opts.slots ? pool->opts.slots : 1); /* --slots may pass 64 */
     /* keep: more than a reader's read-ahead window (fs/read.c), so read-ahead is answered in memory */
-    fetch_opts_t fo = {.keep_blocks = POOL_KEEP_BLOCKS};
+    fetch_opts_t fo = {.keep_blocks = POOL_KEEP_BLOCKS, .on_stored = block_stored, .stored_arg = pool};
     rc = fetch_new(loop, pool->store, &fo, &pool->fetch);
     if (rc) {
         log_error("fetcher: %s", strerror(-rc));
@@ -164,6 +172,8 @@ error:
         exec_close(pool->exec, NULL, NULL);
     if (pool->fetch)
         fetch_close(pool->fetch, NULL, NULL);
+    if (pool->serve)
+        serve_close(pool->serve, NULL, NULL);
     free_all(pool);
     return rc ? rc : -EIO;
 }
@@ -176,6 +186,7 @@ void pool_free(pool_t *pool)
     pool->view = (pool_view_t){0};
     exec_close(pool->exec, NULL, NULL);
     fetch_close(pool->fetch, NULL, NULL);
+    serve_close(pool->serve, NULL, NULL);
     free_all(pool);
 }
 
@@ -237,11 +248,18 @@ static void finish_stop(pool_t *pool)
         cb(arg);
 }
 
+static void serve_closed(void *arg)
+{
+    pool_t *pool = arg;
+    pool->serve = NULL;
+    finish_stop(pool);
+}
+
 static void fetch_closed(void *arg)
 {
     pool_t *pool = arg;
     pool->fetch = NULL;
-    finish_stop(pool);
+    serve_close(pool->serve, serve_closed, pool); /* waits for its thread-pool items (they read the store) */
 }
 
 static void exec_closed(void *arg)

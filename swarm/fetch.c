@@ -1,12 +1,7 @@
 /*
- * fetch.c: downloads blocks from peers with libcurl multi driven by the libuv loop, and lets a
- * block into the store only after its SHA-256 matched.
- *
- * Wiring (curl's docs/examples/multi-uv.c, without its globals): CURLMOPT_SOCKETFUNCTION starts and
- * stops one uv_poll per socket (sock_t, assigned to the socket with curl_multi_assign), and
- * CURLMOPT_TIMERFUNCTION arms one uv_timer; both events call curl_multi_socket_action and then
- * drain finished transfers with curl_multi_info_read. The easy handle's CURLOPT_PRIVATE is the
- * request it serves.
+ * fetch.c: the block state machine. Downloads blocks from peers (through the HTTP client of
+ * http.c) and lets a block into the store only after its SHA-256 matched. The peers and their
+ * scores are peers.c's, the buffers and the keep list buf.c's (swarm/internal.h).
  *
  * A request (req_t, one per hash, found through a small hash table so concurrent requests for a
  * hash share it) goes CHECK (store_has in the thread pool; skipped without a store) -> QUEUED
@@ -22,27 +17,18 @@
  * nobody waits for the bytes as VERIFY starts (fetch_block, fetch_prefetch), VERIFY stores too:
  * one thread-pool item instead of two. fetch_block_data and fetch_prefetch skip CHECK.
  *
- * Block buffers (bbuf_t) are reference counted on the loop thread: the request holds one, and so
- * do an event that hands the bytes to callers, the keep list (the newest opts.keep_blocks verified
- * blocks, so that a reader's read-ahead is answered from memory) and callers (fetch_data_hold). A
- * released buffer goes back to a small free list (bpool_t) instead of to malloc: a fresh 256 KiB
- * allocation per block is a fresh mmap, and faulting its pages in cost more than copying into them.
- * The pool outlives the fetcher if callers still hold buffers. Easy handles of finished block
- * transfers are reused for the same reason (curl allocates its receive buffer per handle).
+ * Easy handles of finished block transfers are reused (curl allocates its receive buffer per
+ * handle, and faulting it in per block costs as much as a fresh block buffer would).
  *
  * Callbacks never run where they could surprise the caller: completions and bad-peer reports are
  * queued as events and fired by one dispatcher on a zero-delay uv_timer ("defer"). So a callback is
  * never inside fetch_block, fetch_close or a curl callback, and it may call either of them.
+ * fetch_get is the HTTP client's (http.c), with its own deferred callbacks.
  *
- * fetch_get (a plain GET of a small resource: tracker announces, manifests) shares the multi, the
- * wiring and the dispatcher, but not the block slots: a get_t is its own kind of transfer (the
- * CURLOPT_PRIVATE of both kinds starts with an xfer_tag_t saying which), started at once, counted
- * only against FETCH_MAX_GETS, so announces can neither starve nor be starved by block transfers.
- *
- * Closing: every request and get is finished with -ECANCELED at once (its transfer removed, its thread-pool
- * item cancelled or, if already running, orphaned and freed when it returns); once the events are
- * dispatched and no thread-pool item is out, curl_multi_cleanup runs (curl then asks to forget its
- * remaining sockets), every uv handle is closed, and the last close callback frees the fetcher.
+ * Closing: every request is finished with -ECANCELED at once (its transfer removed, its
+ * thread-pool item cancelled or, if already running, orphaned and freed when it returns), and every
+ * get too; once the events are dispatched and no thread-pool item is out, the HTTP client is closed
+ * and the defer timer with it; the last of the two frees the fetcher.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -57,6 +43,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "swarm/fetch.h"
+#include "swarm/internal.h"
 #include "swarm/store.h"
 
 #define FETCH_DEFAULT_PER_PEER 4
@@ -70,16 +57,6 @@
 
 #define BLOCK_PATH "/v1/block/"
 
-typedef struct fetch_peer fetch_peer_t;
-struct fetch_peer {
-    fetch_peer_t *next; /* hash chain */
-    uint64_t key;
-    fetch_peer_stats_t st;
-    uint64_t started; /* transfers started, for spreading ties */
-    size_t urllen;
-    char url[]; /* normalised base URL, NUL-terminated */
-};
-
 typedef struct waiter {
     struct waiter *next;
     fetch_cb cb;       /* fetch_block, or */
@@ -87,66 +64,17 @@ typedef struct waiter {
     void *arg;
 } waiter_t;
 
-typedef struct bpool bpool_t;
-
-/* The bytes of one block, reference counted (loop thread only; workers only read or fill data). */
-typedef struct bbuf {
-    bpool_t *pool;
-    struct bbuf *next; /* the pool's free list */
-    unsigned refs;
-    size_t cap;
-    uint8_t data[];
-} bbuf_t;
-
-/* Released buffers for reuse. out: buffers handed out and not yet released; closed: the fetcher is
- * gone, so the last released buffer frees the pool. */
-struct bpool {
-    bbuf_t *free;
-    unsigned nfree, out;
-    bool closed;
-};
-
-/* A verified block kept in memory after its request is done (fetch_t.kept). */
-typedef struct kept {
-    hash_t h;
-    uint32_t len;
-    bbuf_t *buf; /* NULL: an empty slot */
-} kept_t;
-
-enum ev_kind { EV_DONE, EV_BAD_PEER, EV_GET };
-
-/* The first member of both kinds of transfer context (req_t, get_t): what CURLOPT_PRIVATE is. */
-enum xfer_kind { X_BLOCK = 0, X_GET };
-typedef struct xfer_tag {
-    enum xfer_kind kind;
-} xfer_tag_t;
-
-typedef struct get {
-    xfer_tag_t tag; /* first: X_GET */
-    fetch_t *f;
-    struct get *prev, *next; /* f->gets */
-    CURL *easy;
-    fetch_get_cb cb;
-    void *arg;
-    size_t max_len;
-    char *body; /* len bytes and a NUL, cap bytes allocated; grows up to max_len + 1 */
-    size_t len, cap;
-    bool overflow;
-    int status;
-    unsigned code;
-    char errbuf[CURL_ERROR_SIZE];
-} get_t;
+enum ev_kind { EV_DONE, EV_BAD_PEER, EV_STORED };
 
 typedef struct event {
     struct event *next;
     enum ev_kind kind;
     hash_t h;
-    int status;         /* EV_DONE: the result; EV_BAD_PEER: the reason */
-    waiter_t *waiters;  /* EV_DONE */
-    bbuf_t *buf;        /* EV_DONE: the verified bytes for data waiters (held), or NULL */
+    int status;          /* EV_DONE: the result; EV_BAD_PEER: the reason */
+    waiter_t *waiters;   /* EV_DONE */
+    swarm__buf_t *buf;   /* EV_DONE: the verified bytes for data waiters (held), or NULL */
     uint32_t len;
-    fetch_peer_t *peer; /* EV_BAD_PEER; peers live as long as the fetcher */
-    get_t *get;         /* EV_GET: finished, owned by the event */
+    swarm__peer_t *peer; /* EV_BAD_PEER; peers live as long as the fetcher */
 } event_t;
 
 /* R_IDLE: between two of the others, only inside one call (e.g. just taken off the queue) */
@@ -154,12 +82,12 @@ enum req_state { R_IDLE, R_CHECK, R_QUEUED, R_XFER, R_VERIFY, R_STORE };
 enum body_state { BODY_UNKNOWN, BODY_KEEP, BODY_DISCARD };
 
 typedef struct candidate {
-    fetch_peer_t *peer;
+    swarm__peer_t *peer;
     bool tried;
 } candidate_t;
 
 typedef struct req {
-    xfer_tag_t tag; /* first: X_BLOCK */
+    swarm__xfer_t x; /* first: what the transfer's CURLOPT_PRIVATE points at */
     fetch_t *f;
     struct req *hnext;         /* hash table chain */
     struct req *qprev, *qnext; /* wait queue, R_QUEUED only */
@@ -173,9 +101,9 @@ typedef struct req {
 
     /* the current attempt */
     CURL *easy;
-    fetch_peer_t *cur;
-    bbuf_t *buf;  /* len bytes, allocated at the first attempt, kept for retries; verified in R_STORE */
-    size_t got;   /* body bytes kept (a 200 response) */
+    swarm__peer_t *cur;
+    swarm__buf_t *buf; /* len bytes, allocated at the first attempt, kept for retries; verified in R_STORE */
+    size_t got;        /* body bytes kept (a 200 response) */
     size_t discarded;
     enum body_state body;
     bool overflow;
@@ -190,38 +118,24 @@ typedef struct req {
     int work_rc;
 } req_t;
 
-typedef struct sock {
-    uv_poll_t poll;
-    fetch_t *f;
-    curl_socket_t fd;
-    struct sock *prev, *next;
-} sock_t;
-
 struct fetch {
     uv_loop_t *loop;
     store_t *store;
     fetch_opts_t opts;
-    CURLM *multi;
-    uv_timer_t timer; /* curl's time-outs */
+    swarm__http_t *http;
     uv_timer_t defer; /* runs the dispatcher */
-    sock_t *socks;
-    unsigned handles; /* uv handles not yet closed */
+    unsigned handles; /* the defer timer and the HTTP client, until closed */
 
     req_t **reqs; /* by hash */
     size_t nreq_buckets, nreqs;
     req_t *qhead, *qtail;
 
-    get_t *gets; /* fetch_get transfers under way */
-    unsigned ngets;
-
-    bpool_t *pool;
-    kept_t *kept; /* opts.keep_blocks slots, a ring: kept_next is overwritten next */
-    unsigned kept_next;
-    CURL **easies; /* idle easy handles of block transfers, for reuse */
+    swarm__bufpool_t *pool;
+    swarm__keep_t keep; /* the newest opts.keep_blocks verified blocks */
+    CURL **easies;      /* idle easy handles of block transfers, for reuse */
     unsigned neasies;
 
-    fetch_peer_t **peers; /* by URL */
-    size_t npeer_buckets, npeers;
+    swarm__peers_t peers;
 
     event_t *ev_head, **ev_tail;
     unsigned inflight, verifying, works, queued;
@@ -236,114 +150,8 @@ static void req_next(req_t *r);
 static void maybe_finish_close(fetch_t *f);
 static void work_start(req_t *r, uv_work_cb work, uv_after_work_cb done);
 
-/* ---- peers ---- */
-
-/* FNV-1a: peer URLs come from trackers, but the table is small and the chains are short. */
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t x = 14695981039346656037u;
-    for (size_t i = 0; i < n; i++)
-        x = (x ^ (uint8_t)s[i]) * 1099511628211u;
-    return x;
-}
-
-/* Length of url without trailing slashes if it is "http://host[:port]", else 0. */
-static size_t peer_url_len(const char *url)
-{
-    static const char scheme[] = "http://";
-    const size_t slen = sizeof(scheme) - 1;
-    if (!url || strncmp(url, scheme, slen) != 0)
-        return 0;
-    size_t n = strnlen(url, FETCH_MAX_PEER_URL + 1);
-    if (n > FETCH_MAX_PEER_URL)
-        return 0;
-    while (n > slen && url[n - 1] == '/')
-        n--;
-    if (n == slen)
-        return 0;
-    for (size_t i = slen; i < n; i++) {
-        unsigned char c = (unsigned char)url[i];
-        /* no path, query, fragment or user info: the peer API lives at fixed paths */
-        if (c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '%')
-            return 0;
-    }
-    return n;
-}
-
-static fetch_peer_t *peer_find(fetch_t *f, const char *url, size_t n)
-{
-    uint64_t key = fnv1a(url, n);
-    for (fetch_peer_t *p = f->peers[key & (f->npeer_buckets - 1)]; p; p = p->next)
-        if (p->key == key && p->urllen == n && memcmp(p->url, url, n) == 0)
-            return p;
-    return NULL;
-}
-
-static void peer_grow(fetch_t *f)
-{
-    size_t nb = f->npeer_buckets * 2;
-    fetch_peer_t **t = xcalloc(nb, sizeof(*t));
-    for (size_t i = 0; i < f->npeer_buckets; i++) {
-        fetch_peer_t *p;
-        while ((p = f->peers[i])) {
-            f->peers[i] = p->next;
-            p->next = t[p->key & (nb - 1)];
-            t[p->key & (nb - 1)] = p;
-        }
-    }
-    free(f->peers);
-    f->peers = t;
-    f->npeer_buckets = nb;
-}
-
-/* The peer for url (n from peer_url_len), created on first sight; NULL once FETCH_MAX_PEERS are known. */
-static fetch_peer_t *peer_get(fetch_t *f, const char *url, size_t n)
-{
-    fetch_peer_t *p = peer_find(f, url, n);
-    if (p)
-        return p;
-    if (f->npeers >= FETCH_MAX_PEERS) {
-        log_debug("fetch: ignoring peer %.*s: %d peers known already", (int)n, url, FETCH_MAX_PEERS);
-        return NULL;
-    }
-    if (f->npeers >= f->npeer_buckets)
-        peer_grow(f);
-    p = xcalloc(1, sizeof(*p) + n + 1);
-    memcpy(p->url, url, n);
-    p->urllen = n;
-    p->key = fnv1a(url, n);
-    p->next = f->peers[p->key & (f->npeer_buckets - 1)];
-    f->peers[p->key & (f->npeer_buckets - 1)] = p;
-    f->npeers++;
-    return p;
-}
-
-static void peer_score(fetch_peer_t *p, int delta)
-{
-    int s = p->st.score + delta;
-    p->st.score = s < FETCH_SCORE_MIN ? FETCH_SCORE_MIN : s > FETCH_SCORE_MAX ? FETCH_SCORE_MAX : s;
-}
-
-static bool peer_avoided(const fetch_peer_t *p) { return p->st.score <= FETCH_SCORE_AVOID; }
-
-/*
- * Strictly better: not avoided, then fewer transfers in flight, then the smaller penalty, then
- * fewer transfers started so far. Positive scores count as equal on purpose: preferring the peer
- * with the most successes would pile every request on the first peer that was ever idle, while the
- * in-flight count already favours fast peers (they free their slots sooner). The last rule spreads
- * requests over idle peers round-robin instead of always picking the caller's first.
- */
-static bool peer_better(const fetch_peer_t *a, const fetch_peer_t *b)
-{
-    if (peer_avoided(a) != peer_avoided(b))
-        return !peer_avoided(a);
-    if (a->st.inflight != b->st.inflight)
-        return a->st.inflight < b->st.inflight;
-    int pa = a->st.score < 0 ? a->st.score : 0, pb = b->st.score < 0 ? b->st.score : 0;
-    if (pa != pb)
-        return pa > pb;
-    return a->started < b->started;
-}
+/* The loop's cached time: what scores are computed at (peers.c is pure). */
+static uint64_t now_ms(const fetch_t *f) { return uv_now(f->loop); }
 
 /* ---- requests by hash ---- */
 
@@ -398,104 +206,11 @@ static void req_unlink(fetch_t *f, req_t *r)
     }
 }
 
-/* ---- block buffers ---- */
-
-static bbuf_t *buf_of(const uint8_t *data)
-{
-    return (bbuf_t *)(uintptr_t)(data - offsetof(bbuf_t, data));
-}
-
-/* A buffer of at least len bytes with one reference: a released one if one is big enough. */
-static bbuf_t *buf_get(fetch_t *f, size_t len)
-{
-    bpool_t *p = f->pool;
-    bbuf_t *b, **pp;
-    for (pp = &p->free; (b = *pp); pp = &b->next) {
-        if (b->cap >= len) {
-            *pp = b->next;
-            p->nfree--;
-            break;
-        }
-    }
-    if (!b) {
-        size_t cap = len ? len : 1;
-        b = xmalloc(sizeof(*b) + cap);
-        b->pool = p;
-        b->cap = cap;
-    }
-    b->next = NULL;
-    b->refs = 1;
-    p->out++;
-    return b;
-}
-
-static void buf_release(bbuf_t *b)
-{
-    if (!b || --b->refs > 0)
-        return;
-    bpool_t *p = b->pool;
-    p->out--;
-    if (!p->closed && p->nfree < FETCH_POOL_FREE) {
-        b->next = p->free;
-        p->free = b;
-        p->nfree++;
-        return;
-    }
-    free(b);
-    if (p->closed && p->out == 0)
-        free(p);
-}
-
-/* The fetcher is going: free what is idle; the last buffer released by a caller frees the pool. */
-static void pool_close(bpool_t *p)
-{
-    bbuf_t *b;
-    p->closed = true;
-    while ((b = p->free)) {
-        p->free = b->next;
-        free(b);
-    }
-    p->nfree = 0;
-    if (p->out == 0)
-        free(p);
-}
-
-void fetch_data_hold(const uint8_t *data) { buf_of(data)->refs++; }
-
-void fetch_data_release(const uint8_t *data)
-{
-    if (data)
-        buf_release(buf_of(data));
-}
-
-/* ---- verified blocks kept in memory ---- */
-
-/* A linear scan: keep_blocks is small (a reader's read-ahead window), and so is the cost. */
-static kept_t *kept_find(fetch_t *f, const hash_t *h)
-{
-    for (unsigned i = 0; i < f->opts.keep_blocks; i++)
-        if (f->kept[i].buf && hash_equal(&f->kept[i].h, h))
-            return &f->kept[i];
-    return NULL;
-}
-
-/* Keeps b (verified bytes of *h) in the ring, dropping the oldest entry. */
-static void kept_put(fetch_t *f, const hash_t *h, uint32_t len, bbuf_t *b)
-{
-    if (!f->opts.keep_blocks || kept_find(f, h))
-        return;
-    kept_t *k = &f->kept[f->kept_next];
-    f->kept_next = (f->kept_next + 1) % f->opts.keep_blocks;
-    buf_release(k->buf);
-    b->refs++;
-    *k = (kept_t){.h = *h, .len = len, .buf = b};
-}
-
 const uint8_t *fetch_peek(fetch_t *f, const hash_t *h, size_t *len)
 {
-    bbuf_t *b = NULL;
+    swarm__buf_t *b = NULL;
     uint32_t n = 0;
-    kept_t *k = kept_find(f, h);
+    swarm__kept_t *k = swarm__keep_find(&f->keep, h);
     if (k) {
         b = k->buf;
         n = k->len;
@@ -508,7 +223,7 @@ const uint8_t *fetch_peek(fetch_t *f, const hash_t *h, size_t *len)
     }
     if (!b)
         return NULL;
-    b->refs++;
+    swarm__buf_hold(b);
     *len = n;
     return b->data;
 }
@@ -599,15 +314,9 @@ static void on_defer(uv_timer_t *t)
                     w->cb(&e->h, e->status, w->arg);
                 free(w);
             }
-            buf_release(e->buf);
-        } else if (e->kind == EV_GET) {
-            get_t *g = e->get;
-            if (g->status == 0)
-                g->cb(0, g->code, g->body ? g->body : "", g->len, g->arg);
-            else
-                g->cb(g->status, 0, NULL, 0, g->arg);
-            free(g->body);
-            free(g);
+            swarm__buf_release(e->buf);
+        } else if (e->kind == EV_STORED) {
+            f->opts.on_stored(&e->h, f->opts.stored_arg);
         } else if (f->opts.on_bad_peer) {
             f->opts.on_bad_peer(e->peer->url, &e->h, e->status, f->opts.bad_peer_arg);
         }
@@ -621,7 +330,7 @@ static void on_defer(uv_timer_t *t)
 
 static void req_free(req_t *r)
 {
-    buf_release(r->buf);
+    swarm__buf_release(r->buf);
     free(r);
 }
 
@@ -631,7 +340,7 @@ static void xfer_drop(req_t *r)
     fetch_t *f = r->f;
     if (!r->easy)
         return;
-    curl_multi_remove_handle(f->multi, r->easy);
+    swarm__http_remove(f->http, r->easy);
     if (!f->closing && f->neasies < f->opts.max_total) {
         /*
          * Not curl_easy_reset: curl (7.88) refuses CURLOPT_BUFFERSIZE once a handle has its
@@ -650,8 +359,19 @@ static void xfer_drop(req_t *r)
     f->inflight--;
 }
 
+/* Tells opts.on_stored (if any) that *h is in the store now. */
+static void ev_stored(fetch_t *f, const hash_t *h)
+{
+    if (!f->opts.on_stored)
+        return;
+    event_t *e = xcalloc(1, sizeof(*e));
+    e->kind = EV_STORED;
+    e->h = *h;
+    ev_push(f, e);
+}
+
 /* Fires waiters (a list) with status and, for data waiters, buf's bytes (held by the event). */
-static void ev_done(fetch_t *f, const hash_t *h, int status, waiter_t *waiters, bbuf_t *buf, uint32_t len)
+static void ev_done(fetch_t *f, const hash_t *h, int status, waiter_t *waiters, swarm__buf_t *buf, uint32_t len)
 {
     event_t *e = xcalloc(1, sizeof(*e));
     e->kind = EV_DONE;
@@ -659,7 +379,7 @@ static void ev_done(fetch_t *f, const hash_t *h, int status, waiter_t *waiters, 
     e->status = status;
     e->waiters = waiters;
     if (buf) {
-        buf->refs++;
+        swarm__buf_hold(buf);
         e->buf = buf;
         e->len = len;
     }
@@ -717,7 +437,7 @@ static const char *reason_str(int reason)
 }
 
 /* An attempt of r on p failed with err (for -EBADMSG, reason says how); try the next peer. */
-static void attempt_failed(req_t *r, fetch_peer_t *p, int err, int reason)
+static void attempt_failed(req_t *r, swarm__peer_t *p, int err, int reason)
 {
     fetch_t *f = r->f;
     char hex[HASH_HEX_LEN + 1];
@@ -727,7 +447,7 @@ static void attempt_failed(req_t *r, fetch_peer_t *p, int err, int reason)
     if (err == -EBADMSG) {
         f->st.bad++;
         p->st.bad++;
-        peer_score(p, FETCH_SCORE_BAD);
+        swarm__peer_rate(p, FETCH_SCORE_BAD, now_ms(f));
         log_warn("fetch: peer %s sent a bad block %s (%s)", p->url, hex, reason_str(reason));
         event_t *e = xcalloc(1, sizeof(*e));
         e->kind = EV_BAD_PEER;
@@ -737,28 +457,12 @@ static void attempt_failed(req_t *r, fetch_peer_t *p, int err, int reason)
         ev_push(f, e);
     } else {
         if (err != -ENOENT)
-            peer_score(p, FETCH_SCORE_FAIL);
+            swarm__peer_rate(p, FETCH_SCORE_FAIL, now_ms(f));
         log_debug("fetch: block %s from %s: %s%s%s", hex, p->url, strerror(-err),
                   r->errbuf[0] ? ": " : "", r->errbuf);
     }
     req_note_err(r, err);
     req_next(r);
-}
-
-/* The options every transfer shares: HTTP/1.1 to a peer's address, no proxy, no signals, bounded time. */
-static bool easy_setup(fetch_t *f, CURL *e, const char *url, void *priv, curl_write_callback on_data, char *errbuf)
-{
-    return curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_PRIVATE, priv) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_WRITEDATA, priv) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->opts.timeout_ms) == CURLE_OK &&
-           curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->opts.connect_timeout_ms) == CURLE_OK;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -787,7 +491,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* Starts r's transfer from p. 0, or -errno if curl could not even start it (p not tried). */
-static int xfer_start(req_t *r, fetch_peer_t *p)
+static int xfer_start(req_t *r, swarm__peer_t *p)
 {
     fetch_t *f = r->f;
     char url[FETCH_MAX_PEER_URL + sizeof(BLOCK_PATH) + HASH_HEX_LEN];
@@ -806,20 +510,19 @@ static int xfer_start(req_t *r, fetch_peer_t *p)
      * chunked or lying responses. No proxy: peers are addressed directly, whatever the environment
      * says. Only http: a peer cannot redirect us elsewhere (redirects are not followed anyway).
      */
-    if (!easy_setup(f, e, url, r, on_body, r->errbuf) ||
+    if (!swarm__http_setup(f->http, e, url, &r->x, on_body, r, r->errbuf) ||
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->len) != CURLE_OK ||
-        (!reused && curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK) ||
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK) {
+        (!reused && curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK)) {
         curl_easy_cleanup(e);
         return -EINVAL;
     }
     if (!r->buf)
-        r->buf = buf_get(f, r->len);
+        r->buf = swarm__buf_get(f->pool, r->len);
     r->got = r->discarded = 0;
     r->body = BODY_UNKNOWN;
     r->overflow = false;
     r->easy = e;
-    if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+    if (swarm__http_add(f->http, e) != 0) {
         r->easy = NULL;
         curl_easy_cleanup(e);
         return -EIO;
@@ -835,15 +538,16 @@ static int xfer_start(req_t *r, fetch_peer_t *p)
 static candidate_t *pick(req_t *r)
 {
     candidate_t *best = NULL;
+    uint64_t now = now_ms(r->f);
     for (size_t i = 0; i < r->ncand; i++) {
         candidate_t *c = &r->cand[i];
-        if (!c->tried && (!best || peer_better(c->peer, best->peer)))
+        if (!c->tried && (!best || swarm__peer_better(c->peer, best->peer, now)))
             best = c;
     }
     return best;
 }
 
-static bool has_slot(const fetch_t *f, const fetch_peer_t *p)
+static bool has_slot(const fetch_t *f, const swarm__peer_t *p)
 {
     return p->st.inflight < f->opts.max_per_peer && f->inflight + f->verifying < f->opts.max_total;
 }
@@ -915,6 +619,8 @@ static void store_done(uv_work_t *w, int status)
     } else {
         if (r->work_rc)
             log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        else
+            ev_stored(f, &r->h);
         req_finish(r, r->work_rc);
     }
     (void)status; /* UV_ECANCELED only for orphans, handled above */
@@ -949,10 +655,10 @@ static void take_data_waiters(req_t *r, waiter_t **out)
 static void verified(req_t *r)
 {
     fetch_t *f = r->f;
-    peer_score(r->cur, FETCH_SCORE_OK);
+    swarm__peer_rate(r->cur, FETCH_SCORE_OK, now_ms(f));
     r->cur->st.blocks++;
     f->st.blocks++;
-    kept_put(f, &r->h, r->len, r->buf);
+    swarm__keep_put(&f->keep, &r->h, r->len, r->buf);
     waiter_t *d;
     take_data_waiters(r, &d);
     if (d)
@@ -961,6 +667,8 @@ static void verified(req_t *r)
         f->verifying--;
         if (r->work_rc)
             log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
+        else if (f->store)
+            ev_stored(f, &r->h);
         req_finish(r, r->work_rc);
         return;
     }
@@ -1049,140 +757,12 @@ static int classify(CURLcode res, long code, bool overflow, size_t got, size_t l
     return 0;
 }
 
-/* ---- fetch_get ---- */
-
-/* Ends g with status (and code, for 0): it leaves f->gets and becomes an event. */
-static void get_finish(get_t *g, int status, unsigned code)
+/* A block transfer ended (http.c's drain calls this through r->x.done). */
+static void xfer_done(swarm__xfer_t *x, CURLcode res, long code)
 {
-    fetch_t *f = g->f;
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        f->gets = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    g->prev = g->next = NULL;
-    f->ngets--;
-    if (g->easy) {
-        curl_multi_remove_handle(f->multi, g->easy);
-        curl_easy_cleanup(g->easy);
-        g->easy = NULL;
-    }
-    g->status = status;
-    g->code = status == 0 ? code : 0;
-    event_t *e = xcalloc(1, sizeof(*e));
-    e->kind = EV_GET;
-    e->get = g;
-    ev_push(f, e);
-}
-
-static size_t on_get_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    get_t *g = arg;
-    size_t n = size * nmemb; /* size is 1 by contract */
-    if (n > g->max_len - g->len) {
-        g->overflow = true;
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    if (g->len + n + 1 > g->cap) {
-        /* grow by doubling, but never past what max_len allows */
-        size_t cap = g->cap ? g->cap : 4096;
-        while (cap < g->len + n + 1)
-            cap *= 2;
-        if (cap > g->max_len + 1)
-            cap = g->max_len + 1;
-        g->body = xrealloc(g->body, cap);
-        g->cap = cap;
-    }
-    memcpy(g->body + g->len, ptr, n);
-    g->len += n;
-    g->body[g->len] = '\0';
-    return n;
-}
-
-/* The one place a get's CURLcode becomes an errno. */
-static void get_done(get_t *g, CURLcode res, long code)
-{
-    int status;
-    if (g->overflow || res == CURLE_FILESIZE_EXCEEDED)
-        status = -EMSGSIZE;
-    else if (res == CURLE_OPERATION_TIMEDOUT)
-        status = -ETIMEDOUT;
-    else if (res != CURLE_OK || code <= 0)
-        status = -EIO;
-    else
-        status = 0;
-    if (status == -EIO)
-        log_debug("fetch: GET failed: %s", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
-    get_finish(g, status, (unsigned)code);
-}
-
-/* A URL fetch_get takes: "http://", then printable ASCII without spaces, within the cap. */
-static bool get_url_ok(const char *url)
-{
-    static const char scheme[] = "http://";
-    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return false;
-    size_t n = strnlen(url, FETCH_MAX_GET_URL + 1);
-    if (n > FETCH_MAX_GET_URL || n == sizeof(scheme) - 1)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)url[i] <= ' ' || (unsigned char)url[i] >= 0x7f)
-            return false;
-    return true;
-}
-
-int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg)
-{
-    if (!f || !url || !cb || max_len > FETCH_MAX_GET_BODY || !get_url_ok(url))
-        return -EINVAL;
-    if (f->closing)
-        return -ECANCELED;
-    if (f->ngets >= FETCH_MAX_GETS)
-        return -EAGAIN;
-    get_t *g = xcalloc(1, sizeof(*g));
-    g->tag.kind = X_GET;
-    g->f = f;
-    g->cb = cb;
-    g->arg = arg;
-    g->max_len = max_len;
-    g->next = f->gets;
-    if (f->gets)
-        f->gets->prev = g;
-    f->gets = g;
-    f->ngets++;
-
-    /* as for blocks: no proxy, http only, no redirects; MAXFILESIZE refuses a long Content-Length
-     * up front (0 would mean no limit: an empty max_len relies on on_get_body alone) */
-    CURL *e = curl_easy_init();
-    if (!e) {
-        get_finish(g, -EIO, 0);
-        return 0;
-    }
-    if (!easy_setup(f, e, url, g, on_get_body, g->errbuf) ||
-        (max_len > 0 && curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_len) != CURLE_OK) ||
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "preon") != CURLE_OK ||
-        curl_multi_add_handle(f->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        get_finish(g, -EIO, 0);
-        return 0;
-    }
-    g->easy = e;
-    return 0;
-}
-
-static void xfer_done(fetch_t *f, CURL *e, CURLcode res)
-{
-    void *priv = NULL;
-    long code = 0;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-    if (((xfer_tag_t *)priv)->kind == X_GET) {
-        get_done(priv, res, code);
-        return;
-    }
-    req_t *r = priv;
-    fetch_peer_t *p = r->cur;
+    req_t *r = (req_t *)x;
+    fetch_t *f = r->f;
+    swarm__peer_t *p = r->cur;
     xfer_drop(r);
     f->st.transfers++;
     p->st.transfers++;
@@ -1209,153 +789,40 @@ static void xfer_done(fetch_t *f, CURL *e, CURLcode res)
     }
 }
 
-/* ---- curl on the loop ---- */
-
-static void drain(fetch_t *f)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(f->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        /* m is invalid once its handle is removed: copy first */
-        CURL *e = m->easy_handle;
-        CURLcode res = m->data.result;
-        xfer_done(f, e, res);
-    }
-    pump(f);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    sock_t *s = h->data;
-    fetch_t *f = s->f;
-    int flags = 0, running;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
-    }
-    curl_multi_socket_action(f->multi, s->fd, flags, &running);
-    drain(f);
-}
-
-static void final_free(fetch_t *f);
-
-/* Every uv handle's close ends here; the last one (libuv runs close callbacks in any order) frees f. */
-static void handle_released(fetch_t *f)
-{
-    if (--f->handles == 0)
-        final_free(f);
-}
-
-static void on_sock_closed(uv_handle_t *h)
-{
-    sock_t *s = h->data;
-    fetch_t *f = s->f;
-    free(s);
-    handle_released(f);
-}
-
-static void sock_close(sock_t *s)
-{
-    fetch_t *f = s->f;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-}
-
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    fetch_t *f = userp;
-    sock_t *s = socketp;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (s)
-            sock_close(s);
-        return 0;
-    }
-    if (!s) {
-        s = xcalloc(1, sizeof(*s));
-        int rc = uv_poll_init_socket(f->loop, &s->poll, fd);
-        if (rc < 0) {
-            log_error("fetch: cannot watch socket %d: %s", (int)fd, uv_strerror(rc));
-            free(s);
-            return -1; /* curl fails the transfer (CURLM_ABORTED_BY_CALLBACK) */
-        }
-        s->poll.data = s;
-        s->f = f;
-        s->fd = fd;
-        s->next = f->socks;
-        if (f->socks)
-            f->socks->prev = s;
-        f->socks = s;
-        f->handles++;
-        curl_multi_assign(f->multi, fd, s);
-    }
-    int events = 0;
-    if (what & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
-    return 0;
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    fetch_t *f = t->data;
-    int running;
-    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain(f);
-}
-
-static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
-{
-    fetch_t *f = userp;
-    (void)m;
-    if (timeout_ms < 0)
-        uv_timer_stop(&f->timer);
-    else
-        uv_timer_start(&f->timer, on_timeout, (uint64_t)timeout_ms, 0);
-    return 0;
-}
+/* After finished transfers were handled: their slots are free. */
+static void on_drained(void *arg) { pump(arg); }
 
 /* ---- life ---- */
 
 static void final_free(fetch_t *f)
 {
-    for (size_t i = 0; i < f->npeer_buckets; i++) {
-        fetch_peer_t *p;
-        while ((p = f->peers[i])) {
-            f->peers[i] = p->next;
-            free(p);
-        }
-    }
-    free(f->peers);
+    swarm__peers_release(&f->peers);
     free(f->reqs);
-    for (unsigned i = 0; i < f->opts.keep_blocks; i++)
-        buf_release(f->kept[i].buf);
-    free(f->kept);
-    pool_close(f->pool);
+    swarm__keep_release(&f->keep);
+    swarm__bufpool_close(f->pool);
     free(f->easies);
     fetch_close_cb cb = f->close_cb;
     void *arg = f->close_arg;
     free(f);
-    curl_global_cleanup();
     if (cb)
         cb(arg);
 }
 
-static void on_timer_closed(uv_handle_t *h) { handle_released(h->data); }
+/* The defer timer and the HTTP client close in any order; the last one frees f. */
+static void part_closed(fetch_t *f)
+{
+    if (--f->handles == 0)
+        final_free(f);
+}
+
+static void on_defer_closed(uv_handle_t *h) { part_closed(h->data); }
+
+static void on_http_closed(void *arg)
+{
+    fetch_t *f = arg;
+    f->http = NULL;
+    part_closed(f);
+}
 
 static void maybe_finish_close(fetch_t *f)
 {
@@ -1364,13 +831,8 @@ static void maybe_finish_close(fetch_t *f)
     f->finishing = true;
     while (f->neasies > 0)
         curl_easy_cleanup(f->easies[--f->neasies]);
-    /* closes the cached connections; curl reports their sockets with CURL_POLL_REMOVE */
-    curl_multi_cleanup(f->multi);
-    f->multi = NULL;
-    while (f->socks)
-        sock_close(f->socks);
-    uv_close((uv_handle_t *)&f->timer, on_timer_closed);
-    uv_close((uv_handle_t *)&f->defer, on_timer_closed);
+    swarm__http_close(f->http, on_http_closed, f);
+    uv_close((uv_handle_t *)&f->defer, on_defer_closed);
 }
 
 int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t **out)
@@ -1395,44 +857,31 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
         o.keep_blocks > FETCH_MAX_KEEP)
         return -EINVAL;
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return -EIO;
     fetch_t *f = xcalloc(1, sizeof(*f));
-    f->loop = loop;
-    f->store = store;
-    f->opts = o;
-    f->ev_tail = &f->ev_head;
-    f->nreq_buckets = f->npeer_buckets = FETCH_FIRST_BUCKETS;
-    f->reqs = xcalloc(f->nreq_buckets, sizeof(*f->reqs));
-    f->peers = xcalloc(f->npeer_buckets, sizeof(*f->peers));
-    f->multi = curl_multi_init();
     /*
      * MAX_HOST_CONNECTIONS is a backstop (we never start more than max_per_peer block transfers to
      * a peer; fetch_get may add a few more). MAXCONNECTS sizes the cache of idle keep-alive connections.
      */
-    if (!f->multi ||
-        curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          (long)(o.max_per_peer + FETCH_GET_HOST_EXTRA)) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)o.max_total) != CURLM_OK) {
-        log_error("fetch: cannot set up curl multi");
-        if (f->multi)
-            curl_multi_cleanup(f->multi);
-        free(f->reqs);
-        free(f->peers);
+    swarm__http_opts_t ho = {.timeout_ms = o.timeout_ms, .connect_timeout_ms = o.connect_timeout_ms,
+                             .max_host_conns = o.max_per_peer + FETCH_GET_HOST_EXTRA,
+                             .max_conns = o.max_total, .on_drained = on_drained, .arg = f};
+    int rc = swarm__http_new(loop, &ho, &f->http);
+    if (rc) {
         free(f);
-        curl_global_cleanup();
-        return -EIO;
+        return rc;
     }
-    f->pool = xcalloc(1, sizeof(*f->pool));
-    f->kept = o.keep_blocks ? xcalloc(o.keep_blocks, sizeof(*f->kept)) : NULL;
+    f->loop = loop;
+    f->store = store;
+    f->opts = o;
+    f->ev_tail = &f->ev_head;
+    f->nreq_buckets = FETCH_FIRST_BUCKETS;
+    f->reqs = xcalloc(f->nreq_buckets, sizeof(*f->reqs));
+    swarm__peers_init(&f->peers);
+    f->pool = swarm__bufpool_new();
+    swarm__keep_init(&f->keep, o.keep_blocks);
     f->easies = xcalloc(o.max_total, sizeof(*f->easies));
-    uv_timer_init(loop, &f->timer);
     uv_timer_init(loop, &f->defer);
-    f->timer.data = f->defer.data = f;
+    f->defer.data = f;
     f->handles = 2;
     *out = f;
     return 0;
@@ -1450,12 +899,18 @@ void fetch_close(fetch_t *f, fetch_close_cb cb, void *arg)
         while ((r = f->reqs[i]))
             req_finish(r, -ECANCELED);
     }
-    while (f->gets)
-        get_finish(f->gets, -ECANCELED, 0);
+    swarm__http_cancel(f->http);
     maybe_finish_close(f);
 }
 
-static void cand_add(req_t *r, fetch_peer_t *p)
+int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg)
+{
+    if (!f)
+        return -EINVAL;
+    return swarm__http_get(f->http, url, max_len, cb, arg);
+}
+
+static void cand_add(req_t *r, swarm__peer_t *p)
 {
     for (size_t i = 0; i < r->ncand; i++)
         if (r->cand[i].peer == p)
@@ -1475,18 +930,18 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
     if (len > STORE_MAX_BLOCK)
         return -EMSGSIZE;
     req_t *r = req_find(f, h);
-    kept_t *k = dcb || prefetch ? kept_find(f, h) : NULL;
+    swarm__kept_t *k = dcb || prefetch ? swarm__keep_find(&f->keep, h) : NULL;
     if ((r && r->len != len) || (k && k->len != len))
         return -EINVAL;
     size_t valid = 0;
     for (size_t i = 0; i < npeers; i++)
-        if (peer_url_len(peers[i]))
+        if (swarm__peer_url_len(peers[i]))
             valid++;
     if (npeers > 0 && valid == 0)
         return -EINVAL;
 
     /* verified bytes in memory (kept, or being stored): no transfer, no store */
-    bbuf_t *mem = k ? k->buf : dcb && r && r->state == R_STORE ? r->buf : NULL;
+    swarm__buf_t *mem = k ? k->buf : dcb && r && r->state == R_STORE ? r->buf : NULL;
     if (prefetch && (mem || (r && r->state == R_STORE)))
         return 0; /* in memory already */
     if (mem) {
@@ -1502,6 +957,7 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
     bool joined = r != NULL;
     if (!r) {
         r = xcalloc(1, sizeof(*r));
+        r->x.done = xfer_done;
         r->f = f;
         r->h = *h;
         r->len = len;
@@ -1511,8 +967,8 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
         f->st.active++;
     }
     for (size_t i = 0; i < npeers; i++) {
-        size_t n = peer_url_len(peers[i]);
-        fetch_peer_t *p = n ? peer_get(f, peers[i], n) : NULL;
+        size_t n = swarm__peer_url_len(peers[i]);
+        swarm__peer_t *p = n ? swarm__peers_get(&f->peers, peers[i], n) : NULL;
         if (p)
             cand_add(r, p);
     }
@@ -1572,21 +1028,35 @@ int fetch_peer_score(fetch_t *f, const char *peer)
 
 int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out)
 {
-    size_t n = peer_url_len(peer);
-    fetch_peer_t *p = f && n ? peer_find(f, peer, n) : NULL;
+    size_t n = swarm__peer_url_len(peer);
+    swarm__peer_t *p = f && n ? swarm__peers_find(&f->peers, peer, n) : NULL;
     if (!p)
         return -ENOENT;
     *out = p->st;
+    out->score = swarm__peer_score(p, now_ms(f));
     return 0;
+}
+
+typedef struct foreach_ctx {
+    void (*cb)(const char *peer, const fetch_peer_stats_t *st, void *arg);
+    void *arg;
+    uint64_t now;
+} foreach_ctx_t;
+
+static void foreach_one(swarm__peer_t *p, void *arg)
+{
+    foreach_ctx_t *c = arg;
+    fetch_peer_stats_t st = p->st;
+    st.score = swarm__peer_score(p, c->now);
+    c->cb(p->url, &st, c->arg);
 }
 
 void fetch_peer_foreach(fetch_t *f,
                         void (*cb)(const char *peer, const fetch_peer_stats_t *st, void *arg),
                         void *arg)
 {
-    for (size_t i = 0; i < f->npeer_buckets; i++)
-        for (fetch_peer_t *p = f->peers[i]; p; p = p->next)
-            cb(p->url, &p->st, arg);
+    foreach_ctx_t c = {.cb = cb, .arg = arg, .now = now_ms(f)};
+    swarm__peers_foreach(&f->peers, foreach_one, &c);
 }
 
 void fetch_stats(fetch_t *f, fetch_stats_t *out)

@@ -21,10 +21,12 @@
  *  - no global state (except curl_global_init's reference count).
  *
  * Peer choice: among the untried peers of a request, peers whose score is above FETCH_SCORE_AVOID
- * come first, then fewer transfers in flight, then higher score, then the caller's order. If that
+ * come first, then fewer transfers in flight, then the smaller penalty, then fewer transfers
+ * started, then the caller's order (penalties wear off with time: FETCH_SCORE_RECOVER_MS). If that
  * best peer is full, the request waits for a slot rather than going to a worse peer. A failed
  * attempt moves on to the next untried peer; each peer is tried at most once per request.
- * Design notes and the reasons behind them: docs/fetch.md.
+ * Design notes and the reasons behind them: docs/fetch.md. The code: fetch.c (the state machine),
+ * peers.c (scores), buf.c (buffers), http.c (curl on the loop, fetch_get); swarm/internal.h.
  */
 #ifndef PREON_SWARM_FETCH_H
 #define PREON_SWARM_FETCH_H
@@ -80,13 +82,18 @@
 #define FETCH_MAX_PARALLEL 1024
 #endif
 
-/* Scores: every peer starts at 0 and stays within [FETCH_SCORE_MIN, FETCH_SCORE_MAX]. */
+/* Scores: every peer starts at 0 and stays within [FETCH_SCORE_MIN, FETCH_SCORE_MAX]; a penalty
+ * wears off with time (FETCH_SCORE_RECOVER_MS). */
 #define FETCH_SCORE_MIN (-1000)
 #define FETCH_SCORE_MAX 100
 #define FETCH_SCORE_OK 1       /**< added for a verified block */
 #define FETCH_SCORE_FAIL (-5)  /**< connect error, time-out, status other than 200/404 */
 #define FETCH_SCORE_BAD (-100) /**< sent bytes that are not the block (wrong hash or length) */
 #define FETCH_SCORE_AVOID (-50) /**< at or below: tried only after every other candidate */
+/** A negative score recovers one point per this many ms since it last changed (peers.c). */
+#ifndef FETCH_SCORE_RECOVER_MS
+#define FETCH_SCORE_RECOVER_MS 10000
+#endif
 
 typedef struct fetch fetch_t;
 
@@ -110,6 +117,13 @@ typedef void (*fetch_cb)(const hash_t *h, int status, void *arg);
  */
 typedef void (*fetch_bad_peer_cb)(const char *peer, const hash_t *h, int reason, void *arg);
 
+/**
+ * A verified block was written to the store by this fetcher (or found there by a write that had
+ * nothing to do): e.g. to keep a /v1/have bitfield current (serve_block_stored). Fired from the
+ * dispatcher like every callback. h is valid for the duration of the call only.
+ */
+typedef void (*fetch_stored_cb)(const hash_t *h, void *arg);
+
 /** Called once, after every callback and every uv handle of the fetcher is done; f is freed. */
 typedef void (*fetch_close_cb)(void *arg);
 
@@ -125,6 +139,8 @@ typedef struct fetch_opts {
                                       fetch_peek and fetch_block_data answer them without the store */
     fetch_bad_peer_cb on_bad_peer; /**< optional */
     void *bad_peer_arg;
+    fetch_stored_cb on_stored;     /**< optional */
+    void *stored_arg;
 } fetch_opts_t;
 
 /** Totals since fetch_new. */
@@ -252,7 +268,7 @@ typedef void (*fetch_get_cb)(int status, unsigned http_code, const char *body, s
  */
 int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg);
 
-/** The peer's score (see FETCH_SCORE_*), 0 for a peer never seen. */
+/** The peer's score now (see FETCH_SCORE_*, penalties recovered so far included), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);
 /** 0, or -ENOENT for a peer never seen. */
 int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out);

@@ -142,6 +142,14 @@ struct fx {
     int raw[4];
     double elapsed;
     char tmpfile[64];
+    /* deferred replies (h_defer, h_wait) */
+    unsigned defer_ms;   /* h_defer answers this much later, from a timer */
+    bool close_on_defer; /* h_defer closes the server right after deferring */
+    uv_timer_t later;
+    httpd_req_t *pending, *waiter;
+    bool defer_done;
+    int defer_rc, defer_calls, wait_rc;
+    char defer_path[64];
 };
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -317,6 +325,50 @@ static void h_quit(httpd_req_t *r, void *arg)
     httpd_close(fx->h, on_closed, fx);
     httpd_close(fx->h, on_closed, fx); /* a second call is ignored */
     httpd_reply(r, 200, "text/plain", "bye", 3);
+}
+
+/* Answers the request h_defer put aside, then the one h_wait put aside behind it. */
+static void on_later(uv_timer_t *t)
+{
+    fx_t *fx = t->data;
+    char *body = xasprintf("later %s", fx->defer_path);
+    fx->defer_rc = httpd_reply_take(fx->pending, 200, "text/plain", body, strlen(body));
+    fx->pending = NULL;
+    fx->defer_done = true;
+    if (fx->waiter) {
+        fx->wait_rc = httpd_reply(fx->waiter, 200, "text/plain", "after", 5);
+        fx->waiter = NULL;
+    }
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void h_defer(httpd_req_t *r, void *arg)
+{
+    fx_t *fx = arg;
+    fx->defer_calls++;
+    httpd_reply_header(r, "X-Reply", "deferred"); /* moves to the deferred request */
+    fx->pending = httpd_defer(r);
+    assert_non_null(fx->pending);
+    assert_null(httpd_defer(r));                           /* once */
+    assert_int_equal(httpd_reply(r, 200, NULL, "", 0), -EALREADY); /* answers go to the copy */
+    snprintf(fx->defer_path, sizeof(fx->defer_path), "%s", httpd_req_path(fx->pending));
+    uv_timer_init(&fx->loop, &fx->later);
+    fx->later.data = fx;
+    uv_timer_start(&fx->later, on_later, fx->defer_ms, 0);
+    if (fx->close_on_defer) {
+        fx->closed_by_handler = true;
+        httpd_close(fx->h, on_closed, fx);
+    }
+}
+
+/* Answered once h_defer's request has been (at once if it has). */
+static void h_wait(httpd_req_t *r, void *arg)
+{
+    fx_t *fx = arg;
+    if (fx->defer_done)
+        fx->wait_rc = httpd_reply(r, 200, "text/plain", "after", 5);
+    else
+        fx->waiter = httpd_defer(r);
 }
 
 /* ---- tests ------------------------------------------------------------------------------------ */
@@ -638,6 +690,89 @@ static void httpd_new_reports_errors(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void defer_client(fx_t *fx)
+{
+    CURL *c = curl_easy_init();
+    req(c, fx, "/defer/x", NULL, 0, NULL, &fx->r[0]);
+    req(c, fx, "/a", NULL, 0, NULL, &fx->r[1]); /* the same connection, resumed */
+    curl_easy_cleanup(c);
+}
+
+static void httpd_deferred_reply_after_the_handler(void **state)
+{
+    (void)state;
+    fx_t *fx = fx_new(NULL);
+    fx->defer_ms = 50;
+    assert_int_equal(httpd_route(fx->h, "/defer", h_defer, fx), 0);
+    assert_int_equal(httpd_route(fx->h, "/a", h_info, fx), 0);
+    fx_run(fx, defer_client);
+    assert_int_equal(fx->defer_calls, 1);
+    assert_int_equal(fx->defer_rc, 0);
+    assert_int_equal(fx->r[0].status, 200);
+    assert_string_equal(fx->r[0].body, "later /defer/x");
+    assert_string_equal(fx->r[0].xhdr, "deferred");
+    assert_int_equal(fx->r[1].status, 200);
+    assert_string_equal(fx->r[1].body, "info /a");
+    assert_int_equal(fx->r[1].connects, 0); /* keep-alive survives the suspension */
+    fx_free(fx);
+}
+
+static void gone_client(fx_t *fx)
+{
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 100L);
+    char *url = xasprintf("http://127.0.0.1:%u/defer/gone", fx->port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &fx->r[0]);
+    fx->r[0].status = curl_easy_perform(c) == CURLE_OK ? 200 : -1;
+    curl_easy_cleanup(c); /* the connection is closed while the server holds it suspended */
+    free(url);
+    c = curl_easy_init();
+    req(c, fx, "/wait", NULL, 0, NULL, &fx->r[1]); /* answered after the gone client's reply */
+    curl_easy_cleanup(c);
+}
+
+static void httpd_deferred_client_gone_while_suspended(void **state)
+{
+    (void)state;
+    fx_t *fx = fx_new(NULL);
+    fx->defer_ms = 400;
+    assert_int_equal(httpd_route(fx->h, "/defer", h_defer, fx), 0);
+    assert_int_equal(httpd_route(fx->h, "/wait", h_wait, fx), 0);
+    fx_run(fx, gone_client);
+    assert_int_equal(fx->r[0].status, -1); /* timed out before the answer */
+    assert_true(fx->defer_done);
+    /* the answer to nobody is queued (MHD notices the dead socket when it sends) or refused */
+    assert_true(fx->defer_rc == 0 || fx->defer_rc == -EIO);
+    assert_int_equal(fx->r[1].status, 200);
+    assert_string_equal(fx->r[1].body, "after");
+    assert_int_equal(fx->wait_rc, 0);
+    fx_free(fx);
+}
+
+static void close_client(fx_t *fx)
+{
+    CURL *c = curl_easy_init();
+    req(c, fx, "/defer/closing", NULL, 0, NULL, &fx->r[0]);
+    curl_easy_cleanup(c);
+}
+
+static void httpd_close_while_a_reply_is_deferred(void **state)
+{
+    (void)state;
+    fx_t *fx = fx_new(NULL);
+    fx->defer_ms = 100;
+    fx->close_on_defer = true;
+    assert_int_equal(httpd_route(fx->h, "/defer", h_defer, fx), 0);
+    fx_run(fx, close_client);
+    /* the server was gone (and freed) before the reply: it frees the request and says so */
+    assert_true(fx->closed_cb);
+    assert_int_equal(fx->defer_rc, -ECANCELED);
+    assert_int_equal(fx->r[0].status, -1); /* the connection was dropped unanswered */
+    fx_free(fx);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -653,6 +788,9 @@ int main(void)
         cmocka_unit_test(httpd_idle_connections_time_out),
         cmocka_unit_test(httpd_connection_limit_is_enforced),
         cmocka_unit_test(httpd_new_reports_errors),
+        cmocka_unit_test(httpd_deferred_reply_after_the_handler),
+        cmocka_unit_test(httpd_deferred_client_gone_while_suspended),
+        cmocka_unit_test(httpd_close_while_a_reply_is_deferred),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
