@@ -555,6 +555,8 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
     uv_queue_work(c->pool->loop, &c->req, assemble_work, assemble_done);
 }
 
+static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *peer);
+
 static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     rcollect_t *c = arg;
@@ -563,9 +565,14 @@ static void on_result_manifest(int status, unsigned code, const char *body, size
         snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
     else if (manifest_decode(&c->man, body, len, why, sizeof(why)) != 0 && !why[0])
         snprintf(why, sizeof(why), "undecodable");
+    else /* before a block is fetched: what the job's rules allow, nothing more */
+        pool__result_fits(&c->man, &c->job->man.desc, why, sizeof(why));
     if (why[0] || c->job->gone || c->pool->stopping) {
-        if (why[0])
-            log_warn("job %s task %u: result manifest from %s refused: %s", c->job->name, c->task, c->peer, why);
+        if (why[0] && !c->job->gone && !c->pool->stopping) {
+            log_warn("job %s task %u: result manifest from %s refused: %s (the task waits for another peer)",
+                     c->job->name, c->task, c->peer, why);
+            task_lost(c->pool, c->job, c->task, c->peer); /* not when its long lease runs out */
+        }
         return rc_free(c);
     }
     const char *peers[1] = {c->peer};
@@ -780,6 +787,8 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
     size_t dlen = 0;
     char why[256] = "";
     int rc = bundle_parse(q, qlen, &c->man, &c->data, &dlen, why, sizeof(why));
+    if (rc == 0 && pool__result_fits(&c->man, &j->man.desc, why, sizeof(why)) != 0)
+        rc = -EINVAL;
     if (rc && rc != -ENOENT) {
         log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
                  j->name, task, peer, why);

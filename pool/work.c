@@ -281,6 +281,34 @@ static bool reserved(const char *rel)
     return !strcmp(rel, "stdout") || !strcmp(rel, "stderr") || !strcmp(rel, "exit_code");
 }
 
+int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size_t whylen)
+{
+    uint64_t outputs = 0;
+    collect_spec_t c = {.outputs = d->outputs, .n_outputs = d->n_outputs};
+    for (size_t i = 0; i < res->n_files; i++) {
+        const manifest_file_t *f = &res->files[i];
+        if (!strcmp(f->path, "exit_code")) {
+            if (f->size > POOL_MAX_EXIT_CODE_BYTES)
+                return snprintf(why, whylen, "its exit_code file is %llu bytes", (unsigned long long)f->size),
+                       -EFBIG;
+        } else if (!strcmp(f->path, "stdout") || !strcmp(f->path, "stderr")) {
+            if (f->size > d->disk_bytes) /* each is one file under the task's RLIMIT_FSIZE */
+                return snprintf(why, whylen, "its %s is %llu bytes, over the job's disk of %llu", f->path,
+                                (unsigned long long)f->size, (unsigned long long)d->disk_bytes),
+                       -EFBIG;
+        } else if (!wanted(&c, f->path)) {
+            return snprintf(why, whylen, "%s is not an output the job asks for", f->path), -EINVAL;
+        } else if (f->size > d->disk_bytes - outputs) { /* no wrap-around: outputs <= disk here */
+            return snprintf(why, whylen, "its outputs are over the job's disk of %llu bytes",
+                            (unsigned long long)d->disk_bytes),
+                   -EFBIG;
+        } else {
+            outputs += f->size;
+        }
+    }
+    return 0;
+}
+
 /* One entry of the task's directory (files_walk): a regular file the task created or changed and
  * the job wants is moved into the result; the rest stays (and goes with the task directory). */
 static int collect_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)

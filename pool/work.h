@@ -42,4 +42,14 @@ typedef struct collect_spec {
  */
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen);
 
+#define POOL_MAX_EXIT_CODE_BYTES 16 /* "-1\n" .. "255\n", with room */
+/**
+ * Whether a result manifest from another peer (a volunteer's, before a block of it is fetched) is
+ * one the job's rules allow: every file other than stdout, stderr and exit_code matches the job's
+ * outputs patterns (none: any), those outputs total at most the job's disk, stdout and stderr are
+ * each at most the disk (the task's per-file limit), exit_code is a few bytes. 0, or -EINVAL /
+ * -EFBIG with why filled. Pure.
+ */
+int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size_t whylen);
+
 #endif

@@ -172,4 +172,54 @@ t_a_dropped_volunteer_gives_its_leases_back_at_once() {
     while [ "$SECONDS" -le "$end" ] && pgrep -u 64550 >/dev/null; do sleep 0.05; done
 }
 
+# fake_result_server BODY LOG: serves BODY (JSON) to every request on a free loopback port, one
+# connection at a time (nc), appending each request to LOG; sets FAKE_URL. Stopped at cleanup.
+fake_result_server() {
+    local body=$1 log=$2 port pid
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        ss -Hltn "sport = :$port" | grep -q . || break
+    done
+    (
+        while :; do
+            printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+                "${#body}" "$body" | nc -N -l 127.0.0.1 "$port" >>"$log" 2>/dev/null || sleep 0.05
+        done
+    ) &
+    pid=$!
+    on_cleanup "_kill_pid $pid 2"
+    local end=$((SECONDS + 10))
+    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
+        [ "$SECONDS" -le "$end" ] || fail "the fake volunteer never listened on $port"
+        sleep 0.05
+    done
+    FAKE_URL="http://127.0.0.1:$port"
+}
+
+# A volunteer's result manifest is checked against the job's rules before one block of it is
+# fetched (issue 8, item 7): 2 MiB of outputs for a job whose disk is 1 MiB is refused, nothing
+# else is asked of that volunteer, and the task waits again at once (not when the lease, lengthened
+# for the transfer, runs out minutes later).
+t_a_result_over_the_jobs_disk_is_refused_before_any_block() {
+    start_peer A --port 0 --slots 0
+    local a url id man blocks="" i st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" bigres 1 "disk = 1M")
+    for i in 0 1 2 3 4 5 6 7; do
+        blocks+="${blocks:+,}\"$(printf 'block %s' "$i" | sha256sum | cut -c1-64)\""
+    done
+    man='{"block_size":262144,"created_ms":1,"dirs":[],"files":[{"blocks":['$blocks'],"mode":420,"path":"out.bin","size":2097152}],'
+    man+='"job":{"command":"/job/run","disk":1048576,"memory":1073741824,"network":false,"outputs":[],'
+    man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"x.0","v":1}'
+    fake_result_server "$man" "$T_CASE/asked"
+    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"
+    assert_eq 202 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1")" "done"
+    wait_log A "job bigres task 0: result manifest from .* refused: its outputs are over the job's disk" 10
+    wait_status "$a" bigres waiting 1 5
+    grep -q "GET /v1/result/$id/0" "$T_CASE/asked" || fail "the submitter never asked for the manifest"
+    if grep -q "/v1/block/" "$T_CASE/asked"; then fail "a block was fetched: $(grep /v1/block/ "$T_CASE/asked")"; fi
+    [ ! -e "$a/results/bigres/0" ] || fail "a refused result reached results/"
+}
+
 run_tests "$@"
