@@ -51,6 +51,7 @@ static const char usage_mount[] =
     "  --peer URL           a peer of the pool to ask for jobs and blocks (repeatable)\n"
     "  --lease-ms N         lease given to volunteers, renewed while they run a task (default 30000)\n"
     "  --discover-ms N      ask pool peers for their jobs every N ms (default 1000; offers are at once)\n"
+    "  --read-deadline-ms N a read of another peer's file that waits this long fails with EIO (default 120000)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -143,11 +144,12 @@ static int cmd_mount(int argc, char **argv)
         {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
         {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
         {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
-        {"discover-ms", required_argument, NULL, 'D'}, {0}};
+        {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
+        {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
-                  lease = 30000, discover = 1000;
+                  lease = 30000, discover = 1000, read_deadline = 120000;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64];
@@ -167,6 +169,7 @@ static int cmd_mount(int argc, char **argv)
         case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
         case 'E': bad = parse_uint(optarg, 3600000, &lease) || lease < 300; break;
         case 'D': bad = parse_uint(optarg, 3600000, &discover) || discover < 100; break;
+        case 'R': bad = parse_uint(optarg, 86400000, &read_deadline) || read_deadline < 100; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -256,7 +259,7 @@ static int cmd_mount(int argc, char **argv)
     fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
                     .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
                     .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers, .pool = pool,
-                    .lease_ms = lease, .discover_ms = discover};
+                    .lease_ms = lease, .discover_ms = discover, .read_deadline_ms = read_deadline};
     char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
     fo.tracker_url = tracker_url ? tracker_url : own_tracker;
     fo.http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0;

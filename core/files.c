@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +53,15 @@ static void level_free(level_t *l)
     for (size_t i = l->next; i < l->n; i++)
         free(l->subs[i]);
     free(l->subs);
+    *l = (level_t){0};
 }
 
 /* Reads directory fd (not taken): entries that are not directories go to on_entry, directories
- * to l. 0 or the first error (on_entry's, or readdir's). */
-static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_entry, void *arg)
+ * to l. 0 or the first error (on_entry's, or readdir's); with skip, the errors of single entries
+ * are kept in *first and the rest is read on. */
+static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_entry, void *arg, bool skip, int *first)
 {
+    *l = (level_t){0};
     int dfd = dup(fd);
     DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
     if (!d) {
@@ -66,7 +70,6 @@ static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_ent
         return -errno;
     }
     rewinddir(d); /* the dup shares fd's offset, which an earlier walk may have left at the end */
-    *l = (level_t){0};
     struct dirent *de;
     int rc = 0;
     errno = 0;
@@ -77,9 +80,7 @@ static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_ent
         if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT)
                 rc = -errno;
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
+        } else if (S_ISDIR(st.st_mode)) {
             if (l->n == l->cap) {
                 l->cap = l->cap ? l->cap * 2 : 8;
                 l->subs = xreallocarray(l->subs, l->cap, sizeof(char *));
@@ -87,6 +88,11 @@ static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_ent
             l->subs[l->n++] = xstrdup(de->d_name);
         } else if (on_entry) {
             rc = on_entry(arg, fd, de->d_name, rel, &st);
+        }
+        if (rc && skip && rc != FILES_WALK_STOP) {
+            if (!*first)
+                *first = rc;
+            rc = 0;
         }
         errno = 0;
     }
@@ -96,8 +102,10 @@ static int scan_level(int fd, const char *rel, level_t *l, files_entry_cb on_ent
     return rc;
 }
 
-int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb after_dir, void *arg)
+int files_walk(int root, size_t max_rel, unsigned flags, files_entry_cb on_entry, files_dir_cb after_dir, void *arg)
 {
+    bool skip = flags & FILES_WALK_SKIP_ERRORS;
+    int first = 0; /* skip: the first error of the walk itself */
     int cur = dup(root);
     if (cur < 0)
         return -errno;
@@ -105,8 +113,15 @@ int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb a
     size_t depth = 1, cap = 1;
     char *rel = xstrdup("");
     size_t rlen = 0;
-    int rc = scan_level(cur, rel, &lv[0], on_entry, arg);
-    while (!rc && depth > 0) {
+    int rc = scan_level(cur, rel, &lv[0], on_entry, arg, skip, &first);
+    while (depth > 0) {
+        if (rc && skip && rc != FILES_WALK_STOP) { /* remembered; what could be read is walked on */
+            if (!first)
+                first = rc;
+            rc = 0;
+        }
+        if (rc)
+            break;
         level_t *l = &lv[depth - 1];
         if (l->next < l->n) {
             const char *name = l->subs[l->next];
@@ -133,7 +148,7 @@ int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb a
                 cap *= 2;
                 lv = xreallocarray(lv, cap, sizeof(*lv));
             }
-            rc = scan_level(cur, rel, &lv[depth++], on_entry, arg);
+            rc = scan_level(cur, rel, &lv[depth++], on_entry, arg, skip, &first);
             continue;
         }
         level_free(l); /* this directory is done: back to its parent */
@@ -159,12 +174,12 @@ int files_walk(int root, size_t max_rel, files_entry_cb on_entry, files_dir_cb a
     free(lv);
     free(rel);
     close(cur);
-    return rc;
+    return rc ? rc : first;
 }
 
 static int rm_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
-    return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -errno;
+    return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -errno; /* an error: the rest goes on */
 }
 
 static int rm_dir(void *arg, int dirfd, const char *name)
@@ -180,7 +195,7 @@ int files_rm_rf(const char *path)
             return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
         return errno == ENOENT ? 0 : -errno;
     }
-    int rc = files_walk(fd, SIZE_MAX, rm_entry, rm_dir, NULL);
+    int rc = files_walk(fd, SIZE_MAX, FILES_WALK_SKIP_ERRORS, rm_entry, rm_dir, NULL); /* as much as it can */
     close(fd);
     if (rmdir(path) != 0 && errno != ENOENT && !rc)
         rc = -errno;

@@ -35,6 +35,7 @@ typedef struct fs_opts {
     const char *pool;         /**< the pool's name (NULL = "default") */
     uint16_t http_port;       /**< our httpd's port, announced to the tracker */
     uint64_t lease_ms;        /**< lease given to volunteers; they renew it (0 = 30 s) */
+    uint64_t read_deadline_ms; /**< a parked read of another peer's file fails (EIO) after this (0 = 120 s) */
     uint64_t discover_ms;     /**< how often pool peers are asked for their jobs (0 = 1 s); offers
                                    (docs/protocol.md) make a new job known at once, this is the fallback */
 } fs_opts_t;

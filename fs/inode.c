@@ -92,6 +92,12 @@ node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kin
     return n;
 }
 
+node_t *fs__node_live(fs_t *fs, fuse_ino_t ino)
+{
+    node_t *n = fs__node_get(fs, ino);
+    return n && n->detached && n->job ? NULL : n; /* its job may be gone: nothing to reach through it */
+}
+
 node_t *fs__node_get(fs_t *fs, fuse_ino_t ino)
 {
     if (ino == FUSE_ROOT_ID)

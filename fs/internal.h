@@ -108,6 +108,7 @@ struct fs {
     gid_t gid;
     struct timespec started; /**< times of the fixed nodes */
     struct rread *rreads;     /**< reads parked on fetches (read.c) */
+    uv_timer_t *read_timer;   /**< answers parked reads past their deadline (read.c) */
     fs_ra_mark_t ra[FS_RA_STREAMS]; /**< read-ahead marks, a ring (read.c) */
     unsigned ra_next;
 };
@@ -115,6 +116,9 @@ struct fs {
 /* inode.c */
 node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kind, job_t *job);
 node_t *fs__node_get(fs_t *fs, fuse_ino_t ino);
+/** As fs__node_get, but NULL for a node removed from the tree that belonged to a job (the job may
+ * be freed: an operation that reads n->job takes this one). */
+node_t *fs__node_live(fs_t *fs, fuse_ino_t ino);
 node_t *fs__node_child(node_t *dir, const char *name);
 void fs__node_detach(fs_t *fs, node_t *n);
 void fs__node_rename(node_t *n, node_t *newparent, const char *newname);

@@ -152,7 +152,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent);
+    node_t *p = fs__node_live(fs, parent);
     if (!p)
         return (void)fuse_reply_err(req, ENOENT);
     if (strlen(name) > 255)
@@ -229,7 +229,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                        struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
-    node_t *n = fs__node_get(fs, ino);
+    node_t *n = fs__node_live(fs, ino);
     if (!n)
         return (void)fuse_reply_err(req, ENOENT);
     int rc = stage_writable(n);
@@ -275,7 +275,7 @@ static void dir_add(dir_fh_t *d, const char *name, mode_t type)
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
-    node_t *n = fs__node_get(fs, ino);
+    node_t *n = fs__node_live(fs, ino);
     if (!n)
         return (void)fuse_reply_err(req, ENOENT);
     dir_fh_t *d = xcalloc(1, sizeof(*d));
@@ -369,7 +369,7 @@ static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_in
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
-    node_t *n = fs__node_get(fs, ino);
+    node_t *n = fs__node_live(fs, ino);
     if (!n)
         return (void)fuse_reply_err(req, ENOENT);
     if (is_dir_kind(n->kind))
@@ -562,7 +562,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                       struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent);
+    node_t *p = fs__node_live(fs, parent);
     if (p && p->kind == N_JOBS)
         return (void)fuse_reply_err(req, EPERM); /* a job is a directory */
     char *dir = create_prep(req, fs, p, name);
@@ -603,7 +603,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent);
+    node_t *p = fs__node_live(fs, parent);
     if (p && p->kind == N_JOBS) {
         for (const char *c = name; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f) /* names go into status text, line by line */
@@ -654,7 +654,7 @@ static void stage_remove(fuse_req_t req, fs_t *fs, node_t *p, node_t *n, const c
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent);
+    node_t *p = fs__node_live(fs, parent);
     if (!p)
         return (void)fuse_reply_err(req, ENOENT);
     node_t *n = fs__node_child(p, name);
@@ -675,7 +675,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent);
+    node_t *p = fs__node_live(fs, parent);
     if (!p)
         return (void)fuse_reply_err(req, ENOENT);
     node_t *n = fs__node_child(p, name);
@@ -713,7 +713,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                       const char *newname, unsigned int flags)
 {
     fs_t *fs = fs_of(req);
-    node_t *p = fs__node_get(fs, parent), *np = fs__node_get(fs, newparent);
+    node_t *p = fs__node_live(fs, parent), *np = fs__node_live(fs, newparent);
     if (!p || !np)
         return (void)fuse_reply_err(req, ENOENT);
     if (flags & RENAME_EXCHANGE)

@@ -23,6 +23,8 @@
  * at every read up to the second (the pool's fetcher keeps more blocks than that in memory). */
 #define FS_READAHEAD_MIN 4
 #define FS_READAHEAD_MAX 32
+#define FS_READ_DEADLINE_MS 120000 /* a parked read fails with EIO after this, whatever the fetches do */
+#define FS_READ_SWEEP_MS 250       /* how often parked reads are looked at for their deadline */
 
 /*
  * A parked read: blocks b0 .. b0 + nb - 1 of the file. data[k] holds the verified bytes of block
@@ -41,6 +43,7 @@ typedef struct rread {
     const uint8_t **data;
     unsigned missing;
     int status;
+    uint64_t deadline; /* uv_now: past it, the read is answered EIO (its fetches go on for the store) */
     bool done; /* replied (interrupted): the fetches that are left only land in the store */
     struct rread *next; /* fs->rreads: parked reads, answered at once when the peer stops */
 } rread_t;
@@ -63,6 +66,28 @@ void fs__remote_reads_abort(fs_t *fs)
             fuse_reply_err(r->req, EINTR);
         }
     }
+    if (fs->read_timer) {
+        uv_close((uv_handle_t *)fs->read_timer, fs__handle_free);
+        fs->read_timer = NULL;
+    }
+}
+
+/* Every parked read has an absolute deadline (--read-deadline-ms): the fetcher's own time-outs
+ * bound each transfer, this bounds the read, however its blocks are retried. */
+static void on_read_sweep(uv_timer_t *t)
+{
+    fs_t *fs = t->data;
+    uint64_t now = uv_now(fs->loop);
+    for (rread_t *r = fs->rreads; r; r = r->next) {
+        if (r->done || now < r->deadline)
+            continue;
+        r->done = true;
+        log_error("job %s: a read of %s waited %llu ms for its blocks: answered EIO", r->job->name, r->f->path,
+                  (unsigned long long)(fs->opts.read_deadline_ms ? fs->opts.read_deadline_ms : FS_READ_DEADLINE_MS));
+        fuse_reply_err(r->req, EIO);
+    }
+    if (!fs->rreads)
+        uv_timer_stop(t);
 }
 
 typedef struct rwait {
@@ -248,8 +273,16 @@ void fs__remote_read(fuse_req_t req, fs_t *fs, node_t *n, size_t size, off_t off
     }
     read_ahead(fs, n, f, bs, b0, b1);
     if (r->missing > 1) {
+        r->deadline = uv_now(fs->loop) + (fs->opts.read_deadline_ms ? fs->opts.read_deadline_ms : FS_READ_DEADLINE_MS);
         r->next = fs->rreads;
         fs->rreads = r;
+        if (!fs->read_timer) {
+            fs->read_timer = xcalloc(1, sizeof(*fs->read_timer));
+            uv_timer_init(fs->loop, fs->read_timer);
+            fs->read_timer->data = fs;
+        }
+        if (!uv_is_active((uv_handle_t *)fs->read_timer))
+            uv_timer_start(fs->read_timer, on_read_sweep, FS_READ_SWEEP_MS, FS_READ_SWEEP_MS);
         fuse_req_interrupt_func(req, on_read_interrupt, r);
     }
     if (--r->missing == 0)

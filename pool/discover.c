@@ -42,6 +42,18 @@ bool pool__add_peer(pool_t *pool, const char *url)
         return false;
     if (pool->opts.http_url && strcmp(url, pool->opts.http_url) == 0)
         return false; /* ourselves */
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *colon = strrchr(host, ':');
+    char h[256];
+    snprintf(h, sizeof(h), "%.*s", (int)(colon ? (size_t)(colon - host) : strlen(host)), host);
+    if (pool__peers_on_host(pool, h) >= POOL_MAX_PEERS_PER_HOST) {
+        if (!pool->host_cap_said)
+            log_warn("pool peer %s not added: %s has %d already (POOL_MAX_PEERS_PER_HOST)", url, h,
+                     POOL_MAX_PEERS_PER_HOST);
+        pool->host_cap_said = true;
+        return false;
+    }
     pool->pool_peers = xreallocarray(pool->pool_peers, pool->n_pool_peers + 1, sizeof(char *));
     pool->pool_fail_since = xreallocarray(pool->pool_fail_since, pool->n_pool_peers + 1, sizeof(uint64_t));
     pool->pool_fail_since[pool->n_pool_peers] = 0;
@@ -138,6 +150,14 @@ void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool ori
     if (pool->stopping || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0 ||
         pool_job_by_id(pool, id) || pool->n_manifests >= POOL_MAX_MANIFEST_GETS)
         return;
+    if (pool->n_remote_jobs + pool->n_manifests >= POOL_MAX_REMOTE_JOBS) {
+        if (!pool->remote_cap_said)
+            log_warn("job %s of %s is not fetched: %zu jobs of other peers are held (POOL_MAX_REMOTE_JOBS)", id, peer,
+                     pool->n_remote_jobs);
+        pool->remote_cap_said = true;
+        return;
+    }
+    pool->remote_cap_said = false;
     for (disc_t *p = pool->manifests; p; p = p->next)
         if (!strcmp(p->id, id))
             return; /* on its way: the offer and the poll both found it */

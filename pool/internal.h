@@ -38,6 +38,14 @@ typedef pool_res_t taskres_t;
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 
 #define POOL_MAX_POOL_PEERS 1024
+/* What other peers can make this peer hold, each a named cap (issue 8, item 7): */
+#define POOL_MAX_PEERS_PER_HOST 64 /* pool peers on one host (however learnt: --peer, a greeting, the tracker) */
+#ifndef POOL_MAX_REMOTE_JOBS
+#define POOL_MAX_REMOTE_JOBS 1000  /* other peers' jobs known at once; past it new ones are not fetched */
+#endif
+#ifndef POOL_MAX_MIRROR_BYTES
+#define POOL_MAX_MIRROR_BYTES (256u * 1024 * 1024) /* result manifests mirrored from other peers, in all */
+#endif
 
 typedef struct running {
     pool_t *pool;
@@ -105,6 +113,9 @@ struct pool {
     uint64_t *pool_fail_since; /**< by pool peer: when its /v1/jobs started failing (0: answering) */
     size_t n_static_peers;     /**< the first ones, from --peer: never dropped */
     uint64_t listing_gen;      /**< counts /v1/jobs answers (discover.c) */
+    size_t n_remote_jobs;      /**< other peers' jobs held (at most POOL_MAX_REMOTE_JOBS) */
+    uint64_t mirror_bytes;     /**< their result manifests mirrored (at most POOL_MAX_MIRROR_BYTES) */
+    bool remote_cap_said, mirror_cap_said, host_cap_said; /**< a cap reached is logged once */
     uv_timer_t *discover;     /**< asks pool peers for their jobs (discover.c) */
     announce_t *announce;     /**< pool membership through the tracker (discover.c) */
     unsigned pending_gets;

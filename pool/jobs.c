@@ -84,6 +84,8 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
+    if (j->remote && j->published)
+        pool->n_remote_jobs--;
     if (pool->up.res_free)
         pool->up.res_free(j);
     manifest_release(&j->man);
@@ -259,6 +261,7 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
     j->peers = xcalloc(1, sizeof(char *));
     j->peers[j->n_peers++] = xstrdup(peer);
     j->listed = true;
+    pool->n_remote_jobs++;
     pool__blocks_add_job(pool, j); /* served from the store once fetched (and its /v1/have) */
     view_added(j);
     log_info("job %s (%s) from %s: %zu files", j->name, j->id, peer, j->man.n_files);

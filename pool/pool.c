@@ -168,6 +168,10 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
 
 error:
     pool->stopping = true;
+    for (job_t *j = pool->joblist; j; j = j->next) /* restored before the error: the view lets go */
+        if (!j->gone && pool->view.job_removed)
+            pool->view.job_removed(pool->view.arg, j);
+    pool->view = (pool_view_t){0};
     if (pool->exec)
         exec_close(pool->exec, NULL, NULL);
     if (pool->fetch)

@@ -44,8 +44,11 @@ static void tres_free(taskres_t *tr)
 void pool__res_free(job_t *j)
 {
     if (j->tres)
-        for (uint32_t t = 0; t < j->man.desc.tasks; t++)
+        for (uint32_t t = 0; t < j->man.desc.tasks; t++) {
+            if (j->remote && j->tres[t])
+                j->pool->mirror_bytes -= j->tres[t]->len;
             tres_free(j->tres[t]);
+        }
     free(j->tres);
     free(j->tres_order);
     j->tres = NULL;
@@ -254,6 +257,7 @@ static void mirror_add(job_t *j, taskres_t *tr)
     pool_t *pool = j->pool;
     taskres_t *old = tres_put(j, tr);
     tres_free(old); /* none: the caller skips tasks it has */
+    pool->mirror_bytes += tr->len;
     if (pool->view.result_added)
         pool->view.result_added(pool->view.arg, j, tr);
 }
@@ -270,6 +274,15 @@ static int mirror_entry(job_t *j, const wire_result_t *e, char *why, size_t whyl
 {
     if (j->tres && j->tres[e->task])
         return 0;
+    pool_t *pool = j->pool;
+    if (pool->mirror_bytes + e->manifest_len > POOL_MAX_MIRROR_BYTES) {
+        if (!pool->mirror_cap_said)
+            log_warn("results of other peers' jobs are no longer mirrored here: %llu bytes of their manifests are "
+                     "held (POOL_MAX_MIRROR_BYTES); they stay readable at their submitters",
+                     (unsigned long long)pool->mirror_bytes);
+        pool->mirror_cap_said = true;
+        return snprintf(why, whylen, "task %u: the mirror is full", e->task), -ENOSPC;
+    }
     taskres_t *tr = xcalloc(1, sizeof(*tr));
     manifest_init(&tr->man);
     char w[200];

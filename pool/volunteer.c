@@ -50,7 +50,6 @@
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
-#define VOL_MAX_PEERS_PER_HOST 64   /* pool peers one host may add by greeting us */
 
 struct outbox {
     char id[HASH_HEX_LEN + 1];
@@ -705,11 +704,7 @@ static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id)
     char peer[VOL_MAX_URL];
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}");
-    char ip[INET_ADDRSTRLEN + 1];
-    size_t iplen = strcspn(peer + 7, ":");
-    snprintf(ip, sizeof(ip), "%.*s", (int)(iplen < INET_ADDRSTRLEN ? iplen : INET_ADDRSTRLEN), peer + 7);
-    if (pool__peers_on_host(pool, ip) < VOL_MAX_PEERS_PER_HOST)
-        pool__add_peer(pool, peer);
+    pool__add_peer(pool, peer); /* at most POOL_MAX_PEERS_PER_HOST on its host */
     if (id) {
         job_t *j = pool_job_by_id(pool, id);
         if (!j) {

@@ -261,6 +261,7 @@ int pool__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, siz
 
 typedef struct collect {
     const collect_spec_t *c;
+    int stop; /* the error that fails the task (outputs over the disk, a move that failed) */
     uint64_t total;
     char *why;
     size_t whylen;
@@ -341,7 +342,11 @@ static int collect_entry(void *arg, int dirfd, const char *name, const char *rel
         }
     }
     free(sub);
-    return rc;
+    if (rc) { /* the task fails with why; the walk stops */
+        k->stop = rc;
+        return FILES_WALK_STOP;
+    }
+    return 0;
 }
 
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
@@ -356,8 +361,14 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     collect_t k = {.c = c, .why = why, .whylen = whylen};
     int fd = open(c->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) { /* any depth, two fds; deeper than a manifest path can be is no output */
-        rc = files_walk(fd, MANIFEST_MAX_PATH, collect_entry, NULL, &k);
+        /* an unreadable subdirectory is skipped, as any file the task could not leave readable */
+        int wrc = files_walk(fd, MANIFEST_MAX_PATH, FILES_WALK_SKIP_ERRORS, collect_entry, NULL, &k);
         close(fd);
+        if (k.stop) {
+            rc = k.stop;
+        } else if (wrc) {
+            log_warn("collecting the outputs: %s (what could be read is kept)", strerror(-wrc));
+        }
     }
     char *p = xasprintf("%s/stdout", c->tmp_dir);
     rename(c->out_path, p);

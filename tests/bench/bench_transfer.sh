@@ -248,6 +248,11 @@ ours_cat() {
     t0=$EPOCHREALTIME
     cat "$M_B/jobs/big/input.bin" >/dev/null
     el=$(secs_since "$t0")
+    # Loop lag (issue 8, item 5): B's longest busy loop iteration since it started (the read was
+    # nearly all of its life), and the seeder's (since its start, publishing included).
+    printf '   loop: B (reader) busy at most %s ms, %s stalls over 5 ms; seeder at most %s ms\n' \
+        "$(peer_field "$M_B" loop-busy-max-ms)" "$(peer_field "$M_B" loop-stalls-over-5ms)" \
+        "$(peer_field "$M_A" loop-busy-max-ms)" >&2
     [ "$(digest "$M_B/jobs/big/input.bin")" = "$SRC_SUM" ] || die "B's copy differs from the source"
     stop_peer B
     echo "$el"

@@ -70,4 +70,27 @@ t_cancel_keeps_finished_results() {
     assert_eq 0 "$(ls -A -- "$m/results/y")" "results of the cancelled job"
 }
 
+# A directory the kernel still holds after its job was replaced (a shell cd'd into results/X, then
+# rm -r jobs/X and mkdir jobs/X): reading it answers ENOENT, never through the freed job (the
+# ASan run of this test is what catches a use after free), and the peer goes on.
+t_a_directory_held_after_its_job_is_replaced() {
+    start_peer A
+    local m src st
+    m=$(mnt A)
+    src=$(src_dir x)
+    make_job "$src" 'echo hi'
+    cp -r -- "$src" "$m/jobs/x"
+    st=$(wait_job "$m" x)
+    assert_eq done "$(field state <<<"$st")" state
+    exec 9<"$m/results/x" # held: the kernel keeps its node
+    rm -r -- "$m/jobs/x"
+    mkdir -- "$m/jobs/x" # a job of the same name replaces the finished one
+    if ls -- "/proc/$BASHPID/fd/9/" >"$T_CASE/ls" 2>&1; then
+        fail "the replaced job's results/ still lists: $(cat "$T_CASE/ls")"
+    fi
+    exec 9<&-
+    peer_field "$m" slots >/dev/null
+    rmdir -- "$m/jobs/x"
+}
+
 run_tests "$@"

@@ -91,4 +91,24 @@ t_tracker_url_disables_the_embedded_tracker() {
     assert_eq 200 "$(http_code "$url/v1/jobs")" "the peer API is still there"
 }
 
+# What one host can make this peer hold (issue 8, item 7): greetings from 80 "peers" on one host
+# (the peer takes the host from the connection, so they come from 127.0.0.2) add 64 of them
+# (POOL_MAX_PEERS_PER_HOST), the rest are refused with a line in the log, another host still gets
+# in, and the peer goes on answering.
+t_one_host_adds_at_most_64_pool_peers() {
+    start_peer A --port 0 --slots 0
+    local a url i code
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    for i in $(seq 1 80); do
+        code=$(curl -sS --interface 127.0.0.2 -o /dev/null -w '%{http_code}' "$url/v1/hello?peer=http://x:$((40000 + i))")
+        [ "$code" = 200 ] || fail "hello $i: HTTP $code"
+    done
+    assert_eq 64 "$(peer_field "$a" pool-peers)" "pool peers after 80 greetings from one host"
+    wait_log A "not added: 127\.0\.0\.2 has 64 already" 5
+    code=$(curl -sS --interface 127.0.0.3 -o /dev/null -w '%{http_code}' "$url/v1/hello?peer=http://x:40000")
+    assert_eq 200 "$code" "a greeting from another host"
+    assert_eq 65 "$(peer_field "$a" pool-peers)" "pool peers after a greeting from another host"
+}
+
 run_tests "$@"

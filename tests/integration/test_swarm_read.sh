@@ -209,6 +209,29 @@ t_silent_peer_gives_eio_not_a_hang() {
     stop_peer B; stop_peer A
 }
 
+# Every parked read has an absolute deadline (issue 8, item 7): with --read-deadline-ms 1000, a read
+# of a block only a silent (stopped) peer holds fails with EIO after about a second, well before the
+# fetcher's own time-outs would end it (the test above: about 20 s), and the log says why.
+t_a_parked_read_fails_at_its_deadline() {
+    start_peer A --port 0
+    local a b ua pid_a el
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    publish_random "$a" late 4 >/dev/null
+    start_peer B --port 0 --peer "$ua" --read-deadline-ms 1000
+    b=$(mnt B)
+    wait_listed "$b" late 20
+    pid_a=$(peer_pid A)
+    kill -STOP "$pid_a"
+    on_cleanup "kill -CONT $pid_a"
+    el=$(read_must_fail_soon "$b/jobs/late/input.bin" 15 10)
+    awk -v e="$el" 'BEGIN { exit !(e < 5) }' || fail "the read failed after ${el}s, not at its 1 s deadline"
+    wait_log B "a read of input.bin waited 1000 ms for its blocks: answered EIO" 5
+    mount_answers "$b" late
+    kill -CONT "$pid_a"
+    stop_peer B; stop_peer A
+}
+
 # --- a tc-shaped link: peer A in its own network namespace -----------------------------------------
 
 # start_peer_ns NAME NETNS [preon mount options...]: start_peer, but the peer runs in network

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -480,6 +481,36 @@ static void files_rm_rf_does_not_follow_symlinks(void **state)
     free(root), free(outside), free(keep), free(link), free(sub), free(sublink);
 }
 
+/* An entry that cannot go (a mount point: EBUSY) does not stop rm -rf: everything else goes, and
+ * the first error is returned. Needs root for the mount; skipped otherwise. */
+static void files_rm_rf_goes_on_past_an_entry_it_cannot_remove(void **state)
+{
+    char *root = tmp_tree();
+    char *m = xasprintf("%s/m", root), *a = xasprintf("%s/a", root), *z = xasprintf("%s/z", root);
+    char *zz = xasprintf("%s/z/zz", root);
+    assert_int_equal(mkdir(m, 0755), 0);
+    assert_int_equal(mkdir(z, 0755), 0);
+    FILE *f = fopen(a, "w");
+    fclose(f);
+    f = fopen(zz, "w");
+    fclose(f);
+    if (mount("none", m, "tmpfs", 0, "size=1m") != 0) {
+        files_rm_rf(root);
+        free(root), free(m), free(a), free(z), free(zz);
+        skip();
+    }
+    int rc = files_rm_rf(root);
+    struct stat st;
+    assert_true(rc < 0);
+    assert_int_equal(lstat(a, &st), -1);
+    assert_int_equal(lstat(z, &st), -1); /* a sibling after the mount point went too */
+    assert_int_equal(lstat(m, &st), 0);
+    assert_int_equal(umount(m), 0);
+    assert_int_equal(files_rm_rf(root), 0);
+    assert_int_equal(lstat(root, &st), -1);
+    free(root), free(m), free(a), free(z), free(zz);
+}
+
 typedef struct seen {
     char lines[16][64];
     int n;
@@ -514,7 +545,7 @@ static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
     }
     int fd = open(root, O_RDONLY | O_DIRECTORY);
     seen_t s = {0};
-    assert_int_equal(files_walk(fd, SIZE_MAX, note_entry, NULL, &s), 0);
+    assert_int_equal(files_walk(fd, SIZE_MAX, 0, note_entry, NULL, &s), 0);
     qsort(s.lines, (size_t)s.n, sizeof(s.lines[0]), cmp_line);
     assert_int_equal(s.n, 5);
     assert_string_equal(s.lines[0], "a/b/c|deep");
@@ -523,7 +554,7 @@ static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
     assert_string_equal(s.lines[3], "z|q");
     assert_string_equal(s.lines[4], "|top");
     seen_t t = {0};
-    assert_int_equal(files_walk(fd, 3, note_entry, NULL, &t), 0); /* "a/b" is 3 bytes: "a/b/c" is not entered */
+    assert_int_equal(files_walk(fd, 3, 0, note_entry, NULL, &t), 0); /* "a/b" is 3 bytes: "a/b/c" is not entered */
     assert_int_equal(t.n, 4);
     close(fd);
     assert_int_equal(files_rm_rf(root), 0);
@@ -536,6 +567,7 @@ int main(void)
         cmocka_unit_test(hash_sha256_known_vectors),
         cmocka_unit_test(files_rm_rf_any_depth_with_few_fds),
         cmocka_unit_test(files_rm_rf_does_not_follow_symlinks),
+        cmocka_unit_test(files_rm_rf_goes_on_past_an_entry_it_cannot_remove),
         cmocka_unit_test(files_walk_reports_paths_and_stops_at_max_rel),
         cmocka_unit_test(hash_ctx_matches_one_shot_and_resets),
         cmocka_unit_test(hash_hex_round_trip),
