@@ -240,6 +240,8 @@ static void pool_stopped(void *arg)
         cb(exit_arg, 0);
 }
 
+static void stop_when_quiet(fs_t *fs);
+
 void fs_stop(fs_t *fs)
 {
     if (fs->stopping)
@@ -254,6 +256,27 @@ void fs_stop(fs_t *fs)
     /* Parked readers get their answer now rather than a dead connection. */
     fs__views_free(fs);
     fs__remote_reads_abort(fs);
+    stop_when_quiet(fs);
+}
+
+static void quiet_check(uv_timer_t *t)
+{
+    fs_t *fs = t->data;
+    uv_close((uv_handle_t *)t, fs__handle_free);
+    stop_when_quiet(fs);
+}
+
+/* The second half of fs_stop, once no read answer is being written in the thread pool (they
+ * write to the session): unmounts, ends the session and stops the pool. */
+static void stop_when_quiet(fs_t *fs)
+{
+    if (fs->pending_replies > 0) {
+        uv_timer_t *t = xcalloc(1, sizeof(*t));
+        uv_timer_init(fs->loop, t);
+        t->data = fs;
+        uv_timer_start(t, quiet_check, 2, 0);
+        return;
+    }
     if (fs->mounted)
         fuse_session_unmount(fs->se);
     fuse_session_destroy(fs->se);

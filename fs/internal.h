@@ -109,6 +109,7 @@ struct fs {
     struct timespec started; /**< times of the fixed nodes */
     struct rread *rreads;     /**< reads parked on fetches (read.c) */
     uv_timer_t *read_timer;   /**< answers parked reads past their deadline (read.c) */
+    unsigned pending_replies; /**< read answers being written in the thread pool (read.c) */
     fs_ra_mark_t ra[FS_RA_STREAMS]; /**< read-ahead marks, a ring (read.c) */
     unsigned ra_next;
 };

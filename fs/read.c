@@ -44,6 +44,7 @@ typedef struct rread {
     unsigned missing;
     int status;
     uint64_t deadline; /* uv_now: past it, the read is answered EIO (its fetches go on for the store) */
+    uv_work_t work;    /* the answer is written in the thread pool: the copy into the kernel, store reads */
     bool done; /* replied (interrupted): the fetches that are left only land in the store */
     struct rread *next; /* fs->rreads: parked reads, answered at once when the peer stops */
 } rread_t;
@@ -58,6 +59,8 @@ static void rread_unlink(rread_t *r)
     }
 }
 
+static void timer_free(uv_handle_t *h) { free(h); }
+
 void fs__remote_reads_abort(fs_t *fs)
 {
     for (rread_t *r = fs->rreads; r; r = r->next) {
@@ -67,7 +70,7 @@ void fs__remote_reads_abort(fs_t *fs)
         }
     }
     if (fs->read_timer) {
-        uv_close((uv_handle_t *)fs->read_timer, fs__handle_free);
+        uv_close((uv_handle_t *)fs->read_timer, timer_free);
         fs->read_timer = NULL;
     }
 }
@@ -102,9 +105,11 @@ static uint32_t block_len(uint32_t bs, const manifest_file_t *f, size_t bi)
 }
 
 /*
- * Answers r: one iovec per block, pointing into the verified bytes held in memory (no copy here:
- * the kernel copies them into the page cache), or into one buffer filled from the store for
- * blocks that were there already. Only bytes whose hash was checked are ever pointed at.
+ * Answers r, in the thread pool: one iovec per block, pointing into the verified bytes held in
+ * memory (no copy here: the kernel copies them into the page cache, which is most of the time a
+ * read costs: off the loop), or into one buffer filled from the store for blocks that were there
+ * already (a disk read: off the loop too). Only bytes whose hash was checked are ever pointed at.
+ * The held blocks and the job stay held until reply_done, back on the loop.
  */
 static void rread_reply(rread_t *r)
 {
@@ -142,21 +147,39 @@ out:
     free(iov);
 }
 
-static void rread_finish(rread_t *r)
+static void rread_free(rread_t *r)
 {
-    rread_unlink(r);
-    if (!r->done) {
-        r->done = true;
-        if (r->status)
-            fuse_reply_err(r->req, EIO);
-        else
-            rread_reply(r);
-    }
     for (size_t k = 0; k < r->nb; k++)
         pool_block_release(r->data[k]);
     pool_job_unref(r->job);
     free(r->data);
     free(r);
+}
+
+static void reply_work(uv_work_t *w) { rread_reply(w->data); }
+
+static void reply_done(uv_work_t *w, int status)
+{
+    rread_t *r = w->data;
+    fs_t *fs = r->fs;
+    rread_free(r);
+    fs->pending_replies--; /* fs_stop waits for 0 */
+}
+
+static void rread_finish(rread_t *r)
+{
+    rread_unlink(r);
+    if (!r->done) {
+        r->done = true; /* from here on an interrupt does not answer it */
+        if (!r->status) {
+            r->work.data = r;
+            r->fs->pending_replies++;
+            uv_queue_work(r->fs->loop, &r->work, reply_work, reply_done);
+            return;
+        }
+        fuse_reply_err(r->req, EIO);
+    }
+    rread_free(r);
 }
 
 static void on_block(const hash_t *h, int status, const uint8_t *data, size_t len, void *arg)
