@@ -35,7 +35,95 @@ typedef struct file_fh {
     int fd;
     job_t *job;
     bool counted; /* open for writing in a staging tree: holds the quiet period off */
+    unsigned refs; /* the open file (until release) and each read/write/fsync in the thread pool */
 } file_fh_t;
+
+/* The last reference: the fd is closed and the job let go (release may come before the thread
+ * pool is done with a read or write of this file). */
+static void fh_unref(file_fh_t *fh)
+{
+    if (--fh->refs > 0)
+        return;
+    if (fh->fd >= 0)
+        close(fh->fd);
+    pool_job_unref(fh->job);
+    free(fh);
+}
+
+/*
+ * Reads, writes and fsyncs of a file backed in the data directory (a job being copied in, results,
+ * this peer's published inputs) run in the thread pool: disk I/O, and for reads the kernel's copy
+ * into the page cache, stay off the loop (docs/architecture.md, "One loop"). The answer is sent
+ * from the worker (libfuse's replies are thread-safe); the loop does the bookkeeping after.
+ */
+typedef enum io_kind { IO_READ, IO_WRITE, IO_FSYNC } io_kind_t;
+typedef struct io_work {
+    uv_work_t w;
+    fs_t *fs;
+    fuse_req_t req;
+    file_fh_t *fh;
+    io_kind_t kind;
+    char *data; /* IO_WRITE: a copy (the request's buffer is the session's, reused at once) */
+    size_t size;
+    off_t off;
+    int datasync;
+    ssize_t done; /* IO_WRITE: bytes written, or -errno */
+} io_work_t;
+
+static void io_run(uv_work_t *w)
+{
+    io_work_t *io = w->data;
+    switch (io->kind) {
+    case IO_READ: {
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(io->size);
+        bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv.buf[0].fd = io->fh->fd;
+        bv.buf[0].pos = io->off;
+        fuse_reply_data(io->req, &bv, FUSE_BUF_SPLICE_MOVE);
+        break;
+    }
+    case IO_WRITE: {
+        ssize_t n = pwrite(io->fh->fd, io->data, io->size, io->off);
+        io->done = n < 0 ? -errno : n;
+        break; /* answered on the loop, once the job is touched */
+    }
+    case IO_FSYNC:
+        fuse_reply_err(io->req, (io->datasync ? fdatasync(io->fh->fd) : fsync(io->fh->fd)) != 0 ? errno : 0);
+        break;
+    }
+}
+
+static void io_done(uv_work_t *w, int status)
+{
+    io_work_t *io = w->data;
+    if (io->kind == IO_WRITE) {
+        if (io->done >= 0)
+            fs__job_touch(io->fh->job); /* before the answer: the quiet period restarts first */
+        if (io->done < 0)
+            fuse_reply_err(io->req, (int)-io->done);
+        else
+            fuse_reply_write(io->req, (size_t)io->done);
+    }
+    io->fs->pending_replies--; /* fs_stop waits for 0 */
+    fh_unref(io->fh);
+    free(io->data);
+    free(io);
+}
+
+static void io_queue(fs_t *fs, fuse_req_t req, file_fh_t *fh, io_kind_t kind, const char *data, size_t size,
+                     off_t off, int datasync)
+{
+    io_work_t *io = xcalloc(1, sizeof(*io));
+    *io = (io_work_t){.fs = fs, .req = req, .fh = fh, .kind = kind, .size = size, .off = off, .datasync = datasync};
+    if (data) {
+        io->data = xmalloc(size ? size : 1);
+        memcpy(io->data, data, size);
+    }
+    io->w.data = io;
+    fh->refs++;
+    fs->pending_replies++;
+    uv_queue_work(fs->loop, &io->w, io_run, io_done);
+}
 
 typedef struct dir_ent {
     char *name;
@@ -357,6 +445,7 @@ static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_in
     file_fh_t *fh = xcalloc(1, sizeof(*fh));
     fh->fd = fd;
     fh->job = n->job;
+    fh->refs = 1;
     pool_job_ref(n->job);
     if (n->kind == N_STAGE && wants_write(fi->flags)) {
         fh->counted = true;
@@ -400,6 +489,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             file_fh_t *fh = xcalloc(1, sizeof(*fh));
             fh->fd = -1;
             fh->job = n->job;
+            fh->refs = 1;
             pool_job_ref(n->job);
             fi->fh = (uintptr_t)fh;
             fi->keep_cache = 1;
@@ -473,15 +563,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
             return fs__remote_read(req, fs, n, size, off);
         /* fall through */
     case N_STAGE:
-    case N_RES: {
-        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-        bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-        bv.buf[0].fd = fh->fd;
-        bv.buf[0].pos = off;
-        fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-        return;
-    }
+    case N_RES:
+        return io_queue(fs, req, (file_fh_t *)(uintptr_t)fi->fh, IO_READ, NULL, size, off, 0);
     default:
         fuse_reply_err(req, EINVAL);
     }
@@ -497,12 +580,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
     int rc = stage_writable(n);
     if (rc)
         return (void)fuse_reply_err(req, -rc);
-    file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-    ssize_t w = pwrite(fh->fd, data, size, off);
-    if (w < 0)
-        return (void)fuse_reply_err(req, errno);
-    fs__job_touch(n->job);
-    fuse_reply_write(req, (size_t)w);
+    io_queue(fs, req, (file_fh_t *)(uintptr_t)fi->fh, IO_WRITE, data, size, off, 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -521,12 +599,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         pool_job_unref(n->job);
     } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-        if (fh->fd >= 0)
-            close(fh->fd);
         if (fh->counted)
             fs__job_file_closed(fh->job);
-        pool_job_unref(fh->job);
-        free(fh);
+        fh_unref(fh); /* closed now, or when the last read or write of it in the thread pool lands */
     }
     fuse_reply_err(req, 0);
 }
@@ -537,11 +612,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
     fs_t *fs = fs_of(req);
     node_t *n = fs__node_get(fs, ino);
-    if (n && (n->kind == N_STAGE || n->kind == N_RES) && fi && fi->fh) {
-        file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-        if ((datasync ? fdatasync(fh->fd) : fsync(fh->fd)) != 0)
-            return (void)fuse_reply_err(req, errno);
-    }
+    if (n && (n->kind == N_STAGE || n->kind == N_RES) && fi && fi->fh)
+        return io_queue(fs, req, (file_fh_t *)(uintptr_t)fi->fh, IO_FSYNC, NULL, 0, 0, datasync);
     fuse_reply_err(req, 0);
 }
 
@@ -592,11 +664,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     if (fuse_reply_create(req, &e, fi) != 0) {
         n->nlookup--;
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
-        close(fh->fd);
         if (fh->counted)
             fs__job_file_closed(fh->job);
-        pool_job_unref(fh->job);
-        free(fh);
+        fh_unref(fh);
     }
 }
 
