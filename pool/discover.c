@@ -98,14 +98,19 @@ typedef struct disc {
     char *peer;
     char id[HASH_HEX_LEN + 1];
     bool origin;       /* manifest GETs: peer offered the job (it is the submitter) */
-    struct disc *next; /* pool->manifests */
+    struct disc *next; /* pool->manifests (until its manifest is decoded) */
+    /* a manifest being checked and decoded in the thread pool (up to MANIFEST_MAX_BYTES) */
+    uv_work_t work;
+    char *body;
+    size_t len;
+    manifest_t man;
+    int rc;
+    char why[256];
 } disc_t;
 
-static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+static void disc_unlink(disc_t *d)
 {
-    disc_t *d = arg;
     pool_t *pool = d->pool;
-    pool->pending_gets--;
     for (disc_t **pp = &pool->manifests; *pp; pp = &(*pp)->next) {
         if (*pp == d) {
             *pp = d->next;
@@ -113,33 +118,65 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
             break;
         }
     }
-    char why[256] = "";
+}
+
+/* Thread pool: SHA-256 of the bytes must be the job id; then the manifest is decoded (every limit
+ * checked): both cost milliseconds for a big job, off the loop. */
+static void manifest_work(uv_work_t *w)
+{
+    disc_t *d = w->data;
     hash_t id, got;
-    if (status || code != 200) {
-        snprintf(why, sizeof(why), "%s", status ? strerror(-status) : "HTTP error");
+    hash_from_hex(d->id, HASH_HEX_LEN, &id);
+    manifest_id(d->body, d->len, &got);
+    if (!hash_equal(&id, &got)) {
+        snprintf(d->why, sizeof(d->why), "its bytes do not hash to the job id");
+        d->rc = -EBADMSG;
+        return;
+    }
+    d->rc = manifest_decode(&d->man, d->body, d->len, d->why, sizeof(d->why));
+}
+
+static void manifest_done(uv_work_t *w, int status)
+{
+    disc_t *d = w->data;
+    pool_t *pool = d->pool;
+    pool->pending_work--;
+    disc_unlink(d);
+    if (d->rc) {
+        log_warn("manifest %s from %s refused: %s", d->id, d->peer, d->why);
     } else if (!pool->stopping && !pool_job_by_id(pool, d->id)) {
-        hash_from_hex(d->id, HASH_HEX_LEN, &id);
-        manifest_id(body, len, &got);
-        if (!hash_equal(&id, &got)) {
-            snprintf(why, sizeof(why), "its bytes do not hash to the job id");
-        } else {
-            manifest_t m;
-            manifest_init(&m);
-            if (manifest_decode(&m, body, len, why, sizeof(why)) == 0) {
-                pool__job_add_remote(pool, d->id, &m, d->peer);
-                why[0] = '\0';
-                job_t *j = pool_job_by_id(pool, d->id);
-                if (j && j->remote) {
-                    if (d->origin)
-                        pool__job_add_peer(j, d->peer, true);
-                    pool->up.vol_kick(pool); /* free slots ask for its tasks now, not at the next tick */
-                }
-            }
-            manifest_release(&m);
+        pool__job_add_remote(pool, d->id, &d->man, d->peer);
+        job_t *j = pool_job_by_id(pool, d->id);
+        if (j && j->remote) {
+            if (d->origin)
+                pool__job_add_peer(j, d->peer, true);
+            pool->up.vol_kick(pool); /* free slots ask for its tasks now, not at the next tick */
         }
     }
-    if (why[0])
-        log_warn("manifest %s from %s refused: %s", d->id, d->peer, why);
+    manifest_release(&d->man);
+    free(d->body);
+    free(d->peer);
+    free(d);
+}
+
+static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    disc_t *d = arg;
+    pool_t *pool = d->pool;
+    pool->pending_gets--;
+    if (!status && code == 200 && !pool->stopping && !pool_job_by_id(pool, d->id)) {
+        d->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+        memcpy(d->body, body, len);
+        d->len = len;
+        manifest_init(&d->man);
+        d->work.data = d;
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &d->work, manifest_work, manifest_done); /* still in pool->manifests */
+        return;
+    }
+    disc_unlink(d);
+    if (status || code != 200)
+        log_warn("manifest %s from %s refused: %s", d->id, d->peer, status ? strerror(-status) : "HTTP error");
     free(d->peer);
     free(d);
 }

@@ -266,42 +266,108 @@ typedef struct rlist {
     pool_t *pool;
     job_t *job;
     char *peer;
+    /* decoded in the thread pool: the list (every entry's id checked against its manifest by the
+     * codec) and each entry's manifest */
+    uv_work_t work;
+    char *body;
+    size_t len;
+    uint32_t ntasks;
+    wire_results_t wl;
+    size_t dropped;
+    taskres_t **trs; /* by entry: decoded, or NULL (why in bad[0] for the first) */
+    unsigned nbad;
+    int rc;
+    char why[256], bad[256];
 } rlist_t;
 
-/* One entry of a results list (its id checked against its manifest by the codec): 0 if it was
- * taken (or is held already), else why not. */
-static int mirror_entry(job_t *j, const wire_result_t *e, char *why, size_t whylen)
+static void list_work(uv_work_t *w)
 {
-    if (j->tres && j->tres[e->task])
+    rlist_t *l = w->data;
+    l->rc = wire_results_decode(l->body, l->len, l->ntasks, &l->wl, &l->dropped, l->why, sizeof(l->why));
+    if (l->rc)
+        return;
+    l->trs = xcalloc(l->wl.n ? l->wl.n : 1, sizeof(*l->trs));
+    for (size_t i = 0; i < l->wl.n; i++) {
+        const wire_result_t *e = &l->wl.results[i];
+        taskres_t *tr = xcalloc(1, sizeof(*tr));
+        manifest_init(&tr->man);
+        char w2[200];
+        if (manifest_decode(&tr->man, e->manifest, e->manifest_len, w2, sizeof(w2)) != 0) {
+            if (l->nbad++ == 0)
+                snprintf(l->bad, sizeof(l->bad), "task %u: %s", e->task, w2);
+            tres_free(tr);
+            continue;
+        }
+        tr->task = e->task;
+        tr->exit_code = e->exit_code;
+        tr->ok = e->ok;
+        memcpy(tr->id, e->id, HASH_HEX_LEN + 1);
+        tr->bytes = xmalloc(e->manifest_len + 1);
+        memcpy(tr->bytes, e->manifest, e->manifest_len);
+        tr->bytes[e->manifest_len] = '\0';
+        tr->len = e->manifest_len;
+        l->trs[i] = tr;
+    }
+}
+
+/* One decoded entry of a results list: taken (or held already: tr is freed), or refused (the
+ * mirror is full). 0 if taken or held, else -ENOSPC. */
+static int mirror_entry(job_t *j, taskres_t *tr)
+{
+    if (j->tres && j->tres[tr->task]) {
+        tres_free(tr);
         return 0;
+    }
     pool_t *pool = j->pool;
-    if (pool->mirror_bytes + e->manifest_len > POOL_MAX_MIRROR_BYTES) {
+    if (pool->mirror_bytes + tr->len > POOL_MAX_MIRROR_BYTES) {
         if (!pool->mirror_cap_said)
             log_warn("results of other peers' jobs are no longer mirrored here: %llu bytes of their manifests are "
                      "held (POOL_MAX_MIRROR_BYTES); they stay readable at their submitters",
                      (unsigned long long)pool->mirror_bytes);
         pool->mirror_cap_said = true;
-        return snprintf(why, whylen, "task %u: the mirror is full", e->task), -ENOSPC;
-    }
-    taskres_t *tr = xcalloc(1, sizeof(*tr));
-    manifest_init(&tr->man);
-    char w[200];
-    int rc = manifest_decode(&tr->man, e->manifest, e->manifest_len, w, sizeof(w));
-    if (rc) {
         tres_free(tr);
-        return snprintf(why, whylen, "task %u: %s", e->task, w), rc;
+        return -ENOSPC;
     }
-    tr->task = e->task;
-    tr->exit_code = e->exit_code;
-    tr->ok = e->ok;
-    memcpy(tr->id, e->id, HASH_HEX_LEN + 1);
-    tr->bytes = xmalloc(e->manifest_len + 1);
-    memcpy(tr->bytes, e->manifest, e->manifest_len);
-    tr->bytes[e->manifest_len] = '\0';
-    tr->len = e->manifest_len;
+    uint32_t task = tr->task;
     mirror_add(j, tr);
-    j->pool->up.vol_result_taken(j->pool, j, tr->task); /* if it ran here, the submitter has it now */
+    j->pool->up.vol_result_taken(j->pool, j, task); /* if it ran here, the submitter has it now */
     return 0;
+}
+
+static void list_done(uv_work_t *w, int status)
+{
+    rlist_t *l = w->data;
+    pool_t *pool = l->pool;
+    job_t *j = l->job;
+    pool->pending_work--;
+    j->res_fetching = false;
+    if (j->gone || pool->stopping) {
+        /* nothing is kept */
+    } else if (l->rc) {
+        log_warn("job %s: the results list from %s is refused: %s", j->name, l->peer, l->why);
+    } else if (strcmp(l->wl.job, j->id) != 0 || l->wl.after != j->res_cursor) {
+        log_warn("job %s: the results list from %s is not the one asked for and is ignored", j->name, l->peer);
+    } else {
+        if (l->dropped)
+            log_warn("job %s: %zu results from %s are refused (the first: %s)", j->name, l->dropped, l->peer, l->why);
+        if (l->nbad)
+            log_warn("job %s: %u results from %s do not decode (the first: %s)", j->name, l->nbad, l->peer, l->bad);
+        for (size_t i = 0; i < l->wl.n; i++) {
+            if (l->trs[i])
+                mirror_entry(j, l->trs[i]);
+            l->trs[i] = NULL;
+        }
+        j->res_cursor += (uint32_t)(l->wl.n + l->dropped);
+        remote_check_over(j);
+    }
+    for (size_t i = 0; l->trs && i < l->wl.n; i++)
+        tres_free(l->trs[i]);
+    free(l->trs);
+    wire_results_release(&l->wl);
+    free(l->body);
+    pool_job_unref(j);
+    free(l->peer);
+    free(l);
 }
 
 static void on_list(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -310,37 +376,23 @@ static void on_list(int status, unsigned code, const char *body, size_t len, voi
     pool_t *pool = l->pool;
     job_t *j = l->job;
     pool->pending_gets--;
-    j->res_fetching = false;
-    wire_results_t wl = {0};
-    if (status || code != 200) {
-        log_debug("job %s: results list from %s: %s %u", j->name, l->peer, status ? strerror(-status) : "HTTP", code);
-        goto out;
+    if (status || code != 200 || j->gone || pool->stopping) {
+        if (status || code != 200)
+            log_debug("job %s: results list from %s: %s %u", j->name, l->peer, status ? strerror(-status) : "HTTP",
+                      code);
+        j->res_fetching = false;
+        pool_job_unref(j);
+        free(l->peer);
+        free(l);
+        return;
     }
-    if (j->gone || pool->stopping)
-        goto out;
-    char why[256];
-    size_t dropped = 0;
-    if (wire_results_decode(body, len, j->man.desc.tasks, &wl, &dropped, why, sizeof(why)) != 0) {
-        log_warn("job %s: the results list from %s is refused: %s", j->name, l->peer, why);
-        goto out;
-    }
-    if (strcmp(wl.job, j->id) != 0 || wl.after != j->res_cursor) {
-        log_warn("job %s: the results list from %s is not the one asked for and is ignored", j->name, l->peer);
-        goto out;
-    }
-    if (dropped)
-        log_warn("job %s: %zu results from %s are refused (the first: %s)", j->name, dropped, l->peer, why);
-    unsigned refused = 0;
-    for (size_t i = 0; i < wl.n; i++)
-        if (mirror_entry(j, &wl.results[i], why, sizeof(why)) != 0 && refused++ < 3)
-            log_warn("job %s: a result from %s is refused: %s", j->name, l->peer, why);
-    j->res_cursor += (uint32_t)(wl.n + dropped);
-    remote_check_over(j);
-out:
-    wire_results_release(&wl);
-    pool_job_unref(j);
-    free(l->peer);
-    free(l);
+    l->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+    memcpy(l->body, body, len);
+    l->len = len;
+    l->ntasks = j->man.desc.tasks;
+    l->work.data = l;
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &l->work, list_work, list_done); /* j->res_fetching stays set meanwhile */
 }
 
 void pool__res_remote_seen(job_t *j, const wire_job_t *e, const char *peer)
