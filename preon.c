@@ -256,13 +256,13 @@ static int cmd_mount(int argc, char **argv)
         if (rc)
             fprintf(stderr, "preon mount: embedded tracker: %s\n", strerror(-rc));
     }
-    fs_opts_t fo = {.mountpoint = mnt, .data_dir = dd, .self_exe = exe, .slots = (unsigned)slots,
-                    .quiet_ms = quiet, .uid_base = (uid_t)uid_base, .allow_network = allow_net,
-                    .httpd = ctx.httpd, .http_url = url, .peers = peers, .n_peers = npeers, .pool = pool,
-                    .lease_ms = lease, .discover_ms = discover, .read_deadline_ms = read_deadline};
     char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
-    fo.tracker_url = tracker_url ? tracker_url : own_tracker;
-    fo.http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0;
+    fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline,
+                    .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
+                             .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
+                             .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
+                             .tracker_url = tracker_url ? tracker_url : own_tracker,
+                             .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)
         rc = fs_new(&ctx.loop, &fo, on_fs_exit, &ctx, &ctx.fs);
     if (!rc && ctx.tracker)

@@ -141,13 +141,9 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->loop = loop;
     fs->opts = *opts;
     fs->mountpoint = xstrdup(opts->mountpoint);
-    fs->data_dir = xstrdup(opts->data_dir);
+    fs->data_dir = xstrdup(opts->pool.data_dir);
     fs->opts.mountpoint = fs->mountpoint;
-    fs->opts.data_dir = fs->data_dir;
-    fs->opts.self_exe = NULL; /* the pool's */
-    fs->opts.http_url = fs->opts.tracker_url = fs->opts.pool = NULL;
-    fs->opts.peers = NULL;
-    fs->opts.n_peers = 0;
+    fs->opts.pool = (pool_opts_t){0}; /* the pool's: copied by pool_new */
     fs->on_exit = on_exit;
     fs->exit_arg = arg;
     fs->uid = getuid();
@@ -162,12 +158,10 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     fs->waitdir = fs__node_new(fs, fs->root, "wait", N_WAITDIR, NULL);
     fs->peer = fs__node_new(fs, fs->root, "peer", N_PEER, NULL);
     char *jobs_dir = xasprintf("%s/jobs", fs->mountpoint);
-    pool_opts_t po = {.data_dir = fs->data_dir, .jobs_dir = jobs_dir, .self_exe = opts->self_exe,
-                      .bwrap = opts->bwrap, .slots = opts->slots, .uid_base = opts->uid_base,
-                      .allow_network = opts->allow_network, .httpd = opts->httpd, .http_url = opts->http_url,
-                      .peers = opts->peers, .n_peers = opts->n_peers, .tracker_url = opts->tracker_url,
-                      .pool = opts->pool, .http_port = opts->http_port, .lease_ms = opts->lease_ms,
-                      .discover_ms = opts->discover_ms, .mountpoint = fs->mountpoint};
+    pool_opts_t po = opts->pool;
+    po.data_dir = fs->data_dir;
+    po.jobs_dir = jobs_dir; /* tasks read their inputs through the mount */
+    po.mountpoint = fs->mountpoint;
     pool_view_t view = fs__view;
     view.arg = fs;
     rc = pool_new(loop, &po, &view, &fs->pool); /* restores the jobs: their nodes come with them */
@@ -199,8 +193,8 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     uv_poll_init(loop, fs->poll, fd);
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
-    log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, fs->opts.slots,
-             opts->http_url ? ", peer API at " : "", opts->http_url ? opts->http_url : "");
+    log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, opts->pool.slots,
+             opts->pool.http_url ? ", peer API at " : "", opts->pool.http_url ? opts->pool.http_url : "");
     pool_start(fs->pool); /* tasks start now: they read their inputs through the mount */
     *out = fs;
     return 0;

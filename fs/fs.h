@@ -15,29 +15,16 @@
 #include <uv.h>
 
 #include "core/httpd.h"
+#include "pool/pool.h"
 
 typedef struct fs fs_t;
 
 typedef struct fs_opts {
-    const char *mountpoint;  /**< absolute path of an existing directory */
-    const char *data_dir;    /**< absolute path; created if missing */
-    const char *self_exe;    /**< absolute path of the preon binary (the sandbox's rlimit wrapper) */
-    const char *bwrap;       /**< NULL = /usr/bin/bwrap */
-    unsigned slots;          /**< concurrent tasks (>= 0; 0 runs nothing) */
-    uint64_t quiet_ms;       /**< a copied job is published after this long with no file open */
-    uid_t uid_base;          /**< sandbox uids: uid_base + slot */
-    bool allow_network;      /**< run jobs that ask for network */
-    httpd_t *httpd;          /**< borrowed, may be NULL: the peer API is served under /v1 there */
-    const char *http_url;    /**< how others reach this peer's httpd, for the status file */
-    const char *const *peers; /**< base URLs of pool peers known from the start (--peer) */
-    size_t n_peers;
-    const char *tracker_url;  /**< announce URL of the pool's tracker (NULL: no tracker) */
-    const char *pool;         /**< the pool's name (NULL = "default") */
-    uint16_t http_port;       /**< our httpd's port, announced to the tracker */
-    uint64_t lease_ms;        /**< lease given to volunteers; they renew it (0 = 30 s) */
+    const char *mountpoint;    /**< absolute path of an existing directory */
+    uint64_t quiet_ms;         /**< a copied job is published after this long with no file open */
     uint64_t read_deadline_ms; /**< a parked read of another peer's file fails (EIO) after this (0 = 120 s) */
-    uint64_t discover_ms;     /**< how often pool peers are asked for their jobs (0 = 1 s); offers
-                                   (docs/protocol.md) make a new job known at once, this is the fallback */
+    pool_opts_t pool;          /**< the pool below the view (pool/pool.h): fs_new sets its jobs_dir and
+                                    mountpoint; data_dir is the view's too */
 } fs_opts_t;
 
 /**

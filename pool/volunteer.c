@@ -886,6 +886,19 @@ static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, con
         log_info("job %s task %u: %s left the pool: the task waits for another peer", j->name, task, worker);
 }
 
+/* Leases of our jobs were lost or ran out: a job whose last attempt that was may be over now; the
+ * others' tasks wait again, for our slots and for the pool. */
+static void own_jobs_again(pool_t *pool)
+{
+    for (job_t *j = pool->joblist; j; j = j->next) {
+        if (j->remote || !j->published || j->gone)
+            continue;
+        pool__job_check_over(j);
+        pool__vol_offer(pool, j, NULL);
+    }
+    pool__jobs_kick(pool);
+}
+
 void pool__vol_peer_dropped(pool_t *pool, const char *url)
 {
     uint64_t seen = 0;
@@ -895,13 +908,7 @@ void pool__vol_peer_dropped(pool_t *pool, const char *url)
         return;
     if (coord_worker_drop(pool->coord, url, on_peer_lease_lost, pool) <= 0)
         return;
-    for (job_t *j = pool->joblist; j; j = j->next) {
-        if (j->remote || !j->published || j->gone)
-            continue;
-        pool__job_check_over(j); /* the last attempt of a task may have been lost */
-        pool__vol_offer(pool, j, NULL);
-    }
-    pool__jobs_kick(pool);
+    own_jobs_again(pool);
 }
 
 void pool__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const char *worker)
@@ -926,15 +933,8 @@ static void on_lease_timer(uv_timer_t *t)
         return;
     /* Volunteers not heard from for three lease times are forgotten (their leases expired already). */
     coord_drop_silent(pool->coord, pool_now_ms(), 3 * lease_ms(pool), POOL_SELF, on_peer_lease_lost, pool);
-    if (coord_expire(pool->coord, pool_now_ms(), on_lease_expired, pool) > 0) {
-        for (job_t *j = pool->joblist; j; j = j->next) {
-            if (j->remote || !j->published || j->gone)
-                continue;
-            pool__job_check_over(j); /* the last attempt of a task may have run out */
-            pool__vol_offer(pool, j, NULL);
-        }
-        pool__jobs_kick(pool);
-    }
+    if (coord_expire(pool->coord, pool_now_ms(), on_lease_expired, pool) > 0)
+        own_jobs_again(pool);
     vol_tick(pool);
 }
 
