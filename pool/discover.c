@@ -106,6 +106,10 @@ typedef struct disc {
     manifest_t man;
     int rc;
     char why[256];
+    /* a /v1/jobs answer being decoded in the thread pool (up to WIRE_MAX_JOBS_BODY) */
+    wire_job_t *es;
+    size_t n, dropped;
+    bool complete;
 } disc_t;
 
 static void disc_unlink(disc_t *d)
@@ -272,48 +276,70 @@ static void forget_unlisted(pool_t *pool, const char *peer, uint64_t gen)
     }
 }
 
+static void jobs_work(uv_work_t *w)
+{
+    disc_t *d = w->data;
+    d->rc = wire_jobs_decode(d->body, d->len, &d->es, &d->n, &d->dropped, &d->complete, d->why, sizeof(d->why));
+}
+
+static void jobs_done(uv_work_t *w, int status)
+{
+    disc_t *d = w->data;
+    pool_t *pool = d->pool;
+    pool->pending_work--;
+    pool->pending_gets--; /* counted until decoded: the poll does not pile up requests meanwhile */
+    if (pool->stopping) {
+        /* nothing is kept */
+    } else if (d->rc) {
+        log_warn("peer %s: /v1/jobs is refused: %s", d->peer, d->why);
+    } else {
+        if (d->dropped)
+            log_warn("peer %s: /v1/jobs: %zu entries dropped (the first: %s)", d->peer, d->dropped, d->why);
+        uint64_t gen = ++pool->listing_gen;
+        for (size_t i = 0; i < d->n; i++) {
+            const wire_job_t *e = &d->es[i];
+            job_t *j = pool_job_by_id(pool, e->id);
+            if (j) {
+                if (j->remote && e->tasks == j->man.desc.tasks) {
+                    pool__job_add_peer(j, d->peer, e->origin);
+                    j->origin_seen |= e->origin;
+                    j->listed_gen = gen;
+                    pool__res_remote_seen(j, e, d->peer);
+                }
+                continue;
+            }
+            /* Only its submitter introduces a job: a job it replaced or forgot must not come
+             * back through peers that still list it (they drop it once they notice). */
+            if (e->origin)
+                pool__get_manifest(pool, d->peer, e->id, true);
+        }
+        if (d->complete) /* a partial answer may have left some out: nothing is forgotten */
+            forget_unlisted(pool, d->peer, gen);
+    }
+    free(d->es);
+    free(d->body);
+    free(d->peer);
+    free(d);
+}
+
 static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     disc_t *d = arg;
     pool_t *pool = d->pool;
-    pool->pending_gets--;
     if (status != -ECANCELED)
         pool_peer_answered(pool, d->peer, status == 0);
     if (status || code != 200)
         log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
-    if (!status && code == 200 && !pool->stopping) {
-        wire_job_t *es = NULL;
-        size_t n = 0, dropped = 0;
-        bool complete = false;
-        char why[256];
-        if (wire_jobs_decode(body, len, &es, &n, &dropped, &complete, why, sizeof(why)) != 0) {
-            log_warn("peer %s: /v1/jobs is refused: %s", d->peer, why);
-        } else {
-            if (dropped)
-                log_warn("peer %s: /v1/jobs: %zu entries dropped (the first: %s)", d->peer, dropped, why);
-            uint64_t gen = ++pool->listing_gen;
-            for (size_t i = 0; i < n; i++) {
-                const wire_job_t *e = &es[i];
-                job_t *j = pool_job_by_id(pool, e->id);
-                if (j) {
-                    if (j->remote && e->tasks == j->man.desc.tasks) {
-                        pool__job_add_peer(j, d->peer, e->origin);
-                        j->origin_seen |= e->origin;
-                        j->listed_gen = gen;
-                        pool__res_remote_seen(j, e, d->peer);
-                    }
-                    continue;
-                }
-                /* Only its submitter introduces a job: a job it replaced or forgot must not come
-                 * back through peers that still list it (they drop it once they notice). */
-                if (e->origin)
-                    pool__get_manifest(pool, d->peer, e->id, true);
-            }
-            if (complete) /* a partial answer may have left some out: nothing is forgotten */
-                forget_unlisted(pool, d->peer, gen);
-        }
-        free(es);
+    if (!status && code == 200 && !pool->stopping) { /* decoded in the thread pool */
+        d->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+        memcpy(d->body, body, len);
+        d->len = len;
+        d->work.data = d;
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &d->work, jobs_work, jobs_done);
+        return;
     }
+    pool->pending_gets--;
     free(d->peer);
     free(d);
 }

@@ -389,10 +389,13 @@ typedef struct rcollect {
     int status;
     uv_work_t req;
     char why[256];
+    char *mbody; /* the result manifest as fetched, decoded in the thread pool */
+    size_t mlen;
 } rcollect_t;
 
 static void rc_free(rcollect_t *c)
 {
+    free(c->mbody);
     manifest_release(&c->man);
     free(c->data);
     free(c->peer);
@@ -556,24 +559,40 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
 
 static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *peer);
 
-static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+/* Thread pool: the result manifest decoded (every limit checked) and held against the job's rules
+ * (pool__result_fits), before one block of it is fetched. */
+static void rm_decode_work(uv_work_t *w)
 {
-    rcollect_t *c = arg;
-    char why[256] = "";
-    if (status || code != 200)
-        snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
-    else if (manifest_decode(&c->man, body, len, why, sizeof(why)) != 0 && !why[0])
-        snprintf(why, sizeof(why), "undecodable");
-    else /* before a block is fetched: what the job's rules allow, nothing more */
-        pool__result_fits(&c->man, &c->job->man.desc, why, sizeof(why));
-    if (why[0] || c->job->gone || c->pool->stopping) {
-        if (why[0] && !c->job->gone && !c->pool->stopping) {
-            log_warn("job %s task %u: result manifest from %s refused: %s (the task waits for another peer)",
-                     c->job->name, c->task, c->peer, why);
-            task_lost(c->pool, c->job, c->task, c->peer); /* not when its long lease runs out */
-        }
-        return rc_free(c);
+    rcollect_t *c = w->data;
+    c->why[0] = '\0';
+    if (manifest_decode(&c->man, c->mbody, c->mlen, c->why, sizeof(c->why)) != 0) {
+        if (!c->why[0])
+            snprintf(c->why, sizeof(c->why), "undecodable");
+        return;
     }
+    pool__result_fits(&c->man, &c->job->man.desc, c->why, sizeof(c->why)); /* the desc never changes */
+}
+
+static void rm_refused(rcollect_t *c, const char *why)
+{
+    if (!c->job->gone && !c->pool->stopping) {
+        log_warn("job %s task %u: result manifest from %s refused: %s (the task waits for another peer)",
+                 c->job->name, c->task, c->peer, why);
+        task_lost(c->pool, c->job, c->task, c->peer); /* not when its long lease runs out */
+    }
+    rc_free(c);
+}
+
+static void rm_decode_done(uv_work_t *w, int status)
+{
+    rcollect_t *c = w->data;
+    c->pool->pending_work--;
+    free(c->mbody);
+    c->mbody = NULL;
+    if (c->why[0])
+        return rm_refused(c, c->why);
+    if (c->job->gone || c->pool->stopping)
+        return rc_free(c);
     const char *peers[1] = {c->peer};
     c->missing = 1;
     for (size_t i = 0; i < c->man.n_files; i++) {
@@ -589,6 +608,24 @@ static void on_result_manifest(int status, unsigned code, const char *body, size
         }
     }
     rc_block_done(NULL, 0, c);
+}
+
+static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    rcollect_t *c = arg;
+    if (status || code != 200) {
+        char why[128];
+        snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
+        return rm_refused(c, why);
+    }
+    if (c->job->gone || c->pool->stopping)
+        return rc_free(c);
+    c->mbody = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+    memcpy(c->mbody, body, len);
+    c->mlen = len;
+    c->req.data = c;
+    c->pool->pending_work++;
+    uv_queue_work(c->pool->loop, &c->req, rm_decode_work, rm_decode_done);
 }
 
 /*

@@ -3,6 +3,8 @@
 #   1. publishing a 1 GiB input: hashing throughput vs OpenSSL's single-core SHA-256 on the same file
 #   2. sequential read of it through the mount vs reading the underlying file
 #   3. per-task overhead of the sandbox (empty task, median of 100) vs running the same command bare
+#   4. writing a file into a job being copied in, through the mount, vs into a plain directory (with
+#      the loop-lag figures of the run)
 # Usage: PREON=build/preon tests/bench/bench_local.sh [SIZE_MIB]   (default 1024)
 set -euo pipefail
 : "${PREON:?set PREON to the preon binary}"
@@ -69,3 +71,15 @@ done
 bare=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 printf 'sandboxed task p50: %s ms   bare sh -c true p50: %s ms   overhead %.1f ms\n' "$p50" "$bare" \
     "$(awk -v a="$p50" -v b="$bare" 'BEGIN { print a - b }')"
+
+echo "== 4. writing a ${SIZE_MIB} MiB file into a job being copied in, through the mount, vs into a plain directory"
+mkdir "$M/jobs/.w" "$T/plain"
+t0=$(now); dd if=/dev/zero of="$M/jobs/.w/big" bs=1M count="$SIZE_MIB" conv=fsync 2>/dev/null; t1=$(now)
+wmnt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+t0=$(now); dd if=/dev/zero of="$T/plain/big" bs=1M count="$SIZE_MIB" conv=fsync 2>/dev/null; t1=$(now)
+wraw=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+printf 'write via mount: %s MiB/s   direct: %s MiB/s   ratio %s\n' "$(mibs "$wmnt")" "$(mibs "$wraw")" \
+    "$(ratio "$wraw" "$wmnt")"
+# The loop's longest busy iteration over the whole run (the writes, the reads, publishing, tasks).
+printf 'loop: busy at most %s ms, %s stalls over 5 ms (since the peer started)\n' \
+    "$(sed -n 's/^loop-busy-max-ms: //p' "$M/peer")" "$(sed -n 's/^loop-stalls-over-5ms: //p' "$M/peer")"
