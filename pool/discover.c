@@ -124,6 +124,18 @@ static void disc_unlink(disc_t *d)
     }
 }
 
+/* An answer is decoded in the thread pool: its body is copied (the fetcher's buffer is valid during
+ * its callback only) and work runs there, then done on the loop (pool_stop waits for it). */
+static void decode_later(disc_t *d, const char *body, size_t len, uv_work_cb work, uv_after_work_cb done)
+{
+    d->body = xmalloc(len ? len : 1);
+    memcpy(d->body, body, len);
+    d->len = len;
+    d->work.data = d;
+    d->pool->pending_work++;
+    uv_queue_work(d->pool->loop, &d->work, work, done);
+}
+
 /* Thread pool: SHA-256 of the bytes must be the job id; then the manifest is decoded (every limit
  * checked): both cost milliseconds for a big job, off the loop. */
 static void manifest_work(uv_work_t *w)
@@ -169,14 +181,8 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     pool_t *pool = d->pool;
     pool->pending_gets--;
     if (!status && code == 200 && !pool->stopping && !pool_job_by_id(pool, d->id)) {
-        d->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
-        memcpy(d->body, body, len);
-        d->len = len;
         manifest_init(&d->man);
-        d->work.data = d;
-        pool->pending_work++;
-        uv_queue_work(pool->loop, &d->work, manifest_work, manifest_done); /* still in pool->manifests */
-        return;
+        return decode_later(d, body, len, manifest_work, manifest_done); /* still in pool->manifests */
     }
     disc_unlink(d);
     if (status || code != 200)
@@ -331,13 +337,7 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
     if (status || code != 200)
         log_debug("peer %s: /v1/jobs: %s %u", d->peer, status ? strerror(-status) : "HTTP", code);
     if (!status && code == 200 && !pool->stopping) { /* decoded in the thread pool */
-        d->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
-        memcpy(d->body, body, len);
-        d->len = len;
-        d->work.data = d;
-        pool->pending_work++;
-        uv_queue_work(pool->loop, &d->work, jobs_work, jobs_done);
-        return;
+        return decode_later(d, body, len, jobs_work, jobs_done);
     }
     pool->pending_gets--;
     free(d->peer);
