@@ -8,9 +8,14 @@
 #
 # Usage: tests/bench/bench_read_ab.sh SEEDER_PREON PREON_X PREON_Y [SIZE_MIB] [ROUNDS]
 #        (defaults 1024 MiB, 3 rounds; the first read of a run is cold and usually slower)
+#        With no arguments (as run by `make bench`): $PREON for all three, 256 MiB, 2 rounds: the
+#        machine's noise floor for the read path.
 # Needs root (FUSE, tmpfs). Everything lives on one tmpfs and is torn down on exit.
 set -euo pipefail
-[ "$#" -ge 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+if [ "$#" -eq 0 ] && [ -n "${PREON:-}" ]; then
+    set -- "$PREON" "$PREON" "$PREON" 256 2
+fi
+[ "$#" -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 SEED=$(readlink -f -- "$1") X=$(readlink -f -- "$2") Y=$(readlink -f -- "$3")
 SIZE_MIB=${4:-1024} ROUNDS=${5:-3}
 T=$(mktemp -d /tmp/preon-bench-ab.XXXXXX)
@@ -30,7 +35,7 @@ head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$T/src/big/input.bin"
 printf '#!/bin/sh\ntrue\n' >"$T/src/big/run"
 chmod 755 "$T/src/big/run"
 field() { sed -n "s/^$2: //p" "$1/peer"; }
-"$SEED" mount -f --data "$T/a/d" --port 0 --slots 0 --log "$T/a/log" "$T/a/m" &
+"$SEED" mount -f --data "$T/a/d" --port 0 --slots 0 --log "$T/a/log" "$T/a/m" 2>/dev/null &
 PIDS+=($!)
 for _ in $(seq 200); do [ -n "$(field "$T/a/m" http 2>/dev/null)" ] && break; sleep 0.05; done
 UA=$(field "$T/a/m" http)
@@ -42,7 +47,7 @@ for _ in $(seq "$ROUNDS"); do
     for B in "$X" "$Y"; do
         rm -rf "$T/b/d"
         mkdir -p "$T/b/d"
-        "$B" mount -f --data "$T/b/d" --port 0 --slots 0 --peer "$UA" --log "$T/b/log" "$T/b/m" &
+        "$B" mount -f --data "$T/b/d" --port 0 --slots 0 --peer "$UA" --log "$T/b/log" "$T/b/m" 2>/dev/null &
         pb=$!
         PIDS+=("$pb")
         for _ in $(seq 400); do [ -e "$T/b/m/jobs/big/input.bin" ] && break; sleep 0.05; done
