@@ -71,7 +71,10 @@ fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done
 
-bench: $(BUILD)/preon
+$(BUILD)/bench_db: $(BUILD)/tests/bench/bench_db.o $(BUILD)/libpreon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/preon $(BUILD)/bench_db
 	PREON=$(abspath $(BUILD)/preon) tests/bench/run-all.sh
 
 format:
