@@ -3,8 +3,11 @@
  *
  * The session fd is non-blocking and watched by uv_poll; each readable event drains the requests
  * that are there (receive_buf then process_buf), so a read parked on a job never blocks the loop.
- * Stopping: kill running tasks (they stay RUNNING in the database and run again after a restart),
- * wait for thread-pool work, unmount, close every handle, then report on_exit.
+ * The pool below (pool/pool.h) is made before the mount (it restores the jobs, whose nodes come with
+ * them) and started after it. Stopping: parked readers are answered, answers still being written
+ * in the thread pool land, the session is unmounted and ended, then the pool stops (running tasks
+ * are killed: they stay RUNNING in the database and run again after a restart) and frees
+ * everything, and on_exit is reported.
  */
 #include <errno.h>
 #include <fcntl.h>

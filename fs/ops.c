@@ -485,7 +485,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_PUB_FILE: {
         if (wants_write(fi->flags))
             return (void)fuse_reply_err(req, EROFS);
-        if (n->job->remote) { /* no local copy: reads fetch blocks (remote.c) */
+        if (n->job->remote) { /* no local copy: reads fetch blocks (read.c) */
             file_fh_t *fh = xcalloc(1, sizeof(*fh));
             fh->fd = -1;
             fh->job = n->job;

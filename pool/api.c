@@ -1,10 +1,7 @@
 /*
- * api.c: this peer's HTTP API (docs/protocol.md) on the shared httpd: the jobs it knows, their
- * manifests, and blocks by hash. A block is served only from bytes that were verified: the inputs
- * of a job this peer published (hashed at publication) or the block store (verified before stored).
- *
- * The block index maps a block hash to where a published job holds it (job, file, block). It is an
- * open-addressing table rebuilt when a job goes away (rare) and appended to at publication.
+ * api.c: part of this peer's HTTP API (docs/protocol.md): the jobs it knows (/v1/jobs, through
+ * pool/wire.h) and their manifests. Blocks by hash and /v1/have are swarm/serve.c's (what each job
+ * holds is registered by blocks.c); pool.c routes every /v1 request.
  */
 #include <errno.h>
 #include <fcntl.h>

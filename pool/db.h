@@ -3,7 +3,9 @@
  *
  * Survives kill -9 at any instant: every call is one transaction. synchronous=NORMAL in WAL mode:
  * a process crash loses nothing; a power loss may lose the last commits, never corrupts.
- * Calls are blocking but short (no fsync per commit in WAL/NORMAL); they run on the loop thread.
+ * Calls are blocking and run on the loop thread: usually tens of microseconds (no fsync per commit in
+ * WAL/NORMAL), but a commit that runs the WAL auto-checkpoint, or writes a big manifest, takes
+ * milliseconds (tests/bench/bench_db.sh; docs/performance.md): moving them off the loop is open.
  * Schema in docs/formats.md. All functions return 0 or -errno (-EIO for an SQLite error, logged).
  */
 #ifndef PREON_POOL_DB_H

@@ -36,6 +36,17 @@ static bool peer_known(char **list, size_t n, const char *url)
     return false;
 }
 
+/* Pool peers whose base URL is on host ip, to bound what one host may add. */
+static size_t peers_on_host(pool_t *pool, const char *ip)
+{
+    size_t n = 0, len = strlen(ip);
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        if (!strncmp(pool->pool_peers[i], "http://", 7) && !strncmp(pool->pool_peers[i] + 7, ip, len) &&
+            pool->pool_peers[i][7 + len] == ':')
+            n++;
+    return n;
+}
+
 bool pool__add_peer(pool_t *pool, const char *url)
 {
     if (peer_known(pool->pool_peers, pool->n_pool_peers, url) || pool->n_pool_peers >= POOL_MAX_POOL_PEERS)
@@ -47,7 +58,7 @@ bool pool__add_peer(pool_t *pool, const char *url)
     const char *colon = strrchr(host, ':');
     char h[256];
     snprintf(h, sizeof(h), "%.*s", (int)(colon ? (size_t)(colon - host) : strlen(host)), host);
-    if (pool__peers_on_host(pool, h) >= POOL_MAX_PEERS_PER_HOST) {
+    if (peers_on_host(pool, h) >= POOL_MAX_PEERS_PER_HOST) {
         if (!pool->host_cap_said)
             log_warn("pool peer %s not added: %s has %d already (POOL_MAX_PEERS_PER_HOST)", url, h,
                      POOL_MAX_PEERS_PER_HOST);
@@ -63,15 +74,6 @@ bool pool__add_peer(pool_t *pool, const char *url)
     return true;
 }
 
-size_t pool__peers_on_host(pool_t *pool, const char *ip)
-{
-    size_t n = 0, len = strlen(ip);
-    for (size_t i = 0; i < pool->n_pool_peers; i++)
-        if (!strncmp(pool->pool_peers[i], "http://", 7) && !strncmp(pool->pool_peers[i] + 7, ip, len) &&
-            pool->pool_peers[i][7 + len] == ':')
-            n++;
-    return n;
-}
 
 void pool__job_add_peer(job_t *j, const char *url, bool origin)
 {
@@ -111,6 +113,16 @@ typedef struct disc {
     size_t n, dropped;
     bool complete;
 } disc_t;
+
+/* Frees d and what it holds (whichever of manifest, list and body it got). */
+static void disc_free(disc_t *d)
+{
+    manifest_release(&d->man);
+    free(d->es);
+    free(d->body);
+    free(d->peer);
+    free(d);
+}
 
 static void disc_unlink(disc_t *d)
 {
@@ -169,10 +181,7 @@ static void manifest_done(uv_work_t *w, int status)
             pool->up.vol_kick(pool); /* free slots ask for its tasks now, not at the next tick */
         }
     }
-    manifest_release(&d->man);
-    free(d->body);
-    free(d->peer);
-    free(d);
+    disc_free(d);
 }
 
 static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -187,8 +196,7 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     disc_unlink(d);
     if (status || code != 200)
         log_warn("manifest %s from %s refused: %s", d->id, d->peer, status ? strerror(-status) : "HTTP error");
-    free(d->peer);
-    free(d);
+    disc_free(d);
 }
 
 void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool origin)
@@ -224,8 +232,7 @@ void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool ori
         pool->n_manifests++;
     } else {
         log_warn("GET %s: %s", url, strerror(-rc));
-        free(m->peer);
-        free(m);
+        disc_free(m);
     }
     free(url);
 }
@@ -322,10 +329,7 @@ static void jobs_done(uv_work_t *w, int status)
         if (d->complete) /* a partial answer may have left some out: nothing is forgotten */
             forget_unlisted(pool, d->peer, gen);
     }
-    free(d->es);
-    free(d->body);
-    free(d->peer);
-    free(d);
+    disc_free(d);
 }
 
 static void on_jobs(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -340,8 +344,7 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
         return decode_later(d, body, len, jobs_work, jobs_done);
     }
     pool->pending_gets--;
-    free(d->peer);
-    free(d);
+    disc_free(d);
 }
 
 static void on_discover(uv_timer_t *t)
@@ -362,8 +365,7 @@ static void on_discover(uv_timer_t *t)
             pool->pending_gets++;
         } else {
             log_warn("GET %s: %s", url, strerror(-rc));
-            free(d->peer);
-            free(d);
+            disc_free(d);
         }
         free(url);
     }

@@ -191,8 +191,6 @@ bool pool__api_handle(pool_t *p, httpd_req_t *r, const char *path);
 /* discover.c */
 /** Adds a pool peer (a base URL); true if it was new (it is then greeted: pool__vol_new_peer). */
 bool pool__add_peer(pool_t *p, const char *url);
-/** Pool peers whose base URL is on host ip (a dotted quad), to bound what one host may add. */
-size_t pool__peers_on_host(pool_t *p, const char *ip);
 /**
  * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
  * checks SHA-256(bytes) == id, decodes it and adds the job (pool__job_add_remote), then asks for work.

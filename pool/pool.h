@@ -6,8 +6,9 @@
  * view above it (fs/) shows its jobs as files: it creates jobs being copied in (pool_job_stage), asks
  * for them to be published, renamed, cancelled or dropped, and reads the records (pool_job_t, whose
  * fields are the pool's to write: read-only outside pool/). The pool tells the view what changed
- * through the table of callbacks it is given (pool_view_t), always from the loop thread, never from
- * inside a call the view made unless that call's contract says so.
+ * through the table of callbacks it is given (pool_view_t), always from the loop thread. The calls
+ * that change a job (stage, rename, unlist, cancel) report the change through those callbacks
+ * before they return; everything else is reported later, from the loop.
  *
  * Everything runs on the loop given; blocking disk work goes to libuv's thread pool.
  * Errors are 0 or -errno.
@@ -159,8 +160,9 @@ pool_job_t *pool_job_by_id(pool_t *p, const char *id);
 /** Calls cb for every live job, oldest first (cb must not add or remove jobs). */
 void pool_jobs_foreach(pool_t *p, void (*cb)(void *arg, pool_job_t *j), void *arg);
 /**
- * A job directory is being copied in: makes data/staging/<name> and a J_STAGING record (reported
- * through job_added; a finished job of that name is replaced: job_removed first). NULL on error.
+ * A job directory is being copied in: makes data/staging/<name> and a J_STAGING record, reported
+ * through job_added before this returns (a finished job of that name is replaced: job_removed
+ * first). NULL on error.
  */
 pool_job_t *pool_job_stage(pool_t *p, const char *name);
 /** The staged copy changed: gen is bumped; a rejected job goes back to J_STAGING. */
@@ -168,11 +170,13 @@ void pool_job_touch(pool_job_t *j);
 /** Hashes the staged copy in the thread pool; job_changed follows with J_RUNNING, J_REJECTED or
  * (the copy changed meanwhile) J_STAGING. Only for a J_STAGING or J_REJECTED job. */
 void pool_job_publish(pool_job_t *j);
-/** A staged job was renamed in jobs/ (a live job of newname is replaced). */
+/** A staged job was renamed in jobs/ (a live job of newname is replaced: job_removed, before this
+ * returns). */
 void pool_job_rename(pool_job_t *j, const char *newname);
-/** Removed from jobs/: a staged job is forgotten (job_removed), a published one unlisted. */
+/** Removed from jobs/: a staged job is forgotten (job_removed), a published one unlisted
+ * (job_changed), before this returns. */
 void pool_job_unlist(pool_job_t *j);
-/** Something in a published job was removed (rm -r): cancels it (job_changed). */
+/** Something in a published job was removed (rm -r): cancels it (job_changed, before this returns). */
 void pool_job_cancel(pool_job_t *j, const char *why);
 bool pool_job_over(const pool_job_t *j);
 /** Keeps j's record alive while something in flight points at it (a file handle, a parked read). */

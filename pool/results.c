@@ -4,8 +4,8 @@
  *
  * Submitter: every task result it records (run here, or fetched from a volunteer) is hashed in the
  * thread pool into a result manifest: the files of results/<job>/<task>/ (outputs, stdout, stderr,
- * exit_code) hashed in place, no copy. Its blocks join the block index (api.c serves them after a
- * fresh check of their hash, since a retried task may replace a result directory) and the manifest
+ * exit_code) hashed in place, no copy. Its blocks are registered for serving (blocks.c; swarm/serve.c
+ * checks their hash again before it serves one, since a retried task may replace a result directory) and the manifest
  * is served at /v1/results/<job>/<task>. /v1/results/<job>?after=K lists the results from the K-th
  * on, in the order they were hashed, each with its exit code, manifest id and manifest text (so a
  * peer mirrors many results in one request); /v1/jobs tells how many there are and the submitter's
@@ -13,10 +13,11 @@
  *
  * Other peers: when the submitter's /v1/jobs entry reports results this peer has not mirrored, it
  * asks for the list from where it stands; a manifest is accepted only if its SHA-256 is the id
- * listed and it decodes within every limit. Each accepted result appears at once as read-only
- * results/<name>/<task>/... nodes whose reads fetch, verify and keep blocks exactly like a remote
- * job's inputs (remote.c). The job's state and counts follow its submitter's; it is over here (and
- * wait/<name> answers) only once every result the submitter listed has been mirrored.
+ * listed and it decodes within every limit (checked and decoded in the thread pool). Each accepted
+ * result is reported to the view (result_added: read-only results/<name>/<task>/... nodes whose
+ * reads fetch, verify and keep blocks exactly like a remote job's inputs: fs/mirror.c, fs/read.c).
+ * The job's state and counts follow its submitter's; it is over here (and wait/<name> answers)
+ * only once every result the submitter listed has been mirrored.
  */
 #include <errno.h>
 #include <inttypes.h>

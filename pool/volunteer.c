@@ -46,7 +46,7 @@
 #include "pool/work.h"
 #include "pool/wire.h"
 
-#define VOL_ALIVE_MS 10000         /* a volunteer heard from this recently is not dropped (remote.c's window) */
+#define VOL_ALIVE_MS 10000         /* a volunteer heard from this recently is not dropped (discover.c's window) */
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
