@@ -1,9 +1,11 @@
 /*
  * db.c: the peer's records (jobs, manifests, task outcomes, rejected job directories) in SQLite.
  *
- * One connection, used from the loop thread only. WAL with synchronous=NORMAL: each call is one
- * autocommit transaction, appended to the WAL without an fsync, so a killed process loses nothing
- * and a power loss can drop only the last commits, never corrupt the file. Every statement is
+ * One connection, used by one thread at a time: the caller's (start-up, tests) until db_writer_start,
+ * then only the writer thread's, which commits posted writes in batches (one transaction for all
+ * that queued while the previous one committed). WAL with synchronous=NORMAL: a commit is appended
+ * to the WAL without an fsync, so it survives kill -9, and a power loss can drop only the last
+ * commits, never corrupt the file. Every statement is
  * prepared once in db_open and reused with sqlite3_reset, because db_task_put runs on every task
  * state change. SQLite errors are logged with sqlite3_errmsg and become -EIO; constraint errors
  * that mean something to the caller become -EEXIST (a taken id or name) or -ENOENT (a task of an
@@ -17,11 +19,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <uv.h>
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -30,6 +35,12 @@
 #define DB_SCHEMA_VERSION 1
 #ifndef DB_BUSY_TIMEOUT_MS
 #define DB_BUSY_TIMEOUT_MS 5000 /* only another process on the same file (a second preon) waits */
+#endif
+#ifndef DB_BATCH_MAX
+#define DB_BATCH_MAX 1024 /* writes per transaction of the writer thread */
+#endif
+#ifndef DB_BATCH_BYTES
+#define DB_BATCH_BYTES (4u << 20) /* manifest bytes per transaction (one bigger manifest goes alone) */
 #endif
 
 enum {
@@ -82,10 +93,38 @@ static const char schema_sql[] =
     " reason TEXT NOT NULL);"
     "PRAGMA user_version = 1;";
 
+typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT, OP_REJ_PUT, OP_REJ_DELETE } op_kind_t;
+
+/* One posted write: the strings and the manifest are its own copies. */
+typedef struct dbop {
+    struct dbop *next;
+    op_kind_t kind;
+    char *a, *b;      /* job id (job ops, task put) or name (rejected); name, reason */
+    void *blob;       /* a job's manifest */
+    size_t blob_len;
+    int64_t v;        /* a job's state or created_ms */
+    db_task_t task;   /* job_id and reason point into a and b */
+    db_done_cb cb;
+    void *arg;
+    int rc;
+} dbop_t;
+
 struct db {
     sqlite3 *sql;
     char *path;
     sqlite3_stmt *st[ST_COUNT];
+    /* the writer thread (db_writer_start .. db_writer_stop) and what it shares with the loop */
+    bool running;      /* loop thread only: the writer owns the connection */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dbop_t *todo, **todo_tail; /* posted, not yet taken: mu */
+    dbop_t *done, **done_tail; /* finished, callbacks due on the loop: mu */
+    bool quit, quitted;        /* mu */
+    uv_async_t *async;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    db_stats_t stats;          /* mu */
 };
 
 /* Logs an SQLite failure and maps it to -EIO. */
@@ -160,6 +199,10 @@ int db_open(const char *path, db_t **out)
         return -EINVAL;
     db_t *db = xcalloc(1, sizeof(*db));
     db->path = xstrdup(path);
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_cond_init(&db->cv, NULL);
+    db->todo_tail = &db->todo;
+    db->done_tail = &db->done;
     rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         rc = fail(db, "open", rc);
@@ -199,6 +242,10 @@ void db_close(db_t *db)
 {
     if (!db)
         return;
+    if (db->running || db->async) {
+        log_error("db %s: closed while its writer runs (a bug): left open", db->path);
+        return;
+    }
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);
     if (db->sql) {
@@ -206,6 +253,8 @@ void db_close(db_t *db)
         if (rc != SQLITE_OK)
             log_error("db %s: close: %s", db->path, sqlite3_errstr(rc));
     }
+    pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->cv);
     free(db->path);
     free(db);
 }
@@ -249,7 +298,7 @@ static void reset(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-int db_job_insert(db_t *db, const db_job_t *job)
+static int do_job_insert(db_t *db, const db_job_t *job)
 {
     if (!job || !job->id || !job->name || (!job->manifest && job->manifest_len > 0))
         return -EINVAL;
@@ -305,7 +354,7 @@ static int change_one(db_t *db, int which, const char *key, const int64_t *value
     return sqlite3_changes(db->sql) > 0 ? 0 : -ENOENT;
 }
 
-int db_job_set_state(db_t *db, const char *job_id, db_job_state_t state)
+static int do_job_set_state(db_t *db, const char *job_id, db_job_state_t state)
 {
     if ((unsigned)state > DB_JOB_CANCELLED)
         return -EINVAL;
@@ -313,7 +362,7 @@ int db_job_set_state(db_t *db, const char *job_id, db_job_state_t state)
     return change_one(db, ST_JOB_SET_STATE, job_id, &v, "set job state");
 }
 
-int db_job_delete(db_t *db, const char *job_id)
+static int do_job_delete(db_t *db, const char *job_id)
 {
     /* foreign_keys=ON makes this delete the job's tasks in the same statement. */
     return change_one(db, ST_JOB_DELETE, job_id, NULL, "delete job");
@@ -348,7 +397,7 @@ static int column_str(db_t *db, sqlite3_stmt *st, int col, bool nullable, const 
  * a write made meanwhile only when the last active statement ends, that is when the load returns.
  * A callback's non-zero return stops the load and is returned.
  */
-int db_jobs_load(db_t *db, int (*cb)(void *arg, const db_job_t *job), void *arg)
+static int do_jobs_load(db_t *db, int (*cb)(void *arg, const db_job_t *job), void *arg)
 {
     sqlite3_stmt *st = stmt(db, ST_JOBS_LOAD);
     if (!st)
@@ -383,7 +432,7 @@ int db_jobs_load(db_t *db, int (*cb)(void *arg, const db_job_t *job), void *arg)
     return rc;
 }
 
-int db_task_put(db_t *db, const db_task_t *t)
+static int do_task_put(db_t *db, const db_task_t *t)
 {
     if (!t || !t->job_id)
         return -EINVAL;
@@ -406,7 +455,7 @@ int db_task_put(db_t *db, const db_task_t *t)
     return fail(db, "put task", src);
 }
 
-int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_task_t *task), void *arg)
+static int do_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_task_t *task), void *arg)
 {
     if (!job_id)
         return -EINVAL;
@@ -441,7 +490,7 @@ int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_ta
     return rc;
 }
 
-int db_rejected_put(db_t *db, const char *name, const char *reason)
+static int do_rejected_put(db_t *db, const char *name, const char *reason)
 {
     if (!name || !reason)
         return -EINVAL;
@@ -457,12 +506,12 @@ int db_rejected_put(db_t *db, const char *name, const char *reason)
     return src == SQLITE_DONE ? 0 : fail(db, "put rejected", src);
 }
 
-int db_rejected_delete(db_t *db, const char *name)
+static int do_rejected_delete(db_t *db, const char *name)
 {
     return change_one(db, ST_REJ_DELETE, name, NULL, "delete rejected");
 }
 
-int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char *reason), void *arg)
+static int do_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char *reason), void *arg)
 {
     sqlite3_stmt *st = stmt(db, ST_REJ_LOAD);
     if (!st)
@@ -486,4 +535,333 @@ int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char
     }
     reset(st);
     return rc;
+}
+
+/* ---- the calls that run here and now (before db_writer_start, or after db_writer_stop) ---- */
+
+/* While the writer thread owns the connection, a direct call would race it: refused. */
+static int owned(const db_t *db)
+{
+    if (!db)
+        return -EINVAL;
+    if (db->running) {
+        log_error("db %s: called directly while its writer thread runs (a bug)", db->path);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+int db_job_insert(db_t *db, const db_job_t *job)
+{
+    int rc = owned(db);
+    return rc ? rc : do_job_insert(db, job);
+}
+
+int db_job_set_state(db_t *db, const char *job_id, db_job_state_t state)
+{
+    int rc = owned(db);
+    return rc ? rc : do_job_set_state(db, job_id, state);
+}
+
+int db_job_delete(db_t *db, const char *job_id)
+{
+    int rc = owned(db);
+    return rc ? rc : do_job_delete(db, job_id);
+}
+
+int db_jobs_load(db_t *db, int (*cb)(void *arg, const db_job_t *job), void *arg)
+{
+    int rc = owned(db);
+    return rc ? rc : do_jobs_load(db, cb, arg);
+}
+
+int db_task_put(db_t *db, const db_task_t *task)
+{
+    int rc = owned(db);
+    return rc ? rc : do_task_put(db, task);
+}
+
+int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_task_t *task), void *arg)
+{
+    int rc = owned(db);
+    return rc ? rc : do_tasks_load(db, job_id, cb, arg);
+}
+
+int db_rejected_put(db_t *db, const char *name, const char *reason)
+{
+    int rc = owned(db);
+    return rc ? rc : do_rejected_put(db, name, reason);
+}
+
+int db_rejected_delete(db_t *db, const char *name)
+{
+    int rc = owned(db);
+    return rc ? rc : do_rejected_delete(db, name);
+}
+
+int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char *reason), void *arg)
+{
+    int rc = owned(db);
+    return rc ? rc : do_rejected_load(db, cb, arg);
+}
+
+/* ---- posted writes and the writer thread ---- */
+
+static int run_op(db_t *db, dbop_t *op)
+{
+    switch (op->kind) {
+    case OP_JOB_INSERT: {
+        db_job_t j = {.id = op->a, .name = op->b, .state = DB_JOB_ACTIVE, .created_ms = op->v,
+                      .manifest = op->blob, .manifest_len = op->blob_len};
+        return do_job_insert(db, &j);
+    }
+    case OP_JOB_STATE:
+        return do_job_set_state(db, op->a, (db_job_state_t)op->v);
+    case OP_JOB_DELETE:
+        return do_job_delete(db, op->a);
+    case OP_TASK_PUT:
+        return do_task_put(db, &op->task);
+    case OP_REJ_PUT:
+        return do_rejected_put(db, op->a, op->b);
+    case OP_REJ_DELETE:
+        return do_rejected_delete(db, op->a);
+    }
+    return -EINVAL;
+}
+
+static void op_free(dbop_t *op)
+{
+    free(op->a);
+    free(op->b);
+    free(op->blob);
+    free(op);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The writer: takes every write posted so far and commits them as one transaction, in the order
+ * they were posted. A write that fails alone (a taken name) fails alone: SQLite undoes that
+ * statement only. A failed COMMIT fails the whole batch. Then the callbacks go to the loop.
+ */
+static void *writer_main(void *arg)
+{
+    db_t *db = arg;
+    pthread_mutex_lock(&db->mu);
+    for (;;) {
+        while (!db->todo && !db->quit)
+            pthread_cond_wait(&db->cv, &db->mu);
+        if (!db->todo)
+            break;
+        /* at most DB_BATCH_MAX writes or bytes per transaction: a publish waits for one batch only */
+        dbop_t *batch = db->todo, *last = batch;
+        size_t count = 1, bytes = batch->blob_len;
+        while (last->next && count < DB_BATCH_MAX && bytes + last->next->blob_len <= DB_BATCH_BYTES) {
+            last = last->next;
+            count++;
+            bytes += last->blob_len;
+        }
+        db->todo = last->next;
+        last->next = NULL;
+        if (!db->todo)
+            db->todo_tail = &db->todo;
+        pthread_mutex_unlock(&db->mu);
+
+        uint64_t t0 = mono_ns();
+        size_t n = 0;
+        bool txn = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+        for (dbop_t *op = batch; op; op = op->next, n++)
+            op->rc = run_op(db, op);
+        if (txn) {
+            int rc = sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
+            if (rc != SQLITE_OK) {
+                fail(db, "commit", rc);
+                sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+                for (dbop_t *op = batch; op; op = op->next)
+                    op->rc = -EIO;
+            }
+        }
+        uint64_t took = mono_ns() - t0;
+
+        pthread_mutex_lock(&db->mu);
+        db->stats.batches++;
+        db->stats.writes += n;
+        if (took > db->stats.batch_max_ns)
+            db->stats.batch_max_ns = took;
+        for (dbop_t *op = batch, *next; op; op = next) {
+            next = op->next;
+            op->next = NULL;
+            if (!op->cb) {
+                op_free(op);
+                continue;
+            }
+            *db->done_tail = op;
+            db->done_tail = &op->next;
+        }
+        if (db->done)
+            uv_async_send(db->async);
+    }
+    db->quitted = true;
+    pthread_mutex_unlock(&db->mu);
+    uv_async_send(db->async);
+    return NULL;
+}
+
+static void async_closed(uv_handle_t *h)
+{
+    db_t *db = h->data;
+    free(h);
+    db->async = NULL;
+    if (db->stopped)
+        db->stopped(db->stopped_arg);
+}
+
+/* On the loop: the callbacks of finished writes, then (once the writer quit) the join. */
+static void on_async(uv_async_t *a)
+{
+    db_t *db = a->data;
+    pthread_mutex_lock(&db->mu);
+    dbop_t *list = db->done;
+    db->done = NULL;
+    db->done_tail = &db->done;
+    bool quitted = db->quitted;
+    pthread_mutex_unlock(&db->mu);
+    for (dbop_t *op = list, *next; op; op = next) {
+        next = op->next;
+        op->cb(op->arg, op->rc);
+        op_free(op);
+    }
+    if (quitted && db->running) {
+        pthread_join(db->thread, NULL);
+        db->running = false;
+        uv_close((uv_handle_t *)db->async, async_closed);
+    }
+}
+
+int db_writer_start(db_t *db, uv_loop_t *loop)
+{
+    if (!db || !loop || db->running || db->async)
+        return -EINVAL;
+    db->async = xcalloc(1, sizeof(*db->async));
+    db->async->data = db;
+    int rc = uv_async_init(loop, db->async, on_async);
+    if (rc) {
+        free(db->async);
+        db->async = NULL;
+        return rc;
+    }
+    db->quit = db->quitted = false;
+    db->stopped = NULL;
+    rc = -pthread_create(&db->thread, NULL, writer_main, db);
+    if (rc) {
+        uv_close((uv_handle_t *)db->async, async_closed);
+        return rc;
+    }
+    db->running = true;
+    return 0;
+}
+
+void db_writer_stop(db_t *db, void (*done)(void *arg), void *arg)
+{
+    if (!db->running) {
+        if (done)
+            done(arg);
+        return;
+    }
+    db->stopped = done;
+    db->stopped_arg = arg;
+    pthread_mutex_lock(&db->mu);
+    db->quit = true;
+    pthread_cond_signal(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
+bool db_writer_running(const db_t *db) { return db && db->running; }
+
+void db_writer_stats(db_t *db, db_stats_t *out)
+{
+    pthread_mutex_lock(&db->mu);
+    *out = db->stats;
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* Queues op for the writer, or (no writer) runs it now and calls back before returning. */
+static void post(db_t *db, dbop_t *op)
+{
+    if (!db->running) {
+        op->rc = run_op(db, op);
+        if (op->cb)
+            op->cb(op->arg, op->rc);
+        op_free(op);
+        return;
+    }
+    pthread_mutex_lock(&db->mu);
+    *db->todo_tail = op;
+    db->todo_tail = &op->next;
+    pthread_cond_signal(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
+static dbop_t *op_new(op_kind_t kind, const char *a, const char *b, db_done_cb cb, void *arg)
+{
+    dbop_t *op = xcalloc(1, sizeof(*op));
+    op->kind = kind;
+    op->a = a ? xstrdup(a) : NULL;
+    op->b = b ? xstrdup(b) : NULL;
+    op->cb = cb;
+    op->arg = arg;
+    return op;
+}
+
+void db_post_job_insert(db_t *db, const db_job_t *job, void *manifest, db_done_cb cb, void *arg)
+{
+    if (!job || !job->id || !job->name || (!manifest && job->manifest_len > 0) || job->state != DB_JOB_ACTIVE) {
+        free(manifest);
+        if (cb)
+            cb(arg, -EINVAL);
+        return;
+    }
+    dbop_t *op = op_new(OP_JOB_INSERT, job->id, job->name, cb, arg);
+    op->blob = manifest;
+    op->blob_len = job->manifest_len;
+    op->v = job->created_ms;
+    post(db, op);
+}
+
+void db_post_job_state(db_t *db, const char *job_id, db_job_state_t state, db_done_cb cb, void *arg)
+{
+    dbop_t *op = op_new(OP_JOB_STATE, job_id, NULL, cb, arg);
+    op->v = state;
+    post(db, op);
+}
+
+void db_post_job_delete(db_t *db, const char *job_id, db_done_cb cb, void *arg)
+{
+    post(db, op_new(OP_JOB_DELETE, job_id, NULL, cb, arg));
+}
+
+void db_post_task_put(db_t *db, const db_task_t *t, db_done_cb cb, void *arg)
+{
+    dbop_t *op = op_new(OP_TASK_PUT, t ? t->job_id : NULL, t ? t->reason : NULL, cb, arg);
+    if (t) {
+        op->task = *t;
+        op->task.job_id = op->a;
+        op->task.reason = op->b;
+    }
+    post(db, op);
+}
+
+void db_post_rejected_put(db_t *db, const char *name, const char *reason, db_done_cb cb, void *arg)
+{
+    post(db, op_new(OP_REJ_PUT, name, reason, cb, arg));
+}
+
+void db_post_rejected_delete(db_t *db, const char *name, db_done_cb cb, void *arg)
+{
+    post(db, op_new(OP_REJ_DELETE, name, NULL, cb, arg));
 }

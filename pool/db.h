@@ -1,17 +1,29 @@
 /**
  * @file db.h  The peer's records in SQLite (WAL mode): jobs, their manifests, tasks, rejected jobs.
  *
- * Survives kill -9 at any instant: every call is one transaction. synchronous=NORMAL in WAL mode:
- * a process crash loses nothing; a power loss may lose the last commits, never corrupts.
- * Calls are blocking and run on the loop thread: usually tens of microseconds (no fsync per commit in
- * WAL/NORMAL), but a commit that runs the WAL auto-checkpoint, or writes a big manifest, takes
- * milliseconds (tests/bench/bench_db.sh; docs/performance.md): moving them off the loop is open.
+ * Two ways in:
+ *  - direct calls (db_job_insert, the loads, ...): blocking, one transaction each. For start-up (the
+ *    restore), tests and tools; refused (-EBUSY) while the writer thread runs.
+ *  - posted writes (db_post_*), once db_writer_start ran: the loop thread queues them and goes on;
+ *    one writer thread commits everything queued so far as one transaction, in the order posted, and
+ *    then calls each write's callback on the loop with its result. A commit costs tens of
+ *    microseconds, but one that runs the WAL auto-checkpoint or writes a big manifest takes
+ *    milliseconds (tests/bench/bench_db.sh): so none of it runs on the loop. Before the writer
+ *    starts, a post runs at once and calls back before it returns.
+ * Crash safety: synchronous=NORMAL in WAL mode; every commit is whole or absent after kill -9, and a
+ * power loss may lose the last commits, never corrupt. A posted write is durable once its callback
+ * runs: callers that must not act before the record exists (a publish moves the job's tree only
+ * then; a removed job's files go only once its row has) wait for it; the others (a task's outcome,
+ * a job's end) may be lost to a kill -9 in the milliseconds before the commit, which only makes
+ * that work run again after the restart.
  * Schema in docs/formats.md. All functions return 0 or -errno (-EIO for an SQLite error, logged).
  */
 #ifndef PREON_POOL_DB_H
 #define PREON_POOL_DB_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct db db_t;
 
@@ -62,5 +74,37 @@ int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_ta
 int db_rejected_put(db_t *db, const char *name, const char *reason);
 int db_rejected_delete(db_t *db, const char *name);
 int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char *reason), void *arg);
+
+
+/* ---- the writer thread and posted writes (see the top) ---- */
+
+/** A posted write's result, on the loop thread: 0 or what the direct call would have returned. */
+typedef void (*db_done_cb)(void *arg, int rc);
+
+typedef struct db_stats {
+    uint64_t batches;      /**< transactions the writer committed */
+    uint64_t writes;       /**< writes in them */
+    uint64_t batch_max_ns; /**< the longest transaction, with its commit (and any checkpoint) */
+} db_stats_t;
+
+/** Hands the connection to a new writer thread; callbacks run on loop. 0, -EINVAL, or -errno. */
+int db_writer_start(db_t *db, uv_loop_t *loop);
+/**
+ * Commits what is queued, ends the thread and calls done (may be NULL) on the loop once it has;
+ * at once if no writer runs. Posting after this call is a bug. db_close only after done.
+ */
+void db_writer_stop(db_t *db, void (*done)(void *arg), void *arg);
+bool db_writer_running(const db_t *db);
+void db_writer_stats(db_t *db, db_stats_t *out);
+
+/* Each copies what it needs before returning; cb may be NULL. */
+
+/** As db_job_insert (job->state must be DB_JOB_ACTIVE); takes manifest (malloc'd, job->manifest_len bytes). */
+void db_post_job_insert(db_t *db, const db_job_t *job, void *manifest, db_done_cb cb, void *arg);
+void db_post_job_state(db_t *db, const char *job_id, db_job_state_t state, db_done_cb cb, void *arg);
+void db_post_job_delete(db_t *db, const char *job_id, db_done_cb cb, void *arg);
+void db_post_task_put(db_t *db, const db_task_t *task, db_done_cb cb, void *arg);
+void db_post_rejected_put(db_t *db, const char *name, const char *reason, db_done_cb cb, void *arg);
+void db_post_rejected_delete(db_t *db, const char *name, db_done_cb cb, void *arg);
 
 #endif

@@ -141,15 +141,33 @@ static void rm_done(uv_work_t *req, int status)
     free(w);
 }
 
-void pool__rm_later(pool_t *pool, char *a, char *b)
+static rmwork_t *rm_new(pool_t *pool, char *a, char *b)
 {
     rmwork_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
     w->pool = pool;
     w->a = a;
     w->b = b;
+    return w;
+}
+
+void pool__rm_later(pool_t *pool, char *a, char *b)
+{
+    rmwork_t *w = rm_new(pool, a, b);
     pool->pending_work++;
     uv_queue_work(pool->loop, &w->req, rm_work, rm_done);
+}
+
+/* A removed job's row is gone (or could not go: its files stay, and it comes back on restart). */
+static void row_deleted(void *arg, int rc)
+{
+    rmwork_t *w = arg;
+    if (rc && rc != -ENOENT) {
+        log_error("forgetting a job: its record could not be deleted (%s); its files are kept", strerror(-rc));
+        rm_done(&w->req, 0);
+        return;
+    }
+    uv_queue_work(w->pool->loop, &w->req, rm_work, rm_done); /* pending_work counted by the caller */
 }
 
 /* Forgets a job entirely: its nodes, records and results. */
@@ -165,8 +183,11 @@ static void job_forget(job_t *j)
     if (j->published) {
         pool__blocks_remove_job(pool, j);
         coord_remove_job(pool->coord, j->id);
-        db_job_delete(pool->db, j->id);
-        pool__rm_later(pool, xasprintf("%s/results/%s", pool->data_dir, j->id), xasprintf("%s/inputs/%s", pool->data_dir, j->id));
+        /* its files go once its row has: a restart never finds a job without its inputs */
+        rmwork_t *w = rm_new(pool, xasprintf("%s/results/%s", pool->data_dir, j->id),
+                             xasprintf("%s/inputs/%s", pool->data_dir, j->id));
+        pool->pending_work++;
+        db_post_job_delete(pool->db, j->id, row_deleted, w);
     }
     j->gone = true;
     if (j->refs == 0)
@@ -230,6 +251,9 @@ typedef struct pubwork {
     uint64_t gen;
     char *root;
     manifest_t man;
+    char *bytes;  /* the manifest, encoded */
+    size_t len;
+    char id[HASH_HEX_LEN + 1];
     int rc;
     char why[512];
 } pubwork_t;
@@ -238,6 +262,17 @@ static void publish_work(uv_work_t *req)
 {
     pubwork_t *pw = req->data;
     pw->rc = pool__publish_scan(pw->root, &pw->man, pw->why, sizeof(pw->why));
+    if (pw->rc)
+        return;
+    int rc = manifest_encode(&pw->man, &pw->bytes, &pw->len);
+    if (rc) {
+        pw->rc = rc;
+        snprintf(pw->why, sizeof(pw->why), "internal error while publishing: %s", strerror(-rc));
+        return;
+    }
+    hash_t id;
+    manifest_id(pw->bytes, pw->len, &id);
+    hash_to_hex(&id, pw->id);
 }
 
 void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const char *peer)
@@ -270,72 +305,102 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
 static void job_check_over(job_t *j);
 static void fail_line(job_t *j, uint32_t task, const char *reason);
 
+static void pubwork_free(pubwork_t *pw)
+{
+    job_t *j = pw->job;
+    manifest_release(&pw->man);
+    free(pw->root);
+    free(pw->bytes);
+    free(pw);
+    pool_job_unref(j);
+}
+
+/* Whether the job changed (or went) while it was hashed or recorded: then it is not published now. */
+static bool publish_stale(const pubwork_t *pw)
+{
+    const job_t *j = pw->job;
+    return j->gone || j->pool->stopping || pw->gen != j->gen || !j->listed;
+}
+
+static void publish_unstale(job_t *j)
+{
+    if (!j->gone && j->state == J_PUBLISHING) {
+        j->state = J_STAGING; /* the view publishes it again once quiet */
+        view_changed(j);
+    }
+}
+
+/* The job's row is committed (rc 0) or was refused: its tree becomes its inputs, its tasks start. */
+static void publish_recorded(void *arg, int rc)
+{
+    pubwork_t *pw = arg;
+    job_t *j = pw->job;
+    pool_t *pool = j->pool;
+    pool->pending_work--;
+    if (publish_stale(pw)) {
+        if (!rc)
+            db_post_job_delete(pool->db, pw->id, NULL, NULL);
+        publish_unstale(j);
+        return pubwork_free(pw);
+    }
+    if (!rc) {
+        /* The hashed tree itself becomes the job's inputs: nothing is copied. */
+        char *in = xasprintf("%s/inputs/%s", pool->data_dir, pw->id);
+        char *res = xasprintf("%s/results/%s", pool->data_dir, pw->id);
+        rc = rename(pw->root, in) == 0 ? files_mkdir_p(res, 0755) : -errno;
+        free(in);
+        free(res);
+        if (rc)
+            db_post_job_delete(pool->db, pw->id, NULL, NULL);
+    }
+    if (!rc)
+        rc = coord_add_job(pool->coord, pw->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
+    if (rc) {
+        j->state = J_REJECTED;
+        set_reason(j, "internal error while publishing (see the log)");
+        log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
+        view_changed(j);
+        return pubwork_free(pw);
+    }
+    memcpy(j->id, pw->id, sizeof(j->id));
+    manifest_release(&j->man);
+    j->man = pw->man;
+    manifest_init(&pw->man);
+    j->published = true;
+    j->state = J_RUNNING;
+    set_reason(j, NULL);
+    pool__blocks_add_job(pool, j);
+    view_changed(j);
+    log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files, j->man.desc.tasks);
+    pool__jobs_kick(pool);
+    pool->up.vol_offer(pool, j, NULL); /* what local slots left, other peers get at once */
+    pubwork_free(pw);
+}
+
+/* Hashed: the job's row (with its manifest) goes to the writer thread; the rest waits for it. */
 static void publish_done(uv_work_t *req, int status)
 {
     pubwork_t *pw = req->data;
     job_t *j = pw->job;
     pool_t *pool = j->pool;
     pool->pending_work--;
-    bool stale = j->gone || pool->stopping || pw->gen != j->gen || !j->listed || status != 0;
-    if (stale) {
-        if (!j->gone && j->state == J_PUBLISHING) {
-            j->state = J_STAGING; /* the view publishes it again once quiet */
-            view_changed(j);
-        }
-    } else if (pw->rc) {
+    if (publish_stale(pw) || status != 0) {
+        publish_unstale(j);
+        return pubwork_free(pw);
+    }
+    if (pw->rc) {
         j->state = J_REJECTED;
         set_reason(j, pw->why);
         log_error("job %s not published: %s", j->name, pw->why);
         view_changed(j);
-    } else {
-        char *bytes = NULL;
-        size_t len = 0;
-        int rc = manifest_encode(&pw->man, &bytes, &len);
-        hash_t id;
-        if (!rc) {
-            manifest_id(bytes, len, &id);
-            hash_to_hex(&id, j->id);
-            db_job_t row = {.id = j->id, .name = j->name, .state = DB_JOB_ACTIVE,
-                            .created_ms = (int64_t)pw->man.created_ms, .manifest = bytes, .manifest_len = len};
-            rc = db_job_insert(pool->db, &row);
-        }
-        if (!rc) {
-            /* The hashed tree itself becomes the job's inputs: nothing is copied. */
-            char *in = xasprintf("%s/inputs/%s", pool->data_dir, j->id);
-            char *res = xasprintf("%s/results/%s", pool->data_dir, j->id);
-            rc = rename(pw->root, in) == 0 ? files_mkdir_p(res, 0755) : -errno;
-            free(in);
-            free(res);
-            if (rc)
-                db_job_delete(pool->db, j->id);
-        }
-        if (!rc)
-            rc = coord_add_job(pool->coord, j->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
-        free(bytes);
-        if (rc) {
-            j->state = J_REJECTED;
-            set_reason(j, "internal error while publishing (see the log)");
-            log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
-            view_changed(j);
-        } else {
-            manifest_release(&j->man);
-            j->man = pw->man;
-            manifest_init(&pw->man);
-            j->published = true;
-            j->state = J_RUNNING;
-            set_reason(j, NULL);
-            pool__blocks_add_job(pool, j);
-            view_changed(j);
-            log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
-                     j->man.desc.tasks);
-            pool__jobs_kick(pool);
-            pool->up.vol_offer(pool, j, NULL); /* what local slots left, other peers get at once */
-        }
+        return pubwork_free(pw);
     }
-    manifest_release(&pw->man);
-    free(pw->root);
-    free(pw);
-    pool_job_unref(j);
+    db_job_t row = {.id = pw->id, .name = j->name, .state = DB_JOB_ACTIVE, .created_ms = (int64_t)pw->man.created_ms,
+                    .manifest_len = pw->len};
+    void *bytes = pw->bytes;
+    pw->bytes = NULL;
+    pool->pending_work++;
+    db_post_job_insert(pool->db, &row, bytes, publish_recorded, pw);
 }
 
 void pool_job_publish(job_t *j)
@@ -413,7 +478,7 @@ static void job_check_over(job_t *j)
     coord_counts_t c;
     coord_counts(pool->coord, j->id, &c);
     j->state = c.succeeded == c.total ? J_DONE : J_FAILED;
-    db_job_set_state(pool->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED);
+    db_post_job_state(pool->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
     view_changed(j);
@@ -468,7 +533,7 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
     coord_task(pool->coord, j->id, task, &st, &attempts);
     db_task_t row = {.job_id = j->id, .index = task, .state = st, .attempts = attempts, .exit_code = exit_code,
                      .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason};
-    db_task_put(pool->db, &row);
+    db_post_task_put(pool->db, &row, NULL, NULL);
     if (j->n_task_ms == j->cap_task_ms) {
         j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
         j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
@@ -701,7 +766,7 @@ void pool_job_cancel(job_t *j, const char *why)
             exec_task_cancel(r->et);
     j->state = J_CANCELLED;
     set_reason(j, why);
-    db_job_set_state(pool->db, j->id, DB_JOB_CANCELLED);
+    db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
     log_info("job %s %s", j->name, why);
     view_changed(j);
 }
@@ -826,6 +891,12 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     }
     sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)pool->lag_max_ns / 1e6,
               (unsigned long long)pool->lag_over_5ms);
+    if (pool->db && db_writer_running(pool->db)) {
+        db_stats_t ds;
+        db_writer_stats(pool->db, &ds);
+        sb_printf(&b, "db-commits: %llu\ndb-writes: %llu\ndb-commit-max-ms: %.1f\n", (unsigned long long)ds.batches,
+                  (unsigned long long)ds.writes, (double)ds.batch_max_ns / 1e6);
+    }
     *len = b.len;
     return b.p;
 }

@@ -212,6 +212,9 @@ static void api_handler(httpd_req_t *r, void *arg)
 void pool_start(pool_t *pool)
 {
     pool->started = true;
+    int wrc = db_writer_start(pool->db, pool->loop); /* from now on, records are committed off the loop */
+    if (wrc)
+        log_warn("database writer thread: %s: records are committed on the loop", strerror(wrc < 0 ? -wrc : wrc));
     pool->lag = xcalloc(1, sizeof(*pool->lag));
     uv_prepare_init(pool->loop, pool->lag);
     pool->lag->data = pool;
@@ -228,6 +231,8 @@ void pool_start(pool_t *pool)
 
 static void finish_stop(pool_t *pool);
 
+static void writer_stopped(void *arg) { finish_stop(arg); }
+
 static void drain_check(uv_timer_t *t)
 {
     pool_t *pool = t->data;
@@ -243,6 +248,10 @@ static void finish_stop(pool_t *pool)
         uv_timer_init(pool->loop, t);
         t->data = pool;
         uv_timer_start(t, drain_check, 10, 0);
+        return;
+    }
+    if (db_writer_running(pool->db)) { /* the last records are committed, then the thread ends */
+        db_writer_stop(pool->db, writer_stopped, pool);
         return;
     }
     void (*cb)(void *) = pool->stopped;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SQLite commit latency of the peer's records (tests/bench/bench_db.c), on the disk a data directory
-# would use (/var/tmp) and on tmpfs, against the loop's 5 ms goal: the commits still run on the loop.
+# would use (/var/tmp) and on tmpfs, against the loop's 5 ms goal: direct calls, then posts to the writer thread.
 # Usage: PREON=build/preon tests/bench/bench_db.sh [N]   (the bench_db binary is next to preon: make bench)
 set -euo pipefail
 : "${PREON:?set PREON to the preon binary}"

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cmocka.h>
 
@@ -621,6 +622,143 @@ static void db_survives_sigkill(void **state)
     assert_true(w.next <= KILL_TASKS);
 }
 
+
+/* ---- the writer thread ---- */
+
+typedef struct calls {
+    int n;
+    int order[8];
+    int rc[8];
+    bool stopped;
+} calls_t;
+
+typedef struct call {
+    calls_t *c;
+    int tag;
+} call_t;
+
+static void on_done(void *arg, int rc)
+{
+    call_t *x = arg;
+    assert_true(x->c->n < 8);
+    x->c->order[x->c->n] = x->tag;
+    x->c->rc[x->c->n++] = rc;
+}
+
+static void on_stopped(void *arg) { ((calls_t *)arg)->stopped = true; }
+
+static void *manifest_copy(void)
+{
+    void *p = malloc(sizeof(manifest_bytes));
+    assert_non_null(p);
+    memcpy(p, manifest_bytes, sizeof(manifest_bytes));
+    return p;
+}
+
+/* Posts run in order, one batch after another, with their results; direct calls are refused. */
+static void db_writer_commits_posts_in_order(void **state)
+{
+    fixture_t *f = *state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(db_writer_start(f->db, &loop), 0);
+    assert_true(db_writer_running(f->db));
+    calls_t c = {0};
+    call_t a = {&c, 1}, b = {&c, 2}, d = {&c, 3}, e = {&c, 4};
+    db_job_t j = job("j1", "one");
+    db_post_job_insert(f->db, &j, manifest_copy(), on_done, &a);
+    for (uint32_t i = 0; i < 40; i++) {
+        db_task_t t = task("j1", i, 2, i % 2 ? "why" : NULL);
+        db_post_task_put(f->db, &t, NULL, NULL);
+    }
+    db_job_t dup = job("j1", "other");
+    db_post_job_insert(f->db, &dup, manifest_copy(), on_done, &b); /* the id is taken */
+    db_post_job_state(f->db, "j1", DB_JOB_DONE, on_done, &d);
+    db_post_job_state(f->db, "nope", DB_JOB_DONE, on_done, &e);
+    /* the writer owns the connection: a direct call would race it */
+    db_task_t t0 = task("j1", 0, 1, NULL);
+    assert_int_equal(db_task_put(f->db, &t0), -EBUSY);
+    assert_int_equal(c.n, 0); /* callbacks come on the loop only */
+    db_writer_stop(f->db, on_stopped, &c);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(c.stopped);
+    assert_false(db_writer_running(f->db));
+    assert_int_equal(c.n, 4);
+    int want_order[] = {1, 2, 3, 4}, want_rc[] = {0, -EEXIST, 0, -ENOENT};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(c.order[i], want_order[i]);
+        assert_int_equal(c.rc[i], want_rc[i]);
+    }
+    db_stats_t st;
+    db_writer_stats(f->db, &st);
+    assert_int_equal(st.writes, 44);
+    assert_true(st.batches >= 1 && st.batches <= 44);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    reopen(f); /* what the writer committed is on disk */
+    seen_jobs_t sj = {0};
+    assert_int_equal(db_jobs_load(f->db, collect_job, &sj), 0);
+    assert_int_equal(sj.n, 1);
+    assert_string_equal(sj.j[0].name, "one");
+    assert_int_equal(sj.j[0].state, DB_JOB_DONE);
+    assert_memory_equal(sj.j[0].manifest, manifest_bytes, sizeof(manifest_bytes));
+    seen_tasks_t ts = {0};
+    assert_int_equal(db_tasks_load(f->db, "j1", collect_task, &ts), 0);
+    assert_int_equal(ts.n, 40);
+    assert_true(ts.has_reason[1] && !ts.has_reason[2]);
+    assert_string_equal(ts.reason[1], "why");
+}
+
+/* A delete posted after puts removes them all, whatever batches they fell in. */
+static void db_writer_delete_after_puts(void **state)
+{
+    fixture_t *f = *state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(db_writer_start(f->db, &loop), 0);
+    calls_t c = {0};
+    call_t a = {&c, 1};
+    db_job_t j = job("j1", "one");
+    db_post_job_insert(f->db, &j, manifest_copy(), NULL, NULL);
+    for (uint32_t i = 0; i < 500; i++) {
+        db_task_t t = task("j1", i, 2, NULL);
+        db_post_task_put(f->db, &t, NULL, NULL);
+    }
+    db_post_job_delete(f->db, "j1", on_done, &a);
+    db_writer_stop(f->db, on_stopped, &c);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(c.stopped);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* stopped: direct calls are allowed again */
+    seen_tasks_t ts = {0};
+    assert_int_equal(db_tasks_load(f->db, "j1", collect_task, &ts), 0);
+    assert_int_equal(ts.n, 0);
+    seen_jobs_t sj = {0};
+    assert_int_equal(db_jobs_load(f->db, collect_job, &sj), 0);
+    assert_int_equal(sj.n, 0);
+}
+
+/* Without a writer a post runs at once and calls back before it returns. */
+static void db_post_without_writer_runs_now(void **state)
+{
+    fixture_t *f = *state;
+    calls_t c = {0};
+    call_t a = {&c, 1}, b = {&c, 2};
+    db_job_t j = job("j1", "one");
+    db_post_job_insert(f->db, &j, manifest_copy(), on_done, &a);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rc[0], 0);
+    db_job_t bad = job("j2", "two");
+    bad.state = DB_JOB_DONE; /* an insert is of an active job */
+    db_post_job_insert(f->db, &bad, manifest_copy(), on_done, &b);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.rc[1], -EINVAL);
+    db_writer_stop(f->db, on_stopped, &c); /* no writer: done at once */
+    assert_true(c.stopped);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +778,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(db_bad_rows_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(db_open_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(db_survives_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_writer_commits_posts_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_writer_delete_after_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_post_without_writer_runs_now, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
