@@ -5,8 +5,11 @@
  * the disk, and because the job directory lives inside this process's own FUSE mount: a stat() of
  * it from the loop thread would wait for a reply that only the loop thread can give. It checks that
  * bwrap, the job directory and the task directory are there, gives the task directory to the
- * slot's uid, and opens the stdout/stderr files and a memfd for bwrap's --json-status-fd. RUNNING
- * starts with uv_spawn (setuid/setgid to the slot's uid, then `preon limit`, then bwrap) and a
+ * slot's uid, and opens the stdout/stderr files and a memfd for bwrap's --json-status-fd. Then it
+ * forks and execs `preon limit` (which drops to the slot's uid and execs bwrap) and waits there,
+ * in the thread pool, until the child has exec'd: uv_spawn would wait for that on the loop, and on
+ * a machine busy with sandboxes the child can take hundreds of milliseconds to be scheduled.
+ * RUNNING watches the child's pidfd with a uv_poll (waitid(P_PIDFD) when it is readable) and a
  * uv_timer for the time-out. DONE fires the callback once, then closes the handles; the task is
  * freed when the last close callback has run (libuv: memory is released only in close_cb).
  *
@@ -21,7 +24,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +58,13 @@ struct exec_task {
     enum stage stage;
     uv_work_t work;
     uv_timer_t timer;
-    uv_process_t proc;
-    bool proc_inited; /* uv_spawn was called: the handle must be closed, even if it failed */
+    uv_poll_t proc;   /* on proc_fd, a pidfd of the limiter (then bwrap's monitor): its exit */
+    bool proc_inited;
+    pid_t pid;        /* the limiter's, once PREP forked it; 0 before */
+    int proc_fd;
+    int go_fd;       /* the child waits for a byte here before it execs; closed unwritten: it exits */
+    bool started;    /* the go byte was sent */
+    atomic_bool stop_asked; /* cancelled during PREP: set by the loop, read by PREP before the fork */
     uv_poll_t reap;   /* on a pidfd of the sandbox's pid 1, once bwrap's monitor is gone */
     bool reap_inited;
     pid_t child_pid;
@@ -128,6 +138,13 @@ static void exec_free(exec_t *e)
         cb(arg);
 }
 
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
 static void task_free(exec_task_t *t)
 {
     exec_t *e = t->e;
@@ -139,6 +156,9 @@ static void task_free(exec_task_t *t)
         t->next->prev = t->prev;
     if (t->pidfd >= 0)
         close(t->pidfd);
+    if (t->proc_fd >= 0)
+        close(t->proc_fd);
+    close_fd(&t->go_fd);
     free(t->bwrap);
     free(t->job_dir);
     free(t->task_dir);
@@ -160,13 +180,6 @@ static void on_handle_closed(uv_handle_t *h)
     exec_task_t *t = h->data;
     if (--t->open_handles == 0)
         task_free(t);
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
 }
 
 /* Fires the callback (once), then releases everything; the task is freed in the close callbacks. */
@@ -203,6 +216,95 @@ static bool executable_by(const struct stat *st, uid_t uid, gid_t gid)
     if (st->st_gid == gid)
         return st->st_mode & S_IXGRP;
     return st->st_mode & S_IXOTH;
+}
+
+/* fd, or a close-on-exec copy of it at EXEC_GO_FD + 1 or above (*tmp records it to close later). */
+static int high_fd(int fd, int *tmp)
+{
+    *tmp = -1;
+    if (fd > EXEC_GO_FD)
+        return fd;
+    *tmp = fcntl(fd, F_DUPFD_CLOEXEC, EXEC_GO_FD + 1);
+    return *tmp;
+}
+
+/*
+ * End of PREP (thread pool): starts the limiter with posix_spawn (a vfork-style clone: no copy of
+ * our page tables, no fork handlers, the exec's error comes back as the return value) and its
+ * first option `--go-fd 4`: it waits for prep_done's byte on fd 4 before it touches anything (EOF:
+ * cancelled meanwhile, it exits 126). So the loop never waits for a child to be scheduled (uv_spawn
+ * blocks until the child has exec'd: on a machine busy with sandboxes, hundreds of milliseconds),
+ * and a task cancelled before prep_done still never runs its command. The child gets /dev/null,
+ * stdout, stderr, bwrap's status fd and the go pipe as fds 0-4, default signal handling and an
+ * empty signal mask.
+ */
+static void spawn_child(exec_task_t *t)
+{
+    char eb[128];
+    if (atomic_load(&t->stop_asked))
+        return; /* cancelled: not started at all (prep_done reports it) */
+    int gop[2];
+    if (pipe2(gop, O_CLOEXEC) != 0) {
+        refuse(t, "cannot start %s: pipe: %s", t->argv[0], strerror_r(errno, eb, sizeof(eb)));
+        return;
+    }
+    _Static_assert(EXEC_STATUS_FD == 3 && EXEC_GO_FD == 4, "the child's fds: 0-2, bwrap's status, go");
+    int src[5] = {-1, t->out_fd >= 0 ? t->out_fd : t->err_fd, t->err_fd, t->status_fd, gop[0]}, tmp[5];
+    bool ok = true;
+    for (int i = 1; i < 5; i++) { /* no dup2 below may overwrite a later one's source */
+        src[i] = high_fd(src[i], &tmp[i]);
+        ok = ok && src[i] >= 0;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+    for (int i = 1; i < 5; i++)
+        posix_spawn_file_actions_adddup2(&fa, src[i], i); /* the copies are not close-on-exec */
+    size_t n = 0;
+    while (t->argv[n])
+        n++;
+    char **argv = xcalloc(n + 3, sizeof(char *)); /* limiter "limit" --go-fd 4 <the rest> */
+    for (size_t i = 0, k = 0; i < n; i++) {
+        argv[k++] = t->argv[i];
+        if (i == 1) {
+            argv[k++] = "--go-fd";
+            argv[k++] = "4";
+        }
+    }
+    pid_t pid = 0;
+    int rc = ok ? posix_spawn(&pid, t->argv[0], &fa, &at, argv, t->env) : errno;
+    free(argv);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    for (int i = 1; i < 5; i++)
+        if (tmp[i] >= 0)
+            close(tmp[i]);
+    close(gop[0]);
+    if (rc) {
+        close(gop[1]);
+        refuse(t, "cannot start %s as uid %u: %s", t->argv[0], (unsigned)t->uid, uv_strerror(-rc));
+        return;
+    }
+    t->proc_fd = pidfd_open(pid, 0); /* our unreaped child: its pid cannot have been reused */
+    if (t->proc_fd < 0) {
+        int err = errno;
+        close(gop[1]); /* it exits having done nothing */
+        waitpid(pid, NULL, 0);
+        refuse(t, "cannot watch %s: pidfd_open: %s", t->argv[0], strerror_r(err, eb, sizeof(eb)));
+        return;
+    }
+    t->pid = pid;
+    t->go_fd = gop[1];
 }
 
 /* PREP, in the thread pool: touches only t's copies and the disk. */
@@ -288,8 +390,11 @@ static void prep_work(uv_work_t *w)
         }
     }
     t->status_fd = memfd_create("preon-bwrap-status", MFD_CLOEXEC);
-    if (t->status_fd < 0)
+    if (t->status_fd < 0) {
         refuse(t, "memfd for the sandbox status: %s", strerror_r(errno, eb, sizeof(eb)));
+        return;
+    }
+    spawn_child(t); /* a cancellation meanwhile is seen on the loop, which then kills it */
 }
 
 /* The last line bwrap or the limiter wrote to stderr, made printable. */
@@ -366,11 +471,17 @@ static void reap_then_finish(exec_task_t *t)
     uv_poll_start(&t->reap, UV_READABLE, on_reap);
 }
 
-static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
+static void on_proc_exit(exec_task_t *t, int64_t exit_status, int term_signal)
 {
-    exec_task_t *t = p->data;
     exec_result_t *r = &t->res;
     uv_timer_stop(&t->timer);
+    if (!t->started) { /* cancelled between PREP's fork and its go: nothing ran */
+        r->cancelled = true;
+        r->exit_code = -1;
+        snprintf(r->reason, sizeof(r->reason), "cancelled before it started");
+        finish(t);
+        return;
+    }
     r->elapsed_ms = (uv_hrtime() - t->start_ns) / 1000000u;
     r->term_signal = term_signal;
     r->exit_code = term_signal ? 128 + term_signal : (int)exit_status;
@@ -402,6 +513,25 @@ static void on_proc_exit(uv_process_t *p, int64_t exit_status, int term_signal)
         snprintf(r->reason, sizeof(r->reason), "exit %d", r->exit_code);
     }
     reap_then_finish(t);
+}
+
+/* The limiter's pidfd is readable: it exited (or was killed); reap it. */
+static void on_proc_readable(uv_poll_t *p, int status, int events)
+{
+    exec_task_t *t = p->data;
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED | WNOHANG) != 0) {
+        log_warn("exec: waiting for pid %d: %s", (int)t->pid, strerror(errno));
+        si.si_pid = t->pid;
+        si.si_code = CLD_KILLED;
+        si.si_status = SIGKILL;
+    } else if (si.si_pid == 0) {
+        return; /* not yet */
+    }
+    uv_poll_stop(p);
+    bool signalled = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+    on_proc_exit(t, signalled ? 0 : si.si_status, signalled ? si.si_status : 0);
 }
 
 /* pid 1 of the sandbox, once bwrap has reported it on the status fd; 0 before. */
@@ -437,7 +567,8 @@ static void kill_sandbox(exec_task_t *t)
         return;
     }
     t->killed = true;
-    uv_process_kill(&t->proc, SIGKILL);
+    if (pidfd_send_signal(t->proc_fd, SIGKILL, NULL, 0) != 0 && errno != ESRCH)
+        log_warn("exec: killing pid %d: %s", (int)t->pid, strerror(errno));
 }
 
 static void on_timeout(uv_timer_t *timer)
@@ -454,7 +585,7 @@ static void prep_done(uv_work_t *w, int status)
 {
     exec_task_t *t = w->data;
     exec_t *e = t->e;
-    if (status == UV_ECANCELED || (t->cancelled && !t->res.refused)) {
+    if (status == UV_ECANCELED || (t->cancelled && !t->res.refused && t->pid <= 0)) {
         t->res.cancelled = true;
         t->res.exit_code = -1;
         snprintf(t->res.reason, sizeof(t->res.reason), "cancelled before it started");
@@ -467,37 +598,27 @@ static void prep_done(uv_work_t *w, int status)
         finish(t);
         return;
     }
-    uv_stdio_container_t stdio[4] = {
-        {.flags = UV_IGNORE}, /* libuv points an ignored 0..2 at /dev/null */
-        {.flags = UV_INHERIT_FD, .data.fd = t->out_fd >= 0 ? t->out_fd : t->err_fd},
-        {.flags = UV_INHERIT_FD, .data.fd = t->err_fd},
-        {.flags = UV_INHERIT_FD, .data.fd = t->status_fd},
-    };
-    _Static_assert(EXEC_STATUS_FD == 3, "bwrap's status fd is the child's stdio[3]");
-    uv_process_options_t po = {
-        .exit_cb = on_proc_exit,
-        .file = t->argv[0],
-        .args = t->argv,
-        .env = t->env,
-        .flags = 0, /* the limiter drops to t->uid itself, after opening the directories */
-        .stdio_count = 4,
-        .stdio = stdio,
-        .uid = t->uid,
-        .gid = t->gid,
-    };
     t->proc.data = t;
-    t->proc_inited = true;
-    t->open_handles++;
-    t->start_ns = uv_hrtime();
-    int rc = uv_spawn(e->loop, &t->proc, &po);
-    if (rc) {
-        refuse(t, "cannot start %s as uid %u: %s", t->argv[0], (unsigned)t->uid, uv_strerror(rc));
+    int rc = uv_poll_init(e->loop, &t->proc, t->proc_fd);
+    if (rc) { /* cannot watch it: it must not run unwatched */
+        close_fd(&t->go_fd); /* it exits without running anything */
+        siginfo_t si;
+        waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED); /* a child that is only exiting */
+        refuse(t, "cannot watch the sandbox: %s", uv_strerror(rc));
         log_info("exec: task refused: %s", t->res.reason);
         finish(t);
         return;
     }
+    t->proc_inited = true;
+    t->open_handles++;
     t->stage = S_RUNNING;
-    uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
+    uv_poll_start(&t->proc, UV_READABLE, on_proc_readable);
+    if (!t->cancelled) { /* a pipe's first byte never blocks */
+        t->start_ns = uv_hrtime();
+        t->started = write(t->go_fd, "g", 1) == 1;
+        uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
+    }
+    close_fd(&t->go_fd); /* not started: the child sees EOF and exits */
 }
 
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out)
@@ -513,7 +634,7 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
     t->cb = cb;
     t->arg = arg;
     t->stage = S_PREP;
-    t->out_fd = t->err_fd = t->status_fd = t->pidfd = -1;
+    t->out_fd = t->err_fd = t->status_fd = t->pidfd = t->proc_fd = t->go_fd = -1;
     t->res.exit_code = -1;
     t->bwrap = xstrdup(e->bwrap);
     t->work.data = t;
@@ -562,6 +683,7 @@ static void task_kill(exec_task_t *t)
 {
     if (t->stage == S_PREP) {
         t->cancelled = true;
+        atomic_store(&t->stop_asked, true);
         uv_cancel((uv_req_t *)&t->work); /* fails harmlessly if the work is already running */
     } else if (t->stage == S_RUNNING && !t->timed_out) {
         t->cancelled = true;

@@ -38,6 +38,7 @@
 #define EXEC_NOFILE 1024
 /* The fd bwrap writes its JSON status to: the child's stdio[3]. */
 #define EXEC_STATUS_FD 3
+#define EXEC_GO_FD 4 /* the limiter waits for a byte on it before it starts (--go-fd) */
 /* Where the limiter, in its private mount namespace, puts the job and task directories for bwrap
  * (an empty directory the limiter creates; its tmpfs is seen by the limiter and bwrap only; see
  * limit.c). Not /tmp: a tmpfs there would hide a bwrap or inputs that live under /tmp. */

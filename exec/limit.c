@@ -1,6 +1,6 @@
 /*
- * limit.c: `preon limit`, the wrapper that sits between uv_spawn and bwrap. bwrap 0.8 has no
- * option to set resource limits, and uv_spawn none either, so the spawned process is the preon
+ * limit.c: `preon limit`, the wrapper that sits between the peer and bwrap. bwrap 0.8 has no
+ * option to set resource limits, and posix_spawn none either, so the spawned process is the preon
  * binary itself, which (1) makes the job and task directories reachable for the sandbox user
  * (`--dir PATH NAME`, at most twice): their paths may lie under a directory that user cannot traverse
  * (/root, a 0700 mktemp dir), and bwrap resolves its bind sources with realpath() as that user, so the
@@ -20,6 +20,9 @@
  * skips entries that still carry the xattr: they are unchanged inputs, not outputs. With
  * `--skeleton-ready` the caller has already made the skeleton (preon does, from the job's manifest,
  * in its thread pool: no walk through the mount);
+ * (0) with `--go-fd N` first: waits for one byte on fd N, the peer's word that the task is still
+ * wanted (the peer starts the wrapper from its thread pool, then says go from its loop); EOF means
+ * it was cancelled meanwhile: exit 126, having done nothing;
  * (3) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
  * (4) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
  *
@@ -47,6 +50,7 @@
 #include "exec/internal.h"
 
 #define LIMIT_FAIL 127
+#define LIMIT_NOT_STARTED 126 /* --go-fd closed without a word: cancelled before it started */
 
 static const struct {
     const char *opt;
@@ -262,8 +266,33 @@ out:
     return rc;
 }
 
+/* --go-fd N: the peer's word that the task is still wanted (one byte), or EOF (cancelled: 126). */
+static int wait_go(const char *num)
+{
+    unsigned long long fd;
+    if (parse_u64(num, &fd) != 0 || fd > INT_MAX) {
+        fprintf(stderr, "preon limit: --go-fd needs a file descriptor\n");
+        return LIMIT_FAIL;
+    }
+    char go;
+    ssize_t n;
+    do
+        n = read((int)fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    close((int)fd);
+    return n == 1 ? 0 : LIMIT_NOT_STARTED;
+}
+
 int exec_limit_main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "--go-fd")) { /* first, before anything is touched */
+        int rc = wait_go(argv[2]);
+        if (rc)
+            return rc;
+        argv[2] = argv[0];
+        argv += 2;
+        argc -= 2;
+    }
     unsigned long long value[N_LIMIT_OPTS];
     bool given[N_LIMIT_OPTS] = {false};
     int i = 1;

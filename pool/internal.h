@@ -98,6 +98,9 @@ struct pool {
     uint64_t stage_seq;    /**< names each remote report's own staging directory and each task run */
     uv_prepare_t *lag;     /**< loop lag: once per iteration, the time it spent busy (not in epoll) */
     uint64_t lag_last_ns, lag_last_idle_ns, lag_max_ns, lag_over_5ms;
+    uint64_t lag_last_cpu_ns, lag_cpu_max_ns, lag_cpu_over_5ms; /* the loop thread's own CPU time per iteration */
+    uint64_t lag_last_wait_ns, lag_blocked_max_ns, lag_blocked_over_5ms; /* ... and its time blocked in the kernel */
+    int lag_sched_fd; /* /proc/thread-self/schedstat of the loop thread, or -1 */
     job_t *joblist;
     store_t *store;
     db_t *db;

@@ -891,6 +891,11 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     }
     sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)pool->lag_max_ns / 1e6,
               (unsigned long long)pool->lag_over_5ms);
+    sb_printf(&b, "loop-cpu-max-ms: %.1f\nloop-cpu-over-5ms: %llu\n", (double)pool->lag_cpu_max_ns / 1e6,
+              (unsigned long long)pool->lag_cpu_over_5ms);
+    if (pool->lag_sched_fd >= 0)
+        sb_printf(&b, "loop-blocked-max-ms: %.1f\nloop-blocked-over-5ms: %llu\n", (double)pool->lag_blocked_max_ns / 1e6,
+                  (unsigned long long)pool->lag_blocked_over_5ms);
     if (pool->db && db_writer_running(pool->db)) {
         db_stats_t ds;
         db_writer_stats(pool->db, &ds);

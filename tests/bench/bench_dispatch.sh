@@ -56,10 +56,14 @@ pool=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 n=$(ls "$T/sub/m/results/hello" | wc -l)
 ok=$(sed -n 's/^succeeded: //p' <<<"$st")
 sub_peer=$(cat "$T/sub/m/peer")
-vol_lag=0
-for v in $(seq 1 "$NVOL"); do # the worst volunteer's longest loop stall
+vol_lag=0 vol_cpu=0 vol_blk=0
+for v in $(seq 1 "$NVOL"); do # the worst volunteer's longest loop stall, and its longest CPU
     l=$(sed -n 's/^loop-busy-max-ms: //p' "$T/v$v/m/peer" 2>/dev/null || true)
     vol_lag=$(awk -v a="$vol_lag" -v b="${l:-0}" 'BEGIN { print (b > a ? b : a) }')
+    l=$(sed -n 's/^loop-cpu-max-ms: //p' "$T/v$v/m/peer" 2>/dev/null || true)
+    vol_cpu=$(awk -v a="$vol_cpu" -v b="${l:-0}" 'BEGIN { print (b > a ? b : a) }')
+    l=$(sed -n 's/^loop-blocked-max-ms: //p' "$T/v$v/m/peer" 2>/dev/null || true)
+    vol_blk=$(awk -v a="$vol_blk" -v b="${l:-0}" 'BEGIN { print (b > a ? b : a) }')
 done
 
 start local --slots 2
@@ -90,3 +94,13 @@ printf '%-34s %12s %12s\n' "submitter's longest loop stall (ms)" "$(f loop-busy-
 printf '%-34s %12s\n' "volunteers' longest loop stall (ms)" "$vol_lag"
 printf '%-34s %12s %12s\n' "submitter's stalls over 5 ms" "$(f loop-stalls-over-5ms "$sub_peer")" \
     "$(f loop-stalls-over-5ms "$local_peer")"
+# The same counting only the loop thread's own CPU time (without the waits for a CPU behind sandboxes).
+printf '%-34s %12s %12s\n' "submitter's longest loop CPU (ms)" "$(f loop-cpu-max-ms "$sub_peer")" \
+    "$(f loop-cpu-max-ms "$local_peer")"
+printf '%-34s %12s\n' "volunteers' longest loop CPU (ms)" "$vol_cpu"
+printf '%-34s %12s %12s\n' "submitter's CPU over 5 ms" "$(f loop-cpu-over-5ms "$sub_peer")" \
+    "$(f loop-cpu-over-5ms "$local_peer")"
+# ... and the time it slept in the kernel inside an iteration (a blocking call: the thing to avoid).
+printf '%-34s %12s %12s\n' "submitter's longest blocked (ms)" "$(f loop-blocked-max-ms "$sub_peer")" \
+    "$(f loop-blocked-max-ms "$local_peer")"
+printf '%-34s %12s\n' "volunteers' longest blocked (ms)" "$vol_blk"

@@ -523,6 +523,31 @@ static void limit_rejects_bad_options_before_setting_any(void **state)
     assert_true(before.rlim_cur == after.rlim_cur && before.rlim_max == after.rlim_max);
 }
 
+/* --go-fd: nothing is done before the word; EOF (cancelled meanwhile) exits 126 having done nothing. */
+static void limit_waits_for_go(void **state)
+{
+    (void)state;
+    struct rlimit before, after;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &before), 0);
+    int p[2];
+    char num[16];
+    assert_int_equal(pipe(p), 0);
+    close(p[1]); /* no word: cancelled */
+    snprintf(num, sizeof(num), "%d", p[0]);
+    assert_int_equal(limit_argv("limit", "--go-fd", num, "--nofile", "5", "--", "/bin/true", NULL), 126);
+    assert_int_equal(fcntl(p[0], F_GETFD), -1); /* the go fd is closed */
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &after), 0);
+    assert_true(before.rlim_cur == after.rlim_cur);
+    /* with the word it goes on to the rest of the vector (here a bad one: 127) */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "g", 1), 1);
+    close(p[1]);
+    snprintf(num, sizeof(num), "%d", p[0]);
+    assert_int_equal(limit_argv("limit", "--go-fd", num, "--bogus", "1", "--", "/bin/true", NULL), 127);
+    assert_int_equal(fcntl(p[0], F_GETFD), -1);
+    assert_int_equal(limit_argv("limit", "--go-fd", "x", "--", "/bin/true", NULL), 127);
+}
+
 /* ---- real runs ---- */
 
 static void run_writes_stdout_and_stderr_files(void **state)
@@ -1348,6 +1373,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(env_has_the_task_identity_and_nothing_else),
         cmocka_unit_test(status_needs_the_exit_code_object),
         cmocka_unit_test(limit_rejects_bad_options_before_setting_any),
+        cmocka_unit_test(limit_waits_for_go),
         cmocka_unit_test_setup_teardown(exec_new_rejects_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(run_writes_stdout_and_stderr_files, setup, teardown),
         cmocka_unit_test_setup_teardown(run_same_file_for_stdout_and_stderr, setup, teardown),
