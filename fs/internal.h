@@ -109,7 +109,8 @@ struct fs {
     struct timespec started; /**< times of the fixed nodes */
     struct rread *rreads;     /**< reads parked on fetches (read.c) */
     uv_timer_t *read_timer;   /**< answers parked reads past their deadline (read.c) */
-    unsigned pending_replies; /**< read answers being written in the thread pool (read.c) */
+    unsigned pending_replies; /**< read answers being written in the thread pool (read.c), and
+                               *   mkdirs in jobs/ waiting for their staged job (view.c) */
     fs_ra_mark_t ra[FS_RA_STREAMS]; /**< read-ahead marks, a ring (read.c) */
     unsigned ra_next;
 };
@@ -137,8 +138,14 @@ const manifest_file_t *fs__node_mfile(const node_t *n, uint32_t *block_size);
 extern const pool_view_t fs__view;
 /** The job of name in jobs/ (or being copied in), or NULL. */
 job_t *fs__job_find(fs_t *fs, const char *name);
-/** A job directory is being made in jobs/ (mkdir): a staged job, with its N_STAGE node. */
-job_t *fs__job_new_staging(fs_t *fs, const char *name);
+/**
+ * A job directory is being made in jobs/ (mkdir): asks the pool for a staged job (its directory is
+ * made in the thread pool). cb fires later, from the loop, with the job and its N_STAGE node
+ * (V(j)->dir) and status 0, or NULL and -errno (-EIO: the view is stopping). Counted in
+ * pending_replies meanwhile, so the session outlives cb's reply. 0, or pool_job_stage's error (cb
+ * not called).
+ */
+int fs__job_new_staging(fs_t *fs, const char *name, pool_stage_cb cb, void *arg);
 void fs__job_touch(job_t *j);
 void fs__job_file_opened(job_t *j);
 void fs__job_file_closed(job_t *j);

@@ -670,6 +670,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
 }
 
+/* The answer to a mkdir in jobs/, once the pool has made the staged job (a failure is logged). */
+static void mkdir_staged(void *arg, job_t *j, int status)
+{
+    fuse_req_t req = arg;
+    if (status)
+        return (void)fuse_reply_err(req, EIO);
+    reply_entry(req, fs_of(req), V(j)->dir);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     fs_t *fs = fs_of(req);
@@ -682,10 +691,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
             return (void)fuse_reply_err(req, strlen(name) > MANIFEST_MAX_NAME ? ENAMETOOLONG : EINVAL);
         if (fs__node_child(p, name))
             return (void)fuse_reply_err(req, EEXIST);
-        job_t *j = fs__job_new_staging(fs, name);
-        if (!j)
-            return (void)fuse_reply_err(req, EIO);
-        return reply_entry(req, fs, V(j)->dir);
+        int rc = fs__job_new_staging(fs, name, mkdir_staged, req); /* replies later */
+        if (rc)
+            fuse_reply_err(req, rc == -EEXIST ? EEXIST : EIO);
+        return;
     }
     char *dir = create_prep(req, fs, p, name);
     if (!dir)

@@ -131,10 +131,33 @@ void fs__job_file_closed(job_t *j)
         arm_quiet(V(j)->fs, j, v->publish_now ? 0 : V(j)->fs->opts.quiet_ms);
 }
 
-job_t *fs__job_new_staging(fs_t *fs, const char *name)
+typedef struct staging {
+    fs_t *fs;
+    pool_stage_cb cb;
+    void *arg;
+} staging_t;
+
+static void on_staged(void *arg, job_t *j, int status)
 {
-    job_t *j = pool_job_stage(fs->pool, name); /* fs__view.job_added makes its nodes and arms quiet */
-    return j && V(j) ? j : NULL;
+    staging_t *st = arg;
+    st->fs->pending_replies--;
+    if (!status && (!V(j) || !V(j)->dir))
+        status = -EIO; /* fs_stop came first: job_added gave it no nodes */
+    st->cb(st->arg, status ? NULL : j, status);
+    free(st);
+}
+
+int fs__job_new_staging(fs_t *fs, const char *name, pool_stage_cb cb, void *arg)
+{
+    staging_t *st = xmalloc(sizeof(*st));
+    *st = (staging_t){.fs = fs, .cb = cb, .arg = arg};
+    int rc = pool_job_stage(fs->pool, name, on_staged, st); /* fs__view.job_added makes its nodes */
+    if (rc) {
+        free(st);
+        return rc;
+    }
+    fs->pending_replies++; /* fs_stop keeps the session until cb has replied */
+    return 0;
 }
 
 void fs__job_renamed(job_t *j, const char *newname)
@@ -210,6 +233,8 @@ static void build_published_tree(fs_t *fs, job_t *j)
 static void on_job_added(void *arg, job_t *j)
 {
     fs_t *fs = arg;
+    if (fs->stopping)
+        return; /* the views are freed already (fs_stop): a job arriving now gets none */
     jview_t *v = xcalloc(1, sizeof(*v));
     v->fs = fs;
     j->view = v;

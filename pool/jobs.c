@@ -211,19 +211,69 @@ static job_t *job_alloc(pool_t *pool, const char *name, job_state_t state)
     return j;
 }
 
-pool_job_t *pool_job_stage(pool_t *pool, const char *name)
+/* A staged job's directory is made in the thread pool (a mkdir waits for the disk's journal). Its
+ * record exists from the start, marked creating, so the name is taken at once: pool_job_find finds
+ * it, and a rename onto the name, a second stage of it or another peer's job of that name is
+ * refused or named otherwise as for any live job. The view hears of it only once it is made. */
+typedef struct stagework {
+    uv_work_t req;
+    job_t *job; /* held (refs) */
+    char *path;
+    int rc;
+    pool_stage_cb cb;
+    void *arg;
+} stagework_t;
+
+static void stage_work(uv_work_t *req)
 {
-    char *path = xasprintf("%s/staging/%s", pool->data_dir, name);
-    int rc = mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
-    free(path);
+    stagework_t *w = req->data;
+    w->rc = mkdir(w->path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+static void stage_done(uv_work_t *req, int status)
+{
+    stagework_t *w = req->data;
+    job_t *j = w->job;
+    pool_t *pool = j->pool;
+    pool->pending_work--;
+    j->creating = false;
+    int rc = status ? status : w->rc; /* status: items are never cancelled */
+    if (rc)
+        log_error("creating the staging directory of %s: %s", j->name, strerror(-rc));
+    else if (pool->stopping || j->gone)
+        rc = -ECANCELED;
     if (rc) {
-        log_error("creating the staging directory of %s: %s", name, strerror(-rc));
-        return NULL;
+        j->gone = true; /* never reported: nothing to tell the view */
+    } else {
+        j->listed = true;
+        view_added(j);
     }
-    job_t *j = job_alloc(pool, name, J_STAGING);
-    j->listed = true;
-    view_added(j);
-    return j;
+    w->cb(w->arg, rc ? NULL : j, rc);
+    pool_job_unref(j);
+    free(w->path);
+    free(w);
+}
+
+int pool_job_stage(pool_t *pool, const char *name, pool_stage_cb cb, void *arg)
+{
+    if (!pool || !name || !cb)
+        return -EINVAL;
+    if (pool->stopping)
+        return -ECANCELED;
+    job_t *old = pool_job_find(pool, name);
+    if (old && !pool_job_over(old))
+        return -EEXIST; /* live, or being staged already */
+    stagework_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->job = job_alloc(pool, name, J_STAGING);
+    w->job->creating = true;
+    pool_job_ref(w->job);
+    w->path = xasprintf("%s/staging/%s", pool->data_dir, name);
+    w->cb = cb;
+    w->arg = arg;
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, stage_work, stage_done);
+    return 0;
 }
 
 static void set_reason(job_t *j, const char *why)

@@ -7,8 +7,9 @@
  * for them to be published, renamed, cancelled or dropped, and reads the records (pool_job_t, whose
  * fields are the pool's to write: read-only outside pool/). The pool tells the view what changed
  * through the table of callbacks it is given (pool_view_t), always from the loop thread. The calls
- * that change a job (stage, rename, unlist, cancel) report the change through those callbacks
- * before they return; everything else is reported later, from the loop.
+ * that change a job (rename, unlist, cancel) report the change through those callbacks before they
+ * return; everything else (a staged job too: its directory is made first) is reported later, from
+ * the loop.
  *
  * Everything runs on the loop given; blocking disk work goes to libuv's thread pool.
  * Errors are 0 or -errno.
@@ -96,6 +97,7 @@ struct pool_job {
     job_state_t r_state;   /**< remote: the state its submitter reported */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
+    bool creating;         /**< pool_job_stage: its directory is being made; not reported to the view yet */
     pool_job_t *next;
 };
 
@@ -153,18 +155,28 @@ void pool_stop(pool_t *p, void (*done)(void *arg), void *arg);
 /** Frees a pool that was never started (after pool_new). */
 void pool_free(pool_t *p);
 
-/** A live job by its name in jobs/, or NULL. */
+/** A live job by its name in jobs/, or one being staged under that name (creating, not reported
+ * to the view yet: its view is NULL), or NULL. */
 pool_job_t *pool_job_find(pool_t *p, const char *name);
 /** A published job (local or remote) by its hex id, or NULL. */
 pool_job_t *pool_job_by_id(pool_t *p, const char *id);
 /** Calls cb for every live job, oldest first (cb must not add or remove jobs). */
 void pool_jobs_foreach(pool_t *p, void (*cb)(void *arg, pool_job_t *j), void *arg);
 /**
- * A job directory is being copied in: makes data/staging/<name> and a J_STAGING record, reported
- * through job_added before this returns (a finished job of that name is replaced: job_removed
- * first). NULL on error.
+ * The end of pool_job_stage, from the loop: j the new J_STAGING record (job_added has been called
+ * for it) and status 0; or j NULL and status the mkdir's -errno (logged) or -ECANCELED (the pool
+ * began stopping, or the record was replaced, meanwhile).
  */
-pool_job_t *pool_job_stage(pool_t *p, const char *name);
+typedef void (*pool_stage_cb)(void *arg, pool_job_t *j, int status);
+/**
+ * A job directory is being copied in: takes the name at once with a J_STAGING record marked
+ * creating (see pool_job_find; a finished job of that name is replaced: job_removed, before this
+ * returns), makes data/staging/<name> in the thread pool, then reports the record through
+ * job_added and calls cb, from the loop (never from inside this call). 0 (cb will be called
+ * once), -EEXIST (a job of that name is live or being staged), -ECANCELED (the pool is stopping),
+ * -EINVAL; cb is not called then.
+ */
+int pool_job_stage(pool_t *p, const char *name, pool_stage_cb cb, void *arg);
 /** The staged copy changed: gen is bumped; a rejected job goes back to J_STAGING. */
 void pool_job_touch(pool_job_t *j);
 /** Hashes the staged copy in the thread pool; job_changed follows with J_RUNNING, J_REJECTED or

@@ -9,9 +9,11 @@
  * so a lookup walks every entry of its probe run. Registrations are appended to it; removing one
  * rebuilds it (rare: a job going away, a result replaced).
  *
- * Thread-pool items (work_t) own copies of what they read (a path, an offset, the expected hash)
- * and hold their registration (refs), so a registration removed meanwhile is freed when the last
- * item returns. serve_close waits for every item before freeing s: the have scan reads the store.
+ * Thread-pool items (work_t) own copies of what they read (a path, an offset, the expected hash);
+ * those that read a registration's own fields (a result's re-hash, a have scan) hold it (refs), so
+ * a registration removed meanwhile is freed when the last such item returns. serve_close waits for every item before freeing s: the have scan reads the store.
+ * Even an input's or a stored block's open() goes to the thread pool: a path lookup is cheap while
+ * the directory is in the dentry cache, but a cold one waits for the disk, and the loop must not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,20 +70,22 @@ typedef struct entry {
     uint32_t file, block;
 } entry_t;
 
-enum work_kind { W_RESULT, W_SCAN };
+enum work_kind { W_OPEN, W_RESULT, W_SCAN };
 
 typedef struct work {
     uv_work_t w;
     serve_t *s;
     enum work_kind kind;
     reg_t *reg;
-    httpd_req_t *req; /* W_RESULT: the deferred request */
-    /* W_RESULT */
+    httpd_req_t *req; /* W_OPEN, W_RESULT: the deferred request */
+    /* W_OPEN (path: an input's file, or NULL: the store only), W_RESULT */
     char *path;
     uint64_t off;
     size_t len;
     hash_t h;
     char *buf;
+    int fd;          /* W_OPEN: opened, sent by the reply (-1: none, or given away) */
+    uint64_t fd_len; /* W_OPEN: the bytes of fd to send */
     /* W_SCAN: the worker's bitfield */
     uint8_t *bits;
     uint32_t held;
@@ -306,6 +310,15 @@ void serve_block_stored(serve_t *s, const hash_t *h)
 
 /* ---- thread-pool items ---- */
 
+static work_t *work_new(enum work_kind kind, reg_t *reg)
+{
+    work_t *w = xcalloc(1, sizeof(*w));
+    w->kind = kind;
+    w->reg = reg;
+    w->fd = -1;
+    return w;
+}
+
 static void work_start(serve_t *s, work_t *w, uv_work_cb fn, uv_after_work_cb done)
 {
     w->w.data = w;
@@ -336,6 +349,8 @@ static void work_end(work_t *w)
     serve_t *s = w->s;
     if (w->reg)
         reg_unref(w->reg);
+    if (w->fd >= 0)
+        close(w->fd); /* not sent: the server is closing */
     free(w->path);
     free(w->buf);
     free(w->bits);
@@ -404,43 +419,69 @@ static void entry_range(const entry_t *e, uint64_t *off, uint64_t *len)
     *len = f->size - *off < bs ? f->size - *off : bs;
 }
 
+/* Opens an input's file (at the block's offset), or failing that the stored block. */
+static void open_work(uv_work_t *uw)
+{
+    work_t *w = uw->data;
+    if (w->path) {
+        w->fd = open(w->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        w->fd_len = w->len;
+    }
+    if (w->fd < 0 && w->s->store && store_open_block(w->s->store, &w->h, &w->fd) == 0) {
+        struct stat st;
+        w->off = 0;
+        w->fd_len = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    }
+}
+
+static void open_done(uv_work_t *uw, int status)
+{
+    work_t *w = uw->data;
+    serve_t *s = w->s;
+    (void)status; /* items are never cancelled */
+    if (s->closing) {
+        reply_error(w->req, 503, "shutting down"); /* work_end closes the fd */
+    } else if (w->fd < 0) {
+        reply_error(w->req, 404, "block not held here");
+    } else {
+        s->st.blocks++;
+        s->st.bytes += w->fd_len;
+        httpd_reply_header(w->req, "Cache-Control", SERVE_CACHE);
+        httpd_reply_fd(w->req, 200, "application/octet-stream", w->fd, w->off, w->fd_len);
+        w->fd = -1; /* the reply's now (closed once sent, or on error) */
+    }
+    work_end(w);
+}
+
 static void serve_block(serve_t *s, httpd_req_t *r, const char *hex)
 {
     hash_t h;
     if (strlen(hex) != HASH_HEX_LEN || hash_from_hex(hex, HASH_HEX_LEN, &h) != 0)
         return reply_error(r, 400, "a block is named by 64 hex digits");
-    int fd = -1;
-    uint64_t off = 0, len = 0;
+    work_t *w;
+    uint64_t len = 0;
     const entry_t *e = index_find(s, &h, is_inputs, NULL);
     if (e) {
-        char *path = xasprintf("%s/%s", e->reg->root, e->reg->files[e->file].path);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        free(path);
-        entry_range(e, &off, &len);
-    } else if ((e = index_find(s, &h, is_result, NULL))) {
-        work_t *w = xcalloc(1, sizeof(*w));
-        w->kind = W_RESULT;
-        w->reg = e->reg;
+        /* the path is copied: the item needs no hold on the registration */
+        w = work_new(W_OPEN, NULL);
         w->path = xasprintf("%s/%s", e->reg->root, e->reg->files[e->file].path);
-        uint64_t l;
-        entry_range(e, &w->off, &l);
-        w->len = (size_t)l;
-        w->h = h;
-        w->req = httpd_defer(r);
-        work_start(s, w, result_work, result_done);
-        return;
-    }
-    if (fd < 0 && s->store && store_open_block(s->store, &h, &fd) == 0) {
-        struct stat st;
-        off = 0;
-        len = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    }
-    if (fd < 0)
+        entry_range(e, &w->off, &len);
+    } else if ((e = index_find(s, &h, is_result, NULL))) {
+        w = work_new(W_RESULT, e->reg);
+        w->path = xasprintf("%s/%s", e->reg->root, e->reg->files[e->file].path);
+        entry_range(e, &w->off, &len);
+    } else if (s->store) {
+        w = work_new(W_OPEN, NULL);
+    } else {
         return reply_error(r, 404, "block not held here");
-    s->st.blocks++;
-    s->st.bytes += len;
-    httpd_reply_header(r, "Cache-Control", SERVE_CACHE);
-    httpd_reply_fd(r, 200, "application/octet-stream", fd, off, len);
+    }
+    w->len = (size_t)len;
+    w->h = h;
+    w->req = httpd_defer(r);
+    if (w->kind == W_RESULT)
+        work_start(s, w, result_work, result_done);
+    else
+        work_start(s, w, open_work, open_done);
 }
 
 /* ---- /v1/have ---- */
@@ -525,10 +566,7 @@ static void serve_have(serve_t *s, httpd_req_t *r, const char *id)
     if (g->have == HAVE_UNKNOWN) {
         g->have = HAVE_SCANNING;
         g->bits = xcalloc(g->n_blocks / 8 + 1, 1); /* notes blocks stored during the scan */
-        work_t *w = xcalloc(1, sizeof(*w));
-        w->kind = W_SCAN;
-        w->reg = g;
-        work_start(s, w, scan_work, scan_done);
+        work_start(s, work_new(W_SCAN, g), scan_work, scan_done);
     }
 }
 

@@ -19,9 +19,9 @@
  * the first time someone asks), kept, and updated by serve_block_stored; of a job with its inputs
  * here, every bit is set.
  *
- * Loop thread only. Blocking work (a result block's read and hash, the store look-ups of /have)
- * runs in the thread pool; opening an input file or a store block for sendfile stays on the loop
- * (a path lookup in a hot directory: cheaper than a thread-pool round trip per block).
+ * Loop thread only. Blocking work runs in the thread pool, with the reply deferred (httpd_defer)
+ * until it is done: a result block's read and hash, the store look-ups of /have, and the open (and
+ * fstat) of an input file or a stored block before it is sent with sendfile.
  */
 #ifndef PREON_SWARM_SERVE_H
 #define PREON_SWARM_SERVE_H

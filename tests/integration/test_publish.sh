@@ -158,4 +158,34 @@ t_job_names_with_control_characters_are_refused() {
     fi
 }
 
+# mkdir jobs/<name> is answered once its staging directory is made (in the thread pool): of
+# concurrent mkdirs of one name exactly one succeeds, the others get EEXIST, and one job exists.
+t_concurrent_mkdir_makes_one_job() {
+    start_peer A
+    local m i ok=0 exists=0 pids=()
+    m=$(mnt A)
+    for i in 1 2 3 4 5 6 7 8; do
+        (mkdir -- "$m/jobs/same" 2>"$T_CASE/err.$i") &
+        pids+=($!)
+    done
+    for i in 1 2 3 4 5 6 7 8; do
+        if wait "${pids[$((i - 1))]}"; then
+            ok=$((ok + 1))
+        elif grep -q "File exists" "$T_CASE/err.$i"; then
+            exists=$((exists + 1))
+        else
+            fail "mkdir $i: $(cat "$T_CASE/err.$i")"
+        fi
+    done
+    assert_eq 1 "$ok" "mkdirs that succeeded"
+    assert_eq 7 "$exists" "mkdirs that got EEXIST"
+    assert_eq same "$(ls -- "$m/jobs")" "jobs/"
+    assert_eq same "$(ls -- "$m/status")" "status/"
+    # an empty job is published (and rejected) once quiet: count it in whichever state it is
+    local jobs
+    jobs=$(timeout 10 cat -- "$m/peer" | awk -F': ' '/^jobs-/ { n += $2 } END { print n }')
+    assert_eq 1 "$jobs" "jobs in the peer file"
+    [ -d "$(data_dir A)/staging/same" ] || fail "no staging directory"
+}
+
 run_tests "$@"

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cmocka.h>
 #include <uv.h>
 
@@ -52,12 +54,15 @@ typedef struct fx {
     answer_t ans[MAX_ANS];
     int nans, want;
     bool close_after; /* the route handler closes serve and httpd after the next request */
-    bool serve_closed, httpd_closed;
+    bool close_serve_only; /* ... or serve only: its answer is then sent (503) */
+    bool serve_closed;
     /* a manifest of one file, "f.bin", FILE_LEN bytes, in dir/in and dir/res */
     manifest_file_t mf;
     manifest_t m;
     uint8_t data[FILE_LEN];
 } fx_t;
+
+static void on_serve_closed(void *arg) { ((fx_t *)arg)->serve_closed = true; }
 
 static void on_route(httpd_req_t *r, void *arg)
 {
@@ -67,10 +72,12 @@ static void on_route(httpd_req_t *r, void *arg)
         httpd_reply(r, 404, NULL, "", 0);
     if (fx->close_after) {
         fx->close_after = false;
-        serve_close(fx->s, NULL, NULL);
+        serve_close(fx->s, on_serve_closed, fx);
         fx->s = NULL;
-        httpd_close(fx->h, NULL, NULL);
-        fx->h = NULL;
+        if (!fx->close_serve_only) {
+            httpd_close(fx->h, NULL, NULL);
+            fx->h = NULL;
+        }
     }
 }
 
@@ -304,6 +311,77 @@ static void serve_close_while_a_result_is_hashed(void **state)
     free(res);
 }
 
+static void serve_inputs_gone_fall_back_to_the_store(void **state)
+{
+    fx_t *fx = *state;
+    int owner;
+    char *gone = xasprintf("%s/nowhere", fx->dir); /* the inputs' files cannot be opened */
+    assert_int_equal(serve_add_job(fx->s, JOB, &fx->m, gone, &owner), 0);
+    assert_int_equal(get_block(fx, &fx->mf.blocks[0])->code, 404);
+    assert_int_equal(store_put(fx->store, &fx->mf.blocks[2], fx->data + 2 * BS, FILE_LEN - 2 * BS), 0);
+    answer_t *a = get_block(fx, &fx->mf.blocks[2]);
+    assert_int_equal(a->code, 200);
+    assert_int_equal(a->len, FILE_LEN - 2 * BS);
+    assert_memory_equal(a->body, fx->data + 2 * BS, a->len);
+    serve_stats_t st;
+    serve_stats(fx->s, &st);
+    assert_int_equal(st.blocks, 1);
+    assert_int_equal(st.bytes, FILE_LEN - 2 * BS);
+    free(gone);
+}
+
+/* How many of this process's fds are open on a path ending in suffix. */
+static int fds_on(const char *suffix)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char target[4096];
+        ssize_t len = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        size_t sl = strlen(suffix);
+        n += (size_t)len >= sl && strcmp(target + len - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static void serve_close_while_a_block_is_opened(void **state)
+{
+    fx_t *fx = *state;
+    int owner;
+    char *in = xasprintf("%s/in", fx->dir);
+    assert_int_equal(serve_add_job(fx->s, JOB, &fx->m, in, &owner), 0);
+    /* the input's open runs in the thread pool; serve closes meanwhile (the httpd stays): the
+     * answer is 503 and the fd opened for it is closed, not leaked */
+    fx->close_serve_only = true;
+    fx->close_after = true;
+    answer_t *a = get_block(fx, &fx->mf.blocks[0]);
+    assert_int_equal(a->status, 0);
+    assert_int_equal(a->code, 503);
+    assert_null(fx->s);
+    while (!fx->serve_closed)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fds_on("/in/f.bin"), 0);
+
+    /* the same with the httpd closed too: no answer, no fd left */
+    assert_int_equal(serve_new(&fx->loop, fx->store, &fx->s), 0);
+    assert_int_equal(serve_add_job(fx->s, JOB, &fx->m, in, &owner), 0);
+    fx->close_serve_only = false;
+    fx->close_after = true;
+    fx->serve_closed = false;
+    a = get_block(fx, &fx->mf.blocks[1]);
+    assert_int_not_equal(a->status, 0);
+    while (!fx->serve_closed)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fds_on("/in/f.bin"), 0);
+    free(in);
+}
+
 static void serve_checks_arguments(void **state)
 {
     fx_t *fx = *state;
@@ -332,6 +410,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(serve_inputs_results_and_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_have_bitfields, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_close_while_a_result_is_hashed, setup, teardown),
+        cmocka_unit_test_setup_teardown(serve_close_while_a_block_is_opened, setup, teardown),
+        cmocka_unit_test_setup_teardown(serve_inputs_gone_fall_back_to_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_checks_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
