@@ -4,6 +4,8 @@
  *   preon wait [--mount DIR] JOB  block until JOB is over; exit 0 if it succeeded
  *   preon status [--mount DIR] [JOB]
  *   preon get --peer URL... JOB_ID[/PATH] DEST   download from the swarm (swarm/get.c)
+ *   preon keygen [--out FILE]     make an Ed25519 key pair (core/key.c)
+ *   preon id [--data DIR | --key FILE]  print a peer's public key
  *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
  */
 #include <errno.h>
@@ -20,6 +22,7 @@
 
 #include "core/files.h"
 #include "core/jobdesc.h"
+#include "core/key.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
@@ -34,6 +37,8 @@ static const char usage_main[] =
     "  status [--mount DIR] [JOB]  print the peer and its jobs, or one job's status\n"
     "  get --peer URL JOB_ID[/PATH] DEST  download a job's file(s), verified (preon get --help)\n"
     "  tracker [options]        run a BitTorrent-compatible tracker (preon tracker --help)\n"
+    "  keygen [--out FILE]      make an Ed25519 key pair (default: the peer's, DATA/key); print its public key\n"
+    "  id [--data DIR | --key FILE]  print the peer's public key (its identity in the pool)\n"
     "  --help, --version\n";
 
 static const char usage_mount[] =
@@ -300,6 +305,95 @@ static int cmd_mount(int argc, char **argv)
     return ctx.status;
 }
 
+static const char usage_keygen[] =
+    "usage: preon keygen [--out FILE]\n"
+    "  makes a new Ed25519 key pair in FILE (mode 0600; never replaces a file) and prints its public key.\n"
+    "  Default FILE: the key of the peer whose data directory is the default one (DATA/key), so that\n"
+    "  its identity exists before its first mount (preon mount makes one itself otherwise).\n";
+
+static const char usage_id[] =
+    "usage: preon id [--data DIR | --key FILE]\n"
+    "  prints the public key of DATA/key (default data directory as for preon mount) or of FILE.\n";
+
+/* --out FILE / --data DIR / --key FILE: the one option these two commands take. */
+static int key_path_arg(int argc, char **argv, const char *usage, bool allow_data, char **path)
+{
+    *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        bool out = !strcmp(argv[i], "--out") || !strcmp(argv[i], "--key");
+        bool data = allow_data && !strcmp(argv[i], "--data");
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if ((!out && !data) || i + 1 >= argc || *path || (!allow_data && strcmp(argv[i], "--out"))) {
+            fputs(usage, stderr);
+            free(*path);
+            return 2;
+        }
+        *path = data ? xasprintf("%s/key", argv[++i]) : xstrdup(argv[++i]);
+    }
+    if (!*path) {
+        char *d = default_data_dir();
+        *path = xasprintf("%s/key", d);
+        free(d);
+    }
+    return 0;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+    char *path, why[512];
+    int rc = key_path_arg(argc, argv, usage_keygen, false, &path);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        files_mkdir_p(dir, 0700); /* a missing default data directory; a bad one fails below */
+    }
+    free(dir);
+    keypair_t *k = NULL;
+    rc = key_generate(&k);
+    if (!rc && (rc = key_save(k, path, why, sizeof(why))) != 0)
+        fprintf(stderr, "preon keygen: %s%s\n", why, rc == -EEXIST ? " (not replaced: remove it first)" : "");
+    if (!rc) {
+        key_pub_t pub;
+        char hex[KEY_PUB_HEX_LEN + 1];
+        key_public(k, &pub);
+        key_pub_to_hex(&pub, hex);
+        printf("%s\n", hex);
+        fprintf(stderr, "preon keygen: wrote %s\n", path);
+    }
+    key_free(k);
+    free(path);
+    return rc ? 1 : 0;
+}
+
+static int cmd_id(int argc, char **argv)
+{
+    char *path, why[512];
+    int rc = key_path_arg(argc, argv, usage_id, true, &path);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    keypair_t *k = NULL;
+    rc = key_load(path, &k, why, sizeof(why));
+    if (rc) {
+        fprintf(stderr, "preon id: %s%s\n", why,
+                rc == -ENOENT ? " (preon mount makes the peer's key on its first start; or run preon keygen)" : "");
+        free(path);
+        return 1;
+    }
+    key_pub_t pub;
+    char hex[KEY_PUB_HEX_LEN + 1];
+    key_public(k, &pub);
+    key_pub_to_hex(&pub, hex);
+    printf("%s\n", hex);
+    key_free(k);
+    free(path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -317,6 +411,10 @@ int main(int argc, char **argv)
         return get_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tracker"))
         return tracker_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keygen"))
+        return cmd_keygen(argc - 1, argv + 1);
+    if (!strcmp(cmd, "id"))
+        return cmd_id(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))
         return exec_limit_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "core/key.h"
 #include "core/manifest.h"
 #include "exec/exec.h"
 #include "pool/coord.h"
@@ -86,6 +87,8 @@ typedef struct pool_up {
 } pool_up_t;
 
 struct pool {
+    keypair_t *key;       /* this peer's identity (DATA/key) */
+    char key_hex[KEY_PUB_HEX_LEN + 1];
     uv_loop_t *loop;
     pool_opts_t opts;
     pool_view_t view;

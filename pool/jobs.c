@@ -918,7 +918,7 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     for (job_t *j = pool->joblist; j; j = j->next)
         if (!j->gone)
             counts[j->state]++;
-    sb_printf(&b, "peer: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host,
+    sb_printf(&b, "peer: %s\nkey: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host, pool->key_hex,
               pool->opts.mountpoint ? pool->opts.mountpoint : "",
               pool->data_dir, pool->opts.slots, pool->nrunning);
     for (int s = J_STAGING; s <= J_CANCELLED; s++)

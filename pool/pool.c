@@ -99,6 +99,7 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool__jobs_free(pool);
     coord_free(pool->coord);
+    key_free(pool->key);
     if (pool->db)
         db_close(pool->db);
     if (pool->store)
@@ -160,7 +161,22 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     chmod(pool->data_dir, 0711);
     if (rc)
         goto error;
-    char *p = xasprintf("%s/store", pool->data_dir);
+    /* The peer's identity: made on first start, 0600 (core/key.h). */
+    char *p = xasprintf("%s/key", pool->data_dir);
+    char why[512];
+    bool created = false;
+    rc = key_load_or_create(p, &pool->key, &created, why, sizeof(why));
+    free(p);
+    if (rc) {
+        log_error("this peer's key: %s", why);
+        goto error;
+    }
+    key_pub_t pub;
+    key_public(pool->key, &pub);
+    key_pub_to_hex(&pub, pool->key_hex);
+    if (created)
+        log_info("made this peer's key: %s", pool->key_hex);
+    p = xasprintf("%s/store", pool->data_dir);
     rc = store_open(p, &pool->store);
     free(p);
     if (rc) {

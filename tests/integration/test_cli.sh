@@ -97,6 +97,39 @@ t_fusermount_unmounts_cleanly() {
     [ ! -e "$m/jobs" ] || fail "jobs/ still visible after fusermount3 -u"
 }
 
+# Identity (issue 9): preon keygen / preon id, and the key a mount makes on its first start.
+t_keys_keygen_id_and_the_mounts_own() {
+    local k="$T_CASE/k.pem" pub
+    expect_rc 0 "$PREON" keygen --out "$k"
+    pub=$OUT
+    assert_match "$pub" '^[0-9a-f]{64}$' "preon keygen prints the public key"
+    assert_eq 600 "$(stat -c %a "$k")" "a new key file's mode"
+    grep -q 'BEGIN PRIVATE KEY' "$k" || fail "the key file is not PEM: $(head -c 100 "$k")"
+    expect_rc 0 "$PREON" id --key "$k"
+    assert_eq "$pub" "$OUT" "preon id --key prints the same key"
+    expect_rc 1 "$PREON" keygen --out "$k"
+    assert_contains "$ERR" "not replaced" "keygen over an existing key"
+    expect_rc 0 "$PREON" id --key "$k"
+    assert_eq "$pub" "$OUT" "the key was not replaced"
+    chmod 644 "$k"
+    expect_rc 1 "$PREON" id --key "$k"
+    assert_contains "$ERR" "chmod 600" "a key others may read is refused"
+    expect_rc 1 "$PREON" id --data "$T_CASE/none"
+    assert_contains "$ERR" "preon keygen" "no key yet: what to do"
+    expect_rc 2 "$PREON" id --bogus
+    # a mount makes its key on first start, keeps it across restarts, and shows it in peer
+    start_peer A
+    local d key1
+    d=$(data_dir A)
+    assert_eq 600 "$(stat -c %a "$d/key")" "the peer's key file's mode"
+    expect_rc 0 "$PREON" id --data "$d"
+    key1=$OUT
+    assert_eq "$key1" "$(field key <"$(mnt A)/peer")" "the peer file's key"
+    stop_peer A
+    start_peer A
+    assert_eq "$key1" "$(field key <"$(mnt A)/peer")" "the key after a restart"
+}
+
 t_daemonizes_without_f() {
     local m=$T_CASE/d/mnt d=$T_CASE/d/data pid rc=0 end
     mkdir -p "$m" "$d"

@@ -1,0 +1,254 @@
+/*
+ * auth.c: the signed text of a request, its four headers, and the replay guard (pool/auth.h).
+ *
+ * The guard remembers (key, nonce) pairs in the order they were admitted, in a ring that grows by
+ * doubling up to max_seen, with a chained hash table over it. Every pair expires 2 * window after
+ * it was admitted (by then its own time, which was within the window then, is out of it), so
+ * expiry is in admission order and pruning pops the ring's head. Buckets are chosen by SHA-256 of
+ * a random seed and the pair: a caller picks its nonces, and must not be able to pick colliding
+ * ones.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/hash.h"
+#include "core/xalloc.h"
+#include "pool/auth.h"
+
+#define AUTH_VERSION_LINE "preon-request-1"
+#define AUTH_MIN_RING 1024
+
+static bool line_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f || n >= max)
+            return false;
+    return n > 0;
+}
+
+static void to_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int from_hex(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hash_hex_digit(hex[2 * i]), lo = hash_hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int auth_message(char *out, size_t outlen, const char *method, const char *target, const key_pub_t *to,
+                 uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN])
+{
+    if (!out || !method || !target || !to || !nonce || !line_ok(method, 16) || !line_ok(target, AUTH_MAX_TARGET))
+        return -EINVAL;
+    char to_hex_s[KEY_PUB_HEX_LEN + 1], nonce_hex[AUTH_NONCE_HEX_LEN + 1];
+    key_pub_to_hex(to, to_hex_s);
+    to_hex(nonce, AUTH_NONCE_LEN, nonce_hex);
+    int n = snprintf(out, outlen, AUTH_VERSION_LINE "\n%s\n%s\n%s\n%" PRIu64 "\n%s\n", method, target, to_hex_s,
+                     time_ms, nonce_hex);
+    return n < 0 || (size_t)n >= outlen ? -EINVAL : n;
+}
+
+int auth_sign(const keypair_t *k, const char *method, const char *target, const key_pub_t *to, uint64_t time_ms,
+              const uint8_t nonce[AUTH_NONCE_LEN], auth_headers_t *out)
+{
+    char msg[AUTH_MAX_MESSAGE];
+    int n = auth_message(msg, sizeof(msg), method, target, to, time_ms, nonce);
+    if (n < 0)
+        return n;
+    uint8_t sig[KEY_SIG_LEN];
+    key_sign(k, msg, (size_t)n, sig);
+    key_pub_t pub;
+    key_public(k, &pub);
+    char khex[KEY_PUB_HEX_LEN + 1], nhex[AUTH_NONCE_HEX_LEN + 1], shex[KEY_SIG_HEX_LEN + 1];
+    key_pub_to_hex(&pub, khex);
+    to_hex(nonce, AUTH_NONCE_LEN, nhex);
+    key_sig_to_hex(sig, shex);
+    snprintf(out->key, sizeof(out->key), AUTH_H_KEY ": %s", khex);
+    snprintf(out->time, sizeof(out->time), AUTH_H_TIME ": %" PRIu64, time_ms);
+    snprintf(out->nonce, sizeof(out->nonce), AUTH_H_NONCE ": %s", nhex);
+    snprintf(out->sig, sizeof(out->sig), AUTH_H_SIG ": %s", shex);
+    return 0;
+}
+
+int auth_parse(const char *key, const char *time, const char *nonce, const char *sig, auth_req_t *out)
+{
+    if (!key && !time && !nonce && !sig)
+        return -ENOENT;
+    if (!key || !time || !nonce || !sig)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (key_pub_from_hex(key, strlen(key), &out->key) != 0 || from_hex(nonce, out->nonce, AUTH_NONCE_LEN) != 0 ||
+        key_sig_from_hex(sig, strlen(sig), out->sig) != 0)
+        return -EINVAL;
+    /* decimal digits only, no sign or spaces, at most 19 of them (no overflow) */
+    size_t n = strlen(time);
+    if (n == 0 || n > 19)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (time[i] < '0' || time[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(time[i] - '0');
+    }
+    out->time_ms = v;
+    return 0;
+}
+
+bool auth_verify(const auth_req_t *r, const char *method, const char *target, const key_pub_t *to)
+{
+    char msg[AUTH_MAX_MESSAGE];
+    int n = auth_message(msg, sizeof(msg), method, target, to, r->time_ms, r->nonce);
+    return n >= 0 && key_verify(&r->key, msg, (size_t)n, r->sig);
+}
+
+/* ---- the replay guard ---- */
+
+typedef struct seen {
+    uint8_t kn[KEY_PUB_LEN + AUTH_NONCE_LEN];
+    uint64_t expire_ms;
+    uint32_t chain; /* next ring slot + 1 in the same bucket, 0 = end */
+} seen_t;
+
+struct auth_guard {
+    uint64_t window_ms;
+    size_t max_seen;
+    uint8_t seed[16];
+    seen_t *ring;
+    size_t cap, head, count; /* ring slots in use: head .. head + count - 1 (mod cap) */
+    uint32_t *buckets;       /* ring slot + 1, 0 = empty; 2 * cap of them */
+    size_t nbuckets;
+};
+
+static size_t bucket_of(const auth_guard_t *g, const uint8_t *kn)
+{
+    uint8_t buf[sizeof(g->seed) + KEY_PUB_LEN + AUTH_NONCE_LEN];
+    memcpy(buf, g->seed, sizeof(g->seed));
+    memcpy(buf + sizeof(g->seed), kn, KEY_PUB_LEN + AUTH_NONCE_LEN);
+    hash_t h;
+    hash_sha256(buf, sizeof(buf), &h);
+    uint64_t v;
+    memcpy(&v, h.b, sizeof(v));
+    return (size_t)(v & (g->nbuckets - 1));
+}
+
+static void link_slot(auth_guard_t *g, size_t slot)
+{
+    size_t b = bucket_of(g, g->ring[slot].kn);
+    g->ring[slot].chain = g->buckets[b];
+    g->buckets[b] = (uint32_t)(slot + 1);
+}
+
+static void rebuild(auth_guard_t *g, size_t cap)
+{
+    seen_t *ring = xcalloc(cap, sizeof(*ring));
+    for (size_t i = 0; i < g->count; i++)
+        ring[i] = g->ring[(g->head + i) % g->cap];
+    free(g->ring);
+    free(g->buckets);
+    g->ring = ring;
+    g->cap = cap;
+    g->head = 0;
+    g->nbuckets = 1;
+    while (g->nbuckets < cap * 2) /* a power of two: bucket_of masks */
+        g->nbuckets *= 2;
+    g->buckets = xcalloc(g->nbuckets, sizeof(*g->buckets));
+    for (size_t i = 0; i < g->count; i++)
+        link_slot(g, i);
+}
+
+auth_guard_t *auth_guard_new(uint64_t window_ms, size_t max_seen)
+{
+    auth_guard_t *g = xcalloc(1, sizeof(*g));
+    g->window_ms = window_ms ? window_ms : AUTH_WINDOW_MS;
+    g->max_seen = max_seen ? max_seen : AUTH_MAX_SEEN;
+    if (getrandom(g->seed, sizeof(g->seed), 0) != (ssize_t)sizeof(g->seed)) {
+        struct timespec ts; /* no entropy source: unpredictable enough against bucket grinding */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        memcpy(g->seed, &ts, sizeof(ts) < sizeof(g->seed) ? sizeof(ts) : sizeof(g->seed));
+    }
+    size_t cap = g->max_seen < AUTH_MIN_RING ? g->max_seen : AUTH_MIN_RING;
+    size_t p = 1;
+    while (p < cap)
+        p *= 2;
+    g->cap = 0;
+    rebuild(g, p);
+    return g;
+}
+
+void auth_guard_free(auth_guard_t *g)
+{
+    if (!g)
+        return;
+    free(g->ring);
+    free(g->buckets);
+    free(g);
+}
+
+/* Drops the ring's head (the oldest pair) from its bucket chain and the ring. */
+static void pop_head(auth_guard_t *g)
+{
+    size_t slot = g->head;
+    uint32_t *pp = &g->buckets[bucket_of(g, g->ring[slot].kn)];
+    while (*pp && *pp != slot + 1)
+        pp = &g->ring[*pp - 1].chain;
+    if (*pp)
+        *pp = g->ring[slot].chain;
+    g->head = (g->head + 1) % g->cap;
+    g->count--;
+}
+
+int auth_guard_admit(auth_guard_t *g, const key_pub_t *key, uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN],
+                     uint64_t now_ms)
+{
+    if (time_ms + g->window_ms < now_ms || time_ms > now_ms + g->window_ms)
+        return -ETIME;
+    while (g->count && g->ring[g->head].expire_ms <= now_ms)
+        pop_head(g);
+    uint8_t kn[KEY_PUB_LEN + AUTH_NONCE_LEN];
+    memcpy(kn, key->b, KEY_PUB_LEN);
+    memcpy(kn + KEY_PUB_LEN, nonce, AUTH_NONCE_LEN);
+    for (uint32_t s = g->buckets[bucket_of(g, kn)]; s; s = g->ring[s - 1].chain)
+        if (!memcmp(g->ring[s - 1].kn, kn, sizeof(kn)))
+            return -EALREADY;
+    if (g->count == g->cap) {
+        if (g->cap >= g->max_seen)
+            return -ENOSPC;
+        size_t cap = g->cap * 2 > g->max_seen ? g->max_seen : g->cap * 2;
+        rebuild(g, cap);
+    }
+    size_t slot = (g->head + g->count) % g->cap;
+    memcpy(g->ring[slot].kn, kn, sizeof(kn));
+    /* in admission order even if the clock went back: never before the newest one's */
+    uint64_t exp = now_ms + 2 * g->window_ms;
+    if (g->count) {
+        uint64_t last = g->ring[(g->head + g->count - 1) % g->cap].expire_ms;
+        if (exp < last)
+            exp = last;
+    }
+    g->ring[slot].expire_ms = exp;
+    g->count++;
+    link_slot(g, slot);
+    return 0;
+}
+
+size_t auth_guard_size(const auth_guard_t *g) { return g->count; }

@@ -1,0 +1,98 @@
+/**
+ * @file auth.h  Signed requests between peers (docs/security.md): what is signed, how it is
+ * checked, and the replay guard. Pure: no clock, no sockets (time comes in as now_ms); the keys
+ * are core/key.h's.
+ *
+ * A request that changes state on another peer carries four headers:
+ *   Preon-Key:   the caller's public key (64 hex)
+ *   Preon-Time:  the caller's clock, ms since the Unix epoch (decimal)
+ *   Preon-Nonce: 16 random bytes (32 hex), never reused
+ *   Preon-Sig:   Ed25519 of the caller's key over auth_message() (128 hex)
+ * auth_message() covers the method, the request target (path and query, exactly as sent), the
+ * recipient's public key (so a request made for one peer is worth nothing to another), the time
+ * and the nonce. The recipient accepts it once: the time must be within the window of its own
+ * clock, and (key, nonce) must not have been seen while it could still be in the window.
+ */
+#ifndef PREON_POOL_AUTH_H
+#define PREON_POOL_AUTH_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/key.h"
+
+/** How far a request's time may be from the recipient's clock (either way). */
+#ifndef AUTH_WINDOW_MS
+#define AUTH_WINDOW_MS 30000
+#endif
+/** (key, nonce) pairs remembered at most; past it new requests are refused (-ENOSPC) until some expire. */
+#ifndef AUTH_MAX_SEEN
+#define AUTH_MAX_SEEN 262144
+#endif
+#define AUTH_NONCE_LEN 16
+#define AUTH_NONCE_HEX_LEN 32
+/** Longest request target signed (a /v1/done with its inline result is at most 2048 bytes). */
+#define AUTH_MAX_TARGET 4096
+/** Bytes auth_message writes at most, with its NUL. */
+#define AUTH_MAX_MESSAGE (AUTH_MAX_TARGET + 256)
+
+#define AUTH_H_KEY "Preon-Key"
+#define AUTH_H_TIME "Preon-Time"
+#define AUTH_H_NONCE "Preon-Nonce"
+#define AUTH_H_SIG "Preon-Sig"
+
+/** What a signed request's headers say, parsed. */
+typedef struct auth_req {
+    key_pub_t key;
+    uint64_t time_ms;
+    uint8_t nonce[AUTH_NONCE_LEN];
+    uint8_t sig[KEY_SIG_LEN];
+} auth_req_t;
+
+/**
+ * The signed text: "preon-request-1\n" METHOD "\n" TARGET "\n" TO "\n" TIME "\n" NONCE "\n", TO and
+ * NONCE in lower-case hex, TIME in decimal. Returns its length, or -EINVAL (a field with a control
+ * byte or a newline, a target over AUTH_MAX_TARGET, out too small: give AUTH_MAX_MESSAGE).
+ */
+int auth_message(char *out, size_t outlen, const char *method, const char *target, const key_pub_t *to,
+                 uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN]);
+
+/** The four header lines ("Name: value") for a request from k to `to`, signed now. 0 or -EINVAL. */
+typedef struct auth_headers {
+    char key[sizeof(AUTH_H_KEY) + 2 + KEY_PUB_HEX_LEN + 1];
+    char time[sizeof(AUTH_H_TIME) + 2 + 24];
+    char nonce[sizeof(AUTH_H_NONCE) + 2 + AUTH_NONCE_HEX_LEN + 1];
+    char sig[sizeof(AUTH_H_SIG) + 2 + KEY_SIG_HEX_LEN + 1];
+} auth_headers_t;
+int auth_sign(const keypair_t *k, const char *method, const char *target, const key_pub_t *to, uint64_t time_ms,
+              const uint8_t nonce[AUTH_NONCE_LEN], auth_headers_t *out);
+
+/**
+ * Parses the four header values (any may be NULL: a request without them). 0, -ENOENT (none of
+ * them: an unsigned request), -EINVAL (some missing or malformed).
+ */
+int auth_parse(const char *key, const char *time, const char *nonce, const char *sig, auth_req_t *out);
+
+/** Whether r's signature covers this method, target and recipient. */
+bool auth_verify(const auth_req_t *r, const char *method, const char *target, const key_pub_t *to);
+
+/* ---- the replay guard ---- */
+
+typedef struct auth_guard auth_guard_t;
+
+/** window_ms, max_seen: 0 for the defaults. Never fails (aborts on OOM). */
+auth_guard_t *auth_guard_new(uint64_t window_ms, size_t max_seen);
+void auth_guard_free(auth_guard_t *g);
+/**
+ * Admits a verified request once. 0 (recorded), -ETIME (its time is outside now_ms +- window:
+ * a stale request, or a clock too far off), -EALREADY (this key sent this nonce before: a replay),
+ * -ENOSPC (max_seen pairs are remembered: refused, never forgotten early).
+ * A pair is remembered until now_ms + 2 * window at the time it was recorded, when its own time
+ * has left the window whatever it was.
+ */
+int auth_guard_admit(auth_guard_t *g, const key_pub_t *key, uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN],
+                     uint64_t now_ms);
+/** Pairs remembered now. */
+size_t auth_guard_size(const auth_guard_t *g);
+
+#endif

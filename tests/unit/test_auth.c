@@ -1,0 +1,200 @@
+/*
+ * test_auth.c: signed requests (pool/auth.c): the signed text, the headers' round trip, what a
+ * signature does not cover, malformed headers, and the replay guard with plain numbers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pool/auth.h"
+
+static const uint8_t nonce1[AUTH_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+/* The value of a "Name: value" header line. */
+static const char *val(const char *line) { return strchr(line, ':') + 2; }
+
+static void auth_message_is_exact(void **state)
+{
+    (void)state;
+    key_pub_t to;
+    memset(to.b, 0xab, sizeof(to.b));
+    char m[AUTH_MAX_MESSAGE];
+    int n = auth_message(m, sizeof(m), "GET", "/v1/lease/ff?peer=http://x:1&n=2", &to, 1700000000123, nonce1);
+    const char *want = "preon-request-1\nGET\n/v1/lease/ff?peer=http://x:1&n=2\n"
+                       "abababababababababababababababababababababababababababababababab\n1700000000123\n"
+                       "0102030405060708090a0b0c0d0e0f10\n";
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(m, want);
+    /* a newline or control byte in a field could forge another field: refused */
+    assert_int_equal(auth_message(m, sizeof(m), "GET", "/v1/x\nGET", &to, 1, nonce1), -EINVAL);
+    assert_int_equal(auth_message(m, sizeof(m), "G\tT", "/v1/x", &to, 1, nonce1), -EINVAL);
+    assert_int_equal(auth_message(m, sizeof(m), "GET", "", &to, 1, nonce1), -EINVAL);
+    assert_int_equal(auth_message(m, 10, "GET", "/v1/x", &to, 1, nonce1), -EINVAL);
+}
+
+static void auth_sign_parse_verify(void **state)
+{
+    (void)state;
+    keypair_t *a, *b;
+    assert_int_equal(key_generate(&a), 0);
+    assert_int_equal(key_generate(&b), 0);
+    key_pub_t pa, pb;
+    key_public(a, &pa);
+    key_public(b, &pb);
+    auth_headers_t h;
+    assert_int_equal(auth_sign(a, "GET", "/v1/renew/aa/3?peer=http://v:2", &pb, 5000, nonce1, &h), 0);
+    assert_int_equal(strncmp(h.key, "Preon-Key: ", 11), 0);
+    auth_req_t r;
+    assert_int_equal(auth_parse(val(h.key), val(h.time), val(h.nonce), val(h.sig), &r), 0);
+    assert_true(key_pub_equal(&r.key, &pa));
+    assert_int_equal(r.time_ms, 5000);
+    assert_memory_equal(r.nonce, nonce1, AUTH_NONCE_LEN);
+    assert_true(auth_verify(&r, "GET", "/v1/renew/aa/3?peer=http://v:2", &pb));
+    /* what it does not cover is refused: another target, method, recipient, time, nonce, signer */
+    assert_false(auth_verify(&r, "GET", "/v1/renew/aa/4?peer=http://v:2", &pb));
+    assert_false(auth_verify(&r, "PUT", "/v1/renew/aa/3?peer=http://v:2", &pb));
+    assert_false(auth_verify(&r, "GET", "/v1/renew/aa/3?peer=http://v:2", &pa));
+    auth_req_t t = r;
+    t.time_ms++;
+    assert_false(auth_verify(&t, "GET", "/v1/renew/aa/3?peer=http://v:2", &pb));
+    t = r;
+    t.nonce[0] ^= 1;
+    assert_false(auth_verify(&t, "GET", "/v1/renew/aa/3?peer=http://v:2", &pb));
+    t = r;
+    t.key = pb; /* b claims a's signature */
+    assert_false(auth_verify(&t, "GET", "/v1/renew/aa/3?peer=http://v:2", &pb));
+    key_free(a);
+    key_free(b);
+}
+
+static void auth_parse_refuses_bad_headers(void **state)
+{
+    (void)state;
+    char k[65], s[129];
+    memset(k, 'a', 64);
+    k[64] = '\0';
+    memset(s, 'b', 128);
+    s[128] = '\0';
+    const char *n = "0102030405060708090a0b0c0d0e0f10";
+    auth_req_t r;
+    assert_int_equal(auth_parse(NULL, NULL, NULL, NULL, &r), -ENOENT);
+    assert_int_equal(auth_parse(k, "1", n, s, &r), 0);
+    assert_int_equal(auth_parse(k, "1", n, NULL, &r), -EINVAL);
+    assert_int_equal(auth_parse(NULL, "1", n, s, &r), -EINVAL);
+    assert_int_equal(auth_parse(k, "", n, s, &r), -EINVAL);
+    assert_int_equal(auth_parse(k, "-1", n, s, &r), -EINVAL);
+    assert_int_equal(auth_parse(k, " 1", n, s, &r), -EINVAL);
+    assert_int_equal(auth_parse(k, "12345678901234567890", n, s, &r), -EINVAL); /* 20 digits */
+    assert_int_equal(auth_parse(k, "1", "0102", s, &r), -EINVAL);
+    assert_int_equal(auth_parse(k + 1, "1", n, s, &r), -EINVAL);
+    k[3] = 'z';
+    assert_int_equal(auth_parse(k, "1", n, s, &r), -EINVAL);
+}
+
+static void key_n(key_pub_t *k, int n)
+{
+    memset(k->b, 0, sizeof(k->b));
+    k->b[0] = (uint8_t)n;
+}
+
+static void nonce_n(uint8_t *nc, uint32_t n)
+{
+    memset(nc, 0, AUTH_NONCE_LEN);
+    memcpy(nc, &n, sizeof(n));
+}
+
+static void auth_guard_refuses_replays_and_stale(void **state)
+{
+    (void)state;
+    auth_guard_t *g = auth_guard_new(1000, 0);
+    key_pub_t a, b;
+    key_n(&a, 1);
+    key_n(&b, 2);
+    assert_int_equal(auth_guard_admit(g, &a, 10000, nonce1, 10000), 0);
+    assert_int_equal(auth_guard_admit(g, &a, 10000, nonce1, 10500), -EALREADY); /* replayed */
+    assert_int_equal(auth_guard_admit(g, &b, 10000, nonce1, 10500), 0);         /* another key */
+    uint8_t n2[AUTH_NONCE_LEN];
+    nonce_n(n2, 2);
+    assert_int_equal(auth_guard_admit(g, &a, 10000, n2, 10500), 0);             /* another nonce */
+    /* the window, both ways */
+    assert_int_equal(auth_guard_admit(g, &a, 8999, n2, 10000), -ETIME);
+    assert_int_equal(auth_guard_admit(g, &a, 11001, n2, 10000), -ETIME);
+    uint8_t n3[AUTH_NONCE_LEN];
+    nonce_n(n3, 3);
+    assert_int_equal(auth_guard_admit(g, &a, 11000, n3, 10000), 0);             /* at its edge */
+    /* a pair is kept while its request could still be in the window, then forgotten */
+    assert_int_equal(auth_guard_admit(g, &a, 11000, n3, 11999), -EALREADY);
+    assert_int_equal(auth_guard_size(g), 4);
+    uint8_t n4[AUTH_NONCE_LEN];
+    nonce_n(n4, 4);
+    assert_int_equal(auth_guard_admit(g, &a, 12100, n4, 12100), 0); /* pops the first (expired at 12000) */
+    assert_int_equal(auth_guard_size(g), 4);
+    uint8_t n5[AUTH_NONCE_LEN];
+    nonce_n(n5, 5);
+    assert_int_equal(auth_guard_admit(g, &a, 12600, n5, 12600), 0); /* the rest expired at 12500 */
+    assert_int_equal(auth_guard_size(g), 2);
+    assert_int_equal(auth_guard_admit(g, &a, 10000, nonce1, 12100), -ETIME); /* and its replay is stale anyway */
+    auth_guard_free(g);
+}
+
+static void auth_guard_is_bounded(void **state)
+{
+    (void)state;
+    auth_guard_t *g = auth_guard_new(1000, 4);
+    key_pub_t a;
+    key_n(&a, 1);
+    uint8_t n[AUTH_NONCE_LEN];
+    for (uint32_t i = 0; i < 4; i++) {
+        nonce_n(n, i);
+        assert_int_equal(auth_guard_admit(g, &a, 100, n, 100), 0);
+    }
+    nonce_n(n, 99);
+    assert_int_equal(auth_guard_admit(g, &a, 100, n, 100), -ENOSPC); /* full: refused, nothing forgotten */
+    nonce_n(n, 0);
+    assert_int_equal(auth_guard_admit(g, &a, 100, n, 1000), -EALREADY);
+    nonce_n(n, 99);
+    assert_int_equal(auth_guard_admit(g, &a, 2100, n, 2100), 0); /* once the others expire */
+    auth_guard_free(g);
+}
+
+static void auth_guard_grows_and_remembers_all(void **state)
+{
+    (void)state;
+    auth_guard_t *g = auth_guard_new(100000, 5000);
+    key_pub_t a;
+    key_n(&a, 7);
+    uint8_t n[AUTH_NONCE_LEN];
+    for (uint32_t i = 0; i < 5000; i++) {
+        nonce_n(n, i);
+        assert_int_equal(auth_guard_admit(g, &a, 1000, n, 1000 + i), 0);
+    }
+    for (uint32_t i = 0; i < 5000; i += 7) {
+        nonce_n(n, i);
+        assert_int_equal(auth_guard_admit(g, &a, 1000, n, 6000), -EALREADY);
+    }
+    nonce_n(n, 5000);
+    assert_int_equal(auth_guard_admit(g, &a, 1000, n, 6000), -ENOSPC);
+    assert_int_equal(auth_guard_size(g), 5000);
+    auth_guard_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(auth_message_is_exact),
+        cmocka_unit_test(auth_sign_parse_verify),
+        cmocka_unit_test(auth_parse_refuses_bad_headers),
+        cmocka_unit_test(auth_guard_refuses_replays_and_stale),
+        cmocka_unit_test(auth_guard_is_bounded),
+        cmocka_unit_test(auth_guard_grows_and_remembers_all),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
