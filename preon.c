@@ -6,6 +6,7 @@
  *   preon get --peer URL... JOB_ID[/PATH] DEST   download from the swarm (swarm/get.c)
  *   preon keygen [--out FILE]     make an Ed25519 key pair (core/key.c)
  *   preon id [--data DIR | --key FILE]  print a peer's public key
+ *   preon sign ...                the headers of a signed request (pool/auth.h), for scripts and tests
  *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -27,6 +29,7 @@
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "fs/fs.h"
+#include "pool/auth.h"
 #include "swarm/get.h"
 #include "tracker/tracker.h"
 
@@ -39,6 +42,7 @@ static const char usage_main[] =
     "  tracker [options]        run a BitTorrent-compatible tracker (preon tracker --help)\n"
     "  keygen [--out FILE]      make an Ed25519 key pair (default: the peer's, DATA/key); print its public key\n"
     "  id [--data DIR | --key FILE]  print the peer's public key (its identity in the pool)\n"
+    "  sign --key FILE --to KEY METHOD TARGET  print the headers of a signed request (docs/security.md)\n"
     "  --help, --version\n";
 
 static const char usage_mount[] =
@@ -394,6 +398,62 @@ static int cmd_id(int argc, char **argv)
     return 0;
 }
 
+static const char usage_sign[] =
+    "usage: preon sign --key FILE --to KEY [--time MS] [--nonce HEX] METHOD TARGET\n"
+    "  prints the four header lines of a request signed by FILE's key for the peer whose key is KEY\n"
+    "  (its GET /v1/id), TARGET being the path and query exactly as sent, e.g.\n"
+    "  curl -H \"$line1\" ... http://host:port/v1/hello?peer=http://me:7650. Time: now; nonce: random.\n";
+
+static int cmd_sign(int argc, char **argv)
+{
+    const char *keyfile = NULL, *to = NULL, *time_s = NULL, *nonce_s = NULL;
+    int i = 1;
+    for (; i + 1 < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--key"))
+            keyfile = argv[i + 1];
+        else if (!strcmp(o, "--to"))
+            to = argv[i + 1];
+        else if (!strcmp(o, "--time"))
+            time_s = argv[i + 1];
+        else if (!strcmp(o, "--nonce"))
+            nonce_s = argv[i + 1];
+        else
+            break;
+    }
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+        return fputs(usage_sign, stdout), 0;
+    key_pub_t to_key;
+    uint8_t nonce[AUTH_NONCE_LEN];
+    unsigned long t = 0;
+    if (!keyfile || !to || i + 2 != argc || key_pub_from_hex(to, strlen(to), &to_key) != 0 ||
+        (time_s && parse_uint(time_s, ULONG_MAX, &t) != 0))
+        return fputs(usage_sign, stderr), 2;
+    if (nonce_s) {
+        for (size_t k = 0; k < AUTH_NONCE_LEN; k++)
+            if (strlen(nonce_s) != 2 * AUTH_NONCE_LEN || sscanf(nonce_s + 2 * k, "%2hhx", &nonce[k]) != 1)
+                return fputs(usage_sign, stderr), 2;
+    } else if (getentropy(nonce, sizeof(nonce)) != 0) {
+        return perror("preon sign: getentropy"), 1;
+    }
+    if (!time_s) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
+    }
+    char why[512];
+    keypair_t *k;
+    if (key_load(keyfile, &k, why, sizeof(why)) != 0)
+        return fprintf(stderr, "preon sign: %s\n", why), 1;
+    auth_headers_t h;
+    int rc = auth_sign(k, argv[i], argv[i + 1], &to_key, t, nonce, &h);
+    key_free(k);
+    if (rc)
+        return fprintf(stderr, "preon sign: a method or target that cannot be signed\n"), 2;
+    printf("%s\n%s\n%s\n%s\n", h.key, h.time, h.nonce, h.sig);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -415,6 +475,8 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - 1, argv + 1);
     if (!strcmp(cmd, "id"))
         return cmd_id(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sign"))
+        return cmd_sign(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))
         return exec_limit_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))

@@ -166,6 +166,12 @@ const char *httpd_req_query(const httpd_req_t *r, size_t *len)
     return r->query;
 }
 
+const char *httpd_req_target(const httpd_req_t *r, size_t *len)
+{
+    *len = r->cc->uri_len;
+    return r->cc->uri;
+}
+
 const char *httpd_req_header(const httpd_req_t *r, const char *name)
 {
     return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);

@@ -92,6 +92,8 @@ const char *httpd_req_method(const httpd_req_t *r);
 const char *httpd_req_path(const httpd_req_t *r);
 /** The raw query string after '?', not decoded and not NUL-terminated ("" and 0 if none). */
 const char *httpd_req_query(const httpd_req_t *r, size_t *len);
+/** The request target exactly as sent (path and query, not decoded, not NUL-terminated). */
+const char *httpd_req_target(const httpd_req_t *r, size_t *len);
 /** A request header (case-insensitive name), or NULL. */
 const char *httpd_req_header(const httpd_req_t *r, const char *name);
 /** The client's address (struct sockaddr_in or sockaddr_in6). */

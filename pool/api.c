@@ -72,6 +72,12 @@ static void api_manifest(pool_t *pool, httpd_req_t *r, const char *hex)
 
 bool pool__api_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
+    if (strcmp(path, "/id") == 0) { /* who this peer is: the key its signed requests are checked against */
+        char body[KEY_PUB_HEX_LEN + 16];
+        snprintf(body, sizeof(body), "{\"key\":\"%s\"}", pool->key_hex);
+        httpd_reply(r, 200, "application/json", body, strlen(body));
+        return true;
+    }
     if (strcmp(path, "/jobs") == 0)
         return api_jobs(pool, r), true;
     if (strncmp(path, "/manifest/", 10) == 0)

@@ -39,6 +39,8 @@ typedef pool_res_t taskres_t;
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 
 #define POOL_MAX_POOL_PEERS 1024
+#define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
+#define POOL_MAX_WORKER_URLS 4096  /* where each worker key was last heard from */
 /* What other peers can make this peer hold, each a named cap (issue 8, item 7): */
 #define POOL_MAX_PEERS_PER_HOST 64 /* pool peers on one host (however learnt: --peer, a greeting, the tracker) */
 #ifndef POOL_MAX_REMOTE_JOBS
@@ -47,6 +49,8 @@ typedef pool_res_t taskres_t;
 #ifndef POOL_MAX_MIRROR_BYTES
 #define POOL_MAX_MIRROR_BYTES (256u * 1024 * 1024) /* result manifests mirrored from other peers, in all */
 #endif
+
+typedef struct peer_key peer_key_t; /* trust.c */
 
 typedef struct running {
     pool_t *pool;
@@ -65,7 +69,8 @@ typedef struct running {
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
  * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
- * each job holds, for swarm/serve.c), reply.c. Then jobs.c < results.c < api.c < discover.c < volunteer.c < pool.c.
+ * each job holds, for swarm/serve.c), reply.c, auth.c (pure). Then jobs.c < trust.c < results.c < api.c <
+ * discover.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
 
@@ -130,6 +135,15 @@ struct pool {
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
+    struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
+    peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
+    size_t n_peer_keys, cap_peer_keys;
+    uint64_t key_clock;
+    struct worker_url {       /**< submitter: where each worker (key) was last heard from (volunteer.c) */
+        char key[KEY_PUB_HEX_LEN + 1];
+        char *url;
+    } *workers;
+    size_t n_workers, cap_workers;
 };
 
 
@@ -178,6 +192,23 @@ void pool__handle_free(uv_handle_t *h);
 int pool__jobs_restore(pool_t *p);
 void pool__jobs_free(pool_t *p);
 
+/* trust.c */
+/**
+ * A GET of target (path and query) from the peer at base, signed for that peer's key (asked of it
+ * with GET /v1/id first if not known). Like fetch_get: 0 and cb fires once, later; or -errno and it
+ * never fires. A 401 answer makes the peer's key be asked for again next time.
+ */
+int pool__sget(pool_t *p, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg);
+/** The key of the peer at base, if known (learnt from its /v1/id). */
+bool pool__peer_key(pool_t *p, const char *base, key_pub_t *out);
+void pool__forget_peer_key(pool_t *p, const char *base);
+void pool__peer_keys_free(pool_t *p);
+/**
+ * Checks r is a signed request for this peer, made once: 0 with *caller set, or -EACCES with why
+ * (unsigned, malformed, bad signature, stale, replayed).
+ */
+int pool__auth_check(pool_t *p, httpd_req_t *r, key_pub_t *caller, char *why, size_t whylen);
+
 /* results.c */
 /** Submitter: a task's result is recorded (its directory complete): hash it for the pool. */
 void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code);
@@ -218,6 +249,7 @@ void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint
 bool pool__vol_handle(pool_t *p, httpd_req_t *r, const char *path);
 /** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
 void pool__vol_cancel_lease(void *p, const char *job_id, uint32_t task, const char *worker);
+void pool__workers_free(pool_t *p);
 /** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
 void pool__vol_peer_dropped(pool_t *p, const char *url);
 /** The submitter has this result (it is in its list): drop the copy kept for it. */

@@ -15,6 +15,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "pool/auth.h"
 #include "pool/internal.h"
 
 /*
@@ -99,6 +100,9 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool__jobs_free(pool);
     coord_free(pool->coord);
+    pool__peer_keys_free(pool);
+    pool__workers_free(pool);
+    auth_guard_free(pool->guard);
     key_free(pool->key);
     if (pool->db)
         db_close(pool->db);

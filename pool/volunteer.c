@@ -107,30 +107,29 @@ static bool can_run(pool_t *pool, job_t *j)
     return !why[0];
 }
 
-/* The URL of a request to j's submitter (xmalloc'd); task UINT32_MAX: none. */
+/* The target of a request to j's submitter (xmalloc'd); task UINT32_MAX: none. */
 static char *vol_url(pool_t *pool, const job_t *j, const char *what, uint32_t task, const char *extra)
 {
     if (task == UINT32_MAX)
-        return xasprintf("%s/v1/%s/%s?peer=%s%s", j->peers[0], what, j->id, pool->opts.http_url, extra ? extra : "");
-    return xasprintf("%s/v1/%s/%s/%u?peer=%s%s", j->peers[0], what, j->id, task, pool->opts.http_url,
-                     extra ? extra : "");
+        return xasprintf("/v1/%s/%s?peer=%s%s", what, j->id, pool->opts.http_url, extra ? extra : "");
+    return xasprintf("/v1/%s/%s/%u?peer=%s%s", what, j->id, task, pool->opts.http_url, extra ? extra : "");
 }
 
-/* Sends url (taken) to j's submitter; cb gets a vreq_t. 0, or -errno and cb never fires. */
-static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *url, fetch_get_cb cb)
+/* Sends target (taken), signed, to j's submitter; cb gets a vreq_t. 0, or -errno and cb never fires. */
+static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb)
 {
     vreq_t *v = xcalloc(1, sizeof(*v));
     v->pool = pool;
     v->job = j;
     v->task = task;
     pool_job_ref(j);
-    int rc = fetch_get(pool->fetch, url, 4096, cb, v);
+    int rc = pool__sget(pool, j->peers[0], target, 4096, cb, v);
     if (rc) {
-        log_warn("job %s: GET %.80s...: %s", j->name, url, strerror(-rc));
+        log_warn("job %s: GET %s%.80s...: %s", j->name, j->peers[0], target, strerror(-rc));
         pool_job_unref(j);
         free(v);
     }
-    free(url);
+    free(target);
     return rc;
 }
 
@@ -377,7 +376,8 @@ typedef struct rcollect {
     pool_t *pool;
     job_t *job;
     uint32_t task;
-    char *peer;
+    char *peer;   /* the volunteer's base URL: where its result is fetched from */
+    char *worker; /* its key (hex): who holds the lease, for the coordination core */
     int exit_code;
     uint64_t elapsed_ms;
     manifest_t man;
@@ -399,6 +399,7 @@ static void rc_free(rcollect_t *c)
     manifest_release(&c->man);
     free(c->data);
     free(c->peer);
+    free(c->worker);
     free(c->stage);
     pool_job_unref(c->job);
     free(c);
@@ -494,9 +495,9 @@ static void assemble_done(uv_work_t *req, int status)
             j->publishing = xcalloc(j->man.desc.tasks, 1);
         if (c->status) { /* we could not write it: not the volunteer's fault; it runs again */
             log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(pool->coord, j->id, c->task, c->peer);
+            coord_lost(pool->coord, j->id, c->task, c->worker);
             pool__vol_offer(pool, j, NULL);
-        } else if (j->publishing[c->task] || coord_holds(pool->coord, j->id, c->task, c->peer) != 0) {
+        } else if (j->publishing[c->task] || coord_holds(pool->coord, j->id, c->task, c->worker) != 0) {
             log_info("job %s task %u: the report of %s comes late or twice: its result is not kept", j->name,
                      c->task, c->peer);
         } else {
@@ -521,12 +522,12 @@ static void publish_done(uv_work_t *req, int status)
     if (c->publish && !j->gone && !pool->stopping) {
         if (c->status) { /* the rename failed: not accepted; the task runs again */
             log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(pool->coord, j->id, c->task, c->peer);
+            coord_lost(pool->coord, j->id, c->task, c->worker);
             pool__vol_offer(pool, j, NULL);
             pool__job_check_over(j);
             return rc_free(c);
         }
-        if (!pool__task_report(j, c->task, c->peer, c->result_id, c->exit_code == 0))
+        if (!pool__task_report(j, c->task, c->worker, c->result_id, c->exit_code == 0))
             return rc_free(c); /* lost its lease during the rename: the next accepted result replaces it */
         char reason[320];
         snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
@@ -557,7 +558,7 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
     uv_queue_work(c->pool->loop, &c->req, assemble_work, assemble_done);
 }
 
-static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *peer);
+static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *worker);
 
 /* Thread pool: the result manifest decoded (every limit checked) and held against the job's rules
  * (pool__result_fits), before one block of it is fetched. */
@@ -578,7 +579,7 @@ static void rm_refused(rcollect_t *c, const char *why)
     if (!c->job->gone && !c->pool->stopping) {
         log_warn("job %s task %u: result manifest from %s refused: %s (the task waits for another peer)",
                  c->job->name, c->task, c->peer, why);
-        task_lost(c->pool, c->job, c->task, c->peer); /* not when its long lease runs out */
+        task_lost(c->pool, c->job, c->task, c->worker); /* not when its long lease runs out */
     }
     rc_free(c);
 }
@@ -680,6 +681,57 @@ static unsigned long long query_num(httpd_req_t *r, const char *key, unsigned lo
     return *end || v[0] == '-' ? def : n > max ? max : n;
 }
 
+/* ---- workers: a key, and where it was last heard from ---- */
+
+/* Notes that worker (a key, hex) speaks from url: cancels and result fetches go there. */
+static void worker_note(pool_t *pool, const char *worker, const char *url)
+{
+    for (size_t i = 0; i < pool->n_workers; i++) {
+        if (!strcmp(pool->workers[i].key, worker)) {
+            if (strcmp(pool->workers[i].url, url) != 0) {
+                free(pool->workers[i].url);
+                pool->workers[i].url = xstrdup(url);
+            }
+            return;
+        }
+    }
+    if (pool->n_workers >= POOL_MAX_WORKER_URLS) { /* forget those the core forgot */
+        size_t k = 0;
+        for (size_t i = 0; i < pool->n_workers; i++) {
+            if (coord_worker_known(pool->coord, pool->workers[i].key, NULL))
+                pool->workers[k++] = pool->workers[i];
+            else
+                free(pool->workers[i].url);
+        }
+        pool->n_workers = k;
+        if (k >= POOL_MAX_WORKER_URLS)
+            return; /* the core refuses that many workers anyway */
+    }
+    if (pool->n_workers == pool->cap_workers) {
+        pool->cap_workers = pool->cap_workers ? 2 * pool->cap_workers : 16;
+        pool->workers = xreallocarray(pool->workers, pool->cap_workers, sizeof(*pool->workers));
+    }
+    snprintf(pool->workers[pool->n_workers].key, sizeof(pool->workers[0].key), "%s", worker);
+    pool->workers[pool->n_workers++].url = xstrdup(url);
+}
+
+static const char *worker_url(const pool_t *pool, const char *worker)
+{
+    for (size_t i = 0; i < pool->n_workers; i++)
+        if (!strcmp(pool->workers[i].key, worker))
+            return pool->workers[i].url;
+    return NULL;
+}
+
+void pool__workers_free(pool_t *pool)
+{
+    for (size_t i = 0; i < pool->n_workers; i++)
+        free(pool->workers[i].url);
+    free(pool->workers);
+    pool->workers = NULL;
+    pool->n_workers = pool->cap_workers = 0;
+}
+
 /* ---- recruiting: offers and greetings ---- */
 
 static void on_offer_ack(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -690,16 +742,23 @@ static void on_offer_ack(int status, unsigned code, const char *body, size_t len
     free(url);
 }
 
-/* GET peer/v1/offer/<id> (or /v1/hello if id is NULL), fire-and-forget. */
-static void send_offer(pool_t *pool, const char *peer, const char *id)
+/* A signed fire-and-forget GET of target to peer (logged at debug level if it fails). */
+static void send_signed(pool_t *pool, const char *peer, char *target)
 {
-    char *url = id ? xasprintf("%s/v1/offer/%s?peer=%s", peer, id, pool->opts.http_url)
-                   : xasprintf("%s/v1/hello?peer=%s", peer, pool->opts.http_url);
-    int rc = fetch_get(pool->fetch, url, 4096, on_offer_ack, url);
+    char *url = xasprintf("%s%s", peer, target);
+    int rc = pool__sget(pool, peer, target, 4096, on_offer_ack, url);
     if (rc) { /* -EAGAIN: FETCH_MAX_GETS under way; that peer learns of it by polling */
         log_debug("GET %s: %s", url, strerror(-rc));
         free(url);
     }
+    free(target);
+}
+
+/* GET peer/v1/offer/<id> (or /v1/hello if id is NULL), signed, fire-and-forget. */
+static void send_offer(pool_t *pool, const char *peer, const char *id)
+{
+    send_signed(pool, peer, id ? xasprintf("/v1/offer/%s?peer=%s", id, pool->opts.http_url)
+                               : xasprintf("/v1/hello?peer=%s", pool->opts.http_url));
 }
 
 static bool offerable(pool_t *pool, job_t *j)
@@ -758,21 +817,21 @@ static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id)
 /* ---- the requests ---- */
 
 /* The submitter's answer to a lease request: up to ?n= tasks (at most VOL_MAX_LEASE) under one lease each. */
-static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer)
+static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer, const char *worker)
 {
     unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
     uint32_t got[VOL_MAX_LEASE];
     unsigned k = 0;
     uint64_t now = pool_now_ms();
     char host[VOL_MAX_URL];
-    int rc = coord_worker_seen(pool->coord, peer, peer_host(peer, host, sizeof(host)), now);
+    int rc = coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), now);
     if (rc) {
         log_warn("job %s: no lease for %s: %s", j->name, peer,
                  rc == -EMFILE ? "its host runs too many volunteers" : "the pool is full");
         return reply_json(r, 429, "{\"error\":\"too many volunteers\"}");
     }
     while (j->state == J_RUNNING && k < (n ? n : 1) &&
-           coord_lease(pool->coord, j->id, peer, now, lease_ms(pool), NULL, &got[k]) == 0)
+           coord_lease(pool->coord, j->id, worker, now, lease_ms(pool), NULL, &got[k]) == 0)
         pool__task_dispatched(j, got[k++]);
     if (k == 0)
         return reply_json(r, 204, "");
@@ -786,15 +845,15 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
 }
 
 /* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
-static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *peer)
+static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *worker)
 {
-    coord_lost(pool->coord, j->id, task, peer);
+    coord_lost(pool->coord, j->id, task, worker);
     pool__job_check_over(j);
     pool__jobs_kick(pool);
     pool__vol_offer(pool, j, NULL);
 }
 
-static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, const char *peer)
+static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, const char *peer, const char *worker)
 {
     size_t qlen = 0;
     const char *q = httpd_req_query(r, &qlen);
@@ -811,6 +870,7 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
     c->job = j;
     c->task = task;
     c->peer = xstrdup(peer);
+    c->worker = xstrdup(worker);
     c->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", pool->data_dir, j->id, task, ++pool->stage_seq);
     c->exit_code = (int)code;
     c->elapsed_ms = (uint64_t)ms;
@@ -825,11 +885,11 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
         log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
                  j->name, task, peer, why);
         rc_free(c);
-        task_lost(pool, j, task, peer);
+        task_lost(pool, j, task, worker);
         return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
     }
     /* give the transfer time: the lease holds until the result is in */
-    coord_renew(pool->coord, j->id, task, peer, pool_now_ms(), 10 * lease_ms(pool));
+    coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), 10 * lease_ms(pool));
     if (rc == 0) { /* the result came with the report: straight to results/ */
         c->req.data = c;
         pool->pending_work++;
@@ -852,51 +912,71 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
     unsigned task = 0;
     int n = 0;
-    if (!strcmp(path, "/hello"))
-        return handle_offer(pool, r, NULL), true;
-    if (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN)
+    bool hello = !strcmp(path, "/hello");
+    if (!hello && (sscanf(path, "/%7[a-z]/%65[0-9a-f]%n", what, id, &n) != 2 || strlen(id) != HASH_HEX_LEN))
         return false;
-    bool with_task = path[n] == '/';
+    bool with_task = !hello && path[n] == '/';
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
-    if (!strcmp(what, "offer") && !with_task)
-        return handle_offer(pool, r, id), true;
-    if (!strcmp(what, "cancel") && with_task) { /* volunteer: the submitter cancelled the job */
-        job_t *rj = pool_job_by_id(pool, id);
-        if (!rj || !rj->remote || !query_peer(r, peer, sizeof(peer)) || strcmp(peer, rj->peers[0]) != 0)
-            return reply_json(r, 403, "{\"error\":\"only the job's submitter may cancel it\"}"), true;
-        cancel_running(pool, rj, task, "the submitter cancelled the job");
-        return reply_json(r, 200, "{}"), true;
-    }
-    if (!strcmp(what, "result") && with_task) { /* volunteer: serve a result manifest */
+    if (!hello && strcmp(what, "result") == 0 && with_task) { /* volunteer: serve a result manifest */
         for (struct outbox *o = pool->outbox; o; o = o->next)
             if (!strcmp(o->id, id) && o->task == task)
                 return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
         return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
     }
-    if (strcmp(what, "lease") && strcmp(what, "renew") && strcmp(what, "done") && strcmp(what, "release"))
+    if (!hello && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
+        strcmp(what, "done") && strcmp(what, "release"))
+        return false;
+    /* Everything below changes state here: only a signed request, once (pool/auth.h). */
+    key_pub_t caller;
+    char why[160], worker[KEY_PUB_HEX_LEN + 1];
+    if (pool__auth_check(pool, r, &caller, why, sizeof(why)) != 0) {
+        log_info("refused %s %.100s: %s", httpd_req_method(r), httpd_req_path(r), why);
+        char body[256];
+        snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
+        return reply_json(r, 401, body), true;
+    }
+    key_pub_to_hex(&caller, worker);
+    if (hello)
+        return handle_offer(pool, r, NULL), true;
+    if (!strcmp(what, "offer") && !with_task)
+        return handle_offer(pool, r, id), true;
+    if (!strcmp(what, "cancel") && with_task) { /* volunteer: the submitter cancelled the job */
+        job_t *rj = pool_job_by_id(pool, id);
+        key_pub_t sub;
+        if (!rj || !rj->remote || !pool__peer_key(pool, rj->peers[0], &sub) || !key_pub_equal(&sub, &caller)) {
+            log_warn("a cancel of job %.16s task %u from key %.16s... that is not its submitter's: ignored", id, task,
+                     worker);
+            return reply_json(r, 403, "{\"error\":\"only the job's submitter may cancel it\"}"), true;
+        }
+        cancel_running(pool, rj, task, "the submitter cancelled the job");
+        return reply_json(r, 200, "{}"), true;
+    }
+    if (!strcmp(what, "offer"))
         return false;
     job_t *j = local_job(pool, id);
     if (!j)
         return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
+    worker_note(pool, worker, peer);
     if (!strcmp(what, "lease"))
-        return handle_lease(pool, r, j, peer), true;
-    /* Who holds a lease is the core's to say. 410: the job is cancelled, so stop the task. */
-    if (!with_task || task >= j->man.desc.tasks || coord_holds(pool->coord, j->id, task, peer) != 0) {
+        return handle_lease(pool, r, j, peer, worker), true;
+    /* Who holds a lease is the core's to say: a key, whatever address it speaks from. 410: the job
+     * is cancelled, so stop the task. */
+    if (!with_task || task >= j->man.desc.tasks || coord_holds(pool->coord, j->id, task, worker) != 0) {
         if (j->state == J_CANCELLED)
             return reply_json(r, 410, "{\"error\":\"the job is cancelled\"}"), true;
         return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
     }
     char host[VOL_MAX_URL];
-    coord_worker_seen(pool->coord, peer, peer_host(peer, host, sizeof(host)), pool_now_ms());
+    coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), pool_now_ms());
     if (!strcmp(what, "renew")) {
-        int rc = coord_renew(pool->coord, j->id, task, peer, pool_now_ms(), lease_ms(pool));
+        int rc = coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), lease_ms(pool));
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
     }
     if (!strcmp(what, "release")) { /* leased but never started: no attempt is counted */
-        int rc = coord_release(pool->coord, j->id, task, peer);
+        int rc = coord_release(pool->coord, j->id, task, worker);
         if (!rc) {
             log_info("job %s: task %u released by %s", j->name, task, peer);
             pool__jobs_kick(pool);
@@ -904,23 +984,27 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         }
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}"), true;
     }
-    return handle_done(pool, r, j, task, peer), true;
+    return handle_done(pool, r, j, task, peer, worker), true;
 }
 
 static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
     pool_t *pool = arg;
     job_t *j = local_job(pool, job_id);
+    const char *url = worker_url(pool, worker);
     if (j)
-        log_warn("job %s task %u: the lease of %s expired: the task waits for another peer", j->name, task, worker);
+        log_warn("job %s task %u: the lease of %s (key %.16s...) expired: the task waits for another peer", j->name,
+                 task, url ? url : "?", worker);
 }
 
 static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, const char *worker)
 {
     pool_t *pool = arg;
     job_t *j = local_job(pool, job_id);
+    const char *url = worker_url(pool, worker);
     if (j)
-        log_info("job %s task %u: %s left the pool: the task waits for another peer", j->name, task, worker);
+        log_info("job %s task %u: %s (key %.16s...) left the pool: the task waits for another peer", j->name, task,
+                 url ? url : "?", worker);
 }
 
 /* Leases of our jobs were lost or ran out: a job whose last attempt that was may be over now; the
@@ -938,14 +1022,20 @@ static void own_jobs_again(pool_t *pool)
 
 void pool__vol_peer_dropped(pool_t *pool, const char *url)
 {
-    uint64_t seen = 0;
-    /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
-     * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
-    if (coord_worker_known(pool->coord, url, &seen) && seen + VOL_ALIVE_MS > pool_now_ms())
-        return;
-    if (coord_worker_drop(pool->coord, url, on_peer_lease_lost, pool) <= 0)
-        return;
-    own_jobs_again(pool);
+    bool lost = false;
+    for (size_t i = 0; i < pool->n_workers; i++) {
+        if (strcmp(pool->workers[i].url, url) != 0)
+            continue;
+        const char *worker = pool->workers[i].key;
+        uint64_t seen = 0;
+        /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
+         * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
+        if (coord_worker_known(pool->coord, worker, &seen) && seen + VOL_ALIVE_MS > pool_now_ms())
+            continue;
+        lost |= coord_worker_drop(pool->coord, worker, on_peer_lease_lost, pool) > 0;
+    }
+    if (lost)
+        own_jobs_again(pool);
 }
 
 void pool__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const char *worker)
@@ -953,12 +1043,9 @@ void pool__vol_cancel_lease(void *arg, const char *job_id, uint32_t task, const 
     pool_t *pool = arg;
     if (!strcmp(worker, POOL_SELF) || !pool->fetch || pool->stopping)
         return; /* our own slots are cancelled by the caller */
-    char *url = xasprintf("%s/v1/cancel/%s/%u?peer=%s", worker, job_id, task, pool->opts.http_url);
-    int rc = fetch_get(pool->fetch, url, 4096, on_offer_ack, url);
-    if (rc) { /* the volunteer still learns of it at its next renew (410) */
-        log_debug("GET %s: %s", url, strerror(-rc));
-        free(url);
-    }
+    const char *url = worker_url(pool, worker);
+    if (url) /* if that fails, the volunteer still learns of it at its next renew (410) */
+        send_signed(pool, url, xasprintf("/v1/cancel/%s/%u?peer=%s", job_id, task, pool->opts.http_url));
 }
 
 /* Every second: leases of vanished volunteers expire (their tasks are offered again), the leases of

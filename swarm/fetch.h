@@ -61,6 +61,9 @@
 #ifndef FETCH_MAX_GET_BODY
 #define FETCH_MAX_GET_BODY (16u * 1024 * 1024)
 #endif
+/** Longest extra header line of fetch_get_hdr, and how many it takes. */
+#define FETCH_MAX_HEADER 512
+#define FETCH_MAX_HEADERS 8
 /** fetch_get transfers under way at once; more are refused with -EAGAIN. */
 #ifndef FETCH_MAX_GETS
 #define FETCH_MAX_GETS 256
@@ -267,6 +270,13 @@ typedef void (*fetch_get_cb)(int status, unsigned http_code, const char *body, s
  * URL, max_len over FETCH_MAX_GET_BODY), -EAGAIN (FETCH_MAX_GETS under way), -ECANCELED (closing).
  */
 int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void *arg);
+/**
+ * fetch_get with extra request headers: headers is NULL or an array of n "Name: value" lines
+ * (copied; each at most FETCH_MAX_HEADER bytes, printable ASCII, no CR or LF: -EINVAL otherwise).
+ * Signed requests go this way (pool/auth.h).
+ */
+int fetch_get_hdr(fetch_t *f, const char *url, const char *const *headers, size_t n, size_t max_len, fetch_get_cb cb,
+                  void *arg);
 
 /** The peer's score now (see FETCH_SCORE_*, penalties recovered so far included), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);

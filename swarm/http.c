@@ -47,6 +47,7 @@ typedef struct get {
     bool overflow;
     int status;
     unsigned code;
+    struct curl_slist *headers; /* fetch_get_hdr's, owned; curl reads them until the transfer ends */
     char errbuf[CURL_ERROR_SIZE];
 } get_t;
 
@@ -115,6 +116,8 @@ static void get_finish(get_t *g, int status, unsigned code)
         curl_easy_cleanup(g->easy);
         g->easy = NULL;
     }
+    curl_slist_free_all(g->headers);
+    g->headers = NULL;
     g->status = status;
     g->code = status == 0 ? code : 0;
     *h->done_tail = g;
@@ -201,10 +204,27 @@ static bool get_url_ok(const char *url)
     return true;
 }
 
-int swarm__http_get(swarm__http_t *h, const char *url, size_t max_len, fetch_get_cb cb, void *arg)
+/* An extra header line: printable ASCII (no CR or LF), "Name: value", within the cap. */
+static bool header_ok(const char *line)
 {
-    if (!h || !url || !cb || max_len > FETCH_MAX_GET_BODY || !get_url_ok(url))
+    size_t n = line ? strnlen(line, FETCH_MAX_HEADER + 1) : 0;
+    if (n == 0 || n > FETCH_MAX_HEADER || !strchr(line, ':') || line[0] == ':')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)line[i] < ' ' || (unsigned char)line[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t nh, size_t max_len,
+                    fetch_get_cb cb, void *arg)
+{
+    if (!h || !url || !cb || max_len > FETCH_MAX_GET_BODY || !get_url_ok(url) || nh > FETCH_MAX_HEADERS ||
+        (nh && !headers))
         return -EINVAL;
+    for (size_t i = 0; i < nh; i++)
+        if (!header_ok(headers[i]))
+            return -EINVAL;
     if (h->cancelled)
         return -ECANCELED;
     if (h->ngets >= FETCH_MAX_GETS)
@@ -228,7 +248,15 @@ int swarm__http_get(swarm__http_t *h, const char *url, size_t max_len, fetch_get
         get_finish(g, -EIO, 0);
         return 0;
     }
-    if (!swarm__http_setup(h, e, url, &g->x, on_get_body, g, g->errbuf) ||
+    bool hdr_ok = true;
+    for (size_t i = 0; i < nh && hdr_ok; i++) {
+        struct curl_slist *l = curl_slist_append(g->headers, headers[i]);
+        hdr_ok = l != NULL;
+        if (l)
+            g->headers = l;
+    }
+    if (!hdr_ok || !swarm__http_setup(h, e, url, &g->x, on_get_body, g, g->errbuf) ||
+        (g->headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, g->headers) != CURLE_OK) ||
         (max_len > 0 && curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_len) != CURLE_OK) ||
         swarm__http_add(h, e) != 0) {
         curl_easy_cleanup(e);

@@ -171,6 +171,7 @@ int swarm__http_add(swarm__http_t *h, CURL *e);
 /** Stops e (it may be reused or cleaned up after). */
 void swarm__http_remove(swarm__http_t *h, CURL *e);
 /** fetch_get's contract, on this client. */
-int swarm__http_get(swarm__http_t *h, const char *url, size_t max_len, fetch_get_cb cb, void *arg);
+int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t n, size_t max_len,
+                    fetch_get_cb cb, void *arg);
 
 #endif

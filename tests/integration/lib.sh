@@ -414,6 +414,28 @@ wait_log() {
     fail "peer $1's log never matched '$2'"
 }
 
+# test_key NAME: the path of a key file of this case's own for a fake peer NAME (made once).
+test_key() {
+    local k="$T_CASE/key.$1"
+    [ -e "$k" ] || "$PREON" keygen --out "$k" >/dev/null 2>&1 || fail "preon keygen --out $k failed"
+    printf '%s\n' "$k"
+}
+
+# scurl KEYFILE URL [curl args...]: curl -sS of URL as a request signed by KEYFILE's key for the
+# peer at URL's base (its key from GET /v1/id), as peers sign what changes state (docs/security.md).
+scurl() {
+    local key=$1 url=$2 base target to
+    shift 2
+    base=${url%%/v1/*}
+    target=${url#"$base"}
+    to=$(curl -sS "$base/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
+    [ -n "$to" ] || fail "no key from $base/v1/id"
+    local -a h
+    mapfile -t h < <("$PREON" sign --key "$key" --to "$to" GET "$target")
+    [ "${#h[@]}" = 4 ] || fail "preon sign gave no headers for $target"
+    curl -sS -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$@" "$url"
+}
+
 # pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
 pct() { sed 's/../%&/g' <<<"$1"; }
 

@@ -23,11 +23,14 @@ man_for() {
     printf '%s' "$man"
 }
 
+# inline_done URL ID TASK ME TEXT [KEY]: a signed done of TASK with TEXT as its stdout, inline, from the
+# worker ME (a base URL) whose key is KEY (default: ME's test key); prints the HTTP code.
 inline_done() {
-    local url=$1 id=$2 task=$3 me=$4 text=$5 man
+    local url=$1 id=$2 task=$3 me=$4 text=$5 key=${6:-} man
+    [ -n "$key" ] || key=$(test_key "${me##*:}")
     man=$(man_for "$text")
-    curl -sS -o /dev/null -w '%{http_code}' \
-        "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)"
+    scurl "$key" "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)" \
+        -o /dev/null -w '%{http_code}'
 }
 
 
@@ -44,7 +47,7 @@ t_two_done_reports_for_one_task() {
     a=$(mnt A)
     url=$(peer_field "$a" http)
     id=$(publish_idle "$a" two 1)
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
+    assert_contains "$(scurl "$(test_key 9)" "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
     # Both at once: each stages on its own; the core accepts one, the other changes nothing.
     local p1 p2
     inline_done "$url" "$id" 0 "$me" first >"$T_CASE/c1" &
@@ -79,12 +82,12 @@ t_a_done_from_the_worker_whose_lease_was_reassigned() {
     a=$(mnt A)
     url=$(peer_field "$a" http)
     id=$(publish_idle "$a" re 1)
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$w1")" '"tasks":[0]' "W1's lease"
+    assert_contains "$(scurl "$(test_key 9)" "$url/v1/lease/$id?peer=$w1")" '"tasks":[0]' "W1's lease"
     # W1 does not renew: its lease expires and the task waits again, then goes to W2.
     wait_status "$a" re waiting 1 10
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$w2")" '"tasks":[0]' "W2's lease"
+    assert_contains "$(scurl "$(test_key 10)" "$url/v1/lease/$id?peer=$w2")" '"tasks":[0]' "W2's lease"
     assert_eq 409 "$(inline_done "$url" "$id" 0 "$w1" stale)" "W1's done after its lease went to W2"
-    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/renew/$id/0?peer=$w1")" "W1's renew"
+    assert_eq 409 "$(scurl "$(test_key 9)" "$url/v1/renew/$id/0?peer=$w1" -o /dev/null -w '%{http_code}')" "W1's renew"
     assert_eq 202 "$(inline_done "$url" "$id" 0 "$w2" fresh)" "W2's done"
     st=$(wait_job "$a" re 20)
     assert_eq done "$(field state <<<"$st")" state
@@ -213,8 +216,10 @@ t_a_result_over_the_jobs_disk_is_refused_before_any_block() {
     man+='"job":{"command":"/job/run","disk":1048576,"memory":1073741824,"network":false,"outputs":[],'
     man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"x.0","v":1}'
     fake_result_server "$man" "$T_CASE/asked"
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"
-    assert_eq 202 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1")" "done"
+    local k
+    k=$(test_key fake)
+    assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"
+    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1" -o /dev/null -w '%{http_code}')" "done"
     wait_log A "job bigres task 0: result manifest from .* refused: its outputs are over the job's disk" 10
     wait_status "$a" bigres waiting 1 5
     grep -q "GET /v1/result/$id/0" "$T_CASE/asked" || fail "the submitter never asked for the manifest"

@@ -97,16 +97,17 @@ t_tracker_url_disables_the_embedded_tracker() {
 # in, and the peer goes on answering.
 t_one_host_adds_at_most_64_pool_peers() {
     start_peer A --port 0 --slots 0
-    local a url i code
+    local a url i code k
     a=$(mnt A)
     url=$(peer_field "$a" http)
+    k=$(test_key x)
     for i in $(seq 1 80); do
-        code=$(curl -sS --interface 127.0.0.2 -o /dev/null -w '%{http_code}' "$url/v1/hello?peer=http://x:$((40000 + i))")
+        code=$(scurl "$k" "$url/v1/hello?peer=http://x:$((40000 + i))" --interface 127.0.0.2 -o /dev/null -w '%{http_code}')
         [ "$code" = 200 ] || fail "hello $i: HTTP $code"
     done
     assert_eq 64 "$(peer_field "$a" pool-peers)" "pool peers after 80 greetings from one host"
     wait_log A "not added: 127\.0\.0\.2 has 64 already" 5
-    code=$(curl -sS --interface 127.0.0.3 -o /dev/null -w '%{http_code}' "$url/v1/hello?peer=http://x:40000")
+    code=$(scurl "$k" "$url/v1/hello?peer=http://x:40000" --interface 127.0.0.3 -o /dev/null -w '%{http_code}')
     assert_eq 200 "$code" "a greeting from another host"
     assert_eq 65 "$(peer_field "$a" pool-peers)" "pool peers after a greeting from another host"
 }

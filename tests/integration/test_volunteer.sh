@@ -137,27 +137,29 @@ t_an_offer_recruits_a_volunteer_without_waiting_for_the_poll() {
 
 t_one_lease_request_gets_several_tasks_and_unused_ones_go_back() {
     start_peer A --port 0 --slots 0
-    local a url id me="http://127.0.0.1:9" out
+    local a url id me="http://127.0.0.1:9" out k
+    k=$(test_key me)
     a=$(mnt A)
     url=$(peer_field "$a" http)
     id=$(publish_idle "$a" multi 5)
-    out=$(curl -sS "$url/v1/lease/$id?peer=$me&n=3")
+    out=$(scurl "$k" "$url/v1/lease/$id?peer=$me&n=3")
     assert_contains "$out" '"tasks":[0,1,2]' "lease answer"
     assert_eq 3 "$(status_field "$a" multi running)" running
     # task 1 could not be started: given back, it waits again and costs no attempt
-    assert_eq 200 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/1?peer=$me")" release
-    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/1?peer=$me")" "second release"
-    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/release/$id/0?peer=http://127.0.0.1:10")" \
+    assert_eq 200 "$(scurl "$k" "$url/v1/release/$id/1?peer=$me" -o /dev/null -w '%{http_code}')" release
+    assert_eq 409 "$(scurl "$k" "$url/v1/release/$id/1?peer=$me" -o /dev/null -w '%{http_code}')" "second release"
+    assert_eq 409 "$(scurl "$(test_key other)" "$url/v1/release/$id/0?peer=http://127.0.0.1:10" -o /dev/null -w '%{http_code}')" \
         "release by a peer that holds no lease"
     assert_eq 3 "$(status_field "$a" multi waiting)" waiting
-    out=$(curl -sS "$url/v1/lease/$id?peer=$me&n=100") # capped: the three that wait
+    out=$(scurl "$k" "$url/v1/lease/$id?peer=$me&n=100") # capped: the three that wait
     assert_contains "$out" '"tasks":[1,3,4]' "second lease answer"
-    assert_eq 204 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/lease/$id?peer=$me&n=2")" "nothing left"
+    assert_eq 204 "$(scurl "$k" "$url/v1/lease/$id?peer=$me&n=2" -o /dev/null -w '%{http_code}')" "nothing left"
 }
 
 t_an_inline_result_is_checked_against_its_hashes() {
     start_peer A --port 0 --slots 0
-    local a url id me="http://127.0.0.1:9" man h m good bad st
+    local a url id me="http://127.0.0.1:9" man h m good bad st k
+    k=$(test_key me)
     a=$(mnt A)
     url=$(peer_field "$a" http)
     id=$(publish_idle "$a" inl 1)
@@ -169,16 +171,16 @@ t_an_inline_result_is_checked_against_its_hashes() {
     m=$(printf '%s' "$man" | b64)
     good=$(printf 'hello\n' | b64)
     bad=$(printf 'HELLO\n' | b64)
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
-    assert_eq 400 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$bad")" \
+    assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
+    assert_eq 400 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$bad" -o /dev/null -w '%{http_code}')" \
         "done with bytes that do not match"
     [ ! -e "$a/results/inl/0" ] || fail "a refused result reached results/"
     grep -q "inline result from .* is refused: inline result: stdout does not match its block hash" "${PEER_LOG[A]}" ||
         fail "A's log does not say why the result was refused"
     assert_eq 1 "$(status_field "$a" inl waiting)" "waiting after the refusal"
     # the same task, leased again and reported with the right bytes, is done in one request
-    assert_contains "$(curl -sS "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "second lease answer"
-    assert_eq 202 "$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$good")" \
+    assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "second lease answer"
+    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$good" -o /dev/null -w '%{http_code}')" \
         "done with the right bytes"
     st=$(wait_job "$a" inl 20)
     assert_eq done "$(field state <<<"$st")" "state on A"

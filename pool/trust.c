@@ -1,0 +1,271 @@
+/*
+ * trust.c: signed requests on the wire (pool/auth.h holds the rules; docs/security.md the why).
+ *
+ * Sending: pool__sget signs a GET for its recipient, whose public key it must know. Keys of other
+ * peers are learnt from their GET /v1/id and kept by base URL (at most POOL_MAX_PEER_KEYS, the
+ * least recently used one goes); requests for a peer whose key is being asked for wait for the
+ * answer. A 401 answer forgets the peer's key (it may have a new one): the next request asks
+ * again. Receiving: pool__auth_check verifies the four headers against this peer's own key, the
+ * method and the request target as sent, then admits the (key, nonce) pair once (the replay
+ * guard), and names the caller.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "pool/auth.h"
+#include "pool/internal.h"
+
+typedef struct sreq {
+    pool_t *pool;
+    char *base, *target;
+    size_t max_len;
+    fetch_get_cb cb;
+    void *arg;
+    struct sreq *next;
+} sreq_t;
+
+struct peer_key {
+    char *url;
+    key_pub_t key;
+    bool known, asking;
+    uint64_t used;       /* pool->key_clock when last used: the least recent goes first */
+    sreq_t *waiting;     /* requests waiting for the key */
+};
+
+static peer_key_t *pk_find(pool_t *pool, const char *url)
+{
+    for (size_t i = 0; i < pool->n_peer_keys; i++)
+        if (!strcmp(pool->peer_keys[i]->url, url))
+            return pool->peer_keys[i];
+    return NULL;
+}
+
+static void pk_free(peer_key_t *k)
+{
+    free(k->url);
+    free(k);
+}
+
+static peer_key_t *pk_get(pool_t *pool, const char *url)
+{
+    peer_key_t *k = pk_find(pool, url);
+    if (k) {
+        k->used = ++pool->key_clock;
+        return k;
+    }
+    if (pool->n_peer_keys == POOL_MAX_PEER_KEYS) { /* the least recently used one nobody waits on */
+        size_t victim = SIZE_MAX;
+        for (size_t i = 0; i < pool->n_peer_keys; i++)
+            if (!pool->peer_keys[i]->asking && (victim == SIZE_MAX || pool->peer_keys[i]->used < pool->peer_keys[victim]->used))
+                victim = i;
+        if (victim == SIZE_MAX)
+            return NULL;
+        pk_free(pool->peer_keys[victim]);
+        pool->peer_keys[victim] = pool->peer_keys[--pool->n_peer_keys];
+    }
+    if (pool->n_peer_keys == pool->cap_peer_keys) {
+        pool->cap_peer_keys = pool->cap_peer_keys ? pool->cap_peer_keys * 2 : 16;
+        pool->peer_keys = xreallocarray(pool->peer_keys, pool->cap_peer_keys, sizeof(*pool->peer_keys));
+    }
+    k = xcalloc(1, sizeof(*k));
+    k->url = xstrdup(url);
+    k->used = ++pool->key_clock;
+    pool->peer_keys[pool->n_peer_keys++] = k;
+    return k;
+}
+
+bool pool__peer_key(pool_t *pool, const char *url, key_pub_t *out)
+{
+    peer_key_t *k = pk_find(pool, url);
+    if (!k || !k->known)
+        return false;
+    *out = k->key;
+    return true;
+}
+
+void pool__forget_peer_key(pool_t *pool, const char *url)
+{
+    peer_key_t *k = pk_find(pool, url);
+    if (k && !k->asking)
+        k->known = false;
+}
+
+void pool__peer_keys_free(pool_t *pool)
+{
+    for (size_t i = 0; i < pool->n_peer_keys; i++) {
+        peer_key_t *k = pool->peer_keys[i];
+        while (k->waiting) { /* pool_stop cancels the fetcher first, so nobody waits any more */
+            sreq_t *s = k->waiting;
+            k->waiting = s->next;
+            free(s->base);
+            free(s->target);
+            free(s);
+        }
+        pk_free(k);
+    }
+    free(pool->peer_keys);
+    pool->peer_keys = NULL;
+    pool->n_peer_keys = pool->cap_peer_keys = 0;
+}
+
+/* A signed request's answer: a 401 means the recipient has another key than we think. */
+static void on_signed(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    sreq_t *s = arg;
+    if (status == 0 && code == 401) {
+        log_info("%s%.60s: refused as unauthenticated (%.*s): its key is asked for again next time", s->base,
+                 s->target, (int)(len < 200 ? len : 200), body ? body : "");
+        pool__forget_peer_key(s->pool, s->base);
+    }
+    s->cb(status, code, body, len, s->arg);
+    free(s->base);
+    free(s->target);
+    free(s);
+}
+
+/* Signs and sends s to a recipient whose key is known. 0, or -errno and s is not used. */
+static int send_signed(pool_t *pool, sreq_t *s, const key_pub_t *to)
+{
+    uint8_t nonce[AUTH_NONCE_LEN];
+    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        return -EIO;
+    auth_headers_t h;
+    int rc = auth_sign(pool->key, "GET", s->target, to, pool_now_ms(), nonce, &h);
+    if (rc)
+        return rc;
+    const char *lines[] = {h.key, h.time, h.nonce, h.sig};
+    char *url = xasprintf("%s%s", s->base, s->target);
+    rc = fetch_get_hdr(pool->fetch, url, lines, 4, s->max_len, on_signed, s);
+    free(url);
+    return rc;
+}
+
+/* The answer to GET /v1/id: {"key": "<64 hex>"}; then the requests waiting for it go. */
+static void on_id(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    pool_t *pool = ((sreq_t *)arg)->pool;
+    char *url = ((sreq_t *)arg)->base;
+    free(arg);
+    peer_key_t *k = pk_find(pool, url);
+    if (!k) { /* cannot happen: an asking entry is never evicted */
+        free(url);
+        return;
+    }
+    k->asking = false;
+    const char *p = status == 0 && code == 200 && body ? strstr(body, "\"key\":\"") : NULL;
+    k->known = p && (size_t)(p - body) + 7 + KEY_PUB_HEX_LEN <= len &&
+               key_pub_from_hex(p + 7, KEY_PUB_HEX_LEN, &k->key) == 0 && p[7 + KEY_PUB_HEX_LEN] == '"';
+    if (!k->known)
+        log_info("%s/v1/id: no key (%s %u): its signed requests are not sent", url,
+                 status ? strerror(-status) : "HTTP", code);
+    sreq_t *list = k->waiting;
+    k->waiting = NULL;
+    key_pub_t to = k->key;
+    bool known = k->known;
+    while (list) {
+        sreq_t *s = list;
+        list = s->next;
+        s->next = NULL;
+        int rc = known && !pool->stopping ? send_signed(pool, s, &to) : -EIO;
+        if (rc) { /* its caller was promised one callback */
+            s->cb(rc == -ECANCELED || pool->stopping ? -ECANCELED : -EIO, 0, NULL, 0, s->arg);
+            free(s->base);
+            free(s->target);
+            free(s);
+        }
+    }
+    free(url);
+}
+
+int pool__sget(pool_t *pool, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg)
+{
+    if (!pool->fetch || pool->stopping)
+        return -ECANCELED;
+    if (strlen(target) > AUTH_MAX_TARGET)
+        return -EINVAL;
+    peer_key_t *k = pk_get(pool, base);
+    if (!k)
+        return -EAGAIN; /* POOL_MAX_PEER_KEYS peers are being asked for their keys */
+    sreq_t *s = xcalloc(1, sizeof(*s));
+    s->pool = pool;
+    s->base = xstrdup(base);
+    s->target = xstrdup(target);
+    s->max_len = max_len;
+    s->cb = cb;
+    s->arg = arg;
+    if (k->known) {
+        int rc = send_signed(pool, s, &k->key);
+        if (rc) {
+            free(s->base);
+            free(s->target);
+            free(s);
+        }
+        return rc;
+    }
+    if (!k->asking) {
+        sreq_t *id = xcalloc(1, sizeof(*id)); /* carries the pool and the base URL to on_id */
+        id->pool = pool;
+        id->base = xstrdup(base);
+        char *url = xasprintf("%s/v1/id", base);
+        int rc = fetch_get(pool->fetch, url, 4096, on_id, id);
+        free(url);
+        if (rc) {
+            free(id->base);
+            free(id);
+            free(s->base);
+            free(s->target);
+            free(s);
+            return rc;
+        }
+        k->asking = true;
+    }
+    sreq_t **pp = &k->waiting;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = s;
+    return 0;
+}
+
+int pool__auth_check(pool_t *pool, httpd_req_t *r, key_pub_t *caller, char *why, size_t whylen)
+{
+    auth_req_t a;
+    int rc = auth_parse(httpd_req_header(r, AUTH_H_KEY), httpd_req_header(r, AUTH_H_TIME),
+                        httpd_req_header(r, AUTH_H_NONCE), httpd_req_header(r, AUTH_H_SIG), &a);
+    if (rc) {
+        snprintf(why, whylen, "%s", rc == -ENOENT ? "an unsigned request (it must carry Preon-Key, Preon-Time, "
+                                                    "Preon-Nonce and Preon-Sig: docs/security.md)"
+                                                  : "malformed Preon-* headers");
+        return -EACCES;
+    }
+    size_t tlen = 0;
+    const char *t = httpd_req_target(r, &tlen);
+    char target[AUTH_MAX_TARGET + 1];
+    if (tlen == 0 || tlen > AUTH_MAX_TARGET) {
+        snprintf(why, whylen, "request target too long to be signed");
+        return -EACCES;
+    }
+    memcpy(target, t, tlen);
+    target[tlen] = '\0';
+    key_pub_t self;
+    key_public(pool->key, &self);
+    if (!auth_verify(&a, httpd_req_method(r), target, &self)) {
+        snprintf(why, whylen, "bad signature (not this request, or not for this peer's key %.16s...)", pool->key_hex);
+        return -EACCES;
+    }
+    if (!pool->guard)
+        pool->guard = auth_guard_new(0, 0);
+    rc = auth_guard_admit(pool->guard, &a.key, a.time_ms, a.nonce, pool_now_ms());
+    if (rc) {
+        snprintf(why, whylen, "%s", rc == -ETIME      ? "stale: its time is over 30 s from this peer's clock"
+                                    : rc == -EALREADY ? "replayed: this nonce was used before"
+                                                      : "too many signed requests at once (try again)");
+        return -EACCES;
+    }
+    *caller = a.key;
+    return 0;
+}
