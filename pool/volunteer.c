@@ -20,8 +20,10 @@
  * outbox (served at /v1/result/<job>/<task>) and tells the submitter, with the result inline if it
  * is small; a freed slot asks for the next task right away.
  *
- * Requests are GETs with the sender's base URL in ?peer= (the fetcher speaks GET; each one is
- * answered from the receiver's state and is safe to repeat). Results are not signed yet (issue 3 note).
+ * Requests are GETs with the sender's base URL in ?peer= (the fetcher speaks GET), signed by the
+ * sender's key for the receiver (trust.c, pool/auth.h: checked before anything here runs, admitted
+ * once). A worker is its key: leases are held by keys, and each worker's base URL (where its cancel
+ * and result go) is where its last signed request came from. Results are not signed yet (issue 9).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Trust (issue 9): every request that changes state on a peer is signed by its caller's key for
+# that peer, once; leases are held by a key, not an address; only a job's submitter cancels it.
+. "$(dirname -- "$0")/lib.sh"
+
+# code KEY URL: the HTTP code of a signed GET (and its body in $T_CASE/body).
+code() { scurl "$1" "$2" -o "$T_CASE/body" -w '%{http_code}'; }
+
+# Unsigned, half-signed or badly signed requests are refused (401, with the reason), and change nothing.
+t_unsigned_and_forged_requests_are_refused() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" c what
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" guarded 2)
+    for what in "hello?peer=$me" "offer/$id?peer=$me" "lease/$id?peer=$me" "renew/$id/0?peer=$me" \
+        "release/$id/0?peer=$me" "done/$id/0?peer=$me&exit=0&ms=1" "cancel/$id/0?peer=$me"; do
+        c=$(curl -sS -o "$T_CASE/body" -w '%{http_code}' "$url/v1/$what")
+        assert_eq 401 "$c" "unsigned /v1/$what"
+        assert_contains "$(cat "$T_CASE/body")" "unsigned request" "the answer to an unsigned /v1/$what"
+    done
+    assert_eq 2 "$(status_field "$a" guarded waiting)" "tasks waiting after unsigned lease requests"
+    assert_eq 0 "$(peer_field "$a" pool-peers)" "pool peers after unsigned greetings"
+    # a key header alone
+    c=$(curl -sS -o /dev/null -w '%{http_code}' -H "Preon-Key: $(printf 'a%.0s' {1..64})" "$url/v1/lease/$id?peer=$me")
+    assert_eq 401 "$c" "a request with only Preon-Key"
+    # signed for another peer's key: worthless here
+    local k other to
+    k=$(test_key me)
+    other=$("$PREON" keygen --out "$T_CASE/other.pem" 2>/dev/null)
+    mapfile -t h < <("$PREON" sign --key "$k" --to "$other" GET "/v1/lease/$id?peer=$me")
+    c=$(curl -sS -o "$T_CASE/body" -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" \
+        "$url/v1/lease/$id?peer=$me")
+    assert_eq 401 "$c" "a request signed for another peer"
+    assert_contains "$(cat "$T_CASE/body")" "bad signature" "why a request for another peer is refused"
+    # signed for another target: the signature does not carry over
+    to=$(curl -sS "$url/v1/id" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
+    mapfile -t h < <("$PREON" sign --key "$k" --to "$to" GET "/v1/lease/$id?peer=$me&n=1")
+    c=$(curl -sS -o /dev/null -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" \
+        "$url/v1/lease/$id?peer=$me&n=2")
+    assert_eq 401 "$c" "a signature of another target"
+    # a flipped bit in the signature
+    mapfile -t h < <("$PREON" sign --key "$k" --to "$to" GET "/v1/hello?peer=$me")
+    local sig=${h[3]#Preon-Sig: }
+    sig="${sig:0:10}$([ "${sig:10:1}" = 0 ] && echo 1 || echo 0)${sig:11}"
+    c=$(curl -sS -o /dev/null -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "Preon-Sig: $sig" \
+        "$url/v1/hello?peer=$me")
+    assert_eq 401 "$c" "a tampered signature"
+    assert_eq 2 "$(status_field "$a" guarded waiting)" "tasks waiting after forged requests"
+    grep -q "refused GET /v1/lease/$id: bad signature" "${PEER_LOG[A]}" || fail "A's log does not name a refused request"
+}
+
+# The same signed request twice is refused the second time; a stale one is refused at once.
+t_a_replayed_or_stale_request_is_refused() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" k to c now
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" once 3)
+    k=$(test_key me)
+    to=$(curl -sS "$url/v1/id" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
+    mapfile -t h < <("$PREON" sign --key "$k" --to "$to" GET "/v1/lease/$id?peer=$me")
+    c=$(curl -sS -o "$T_CASE/body" -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url/v1/lease/$id?peer=$me")
+    assert_eq 200 "$c" "the first time"
+    assert_contains "$(cat "$T_CASE/body")" '"tasks":[0]' "the lease answer"
+    c=$(curl -sS -o "$T_CASE/body" -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url/v1/lease/$id?peer=$me")
+    assert_eq 401 "$c" "the same request replayed"
+    assert_contains "$(cat "$T_CASE/body")" "replayed" "why a replay is refused"
+    assert_eq 2 "$(status_field "$a" once waiting)" "tasks waiting after the replay (it leased nothing)"
+    now=$(($(date +%s%3N) - 120000))
+    mapfile -t h < <("$PREON" sign --key "$k" --to "$to" --time "$now" GET "/v1/lease/$id?peer=$me")
+    c=$(curl -sS -o "$T_CASE/body" -w '%{http_code}' -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url/v1/lease/$id?peer=$me")
+    assert_eq 401 "$c" "a request made two minutes ago"
+    assert_contains "$(cat "$T_CASE/body")" "stale" "why an old request is refused"
+}
+
+# A lease belongs to the key that took it: another key cannot renew, release or report it, even
+# from the same address and port; the holder can, from another one.
+t_a_lease_is_held_by_a_key_not_an_address() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" k1 k2
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" held 1)
+    k1=$(test_key one)
+    k2=$(test_key two)
+    assert_eq 200 "$(code "$k1" "$url/v1/lease/$id?peer=$me")" "K1's lease"
+    assert_eq 409 "$(code "$k2" "$url/v1/renew/$id/0?peer=$me")" "a renew by another key from the same address"
+    assert_eq 409 "$(code "$k2" "$url/v1/release/$id/0?peer=$me")" "a release by another key"
+    assert_eq 409 "$(code "$k2" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1")" "a done by another key"
+    assert_eq 1 "$(status_field "$a" held running)" "the task still runs under K1's lease"
+    assert_eq 200 "$(code "$k1" "$url/v1/renew/$id/0?peer=http://127.0.0.1:19")" "K1's renew from another port"
+    assert_eq 200 "$(code "$k1" "$url/v1/release/$id/0?peer=http://127.0.0.1:19")" "K1's release"
+    assert_eq 1 "$(status_field "$a" held waiting)" "waiting again after K1's release"
+}
+
+# Only the job's submitter may cancel its tasks on a volunteer: a cancel signed by another key is
+# refused (403) and logged, and the task runs on; the submitter's own cancel stops it.
+t_a_cancel_from_another_key_changes_nothing() {
+    start_peer A --port 0 --slots 0
+    local a b url_b id src
+    a=$(mnt A)
+    start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)"
+    b=$(mnt B)
+    url_b=$(peer_field "$b" http)
+    src=$(src_dir slow)
+    make_job "$src" "sleep 60" "tasks = 1"
+    cp -r -- "$src" "$a/jobs/.slow"
+    mv -- "$a/jobs/.slow" "$a/jobs/slow"
+    wait_status "$a" slow running 1 20
+    id=$(status_field "$a" slow id)
+    wait_log B "job slow: leased task 0 from" 20
+    assert_eq 403 "$(code "$(test_key mallory)" "$url_b/v1/cancel/$id/0?peer=http://127.0.0.1:9")" \
+        "a cancel signed by a key that is not the submitter's"
+    wait_log B "a cancel of job ${id:0:16} task 0 from key .* that is not its submitter's: ignored" 5
+    if grep -q "task 0: the submitter cancelled the job: stopping it" "${PEER_LOG[B]}"; then
+        fail "B stopped the task on a forged cancel"
+    fi
+    assert_eq 1 "$(status_field "$a" slow running)" "the task still runs"
+    rm -r -- "$a/jobs/slow" # the submitter's own cancel reaches B, signed, and stops it
+    wait_log B "job slow task 0: the submitter cancelled the job: stopping it" 10
+}
+
+run_tests "$@"
