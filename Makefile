@@ -67,6 +67,7 @@ build-fuzz/fuzz_bundle: pool/bundle.c
 build-fuzz/fuzz_wire: pool/wire.c
 build-fuzz/fuzz_wire_jobs: pool/wire.c
 build-fuzz/fuzz_wire_results: pool/wire.c
+build-fuzz/fuzz_auth: pool/auth.c
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done
