@@ -306,7 +306,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static int stage_writable(const node_t *n)
 {
     if (n->kind == N_STAGE)
-        return n->job->state == J_PUBLISHING ? -EBUSY : 0;
+        return n->job->state == POOL_JOB_PUBLISHING ? -EBUSY : 0;
     if (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RES || n->kind == N_RRES_DIR ||
         n->kind == N_RRES_FILE)
         return -EROFS;
@@ -776,7 +776,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (p->kind == N_PUB_DIR)
             return (void)fuse_reply_err(req, ENOTDIR);
         /* a staging job's root */
-        if (n->job->state == J_PUBLISHING)
+        if (n->job->state == POOL_JOB_PUBLISHING)
             return (void)fuse_reply_err(req, EBUSY);
         char *path = fs__node_backing(fs, n);
         int rc = rmdir(path) == 0 ? 0 : -errno;
@@ -805,7 +805,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
             return (void)fuse_reply_err(req, ENOENT);
         if (strcmp(name, newname) == 0)
             return (void)fuse_reply_err(req, 0);
-        if (n->kind != N_STAGE || n->job->state == J_PUBLISHING)
+        if (n->kind != N_STAGE || n->job->state == POOL_JOB_PUBLISHING)
             return (void)fuse_reply_err(req, n->kind == N_STAGE ? EBUSY : EROFS);
         for (const char *c = newname; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)

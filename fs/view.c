@@ -85,7 +85,7 @@ static void on_quiet(uv_timer_t *t)
     jview_t *v = V(j);
     if (!v || v->open_files > 0 || !v->dir || j->name[0] == '.')
         return;
-    if (j->state == J_STAGING || (j->state == J_REJECTED && v->publish_now))
+    if (j->state == POOL_JOB_STAGING || (j->state == POOL_JOB_REJECTED && v->publish_now))
         pool_job_publish(j);
     v->publish_now = false;
 }
@@ -260,7 +260,7 @@ static void on_job_changed(void *arg, job_t *j)
         fs__node_detach(fs, v->dir);
         v->dir = NULL;
     }
-    if (j->state == J_STAGING && !j->published && v->open_files == 0)
+    if (j->state == POOL_JOB_STAGING && !j->published && v->open_files == 0)
         arm_quiet(fs, j, fs->opts.quiet_ms); /* a publish was stale: once quiet again */
     if (pool_job_over(j))
         fs__job_wake(j);

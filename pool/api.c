@@ -16,8 +16,8 @@
 #include "pool/internal.h"
 #include "pool/wire.h"
 
-_Static_assert((int)WIRE_STATE_PUBLISHING == (int)J_PUBLISHING && (int)WIRE_STATE_CANCELLED == (int)J_CANCELLED,
-               "wire_state_t numbers the states as job_state_t");
+_Static_assert((int)WIRE_STATE_PUBLISHING == (int)POOL_JOB_PUBLISHING && (int)WIRE_STATE_CANCELLED == (int)POOL_JOB_CANCELLED,
+               "wire_state_t numbers the states as pool_job_state_t");
 
 /* The jobs this peer knows (published ones), with the counts others mirror for our own. */
 static void api_jobs(pool_t *pool, httpd_req_t *r)

@@ -34,7 +34,7 @@ uint64_t pool_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-const char *pool_job_state_name(job_state_t s)
+const char *pool_job_state_name(pool_job_state_t s)
 {
     static const char *const names[] = {"staging", "publishing", "rejected", "running", "done", "failed",
                                         "cancelled"};
@@ -59,7 +59,7 @@ job_t *pool_job_find(pool_t *pool, const char *name)
 
 bool pool_job_over(const job_t *j)
 {
-    return j->state == J_DONE || j->state == J_FAILED || j->state == J_CANCELLED || j->state == J_REJECTED;
+    return j->state == POOL_JOB_DONE || j->state == POOL_JOB_FAILED || j->state == POOL_JOB_CANCELLED || j->state == POOL_JOB_REJECTED;
 }
 
 void pool__handle_free(uv_handle_t *h) { free(h); }
@@ -194,7 +194,7 @@ static void job_forget(job_t *j)
         job_free(j);
 }
 
-static job_t *job_alloc(pool_t *pool, const char *name, job_state_t state)
+static job_t *job_alloc(pool_t *pool, const char *name, pool_job_state_t state)
 {
     job_t *old = pool_job_find(pool, name);
     if (old)
@@ -265,7 +265,7 @@ int pool_job_stage(pool_t *pool, const char *name, pool_stage_cb cb, void *arg)
         return -EEXIST; /* live, or being staged already */
     stagework_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
-    w->job = job_alloc(pool, name, J_STAGING);
+    w->job = job_alloc(pool, name, POOL_JOB_STAGING);
     w->job->creating = true;
     pool_job_ref(w->job);
     w->path = xasprintf("%s/staging/%s", pool->data_dir, name);
@@ -288,7 +288,7 @@ void pool__job_forget_remote(job_t *j)
     for (running_t *r = j->pool->running; r; r = r->next) /* tasks it was running for it stop */
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
-    j->state = J_CANCELLED;
+    j->state = POOL_JOB_CANCELLED;
     set_reason(j, "removed: its submitter no longer lists it");
     job_forget(j);
 }
@@ -335,7 +335,7 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
     char *res = xasprintf("%s/results/%s", pool->data_dir, id);
     files_mkdir_p(res, 0755);
     free(res);
-    job_t *j = job_alloc(pool, name, J_RUNNING);
+    job_t *j = job_alloc(pool, name, POOL_JOB_RUNNING);
     free(name);
     manifest_release(&j->man);
     j->man = *m;
@@ -374,8 +374,8 @@ static bool publish_stale(const pubwork_t *pw)
 
 static void publish_unstale(job_t *j)
 {
-    if (!j->gone && j->state == J_PUBLISHING) {
-        j->state = J_STAGING; /* the view publishes it again once quiet */
+    if (!j->gone && j->state == POOL_JOB_PUBLISHING) {
+        j->state = POOL_JOB_STAGING; /* the view publishes it again once quiet */
         view_changed(j);
     }
 }
@@ -406,7 +406,7 @@ static void publish_recorded(void *arg, int rc)
     if (!rc)
         rc = coord_add_job(pool->coord, pw->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
     if (rc) {
-        j->state = J_REJECTED;
+        j->state = POOL_JOB_REJECTED;
         set_reason(j, "internal error while publishing (see the log)");
         log_error("job %s: publishing failed: %s", j->name, strerror(-rc));
         view_changed(j);
@@ -417,7 +417,7 @@ static void publish_recorded(void *arg, int rc)
     j->man = pw->man;
     manifest_init(&pw->man);
     j->published = true;
-    j->state = J_RUNNING;
+    j->state = POOL_JOB_RUNNING;
     set_reason(j, NULL);
     pool__blocks_add_job(pool, j);
     view_changed(j);
@@ -439,7 +439,7 @@ static void publish_done(uv_work_t *req, int status)
         return pubwork_free(pw);
     }
     if (pw->rc) {
-        j->state = J_REJECTED;
+        j->state = POOL_JOB_REJECTED;
         set_reason(j, pw->why);
         log_error("job %s not published: %s", j->name, pw->why);
         view_changed(j);
@@ -456,7 +456,7 @@ static void publish_done(uv_work_t *req, int status)
 void pool_job_publish(job_t *j)
 {
     pool_t *pool = j->pool;
-    if (j->gone || (j->state != J_STAGING && j->state != J_REJECTED))
+    if (j->gone || (j->state != POOL_JOB_STAGING && j->state != POOL_JOB_REJECTED))
         return;
     pubwork_t *pw = xcalloc(1, sizeof(*pw));
     pw->req.data = pw;
@@ -466,7 +466,7 @@ void pool_job_publish(job_t *j)
     manifest_init(&pw->man);
     pw->man.name = xstrdup(j->name);
     pw->man.created_ms = pool_now_ms();
-    j->state = J_PUBLISHING;
+    j->state = POOL_JOB_PUBLISHING;
     pool_job_ref(j);
     pool->pending_work++;
     uv_queue_work(pool->loop, &pw->req, publish_work, publish_done);
@@ -477,8 +477,8 @@ void pool_job_touch(job_t *j)
     if (!j || j->published)
         return;
     j->gen++;
-    if (j->state == J_REJECTED) { /* being fixed: try again once quiet */
-        j->state = J_STAGING;
+    if (j->state == POOL_JOB_REJECTED) { /* being fixed: try again once quiet */
+        j->state = POOL_JOB_STAGING;
         set_reason(j, NULL);
     }
 }
@@ -523,12 +523,12 @@ void pool__job_check_over(job_t *j) { job_check_over(j); }
 static void job_check_over(job_t *j)
 {
     pool_t *pool = j->pool;
-    if (!j->published || j->state != J_RUNNING || !coord_job_over(pool->coord, j->id))
+    if (!j->published || j->state != POOL_JOB_RUNNING || !coord_job_over(pool->coord, j->id))
         return;
     coord_counts_t c;
     coord_counts(pool->coord, j->id, &c);
-    j->state = c.succeeded == c.total ? J_DONE : J_FAILED;
-    db_post_job_state(pool->db, j->id, j->state == J_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
+    j->state = c.succeeded == c.total ? POOL_JOB_DONE : POOL_JOB_FAILED;
+    db_post_job_state(pool->db, j->id, j->state == POOL_JOB_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
     view_changed(j);
@@ -814,7 +814,7 @@ void pool_job_cancel(job_t *j, const char *why)
     for (running_t *r = pool->running; r; r = r->next)
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
-    j->state = J_CANCELLED;
+    j->state = POOL_JOB_CANCELLED;
     set_reason(j, why);
     db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
     log_info("job %s %s", j->name, why);
@@ -914,15 +914,15 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_t b = {0};
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
-    unsigned counts[J_CANCELLED + 1] = {0};
+    unsigned counts[POOL_JOB_CANCELLED + 1] = {0};
     for (job_t *j = pool->joblist; j; j = j->next)
         if (!j->gone)
             counts[j->state]++;
     sb_printf(&b, "peer: %s\nkey: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host, pool->key_hex,
               pool->opts.mountpoint ? pool->opts.mountpoint : "",
               pool->data_dir, pool->opts.slots, pool->nrunning);
-    for (int s = J_STAGING; s <= J_CANCELLED; s++)
-        sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((job_state_t)s), counts[s]);
+    for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
+        sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(pool->store),
               (unsigned long long)store_bytes(pool->store));
@@ -980,7 +980,7 @@ static int restore_job(void *arg, const db_job_t *row)
         log_error("a job row in the database has a bad id or name and is skipped");
         return 0;
     }
-    job_t *j = job_alloc(pool, row->name, J_RUNNING);
+    job_t *j = job_alloc(pool, row->name, POOL_JOB_RUNNING);
     int rc = manifest_decode(&j->man, row->manifest, row->manifest_len, why, sizeof(why));
     if (rc == 0)
         rc = coord_add_job(pool->coord, row->id, j->man.desc.tasks, 1);
@@ -998,7 +998,7 @@ static int restore_job(void *arg, const db_job_t *row)
     db_tasks_load(pool->db, j->id, restore_task, j);
     if (row->state == DB_JOB_CANCELLED) {
         coord_cancel_job(pool->coord, j->id, NULL, NULL);
-        j->state = J_CANCELLED;
+        j->state = POOL_JOB_CANCELLED;
         set_reason(j, "cancelled: removed from jobs/");
     } else {
         job_check_over(j);
@@ -1034,7 +1034,7 @@ int pool__jobs_restore(pool_t *pool)
                 free(in);
                 continue;
             }
-            job_t *nj = job_alloc(pool, de->d_name, J_STAGING);
+            job_t *nj = job_alloc(pool, de->d_name, POOL_JOB_STAGING);
             nj->listed = true;
             view_added(nj);
         }

@@ -30,15 +30,15 @@
 typedef struct pool pool_t;
 typedef struct pool_job pool_job_t;
 
-typedef enum job_state {
-    J_STAGING,    /**< being copied in: a writable backed directory (the view's) */
-    J_PUBLISHING, /**< hashing in the thread pool */
-    J_REJECTED,   /**< not published; reason says why; still writable so it can be fixed */
-    J_RUNNING,    /**< published, tasks outstanding */
-    J_DONE,
-    J_FAILED,
-    J_CANCELLED,
-} job_state_t;
+typedef enum pool_job_state {
+    POOL_JOB_STAGING,    /**< being copied in: a writable backed directory (the view's) */
+    POOL_JOB_PUBLISHING, /**< hashing in the thread pool */
+    POOL_JOB_REJECTED,   /**< not published; reason says why; still writable so it can be fixed */
+    POOL_JOB_RUNNING,    /**< published, tasks outstanding */
+    POOL_JOB_DONE,
+    POOL_JOB_FAILED,
+    POOL_JOB_CANCELLED,
+} pool_job_state_t;
 
 /**
  * A task's result as the pool sees it: the manifest of results/<job>/<task>/ (outputs, stdout,
@@ -59,7 +59,7 @@ struct pool_job {
     /* What the view reads. */
     pool_t *pool;
     char *name;            /**< its name in jobs/ (unique among live jobs) */
-    job_state_t state;
+    pool_job_state_t state;
     char *reason;          /**< why rejected, or the first failure */
     char id[HASH_HEX_LEN + 1];
     manifest_t man;        /**< valid once published */
@@ -94,7 +94,7 @@ struct pool_job {
     uint64_t r_epoch;      /**< remote: the submitter's start time that list order belongs to */
     coord_counts_t rcounts; /**< remote: the task counts its submitter last reported */
     uint32_t r_done;       /**< remote: results its submitter reported */
-    job_state_t r_state;   /**< remote: the state its submitter reported */
+    pool_job_state_t r_state;   /**< remote: the state its submitter reported */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
     bool creating;         /**< pool_job_stage: its directory is being made; not reported to the view yet */
@@ -105,7 +105,7 @@ struct pool_job {
  * What the pool tells the view, from the loop thread. Each may be NULL.
  * - job_added: a new record (staged by the view, restored at start, or another peer's job).
  * - job_changed: its state, reason, published or listed changed (published: the tree is final;
- *   over: waiters may be answered; back to J_STAGING: a publish was stale, arm the quiet timer).
+ *   over: waiters may be answered; back to POOL_JOB_STAGING: a publish was stale, arm the quiet timer).
  * - job_removed: the record is forgotten (replaced, dropped, or no longer listed by its submitter);
  *   the view lets go of it now: the record is freed once nothing in flight points at it.
  * - result_added: another peer's job has a mirrored result (pool_job_t.tres[r->task] == r).
@@ -163,13 +163,13 @@ pool_job_t *pool_job_by_id(pool_t *p, const char *id);
 /** Calls cb for every live job, oldest first (cb must not add or remove jobs). */
 void pool_jobs_foreach(pool_t *p, void (*cb)(void *arg, pool_job_t *j), void *arg);
 /**
- * The end of pool_job_stage, from the loop: j the new J_STAGING record (job_added has been called
+ * The end of pool_job_stage, from the loop: j the new POOL_JOB_STAGING record (job_added has been called
  * for it) and status 0; or j NULL and status the mkdir's -errno (logged) or -ECANCELED (the pool
  * began stopping, or the record was replaced, meanwhile).
  */
 typedef void (*pool_stage_cb)(void *arg, pool_job_t *j, int status);
 /**
- * A job directory is being copied in: takes the name at once with a J_STAGING record marked
+ * A job directory is being copied in: takes the name at once with a POOL_JOB_STAGING record marked
  * creating (see pool_job_find; a finished job of that name is replaced: job_removed, before this
  * returns), makes data/staging/<name> in the thread pool, then reports the record through
  * job_added and calls cb, from the loop (never from inside this call). 0 (cb will be called
@@ -177,10 +177,10 @@ typedef void (*pool_stage_cb)(void *arg, pool_job_t *j, int status);
  * -EINVAL; cb is not called then.
  */
 int pool_job_stage(pool_t *p, const char *name, pool_stage_cb cb, void *arg);
-/** The staged copy changed: gen is bumped; a rejected job goes back to J_STAGING. */
+/** The staged copy changed: gen is bumped; a rejected job goes back to POOL_JOB_STAGING. */
 void pool_job_touch(pool_job_t *j);
-/** Hashes the staged copy in the thread pool; job_changed follows with J_RUNNING, J_REJECTED or
- * (the copy changed meanwhile) J_STAGING. Only for a J_STAGING or J_REJECTED job. */
+/** Hashes the staged copy in the thread pool; job_changed follows with POOL_JOB_RUNNING, POOL_JOB_REJECTED or
+ * (the copy changed meanwhile) POOL_JOB_STAGING. Only for a POOL_JOB_STAGING or POOL_JOB_REJECTED job. */
 void pool_job_publish(pool_job_t *j);
 /** A staged job was renamed in jobs/ (a live job of newname is replaced: job_removed, before this
  * returns). */
@@ -195,7 +195,7 @@ bool pool_job_over(const pool_job_t *j);
 void pool_job_ref(pool_job_t *j);
 /** Drops a reference: a forgotten job is freed with its last one. */
 void pool_job_unref(pool_job_t *j);
-const char *pool_job_state_name(job_state_t s);
+const char *pool_job_state_name(pool_job_state_t s);
 /** The text of status/<name> (xmalloc'd). */
 char *pool_job_status_text(pool_job_t *j, size_t *len);
 /** The text of the peer file (xmalloc'd). */

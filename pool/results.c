@@ -244,7 +244,7 @@ bool pool__res_handle(pool_t *pool, httpd_req_t *r, const char *path)
 /* Over here once the submitter says so and every result it listed has been looked at. */
 static void remote_check_over(job_t *j)
 {
-    if (pool_job_over(j) || (j->r_state != J_DONE && j->r_state != J_FAILED && j->r_state != J_CANCELLED))
+    if (pool_job_over(j) || (j->r_state != POOL_JOB_DONE && j->r_state != POOL_JOB_FAILED && j->r_state != POOL_JOB_CANCELLED))
         return;
     if (j->res_cursor < j->r_done)
         return;
@@ -402,8 +402,8 @@ void pool__res_remote_seen(job_t *j, const wire_job_t *e, const char *peer)
     if (!j->remote || !e->origin)
         return;
     j->rcounts = e->counts;
-    j->r_state = (job_state_t)e->state;
-    if (j->r_state == J_CANCELLED && j->listed) {
+    j->r_state = (pool_job_state_t)e->state;
+    if (j->r_state == POOL_JOB_CANCELLED && j->listed) {
         /* As on its submitter (rm -r jobs/X): the job leaves jobs/, its results stay in results/;
          * a task of it still running here stops (the submitter's push may have been lost). */
         log_info("job %s: cancelled by its submitter: it leaves jobs/ here (its results stay)", j->name);

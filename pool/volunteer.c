@@ -766,7 +766,7 @@ static void send_offer(pool_t *pool, const char *peer, const char *id)
 static bool offerable(pool_t *pool, job_t *j)
 {
     coord_counts_t c;
-    return j->published && !j->remote && !j->gone && j->state == J_RUNNING &&
+    return j->published && !j->remote && !j->gone && j->state == POOL_JOB_RUNNING &&
            coord_counts(pool->coord, j->id, &c) == 0 && c.waiting > 0;
 }
 
@@ -832,7 +832,7 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
                  rc == -EMFILE ? "its host runs too many volunteers" : "the pool is full");
         return reply_json(r, 429, "{\"error\":\"too many volunteers\"}");
     }
-    while (j->state == J_RUNNING && k < (n ? n : 1) &&
+    while (j->state == POOL_JOB_RUNNING && k < (n ? n : 1) &&
            coord_lease(pool->coord, j->id, worker, now, lease_ms(pool), NULL, &got[k]) == 0)
         pool__task_dispatched(j, got[k++]);
     if (k == 0)
@@ -967,7 +967,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     /* Who holds a lease is the core's to say: a key, whatever address it speaks from. 410: the job
      * is cancelled, so stop the task. */
     if (!with_task || task >= j->man.desc.tasks || coord_holds(pool->coord, j->id, task, worker) != 0) {
-        if (j->state == J_CANCELLED)
+        if (j->state == POOL_JOB_CANCELLED)
             return reply_json(r, 410, "{\"error\":\"the job is cancelled\"}"), true;
         return reply_json(r, 409, "{\"error\":\"you hold no lease on that task\"}"), true;
     }

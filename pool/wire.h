@@ -80,7 +80,7 @@ int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_
 #define WIRE_MAX_JOB_NAME 255 /* a directory name (NAME_MAX): a manifest's name plus "@" and 8 hex */
 #define WIRE_HEX_LEN 64       /* a job, result or block id: SHA-256 in lowercase hex */
 
-/** A job's state as peers tell it, numbered as fs/'s job_state_t (whose 0, staging, is never sent). */
+/** A job's state as peers tell it, numbered as fs/'s pool_job_state_t (whose 0, staging, is never sent). */
 typedef enum wire_state {
     WIRE_STATE_PUBLISHING = 1,
     WIRE_STATE_REJECTED,
