@@ -61,6 +61,8 @@ static const char usage_mount[] =
     "  --lease-ms N         lease given to volunteers, renewed while they run a task (default 30000)\n"
     "  --discover-ms N      ask pool peers for their jobs every N ms (default 1000; offers are at once)\n"
     "  --read-deadline-ms N a read of another peer's file that waits this long fails with EIO (default 120000)\n"
+    "  --max-remote-jobs N  other peers' jobs held at once; newer ones are not fetched (default 1000)\n"
+    "  --max-mirror SIZE    result manifests of other peers' jobs mirrored here, in all (default 256M)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -154,11 +156,13 @@ static int cmd_mount(int argc, char **argv)
         {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
         {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
         {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
+        {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
         {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
-                  lease = 30000, discover = 1000, read_deadline = 120000;
+                  lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0;
+    uint64_t max_mirror = 0;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64];
@@ -179,6 +183,8 @@ static int cmd_mount(int argc, char **argv)
         case 'E': bad = parse_uint(optarg, 3600000, &lease) || lease < 300; break;
         case 'D': bad = parse_uint(optarg, 3600000, &discover) || discover < 100; break;
         case 'R': bad = parse_uint(optarg, 86400000, &read_deadline) || read_deadline < 100; break;
+        case 'J': bad = parse_uint(optarg, 1000000, &max_remote) || max_remote == 0; break;
+        case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -270,6 +276,7 @@ static int cmd_mount(int argc, char **argv)
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
+                             .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror,
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)

@@ -205,10 +205,11 @@ void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool ori
     if (pool->stopping || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0 ||
         pool_job_by_id(pool, id) || pool->n_manifests >= POOL_MAX_MANIFEST_GETS)
         return;
-    if (pool->n_remote_jobs + pool->n_manifests >= POOL_MAX_REMOTE_JOBS) {
+    size_t held_cap = pool->opts.max_remote_jobs ? pool->opts.max_remote_jobs : POOL_MAX_REMOTE_JOBS;
+    if (pool->n_remote_jobs + pool->n_manifests >= held_cap) {
         if (!pool->remote_cap_said)
-            log_warn("job %s of %s is not fetched: %zu jobs of other peers are held (POOL_MAX_REMOTE_JOBS)", id, peer,
-                     pool->n_remote_jobs);
+            log_warn("job %s of %s is not fetched: %zu jobs of other peers are held or being fetched "
+                     "(--max-remote-jobs %zu)", id, peer, pool->n_remote_jobs + pool->n_manifests, held_cap);
         pool->remote_cap_said = true;
         return;
     }

@@ -136,6 +136,8 @@ typedef struct pool_opts {
     uint64_t lease_ms;        /**< lease given to volunteers; they renew it (0 = 30 s) */
     uint64_t discover_ms;     /**< how often pool peers are asked for their jobs (0 = 1 s) */
     const char *mountpoint;   /**< for the status text only */
+    size_t max_remote_jobs;   /**< other peers' jobs held at once (0 = POOL_MAX_REMOTE_JOBS) */
+    uint64_t max_mirror_bytes; /**< their result manifests mirrored, in all (0 = POOL_MAX_MIRROR_BYTES) */
 } pool_opts_t;
 
 /**

@@ -320,11 +320,12 @@ static int mirror_entry(job_t *j, taskres_t *tr)
         return 0;
     }
     pool_t *pool = j->pool;
-    if (pool->mirror_bytes + tr->len > POOL_MAX_MIRROR_BYTES) {
+    uint64_t cap = pool->opts.max_mirror_bytes ? pool->opts.max_mirror_bytes : POOL_MAX_MIRROR_BYTES;
+    if (pool->mirror_bytes + tr->len > cap) {
         if (!pool->mirror_cap_said)
             log_warn("results of other peers' jobs are no longer mirrored here: %llu bytes of their manifests are "
-                     "held (POOL_MAX_MIRROR_BYTES); they stay readable at their submitters",
-                     (unsigned long long)pool->mirror_bytes);
+                     "held (--max-mirror %llu); they stay readable at their submitters",
+                     (unsigned long long)pool->mirror_bytes, (unsigned long long)cap);
         pool->mirror_cap_said = true;
         tres_free(tr);
         return -ENOSPC;

@@ -112,4 +112,29 @@ t_one_host_adds_at_most_64_pool_peers() {
     assert_eq 65 "$(peer_field "$a" pool-peers)" "pool peers after a greeting from another host"
 }
 
+# What other peers' jobs a peer holds is capped (--max-remote-jobs, POOL_MAX_REMOTE_JOBS by
+# default; issue 8, item 7): past it new ones are not fetched (logged), and the peer goes on
+# answering. (A job counts until its submitter forgets it: a cancelled one is kept with its results.)
+t_remote_jobs_are_capped() {
+    start_peer A --port 0 --slots 0
+    local a b end
+    a=$(mnt A)
+    publish_idle "$a" r1 1 >/dev/null
+    publish_idle "$a" r2 1 >/dev/null
+    publish_idle "$a" r3 1 >/dev/null
+    start_peer B --port 0 --slots 0 --peer "$(peer_field "$a" http)" --max-remote-jobs 2
+    b=$(mnt B)
+    wait_log B "is not fetched: 2 jobs of other peers are held or being fetched \(--max-remote-jobs 2\)" 20
+    end=$((SECONDS + 10))
+    until [ "$(ls "$b/jobs" | wc -l)" = 2 ]; do # bounded: the second manifest may still be arriving
+        [ "$SECONDS" -le "$end" ] || fail "B lists $(ls "$b/jobs" | wc -l) jobs, want 2"
+        sleep 0.05
+    done
+    local gen
+    gen=$(grep -c "is not fetched" "${PEER_LOG[B]}")
+    assert_eq 1 "$gen" "the cap is logged once"
+    assert_eq 2 "$(ls "$b/jobs" | wc -l)" "jobs listed on B at its cap"
+    [ -n "$(cat "$b/peer")" ] || fail "B stopped answering"
+}
+
 run_tests "$@"

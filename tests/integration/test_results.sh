@@ -115,4 +115,26 @@ t_a_job_its_submitter_replaces_is_replaced_everywhere() {
     grep -q "no longer lists it" "${PEER_LOG[D]}" || fail "D's log does not say why the old x went"
 }
 
+# What a peer mirrors of other peers' results is capped (--max-mirror, POOL_MAX_MIRROR_BYTES by
+# default; issue 8, item 7): past it results are not mirrored (logged once) and stay readable at
+# their submitter; the job itself is still shown.
+t_mirrored_results_are_capped() {
+    start_peer A --port 0 --slots 2
+    local a d st
+    a=$(mnt A)
+    start_peer D --port 0 --slots 0 --peer "$(peer_field "$a" http)" --max-mirror 1
+    d=$(mnt D)
+    local src
+    src=$(src_dir capped)
+    make_job "$src" 'echo "task $PREON_TASK"' "tasks = 3"
+    cp -r -- "$src" "$a/jobs/capped"
+    st=$(wait_job "$a" capped 60)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    wait_listed "$d" capped 20
+    wait_log D "results of other peers' jobs are no longer mirrored here: 0 bytes .* \(--max-mirror 1\)" 20
+    assert_eq 0 "$(status_field "$d" capped results-here)" "results mirrored on D"
+    [ -z "$(ls "$d/results/capped" 2>/dev/null)" ] || fail "D mirrored results past its cap: $(ls "$d/results/capped")"
+    assert_file_eq "$a/results/capped/2/stdout" "task 2"
+}
+
 run_tests "$@"
