@@ -36,6 +36,8 @@ static void api_jobs(pool_t *pool, httpd_req_t *r)
         e->state = (wire_state_t)j->state;
         e->tasks = j->man.desc.tasks;
         e->origin = !j->remote;
+        if (j->signed_job) /* every holder passes the submitter's signature on with the job */
+            snprintf(e->sig, sizeof(e->sig), "%s", j->sig);
         if (e->origin) { /* its submitter: what others mirror (results.c) */
             coord_counts(pool->coord, j->id, &e->counts);
             e->results = j->n_tres;

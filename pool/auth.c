@@ -121,6 +121,36 @@ bool auth_verify(const auth_req_t *r, const char *method, const char *target, co
     return n >= 0 && key_verify(&r->key, msg, (size_t)n, r->sig);
 }
 
+/* ---- signed jobs ---- */
+
+#define AUTH_JOB_LINE "preon-job-1\n"
+
+void auth_job_sign(const keypair_t *k, const char *job_id, char *sig_hex)
+{
+    char msg[sizeof(AUTH_JOB_LINE) + 80];
+    int n = snprintf(msg, sizeof(msg), AUTH_JOB_LINE "%s", job_id);
+    uint8_t sig[KEY_SIG_LEN];
+    key_sign(k, msg, (size_t)n, sig);
+    key_sig_to_hex(sig, sig_hex);
+}
+
+bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *sig_hex, key_pub_t *key)
+{
+    key_pub_t pub;
+    uint8_t sig[KEY_SIG_LEN];
+    if (!submitter_hex || !job_id || !sig_hex || strlen(job_id) != 64 ||
+        key_pub_from_hex(submitter_hex, strlen(submitter_hex), &pub) != 0 ||
+        key_sig_from_hex(sig_hex, strlen(sig_hex), sig) != 0)
+        return false;
+    char msg[sizeof(AUTH_JOB_LINE) + 80];
+    int n = snprintf(msg, sizeof(msg), AUTH_JOB_LINE "%s", job_id);
+    if (!key_verify(&pub, msg, (size_t)n, sig))
+        return false;
+    if (key)
+        *key = pub;
+    return true;
+}
+
 /* ---- the replay guard ---- */
 
 typedef struct seen {

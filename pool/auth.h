@@ -76,6 +76,19 @@ int auth_parse(const char *key, const char *time, const char *nonce, const char 
 /** Whether r's signature covers this method, target and recipient. */
 bool auth_verify(const auth_req_t *r, const char *method, const char *target, const key_pub_t *to);
 
+/* ---- signed jobs ---- */
+
+/**
+ * A job's signature: Ed25519 of "preon-job-1\n" + its id (64 hex; the id is SHA-256 of the
+ * manifest, which names the submitter's key), in hex (KEY_SIG_HEX_LEN + 1 bytes).
+ */
+void auth_job_sign(const keypair_t *k, const char *job_id, char *sig_hex);
+/**
+ * Whether sig_hex is the signature of job_id by the key named in submitter_hex (the manifest's
+ * submitter field). On true, *key (may be NULL) is that key.
+ */
+bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *sig_hex, key_pub_t *key);
+
 /* ---- the replay guard ---- */
 
 typedef struct auth_guard auth_guard_t;

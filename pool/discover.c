@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "pool/auth.h"
 #include "pool/internal.h"
 #include "pool/wire.h"
 
@@ -99,7 +100,11 @@ typedef struct disc {
     pool_t *pool;
     char *peer;
     char id[HASH_HEX_LEN + 1];
-    bool origin;       /* manifest GETs: peer offered the job (it is the submitter) */
+    bool origin;       /* manifest GETs: peer says it is the submitter (it offered or listed it as its own) */
+    char sig[KEY_SIG_HEX_LEN + 1]; /* the signature of the id that came with the offer or listing */
+    bool has_claimant;
+    key_pub_t claimant;            /* who says it is the submitter (the offer's signer, or peer's key) */
+    key_pub_t submitter;           /* the manifest's submitter key, once its signature verified */
     struct disc *next; /* pool->manifests (until its manifest is decoded) */
     /* a manifest being checked and decoded in the thread pool (up to MANIFEST_MAX_BYTES) */
     uv_work_t work;
@@ -162,6 +167,17 @@ static void manifest_work(uv_work_t *w)
         return;
     }
     d->rc = manifest_decode(&d->man, d->body, d->len, d->why, sizeof(d->why));
+    if (d->rc)
+        return;
+    /* Only a job its submitter signed is taken: the key is in the manifest (the id covers it). */
+    if (!d->man.submitter) {
+        snprintf(d->why, sizeof(d->why), "it names no submitter key (an unsigned job)");
+        d->rc = -EPERM;
+    } else if (!auth_job_verify(d->man.submitter, d->id, d->sig, &d->submitter)) {
+        snprintf(d->why, sizeof(d->why), "%s", d->sig[0] ? "its signature does not verify against its submitter's key"
+                                                          : "no signature came with it");
+        d->rc = -EPERM;
+    }
 }
 
 static void manifest_done(uv_work_t *w, int status)
@@ -172,8 +188,17 @@ static void manifest_done(uv_work_t *w, int status)
     disc_unlink(d);
     if (d->rc) {
         log_warn("manifest %s from %s refused: %s", d->id, d->peer, d->why);
+    } else if (!d->has_claimant || !key_pub_equal(&d->claimant, &d->submitter)) {
+        char who[KEY_PUB_HEX_LEN + 1] = "(key not known yet)";
+        if (d->has_claimant)
+            key_pub_to_hex(&d->claimant, who);
+        if (d->has_claimant)
+            log_warn("job %s: %s (key %.16s...) says it is its submitter, but the job is signed by %.16s...: ignored",
+                     d->id, d->peer, who, d->man.submitter);
+        else
+            log_debug("job %s: %s lists it as its own but its key is not known yet: asked again later", d->id, d->peer);
     } else if (!pool->stopping && !pool_job_by_id(pool, d->id)) {
-        pool__job_add_remote(pool, d->id, &d->man, d->peer);
+        pool__job_add_remote(pool, d->id, &d->man, d->peer, d->sig, &d->submitter);
         job_t *j = pool_job_by_id(pool, d->id);
         if (j && j->remote) {
             if (d->origin)
@@ -199,7 +224,14 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     disc_free(d);
 }
 
-void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool origin)
+bool pool__is_submitter(pool_t *pool, const job_t *j, const char *url)
+{
+    key_pub_t k;
+    return j->signed_job && pool__peer_key(pool, url, &k) && key_pub_equal(&k, &j->submitter);
+}
+
+void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool origin, const char *sig,
+                        const key_pub_t *claimant)
 {
     hash_t h;
     if (pool->stopping || strlen(id) != HASH_HEX_LEN || hash_from_hex(id, HASH_HEX_LEN, &h) != 0 ||
@@ -221,6 +253,11 @@ void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool ori
     m->pool = pool;
     m->peer = xstrdup(peer);
     m->origin = origin;
+    snprintf(m->sig, sizeof(m->sig), "%s", sig ? sig : "");
+    if (claimant) {
+        m->has_claimant = true;
+        m->claimant = *claimant;
+    }
     memcpy(m->id, id, HASH_HEX_LEN + 1);
     char *url = xasprintf("%s/v1/manifest/%s", peer, id);
     /* Manifests past FETCH_MAX_GET_BODY (a job of ~60k files of 256 KiB) are not fetched yet. */
@@ -285,7 +322,7 @@ static void forget_unlisted(pool_t *pool, const char *peer, uint64_t gen)
     for (job_t *j = pool->joblist, *next; j; j = next) {
         next = j->next;
         if (j->remote && !j->gone && j->origin_seen && j->listed_gen != gen && j->n_peers > 0 &&
-            strcmp(j->peers[0], peer) == 0)
+            strcmp(j->peers[0], peer) == 0 && pool__is_submitter(pool, j, peer))
             pool__job_forget_remote(j);
     }
 }
@@ -315,8 +352,15 @@ static void jobs_done(uv_work_t *w, int status)
             job_t *j = pool_job_by_id(pool, e->id);
             if (j) {
                 if (j->remote && e->tasks == j->man.desc.tasks) {
-                    pool__job_add_peer(j, d->peer, e->origin);
-                    j->origin_seen |= e->origin;
+                    /* "mine" counts only from the key that signed the job */
+                    bool origin = e->origin && pool__is_submitter(pool, j, d->peer);
+                    if (e->origin && !origin && !j->origin_claim_said) {
+                        j->origin_claim_said = true;
+                        log_warn("job %s: %s lists it as its own, but is not known to hold its submitter's key: "
+                                 "taken as a holder of its blocks only", j->name, d->peer);
+                    }
+                    pool__job_add_peer(j, d->peer, origin);
+                    j->origin_seen |= origin;
                     j->listed_gen = gen;
                     pool__res_remote_seen(j, e, d->peer);
                 }
@@ -324,8 +368,11 @@ static void jobs_done(uv_work_t *w, int status)
             }
             /* Only its submitter introduces a job: a job it replaced or forgot must not come
              * back through peers that still list it (they drop it once they notice). */
-            if (e->origin)
-                pool__get_manifest(pool, d->peer, e->id, true);
+            if (e->origin) {
+                key_pub_t k;
+                bool known = pool__peer_key(pool, d->peer, &k);
+                pool__get_manifest(pool, d->peer, e->id, true, e->sig, known ? &k : NULL);
+            }
         }
         if (d->complete) /* a partial answer may have left some out: nothing is forgotten */
             forget_unlisted(pool, d->peer, gen);

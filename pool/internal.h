@@ -163,8 +163,9 @@ void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 /** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
 void pool__rm_later(pool_t *p, char *a, char *b);
 void pool__jobs_kick(pool_t *p);
-/** Adds another peer's job (takes m's contents) and tells the view. */
-void pool__job_add_remote(pool_t *p, const char *id, manifest_t *m, const char *peer);
+/** Adds another peer's job (takes m's contents), signed by submitter (sig: hex), and tells the view. */
+void pool__job_add_remote(pool_t *p, const char *id, manifest_t *m, const char *peer, const char *sig,
+                          const key_pub_t *submitter);
 /** Its submitter stopped listing remote job j: it leaves jobs/ and results/ here. */
 void pool__job_forget_remote(job_t *j);
 /** A remote job's state as its submitter reports it changed: tells the view (and unlists it if cancelled). */
@@ -230,10 +231,17 @@ bool pool__api_handle(pool_t *p, httpd_req_t *r, const char *path);
 bool pool__add_peer(pool_t *p, const char *url);
 /**
  * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
- * checks SHA-256(bytes) == id, decodes it and adds the job (pool__job_add_remote), then asks for work.
- * origin: peer is the job's submitter (it offered the job), so leases go to it.
+ * checks SHA-256(bytes) == id, decodes it, checks sig (hex, from the offer or the listing entry) is
+ * the signature of the id by the key the manifest names as its submitter (refused and logged
+ * otherwise), and adds the job (pool__job_add_remote), then asks for work. origin: peer says it is
+ * the submitter (it offered the job, or listed it as its own); believed only if claimant (the
+ * offer's signer, or the key peer's /v1/id gave; NULL: not known) is the manifest's submitter key:
+ * otherwise the claim is logged and the job is not added.
  */
-void pool__get_manifest(pool_t *p, const char *peer, const char *id, bool origin);
+void pool__get_manifest(pool_t *p, const char *peer, const char *id, bool origin, const char *sig,
+                        const key_pub_t *claimant);
+/** Whether the peer at url is known to hold j's submitter key (its /v1/id said so). */
+bool pool__is_submitter(pool_t *p, const job_t *j, const char *url);
 /** Notes that peer lists remote job j; origin: it is the submitter, put it first (leases go there). */
 void pool__job_add_peer(job_t *j, const char *peer, bool origin);
 void pool__discover_start(pool_t *p);

@@ -24,6 +24,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "pool/auth.h"
 #include "pool/internal.h"
 #include "pool/work.h"
 
@@ -304,6 +305,7 @@ typedef struct pubwork {
     char *bytes;  /* the manifest, encoded */
     size_t len;
     char id[HASH_HEX_LEN + 1];
+    char sig[KEY_SIG_HEX_LEN + 1]; /* this peer's signature of the id */
     int rc;
     char why[512];
 } pubwork_t;
@@ -323,9 +325,11 @@ static void publish_work(uv_work_t *req)
     hash_t id;
     manifest_id(pw->bytes, pw->len, &id);
     hash_to_hex(&id, pw->id);
+    auth_job_sign(pw->job->pool->key, pw->id, pw->sig); /* the key is only read: safe off the loop */
 }
 
-void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const char *peer)
+void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const char *peer, const char *sig,
+                          const key_pub_t *submitter)
 {
     char *name = pool_job_find(pool, m->name) ? xasprintf("%s@%.8s", m->name, id) : xstrdup(m->name);
     if (pool_job_find(pool, name)) {
@@ -343,6 +347,9 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
     memcpy(j->id, id, HASH_HEX_LEN + 1);
     j->published = true;
     j->remote = true;
+    snprintf(j->sig, sizeof(j->sig), "%s", sig);
+    j->signed_job = true;
+    j->submitter = *submitter;
     j->peers = xcalloc(1, sizeof(char *));
     j->peers[j->n_peers++] = xstrdup(peer);
     j->listed = true;
@@ -413,6 +420,9 @@ static void publish_recorded(void *arg, int rc)
         return pubwork_free(pw);
     }
     memcpy(j->id, pw->id, sizeof(j->id));
+    memcpy(j->sig, pw->sig, sizeof(j->sig));
+    j->signed_job = true;
+    key_public(pool->key, &j->submitter);
     manifest_release(&j->man);
     j->man = pw->man;
     manifest_init(&pw->man);
@@ -466,6 +476,7 @@ void pool_job_publish(job_t *j)
     manifest_init(&pw->man);
     pw->man.name = xstrdup(j->name);
     pw->man.created_ms = pool_now_ms();
+    pw->man.submitter = xstrdup(pool->key_hex); /* the job names its submitter; its id covers it */
     j->state = POOL_JOB_PUBLISHING;
     pool_job_ref(j);
     pool->pending_work++;
@@ -872,6 +883,8 @@ char *pool_job_status_text(job_t *j, size_t *len)
     sb_printf(&b, "name: %s\n", j->name);
     if (j->published)
         sb_printf(&b, "id: %s\n", j->id);
+    if (j->published && j->man.submitter)
+        sb_printf(&b, "submitter: %s%s\n", j->man.submitter, j->signed_job ? "" : " (signature not checked)");
     sb_printf(&b, "state: %s\n", pool_job_state_name(j->state));
     if (j->published) {
         coord_counts_t c = {0};
@@ -991,6 +1004,11 @@ static int restore_job(void *arg, const db_job_t *row)
         return 0;
     }
     memcpy(j->id, row->id, HASH_HEX_LEN);
+    if (j->man.submitter && !strcmp(j->man.submitter, pool->key_hex)) { /* ours: signed again (Ed25519 is deterministic) */
+        auth_job_sign(pool->key, j->id, j->sig);
+        j->signed_job = true;
+        key_public(pool->key, &j->submitter);
+    }
     j->published = true;
     j->listed = row->state != DB_JOB_CANCELLED;
     if (j->listed)

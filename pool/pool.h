@@ -24,6 +24,7 @@
 
 #include "core/hash.h"
 #include "core/httpd.h"
+#include "core/key.h"
 #include "core/manifest.h"
 #include "pool/coord.h"
 
@@ -81,6 +82,10 @@ struct pool_job {
     uint32_t *dispatch_ms; /**< submitter: hand-out to result in results/, of finished tasks */
     size_t n_dispatch_ms, cap_dispatch_ms;
     bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
+    bool origin_claim_said; /**< remote: a peer without its submitter's key claimed it: logged once */
+    char sig[129];         /**< the submitter's signature of the job id (pool/auth.h: auth_job_*), hex; "" if none */
+    bool signed_job;       /**< man.submitter names a key and sig is its signature: only that key acts as submitter */
+    key_pub_t submitter;   /**< that key (valid if signed_job) */
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (p->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */

@@ -756,11 +756,11 @@ static void send_signed(pool_t *pool, const char *peer, char *target)
     free(target);
 }
 
-/* GET peer/v1/offer/<id> (or /v1/hello if id is NULL), signed, fire-and-forget. */
-static void send_offer(pool_t *pool, const char *peer, const char *id)
+/* GET peer/v1/offer/<id>?sig= (or /v1/hello if j is NULL), signed, fire-and-forget. */
+static void send_offer(pool_t *pool, const char *peer, const job_t *j)
 {
-    send_signed(pool, peer, id ? xasprintf("/v1/offer/%s?peer=%s", id, pool->opts.http_url)
-                               : xasprintf("/v1/hello?peer=%s", pool->opts.http_url));
+    send_signed(pool, peer, j ? xasprintf("/v1/offer/%s?peer=%s&sig=%s", j->id, pool->opts.http_url, j->sig)
+                              : xasprintf("/v1/hello?peer=%s", pool->opts.http_url));
 }
 
 static bool offerable(pool_t *pool, job_t *j)
@@ -775,9 +775,9 @@ void pool__vol_offer(pool_t *pool, job_t *j, const char *peer)
     if (!pool->opts.http_url || pool->stopping || !pool->fetch || !offerable(pool, j))
         return;
     if (peer)
-        return send_offer(pool, peer, j->id);
+        return send_offer(pool, peer, j);
     for (size_t i = 0; i < pool->n_pool_peers; i++)
-        send_offer(pool, pool->pool_peers[i], j->id);
+        send_offer(pool, pool->pool_peers[i], j);
 }
 
 void pool__vol_new_peer(pool_t *pool, const char *url)
@@ -787,7 +787,7 @@ void pool__vol_new_peer(pool_t *pool, const char *url)
     bool offered = false;
     for (job_t *j = pool->joblist; j; j = j->next) {
         if (offerable(pool, j)) {
-            send_offer(pool, url, j->id);
+            send_offer(pool, url, j);
             offered = true;
         }
     }
@@ -795,9 +795,10 @@ void pool__vol_new_peer(pool_t *pool, const char *url)
         send_offer(pool, url, NULL);
 }
 
-/* /v1/hello?peer= and /v1/offer/<id>?peer=: the sender is a pool peer; an offered job is fetched
- * (if new) and asked for work at once. */
-static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id)
+/* /v1/hello?peer= and /v1/offer/<id>?peer=&sig=: the sender (caller: its key) is a pool peer; an
+ * offered job is fetched (if new: its signature is checked, and caller must be the key that signed
+ * it) and asked for work at once. An offer of a known job from another key changes nothing. */
+static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id, const key_pub_t *caller)
 {
     char peer[VOL_MAX_URL];
     if (!query_peer(r, peer, sizeof(peer)))
@@ -805,8 +806,19 @@ static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id)
     pool__add_peer(pool, peer); /* at most POOL_MAX_PEERS_PER_HOST on its host */
     if (id) {
         job_t *j = pool_job_by_id(pool, id);
+        char sig[KEY_SIG_HEX_LEN + 2] = "";
+        size_t qlen = 0, slen = 0;
+        const char *q = httpd_req_query(r, &qlen);
+        if (httpd_query_get(q, qlen, "sig", sig, sizeof(sig) - 1, &slen) != 0)
+            slen = 0;
+        sig[slen] = '\0';
         if (!j) {
-            pool__get_manifest(pool, peer, id, true);
+            pool__get_manifest(pool, peer, id, true, sig, caller);
+        } else if (j->remote && !j->gone && (!j->signed_job || !key_pub_equal(caller, &j->submitter))) {
+            char who[KEY_PUB_HEX_LEN + 1];
+            key_pub_to_hex(caller, who);
+            log_warn("job %s: an offer from %s (key %.16s...), which did not sign it: ignored", j->name, peer, who);
+            return reply_json(r, 403, "{\"error\":\"only the job's submitter offers it\"}");
         } else if (j->remote && !j->gone) {
             pool__job_add_peer(j, peer, true);
             j->lease_retry_ms = 0; /* it says tasks wait: ask now even if it said "none" a moment ago */
@@ -940,13 +952,12 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     }
     key_pub_to_hex(&caller, worker);
     if (hello)
-        return handle_offer(pool, r, NULL), true;
+        return handle_offer(pool, r, NULL, &caller), true;
     if (!strcmp(what, "offer") && !with_task)
-        return handle_offer(pool, r, id), true;
+        return handle_offer(pool, r, id, &caller), true;
     if (!strcmp(what, "cancel") && with_task) { /* volunteer: the submitter cancelled the job */
         job_t *rj = pool_job_by_id(pool, id);
-        key_pub_t sub;
-        if (!rj || !rj->remote || !pool__peer_key(pool, rj->peers[0], &sub) || !key_pub_equal(&sub, &caller)) {
+        if (!rj || !rj->remote || !rj->signed_job || !key_pub_equal(&rj->submitter, &caller)) {
             log_warn("a cancel of job %.16s task %u from key %.16s... that is not its submitter's: ignored", id, task,
                      worker);
             return reply_json(r, 403, "{\"error\":\"only the job's submitter may cancel it\"}"), true;

@@ -187,15 +187,15 @@ static void entry_why(char *why, size_t whylen, const char *what, size_t i, cons
         snprintf(why, whylen, "%s %zu: %s", what, i, msg);
 }
 
-static bool is_hex_id(const char *s, size_t len)
+static bool lower_hex(const char *s, size_t len)
 {
-    if (len != WIRE_HEX_LEN)
-        return false;
     for (size_t i = 0; i < len; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return true;
 }
+
+static bool is_hex_id(const char *s, size_t len) { return len == WIRE_HEX_LEN && lower_hex(s, len); }
 
 /* The string at key: its bytes and length, or NULL (missing, not a string). */
 static const char *get_str(json_t *o, const char *key, size_t *len)
@@ -259,6 +259,9 @@ int wire_job_check(const wire_job_t *j, char *why, size_t whylen)
         return fail(why, whylen, -EINVAL, "state is not a published job's state");
     if (j->tasks < 1 || j->tasks > JOBDESC_MAX_TASKS)
         return fail(why, whylen, -EINVAL, "tasks is not 1..JOBDESC_MAX_TASKS");
+    size_t sl = strnlen(j->sig, sizeof(j->sig));
+    if (sl != 0 && (sl != WIRE_SIG_HEX_LEN || !lower_hex(j->sig, sl)))
+        return fail(why, whylen, -EINVAL, "sig is not 128 lowercase hex digits");
     if (!j->origin)
         return 0;
     const coord_counts_t *c = &j->counts;
@@ -277,6 +280,8 @@ static char *job_dump(const wire_job_t *j)
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", j->id, "name", j->name, "state", wire_state_name(j->state),
                           "tasks", (json_int_t)j->tasks, "origin", j->origin);
+    if (o && j->sig[0])
+        json_object_set_new(o, "sig", json_string(j->sig));
     if (o && j->origin) {
         const coord_counts_t *c = &j->counts;
         json_object_set_new(o, "counts",
@@ -352,6 +357,14 @@ static int job_read(json_t *o, wire_job_t *j, char *why, size_t whylen)
     if (get_int(o, "tasks", 1, JOBDESC_MAX_TASKS, &v) != 0)
         return fail(why, whylen, -1, "tasks is not 1..JOBDESC_MAX_TASKS");
     j->tasks = (uint32_t)v;
+    json_t *sg = json_object_get(o, "sig");
+    if (sg) {
+        size_t gl = 0;
+        const char *sig = get_str(o, "sig", &gl);
+        if (!sig || gl != WIRE_SIG_HEX_LEN || strlen(sig) != gl)
+            return fail(why, whylen, -1, "sig is not 128 lowercase hex digits");
+        memcpy(j->sig, sig, gl + 1);
+    }
     json_t *og = json_object_get(o, "origin");
     if (!json_is_boolean(og))
         return fail(why, whylen, -1, "origin is not true or false");

@@ -79,6 +79,7 @@ int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_
 #define WIRE_MAX_JOB_ENTRY 2048
 #define WIRE_MAX_JOB_NAME 255 /* a directory name (NAME_MAX): a manifest's name plus "@" and 8 hex */
 #define WIRE_HEX_LEN 64       /* a job, result or block id: SHA-256 in lowercase hex */
+#define WIRE_SIG_HEX_LEN 128  /* an Ed25519 signature in lowercase hex */
 
 /** A job's state as peers tell it, numbered as fs/'s pool_job_state_t (whose 0, staging, is never sent). */
 typedef enum wire_state {
@@ -100,6 +101,7 @@ typedef struct wire_job {
     wire_state_t state;
     uint32_t tasks;                     /**< 1..JOBDESC_MAX_TASKS */
     bool origin;                        /**< the peer that answers is the job's submitter */
+    char sig[WIRE_SIG_HEX_LEN + 1];     /**< the submitter's signature of the id (128 lowercase hex), "" if none */
     /* Only in an origin entry (zero otherwise, and not written): */
     coord_counts_t counts;              /**< total == tasks; the five states sum to at most total */
     uint32_t results;                   /**< results listed at /v1/results (at most tasks) */

@@ -42,7 +42,7 @@ UA=$(field "$T/a/m" http)
 cp -r "$T/src/big" "$T/a/m/jobs/.big"
 mv "$T/a/m/jobs/.big" "$T/a/m/jobs/big"
 for _ in $(seq 1200); do grep -q '^state: running' "$T/a/m/status/big" 2>/dev/null && break; sleep 0.05; done
-printf '%-40s %8s %8s %14s %10s\n' binary seconds MiB/s "loop max (ms)" "stalls>5ms"
+printf '%-40s %8s %8s %14s %10s %14s %14s\n' binary seconds MiB/s "loop max (ms)" "stalls>5ms" "own CPU max" "blocked max"
 for _ in $(seq "$ROUNDS"); do
     for B in "$X" "$Y"; do
         rm -rf "$T/b/d"
@@ -55,8 +55,9 @@ for _ in $(seq "$ROUNDS"); do
         cat "$T/b/m/jobs/big/input.bin" >/dev/null
         t1=$EPOCHREALTIME
         awk -v b="$B" -v a="$t0" -v c="$t1" -v s="$SIZE_MIB" -v m="$(field "$T/b/m" loop-busy-max-ms)" \
-            -v n="$(field "$T/b/m" loop-stalls-over-5ms)" \
-            'BEGIN { printf "%-40s %8.2f %8.0f %14s %10s\n", b, c - a, s / (c - a), m, n }'
+            -v n="$(field "$T/b/m" loop-stalls-over-5ms)" -v u="$(field "$T/b/m" loop-cpu-max-ms)" \
+            -v k="$(field "$T/b/m" loop-blocked-max-ms)" \
+            'BEGIN { printf "%-40s %8.2f %8.0f %14s %10s %14s %14s\n", b, c - a, s / (c - a), m, n, u, k }'
         kill "$pb"
         wait "$pb" 2>/dev/null || true
     done

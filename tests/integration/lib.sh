@@ -436,6 +436,31 @@ scurl() {
     curl -sS -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$@" "$url"
 }
 
+# fake_server BODY LOG: serves BODY (JSON) to every request on a free loopback port, one
+# connection at a time (nc), appending each request to LOG; sets FAKE_URL. Stopped at cleanup.
+fake_server() {
+    local body=$1 log=$2 port pid len
+    len=$(LC_ALL=C; printf '%s' "${#body}")
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        ss -Hltn "sport = :$port" | grep -q . || break
+    done
+    (
+        while :; do
+            printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+                "$len" "$body" | nc -N -l 127.0.0.1 "$port" >>"$log" 2>/dev/null || sleep 0.05
+        done
+    ) &
+    pid=$!
+    on_cleanup "_kill_pid $pid 2"
+    local end=$((SECONDS + 10))
+    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
+        [ "$SECONDS" -le "$end" ] || fail "the fake server never listened on $port"
+        sleep 0.05
+    done
+    FAKE_URL="http://127.0.0.1:$port"
+}
+
 # pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
 pct() { sed 's/../%&/g' <<<"$1"; }
 

@@ -175,29 +175,6 @@ t_a_dropped_volunteer_gives_its_leases_back_at_once() {
     while [ "$SECONDS" -le "$end" ] && pgrep -u 64550 >/dev/null; do sleep 0.05; done
 }
 
-# fake_result_server BODY LOG: serves BODY (JSON) to every request on a free loopback port, one
-# connection at a time (nc), appending each request to LOG; sets FAKE_URL. Stopped at cleanup.
-fake_result_server() {
-    local body=$1 log=$2 port pid
-    while :; do
-        port=$((20000 + RANDOM % 30000))
-        ss -Hltn "sport = :$port" | grep -q . || break
-    done
-    (
-        while :; do
-            printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-                "${#body}" "$body" | nc -N -l 127.0.0.1 "$port" >>"$log" 2>/dev/null || sleep 0.05
-        done
-    ) &
-    pid=$!
-    on_cleanup "_kill_pid $pid 2"
-    local end=$((SECONDS + 10))
-    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
-        [ "$SECONDS" -le "$end" ] || fail "the fake volunteer never listened on $port"
-        sleep 0.05
-    done
-    FAKE_URL="http://127.0.0.1:$port"
-}
 
 # A volunteer's result manifest is checked against the job's rules before one block of it is
 # fetched (issue 8, item 7): 2 MiB of outputs for a job whose disk is 1 MiB is refused, nothing
@@ -215,7 +192,7 @@ t_a_result_over_the_jobs_disk_is_refused_before_any_block() {
     man='{"block_size":262144,"created_ms":1,"dirs":[],"files":[{"blocks":['$blocks'],"mode":420,"path":"out.bin","size":2097152}],'
     man+='"job":{"command":"/job/run","disk":1048576,"memory":1073741824,"network":false,"outputs":[],'
     man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"x.0","v":1}'
-    fake_result_server "$man" "$T_CASE/asked"
+    fake_server "$man" "$T_CASE/asked"
     local k
     k=$(test_key fake)
     assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"

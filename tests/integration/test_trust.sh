@@ -121,4 +121,45 @@ t_a_cancel_from_another_key_changes_nothing() {
     wait_log B "job slow task 0: the submitter cancelled the job: stopping it" 10
 }
 
+# Signed jobs (issue 9, item 2): a job's manifest names its submitter's key, and the submitter's
+# signature of the id travels with it. B takes a job only with a signature that verifies, and only
+# from the key that made it; another key offering it changes nothing. (A's one task runs on A, so
+# A offers it to nobody, and B polls nobody: B knows only what these offers tell it.)
+t_a_job_is_taken_only_signed_and_only_from_its_signer() {
+    start_peer A --port 0 --slots 1
+    local a ua id sig bad b ub mallory src
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    src=$(src_dir signed)
+    make_job "$src" 'sleep 60' "tasks = 1"
+    cp -r -- "$src" "$a/jobs/.signed"
+    mv -- "$a/jobs/.signed" "$a/jobs/signed"
+    wait_status "$a" signed running 1 20
+    id=$(status_field "$a" signed id)
+    assert_eq "$("$PREON" id --data "$(data_dir A)")" "$(status_field "$a" signed submitter)" "the job's submitter on A"
+    assert_contains "$(curl -sS "$ua/v1/manifest/$id")" "\"submitter\":\"$("$PREON" id --data "$(data_dir A)")\"" \
+        "the manifest names A's key"
+    sig=$(curl -sS "$ua/v1/jobs" | sed -n 's/.*"sig":"\([0-9a-f]\{128\}\)".*/\1/p')
+    [ ${#sig} = 128 ] || fail "A lists no signature for its job: $(curl -sS "$ua/v1/jobs")"
+    start_peer B --port 0 --slots 0 --discover-ms 3600000
+    b=$(mnt B)
+    ub=$(peer_field "$b" http)
+    mallory=$(test_key mallory)
+    # a signature that does not verify: the manifest is refused
+    bad="${sig:0:127}$([ "${sig:127:1}" = 0 ] && echo 1 || echo 0)"
+    assert_eq 200 "$(code "$mallory" "$ub/v1/offer/$id?peer=$ua&sig=$bad")" "an offer with a bad signature"
+    wait_log B "manifest $id from .* refused: its signature does not verify against its submitter's key" 10
+    # the right signature, offered by a key that did not make it: not its submitter
+    assert_eq 200 "$(code "$mallory" "$ub/v1/offer/$id?peer=$ua&sig=$sig")" "an offer from another key"
+    wait_log B "job $id: .* says it is its submitter, but the job is signed by" 10
+    [ ! -e "$b/jobs/signed" ] || fail "B took a job offered by a key that did not sign it"
+    # offered by its signer (A's own key), it is taken
+    assert_eq 200 "$(code "$(data_dir A)/key" "$ub/v1/offer/$id?peer=$ua&sig=$sig")" "an offer from the signer"
+    wait_listed "$b" signed 10
+    # and once known, another key offering it (claiming to be its submitter) changes nothing
+    assert_eq 403 "$(code "$mallory" "$ub/v1/offer/$id?peer=http://127.0.0.1:9&sig=$sig")" \
+        "an offer of a known job from another key"
+    wait_log B "job signed: an offer from .* which did not sign it: ignored" 5
+}
+
 run_tests "$@"

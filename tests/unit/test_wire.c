@@ -156,11 +156,41 @@ static void assert_job_equal(const wire_job_t *a, const wire_job_t *b)
     assert_memory_equal(&a->counts, &b->counts, sizeof(a->counts));
     assert_int_equal(a->results, b->results);
     assert_int_equal(a->epoch, b->epoch);
+    assert_string_equal(a->sig, b->sig);
 }
 
 static int jobs_decode(const char *s, wire_job_t **out, size_t *n, size_t *dropped, bool *complete, char *why)
 {
     return wire_jobs_decode(s, strlen(s), out, n, dropped, complete, why, 128);
+}
+
+/* A sig must be 128 lowercase hex digits: any other is an entry dropped, alone. */
+static void jobs_bad_sig_is_dropped(void **state)
+{
+    (void)state;
+    char sig[WIRE_SIG_HEX_LEN + 1];
+    memset(sig, 'a', WIRE_SIG_HEX_LEN);
+    sig[WIRE_SIG_HEX_LEN] = '\0';
+    const char *bad[] = {"\"abc\"", "\"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB\"",
+                         "42", "null"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "[{\"id\":\"%s\",\"name\":\"a\",\"state\":\"running\",\"tasks\":1,\"origin\":false,\"sig\":%s},"
+                 "{\"id\":\"%s\",\"name\":\"b\",\"state\":\"running\",\"tasks\":1,\"origin\":false,\"sig\":\"%s\"}]",
+                 ID_A, bad[i], ID_B, sig);
+        wire_job_t *out = NULL;
+        size_t n = 0, dropped = 0;
+        bool complete = true;
+        char why[128];
+        assert_int_equal(wire_jobs_decode(body, strlen(body), &out, &n, &dropped, &complete, why, sizeof(why)), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(dropped, 1);
+        assert_string_equal(out[0].id, ID_B);
+        assert_string_equal(out[0].sig, sig);
+        assert_false(complete);
+        free(out);
+    }
 }
 
 static void jobs_round_trip(void **state)
@@ -174,6 +204,7 @@ static void jobs_round_trip(void **state)
     in[1].counts = (coord_counts_t){0};
     in[1].results = 0;
     in[1].epoch = 0;
+    memset(in[1].sig, 'e', WIRE_SIG_HEX_LEN); /* a signature travels with the entry, any entry */
     char *body = NULL;
     size_t len = 0, taken = 0, n = 9, dropped = 9;
     bool complete = false;
@@ -409,6 +440,7 @@ static void jobs_encoder_limits(void **state)
     w.counts = (coord_counts_t){JOBDESC_MAX_TASKS, JOBDESC_MAX_TASKS, 0, 0, 0, 0};
     w.results = JOBDESC_MAX_TASKS;
     w.epoch = INT64_MAX;
+    memset(w.sig, 'f', WIRE_SIG_HEX_LEN);
     assert_int_equal(wire_jobs_encode(&w, 1, &body, &len, &taken), 0);
     assert_true(len - 2 <= WIRE_MAX_JOB_ENTRY);
     assert_true(len - 2 > WIRE_MAX_JOB_ENTRY - 300); /* and the bound is not loose */
@@ -750,6 +782,7 @@ int main(void)
         cmocka_unit_test(lease_bad_answers_are_refused),
         cmocka_unit_test(done_round_trip_and_refusals),
         cmocka_unit_test(jobs_round_trip),
+        cmocka_unit_test(jobs_bad_sig_is_dropped),
         cmocka_unit_test(jobs_bad_entries_are_dropped),
         cmocka_unit_test(jobs_bad_answers_are_refused),
         cmocka_unit_test(jobs_encoder_limits),
