@@ -147,7 +147,7 @@ stop_all() {
     PIDS=() MOUNTS=()
 }
 
-peer_field() { timeout 10 cat "$1/peer" | sed -n "s/^$2: //p"; }
+peer_field() { [ -e "$1/peer" ] && timeout 10 cat "$1/peer" | sed -n "s/^$2: //p"; true; } # "" once that peer is gone
 
 # wait_listed M NAME N: bounded poll (discovery runs every second) until NAME is in M's jobs/ and
 # at least N peers are known to hold it.
