@@ -76,6 +76,13 @@ int key_generate(keypair_t **out)
     return wrap(pkey, out) ? -EIO : 0;
 }
 
+/* An encrypted key file is refused, never a password asked for on the terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
 int key_load(const char *path, keypair_t **out, char *why, size_t whylen)
 {
     *out = NULL;
@@ -89,6 +96,11 @@ int key_load(const char *path, keypair_t **out, char *why, size_t whylen)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         set_why(why, whylen, "%s: %s", path, "not a regular file");
+        return -EPERM;
+    }
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        set_why(why, whylen, "%s: %s", path, "owned by another user");
         return -EPERM;
     }
     if (st.st_mode & 077) {
@@ -117,7 +129,7 @@ int key_load(const char *path, keypair_t **out, char *why, size_t whylen)
         return -EINVAL;
     }
     BIO *bio = BIO_new_mem_buf(buf, (int)got);
-    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL) : NULL;
     BIO_free(bio);
     OPENSSL_cleanse(buf, sizeof(buf));
     ERR_clear_error();

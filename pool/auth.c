@@ -161,6 +161,7 @@ typedef struct seen {
 
 struct auth_guard {
     uint64_t window_ms;
+    uint64_t floor_ms;
     size_t max_seen;
     uint8_t seed[16];
     seen_t *ring;
@@ -250,7 +251,7 @@ static void pop_head(auth_guard_t *g)
 int auth_guard_admit(auth_guard_t *g, const key_pub_t *key, uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN],
                      uint64_t now_ms)
 {
-    if (time_ms + g->window_ms < now_ms || time_ms > now_ms + g->window_ms)
+    if (time_ms + g->window_ms < now_ms || time_ms > now_ms + g->window_ms || time_ms < g->floor_ms)
         return -ETIME;
     while (g->count && g->ring[g->head].expire_ms <= now_ms)
         pop_head(g);
@@ -282,3 +283,5 @@ int auth_guard_admit(auth_guard_t *g, const key_pub_t *key, uint64_t time_ms, co
 }
 
 size_t auth_guard_size(const auth_guard_t *g) { return g->count; }
+
+void auth_guard_set_floor(auth_guard_t *g, uint64_t floor_ms) { g->floor_ms = floor_ms; }

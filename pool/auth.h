@@ -105,6 +105,11 @@ void auth_guard_free(auth_guard_t *g);
  */
 int auth_guard_admit(auth_guard_t *g, const key_pub_t *key, uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN],
                      uint64_t now_ms);
+/**
+ * Refuses (-ETIME) every request whose time is before floor_ms: set to the time this guard's
+ * memory began (the peer's start), so a request made before a restart cannot be replayed after it.
+ */
+void auth_guard_set_floor(auth_guard_t *g, uint64_t floor_ms);
 /** Pairs remembered now. */
 size_t auth_guard_size(const auth_guard_t *g);
 

@@ -227,7 +227,7 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
 bool pool__is_submitter(pool_t *pool, const job_t *j, const char *url)
 {
     key_pub_t k;
-    return j->signed_job && pool__peer_key(pool, url, &k) && key_pub_equal(&k, &j->submitter);
+    return j->signed_job && pool__bound_key(pool, url, &k) && key_pub_equal(&k, &j->submitter);
 }
 
 void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool origin, const char *sig,
@@ -362,17 +362,18 @@ static void jobs_done(uv_work_t *w, int status)
                     pool__job_add_peer(j, d->peer, origin);
                     j->origin_seen |= origin;
                     j->listed_gen = gen;
-                    pool__res_remote_seen(j, e, d->peer);
+                    if (origin) /* its state and results count only from its submitter */
+                        pool__res_remote_seen(j, e, d->peer);
                 }
                 continue;
             }
             /* Only its submitter introduces a job: a job it replaced or forgot must not come
              * back through peers that still list it (they drop it once they notice). */
-            if (e->origin) {
-                key_pub_t k;
-                bool known = pool__peer_key(pool, d->peer, &k);
-                pool__get_manifest(pool, d->peer, e->id, true, e->sig, known ? &k : NULL);
-            }
+            /* ... and only once that peer has proven its key by a signed request (its greeting or
+             * an offer): until then its claim cannot be checked, and its manifest is not fetched. */
+            key_pub_t k;
+            if (e->origin && pool__bound_key(pool, d->peer, &k))
+                pool__get_manifest(pool, d->peer, e->id, true, e->sig, &k);
         }
         if (d->complete) /* a partial answer may have left some out: nothing is forgotten */
             forget_unlisted(pool, d->peer, gen);

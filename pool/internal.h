@@ -136,6 +136,12 @@ struct pool {
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
+    uint64_t started_ms;      /**< wall clock at pool_new: signed requests made before it are refused */
+    struct bound_key {        /**< URL -> key, proven by a signed request (trust.c) */
+        char *url;
+        key_pub_t key;
+    } *bound;
+    size_t n_bound, cap_bound;
     peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
     size_t n_peer_keys, cap_peer_keys;
     uint64_t key_clock;
@@ -200,7 +206,11 @@ void pool__jobs_free(pool_t *p);
  * never fires. A 401 answer makes the peer's key be asked for again next time.
  */
 int pool__sget(pool_t *p, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg);
-/** The key of the peer at base, if known (learnt from its /v1/id). */
+/** A signed request from key named url as its own (source address, peer= port): binds them. */
+void pool__bind_peer_key(pool_t *p, const char *url, const key_pub_t *key);
+/** The key proven to speak from url (pool__bind_peer_key), if any: what origin claims are checked against. */
+bool pool__bound_key(pool_t *p, const char *url, key_pub_t *out);
+/** The key of the peer at base, if known (learnt from its /v1/id: only to sign requests for it). */
 bool pool__peer_key(pool_t *p, const char *base, key_pub_t *out);
 void pool__forget_peer_key(pool_t *p, const char *base);
 void pool__peer_keys_free(pool_t *p);

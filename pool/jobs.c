@@ -1008,6 +1008,9 @@ static int restore_job(void *arg, const db_job_t *row)
         auth_job_sign(pool->key, j->id, j->sig);
         j->signed_job = true;
         key_public(pool->key, &j->submitter);
+    } else {
+        log_warn("job %s (%s) was published %s: other peers do not take it (publish it again to share it)",
+                 row->name, row->id, j->man.submitter ? "under another key than DATA/key" : "unsigned, by an older preon");
     }
     j->published = true;
     j->listed = row->state != DB_JOB_CANCELLED;

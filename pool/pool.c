@@ -123,6 +123,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
 {
     pool_t *pool = xcalloc(1, sizeof(*pool));
     pool->lag_sched_fd = -1;
+    pool->started_ms = pool_now_ms();
     int rc = 0;
     pool->loop = loop;
     uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for the loop-lag figure (on_loop_iteration) */

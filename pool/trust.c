@@ -79,6 +79,44 @@ static peer_key_t *pk_get(pool_t *pool, const char *url)
     return k;
 }
 
+/*
+ * Which key speaks from a base URL, as proven by a signed request that key made naming that URL
+ * (its source address, the port it named in peer=). Unlike the /v1/id cache (which only says whom
+ * to sign our requests for: a lie there only spoils the liar's own requests), this is what origin
+ * claims are checked against: a peer can bind a URL only to its own key.
+ */
+void pool__bind_peer_key(pool_t *pool, const char *url, const key_pub_t *key)
+{
+    for (size_t i = 0; i < pool->n_bound; i++) {
+        if (!strcmp(pool->bound[i].url, url)) {
+            pool->bound[i].key = *key;
+            return;
+        }
+    }
+    if (pool->n_bound == POOL_MAX_PEER_KEYS) { /* the oldest binding goes */
+        free(pool->bound[0].url);
+        memmove(&pool->bound[0], &pool->bound[1], (pool->n_bound - 1) * sizeof(pool->bound[0]));
+        pool->n_bound--;
+    }
+    if (pool->n_bound == pool->cap_bound) {
+        pool->cap_bound = pool->cap_bound ? 2 * pool->cap_bound : 16;
+        pool->bound = xreallocarray(pool->bound, pool->cap_bound, sizeof(pool->bound[0]));
+    }
+    pool->bound[pool->n_bound].url = xstrdup(url);
+    pool->bound[pool->n_bound++].key = *key;
+}
+
+bool pool__bound_key(pool_t *pool, const char *url, key_pub_t *out)
+{
+    for (size_t i = 0; i < pool->n_bound; i++) {
+        if (!strcmp(pool->bound[i].url, url)) {
+            *out = pool->bound[i].key;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool pool__peer_key(pool_t *pool, const char *url, key_pub_t *out)
 {
     peer_key_t *k = pk_find(pool, url);
@@ -111,13 +149,18 @@ void pool__peer_keys_free(pool_t *pool)
     free(pool->peer_keys);
     pool->peer_keys = NULL;
     pool->n_peer_keys = pool->cap_peer_keys = 0;
+    for (size_t i = 0; i < pool->n_bound; i++)
+        free(pool->bound[i].url);
+    free(pool->bound);
+    pool->bound = NULL;
+    pool->n_bound = pool->cap_bound = 0;
 }
 
 /* A signed request's answer: a 401 means the recipient has another key than we think. */
 static void on_signed(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     sreq_t *s = arg;
-    if (status == 0 && code == 401) {
+    if (status == 0 && code == 401 && body && strstr(body, "bad signature")) { /* not stale, not busy */
         log_info("%s%.60s: refused as unauthenticated (%.*s): its key is asked for again next time", s->base,
                  s->target, (int)(len < 200 ? len : 200), body ? body : "");
         pool__forget_peer_key(s->pool, s->base);
@@ -257,8 +300,11 @@ int pool__auth_check(pool_t *pool, httpd_req_t *r, key_pub_t *caller, char *why,
         snprintf(why, whylen, "bad signature (not this request, or not for this peer's key %.16s...)", pool->key_hex);
         return -EACCES;
     }
-    if (!pool->guard)
+    if (!pool->guard) {
         pool->guard = auth_guard_new(0, 0);
+        /* nothing signed before this start is taken: the pairs seen before it are not remembered */
+        auth_guard_set_floor(pool->guard, pool->started_ms);
+    }
     rc = auth_guard_admit(pool->guard, &a.key, a.time_ms, a.nonce, pool_now_ms());
     if (rc) {
         snprintf(why, whylen, "%s", rc == -ETIME      ? "stale: its time is over 30 s from this peer's clock"

@@ -803,7 +803,15 @@ static void handle_offer(pool_t *pool, httpd_req_t *r, const char *id, const key
     char peer[VOL_MAX_URL];
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}");
-    pool__add_peer(pool, peer); /* at most POOL_MAX_PEERS_PER_HOST on its host */
+    pool__bind_peer_key(pool, peer, caller); /* this key speaks from there */
+    bool added = pool__add_peer(pool, peer); /* at most POOL_MAX_PEERS_PER_HOST on its host */
+    size_t hq = 0, bl = 0;
+    char back[4];
+    const char *hqs = httpd_req_query(r, &hq);
+    /* A greeting from a peer we knew: it may have restarted and forgotten who we are (which key
+     * speaks from our address), so we greet it back, once (back=1 is not answered). */
+    if (!id && !added && pool->opts.http_url && httpd_query_get(hqs, hq, "back", back, sizeof(back) - 1, &bl) != 0)
+        send_signed(pool, peer, xasprintf("/v1/hello?peer=%s&back=1", pool->opts.http_url));
     if (id) {
         job_t *j = pool_job_by_id(pool, id);
         char sig[KEY_SIG_HEX_LEN + 2] = "";

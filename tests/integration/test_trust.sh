@@ -162,4 +162,33 @@ t_a_job_is_taken_only_signed_and_only_from_its_signer() {
     wait_log B "job signed: an offer from .* which did not sign it: ignored" 5
 }
 
+# Another peer that lists someone else's job as its own, cancelled, changes nothing: only the key
+# that signed the job speaks for it, and that peer has proven no such key.
+t_a_listing_by_another_peer_changes_nothing() {
+    start_peer A --port 0 --slots 1
+    local a ua id sig b body src
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    src=$(src_dir held)
+    make_job "$src" 'sleep 60' "tasks = 1"
+    cp -r -- "$src" "$a/jobs/.held"
+    mv -- "$a/jobs/.held" "$a/jobs/held"
+    wait_status "$a" held running 1 20
+    id=$(status_field "$a" held id)
+    sig=$(curl -sS "$ua/v1/jobs" | sed -n 's/.*"sig":"\([0-9a-f]\{128\}\)".*/\1/p')
+    body='[{"id":"'$id'","name":"held","state":"cancelled","tasks":1,"origin":true,"sig":"'$sig'",'
+    body+='"counts":{"total":1,"waiting":0,"running":0,"succeeded":0,"failed":0,"cancelled":1},"results":0,"epoch":1}]'
+    fake_server "$body" "$T_CASE/asked"
+    start_peer B --port 0 --slots 0 --peer "$ua" --peer "$FAKE_URL"
+    b=$(mnt B)
+    wait_listed "$b" held 20
+    wait_log B "job held: $FAKE_URL lists it as its own, but is not known to hold its submitter's key" 20
+    grep -q "GET /v1/jobs" "$T_CASE/asked" || fail "B never asked the fake peer for its jobs"
+    [ -e "$b/jobs/held/run" ] || fail "the job left B's jobs/ on another peer's word"
+    assert_eq running "$(status_field "$b" held state)" "the job's state on B"
+    if grep -q "job held: cancelled by its submitter" "${PEER_LOG[B]}"; then
+        fail "B took the fake peer's word that the job was cancelled"
+    fi
+}
+
 run_tests "$@"

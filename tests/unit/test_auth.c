@@ -145,6 +145,22 @@ static void auth_guard_refuses_replays_and_stale(void **state)
     auth_guard_free(g);
 }
 
+/* Nothing signed before the guard's memory began (the peer's start) is taken: a request from
+ * before a restart cannot be replayed after it. */
+static void auth_guard_refuses_what_predates_its_floor(void **state)
+{
+    (void)state;
+    auth_guard_t *g = auth_guard_new(30000, 0);
+    auth_guard_set_floor(g, 100000);
+    key_pub_t a;
+    key_n(&a, 1);
+    uint8_t n[AUTH_NONCE_LEN];
+    nonce_n(n, 1);
+    assert_int_equal(auth_guard_admit(g, &a, 99999, n, 100010), -ETIME); /* within the window, before the start */
+    assert_int_equal(auth_guard_admit(g, &a, 100000, n, 100010), 0);
+    auth_guard_free(g);
+}
+
 static void auth_guard_is_bounded(void **state)
 {
     (void)state;
@@ -193,6 +209,7 @@ int main(void)
         cmocka_unit_test(auth_sign_parse_verify),
         cmocka_unit_test(auth_parse_refuses_bad_headers),
         cmocka_unit_test(auth_guard_refuses_replays_and_stale),
+        cmocka_unit_test(auth_guard_refuses_what_predates_its_floor),
         cmocka_unit_test(auth_guard_is_bounded),
         cmocka_unit_test(auth_guard_grows_and_remembers_all),
     };

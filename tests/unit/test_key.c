@@ -149,6 +149,23 @@ static void key_file_round_trip_and_checks(void **state)
     fclose(f);
     EVP_PKEY_free(rsa);
     assert_int_equal(key_load(junk, &k2, why, sizeof(why)), -EINVAL);
+    /* an encrypted key is refused, never a password asked for */
+    keypair_t *g;
+    assert_int_equal(key_generate(&g), 0);
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    f = fopen(junk, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, ed, EVP_aes_256_cbc(), (unsigned char *)"secret", 6, NULL, NULL), 1);
+    fclose(f);
+    EVP_PKEY_free(ed);
+    key_free(g);
+    assert_int_equal(key_load(junk, &k2, why, sizeof(why)), -EINVAL);
+    /* a key file owned by another user is refused */
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(key_load(path, &k2, why, sizeof(why)), -EPERM);
+    assert_non_null(strstr(why, "another user"));
+    assert_int_equal(chown(path, 0, 0), 0);
     key_free(k);
 }
 
