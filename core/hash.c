@@ -84,15 +84,31 @@ void hash_ctx_free(hash_ctx_t *c)
     free(c);
 }
 
-void hash_to_hex(const hash_t *h, char *out)
+void hash_hex_encode(const void *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < HASH_LEN; i++) {
-        out[2 * i] = digits[h->b[i] >> 4];
-        out[2 * i + 1] = digits[h->b[i] & 0xf];
+    const uint8_t *b = bytes;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 0xf];
     }
-    out[HASH_HEX_LEN] = '\0';
+    out[2 * n] = '\0';
 }
+
+int hash_hex_decode(const char *hex, size_t len, void *out, size_t n)
+{
+    if (!hex || len != 2 * n)
+        return -EINVAL;
+    for (size_t i = 0; i < 2 * n; i++)
+        if (hash_hex_digit(hex[i]) < 0)
+            return -EINVAL; /* out untouched on error */
+    uint8_t *b = out;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(hash_hex_digit(hex[2 * i]) << 4 | hash_hex_digit(hex[2 * i + 1]));
+    return 0;
+}
+
+void hash_to_hex(const hash_t *h, char *out) { hash_hex_encode(h->b, HASH_LEN, out); }
 
 int hash_hex_digit(char c)
 {
@@ -105,19 +121,6 @@ int hash_hex_digit(char c)
     return -1;
 }
 
-int hash_from_hex(const char *hex, size_t len, hash_t *out)
-{
-    if (!hex || len != HASH_HEX_LEN)
-        return -EINVAL;
-    hash_t h;
-    for (size_t i = 0; i < HASH_LEN; i++) {
-        int hi = hash_hex_digit(hex[2 * i]), lo = hash_hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        h.b[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = h; /* untouched on error */
-    return 0;
-}
+int hash_from_hex(const char *hex, size_t len, hash_t *out) { return hash_hex_decode(hex, len, out->b, HASH_LEN); }
 
 bool hash_equal(const hash_t *a, const hash_t *b) { return memcmp(a->b, b->b, HASH_LEN) == 0; }

@@ -30,6 +30,10 @@ void hash_to_hex(const hash_t *h, char *out);
 /** Parses exactly HASH_HEX_LEN hex digits (either case) of hex[0..len). 0 or -EINVAL. */
 int hash_from_hex(const char *hex, size_t len, hash_t *out);
 bool hash_equal(const hash_t *a, const hash_t *b);
+/** Lower-case hex of n bytes, NUL-terminated: out holds 2 * n + 1 bytes. */
+void hash_hex_encode(const void *bytes, size_t n, char *out);
+/** Exactly 2 * n hex digits (either case) of hex[0..len) into n bytes. 0 or -EINVAL (out untouched). */
+int hash_hex_decode(const char *hex, size_t len, void *out, size_t n);
 /** The value of one hex digit (either case), or -1. */
 int hash_hex_digit(char c);
 

@@ -259,35 +259,12 @@ bool key_verify(const key_pub_t *pub, const void *msg, size_t len, const uint8_t
     return ok;
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
+void key_pub_to_hex(const key_pub_t *pub, char *out) { hash_hex_encode(pub->b, KEY_PUB_LEN, out); }
 
-static int from_hex(const char *hex, size_t len, uint8_t *out, size_t n)
-{
-    if (!hex || len != 2 * n)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hash_hex_digit(hex[2 * i]), lo = hash_hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-void key_pub_to_hex(const key_pub_t *pub, char *out) { to_hex(pub->b, KEY_PUB_LEN, out); }
-
-int key_pub_from_hex(const char *hex, size_t len, key_pub_t *out) { return from_hex(hex, len, out->b, KEY_PUB_LEN); }
+int key_pub_from_hex(const char *hex, size_t len, key_pub_t *out) { return hash_hex_decode(hex, len, out->b, KEY_PUB_LEN); }
 
 bool key_pub_equal(const key_pub_t *a, const key_pub_t *b) { return memcmp(a->b, b->b, KEY_PUB_LEN) == 0; }
 
-void key_sig_to_hex(const uint8_t sig[KEY_SIG_LEN], char *out) { to_hex(sig, KEY_SIG_LEN, out); }
+void key_sig_to_hex(const uint8_t sig[KEY_SIG_LEN], char *out) { hash_hex_encode(sig, KEY_SIG_LEN, out); }
 
-int key_sig_from_hex(const char *hex, size_t len, uint8_t sig[KEY_SIG_LEN]) { return from_hex(hex, len, sig, KEY_SIG_LEN); }
+int key_sig_from_hex(const char *hex, size_t len, uint8_t sig[KEY_SIG_LEN]) { return hash_hex_decode(hex, len, sig, KEY_SIG_LEN); }

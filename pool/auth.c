@@ -32,29 +32,6 @@ static bool line_ok(const char *s, size_t max)
     return n > 0;
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int from_hex(const char *hex, uint8_t *out, size_t n)
-{
-    if (!hex || strlen(hex) != 2 * n)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hash_hex_digit(hex[2 * i]), lo = hash_hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 int auth_message(char *out, size_t outlen, const char *method, const char *target, const key_pub_t *to,
                  uint64_t time_ms, const uint8_t nonce[AUTH_NONCE_LEN])
 {
@@ -62,7 +39,7 @@ int auth_message(char *out, size_t outlen, const char *method, const char *targe
         return -EINVAL;
     char to_hex_s[KEY_PUB_HEX_LEN + 1], nonce_hex[AUTH_NONCE_HEX_LEN + 1];
     key_pub_to_hex(to, to_hex_s);
-    to_hex(nonce, AUTH_NONCE_LEN, nonce_hex);
+    hash_hex_encode(nonce, AUTH_NONCE_LEN, nonce_hex);
     int n = snprintf(out, outlen, AUTH_VERSION_LINE "\n%s\n%s\n%s\n%" PRIu64 "\n%s\n", method, target, to_hex_s,
                      time_ms, nonce_hex);
     return n < 0 || (size_t)n >= outlen ? -EINVAL : n;
@@ -81,7 +58,7 @@ int auth_sign(const keypair_t *k, const char *method, const char *target, const 
     key_public(k, &pub);
     char khex[KEY_PUB_HEX_LEN + 1], nhex[AUTH_NONCE_HEX_LEN + 1], shex[KEY_SIG_HEX_LEN + 1];
     key_pub_to_hex(&pub, khex);
-    to_hex(nonce, AUTH_NONCE_LEN, nhex);
+    hash_hex_encode(nonce, AUTH_NONCE_LEN, nhex);
     key_sig_to_hex(sig, shex);
     snprintf(out->key, sizeof(out->key), AUTH_H_KEY ": %s", khex);
     snprintf(out->time, sizeof(out->time), AUTH_H_TIME ": %" PRIu64, time_ms);
@@ -97,7 +74,7 @@ int auth_parse(const char *key, const char *time, const char *nonce, const char 
     if (!key || !time || !nonce || !sig)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
-    if (key_pub_from_hex(key, strlen(key), &out->key) != 0 || from_hex(nonce, out->nonce, AUTH_NONCE_LEN) != 0 ||
+    if (key_pub_from_hex(key, strlen(key), &out->key) != 0 || hash_hex_decode(nonce, strlen(nonce), out->nonce, AUTH_NONCE_LEN) != 0 ||
         key_sig_from_hex(sig, strlen(sig), out->sig) != 0)
         return -EINVAL;
     /* decimal digits only, no sign or spaces, at most 19 of them (no overflow) */
