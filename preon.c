@@ -63,6 +63,8 @@ static const char usage_mount[] =
     "  --read-deadline-ms N a read of another peer's file that waits this long fails with EIO (default 120000)\n"
     "  --max-remote-jobs N  other peers' jobs held at once; newer ones are not fetched (default 1000)\n"
     "  --max-mirror SIZE    result manifests of other peers' jobs mirrored here, in all (default 256M)\n"
+    "  --trust FILE         run other peers' jobs only if their submitter's key is in FILE or DATA/trusted/\n"
+    "                       (one key per line; re-read every 2 s; default, with neither: every key)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -157,6 +159,7 @@ static int cmd_mount(int argc, char **argv)
         {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
         {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
         {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
+        {"trust", required_argument, NULL, 'K'},
         {0}};
     bool fg = false;
     char *data = NULL;
@@ -165,7 +168,7 @@ static int cmd_mount(int argc, char **argv)
     uint64_t max_mirror = 0;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
-    const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64];
+    const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
     int c;
     while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -183,6 +186,7 @@ static int cmd_mount(int argc, char **argv)
         case 'E': bad = parse_uint(optarg, 3600000, &lease) || lease < 300; break;
         case 'D': bad = parse_uint(optarg, 3600000, &discover) || discover < 100; break;
         case 'R': bad = parse_uint(optarg, 86400000, &read_deadline) || read_deadline < 100; break;
+        case 'K': trust = optarg; bad = !*optarg; break;
         case 'J': bad = parse_uint(optarg, 1000000, &max_remote) || max_remote == 0; break;
         case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
@@ -276,7 +280,7 @@ static int cmd_mount(int argc, char **argv)
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
-                             .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror,
+                             .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)

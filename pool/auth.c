@@ -128,6 +128,38 @@ bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *
     return true;
 }
 
+/* ---- trust lists ---- */
+
+void auth_trust_parse(const char *text, size_t len, key_pub_t **keys, size_t *n, size_t *bad, char *why,
+                      size_t whylen)
+{
+    size_t line = 0;
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && text[end] != '\n')
+            end++;
+        line++;
+        size_t a = i;
+        while (a < end && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r'))
+            a++;
+        size_t b = a;
+        while (b < end && text[b] != ' ' && text[b] != '\t' && text[b] != '\r')
+            b++;
+        if (a < end && text[a] != '#') {
+            key_pub_t k;
+            if (key_pub_from_hex(text + a, b - a, &k) == 0) {
+                *keys = xreallocarray(*keys, *n + 1, sizeof(**keys));
+                (*keys)[(*n)++] = k;
+            } else {
+                if (*bad == 0 && why && whylen)
+                    snprintf(why, whylen, "line %zu is not a key (64 hex digits, then a comment)", line);
+                (*bad)++;
+            }
+        }
+        i = end + 1;
+    }
+}
+
 /* ---- the replay guard ---- */
 
 typedef struct seen {

@@ -89,6 +89,20 @@ void auth_job_sign(const keypair_t *k, const char *job_id, char *sig_hex);
  */
 bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *sig_hex, key_pub_t *key);
 
+/* ---- trust lists ---- */
+
+/** Bytes of one trust list file read at most. */
+#define AUTH_MAX_TRUST_FILE (1u << 20)
+
+/**
+ * Parses a trust list: one public key per line (64 hex digits), then optionally white space and a
+ * comment; blank lines and lines starting with '#' are skipped. Keys are appended to *keys (*n of
+ * them; xrealloc'd, the caller frees). A line that is not a key is skipped and counted in *bad;
+ * why names the first (with its line number).
+ */
+void auth_trust_parse(const char *text, size_t len, key_pub_t **keys, size_t *n, size_t *bad, char *why,
+                      size_t whylen);
+
 /* ---- the replay guard ---- */
 
 typedef struct auth_guard auth_guard_t;

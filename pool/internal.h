@@ -41,6 +41,7 @@ typedef pool_res_t taskres_t;
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
 #define POOL_MAX_WORKER_URLS 4096  /* where each worker key was last heard from */
+#define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
 /* What other peers can make this peer hold, each a named cap (issue 8, item 7): */
 #define POOL_MAX_PEERS_PER_HOST 64 /* pool peers on one host (however learnt: --peer, a greeting, the tracker) */
 #ifndef POOL_MAX_REMOTE_JOBS
@@ -69,7 +70,7 @@ typedef struct running {
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
  * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
- * each job holds, for swarm/serve.c), reply.c, auth.c (pure). Then jobs.c < trust.c < results.c < api.c <
+ * each job holds, for swarm/serve.c), reply.c, auth.c (pure), trustlist.c. Then jobs.c < trust.c < results.c < api.c <
  * discover.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
@@ -142,6 +143,11 @@ struct pool {
         key_pub_t key;
     } *bound;
     size_t n_bound, cap_bound;
+    key_pub_t *trusted;       /**< the trust list in force (trust.c): whose jobs run here */
+    size_t n_trusted;
+    bool trust_active;        /**< a list is configured: only its keys (and ours) are run */
+    bool trust_loading, trust_bad_said;
+    uv_timer_t *trust_timer;  /**< reads the list again every POOL_TRUST_RELOAD_MS */
     peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
     size_t n_peer_keys, cap_peer_keys;
     uint64_t key_clock;
@@ -206,6 +212,13 @@ void pool__jobs_free(pool_t *p);
  * never fires. A 401 answer makes the peer's key be asked for again next time.
  */
 int pool__sget(pool_t *p, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg);
+/** Reads the trust list now (start-up: blocking). */
+void pool__trust_load(pool_t *p);
+/** Reads it again every POOL_TRUST_RELOAD_MS, in the thread pool. */
+void pool__trust_start(pool_t *p);
+void pool__trust_stop(pool_t *p);
+/** (trustlist.c) Whether jobs signed by key run here: no list configured, our own key, or a listed one. */
+bool pool__trusted(const pool_t *p, const key_pub_t *key);
 /** A signed request from key named url as its own (source address, peer= port): binds them. */
 void pool__bind_peer_key(pool_t *p, const char *url, const key_pub_t *key);
 /** The key proven to speak from url (pool__bind_peer_key), if any: what origin claims are checked against. */

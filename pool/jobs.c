@@ -750,6 +750,13 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
     struct utsname u;
     const jobdesc_t *d = &j->man.desc;
     why[0] = '\0';
+    if (j->remote && (!j->signed_job || !pool__trusted(pool, &j->submitter))) {
+        snprintf(why, whylen, "its submitter's key %.16s... is not trusted here (to run it, add the key (status: "
+                 "submitter:) to %s%s%s/trusted/)", j->man.submitter ? j->man.submitter : "?",
+                 pool->opts.trust_file ? pool->opts.trust_file : "", pool->opts.trust_file ? " or " : "",
+                 pool->data_dir);
+        return false;
+    }
     if (uname(&u) != 0)
         snprintf(why, whylen, "uname: %s", strerror(errno));
     else if (d->os && strcasecmp(d->os, "linux") != 0)
@@ -778,7 +785,7 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
 /* Whether our own slots may run j; keeps j->unfit (the status says it) and logs a change. */
 static bool fits_here(pool_t *pool, job_t *j)
 {
-    char why[160];
+    char why[512];
     if (pool__job_fits(pool, j, why, sizeof(why))) {
         free(j->unfit);
         j->unfit = NULL;
@@ -898,6 +905,9 @@ char *pool_job_status_text(job_t *j, size_t *len)
         if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
                       j->peers[0], j->n_tres);
+            char why[512];
+            if (!pool__job_fits(pool, j, why, sizeof(why)))
+                sb_printf(&b, "not-run-here: %s\n", why);
         } else if (j->unfit && c.waiting > 0) {
             sb_printf(&b, "why-waiting: this peer's slots cannot run it (%s)%s\n", j->unfit,
                       c.running ? "" : "; no volunteer has taken it either");

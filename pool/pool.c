@@ -116,6 +116,8 @@ static void free_all(pool_t *pool)
     free((char *)pool->opts.tracker_url);
     free((char *)pool->opts.pool);
     free((char *)pool->opts.mountpoint);
+    free((char *)pool->opts.trust_file);
+    free(pool->trusted);
     free(pool);
 }
 
@@ -145,6 +147,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->opts.tracker_url = opts->tracker_url ? xstrdup(opts->tracker_url) : NULL;
     pool->opts.pool = opts->pool ? xstrdup(opts->pool) : NULL;
     pool->opts.mountpoint = opts->mountpoint ? xstrdup(opts->mountpoint) : NULL;
+    pool->opts.trust_file = opts->trust_file ? xstrdup(opts->trust_file) : NULL;
     pool->opts.peers = NULL; /* copied into pool_peers below */
     pool->opts.n_peers = 0;
     clock_gettime(CLOCK_REALTIME, &pool->t0);
@@ -181,6 +184,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     key_pub_to_hex(&pub, pool->key_hex);
     if (created)
         log_info("made this peer's key: %s", pool->key_hex);
+    pool__trust_load(pool); /* whose jobs run here (trust.c) */
     p = xasprintf("%s/store", pool->data_dir);
     rc = store_open(p, &pool->store);
     free(p);
@@ -296,6 +300,7 @@ void pool_start(pool_t *pool)
     }
     pool__vol_start(pool);
     pool__discover_start(pool);
+    pool__trust_start(pool);
     pool__jobs_kick(pool);
 }
 
@@ -362,6 +367,7 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
         httpd_unroute(pool->opts.httpd, API_PREFIX);
     pool__discover_stop(pool);
     pool__vol_stop(pool);
+    pool__trust_stop(pool);
     if (pool->lag) {
         uv_prepare_stop(pool->lag);
         uv_close((uv_handle_t *)pool->lag, pool__handle_free);

@@ -143,6 +143,7 @@ typedef struct pool_opts {
     const char *mountpoint;   /**< for the status text only */
     size_t max_remote_jobs;   /**< other peers' jobs held at once (0 = POOL_MAX_REMOTE_JOBS) */
     uint64_t max_mirror_bytes; /**< their result manifests mirrored, in all (0 = POOL_MAX_MIRROR_BYTES) */
+    const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: every key) */
 } pool_opts_t;
 
 /**

@@ -9,11 +9,15 @@
  * method and the request target as sent, then admits the (key, nonce) pair once (the replay
  * guard), and names the caller.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -315,3 +319,158 @@ int pool__auth_check(pool_t *pool, httpd_req_t *r, key_pub_t *caller, char *why,
     *caller = a.key;
     return 0;
 }
+
+/* ---- whose jobs this peer runs: the trust list (--trust FILE, DATA/trusted/) ---- */
+
+typedef struct trustload {
+    uv_work_t work;
+    pool_t *pool;
+    char *file, *dir;
+    key_pub_t *keys;
+    size_t n, bad;
+    bool active;
+    char why[256];
+} trustload_t;
+
+/* Reads one list file (at most AUTH_MAX_TRUST_FILE bytes) and parses it into t. */
+static void trust_read_file(trustload_t *t, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (!t->bad++)
+            snprintf(t->why, sizeof(t->why), "%s: %s", path, strerror(errno));
+        return;
+    }
+    char *buf = xmalloc(AUTH_MAX_TRUST_FILE);
+    size_t got = 0;
+    ssize_t r;
+    while (got < AUTH_MAX_TRUST_FILE && (r = read(fd, buf + got, AUTH_MAX_TRUST_FILE - got)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    char why[160] = "";
+    size_t bad = 0;
+    auth_trust_parse(buf, got, &t->keys, &t->n, &bad, why, sizeof(why));
+    if (bad && !t->bad)
+        snprintf(t->why, sizeof(t->why), "%s: %s", path, why);
+    t->bad += bad;
+    free(buf);
+}
+
+/* Thread pool (or start-up): the keys of --trust FILE and of every file in DATA/trusted/. */
+static void trust_work(uv_work_t *w)
+{
+    trustload_t *t = w->data;
+    if (t->file) {
+        t->active = true;
+        trust_read_file(t, t->file);
+    }
+    DIR *d = opendir(t->dir);
+    if (!d)
+        return;
+    t->active = true;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", t->dir, de->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            trust_read_file(t, p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static trustload_t *trust_load_new(pool_t *pool)
+{
+    trustload_t *t = xcalloc(1, sizeof(*t));
+    t->work.data = t;
+    t->pool = pool;
+    t->file = pool->opts.trust_file ? xstrdup(pool->opts.trust_file) : NULL;
+    t->dir = xasprintf("%s/trusted", pool->data_dir);
+    return t;
+}
+
+/* On the loop: the list read is the list in force; a change is logged and volunteering looks again. */
+static void trust_apply(pool_t *pool, trustload_t *t)
+{
+    bool changed = t->active != pool->trust_active || t->n != pool->n_trusted ||
+                   (t->n && memcmp(t->keys, pool->trusted, t->n * sizeof(*t->keys)) != 0);
+    if (t->bad && (changed || !pool->trust_bad_said))
+        log_warn("trust list: %zu lines or files skipped (the first: %s)", t->bad, t->why);
+    pool->trust_bad_said = t->bad > 0;
+    free(pool->trusted);
+    pool->trusted = t->keys;
+    pool->n_trusted = t->n;
+    t->keys = NULL;
+    pool->trust_active = t->active;
+    if (changed) {
+        if (pool->trust_active)
+            log_info("trust list: jobs of this peer's own key and of %zu listed keys are run here", pool->n_trusted);
+        else
+            log_info("trust list: none (no --trust, no %s/trusted/): jobs of every key are run here", pool->data_dir);
+        for (job_t *j = pool->joblist; j; j = j->next)
+            j->unfit_logged = false; /* a refusal is said again once, with its new reason */
+        if (pool->started && pool->up.vol_kick)
+            pool->up.vol_kick(pool);
+    }
+}
+
+static void trust_load_free(trustload_t *t)
+{
+    free(t->file);
+    free(t->dir);
+    free(t->keys);
+    free(t);
+}
+
+static void trust_done(uv_work_t *w, int status)
+{
+    trustload_t *t = w->data;
+    pool_t *pool = t->pool;
+    pool->pending_work--;
+    pool->trust_loading = false;
+    if (!pool->stopping && status == 0)
+        trust_apply(pool, t);
+    trust_load_free(t);
+}
+
+static void on_trust_timer(uv_timer_t *timer)
+{
+    pool_t *pool = timer->data;
+    if (pool->stopping || pool->trust_loading)
+        return;
+    trustload_t *t = trust_load_new(pool);
+    pool->trust_loading = true;
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &t->work, trust_work, trust_done);
+}
+
+void pool__trust_load(pool_t *pool)
+{
+    trustload_t *t = trust_load_new(pool);
+    trust_work(&t->work); /* at start-up, before the loop runs */
+    trust_apply(pool, t);
+    trust_load_free(t);
+}
+
+void pool__trust_start(pool_t *pool)
+{
+    pool->trust_timer = xcalloc(1, sizeof(*pool->trust_timer));
+    uv_timer_init(pool->loop, pool->trust_timer);
+    pool->trust_timer->data = pool;
+    uv_timer_start(pool->trust_timer, on_trust_timer, POOL_TRUST_RELOAD_MS, POOL_TRUST_RELOAD_MS);
+}
+
+void pool__trust_stop(pool_t *pool)
+{
+    if (pool->trust_timer)
+        uv_close((uv_handle_t *)pool->trust_timer, pool__handle_free);
+    pool->trust_timer = NULL;
+}
+

@@ -100,7 +100,7 @@ typedef struct vreq {
 
 static bool can_run(pool_t *pool, job_t *j)
 {
-    char why[160];
+    char why[512];
     pool__job_fits(pool, j, why, sizeof(why));
     if (why[0] && !j->unfit_logged) {
         j->unfit_logged = true;

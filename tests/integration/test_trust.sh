@@ -191,4 +191,52 @@ t_a_listing_by_another_peer_changes_nothing() {
     fi
 }
 
+# Whose jobs a volunteer runs (issue 9, item 3): with a trust list (here DATA/trusted/, then
+# --trust FILE), a job from a key not in it is listed but never run, its status says why and how to
+# trust it, and adding the key takes effect without a restart.
+t_a_job_from_an_untrusted_key_runs_once_its_key_is_trusted() {
+    start_peer A --port 0 --slots 0
+    local a b ka st
+    a=$(mnt A)
+    ka=$("$PREON" id --data "$(data_dir A)")
+    mkdir -p "$T_CASE/B/data/trusted" # a trust list: B's own key only, for now
+    start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)"
+    b=$(mnt B)
+    local src
+    src=$(src_dir gated)
+    make_job "$src" 'echo ran' "tasks = 1"
+    cp -r -- "$src" "$a/jobs/.gated"
+    mv -- "$a/jobs/.gated" "$a/jobs/gated"
+    wait_listed "$b" gated 20
+    wait_log B "job gated: not volunteering: its submitter's key ${ka:0:16}\.\.\. is not trusted here" 10
+    assert_contains "$(cat "$b/status/gated")" "not-run-here: its submitter's key ${ka:0:16}... is not trusted here" \
+        "B's status of the job"
+    assert_contains "$(cat "$b/status/gated")" "$(data_dir B)/trusted/" "where to add the key"
+    assert_eq 1 "$(status_field "$a" gated waiting)" "the task waits on A (nobody it may run on)"
+    printf '%s A, the submitter\n' "$ka" >"$(data_dir B)/trusted/a.keys" # no restart
+    st=$(wait_job "$a" gated 30)
+    assert_eq done "$(field state <<<"$st")" "the job once B trusts A's key"
+    assert_file_eq "$a/results/gated/0/stdout" ran
+    grep -q "trust list: jobs of this peer's own key and of 1 listed keys are run here" "${PEER_LOG[B]}" ||
+        fail "B's log does not say the list changed"
+}
+
+t_trust_file_option() {
+    start_peer A --port 0 --slots 0
+    local a ka st
+    a=$(mnt A)
+    ka=$("$PREON" id --data "$(data_dir A)")
+    printf '# nobody yet\n' >"$T_CASE/trust"
+    start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)" --trust "$T_CASE/trust"
+    local src
+    src=$(src_dir gated2)
+    make_job "$src" 'echo ran' "tasks = 1"
+    cp -r -- "$src" "$a/jobs/.gated2"
+    mv -- "$a/jobs/.gated2" "$a/jobs/gated2"
+    wait_log B "job gated2: not volunteering: its submitter's key .* is not trusted here \(to run it, add the key \(status: submitter:\) to $T_CASE/trust or" 20
+    echo "$ka" >>"$T_CASE/trust"
+    st=$(wait_job "$a" gated2 30)
+    assert_eq done "$(field state <<<"$st")" "the job once B's --trust file lists A's key"
+}
+
 run_tests "$@"

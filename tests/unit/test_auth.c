@@ -202,6 +202,33 @@ static void auth_guard_grows_and_remembers_all(void **state)
     auth_guard_free(g);
 }
 
+static void auth_trust_lists_parse(void **state)
+{
+    (void)state;
+    char a[65], b[65];
+    memset(a, 'a', 64);
+    a[64] = '\0';
+    memset(b, 'B', 64); /* either case */
+    b[64] = '\0';
+    char text[512];
+    snprintf(text, sizeof(text), "# the pool's researchers\n\n%s alice@lab\n  %s\tbob\r\nnot-a-key here\n%.63s\n", a, b, a);
+    key_pub_t *keys = NULL;
+    size_t n = 0, bad = 0;
+    char why[128] = "";
+    auth_trust_parse(text, strlen(text), &keys, &n, &bad, why, sizeof(why));
+    assert_int_equal(n, 2);
+    assert_int_equal(bad, 2);
+    assert_string_equal(why, "line 5 is not a key (64 hex digits, then a comment)");
+    assert_int_equal(keys[0].b[0], 0xaa);
+    assert_int_equal(keys[1].b[31], 0xbb);
+    /* a file without a final newline, and an empty one */
+    auth_trust_parse(a, 64, &keys, &n, &bad, why, sizeof(why));
+    assert_int_equal(n, 3);
+    auth_trust_parse("", 0, &keys, &n, &bad, why, sizeof(why));
+    assert_int_equal(n, 3);
+    free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +238,7 @@ int main(void)
         cmocka_unit_test(auth_guard_refuses_replays_and_stale),
         cmocka_unit_test(auth_guard_refuses_what_predates_its_floor),
         cmocka_unit_test(auth_guard_is_bounded),
+        cmocka_unit_test(auth_trust_lists_parse),
         cmocka_unit_test(auth_guard_grows_and_remembers_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
