@@ -4,7 +4,8 @@
  * The four Preon-* header values come from whoever connects. The input is split at newlines into
  * the four values and a request target. Parsing must never crash; what it accepts must be well
  * formed (its time has only digits, so it round-trips through the signed text), a random
- * signature over it must not verify, and the replay guard must admit the pair once only.
+ * signature over it must not verify, and the replay guard must admit the pair once only. The
+ * whole input is also read as a trust list: every key kept must round-trip through its hex.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -52,6 +53,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != -ENOENT && rc != -EINVAL) {
         abort();
     }
+    /* the same bytes as a trust list: every key kept parses back from its own hex */
+    key_pub_t *keys = NULL;
+    size_t n = 0, bad = 0;
+    char why[128];
+    auth_trust_parse((const char *)data, size, &keys, &n, &bad, why, sizeof(why));
+    for (size_t i = 0; i < n; i++) {
+        char hex[KEY_PUB_HEX_LEN + 1];
+        key_pub_t back;
+        key_pub_to_hex(&keys[i], hex);
+        if (key_pub_from_hex(hex, KEY_PUB_HEX_LEN, &back) != 0 || !key_pub_equal(&back, &keys[i]))
+            abort();
+    }
+    free(keys);
     free(buf);
     return 0;
 }
