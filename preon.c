@@ -186,7 +186,7 @@ static int cmd_mount(int argc, char **argv)
         case 'E': bad = parse_uint(optarg, 3600000, &lease) || lease < 300; break;
         case 'D': bad = parse_uint(optarg, 3600000, &discover) || discover < 100; break;
         case 'R': bad = parse_uint(optarg, 86400000, &read_deadline) || read_deadline < 100; break;
-        case 'K': trust = optarg; bad = !*optarg; break;
+        case 'K': trust = optarg; bad = !*optarg; break; /* made absolute below: the daemon leaves the cwd */
         case 'J': bad = parse_uint(optarg, 1000000, &max_remote) || max_remote == 0; break;
         case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
@@ -276,6 +276,12 @@ static int cmd_mount(int argc, char **argv)
             fprintf(stderr, "preon mount: embedded tracker: %s\n", strerror(-rc));
     }
     char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
+    char *trust_abs = NULL;
+    if (trust && trust[0] != '/') {
+        char cwd[PATH_MAX];
+        trust_abs = getcwd(cwd, sizeof(cwd)) ? xasprintf("%s/%s", cwd, trust) : xstrdup(trust);
+        trust = trust_abs;
+    }
     fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline,
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
@@ -289,6 +295,7 @@ static int cmd_mount(int argc, char **argv)
         log_info("embedded tracker at %s/announce", url);
     free(url);
     free(own_tracker);
+    free(trust_abs); /* pool_new copied it */
     if (rc) {
         fprintf(stderr, "preon mount: %s\n", strerror(-rc));
         if (ctx.tracker)
