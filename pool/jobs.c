@@ -932,6 +932,19 @@ char *pool_job_status_text(job_t *j, size_t *len)
     return b.p ? b.p : xstrdup("");
 }
 
+typedef struct banned_text {
+    sb_t *b;
+    unsigned n;
+} banned_text_t;
+
+static void banned_line(const char *peer, uint64_t left_ms, void *arg)
+{
+    banned_text_t *t = arg;
+    t->n++;
+    sb_printf(t->b, "banned-peer: %s (%llu s left: %d bad blocks)\n", peer, (unsigned long long)(left_ms / 1000),
+              FETCH_BAN_AFTER);
+}
+
 char *pool_peer_status_text(pool_t *pool, size_t *len)
 {
     sb_t b = {0};
@@ -956,6 +969,9 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
                   (unsigned long long)sst.blocks, (unsigned long long)sst.bytes);
     }
     if (pool->fetch) {
+        banned_text_t bt = {.b = &b};
+        fetch_foreach_banned(pool->fetch, banned_line, &bt);
+        sb_printf(&b, "banned-peers: %u\n", bt.n);
         fetch_stats_t fst;
         fetch_stats(pool->fetch, &fst);
         sb_printf(&b, "blocks-fetched: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\nfetches-in-flight: %u\n",

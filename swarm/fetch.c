@@ -449,6 +449,9 @@ static void attempt_failed(req_t *r, swarm__peer_t *p, int err, int reason)
         p->st.bad++;
         swarm__peer_rate(p, FETCH_SCORE_BAD, now_ms(f));
         log_warn("fetch: peer %s sent a bad block %s (%s)", p->url, hex, reason_str(reason));
+        if (swarm__peer_bad(p, now_ms(f)))
+            log_warn("fetch: peer %s is banned for %u s: %d bad blocks (FETCH_BAN_AFTER)", p->url,
+                     (unsigned)(FETCH_BAN_MS / 1000), FETCH_BAN_AFTER);
         event_t *e = xcalloc(1, sizeof(*e));
         e->kind = EV_BAD_PEER;
         e->h = r->h;
@@ -541,7 +544,7 @@ static candidate_t *pick(req_t *r)
     uint64_t now = now_ms(r->f);
     for (size_t i = 0; i < r->ncand; i++) {
         candidate_t *c = &r->cand[i];
-        if (!c->tried && (!best || swarm__peer_better(c->peer, best->peer, now)))
+        if (!c->tried && !swarm__peer_banned(c->peer, now) && (!best || swarm__peer_better(c->peer, best->peer, now)))
             best = c;
     }
     return best;
@@ -1026,6 +1029,25 @@ int fetch_block_data(fetch_t *f, const hash_t *h, uint32_t len, const char *cons
 int fetch_prefetch(fetch_t *f, const hash_t *h, uint32_t len, const char *const *peers, size_t npeers)
 {
     return request(f, h, len, peers, npeers, NULL, NULL, NULL, true);
+}
+
+typedef struct banned_walk {
+    uint64_t now;
+    void (*cb)(const char *peer, uint64_t left_ms, void *arg);
+    void *arg;
+} banned_walk_t;
+
+static void banned_one(swarm__peer_t *p, void *arg)
+{
+    banned_walk_t *w = arg;
+    if (swarm__peer_banned(p, w->now))
+        w->cb(p->url, p->banned_until - w->now, w->arg);
+}
+
+void fetch_foreach_banned(fetch_t *f, void (*cb)(const char *peer, uint64_t left_ms, void *arg), void *arg)
+{
+    banned_walk_t w = {.now = now_ms(f), .cb = cb, .arg = arg};
+    swarm__peers_foreach(&f->peers, banned_one, &w);
 }
 
 int fetch_peer_score(fetch_t *f, const char *peer)

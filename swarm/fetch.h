@@ -93,6 +93,13 @@
 #define FETCH_SCORE_FAIL (-5)  /**< connect error, time-out, status other than 200/404 */
 #define FETCH_SCORE_BAD (-100) /**< sent bytes that are not the block (wrong hash or length) */
 #define FETCH_SCORE_AVOID (-50) /**< at or below: tried only after every other candidate */
+/** Bad blocks (wrong hash or length) after which a peer is banned, and for how long (ms). */
+#ifndef FETCH_BAN_AFTER
+#define FETCH_BAN_AFTER 3
+#endif
+#ifndef FETCH_BAN_MS
+#define FETCH_BAN_MS (10u * 60 * 1000)
+#endif
 /** A negative score recovers one point per this many ms since it last changed (peers.c). */
 #ifndef FETCH_SCORE_RECOVER_MS
 #define FETCH_SCORE_RECOVER_MS 10000
@@ -280,6 +287,8 @@ int fetch_get_hdr(fetch_t *f, const char *url, const char *const *headers, size_
 
 /** The peer's score now (see FETCH_SCORE_*, penalties recovered so far included), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);
+/** Calls cb for each peer banned now (FETCH_BAN_AFTER bad blocks), with the ms its ban has left. */
+void fetch_foreach_banned(fetch_t *f, void (*cb)(const char *peer, uint64_t left_ms, void *arg), void *arg);
 /** 0, or -ENOENT for a peer never seen. */
 int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out);
 /**

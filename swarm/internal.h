@@ -33,6 +33,8 @@ struct swarm__peer {
     fetch_peer_stats_t st; /**< st.score is the score as of score_ms (see swarm__peer_score) */
     uint64_t score_ms;     /**< when st.score last changed */
     uint64_t started;      /**< transfers started, for spreading ties */
+    uint32_t bad_run;      /**< bad blocks since its last ban (or ever) */
+    uint64_t banned_until; /**< not asked for anything before this (ms), after FETCH_BAN_AFTER bad blocks */
     size_t urllen;
     char url[]; /**< NUL-terminated */
 };
@@ -64,6 +66,13 @@ void swarm__peers_foreach(const swarm__peers_t *t, void (*cb)(swarm__peer_t *p, 
  * stays. Within [FETCH_SCORE_MIN, FETCH_SCORE_MAX].
  */
 int swarm__peer_score(const swarm__peer_t *p, uint64_t now_ms);
+/**
+ * The peer sent a bad block at now_ms (its score is rated apart): after FETCH_BAN_AFTER of them it
+ * is banned until now_ms + FETCH_BAN_MS and its count starts again. True if this one banned it.
+ */
+bool swarm__peer_bad(swarm__peer_t *p, uint64_t now_ms);
+/** Whether the peer is banned at now_ms: it is not asked for blocks at all. */
+bool swarm__peer_banned(const swarm__peer_t *p, uint64_t now_ms);
 /** Adds delta (one of FETCH_SCORE_OK, _FAIL, _BAD) to the score at now_ms, clamped. */
 void swarm__peer_rate(swarm__peer_t *p, int delta, uint64_t now_ms);
 /** At or below FETCH_SCORE_AVOID at now_ms: tried only after every other candidate. */

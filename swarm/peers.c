@@ -140,6 +140,17 @@ void swarm__peer_rate(swarm__peer_t *p, int delta, uint64_t now_ms)
     p->score_ms = now_ms;
 }
 
+bool swarm__peer_bad(swarm__peer_t *p, uint64_t now_ms)
+{
+    if (++p->bad_run < FETCH_BAN_AFTER)
+        return false;
+    p->bad_run = 0;
+    p->banned_until = now_ms + FETCH_BAN_MS;
+    return true;
+}
+
+bool swarm__peer_banned(const swarm__peer_t *p, uint64_t now_ms) { return now_ms < p->banned_until; }
+
 bool swarm__peer_avoided(const swarm__peer_t *p, uint64_t now_ms)
 {
     return swarm__peer_score(p, now_ms) <= FETCH_SCORE_AVOID;

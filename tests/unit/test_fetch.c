@@ -522,6 +522,37 @@ static void fetch_corrupt_peer_is_penalised_and_next_peer_serves(void **state)
     assert_int_equal(server_requests(good), 2);
 }
 
+/* A peer that sent FETCH_BAN_AFTER bad blocks is banned: it is not asked again, even as the only
+ * candidate (the request ends at once with -ENOENT), and the ban is listed. */
+static void ban_cb(const char *peer, uint64_t left_ms, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    assert_true(left_ms > 0 && left_ms <= FETCH_BAN_MS);
+    (void)peer;
+}
+
+static void fetch_a_peer_with_bad_blocks_is_banned(void **state)
+{
+    fx_t *fx = *state;
+    server_t *bad = server_start(fx, M_CORRUPT);
+    start_fetch(fx, (fetch_opts_t){0});
+    const char *peers[] = {bad->url};
+    for (int i = 0; i < FETCH_BAN_AFTER; i++) {
+        assert_int_equal(fetch(fx, i, &fx->blocks[i], peers, 1), 0);
+        assert_true(run_until(fx, &fx->ncalls, i + 1));
+        assert_int_equal(fx->calls[i].status, -EBADMSG);
+    }
+    assert_int_equal(server_requests(bad), FETCH_BAN_AFTER);
+    int banned = 0;
+    fetch_foreach_banned(fx->f, ban_cb, &banned);
+    assert_int_equal(banned, 1);
+    assert_int_equal(fetch(fx, FETCH_BAN_AFTER, &fx->blocks[FETCH_BAN_AFTER], peers, 1), 0);
+    assert_true(run_until(fx, &fx->ncalls, FETCH_BAN_AFTER + 1));
+    assert_int_equal(fx->calls[FETCH_BAN_AFTER].status, -ENOENT);
+    assert_int_equal(server_requests(bad), FETCH_BAN_AFTER); /* not asked */
+}
+
 static void fetch_fails_when_every_peer_fails(void **state)
 {
     fx_t *fx = *state;
@@ -1248,6 +1279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fetch_good_block_lands_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_corrupt_peer_is_penalised_and_next_peer_serves, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_a_peer_with_bad_blocks_is_banned, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_fails_when_every_peer_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_aborts_oversize_and_rejects_short, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_times_out_and_moves_on, setup, teardown),

@@ -170,6 +170,30 @@ static void score_ties(void **state)
     swarm__peers_release(&t);
 }
 
+/* FETCH_BAN_AFTER bad blocks ban a peer for FETCH_BAN_MS; then it is asked again, and its count
+ * starts afresh. */
+static void score_bad_peers_are_banned_for_a_while(void **state)
+{
+    (void)state;
+    swarm__peers_t t;
+    swarm__peers_init(&t);
+    swarm__peer_t *p = peer(&t, "http://10.0.0.1:7650");
+    uint64_t now = 1000;
+    for (int i = 1; i < FETCH_BAN_AFTER; i++) {
+        assert_false(swarm__peer_bad(p, now));
+        assert_false(swarm__peer_banned(p, now));
+    }
+    assert_true(swarm__peer_bad(p, now)); /* the FETCH_BAN_AFTER-th */
+    assert_true(swarm__peer_banned(p, now));
+    assert_true(swarm__peer_banned(p, now + FETCH_BAN_MS - 1));
+    assert_false(swarm__peer_banned(p, now + FETCH_BAN_MS));
+    assert_false(swarm__peer_bad(p, now + FETCH_BAN_MS)); /* counted afresh after the ban */
+    assert_false(swarm__peer_banned(p, now + FETCH_BAN_MS));
+    swarm__peer_t *q = peer(&t, "http://10.0.0.2:7650");
+    assert_false(swarm__peer_banned(q, now)); /* one peer's ban is its own */
+    swarm__peers_release(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +203,7 @@ int main(void)
         cmocka_unit_test(score_fast_peer_ranks_up),
         cmocka_unit_test(score_recovers_with_time),
         cmocka_unit_test(score_ties),
+        cmocka_unit_test(score_bad_peers_are_banned_for_a_while),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
