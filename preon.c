@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "core/files.h"
+#include "core/hash.h"
 #include "core/jobdesc.h"
 #include "core/key.h"
 #include "core/log.h"
@@ -448,9 +449,8 @@ static int cmd_sign(int argc, char **argv)
         (time_s && parse_uint(time_s, ULONG_MAX, &t) != 0))
         return fputs(usage_sign, stderr), 2;
     if (nonce_s) {
-        for (size_t k = 0; k < AUTH_NONCE_LEN; k++)
-            if (strlen(nonce_s) != 2 * AUTH_NONCE_LEN || sscanf(nonce_s + 2 * k, "%2hhx", &nonce[k]) != 1)
-                return fputs(usage_sign, stderr), 2;
+        if (hash_hex_decode(nonce_s, strlen(nonce_s), nonce, sizeof(nonce)) != 0)
+            return fputs(usage_sign, stderr), 2;
     } else if (getentropy(nonce, sizeof(nonce)) != 0) {
         return perror("preon sign: getentropy"), 1;
     }

@@ -261,10 +261,16 @@ bool key_verify(const key_pub_t *pub, const void *msg, size_t len, const uint8_t
 
 void key_pub_to_hex(const key_pub_t *pub, char *out) { hash_hex_encode(pub->b, KEY_PUB_LEN, out); }
 
-int key_pub_from_hex(const char *hex, size_t len, key_pub_t *out) { return hash_hex_decode(hex, len, out->b, KEY_PUB_LEN); }
+int key_pub_from_hex(const char *hex, size_t len, key_pub_t *out)
+{
+    return hash_hex_decode(hex, len, out->b, KEY_PUB_LEN);
+}
 
 bool key_pub_equal(const key_pub_t *a, const key_pub_t *b) { return memcmp(a->b, b->b, KEY_PUB_LEN) == 0; }
 
 void key_sig_to_hex(const uint8_t sig[KEY_SIG_LEN], char *out) { hash_hex_encode(sig, KEY_SIG_LEN, out); }
 
-int key_sig_from_hex(const char *hex, size_t len, uint8_t sig[KEY_SIG_LEN]) { return hash_hex_decode(hex, len, sig, KEY_SIG_LEN); }
+int key_sig_from_hex(const char *hex, size_t len, uint8_t sig[KEY_SIG_LEN])
+{
+    return hash_hex_decode(hex, len, sig, KEY_SIG_LEN);
+}

@@ -6,12 +6,12 @@
  * it from the loop thread would wait for a reply that only the loop thread can give. It checks that
  * bwrap, the job directory and the task directory are there, gives the task directory to the
  * slot's uid, and opens the stdout/stderr files and a memfd for bwrap's --json-status-fd. Then it
- * forks and execs `preon limit` (which drops to the slot's uid and execs bwrap) and waits there,
- * in the thread pool, until the child has exec'd: uv_spawn would wait for that on the loop, and on
- * a machine busy with sandboxes the child can take hundreds of milliseconds to be scheduled.
- * RUNNING watches the child's pidfd with a uv_poll (waitid(P_PIDFD) when it is readable) and a
- * uv_timer for the time-out. DONE fires the callback once, then closes the handles; the task is
- * freed when the last close callback has run (libuv: memory is released only in close_cb).
+ * starts `preon limit` with posix_spawn (which drops to the slot's uid and execs bwrap), still in
+ * the thread pool; the limiter waits for a byte from the loop (--go-fd) before it does anything,
+ * so the loop never waits for a child to be scheduled (uv_spawn would, for its exec) and a task
+ * cancelled meanwhile never runs. RUNNING watches the child's pidfd with a uv_poll
+ * (waitid(P_PIDFD) when it is readable) and a uv_timer for the time-out. DONE fires the callback
+ * once, then closes the handles; the task is freed when the last close callback has run (libuv: memory is released only in close_cb).
  *
  * Fail closed: anything that goes wrong before the command is exec'd inside the sandbox makes the
  * task `refused`, with a reason, and the command never runs. The authoritative signal is bwrap's
@@ -60,9 +60,9 @@ struct exec_task {
     uv_timer_t timer;
     uv_poll_t proc;   /* on proc_fd, a pidfd of the limiter (then bwrap's monitor): its exit */
     bool proc_inited;
-    pid_t pid;        /* the limiter's, once PREP forked it; 0 before */
+    pid_t pid;        /* the limiter's, once PREP started it; 0 before */
     int proc_fd;
-    int go_fd;       /* the child waits for a byte here before it execs; closed unwritten: it exits */
+    int go_fd;       /* the limiter waits for a byte here before it starts; closed unwritten: it exits */
     bool started;    /* the go byte was sent */
     atomic_bool stop_asked; /* cancelled during PREP: set by the loop, read by PREP before the fork */
     uv_poll_t reap;   /* on a pidfd of the sandbox's pid 1, once bwrap's monitor is gone */
@@ -154,10 +154,8 @@ static void task_free(exec_task_t *t)
         e->tasks = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    if (t->pidfd >= 0)
-        close(t->pidfd);
-    if (t->proc_fd >= 0)
-        close(t->proc_fd);
+    close_fd(&t->pidfd);
+    close_fd(&t->proc_fd);
     close_fd(&t->go_fd);
     free(t->bwrap);
     free(t->job_dir);
@@ -475,7 +473,7 @@ static void on_proc_exit(exec_task_t *t, int64_t exit_status, int term_signal)
 {
     exec_result_t *r = &t->res;
     uv_timer_stop(&t->timer);
-    if (!t->started) { /* cancelled between PREP's fork and its go: nothing ran */
+    if (!t->started) { /* cancelled between PREP's spawn and its go: nothing ran */
         r->cancelled = true;
         r->exit_code = -1;
         snprintf(r->reason, sizeof(r->reason), "cancelled before it started");

@@ -357,8 +357,8 @@ int exec_limit_main(int argc, char **argv)
         given[k] = true;
     }
     if (i >= argc || i + 1 >= argc) {
-        fprintf(stderr, "usage: preon limit [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] [--cpu N] "
-                        "-- program [args...]\n");
+        fprintf(stderr, "usage: preon limit [--go-fd FD] [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] "
+                        "[--cpu N] -- program [args...]\n");
         return LIMIT_FAIL;
     }
     if (have_uid != have_gid) {

@@ -16,7 +16,8 @@
 #include "pool/internal.h"
 #include "pool/wire.h"
 
-_Static_assert((int)WIRE_STATE_PUBLISHING == (int)POOL_JOB_PUBLISHING && (int)WIRE_STATE_CANCELLED == (int)POOL_JOB_CANCELLED,
+_Static_assert((int)WIRE_STATE_PUBLISHING == (int)POOL_JOB_PUBLISHING &&
+                   (int)WIRE_STATE_CANCELLED == (int)POOL_JOB_CANCELLED,
                "wire_state_t numbers the states as pool_job_state_t");
 
 /* The jobs this peer knows (published ones), with the counts others mirror for our own. */

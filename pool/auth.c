@@ -74,7 +74,8 @@ int auth_parse(const char *key, const char *time, const char *nonce, const char 
     if (!key || !time || !nonce || !sig)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
-    if (key_pub_from_hex(key, strlen(key), &out->key) != 0 || hash_hex_decode(nonce, strlen(nonce), out->nonce, AUTH_NONCE_LEN) != 0 ||
+    if (key_pub_from_hex(key, strlen(key), &out->key) != 0 ||
+        hash_hex_decode(nonce, strlen(nonce), out->nonce, AUTH_NONCE_LEN) != 0 ||
         key_sig_from_hex(sig, strlen(sig), out->sig) != 0)
         return -EINVAL;
     /* decimal digits only, no sign or spaces, at most 19 of them (no overflow) */

@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uv.h>
 
 #include "core/log.h"
@@ -93,13 +92,13 @@ static const char schema_sql[] =
     " reason TEXT NOT NULL);"
     "PRAGMA user_version = 1;";
 
-typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT, OP_REJ_PUT, OP_REJ_DELETE } op_kind_t;
+typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT } op_kind_t;
 
 /* One posted write: the strings and the manifest are its own copies. */
 typedef struct dbop {
     struct dbop *next;
     op_kind_t kind;
-    char *a, *b;      /* job id (job ops, task put) or name (rejected); name, reason */
+    char *a, *b;      /* job id; the job's name (insert) or the task's reason (task put) */
     void *blob;       /* a job's manifest */
     size_t blob_len;
     int64_t v;        /* a job's state or created_ms */
@@ -621,10 +620,6 @@ static int run_op(db_t *db, dbop_t *op)
         return do_job_delete(db, op->a);
     case OP_TASK_PUT:
         return do_task_put(db, &op->task);
-    case OP_REJ_PUT:
-        return do_rejected_put(db, op->a, op->b);
-    case OP_REJ_DELETE:
-        return do_rejected_delete(db, op->a);
     }
     return -EINVAL;
 }
@@ -635,13 +630,6 @@ static void op_free(dbop_t *op)
     free(op->b);
     free(op->blob);
     free(op);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -672,7 +660,7 @@ static void *writer_main(void *arg)
             db->todo_tail = &db->todo;
         pthread_mutex_unlock(&db->mu);
 
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = uv_hrtime();
         size_t n = 0;
         bool txn = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
         for (dbop_t *op = batch; op; op = op->next, n++)
@@ -686,7 +674,7 @@ static void *writer_main(void *arg)
                     op->rc = -EIO;
             }
         }
-        uint64_t took = mono_ns() - t0;
+        uint64_t took = uv_hrtime() - t0;
 
         pthread_mutex_lock(&db->mu);
         db->stats.batches++;
@@ -854,14 +842,4 @@ void db_post_task_put(db_t *db, const db_task_t *t, db_done_cb cb, void *arg)
         op->task.reason = op->b;
     }
     post(db, op);
-}
-
-void db_post_rejected_put(db_t *db, const char *name, const char *reason, db_done_cb cb, void *arg)
-{
-    post(db, op_new(OP_REJ_PUT, name, reason, cb, arg));
-}
-
-void db_post_rejected_delete(db_t *db, const char *name, db_done_cb cb, void *arg)
-{
-    post(db, op_new(OP_REJ_DELETE, name, NULL, cb, arg));
 }

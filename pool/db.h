@@ -104,7 +104,5 @@ void db_post_job_insert(db_t *db, const db_job_t *job, void *manifest, db_done_c
 void db_post_job_state(db_t *db, const char *job_id, db_job_state_t state, db_done_cb cb, void *arg);
 void db_post_job_delete(db_t *db, const char *job_id, db_done_cb cb, void *arg);
 void db_post_task_put(db_t *db, const db_task_t *task, db_done_cb cb, void *arg);
-void db_post_rejected_put(db_t *db, const char *name, const char *reason, db_done_cb cb, void *arg);
-void db_post_rejected_delete(db_t *db, const char *name, db_done_cb cb, void *arg);
 
 #endif

@@ -40,7 +40,6 @@ typedef pool_res_t taskres_t;
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
-#define POOL_MAX_WORKER_URLS 4096  /* where each worker key was last heard from */
 #define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
 /* What other peers can make this peer hold, each a named cap (issue 8, item 7): */
 #define POOL_MAX_PEERS_PER_HOST 64 /* pool peers on one host (however learnt: --peer, a greeting, the tracker) */
@@ -138,7 +137,7 @@ struct pool {
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
     uint64_t started_ms;      /**< wall clock at pool_new: signed requests made before it are refused */
-    struct bound_key {        /**< URL -> key, proven by a signed request (trust.c) */
+    struct bound_key {        /**< (URL, key) proven by a signed request: one per URL and per key (trust.c) */
         char *url;
         key_pub_t key;
     } *bound;
@@ -151,11 +150,6 @@ struct pool {
     peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
     size_t n_peer_keys, cap_peer_keys;
     uint64_t key_clock;
-    struct worker_url {       /**< submitter: where each worker (key) was last heard from (volunteer.c) */
-        char key[KEY_PUB_HEX_LEN + 1];
-        char *url;
-    } *workers;
-    size_t n_workers, cap_workers;
 };
 
 
@@ -219,10 +213,15 @@ void pool__trust_start(pool_t *p);
 void pool__trust_stop(pool_t *p);
 /** (trustlist.c) Whether jobs signed by key run here: no list configured, our own key, or a listed one. */
 bool pool__trusted(const pool_t *p, const key_pub_t *key);
-/** A signed request from key named url as its own (source address, peer= port): binds them. */
+/**
+ * A signed request from key named url as its own (source address, peer= port): binds them, in
+ * place of any earlier pair of that url or of that key.
+ */
 void pool__bind_peer_key(pool_t *p, const char *url, const key_pub_t *key);
 /** The key proven to speak from url (pool__bind_peer_key), if any: what origin claims are checked against. */
 bool pool__bound_key(pool_t *p, const char *url, key_pub_t *out);
+/** Where key last spoke from (its cancels and result fetches go there), or NULL. */
+const char *pool__bound_url(const pool_t *p, const key_pub_t *key);
 /** The key of the peer at base, if known (learnt from its /v1/id: only to sign requests for it). */
 bool pool__peer_key(pool_t *p, const char *base, key_pub_t *out);
 void pool__forget_peer_key(pool_t *p, const char *base);
@@ -280,7 +279,6 @@ void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint
 bool pool__vol_handle(pool_t *p, httpd_req_t *r, const char *path);
 /** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
 void pool__vol_cancel_lease(void *p, const char *job_id, uint32_t task, const char *worker);
-void pool__workers_free(pool_t *p);
 /** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
 void pool__vol_peer_dropped(pool_t *p, const char *url);
 /** The submitter has this result (it is in its list): drop the copy kept for it. */

@@ -60,7 +60,8 @@ job_t *pool_job_find(pool_t *pool, const char *name)
 
 bool pool_job_over(const job_t *j)
 {
-    return j->state == POOL_JOB_DONE || j->state == POOL_JOB_FAILED || j->state == POOL_JOB_CANCELLED || j->state == POOL_JOB_REJECTED;
+    return j->state == POOL_JOB_DONE || j->state == POOL_JOB_FAILED || j->state == POOL_JOB_CANCELLED ||
+           j->state == POOL_JOB_REJECTED;
 }
 
 void pool__handle_free(uv_handle_t *h) { free(h); }
@@ -983,7 +984,8 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_printf(&b, "loop-cpu-max-ms: %.1f\nloop-cpu-over-5ms: %llu\n", (double)pool->lag_cpu_max_ns / 1e6,
               (unsigned long long)pool->lag_cpu_over_5ms);
     if (pool->lag_sched_fd >= 0)
-        sb_printf(&b, "loop-blocked-max-ms: %.1f\nloop-blocked-over-5ms: %llu\n", (double)pool->lag_blocked_max_ns / 1e6,
+        sb_printf(&b, "loop-blocked-max-ms: %.1f\nloop-blocked-over-5ms: %llu\n",
+                  (double)pool->lag_blocked_max_ns / 1e6,
                   (unsigned long long)pool->lag_blocked_over_5ms);
     if (pool->db && db_writer_running(pool->db)) {
         db_stats_t ds;
@@ -1030,13 +1032,15 @@ static int restore_job(void *arg, const db_job_t *row)
         return 0;
     }
     memcpy(j->id, row->id, HASH_HEX_LEN);
-    if (j->man.submitter && !strcmp(j->man.submitter, pool->key_hex)) { /* ours: signed again (Ed25519 is deterministic) */
+    /* ours: signed again (Ed25519 is deterministic) */
+    if (j->man.submitter && !strcmp(j->man.submitter, pool->key_hex)) {
         auth_job_sign(pool->key, j->id, j->sig);
         j->signed_job = true;
         key_public(pool->key, &j->submitter);
     } else {
         log_warn("job %s (%s) was published %s: other peers do not take it (publish it again to share it)",
-                 row->name, row->id, j->man.submitter ? "under another key than DATA/key" : "unsigned, by an older preon");
+                 row->name, row->id,
+                 j->man.submitter ? "under another key than DATA/key" : "unsigned, by an older preon");
     }
     j->published = true;
     j->listed = row->state != DB_JOB_CANCELLED;

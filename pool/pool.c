@@ -101,7 +101,6 @@ static void free_all(pool_t *pool)
     pool__jobs_free(pool);
     coord_free(pool->coord);
     pool__peer_keys_free(pool);
-    pool__workers_free(pool);
     auth_guard_free(pool->guard);
     key_free(pool->key);
     if (pool->db)

@@ -244,7 +244,8 @@ bool pool__res_handle(pool_t *pool, httpd_req_t *r, const char *path)
 /* Over here once the submitter says so and every result it listed has been looked at. */
 static void remote_check_over(job_t *j)
 {
-    if (pool_job_over(j) || (j->r_state != POOL_JOB_DONE && j->r_state != POOL_JOB_FAILED && j->r_state != POOL_JOB_CANCELLED))
+    if (pool_job_over(j) ||
+        (j->r_state != POOL_JOB_DONE && j->r_state != POOL_JOB_FAILED && j->r_state != POOL_JOB_CANCELLED))
         return;
     if (j->res_cursor < j->r_done)
         return;

@@ -64,9 +64,11 @@ static peer_key_t *pk_get(pool_t *pool, const char *url)
     }
     if (pool->n_peer_keys == POOL_MAX_PEER_KEYS) { /* the least recently used one nobody waits on */
         size_t victim = SIZE_MAX;
-        for (size_t i = 0; i < pool->n_peer_keys; i++)
-            if (!pool->peer_keys[i]->asking && (victim == SIZE_MAX || pool->peer_keys[i]->used < pool->peer_keys[victim]->used))
+        for (size_t i = 0; i < pool->n_peer_keys; i++) {
+            const peer_key_t *c = pool->peer_keys[i];
+            if (!c->asking && (victim == SIZE_MAX || c->used < pool->peer_keys[victim]->used))
                 victim = i;
+        }
         if (victim == SIZE_MAX)
             return NULL;
         pk_free(pool->peer_keys[victim]);
@@ -91,13 +93,15 @@ static peer_key_t *pk_get(pool_t *pool, const char *url)
  */
 void pool__bind_peer_key(pool_t *pool, const char *url, const key_pub_t *key)
 {
+    size_t k = 0; /* the pair replaces what said otherwise of this url or of this key */
     for (size_t i = 0; i < pool->n_bound; i++) {
-        if (!strcmp(pool->bound[i].url, url)) {
-            pool->bound[i].key = *key;
-            return;
-        }
+        if (!strcmp(pool->bound[i].url, url) || key_pub_equal(&pool->bound[i].key, key))
+            free(pool->bound[i].url);
+        else
+            pool->bound[k++] = pool->bound[i];
     }
-    if (pool->n_bound == POOL_MAX_PEER_KEYS) { /* the oldest binding goes */
+    pool->n_bound = k;
+    if (pool->n_bound == POOL_MAX_PEER_KEYS) { /* the oldest pair goes */
         free(pool->bound[0].url);
         memmove(&pool->bound[0], &pool->bound[1], (pool->n_bound - 1) * sizeof(pool->bound[0]));
         pool->n_bound--;
@@ -119,6 +123,14 @@ bool pool__bound_key(pool_t *pool, const char *url, key_pub_t *out)
         }
     }
     return false;
+}
+
+const char *pool__bound_url(const pool_t *pool, const key_pub_t *key)
+{
+    for (size_t i = 0; i < pool->n_bound; i++)
+        if (key_pub_equal(&pool->bound[i].key, key))
+            return pool->bound[i].url;
+    return NULL;
 }
 
 bool pool__peer_key(pool_t *pool, const char *url, key_pub_t *out)

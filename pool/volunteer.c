@@ -683,55 +683,11 @@ static unsigned long long query_num(httpd_req_t *r, const char *key, unsigned lo
     return *end || v[0] == '-' ? def : n > max ? max : n;
 }
 
-/* ---- workers: a key, and where it was last heard from ---- */
-
-/* Notes that worker (a key, hex) speaks from url: cancels and result fetches go there. */
-static void worker_note(pool_t *pool, const char *worker, const char *url)
+/* Where the worker (a key, hex: the core's worker id) was last heard from, or NULL. */
+static const char *worker_url(pool_t *pool, const char *worker)
 {
-    for (size_t i = 0; i < pool->n_workers; i++) {
-        if (!strcmp(pool->workers[i].key, worker)) {
-            if (strcmp(pool->workers[i].url, url) != 0) {
-                free(pool->workers[i].url);
-                pool->workers[i].url = xstrdup(url);
-            }
-            return;
-        }
-    }
-    if (pool->n_workers >= POOL_MAX_WORKER_URLS) { /* forget those the core forgot */
-        size_t k = 0;
-        for (size_t i = 0; i < pool->n_workers; i++) {
-            if (coord_worker_known(pool->coord, pool->workers[i].key, NULL))
-                pool->workers[k++] = pool->workers[i];
-            else
-                free(pool->workers[i].url);
-        }
-        pool->n_workers = k;
-        if (k >= POOL_MAX_WORKER_URLS)
-            return; /* the core refuses that many workers anyway */
-    }
-    if (pool->n_workers == pool->cap_workers) {
-        pool->cap_workers = pool->cap_workers ? 2 * pool->cap_workers : 16;
-        pool->workers = xreallocarray(pool->workers, pool->cap_workers, sizeof(*pool->workers));
-    }
-    snprintf(pool->workers[pool->n_workers].key, sizeof(pool->workers[0].key), "%s", worker);
-    pool->workers[pool->n_workers++].url = xstrdup(url);
-}
-
-static const char *worker_url(const pool_t *pool, const char *worker)
-{
-    for (size_t i = 0; i < pool->n_workers; i++)
-        if (!strcmp(pool->workers[i].key, worker))
-            return pool->workers[i].url;
-    return NULL;
-}
-
-void pool__workers_free(pool_t *pool)
-{
-    for (size_t i = 0; i < pool->n_workers; i++)
-        free(pool->workers[i].url);
-    free(pool->workers);
-    pool->workers = NULL;
-    pool->n_workers = pool->cap_workers = 0;
+    key_pub_t k;
+    return key_pub_from_hex(worker, strlen(worker), &k) == 0 ? pool__bound_url(pool, &k) : NULL;
 }
 
 /* ---- recruiting: offers and greetings ---- */
@@ -980,7 +936,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         return reply_json(r, 404, "{\"error\":\"no such job here\"}"), true;
     if (!query_peer(r, peer, sizeof(peer)))
         return reply_json(r, 400, "{\"error\":\"peer=http://... is required\"}"), true;
-    worker_note(pool, worker, peer);
+    pool__bind_peer_key(pool, peer, &caller); /* cancels and result fetches of this key go there */
     if (!strcmp(what, "lease"))
         return handle_lease(pool, r, j, peer, worker), true;
     /* Who holds a lease is the core's to say: a key, whatever address it speaks from. 410: the job
@@ -1043,19 +999,17 @@ static void own_jobs_again(pool_t *pool)
 
 void pool__vol_peer_dropped(pool_t *pool, const char *url)
 {
-    bool lost = false;
-    for (size_t i = 0; i < pool->n_workers; i++) {
-        if (strcmp(pool->workers[i].url, url) != 0)
-            continue;
-        const char *worker = pool->workers[i].key;
-        uint64_t seen = 0;
-        /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
-         * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
-        if (coord_worker_known(pool->coord, worker, &seen) && seen + VOL_ALIVE_MS > pool_now_ms())
-            continue;
-        lost |= coord_worker_drop(pool->coord, worker, on_peer_lease_lost, pool) > 0;
-    }
-    if (lost)
+    key_pub_t k;
+    if (!pool__bound_key(pool, url, &k))
+        return;
+    char worker[KEY_PUB_HEX_LEN + 1];
+    key_pub_to_hex(&k, worker);
+    uint64_t seen = 0;
+    /* Our polls to it fail, but it has spoken to us within the pool's drop window (a lease, a
+     * renew, a report): it is alive behind a one-way path, and its leases stay its own. */
+    if (coord_worker_known(pool->coord, worker, &seen) && seen + VOL_ALIVE_MS > pool_now_ms())
+        return;
+    if (coord_worker_drop(pool->coord, worker, on_peer_lease_lost, pool) > 0)
         own_jobs_again(pool);
 }
 
