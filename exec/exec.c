@@ -11,7 +11,8 @@
  * so the loop never waits for a child to be scheduled (uv_spawn would, for its exec) and a task
  * cancelled meanwhile never runs. RUNNING watches the child's pidfd with a uv_poll
  * (waitid(P_PIDFD) when it is readable) and a uv_timer for the time-out. DONE fires the callback
- * once, then closes the handles; the task is freed when the last close callback has run (libuv: memory is released only in close_cb).
+ * once, then closes the handles; the task is freed when the last close callback has run (libuv:
+ * memory is released only in close_cb).
  *
  * Fail closed: anything that goes wrong before the command is exec'd inside the sandbox makes the
  * task `refused`, with a reason, and the command never runs. The authoritative signal is bwrap's
