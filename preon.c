@@ -44,6 +44,7 @@ static const char usage_main[] =
     "  keygen [--out FILE]      make an Ed25519 key pair (default: the peer's, DATA/key); print its public key\n"
     "  id [--data DIR | --key FILE]  print the peer's public key (its identity in the pool)\n"
     "  sign --key FILE --to KEY METHOD TARGET  print the headers of a signed request (docs/security.md)\n"
+    "  endorse --key FILE [--days N] [--note TEXT] KEY  endorse a researcher's KEY as a pool authority\n"
     "  --help, --version\n";
 
 static const char usage_mount[] =
@@ -65,7 +66,8 @@ static const char usage_mount[] =
     "  --max-remote-jobs N  other peers' jobs held at once; newer ones are not fetched (default 1000)\n"
     "  --max-mirror SIZE    result manifests of other peers' jobs mirrored here, in all (default 256M)\n"
     "  --trust FILE         run other peers' jobs only if their submitter's key is in FILE or DATA/trusted/\n"
-    "                       (one key per line; re-read every 2 s; default, with neither: every key)\n"
+    "                       or endorsed by one there (one key per line; re-read every 2 s; default: only\n"
+    "                       this peer's own key). Endorsements of this peer's key: DATA/endorsements/\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -472,6 +474,59 @@ static int cmd_sign(int argc, char **argv)
     return 0;
 }
 
+static const char usage_endorse[] =
+    "usage: preon endorse --key FILE [--days N] [--note TEXT] KEY\n"
+    "  prints an endorsement of the public key KEY (a researcher's: their preon id) by FILE's key (a pool\n"
+    "  authority's), valid for N days (default: no end). The researcher saves the line in a file in their\n"
+    "  peer's DATA/endorsements/; every job they publish then carries it, and a volunteer that trusts the\n"
+    "  authority's key (--trust FILE or DATA/trusted/) runs their jobs (docs/security.md).\n";
+
+static int cmd_endorse(int argc, char **argv)
+{
+    const char *keyfile = NULL, *days_s = NULL, *note = NULL;
+    int i = 1;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+        return fputs(usage_endorse, stdout), 0;
+    for (; i + 1 < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
+        if (!strcmp(argv[i], "--key"))
+            keyfile = argv[i + 1];
+        else if (!strcmp(argv[i], "--days"))
+            days_s = argv[i + 1];
+        else if (!strcmp(argv[i], "--note"))
+            note = argv[i + 1];
+        else
+            return fputs(usage_endorse, stderr), 2;
+    }
+    key_pub_t who;
+    unsigned long days = 0;
+    if (!keyfile || i + 1 != argc)
+        return fputs(usage_endorse, stderr), 2;
+    if (key_pub_from_hex(argv[i], strlen(argv[i]), &who) != 0)
+        return fprintf(stderr, "preon endorse: '%s' is not a public key (64 hex digits, as preon id prints)\n",
+                       argv[i]), 2;
+    if (days_s && (parse_uint(days_s, 36500, &days) != 0 || days == 0))
+        return fprintf(stderr, "preon endorse: --days: a whole number of days, 1..36500\n"), 2;
+    if (note && strpbrk(note, "\n\r"))
+        return fprintf(stderr, "preon endorse: --note: one line\n"), 2;
+    char why[512];
+    keypair_t *k;
+    if (key_load(keyfile, &k, why, sizeof(why)) != 0)
+        return fprintf(stderr, "preon endorse: %s\n", why), 1;
+    uint64_t until = 0;
+    if (days) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        until = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + (uint64_t)days * 86400000;
+    }
+    auth_endorsement_t e;
+    auth_endorse(k, &who, until, &e);
+    key_free(k);
+    char line[AUTH_ENDORSE_LINE_MAX];
+    auth_endorsement_format(&e, line, sizeof(line));
+    printf("%s%s%s\n", line, note ? "  # " : "", note ? note : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -495,6 +550,8 @@ int main(int argc, char **argv)
         return cmd_id(argc - 1, argv + 1);
     if (!strcmp(cmd, "sign"))
         return cmd_sign(argc - 1, argv + 1);
+    if (!strcmp(cmd, "endorse"))
+        return cmd_endorse(argc - 1, argv + 1);
     if (!strcmp(cmd, "limit"))
         return exec_limit_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))

@@ -201,3 +201,49 @@ int files_rm_rf(const char *path)
         rc = -errno;
     return rc;
 }
+
+int files_read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    char *buf = xmalloc(max + 1);
+    size_t got = 0;
+    ssize_t r = 0;
+    while (got < max && (r = read(fd, buf + got, max - got)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        got += (size_t)r;
+    }
+    int err = r < 0 ? -errno : 0;
+    close(fd);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int files_each_file(const char *dir, void (*cb)(void *arg, const char *path), void *arg)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            cb(arg, p);
+        free(p);
+    }
+    closedir(d);
+    return 0;
+}

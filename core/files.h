@@ -13,6 +13,13 @@ int files_mkdir_p(const char *path, mode_t mode);
  * Any depth, two fds at most (files_walk). */
 int files_rm_rf(const char *path);
 
+/** Reads at most max bytes of the file at path (not through a symlink) into *out (xmalloc'd,
+ * NUL-terminated, *len bytes before the NUL). 0 or -errno. Blocking: for the thread pool. */
+int files_read_small(const char *path, size_t max, char **out, size_t *len);
+/** Calls cb(arg, path) for each regular file directly in dir whose name does not start with '.'.
+ * 0, or -errno if dir cannot be read (-ENOENT: there is none). Blocking: for the thread pool. */
+int files_each_file(const char *dir, void (*cb)(void *arg, const char *path), void *arg);
+
 /** An entry that is not a directory: name in dirfd, whose path relative to the walk's root is rel
  * ("" for the root). 0 goes on; anything else stops the walk and is returned. */
 typedef int (*files_entry_cb)(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st);

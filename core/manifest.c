@@ -57,6 +57,11 @@ void manifest_release(manifest_t *m)
 {
     free(m->name);
     free(m->submitter);
+    for (size_t i = 0; i < m->n_endorsements; i++) {
+        free(m->endorsements[i].by);
+        free(m->endorsements[i].sig);
+    }
+    free(m->endorsements);
     jobdesc_release(&m->desc);
     for (size_t i = 0; i < m->n_files; i++) {
         free(m->files[i].path);
@@ -195,6 +200,30 @@ static int manifest_validate(const manifest_t *m, char *why, size_t whylen)
             return -EINVAL;
         }
     }
+    if (m->n_endorsements && !m->submitter) {
+        why_printf(why, whylen, "endorsements: a job without a submitter has none");
+        return -EINVAL;
+    }
+    if (m->n_endorsements > MANIFEST_MAX_ENDORSEMENTS) {
+        why_printf(why, whylen, "endorsements: more than %d", MANIFEST_MAX_ENDORSEMENTS);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < m->n_endorsements; i++) {
+        const manifest_endorsement_t *e = &m->endorsements[i];
+        if (!e->by || strlen(e->by) != 64 || !is_lower_hex(e->by, 64) || !e->sig || strlen(e->sig) != 128 ||
+            !is_lower_hex(e->sig, 128)) {
+            why_printf(why, whylen, "endorsements[%zu]: by must be 64 and sig 128 lower-case hex digits", i);
+            return -EINVAL;
+        }
+        if (e->until_ms > (uint64_t)INT64_MAX) {
+            why_printf(why, whylen, "endorsements[%zu]: until_ms out of range", i);
+            return -EINVAL;
+        }
+        if (i && strcmp(m->endorsements[i - 1].by, e->by) >= 0) {
+            why_printf(why, whylen, "endorsements: not sorted by key, or one key twice");
+            return -EINVAL;
+        }
+    }
     if (m->block_size != MANIFEST_BLOCK_SIZE) {
         why_printf(why, whylen, "block_size: %u is not %u", m->block_size, MANIFEST_BLOCK_SIZE);
         return -EINVAL;
@@ -319,6 +348,17 @@ static void encode_valid(const manifest_t *m, char **out, size_t *outlen)
     put(root, "created_ms", json_integer((json_int_t)m->created_ms));
     if (m->submitter)
         put(root, "submitter", json_string_nocheck(m->submitter));
+    if (m->n_endorsements) {
+        json_t *es = must(json_array());
+        for (size_t i = 0; i < m->n_endorsements; i++) {
+            json_t *je = must(json_object());
+            put(je, "by", json_string_nocheck(m->endorsements[i].by));
+            put(je, "until_ms", json_integer((json_int_t)m->endorsements[i].until_ms));
+            put(je, "sig", json_string_nocheck(m->endorsements[i].sig));
+            append(es, je);
+        }
+        put(root, "endorsements", es);
+    }
     put(root, "block_size", json_integer(m->block_size));
     put(root, "job", encode_job(&m->desc));
     json_t *dirs = must(json_array());
@@ -541,7 +581,7 @@ static int decode_file(manifest_file_t *f, json_t *jf, size_t idx, char *why, si
 static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
 {
     static const field_t fields[] = {
-        {"v", false},   {"name", false}, {"created_ms", false}, {"submitter", true},
+        {"v", false},   {"name", false}, {"created_ms", false}, {"submitter", true}, {"endorsements", true},
         {"block_size", false}, {"job", false}, {"dirs", false}, {"files", false},
     };
     int rc = check_keys(root, "manifest", fields, sizeof(fields) / sizeof(fields[0]), why, whylen);
@@ -560,6 +600,25 @@ static int decode_root(manifest_t *m, json_t *root, char *why, size_t whylen)
         return rc;
     if (json_object_get(root, "submitter") && (rc = get_str(root, "submitter", &m->submitter, "manifest", why, whylen)))
         return rc;
+    json_t *es = json_object_get(root, "endorsements");
+    if (es) {
+        if (!json_is_array(es) || json_array_size(es) == 0 || json_array_size(es) > MANIFEST_MAX_ENDORSEMENTS) {
+            why_printf(why, whylen, "endorsements: not an array of 1..%d endorsements", MANIFEST_MAX_ENDORSEMENTS);
+            return -EINVAL;
+        }
+        m->endorsements = xcalloc(json_array_size(es), sizeof(*m->endorsements));
+        static const field_t efields[] = {{"by", false}, {"until_ms", false}, {"sig", false}};
+        for (size_t i = 0; i < json_array_size(es); i++) {
+            json_t *je = json_array_get(es, i);
+            manifest_endorsement_t *e = &m->endorsements[i];
+            m->n_endorsements++;
+            if ((rc = check_keys(je, "endorsement", efields, 3, why, whylen)) ||
+                (rc = get_str(je, "by", &e->by, "endorsement", why, whylen)) ||
+                (rc = get_uint(je, "until_ms", INT64_MAX, &e->until_ms, "endorsement", why, whylen)) ||
+                (rc = get_str(je, "sig", &e->sig, "endorsement", why, whylen)))
+                return rc;
+        }
+    }
     if ((rc = get_uint(root, "block_size", UINT32_MAX, &v, "manifest", why, whylen)))
         return rc;
     m->block_size = (uint32_t)v;

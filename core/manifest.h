@@ -42,11 +42,23 @@ typedef struct manifest_file {
     size_t n_blocks;
 } manifest_file_t;
 
+/** At most this many endorsements of the submitter's key travel with one job. */
+#define MANIFEST_MAX_ENDORSEMENTS 8
+
+/** A pool authority's endorsement of the submitter's key (pool/auth.h checks the signature). */
+typedef struct manifest_endorsement {
+    char *by;          /**< the authority's hex public key (64 digits) */
+    uint64_t until_ms; /**< in force before this wall-clock time; 0: no end */
+    char *sig;         /**< its hex signature (128 digits) */
+} manifest_endorsement_t;
+
 typedef struct manifest {
     uint32_t version;
     char *name;          /**< the directory name the submitter gave it */
     uint64_t created_ms; /**< publication time; makes two publishes of the same tree distinct jobs */
     char *submitter;     /**< hex public key of the submitter, or NULL (unsigned, local) */
+    manifest_endorsement_t *endorsements; /**< of the submitter's key (needs a submitter); sorted by `by` */
+    size_t n_endorsements;
     jobdesc_t desc;
     uint32_t block_size;
     manifest_file_t *files; /**< sorted by path (strcmp) */

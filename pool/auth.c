@@ -129,6 +129,112 @@ bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *
     return true;
 }
 
+/* ---- endorsements ---- */
+
+#define AUTH_ENDORSE_LINE "preon-endorse-1\n"
+
+static size_t endorse_message(char *msg, size_t cap, const key_pub_t *who, uint64_t until_ms)
+{
+    char hex[KEY_PUB_HEX_LEN + 1];
+    key_pub_to_hex(who, hex);
+    int n = snprintf(msg, cap, AUTH_ENDORSE_LINE "%s\n%" PRIu64 "\n", hex, until_ms);
+    return (size_t)n;
+}
+
+void auth_endorse(const keypair_t *authority, const key_pub_t *who, uint64_t until_ms, auth_endorsement_t *out)
+{
+    char msg[sizeof(AUTH_ENDORSE_LINE) + KEY_PUB_HEX_LEN + 32];
+    memset(out, 0, sizeof(*out));
+    out->who = *who;
+    key_public(authority, &out->by);
+    out->until_ms = until_ms;
+    key_sign(authority, msg, endorse_message(msg, sizeof(msg), who, until_ms), out->sig);
+}
+
+bool auth_endorsement_verify(const auth_endorsement_t *e)
+{
+    char msg[sizeof(AUTH_ENDORSE_LINE) + KEY_PUB_HEX_LEN + 32];
+    return key_verify(&e->by, msg, endorse_message(msg, sizeof(msg), &e->who, e->until_ms), e->sig);
+}
+
+bool auth_endorsement_current(const auth_endorsement_t *e, uint64_t now_ms)
+{
+    return e->until_ms == 0 || now_ms < e->until_ms;
+}
+
+void auth_endorsement_format(const auth_endorsement_t *e, char *out, size_t outlen)
+{
+    char who[KEY_PUB_HEX_LEN + 1], by[KEY_PUB_HEX_LEN + 1], sig[KEY_SIG_HEX_LEN + 1];
+    key_pub_to_hex(&e->who, who);
+    key_pub_to_hex(&e->by, by);
+    key_sig_to_hex(e->sig, sig);
+    snprintf(out, outlen, AUTH_ENDORSE_WORD " %s %s %" PRIu64 " %s", who, by, e->until_ms, sig);
+}
+
+/* The next white-space-separated word of text[*i..end): its start and length (0 at the end). */
+static size_t next_word(const char *text, size_t *i, size_t end, const char **w)
+{
+    while (*i < end && (text[*i] == ' ' || text[*i] == '\t' || text[*i] == '\r'))
+        (*i)++;
+    *w = text + *i;
+    size_t a = *i;
+    while (*i < end && text[*i] != ' ' && text[*i] != '\t' && text[*i] != '\r')
+        (*i)++;
+    return *i - a;
+}
+
+static bool parse_endorsement_line(const char *text, size_t i, size_t end, auth_endorsement_t *e)
+{
+    const char *w;
+    size_t n = next_word(text, &i, end, &w);
+    if (n != strlen(AUTH_ENDORSE_WORD) || memcmp(w, AUTH_ENDORSE_WORD, n) != 0)
+        return false;
+    n = next_word(text, &i, end, &w);
+    if (key_pub_from_hex(w, n, &e->who) != 0)
+        return false;
+    n = next_word(text, &i, end, &w);
+    if (key_pub_from_hex(w, n, &e->by) != 0)
+        return false;
+    n = next_word(text, &i, end, &w);
+    if (n == 0 || n > 19)
+        return false;
+    e->until_ms = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (w[k] < '0' || w[k] > '9')
+            return false;
+        e->until_ms = e->until_ms * 10 + (uint64_t)(w[k] - '0');
+    }
+    n = next_word(text, &i, end, &w);
+    return key_sig_from_hex(w, n, e->sig) == 0;
+}
+
+void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **out, size_t *n, size_t *bad,
+                            char *why, size_t whylen)
+{
+    size_t line = 0;
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && text[end] != '\n')
+            end++;
+        line++;
+        size_t a = i;
+        const char *w;
+        size_t wl = next_word(text, &a, end, &w);
+        if (wl && w[0] != '#') {
+            auth_endorsement_t e;
+            if (parse_endorsement_line(text, i, end, &e)) {
+                *out = xreallocarray(*out, *n + 1, sizeof(**out));
+                (*out)[(*n)++] = e;
+            } else {
+                if (*bad == 0 && why && whylen)
+                    snprintf(why, whylen, "line %zu is not an endorsement (as preon endorse prints it)", line);
+                (*bad)++;
+            }
+        }
+        i = end + 1;
+    }
+}
+
 /* ---- trust lists ---- */
 
 void auth_trust_parse(const char *text, size_t len, key_pub_t **keys, size_t *n, size_t *bad, char *why,

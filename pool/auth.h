@@ -89,6 +89,36 @@ void auth_job_sign(const keypair_t *k, const char *job_id, char *sig_hex);
  */
 bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *sig_hex, key_pub_t *key);
 
+/* ---- endorsements: a pool authority vouches for a researcher's key ---- */
+
+/** The first word of an endorsement line (what `preon endorse` prints). */
+#define AUTH_ENDORSE_WORD "preon-endorsement-1"
+/** Longest endorsement line (word, two keys, a time, a signature, spaces). */
+#define AUTH_ENDORSE_LINE_MAX (sizeof(AUTH_ENDORSE_WORD) + 2 * KEY_PUB_HEX_LEN + 24 + KEY_SIG_HEX_LEN + 8)
+
+typedef struct auth_endorsement {
+    key_pub_t who;     /**< the endorsed key (a researcher's) */
+    key_pub_t by;      /**< the endorsing key (the pool's authority) */
+    uint64_t until_ms; /**< valid before this wall-clock time (ms since the epoch); 0: no end */
+    uint8_t sig[KEY_SIG_LEN]; /**< by's Ed25519 signature of "preon-endorse-1\n" WHO-HEX "\n" UNTIL "\n" */
+} auth_endorsement_t;
+
+/** authority endorses who until until_ms (0: no end). */
+void auth_endorse(const keypair_t *authority, const key_pub_t *who, uint64_t until_ms, auth_endorsement_t *out);
+/** Whether e's signature is by e->by over e->who and e->until_ms. */
+bool auth_endorsement_verify(const auth_endorsement_t *e);
+/** Whether e is in force at now_ms (its signature is checked apart). */
+bool auth_endorsement_current(const auth_endorsement_t *e, uint64_t now_ms);
+/** The line form: "preon-endorsement-1 WHO BY UNTIL SIG" (no newline). out holds AUTH_ENDORSE_LINE_MAX. */
+void auth_endorsement_format(const auth_endorsement_t *e, char *out, size_t outlen);
+/**
+ * Parses endorsement lines (the line form, then optionally white space and a comment; blank and
+ * '#' lines skipped). Each well-formed line is appended to *out (*n of them, xrealloc'd; the
+ * caller frees): signatures are NOT checked here. Other lines count in *bad; why names the first.
+ */
+void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **out, size_t *n, size_t *bad,
+                            char *why, size_t whylen);
+
 /* ---- trust lists ---- */
 
 /** Bytes of one trust list file read at most. */

@@ -178,6 +178,16 @@ static void manifest_work(uv_work_t *w)
                                                           : "no signature came with it");
         d->rc = -EPERM;
     }
+    for (size_t i = 0; d->rc == 0 && i < d->man.n_endorsements; i++) {
+        const manifest_endorsement_t *me = &d->man.endorsements[i];
+        auth_endorsement_t e = {.who = d->submitter, .until_ms = me->until_ms};
+        if (key_pub_from_hex(me->by, strlen(me->by), &e.by) != 0 || key_sig_from_hex(me->sig, strlen(me->sig), e.sig) ||
+            !auth_endorsement_verify(&e)) {
+            snprintf(d->why, sizeof(d->why), "its endorsement by %.16s... does not verify (a forged endorsement)",
+                     me->by);
+            d->rc = -EPERM;
+        }
+    }
 }
 
 static void manifest_done(uv_work_t *w, int status)

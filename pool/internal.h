@@ -144,7 +144,7 @@ struct pool {
     size_t n_bound, cap_bound;
     key_pub_t *trusted;       /**< the trust list in force (trust.c): whose jobs run here */
     size_t n_trusted;
-    bool trust_active;        /**< a list is configured: only its keys (and ours) are run */
+    bool trust_loaded;        /**< the list was read once */
     bool trust_loading, trust_bad_said;
     uv_timer_t *trust_timer;  /**< reads the list again every POOL_TRUST_RELOAD_MS */
     peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
@@ -211,8 +211,14 @@ void pool__trust_load(pool_t *p);
 /** Reads it again every POOL_TRUST_RELOAD_MS, in the thread pool. */
 void pool__trust_start(pool_t *p);
 void pool__trust_stop(pool_t *p);
-/** (trustlist.c) Whether jobs signed by key run here: no list configured, our own key, or a listed one. */
+/** (trustlist.c) Whether key is trusted here: our own key, or a listed one. */
 bool pool__trusted(const pool_t *p, const key_pub_t *key);
+/**
+ * (trustlist.c) Whether the signed job j runs here at now_ms (wall clock): its submitter is
+ * trusted, or one of its endorsements in force is by a trusted key (*endorser, may be NULL: that
+ * key's hex, borrowed from j).
+ */
+bool pool__job_trusted(const pool_t *p, const job_t *j, uint64_t now_ms, const char **endorser);
 /**
  * A signed request from key named url as its own (source address, peer= port): binds them, in
  * place of any earlier pair of that url or of that key.

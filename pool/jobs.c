@@ -309,7 +309,77 @@ typedef struct pubwork {
     char sig[KEY_SIG_HEX_LEN + 1]; /* this peer's signature of the id */
     int rc;
     char why[512];
+    size_t endorse_bad; /* lines or files of DATA/endorsements/ not used */
+    char endorse_why[320];
 } pubwork_t;
+
+typedef struct endorse_load {
+    pubwork_t *pw;
+    key_pub_t self;
+    uint64_t now_ms;
+} endorse_load_t;
+
+static int cmp_endorsement(const void *a, const void *b)
+{
+    return strcmp(((const manifest_endorsement_t *)a)->by, ((const manifest_endorsement_t *)b)->by);
+}
+
+/* One file of DATA/endorsements/: the endorsements of our own key that verify and are in force. */
+static void endorse_read_file(void *arg, const char *path)
+{
+    endorse_load_t *el = arg;
+    manifest_t *m = &el->pw->man;
+    char *buf, why[160] = "";
+    size_t len, n = 0, bad = 0;
+    auth_endorsement_t *es = NULL;
+    int rc = files_read_small(path, AUTH_MAX_TRUST_FILE, &buf, &len);
+    if (rc) {
+        if (!el->pw->endorse_bad++)
+            snprintf(el->pw->endorse_why, sizeof(el->pw->endorse_why), "%s: %s", path, strerror(-rc));
+        return;
+    }
+    auth_endorsement_parse(buf, len, &es, &n, &bad, why, sizeof(why));
+    free(buf);
+    for (size_t i = 0; i < n; i++) {
+        const char *skip = NULL;
+        if (!key_pub_equal(&es[i].who, &el->self))
+            skip = "it endorses another key than this peer's";
+        else if (!auth_endorsement_verify(&es[i]))
+            skip = "its signature does not verify";
+        else if (!auth_endorsement_current(&es[i], el->now_ms))
+            skip = "it has expired";
+        char by[KEY_PUB_HEX_LEN + 1];
+        key_pub_to_hex(&es[i].by, by);
+        size_t k = 0;
+        while (!skip && k < m->n_endorsements && strcmp(m->endorsements[k].by, by) != 0)
+            k++;
+        if (!skip && k < m->n_endorsements) { /* the same authority twice: keep the one lasting longest */
+            manifest_endorsement_t *o = &m->endorsements[k];
+            if (o->until_ms && (!es[i].until_ms || es[i].until_ms > o->until_ms)) {
+                o->until_ms = es[i].until_ms;
+                key_sig_to_hex(es[i].sig, o->sig);
+            }
+            continue;
+        }
+        if (!skip && m->n_endorsements == MANIFEST_MAX_ENDORSEMENTS)
+            skip = "more endorsements than a job carries";
+        if (skip) {
+            if (!bad++)
+                snprintf(why, sizeof(why), "the endorsement by %.16s... is not used: %s", by, skip);
+            continue;
+        }
+        m->endorsements = xreallocarray(m->endorsements, m->n_endorsements + 1, sizeof(*m->endorsements));
+        manifest_endorsement_t *e = &m->endorsements[m->n_endorsements++];
+        e->by = xstrdup(by);
+        e->until_ms = es[i].until_ms;
+        e->sig = xmalloc(KEY_SIG_HEX_LEN + 1);
+        key_sig_to_hex(es[i].sig, e->sig);
+    }
+    free(es);
+    if (bad && !el->pw->endorse_bad)
+        snprintf(el->pw->endorse_why, sizeof(el->pw->endorse_why), "%s: %s", path, why);
+    el->pw->endorse_bad += bad;
+}
 
 static void publish_work(uv_work_t *req)
 {
@@ -317,6 +387,13 @@ static void publish_work(uv_work_t *req)
     pw->rc = pool__publish_scan(pw->root, &pw->man, pw->why, sizeof(pw->why));
     if (pw->rc)
         return;
+    endorse_load_t el = {.pw = pw, .now_ms = pool_now_ms()};
+    key_public(pw->job->pool->key, &el.self);
+    char *dir = xasprintf("%s/endorsements", pw->job->pool->data_dir);
+    files_each_file(dir, endorse_read_file, &el);
+    free(dir);
+    if (pw->man.n_endorsements > 1)
+        qsort(pw->man.endorsements, pw->man.n_endorsements, sizeof(*pw->man.endorsements), cmp_endorsement);
     int rc = manifest_encode(&pw->man, &pw->bytes, &pw->len);
     if (rc) {
         pw->rc = rc;
@@ -449,6 +526,9 @@ static void publish_done(uv_work_t *req, int status)
         publish_unstale(j);
         return pubwork_free(pw);
     }
+    if (pw->endorse_bad)
+        log_warn("job %s: %zu lines or files of %s/endorsements/ not used (the first: %s)", j->name, pw->endorse_bad,
+                 pool->data_dir, pw->endorse_why);
     if (pw->rc) {
         j->state = POOL_JOB_REJECTED;
         set_reason(j, pw->why);
@@ -751,9 +831,11 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
     struct utsname u;
     const jobdesc_t *d = &j->man.desc;
     why[0] = '\0';
-    if (j->remote && (!j->signed_job || !pool__trusted(pool, &j->submitter))) {
-        snprintf(why, whylen, "its submitter's key %.16s... is not trusted here (to run it, add the key (status: "
-                 "submitter:) to %s%s%s/trusted/)", j->man.submitter ? j->man.submitter : "?",
+    if (j->remote && !pool__job_trusted(pool, j, pool_now_ms(), NULL)) {
+        snprintf(why, whylen, "its submitter's key %.16s... is not trusted here%s (to run it, add the key (status: "
+                 "submitter:)%s to %s%s%s/trusted/)", j->man.submitter ? j->man.submitter : "?",
+                 j->man.n_endorsements ? ", nor endorsed by a key trusted here" : "",
+                 j->man.n_endorsements ? " or its endorser's (status: endorsed-by:)" : "",
                  pool->opts.trust_file ? pool->opts.trust_file : "", pool->opts.trust_file ? " or " : "",
                  pool->data_dir);
         return false;
@@ -893,6 +975,14 @@ char *pool_job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "id: %s\n", j->id);
     if (j->published && j->man.submitter)
         sb_printf(&b, "submitter: %s%s\n", j->man.submitter, j->signed_job ? "" : " (signature not checked)");
+    for (size_t i = 0; j->published && i < j->man.n_endorsements; i++) {
+        const manifest_endorsement_t *e = &j->man.endorsements[i];
+        if (e->until_ms)
+            sb_printf(&b, "endorsed-by: %s until %" PRIu64 "%s\n", e->by, e->until_ms,
+                      pool_now_ms() >= e->until_ms ? " (expired)" : "");
+        else
+            sb_printf(&b, "endorsed-by: %s\n", e->by);
+    }
     sb_printf(&b, "state: %s\n", pool_job_state_name(j->state));
     if (j->published) {
         coord_counts_t c = {0};

@@ -152,7 +152,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     clock_gettime(CLOCK_REALTIME, &pool->t0);
     pool->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
 
-    static const char *const subdirs[] = {"", "/staging", "/inputs", "/results", "/work", "/store"};
+    static const char *const subdirs[] = {"",      "/staging", "/inputs",  "/results",
+                                          "/work", "/store",   "/trusted", "/endorsements"};
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
         char *p = xasprintf("%s%s", pool->data_dir, subdirs[i]);
         rc = files_mkdir_p(p, 0755);

@@ -9,7 +9,6 @@
  * method and the request target as sent, then admits the (key, nonce) pair once (the replay
  * guard), and names the caller.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/auth.h"
@@ -340,30 +340,21 @@ typedef struct trustload {
     char *file, *dir;
     key_pub_t *keys;
     size_t n, bad;
-    bool active;
     char why[256];
 } trustload_t;
 
 /* Reads one list file (at most AUTH_MAX_TRUST_FILE bytes) and parses it into t. */
-static void trust_read_file(trustload_t *t, const char *path)
+static void trust_read_file(void *arg, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    trustload_t *t = arg;
+    char *buf;
+    size_t got;
+    int rc = files_read_small(path, AUTH_MAX_TRUST_FILE, &buf, &got);
+    if (rc) {
         if (!t->bad++)
-            snprintf(t->why, sizeof(t->why), "%s: %s", path, strerror(errno));
+            snprintf(t->why, sizeof(t->why), "%s: %s", path, strerror(-rc));
         return;
     }
-    char *buf = xmalloc(AUTH_MAX_TRUST_FILE);
-    size_t got = 0;
-    ssize_t r;
-    while (got < AUTH_MAX_TRUST_FILE && (r = read(fd, buf + got, AUTH_MAX_TRUST_FILE - got)) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
     char why[160] = "";
     size_t bad = 0;
     auth_trust_parse(buf, got, &t->keys, &t->n, &bad, why, sizeof(why));
@@ -377,25 +368,9 @@ static void trust_read_file(trustload_t *t, const char *path)
 static void trust_work(uv_work_t *w)
 {
     trustload_t *t = w->data;
-    if (t->file) {
-        t->active = true;
+    if (t->file)
         trust_read_file(t, t->file);
-    }
-    DIR *d = opendir(t->dir);
-    if (!d)
-        return;
-    t->active = true;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = xasprintf("%s/%s", t->dir, de->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-            trust_read_file(t, p);
-        free(p);
-    }
-    closedir(d);
+    files_each_file(t->dir, trust_read_file, t);
 }
 
 static trustload_t *trust_load_new(pool_t *pool)
@@ -411,7 +386,7 @@ static trustload_t *trust_load_new(pool_t *pool)
 /* On the loop: the list read is the list in force; a change is logged and volunteering looks again. */
 static void trust_apply(pool_t *pool, trustload_t *t)
 {
-    bool changed = t->active != pool->trust_active || t->n != pool->n_trusted ||
+    bool changed = !pool->trust_loaded || t->n != pool->n_trusted ||
                    (t->n && memcmp(t->keys, pool->trusted, t->n * sizeof(*t->keys)) != 0);
     if (t->bad && (changed || !pool->trust_bad_said))
         log_warn("trust list: %zu lines or files skipped (the first: %s)", t->bad, t->why);
@@ -420,12 +395,10 @@ static void trust_apply(pool_t *pool, trustload_t *t)
     pool->trusted = t->keys;
     pool->n_trusted = t->n;
     t->keys = NULL;
-    pool->trust_active = t->active;
+    pool->trust_loaded = true;
     if (changed) {
-        if (pool->trust_active)
-            log_info("trust list: jobs of this peer's own key and of %zu listed keys are run here", pool->n_trusted);
-        else
-            log_info("trust list: none (no --trust, no %s/trusted/): jobs of every key are run here", pool->data_dir);
+        log_info("trust list: jobs of this peer's own key and of %zu listed keys (and of the keys they endorse) "
+                 "are run here", pool->n_trusted);
         for (job_t *j = pool->joblist; j; j = j->next)
             j->unfit_logged = false; /* a refusal is said again once, with its new reason */
         if (pool->started && pool->up.vol_kick)

@@ -42,9 +42,13 @@ now() { date +%s.%N; }
 mkdir -p "$T/src/hello"
 printf 'command = echo hello\ntasks = %d\n' "$TASKS" >"$T/src/hello/preon.job"
 
+mkdir -p "$T/sub/d"
+"$PREON" keygen --out "$T/sub/d/key" >"$T/sub.key.pub" 2>/dev/null # the volunteers trust the submitter
 start sub --slots 0
 URL=$(sed -n 's/^http: //p' "$T/sub/m/peer")
 for i in $(seq "$NVOL"); do
+    mkdir -p "$T/v$i/d/trusted"
+    cp "$T/sub.key.pub" "$T/v$i/d/trusted/sub"
     start "v$i" --slots 2 --uid-base $((64500 + 10 * i)) --tracker "$URL/announce"
 done
 cp -r "$T/src/hello" "$T/sub/m/jobs/.hello"

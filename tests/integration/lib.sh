@@ -171,6 +171,21 @@ _cleanup() {
 
 # --- peers ---------------------------------------------------------------------------------------
 
+# Every peer of a case runs the jobs of every other (a volunteer trusts only its own key unless told
+# otherwise, docs/security.md): its key is made before it starts, endorsed by the case's pool
+# authority ($(test_key authority)), and the authority's key is in its DATA/trusted/. PEER_TRUST=own
+# start_peer ... leaves a peer to the default (its own key only; a test may then configure it).
+_peer_trust() {
+    local d=$1 auth
+    [ "${PEER_TRUST:-authority}" != own ] || return 0
+    auth=$(test_key authority)
+    [ -e "$d/key" ] || "$PREON" keygen --out "$d/key" >/dev/null 2>&1 || fail "preon keygen --out $d/key failed"
+    mkdir -p "$d/trusted" "$d/endorsements"
+    "$PREON" id --key "$auth" >"$d/trusted/test-authority" || fail "preon id --key $auth failed"
+    "$PREON" endorse --key "$auth" --note "the test pool" "$("$PREON" id --key "$d/key")" \
+        >"$d/endorsements/test-authority" || fail "preon endorse failed"
+}
+
 # start_peer NAME [preon mount options...]
 # Mounts a peer at $T_CASE/NAME/mnt with data in $T_CASE/NAME/data and log in $T_CASE/NAME/log
 # (the same dirs again if NAME was started before: that is how a restart is tested; --log is
@@ -192,6 +207,7 @@ start_peer() {
     PEER_OUT[$name]=$dir/out
     rm -f "$fifo"
     mkfifo "$fifo"
+    _peer_trust "$d"
     # fd 3 of the peer is the fifo's write end. Opening a fifo blocks until both ends are open, so
     # the background child opens it and we open the read end; if the peer dies before writing, the
     # read sees end-of-file at once instead of waiting for the timeout.
@@ -392,6 +408,17 @@ wait_listed() {
 
 # publish_idle M NAME TASKS [preon.job line...]: publishes a job of TASKS `true` tasks (by the
 # dot-name + mv idiom), waits until it runs, and prints its id.
+# publish_job MNT NAME BODY [preon.job lines...]: copies a job whose run script is BODY into MNT's
+# jobs/ (under a dot name, then renamed: published at once) and returns without waiting.
+publish_job() {
+    local m=$1 name=$2 body=$3 src
+    shift 3
+    src=$(src_dir "$name")
+    make_job "$src" "$body" "$@"
+    cp -r -- "$src" "$m/jobs/.$name"
+    mv -- "$m/jobs/.$name" "$m/jobs/$name"
+}
+
 publish_idle() {
     local m=$1 name=$2 n=$3 src
     shift 3

@@ -191,22 +191,18 @@ t_a_listing_by_another_peer_changes_nothing() {
     fi
 }
 
-# Whose jobs a volunteer runs (issue 9, item 3): with a trust list (here DATA/trusted/, then
-# --trust FILE), a job from a key not in it is listed but never run, its status says why and how to
-# trust it, and adding the key takes effect without a restart.
+# Whose jobs a volunteer runs (issue 9, item 3): by default its own key's only; a job from another
+# key is listed but never run, its status says why and how to trust it, and adding the key to
+# DATA/trusted/ takes effect without a restart.
 t_a_job_from_an_untrusted_key_runs_once_its_key_is_trusted() {
     start_peer A --port 0 --slots 0
     local a b ka st
     a=$(mnt A)
     ka=$("$PREON" id --data "$(data_dir A)")
-    mkdir -p "$T_CASE/B/data/trusted" # a trust list: B's own key only, for now
-    start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)"
+    PEER_TRUST=own start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)" # nothing configured
     b=$(mnt B)
-    local src
-    src=$(src_dir gated)
-    make_job "$src" 'echo ran' "tasks = 1"
-    cp -r -- "$src" "$a/jobs/.gated"
-    mv -- "$a/jobs/.gated" "$a/jobs/gated"
+    [ -z "$(ls -A "$(data_dir B)/trusted")" ] || fail "B has a trust list: the default is not tested"
+    publish_job "$a" gated 'echo ran' "tasks = 1"
     wait_listed "$b" gated 20
     wait_log B "job gated: not volunteering: its submitter's key ${ka:0:16}\.\.\. is not trusted here" 10
     assert_contains "$(cat "$b/status/gated")" "not-run-here: its submitter's key ${ka:0:16}... is not trusted here" \
@@ -217,7 +213,7 @@ t_a_job_from_an_untrusted_key_runs_once_its_key_is_trusted() {
     st=$(wait_job "$a" gated 30)
     assert_eq done "$(field state <<<"$st")" "the job once B trusts A's key"
     assert_file_eq "$a/results/gated/0/stdout" ran
-    grep -q "trust list: jobs of this peer's own key and of 1 listed keys are run here" "${PEER_LOG[B]}" ||
+    grep -q "trust list: jobs of this peer's own key and of 1 listed keys" "${PEER_LOG[B]}" ||
         fail "B's log does not say the list changed"
 }
 
@@ -227,16 +223,50 @@ t_trust_file_option() {
     a=$(mnt A)
     ka=$("$PREON" id --data "$(data_dir A)")
     printf '# nobody yet\n' >"$T_CASE/trust"
-    start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)" --trust "$T_CASE/trust"
-    local src
-    src=$(src_dir gated2)
-    make_job "$src" 'echo ran' "tasks = 1"
-    cp -r -- "$src" "$a/jobs/.gated2"
-    mv -- "$a/jobs/.gated2" "$a/jobs/gated2"
-    wait_log B "job gated2: not volunteering: its submitter's key .* is not trusted here \(to run it, add the key \(status: submitter:\) to $T_CASE/trust or" 20
+    PEER_TRUST=own start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)" --trust "$T_CASE/trust"
+    publish_job "$a" gated2 'echo ran' "tasks = 1"
+    wait_log B "job gated2: not volunteering: its submitter's key .* is not trusted here.* to $T_CASE/trust or" 20
     echo "$ka" >>"$T_CASE/trust"
     st=$(wait_job "$a" gated2 30)
     assert_eq done "$(field state <<<"$st")" "the job once B's --trust file lists A's key"
+}
+
+# A pool authority (issue 9, item 3): a volunteer that trusts the authority's key runs the jobs of
+# every key it endorsed (preon endorse), and no others: an endorsement by a key it does not trust,
+# a forged one, another key's and an expired one count for nothing.
+t_a_volunteer_that_trusts_an_authority_runs_the_jobs_it_endorsed() {
+    local auth other ka b st line
+    auth=$(test_key pool-authority)
+    other=$(test_key another-authority)
+    mkdir -p "$T_CASE/A/data/endorsements" "$T_CASE/B/data/trusted"
+    "$PREON" keygen --out "$T_CASE/A/data/key" >/dev/null 2>&1
+    ka=$("$PREON" id --data "$T_CASE/A/data")
+    # A holds an endorsement by a key B does not trust, a forged one, one of another key, an expired one
+    "$PREON" endorse --key "$other" "$ka" >"$T_CASE/A/data/endorsements/other"
+    line=$("$PREON" endorse --key "$auth" "$ka")
+    printf '%s\n' "${line%?}$([ "${line: -1}" = 0 ] && echo 1 || echo 0)" >"$T_CASE/A/data/endorsements/forged"
+    "$PREON" endorse --key "$auth" "$("$PREON" id --key "$other")" >"$T_CASE/A/data/endorsements/not-mine"
+    line=$("$PREON" endorse --key "$auth" "$ka")
+    read -r w who by _ sig <<<"$line"
+    echo "$w $who $by 1000 $sig" >"$T_CASE/A/data/endorsements/expired" # (its signature covers the time)
+    "$PREON" id --key "$auth" >"$T_CASE/B/data/trusted/authority"
+    PEER_TRUST=own start_peer A --port 0 --slots 0
+    PEER_TRUST=own start_peer B --port 0 --slots 1 --peer "$(peer_field "$(mnt A)" http)"
+    b=$(mnt B)
+    publish_job "$(mnt A)" before 'echo ran' "tasks = 1"
+    wait_listed "$b" before 20
+    wait_log B "job before: not volunteering: its submitter's key ${ka:0:16}\.\.\. is not trusted here, nor endorsed by a key trusted here" 10
+    assert_contains "$(cat "$b/status/before")" "endorsed-by: $("$PREON" id --key "$other")" \
+        "B's status names the endorsement the job carries"
+    wait_log A "job before: 3 lines or files of .*/endorsements/ not used" 5
+    # the authority endorses A's key: A's jobs from now on carry it, and B runs them
+    "$PREON" endorse --key "$auth" --days 30 --note "A, a researcher" "$ka" >"$T_CASE/A/data/endorsements/pool"
+    publish_job "$(mnt A)" after 'echo ran' "tasks = 1"
+    st=$(wait_job "$(mnt A)" after 30)
+    assert_eq done "$(field state <<<"$st")" "A's endorsed job on a volunteer that trusts the authority"
+    assert_contains "$(cat "$b/status/after")" "endorsed-by: $("$PREON" id --key "$auth") until" \
+        "B's status of the endorsed job"
+    assert_eq 1 "$(status_field "$(mnt A)" before waiting)" "the job published before the endorsement still waits"
 }
 
 run_tests "$@"

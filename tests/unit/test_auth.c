@@ -229,6 +229,57 @@ static void auth_trust_lists_parse(void **state)
     free(keys);
 }
 
+/* An authority's endorsement verifies over exactly (who, until); its line form parses back. */
+static void auth_endorsements(void **state)
+{
+    (void)state;
+    keypair_t *auth, *res;
+    assert_int_equal(key_generate(&auth), 0);
+    assert_int_equal(key_generate(&res), 0);
+    key_pub_t who, other;
+    key_public(res, &who);
+    key_public(auth, &other);
+    auth_endorsement_t e, f;
+    auth_endorse(auth, &who, 5000, &e);
+    assert_true(key_pub_equal(&e.by, &other));
+    assert_true(auth_endorsement_verify(&e));
+    assert_true(auth_endorsement_current(&e, 4999));
+    assert_false(auth_endorsement_current(&e, 5000));
+    f = e;
+    f.until_ms = 0; /* stretched: no longer what was signed */
+    assert_false(auth_endorsement_verify(&f));
+    f = e;
+    f.who = other; /* moved to another key */
+    assert_false(auth_endorsement_verify(&f));
+    f = e;
+    f.sig[7] ^= 1;
+    assert_false(auth_endorsement_verify(&f));
+    f = e;
+    f.by = who; /* claimed by another authority */
+    assert_false(auth_endorsement_verify(&f));
+    auth_endorsement_t z;
+    auth_endorse(auth, &who, 0, &z);
+    assert_true(auth_endorsement_current(&z, UINT64_MAX));
+
+    char line[AUTH_ENDORSE_LINE_MAX], text[1024];
+    auth_endorsement_format(&e, line, sizeof(line));
+    assert_int_equal(strncmp(line, "preon-endorsement-1 ", 20), 0);
+    snprintf(text, sizeof(text), "# from the pool\n%s  # dr who\n\npreon-endorsement-1 %.64s\n%s", line, line + 20,
+             line);
+    auth_endorsement_t *es = NULL;
+    size_t n = 0, bad = 0;
+    char why[128] = "";
+    auth_endorsement_parse(text, strlen(text), &es, &n, &bad, why, sizeof(why));
+    assert_int_equal(n, 2);
+    assert_int_equal(bad, 1);
+    assert_string_equal(why, "line 4 is not an endorsement (as preon endorse prints it)");
+    assert_memory_equal(&es[0], &e, sizeof(e));
+    assert_true(auth_endorsement_verify(&es[1]));
+    free(es);
+    key_free(auth);
+    key_free(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +291,7 @@ int main(void)
         cmocka_unit_test(auth_guard_is_bounded),
         cmocka_unit_test(auth_trust_lists_parse),
         cmocka_unit_test(auth_guard_grows_and_remembers_all),
+        cmocka_unit_test(auth_endorsements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,13 @@ static void manifest_round_trip(void **state)
     free(m.desc.command);
     m.desc.command = xstrdup("./mandel --tile \"$PREON_TASK\" > out.pgm \\ \xc3\xa9\t#");
     m.submitter = xstrdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    m.endorsements = xcalloc(2, sizeof(*m.endorsements));
+    m.n_endorsements = 2;
+    m.endorsements[0].by = xasprintf("%064d", 1);
+    m.endorsements[0].sig = xasprintf("%0128d", 2);
+    m.endorsements[1].by = xasprintf("%064d", 3);
+    m.endorsements[1].until_ms = 1800000000000ull;
+    m.endorsements[1].sig = xasprintf("%0128d", 4);
     m.desc.os = xstrdup("linux");
     m.desc.arch = xstrdup("x86_64");
     m.desc.network = true;
@@ -205,6 +212,11 @@ static void manifest_round_trip(void **state)
     assert_string_equal(d.name, "mandel");
     assert_int_equal(d.created_ms, 1700000000000ull);
     assert_string_equal(d.submitter, m.submitter);
+    assert_int_equal(d.n_endorsements, 2);
+    assert_string_equal(d.endorsements[1].by, m.endorsements[1].by);
+    assert_string_equal(d.endorsements[1].sig, m.endorsements[1].sig);
+    assert_int_equal(d.endorsements[1].until_ms, 1800000000000ull);
+    assert_int_equal(d.endorsements[0].until_ms, 0);
     assert_int_equal(d.block_size, MANIFEST_BLOCK_SIZE);
     assert_string_equal(d.desc.command, m.desc.command);
     assert_int_equal(d.desc.tasks, 4);
@@ -396,6 +408,11 @@ static void manifest_decode_rejects_wrong_types_and_ranges(void **state)
     expect_reject_edit("\"name\":\"mandel\"", "\"name\":7", "manifest.name: not a string");
     expect_reject_edit("\"name\":\"mandel\",", "\"name\":\"mandel\",\"submitter\":\"ABCD\",", "submitter: not a lower-case hex");
     expect_reject_edit("\"name\":\"mandel\",", "\"name\":\"mandel\",\"submitter\":\"abc\",", "submitter: not a lower-case hex");
+    expect_reject_edit("\"block_size\"", "\"endorsements\":[],\"block_size\"", "endorsements: not an array of 1..8");
+    expect_reject_edit("\"block_size\"", "\"endorsements\":[{\"by\":\"ab\",\"sig\":\"cd\",\"until_ms\":0}],\"block_size\"",
+                       "endorsements: a job without a submitter has none");
+    expect_reject_edit("\"block_size\"", "\"endorsements\":[{\"by\":\"ab\",\"until_ms\":0}],\"block_size\"",
+                       "endorsement: missing 'sig'");
     expect_reject_edit("\"tasks\":4", "\"tasks\":0", "job: tasks must be 1..100000");
     expect_reject_edit("\"tasks\":4", "\"tasks\":100001", "job.tasks: 100001 out of range");
     expect_reject_edit("\"replicas\":1", "\"replicas\":17", "job.replicas: 17 out of range");
