@@ -421,6 +421,8 @@ static int cmd_id(int argc, char **argv)
 
 static const char usage_sign[] =
     "usage: preon sign --key FILE --to KEY [--time MS] [--nonce HEX] METHOD TARGET\n"
+    "       preon sign --key FILE --result JOB_ID TASK RESULT_ID EXIT\n"
+    "  The second form prints a worker's signature of a result (a done report's rsig=).\n"
     "  prints the four header lines of a request signed by FILE's key for the peer whose key is KEY\n"
     "  (its GET /v1/id), TARGET being the path and query exactly as sent, e.g.\n"
     "  curl -H \"$line1\" ... http://host:port/v1/hello?peer=http://me:7650. Time: now; nonce: random.\n";
@@ -429,6 +431,21 @@ static int cmd_sign(int argc, char **argv)
 {
     const char *keyfile = NULL, *to = NULL, *time_s = NULL, *nonce_s = NULL;
     int i = 1;
+    if (argc == 8 && !strcmp(argv[1], "--key") && !strcmp(argv[3], "--result")) {
+        unsigned long task, ex;
+        bool neg = argv[7][0] == '-';
+        if (strlen(argv[4]) != 64 || strlen(argv[6]) != 64 || parse_uint(argv[5], UINT32_MAX, &task) != 0 ||
+            parse_uint(argv[7] + neg, 255, &ex) != 0 || (neg && ex != 1))
+            return fputs(usage_sign, stderr), 2;
+        char why[512], sig[KEY_SIG_HEX_LEN + 1];
+        keypair_t *k;
+        if (key_load(argv[2], &k, why, sizeof(why)) != 0)
+            return fprintf(stderr, "preon sign: %s\n", why), 1;
+        auth_result_sign(k, argv[4], (uint32_t)task, argv[6], neg ? -1 : (int)ex, sig);
+        key_free(k);
+        printf("%s\n", sig);
+        return 0;
+    }
     for (; i + 1 < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
         const char *o = argv[i];
         if (!strcmp(o, "--key"))

@@ -35,6 +35,8 @@ enum jobdesc_key {
     KEY_DISK,
     KEY_PROCESSES,
     KEY_REPLICAS,
+    KEY_QUORUM,
+    KEY_MAX_REPLICAS,
     KEY_OS,
     KEY_ARCH,
     KEY_NETWORK,
@@ -43,10 +45,11 @@ enum jobdesc_key {
 
 static const char *const key_names[KEY_COUNT] = {
     "command", "tasks", "outputs", "timeout", "memory", "disk",
-    "processes", "replicas", "os", "arch", "network",
+    "processes", "replicas", "quorum", "max-replicas", "os", "arch", "network",
 };
 
-#define KNOWN_KEYS "command, tasks, outputs, timeout, memory, disk, processes, replicas, os, arch, network"
+#define KNOWN_KEYS                                                                                             \
+    "command, tasks, outputs, timeout, memory, disk, processes, replicas, quorum, max-replicas, os, arch, network"
 #define DEFAULT_TIMEOUT_MS (3600ull * 1000)
 #define DEFAULT_BYTES (1024ull * 1024 * 1024)
 #define DEFAULT_PROCESSES 64
@@ -343,6 +346,15 @@ int jobdesc_check(const jobdesc_t *d, char *why, size_t whylen)
         why_printf(why, whylen, "replicas must be 1..%d (got %u)", JOBDESC_MAX_REPLICAS, d->replicas);
         return -EINVAL;
     }
+    if (d->quorum > d->replicas) {
+        why_printf(why, whylen, "quorum must be 1..replicas (%u) (got %u)", d->replicas, d->quorum);
+        return -EINVAL;
+    }
+    if (d->max_replicas && (d->max_replicas < d->replicas || d->max_replicas > JOBDESC_MAX_MAX_REPLICAS)) {
+        why_printf(why, whylen, "max-replicas must be replicas (%u)..%d (got %u)", d->replicas,
+                   JOBDESC_MAX_MAX_REPLICAS, d->max_replicas);
+        return -EINVAL;
+    }
     if (d->os && (err = check_token(d->os)) != NULL) {
         why_printf(why, whylen, "os: %s", err);
         return -EINVAL;
@@ -469,10 +481,13 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
 
     case KEY_TASKS:
     case KEY_PROCESSES:
-    case KEY_REPLICAS: {
-        uint64_t max = key == KEY_TASKS ? JOBDESC_MAX_TASKS
-                       : key == KEY_PROCESSES ? JOBDESC_MAX_PROCESSES
-                                              : JOBDESC_MAX_REPLICAS;
+    case KEY_REPLICAS:
+    case KEY_QUORUM:
+    case KEY_MAX_REPLICAS: {
+        uint64_t max = key == KEY_TASKS         ? JOBDESC_MAX_TASKS
+                       : key == KEY_PROCESSES   ? JOBDESC_MAX_PROCESSES
+                       : key == KEY_MAX_REPLICAS ? JOBDESC_MAX_MAX_REPLICAS
+                                                 : JOBDESC_MAX_REPLICAS;
         rc = parse_count(v, &n);
         if (rc == -EINVAL) {
             snprintf(err, errlen, "'%s' is not a whole number (digits only)", quote(v, strlen(v), q));
@@ -486,6 +501,10 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
             d->tasks = (uint32_t)n;
         else if (key == KEY_PROCESSES)
             d->processes = (uint32_t)n;
+        else if (key == KEY_QUORUM)
+            d->quorum = (uint32_t)n;
+        else if (key == KEY_MAX_REPLICAS)
+            d->max_replicas = (uint32_t)n;
         else
             d->replicas = (uint32_t)n;
         return 0;
@@ -642,5 +661,20 @@ int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t 
             return -EINVAL;
         }
     }
+    /* keys that bound each other, once all are read */
+    if (d->quorum > d->replicas) {
+        why_printf(why, whylen, "line %u: quorum must be 1..replicas (%u) (got %u)", first_line[KEY_QUORUM],
+                   d->replicas, d->quorum);
+        return -EINVAL;
+    }
+    if (d->max_replicas && d->max_replicas < d->replicas) {
+        why_printf(why, whylen, "line %u: max-replicas must be replicas (%u)..%d (got %u)",
+                   first_line[KEY_MAX_REPLICAS], d->replicas, JOBDESC_MAX_MAX_REPLICAS, d->max_replicas);
+        return -EINVAL;
+    }
     return 0;
 }
+
+uint32_t jobdesc_quorum(const jobdesc_t *d) { return d->quorum ? d->quorum : d->replicas / 2 + 1; }
+
+uint32_t jobdesc_max_replicas(const jobdesc_t *d) { return d->max_replicas ? d->max_replicas : 2 * d->replicas; }

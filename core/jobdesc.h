@@ -11,7 +11,10 @@
  *   memory    = size: 512M, 2G, 1048576 (default 1G; suffixes K M G T, powers of 1024)
  *   disk      = size (default 1G)
  *   processes = 1..4096 (default 64)
- *   replicas  = 1..JOBDESC_MAX_REPLICAS (default 1)
+ *   replicas  = 1..JOBDESC_MAX_REPLICAS (default 1): distinct workers that run each task
+ *   quorum    = 1..replicas (default a majority: replicas / 2 + 1): reports that must agree
+ *   max-replicas = replicas..JOBDESC_MAX_MAX_REPLICAS (default 2 * replicas): runs of a task at
+ *               most while its reports disagree; then it fails ("no quorum")
  *   os        = e.g. linux (default: any)       arch = e.g. x86_64 (default: any)
  *   network   = yes | no (default no)
  */
@@ -29,6 +32,9 @@
 #endif
 #ifndef JOBDESC_MAX_REPLICAS
 #define JOBDESC_MAX_REPLICAS 16
+#endif
+#ifndef JOBDESC_MAX_MAX_REPLICAS
+#define JOBDESC_MAX_MAX_REPLICAS (2 * JOBDESC_MAX_REPLICAS)
 #endif
 #ifndef JOBDESC_MAX_OUTPUTS
 #define JOBDESC_MAX_OUTPUTS 64
@@ -58,6 +64,8 @@ typedef struct jobdesc {
     uint64_t disk_bytes;
     uint32_t processes;
     uint32_t replicas;
+    uint32_t quorum;       /**< 0: the default (jobdesc_quorum) */
+    uint32_t max_replicas; /**< 0: the default (jobdesc_max_replicas) */
     char *os;   /**< NULL = any */
     char *arch; /**< NULL = any */
     bool network;
@@ -72,6 +80,10 @@ void jobdesc_release(jobdesc_t *d);
  * (e.g. "line 3: unknown key 'taks'") and d keeps defaults for keys not yet parsed (release it anyway).
  */
 int jobdesc_parse(jobdesc_t *d, const char *text, size_t len, char *why, size_t whylen);
+/** The quorum in force: d->quorum, or a majority of d->replicas. */
+uint32_t jobdesc_quorum(const jobdesc_t *d);
+/** The most runs of one task: d->max_replicas, or 2 * d->replicas. */
+uint32_t jobdesc_max_replicas(const jobdesc_t *d);
 /** Deep copy. */
 void jobdesc_copy(jobdesc_t *dst, const jobdesc_t *src);
 /** Parse helpers shared with argv parsing: "512M" → bytes, "5m" → ms. 0 or -EINVAL/-ERANGE. */

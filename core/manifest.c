@@ -331,6 +331,10 @@ static json_t *encode_job(const jobdesc_t *d)
     put(job, "disk", json_integer((json_int_t)d->disk_bytes));
     put(job, "processes", json_integer(d->processes));
     put(job, "replicas", json_integer(d->replicas));
+    if (d->quorum)
+        put(job, "quorum", json_integer(d->quorum));
+    if (d->max_replicas)
+        put(job, "max_replicas", json_integer(d->max_replicas));
     if (d->os)
         put(job, "os", text(d->os));
     if (d->arch)
@@ -491,6 +495,7 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
     static const field_t fields[] = {
         {"command", false}, {"tasks", false},    {"outputs", false},  {"timeout_ms", false},
         {"memory", false},  {"disk", false},     {"processes", false}, {"replicas", false},
+        {"quorum", true},   {"max_replicas", true},
         {"os", true},       {"arch", true},      {"network", false},
     };
     int rc = check_keys(job, "job", fields, sizeof(fields) / sizeof(fields[0]), why, whylen);
@@ -512,6 +517,16 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
     if ((rc = get_uint(job, "replicas", JOBDESC_MAX_REPLICAS, &v, "job", why, whylen)))
         return rc;
     d->replicas = (uint32_t)v;
+    if (json_object_get(job, "quorum")) {
+        if ((rc = get_uint(job, "quorum", JOBDESC_MAX_REPLICAS, &v, "job", why, whylen)))
+            return rc;
+        d->quorum = (uint32_t)v;
+    }
+    if (json_object_get(job, "max_replicas")) {
+        if ((rc = get_uint(job, "max_replicas", JOBDESC_MAX_MAX_REPLICAS, &v, "job", why, whylen)))
+            return rc;
+        d->max_replicas = (uint32_t)v;
+    }
     if (json_object_get(job, "os") && (rc = get_str(job, "os", &d->os, "job", why, whylen)))
         return rc;
     if (json_object_get(job, "arch") && (rc = get_str(job, "arch", &d->arch, "job", why, whylen)))

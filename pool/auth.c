@@ -129,6 +129,38 @@ bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *
     return true;
 }
 
+/* ---- signed results ---- */
+
+#define AUTH_RESULT_LINE "preon-result-1\n"
+#define AUTH_RESULT_MAX (sizeof(AUTH_RESULT_LINE) + 64 + 12 + 64 + 12 + 4)
+
+static int result_message(char *msg, const char *job_id, uint32_t task, const char *rid, int exit_code)
+{
+    if (!job_id || !rid || strlen(job_id) != 64 || strlen(rid) != 64)
+        return -1;
+    return snprintf(msg, AUTH_RESULT_MAX, AUTH_RESULT_LINE "%s\n%" PRIu32 "\n%s\n%d\n", job_id, task, rid, exit_code);
+}
+
+void auth_result_sign(const keypair_t *k, const char *job_id, uint32_t task, const char *rid, int exit_code,
+                      char *sig_hex)
+{
+    char msg[AUTH_RESULT_MAX];
+    int n = result_message(msg, job_id, task, rid, exit_code);
+    uint8_t sig[KEY_SIG_LEN];
+    key_sign(k, msg, n < 0 ? 0 : (size_t)n, sig);
+    key_sig_to_hex(sig, sig_hex);
+}
+
+bool auth_result_verify(const key_pub_t *worker, const char *job_id, uint32_t task, const char *rid, int exit_code,
+                        const char *sig_hex)
+{
+    char msg[AUTH_RESULT_MAX];
+    uint8_t sig[KEY_SIG_LEN];
+    int n = result_message(msg, job_id, task, rid, exit_code);
+    return n > 0 && sig_hex && key_sig_from_hex(sig_hex, strlen(sig_hex), sig) == 0 &&
+           key_verify(worker, msg, (size_t)n, sig);
+}
+
 /* ---- endorsements ---- */
 
 #define AUTH_ENDORSE_LINE "preon-endorse-1\n"

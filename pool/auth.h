@@ -89,6 +89,18 @@ void auth_job_sign(const keypair_t *k, const char *job_id, char *sig_hex);
  */
 bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *sig_hex, key_pub_t *key);
 
+/* ---- signed results ---- */
+
+/**
+ * A worker's signature of its result: Ed25519 of "preon-result-1\n" JOB "\n" TASK "\n" RID "\n"
+ * EXIT "\n" (RID: the result manifest's id), in hex (KEY_SIG_HEX_LEN + 1 bytes).
+ */
+void auth_result_sign(const keypair_t *k, const char *job_id, uint32_t task, const char *rid, int exit_code,
+                      char *sig_hex);
+/** Whether sig_hex is worker's signature of that result. */
+bool auth_result_verify(const key_pub_t *worker, const char *job_id, uint32_t task, const char *rid, int exit_code,
+                        const char *sig_hex);
+
 /* ---- endorsements: a pool authority vouches for a researcher's key ---- */
 
 /** The first word of an endorsement line (what `preon endorse` prints). */

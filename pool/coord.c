@@ -50,7 +50,7 @@ typedef struct task {
 
 typedef struct job {
     char *id;
-    uint32_t ntasks, replicas;
+    uint32_t ntasks, replicas, quorum, max_replicas;
     task_t *tasks;
     uint32_t *heap;
     uint32_t nheap;
@@ -67,8 +67,16 @@ typedef struct worker {
     uint32_t cap; /* its own lease cap, 0: the default */
 } worker_t;
 
+/* A worker's record of results judged by a quorum: kept after it leaves the pool. */
+typedef struct record {
+    char *id;
+    coord_record_t r;
+} record_t;
+
 struct coord {
     coord_opts_t o;
+    record_t *records;
+    uint32_t nrecords, cap_records;
     job_t *head, *tail;
     worker_t *workers;
     uint32_t nworkers, cap_workers, live_workers;
@@ -172,6 +180,9 @@ void coord_free(coord_t *c)
         free(c->workers[i].host);
     }
     free(c->workers);
+    for (uint32_t i = 0; i < c->nrecords; i++)
+        free(c->records[i].id);
+    free(c->records);
     free(c);
 }
 
@@ -369,6 +380,8 @@ int coord_add_job(coord_t *c, const char *job_id, uint32_t ntasks, uint32_t repl
     j->id = xstrdup(job_id);
     j->ntasks = ntasks;
     j->replicas = replicas;
+    j->quorum = replicas / 2 + 1;
+    j->max_replicas = 2 * replicas;
     j->tasks = xcalloc(ntasks, sizeof(*j->tasks));
     j->heap = xcalloc(ntasks, sizeof(*j->heap));
     for (uint32_t i = 0; i < ntasks; i++) { /* 0..n-1 in order is already a valid min-heap */
@@ -388,6 +401,22 @@ int coord_add_job(coord_t *c, const char *job_id, uint32_t ntasks, uint32_t repl
     else
         c->head = j;
     c->tail = j;
+    return 0;
+}
+
+int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t max_replicas)
+{
+    job_t *j = find(c, job_id);
+    if (!j)
+        return -ENOENT;
+    if (quorum == 0)
+        quorum = j->replicas / 2 + 1;
+    if (max_replicas == 0)
+        max_replicas = 2 * j->replicas;
+    if (quorum > j->replicas || max_replicas < j->replicas || max_replicas > COORD_MAX_RUNS)
+        return -EINVAL;
+    j->quorum = quorum;
+    j->max_replicas = max_replicas;
     return 0;
 }
 
@@ -719,6 +748,74 @@ static bool same_result(const report_t *a, const report_t *b)
     return a->ok == b->ok && (!a->ok || strcmp(a->result, b->result) == 0);
 }
 
+static record_t *record_of(coord_t *c, const char *worker)
+{
+    for (uint32_t i = 0; i < c->nrecords; i++)
+        if (!strcmp(c->records[i].id, worker))
+            return &c->records[i];
+    if (c->nrecords == c->cap_records) {
+        c->cap_records = c->cap_records ? c->cap_records * 2 : 16;
+        c->records = xreallocarray(c->records, c->cap_records, sizeof(*c->records));
+    }
+    record_t *r = &c->records[c->nrecords++];
+    *r = (record_t){.id = xstrdup(worker)};
+    return r;
+}
+
+/* A task is decided by the report at k->decided: every report agreeing with it was valid, every
+ * other one invalid (its worker's streak of valid results starts again). */
+static void record_votes(coord_t *c, const task_t *k)
+{
+    const report_t *win = &k->reports[k->decided];
+    for (uint8_t i = 0; i < k->nreports; i++) {
+        coord_record_t *r = &record_of(c, k->reports[i].worker)->r;
+        if (same_result(&k->reports[i], win)) {
+            r->valid++;
+            r->streak++;
+        } else {
+            r->invalid++;
+            r->streak = 0;
+        }
+    }
+}
+
+/* What a report would do to the task (see coord_report), without doing it. */
+static coord_verdict_t judge(const coord_t *c, const job_t *j, const task_t *k, const char *worker,
+                             const char *result_id, bool ok, int *lease_index)
+{
+    for (uint8_t i = 0; i < k->nreports; i++)
+        if (strcmp(k->reports[i].worker, worker) == 0)
+            return COORD_DUPLICATE;
+    uint32_t wi = find_worker(c, worker);
+    int li = wi == NONE ? -1 : lease_of(k, wi);
+    if (lease_index)
+        *lease_index = li;
+    if (li < 0 || terminal(k))
+        return COORD_LATE;
+    report_t mine = {(char *)worker, (char *)result_id, ok};
+    uint32_t agree = 1;
+    for (uint8_t i = 0; i < k->nreports; i++)
+        agree += same_result(&k->reports[i], &mine);
+    if (agree >= j->quorum)
+        return COORD_ACCEPTED;
+    /* every wanted replica in (this one the last) and no quorum: one more run, or past the bound none */
+    if (k->nleases == 1 && (uint32_t)k->nreports + 1 >= k->wanted && k->wanted >= j->max_replicas)
+        return COORD_OUTVOTED;
+    return COORD_PENDING;
+}
+
+int coord_report_preview(const coord_t *c, const char *job_id, uint32_t task, const char *worker,
+                         const char *result_id, bool ok, coord_verdict_t *verdict)
+{
+    if (!verdict || !valid_id(worker) || !valid_id(result_id))
+        return -EINVAL;
+    const job_t *j = find(c, job_id);
+    if (!j || task >= j->ntasks)
+        return -ENOENT;
+    *verdict = judge(c, j, &j->tasks[task], worker, result_id, ok, NULL);
+    return 0;
+}
+
 int coord_report(coord_t *c, const char *job_id, uint32_t task, const char *worker, const char *result_id,
                  bool ok, coord_verdict_t *verdict)
 {
@@ -728,49 +825,31 @@ int coord_report(coord_t *c, const char *job_id, uint32_t task, const char *work
     if (!j || task >= j->ntasks)
         return -ENOENT;
     task_t *k = &j->tasks[task];
-    for (uint8_t i = 0; i < k->nreports; i++) {
-        if (strcmp(k->reports[i].worker, worker) == 0) {
-            *verdict = COORD_DUPLICATE;
-            return 0;
-        }
-    }
-    uint32_t wi = find_worker(c, worker);
-    int li = wi == NONE ? -1 : lease_of(k, wi);
-    if (li < 0 || terminal(k)) {
-        *verdict = COORD_LATE;
+    int li = -1;
+    coord_verdict_t v = judge(c, j, k, worker, result_id, ok, &li);
+    *verdict = v;
+    if (v == COORD_DUPLICATE || v == COORD_LATE)
         return 0;
-    }
     drop_lease(c, k, (uint8_t)li);
     if (k->nreports == k->cap_reports) {
         k->cap_reports = k->cap_reports ? (uint8_t)(k->cap_reports * 2) : k->wanted;
         k->reports = xreallocarray(k->reports, k->cap_reports, sizeof(*k->reports));
     }
-    report_t *r = &k->reports[k->nreports++];
-    *r = (report_t){xstrdup(worker), xstrdup(result_id), ok};
-    uint32_t agree = 0, quorum = j->replicas / 2 + 1;
-    for (uint8_t i = 0; i < k->nreports; i++)
-        agree += same_result(&k->reports[i], r);
-    if (agree >= quorum) {
+    k->reports[k->nreports++] = (report_t){xstrdup(worker), xstrdup(result_id), ok};
+    if (v == COORD_ACCEPTED) {
         k->decided = k->nreports - 1;
         end_all_leases(c, j, task, NULL);
+        record_votes(c, k);
         settle(j, task, ok ? TASK_SUCCEEDED : TASK_FAILED);
-        *verdict = COORD_ACCEPTED;
         return 0;
     }
-    if (k->nleases == 0 && k->nreports >= k->wanted) { /* a split: every wanted replica reported */
-        uint32_t most = 2 * j->replicas + 1;
-        if (most > UINT8_MAX)
-            most = UINT8_MAX;
-        if (k->wanted < most) {
-            k->wanted++;
-        } else {
-            settle(j, task, TASK_FAILED); /* no quorum: decided by no report */
-            *verdict = COORD_OUTVOTED;
-            return 0;
-        }
+    if (v == COORD_OUTVOTED) {
+        settle(j, task, TASK_FAILED); /* no quorum: decided by no report */
+        return 0;
     }
+    if (k->nleases == 0 && k->nreports >= k->wanted) /* a split: every wanted replica reported */
+        k->wanted++;
     settle(j, task, -1);
-    *verdict = COORD_PENDING;
     return 0;
 }
 
@@ -857,6 +936,58 @@ size_t coord_dissenters(const coord_t *c, const char *job_id, uint32_t task, con
         n++;
     }
     return n;
+}
+
+int coord_task_votes(const coord_t *c, const char *job_id, uint32_t task, uint32_t *reports, uint32_t *agree,
+                     uint32_t *wanted)
+{
+    const job_t *j = find(c, job_id);
+    if (!j || task >= j->ntasks)
+        return -ENOENT;
+    const task_t *k = &j->tasks[task];
+    uint32_t best = 0;
+    for (uint8_t i = 0; i < k->nreports; i++) {
+        uint32_t n = 0;
+        for (uint8_t m = 0; m < k->nreports; m++)
+            n += same_result(&k->reports[i], &k->reports[m]);
+        if (k->decided >= 0 && i == (uint8_t)k->decided) {
+            best = n;
+            break;
+        }
+        if (n > best)
+            best = n;
+    }
+    *reports = k->nreports;
+    *agree = best;
+    if (wanted)
+        *wanted = k->wanted;
+    return 0;
+}
+
+uint32_t coord_job_quorum(const coord_t *c, const char *job_id)
+{
+    const job_t *j = find(c, job_id);
+    return j ? j->quorum : 0;
+}
+
+bool coord_record(const coord_t *c, const char *worker, coord_record_t *out)
+{
+    for (uint32_t i = 0; i < c->nrecords; i++) {
+        if (!strcmp(c->records[i].id, worker)) {
+            *out = c->records[i].r;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t coord_records(const coord_t *c, const char **workers, coord_record_t *records, size_t max)
+{
+    for (uint32_t i = 0; i < c->nrecords && i < max; i++) {
+        workers[i] = c->records[i].id;
+        records[i] = c->records[i].r;
+    }
+    return c->nrecords;
 }
 
 size_t coord_holders(const coord_t *c, const char *job_id, uint32_t task, const char **workers, size_t max)

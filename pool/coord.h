@@ -9,12 +9,13 @@
  * ending at now + lease_ms unless renewed) -> SUCCEEDED | FAILED, or CANCELLED with its job.
  * A lease ends in one of four ways:
  *  - a report (coord_report): the worker ran the task and names its result; the reports of a task
- *    are compared by result id and a quorum (a majority of the job's replicas) decides it. With
+ *    are compared by result id and a quorum (default a majority of the job's replicas) decides it. With
  *    replicas = 1 the first report decides. A report that exited non-zero counts as the result
  *    "failed": a quorum of those makes the task FAILED (jobs are deterministic). When every wanted
  *    replica has reported and no result has a quorum (a split), one more replica is wanted, up to
- *    2 * replicas + 1; past that the task FAILED ("no quorum"). Workers whose result lost are
- *    recorded (coord_dissenters);
+ *    max_replicas (coord_set_quorum: default 2 * replicas); past that the task FAILED ("no
+ *    quorum", verdict OUTVOTED). Workers whose result lost are recorded (coord_dissenters), and
+ *    every worker's valid and invalid reports counted (coord_record);
  *  - a release (coord_release): leased but never started; costs no attempt;
  *  - a loss (coord_lost, coord_expire, coord_worker_drop): the worker vanished, stopped renewing or
  *    sent something unusable. The task waits again; after max_attempts losses it is FAILED;
@@ -46,6 +47,9 @@
 #ifndef COORD_MAX_REPLICAS
 #define COORD_MAX_REPLICAS 16
 #endif
+#ifndef COORD_MAX_RUNS
+#define COORD_MAX_RUNS (2 * COORD_MAX_REPLICAS) /* runs of one task while its reports disagree */
+#endif
 #ifndef COORD_MAX_ID
 #define COORD_MAX_ID 512 /* bytes of a job, worker, host or result id */
 #endif
@@ -70,6 +74,13 @@ typedef struct coord_counts {
     uint32_t total, waiting, running, succeeded, failed, cancelled;
 } coord_counts_t;
 
+/** A worker's results as quorums judged them (kept after it leaves; BOINC's consecutive valid). */
+typedef struct coord_record {
+    uint32_t valid;   /**< reports that agreed with the accepted result */
+    uint32_t invalid; /**< reports that disagreed with it */
+    uint32_t streak;  /**< valid ones since its last invalid one */
+} coord_record_t;
+
 typedef struct coord_opts {
     uint32_t max_attempts;          /**< losses before a task FAILED (default 3) */
     uint32_t max_leases_per_worker; /**< default 64 */
@@ -87,6 +98,11 @@ void coord_free(coord_t *c);
 
 /** Adds a job of ntasks WAITING tasks, each wanting `replicas` distinct workers. 0, -EEXIST, -EINVAL. */
 int coord_add_job(coord_t *c, const char *job_id, uint32_t ntasks, uint32_t replicas);
+/**
+ * The job's quorum (reports that must agree; 0: a majority of its replicas) and the most runs of
+ * one task while its reports disagree (0: 2 * replicas; at most COORD_MAX_RUNS). 0, -ENOENT, -EINVAL.
+ */
+int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t max_replicas);
 /** Forgets a job (its leases end without callbacks). 0 or -ENOENT. Safe inside coord callbacks. */
 int coord_remove_job(coord_t *c, const char *job_id);
 bool coord_has_job(const coord_t *c, const char *job_id);
@@ -153,6 +169,9 @@ int coord_lost(coord_t *c, const char *job_id, uint32_t task, const char *worker
  */
 int coord_report(coord_t *c, const char *job_id, uint32_t task, const char *worker, const char *result_id,
                  bool ok, coord_verdict_t *verdict);
+/** What coord_report would answer now, changing nothing. Same returns. */
+int coord_report_preview(const coord_t *c, const char *job_id, uint32_t task, const char *worker,
+                         const char *result_id, bool ok, coord_verdict_t *verdict);
 /**
  * Ends every lease that ended at or before now_ms (as coord_lost); cb (may be NULL) per lease,
  * after every state is final. A callback may call back in, even remove jobs. Returns how many.
@@ -173,6 +192,18 @@ const char *coord_task_result(const coord_t *c, const char *job_id, uint32_t tas
 size_t coord_dissenters(const coord_t *c, const char *job_id, uint32_t task, const char **workers, size_t max);
 /** True once no task of the job is WAITING or RUNNING (an unknown job is not over). */
 bool coord_job_over(const coord_t *c, const char *job_id);
+/**
+ * The task's reports so far, how many agree with the result that decided it (or, undecided, the
+ * largest group that agrees), and how many runs it wants now (may be NULL). 0 or -ENOENT.
+ */
+int coord_task_votes(const coord_t *c, const char *job_id, uint32_t task, uint32_t *reports, uint32_t *agree,
+                     uint32_t *wanted);
+/** The job's quorum (0: no such job). */
+uint32_t coord_job_quorum(const coord_t *c, const char *job_id);
+/** The worker's record (false: none yet). */
+bool coord_record(const coord_t *c, const char *worker, coord_record_t *out);
+/** Up to max workers' records, in the order first judged; returns how many there are. */
+size_t coord_records(const coord_t *c, const char **workers, coord_record_t *records, size_t max);
 /** Workers holding a lease on the task now: up to max of them into workers; returns how many. */
 size_t coord_holders(const coord_t *c, const char *job_id, uint32_t task, const char **workers, size_t max);
 const char *coord_state_name(task_state_t st); /**< "waiting", "running", ... */

@@ -40,6 +40,8 @@ typedef pool_res_t taskres_t;
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
+#define POOL_MAX_RECORDS_SHOWN 64 /* workers' records the peer file lists */
+#define POOL_MAX_QUORUM_LINES 256 /* tasks' votes a job's status lists */
 #define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
 /* What other peers can make this peer hold, each a named cap (issue 8, item 7): */
 #define POOL_MAX_PEERS_PER_HOST 64 /* pool peers on one host (however learnt: --peer, a greeting, the tracker) */
@@ -51,6 +53,7 @@ typedef pool_res_t taskres_t;
 #endif
 
 typedef struct peer_key peer_key_t; /* trust.c */
+typedef struct cand cand_t;         /* volunteer.c */
 
 typedef struct running {
     pool_t *pool;
@@ -133,6 +136,10 @@ struct pool {
     struct disc *manifests;   /**< manifest GETs under way, one per job id (discover.c) */
     unsigned n_manifests;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
+    struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
+    uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
+    uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */
+    uint64_t votes_without_bytes; /**< submitter: reports that agreed with a result already here */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
@@ -198,6 +205,9 @@ void pool__handle_free(uv_handle_t *h);
 /** Restores the published jobs and staged copies from the records (pool_new). */
 int pool__jobs_restore(pool_t *p);
 void pool__jobs_free(pool_t *p);
+
+/** (jobs.c) Adds a job's tasks to the coordination core with its replicas and quorum. 0 or -errno. */
+int pool__coord_add(pool_t *p, const char *id, const jobdesc_t *d);
 
 /* trust.c */
 /**

@@ -297,6 +297,15 @@ void pool__job_forget_remote(job_t *j)
 
 /* ---- publishing ---- */
 
+/* The job's tasks into the coordination core: each run by `replicas` distinct workers, decided by its quorum. */
+int pool__coord_add(pool_t *pool, const char *id, const jobdesc_t *d)
+{
+    int rc = coord_add_job(pool->coord, id, d->tasks, d->replicas);
+    if (!rc && (rc = coord_set_quorum(pool->coord, id, jobdesc_quorum(d), jobdesc_max_replicas(d))) != 0)
+        coord_remove_job(pool->coord, id);
+    return rc;
+}
+
 typedef struct pubwork {
     uv_work_t req;
     job_t *job;
@@ -489,7 +498,7 @@ static void publish_recorded(void *arg, int rc)
             db_post_job_delete(pool->db, pw->id, NULL, NULL);
     }
     if (!rc)
-        rc = coord_add_job(pool->coord, pw->id, pw->man.desc.tasks, 1); /* replicas: wired with trust */
+        rc = pool__coord_add(pool, pw->id, &pw->man.desc);
     if (rc) {
         j->state = POOL_JOB_REJECTED;
         set_reason(j, "internal error while publishing (see the log)");
@@ -869,7 +878,10 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
 static bool fits_here(pool_t *pool, job_t *j)
 {
     char why[512];
-    if (pool__job_fits(pool, j, why, sizeof(why))) {
+    if (j->man.desc.replicas > 1)
+        snprintf(why, sizeof(why), "its tasks run on %u other peers each and their results are compared; the "
+                 "submitter's own slots do not vote", j->man.desc.replicas);
+    else if (pool__job_fits(pool, j, why, sizeof(why))) {
         free(j->unfit);
         j->unfit = NULL;
         return true;
@@ -1012,6 +1024,23 @@ char *pool_job_status_text(job_t *j, size_t *len)
                         sb_printf(&b, "leased-task: %u %s\n", t, h[i]);
             }
         }
+        if (!j->remote && j->man.desc.replicas > 1) {
+            uint32_t q = coord_job_quorum(pool->coord, j->id), shown = 0;
+            sb_printf(&b, "replicas: %u\nquorum: %u\nmax-replicas: %u\n", j->man.desc.replicas, q,
+                      jobdesc_max_replicas(&j->man.desc));
+            for (uint32_t t = 0; t < j->man.desc.tasks && shown < POOL_MAX_QUORUM_LINES; t++) {
+                uint32_t n = 0, agree = 0;
+                if (coord_task_votes(pool->coord, j->id, t, &n, &agree, NULL) != 0 || n == 0)
+                    continue;
+                shown++;
+                sb_printf(&b, "task-votes: %u quorum %u of %u (needs %u)", t, agree, n, q);
+                const char *d[COORD_MAX_RUNS];
+                size_t nd = coord_dissenters(pool->coord, j->id, t, d, COORD_MAX_RUNS);
+                for (size_t i = 0; i < nd && i < COORD_MAX_RUNS; i++)
+                    sb_printf(&b, "%s%s", i ? " " : "; disagreed: ", d[i]);
+                sb_printf(&b, "\n");
+            }
+        }
         percentiles(&b, "task-ms", j->task_ms, j->n_task_ms);
         percentiles(&b, "dispatch-ms", j->dispatch_ms, j->n_dispatch_ms);
     }
@@ -1069,6 +1098,18 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
     }
+    sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nvotes-without-bytes: %llu\n",
+              (unsigned long long)pool->results_served, (unsigned long long)pool->results_fetched,
+              (unsigned long long)pool->votes_without_bytes);
+    { /* the workers' records as quorums judged them (the first POOL_MAX_RECORDS_SHOWN) */
+        const char *who[POOL_MAX_RECORDS_SHOWN];
+        coord_record_t rec[POOL_MAX_RECORDS_SHOWN];
+        size_t n = coord_records(pool->coord, who, rec, POOL_MAX_RECORDS_SHOWN);
+        sb_printf(&b, "workers-judged: %zu\n", n);
+        for (size_t i = 0; i < n && i < POOL_MAX_RECORDS_SHOWN; i++)
+            sb_printf(&b, "worker-record: %s valid %u invalid %u streak %u\n", who[i], rec[i].valid, rec[i].invalid,
+                      rec[i].streak);
+    }
     sb_printf(&b, "loop-busy-max-ms: %.1f\nloop-stalls-over-5ms: %llu\n", (double)pool->lag_max_ns / 1e6,
               (unsigned long long)pool->lag_over_5ms);
     sb_printf(&b, "loop-cpu-max-ms: %.1f\nloop-cpu-over-5ms: %llu\n", (double)pool->lag_cpu_max_ns / 1e6,
@@ -1114,7 +1155,7 @@ static int restore_job(void *arg, const db_job_t *row)
     job_t *j = job_alloc(pool, row->name, POOL_JOB_RUNNING);
     int rc = manifest_decode(&j->man, row->manifest, row->manifest_len, why, sizeof(why));
     if (rc == 0)
-        rc = coord_add_job(pool->coord, row->id, j->man.desc.tasks, 1);
+        rc = pool__coord_add(pool, row->id, &j->man.desc);
     if (rc) {
         log_error("job %s (%s) in the database is unreadable and is dropped: %s", row->name, row->id,
                   rc == -EEXIST ? "duplicate" : why);

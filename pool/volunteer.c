@@ -43,6 +43,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "pool/auth.h"
 #include "pool/bundle.h"
 #include "pool/internal.h"
 #include "pool/work.h"
@@ -322,12 +323,19 @@ static void out_done(uv_work_t *req, int status)
         o->len = len;
         o->next = pool->outbox;
         pool->outbox = o;
-        char head[96], *inl = NULL, *extra;
+        char head[320], *inl = NULL, *extra;
         wire_done_t d = {.exit_code = w->exit_code < -1 || w->exit_code > 255 ? -1 : w->exit_code,
                          .elapsed_ms = w->elapsed_ms > WIRE_MAX_ELAPSED_MS ? WIRE_MAX_ELAPSED_MS : w->elapsed_ms};
+        /* The result's id and this peer's signature of it: what replicas compare, and who vouches. */
+        hash_t rid;
+        manifest_id(bytes, len, &rid);
+        hash_to_hex(&rid, d.rid);
+        auth_result_sign(pool->key, j->id, w->task, d.rid, d.exit_code, d.rsig);
         if (wire_done_encode(&d, head, sizeof(head)) < 0)
             head[0] = '\0';
-        if (w->data && bundle_query(bytes, len, w->data, w->data_len, &inl) == 0) {
+        /* A replicated task's result goes only if the submitter asks: the replicas that agree with
+         * one it already has send nothing but their signed id. */
+        if (w->data && j->man.desc.replicas == 1 && bundle_query(bytes, len, w->data, w->data_len, &inl) == 0) {
             extra = xasprintf("%s%s", head, inl);
             free(inl);
         } else {
@@ -365,271 +373,14 @@ void pool__vol_task_done(pool_t *pool, job_t *j, uint32_t task, int exit_code, u
     w->dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task);
     manifest_init(&w->man);
     w->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
-    w->man.created_ms = pool_now_ms();
+    w->man.created_ms = j->man.created_ms; /* the same on every replica: results compare by their id */
     pool_job_ref(j);
     pool->pending_work++;
     uv_queue_work(pool->loop, &w->req, out_work, out_done);
     (void)reason; /* stderr and exit_code travel as files of the result */
 }
 
-/* ---- submitter side ---- */
-
-typedef struct rcollect {
-    pool_t *pool;
-    job_t *job;
-    uint32_t task;
-    char *peer;   /* the volunteer's base URL: where its result is fetched from */
-    char *worker; /* its key (hex): who holds the lease, for the coordination core */
-    int exit_code;
-    uint64_t elapsed_ms;
-    manifest_t man;
-    char *data; /* an inline result: the files' contents, already checked against man */
-    char result_id[HASH_HEX_LEN + 1]; /* the id of the result manifest (what replicas compare) */
-    char *stage; /* this report's own staging directory (a report never writes into results/) */
-    bool publish; /* the core accepted it: stage is renamed into results/<job>/<task> */
-    unsigned missing;
-    int status;
-    uv_work_t req;
-    char why[256];
-    char *mbody; /* the result manifest as fetched, decoded in the thread pool */
-    size_t mlen;
-} rcollect_t;
-
-static void rc_free(rcollect_t *c)
-{
-    free(c->mbody);
-    manifest_release(&c->man);
-    free(c->data);
-    free(c->peer);
-    free(c->worker);
-    free(c->stage);
-    pool_job_unref(c->job);
-    free(c);
-}
-
-static void publish_done(uv_work_t *req, int status);
-
-/*
- * Thread pool: writes the result files (from the report, or from the store) into this report's own
- * staging directory results/<id>/.<task>.<n>.tmp, and computes the result's id. Then, on the loop
- * (assemble_done): a report whose worker still holds the lease, and no other rename of that task
- * under way, is renamed into results/ (publish_work), and only then does the core decide
- * (publish_done); any other is removed. So a duplicate or late report never replaces an accepted
- * result, and an accepted task always has its result in place.
- */
-static void assemble_work(uv_work_t *req)
-{
-    rcollect_t *c = req->data;
-    pool_t *pool = c->pool;
-    const char *tmp = c->stage;
-    char *enc = NULL;
-    size_t enclen = 0;
-    if (manifest_encode(&c->man, &enc, &enclen) == 0) {
-        hash_t id;
-        manifest_id(enc, enclen, &id);
-        hash_to_hex(&id, c->result_id);
-    } else {
-        snprintf(c->result_id, sizeof(c->result_id), "unencodable");
-    }
-    free(enc);
-    files_rm_rf(tmp);
-    int rc = files_mkdir_p(tmp, 0755);
-    for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
-        char *d = xasprintf("%s/%s", tmp, c->man.dirs[i]);
-        rc = files_mkdir_p(d, 0755);
-        free(d);
-    }
-    char *buf = xmalloc(c->man.block_size);
-    size_t off = 0;
-    for (size_t i = 0; !rc && i < c->man.n_files; i++) {
-        const manifest_file_t *f = &c->man.files[i];
-        char *p = xasprintf("%s/%s", tmp, f->path);
-        FILE *out = fopen(p, "we");
-        free(p);
-        if (!out) {
-            rc = -errno;
-            break;
-        }
-        if (c->data) { /* inline: the bytes were checked against the manifest's hashes (bundle_parse) */
-            if (fwrite(c->data + off, 1, (size_t)f->size, out) != (size_t)f->size)
-                rc = -EIO;
-            off += (size_t)f->size;
-        }
-        for (size_t b = 0; !c->data && !rc && b < f->n_blocks; b++) {
-            ssize_t got = store_read(pool->store, &f->blocks[b], buf, c->man.block_size, 0);
-            if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
-                rc = got < 0 ? (int)got : -EIO;
-        }
-        if (fclose(out) != 0 && !rc)
-            rc = -EIO;
-    }
-    free(buf);
-    if (rc)
-        snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
-    c->status = rc;
-}
-
-/* Thread pool: the verdict's second half: an accepted stage becomes results/<job>/<task>; any
- * other is removed. */
-static void publish_work(uv_work_t *req)
-{
-    rcollect_t *c = req->data;
-    if (c->publish) {
-        char *fin = xasprintf("%s/results/%s/%u", c->pool->data_dir, c->job->id, c->task);
-        files_rm_rf(fin);
-        if (rename(c->stage, fin) != 0) {
-            c->status = -errno;
-            snprintf(c->why, sizeof(c->why), "publishing the result: %s", strerror(errno));
-        }
-        free(fin);
-    }
-    files_rm_rf(c->stage);
-}
-
-static void assemble_done(uv_work_t *req, int status)
-{
-    rcollect_t *c = req->data;
-    pool_t *pool = c->pool;
-    job_t *j = c->job;
-    pool->pending_work--;
-    if (!j->gone && !pool->stopping) {
-        if (!j->publishing)
-            j->publishing = xcalloc(j->man.desc.tasks, 1);
-        if (c->status) { /* we could not write it: not the volunteer's fault; it runs again */
-            log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(pool->coord, j->id, c->task, c->worker);
-            pool__vol_offer(pool, j, NULL);
-        } else if (j->publishing[c->task] || coord_holds(pool->coord, j->id, c->task, c->worker) != 0) {
-            log_info("job %s task %u: the report of %s comes late or twice: its result is not kept", j->name,
-                     c->task, c->peer);
-        } else {
-            /* The result goes into results/ first, and only then does the core decide (publish_done):
-             * so an accepted task always has its result in place. One rename per task at a time. */
-            j->publishing[c->task] = 1;
-            c->publish = true;
-        }
-    }
-    pool->pending_work++;
-    uv_queue_work(pool->loop, &c->req, publish_work, publish_done);
-}
-
-static void publish_done(uv_work_t *req, int status)
-{
-    rcollect_t *c = req->data;
-    pool_t *pool = c->pool;
-    job_t *j = c->job;
-    pool->pending_work--;
-    if (c->publish && j->publishing)
-        j->publishing[c->task] = 0;
-    if (c->publish && !j->gone && !pool->stopping) {
-        if (c->status) { /* the rename failed: not accepted; the task runs again */
-            log_warn("job %s task %u: %s (the task waits for another run)", j->name, c->task, c->why);
-            coord_lost(pool->coord, j->id, c->task, c->worker);
-            pool__vol_offer(pool, j, NULL);
-            pool__job_check_over(j);
-            return rc_free(c);
-        }
-        if (!pool__task_report(j, c->task, c->worker, c->result_id, c->exit_code == 0))
-            return rc_free(c); /* lost its lease during the rename: the next accepted result replaces it */
-        char reason[320];
-        snprintf(reason, sizeof(reason), "exit %d on %s", c->exit_code, c->peer);
-        pool__task_finished(j, c->task, c->exit_code == 0, c->exit_code, c->elapsed_ms, reason);
-        log_info("job %s task %u: result %s from %s (exit %d)", j->name, c->task, c->result_id, c->peer,
-                 c->exit_code);
-    }
-    rc_free(c);
-}
-
-static void rc_block_done(const hash_t *h, int status, void *arg)
-{
-    rcollect_t *c = arg;
-    if (status && !c->status) {
-        c->status = status;
-        snprintf(c->why, sizeof(c->why), "fetching the result from %s: %s", c->peer, strerror(-status));
-    }
-    if (--c->missing > 0)
-        return;
-    if (c->status || c->job->gone || c->pool->stopping) {
-        if (c->status && !c->job->gone)
-            log_warn("job %s task %u: %s (the lease will expire and the task run again)", c->job->name,
-                     c->task, c->why);
-        return rc_free(c);
-    }
-    c->req.data = c;
-    c->pool->pending_work++;
-    uv_queue_work(c->pool->loop, &c->req, assemble_work, assemble_done);
-}
-
-static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *worker);
-
-/* Thread pool: the result manifest decoded (every limit checked) and held against the job's rules
- * (pool__result_fits), before one block of it is fetched. */
-static void rm_decode_work(uv_work_t *w)
-{
-    rcollect_t *c = w->data;
-    c->why[0] = '\0';
-    if (manifest_decode(&c->man, c->mbody, c->mlen, c->why, sizeof(c->why)) != 0) {
-        if (!c->why[0])
-            snprintf(c->why, sizeof(c->why), "undecodable");
-        return;
-    }
-    pool__result_fits(&c->man, &c->job->man.desc, c->why, sizeof(c->why)); /* the desc never changes */
-}
-
-static void rm_refused(rcollect_t *c, const char *why)
-{
-    if (!c->job->gone && !c->pool->stopping) {
-        log_warn("job %s task %u: result manifest from %s refused: %s (the task waits for another peer)",
-                 c->job->name, c->task, c->peer, why);
-        task_lost(c->pool, c->job, c->task, c->worker); /* not when its long lease runs out */
-    }
-    rc_free(c);
-}
-
-static void rm_decode_done(uv_work_t *w, int status)
-{
-    rcollect_t *c = w->data;
-    c->pool->pending_work--;
-    free(c->mbody);
-    c->mbody = NULL;
-    if (c->why[0])
-        return rm_refused(c, c->why);
-    if (c->job->gone || c->pool->stopping)
-        return rc_free(c);
-    const char *peers[1] = {c->peer};
-    c->missing = 1;
-    for (size_t i = 0; i < c->man.n_files; i++) {
-        const manifest_file_t *f = &c->man.files[i];
-        for (size_t b = 0; b < f->n_blocks; b++) {
-            uint64_t off = (uint64_t)b * c->man.block_size;
-            uint32_t blen = (uint32_t)(f->size - off < c->man.block_size ? f->size - off : c->man.block_size);
-            c->missing++;
-            if (fetch_block(c->pool->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
-                c->missing--;
-                c->status = -EIO;
-            }
-        }
-    }
-    rc_block_done(NULL, 0, c);
-}
-
-static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
-{
-    rcollect_t *c = arg;
-    if (status || code != 200) {
-        char why[128];
-        snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
-        return rm_refused(c, why);
-    }
-    if (c->job->gone || c->pool->stopping)
-        return rc_free(c);
-    c->mbody = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
-    memcpy(c->mbody, body, len);
-    c->mlen = len;
-    c->req.data = c;
-    c->pool->pending_work++;
-    uv_queue_work(c->pool->loop, &c->req, rm_decode_work, rm_decode_done);
-}
+/* (the submitter side's handling of results is below, after the request helpers) */
 
 /*
  * The volunteer's base URL: the address its request came from, with the port it names in ?peer=
@@ -831,6 +582,477 @@ static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *worker)
     pool__vol_offer(pool, j, NULL);
 }
 
+/* ---- submitter side ---- */
+
+/*
+ * Results are judged by the coordination core: each report names its result by the id of its
+ * result manifest (rid), signed by the worker. Reports that name the same rid share one candidate:
+ * its files are fetched (or taken inline) once, from the first worker that reported it, written
+ * into the candidate's staging directory results/<id>/.<task>.<n>.tmp and checked against the
+ * rid; the reports (votes) wait on it until it is in, then go to the core in order. A vote the
+ * core would accept first renames the candidate into results/<job>/<task> (one rename per task at
+ * a time), and only then is the task decided, so an accepted task always has its result in
+ * place; the other candidates of a decided task are removed. So a replica that agrees with a
+ * result already here sends no bytes, and a lying replica's bytes never reach results/.
+ */
+typedef struct vote {
+    char *worker; /* its key (hex): who holds the lease, for the core */
+    char *peer;   /* its base URL: where its result is fetched from */
+    int exit_code;
+    uint64_t elapsed_ms;
+    struct vote *next;
+} vote_t;
+
+struct cand {
+    job_t *job;
+    uint32_t task;
+    char rid[HASH_HEX_LEN + 1];
+    char *stage;
+    bool ready;    /* the files are in stage, checked */
+    vote_t *votes; /* waiting to be counted, oldest first; the first is the one fetched from */
+    struct cand *next;
+};
+
+typedef struct rcollect {
+    pool_t *pool;
+    job_t *job;
+    cand_t *cand;
+    uint32_t task;
+    char *peer; /* the volunteer fetched from */
+    manifest_t man;
+    char *data; /* an inline result: the files' contents, already checked against man */
+    char result_id[HASH_HEX_LEN + 1]; /* the id of the manifest received */
+    unsigned missing;
+    int status;
+    uv_work_t req;
+    char why[256];
+    char *mbody; /* the result manifest as fetched, decoded in the thread pool */
+    size_t mlen;
+} rcollect_t;
+
+static void task_lost(pool_t *pool, job_t *j, uint32_t task, const char *worker);
+static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t *inline_man);
+static void cand_run(cand_t *k);
+
+static void vote_free(vote_t *v)
+{
+    free(v->worker);
+    free(v->peer);
+    free(v);
+}
+
+static cand_t *cand_find(pool_t *pool, const job_t *j, uint32_t task, const char *rid)
+{
+    for (cand_t *k = pool->cands; k; k = k->next)
+        if (k->job == j && k->task == task && !strcmp(k->rid, rid))
+            return k;
+    return NULL;
+}
+
+static void cand_unlink_free(cand_t *k)
+{
+    pool_t *pool = k->job->pool;
+    for (cand_t **pp = &pool->cands; *pp; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    }
+    while (k->votes) { /* votes not counted: the task is decided, or they run again */
+        vote_t *v = k->votes;
+        k->votes = v->next;
+        if (!k->job->gone && !pool->stopping)
+            coord_lost(pool->coord, k->job->id, k->task, v->worker); /* -EPERM once decided: nothing */
+        vote_free(v);
+    }
+    if (k->stage)
+        pool__rm_later(pool, k->stage, NULL);
+    pool_job_unref(k->job);
+    free(k);
+}
+
+/* Every candidate of the task (all, if task is UINT32_MAX) of j goes, with its files. */
+static void cands_drop(pool_t *pool, const job_t *j, uint32_t task)
+{
+    for (cand_t *k = pool->cands, *next; k; k = next) {
+        next = k->next;
+        if (k->job == j && (task == UINT32_MAX || k->task == task))
+            cand_unlink_free(k);
+    }
+}
+
+/* Candidates of jobs that went, and of tasks decided while they waited (lease timer). */
+static void cands_sweep(pool_t *pool)
+{
+    for (cand_t *k = pool->cands, *next; k; k = next) {
+        next = k->next;
+        task_state_t st = TASK_WAITING;
+        if (k->job->gone || (coord_task(pool->coord, k->job->id, k->task, &st, NULL) == 0 && st != TASK_WAITING &&
+                             st != TASK_RUNNING && !(k->job->publishing && k->job->publishing[k->task])))
+            cand_unlink_free(k);
+    }
+}
+
+static void rc_free(rcollect_t *c)
+{
+    free(c->mbody);
+    manifest_release(&c->man);
+    free(c->data);
+    free(c->peer);
+    pool_job_unref(c->job);
+    free(c);
+}
+
+/*
+ * Thread pool: writes the result files (from the report, or from the store) into the candidate's
+ * staging directory, and computes the id of the manifest received (it must be the rid voted for).
+ */
+static void assemble_work(uv_work_t *req)
+{
+    rcollect_t *c = req->data;
+    pool_t *pool = c->pool;
+    const char *tmp = c->cand->stage;
+    char *enc = NULL;
+    size_t enclen = 0;
+    if (manifest_encode(&c->man, &enc, &enclen) == 0) {
+        hash_t id;
+        manifest_id(enc, enclen, &id);
+        hash_to_hex(&id, c->result_id);
+    } else {
+        snprintf(c->result_id, sizeof(c->result_id), "unencodable");
+    }
+    free(enc);
+    if (strcmp(c->result_id, c->cand->rid) != 0) {
+        snprintf(c->why, sizeof(c->why), "its result is not the one it signed (id %.16s..., signed %.16s...)",
+                 c->result_id, c->cand->rid);
+        c->status = -EBADMSG;
+        return;
+    }
+    files_rm_rf(tmp);
+    int rc = files_mkdir_p(tmp, 0755);
+    for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
+        char *d = xasprintf("%s/%s", tmp, c->man.dirs[i]);
+        rc = files_mkdir_p(d, 0755);
+        free(d);
+    }
+    char *buf = xmalloc(c->man.block_size);
+    size_t off = 0;
+    for (size_t i = 0; !rc && i < c->man.n_files; i++) {
+        const manifest_file_t *f = &c->man.files[i];
+        char *p = xasprintf("%s/%s", tmp, f->path);
+        FILE *out = fopen(p, "we");
+        free(p);
+        if (!out) {
+            rc = -errno;
+            break;
+        }
+        if (c->data) { /* inline: the bytes were checked against the manifest's hashes (bundle_parse) */
+            if (fwrite(c->data + off, 1, (size_t)f->size, out) != (size_t)f->size)
+                rc = -EIO;
+            off += (size_t)f->size;
+        }
+        for (size_t b = 0; !c->data && !rc && b < f->n_blocks; b++) {
+            ssize_t got = store_read(pool->store, &f->blocks[b], buf, c->man.block_size, 0);
+            if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
+                rc = got < 0 ? (int)got : -EIO;
+        }
+        if (fclose(out) != 0 && !rc)
+            rc = -EIO;
+    }
+    free(buf);
+    if (rc)
+        snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
+    c->status = rc;
+}
+
+/*
+ * The candidate's files could not be had from the worker it was fetched from (or were not what it
+ * signed): that worker's lease is lost (the task runs again elsewhere), and the next vote for the
+ * same result, if any, is fetched from instead.
+ */
+static void cand_fetch_failed(cand_t *k, const char *why)
+{
+    job_t *j = k->job;
+    pool_t *pool = j->pool;
+    vote_t *v = k->votes;
+    if (v) {
+        k->votes = v->next;
+        if (!j->gone && !pool->stopping) {
+            log_warn("job %s task %u: the result of %s is refused: %s (the task waits for another run)", j->name,
+                     k->task, v->peer, why);
+            task_lost(pool, j, k->task, v->worker);
+        }
+        vote_free(v);
+    }
+    if (!k->votes || j->gone || pool->stopping)
+        return cand_unlink_free(k);
+    collect_start(pool, k, NULL, NULL);
+}
+
+static void assemble_done(uv_work_t *req, int status)
+{
+    rcollect_t *c = req->data;
+    pool_t *pool = c->pool;
+    cand_t *k = c->cand;
+    pool->pending_work--;
+    if (c->status || status)
+        cand_fetch_failed(k, c->why[0] ? c->why : "cancelled");
+    else if (c->job->gone || pool->stopping)
+        cand_unlink_free(k);
+    else {
+        k->ready = true;
+        cand_run(k);
+    }
+    rc_free(c);
+}
+
+static void rc_block_done(const hash_t *h, int status, void *arg)
+{
+    rcollect_t *c = arg;
+    if (status && !c->status) {
+        c->status = status;
+        snprintf(c->why, sizeof(c->why), "fetching the result from %s: %s", c->peer, strerror(-status));
+    }
+    if (--c->missing > 0)
+        return;
+    if (c->status || c->job->gone || c->pool->stopping) {
+        cand_fetch_failed(c->cand, c->why);
+        return rc_free(c);
+    }
+    c->req.data = c;
+    c->pool->pending_work++;
+    uv_queue_work(c->pool->loop, &c->req, assemble_work, assemble_done);
+}
+
+/* Thread pool: the result manifest decoded (every limit checked) and held against the job's rules
+ * (pool__result_fits), before one block of it is fetched. */
+static void rm_decode_work(uv_work_t *w)
+{
+    rcollect_t *c = w->data;
+    c->why[0] = '\0';
+    if (manifest_decode(&c->man, c->mbody, c->mlen, c->why, sizeof(c->why)) != 0) {
+        if (!c->why[0])
+            snprintf(c->why, sizeof(c->why), "undecodable");
+        return;
+    }
+    pool__result_fits(&c->man, &c->job->man.desc, c->why, sizeof(c->why)); /* the desc never changes */
+}
+
+static void rm_refused(rcollect_t *c, const char *why)
+{
+    cand_fetch_failed(c->cand, why);
+    rc_free(c);
+}
+
+static void rm_decode_done(uv_work_t *w, int status)
+{
+    rcollect_t *c = w->data;
+    c->pool->pending_work--;
+    free(c->mbody);
+    c->mbody = NULL;
+    if (c->why[0])
+        return rm_refused(c, c->why);
+    if (c->job->gone || c->pool->stopping)
+        return rm_refused(c, "the job went");
+    const char *peers[1] = {c->peer};
+    c->missing = 1;
+    for (size_t i = 0; i < c->man.n_files; i++) {
+        const manifest_file_t *f = &c->man.files[i];
+        for (size_t b = 0; b < f->n_blocks; b++) {
+            uint64_t off = (uint64_t)b * c->man.block_size;
+            uint32_t blen = (uint32_t)(f->size - off < c->man.block_size ? f->size - off : c->man.block_size);
+            c->missing++;
+            if (fetch_block(c->pool->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
+                c->missing--;
+                c->status = -EIO;
+            }
+        }
+    }
+    rc_block_done(NULL, 0, c);
+}
+
+static void on_result_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    rcollect_t *c = arg;
+    if (status || code != 200) {
+        char why[128];
+        snprintf(why, sizeof(why), "GET result: %s %u", status ? strerror(-status) : "HTTP", code);
+        return rm_refused(c, why);
+    }
+    if (c->job->gone || c->pool->stopping)
+        return rm_refused(c, "the job went");
+    c->mbody = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+    memcpy(c->mbody, body, len);
+    c->mlen = len;
+    c->req.data = c;
+    c->pool->pending_work++;
+    uv_queue_work(c->pool->loop, &c->req, rm_decode_work, rm_decode_done);
+}
+
+/*
+ * Gets the candidate's files from its first vote's worker: inline_data/inline_man (taken) if the
+ * report carried them, else its result manifest and then every block, verified, from it.
+ */
+static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t *inline_man)
+{
+    rcollect_t *c = xcalloc(1, sizeof(*c));
+    c->pool = pool;
+    c->job = k->job;
+    c->cand = k;
+    c->task = k->task;
+    c->peer = xstrdup(k->votes->peer);
+    manifest_init(&c->man);
+    pool_job_ref(c->job);
+    pool->results_fetched++;
+    if (inline_man) {
+        c->man = *inline_man;
+        manifest_init(inline_man);
+        c->data = inline_data;
+        c->req.data = c;
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &c->req, assemble_work, assemble_done);
+        return;
+    }
+    char url[VOL_MAX_URL + 128];
+    snprintf(url, sizeof(url), "%s/v1/result/%s/%u", c->peer, k->job->id, k->task);
+    if (fetch_get(pool->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
+        rm_refused(c, "the fetcher refused the request");
+}
+
+typedef struct pubres {
+    uv_work_t req;
+    cand_t *cand;
+    vote_t *vote;
+    int status;
+    char why[160];
+} pubres_t;
+
+/* Thread pool: the accepted candidate's files become results/<job>/<task>. */
+static void pubres_work(uv_work_t *req)
+{
+    pubres_t *p = req->data;
+    cand_t *k = p->cand;
+    char *fin = xasprintf("%s/results/%s/%u", k->job->pool->data_dir, k->job->id, k->task);
+    files_rm_rf(fin);
+    if (rename(k->stage, fin) != 0) {
+        p->status = -errno;
+        snprintf(p->why, sizeof(p->why), "publishing the result: %s", strerror(errno));
+    }
+    free(fin);
+}
+
+/* Says, per task decided with more than one replica, who agreed and who did not. */
+static void log_quorum(pool_t *pool, job_t *j, uint32_t task)
+{
+    if (j->man.desc.replicas < 2)
+        return;
+    uint32_t n = 0, agree = 0;
+    coord_task_votes(pool->coord, j->id, task, &n, &agree, NULL);
+    const char *d[COORD_MAX_RUNS];
+    size_t nd = coord_dissenters(pool->coord, j->id, task, d, COORD_MAX_RUNS);
+    for (size_t i = 0; i < nd && i < COORD_MAX_RUNS; i++)
+        log_warn("job %s task %u: worker %.16s... disagreed with the quorum (%u of %u agree)", j->name, task, d[i],
+                 agree, n);
+}
+
+static void pubres_done(uv_work_t *req, int status)
+{
+    pubres_t *p = req->data;
+    cand_t *k = p->cand;
+    job_t *j = k->job;
+    pool_t *pool = j->pool;
+    vote_t *v = p->vote;
+    pool->pending_work--;
+    if (j->publishing)
+        j->publishing[k->task] = 0;
+    if (!p->status && !status) {
+        free(k->stage);
+        k->stage = NULL; /* renamed: results/<job>/<task> now */
+    }
+    k->ready = false;
+    if (!j->gone && !pool->stopping) {
+        if (p->status || status) { /* the rename failed: not accepted; the task runs again */
+            log_warn("job %s task %u: %s (the task waits for another run)", j->name, k->task, p->why);
+            coord_lost(pool->coord, j->id, k->task, v->worker);
+            pool__vol_offer(pool, j, NULL);
+            pool__job_check_over(j);
+        } else if (pool__task_report(j, k->task, v->worker, k->rid, v->exit_code == 0)) {
+            char reason[320];
+            snprintf(reason, sizeof(reason), "exit %d on %s", v->exit_code, v->peer);
+            log_info("job %s task %u: result %s from %s (exit %d)", j->name, k->task, k->rid, v->peer, v->exit_code);
+            log_quorum(pool, j, k->task);
+            pool__task_finished(j, k->task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason);
+        }
+        /* else: it lost its lease during the rename: the next accepted result replaces it */
+    }
+    uint32_t task = k->task;
+    vote_free(v);
+    free(p);
+    cands_drop(pool, j, task); /* decided (or its files gone): the task's other candidates go too */
+}
+
+/* One vote counted: the core's verdict, and what it means here. */
+static void vote_count(cand_t *k, vote_t *v)
+{
+    job_t *j = k->job;
+    pool_t *pool = j->pool;
+    coord_verdict_t verdict = COORD_LATE;
+    bool ok = v->exit_code == 0;
+    coord_report(pool->coord, j->id, k->task, v->worker, k->rid, ok, &verdict);
+    uint32_t n = 0, agree = 0;
+    coord_task_votes(pool->coord, j->id, k->task, &n, &agree, NULL);
+    if (verdict == COORD_PENDING) {
+        log_info("job %s task %u: result %.16s... from %s: %u of %u reports agree, quorum %u: waiting for more",
+                 j->name, k->task, k->rid, v->peer, agree, n, coord_job_quorum(pool->coord, j->id));
+        pool__vol_offer(pool, j, NULL); /* a split wants another replica */
+    } else if (verdict == COORD_OUTVOTED) {
+        task_state_t st;
+        coord_task(pool->coord, j->id, k->task, &st, NULL);
+        if (st == TASK_FAILED && !coord_task_result(pool->coord, j->id, k->task)) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "no quorum: %u runs, at most %u agree (quorum %u)", n, agree,
+                     coord_job_quorum(pool->coord, j->id));
+            pool__task_finished(j, k->task, false, -1, v->elapsed_ms, reason);
+        }
+    } else {
+        log_info("job %s task %u: the report of %s is %s: its result is not kept", j->name, k->task, v->peer,
+                 coord_verdict_name(verdict));
+    }
+}
+
+/*
+ * The candidate's files are in: its votes go to the core in order. One the core would accept
+ * renames the files into results/ first (pubres), and is counted then.
+ */
+static void cand_run(cand_t *k)
+{
+    job_t *j = k->job;
+    pool_t *pool = j->pool;
+    if (!j->publishing)
+        j->publishing = xcalloc(j->man.desc.tasks, 1);
+    while (k->ready && k->votes && !j->publishing[k->task]) {
+        vote_t *v = k->votes;
+        k->votes = v->next;
+        coord_verdict_t verdict = COORD_LATE;
+        coord_report_preview(pool->coord, j->id, k->task, v->worker, k->rid, v->exit_code == 0, &verdict);
+        if (verdict != COORD_ACCEPTED) {
+            vote_count(k, v);
+            vote_free(v);
+            if (verdict == COORD_OUTVOTED)
+                return cands_drop(pool, j, k->task); /* k too */
+            continue;
+        }
+        j->publishing[k->task] = 1;
+        pubres_t *p = xcalloc(1, sizeof(*p));
+        p->req.data = p;
+        p->cand = k;
+        p->vote = v;
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &p->req, pubres_work, pubres_done);
+        return;
+    }
+}
+
 static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, const char *peer, const char *worker)
 {
     size_t qlen = 0;
@@ -839,45 +1061,63 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
     char dwhy[96];
     if (wire_done_decode(q, qlen, &d, dwhy, sizeof(dwhy)) != 0) {
         log_warn("job %s task %u: a bad report from %s: %s", j->name, task, peer, dwhy);
-        return reply_json(r, 400, "{\"error\":\"bad exit or ms\"}");
+        return reply_json(r, 400, "{\"error\":\"bad exit, ms, rid or rsig\"}");
     }
-    int code = d.exit_code;
-    uint64_t ms = d.elapsed_ms;
-    rcollect_t *c = xcalloc(1, sizeof(*c));
-    c->pool = pool;
-    c->job = j;
-    c->task = task;
-    c->peer = xstrdup(peer);
-    c->worker = xstrdup(worker);
-    c->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", pool->data_dir, j->id, task, ++pool->stage_seq);
-    c->exit_code = (int)code;
-    c->elapsed_ms = (uint64_t)ms;
-    manifest_init(&c->man);
-    pool_job_ref(j);
+    key_pub_t wkey;
+    if (key_pub_from_hex(worker, strlen(worker), &wkey) != 0 ||
+        !auth_result_verify(&wkey, j->id, task, d.rid, d.exit_code, d.rsig)) {
+        log_warn("job %s task %u: the report of %s is refused: its result's signature does not verify", j->name,
+                 task, peer);
+        task_lost(pool, j, task, worker);
+        return reply_json(r, 400, "{\"error\":\"the result's signature does not verify\"}");
+    }
+    manifest_t man;
+    manifest_init(&man);
+    char *data = NULL, why[256] = "";
     size_t dlen = 0;
-    char why[256] = "";
-    int rc = bundle_parse(q, qlen, &c->man, &c->data, &dlen, why, sizeof(why));
-    if (rc == 0 && pool__result_fits(&c->man, &j->man.desc, why, sizeof(why)) != 0)
+    int rc = bundle_parse(q, qlen, &man, &data, &dlen, why, sizeof(why));
+    if (rc == 0 && pool__result_fits(&man, &j->man.desc, why, sizeof(why)) != 0)
         rc = -EINVAL;
     if (rc && rc != -ENOENT) {
         log_warn("job %s task %u: the inline result from %s is refused: %s (the task waits for another peer)",
                  j->name, task, peer, why);
-        rc_free(c);
+        manifest_release(&man);
+        free(data);
         task_lost(pool, j, task, worker);
         return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
     }
-    /* give the transfer time: the lease holds until the result is in */
+    /* give the transfer (or the other replicas) time: the lease holds until the result is judged */
     coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), 10 * lease_ms(pool));
-    if (rc == 0) { /* the result came with the report: straight to results/ */
-        c->req.data = c;
-        pool->pending_work++;
-        uv_queue_work(pool->loop, &c->req, assemble_work, assemble_done);
+    vote_t *v = xcalloc(1, sizeof(*v));
+    v->worker = xstrdup(worker);
+    v->peer = xstrdup(peer);
+    v->exit_code = d.exit_code;
+    v->elapsed_ms = d.elapsed_ms;
+    cand_t *k = cand_find(pool, j, task, d.rid);
+    if (k) { /* a result already here or on its way: this replica's vote needs no bytes */
+        vote_t **pp = &k->votes;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = v;
+        pool->votes_without_bytes++;
+        manifest_release(&man);
+        free(data);
+        cand_run(k);
         return reply_json(r, 202, "{}");
     }
-    char url[VOL_MAX_URL + 128];
-    snprintf(url, sizeof(url), "%s/v1/result/%s/%u", peer, j->id, task);
-    if (fetch_get(pool->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
-        rc_free(c);
+    k = xcalloc(1, sizeof(*k));
+    k->job = j;
+    pool_job_ref(j);
+    k->task = task;
+    memcpy(k->rid, d.rid, sizeof(k->rid));
+    k->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", pool->data_dir, j->id, task, ++pool->stage_seq);
+    k->votes = v;
+    k->next = pool->cands;
+    pool->cands = k;
+    collect_start(pool, k, rc == 0 ? data : NULL, rc == 0 ? &man : NULL);
+    if (rc != 0)
+        free(data);
+    manifest_release(&man);
     reply_json(r, 202, "{}");
 }
 
@@ -899,7 +1139,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     if (!hello && strcmp(what, "result") == 0 && with_task) { /* volunteer: serve a result manifest */
         for (struct outbox *o = pool->outbox; o; o = o->next)
             if (!strcmp(o->id, id) && o->task == task)
-                return httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
+                return pool->results_served++, httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
         return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
     }
     if (!hello && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
@@ -1034,6 +1274,7 @@ static void on_lease_timer(uv_timer_t *t)
     coord_drop_silent(pool->coord, pool_now_ms(), 3 * lease_ms(pool), POOL_SELF, on_peer_lease_lost, pool);
     if (coord_expire(pool->coord, pool_now_ms(), on_lease_expired, pool) > 0)
         own_jobs_again(pool);
+    cands_sweep(pool);
     vol_tick(pool);
 }
 
@@ -1050,6 +1291,8 @@ void pool__vol_stop(pool_t *pool)
     if (pool->lease_timer)
         uv_close((uv_handle_t *)pool->lease_timer, pool__handle_free);
     pool->lease_timer = NULL;
+    while (pool->cands)
+        cand_unlink_free(pool->cands);
     while (pool->outbox) {
         struct outbox *o = pool->outbox;
         pool->outbox = o->next;

@@ -103,11 +103,24 @@ int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_
     return rc;
 }
 
+static bool lower_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Exactly want lower-case hex digits. */
+static bool hex_of(const char *s, size_t n, size_t want) { return n == want && lower_hex(s, n); }
+
 int wire_done_encode(const wire_done_t *d, char *buf, size_t cap)
 {
-    if (!d || !buf || d->exit_code < -1 || d->exit_code > 255 || d->elapsed_ms > WIRE_MAX_ELAPSED_MS)
+    if (!d || !buf || d->exit_code < -1 || d->exit_code > 255 || d->elapsed_ms > WIRE_MAX_ELAPSED_MS ||
+        !hex_of(d->rid, strlen(d->rid), 64) || !hex_of(d->rsig, strlen(d->rsig), 128))
         return -EINVAL;
-    int n = snprintf(buf, cap, "&exit=%d&ms=%" PRIu64, d->exit_code, d->elapsed_ms);
+    int n = snprintf(buf, cap, "&exit=%d&ms=%" PRIu64 "&rid=%s&rsig=%s", d->exit_code, d->elapsed_ms, d->rid,
+                     d->rsig);
     return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
 }
 
@@ -157,8 +170,19 @@ int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why
         return fail(why, whylen, -EPROTO, "done report: exit= is not -1..255");
     if (parse_dec(m, ml, false, &mv) != 0 || (uint64_t)mv > WIRE_MAX_ELAPSED_MS)
         return fail(why, whylen, -EPROTO, "done report: ms= is not a duration in ms");
+    size_t rl = 0, sl = 0;
+    const char *rid = query_value(query, qlen, "rid", &rl);
+    const char *rsig = query_value(query, qlen, "rsig", &sl);
+    if (!rid || !hex_of(rid, rl, 64))
+        return fail(why, whylen, -EPROTO, "done report: rid= is not a result id (64 hex digits)");
+    if (!rsig || !hex_of(rsig, sl, 128))
+        return fail(why, whylen, -EPROTO, "done report: rsig= is not a signature (128 hex digits)");
     out->exit_code = (int)ev;
     out->elapsed_ms = (uint64_t)mv;
+    memcpy(out->rid, rid, 64);
+    out->rid[64] = '\0';
+    memcpy(out->rsig, rsig, 128);
+    out->rsig[128] = '\0';
     return 0;
 }
 
@@ -185,14 +209,6 @@ static void entry_why(char *why, size_t whylen, const char *what, size_t i, cons
 {
     if (why && whylen)
         snprintf(why, whylen, "%s %zu: %s", what, i, msg);
-}
-
-static bool lower_hex(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
 }
 
 static bool is_hex_id(const char *s, size_t len) { return len == WIRE_HEX_LEN && lower_hex(s, len); }

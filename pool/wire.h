@@ -21,18 +21,24 @@
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
 #endif
-/** The head of a volunteer's done report (GET /v1/done/<job>/<task>?peer=...&exit=N&ms=M[&bundle]). */
+/**
+ * The head of a volunteer's done report
+ * (GET /v1/done/<job>/<task>?peer=...&exit=N&ms=M&rid=HEX&rsig=HEX[&bundle]).
+ */
 typedef struct wire_done {
     int exit_code;       /**< -1 (never ran: refused) .. 255 */
     uint64_t elapsed_ms; /**< up to WIRE_MAX_ELAPSED_MS */
+    char rid[65];        /**< the result manifest's id (64 hex): what replicas compare */
+    char rsig[129];      /**< the worker's signature of the result (pool/auth.h, auth_result_sign; 128 hex) */
 } wire_done_t;
 #define WIRE_MAX_ELAPSED_MS (366ull * 24 * 3600 * 1000)
 
-/** Writes "&exit=N&ms=M" into buf. Its length, or -EINVAL (out of range), -EMSGSIZE. */
+/** Writes "&exit=N&ms=M&rid=..&rsig=.." into buf. Its length, or -EINVAL (out of range, bad hex), -EMSGSIZE. */
 int wire_done_encode(const wire_done_t *d, char *buf, size_t cap);
 /**
- * Reads exit= and ms= from a query string (other parameters are ignored). Both are required, plain
- * decimal (exit may be -1). 0, or -EPROTO with why filled.
+ * Reads exit=, ms=, rid= and rsig= from a query string (other parameters are ignored). All are
+ * required: exit and ms plain decimal (exit may be -1), rid 64 and rsig 128 lower-case hex
+ * digits. 0, or -EPROTO with why filled.
  */
 int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen);
 

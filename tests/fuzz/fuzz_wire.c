@@ -20,10 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wire_lease_t l, back;
     wire_done_t d, dback;
     if (wire_done_decode((const char *)data, size, &d, why, sizeof(why)) == 0) {
-        char q[64];
+        char q[320];
         int qn = wire_done_encode(&d, q, sizeof(q));
         if (qn <= 0 || wire_done_decode(q, (size_t)qn, &dback, why, sizeof(why)) != 0 ||
-            dback.exit_code != d.exit_code || dback.elapsed_ms != d.elapsed_ms)
+            dback.exit_code != d.exit_code || dback.elapsed_ms != d.elapsed_ms || strcmp(dback.rid, d.rid) != 0 ||
+            strcmp(dback.rsig, d.rsig) != 0)
             abort();
     }
     if (wire_lease_decode((const char *)data, size, ntasks, &l, NULL, why, sizeof(why)) != 0)

@@ -463,6 +463,15 @@ scurl() {
     curl -sS -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$@" "$url"
 }
 
+# signed_result KEY JOB_ID TASK MANIFEST EXIT: "&rid=...&rsig=..." for a done report of the result
+# whose manifest (canonical JSON) is MANIFEST, signed by KEY's worker (docs/security.md).
+signed_result() {
+    local rid sig
+    rid=$(printf '%s' "$4" | sha256sum | cut -c1-64)
+    sig=$("$PREON" sign --key "$1" --result "$2" "$3" "$rid" "$5") || fail "preon sign --result failed"
+    printf '&rid=%s&rsig=%s' "$rid" "$sig"
+}
+
 # fake_server BODY LOG: serves BODY (JSON) to every request on a free loopback port, one
 # connection at a time (nc), appending each request to LOG; sets FAKE_URL. Stopped at cleanup.
 fake_server() {

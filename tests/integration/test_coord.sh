@@ -29,7 +29,7 @@ inline_done() {
     local url=$1 id=$2 task=$3 me=$4 text=$5 key=${6:-} man
     [ -n "$key" ] || key=$(test_key "${me##*:}")
     man=$(man_for "$text")
-    scurl "$key" "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)" \
+    scurl "$key" "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" "$task" "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)" \
         -o /dev/null -w '%{http_code}'
 }
 
@@ -196,8 +196,9 @@ t_a_result_over_the_jobs_disk_is_refused_before_any_block() {
     local k
     k=$(test_key fake)
     assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"
-    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1" -o /dev/null -w '%{http_code}')" "done"
-    wait_log A "job bigres task 0: result manifest from .* refused: its outputs are over the job's disk" 10
+    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1$(signed_result "$k" "$id" 0 "$man" 0)" \
+        -o /dev/null -w '%{http_code}')" "done"
+    wait_log A "job bigres task 0: the result of .* is refused: its outputs are over the job's disk" 10
     wait_status "$a" bigres waiting 1 5
     grep -q "GET /v1/result/$id/0" "$T_CASE/asked" || fail "the submitter never asked for the manifest"
     if grep -q "/v1/block/" "$T_CASE/asked"; then fail "a block was fetched: $(grep /v1/block/ "$T_CASE/asked")"; fi

@@ -172,7 +172,9 @@ t_an_inline_result_is_checked_against_its_hashes() {
     good=$(printf 'hello\n' | b64)
     bad=$(printf 'HELLO\n' | b64)
     assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "lease answer"
-    assert_eq 400 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$bad" -o /dev/null -w '%{http_code}')" \
+    local rs
+    rs=$(signed_result "$k" "$id" 0 "$man" 0)
+    assert_eq 400 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1$rs&man=$m&data=$bad" -o /dev/null -w '%{http_code}')" \
         "done with bytes that do not match"
     [ ! -e "$a/results/inl/0" ] || fail "a refused result reached results/"
     grep -q "inline result from .* is refused: inline result: stdout does not match its block hash" "${PEER_LOG[A]}" ||
@@ -180,7 +182,7 @@ t_an_inline_result_is_checked_against_its_hashes() {
     assert_eq 1 "$(status_field "$a" inl waiting)" "waiting after the refusal"
     # the same task, leased again and reported with the right bytes, is done in one request
     assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$me")" '"tasks":[0]' "second lease answer"
-    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1&man=$m&data=$good" -o /dev/null -w '%{http_code}')" \
+    assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$me&exit=0&ms=1$rs&man=$m&data=$good" -o /dev/null -w '%{http_code}')" \
         "done with the right bytes"
     st=$(wait_job "$a" inl 20)
     assert_eq done "$(field state <<<"$st")" "state on A"

@@ -440,20 +440,88 @@ static void a_split_wants_more_replicas_then_gives_up(void **state)
     assert_int_equal(coord_dissenters(c, "r", 0, d, 2), 1);
     assert_string_equal(d[0], W1);
 
-    /* all different: more replicas, up to 2 * 2 + 1 = 5, then "no quorum" */
+    /* all different: more replicas, up to max-replicas (default 2 * 2 = 4), then "no quorum" */
     assert_int_equal(coord_add_job(c, "s", 1, 2), 0);
     const char *ws[] = {W1, W2, W3, W4};
     char res[8];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         expect_lease(c, ws[i], 0, 100, "s", 0);
         snprintf(res, sizeof(res), "r%d", i);
         assert_int_equal(report(c, "s", 0, ws[i], res, true), COORD_PENDING);
     }
-    assert_int_equal(coord_worker_seen(c, "http://w5", "10.0.0.5", 0), 0);
-    expect_lease(c, "http://w5", 0, 100, "s", 0);
-    assert_int_equal(report(c, "s", 0, "http://w5", "r4", true), COORD_OUTVOTED);
-    assert_task(c, "s", 0, TASK_FAILED, 5);
+    expect_lease(c, W4, 0, 100, "s", 0);
+    coord_verdict_t v;
+    assert_int_equal(coord_report_preview(c, "s", 0, W4, "r3", true, &v), 0);
+    assert_int_equal(v, COORD_OUTVOTED);
+    assert_task(c, "s", 0, TASK_RUNNING, 4); /* a preview changes nothing */
+    assert_int_equal(report(c, "s", 0, W4, "r3", true), COORD_OUTVOTED);
+    assert_task(c, "s", 0, TASK_FAILED, 4);
     assert_null(coord_task_result(c, "s", 0));
+    uint32_t n, agree, wanted;
+    assert_int_equal(coord_task_votes(c, "s", 0, &n, &agree, &wanted), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(agree, 1);
+    assert_int_equal(wanted, 4);
+    uint32_t t2;
+    assert_int_equal(coord_worker_seen(c, "http://w5", "10.0.0.5", 0), 0);
+    assert_int_equal(coord_lease(c, "s", "http://w5", 0, 100, NULL, &t2), -EAGAIN); /* no fifth run */
+}
+
+/* replicas 3, quorum 3, max-replicas 4: one liar costs one more run; two liars fail the task. */
+static void a_quorum_and_bound_set_per_job(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "q", 2, 3), 0);
+    assert_int_equal(coord_set_quorum(c, "q", 4, 0), -EINVAL); /* more than the replicas */
+    assert_int_equal(coord_set_quorum(c, "q", 3, 2), -EINVAL); /* a bound below the replicas */
+    assert_int_equal(coord_set_quorum(c, "nope", 3, 4), -ENOENT);
+    assert_int_equal(coord_set_quorum(c, "q", 3, 4), 0);
+    assert_int_equal(coord_job_quorum(c, "q"), 3);
+    const char *ws[] = {W1, W2, W3, W4};
+    for (int i = 0; i < 3; i++)
+        expect_lease(c, ws[i], 0, 100, "q", 0);
+    assert_int_equal(report(c, "q", 0, W1, "good", true), COORD_PENDING);
+    assert_int_equal(report(c, "q", 0, W2, "bad", true), COORD_PENDING);
+    coord_verdict_t v;
+    assert_int_equal(coord_report_preview(c, "q", 0, W3, "good", true, &v), 0);
+    assert_int_equal(v, COORD_PENDING); /* 2 of 3 agree: not a quorum of 3; a fourth run is wanted */
+    assert_int_equal(report(c, "q", 0, W3, "good", true), COORD_PENDING);
+    expect_lease(c, W4, 0, 100, "q", 0);
+    assert_int_equal(coord_report_preview(c, "q", 0, W4, "good", true, &v), 0);
+    assert_int_equal(v, COORD_ACCEPTED);
+    assert_int_equal(report(c, "q", 0, W4, "good", true), COORD_ACCEPTED);
+    uint32_t n, agree;
+    assert_int_equal(coord_task_votes(c, "q", 0, &n, &agree, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(agree, 3);
+    /* the records: W2 lied once */
+    coord_record_t r;
+    assert_true(coord_record(c, W2, &r));
+    assert_int_equal(r.valid, 0);
+    assert_int_equal(r.invalid, 1);
+    assert_int_equal(r.streak, 0);
+    assert_true(coord_record(c, W1, &r));
+    assert_int_equal(r.valid, 1);
+    assert_int_equal(r.streak, 1);
+    assert_false(coord_record(c, "http://nobody", &r));
+    /* task 1: two liars agree with nobody, and the bound of 4 runs ends it */
+    for (int i = 0; i < 3; i++)
+        expect_lease(c, ws[i], 0, 100, "q", 1);
+    assert_int_equal(report(c, "q", 1, W1, "good", true), COORD_PENDING);
+    assert_int_equal(report(c, "q", 1, W2, "bad", true), COORD_PENDING);
+    assert_int_equal(report(c, "q", 1, W3, "worse", true), COORD_PENDING);
+    expect_lease(c, W4, 0, 100, "q", 1);
+    assert_int_equal(report(c, "q", 1, W4, "good", true), COORD_OUTVOTED);
+    assert_task(c, "q", 1, TASK_FAILED, 4);
+    assert_true(coord_record(c, W1, &r));
+    assert_int_equal(r.valid, 1); /* no quorum judges nobody */
+    const char *who[8];
+    coord_record_t recs[8];
+    assert_int_equal(coord_records(c, who, recs, 8), 4);
+    /* a worker's record outlives its membership */
+    assert_int_equal(coord_worker_drop(c, W2, NULL, NULL), 0);
+    assert_true(coord_record(c, W2, &r));
+    assert_int_equal(r.invalid, 1);
 }
 
 static void failures_agree_too(void **state)
@@ -691,6 +759,7 @@ int main(void)
         T(replicas_go_to_distinct_workers),
         T(quorum_reached_and_the_dissenter_recorded),
         T(quorum_cuts_the_last_replica_short),
+        T(a_quorum_and_bound_set_per_job),
         T(a_split_wants_more_replicas_then_gives_up),
         T(failures_agree_too),
         T(a_lost_replica_is_handed_out_again),

@@ -89,6 +89,8 @@ static void jobdesc_parse_full_file(void **state)
                        "disk = 2GiB\n"
                        "processes = 8\n"
                        "replicas = 3\n"
+                       "quorum = 3\n"
+                       "max-replicas = 5\n"
                        "   # indented comment\n"
                        "os = linux\n"
                        "arch = x86_64\n"
@@ -107,6 +109,8 @@ static void jobdesc_parse_full_file(void **state)
     assert_int_equal(d.disk_bytes, 2 * GIB);
     assert_int_equal(d.processes, 8);
     assert_int_equal(d.replicas, 3);
+    assert_int_equal(jobdesc_quorum(&d), 3);
+    assert_int_equal(jobdesc_max_replicas(&d), 5);
     assert_string_equal(d.os, "linux");
     assert_string_equal(d.arch, "x86_64");
     assert_true(d.network);
@@ -259,6 +263,21 @@ static void jobdesc_parse_rejects_out_of_range(void **state)
     expect_reject("replicas = 0\n", "replicas: must be 1..16 (got 0)", NULL);
     expect_reject("replicas = 17\n", "replicas: must be 1..16 (got 17)", NULL);
     expect_accept("replicas = 16\n");
+    expect_reject("replicas = 3\nquorum = 4\n", "quorum must be 1..replicas (3) (got 4)", NULL);
+    expect_reject("quorum = 2\n", "quorum must be 1..replicas (1) (got 2)", NULL);
+    expect_reject("replicas = 3\nmax-replicas = 2\n", "max-replicas must be replicas (3)..32 (got 2)", NULL);
+    expect_reject("max-replicas = 33\n", "max-replicas: must be 1..32 (got 33)", NULL);
+    expect_accept("replicas = 16\nmax-replicas = 32\n");
+    {
+        jobdesc_t d;
+        jobdesc_init(&d);
+        d.replicas = 3;
+        assert_int_equal(jobdesc_quorum(&d), 2); /* a majority */
+        assert_int_equal(jobdesc_max_replicas(&d), 6);
+        d.replicas = 4;
+        assert_int_equal(jobdesc_quorum(&d), 3);
+        jobdesc_release(&d);
+    }
     expect_reject("processes = 0\n", "processes: must be 1..4096", NULL);
     expect_reject("processes = 4097\n", "processes: must be 1..4096", NULL);
     expect_accept("processes = 4096\n");

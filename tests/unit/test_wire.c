@@ -105,25 +105,47 @@ static void lease_bad_answers_are_refused(void **state)
 static void done_round_trip_and_refusals(void **state)
 {
     (void)state;
-    char buf[64], why[128];
+    char buf[320], why[128], q[400];
     wire_done_t d = {.exit_code = 3, .elapsed_ms = 1234}, back;
+    memset(d.rid, 'a', 64);
+    memset(d.rsig, '0', 128);
     int n = wire_done_encode(&d, buf, sizeof(buf));
-    assert_string_equal(buf, "&exit=3&ms=1234");
+    assert_int_equal(strncmp(buf, "&exit=3&ms=1234&rid=aaaa", 24), 0);
+    assert_int_equal(n, (int)strlen("&exit=3&ms=1234&rid=&rsig=") + 64 + 128);
     assert_int_equal(wire_done_decode(buf, (size_t)n, &back, why, sizeof(why)), 0);
     assert_int_equal(back.exit_code, 3);
     assert_int_equal(back.elapsed_ms, 1234);
-    const char *q = "peer=http://h:1&ms=7&exit=-1&man=abc";
+    assert_string_equal(back.rid, d.rid);
+    assert_string_equal(back.rsig, d.rsig);
+    snprintf(q, sizeof(q), "peer=http://h:1&ms=7&exit=-1&man=abc&rsig=%s&rid=%s", d.rsig, d.rid);
     assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), 0);
     assert_int_equal(back.exit_code, -1);
     assert_int_equal(back.elapsed_ms, 7);
     const char *bad[] = {"exit=0", "ms=1", "exit=256&ms=1", "exit=-2&ms=1", "exit=1x&ms=1", "exit=&ms=1",
-                         "exit=0&ms=-1", "exit=0&ms=99999999999999999999", "exit=0&ms=9999999999999999999", "exit=+1&ms=1", "xexit=0&ms=1", ""};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(wire_done_decode(bad[i], strlen(bad[i]), &back, why, sizeof(why)), -EPROTO);
+                         "exit=0&ms=-1", "exit=0&ms=99999999999999999999", "exit=0&ms=9999999999999999999",
+                         "exit=+1&ms=1", "xexit=0&ms=1", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(q, sizeof(q), "%s&rid=%s&rsig=%s", bad[i], d.rid, d.rsig);
+        assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
+    }
+    /* the result id and its signature are required, and only as lower-case hex of their length */
+    const char *q2 = "exit=0&ms=1";
+    assert_int_equal(wire_done_decode(q2, strlen(q2), &back, why, sizeof(why)), -EPROTO);
+    assert_string_equal(why, "done report: rid= is not a result id (64 hex digits)");
+    snprintf(q, sizeof(q), "exit=0&ms=1&rid=%s", d.rid);
+    assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
+    snprintf(q, sizeof(q), "exit=0&ms=1&rid=%.63s&rsig=%s", d.rid, d.rsig);
+    assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
+    snprintf(q, sizeof(q), "exit=0&ms=1&rid=%.63sA&rsig=%s", d.rid, d.rsig);
+    assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
+    snprintf(q, sizeof(q), "exit=0&ms=1&rid=%s&rsig=%s0", d.rid, d.rsig);
+    assert_int_equal(wire_done_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
     d.exit_code = 300;
     assert_int_equal(wire_done_encode(&d, buf, sizeof(buf)), -EINVAL);
     d.exit_code = 0;
     assert_int_equal(wire_done_encode(&d, buf, 5), -EMSGSIZE);
+    d.rid[3] = 'X';
+    assert_int_equal(wire_done_encode(&d, buf, sizeof(buf)), -EINVAL);
 }
 
 /* ---- the jobs listing ---- */
