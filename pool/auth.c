@@ -161,6 +161,38 @@ bool auth_result_verify(const key_pub_t *worker, const char *job_id, uint32_t ta
            key_verify(worker, msg, (size_t)n, sig);
 }
 
+#define AUTH_ACCEPTED_LINE "preon-accepted-1\n"
+#define AUTH_ACCEPTED_MAX (sizeof(AUTH_ACCEPTED_LINE) + 64 + 12 + 64 + 12 + 4 + 64 + 8)
+
+static int accepted_message(char *msg, const char *job_id, uint32_t task, const char *id, int exit_code, bool ok,
+                            const char *worker)
+{
+    if (!job_id || !id || strlen(job_id) != 64 || strlen(id) != 64 || (worker && strlen(worker) > 64))
+        return -1;
+    return snprintf(msg, AUTH_ACCEPTED_MAX, AUTH_ACCEPTED_LINE "%s\n%" PRIu32 "\n%s\n%d\n%d\n%s\n", job_id, task, id,
+                    exit_code, ok ? 1 : 0, worker && *worker ? worker : "-");
+}
+
+void auth_accepted_sign(const keypair_t *k, const char *job_id, uint32_t task, const char *id, int exit_code, bool ok,
+                        const char *worker, char *sig_hex)
+{
+    char msg[AUTH_ACCEPTED_MAX];
+    int n = accepted_message(msg, job_id, task, id, exit_code, ok, worker);
+    uint8_t sig[KEY_SIG_LEN];
+    key_sign(k, msg, n < 0 ? 0 : (size_t)n, sig);
+    key_sig_to_hex(sig, sig_hex);
+}
+
+bool auth_accepted_verify(const key_pub_t *submitter, const char *job_id, uint32_t task, const char *id,
+                          int exit_code, bool ok, const char *worker, const char *sig_hex)
+{
+    char msg[AUTH_ACCEPTED_MAX];
+    uint8_t sig[KEY_SIG_LEN];
+    int n = accepted_message(msg, job_id, task, id, exit_code, ok, worker);
+    return n > 0 && sig_hex && key_sig_from_hex(sig_hex, strlen(sig_hex), sig) == 0 &&
+           key_verify(submitter, msg, (size_t)n, sig);
+}
+
 /* ---- endorsements ---- */
 
 #define AUTH_ENDORSE_LINE "preon-endorse-1\n"

@@ -101,6 +101,16 @@ void auth_result_sign(const keypair_t *k, const char *job_id, uint32_t task, con
 bool auth_result_verify(const key_pub_t *worker, const char *job_id, uint32_t task, const char *rid, int exit_code,
                         const char *sig_hex);
 
+/**
+ * A submitter's signature of a result it accepted (each entry of its results list): Ed25519 of
+ * "preon-accepted-1\n" JOB "\n" TASK "\n" ID "\n" EXIT "\n" OK "\n" WORKER "\n" (ID: the id of the
+ * result manifest it serves; OK: 1 or 0; WORKER: the hex key whose result it accepted, or "-").
+ */
+void auth_accepted_sign(const keypair_t *k, const char *job_id, uint32_t task, const char *id, int exit_code, bool ok,
+                        const char *worker, char *sig_hex);
+bool auth_accepted_verify(const key_pub_t *submitter, const char *job_id, uint32_t task, const char *id,
+                          int exit_code, bool ok, const char *worker, const char *sig_hex);
+
 /* ---- endorsements: a pool authority vouches for a researcher's key ---- */
 
 /** The first word of an endorsement line (what `preon endorse` prints). */

@@ -12,9 +12,10 @@
  * unknown job). Rows read back are checked against the ranges of the C types they fill, since the
  * file is input like any other.
  *
- * Schema version 1 (PRAGMA user_version), described in docs/formats.md:
+ * Schema version 2 (PRAGMA user_version), described in docs/formats.md:
  *   jobs(id, name UNIQUE, state, created_ms, manifest, seq)  seq orders jobs oldest first
- *   tasks(job_id -> jobs ON DELETE CASCADE, idx, state, attempts, exit_code, elapsed_ms, reason)
+ *   tasks(job_id -> jobs ON DELETE CASCADE, idx, state, attempts, exit_code, elapsed_ms, reason,
+ *         worker)  worker: the key whose result was accepted (version 2; a version 1 file gains it)
  *   rejected(name, reason)
  */
 #include <errno.h>
@@ -31,7 +32,7 @@
 #include "core/xalloc.h"
 #include "pool/db.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 #ifndef DB_BUSY_TIMEOUT_MS
 #define DB_BUSY_TIMEOUT_MS 5000 /* only another process on the same file (a second preon) waits */
 #endif
@@ -62,8 +63,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_JOBS_LOAD] = "SELECT id, name, state, created_ms, manifest FROM jobs ORDER BY seq, rowid",
     [ST_TASK_PUT] = "INSERT OR REPLACE INTO tasks(job_id, idx, state, attempts, exit_code, elapsed_ms, "
-                    "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [ST_TASKS_LOAD] = "SELECT idx, state, attempts, exit_code, elapsed_ms, reason FROM tasks "
+                    "reason, worker) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TASKS_LOAD] = "SELECT idx, state, attempts, exit_code, elapsed_ms, reason, worker FROM tasks "
                       "WHERE job_id = ?1 ORDER BY idx",
     [ST_REJ_PUT] = "INSERT OR REPLACE INTO rejected(name, reason) VALUES (?1, ?2)",
     [ST_REJ_DELETE] = "DELETE FROM rejected WHERE name = ?1",
@@ -86,11 +87,15 @@ static const char schema_sql[] =
     " exit_code INTEGER NOT NULL,"
     " elapsed_ms INTEGER NOT NULL,"
     " reason TEXT,"
+    " worker TEXT,"
     " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS rejected("
     " name TEXT PRIMARY KEY,"
     " reason TEXT NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/* From version 1: the key that produced each accepted result. */
+static const char upgrade_1_sql[] = "ALTER TABLE tasks ADD COLUMN worker TEXT; PRAGMA user_version = 2;";
 
 typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT } op_kind_t;
 
@@ -99,6 +104,7 @@ typedef struct dbop {
     struct dbop *next;
     op_kind_t kind;
     char *a, *b;      /* job id; the job's name (insert) or the task's reason (task put) */
+    char *c;          /* the task's worker (task put) */
     void *blob;       /* a job's manifest */
     size_t blob_len;
     int64_t v;        /* a job's state or created_ms */
@@ -175,6 +181,10 @@ static int ensure_schema(db_t *db)
     if (version == 0) {
         if ((rc = exec_sql(db, schema_sql)) < 0)
             goto error;
+    } else if (version == 1) {
+        if ((rc = exec_sql(db, upgrade_1_sql)) < 0)
+            goto error;
+        log_info("db %s: schema upgraded from version 1 to 2", db->path);
     } else if (version != DB_SCHEMA_VERSION) {
         log_error("db %s: schema version %lld, this preon knows %d", db->path, (long long)version,
                   DB_SCHEMA_VERSION);
@@ -442,7 +452,7 @@ static int do_task_put(db_t *db, const db_task_t *t)
     if ((rc = bind_text(db, st, 1, t->job_id)) < 0 || (rc = bind_int(db, st, 2, t->index)) < 0 ||
         (rc = bind_int(db, st, 3, t->state)) < 0 || (rc = bind_int(db, st, 4, t->attempts)) < 0 ||
         (rc = bind_int(db, st, 5, t->exit_code)) < 0 || (rc = bind_int(db, st, 6, t->elapsed_ms)) < 0 ||
-        (rc = bind_text(db, st, 7, t->reason)) < 0) {
+        (rc = bind_text(db, st, 7, t->reason)) < 0 || (rc = bind_text(db, st, 8, t->worker)) < 0) {
         reset(st);
         return rc;
     }
@@ -477,7 +487,7 @@ static int do_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, cons
             (rc = column_range(db, st, 2, 0, UINT32_MAX, &attempts)) < 0 ||
             (rc = column_range(db, st, 3, INT_MIN, INT_MAX, &exit_code)) < 0 ||
             (rc = column_range(db, st, 4, INT64_MIN, INT64_MAX, &t.elapsed_ms)) < 0 ||
-            (rc = column_str(db, st, 5, true, &t.reason)) < 0)
+            (rc = column_str(db, st, 5, true, &t.reason)) < 0 || (rc = column_str(db, st, 6, true, &t.worker)) < 0)
             break;
         t.index = (uint32_t)idx;
         t.state = (int)state;
@@ -628,6 +638,7 @@ static void op_free(dbop_t *op)
 {
     free(op->a);
     free(op->b);
+    free(op->c);
     free(op->blob);
     free(op);
 }
@@ -840,6 +851,8 @@ void db_post_task_put(db_t *db, const db_task_t *t, db_done_cb cb, void *arg)
         op->task = *t;
         op->task.job_id = op->a;
         op->task.reason = op->b;
+        op->c = t->worker ? xstrdup(t->worker) : NULL;
+        op->task.worker = op->c;
     }
     post(db, op);
 }

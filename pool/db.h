@@ -51,6 +51,7 @@ typedef struct db_task {
     int exit_code;
     int64_t elapsed_ms;
     const char *reason;   /**< may be NULL */
+    const char *worker;   /**< the key (hex) whose result was accepted; NULL: none (or recorded before it was kept) */
 } db_task_t;
 
 /** Opens or creates path (and its schema). */

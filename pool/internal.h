@@ -80,7 +80,7 @@ typedef struct running {
 /* Calls from a file to one above it, set by pool.c before anything runs. */
 typedef struct pool_up {
     /* jobs.c -> results.c */
-    void (*res_recorded)(job_t *j, uint32_t task, bool ok, int exit_code);
+    void (*res_recorded)(job_t *j, uint32_t task, bool ok, int exit_code, const char *worker);
     void (*res_free)(job_t *j);
     /* jobs.c, discover.c -> volunteer.c */
     void (*vol_kick)(pool_t *p);
@@ -195,7 +195,8 @@ void pool__job_check_over(job_t *j);
  */
 bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok);
 /** Bookkeeping of a task the core has decided: the database row, the clocks, the waiters. */
-void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason);
+void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason,
+                         const char *worker);
 /**
  * Whether this peer meets j's requirements (os, arch, network, the machine's memory, free disk in
  * the data directory): true, or false with why filled. For our own slots and as a volunteer alike.
@@ -250,7 +251,7 @@ int pool__auth_check(pool_t *p, httpd_req_t *r, key_pub_t *caller, char *why, si
 
 /* results.c */
 /** Submitter: a task's result is recorded (its directory complete): hash it for the pool. */
-void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code);
+void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code, const char *worker);
 /** Answers /v1/results/...; false if path is not one of its requests. */
 bool pool__res_handle(pool_t *p, httpd_req_t *r, const char *path);
 /** Remote job j as its submitter lists it in /v1/jobs (entry e, decoded): mirror it. */

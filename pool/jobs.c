@@ -676,14 +676,15 @@ bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *
     return true;
 }
 
-void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason)
+void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason,
+                         const char *worker)
 {
     pool_t *pool = j->pool;
     task_state_t st;
     uint32_t attempts = 0;
     coord_task(pool->coord, j->id, task, &st, &attempts);
     db_task_t row = {.job_id = j->id, .index = task, .state = st, .attempts = attempts, .exit_code = exit_code,
-                     .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason};
+                     .elapsed_ms = (int64_t)elapsed_ms, .reason = ok ? NULL : reason, .worker = worker};
     db_post_task_put(pool->db, &row, NULL, NULL);
     if (j->n_task_ms == j->cap_task_ms) {
         j->cap_task_ms = j->cap_task_ms ? j->cap_task_ms * 2 : 64;
@@ -699,7 +700,7 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
         }
         j->dispatch_ms[j->n_dispatch_ms++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     }
-    pool->up.res_recorded(j, task, ok, exit_code);
+    pool->up.res_recorded(j, task, ok, exit_code, worker);
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
         log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
@@ -731,7 +732,7 @@ static void collect_done(uv_work_t *req, int status)
         if (r->remote)
             pool->up.vol_task_done(pool, j, r->task, res->exit_code, res->elapsed_ms, ok ? NULL : reason);
         else if (!res->cancelled && pool__task_report(j, r->task, POOL_SELF, "local", ok))
-            pool__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason);
+            pool__task_finished(j, r->task, ok, res->exit_code, res->elapsed_ms, reason, pool->key_hex);
         /* cancelled: the core already says so */
         job_check_over(j);
     }
@@ -1138,7 +1139,7 @@ static int restore_task(void *arg, const db_task_t *t)
     if (t->state == TASK_FAILED)
         fail_line(j, t->index, t->reason ? t->reason : "failed");
     if (t->state == TASK_SUCCEEDED || t->state == TASK_FAILED)
-        j->pool->up.res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code);
+        j->pool->up.res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code, t->worker);
     return 0;
 }
 

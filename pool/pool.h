@@ -54,6 +54,8 @@ typedef struct pool_res {
     manifest_t man;
     char *bytes;               /**< the canonical manifest, as served */
     size_t len;
+    char worker[HASH_HEX_LEN + 1]; /**< the key (hex) whose result the submitter accepted ("" if not known) */
+    char sig[129];             /**< the submitter's signature of this entry (pool/auth.h auth_accepted_sign) */
 } pool_res_t;
 
 struct pool_job {

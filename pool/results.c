@@ -28,6 +28,7 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "pool/auth.h"
 #include "pool/internal.h"
 #include "pool/wire.h"
 #include "pool/work.h"
@@ -117,6 +118,9 @@ static void res_work(uv_work_t *req)
         hash_t id;
         manifest_id(w->tr->bytes, w->tr->len, &id);
         hash_to_hex(&id, w->tr->id);
+        /* the entry every mirroring peer checks: this peer accepted this result, from this worker */
+        auth_accepted_sign(w->pool->key, w->job->id, w->tr->task, w->tr->id, w->tr->exit_code < -1 ||
+                           w->tr->exit_code > 255 ? -1 : w->tr->exit_code, w->tr->ok, w->tr->worker, w->tr->sig);
     }
 }
 
@@ -144,7 +148,7 @@ static void res_done(uv_work_t *req, int status)
     pool_job_unref(j);
 }
 
-void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
+void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code, const char *worker)
 {
     pool_t *pool = j->pool;
     if (j->remote || task >= j->man.desc.tasks)
@@ -157,6 +161,7 @@ void pool__res_recorded(job_t *j, uint32_t task, bool ok, int exit_code)
     w->tr->task = task;
     w->tr->ok = ok;
     w->tr->exit_code = exit_code;
+    snprintf(w->tr->worker, sizeof(w->tr->worker), "%s", worker && strlen(worker) == HASH_HEX_LEN ? worker : "");
     manifest_init(&w->tr->man);
     w->tr->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
     w->tr->man.created_ms = pool_now_ms();
@@ -196,6 +201,8 @@ static void res_list(pool_t *pool, httpd_req_t *r, job_t *j)
         *e = (wire_result_t){.task = tr->task, .ok = tr->ok, .manifest = tr->bytes, .manifest_len = tr->len,
                              .exit_code = tr->exit_code < -1 || tr->exit_code > 255 ? -1 : tr->exit_code};
         memcpy(e->id, tr->id, sizeof(e->id));
+        memcpy(e->worker, tr->worker, sizeof(e->worker));
+        memcpy(e->sig, tr->sig, sizeof(e->sig));
     }
     char *body = NULL;
     size_t len = 0;
@@ -274,6 +281,8 @@ typedef struct rlist {
     char *body;
     size_t len;
     uint32_t ntasks;
+    key_pub_t submitter; /* whose signature every entry must carry */
+    char job_id[HASH_HEX_LEN + 1];
     wire_results_t wl;
     size_t dropped;
     taskres_t **trs; /* by entry: decoded, or NULL (why in bad[0] for the first) */
@@ -291,6 +300,11 @@ static void list_work(uv_work_t *w)
     l->trs = xcalloc(l->wl.n ? l->wl.n : 1, sizeof(*l->trs));
     for (size_t i = 0; i < l->wl.n; i++) {
         const wire_result_t *e = &l->wl.results[i];
+        if (!auth_accepted_verify(&l->submitter, l->job_id, e->task, e->id, e->exit_code, e->ok, e->worker, e->sig)) {
+            if (l->nbad++ == 0) /* the submitter did not accept it: never shown here */
+                snprintf(l->bad, sizeof(l->bad), "task %u: its submitter's signature does not verify", e->task);
+            continue;
+        }
         taskres_t *tr = xcalloc(1, sizeof(*tr));
         manifest_init(&tr->man);
         char w2[200];
@@ -304,6 +318,8 @@ static void list_work(uv_work_t *w)
         tr->exit_code = e->exit_code;
         tr->ok = e->ok;
         memcpy(tr->id, e->id, HASH_HEX_LEN + 1);
+        memcpy(tr->worker, e->worker, sizeof(tr->worker));
+        memcpy(tr->sig, e->sig, sizeof(tr->sig));
         tr->bytes = xmalloc(e->manifest_len + 1);
         memcpy(tr->bytes, e->manifest, e->manifest_len);
         tr->bytes[e->manifest_len] = '\0';
@@ -393,6 +409,8 @@ static void on_list(int status, unsigned code, const char *body, size_t len, voi
     memcpy(l->body, body, len);
     l->len = len;
     l->ntasks = j->man.desc.tasks;
+    l->submitter = j->submitter;
+    memcpy(l->job_id, j->id, sizeof(l->job_id));
     l->work.data = l;
     pool->pending_work++;
     uv_queue_work(pool->loop, &l->work, list_work, list_done); /* j->res_fetching stays set meanwhile */

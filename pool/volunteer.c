@@ -981,7 +981,7 @@ static void pubres_done(uv_work_t *req, int status)
             snprintf(reason, sizeof(reason), "exit %d on %s", v->exit_code, v->peer);
             log_info("job %s task %u: result %s from %s (exit %d)", j->name, k->task, k->rid, v->peer, v->exit_code);
             log_quorum(pool, j, k->task);
-            pool__task_finished(j, k->task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason);
+            pool__task_finished(j, k->task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason, v->worker);
         }
         /* else: it lost its lease during the rename: the next accepted result replaces it */
     }
@@ -1012,7 +1012,7 @@ static void vote_count(cand_t *k, vote_t *v)
             char reason[200];
             snprintf(reason, sizeof(reason), "no quorum: %u runs, at most %u agree (quorum %u)", n, agree,
                      coord_job_quorum(pool->coord, j->id));
-            pool__task_finished(j, k->task, false, -1, v->elapsed_ms, reason);
+            pool__task_finished(j, k->task, false, -1, v->elapsed_ms, reason, NULL);
         }
     } else {
         log_info("job %s task %u: the report of %s is %s: its result is not kept", j->name, k->task, v->peer,

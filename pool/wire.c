@@ -478,6 +478,11 @@ static const char *result_check(const wire_result_t *e, uint32_t ntasks)
         return "id is not 64 lowercase hex digits";
     if (!e->manifest || !text_ok(e->manifest, e->manifest_len))
         return "manifest is empty, too large, or not text";
+    size_t wl = strnlen(e->worker, sizeof(e->worker));
+    if (wl != 0 && (wl != WIRE_HEX_LEN || !lower_hex(e->worker, wl)))
+        return "worker is not 64 lowercase hex digits";
+    if (strnlen(e->sig, sizeof(e->sig)) != WIRE_SIG_HEX_LEN || !lower_hex(e->sig, WIRE_SIG_HEX_LEN))
+        return "sig is not 128 lowercase hex digits";
     return NULL;
 }
 
@@ -520,8 +525,10 @@ int wire_results_encode(const wire_results_t *r, uint32_t ntasks, char **out, si
     size_t k = 0;
     for (; k < n; k++) {
         const wire_result_t *e = &r->results[k];
-        json_t *o = json_pack("{s:I,s:i,s:b,s:s,s:s%}", "task", (json_int_t)e->task, "exit", e->exit_code, "ok",
-                              e->ok, "id", e->id, "manifest", e->manifest, e->manifest_len);
+        json_t *o = json_pack("{s:I,s:i,s:b,s:s,s:s%,s:s}", "task", (json_int_t)e->task, "exit", e->exit_code, "ok",
+                              e->ok, "id", e->id, "manifest", e->manifest, e->manifest_len, "sig", e->sig);
+        if (o && e->worker[0])
+            json_object_set_new(o, "worker", json_string(e->worker));
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!s) { /* checked above: only if jansson runs out of memory */
@@ -566,6 +573,16 @@ static const char *result_read(json_t *o, uint32_t ntasks, wire_result_t *e, cha
     e->ok = json_is_true(ok);
     if (get_id(o, "id", e->id) != 0)
         return "id is not 64 lowercase hex digits";
+    size_t wl = 0, sl = 0;
+    const char *w = get_str(o, "worker", &wl), *sg = get_str(o, "sig", &sl);
+    if ((!w && json_object_get(o, "worker")) || (w && (wl != WIRE_HEX_LEN || !lower_hex(w, wl))))
+        return "worker is not 64 lowercase hex digits";
+    if (!sg || sl != WIRE_SIG_HEX_LEN || !lower_hex(sg, sl))
+        return "sig is missing or not 128 lowercase hex digits";
+    if (w)
+        memcpy(e->worker, w, WIRE_HEX_LEN + 1);
+    memcpy(e->sig, sg, WIRE_SIG_HEX_LEN);
+    e->sig[WIRE_SIG_HEX_LEN] = '\0';
     const char *m = get_str(o, "manifest", &ml);
     if (!m || !text_ok(m, ml) || ml >= room) /* text_ok also refuses a NUL; room always suffices */
         return "manifest is missing, empty, too large, or not text";

@@ -155,6 +155,8 @@ typedef struct wire_result {
     char id[WIRE_HEX_LEN + 1];          /**< SHA-256 of manifest (the decoder checks it) */
     const char *manifest;               /**< 1..WIRE_MAX_RESULT_MANIFEST bytes of UTF-8, no control byte */
     size_t manifest_len;
+    char worker[WIRE_HEX_LEN + 1];      /**< the key whose result was accepted (64 hex), or "" (not known) */
+    char sig[WIRE_SIG_HEX_LEN + 1];     /**< the submitter's signature of the entry (required, 128 hex) */
 } wire_result_t;
 
 /** A results list: the head and the entries from the after-th result on. */

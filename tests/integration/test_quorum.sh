@@ -51,6 +51,26 @@ t_a_lying_worker_is_outvoted_and_recorded() {
     assert_eq 4 "$(peer_field "$a" votes-without-bytes)" "votes that came without bytes"
     served=$(($(peer_field "$(mnt H1)" bytes-served) + $(peer_field "$(mnt H2)" bytes-served)))
     [ "$served" -lt $((6 * 300000)) ] || fail "the honest replicas served $served bytes: more than one copy per task"
+    # The results list names, per task, the key whose result was accepted, and is signed; a restart
+    # of the submitter keeps who it was (its database).
+    local id list
+    id=$(status_field "$a" voted id)
+    check_list() {
+        list=$(curl -sS "$(peer_field "$a" http)/v1/results/$id")
+        assert_eq 4 "$(grep -o '"sig":"[0-9a-f]\{128\}"' <<<"$list" | wc -l)" "signed entries in the results list"
+        assert_eq 4 "$(grep -oE "\"worker\":\"($k1|$k2)\"" <<<"$list" | wc -l)" "entries naming an honest worker"
+        assert_not_contains "$list" "$kl" "the results list"
+    }
+    check_list
+    stop_peer A
+    start_peer A --port 0 --slots 0
+    wait_status "$a" voted state done
+    local end=$((SECONDS + 20))
+    until curl -sS "$(peer_field "$a" http)/v1/results/$id" | grep -q '"done":4'; do # results hashed again
+        [ "$SECONDS" -le "$end" ] || fail "A lists no 4 results after its restart"
+        sleep 0.1
+    done
+    check_list
 }
 
 # Replicas that never agree: more runs up to max-replicas, then the task fails with "no quorum".

@@ -280,6 +280,46 @@ static void auth_endorsements(void **state)
     key_free(res);
 }
 
+/* A worker's result and a submitter's acceptance are signed over every field: change one, and
+ * the signature no longer verifies. */
+static void auth_results_signed(void **state)
+{
+    (void)state;
+    keypair_t *w, *o;
+    assert_int_equal(key_generate(&w), 0);
+    assert_int_equal(key_generate(&o), 0);
+    key_pub_t wk, ok;
+    key_public(w, &wk);
+    key_public(o, &ok);
+    char job[65], rid[65], other[65], sig[KEY_SIG_HEX_LEN + 1], whex[KEY_PUB_HEX_LEN + 1];
+    memset(job, 'a', 64);
+    job[64] = '\0';
+    memset(rid, 'b', 64);
+    rid[64] = '\0';
+    memcpy(other, rid, 65);
+    other[0] = 'c';
+    key_pub_to_hex(&wk, whex);
+    auth_result_sign(w, job, 3, rid, 0, sig);
+    assert_true(auth_result_verify(&wk, job, 3, rid, 0, sig));
+    assert_false(auth_result_verify(&ok, job, 3, rid, 0, sig)); /* another key */
+    assert_false(auth_result_verify(&wk, job, 4, rid, 0, sig)); /* another task */
+    assert_false(auth_result_verify(&wk, job, 3, other, 0, sig)); /* another result */
+    assert_false(auth_result_verify(&wk, job, 3, rid, 1, sig)); /* another exit code */
+    assert_false(auth_result_verify(&wk, other, 3, rid, 0, sig)); /* another job */
+    assert_false(auth_result_verify(&wk, job, 3, rid, 0, "00"));
+    auth_accepted_sign(o, job, 3, rid, 0, true, whex, sig);
+    assert_true(auth_accepted_verify(&ok, job, 3, rid, 0, true, whex, sig));
+    assert_false(auth_accepted_verify(&wk, job, 3, rid, 0, true, whex, sig));  /* not the submitter */
+    assert_false(auth_accepted_verify(&ok, job, 3, rid, 0, false, whex, sig)); /* ok flipped */
+    assert_false(auth_accepted_verify(&ok, job, 3, rid, 0, true, NULL, sig));  /* the worker dropped */
+    assert_false(auth_accepted_verify(&ok, job, 3, other, 0, true, whex, sig));
+    assert_false(auth_accepted_verify(&ok, job, 2, rid, 0, true, whex, sig));
+    auth_accepted_sign(o, job, 3, rid, -1, false, NULL, sig); /* no worker known (recorded before) */
+    assert_true(auth_accepted_verify(&ok, job, 3, rid, -1, false, "", sig));
+    key_free(w);
+    key_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +332,7 @@ int main(void)
         cmocka_unit_test(auth_trust_lists_parse),
         cmocka_unit_test(auth_guard_grows_and_remembers_all),
         cmocka_unit_test(auth_endorsements),
+        cmocka_unit_test(auth_results_signed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

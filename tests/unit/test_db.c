@@ -100,6 +100,7 @@ typedef struct seen_tasks {
     db_task_t t[64];
     char reason[64][32];
     bool has_reason[64];
+    char worker[64][80];
 } seen_tasks_t;
 
 static int collect_task(void *arg, const db_task_t *t)
@@ -110,6 +111,8 @@ static int collect_task(void *arg, const db_task_t *t)
     s->t[s->n].job_id = NULL;
     s->t[s->n].reason = NULL;
     s->has_reason[s->n] = t->reason != NULL;
+    s->t[s->n].worker = NULL;
+    snprintf(s->worker[s->n], sizeof(s->worker[0]), "%s", t->worker ? t->worker : "(none)");
     if (t->reason)
         snprintf(s->reason[s->n], sizeof(s->reason[0]), "%s", t->reason);
     s->n++;
@@ -456,7 +459,7 @@ static void db_file_is_wal_with_schema_version(void **state)
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -475,10 +478,50 @@ static void db_newer_schema_is_refused(void **state)
     fixture_t *f = *state;
     db_close(f->db);
     f->db = NULL;
-    raw_exec(f->path, "PRAGMA user_version = 2");
+    raw_exec(f->path, "PRAGMA user_version = 3");
     db_t *db = (db_t *)1;
     assert_int_equal(db_open(f->path, &db), -EPROTO);
     assert_null(db);
+}
+
+/* A version 1 file (before results kept their worker) gains the column, keeping its rows. */
+static void db_version_1_is_upgraded(void **state)
+{
+    fixture_t *f = *state;
+    db_close(f->db);
+    f->db = NULL;
+    char side[600];
+    unlink(f->path);
+    snprintf(side, sizeof(side), "%s-wal", f->path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", f->path);
+    unlink(side);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open_v2(f->path, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    raw_exec(f->path, "CREATE TABLE jobs(id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, state INTEGER NOT NULL,"
+                      " created_ms INTEGER NOT NULL, manifest BLOB NOT NULL, seq INTEGER);"
+                      "CREATE TABLE tasks(job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+                      " idx INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+                      " exit_code INTEGER NOT NULL, elapsed_ms INTEGER NOT NULL, reason TEXT,"
+                      " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
+                      "CREATE TABLE rejected(name TEXT PRIMARY KEY, reason TEXT NOT NULL);"
+                      "INSERT INTO jobs VALUES('a', 'a', 0, 1, x'7b7d', 1);"
+                      "INSERT INTO tasks VALUES('a', 0, 2, 1, 0, 5, NULL);"
+                      "PRAGMA user_version = 1;");
+    assert_int_equal(db_open(f->path, &f->db), 0);
+    seen_tasks_t ts = {0};
+    assert_int_equal(db_tasks_load(f->db, "a", collect_task, &ts), 0);
+    assert_int_equal(ts.n, 1);
+    db_task_t t = {.job_id = "a", .index = 1, .state = 2, .attempts = 1, .worker = "ab12"};
+    assert_int_equal(db_task_put(f->db, &t), 0);
+    db_close(f->db);
+    assert_int_equal(db_open(f->path, &f->db), 0); /* version 2 now: opened as it is */
+    seen_tasks_t again = {0};
+    assert_int_equal(db_tasks_load(f->db, "a", collect_task, &again), 0);
+    assert_int_equal(again.n, 2);
+    assert_string_equal(again.worker[0], "(none)"); /* recorded before workers were kept */
+    assert_string_equal(again.worker[1], "ab12");
 }
 
 static void db_bad_rows_are_errors(void **state)
@@ -488,7 +531,7 @@ static void db_bad_rows_are_errors(void **state)
     assert_int_equal(db_job_insert(f->db, &a), 0);
     db_close(f->db);
     f->db = NULL;
-    raw_exec(f->path, "INSERT INTO tasks VALUES('a', -1, 0, 0, 0, 0, NULL);"
+    raw_exec(f->path, "INSERT INTO tasks VALUES('a', -1, 0, 0, 0, 0, NULL, NULL);"
                       "INSERT INTO jobs VALUES('b', 'b', 9, 0, x'00', 99);");
     assert_int_equal(db_open(f->path, &f->db), 0);
     seen_tasks_t ts = {0};
@@ -775,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(db_reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(db_file_is_wal_with_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(db_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_version_1_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(db_bad_rows_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(db_open_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(db_survives_sigkill, setup, teardown),

@@ -509,6 +509,8 @@ static void set_id(wire_result_t *e)
     hash_t h;
     manifest_id(e->manifest, e->manifest_len, &h);
     hash_to_hex(&h, e->id);
+    memset(e->sig, 'c', WIRE_SIG_HEX_LEN); /* well-formed: the codec checks its form, not what it signs */
+    e->sig[WIRE_SIG_HEX_LEN] = '\0';
 }
 
 static void rfix_init(rfix_t *f)
@@ -523,6 +525,7 @@ static void rfix_init(rfix_t *f)
         f->e[i].manifest_len = strlen(f->text[i]);
         set_id(&f->e[i]);
     }
+    memset(f->e[1].worker, 'e', WIRE_HEX_LEN); /* one entry names its worker, the others do not */
     memcpy(f->r.job, ID_B, sizeof(f->r.job));
     f->r.state = WIRE_STATE_RUNNING;
     f->r.epoch = 1700000000123ull;
@@ -545,6 +548,8 @@ static void assert_results_equal(const wire_results_t *a, const wire_results_t *
         assert_int_equal(a->results[i].exit_code, b->results[i].exit_code);
         assert_int_equal(a->results[i].ok, b->results[i].ok);
         assert_string_equal(a->results[i].id, b->results[i].id);
+        assert_string_equal(a->results[i].worker, b->results[i].worker);
+        assert_string_equal(a->results[i].sig, b->results[i].sig);
         assert_int_equal(a->results[i].manifest_len, b->results[i].manifest_len);
         assert_memory_equal(a->results[i].manifest, b->results[i].manifest, a->results[i].manifest_len);
     }
@@ -598,7 +603,7 @@ static void results_bad_entries_are_dropped(void **state)
     overm[over] = '\0';
     wire_result_t oe = {.manifest = overm, .manifest_len = over};
     set_id(&oe);
-    char *bad[24];
+    char *bad[32];
     size_t nb = 0;
 #define E(...) bad[nb++] = xasprintf(__VA_ARGS__)
     E("7");
@@ -623,7 +628,25 @@ static void results_bad_entries_are_dropped(void **state)
     E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s \"}", id, m); /* not its hash */
     E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", oe.id, overm);
     E("{\"task\":7,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\"}", id, m); /* task 7 came first */
+    /* the submitter's signature (and the worker, if named) must be well-formed */
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\",\"nosig\":1}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\",\"sig\":\"abc\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\",\"worker\":\"xyz\"}", id, m);
+    E("{\"task\":1,\"exit\":0,\"ok\":true,\"id\":\"%s\",\"manifest\":\"%s\",\"worker\":7}", id, m);
 #undef E
+    /* every entry above but the last four carries a good signature, so it is refused for its own fault */
+    for (size_t i = 0; i + 4 < nb; i++) {
+        if (bad[i][0] != '{')
+            continue;
+        char *withsig = xasprintf("{\"sig\":\"%0128d\",%s", 0, bad[i] + 1);
+        free(bad[i]);
+        bad[i] = withsig;
+    }
+    for (size_t i = nb - 2; i < nb; i++) { /* the worker ones: with a good signature too */
+        char *withsig = xasprintf("{\"sig\":\"%0128d\",%s", 0, bad[i] + 1);
+        free(bad[i]);
+        bad[i] = withsig;
+    }
     free(overm);
     for (size_t i = 0; i < nb; i++) {
         /* the three fixture entries (tasks 7, 6, 5) around the bad one */
