@@ -75,7 +75,10 @@ fuzz: $(FUZZ_BIN)
 $(BUILD)/bench_db: $(BUILD)/tests/bench/bench_db.o $(BUILD)/libpreon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/preon $(BUILD)/bench_db
+$(BUILD)/bench_adaptive: $(BUILD)/tests/bench/bench_adaptive.o $(BUILD)/libpreon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/preon $(BUILD)/bench_db $(BUILD)/bench_adaptive
 	PREON=$(abspath $(BUILD)/preon) tests/bench/run-all.sh
 
 format:

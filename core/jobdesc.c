@@ -350,6 +350,10 @@ int jobdesc_check(const jobdesc_t *d, char *why, size_t whylen)
         why_printf(why, whylen, "quorum must be 1..replicas (%u) (got %u)", d->replicas, d->quorum);
         return -EINVAL;
     }
+    if (d->adaptive && d->replicas != 2) {
+        why_printf(why, whylen, "adaptive replication runs 2 replicas (got %u)", d->replicas);
+        return -EINVAL;
+    }
     if (d->max_replicas && (d->max_replicas < d->replicas || d->max_replicas > JOBDESC_MAX_MAX_REPLICAS)) {
         why_printf(why, whylen, "max-replicas must be replicas (%u)..%d (got %u)", d->replicas,
                    JOBDESC_MAX_MAX_REPLICAS, d->max_replicas);
@@ -482,6 +486,12 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
     case KEY_TASKS:
     case KEY_PROCESSES:
     case KEY_REPLICAS:
+        if (!strcmp(v, "adaptive")) { /* two replicas, but most tasks run once on a proven worker */
+            d->replicas = 2;
+            d->adaptive = true;
+            return 0;
+        }
+        /* fall through */
     case KEY_QUORUM:
     case KEY_MAX_REPLICAS: {
         uint64_t max = key == KEY_TASKS         ? JOBDESC_MAX_TASKS
@@ -490,7 +500,8 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
                                                  : JOBDESC_MAX_REPLICAS;
         rc = parse_count(v, &n);
         if (rc == -EINVAL) {
-            snprintf(err, errlen, "'%s' is not a whole number (digits only)", quote(v, strlen(v), q));
+            snprintf(err, errlen, "'%s' is not a whole number (digits only)%s", quote(v, strlen(v), q),
+                     key == KEY_REPLICAS ? ", nor adaptive" : "");
             return -EINVAL;
         }
         if (rc == -ERANGE || n < 1 || n > max) {
@@ -505,8 +516,10 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
             d->quorum = (uint32_t)n;
         else if (key == KEY_MAX_REPLICAS)
             d->max_replicas = (uint32_t)n;
-        else
+        else {
             d->replicas = (uint32_t)n;
+            d->adaptive = false;
+        }
         return 0;
     }
 

@@ -11,7 +11,8 @@
  *   memory    = size: 512M, 2G, 1048576 (default 1G; suffixes K M G T, powers of 1024)
  *   disk      = size (default 1G)
  *   processes = 1..4096 (default 64)
- *   replicas  = 1..JOBDESC_MAX_REPLICAS (default 1): distinct workers that run each task
+ *   replicas  = 1..JOBDESC_MAX_REPLICAS (default 1): distinct workers that run each task; or
+ *               `adaptive`: 2, but a task may run once on a worker with a long valid streak
  *   quorum    = 1..replicas (default a majority: replicas / 2 + 1): reports that must agree
  *   max-replicas = replicas..JOBDESC_MAX_MAX_REPLICAS (default 2 * replicas): runs of a task at
  *               most while its reports disagree; then it fails ("no quorum")
@@ -66,6 +67,7 @@ typedef struct jobdesc {
     uint32_t replicas;
     uint32_t quorum;       /**< 0: the default (jobdesc_quorum) */
     uint32_t max_replicas; /**< 0: the default (jobdesc_max_replicas) */
+    bool adaptive;         /**< replicas = adaptive (replicas is then 2) */
     char *os;   /**< NULL = any */
     char *arch; /**< NULL = any */
     bool network;

@@ -335,6 +335,8 @@ static json_t *encode_job(const jobdesc_t *d)
         put(job, "quorum", json_integer(d->quorum));
     if (d->max_replicas)
         put(job, "max_replicas", json_integer(d->max_replicas));
+    if (d->adaptive)
+        put(job, "adaptive", json_true());
     if (d->os)
         put(job, "os", text(d->os));
     if (d->arch)
@@ -495,7 +497,7 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
     static const field_t fields[] = {
         {"command", false}, {"tasks", false},    {"outputs", false},  {"timeout_ms", false},
         {"memory", false},  {"disk", false},     {"processes", false}, {"replicas", false},
-        {"quorum", true},   {"max_replicas", true},
+        {"quorum", true},   {"max_replicas", true}, {"adaptive", true},
         {"os", true},       {"arch", true},      {"network", false},
     };
     int rc = check_keys(job, "job", fields, sizeof(fields) / sizeof(fields[0]), why, whylen);
@@ -527,6 +529,12 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
             return rc;
         d->max_replicas = (uint32_t)v;
     }
+    json_t *ad = json_object_get(job, "adaptive");
+    if (ad && !json_is_true(ad)) { /* left out when false: the one canonical form */
+        why_printf(why, whylen, "job.adaptive: only true, or left out");
+        return -EINVAL;
+    }
+    d->adaptive = ad != NULL;
     if (json_object_get(job, "os") && (rc = get_str(job, "os", &d->os, "job", why, whylen)))
         return rc;
     if (json_object_get(job, "arch") && (rc = get_str(job, "arch", &d->arch, "job", why, whylen)))

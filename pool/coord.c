@@ -46,11 +46,13 @@ typedef struct task {
     int32_t decided;     /* index of the report that decided it, or -1 */
     uint8_t state, wanted, nleases, nreports, cap_leases, cap_reports;
     bool in_heap, leased;
+    bool single; /* adaptive: run once, on a worker with a long streak of valid results (quorum 1) */
 } task_t;
 
 typedef struct job {
     char *id;
     uint32_t ntasks, replicas, quorum, max_replicas;
+    bool adaptive;
     task_t *tasks;
     uint32_t *heap;
     uint32_t nheap;
@@ -75,6 +77,7 @@ typedef struct record {
 
 struct coord {
     coord_opts_t o;
+    uint64_t rng; /* xorshift64* state: adaptive replication's draws (seeded by coord_opts.seed) */
     record_t *records;
     uint32_t nrecords, cap_records;
     job_t *head, *tail;
@@ -154,6 +157,7 @@ coord_t *coord_new(const coord_opts_t *opts)
         c->o.max_workers_per_host = 64;
     if (!c->o.max_workers)
         c->o.max_workers = 4096;
+    c->rng = c->o.seed ? c->o.seed : 0x9e3779b97f4a7c15ull;
     return c;
 }
 
@@ -404,6 +408,17 @@ int coord_add_job(coord_t *c, const char *job_id, uint32_t ntasks, uint32_t repl
     return 0;
 }
 
+int coord_set_adaptive(coord_t *c, const char *job_id, bool adaptive)
+{
+    job_t *j = find(c, job_id);
+    if (!j)
+        return -ENOENT;
+    if (adaptive && j->replicas < 2)
+        return -EINVAL;
+    j->adaptive = adaptive;
+    return 0;
+}
+
 int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t max_replicas)
 {
     job_t *j = find(c, job_id);
@@ -621,6 +636,40 @@ static bool involved(const coord_t *c, const task_t *k, uint32_t wi)
     return false;
 }
 
+/* A uniform draw in [0, 1) (xorshift64*). */
+static double draw(coord_t *c)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (double)((c->rng * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+static const coord_record_t *record_find(const coord_t *c, const char *worker)
+{
+    for (uint32_t i = 0; i < c->nrecords; i++)
+        if (!strcmp(c->records[i].id, worker))
+            return &c->records[i].r;
+    return NULL;
+}
+
+/*
+ * Adaptive replication (BOINC's): a task's first hand-out decides how it runs. To a worker whose
+ * streak of valid results is at least COORD_ADAPTIVE_STREAK, with probability 1 - 1/streak, and
+ * unless the task is one of the COORD_ADAPTIVE_SPOT share checked anyway, it runs once and that
+ * report decides it; otherwise it wants the job's replicas and quorum as any other task.
+ */
+static void adapt(coord_t *c, const job_t *j, task_t *k, uint32_t wi)
+{
+    if (!j->adaptive || k->nleases || k->nreports)
+        return;
+    const coord_record_t *r = record_find(c, c->workers[wi].id);
+    uint32_t streak = r ? r->streak : 0;
+    double p = draw(c), spot = draw(c);
+    k->single = streak >= COORD_ADAPTIVE_STREAK && p < 1.0 - 1.0 / streak && spot >= COORD_ADAPTIVE_SPOT;
+    k->wanted = k->single ? 1 : (uint8_t)j->replicas;
+}
+
 /* Hands worker wi the lowest task of j that wants a replica it is not already part of. */
 static bool take(coord_t *c, job_t *j, uint32_t wi, uint64_t now_ms, uint64_t lease_ms, uint32_t *task)
 {
@@ -640,8 +689,9 @@ static bool take(coord_t *c, job_t *j, uint32_t wi, uint64_t now_ms, uint64_t le
             deferred[nd++] = t;
             continue;
         }
+        adapt(c, j, k, wi);
         if (k->nleases == k->cap_leases) {
-            k->cap_leases = k->cap_leases ? (uint8_t)(k->cap_leases * 2) : k->wanted;
+            k->cap_leases = k->cap_leases ? (uint8_t)(k->cap_leases * 2) : (uint8_t)j->max_replicas;
             k->leases = xreallocarray(k->leases, k->cap_leases, sizeof(*k->leases));
         }
         k->leases[k->nleases++] = (lease_t){wi, add_sat(now_ms, lease_ms)};
@@ -796,7 +846,7 @@ static coord_verdict_t judge(const coord_t *c, const job_t *j, const task_t *k, 
     uint32_t agree = 1;
     for (uint8_t i = 0; i < k->nreports; i++)
         agree += same_result(&k->reports[i], &mine);
-    if (agree >= j->quorum)
+    if (agree >= (k->single ? 1 : j->quorum))
         return COORD_ACCEPTED;
     /* every wanted replica in (this one the last) and no quorum: one more run, or past the bound none */
     if (k->nleases == 1 && (uint32_t)k->nreports + 1 >= k->wanted && k->wanted >= j->max_replicas)
@@ -962,6 +1012,14 @@ int coord_task_votes(const coord_t *c, const char *job_id, uint32_t task, uint32
     if (wanted)
         *wanted = k->wanted;
     return 0;
+}
+
+uint32_t coord_task_quorum(const coord_t *c, const char *job_id, uint32_t task)
+{
+    const job_t *j = find(c, job_id);
+    if (!j || task >= j->ntasks)
+        return 0;
+    return j->tasks[task].single ? 1 : j->quorum;
 }
 
 uint32_t coord_job_quorum(const coord_t *c, const char *job_id)

@@ -50,6 +50,12 @@
 #ifndef COORD_MAX_RUNS
 #define COORD_MAX_RUNS (2 * COORD_MAX_REPLICAS) /* runs of one task while its reports disagree */
 #endif
+#ifndef COORD_ADAPTIVE_STREAK
+#define COORD_ADAPTIVE_STREAK 10 /* adaptive: valid results in a row before a worker's may stand alone */
+#endif
+#ifndef COORD_ADAPTIVE_SPOT
+#define COORD_ADAPTIVE_SPOT 0.1 /* adaptive: share of tasks replicated whoever takes them (spot checks) */
+#endif
 #ifndef COORD_MAX_ID
 #define COORD_MAX_ID 512 /* bytes of a job, worker, host or result id */
 #endif
@@ -86,6 +92,7 @@ typedef struct coord_opts {
     uint32_t max_leases_per_worker; /**< default 64 */
     uint32_t max_workers_per_host;  /**< default 64 */
     uint32_t max_workers;           /**< default 4096 */
+    uint64_t seed;                  /**< adaptive replication's draws (0: a fixed seed, for tests) */
 } coord_opts_t;
 
 typedef struct coord coord_t;
@@ -103,6 +110,15 @@ int coord_add_job(coord_t *c, const char *job_id, uint32_t ntasks, uint32_t repl
  * one task while its reports disagree (0: 2 * replicas; at most COORD_MAX_RUNS). 0, -ENOENT, -EINVAL.
  */
 int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t max_replicas);
+/**
+ * Adaptive replication for the job (it needs replicas >= 2): each task's first hand-out, to a
+ * worker whose record shows a streak of at least COORD_ADAPTIVE_STREAK valid results, makes it a
+ * single run with probability 1 - 1/streak (unless it is drawn as one of the COORD_ADAPTIVE_SPOT
+ * share replicated anyway); that report alone decides it. Every other task wants the job's
+ * replicas and quorum. A result that disagrees with a quorum resets its worker's streak to 0.
+ * 0, -ENOENT, -EINVAL.
+ */
+int coord_set_adaptive(coord_t *c, const char *job_id, bool adaptive);
 /** Forgets a job (its leases end without callbacks). 0 or -ENOENT. Safe inside coord callbacks. */
 int coord_remove_job(coord_t *c, const char *job_id);
 bool coord_has_job(const coord_t *c, const char *job_id);
@@ -198,6 +214,8 @@ bool coord_job_over(const coord_t *c, const char *job_id);
  */
 int coord_task_votes(const coord_t *c, const char *job_id, uint32_t task, uint32_t *reports, uint32_t *agree,
                      uint32_t *wanted);
+/** The task's quorum: the job's, or 1 for an adaptive single run (0: no such task). */
+uint32_t coord_task_quorum(const coord_t *c, const char *job_id, uint32_t task);
 /** The job's quorum (0: no such job). */
 uint32_t coord_job_quorum(const coord_t *c, const char *job_id);
 /** The worker's record (false: none yet). */

@@ -301,7 +301,8 @@ void pool__job_forget_remote(job_t *j)
 int pool__coord_add(pool_t *pool, const char *id, const jobdesc_t *d)
 {
     int rc = coord_add_job(pool->coord, id, d->tasks, d->replicas);
-    if (!rc && (rc = coord_set_quorum(pool->coord, id, jobdesc_quorum(d), jobdesc_max_replicas(d))) != 0)
+    if (!rc && ((rc = coord_set_quorum(pool->coord, id, jobdesc_quorum(d), jobdesc_max_replicas(d))) != 0 ||
+                (rc = coord_set_adaptive(pool->coord, id, d->adaptive)) != 0))
         coord_remove_job(pool->coord, id);
     return rc;
 }
@@ -1027,14 +1028,15 @@ char *pool_job_status_text(job_t *j, size_t *len)
         }
         if (!j->remote && j->man.desc.replicas > 1) {
             uint32_t q = coord_job_quorum(pool->coord, j->id), shown = 0;
-            sb_printf(&b, "replicas: %u\nquorum: %u\nmax-replicas: %u\n", j->man.desc.replicas, q,
-                      jobdesc_max_replicas(&j->man.desc));
+            sb_printf(&b, "replicas: %u%s\nquorum: %u\nmax-replicas: %u\n", j->man.desc.replicas,
+                      j->man.desc.adaptive ? " (adaptive)" : "", q, jobdesc_max_replicas(&j->man.desc));
             for (uint32_t t = 0; t < j->man.desc.tasks && shown < POOL_MAX_QUORUM_LINES; t++) {
                 uint32_t n = 0, agree = 0;
                 if (coord_task_votes(pool->coord, j->id, t, &n, &agree, NULL) != 0 || n == 0)
                     continue;
                 shown++;
-                sb_printf(&b, "task-votes: %u quorum %u of %u (needs %u)", t, agree, n, q);
+                sb_printf(&b, "task-votes: %u quorum %u of %u (needs %u)", t, agree, n,
+                          coord_task_quorum(pool->coord, j->id, t));
                 const char *d[COORD_MAX_RUNS];
                 size_t nd = coord_dissenters(pool->coord, j->id, t, d, COORD_MAX_RUNS);
                 for (size_t i = 0; i < nd && i < COORD_MAX_RUNS; i++)

@@ -201,9 +201,13 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         goto error;
     }
     /* The local slots are one worker of the pool (POOL_SELF); volunteers are the others. */
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof(seed)) != 0)
+        seed = (uint64_t)pool->t0.tv_nsec ^ ((uint64_t)pool->t0.tv_sec << 20); /* only adaptive draws use it */
     pool->coord = coord_new(&(coord_opts_t){.max_attempts = POOL_MAX_ATTEMPTS,
                                             .max_leases_per_worker = POOL_MAX_LEASES_PER_WORKER,
-                                            .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST});
+                                            .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST,
+                                            .seed = seed});
     coord_worker_seen(pool->coord, POOL_SELF, "local", 0);
     coord_worker_cap(pool->coord, POOL_SELF, pool->opts.slots ? pool->opts.slots : 1); /* --slots may pass 64 */
     /* keep: more than a reader's read-ahead window (fs/read.c), so read-ahead is answered in memory */

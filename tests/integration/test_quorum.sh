@@ -100,4 +100,30 @@ t_a_replicated_job_does_not_run_on_its_submitter() {
     assert_eq 1 "$(status_field "$a" alone waiting)" "the task waits"
 }
 
+# replicas = adaptive: tasks replicate until a volunteer has 10 valid results in a row, then most
+# run once on it (BOINC's adaptive replication; the rule itself is tested in test_coord.c).
+t_adaptive_replication_runs_proven_workers_once() {
+    start_peer A --port 0 --slots 0
+    local a url st t singles=0 doubles=0 line
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    start_peer H1 --port 0 --slots 2 --peer "$url" --uid-base 64500
+    start_peer H2 --port 0 --slots 2 --peer "$url" --uid-base 64510
+    publish_job "$a" adapt 'echo "task $PREON_TASK" > out.txt' "tasks = 40" "replicas = adaptive"
+    st=$(wait_job "$a" adapt 90)
+    assert_eq done "$(field state <<<"$st")" "the job's state"
+    assert_eq 40 "$(field succeeded <<<"$st")" "tasks accepted"
+    for t in 0 17 39; do assert_file_eq "$a/results/adapt/$t/out.txt" "task $t"; done
+    assert_contains "$(cat "$a/status/adapt")" "replicas: 2 (adaptive)" "the status"
+    while read -r line; do
+        case "$line" in
+        *"quorum 1 of 1 (needs 1)"*) singles=$((singles + 1)) ;;
+        *"quorum 2 of 2 (needs 2)"*) doubles=$((doubles + 1)) ;;
+        esac
+    done < <(grep '^task-votes:' "$a/status/adapt")
+    [ "$doubles" -ge 10 ] || fail "only $doubles tasks were replicated: no worker had a streak of 10 before"
+    [ "$singles" -ge 5 ] || fail "only $singles of 40 tasks ran once: proven workers were not trusted"
+    assert_eq 40 "$((singles + doubles))" "tasks with votes"
+}
+
 run_tests "$@"

@@ -524,6 +524,89 @@ static void a_quorum_and_bound_set_per_job(void **state)
     assert_int_equal(r.invalid, 1);
 }
 
+/* Gives worker w a streak of n valid results (each agreed with by W4, on a 2-replica job). */
+static void build_streak(coord_t *c, const char *w, uint32_t n)
+{
+    char job[32];
+    snprintf(job, sizeof(job), "warmup-%s", w + 7);
+    assert_int_equal(coord_add_job(c, job, n, 2), 0);
+    for (uint32_t t = 0; t < n; t++) {
+        uint32_t got;
+        assert_int_equal(coord_lease(c, job, w, 0, 100, NULL, &got), 0);
+        assert_int_equal(coord_lease(c, job, W4, 0, 100, NULL, &got), 0);
+        assert_int_equal(report(c, job, got, w, "good", true), COORD_PENDING);
+        assert_int_equal(report(c, job, got, W4, "good", true), COORD_ACCEPTED);
+    }
+    assert_int_equal(coord_remove_job(c, job), 0);
+}
+
+/* Adaptive replication: no streak, every task wants 2; a streak of 10 or more makes most tasks
+ * single runs (1 - 1/streak, less the spot-check share); one invalid result resets the streak. */
+static void adaptive_replication(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "one", 1, 1), 0);
+    assert_int_equal(coord_set_adaptive(c, "one", true), -EINVAL); /* needs replicas */
+    assert_int_equal(coord_set_adaptive(c, "nope", true), -ENOENT);
+    assert_int_equal(coord_add_job(c, "a", 2000, 2), 0);
+    assert_int_equal(coord_set_adaptive(c, "a", true), 0);
+    /* W1 has no record: its task wants a second replica, from W2 */
+    expect_lease(c, W1, 0, 100, "one", 0);
+    expect_lease(c, W1, 0, 100, "a", 0);
+    expect_lease(c, W2, 0, 100, "a", 0);
+    assert_int_equal(report(c, "a", 0, W1, "r", true), COORD_PENDING);
+    assert_int_equal(report(c, "a", 0, W2, "r", true), COORD_ACCEPTED);
+    /* W3 with a streak of 9 is not trusted yet; with 10 it mostly is */
+    build_streak(c, W3, 9);
+    uint32_t t, t2;
+    assert_int_equal(coord_lease(c, "a", W3, 0, 100, NULL, &t), 0);
+    assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t2), 0);
+    assert_int_equal(t2, t); /* the same task: it wants two */
+    assert_int_equal(report(c, "a", t, W3, "r", true), COORD_PENDING);
+    assert_int_equal(report(c, "a", t, W2, "r", true), COORD_ACCEPTED); /* W3: 10 in a row now */
+    uint32_t single = 0, runs = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(coord_lease(c, "a", W3, 0, 100, NULL, &t), 0);
+        coord_verdict_t v = report(c, "a", t, W3, "r", true);
+        runs++;
+        if (v == COORD_ACCEPTED) {
+            single++;
+            continue;
+        }
+        assert_int_equal(v, COORD_PENDING); /* replicated: W2 confirms it */
+        assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t2), 0);
+        assert_int_equal(t2, t);
+        assert_int_equal(report(c, "a", t, W2, "r", true), COORD_ACCEPTED);
+        runs++;
+    }
+    /* about (1 - 1/streak) * (1 - spot): 0.9 * 0.9 at a streak of 10, near 0.9 later */
+    if (single < 800 || single > 920)
+        fail_msg("%u of 1000 tasks ran once (expected about 890)", single);
+    coord_record_t r;
+    assert_true(coord_record(c, W3, &r));
+    assert_true(r.streak >= 1000);
+    /* W3 starts lying: single runs pass unseen, until a replicated (spot-checked) task catches it */
+    int caught = -1;
+    for (int i = 0; i < 200 && caught < 0; i++) {
+        assert_int_equal(coord_lease(c, "a", W3, 0, 100, NULL, &t), 0);
+        if (report(c, "a", t, W3, "lie", true) == COORD_ACCEPTED)
+            continue;
+        assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t2), 0);
+        assert_int_equal(report(c, "a", t, W2, "r", true), COORD_PENDING); /* 1 of 2: a split */
+        assert_int_equal(coord_lease(c, "a", W1, 0, 100, NULL, &t2), 0);
+        assert_int_equal(t2, t);
+        assert_int_equal(report(c, "a", t, W1, "r", true), COORD_ACCEPTED);
+        caught = i;
+    }
+    assert_true(caught >= 0);
+    assert_true(coord_record(c, W3, &r));
+    assert_int_equal(r.streak, 0);
+    assert_int_equal(r.invalid, 1);
+    /* reset: its next task is replicated again */
+    assert_int_equal(coord_lease(c, "a", W3, 0, 100, NULL, &t), 0);
+    assert_int_equal(report(c, "a", t, W3, "r", true), COORD_PENDING);
+}
+
 static void failures_agree_too(void **state)
 {
     coord_t *c = *state;
@@ -760,6 +843,7 @@ int main(void)
         T(quorum_reached_and_the_dissenter_recorded),
         T(quorum_cuts_the_last_replica_short),
         T(a_quorum_and_bound_set_per_job),
+        T(adaptive_replication),
         T(a_split_wants_more_replicas_then_gives_up),
         T(failures_agree_too),
         T(a_lost_replica_is_handed_out_again),

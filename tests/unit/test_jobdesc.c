@@ -268,6 +268,17 @@ static void jobdesc_parse_rejects_out_of_range(void **state)
     expect_reject("replicas = 3\nmax-replicas = 2\n", "max-replicas must be replicas (3)..32 (got 2)", NULL);
     expect_reject("max-replicas = 33\n", "max-replicas: must be 1..32 (got 33)", NULL);
     expect_accept("replicas = 16\nmax-replicas = 32\n");
+    expect_reject("replicas = sometimes\n", "'sometimes' is not a whole number (digits only), nor adaptive", NULL);
+    {
+        jobdesc_t d;
+        jobdesc_init(&d);
+        assert_int_equal(parse(&d, "replicas = adaptive\n"), 0);
+        assert_true(d.adaptive);
+        assert_int_equal(d.replicas, 2);
+        assert_int_equal(jobdesc_quorum(&d), 2);
+        assert_int_equal(jobdesc_max_replicas(&d), 4);
+        jobdesc_release(&d);
+    }
     {
         jobdesc_t d;
         jobdesc_init(&d);

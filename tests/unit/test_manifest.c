@@ -196,6 +196,9 @@ static void manifest_round_trip(void **state)
     m.desc.network = true;
     m.desc.timeout_ms = 1;
     m.desc.replicas = 16;
+    m.desc.quorum = 9;
+    m.desc.max_replicas = 20;
+
     add_dir(&m, "data/deep");
     add_dir(&m, "empty dir");
     add_file(&m, "data/deep/big.bin", 3 * (uint64_t)MANIFEST_BLOCK_SIZE + 1, 0600);
@@ -227,6 +230,9 @@ static void manifest_round_trip(void **state)
     assert_int_equal(d.desc.disk_bytes, m.desc.disk_bytes);
     assert_int_equal(d.desc.processes, 64);
     assert_int_equal(d.desc.replicas, 16);
+    assert_int_equal(d.desc.quorum, 9);
+    assert_int_equal(d.desc.max_replicas, 20);
+    assert_false(d.desc.adaptive);
     assert_string_equal(d.desc.os, "linux");
     assert_string_equal(d.desc.arch, "x86_64");
     assert_true(d.desc.network);
@@ -414,6 +420,10 @@ static void manifest_decode_rejects_wrong_types_and_ranges(void **state)
     expect_reject_edit("\"block_size\"", "\"endorsements\":[{\"by\":\"ab\",\"until_ms\":0}],\"block_size\"",
                        "endorsement: missing 'sig'");
     expect_reject_edit("\"tasks\":4", "\"tasks\":0", "job: tasks must be 1..100000");
+    expect_reject_edit("\"network\":false", "\"adaptive\":false,\"network\":false", "job.adaptive: only true");
+    expect_reject_edit("\"network\":false", "\"adaptive\":true,\"network\":false",
+                       "adaptive replication runs 2 replicas (got 1)");
+    expect_reject_edit("\"network\":false", "\"network\":false,\"quorum\":2", "quorum must be 1..replicas");
     expect_reject_edit("\"tasks\":4", "\"tasks\":100001", "job.tasks: 100001 out of range");
     expect_reject_edit("\"replicas\":1", "\"replicas\":17", "job.replicas: 17 out of range");
     expect_reject_edit("\"timeout_ms\":3600000", "\"timeout_ms\":0", "job: timeout must be");
