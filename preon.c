@@ -68,6 +68,9 @@ static const char usage_mount[] =
     "  --trust FILE         run other peers' jobs only if their submitter's key is in FILE or DATA/trusted/\n"
     "                       or endorsed by one there (one key per line; re-read every 2 s; default: only\n"
     "                       this peer's own key). Endorsements of this peer's key: DATA/endorsements/\n"
+    "  --host-budget N      API requests per second one host may make here (bursts of 2N; default 1000;\n"
+    "                       block requests: 16N); more get 429\n"
+    "  --key-budget N       signed requests per second one key may make here (bursts of 2N; default 200)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -162,12 +165,14 @@ static int cmd_mount(int argc, char **argv)
         {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
         {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
         {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
-        {"trust", required_argument, NULL, 'K'},
+        {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
+        {"key-budget", required_argument, NULL, 'k'},
         {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
-                  lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0;
+                  lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0, host_budget = 0,
+                  key_budget = 0;
     uint64_t max_mirror = 0;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
@@ -191,6 +196,8 @@ static int cmd_mount(int argc, char **argv)
         case 'R': bad = parse_uint(optarg, 86400000, &read_deadline) || read_deadline < 100; break;
         case 'K': trust = optarg; bad = !*optarg; break; /* made absolute below: the daemon leaves the cwd */
         case 'J': bad = parse_uint(optarg, 1000000, &max_remote) || max_remote == 0; break;
+        case 'H': bad = parse_uint(optarg, 1000000, &host_budget) || host_budget == 0; break;
+        case 'k': bad = parse_uint(optarg, 1000000, &key_budget) || key_budget == 0; break;
         case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
@@ -290,6 +297,7 @@ static int cmd_mount(int argc, char **argv)
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
                              .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
+                             .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)

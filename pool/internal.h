@@ -40,6 +40,10 @@ typedef pool_res_t taskres_t;
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
+#define POOL_HOST_BUDGET 1000    /* API requests per second per host (bursts of twice that) */
+#define POOL_BULK_FACTOR 16      /* block and bitfield requests: this many times the host budget */
+#define POOL_KEY_BUDGET 200      /* signed requests per second per key */
+#define POOL_BUDGET_ENTRIES 4096 /* hosts (and keys) tracked by each budget */
 #define POOL_MAX_RECORDS_SHOWN 64 /* workers' records the peer file lists */
 #define POOL_MAX_QUORUM_LINES 256 /* tasks' votes a job's status lists */
 #define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
@@ -136,6 +140,8 @@ struct pool {
     struct disc *manifests;   /**< manifest GETs under way, one per job id (discover.c) */
     unsigned n_manifests;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
+    struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
+    uint64_t budget_said_ms;  /**< when a refusal was last logged */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
     uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
     uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */
@@ -206,6 +212,16 @@ void pool__handle_free(uv_handle_t *h);
 /** Restores the published jobs and staged copies from the records (pool_new). */
 int pool__jobs_restore(pool_t *p);
 void pool__jobs_free(pool_t *p);
+
+#define POOL_MAX_HOST 48 /* an address as text (INET6_ADDRSTRLEN and its NUL) */
+/** (gate.c) The request's source address as text ("?" if unknown): what per-host budgets count. */
+const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
+/**
+ * (gate.c) Charges one request of who (a host's address or a key's hex) to budget b: false if
+ * within it; true if over it, and then r is answered 429 (with Retry-After) and the refusal logged
+ * (at most every 10 s). what: "host" or "key", for the log.
+ */
+bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
 
 /** (jobs.c) Adds a job's tasks to the coordination core with its replicas and quorum. 0 or -errno. */
 int pool__coord_add(pool_t *p, const char *id, const jobdesc_t *d);

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/auth.h"
+#include "pool/budget.h"
 #include "pool/internal.h"
 
 /*
@@ -100,6 +101,9 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool__jobs_free(pool);
     coord_free(pool->coord);
+    budget_free(pool->host_api);
+    budget_free(pool->host_bulk);
+    budget_free(pool->key_signed);
     pool__peer_keys_free(pool);
     auth_guard_free(pool->guard);
     key_free(pool->key);
@@ -204,6 +208,11 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     uint64_t seed = 0;
     if (getentropy(&seed, sizeof(seed)) != 0)
         seed = (uint64_t)pool->t0.tv_nsec ^ ((uint64_t)pool->t0.tv_sec << 20); /* only adaptive draws use it */
+    uint32_t hb = opts->host_budget ? opts->host_budget : POOL_HOST_BUDGET;
+    uint32_t kb = opts->key_budget ? opts->key_budget : POOL_KEY_BUDGET;
+    pool->host_api = budget_new(hb, 2 * hb, POOL_BUDGET_ENTRIES);
+    pool->host_bulk = budget_new(POOL_BULK_FACTOR * hb, 2 * POOL_BULK_FACTOR * hb, POOL_BUDGET_ENTRIES);
+    pool->key_signed = budget_new(kb, 2 * kb, POOL_BUDGET_ENTRIES);
     pool->coord = coord_new(&(coord_opts_t){.max_attempts = POOL_MAX_ATTEMPTS,
                                             .max_leases_per_worker = POOL_MAX_LEASES_PER_WORKER,
                                             .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST,
@@ -281,6 +290,11 @@ static void api_handler(httpd_req_t *r, void *arg)
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return pool__api_error(r, 405, "only GET is served");
     const char *path = httpd_req_path(r) + strlen(API_PREFIX);
+    char host[POOL_MAX_HOST];
+    bool bulk = !strncmp(path, "/block/", 7) || !strncmp(path, "/have/", 6);
+    if (pool__over_budget(pool, r, bulk ? pool->host_bulk : pool->host_api, pool__req_host(r, host, sizeof(host)),
+                          "host"))
+        return;
     if (pool__api_handle(pool, r, path) || pool__vol_handle(pool, r, path) || pool__res_handle(pool, r, path))
         return;
     pool__api_error(r, 404, "unknown request (see docs/protocol.md)");

@@ -145,7 +145,9 @@ typedef struct pool_opts {
     const char *mountpoint;   /**< for the status text only */
     size_t max_remote_jobs;   /**< other peers' jobs held at once (0 = POOL_MAX_REMOTE_JOBS) */
     uint64_t max_mirror_bytes; /**< their result manifests mirrored, in all (0 = POOL_MAX_MIRROR_BYTES) */
-    const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: every key) */
+    const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: only ours) */
+    uint32_t host_budget;     /**< API requests per second per host (0 = POOL_HOST_BUDGET); blocks: 16x */
+    uint32_t key_budget;      /**< signed requests per second per key (0 = POOL_KEY_BUDGET) */
 } pool_opts_t;
 
 /**

@@ -1155,6 +1155,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         return reply_json(r, 401, body), true;
     }
     key_pub_to_hex(&caller, worker);
+    if (pool__over_budget(pool, r, pool->key_signed, worker, "key"))
+        return true;
     if (hello)
         return handle_offer(pool, r, NULL, &caller), true;
     if (!strcmp(what, "offer") && !with_task)

@@ -269,4 +269,43 @@ t_a_volunteer_that_trusts_an_authority_runs_the_jobs_it_endorsed() {
     assert_eq 1 "$(status_field "$(mnt A)" before waiting)" "the job published before the endorsement still waits"
 }
 
+# Request budgets (issue 9, item 7): a host that floods the API gets 429 beyond its budget while
+# another host is served at once; a key that floods signed requests likewise, while another key
+# from the same host is not held back. Bounds follow from the budget and the time the flood took.
+t_a_flooding_host_or_key_is_held_to_its_budget() {
+    start_peer A --port 0 --slots 0 --host-budget 20
+    local url t0 t1 codes ok n429 c
+    url=$(peer_field "$(mnt A)" http)
+    t0=$(date +%s%N)
+    codes=$(for _ in $(seq 300); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url/v1/jobs"; done |
+        curl -s -K - -w '%{http_code}\n')
+    t1=$(date +%s%N)
+    ok=$(grep -c '^200$' <<<"$codes" || true)
+    n429=$(grep -c '^429$' <<<"$codes" || true)
+    assert_eq 300 "$((ok + n429))" "answers to the flood (200 or 429)"
+    [ "$n429" -gt 0 ] || fail "a flood of 300 requests got no 429"
+    [ "$ok" -le $((40 + 20 * ((t1 - t0) / 1000000000 + 1))) ] || fail "$ok requests served: more than the budget allows"
+    c=$(curl -sS --interface 127.0.0.2 -o /dev/null -w '%{http_code}' "$url/v1/jobs")
+    assert_eq 200 "$c" "a request from another host during the flood"
+    assert_match "$(cat "$(mnt A)/peer")" "requests-over-budget: [1-9]" "the peer file"
+    wait_log A "host 127.0.0.1 is over its request budget" 5
+
+    start_peer B --port 0 --slots 0 --key-budget 3
+    local ub k1 k2
+    ub=$(peer_field "$(mnt B)" http)
+    k1=$(test_key flooder)
+    k2=$(test_key neighbour)
+    ok=0 n429=0
+    t0=$(date +%s%N)
+    for _ in $(seq 20); do
+        c=$(scurl "$k1" "$ub/v1/hello?peer=http://127.0.0.1:9" -o /dev/null -w '%{http_code}')
+        case "$c" in 429) n429=$((n429 + 1)) ;; *) ok=$((ok + 1)) ;; esac
+    done
+    t1=$(date +%s%N)
+    [ "$n429" -gt 0 ] || fail "20 signed requests of one key got no 429"
+    [ "$ok" -le $((6 + 3 * ((t1 - t0) / 1000000000 + 1))) ] || fail "$ok signed requests served: over the key's budget"
+    c=$(scurl "$k2" "$ub/v1/hello?peer=http://127.0.0.1:9" -o /dev/null -w '%{http_code}')
+    [ "$c" != 429 ] || fail "another key from the same host was held back by the first one's budget"
+}
+
 run_tests "$@"
