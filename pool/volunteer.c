@@ -609,6 +609,8 @@ struct cand {
     char rid[HASH_HEX_LEN + 1];
     char *stage;
     bool ready;    /* the files are in stage, checked */
+    bool dropped;  /* out of the list, freed once no work on it is under way */
+    int busy;      /* fetches and renames of its files under way (each holds it) */
     vote_t *votes; /* waiting to be counted, oldest first; the first is the one fetched from */
     struct cand *next;
 };
@@ -649,6 +651,32 @@ static cand_t *cand_find(pool_t *pool, const job_t *j, uint32_t task, const char
     return NULL;
 }
 
+/* The votes not counted: the task is decided (coord_lost is then -EPERM: nothing), or they run again. */
+static void cand_drop_votes(cand_t *k)
+{
+    pool_t *pool = k->job->pool;
+    while (k->votes) {
+        vote_t *v = k->votes;
+        k->votes = v->next;
+        if (!k->job->gone && !pool->stopping)
+            coord_lost(pool->coord, k->job->id, k->task, v->worker);
+        vote_free(v);
+    }
+}
+
+static void cand_free_now(cand_t *k)
+{
+    cand_drop_votes(k);
+    if (k->stage)
+        pool__rm_later(k->job->pool, k->stage, NULL);
+    pool_job_unref(k->job);
+    free(k);
+}
+
+/*
+ * The candidate leaves the list (no vote joins it any more) and goes: at once, or, while a fetch or
+ * a rename of its files is under way (busy), when that ends (cand_idle). Its votes go at once.
+ */
 static void cand_unlink_free(cand_t *k)
 {
     pool_t *pool = k->job->pool;
@@ -658,17 +686,18 @@ static void cand_unlink_free(cand_t *k)
             break;
         }
     }
-    while (k->votes) { /* votes not counted: the task is decided, or they run again */
-        vote_t *v = k->votes;
-        k->votes = v->next;
-        if (!k->job->gone && !pool->stopping)
-            coord_lost(pool->coord, k->job->id, k->task, v->worker); /* -EPERM once decided: nothing */
-        vote_free(v);
-    }
-    if (k->stage)
-        pool__rm_later(pool, k->stage, NULL);
-    pool_job_unref(k->job);
-    free(k);
+    k->next = NULL;
+    if (!k->busy)
+        return cand_free_now(k);
+    k->dropped = true;
+    cand_drop_votes(k);
+}
+
+/* A fetch or rename of k's files ended: k goes now if it was dropped meanwhile. */
+static void cand_idle(cand_t *k)
+{
+    if (--k->busy == 0 && k->dropped)
+        cand_free_now(k);
 }
 
 /* Every candidate of the task (all, if task is UINT32_MAX) of j goes, with its files. */
@@ -695,12 +724,14 @@ static void cands_sweep(pool_t *pool)
 
 static void rc_free(rcollect_t *c)
 {
+    cand_t *k = c->cand;
     free(c->mbody);
     manifest_release(&c->man);
     free(c->data);
     free(c->peer);
     pool_job_unref(c->job);
     free(c);
+    cand_idle(k);
 }
 
 /*
@@ -795,7 +826,9 @@ static void assemble_done(uv_work_t *req, int status)
     pool_t *pool = c->pool;
     cand_t *k = c->cand;
     pool->pending_work--;
-    if (c->status || status)
+    if (k->dropped)
+        ; /* the task was decided meanwhile: nothing to do with these files */
+    else if (c->status || status)
         cand_fetch_failed(k, c->why[0] ? c->why : "cancelled");
     else if (c->job->gone || pool->stopping)
         cand_unlink_free(k);
@@ -815,8 +848,9 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
     }
     if (--c->missing > 0)
         return;
-    if (c->status || c->job->gone || c->pool->stopping) {
-        cand_fetch_failed(c->cand, c->why);
+    if (c->status || c->job->gone || c->pool->stopping || c->cand->dropped) {
+        if (!c->cand->dropped)
+            cand_fetch_failed(c->cand, c->why);
         return rc_free(c);
     }
     c->req.data = c;
@@ -840,7 +874,8 @@ static void rm_decode_work(uv_work_t *w)
 
 static void rm_refused(rcollect_t *c, const char *why)
 {
-    cand_fetch_failed(c->cand, why);
+    if (!c->cand->dropped)
+        cand_fetch_failed(c->cand, why);
     rc_free(c);
 }
 
@@ -903,6 +938,7 @@ static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t
     c->peer = xstrdup(k->votes->peer);
     manifest_init(&c->man);
     pool_job_ref(c->job);
+    k->busy++; /* until rc_free */
     pool->results_fetched++;
     if (inline_man) {
         c->man = *inline_man;
@@ -962,33 +998,35 @@ static void pubres_done(uv_work_t *req, int status)
     job_t *j = k->job;
     pool_t *pool = j->pool;
     vote_t *v = p->vote;
+    uint32_t task = k->task;
     pool->pending_work--;
     if (j->publishing)
-        j->publishing[k->task] = 0;
+        j->publishing[task] = 0;
     if (!p->status && !status) {
         free(k->stage);
         k->stage = NULL; /* renamed: results/<job>/<task> now */
     }
     k->ready = false;
-    if (!j->gone && !pool->stopping) {
+    if (!j->gone && !pool->stopping && !k->dropped) {
         if (p->status || status) { /* the rename failed: not accepted; the task runs again */
-            log_warn("job %s task %u: %s (the task waits for another run)", j->name, k->task, p->why);
-            coord_lost(pool->coord, j->id, k->task, v->worker);
+            log_warn("job %s task %u: %s (the task waits for another run)", j->name, task, p->why);
+            coord_lost(pool->coord, j->id, task, v->worker);
             pool__vol_offer(pool, j, NULL);
             pool__job_check_over(j);
-        } else if (pool__task_report(j, k->task, v->worker, k->rid, v->exit_code == 0)) {
+        } else if (pool__task_report(j, task, v->worker, k->rid, v->exit_code == 0)) {
             char reason[320];
             snprintf(reason, sizeof(reason), "exit %d on %s", v->exit_code, v->peer);
-            log_info("job %s task %u: result %s from %s (exit %d)", j->name, k->task, k->rid, v->peer, v->exit_code);
-            log_quorum(pool, j, k->task);
-            pool__task_finished(j, k->task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason, v->worker);
+            log_info("job %s task %u: result %s from %s (exit %d)", j->name, task, k->rid, v->peer, v->exit_code);
+            log_quorum(pool, j, task);
+            pool__task_finished(j, task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason, v->worker);
         }
         /* else: it lost its lease during the rename: the next accepted result replaces it */
     }
-    uint32_t task = k->task;
     vote_free(v);
     free(p);
-    cands_drop(pool, j, task); /* decided (or its files gone): the task's other candidates go too */
+    if (!k->dropped)
+        cands_drop(pool, j, task); /* decided (or its files gone): the task's candidates go, k too */
+    cand_idle(k);                  /* (j may be gone from here on) */
 }
 
 /* One vote counted: the core's verdict, and what it means here. */
@@ -1043,6 +1081,7 @@ static void cand_run(cand_t *k)
             continue;
         }
         j->publishing[k->task] = 1;
+        k->busy++; /* until pubres_done */
         pubres_t *p = xcalloc(1, sizeof(*p));
         p->req.data = p;
         p->cand = k;

@@ -5,7 +5,8 @@
  * the four values and a request target. Parsing must never crash; what it accepts must be well
  * formed (its time has only digits, so it round-trips through the signed text), a random
  * signature over it must not verify, and the replay guard must admit the pair once only. The
- * whole input is also read as a trust list: every key kept must round-trip through its hex.
+ * whole input is also read as a trust list (every key kept must round-trip through its hex) and as
+ * endorsements (each kept one must round-trip through its line; none verifies).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -66,6 +67,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     free(keys);
+    /* and as a file of endorsements: each kept one formats back to a line that parses the same,
+     * and a signature the fuzzer made up never verifies */
+    auth_endorsement_t *es = NULL;
+    n = bad = 0;
+    auth_endorsement_parse((const char *)data, size, &es, &n, &bad, why, sizeof(why));
+    for (size_t i = 0; i < n; i++) {
+        char line[AUTH_ENDORSE_LINE_MAX];
+        auth_endorsement_format(&es[i], line, sizeof(line));
+        auth_endorsement_t *back = NULL;
+        size_t nb = 0, bb = 0;
+        auth_endorsement_parse(line, strlen(line), &back, &nb, &bb, NULL, 0);
+        if (nb != 1 || bb != 0 || memcmp(&back[0], &es[i], sizeof(es[i])) != 0 || auth_endorsement_verify(&es[i]))
+            abort();
+        free(back);
+    }
+    free(es);
     free(buf);
     return 0;
 }

@@ -26,6 +26,7 @@ static bool same(const wire_results_t *a, const wire_results_t *b)
     for (size_t i = 0; i < a->n; i++) {
         const wire_result_t *x = &a->results[i], *y = &b->results[i];
         if (x->task != y->task || x->exit_code != y->exit_code || x->ok != y->ok || strcmp(x->id, y->id) ||
+            strcmp(x->worker, y->worker) || strcmp(x->sig, y->sig) ||
             x->manifest_len != y->manifest_len || memcmp(x->manifest, y->manifest, x->manifest_len))
             return false;
     }

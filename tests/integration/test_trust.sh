@@ -267,6 +267,10 @@ t_a_volunteer_that_trusts_an_authority_runs_the_jobs_it_endorsed() {
     assert_contains "$(cat "$b/status/after")" "endorsed-by: $("$PREON" id --key "$auth") until" \
         "B's status of the endorsed job"
     assert_eq 1 "$(status_field "$(mnt A)" before waiting)" "the job published before the endorsement still waits"
+    # the job endorsed only by the other authority runs once B trusts that authority (no restart)
+    "$PREON" id --key "$other" >"$T_CASE/B/data/trusted/other-authority"
+    st=$(wait_job "$(mnt A)" before 30)
+    assert_eq done "$(field state <<<"$st")" "a job whose endorsing authority B trusts now"
 }
 
 # Request budgets (issue 9, item 7): a host that floods the API gets 429 beyond its budget while
