@@ -65,6 +65,7 @@ struct exec_task {
     int proc_fd;
     int go_fd;       /* the limiter waits for a byte here before it starts; closed unwritten: it exits */
     bool started;    /* the go byte was sent */
+    int go_errno;    /* writing it failed: why (the task is refused, not cancelled) */
     atomic_bool stop_asked; /* cancelled during PREP: set by the loop, read by PREP before the fork */
     uv_poll_t reap;   /* on a pidfd of the sandbox's pid 1, once bwrap's monitor is gone */
     bool reap_inited;
@@ -474,10 +475,14 @@ static void on_proc_exit(exec_task_t *t, int64_t exit_status, int term_signal)
 {
     exec_result_t *r = &t->res;
     uv_timer_stop(&t->timer);
-    if (!t->started) { /* cancelled between PREP's spawn and its go: nothing ran */
-        r->cancelled = true;
-        r->exit_code = -1;
-        snprintf(r->reason, sizeof(r->reason), "cancelled before it started");
+    if (!t->started) { /* cancelled between PREP's spawn and its go, or the go failed: nothing ran */
+        if (t->go_errno && !t->cancelled) {
+            refuse(t, "could not start the sandbox: its go byte: %s", strerror(t->go_errno));
+        } else {
+            r->cancelled = true;
+            r->exit_code = -1;
+            snprintf(r->reason, sizeof(r->reason), "cancelled before it started");
+        }
         finish(t);
         return;
     }
@@ -579,6 +584,20 @@ static void on_timeout(uv_timer_t *timer)
     kill_sandbox(t);
 }
 
+/* Thread pool: the limiter we could not watch sees EOF on its go pipe and exits; reap it here. */
+static void unwatched_wait(uv_work_t *w)
+{
+    exec_task_t *t = w->data;
+    siginfo_t si;
+    waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED);
+}
+
+static void unwatched_done(uv_work_t *w, int status)
+{
+    (void)status;
+    finish(w->data);
+}
+
 /* Back on the loop: spawn, or report why not. */
 static void prep_done(uv_work_t *w, int status)
 {
@@ -600,12 +619,14 @@ static void prep_done(uv_work_t *w, int status)
     t->proc.data = t;
     int rc = uv_poll_init(e->loop, &t->proc, t->proc_fd);
     if (rc) { /* cannot watch it: it must not run unwatched */
-        close_fd(&t->go_fd); /* it exits without running anything */
-        siginfo_t si;
-        waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED); /* a child that is only exiting */
+        close_fd(&t->go_fd); /* it exits without running anything: reaped in the thread pool */
         refuse(t, "cannot watch the sandbox: %s", uv_strerror(rc));
         log_info("exec: task refused: %s", t->res.reason);
-        finish(t);
+        if (uv_queue_work(e->loop, &t->work, unwatched_wait, unwatched_done) != 0) {
+            siginfo_t si;
+            waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED); /* no thread pool: here (it is only exiting) */
+            finish(t);
+        }
         return;
     }
     t->proc_inited = true;
@@ -615,6 +636,8 @@ static void prep_done(uv_work_t *w, int status)
     if (!t->cancelled) { /* a pipe's first byte never blocks */
         t->start_ns = uv_hrtime();
         t->started = write(t->go_fd, "g", 1) == 1;
+        if (!t->started)
+            t->go_errno = errno ? errno : EIO; /* it sees EOF and exits: refused with this reason */
         uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
     }
     close_fd(&t->go_fd); /* not started: the child sees EOF and exits */
