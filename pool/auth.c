@@ -272,8 +272,12 @@ static bool parse_endorsement_line(const char *text, size_t i, size_t end, auth_
     return key_sig_from_hex(w, n, e->sig) == 0;
 }
 
-void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **out, size_t *n, size_t *bad,
-                            char *why, size_t whylen)
+/*
+ * Calls one(arg, text, start, end) for each line of text[0..len) that is neither blank nor a '#'
+ * comment; a line it refuses (false) counts in *bad, and why names the first (its number, what).
+ */
+static void each_line(const char *text, size_t len, bool (*one)(void *arg, const char *text, size_t i, size_t end),
+                      void *arg, size_t *bad, char *why, size_t whylen, const char *what)
 {
     size_t line = 0;
     for (size_t i = 0; i < len;) {
@@ -284,51 +288,63 @@ void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **o
         size_t a = i;
         const char *w;
         size_t wl = next_word(text, &a, end, &w);
-        if (wl && w[0] != '#') {
-            auth_endorsement_t e;
-            if (parse_endorsement_line(text, i, end, &e)) {
-                *out = xreallocarray(*out, *n + 1, sizeof(**out));
-                (*out)[(*n)++] = e;
-            } else {
-                if (*bad == 0 && why && whylen)
-                    snprintf(why, whylen, "line %zu is not an endorsement (as preon endorse prints it)", line);
-                (*bad)++;
-            }
+        if (wl && w[0] != '#' && !one(arg, text, i, end)) {
+            if (*bad == 0 && why && whylen)
+                snprintf(why, whylen, "line %zu is not %s", line, what);
+            (*bad)++;
         }
         i = end + 1;
     }
 }
 
+typedef struct endorse_out {
+    auth_endorsement_t **out;
+    size_t *n;
+} endorse_out_t;
+
+static bool one_endorsement(void *arg, const char *text, size_t i, size_t end)
+{
+    endorse_out_t *o = arg;
+    auth_endorsement_t e;
+    if (!parse_endorsement_line(text, i, end, &e))
+        return false;
+    *o->out = xreallocarray(*o->out, *o->n + 1, sizeof(**o->out));
+    (*o->out)[(*o->n)++] = e;
+    return true;
+}
+
+void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **out, size_t *n, size_t *bad,
+                            char *why, size_t whylen)
+{
+    endorse_out_t o = {out, n};
+    each_line(text, len, one_endorsement, &o, bad, why, whylen, "an endorsement (as preon endorse prints it)");
+}
+
 /* ---- trust lists ---- */
+
+typedef struct keys_out {
+    key_pub_t **keys;
+    size_t *n;
+} keys_out_t;
+
+static bool one_key(void *arg, const char *text, size_t i, size_t end)
+{
+    keys_out_t *o = arg;
+    const char *w;
+    size_t wl = next_word(text, &i, end, &w);
+    key_pub_t k;
+    if (key_pub_from_hex(w, wl, &k) != 0)
+        return false;
+    *o->keys = xreallocarray(*o->keys, *o->n + 1, sizeof(**o->keys));
+    (*o->keys)[(*o->n)++] = k;
+    return true;
+}
 
 void auth_trust_parse(const char *text, size_t len, key_pub_t **keys, size_t *n, size_t *bad, char *why,
                       size_t whylen)
 {
-    size_t line = 0;
-    for (size_t i = 0; i < len;) {
-        size_t end = i;
-        while (end < len && text[end] != '\n')
-            end++;
-        line++;
-        size_t a = i;
-        while (a < end && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r'))
-            a++;
-        size_t b = a;
-        while (b < end && text[b] != ' ' && text[b] != '\t' && text[b] != '\r')
-            b++;
-        if (a < end && text[a] != '#') {
-            key_pub_t k;
-            if (key_pub_from_hex(text + a, b - a, &k) == 0) {
-                *keys = xreallocarray(*keys, *n + 1, sizeof(**keys));
-                (*keys)[(*n)++] = k;
-            } else {
-                if (*bad == 0 && why && whylen)
-                    snprintf(why, whylen, "line %zu is not a key (64 hex digits, then a comment)", line);
-                (*bad)++;
-            }
-        }
-        i = end + 1;
-    }
+    keys_out_t o = {keys, n};
+    each_line(text, len, one_key, &o, bad, why, whylen, "a key (64 hex digits, then a comment)");
 }
 
 /* ---- the replay guard ---- */

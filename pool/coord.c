@@ -889,7 +889,8 @@ int coord_report(coord_t *c, const char *job_id, uint32_t task, const char *work
     if (v == COORD_ACCEPTED) {
         k->decided = k->nreports - 1;
         end_all_leases(c, j, task, NULL);
-        record_votes(c, k);
+        if (j->replicas >= 2) /* an unreplicated job's results prove nothing about their workers */
+            record_votes(c, k);
         settle(j, task, ok ? TASK_SUCCEEDED : TASK_FAILED);
         return 0;
     }

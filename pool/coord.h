@@ -14,8 +14,8 @@
  *    "failed": a quorum of those makes the task FAILED (jobs are deterministic). When every wanted
  *    replica has reported and no result has a quorum (a split), one more replica is wanted, up to
  *    max_replicas (coord_set_quorum: default 2 * replicas); past that the task FAILED ("no
- *    quorum", verdict OUTVOTED). Workers whose result lost are recorded (coord_dissenters), and
- *    every worker's valid and invalid reports counted (coord_record);
+ *    quorum", verdict OUTVOTED). Workers whose result lost are recorded (coord_dissenters), and,
+ *    for jobs of 2 or more replicas, every worker's valid and invalid reports counted (coord_record);
  *  - a release (coord_release): leased but never started; costs no attempt;
  *  - a loss (coord_lost, coord_expire, coord_worker_drop): the worker vanished, stopped renewing or
  *    sent something unusable. The task waits again; after max_attempts losses it is FAILED;

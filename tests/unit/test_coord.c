@@ -518,6 +518,12 @@ static void a_quorum_and_bound_set_per_job(void **state)
     const char *who[8];
     coord_record_t recs[8];
     assert_int_equal(coord_records(c, who, recs, 8), 4);
+    /* results of a job of one replica prove nothing: no record moves */
+    assert_int_equal(coord_add_job(c, "plain", 1, 1), 0);
+    expect_lease(c, W1, 0, 100, "plain", 0);
+    assert_int_equal(report(c, "plain", 0, W1, "whatever", true), COORD_ACCEPTED);
+    assert_true(coord_record(c, W1, &r));
+    assert_int_equal(r.valid, 1);
     /* a worker's record outlives its membership */
     assert_int_equal(coord_worker_drop(c, W2, NULL, NULL), 0);
     assert_true(coord_record(c, W2, &r));
