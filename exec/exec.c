@@ -594,8 +594,12 @@ static void unwatched_wait(uv_work_t *w)
 
 static void unwatched_done(uv_work_t *w, int status)
 {
-    (void)status;
-    finish(w->data);
+    exec_task_t *t = w->data;
+    if (status == UV_ECANCELED) { /* never ran: reap it here (it only has to see EOF and exit) */
+        siginfo_t si;
+        waitid(P_PIDFD, (id_t)t->proc_fd, &si, WEXITED);
+    }
+    finish(t);
 }
 
 /* Back on the loop: spawn, or report why not. */

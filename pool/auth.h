@@ -96,7 +96,7 @@ bool auth_job_verify(const char *submitter_hex, const char *job_id, const char *
  * EXIT "\n" (RID: the result manifest's id), in hex (KEY_SIG_HEX_LEN + 1 bytes).
  */
 void auth_result_sign(const keypair_t *k, const char *job_id, uint32_t task, const char *rid, int exit_code,
-                      char *sig_hex);
+                      char *sig_hex); /* job_id and rid: 64 hex each (else what it signs verifies for nothing) */
 /** Whether sig_hex is worker's signature of that result. */
 bool auth_result_verify(const key_pub_t *worker, const char *job_id, uint32_t task, const char *rid, int exit_code,
                         const char *sig_hex);
@@ -134,8 +134,8 @@ bool auth_endorsement_current(const auth_endorsement_t *e, uint64_t now_ms);
 /** The line form: "preon-endorsement-1 WHO BY UNTIL SIG" (no newline). out holds AUTH_ENDORSE_LINE_MAX. */
 void auth_endorsement_format(const auth_endorsement_t *e, char *out, size_t outlen);
 /**
- * Parses endorsement lines (the line form, then optionally white space and a comment; blank and
- * '#' lines skipped). Each well-formed line is appended to *out (*n of them, xrealloc'd; the
+ * Parses endorsement lines (the line form, then anything: `preon endorse` writes "  # NOTE"; blank
+ * and '#' lines skipped). Each well-formed line is appended to *out (*n of them, xrealloc'd; the
  * caller frees): signatures are NOT checked here. Other lines count in *bad; why names the first.
  */
 void auth_endorsement_parse(const char *text, size_t len, auth_endorsement_t **out, size_t *n, size_t *bad,

@@ -1,8 +1,8 @@
 /*
  * budget.c: token buckets by key (pool/budget.h). Entries live in an open-addressing table of
  * twice max_entries slots (FNV-1a of the key), so a lookup is O(1); when the table holds
- * max_entries keys, the least recently used one is found by a scan (only when a new key arrives
- * while full: at most one scan per new key, bounded by max_entries) and replaced.
+ * max_entries keys, the least recently used one is found by a scan of the 2 * max_entries slots
+ * (only when a new key arrives while full: one scan per new key) and replaced.
  * Tokens are kept in thousandths, so a rate below 1000/s refills smoothly.
  */
 #include <stdio.h>

@@ -4,8 +4,9 @@
  * now_ms; no clock, no sockets. A bucket holds up to `burst` tokens and refills at `rate` tokens
  * per second; a request takes one token or is refused. At most max_entries keys are tracked: a new
  * key takes the place of the one idle longest (an idle bucket is full again, so forgetting it loses
- * nothing unless it was idle for less than burst / rate seconds; then the newcomer is charged as if
- * that one's debt were its own: it starts empty). Tested in tests/unit/test_budget.c.
+ * nothing unless it was idle for less than burst / rate seconds; then the newcomer starts with what
+ * that one had left, not with a full burst). Keys are compared whole: an IPv6 host that rotates its
+ * addresses within its /64 gets a bucket per address. Tested in tests/unit/test_budget.c.
  */
 #ifndef PREON_POOL_BUDGET_H
 #define PREON_POOL_BUDGET_H

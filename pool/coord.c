@@ -73,6 +73,7 @@ typedef struct worker {
 typedef struct record {
     char *id;
     coord_record_t r;
+    uint64_t judged; /* c->judge_seq when last judged: the one judged longest ago goes first */
 } record_t;
 
 struct coord {
@@ -80,6 +81,7 @@ struct coord {
     uint64_t rng; /* xorshift64* state: adaptive replication's draws (seeded by coord_opts.seed) */
     record_t *records;
     uint32_t nrecords, cap_records;
+    uint64_t judge_seq;
     job_t *head, *tail;
     worker_t *workers;
     uint32_t nworkers, cap_workers, live_workers;
@@ -803,6 +805,14 @@ static record_t *record_of(coord_t *c, const char *worker)
     for (uint32_t i = 0; i < c->nrecords; i++)
         if (!strcmp(c->records[i].id, worker))
             return &c->records[i];
+    if (c->nrecords >= COORD_MAX_RECORDS_PER_WORKER * c->o.max_workers) { /* bounded: keys are free */
+        uint32_t old = 0;
+        for (uint32_t i = 1; i < c->nrecords; i++)
+            if (c->records[i].judged < c->records[old].judged)
+                old = i;
+        free(c->records[old].id);
+        c->records[old] = c->records[--c->nrecords];
+    }
     if (c->nrecords == c->cap_records) {
         c->cap_records = c->cap_records ? c->cap_records * 2 : 16;
         c->records = xreallocarray(c->records, c->cap_records, sizeof(*c->records));
@@ -813,12 +823,18 @@ static record_t *record_of(coord_t *c, const char *worker)
 }
 
 /* A task is decided by the report at k->decided: every report agreeing with it was valid, every
- * other one invalid (its worker's streak of valid results starts again). */
+ * other one invalid (its worker's streak of valid results starts again). A single adaptive run
+ * was checked by nobody: it moves no record (else a streak would feed itself). */
 static void record_votes(coord_t *c, const task_t *k)
 {
+    if (k->single)
+        return;
     const report_t *win = &k->reports[k->decided];
+    c->judge_seq++;
     for (uint8_t i = 0; i < k->nreports; i++) {
-        coord_record_t *r = &record_of(c, k->reports[i].worker)->r;
+        record_t *rec = record_of(c, k->reports[i].worker);
+        rec->judged = c->judge_seq;
+        coord_record_t *r = &rec->r;
         if (same_result(&k->reports[i], win)) {
             r->valid++;
             r->streak++;

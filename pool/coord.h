@@ -56,6 +56,9 @@
 #ifndef COORD_ADAPTIVE_SPOT
 #define COORD_ADAPTIVE_SPOT 0.1 /* adaptive: share of tasks replicated whoever takes them (spot checks) */
 #endif
+#ifndef COORD_MAX_RECORDS_PER_WORKER
+#define COORD_MAX_RECORDS_PER_WORKER 4 /* records kept: this many times max_workers (the oldest go) */
+#endif
 #ifndef COORD_MAX_ID
 #define COORD_MAX_ID 512 /* bytes of a job, worker, host or result id */
 #endif
@@ -115,7 +118,8 @@ int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t m
  * worker whose record shows a streak of at least COORD_ADAPTIVE_STREAK valid results, makes it a
  * single run with probability 1 - 1/streak (unless it is drawn as one of the COORD_ADAPTIVE_SPOT
  * share replicated anyway); that report alone decides it. Every other task wants the job's
- * replicas and quorum. A result that disagrees with a quorum resets its worker's streak to 0.
+ * replicas and quorum. A result that disagrees with a quorum resets its worker's streak to 0; a
+ * single run moves no record (nobody checked it), so a streak grows only by checked results.
  * 0, -ENOENT, -EINVAL.
  */
 int coord_set_adaptive(coord_t *c, const char *job_id, bool adaptive);

@@ -303,6 +303,8 @@ static void out_work(uv_work_t *req)
 {
     outwork_t *w = req->data;
     w->rc = pool__hash_tree(w->pool->store, w->dir, &w->man, w->why, sizeof(w->why));
+    for (size_t i = 0; !w->rc && i < w->man.n_files; i++) /* no umask of this host in the result's id */
+        w->man.files[i].mode = w->man.files[i].mode & 0111 ? 0755 : 0644;
     if (!w->rc && bundle_fits(&w->man))
         w->data = read_small_result(w->dir, &w->man, &w->data_len);
 }
@@ -372,7 +374,8 @@ void pool__vol_task_done(pool_t *pool, job_t *j, uint32_t task, int exit_code, u
     w->elapsed_ms = elapsed_ms;
     w->dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task);
     manifest_init(&w->man);
-    w->man.name = xasprintf("%s.%u", j->name[0] == '.' ? "result" : j->name, task);
+    /* the submitter's name for it, not ours (a clash renames it here): replicas compare by this id */
+    w->man.name = xasprintf("%s.%u", j->man.name[0] == '.' ? "result" : j->man.name, task);
     w->man.created_ms = j->man.created_ms; /* the same on every replica: results compare by their id */
     pool_job_ref(j);
     pool->pending_work++;
@@ -864,6 +867,13 @@ static void rm_decode_work(uv_work_t *w)
 {
     rcollect_t *c = w->data;
     c->why[0] = '\0';
+    hash_t want, got;
+    hash_from_hex(c->cand->rid, HASH_HEX_LEN, &want); /* set once, before the work: safe to read here */
+    manifest_id(c->mbody, c->mlen, &got);
+    if (!hash_equal(&want, &got)) { /* not the result it signed: not one block of it is fetched */
+        snprintf(c->why, sizeof(c->why), "its result manifest is not the one it signed (%.16s...)", c->cand->rid);
+        return;
+    }
     if (manifest_decode(&c->man, c->mbody, c->mlen, c->why, sizeof(c->why)) != 0) {
         if (!c->why[0])
             snprintf(c->why, sizeof(c->why), "undecodable");
@@ -887,7 +897,7 @@ static void rm_decode_done(uv_work_t *w, int status)
     c->mbody = NULL;
     if (c->why[0])
         return rm_refused(c, c->why);
-    if (c->job->gone || c->pool->stopping)
+    if (c->job->gone || c->pool->stopping || c->cand->dropped)
         return rm_refused(c, "the job went");
     const char *peers[1] = {c->peer};
     c->missing = 1;
@@ -949,10 +959,10 @@ static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t
         uv_queue_work(pool->loop, &c->req, assemble_work, assemble_done);
         return;
     }
-    char url[VOL_MAX_URL + 128];
-    snprintf(url, sizeof(url), "%s/v1/result/%s/%u", c->peer, k->job->id, k->task);
-    if (fetch_get(pool->fetch, url, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
-        rm_refused(c, "the fetcher refused the request");
+    char target[128];
+    snprintf(target, sizeof(target), "/v1/result/%s/%u", k->job->id, k->task);
+    if (pool__sget(pool, c->peer, target, FETCH_MAX_GET_BODY, on_result_manifest, c) != 0)
+        rm_refused(c, "the fetcher refused the request"); /* signed: only the submitter is served it */
 }
 
 typedef struct pubres {
@@ -1007,8 +1017,9 @@ static void pubres_done(uv_work_t *req, int status)
         k->stage = NULL; /* renamed: results/<job>/<task> now */
     }
     k->ready = false;
+    bool accepted = false;
     if (!j->gone && !pool->stopping && !k->dropped) {
-        if (p->status || status) { /* the rename failed: not accepted; the task runs again */
+        if (p->status || status) { /* the rename failed: not accepted; this vote's task runs again */
             log_warn("job %s task %u: %s (the task waits for another run)", j->name, task, p->why);
             coord_lost(pool->coord, j->id, task, v->worker);
             pool__vol_offer(pool, j, NULL);
@@ -1019,14 +1030,35 @@ static void pubres_done(uv_work_t *req, int status)
             log_info("job %s task %u: result %s from %s (exit %d)", j->name, task, k->rid, v->peer, v->exit_code);
             log_quorum(pool, j, task);
             pool__task_finished(j, task, v->exit_code == 0, v->exit_code, v->elapsed_ms, reason, v->worker);
+            accepted = true;
+        } else { /* it lost its lease during the rename: the files it put in results/ must not stay */
+            pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task), NULL);
         }
-        /* else: it lost its lease during the rename: the next accepted result replaces it */
     }
     vote_free(v);
     free(p);
-    if (!k->dropped)
-        cands_drop(pool, j, task); /* decided (or its files gone): the task's candidates go, k too */
-    cand_idle(k);                  /* (j may be gone from here on) */
+    if (k->dropped) {
+        cand_idle(k);
+    } else if (accepted || j->gone || pool->stopping) {
+        cands_drop(pool, j, task); /* decided: the task's candidates go, k too */
+        cand_idle(k);              /* (j may be gone from here on) */
+    } else {
+        /* Not decided: k's files are gone (or were never put); its other votes fetch them again
+         * from the next of them, and the task's other candidates go on being counted. */
+        if (k->votes) {
+            free(k->stage);
+            k->stage = xasprintf("%s/results/%s/.%u.%" PRIu64 ".tmp", pool->data_dir, j->id, task, ++pool->stage_seq);
+            collect_start(pool, k, NULL, NULL);
+        } else {
+            cand_unlink_free(k);
+        }
+        for (cand_t *o = pool->cands, *next; o; o = next) {
+            next = o->next;
+            if (o->job == j && o->task == task && o != k && o->ready)
+                cand_run(o);
+        }
+        cand_idle(k);
+    }
 }
 
 /* One vote counted: the core's verdict, and what it means here. */
@@ -1041,7 +1073,7 @@ static void vote_count(cand_t *k, vote_t *v)
     coord_task_votes(pool->coord, j->id, k->task, &n, &agree, NULL);
     if (verdict == COORD_PENDING) {
         log_info("job %s task %u: result %.16s... from %s: %u of %u reports agree, quorum %u: waiting for more",
-                 j->name, k->task, k->rid, v->peer, agree, n, coord_job_quorum(pool->coord, j->id));
+                 j->name, k->task, k->rid, v->peer, agree, n, coord_task_quorum(pool->coord, j->id, k->task));
         pool__vol_offer(pool, j, NULL); /* a split wants another replica */
     } else if (verdict == COORD_OUTVOTED) {
         task_state_t st;
@@ -1127,6 +1159,17 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
     }
     /* give the transfer (or the other replicas) time: the lease holds until the result is judged */
     coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), 10 * lease_ms(pool));
+    for (cand_t *o = pool->cands; o; o = o->next) { /* one report per worker and task is judged */
+        if (o->job != j || o->task != task)
+            continue;
+        for (vote_t *w = o->votes; w; w = w->next) {
+            if (!strcmp(w->worker, worker)) {
+                manifest_release(&man);
+                free(data);
+                return reply_json(r, 409, "{\"error\":\"a report of this task from you is being judged\"}");
+            }
+        }
+    }
     vote_t *v = xcalloc(1, sizeof(*v));
     v->worker = xstrdup(worker);
     v->peer = xstrdup(peer);
@@ -1175,13 +1218,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     bool with_task = !hello && path[n] == '/';
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
-    if (!hello && strcmp(what, "result") == 0 && with_task) { /* volunteer: serve a result manifest */
-        for (struct outbox *o = pool->outbox; o; o = o->next)
-            if (!strcmp(o->id, id) && o->task == task)
-                return pool->results_served++, httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
-        return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
-    }
-    if (!hello && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
+    if (!hello && strcmp(what, "result") && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
         strcmp(what, "done") && strcmp(what, "release"))
         return false;
     /* Everything below changes state here: only a signed request, once (pool/auth.h). */
@@ -1196,6 +1233,15 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     key_pub_to_hex(&caller, worker);
     if (pool__over_budget(pool, r, pool->key_signed, worker, "key"))
         return true;
+    if (!hello && !strcmp(what, "result") && with_task) { /* volunteer: a result manifest, to its submitter */
+        job_t *rj = pool_job_by_id(pool, id);
+        if (!rj || !rj->remote || !rj->signed_job || !key_pub_equal(&rj->submitter, &caller))
+            return reply_json(r, 403, "{\"error\":\"a result goes only to its job's submitter\"}"), true;
+        for (struct outbox *o = pool->outbox; o; o = o->next)
+            if (!strcmp(o->id, id) && o->task == task)
+                return pool->results_served++, httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
+        return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
+    }
     if (hello)
         return handle_offer(pool, r, NULL, &caller), true;
     if (!strcmp(what, "offer") && !with_task)

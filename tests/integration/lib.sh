@@ -472,19 +472,31 @@ signed_result() {
     printf '&rid=%s&rsig=%s' "$rid" "$sig"
 }
 
-# fake_server BODY LOG: serves BODY (JSON) to every request on a free loopback port, one
-# connection at a time (nc), appending each request to LOG; sets FAKE_URL. Stopped at cleanup.
+# fake_server BODY LOG [KEY]: serves BODY (JSON) to every request on a free loopback port, one
+# connection at a time (nc -k), appending each request's first line to LOG; sets FAKE_URL. With KEY
+# (64 hex), GET /v1/id answers {"key":"KEY"} instead, so peers can sign requests for it. Stopped at
+# cleanup.
 fake_server() {
-    local body=$1 log=$2 port pid len
-    len=$(LC_ALL=C; printf '%s' "${#body}")
+    local body=$1 log=$2 key=${3:-} port pid
     while :; do
         port=$((20000 + RANDOM % 30000))
         ss -Hltn "sport = :$port" | grep -q . || break
     done
     (
-        while :; do
+        COPROC_PID=
+        trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM # its nc goes with it
+        # One nc that keeps listening (-k): each client reads one answer (Content-Length, Connection:
+        # close) and hangs up, and the next is accepted at once: no gap between connections.
+        coproc nc -k -l 127.0.0.1 "$port"
+        local line out
+        while IFS= read -r line <&"${COPROC[0]}"; do
+            line=${line%$'\r'}
+            case "$line" in "GET "* | "HEAD "*) ;; *) continue ;; esac # headers of the request
+            printf '%s\n' "$line" >>"$log"
+            out=$body
+            if [ -n "$key" ] && [[ $line == "GET /v1/id "* ]]; then out="{\"key\":\"$key\"}"; fi
             printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-                "$len" "$body" | nc -N -l 127.0.0.1 "$port" >>"$log" 2>/dev/null || sleep 0.05
+                "$(LC_ALL=C; printf '%s' "${#out}")" "$out" >&"${COPROC[1]}" 2>/dev/null || true
         done
     ) &
     pid=$!

@@ -192,9 +192,9 @@ t_a_result_over_the_jobs_disk_is_refused_before_any_block() {
     man='{"block_size":262144,"created_ms":1,"dirs":[],"files":[{"blocks":['$blocks'],"mode":420,"path":"out.bin","size":2097152}],'
     man+='"job":{"command":"/job/run","disk":1048576,"memory":1073741824,"network":false,"outputs":[],'
     man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"x.0","v":1}'
-    fake_server "$man" "$T_CASE/asked"
     local k
     k=$(test_key fake)
+    fake_server "$man" "$T_CASE/asked" "$("$PREON" id --key "$k")"
     assert_contains "$(scurl "$k" "$url/v1/lease/$id?peer=$FAKE_URL")" '"tasks":[0]' "lease answer"
     assert_eq 202 "$(scurl "$k" "$url/v1/done/$id/0?peer=$FAKE_URL&exit=0&ms=1$(signed_result "$k" "$id" 0 "$man" 0)" \
         -o /dev/null -w '%{http_code}')" "done"

@@ -62,6 +62,12 @@ t_a_lying_worker_is_outvoted_and_recorded() {
         assert_not_contains "$list" "$kl" "the results list"
     }
     check_list
+    # A volunteer's result manifest goes only to its job's submitter: a replica cannot copy another's.
+    local uh1
+    uh1=$(peer_field "$(mnt H1)" http)
+    assert_eq 401 "$(curl -sS -o /dev/null -w '%{http_code}' "$uh1/v1/result/$id/0")" "an unsigned result request"
+    assert_eq 403 "$(scurl "$(test_key copier)" "$uh1/v1/result/$id/0" -o /dev/null -w '%{http_code}')" \
+        "a result request by a key that is not the job's submitter"
     stop_peer A
     start_peer A --port 0 --slots 0
     wait_status "$a" voted state done
