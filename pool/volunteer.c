@@ -23,7 +23,9 @@
  * Requests are GETs with the sender's base URL in ?peer= (the fetcher speaks GET), signed by the
  * sender's key for the receiver (trust.c, pool/auth.h: checked before anything here runs, admitted
  * once). A worker is its key: leases are held by keys, and each worker's base URL (where its cancel
- * and result go) is where its last signed request came from. Results are not signed yet (issue 9).
+ * and result go) is where its last signed request came from. Each result is named by the id of its
+ * result manifest, signed by its worker; the submitter counts reports as votes (replicas, quorum:
+ * the candidates below) and keeps a result only once the coordination core accepts it.
  */
 #include <errno.h>
 #include <fcntl.h>
