@@ -245,6 +245,27 @@ static int cmd_mount(int argc, char **argv)
         return 1;
     }
     free(data);
+    /* One peer per data directory and per mount point: a second would run the first's tasks, or
+     * stack over it and hide it. The lock is held (and inherited by the daemon) until exit. */
+    char *lockp = xasprintf("%s/lock", dd);
+    long holder = 0;
+    int lock_fd = -1, lrc = files_lock(lockp, &lock_fd, &holder);
+    free(lockp);
+    if (lrc == -EWOULDBLOCK) {
+        fprintf(stderr, "preon mount: the data directory %s is in use by another peer (pid %ld); give this one "
+                "its own (--data DIR), or stop that one first\n", dd, holder);
+        return 1;
+    }
+    if (lrc) {
+        fprintf(stderr, "preon mount: cannot lock the data directory %s: %s\n", dd, strerror(-lrc));
+        return 1;
+    }
+    if (fs_mounted_live(mnt)) {
+        fprintf(stderr, "preon mount: %s is already a mount point (a peer running there?): unmount it first "
+                "(fusermount3 -u -- %s), or choose another directory\n", mnt, mnt);
+        close(lock_fd);
+        return 1;
+    }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0) {
         perror("preon mount: /proc/self/exe");
@@ -266,6 +287,10 @@ static int cmd_mount(int argc, char **argv)
         }
         close(pipefd[0]);
         setsid();
+        char lb[24]; /* the lock is the daemon's now: its pid, for the message a second peer gets */
+        int ln = snprintf(lb, sizeof(lb), "%ld\n", (long)getpid());
+        if (ftruncate(lock_fd, 0) != 0 || pwrite(lock_fd, lb, (size_t)ln, 0) != ln)
+            log_warn("%s/lock: cannot write the daemon's pid: %s", dd, strerror(errno));
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
             dup2(null, 0);

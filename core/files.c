@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,5 +247,35 @@ int files_each_file(const char *dir, void (*cb)(void *arg, const char *path), vo
         free(p);
     }
     closedir(d);
+    return 0;
+}
+
+int files_lock(const char *path, int *fd, long *holder)
+{
+    *fd = -1;
+    if (holder)
+        *holder = 0;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (f < 0)
+        return -errno;
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        char b[24] = "";
+        ssize_t n = pread(f, b, sizeof(b) - 1, 0);
+        if (holder && n > 0) {
+            b[n] = '\0';
+            *holder = strtol(b, NULL, 10);
+        }
+        close(f);
+        return err;
+    }
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, b, (size_t)n, 0) != n) {
+        int err = -errno;
+        close(f);
+        return err ? err : -EIO;
+    }
+    *fd = f;
     return 0;
 }

@@ -13,6 +13,13 @@ int files_mkdir_p(const char *path, mode_t mode);
  * Any depth, two fds at most (files_walk). */
 int files_rm_rf(const char *path);
 
+/**
+ * Takes an exclusive lock (flock) on the file at path, created if missing (0644), and writes this
+ * process's pid into it: 0 with *fd (O_CLOEXEC; keep it open for as long as the lock is wanted; a
+ * forked child shares it), -EWOULDBLOCK if another process holds it (*holder: the pid it wrote, or
+ * 0), or -errno. The lock goes with the last fd of it: a killed holder leaves none behind.
+ */
+int files_lock(const char *path, int *fd, long *holder);
 /** Reads at most max bytes of the file at path (not through a symlink) into *out (xmalloc'd,
  * NUL-terminated, *len bytes before the NUL). 0 or -errno. Blocking: for the thread pool. */
 int files_read_small(const char *path, size_t max, char **out, size_t *len);

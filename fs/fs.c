@@ -64,6 +64,29 @@ static void unescape_mountinfo(char *s)
     *o = '\0';
 }
 
+bool fs_mounted_live(const char *mnt)
+{
+    struct stat st;
+    if (stat(mnt, &st) != 0)
+        return false; /* ENOTCONN: a dead mount, cleared at start; anything else fails later */
+    FILE *mi = fopen("/proc/self/mountinfo", "re");
+    if (!mi)
+        return false;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, mi) > 0) {
+        char mp[4096];
+        if (sscanf(line, "%*u %*u %*u:%*u %*s %4095s", mp) != 1)
+            continue;
+        unescape_mountinfo(mp);
+        found = strcmp(mp, mnt) == 0;
+    }
+    free(line);
+    fclose(mi);
+    return found;
+}
+
 /*
  * Raises the read-ahead of our mount (see FS_READAHEAD_KB) through /sys/class/bdi/MAJ:MIN. The
  * device number comes from /proc/self/mountinfo (the last mount on our mount point), not from a

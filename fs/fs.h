@@ -42,5 +42,11 @@ int fs_client_status(int argc, char **argv);
 
 /** Unmounts, kills running tasks (they will run again after a restart) and closes; on_exit follows. */
 void fs_stop(fs_t *fs);
+/**
+ * Whether something is mounted at mnt (an absolute, resolved path) and answers: a live mount (a
+ * peer running there, or any other filesystem). A dead FUSE mount (ENOTCONN: its peer crashed)
+ * is not live: fs_new clears it.
+ */
+bool fs_mounted_live(const char *mnt);
 
 #endif

@@ -154,4 +154,25 @@ t_daemonizes_without_f() {
     ! _is_mounted "$m" || fail "$m still mounted"
 }
 
+# One peer per data directory and per mount point (issue 11, item 2): a second peer on either is
+# refused with a clear error before it mounts anything, and the first keeps running, mounted once.
+t_a_second_peer_on_a_busy_data_dir_or_mount_point_is_refused() {
+    start_peer A --port 0 --slots 0
+    local out rc=0 other="$T_CASE/other"
+    mkdir -p "$other/mnt" "$other/data"
+    out=$(timeout 20 "$PREON" mount -f --data "$(data_dir A)" --port 0 "$other/mnt" 2>&1 </dev/null) || rc=$?
+    assert_eq 1 "$rc" "the exit of a peer started on A's data directory"
+    assert_contains "$out" "the data directory $(data_dir A) is in use by another peer (pid $(peer_pid A))" "its message"
+    ! _is_mounted "$other/mnt" || fail "the refused peer mounted $other/mnt"
+    rc=0
+    out=$(timeout 20 "$PREON" mount -f --data "$other/data" --port 0 "$(mnt A)" 2>&1 </dev/null) || rc=$?
+    assert_eq 1 "$rc" "the exit of a peer started on A's mount point"
+    assert_contains "$out" "$(mnt A) is already a mount point" "its message"
+    assert_eq 1 "$(awk -v m="$(mnt A)" '$5 == m' /proc/self/mountinfo | wc -l)" "mounts at A's mount point"
+    assert_match "$(cat "$(mnt A)/peer")" "key: [0-9a-f]{64}" "A's peer file, after both"
+    # the lock goes with its holder: A stopped, a peer on its data directory starts
+    stop_peer A
+    start_peer A --port 0 --slots 0
+}
+
 run_tests "$@"
