@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/auth.h"
@@ -70,6 +71,7 @@ bool pool__add_peer(pool_t *pool, const char *url)
     pool->pool_fail_since = xreallocarray(pool->pool_fail_since, pool->n_pool_peers + 1, sizeof(uint64_t));
     pool->pool_fail_since[pool->n_pool_peers] = 0;
     pool->pool_peers[pool->n_pool_peers++] = xstrdup(url);
+    pool->peers_dirty = true;
     log_info("pool peer %s", url);
     pool->up.vol_new_peer(pool, url);
     return true;
@@ -291,7 +293,14 @@ static void pool_peer_answered(pool_t *pool, const char *url, bool answered)
     for (size_t i = 0; i < pool->n_pool_peers; i++) {
         if (strcmp(pool->pool_peers[i], url) != 0)
             continue;
-        if (answered)
+        if (answered && pool->pool_fail_since[i]) {
+            /* back after failing: it may have restarted and forgotten us; a greeting tells it */
+            log_info("pool peer %s answers again: greeting it", url);
+            pool->pool_fail_since[i] = 0;
+            pool->up.vol_new_peer(pool, url);
+            if (pool->announce) /* its embedded tracker may be the pool's: tell it we are here */
+                announce_now(pool->announce);
+        } else if (answered)
             pool->pool_fail_since[i] = 0;
         else if (!pool->pool_fail_since[i])
             pool->pool_fail_since[i] = pool_now_ms();
@@ -320,6 +329,7 @@ static void pool_drop_silent(pool_t *pool)
         pool->pool_fail_since[i] = pool->pool_fail_since[pool->n_pool_peers];
         pool->up.vol_peer_dropped(pool, gone); /* its leases go back to waiting now, not when they expire */
         free(gone);
+        pool->peers_dirty = true;
     }
 }
 
@@ -406,12 +416,92 @@ static void on_jobs(int status, unsigned code, const char *body, size_t len, voi
     disc_free(d);
 }
 
+/* ---- the pool peers remembered across restarts: DATA/peers, one base URL per line ---- */
+
+typedef struct peersave {
+    uv_work_t work;
+    pool_t *pool;
+    char *path, *text;
+} peersave_t;
+
+static void peers_save_work(uv_work_t *w)
+{
+    peersave_t *s = w->data;
+    char *tmp = xasprintf("%s.tmp", s->path);
+    FILE *f = fopen(tmp, "we");
+    bool ok = f && fputs(s->text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, s->path) != 0) {
+        log_warn("%s: cannot remember the pool's peers: %s", s->path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+}
+
+static void peers_save_done(uv_work_t *w, int status)
+{
+    peersave_t *s = w->data;
+    s->pool->pending_work--;
+    s->pool->peers_saving = false;
+    free(s->path);
+    free(s->text);
+    free(s);
+}
+
+/* Writes DATA/peers again (in the thread pool) if the pool peers changed since it was last written. */
+static void peers_save(pool_t *pool)
+{
+    if (!pool->peers_dirty || pool->peers_saving)
+        return;
+    pool->peers_dirty = false;
+    pool->peers_saving = true;
+    peersave_t *s = xcalloc(1, sizeof(*s));
+    s->work.data = s;
+    s->pool = pool;
+    s->path = xasprintf("%s/peers", pool->data_dir);
+    size_t len = 1;
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        len += strlen(pool->pool_peers[i]) + 1;
+    s->text = xmalloc(len);
+    size_t off = 0;
+    for (size_t i = 0; i < pool->n_pool_peers; i++)
+        off += (size_t)sprintf(s->text + off, "%s\n", pool->pool_peers[i]);
+    s->text[off] = '\0';
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &s->work, peers_save_work, peers_save_done);
+}
+
+void pool__peers_load(pool_t *pool)
+{
+    char *path = xasprintf("%s/peers", pool->data_dir), *text;
+    size_t len;
+    if (files_read_small(path, 256u * POOL_MAX_POOL_PEERS, &text, &len) != 0) {
+        free(path);
+        return; /* none yet */
+    }
+    size_t n = 0;
+    for (char *line = text, *end; *line; line = end) {
+        end = strchr(line, '\n');
+        end = end ? (*end = '\0', end + 1) : line + strlen(line);
+        if (!strncmp(line, "http://", 7) && strlen(line) < 256 && !strpbrk(line, " \t\r") &&
+            pool__add_peer(pool, line))
+            n++;
+    }
+    if (n)
+        log_info("%zu pool peers remembered from %s: greeting them", n, path);
+    pool->peers_dirty = false; /* as written */
+    free(text);
+    free(path);
+}
+
 static void on_discover(uv_timer_t *t)
 {
     pool_t *pool = t->data;
     if (pool->stopping)
         return;
     pool_drop_silent(pool);
+    peers_save(pool);
     if (pool->pending_gets > 4 * pool->n_pool_peers + 16)
         return; /* answers are still coming: do not pile up requests */
     for (size_t i = 0; i < pool->n_pool_peers; i++) {

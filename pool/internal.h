@@ -130,6 +130,7 @@ struct pool {
     size_t n_pool_peers;
     uint64_t *pool_fail_since; /**< by pool peer: when its /v1/jobs started failing (0: answering) */
     size_t n_static_peers;     /**< the first ones, from --peer: never dropped */
+    bool peers_dirty, peers_saving; /**< DATA/peers is to be written again (discover.c) */
     uint64_t listing_gen;      /**< counts /v1/jobs answers (discover.c) */
     size_t n_remote_jobs;      /**< other peers' jobs held (at most POOL_MAX_REMOTE_JOBS) */
     uint64_t mirror_bytes;     /**< their result manifests mirrored (at most POOL_MAX_MIRROR_BYTES) */
@@ -222,6 +223,9 @@ const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
  * (at most every 10 s). what: "host" or "key", for the log.
  */
 bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
+
+/** (discover.c) Adds the pool peers remembered in DATA/peers (start-up: blocking) and greets them. */
+void pool__peers_load(pool_t *p);
 
 /** (jobs.c) Adds a job's tasks to the coordination core with its replicas and quorum. 0 or -errno. */
 int pool__coord_add(pool_t *p, const char *id, const jobdesc_t *d);

@@ -229,6 +229,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     for (size_t i = 0; i < opts->n_peers; i++)
         pool__add_peer(pool, opts->peers[i]);
     pool->n_static_peers = pool->n_pool_peers;
+    pool__peers_load(pool); /* the pool as it was: a restarted peer greets it at once (discover.c) */
     /* preon-limit next to us starts each task without loading our libraries; else `preon limit`. */
     const char *slash = strrchr(pool->self_exe, '/');
     char *lim = xasprintf("%.*s/preon-limit", (int)(slash ? slash - pool->self_exe : 1), slash ? pool->self_exe : "/");

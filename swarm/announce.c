@@ -48,6 +48,7 @@ typedef struct torrent {
     bool again;           /* announce_now while in flight: go again when it is answered */
     bool started_ok;      /* an answer to "started" came: later announces carry no event */
     bool failing;         /* the last announce failed (logged at warn level once) */
+    uint32_t retry_ms;    /* after a failure: the next try comes this soon (doubling, at most the interval) */
     bool in_cb, dead;     /* dead: removed during its own callback; freed when it returns */
 } torrent_t;
 
@@ -368,10 +369,15 @@ static void on_reply(int status, unsigned code, const char *body, size_t len, vo
         t->cb(r->peers, n, t->arg);
         t->in_cb = false;
         t->failing = false;
+        t->retry_ms = 0;
     } else {
+        /* a tracker that went away (restarted, rebooted) is tried again soon, not a full interval later */
+        t->retry_ms = t->retry_ms ? t->retry_ms * 2 : ANNOUNCE_RETRY_MIN_MS;
+        if (t->retry_ms > t->interval_ms)
+            t->retry_ms = t->interval_ms;
         /* a tracker that keeps failing is reported once, then quietly retried */
         log_msg(t->failing ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, "announce: tracker %s: %s%s; retrying in %u ms",
-                a->url, rc == -EPROTO ? "failure: " : "", why, t->interval_ms);
+                a->url, rc == -EPROTO ? "failure: " : "", why, t->retry_ms);
         t->failing = true;
     }
     free(r);
@@ -379,7 +385,7 @@ static void on_reply(int status, unsigned code, const char *body, size_t len, vo
         free(t);
         return;
     }
-    t->due_ms = uv_now(a->loop) + (t->again ? 0 : t->interval_ms);
+    t->due_ms = uv_now(a->loop) + (t->again ? 0 : t->retry_ms ? t->retry_ms : t->interval_ms);
     t->again = false;
     rearm(a);
 }

@@ -48,6 +48,9 @@
 /** The tracker's "interval" is clamped to [MIN, MAX]. */
 #define ANNOUNCE_MIN_INTERVAL_MS 1000u
 #define ANNOUNCE_MAX_INTERVAL_MS (30u * 60 * 1000)
+/** After a failed announce the next try comes this soon, doubling after each failure (at most the
+ * interval): a restarted tracker is back in the swarm within seconds. */
+#define ANNOUNCE_RETRY_MIN_MS 1000u
 /** The interval used before a tracker has answered (and after failures until it does). */
 #ifndef ANNOUNCE_DEFAULT_INTERVAL_MS
 #define ANNOUNCE_DEFAULT_INTERVAL_MS (60u * 1000)

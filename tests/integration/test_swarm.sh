@@ -73,6 +73,43 @@ t_pool_found_through_the_tracker() {
     [ "$(peer_field "$b" pool-peers)" -ge 1 ] || fail "B has no pool peer"
 }
 
+# A submitter that embeds the pool's tracker, killed -9 and restarted on its port while its
+# volunteer keeps running, is back in the pool within seconds (issue 11, item 2): it greets the
+# pool peers it remembers (DATA/peers) instead of waiting for their next announce (30 min).
+t_a_restarted_submitter_rejoins_its_running_volunteer() {
+    start_peer A --port 0 --slots 0
+    local a ua port st end
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    port=${ua##*:}
+    start_peer B --port 0 --slots 1 --tracker "$ua/announce"
+    end=$((SECONDS + 20))
+    until [ "$(peer_field "$a" pool-peers)" = 1 ]; do # B announced, A learnt it
+        [ "$SECONDS" -le "$end" ] || fail "A never learnt of B"
+        sleep 0.1
+    done
+    end=$((SECONDS + 10))
+    until grep -q '^http://' "$(data_dir A)/peers" 2>/dev/null; do # remembered (written within a second)
+        [ "$SECONDS" -le "$end" ] || fail "A never wrote its pool peers to DATA/peers"
+        sleep 0.1
+    done
+    kill9_peer A
+    start_peer A --port "$port" --slots 0
+    wait_log A "1 pool peers remembered from .*/peers: greeting them" 5
+    end=$((SECONDS + 10))
+    until [ "$(peer_field "$a" pool-peers)" = 1 ]; do
+        [ "$SECONDS" -le "$end" ] || fail "the restarted A has no pool peer after 10 s"
+        sleep 0.1
+    done
+    # a job B publishes now reaches A, and a job A publishes runs on B
+    publish_job "$(mnt B)" fromb 'echo b' "tasks = 1"
+    wait_listed "$a" fromb 15
+    publish_job "$a" froma 'echo a' "tasks = 1"
+    st=$(wait_job "$a" froma 30)
+    assert_eq done "$(field state <<<"$st")" "a job of the restarted submitter, run on B"
+    assert_file_eq "$a/results/froma/0/stdout" a
+}
+
 t_a_vanished_pool_peer_is_dropped() {
     # B joins A's pool through A's tracker, then dies without a word (kill -9): A stops asking it
     # for jobs after 10 s of silence and says so. A peer named with --peer is never dropped.

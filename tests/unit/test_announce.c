@@ -166,6 +166,7 @@ struct fx {
     client_t c[MAX_CLIENTS];
     int closed; /* close callbacks seen */
     int junk_requests;
+    int flaky_requests;
     uint8_t pool[ANNOUNCE_HASH_LEN];
 };
 
@@ -187,7 +188,10 @@ static void on_junk(httpd_req_t *r, void *arg)
         httpd_reply(r, 200, "text/html", "<html>no</html>", 15);
     else if (!strcmp(p, "/junk/fail"))
         httpd_reply(r, 200, "text/plain", "d14:failure reason7:go awaye", 28);
-    else if (!strcmp(p, "/junk/odd"))
+    else if (!strcmp(p, "/junk/flaky") && fx->flaky_requests++ > 0) { /* down once, then up */
+        static const char ok[] = "d8:intervali3600e5:peers6:\x7f\x00\x00\x01\x1e\x61" "e";
+        httpd_reply(r, 200, "text/plain", ok, sizeof(ok) - 1);
+    } else if (!strcmp(p, "/junk/odd"))
         httpd_reply(r, 200, "text/plain", "d8:intervali1e5:peers7:abcdefge", 31);
     else
         httpd_reply(r, 500, "text/plain", "oops", 4);
@@ -338,6 +342,20 @@ static void announce_junk_answers_give_no_callback(void **state)
         assert_int_equal(fx->c[i].calls, 0);
 }
 
+/* A tracker that fails (restarted, say) is tried again within seconds, not an interval (here an
+ * hour) later. */
+static void announce_retries_soon_after_a_failure(void **state)
+{
+    fx_t *fx = *state;
+    client_t *c = client_start(fx, 0, 7301, "/junk/flaky", 3600u * 1000);
+    assert_int_equal(announce_add(c->a, fx->pool, false, on_peers, c), 0);
+    uint64_t t0 = uv_now(&fx->loop);
+    assert_true(run_until(fx, &c->calls, 1));
+    assert_int_equal(fx->flaky_requests, 2);
+    assert_true(has_peer(c, 7777));
+    assert_true(uv_now(&fx->loop) - t0 < 5000); /* ANNOUNCE_RETRY_MIN_MS later, not an hour */
+}
+
 static void announce_now_and_close_from_a_callback(void **state)
 {
     fx_t *fx = *state;
@@ -386,6 +404,7 @@ int main(void)
         cmocka_unit_test(announce_pool_hash_matches_tracker),
         cmocka_unit_test_setup_teardown(announce_two_clients_find_each_other_and_stopped_removes, setup, teardown),
         cmocka_unit_test_setup_teardown(announce_junk_answers_give_no_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(announce_retries_soon_after_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(announce_now_and_close_from_a_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(announce_new_checks_arguments, setup, teardown),
     };
