@@ -242,8 +242,6 @@ void pool__trust_load(pool_t *p);
 /** Reads it again every POOL_TRUST_RELOAD_MS, in the thread pool. */
 void pool__trust_start(pool_t *p);
 void pool__trust_stop(pool_t *p);
-/** (trustlist.c) Whether key is trusted here: our own key, or a listed one. */
-bool pool__trusted(const pool_t *p, const key_pub_t *key);
 /**
  * (trustlist.c) Whether the signed job j runs here at now_ms (wall clock): its submitter is
  * trusted, or one of its endorsements in force is by a trusted key (*endorser, may be NULL: that

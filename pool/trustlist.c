@@ -5,7 +5,8 @@
 #include "pool/auth.h"
 #include "pool/internal.h"
 
-bool pool__trusted(const pool_t *pool, const key_pub_t *key)
+/* Our own key, or a listed one. */
+static bool trusted(const pool_t *pool, const key_pub_t *key)
 {
     key_pub_t self;
     key_public(pool->key, &self);
@@ -23,7 +24,7 @@ bool pool__job_trusted(const pool_t *pool, const job_t *j, uint64_t now_ms, cons
         *endorser = NULL;
     if (!j->signed_job)
         return false;
-    if (pool__trusted(pool, &j->submitter))
+    if (trusted(pool, &j->submitter))
         return true;
     /* Each endorsement's signature was checked when the manifest was taken (discover.c). */
     for (size_t i = 0; i < j->man.n_endorsements; i++) {
@@ -31,7 +32,7 @@ bool pool__job_trusted(const pool_t *pool, const job_t *j, uint64_t now_ms, cons
         key_pub_t by;
         if (key_pub_from_hex(e->by, KEY_PUB_HEX_LEN, &by) != 0 || (e->until_ms && now_ms >= e->until_ms))
             continue;
-        if (pool__trusted(pool, &by)) {
+        if (trusted(pool, &by)) {
             if (endorser)
                 *endorser = e->by;
             return true;

@@ -624,7 +624,6 @@ typedef struct rcollect {
     pool_t *pool;
     job_t *job;
     cand_t *cand;
-    uint32_t task;
     char *peer; /* the volunteer fetched from */
     manifest_t man;
     char *data; /* an inline result: the files' contents, already checked against man */
@@ -946,7 +945,6 @@ static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t
     c->pool = pool;
     c->job = k->job;
     c->cand = k;
-    c->task = k->task;
     c->peer = xstrdup(k->votes->peer);
     manifest_init(&c->man);
     pool_job_ref(c->job);

@@ -420,12 +420,9 @@ publish_job() {
 }
 
 publish_idle() {
-    local m=$1 name=$2 n=$3 src
+    local m=$1 name=$2 n=$3
     shift 3
-    src=$(src_dir "$name")
-    make_job "$src" 'true' "tasks = $n" "$@"
-    cp -r -- "$src" "$m/jobs/.$name"
-    mv -- "$m/jobs/.$name" "$m/jobs/$name"
+    publish_job "$m" "$name" 'true' "tasks = $n" "$@"
     wait_status "$m" "$name" state running
     status_field "$m" "$name" id
 }

@@ -98,15 +98,12 @@ t_a_lease_is_held_by_a_key_not_an_address() {
 # refused (403) and logged, and the task runs on; the submitter's own cancel stops it.
 t_a_cancel_from_another_key_changes_nothing() {
     start_peer A --port 0 --slots 0
-    local a b url_b id src
+    local a b url_b id
     a=$(mnt A)
     start_peer B --port 0 --slots 1 --peer "$(peer_field "$a" http)"
     b=$(mnt B)
     url_b=$(peer_field "$b" http)
-    src=$(src_dir slow)
-    make_job "$src" "sleep 60" "tasks = 1"
-    cp -r -- "$src" "$a/jobs/.slow"
-    mv -- "$a/jobs/.slow" "$a/jobs/slow"
+    publish_job "$a" slow 'sleep 60' "tasks = 1"
     wait_status "$a" slow running 1 20
     id=$(status_field "$a" slow id)
     wait_log B "job slow: leased task 0 from" 20
@@ -127,13 +124,10 @@ t_a_cancel_from_another_key_changes_nothing() {
 # A offers it to nobody, and B polls nobody: B knows only what these offers tell it.)
 t_a_job_is_taken_only_signed_and_only_from_its_signer() {
     start_peer A --port 0 --slots 1
-    local a ua id sig bad b ub mallory src
+    local a ua id sig bad b ub mallory
     a=$(mnt A)
     ua=$(peer_field "$a" http)
-    src=$(src_dir signed)
-    make_job "$src" 'sleep 60' "tasks = 1"
-    cp -r -- "$src" "$a/jobs/.signed"
-    mv -- "$a/jobs/.signed" "$a/jobs/signed"
+    publish_job "$a" signed 'sleep 60' "tasks = 1"
     wait_status "$a" signed running 1 20
     id=$(status_field "$a" signed id)
     assert_eq "$("$PREON" id --data "$(data_dir A)")" "$(status_field "$a" signed submitter)" "the job's submitter on A"
@@ -166,13 +160,10 @@ t_a_job_is_taken_only_signed_and_only_from_its_signer() {
 # that signed the job speaks for it, and that peer has proven no such key.
 t_a_listing_by_another_peer_changes_nothing() {
     start_peer A --port 0 --slots 1
-    local a ua id sig b body src
+    local a ua id sig b body
     a=$(mnt A)
     ua=$(peer_field "$a" http)
-    src=$(src_dir held)
-    make_job "$src" 'sleep 60' "tasks = 1"
-    cp -r -- "$src" "$a/jobs/.held"
-    mv -- "$a/jobs/.held" "$a/jobs/held"
+    publish_job "$a" held 'sleep 60' "tasks = 1"
     wait_status "$a" held running 1 20
     id=$(status_field "$a" held id)
     sig=$(curl -sS "$ua/v1/jobs" | sed -n 's/.*"sig":"\([0-9a-f]\{128\}\)".*/\1/p')
