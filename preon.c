@@ -52,6 +52,9 @@ static const char usage_mount[] =
     "  -f, --foreground     stay in the foreground (default: detach once mounted)\n"
     "  --data DIR           data directory (default $XDG_DATA_HOME/preon or ~/.local/share/preon)\n"
     "  --slots N            tasks run at once (default: number of CPUs)\n"
+    "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"
+    "  --disk SIZE          disk all tasks here may ask for together (default: the data directory's free space)\n"
+    "  --cpu PERCENT        share of the machine's CPUs all tasks here may use together, 1-100 (default 100)\n"
     "  --quiet-ms N         publish a copied job after N ms with no file open (default 1000)\n"
     "  --uid-base N         sandbox user ids are N + slot (default 64000)\n"
     "  --allow-network      run jobs that ask for network access\n"
@@ -166,14 +169,16 @@ static int cmd_mount(int argc, char **argv)
         {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
         {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
         {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
-        {"key-budget", required_argument, NULL, 'k'},
+        {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
+        {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
         {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
                   lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0, host_budget = 0,
                   key_budget = 0;
-    uint64_t max_mirror = 0;
+    uint64_t max_mirror = 0, mem_total = 0, disk_total = 0;
+    unsigned long cpu_pct = 0;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
@@ -199,6 +204,9 @@ static int cmd_mount(int argc, char **argv)
         case 'H': bad = parse_uint(optarg, 1000000, &host_budget) || host_budget == 0; break;
         case 'k': bad = parse_uint(optarg, 1000000, &key_budget) || key_budget == 0; break;
         case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
+        case 'm': bad = jobdesc_parse_size(optarg, &mem_total) != 0 || mem_total < (16ull << 20); break;
+        case 'S': bad = jobdesc_parse_size(optarg, &disk_total) != 0 || disk_total == 0; break;
+        case 'C': bad = parse_uint(optarg, 100, &cpu_pct) || cpu_pct == 0; break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -266,6 +274,16 @@ static int cmd_mount(int argc, char **argv)
         close(lock_fd);
         return 1;
     }
+    if (mem_total || cpu_pct) { /* said now, on the terminal: the daemon's stderr is /dev/null */
+        char why[256];
+        exec_opts_t eo = {.memory_total = mem_total, .cpu_permille = (unsigned)cpu_pct * 10};
+        if (exec_check_cgroups(&eo, why, sizeof(why)) != 0) {
+            fprintf(stderr, "preon mount: cannot give tasks %s: %s\n", mem_total && cpu_pct ? "--memory and --cpu" :
+                    mem_total ? "--memory" : "--cpu", why);
+            close(lock_fd);
+            return 1;
+        }
+    }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0) {
         perror("preon mount: /proc/self/exe");
@@ -323,6 +341,8 @@ static int cmd_mount(int argc, char **argv)
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
                              .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
                              .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
+                             .memory_total = mem_total, .disk_total = disk_total,
+                             .cpu_permille = (unsigned)cpu_pct * 10,
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -67,6 +68,16 @@ struct exec_task {
     bool started;    /* the go byte was sent */
     int go_errno;    /* writing it failed: why (the task is refused, not cancelled) */
     atomic_bool stop_asked; /* cancelled during PREP: set by the loop, read by PREP before the fork */
+    uv_poll_t oom;    /* v1: on oom_fd, the kernel's word that the task is out of memory */
+    bool oom_inited, oom_hit;
+    int oom_fd;
+    char cg_name[32];          /* the task's cgroup, below the peer's: "t<slot>-<seq>" */
+    char *cg_dirs[EXEC_CG_N];  /* its directories, one per hierarchy; the limiter joins each */
+    int n_cg;
+    bool cg_made;              /* PREP made it: it is removed before the callback */
+    exec_cg_stats_t cg_stats;
+    uint64_t memory_bytes, disk_bytes;
+    uint32_t processes;
     uv_poll_t reap;   /* on a pidfd of the sandbox's pid 1, once bwrap's monitor is gone */
     bool reap_inited;
     pid_t child_pid;
@@ -92,6 +103,8 @@ struct exec {
     exec_opts_t opts; /* bwrap and limiter point at our own copies below */
     char *bwrap, *limiter;
     exec_task_t *tasks;
+    exec_cg_t cg;     /* the peer's cgroups (cgroup.c) */
+    uint64_t cg_seq;
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -117,6 +130,18 @@ int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         return -errno;
     exec_t *e = xcalloc(1, sizeof(*e));
+    char why[256];
+    exec_cg_limits_t lim = {.memory_total = opts->memory_total, .cpu_permille = opts->cpu_permille,
+                            .ncpu = (unsigned)uv_available_parallelism()};
+    int rc = exec__cg_open(&e->cg, &lim, why, sizeof(why));
+    if (rc) {
+        log_error("exec: %s", why);
+        free(e);
+        return rc;
+    }
+    const char *missing = exec__cg_missing(&e->cg);
+    if (missing)
+        log_warn("exec: every task will be refused: its limits cannot hold for the whole task: %s", missing);
     e->loop = loop;
     e->opts = *opts;
     e->bwrap = xstrdup(bwrap);
@@ -129,10 +154,28 @@ int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
     return 0;
 }
 
+int exec_check_cgroups(const exec_opts_t *opts, char *why, size_t whylen)
+{
+    exec_cg_t cg;
+    exec_cg_limits_t lim = {.memory_total = opts->memory_total, .cpu_permille = opts->cpu_permille,
+                            .ncpu = (unsigned)uv_available_parallelism()};
+    int rc = exec__cg_open(&cg, &lim, why, whylen);
+    if (rc)
+        return rc;
+    const char *missing = exec__cg_missing(&cg);
+    if (missing) {
+        snprintf(why, whylen, "%s", missing);
+        rc = -ENOTSUP;
+    }
+    exec__cg_close(&cg);
+    return rc;
+}
+
 static void exec_free(exec_t *e)
 {
     void (*cb)(void *) = e->close_cb;
     void *arg = e->close_arg;
+    exec__cg_close(&e->cg);
     free(e->bwrap);
     free(e->limiter);
     free(e);
@@ -159,6 +202,9 @@ static void task_free(exec_task_t *t)
     close_fd(&t->pidfd);
     close_fd(&t->proc_fd);
     close_fd(&t->go_fd);
+    close_fd(&t->oom_fd);
+    for (int i = 0; i < t->n_cg; i++)
+        free(t->cg_dirs[i]);
     free(t->bwrap);
     free(t->job_dir);
     free(t->task_dir);
@@ -183,7 +229,7 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /* Fires the callback (once), then releases everything; the task is freed in the close callbacks. */
-static void finish(exec_task_t *t)
+static void finish_now(exec_task_t *t)
 {
     t->stage = S_DONE;
     close_fd(&t->out_fd);
@@ -195,6 +241,71 @@ static void finish(exec_task_t *t)
         uv_close((uv_handle_t *)&t->proc, on_handle_closed);
     if (t->reap_inited)
         uv_close((uv_handle_t *)&t->reap, on_handle_closed);
+    if (t->oom_inited)
+        uv_close((uv_handle_t *)&t->oom, on_handle_closed);
+}
+
+/* Thread pool: what the task's cgroup recorded; then it is emptied and removed. */
+static void cg_end_work(uv_work_t *w)
+{
+    exec_task_t *t = w->data;
+    int rc = exec__cg_task_end(&t->e->cg, t->cg_name, &t->cg_stats);
+    if (rc)
+        log_warn("exec: the cgroup of task %s stays: %s", t->cg_name, strerror(-rc));
+}
+
+/* The limit that stopped the task, in its result (docs/sandbox.md, "Limits"). */
+static void name_the_limit(exec_task_t *t)
+{
+    exec_result_t *r = &t->res;
+    const exec_cg_stats_t *st = &t->cg_stats;
+    r->memory_peak = st->memory_peak;
+    r->forks_refused = st->pids_refused;
+    if (r->refused || r->cancelled)
+        return;
+    if (t->oom_hit || st->oom_kills) {
+        snprintf(r->limit, sizeof(r->limit), "memory");
+        snprintf(r->reason, sizeof(r->reason), "stopped by the memory limit: the task in all (its processes, /tmp "
+                 "and /dev/shm) reached memory = %.1f MiB", (double)t->memory_bytes / 1048576.0);
+        if (r->exit_code == 0)
+            r->exit_code = 128 + SIGKILL; /* it was stopped: never a success */
+    } else if (r->timed_out) {
+        snprintf(r->limit, sizeof(r->limit), "time");
+    } else if (r->term_signal == SIGXFSZ) {
+        snprintf(r->limit, sizeof(r->limit), "disk");
+        snprintf(r->reason, sizeof(r->reason), "stopped by the disk limit: a file reached disk = %.1f MiB",
+                 (double)t->disk_bytes / 1048576.0);
+    } else if (st->pids_refused && r->exit_code != 0) {
+        snprintf(r->limit, sizeof(r->limit), "processes");
+    }
+    if (st->pids_refused && r->exit_code != 0) {
+        size_t l = strlen(r->reason);
+        snprintf(r->reason + l, sizeof(r->reason) - l, "%sthe processes limit (processes = %u) refused %" PRIu64
+                 " fork%s", l ? "; " : "", (unsigned)t->processes, st->pids_refused, st->pids_refused == 1 ? "" : "s");
+    }
+}
+
+static void cg_end_done(uv_work_t *w, int status)
+{
+    exec_task_t *t = w->data;
+    if (status == UV_ECANCELED)
+        cg_end_work(w); /* never cancelled by us; but the cgroup must go either way */
+    t->cg_made = false;
+    name_the_limit(t);
+    finish_now(t);
+}
+
+/* Every end of a task comes here: its cgroup is read and removed in the thread pool first. */
+static void finish(exec_task_t *t)
+{
+    if (t->oom_inited)
+        uv_poll_stop(&t->oom); /* the cgroup's removal signals the eventfd too */
+    if (!t->cg_made || uv_queue_work(t->e->loop, &t->work, cg_end_work, cg_end_done) != 0) {
+        if (t->cg_made)
+            cg_end_done(&t->work, UV_ECANCELED);
+        else
+            finish_now(t);
+    }
 }
 
 static void refuse(exec_task_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -273,12 +384,17 @@ static void spawn_child(exec_task_t *t)
     size_t n = 0;
     while (t->argv[n])
         n++;
-    char **argv = xcalloc(n + 3, sizeof(char *)); /* limiter "limit" --go-fd 4 <the rest> */
+    /* limiter "limit" --go-fd 4 [--cgroup DIR]... <the rest> */
+    char **argv = xcalloc(n + 3 + 2 * (size_t)t->n_cg, sizeof(char *));
     for (size_t i = 0, k = 0; i < n; i++) {
         argv[k++] = t->argv[i];
         if (i == 1) {
             argv[k++] = "--go-fd";
             argv[k++] = "4";
+            for (int g = 0; g < t->n_cg; g++) {
+                argv[k++] = "--cgroup";
+                argv[k++] = t->cg_dirs[g];
+            }
         }
     }
     pid_t pid = 0;
@@ -394,6 +510,15 @@ static void prep_work(uv_work_t *w)
         refuse(t, "memfd for the sandbox status: %s", strerror_r(errno, eb, sizeof(eb)));
         return;
     }
+    /* The task's cgroup, last: nothing before it can fail and leave it behind unseen (finish
+     * removes it, whatever happens after). pids.max counts bwrap's two, as RLIMIT_NPROC does. */
+    char why[EXEC_MAX_REASON / 2] = "";
+    if (exec__cg_task_make(&t->e->cg, t->cg_name, t->memory_bytes, t->processes + EXEC_NPROC_OVERHEAD,
+                           &t->oom_fd, why, sizeof(why)) != 0) {
+        refuse(t, "%s", why);
+        return;
+    }
+    t->cg_made = true;
     spawn_child(t); /* a cancellation meanwhile is seen on the loop, which then kills it */
 }
 
@@ -602,6 +727,22 @@ static void unwatched_done(uv_work_t *w, int status)
     finish(t);
 }
 
+/* v1: the task ran out of memory (its eventfd is readable): the whole task stops, not one process. */
+static void on_oom(uv_poll_t *p, int status, int events)
+{
+    (void)status, (void)events;
+    exec_task_t *t = p->data;
+    uint64_t n;
+    if (read(t->oom_fd, &n, sizeof(n)) != sizeof(n))
+        return; /* spurious */
+    uv_poll_stop(p);
+    if (t->stage != S_RUNNING || t->oom_hit)
+        return;
+    t->oom_hit = true;
+    log_info("exec: task %s is out of memory (memory = %" PRIu64 " bytes): stopping it", t->cg_name, t->memory_bytes);
+    kill_sandbox(t);
+}
+
 /* Back on the loop: spawn, or report why not. */
 static void prep_done(uv_work_t *w, int status)
 {
@@ -635,6 +776,12 @@ static void prep_done(uv_work_t *w, int status)
     }
     t->proc_inited = true;
     t->open_handles++;
+    if (t->oom_fd >= 0 && uv_poll_init(e->loop, &t->oom, t->oom_fd) == 0) {
+        t->oom.data = t;
+        t->oom_inited = true;
+        t->open_handles++;
+        uv_poll_start(&t->oom, UV_READABLE, on_oom);
+    }
     t->stage = S_RUNNING;
     uv_poll_start(&t->proc, UV_READABLE, on_proc_readable);
     if (!t->cancelled) { /* a pipe's first byte never blocks */
@@ -673,8 +820,12 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
     e->tasks = t;
 
     char why[EXEC_MAX_REASON];
+    const char *missing = exec__cg_missing(&e->cg);
+    t->oom_fd = -1;
     if (exec__check_spec(&e->opts, spec, why, sizeof(why)) != 0) {
         refuse(t, "%s", why);
+    } else if (missing) {
+        refuse(t, "this peer cannot hold the task's memory and process limits for the whole task: %s", missing);
     } else if (spec->network && !e->opts.allow_network) {
         refuse(t, "job asks for network; this peer does not allow it");
     } else {
@@ -694,6 +845,11 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         t->uid = e->opts.uid_base + spec->slot;
         t->gid = e->opts.gid_base + spec->slot;
         t->timeout_ms = spec->timeout_ms;
+        t->memory_bytes = spec->memory_bytes;
+        t->disk_bytes = spec->disk_bytes;
+        t->processes = spec->processes;
+        snprintf(t->cg_name, sizeof(t->cg_name), "t%u-%" PRIu64, spec->slot, ++e->cg_seq);
+        t->n_cg = exec__cg_task_dirs(&e->cg, t->cg_name, t->cg_dirs);
         /* Both were just checked, so they cannot fail. */
         if (exec_build_argv(&e->opts, spec, &t->argv) != 0 || exec_build_env(spec, &t->env) != 0)
             refuse(t, "internal error building the sandbox");

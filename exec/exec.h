@@ -1,8 +1,9 @@
 /**
  * @file exec.h  Runs tasks in the bubblewrap sandbox, on the loop (uv_spawn), fail closed.
  *
- * A task runs as: uv_spawn (setuid/setgid to the slot's unprivileged uid) -> `preon limit` (sets
- * rlimits: address space = memory, nproc = processes, fsize = disk, core = 0, then execs) -> bwrap
+ * A task runs as: posix_spawn -> `preon limit` (joins the task's cgroup, whose memory and pids limits
+ * hold for the whole task (exec/cgroup.c); builds /task; drops to the slot's unprivileged uid; sets
+ * rlimits: nproc, fsize = disk, core = 0; then execs) -> bwrap
  * (new namespaces incl. net unless network, --cap-drop ALL, --die-with-parent, read-only /usr etc.,
  * job inputs read-only at /job, private /tmp; /task, the cwd, shows the job's files with the task
  * directory as a writable overlay on top) -> /bin/sh -c command.
@@ -31,6 +32,8 @@ typedef struct exec_opts {
     gid_t gid_base;
     unsigned slots;
     bool allow_network;  /**< volunteer allows jobs that ask for network */
+    uint64_t memory_total; /**< memory all tasks may use together (bytes; 0: only each task's own limit) */
+    unsigned cpu_permille; /**< share of the machine's CPUs the tasks may use together, x 1000 (0: all) */
 } exec_opts_t;
 
 /** One entry of a job's tree, for exec_spec_t.skeleton. */
@@ -75,6 +78,10 @@ typedef struct exec_result {
     bool cancelled;
     bool refused;         /**< the sandbox could not be built: the task never ran */
     uint64_t elapsed_ms;
+    /** The limit that stopped the task: "memory", "processes", "time", "disk", or "" (none did). */
+    char limit[12];
+    uint64_t memory_peak;   /**< the task's highest memory use in all (its cgroup's), bytes; 0 unknown */
+    uint64_t forks_refused; /**< forks its processes limit refused */
     char reason[EXEC_MAX_REASON]; /**< human-readable, empty on success */
 } exec_result_t;
 
@@ -82,11 +89,19 @@ typedef struct exec_result {
 typedef void (*exec_done_cb)(exec_task_t *t, const exec_result_t *r, void *arg);
 
 /**
- * 0 or -errno (-EINVAL: no absolute limiter, 0 slots, slot ids that wrap). The loop is borrowed and
- * must outlive the exec_t. opts is copied. Makes the whole process a child subreaper
+ * 0 or -errno (-EINVAL: no absolute limiter, 0 slots, slot ids that wrap; -ENOTSUP: memory_total or
+ * cpu_permille cannot be enforced, logged). Blocking: makes the peer's cgroups (exec/cgroup.c); a
+ * machine without the memory or pids controller still gets an exec_t, whose every task is then
+ * refused with the reason. The loop is borrowed and must outlive the exec_t. opts is copied. Makes the whole process a child subreaper
  * (PR_SET_CHILD_SUBREAPER), so that each sandbox's pid 1 can be reaped: see docs/sandbox.md.
  */
 int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out);
+/**
+ * Blocking: whether this machine can enforce opts' memory_total and cpu_permille, and each task's
+ * memory and process limits for the whole task (cgroups: docs/sandbox.md). 0, or -errno with why
+ * filled. For a command line to say so before it starts a peer; exec_new checks it again.
+ */
+int exec_check_cgroups(const exec_opts_t *opts, char *why, size_t whylen);
 /**
  * Kills running tasks (their callbacks fire with cancelled), then frees once all are reaped; cb may
  * be NULL. With nothing in flight it frees at once and calls cb before returning. Safe to call from
@@ -129,7 +144,7 @@ void exec_argv_free(char **argv);
 
 /**
  * The `preon limit` entry point. argv[0] is "limit" (preon calls exec_limit_main(argc - 1, argv + 1)),
- * then "[--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] [--cpu N] -- prog args...": each
+ * then "[--cgroup DIR]... [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] [--cpu N] -- prog args...": each
  * option at most once, N plain decimal. Every option is checked before any limit is set; soft and
  * hard limits are both set (clamped to the current hard limit), then prog is execvp'd. Returns only
  * on error: 127, after a message on stderr.

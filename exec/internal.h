@@ -12,7 +12,7 @@
 
 #include "exec/exec.h"
 
-/* RLIMIT_AS also bounds bwrap and /bin/sh, which need a few MiB of their own. */
+/* The task's memory cgroup also holds bwrap and /bin/sh, which need a few MiB of their own. */
 #ifndef EXEC_MIN_MEMORY
 #define EXEC_MIN_MEMORY (16ull << 20)
 #endif
@@ -81,5 +81,73 @@ int exec__mirror_entry(int upper_fd, const char *rel, bool dir, mode_t mode, uin
  * never built); -EBADMSG if the text is not such a sequence; -EMSGSIZE over EXEC_MAX_STATUS.
  */
 int exec__parse_status(const char *buf, size_t len, int *exit_code, pid_t *child_pid);
+
+
+/* ---- cgroup.c: whole-task limits (docs/sandbox.md) ---- */
+enum { EXEC_CG_MEMORY, EXEC_CG_PIDS, EXEC_CG_CPU, EXEC_CG_N };
+#define EXEC_CG_CPU_PERIOD_US 100000u
+#ifndef EXEC_CG_REMOVE_MS
+#define EXEC_CG_REMOVE_MS 2000 /* how long a task's cgroup may take to empty before it is given up */
+#endif
+
+/** Where each controller's hierarchy is mounted (parsed from /proc/self/mountinfo). */
+typedef struct exec_cg_mounts {
+    char *v1[EXEC_CG_N], *v1_root[EXEC_CG_N]; /* a cgroup v1 mount with that controller, and its root */
+    char *v2, *v2_root;                       /* the cgroup2 mount */
+} exec_cg_mounts_t;
+
+/** The peer's cgroups: per controller, its directory (NULL: not available, why says why). */
+typedef struct exec_cg {
+    int version[EXEC_CG_N]; /* 0, 1 or 2 */
+    char *dir[EXEC_CG_N];
+    char why[EXEC_CG_N][200];
+    char *v2_self; /* v2: the leaf the peer moved itself into, or NULL */
+} exec_cg_t;
+
+/** What the peer gives its tasks in all. */
+typedef struct exec_cg_limits {
+    uint64_t memory_total; /* bytes, 0: no bound beyond each task's own */
+    unsigned cpu_permille; /* share of the machine's CPUs x 1000, 0: no bound */
+    unsigned ncpu;         /* the machine's CPUs (for cpu_permille) */
+} exec_cg_limits_t;
+
+/** What a task's cgroup recorded. */
+typedef struct exec_cg_stats {
+    uint64_t oom_kills;      /* processes the kernel killed at the memory limit */
+    uint64_t memory_failcnt; /* v1: times the usage hit the limit */
+    uint64_t memory_peak;    /* bytes, 0 if unknown */
+    uint64_t pids_refused;   /* forks refused at the processes limit */
+} exec_cg_stats_t;
+
+const char *exec__cg_ctl_name(int ctl);
+/** Pure: the cgroup mounts in a mountinfo text (first of each). 0 or -EINVAL. Free with _mounts_free. */
+int exec__cg_parse_mounts(const char *mountinfo, exec_cg_mounts_t *m);
+void exec__cg_mounts_free(exec_cg_mounts_t *m);
+/** Pure: the path of the cgroup that a /proc/PID/cgroup text gives for ctl (NULL: the v2 line
+ *  "0::"). 0 with *path xmalloc'd, or -ENOENT. */
+int exec__cg_parse_self(const char *text, const char *ctl, char **path);
+/** Pure: the number after "key " at the start of a line of a cgroup key-value file. 0, -ENOENT, -EBADMSG. */
+int exec__cg_parse_key(const char *text, const char *key, uint64_t *out);
+/**
+ * Blocking (start-up): finds each controller, makes the peer's cgroups (removing those of dead
+ * peers) and sets lim. 0 (a controller the tasks need may still be missing: exec__cg_missing), or
+ * -ENOTSUP / -errno when lim cannot be enforced, with why filled (nothing left behind).
+ */
+int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t whylen);
+/** Blocking: removes the peer's cgroups (and any task's left). */
+void exec__cg_close(exec_cg_t *cg);
+/** Why a task cannot have its whole-task limits here (no memory or pids controller), or NULL. */
+const char *exec__cg_missing(const exec_cg_t *cg);
+/** The task's cgroup directories (one per hierarchy it uses), xmalloc'd: their number. */
+int exec__cg_task_dirs(const exec_cg_t *cg, const char *name, char *out[EXEC_CG_N]);
+/**
+ * Blocking (thread pool): makes the task's cgroup and sets its memory and process limits. v1: *oom_fd
+ * gets an eventfd the kernel signals when the task runs out of memory (-1 on v2, where the whole
+ * cgroup is killed instead). 0, or -errno with why filled and nothing left.
+ */
+int exec__cg_task_make(const exec_cg_t *cg, const char *name, uint64_t memory, uint32_t pids, int *oom_fd,
+                       char *why, size_t whylen);
+/** Blocking (thread pool): reads what the task's cgroup recorded, kills anything left in it, removes it. */
+int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st);
 
 #endif

@@ -23,6 +23,9 @@
  * (0) with `--go-fd N` first: waits for one byte on fd N, the peer's word that the task is still
  * wanted (the peer starts the wrapper from its thread pool, then says go from its loop); EOF means
  * it was cancelled meanwhile: exit 126, having done nothing;
+ * (0b) with `--cgroup DIR` (once per cgroup hierarchy, at most EXEC_CG_N times), joins the task's
+ * cgroup DIR (writes 0 to DIR/cgroup.procs), before anything else: bwrap and everything it starts
+ * are then inside it, and the whole-task limits set on it (exec/cgroup.c) hold for all of them;
  * (3) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
  * (4) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
  *
@@ -266,6 +269,26 @@ out:
     return rc;
 }
 
+/* --cgroup DIR: this process (and so everything it execs and starts) joins the cgroup DIR. */
+static int join_cgroup(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= (int)sizeof(path)) {
+        fprintf(stderr, "preon limit: --cgroup %s: path too long\n", dir);
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : write(fd, "0", 1);
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (n != 1) {
+        fprintf(stderr, "preon limit: cannot join the task's cgroup %s: %s\n", dir, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
 /* --go-fd N: the peer's word that the task is still wanted (one byte), or EOF (cancelled: 126). */
 static int wait_go(const char *num)
 {
@@ -298,7 +321,8 @@ int exec_limit_main(int argc, char **argv)
     int i = 1;
     unsigned long long uid = 0, gid = 0;
     bool have_uid = false, have_gid = false;
-    int ndirs = 0;
+    int ndirs = 0, ncg = 0;
+    const char *cgroups[EXEC_CG_N];
     const char *dir_path[2], *dir_name[2], *upper = NULL, *work = NULL;
     bool walk = true;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
@@ -326,6 +350,14 @@ int exec_limit_main(int argc, char **argv)
             upper = argv[i + 1];
             work = argv[i + 2];
             i++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--cgroup")) {
+            if (ncg == EXEC_CG_N || i + 1 >= argc || argv[i + 1][0] != '/') {
+                fprintf(stderr, "preon limit: --cgroup needs an absolute DIR, at most %d times\n", EXEC_CG_N);
+                return LIMIT_FAIL;
+            }
+            cgroups[ncg++] = argv[i + 1];
             continue;
         }
         if (!strcmp(argv[i], "--dir")) {
@@ -372,6 +404,9 @@ int exec_limit_main(int argc, char **argv)
         fprintf(stderr, "preon limit: --overlay needs --dir PATH job (its lower layer)\n");
         return LIMIT_FAIL;
     }
+    for (int g = 0; g < ncg; g++) /* first: whatever happens next happens inside the task's limits */
+        if (join_cgroup(cgroups[g]) != 0)
+            return LIMIT_FAIL;
     if (ndirs > 0 && stage_dirs(ndirs, dir_path, dir_name) != 0)
         return LIMIT_FAIL;
     if (upper && mount_task_root(upper, work, (uid_t)uid, (gid_t)gid, have_uid, walk) != 0)

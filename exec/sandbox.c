@@ -144,10 +144,11 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     push(&a, xasprintf("%u", (unsigned)((opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
     pushs(&a, "--uid");
     push(&a, xasprintf("%u", (unsigned)((opts->uid_base ? opts->uid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
-    pushs(&a, "--as");
-    push(&a, xasprintf("%" PRIu64, spec->memory_bytes));
+    /* Memory and the process count are bounded for the whole task by its cgroup (exec.c adds
+     * --cgroup); RLIMIT_NPROC, one above the cgroup's pids.max, is a second fence per slot uid
+     * (one above: so that the cgroup is the one that refuses a fork, and counts it). */
     pushs(&a, "--nproc");
-    push(&a, xasprintf("%" PRIu32, spec->processes + EXEC_NPROC_OVERHEAD));
+    push(&a, xasprintf("%" PRIu32, spec->processes + EXEC_NPROC_OVERHEAD + 1));
     pushs(&a, "--fsize");
     push(&a, xasprintf("%" PRIu64, spec->disk_bytes));
     pushs(&a, "--core");
@@ -172,8 +173,8 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
         pushs(&a, etc_files[i]);
         pushs(&a, etc_files[i]);
     }
-    /* tmpfs lives in RAM, outside RLIMIT_AS: each one is capped at the smaller of the disk and
-     * memory limits. /dev itself is made read-only, or it would be an uncapped tmpfs. */
+    /* tmpfs lives in RAM: its pages count against the task's memory cgroup, and each one is also
+     * capped at the smaller of the disk and memory limits. /dev itself is made read-only, or it would be an uncapped tmpfs. */
     uint64_t tmpfs = spec->disk_bytes < spec->memory_bytes ? spec->disk_bytes : spec->memory_bytes;
     pushs(&a, "--proc");
     pushs(&a, "/proc");

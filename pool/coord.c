@@ -437,6 +437,24 @@ int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t m
     return 0;
 }
 
+unsigned coord_room_for(const coord_room_t *r, uint64_t memory, uint64_t disk)
+{
+    if (r->slots_used >= r->slots)
+        return 0;
+    uint64_t n = r->slots - r->slots_used;
+    if (r->memory_total) {
+        uint64_t left = r->memory_used < r->memory_total ? r->memory_total - r->memory_used : 0;
+        uint64_t k = memory ? left / memory : n;
+        n = k < n ? k : n;
+    }
+    if (r->disk_total) {
+        uint64_t left = r->disk_used < r->disk_total ? r->disk_total - r->disk_used : 0;
+        uint64_t k = disk ? left / disk : n;
+        n = k < n ? k : n;
+    }
+    return (unsigned)n;
+}
+
 int coord_remove_job(coord_t *c, const char *job_id)
 {
     job_t *prev = NULL, *j;

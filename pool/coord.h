@@ -125,6 +125,18 @@ int coord_set_quorum(coord_t *c, const char *job_id, uint32_t quorum, uint32_t m
 int coord_set_adaptive(coord_t *c, const char *job_id, bool adaptive);
 /** Forgets a job (its leases end without callbacks). 0 or -ENOENT. Safe inside coord callbacks. */
 int coord_remove_job(coord_t *c, const char *job_id);
+
+/** What a peer gives its tasks in all, and what its running (and asked-for) tasks hold. */
+typedef struct coord_room {
+    unsigned slots, slots_used;
+    uint64_t memory_total, memory_used; /* bytes; memory_total 0: no bound */
+    uint64_t disk_total, disk_used;     /* bytes; disk_total 0: no bound */
+} coord_room_t;
+/**
+ * Pure: how many more tasks that each ask for memory and disk bytes fit in r now: the free slots,
+ * bounded by the memory and the disk left (a task asking more than the whole total never fits).
+ */
+unsigned coord_room_for(const coord_room_t *r, uint64_t memory, uint64_t disk);
 bool coord_has_job(const coord_t *c, const char *job_id);
 /**
  * Marks every unfinished task CANCELLED. cb (may be NULL) is called once per lease that ends, with

@@ -124,6 +124,7 @@ struct pool {
     running_t *running;
     bool *slot_busy;
     unsigned nrunning;
+    uint64_t mem_used, disk_used; /**< what the running tasks asked for (--memory, --disk bound them) */
     unsigned pending_work; /**< thread-pool items in flight */
     fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
     char **pool_peers;        /**< base URLs of the pool's other peers */
@@ -226,6 +227,10 @@ bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *
 
 /** (discover.c) Adds the pool peers remembered in DATA/peers (start-up: blocking) and greets them. */
 void pool__peers_load(pool_t *p);
+
+/** (jobs.c) How many more tasks of j fit here now (free slots, --memory and --disk left), minus
+ *  `asking` tasks of `asking_mem` / `asking_disk` bytes already asked for. */
+unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk);
 
 /** (jobs.c) Adds a job's tasks to the coordination core with its replicas and quorum. 0 or -errno. */
 int pool__coord_add(pool_t *p, const char *id, const jobdesc_t *d);

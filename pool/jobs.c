@@ -658,6 +658,8 @@ static void running_free(running_t *r)
     }
     pool->slot_busy[r->slot] = false;
     pool->nrunning--;
+    pool->mem_used -= r->job->man.desc.memory_bytes;
+    pool->disk_used -= r->job->man.desc.disk_bytes;
     free(r->work_dir);
     free(r->scratch_dir);
     free(r->out_path);
@@ -725,6 +727,10 @@ static void collect_done(uv_work_t *req, int status)
     pool->pending_work--;
     if (!j->gone && j->published && !pool->stopping) {
         const exec_result_t *res = &tw->res;
+        static const char *const lim[4] = {"memory", "time", "disk", "processes"};
+        for (int k = 0; k < 4; k++)
+            j->stopped_by[k] += !strcmp(res->limit, lim[k]);
+        j->forks_refused += res->forks_refused;
         bool ok = res->exit_code == 0 && !res->timed_out && !res->refused && !res->cancelled && tw->rc == 0;
         char reason[EXEC_MAX_REASON + 300];
         if (tw->rc)
@@ -806,6 +812,8 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
         pool__task_dispatched(j, task);
     pool->slot_busy[slot] = true;
     pool->nrunning++;
+    pool->mem_used += j->man.desc.memory_bytes;
+    pool->disk_used += j->man.desc.disk_bytes;
     r->next = pool->running;
     pool->running = r;
     /* The task's directories are made by the executor, in the thread pool (work/ is emptied at
@@ -838,6 +846,14 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
     return r;
 }
 
+unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk)
+{
+    coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + asking,
+                      .memory_total = p->opts.memory_total, .memory_used = p->mem_used + asking_mem,
+                      .disk_total = p->opts.disk_total, .disk_used = p->disk_used + asking_disk};
+    return coord_room_for(&r, j->man.desc.memory_bytes, j->man.desc.disk_bytes);
+}
+
 bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
 {
     struct utsname u;
@@ -866,9 +882,15 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
         uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
         struct statvfs sv;
         uint64_t disk = statvfs(pool->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
-        if (mem < d->memory_bytes)
+        if (pool->opts.memory_total && pool->opts.memory_total < d->memory_bytes)
+            snprintf(why, whylen, "it wants %llu bytes of memory (this peer gives its tasks %llu in all: --memory)",
+                     (unsigned long long)d->memory_bytes, (unsigned long long)pool->opts.memory_total);
+        else if (mem < d->memory_bytes)
             snprintf(why, whylen, "it wants %llu bytes of memory (this machine has %llu)",
                      (unsigned long long)d->memory_bytes, (unsigned long long)mem);
+        else if (pool->opts.disk_total && pool->opts.disk_total < d->disk_bytes)
+            snprintf(why, whylen, "it wants %llu bytes of disk (this peer gives its tasks %llu in all: --disk)",
+                     (unsigned long long)d->disk_bytes, (unsigned long long)pool->opts.disk_total);
         else if (disk < d->disk_bytes)
             snprintf(why, whylen, "it wants %llu bytes of disk (%llu free in the data directory)",
                      (unsigned long long)d->disk_bytes, (unsigned long long)disk);
@@ -908,7 +930,7 @@ void pool__jobs_kick(pool_t *pool)
         coord_counts_t c;
         if (coord_counts(pool->coord, j->id, &c) != 0 || c.waiting == 0 || !fits_here(pool, j))
             continue;
-        while (!pool->stopping && pool->nrunning < pool->opts.slots &&
+        while (!pool->stopping && pool__room(pool, j, 0, 0, 0) > 0 &&
                coord_lease(pool->coord, j->id, POOL_SELF, pool_now_ms(), POOL_LEASE_MS, NULL, &task) == 0) {
             if (!j->listed) {
                 coord_verdict_t v;
@@ -1045,6 +1067,10 @@ char *pool_job_status_text(job_t *j, size_t *len)
                 sb_printf(&b, "\n");
             }
         }
+        if (j->stopped_by[0] || j->stopped_by[1] || j->stopped_by[2] || j->stopped_by[3] || j->forks_refused)
+            sb_printf(&b, "stopped-by-limit: memory %u time %u disk %u processes %u; forks-refused: %llu\n",
+                      j->stopped_by[0], j->stopped_by[1], j->stopped_by[2], j->stopped_by[3],
+                      (unsigned long long)j->forks_refused);
         percentiles(&b, "task-ms", j->task_ms, j->n_task_ms);
         percentiles(&b, "dispatch-ms", j->dispatch_ms, j->n_dispatch_ms);
     }
@@ -1081,6 +1107,17 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_printf(&b, "peer: %s\nkey: %s\nmount: %s\ndata: %s\nslots: %u\nrunning-tasks: %u\n", host, pool->key_hex,
               pool->opts.mountpoint ? pool->opts.mountpoint : "",
               pool->data_dir, pool->opts.slots, pool->nrunning);
+    /* What the volunteer gives (--memory, --disk, --cpu; docs/usage.md), and what its running tasks
+     * hold of it: "all" where it gives what the machine has. */
+    char mt[24] = "all", dt[24] = "all", ct[24] = "all";
+    if (pool->opts.memory_total)
+        snprintf(mt, sizeof(mt), "%llu", (unsigned long long)pool->opts.memory_total);
+    if (pool->opts.disk_total)
+        snprintf(dt, sizeof(dt), "%llu", (unsigned long long)pool->opts.disk_total);
+    if (pool->opts.cpu_permille)
+        snprintf(ct, sizeof(ct), "%u.%u%%", pool->opts.cpu_permille / 10, pool->opts.cpu_permille % 10);
+    sb_printf(&b, "tasks-memory: %llu of %s\ntasks-disk: %llu of %s\ntasks-cpu: %s\n",
+              (unsigned long long)pool->mem_used, mt, (unsigned long long)pool->disk_used, dt, ct);
     for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);

@@ -240,7 +240,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = lim,
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base,
                       .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
-                      .allow_network = opts->allow_network};
+                      .allow_network = opts->allow_network, .memory_total = opts->memory_total,
+                      .cpu_permille = opts->cpu_permille};
     rc = exec_new(loop, &eo, &pool->exec);
     free(lim); /* exec_new keeps a copy */
     if (rc) {

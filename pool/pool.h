@@ -92,6 +92,8 @@ struct pool_job {
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
     uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
+    uint32_t stopped_by[4]; /**< tasks run here that a limit stopped: memory, time, disk, processes */
+    uint64_t forks_refused; /**< forks the processes limit refused its tasks here */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */
     unsigned lease_asked;  /**< volunteer: tasks that request asks for (slots it holds free for them) */
     uint64_t lease_retry_ms;
@@ -148,6 +150,9 @@ typedef struct pool_opts {
     const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: only ours) */
     uint32_t host_budget;     /**< API requests per second per host (0 = POOL_HOST_BUDGET); blocks: 16x */
     uint32_t key_budget;      /**< signed requests per second per key (0 = POOL_KEY_BUDGET) */
+    uint64_t memory_total;    /**< --memory: what all tasks here may use together (0: the machine's) */
+    uint64_t disk_total;      /**< --disk: the disk all tasks here may ask for together (0: the free space) */
+    unsigned cpu_permille;    /**< --cpu: the share of the machine's CPUs tasks may use, x 1000 (0: all) */
 } pool_opts_t;
 
 /**

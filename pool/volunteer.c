@@ -172,7 +172,7 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
                 log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
                 continue;
             }
-            if (!j->gone && pool->nrunning < pool->opts.slots) {
+            if (!j->gone && pool__room(pool, j, 0, 0, 0) > 0) {
                 running_t *r = pool__start_task(pool, j, t, true);
                 r->lease_ms = lms;
                 j->lease_retry_ms = 0; /* maybe there is more */
@@ -197,9 +197,13 @@ void pool__vol_kick(pool_t *pool)
         return;
     uint64_t now = pool_now_ms();
     unsigned asking = 0;
+    uint64_t asking_mem = 0, asking_disk = 0; /* what the leases asked for will hold */
     for (job_t *j = pool->joblist; j; j = j->next)
-        if (j->remote && j->lease_pending)
+        if (j->remote && j->lease_pending) {
             asking += j->lease_asked;
+            asking_mem += (uint64_t)j->lease_asked * j->man.desc.memory_bytes;
+            asking_disk += (uint64_t)j->lease_asked * j->man.desc.disk_bytes;
+        }
     for (job_t *j = pool->joblist; j; j = j->next) {
         if (pool->nrunning + asking >= pool->opts.slots)
             break;
@@ -207,7 +211,9 @@ void pool__vol_kick(pool_t *pool)
             continue;
         if (now < j->lease_retry_ms || !can_run(pool, j))
             continue;
-        unsigned n = pool->opts.slots - pool->nrunning - asking;
+        unsigned n = pool__room(pool, j, asking, asking_mem, asking_disk);
+        if (n == 0)
+            continue; /* not enough memory or disk left for one of its tasks: maybe a smaller job */
         if (n > VOL_MAX_LEASE)
             n = VOL_MAX_LEASE;
         char extra[32];
@@ -216,6 +222,8 @@ void pool__vol_kick(pool_t *pool)
         j->lease_asked = n;
         if (vol_get(pool, j, "lease", UINT32_MAX, extra, on_lease) == 0) {
             asking += n;
+            asking_mem += (uint64_t)n * j->man.desc.memory_bytes;
+            asking_disk += (uint64_t)n * j->man.desc.disk_bytes;
         } else {
             j->lease_pending = false;
             j->lease_asked = 0;

@@ -827,6 +827,33 @@ static void names(void **state)
     assert_string_equal(coord_verdict_name(COORD_ACCEPTED), "accepted");
 }
 
+/* What fits on a peer: free slots, bounded by what --memory and --disk leave. */
+static void room_for_tasks(void **state)
+{
+    (void)state;
+    const uint64_t M = 1ull << 20;
+    coord_room_t r = {.slots = 4};
+    assert_int_equal(coord_room_for(&r, 512 * M, 1024 * M), 4); /* no totals: the slots alone */
+    r.slots_used = 4;
+    assert_int_equal(coord_room_for(&r, M, M), 0);
+    r.slots_used = 5; /* more in use than slots (--slots lowered): none, not a wrap */
+    assert_int_equal(coord_room_for(&r, M, M), 0);
+    r = (coord_room_t){.slots = 4, .memory_total = 1024 * M};
+    assert_int_equal(coord_room_for(&r, 256 * M, 0), 4);
+    assert_int_equal(coord_room_for(&r, 300 * M, 0), 3);
+    assert_int_equal(coord_room_for(&r, 2048 * M, 0), 0); /* bigger than all of it: never */
+    r.memory_used = 900 * M;
+    assert_int_equal(coord_room_for(&r, 100 * M, 0), 1);
+    assert_int_equal(coord_room_for(&r, 200 * M, 0), 0);
+    r.memory_used = 2000 * M; /* over (a total lowered meanwhile): none */
+    assert_int_equal(coord_room_for(&r, M, 0), 0);
+    r = (coord_room_t){.slots = 8, .slots_used = 1, .memory_total = 8192 * M, .memory_used = 1024 * M,
+                       .disk_total = 10240 * M, .disk_used = 4096 * M};
+    assert_int_equal(coord_room_for(&r, 1024 * M, 2048 * M), 3); /* the disk is the bound */
+    assert_int_equal(coord_room_for(&r, 4096 * M, M), 1);        /* the memory is */
+    assert_int_equal(coord_room_for(&r, M, M), 7);               /* the slots are */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -859,6 +886,7 @@ int main(void)
         T(counts_and_leases_stay_consistent),
         cmocka_unit_test(drains_a_large_job_quickly),
         cmocka_unit_test(names),
+        cmocka_unit_test(room_for_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,7 +261,7 @@ static void check_argv(char **argv, bool share_net)
 {
     static const char *const head[] = {
         "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--overlay",
-        "/data/work/abc.3", "/data/work/abc.3.ovl", "--gid", "64002", "--uid", "64002", "--as", "268435456", "--nproc", "12", "--fsize", "1048576",
+        "/data/work/abc.3", "/data/work/abc.3.ovl", "--gid", "64002", "--uid", "64002", "--nproc", "13", "--fsize", "1048576",
         "--core", "0", "--nofile", "1024", "--", "/usr/bin/bwrap", "--unshare-all",
     };
     size_t i = 0, nhead = sizeof(head) / sizeof(head[0]);
@@ -277,6 +277,54 @@ static void check_argv(char **argv, bool share_net)
         assert_string_equal(argv[i], expected_bwrap_head[k]);
     }
     assert_null(argv[i]);
+}
+
+static void cgroup_mounts_and_self_are_parsed(void **state)
+{
+    (void)state;
+    const char *mi =
+        "25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+        "31 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n"
+        "32 31 0:27 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
+        "35 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw shared:14 - cgroup cgroup rw,cpu,cpuacct\n"
+        "36 31 0:31 /box /sys/fs/cgroup/mem\\040ory rw shared:15 - cgroup cgroup rw,memory\n"
+        "37 31 0:32 / /sys/fs/cgroup/pids rw master:1 shared:16 - cgroup cgroup rw,pids\n"
+        "38 31 0:33 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n";
+    exec_cg_mounts_t m;
+    assert_int_equal(exec__cg_parse_mounts(mi, &m), 0);
+    assert_string_equal(m.v2, "/sys/fs/cgroup/unified");
+    assert_string_equal(m.v1[EXEC_CG_CPU], "/sys/fs/cgroup/cpu,cpuacct"); /* cpuset is not cpu */
+    assert_string_equal(m.v1[EXEC_CG_MEMORY], "/sys/fs/cgroup/mem ory");
+    assert_string_equal(m.v1_root[EXEC_CG_MEMORY], "/box");
+    assert_string_equal(m.v1[EXEC_CG_PIDS], "/sys/fs/cgroup/pids");
+    exec__cg_mounts_free(&m);
+    assert_int_equal(exec__cg_parse_mounts("garbage\n- - -\n\n", &m), 0);
+    assert_null(m.v2);
+    assert_null(m.v1[EXEC_CG_MEMORY]);
+    exec__cg_mounts_free(&m);
+
+    const char *self = "12:pids:/user.slice\n4:memory:/process_api/85ac\n3:cpu,cpuacct:/\n0::/user.slice/x\n";
+    char *p = NULL;
+    assert_int_equal(exec__cg_parse_self(self, "memory", &p), 0);
+    assert_string_equal(p, "/process_api/85ac");
+    free(p);
+    assert_int_equal(exec__cg_parse_self(self, "cpu", &p), 0);
+    assert_string_equal(p, "/");
+    free(p);
+    assert_int_equal(exec__cg_parse_self(self, NULL, &p), 0);
+    assert_string_equal(p, "/user.slice/x");
+    free(p);
+    assert_int_equal(exec__cg_parse_self(self, "freezer", &p), -ENOENT);
+    assert_null(p);
+    assert_int_equal(exec__cg_parse_self("4:memory\n", "memory", &p), -ENOENT);
+
+    uint64_t v = 0;
+    assert_int_equal(exec__cg_parse_key("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill", &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(exec__cg_parse_key("max 12\n", "max", &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(exec__cg_parse_key("maxx 12\n", "max", &v), -ENOENT);
+    assert_int_equal(exec__cg_parse_key("max x\n", "max", &v), -EBADMSG);
 }
 
 static void argv_typical_spec_is_exact(void **state)
@@ -317,7 +365,7 @@ static void argv_default_bwrap_path(void **state)
     o.bwrap = NULL;
     char **argv = NULL;
     assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
-    assert_string_equal(argv[23], "/usr/bin/bwrap");
+    assert_string_equal(argv[21], "/usr/bin/bwrap");
     exec_argv_free(argv);
 }
 
@@ -964,9 +1012,9 @@ static void run_memory_limit_fails_a_big_allocation(void **state)
     run_task(f, f->e, &s, &rec);
     assert_false(rec.res.refused);
     assert_int_not_equal(rec.res.exit_code, 0);
-    char *err = slurp(f->err);
-    assert_non_null(strstr(err, "out of memory"));
-    free(err);
+    assert_string_equal(rec.res.limit, "memory");
+    assert_non_null(strstr(rec.res.reason, "stopped by the memory limit"));
+    assert_true(rec.res.memory_peak >= (48ull << 20) && rec.res.memory_peak <= (64ull << 20));
 
     s.memory_bytes = 1ull << 30; /* the control: the same program fits in 1 GiB */
     rec_t rec2 = {0};
@@ -975,6 +1023,130 @@ static void run_memory_limit_fails_a_big_allocation(void **state)
     char *out = slurp(f->out);
     assert_string_equal(out, "268435456\n");
     free(out);
+}
+
+/* The memory limit holds for the task in all: four processes that each fit alone, together not. */
+static void run_memory_limit_counts_every_process(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    /* Each mawk holds a 16 MiB string (about 24 MiB at its peak), then waits; only the memory
+     * limit can end this task before its time-out. */
+    const char *hog = "awk 'BEGIN{s=\"x\"; while (length(s) < 16000000) s = s s; system(\"sleep 600\")}'";
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "for i in 1 2 3 4; do %s & done; wait", hog);
+    exec_spec_t s = spec_for(f, cmd);
+    s.memory_bytes = 64ull << 20;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(rec.res.timed_out);
+    assert_string_equal(rec.res.limit, "memory");
+    assert_int_not_equal(rec.res.exit_code, 0);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+
+    snprintf(cmd, sizeof(cmd), "awk 'BEGIN{s=\"x\"; while (length(s) < 16000000) s = s s; print length(s)}'");
+    exec_spec_t one = spec_for(f, cmd); /* the control: one of them alone fits */
+    one.memory_bytes = 64ull << 20;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &one, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    assert_string_equal(rec2.res.limit, "");
+}
+
+/* What a task keeps in /tmp and /dev/shm is memory: each tmpfs alone is under its cap, both together
+ * are over the task's memory. */
+static void run_memory_limit_counts_the_tmpfs(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "head -c 40000000 /dev/zero > /tmp/a && head -c 40000000 /dev/zero > /dev/shm/b "
+                                "&& echo kept");
+    s.memory_bytes = 64ull << 20;
+    s.disk_bytes = 1ull << 30;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_string_equal(rec.res.limit, "memory");
+    char *out = slurp(f->out);
+    assert_string_equal(out, "");
+    free(out);
+
+    s.memory_bytes = 160ull << 20; /* the control: room for both */
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    out = slurp(f->out);
+    assert_string_equal(out, "kept\n");
+    free(out);
+}
+
+/* A real fork bomb: stopped at the processes limit (the refused forks are counted), and nothing of
+ * it is left on the machine. */
+static void run_fork_bomb_is_contained(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "b() { b | b & }; b; wait");
+    s.processes = 16;
+    s.timeout_ms = 1500;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    /* Every fork past the limit fails, so the bomb fizzles out by itself, long before its time-out. */
+    assert_false(rec.res.timed_out);
+    assert_true(rec.res.forks_refused > 0);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+}
+
+/* A task that ignores SIGTERM and leaves children behind in new sessions outlives nothing. */
+static void run_task_ignoring_sigterm_with_detached_children_is_ended(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "trap '' TERM; (trap '' TERM; setsid sleep 600 &); nohup sleep 600 >/dev/null 2>&1 & "
+                                "setsid sh -c 'trap \"\" TERM; sleep 600' & sleep 600");
+    s.timeout_ms = 700;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_true(rec.res.timed_out);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+}
+
+/* The task's cgroup is gone once its callback has fired, whatever the task did. */
+static void run_leaves_no_cgroup(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "sleep 600 & echo x");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char path[256];
+    snprintf(path, sizeof(path), "/proc/self/cgroup");
+    char *self = slurp(path), *mine = NULL;
+    assert_non_null(self);
+    FILE *mi = fopen("/proc/self/mountinfo", "r");
+    assert_non_null(mi);
+    char *text = calloc(1, 1 << 16);
+    size_t n = fread(text, 1, (1 << 16) - 1, mi);
+    text[n] = '\0';
+    fclose(mi);
+    exec_cg_mounts_t m;
+    assert_int_equal(exec__cg_parse_mounts(text, &m), 0);
+    const char *mnt = m.v1[EXEC_CG_PIDS] ? m.v1[EXEC_CG_PIDS] : m.v2;
+    assert_non_null(mnt);
+    assert_int_equal(exec__cg_parse_self(self, m.v1[EXEC_CG_PIDS] ? "pids" : NULL, &mine), 0);
+    snprintf(path, sizeof(path), "%s%s/preon-%ld", mnt, strcmp(mine, "/") ? mine : "", (long)getpid());
+    DIR *d = opendir(path); /* the peer's own is there while the executor is open; no task's below it */
+    assert_non_null(d);
+    struct dirent *de;
+    int tasks = 0;
+    while ((de = readdir(d)) != NULL)
+        tasks += de->d_type == DT_DIR && de->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(tasks, 0);
+    exec__cg_mounts_free(&m);
+    free(mine);
+    free(self);
+    free(text);
 }
 
 static void run_minimum_memory_still_runs_a_shell(void **state)
@@ -1005,6 +1177,8 @@ static void run_process_limit_stops_a_fork_bomb(void **state)
     char *err = slurp(f->err);
     assert_non_null(strstr(err, "fork"));
     free(err);
+    assert_string_equal(rec.res.limit, "processes"); /* it failed, and the limit says why */
+    assert_non_null(strstr(rec.res.reason, "the processes limit (processes = 10) refused"));
 
     s.processes = 64; /* the control: 50 sleeps fit */
     rec_t rec2 = {0};
@@ -1366,6 +1540,7 @@ int main(int argc, char **argv)
     }
     self_exe[n] = '\0';
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cgroup_mounts_and_self_are_parsed),
         cmocka_unit_test(argv_typical_spec_is_exact),
         cmocka_unit_test(argv_shares_net_only_if_asked_and_allowed),
         cmocka_unit_test(argv_default_bwrap_path),
@@ -1391,6 +1566,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_kill_during_setup_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(run_background_processes_die_with_the_task, setup, teardown),
         cmocka_unit_test_setup_teardown(run_memory_limit_fails_a_big_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_memory_limit_counts_every_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_memory_limit_counts_the_tmpfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_fork_bomb_is_contained, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_task_ignoring_sigterm_with_detached_children_is_ended, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_leaves_no_cgroup, setup, teardown),
         cmocka_unit_test_setup_teardown(run_minimum_memory_still_runs_a_shell, setup, teardown),
         cmocka_unit_test_setup_teardown(run_process_limit_stops_a_fork_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(run_single_process_still_runs_the_command, setup, teardown),
