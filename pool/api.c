@@ -43,6 +43,7 @@ static void api_jobs(pool_t *pool, httpd_req_t *r)
             coord_counts(pool->coord, j->id, &e->counts);
             e->results = j->n_tres;
             e->epoch = pool__epoch_ms(pool);
+            e->removed = j->inputs_gone;
         }
         char why[160];
         if (wire_job_check(e, why, sizeof(why)) != 0) {

@@ -11,7 +11,7 @@
 #include "core/xalloc.h"
 #include "pool/internal.h"
 
-static void blocks_add_results(pool_t *pool, job_t *j)
+void pool__blocks_add_results(pool_t *pool, job_t *j)
 {
     for (uint32_t t = 0; j->tres && t < j->man.desc.tasks; t++)
         if (j->tres[t])
@@ -20,7 +20,7 @@ static void blocks_add_results(pool_t *pool, job_t *j)
 
 void pool__blocks_add_job(pool_t *pool, job_t *j)
 {
-    if (!pool->serve)
+    if (!pool->serve || j->inputs_gone) /* removed: only its results are left to serve */
         return;
     char *root = j->remote ? NULL : xasprintf("%s/inputs/%s", pool->data_dir, j->id);
     int rc = serve_add_job(pool->serve, j->id, &j->man, root, j);
@@ -56,6 +56,6 @@ void pool__blocks_remove_job(pool_t *pool, job_t *j)
         if (!k->published || k->remote || k->gone)
             continue;
         pool__blocks_add_job(pool, k);
-        blocks_add_results(pool, k);
+        pool__blocks_add_results(pool, k);
     }
 }

@@ -384,6 +384,13 @@ static void jobs_done(uv_work_t *w, int status)
                     j->listed_gen = gen;
                     if (origin) /* its state and results count only from its submitter */
                         pool__res_remote_seen(j, e, d->peer);
+                    if (origin && e->removed && j->listed) { /* its inputs are gone there */
+                        log_info("job %s: removed by its submitter: it leaves jobs/ here", j->name);
+                        j->listed = false;
+                        pool__job_changed(j);
+                    }
+                    if (origin && e->removed)
+                        pool__job_release_inputs(j); /* once it is over here too */
                 }
                 continue;
             }
@@ -392,7 +399,7 @@ static void jobs_done(uv_work_t *w, int status)
             /* ... and only once that peer has proven its key by a signed request (its greeting or
              * an offer): until then its claim cannot be checked, and its manifest is not fetched. */
             key_pub_t k;
-            if (e->origin && pool__bound_key(pool, d->peer, &k))
+            if (e->origin && !e->removed && pool__bound_key(pool, d->peer, &k))
                 pool__get_manifest(pool, d->peer, e->id, true, e->sig, &k);
         }
         if (d->complete) /* a partial answer may have left some out: nothing is forgotten */

@@ -175,6 +175,12 @@ void pool__blocks_add_job(pool_t *p, job_t *j);
 void pool__blocks_remove_job(pool_t *p, job_t *j);
 /** Registers a hashed result of j (re-hashed when served: it may change). */
 void pool__blocks_add_result(pool_t *p, job_t *j, taskres_t *tr);
+/** Registers every result of j that is here. */
+void pool__blocks_add_results(pool_t *p, job_t *j);
+/** (jobs.c) j was removed from jobs/ (here, or by its submitter) and is over: frees its inputs (ours:
+ *  DATA/inputs/<id>, after a marker that a restart honours) or its blocks in the store that no
+ *  other job here holds (another peer's), keeping its results. Once; does nothing otherwise. */
+void pool__job_release_inputs(job_t *j);
 
 /* reply.c */
 /** A JSON error answer {"error": msg}. */

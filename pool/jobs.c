@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -173,6 +174,107 @@ static void row_deleted(void *arg, int rc)
     uv_queue_work(w->pool->loop, &w->req, rm_work, rm_done); /* pending_work counted by the caller */
 }
 
+/* ---- a removed job's inputs ---- */
+
+typedef struct relwork {
+    uv_work_t req;
+    pool_t *pool;
+    char *name;
+    char *marker, *dir; /* ours: written first, then the inputs go */
+    hash_t *h;          /* another peer's: its blocks ... */
+    size_t n;
+    hash_t *keep;       /* ... but those another job here holds */
+    size_t nkeep;
+    size_t removed;
+    int rc;
+} relwork_t;
+
+static int cmp_hash(const void *a, const void *b) { return memcmp(a, b, sizeof(hash_t)); }
+
+static void rel_work(uv_work_t *req)
+{
+    relwork_t *w = req->data;
+    if (w->marker) {
+        /* The marker first: a restart that finds it knows the job was removed, even if the
+         * removal of its inputs was cut short (it then finishes it). */
+        int fd = open(w->marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || fsync(fd) != 0) {
+            w->rc = -errno;
+        } else {
+            w->rc = files_rm_rf(w->dir);
+        }
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    qsort(w->keep, w->nkeep, sizeof(hash_t), cmp_hash);
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->nkeep && bsearch(&w->h[i], w->keep, w->nkeep, sizeof(hash_t), cmp_hash))
+            continue;
+        if (store_remove(w->pool->store, &w->h[i]) == 0)
+            w->removed++;
+    }
+}
+
+static void rel_done(uv_work_t *req, int status)
+{
+    relwork_t *w = req->data;
+    w->pool->pending_work--;
+    if (w->marker && w->rc)
+        log_warn("job %s: its inputs could not all be freed: %s", w->name, strerror(-w->rc));
+    else if (w->marker)
+        log_info("job %s: removed and over: its inputs are freed (its results stay)", w->name);
+    else
+        log_info("job %s: removed by its submitter: %zu of its blocks freed here", w->name, w->removed);
+    free(w->name);
+    free(w->marker);
+    free(w->dir);
+    free(w->h);
+    free(w->keep);
+    free(w);
+}
+
+/* Appends the block hashes of m to *v (n used, cap allocated). */
+static void add_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap)
+{
+    for (size_t i = 0; i < m->n_files; i++) {
+        const manifest_file_t *f = &m->files[i];
+        if (*n + f->n_blocks > *cap) {
+            *cap = (*n + f->n_blocks) * 2;
+            *v = xreallocarray(*v, *cap, sizeof(hash_t));
+        }
+        memcpy(*v + *n, f->blocks, f->n_blocks * sizeof(hash_t));
+        *n += f->n_blocks;
+    }
+}
+
+void pool__job_release_inputs(job_t *j)
+{
+    pool_t *pool = j->pool;
+    if (!j->published || j->listed || j->gone || j->inputs_gone || !pool_job_over(j) || pool->stopping)
+        return;
+    j->inputs_gone = true;
+    /* Nothing more of its inputs is served from here; its results still are. */
+    pool__blocks_remove_job(pool, j);
+    pool__blocks_add_results(pool, j);
+    relwork_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->pool = pool;
+    w->name = xstrdup(j->name);
+    if (!j->remote) {
+        w->marker = xasprintf("%s/inputs/%s.removed", pool->data_dir, j->id);
+        w->dir = xasprintf("%s/inputs/%s", pool->data_dir, j->id);
+    } else {
+        size_t cap = 0, kcap = 0;
+        add_blocks(&j->man, &w->h, &w->n, &cap);
+        for (job_t *k = pool->joblist; k; k = k->next) /* blocks another job here still holds stay */
+            if (k != j && k->remote && k->published && !k->gone && !k->inputs_gone)
+                add_blocks(&k->man, &w->keep, &w->nkeep, &kcap);
+    }
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, rel_work, rel_done);
+}
+
 /* Forgets a job entirely: its nodes, records and results. */
 static void job_forget(job_t *j)
 {
@@ -188,7 +290,7 @@ static void job_forget(job_t *j)
         coord_remove_job(pool->coord, j->id);
         /* its files go once its row has: a restart never finds a job without its inputs */
         rmwork_t *w = rm_new(pool, xasprintf("%s/results/%s", pool->data_dir, j->id),
-                             xasprintf("%s/inputs/%s", pool->data_dir, j->id));
+                             xasprintf("%s/inputs/%s%s", pool->data_dir, j->id, j->inputs_gone ? ".removed" : ""));
         pool->pending_work++;
         db_post_job_delete(pool->db, j->id, row_deleted, w);
     }
@@ -604,6 +706,7 @@ void pool_job_unlist(job_t *j)
     }
     j->listed = false;
     view_changed(j);
+    pool__job_release_inputs(j); /* if it is over; else once it is */
 }
 
 /* ---- running tasks ---- */
@@ -635,6 +738,7 @@ static void job_check_over(job_t *j)
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
     view_changed(j);
+    pool__job_release_inputs(j); /* removed from jobs/ while it ran */
 }
 
 typedef struct taskwork {
@@ -957,6 +1061,7 @@ void pool_job_cancel(job_t *j, const char *why)
     db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
     log_info("job %s %s", j->name, why);
     view_changed(j);
+    pool__job_release_inputs(j);
 }
 
 /* ---- status text ---- */
@@ -1219,6 +1324,13 @@ static int restore_job(void *arg, const db_job_t *row)
     }
     j->published = true;
     j->listed = row->state != DB_JOB_CANCELLED;
+    char *marker = xasprintf("%s/inputs/%s.removed", pool->data_dir, j->id);
+    if (access(marker, F_OK) == 0) { /* removed from jobs/ and over: its inputs were freed (or are now) */
+        j->listed = false;
+        j->inputs_gone = true;
+        pool__rm_later(pool, xasprintf("%s/inputs/%s", pool->data_dir, j->id), NULL);
+    }
+    free(marker);
     if (j->listed)
         pool__blocks_add_job(pool, j);
     db_tasks_load(pool->db, j->id, restore_task, j);

@@ -92,6 +92,7 @@ struct pool_job {
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
     uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
+    bool inputs_gone;      /**< removed from jobs/ and over: its inputs (submitter) or blocks (others) are freed */
     uint32_t stopped_by[4]; /**< tasks run here that a limit stopped: memory, time, disk, processes */
     uint64_t forks_refused; /**< forks the processes limit refused its tasks here */
     bool lease_pending;    /**< volunteer: a lease request to the submitter is under way */

@@ -307,6 +307,8 @@ static char *job_dump(const wire_job_t *j)
                                       (json_int_t)c->cancelled));
         json_object_set_new(o, "results", json_integer((json_int_t)j->results));
         json_object_set_new(o, "epoch", json_integer((json_int_t)j->epoch));
+        if (j->removed)
+            json_object_set_new(o, "removed", json_true());
     }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -403,6 +405,10 @@ static int job_read(json_t *o, wire_job_t *j, char *why, size_t whylen)
         if (get_int(o, "epoch", 0, INT64_MAX, &v) != 0)
             return fail(why, whylen, -1, "epoch is missing or out of range");
         j->epoch = (uint64_t)v;
+        json_t *rm = json_object_get(o, "removed"); /* optional: absent is false */
+        if (rm && !json_is_boolean(rm))
+            return fail(why, whylen, -1, "removed is not true or false");
+        j->removed = json_is_true(rm);
     }
     return wire_job_check(j, why, whylen) == 0 ? 0 : -1;
 }

@@ -107,6 +107,8 @@ typedef struct wire_job {
     wire_state_t state;
     uint32_t tasks;                     /**< 1..JOBDESC_MAX_TASKS */
     bool origin;                        /**< the peer that answers is the job's submitter */
+    bool removed;                       /**< origin entry: removed from its submitter's jobs/, its inputs gone
+                                             (written only when true): others drop it from jobs/ and free its blocks */
     char sig[WIRE_SIG_HEX_LEN + 1];     /**< the submitter's signature of the id (128 lowercase hex), "" if none */
     /* Only in an origin entry (zero otherwise, and not written): */
     coord_counts_t counts;              /**< total == tasks; the five states sum to at most total */

@@ -395,6 +395,16 @@ peer_field() {
     field "$2" <<<"$text"
 }
 
+# wait_until SECS CONDITION WHAT: bounded poll until the bash CONDITION (a string, eval'd) holds: for
+# states that no event announces (a file freed in the thread pool, a counter another peer moves).
+wait_until() {
+    local end=$((SECONDS + $1))
+    until eval "$2"; do
+        [ "$SECONDS" -le "$end" ] || fail "never within ${1}s: $3"
+        sleep 0.1
+    done
+}
+
 # wait_listed M NAME SECS: bounded poll until a remote job NAME shows in M/jobs (peers discover each
 # other's jobs once a second: a state, not an event).
 wait_listed() {

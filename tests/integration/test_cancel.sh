@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cancelling with `rm -r jobs/<name>`: running tasks are killed (no sandbox process survives),
 # waiting ones never start, the job ends as cancelled, `preon wait` says 1, and results already
-# made stay.
+# made stay. A removed job that is over frees its inputs on its submitter and its blocks on the
+# peers that fetched them, and stays removed after a restart; its results stay.
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
@@ -91,6 +92,49 @@ t_a_directory_held_after_its_job_is_replaced() {
     exec 9<&-
     peer_field "$m" slots >/dev/null
     rmdir -- "$m/jobs/x"
+}
+
+# The defect this shows: `rm -r` of a finished job used to leave all its inputs in the data
+# directory (DATA/inputs/<id>) on its submitter, and its blocks in every other peer's store.
+t_removed_job_frees_its_inputs_and_blocks() {
+    start_peer A --port 0
+    local a b url src st id before
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    src=$(src_dir big)
+    make_job "$src" 'wc -c < input.bin'
+    head -c 6000000 /dev/urandom >"$src/input.bin"
+    cp -r -- "$src" "$a/jobs/big"
+    st=$(wait_job "$a" big 30)
+    assert_eq done "$(field state <<<"$st")" "state on A"
+    id=$(field id <<<"$st")
+    [ -d "$(data_dir A)/inputs/$id" ] || fail "A has no inputs/$id before the removal"
+    start_peer B --port 0 --peer "$url"
+    b=$(mnt B)
+    wait_listed "$b" big 20
+    cmp -- "$src/input.bin" "$b/jobs/big/input.bin" || fail "input.bin differs on B"
+    before=$(peer_field "$b" block-bytes)
+    [ "$before" -ge 6000000 ] || fail "B's store holds $before bytes after reading the input"
+
+    rm -r -- "$a/jobs/big"
+    [ ! -e "$a/jobs/big" ] || fail "jobs/big is still on A"
+    wait_until 20 "[ ! -e '$(data_dir A)/inputs/$id' ]" "A's inputs/$id is freed"
+    assert_file_eq "$a/results/big/0/stdout" 6000000 # its results stay
+    assert_eq done "$(status_field "$a" big state)" "state on A after the removal"
+    wait_until 20 "[ ! -e '$b/jobs/big' ]" "the job leaves B's jobs/"
+    wait_until 20 "[ \"\$(peer_field '$b' block-bytes)\" -lt 1000000 ]" "B's store frees the job's blocks"
+
+    # A restart keeps it removed: not back in jobs/, its results still there.
+    stop_peer A
+    start_peer A --port 0
+    [ ! -e "$a/jobs/big" ] || fail "jobs/big came back on A after a restart"
+    [ ! -e "$(data_dir A)/inputs/$id" ] || fail "inputs/$id came back on A"
+    assert_file_eq "$a/results/big/0/stdout" 6000000
+    # A new job of the same name replaces it, and the marker goes with the old one.
+    cp -r -- "$src" "$a/jobs/big"
+    st=$(wait_job "$a" big 30)
+    assert_eq done "$(field state <<<"$st")" "state of the new job"
+    wait_until 20 "[ ! -e '$(data_dir A)/inputs/$id.removed' ]" "the old job's marker goes with it"
 }
 
 run_tests "$@"

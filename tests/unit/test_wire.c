@@ -178,6 +178,7 @@ static void assert_job_equal(const wire_job_t *a, const wire_job_t *b)
     assert_memory_equal(&a->counts, &b->counts, sizeof(a->counts));
     assert_int_equal(a->results, b->results);
     assert_int_equal(a->epoch, b->epoch);
+    assert_int_equal(a->removed, b->removed);
     assert_string_equal(a->sig, b->sig);
 }
 
@@ -238,6 +239,10 @@ static void jobs_round_trip(void **state)
                               "\"running\":2,\"succeeded\":3,\"failed\":1,\"cancelled\":0},\"results\":4,"
                               "\"epoch\":1700000000123}]");
     assert_int_equal(len, strlen(body));
+    free(body);
+    in[0].removed = true; /* written only when true, only in an origin entry */
+    assert_int_equal(wire_jobs_encode(in, 1, &body, &len, &taken), 0);
+    assert_non_null(strstr(body, ",\"epoch\":1700000000123,\"removed\":true}]"));
     free(body);
     assert_int_equal(wire_jobs_encode(in, 2, &body, &len, &taken), 0);
     assert_int_equal(taken, 2);
@@ -329,6 +334,8 @@ static void jobs_bad_entries_are_dropped(void **state)
         "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0}",
         "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":-1}",
         "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":\"1\"}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":1,\"removed\":1}",
+        "{" HEAD ORIG CNT(4, 0, 0, 0, 0, 0) ",\"results\":0,\"epoch\":1,\"removed\":\"yes\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char body[2048], why[128] = "";
