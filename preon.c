@@ -54,6 +54,8 @@ static const char usage_mount[] =
     "  --slots N            tasks run at once (default: number of CPUs)\n"
     "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"
     "  --disk SIZE          disk all tasks here may ask for together (default: the data directory's free space)\n"
+    "  --cache SIZE         quota of the block cache (other peers' blocks), e.g. 20G (default: 10% of the\n"
+    "                       data directory's filesystem, at least 256M)\n"
     "  --cpu PERCENT        share of the machine's CPUs all tasks here may use together, 1-100 (default 100)\n"
     "  --quiet-ms N         publish a copied job after N ms with no file open (default 1000)\n"
     "  --uid-base N         sandbox user ids are N + slot (default 64000)\n"
@@ -171,13 +173,14 @@ static int cmd_mount(int argc, char **argv)
         {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
         {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
         {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
+        {"cache", required_argument, NULL, 'c'},
         {0}};
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
                   lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0, host_budget = 0,
                   key_budget = 0;
-    uint64_t max_mirror = 0, mem_total = 0, disk_total = 0;
+    uint64_t max_mirror = 0, mem_total = 0, disk_total = 0, cache = 0;
     unsigned long cpu_pct = 0;
     long ready_fd = -1, port = -1;
     bool allow_net = false;
@@ -207,6 +210,7 @@ static int cmd_mount(int argc, char **argv)
         case 'm': bad = jobdesc_parse_size(optarg, &mem_total) != 0 || mem_total < (16ull << 20); break;
         case 'S': bad = jobdesc_parse_size(optarg, &disk_total) != 0 || disk_total == 0; break;
         case 'C': bad = parse_uint(optarg, 100, &cpu_pct) || cpu_pct == 0; break;
+        case 'c': bad = jobdesc_parse_size(optarg, &cache) != 0 || cache < (1ull << 20); break;
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -341,7 +345,7 @@ static int cmd_mount(int argc, char **argv)
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
                              .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
                              .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
-                             .memory_total = mem_total, .disk_total = disk_total,
+                             .memory_total = mem_total, .disk_total = disk_total, .cache_bytes = cache,
                              .cpu_permille = (unsigned)cpu_pct * 10,
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};

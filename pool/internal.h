@@ -36,6 +36,10 @@ typedef pool_res_t taskres_t;
 #define POOL_SELF "self"               /* the coordination core's worker id of this peer's own slots */
 #define POOL_MAX_LEASES_PER_WORKER 64  /* leases one volunteer may hold at once (and our own slots) */
 #define POOL_MAX_WORKERS_PER_HOST 64   /* volunteers one host may run (a cap on what one peer makes us hold) */
+#define POOL_CACHE_TICK_MS 200         /* how often the store's size is checked against --cache */
+#define POOL_CACHE_GRACE_MS 5000       /* a block used this recently is never evicted (cache.c) */
+#define POOL_CACHE_LOW_PCT 90          /* an eviction goes down to this share of the quota */
+#define POOL_CACHE_MIN (256ull << 20)  /* the default quota's floor: 10% of the data filesystem, at least this */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 
 #define POOL_MAX_POOL_PEERS 1024
@@ -124,6 +128,10 @@ struct pool {
     running_t *running;
     bool *slot_busy;
     unsigned nrunning;
+    uint64_t cache_quota;     /**< --cache: the store's quota in bytes (cache.c) */
+    uv_timer_t *cache_timer;
+    bool cache_evicting;      /**< an eviction is under way in the thread pool */
+    uint64_t cache_full_said_ms;
     uint64_t mem_used, disk_used; /**< what the running tasks asked for (--memory, --disk bound them) */
     unsigned pending_work; /**< thread-pool items in flight */
     fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
@@ -230,6 +238,10 @@ const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
  * (at most every 10 s). what: "host" or "key", for the log.
  */
 bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
+
+/** (cache.c) The store's quota: checked every POOL_CACHE_TICK_MS, least recently used blocks out. */
+void pool__cache_start(pool_t *p);
+void pool__cache_stop(pool_t *p);
 
 /** (discover.c) Adds the pool peers remembered in DATA/peers (start-up: blocking) and greets them. */
 void pool__peers_load(pool_t *p);

@@ -1228,6 +1228,12 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);
     sb_printf(&b, "blocks: %llu\nblock-bytes: %llu\n", (unsigned long long)store_blocks(pool->store),
               (unsigned long long)store_bytes(pool->store));
+    store_stats_t cst;
+    store_stats(pool->store, &cst);
+    sb_printf(&b, "cache-bytes: %llu\ncache-quota: %llu\ncache-hits: %llu\ncache-evictions: %llu\n"
+              "cache-evicted-bytes: %llu\n", (unsigned long long)cst.bytes, (unsigned long long)pool->cache_quota,
+              (unsigned long long)cst.hits, (unsigned long long)cst.evictions,
+              (unsigned long long)cst.evicted_bytes);
     if (pool->opts.http_url) {
         serve_stats_t sst;
         serve_stats(pool->serve, &sst);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +197,12 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         log_error("block store: %s", strerror(-rc));
         goto error;
     }
+    pool->cache_quota = opts->cache_bytes;
+    if (!pool->cache_quota) { /* 10% of the data directory's filesystem, at least POOL_CACHE_MIN */
+        struct statvfs sv;
+        uint64_t size = statvfs(pool->data_dir, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+        pool->cache_quota = size / 10 > POOL_CACHE_MIN ? size / 10 : POOL_CACHE_MIN;
+    }
     serve_new(loop, pool->store, &pool->serve); /* fails only for NULL arguments */
     p = xasprintf("%s/preon.db", pool->data_dir);
     rc = db_open(p, &pool->db);
@@ -319,6 +326,7 @@ void pool_start(pool_t *pool)
             log_error("peer API: %s", strerror(-rc));
     }
     pool__vol_start(pool);
+    pool__cache_start(pool);
     pool__discover_start(pool);
     pool__trust_start(pool);
     pool__jobs_kick(pool);
@@ -387,6 +395,7 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
         httpd_unroute(pool->opts.httpd, API_PREFIX);
     pool__discover_stop(pool);
     pool__vol_stop(pool);
+    pool__cache_stop(pool);
     pool__trust_stop(pool);
     if (pool->lag) {
         uv_prepare_stop(pool->lag);

@@ -151,6 +151,7 @@ typedef struct pool_opts {
     const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: only ours) */
     uint32_t host_budget;     /**< API requests per second per host (0 = POOL_HOST_BUDGET); blocks: 16x */
     uint32_t key_budget;      /**< signed requests per second per key (0 = POOL_KEY_BUDGET) */
+    uint64_t cache_bytes;     /**< --cache: the block store's quota (0: 10% of the data filesystem, >= 256M) */
     uint64_t memory_total;    /**< --memory: what all tasks here may use together (0: the machine's) */
     uint64_t disk_total;      /**< --disk: the disk all tasks here may ask for together (0: the free space) */
     unsigned cpu_permille;    /**< --cpu: the share of the machine's CPUs tasks may use, x 1000 (0: all) */

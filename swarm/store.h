@@ -5,7 +5,8 @@
  * file under its hash name is always complete and was verified before the rename: after kill -9 the
  * store is trusted as it is (nothing re-hashed) and store_open deletes leftovers in DIR/tmp/.
  * Identical blocks are stored once. Functions do blocking file I/O: call them from the thread pool
- * (uv_queue_work) for writes; small reads of hot blocks may run on the loop thread.
+ * (uv_queue_work) for writes; small reads of hot blocks may run on the loop thread; store_has is an
+ * in-memory lookup (the index of use, store.c).
  * Thread-safe: a store_t may be used from several threads at once.
  */
 #ifndef PREON_SWARM_STORE_H
@@ -41,6 +42,21 @@ int store_open_block(store_t *s, const hash_t *h, int *fd);
 ssize_t store_read(store_t *s, const hash_t *h, void *buf, size_t len, uint64_t off);
 /** Removes a block (eviction). 0, -ENOENT or -errno. */
 int store_remove(store_t *s, const hash_t *h);
+/** Whether h must stay (store_evict asks it of each candidate, from the evicting thread). */
+typedef bool (*store_pinned_fn)(void *arg, const hash_t *h);
+/**
+ * Removes the least recently used blocks (put, has, open, read) until the store holds at most
+ * target bytes: never one that pinned says must stay, nor one used within the last grace_ms.
+ * Returns the blocks removed (*freed: their bytes). Crash safe: each is one unlink. Blocking.
+ */
+size_t store_evict(store_t *s, uint64_t target, uint64_t grace_ms, store_pinned_fn pinned, void *arg,
+                   uint64_t *freed);
+typedef struct store_stats {
+    uint64_t bytes, blocks;
+    uint64_t hits;          /**< blocks opened or read from the store */
+    uint64_t evictions, evicted_bytes;
+} store_stats_t;
+void store_stats(store_t *s, store_stats_t *st);
 /** Bytes and blocks held (kept as running counters, recomputed by store_open). */
 uint64_t store_bytes(store_t *s);
 uint64_t store_blocks(store_t *s);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -383,6 +384,93 @@ static void store_concurrent_puts_count_once(void **state)
     assert_int_equal(store_bytes(f->s), CONC_BLOCKS * 512);
 }
 
+static bool pin_one(void *arg, const hash_t *h) { return hash_equal(arg, h); }
+
+/* Least recently used first, never a pinned block nor one used within the grace period; the index
+ * is rebuilt from the files at open (their times give the order). */
+static void store_evicts_least_recently_used_first(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 10, LEN = 1000 };
+    hash_t h[N];
+    uint8_t buf[LEN];
+    for (int i = 0; i < N; i++) {
+        fill(buf, LEN, 100 + (uint32_t)i);
+        hash_sha256(buf, LEN, &h[i]);
+        assert_int_equal(store_put(f->s, &h[i], buf, LEN), 0);
+    }
+    /* Give block i a last use i seconds after an hour ago, then reopen: the order comes from the files. */
+    store_close(f->s);
+    struct timespec t0;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    for (int i = 0; i < N; i++) {
+        char *p = block_path(f, &h[i]);
+        struct timespec ts[2] = {{.tv_sec = t0.tv_sec - 3600 + i}, {.tv_sec = t0.tv_sec - 3600 + i}};
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+        free(p);
+    }
+    assert_int_equal(store_open(f->root, &f->s), 0);
+    assert_int_equal(store_bytes(f->s), N * LEN);
+    assert_true(store_has(f->s, &h[0])); /* block 0 is used now: the newest */
+    uint64_t freed = 0;
+    assert_int_equal(store_evict(f->s, N * LEN, 0, NULL, NULL, &freed), 0); /* at the target already */
+    assert_int_equal(store_evict(f->s, 5 * LEN, 0, pin_one, &h[1], &freed), 5);
+    assert_int_equal(freed, 5 * LEN);
+    assert_int_equal(store_bytes(f->s), 5 * LEN);
+    assert_int_equal(store_blocks(f->s), 5);
+    for (int i = 0; i < N; i++) { /* 1 is pinned, 0 was used last: 2..6 go */
+        char *p = block_path(f, &h[i]);
+        bool kept = i <= 1 || i >= 7;
+        if ((access(p, F_OK) == 0) != kept)
+            fail_msg("block %d: %s", i, kept ? "evicted" : "kept");
+        free(p);
+    }
+    /* A grace period keeps what was used recently (block 0, a moment ago) however far over. */
+    assert_int_equal(store_evict(f->s, 0, 60000, pin_one, &h[1], &freed), 3); /* 7, 8, 9 */
+    assert_int_equal(store_bytes(f->s), 2 * LEN);
+    store_stats_t st;
+    store_stats(f->s, &st);
+    assert_int_equal(st.evictions, 8);
+    assert_int_equal(st.evicted_bytes, 8 * LEN);
+    assert_true(store_has(f->s, &h[0]));
+    assert_true(store_has(f->s, &h[1]));
+    assert_false(store_has(f->s, &h[5]));
+    assert_int_equal(store_read(f->s, &h[5], buf, LEN, 0), -ENOENT);
+    /* Put back after its eviction, it counts again. */
+    fill(buf, LEN, 105);
+    assert_int_equal(store_put(f->s, &h[5], buf, LEN), 0);
+    assert_true(store_has(f->s, &h[5]));
+    assert_int_equal(store_bytes(f->s), 3 * LEN);
+    store_close(f->s); /* and the index after a restart is what the files say */
+    assert_int_equal(store_open(f->root, &f->s), 0);
+    assert_int_equal(store_blocks(f->s), 3);
+    assert_true(store_has(f->s, &h[5]));
+    assert_false(store_has(f->s, &h[6]));
+}
+
+/* The index grows past its first capacity (and sweeps tombstones) without losing a block. */
+static void store_index_grows(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 3000 };
+    uint8_t buf[8];
+    hash_t *h = calloc(N, sizeof(*h));
+    assert_non_null(h);
+    for (int i = 0; i < N; i++) {
+        memcpy(buf, &i, sizeof(i));
+        memset(buf + sizeof(i), 7, sizeof(buf) - sizeof(i));
+        hash_sha256(buf, sizeof(buf), &h[i]);
+        assert_int_equal(store_put(f->s, &h[i], buf, sizeof(buf)), 0);
+        if (i % 3 == 0)
+            assert_int_equal(store_remove(f->s, &h[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        if (store_has(f->s, &h[i]) != (i % 3 != 0))
+            fail_msg("block %d: wrong", i);
+    assert_int_equal(store_blocks(f->s), N - N / 3);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +487,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_open_block_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(store_open_fails_on_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(store_concurrent_puts_count_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(store_evicts_least_recently_used_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(store_index_grows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
