@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/xalloc.h"
 #include "exec/internal.h"
 
@@ -87,6 +88,24 @@ void exec__cg_mounts_free(exec_cg_mounts_t *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Up to max space-separated fields of [*p, end) into f/fl; *p is left after the last one taken. */
+static int split_fields(const char **p, const char *end, const char **f, size_t *fl, int max)
+{
+    int n = 0;
+    while (n < max && *p < end) {
+        while (*p < end && **p == ' ')
+            (*p)++;
+        const char *s = *p;
+        while (*p < end && **p != ' ')
+            (*p)++;
+        if (*p > s) {
+            f[n] = s;
+            fl[n++] = (size_t)(*p - s);
+        }
+    }
+    return n;
+}
+
 int exec__cg_parse_mounts(const char *text, exec_cg_mounts_t *m)
 {
     memset(m, 0, sizeof(*m));
@@ -98,19 +117,8 @@ int exec__cg_parse_mounts(const char *text, exec_cg_mounts_t *m)
         /* id parent maj:min root mountpoint options [optional...] - fstype source superoptions */
         const char *f[6];
         size_t fl[6];
-        int nf = 0;
         const char *p = line, *end = line + len;
-        while (nf < 6 && p < end) {
-            while (p < end && *p == ' ')
-                p++;
-            const char *s = p;
-            while (p < end && *p != ' ')
-                p++;
-            if (p > s) {
-                f[nf] = s;
-                fl[nf++] = (size_t)(p - s);
-            }
-        }
+        int nf = split_fields(&p, end, f, fl, 6);
         const char *sep = NULL;
         for (const char *q = p; q < end; q++)
             if (q[0] == '-' && q[-1] == ' ' && (q + 1 == end || q[1] == ' ')) {
@@ -120,19 +128,8 @@ int exec__cg_parse_mounts(const char *text, exec_cg_mounts_t *m)
         if (nf >= 5 && sep) {
             const char *g[3];
             size_t gl[3];
-            int ng = 0;
             p = sep + 1;
-            while (ng < 3 && p < end) {
-                while (p < end && *p == ' ')
-                    p++;
-                const char *s = p;
-                while (p < end && *p != ' ')
-                    p++;
-                if (p > s) {
-                    g[ng] = s;
-                    gl[ng++] = (size_t)(p - s);
-                }
-            }
+            int ng = split_fields(&p, end, g, gl, 3);
             if (ng == 3 && gl[0] == 7 && !memcmp(g[0], "cgroup2", 7) && !m->v2) {
                 m->v2 = unescape(f[4], fl[4]);
                 m->v2_root = unescape(f[3], fl[3]);
@@ -210,20 +207,13 @@ static ssize_t read_file(const char *dir, const char *file, char *buf, size_t ca
     char path[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t got = 0;
-    while (got + 1 < cap) {
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
+    char *text;
+    size_t got;
+    int rc = files_read_small(path, cap - 1, &text, &got);
+    if (rc)
+        return rc;
+    memcpy(buf, text, got + 1);
+    free(text);
     return (ssize_t)got;
 }
 
@@ -349,20 +339,16 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
 {
     memset(cg, 0, sizeof(*cg));
     why[0] = '\0';
-    static char mi[1 << 16], self[4096];
-    char root_name[64], buf[512];
+    char self[4096], root_name[64], buf[512], *mi = NULL;
+    size_t milen;
     snprintf(root_name, sizeof(root_name), "preon-%ld", (long)getpid());
-    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-    ssize_t n = 0, r;
-    while (fd >= 0 && n + 1 < (ssize_t)sizeof(mi) && (r = read(fd, mi + n, sizeof(mi) - 1 - (size_t)n)) > 0)
-        n += r;
-    if (fd >= 0)
-        close(fd);
-    mi[n > 0 ? n : 0] = '\0';
+    if (files_read_small("/proc/self/mountinfo", 1 << 20, &mi, &milen) != 0)
+        mi = xstrdup("");
     if (read_file("/proc/self", "cgroup", self, sizeof(self)) < 0)
         self[0] = '\0';
     exec_cg_mounts_t m;
     exec__cg_parse_mounts(mi, &m);
+    free(mi);
     bool need[EXEC_CG_N] = {true, true, lim->cpu_permille > 0};
     char *v2own = NULL, *v2path = NULL;
     if (m.v2 && exec__cg_parse_self(self, NULL, &v2path) == 0)

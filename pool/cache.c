@@ -27,19 +27,17 @@ typedef struct evwork {
     size_t removed;
 } evwork_t;
 
-static int cmp_hash(const void *a, const void *b) { return memcmp(a, b, sizeof(hash_t)); }
-
 static bool is_pinned(void *arg, const hash_t *h)
 {
     evwork_t *w = arg;
-    return w->npin && bsearch(h, w->pin, w->npin, sizeof(hash_t), cmp_hash);
+    return w->npin && bsearch(h, w->pin, w->npin, sizeof(hash_t), pool__cmp_hash);
 }
 
 static void ev_work(uv_work_t *req)
 {
     evwork_t *w = req->data;
     if (w->npin)
-        qsort(w->pin, w->npin, sizeof(hash_t), cmp_hash);
+        qsort(w->pin, w->npin, sizeof(hash_t), pool__cmp_hash);
     w->removed = store_evict(w->pool->store, w->target, POOL_CACHE_GRACE_MS, is_pinned, w, &w->freed);
 }
 
@@ -65,19 +63,6 @@ static void ev_done(uv_work_t *req, int status)
     free(w);
 }
 
-static void pin_job(evwork_t *w, size_t *cap, const job_t *j)
-{
-    for (size_t i = 0; i < j->man.n_files; i++) {
-        const manifest_file_t *f = &j->man.files[i];
-        if (w->npin + f->n_blocks > *cap) {
-            *cap = (w->npin + f->n_blocks) * 2;
-            w->pin = xreallocarray(w->pin, *cap, sizeof(hash_t));
-        }
-        memcpy(w->pin + w->npin, f->blocks, f->n_blocks * sizeof(hash_t));
-        w->npin += f->n_blocks;
-    }
-}
-
 static void on_tick(uv_timer_t *t)
 {
     pool_t *pool = t->data;
@@ -93,7 +78,7 @@ static void on_tick(uv_timer_t *t)
         for (running_t *q = pool->running; q != r && !seen; q = q->next)
             seen = q->job == r->job;
         if (!seen && r->job->remote)
-            pin_job(w, &cap, r->job);
+            pool__manifest_blocks(&r->job->man, &w->pin, &w->npin, &cap);
     }
     pool->cache_evicting = true;
     pool->pending_work++;

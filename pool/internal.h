@@ -239,6 +239,11 @@ const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
  */
 bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
 
+/** (jobs.c) Appends the block hashes of m's files to *v (*n used, *cap allocated). */
+void pool__manifest_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap);
+/** (jobs.c) memcmp order of hash_t, for qsort and bsearch. */
+int pool__cmp_hash(const void *a, const void *b);
+
 /** (cache.c) The store's quota: checked every POOL_CACHE_TICK_MS, least recently used blocks out. */
 void pool__cache_start(pool_t *p);
 void pool__cache_stop(pool_t *p);

@@ -189,7 +189,7 @@ typedef struct relwork {
     int rc;
 } relwork_t;
 
-static int cmp_hash(const void *a, const void *b) { return memcmp(a, b, sizeof(hash_t)); }
+int pool__cmp_hash(const void *a, const void *b) { return memcmp(a, b, sizeof(hash_t)); }
 
 static void rel_work(uv_work_t *req)
 {
@@ -207,9 +207,9 @@ static void rel_work(uv_work_t *req)
             close(fd);
         return;
     }
-    qsort(w->keep, w->nkeep, sizeof(hash_t), cmp_hash);
+    qsort(w->keep, w->nkeep, sizeof(hash_t), pool__cmp_hash);
     for (size_t i = 0; i < w->n; i++) {
-        if (w->nkeep && bsearch(&w->h[i], w->keep, w->nkeep, sizeof(hash_t), cmp_hash))
+        if (w->nkeep && bsearch(&w->h[i], w->keep, w->nkeep, sizeof(hash_t), pool__cmp_hash))
             continue;
         if (store_remove(w->pool->store, &w->h[i]) == 0)
             w->removed++;
@@ -234,8 +234,7 @@ static void rel_done(uv_work_t *req, int status)
     free(w);
 }
 
-/* Appends the block hashes of m to *v (n used, cap allocated). */
-static void add_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap)
+void pool__manifest_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap)
 {
     for (size_t i = 0; i < m->n_files; i++) {
         const manifest_file_t *f = &m->files[i];
@@ -266,10 +265,10 @@ void pool__job_release_inputs(job_t *j)
         w->dir = xasprintf("%s/inputs/%s", pool->data_dir, j->id);
     } else {
         size_t cap = 0, kcap = 0;
-        add_blocks(&j->man, &w->h, &w->n, &cap);
+        pool__manifest_blocks(&j->man, &w->h, &w->n, &cap);
         for (job_t *k = pool->joblist; k; k = k->next) /* blocks another job here still holds stay */
             if (k != j && k->remote && k->published && !k->gone && !k->inputs_gone)
-                add_blocks(&k->man, &w->keep, &w->nkeep, &kcap);
+                pool__manifest_blocks(&k->man, &w->keep, &w->nkeep, &kcap);
     }
     pool->pending_work++;
     uv_queue_work(pool->loop, &w->req, rel_work, rel_done);
