@@ -207,7 +207,8 @@ static void rel_work(uv_work_t *req)
             close(fd);
         return;
     }
-    qsort(w->keep, w->nkeep, sizeof(hash_t), pool__cmp_hash);
+    if (w->nkeep) /* qsort(NULL, 0, ...) is undefined */
+        qsort(w->keep, w->nkeep, sizeof(hash_t), pool__cmp_hash);
     for (size_t i = 0; i < w->n; i++) {
         if (w->nkeep && bsearch(&w->h[i], w->keep, w->nkeep, sizeof(hash_t), pool__cmp_hash))
             continue;

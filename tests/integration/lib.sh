@@ -151,6 +151,12 @@ _cleanup() {
     done
     CLEANUP_CMDS=()
     for name in "${!PEER_PID[@]}"; do
+        # A peer that died under the test (a crash, a sanitizer report) shows why, which the
+        # failure the test saw (ENOTCONN on its mount) does not.
+        if ! kill -0 "${PEER_PID[$name]}" 2>/dev/null; then
+            echo "peer $name had exited before the cleanup" >&2
+            show_peer_output "$name"
+        fi
         fusermount3 -u -z "${PEER_MNT[$name]}" >/dev/null 2>&1
         _kill_pid "${PEER_PID[$name]}" 5
     done
