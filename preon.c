@@ -57,6 +57,14 @@ static const char usage_mount[] =
     "  --cache SIZE         quota of the block cache (other peers' blocks), e.g. 20G (default: 10% of the\n"
     "                       data directory's filesystem, at least 256M)\n"
     "  --cpu PERCENT        share of the machine's CPUs all tasks here may use together, 1-100 (default 100)\n"
+    "  --when always|idle   idle: run tasks only while the machine is idle (no keyboard or mouse input for\n"
+    "                       --idle-after, other processes under --idle-cpu); when its owner returns, tasks\n"
+    "                       are suspended at once, and given back to run elsewhere after --idle-grace\n"
+    "  --idle-after TIME    no input for this long is idle, e.g. 90s, 5m (default 5m)\n"
+    "  --idle-cpu PERCENT   other processes using this share of the CPUs or more is busy, 0-100 (default 25;\n"
+    "                       0: input alone decides)\n"
+    "  --idle-grace TIME    busy this long: suspended tasks are given back (default 10m)\n"
+    "  --input-dir DIR      the input devices watched (default /dev/input: every event* there)\n"
     "  --quiet-ms N         publish a copied job after N ms with no file open (default 1000)\n"
     "  --uid-base N         sandbox user ids are N + slot (default 64000)\n"
     "  --allow-network      run jobs that ask for network access\n"
@@ -173,7 +181,9 @@ static int cmd_mount(int argc, char **argv)
         {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
         {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
         {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
-        {"cache", required_argument, NULL, 'c'},
+        {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
+        {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
+        {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
         {0}};
     bool fg = false;
     char *data = NULL;
@@ -181,13 +191,17 @@ static int cmd_mount(int argc, char **argv)
                   lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0, host_budget = 0,
                   key_budget = 0;
     uint64_t max_mirror = 0, mem_total = 0, disk_total = 0, cache = 0;
-    unsigned long cpu_pct = 0;
+    unsigned long cpu_pct = 0, idle_cpu = 25;
+    uint64_t idle_after = 5 * 60000, idle_grace = 10 * 60000;
+    bool when_idle = false;
+    const char *input_dir = "/dev/input";
     long ready_fd = -1, port = -1;
     bool allow_net = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+    int li = -1; /* the long option's index: its name for a message (argv may hold its value there) */
+    while ((li = -1, c = getopt_long(argc, argv, "fh", opts, &li)) != -1) {
         int bad = 0;
         switch (c) {
         case 'f': fg = true; break;
@@ -211,6 +225,14 @@ static int cmd_mount(int argc, char **argv)
         case 'S': bad = jobdesc_parse_size(optarg, &disk_total) != 0 || disk_total == 0; break;
         case 'C': bad = parse_uint(optarg, 100, &cpu_pct) || cpu_pct == 0; break;
         case 'c': bad = jobdesc_parse_size(optarg, &cache) != 0 || cache < (1ull << 20); break;
+        case 'W':
+            when_idle = !strcmp(optarg, "idle");
+            bad = !when_idle && strcmp(optarg, "always") != 0;
+            break;
+        case 'I': bad = jobdesc_parse_duration(optarg, &idle_after) != 0 || idle_after == 0; break;
+        case 'i': bad = parse_uint(optarg, 100, &idle_cpu); break;
+        case 'G': bad = jobdesc_parse_duration(optarg, &idle_grace) != 0; break;
+        case 'N': input_dir = optarg; bad = !*optarg; break; /* made absolute below */
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
             bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
@@ -224,7 +246,7 @@ static int cmd_mount(int argc, char **argv)
         default: fputs(usage_mount, stderr); free(data); return 2;
         }
         if (bad) {
-            fprintf(stderr, "preon mount: bad value for --%s: '%s'\n", argv[optind - 1] + 2, optarg);
+            fprintf(stderr, "preon mount: bad value for --%s: '%s'\n", li >= 0 ? opts[li].name : "?", optarg);
             free(data);
             return 2;
         }
@@ -278,15 +300,21 @@ static int cmd_mount(int argc, char **argv)
         close(lock_fd);
         return 1;
     }
-    if (mem_total || cpu_pct) { /* said now, on the terminal: the daemon's stderr is /dev/null */
+    if (mem_total || cpu_pct || when_idle) { /* said now, on the terminal: the daemon's stderr is /dev/null */
         char why[256];
-        exec_opts_t eo = {.memory_total = mem_total, .cpu_permille = (unsigned)cpu_pct * 10};
+        exec_opts_t eo = {.memory_total = mem_total, .cpu_permille = (unsigned)cpu_pct * 10, .suspend = when_idle};
         if (exec_check_cgroups(&eo, why, sizeof(why)) != 0) {
-            fprintf(stderr, "preon mount: cannot give tasks %s: %s\n", mem_total && cpu_pct ? "--memory and --cpu" :
-                    mem_total ? "--memory" : "--cpu", why);
+            fprintf(stderr, "preon mount: cannot %s: %s\n", when_idle && !mem_total && !cpu_pct ? "run tasks "
+                    "--when idle" : "give tasks what --memory, --cpu or --when ask", why);
             close(lock_fd);
             return 1;
         }
+    }
+    char input_abs[PATH_MAX];
+    if (when_idle) { /* the daemon leaves the cwd: an absolute path; a missing one is said, not fatal */
+        if (!realpath(input_dir, input_abs))
+            snprintf(input_abs, sizeof(input_abs), "%s", input_dir);
+        input_dir = input_abs;
     }
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0) {
@@ -346,7 +374,9 @@ static int cmd_mount(int argc, char **argv)
                              .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
                              .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
                              .memory_total = mem_total, .disk_total = disk_total, .cache_bytes = cache,
-                             .cpu_permille = (unsigned)cpu_pct * 10,
+                             .cpu_permille = (unsigned)cpu_pct * 10, .when_idle = when_idle,
+                             .idle = {.input_dir = input_dir, .after_ms = idle_after,
+                                      .cpu_permille = (unsigned)idle_cpu * 10, .grace_ms = idle_grace},
                              .tracker_url = tracker_url ? tracker_url : own_tracker,
                              .http_port = ctx.httpd ? httpd_port(ctx.httpd) : 0}};
     if (!rc)

@@ -41,7 +41,7 @@
 #include "core/xalloc.h"
 #include "exec/internal.h"
 
-static const char *const cg_ctl_names[EXEC_CG_N] = {"memory", "pids", "cpu"};
+static const char *const cg_ctl_names[EXEC_CG_N] = {"memory", "pids", "cpu", "freezer", "cpuacct"};
 
 const char *exec__cg_ctl_name(int ctl) { return ctl >= 0 && ctl < EXEC_CG_N ? cg_ctl_names[ctl] : "?"; }
 
@@ -260,6 +260,11 @@ static void sleep_ms(long ms)
 static int remove_leaf(const char *dir, bool v2)
 {
     char buf[4096];
+    /* A frozen process cannot die: thaw first (a peer killed while its task was suspended). */
+    if (file_exists(dir, "freezer.state"))
+        (void)write_file(dir, "freezer.state", "THAWED");
+    else if (v2 && file_exists(dir, "cgroup.freeze"))
+        (void)write_file(dir, "cgroup.freeze", "0");
     for (int i = 0; i < EXEC_CG_REMOVE_MS; i++) {
         if (rmdir(dir) == 0 || errno == ENOENT)
             return 0;
@@ -349,7 +354,7 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
     exec_cg_mounts_t m;
     exec__cg_parse_mounts(mi, &m);
     free(mi);
-    bool need[EXEC_CG_N] = {true, true, lim->cpu_permille > 0};
+    bool need[EXEC_CG_N] = {true, true, lim->cpu_permille > 0, lim->freeze, false};
     char *v2own = NULL, *v2path = NULL;
     if (m.v2 && exec__cg_parse_self(self, NULL, &v2path) == 0)
         v2own = cg_dir(m.v2, m.v2_root, v2path);
@@ -358,7 +363,11 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
     if (v2own && read_file(v2own, "cgroup.controllers", v2ctl, sizeof(v2ctl)) < 0)
         v2ctl[0] = '\0';
     char want2[64] = ""; /* the controllers to take from v2: "+memory +pids" */
-    for (int c = 0; c < EXEC_CG_N; c++) {
+    /* The freezer first: a dead peer's frozen task dies only once thawed, and only then do its
+     * cgroups in the other hierarchies empty (sweep_dead). */
+    static const int order[EXEC_CG_N] = {EXEC_CG_FREEZER, EXEC_CG_MEMORY, EXEC_CG_PIDS, EXEC_CG_CPU, EXEC_CG_CPUACCT};
+    for (int oi = 0; oi < EXEC_CG_N; oi++) {
+        int c = order[oi];
         char *path = NULL, *own = NULL;
         if (m.v1[c] && exec__cg_parse_self(self, cg_ctl_names[c], &path) == 0 &&
             (own = cg_dir(m.v1[c], m.v1_root[c], path)) != NULL) {
@@ -375,6 +384,8 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
             cg->version[c] = 2;
             size_t l = strlen(want2);
             snprintf(want2 + l, sizeof(want2) - l, "%s+%s", l ? " " : "", cg_ctl_names[c]);
+        } else if (v2own && (c == EXEC_CG_FREEZER || c == EXEC_CG_CPUACCT)) {
+            cg->version[c] = 2; /* core files of every v2 cgroup: usable once ours is made below */
         } else {
             snprintf(cg->why[c], sizeof(cg->why[c]), "no cgroup %s controller on this machine (neither a "
                      "cgroup v1 hierarchy nor cgroup v2 at %s offers it)", cg_ctl_names[c], v2own ? v2own : "-");
@@ -382,6 +393,12 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
         free(path);
         free(own);
     }
+    for (int c = EXEC_CG_FREEZER; c <= EXEC_CG_CPUACCT && !want2[0]; c++)
+        if (cg->version[c] == 2) { /* no v2 cgroup of ours will be made: no core files either */
+            cg->version[c] = 0;
+            snprintf(cg->why[c], sizeof(cg->why[c]), "no cgroup %s on this machine (no cgroup v1 hierarchy "
+                     "has it, and cgroup v2 serves none of this peer's controllers)", cg_ctl_names[c]);
+        }
     if (want2[0]) { /* v2: enable the controllers below our own cgroup, then below the peer's */
         sweep_dead(v2own, true);
         int rc = write_file(v2own, "cgroup.subtree_control", want2);
@@ -426,8 +443,9 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
     for (int c = 0; c < EXEC_CG_N && !rc; c++) {
         if (!need[c] || cg->dir[c])
             continue;
-        if (c == EXEC_CG_CPU || (c == EXEC_CG_MEMORY && lim->memory_total)) {
-            snprintf(why, whylen, "%s: %s", c == EXEC_CG_CPU ? "--cpu" : "--memory", cg->why[c]);
+        if (c == EXEC_CG_CPU || c == EXEC_CG_FREEZER || (c == EXEC_CG_MEMORY && lim->memory_total)) {
+            snprintf(why, whylen, "%s: %s", c == EXEC_CG_CPU ? "--cpu" : c == EXEC_CG_FREEZER ? "--when idle "
+                     "(suspends tasks with the cgroup freezer)" : "--memory", cg->why[c]);
             rc = -ENOTSUP;
         }
     }
@@ -598,6 +616,7 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
             (void)exec__cg_parse_key(buf, "max", &st->pids_refused);
         free(pid);
     }
+    (void)exec__cg_task_freeze(cg, name, false); /* a frozen process cannot die (v1) */
     char *dirs[EXEC_CG_N];
     int n = unique_dirs(cg, name, dirs), rc = 0;
     for (int i = 0; i < n; i++) {
@@ -606,5 +625,41 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
             rc = r;
         free(dirs[i]);
     }
+    return rc;
+}
+
+int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen)
+{
+    if (!cg->dir[EXEC_CG_FREEZER])
+        return -ENOTSUP;
+    char *dir = xasprintf("%s/%s", cg->dir[EXEC_CG_FREEZER], name);
+    int rc = cg->version[EXEC_CG_FREEZER] == 1 ? write_file(dir, "freezer.state", frozen ? "FROZEN" : "THAWED")
+                                                : write_file(dir, "cgroup.freeze", frozen ? "1" : "0");
+    free(dir);
+    return rc;
+}
+
+int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns)
+{
+    char buf[1024];
+    const char *dir = cg->dir[EXEC_CG_CPUACCT];
+    if (!dir)
+        return -ENOTSUP;
+    if (cg->version[EXEC_CG_CPUACCT] == 1) {
+        ssize_t n = read_file(dir, "cpuacct.usage", buf, sizeof(buf));
+        if (n <= 0)
+            return n < 0 ? (int)n : -EIO;
+        if (!isdigit((unsigned char)buf[0]))
+            return -EBADMSG;
+        *ns = strtoull(buf, NULL, 10);
+        return 0;
+    }
+    uint64_t us;
+    ssize_t n = read_file(dir, "cpu.stat", buf, sizeof(buf));
+    if (n <= 0)
+        return n < 0 ? (int)n : -EIO;
+    int rc = exec__cg_parse_key(buf, "usage_usec", &us);
+    if (!rc)
+        *ns = us * 1000u;
     return rc;
 }

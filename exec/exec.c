@@ -84,6 +84,10 @@ struct exec_task {
     int pidfd;
     int open_handles;
     bool cancelled, timed_out, killed;
+    bool suspended;       /* frozen (exec_task_suspend); its time-out paused */
+    uint64_t deadline_ns; /* when the time-out fires (uv_hrtime), while it runs */
+    uint64_t left_ns;     /* suspended: what was left of the time-out */
+    uint64_t suspended_ns, suspended_at; /* time spent frozen, and since when (not part of elapsed) */
     /* Copies of the spec, read by the pool thread in PREP. */
     char *bwrap, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path;
     exec_entry_t *skel; /* owned copies (paths xstrdup'd), or NULL */
@@ -132,7 +136,7 @@ int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
     exec_t *e = xcalloc(1, sizeof(*e));
     char why[256];
     exec_cg_limits_t lim = {.memory_total = opts->memory_total, .cpu_permille = opts->cpu_permille,
-                            .ncpu = (unsigned)uv_available_parallelism()};
+                            .ncpu = (unsigned)uv_available_parallelism(), .freeze = opts->suspend};
     int rc = exec__cg_open(&e->cg, &lim, why, sizeof(why));
     if (rc) {
         log_error("exec: %s", why);
@@ -158,7 +162,7 @@ int exec_check_cgroups(const exec_opts_t *opts, char *why, size_t whylen)
 {
     exec_cg_t cg;
     exec_cg_limits_t lim = {.memory_total = opts->memory_total, .cpu_permille = opts->cpu_permille,
-                            .ncpu = (unsigned)uv_available_parallelism()};
+                            .ncpu = (unsigned)uv_available_parallelism(), .freeze = opts->suspend};
     int rc = exec__cg_open(&cg, &lim, why, whylen);
     if (rc)
         return rc;
@@ -611,7 +615,12 @@ static void on_proc_exit(exec_task_t *t, int64_t exit_status, int term_signal)
         finish(t);
         return;
     }
-    r->elapsed_ms = (uv_hrtime() - t->start_ns) / 1000000u;
+    if (t->suspended) { /* it ended while frozen (killed) */
+        t->suspended_ns += uv_hrtime() - t->suspended_at;
+        t->suspended = false;
+    }
+    uint64_t ran = uv_hrtime() - t->start_ns;
+    r->elapsed_ms = (ran > t->suspended_ns ? ran - t->suspended_ns : 0) / 1000000u; /* not the time it was frozen */
     r->term_signal = term_signal;
     r->exit_code = term_signal ? 128 + term_signal : (int)exit_status;
 
@@ -676,6 +685,8 @@ static pid_t status_child_pid(exec_task_t *t)
 }
 
 static void kill_sandbox(exec_task_t *t);
+static void go(exec_task_t *t);
+static void on_timeout(uv_timer_t *timer);
 
 static void on_kill_retry(uv_timer_t *timer) { kill_sandbox(timer->data); }
 
@@ -691,6 +702,8 @@ static void kill_sandbox(exec_task_t *t)
 {
     if (t->stage != S_RUNNING || t->killed)
         return;
+    if (t->suspended) /* frozen, it can neither report its pid nor take a SIGKILL (v1): thaw it first */
+        exec_task_resume(t);
     if (status_child_pid(t) <= 0) {
         uv_timer_start(&t->timer, on_kill_retry, EXEC_KILL_RETRY_MS, 0);
         return;
@@ -699,6 +712,60 @@ static void kill_sandbox(exec_task_t *t)
     if (pidfd_send_signal(t->proc_fd, SIGKILL, NULL, 0) != 0 && errno != ESRCH)
         log_warn("exec: killing pid %d: %s", (int)t->pid, strerror(errno));
 }
+
+/* The freezer write: one cgroupfs write, which returns before the freezing completes. */
+static int freeze(exec_task_t *t, bool frozen)
+{
+    int rc = exec__cg_task_freeze(&t->e->cg, t->cg_name, frozen);
+    if (rc)
+        log_warn("exec: cannot %s task %s: %s", frozen ? "suspend" : "resume", t->cg_name, strerror(-rc));
+    return rc;
+}
+
+int exec_task_suspend(exec_task_t *t)
+{
+    if (!t || t->stage == S_DONE)
+        return -EINVAL;
+    if (t->suspended || t->killed || t->cancelled || t->timed_out)
+        return 0;
+    if (t->stage == S_RUNNING && t->started) {
+        int rc = freeze(t, true);
+        if (rc)
+            return rc;
+        uint64_t now = uv_hrtime();
+        t->left_ns = t->deadline_ns > now ? t->deadline_ns - now : 0;
+        uv_timer_stop(&t->timer);
+    }
+    t->suspended = true; /* in PREP: it starts frozen (prep_done) */
+    t->suspended_at = uv_hrtime();
+    return 0;
+}
+
+int exec_task_resume(exec_task_t *t)
+{
+    if (!t || t->stage == S_DONE || !t->suspended)
+        return t && t->stage != S_DONE ? 0 : -EINVAL;
+    int rc = 0;
+    if (t->stage == S_RUNNING && !t->started && t->go_fd >= 0) {
+        t->suspended = false;
+        go(t); /* suspended before it started */
+        return 0;
+    }
+    if (t->stage == S_RUNNING && t->started) {
+        rc = freeze(t, false);
+        if (!t->killed && !t->cancelled && !t->timed_out) {
+            t->deadline_ns = uv_hrtime() + t->left_ns;
+            uv_timer_start(&t->timer, on_timeout, (t->left_ns + 999999u) / 1000000u, 0);
+        }
+    }
+    t->suspended = false;
+    t->suspended_ns += uv_hrtime() - t->suspended_at;
+    return rc;
+}
+
+bool exec_task_suspended(const exec_task_t *t) { return t && t->suspended; }
+
+int exec_tasks_cpu_ns(const exec_t *e, uint64_t *ns) { return exec__cg_cpu_ns(&e->cg, ns); }
 
 static void on_timeout(uv_timer_t *timer)
 {
@@ -743,6 +810,20 @@ static void on_oom(uv_poll_t *p, int status, int events)
     kill_sandbox(t);
 }
 
+/* The limiter waits for its go byte: sends it (unless cancelled meanwhile) and starts the time-out. */
+static void go(exec_task_t *t)
+{
+    if (!t->cancelled) { /* a pipe's first byte never blocks */
+        t->start_ns = uv_hrtime();
+        t->started = write(t->go_fd, "g", 1) == 1;
+        if (!t->started)
+            t->go_errno = errno ? errno : EIO; /* it sees EOF and exits: refused with this reason */
+        t->deadline_ns = t->start_ns + t->timeout_ms * 1000000u;
+        uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
+    }
+    close_fd(&t->go_fd); /* not started: the child sees EOF and exits */
+}
+
 /* Back on the loop: spawn, or report why not. */
 static void prep_done(uv_work_t *w, int status)
 {
@@ -784,14 +865,9 @@ static void prep_done(uv_work_t *w, int status)
     }
     t->stage = S_RUNNING;
     uv_poll_start(&t->proc, UV_READABLE, on_proc_readable);
-    if (!t->cancelled) { /* a pipe's first byte never blocks */
-        t->start_ns = uv_hrtime();
-        t->started = write(t->go_fd, "g", 1) == 1;
-        if (!t->started)
-            t->go_errno = errno ? errno : EIO; /* it sees EOF and exits: refused with this reason */
-        uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
-    }
-    close_fd(&t->go_fd); /* not started: the child sees EOF and exits */
+    if (t->suspended && !t->cancelled)
+        return; /* suspended before it started: it starts when resumed (go_fd stays open) */
+    go(t);
 }
 
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out)
@@ -867,6 +943,9 @@ static void task_kill(exec_task_t *t)
         t->cancelled = true;
         atomic_store(&t->stop_asked, true);
         uv_cancel((uv_req_t *)&t->work); /* fails harmlessly if the work is already running */
+    } else if (t->stage == S_RUNNING && !t->started && t->go_fd >= 0) {
+        t->cancelled = true; /* suspended before it started: it never will */
+        go(t);
     } else if (t->stage == S_RUNNING && !t->timed_out) {
         t->cancelled = true;
         kill_sandbox(t);

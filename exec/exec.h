@@ -34,6 +34,7 @@ typedef struct exec_opts {
     bool allow_network;  /**< volunteer allows jobs that ask for network */
     uint64_t memory_total; /**< memory all tasks may use together (bytes; 0: only each task's own limit) */
     unsigned cpu_permille; /**< share of the machine's CPUs the tasks may use together, x 1000 (0: all) */
+    bool suspend;          /**< tasks will be suspended (--when idle): the cgroup freezer is required */
 } exec_opts_t;
 
 /** One entry of a job's tree, for exec_spec_t.skeleton. */
@@ -130,6 +131,21 @@ bool exec_is_unchanged_input(int dirfd, const char *name);
 
 /** Kills the task's sandbox; its callback then fires with cancelled = true. */
 void exec_task_cancel(exec_task_t *t);
+/**
+ * Suspends the task: every process of it is frozen at once (its cgroup's freezer: v1 freezer.state,
+ * v2 cgroup.freeze) and its time-out stops counting; one not started yet starts only once resumed.
+ * Its time frozen is not part of its elapsed_ms. A cancel or a limit still ends it. 0 (also if it
+ * was suspended already) or -errno (-ENOTSUP: no freezer; -EINVAL: over).
+ */
+int exec_task_suspend(exec_task_t *t);
+/** Undoes exec_task_suspend: thawed, the time-out goes on with what was left. 0 or -errno. */
+int exec_task_resume(exec_task_t *t);
+bool exec_task_suspended(const exec_task_t *t);
+/**
+ * The CPU time all tasks of e have used (their cgroups': v1 cpuacct.usage, v2 cpu.stat), in ns.
+ * Blocking (one cgroupfs read): for the thread pool. 0 or -errno (-ENOTSUP: not known here).
+ */
+int exec_tasks_cpu_ns(const exec_t *e, uint64_t *ns);
 
 /**
  * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) that exec_task_spawn runs:

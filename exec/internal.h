@@ -84,7 +84,10 @@ int exec__parse_status(const char *buf, size_t len, int *exit_code, pid_t *child
 
 
 /* ---- cgroup.c: whole-task limits (docs/sandbox.md) ---- */
-enum { EXEC_CG_MEMORY, EXEC_CG_PIDS, EXEC_CG_CPU, EXEC_CG_N };
+/* memory, pids: every task (fail closed); cpu: --cpu; freezer: --when idle (suspends tasks); cpuacct:
+ * what the tasks take of the CPU, so that --when idle can tell the load of other processes. In v2,
+ * freezing (cgroup.freeze) and CPU use (cpu.stat) come with every cgroup, no controller needed. */
+enum { EXEC_CG_MEMORY, EXEC_CG_PIDS, EXEC_CG_CPU, EXEC_CG_FREEZER, EXEC_CG_CPUACCT, EXEC_CG_N };
 #define EXEC_CG_CPU_PERIOD_US 100000u
 #ifndef EXEC_CG_REMOVE_MS
 #define EXEC_CG_REMOVE_MS 2000 /* how long a task's cgroup may take to empty before it is given up */
@@ -109,6 +112,7 @@ typedef struct exec_cg_limits {
     uint64_t memory_total; /* bytes, 0: no bound beyond each task's own */
     unsigned cpu_permille; /* share of the machine's CPUs x 1000, 0: no bound */
     unsigned ncpu;         /* the machine's CPUs (for cpu_permille) */
+    bool freeze;           /* tasks will be suspended: the freezer is needed */
 } exec_cg_limits_t;
 
 /** What a task's cgroup recorded. */
@@ -149,5 +153,10 @@ int exec__cg_task_make(const exec_cg_t *cg, const char *name, uint64_t memory, u
                        char *why, size_t whylen);
 /** Blocking (thread pool): reads what the task's cgroup recorded, kills anything left in it, removes it. */
 int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st);
+/* Freezes (or thaws) the task's cgroup: 0 or -errno (-ENOTSUP: no freezer). One cgroupfs write,
+ * which the kernel does not make wait for the freezing to complete. */
+int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen);
+/* The CPU time all the peer's tasks have used, in ns: 0 or -errno (-ENOTSUP: no cpuacct). */
+int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns);
 
 #endif

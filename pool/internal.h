@@ -69,6 +69,7 @@ typedef struct running {
     uint32_t task;
     unsigned slot;
     bool remote;            /**< a task of another peer's job, under a lease from it */
+    bool given_back;        /**< --when idle: stopped because the owner stayed; its lease is released */
     uint64_t last_renew_ms;
     uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
     exec_task_t *et;
@@ -95,6 +96,7 @@ typedef struct pool_up {
     void (*vol_offer)(pool_t *p, job_t *j, const char *peer);
     void (*vol_task_done)(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
     void (*vol_cancel_lease)(void *p, const char *job_id, uint32_t task, const char *worker);
+    void (*vol_release)(pool_t *p, job_t *j, uint32_t task); /* a remote task given back (--when idle) */
     /* results.c -> volunteer.c */
     void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
     /* discover.c -> volunteer.c */
@@ -133,6 +135,9 @@ struct pool {
     bool cache_evicting;      /**< an eviction is under way in the thread pool */
     uint64_t cache_full_said_ms;
     uint64_t mem_used, disk_used; /**< what the running tasks asked for (--memory, --disk bound them) */
+    idle_t *idle;             /**< --when idle: the machine's owner and load (exec/idle.h); NULL: always run */
+    idle_verdict_t idle_v;    /**< its last verdict: tasks run only on IDLE_RUN */
+    uint64_t given_back;      /**< tasks given back because the owner stayed */
     unsigned pending_work; /**< thread-pool items in flight */
     fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
     char **pool_peers;        /**< base URLs of the pool's other peers */
@@ -198,6 +203,8 @@ void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 /** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
 void pool__rm_later(pool_t *p, char *a, char *b);
 void pool__jobs_kick(pool_t *p);
+/** --when idle: the idle monitor's verdict changed (suspends, resumes or gives back the tasks here). */
+void pool__idle_changed(pool_t *p, idle_verdict_t v, const char *why);
 /** Adds another peer's job (takes m's contents), signed by submitter (sig: hex), and tells the view. */
 void pool__job_add_remote(pool_t *p, const char *id, manifest_t *m, const char *peer, const char *sig,
                           const key_pub_t *submitter);
@@ -342,6 +349,8 @@ void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint
 bool pool__vol_handle(pool_t *p, httpd_req_t *r, const char *path);
 /** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
 void pool__vol_cancel_lease(void *p, const char *job_id, uint32_t task, const char *worker);
+/** A remote task here was given back (--when idle): its lease is released to the submitter. */
+void pool__vol_release(pool_t *p, job_t *j, uint32_t task);
 /** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
 void pool__vol_peer_dropped(pool_t *p, const char *url);
 /** The submitter has this result (it is in its list): drop the copy kept for it. */

@@ -868,6 +868,12 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
             pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
             pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
         }
+        if (r->given_back && !pool->stopping && !j->gone) { /* the owner stayed: it runs elsewhere */
+            if (r->remote)
+                pool->up.vol_release(pool, j, r->task);
+            else
+                (void)coord_release(pool->coord, j->id, r->task, POOL_SELF); /* waits again, for a volunteer */
+        }
         running_free(r);
         return;
     }
@@ -952,6 +958,8 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
 
 unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk)
 {
+    if (p->idle_v != IDLE_RUN)
+        return 0; /* --when idle: the owner is at the machine */
     coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + asking,
                       .memory_total = p->opts.memory_total, .memory_used = p->mem_used + asking_mem,
                       .disk_total = p->opts.disk_total, .disk_used = p->disk_used + asking_disk};
@@ -1064,6 +1072,37 @@ void pool_job_cancel(job_t *j, const char *why)
     pool__job_release_inputs(j);
 }
 
+/* --when idle: the owner came back (suspend every task here), stayed (give them back), or left. */
+void pool__idle_changed(pool_t *pool, idle_verdict_t v, const char *why)
+{
+    pool->idle_v = v;
+    unsigned n = 0;
+    for (running_t *r = pool->running; r; r = r->next) {
+        if (!r->et || r->given_back)
+            continue;
+        if (v == IDLE_RUN)
+            n += exec_task_suspended(r->et) && exec_task_resume(r->et) == 0;
+        else if (v == IDLE_SUSPEND)
+            n += exec_task_suspend(r->et) == 0;
+        else {
+            r->given_back = true;
+            log_info("job %s task %u: given back (%s)", r->job->name, r->task, r->remote ? "its lease is "
+                     "released to the submitter" : "it waits for another peer");
+            exec_task_cancel(r->et);
+            pool->given_back++;
+            n++;
+        }
+    }
+    if (v == IDLE_RUN)
+        log_info("idle: the machine is idle: tasks run here (%u resumed)", n);
+    else if (v == IDLE_SUSPEND)
+        log_info("idle: %s: %u tasks suspended, no new ones start", why, n);
+    else
+        log_info("idle: %s (%u)", why, n);
+    if (v == IDLE_RUN && !pool->stopping)
+        pool__jobs_kick(pool);
+}
+
 /* ---- status text ---- */
 
 typedef struct sb {
@@ -1144,6 +1183,11 @@ char *pool_job_status_text(job_t *j, size_t *len)
         } else if (j->unfit && c.waiting > 0) {
             sb_printf(&b, "why-waiting: this peer's slots cannot run it (%s)%s\n", j->unfit,
                       c.running ? "" : "; no volunteer has taken it either");
+        } else if (pool->idle_v != IDLE_RUN && c.waiting > 0) {
+            const char *why;
+            idle_verdict(pool->idle, &why);
+            sb_printf(&b, "why-waiting: this peer runs tasks only when idle (--when idle), and %s%s\n", why,
+                      c.running ? "" : "; no volunteer has taken it either");
         }
         if (!j->remote && c.running > 0) {
             for (uint32_t t = 0; t < j->man.desc.tasks; t++) { /* one line per task a volunteer holds */
@@ -1223,6 +1267,18 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         snprintf(ct, sizeof(ct), "%u.%u%%", pool->opts.cpu_permille / 10, pool->opts.cpu_permille % 10);
     sb_printf(&b, "tasks-memory: %llu of %s\ntasks-disk: %llu of %s\ntasks-cpu: %s\n",
               (unsigned long long)pool->mem_used, mt, (unsigned long long)pool->disk_used, dt, ct);
+    if (pool->idle) { /* --when idle: whether tasks run now, and why not */
+        const char *why;
+        idle_verdict_t v = idle_verdict(pool->idle, &why);
+        unsigned susp = 0;
+        for (running_t *r = pool->running; r; r = r->next)
+            susp += r->et && exec_task_suspended(r->et);
+        sb_printf(&b, "when: idle\nidle: %s\n", v == IDLE_RUN ? "yes" : "no");
+        if (v != IDLE_RUN)
+            sb_printf(&b, "not-running-tasks: %s\n", why);
+        sb_printf(&b, "tasks-suspended: %u\ntasks-given-back: %llu\ninput-devices: %u\n", susp,
+                  (unsigned long long)pool->given_back, idle_inputs(pool->idle));
+    }
     for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);

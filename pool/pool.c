@@ -139,6 +139,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->up = (pool_up_t){.res_recorded = pool__res_recorded, .res_free = pool__res_free,
                            .vol_kick = pool__vol_kick, .vol_offer = pool__vol_offer,
                            .vol_task_done = pool__vol_task_done, .vol_cancel_lease = pool__vol_cancel_lease,
+                           .vol_release = pool__vol_release,
                            .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
                            .vol_peer_dropped = pool__vol_peer_dropped};
     pool->data_dir = xstrdup(opts->data_dir);
@@ -248,7 +249,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base,
                       .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
                       .allow_network = opts->allow_network, .memory_total = opts->memory_total,
-                      .cpu_permille = opts->cpu_permille};
+                      .cpu_permille = opts->cpu_permille, .suspend = opts->when_idle};
+    pool->idle_v = opts->when_idle ? IDLE_SUSPEND : IDLE_RUN; /* until the monitor has looked */
     rc = exec_new(loop, &eo, &pool->exec);
     free(lim); /* exec_new keeps a copy */
     if (rc) {
@@ -309,6 +311,8 @@ static void api_handler(httpd_req_t *r, void *arg)
     pool__api_error(r, 404, "unknown request (see docs/protocol.md)");
 }
 
+static void on_idle(void *arg, idle_verdict_t v, const char *why) { pool__idle_changed(arg, v, why); }
+
 void pool_start(pool_t *pool)
 {
     pool->started = true;
@@ -324,6 +328,13 @@ void pool_start(pool_t *pool)
         int rc = httpd_route(pool->opts.httpd, API_PREFIX, api_handler, pool);
         if (rc)
             log_error("peer API: %s", strerror(-rc));
+    }
+    if (pool->opts.when_idle) {
+        int rc = idle_new(pool->loop, &pool->opts.idle, pool->exec, on_idle, pool, &pool->idle);
+        if (rc)
+            log_error("--when idle: %s: no task runs here", strerror(-rc));
+        else
+            pool->idle_v = idle_verdict(pool->idle, NULL);
     }
     pool__vol_start(pool);
     pool__cache_start(pool);
@@ -397,6 +408,8 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
     pool__vol_stop(pool);
     pool__cache_stop(pool);
     pool__trust_stop(pool);
+    idle_close(pool->idle);
+    pool->idle = NULL;
     if (pool->lag) {
         uv_prepare_stop(pool->lag);
         uv_close((uv_handle_t *)pool->lag, pool__handle_free);

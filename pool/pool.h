@@ -26,6 +26,7 @@
 #include "core/httpd.h"
 #include "core/key.h"
 #include "core/manifest.h"
+#include "exec/idle.h"
 #include "pool/coord.h"
 
 typedef struct pool pool_t;
@@ -155,6 +156,8 @@ typedef struct pool_opts {
     uint64_t memory_total;    /**< --memory: what all tasks here may use together (0: the machine's) */
     uint64_t disk_total;      /**< --disk: the disk all tasks here may ask for together (0: the free space) */
     unsigned cpu_permille;    /**< --cpu: the share of the machine's CPUs tasks may use, x 1000 (0: all) */
+    bool when_idle;           /**< --when idle: tasks run only while the machine is idle (exec/idle.h) */
+    idle_opts_t idle;         /**< ... judged so (--idle-after, --idle-cpu, --idle-grace, --input-dir) */
 } pool_opts_t;
 
 /**

@@ -255,6 +255,12 @@ static void on_ack(int status, unsigned code, const char *body, size_t len, void
     free(v);
 }
 
+void pool__vol_release(pool_t *pool, job_t *j, uint32_t task)
+{
+    if (j->n_peers)
+        vol_get(pool, j, "release", task, NULL, on_ack);
+}
+
 /* Renews the leases of remote tasks running here; called every second. */
 static void vol_tick(pool_t *pool)
 {

@@ -76,7 +76,8 @@ int tracker_main(int argc, char **argv)
     const char *listen = "0.0.0.0";
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int li = -1; /* the long option's index: its name for a message (argv may hold its value there) */
+    while ((li = -1, c = getopt_long(argc, argv, "h", opts, &li)) != -1) {
         int bad = 0;
         switch (c) {
         case 'p': bad = parse_ulong(optarg, 0, 65535, &port); break;
@@ -96,7 +97,7 @@ int tracker_main(int argc, char **argv)
         default: fputs(usage_tracker, stderr); return 2;
         }
         if (bad) {
-            fprintf(stderr, "preon tracker: bad value for %s: '%s'\n", argv[optind - 1], optarg);
+            fprintf(stderr, "preon tracker: bad value for --%s: '%s'\n", li >= 0 ? opts[li].name : "?", optarg);
             return 2;
         }
     }

@@ -27,7 +27,8 @@ t_help() {
     expect_rc 0 "$PREON" mount --help
     assert_match "$OUT" 'usage' "preon mount --help"
     local opt
-    for opt in --foreground --data --slots --ready-fd --quiet-ms --log --uid-base; do
+    for opt in --foreground --data --slots --ready-fd --quiet-ms --log --uid-base --when --idle-after --idle-cpu \
+        --idle-grace --input-dir; do
         assert_contains "$OUT" "$opt" "preon mount --help"
     done
     expect_rc 0 "$PREON" wait --help
@@ -45,6 +46,13 @@ t_usage_errors_exit_2() {
     [ -n "$ERR" ] || fail "no message on stderr for an unknown mount option"
     expect_rc 2 "$PREON" mount
     expect_rc 2 "$PREON" mount --slots many "$T_CASE"
+    # The message names the option, whichever way its value was given (it once read "--c", the
+    # tail of the value, when the value was a separate argument).
+    assert_contains "$ERR" "bad value for --slots: 'many'" "stderr of --slots many"
+    expect_rc 2 "$PREON" mount --slots=abc "$T_CASE"
+    assert_contains "$ERR" "bad value for --slots: 'abc'" "stderr of --slots=abc"
+    expect_rc 2 "$PREON" tracker --port x
+    assert_contains "$ERR" "bad value for --port: 'x'" "stderr of preon tracker --port x"
     expect_rc 2 env -u PREON_MOUNT "$PREON" wait
     expect_rc 2 "$PREON" status --mount
     [ ! -e "$T_CASE/jobs" ] || fail "a usage error mounted something"
