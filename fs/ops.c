@@ -730,6 +730,79 @@ static void stage_remove(fuse_req_t req, fs_t *fs, node_t *p, node_t *n, const c
     fuse_reply_err(req, -rc);
 }
 
+/*
+ * rm -r results/<name> of a job that was removed from jobs/ and is over: each unlink and rmdir
+ * removes the file on disk (in the thread pool; the answer is sent from the loop after the node
+ * goes), and the rmdir of results/<name> itself forgets the job: its record, what is left of its
+ * results and its inputs (pool_job_forget). Results of a job still in jobs/ stay read-only.
+ */
+typedef struct res_rm {
+    uv_work_t w;
+    fs_t *fs;
+    fuse_req_t req;
+    fuse_ino_t parent;
+    char *name, *path;
+    pool_job_t *job;
+    bool dir, forget;
+    int rc;
+} res_rm_t;
+
+static bool results_removable(const pool_job_t *j)
+{
+    return j && !j->remote && j->published && !j->listed && pool_job_over(j);
+}
+
+static void res_rm_run(uv_work_t *w)
+{
+    res_rm_t *r = w->data;
+    r->rc = (r->dir ? rmdir(r->path) : unlink(r->path)) == 0 ? 0 : -errno;
+}
+
+static void res_rm_done(uv_work_t *w, int status)
+{
+    res_rm_t *r = w->data;
+    if (status == UV_ECANCELED)
+        r->rc = -ECANCELED;
+    node_t *p = r->rc ? NULL : fs__node_live(r->fs, r->parent);
+    node_t *n = p ? fs__node_child(p, r->name) : NULL;
+    if (n)
+        fs__node_detach(r->fs, n);
+    if (!r->rc && r->forget && !r->job->gone)
+        pool_job_forget(r->job);
+    fuse_reply_err(r->req, -r->rc);
+    r->fs->pending_replies--;
+    pool_job_unref(r->job);
+    free(r->name);
+    free(r->path);
+    free(r);
+}
+
+static void results_remove(fuse_req_t req, fs_t *fs, fuse_ino_t parent, node_t *p, pool_job_t *j, const char *name,
+                           bool dir)
+{
+    if (!results_removable(j))
+        return (void)fuse_reply_err(req, EROFS); /* docs/usage.md: remove the job from jobs/ first */
+    res_rm_t *r = xcalloc(1, sizeof(*r));
+    r->w.data = r;
+    r->fs = fs;
+    r->req = req;
+    r->parent = parent;
+    r->name = xstrdup(name);
+    r->job = j;
+    r->dir = dir;
+    r->forget = p->kind == N_RESULTS;
+    if (r->forget) {
+        r->path = xasprintf("%s/results/%s", fs->data_dir, j->id);
+    } else {
+        char *d = fs__node_backing(fs, p);
+        r->path = xasprintf("%s/%s", d, name);
+        free(d);
+    }
+    pool_job_ref(j);
+    fs->pending_replies++;
+    uv_queue_work(fs->loop, &r->w, res_rm_run, res_rm_done);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fs_t *fs = fs_of(req);
@@ -748,6 +821,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         fs__node_detach(fs, n);
         return (void)fuse_reply_err(req, 0);
     }
+    if (p->kind == N_RES)
+        return results_remove(req, fs, parent, p, p->job, name, false);
     stage_remove(req, fs, p, n, name, false);
 }
 
@@ -785,6 +860,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             fs__job_unlink_dir(n->job);
         return (void)fuse_reply_err(req, -rc);
     }
+    if (p->kind == N_RES)
+        return results_remove(req, fs, parent, p, p->job, name, true);
+    if (p->kind == N_RESULTS && n && n->kind == N_RES)
+        return results_remove(req, fs, parent, p, n->job, name, true);
     stage_remove(req, fs, p, n, name, true);
 }
 

@@ -299,6 +299,15 @@ static void job_forget(job_t *j)
         job_free(j);
 }
 
+int pool_job_forget(job_t *j)
+{
+    if (j->gone || j->remote || !j->published || j->listed || !pool_job_over(j))
+        return -EBUSY;
+    log_info("job %s: its results were removed: the job is forgotten", j->name);
+    job_forget(j);
+    return 0;
+}
+
 static job_t *job_alloc(pool_t *pool, const char *name, pool_job_state_t state)
 {
     job_t *old = pool_job_find(pool, name);

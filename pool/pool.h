@@ -213,6 +213,12 @@ void pool_job_unlist(pool_job_t *j);
 /** Something in a published job was removed (rm -r): cancels it (job_changed, before this returns). */
 void pool_job_cancel(pool_job_t *j, const char *why);
 bool pool_job_over(const pool_job_t *j);
+/**
+ * Forgets a job of ours that was removed from jobs/ and is over: its record, its results and
+ * what is left of its inputs (job_removed, before this returns; its files go in the thread pool).
+ * 0, or -EBUSY if it is still in jobs/, not over, or another peer's.
+ */
+int pool_job_forget(pool_job_t *j);
 /** Keeps j's record alive while something in flight points at it (a file handle, a parked read). */
 void pool_job_ref(pool_job_t *j);
 /** Drops a reference: a forgotten job is freed with its last one. */

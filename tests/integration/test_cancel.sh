@@ -137,4 +137,32 @@ t_removed_job_frees_its_inputs_and_blocks() {
     wait_until 20 "[ ! -e '$(data_dir A)/inputs/$id.removed' ]" "the old job's marker goes with it"
 }
 
+t_rm_r_results_of_a_removed_job_forgets_it() {
+    start_peer A
+    local m src st id
+    m=$(mnt A)
+    src=$(src_dir keep)
+    make_job "$src" 'echo "task $PREON_TASK" > out.txt' "tasks = 2"
+    cp -r -- "$src" "$m/jobs/keep"
+    st=$(wait_job "$m" keep 30)
+    id=$(field id <<<"$st")
+    # Results of a job still in jobs/ cannot be removed, and stay whole.
+    ! rm -r -- "$m/results/keep" 2>/dev/null || fail "rm -r results/keep of a listed job succeeded"
+    assert_file_eq "$m/results/keep/1/out.txt" "task 1"
+    assert_file_eq "$m/results/keep/0/out.txt" "task 0"
+    # Once the job is removed, rm -r of its results forgets it: files, record, status.
+    rm -r -- "$m/jobs/keep"
+    rm -r -- "$m/results/keep" || fail "rm -r results/keep of a removed job failed"
+    [ ! -e "$m/results/keep" ] || fail "results/keep is still there"
+    [ ! -e "$m/status/keep" ] || fail "status/keep is still there"
+    wait_until 10 "[ ! -e '$(data_dir A)/results/$id' ]" "DATA/results/<id> is freed"
+    wait_until 10 "[ ! -e '$(data_dir A)/inputs/$id.removed' ] && [ ! -e '$(data_dir A)/inputs/$id' ]" \
+        "its inputs and marker are freed"
+    # ... and for good: a restart does not bring it back.
+    stop_peer A
+    start_peer A
+    [ ! -e "$m/results/keep" ] || fail "results/keep came back after a restart"
+    [ ! -e "$m/status/keep" ] || fail "status/keep came back after a restart"
+}
+
 run_tests "$@"
