@@ -663,3 +663,26 @@ int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns)
         *ns = us * 1000u;
     return rc;
 }
+
+int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max)
+{
+    char buf[65536];
+    if (!cg->dir[EXEC_CG_PIDS])
+        return -ENOTSUP;
+    char *dir = xasprintf("%s/%s", cg->dir[EXEC_CG_PIDS], name);
+    ssize_t len = read_file(dir, "cgroup.procs", buf, sizeof(buf));
+    free(dir);
+    if (len < 0)
+        return (int)len;
+    int n = 0;
+    for (char *p = buf; *p && n < max;) {
+        char *e;
+        long pid = strtol(p, &e, 10);
+        if (e == p)
+            break;
+        if (pid > 1)
+            out[n++] = (pid_t)pid;
+        p = *e ? e + 1 : e;
+    }
+    return n;
+}

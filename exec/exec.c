@@ -85,6 +85,8 @@ struct exec_task {
     int open_handles;
     bool cancelled, timed_out, killed;
     bool suspended;       /* frozen (exec_task_suspend); its time-out paused */
+    bool terming;         /* SIGTERM sent; SIGKILL when the grace is over (term_sandbox) */
+    uint64_t grace_ms;
     uint64_t deadline_ns; /* when the time-out fires (uv_hrtime), while it runs */
     uint64_t left_ns;     /* suspended: what was left of the time-out */
     uint64_t suspended_ns, suspended_at; /* time spent frozen, and since when (not part of elapsed) */
@@ -767,13 +769,75 @@ bool exec_task_suspended(const exec_task_t *t) { return t && t->suspended; }
 
 int exec_tasks_cpu_ns(const exec_t *e, uint64_t *ns) { return exec__cg_cpu_ns(&e->cg, ns); }
 
+static void on_grace_over(uv_timer_t *timer) { kill_sandbox(timer->data); }
+
+/*
+ * Whether pid is the sandbox's `/bin/sh -c COMMAND` itself (a child of bwrap's pid 1 with exactly
+ * that command line): it gets no SIGTERM, because its death would end the sandbox at once (bwrap's
+ * pid 1 exits with its first child) before the command had its grace; it exits when the command
+ * does. A task's own process made to look like it only goes without the notice.
+ */
+static bool is_wrapper(const exec_task_t *t, pid_t pid, pid_t init)
+{
+    char path[64], buf[EXEC_MAX_COMMAND + 64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, 512);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+    long ppid = -1;
+    if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1 || ppid != (long)init)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+    if (fd >= 0)
+        close(fd);
+    const char *cmd = NULL;
+    for (char **a = t->argv; a && *a; a++)
+        cmd = *a; /* the last argument: the command */
+    size_t cl = cmd ? strlen(cmd) : 0;
+    static const char pre[] = "/bin/sh\0-c\0";
+    return cmd && n == (ssize_t)(sizeof(pre) - 1 + cl + 1) && !memcmp(buf, pre, sizeof(pre) - 1) &&
+           !memcmp(buf + sizeof(pre) - 1, cmd, cl + 1);
+}
+
+/*
+ * A stop with notice (docs/sandbox.md, "Stopping"): SIGTERM to every process of the task but
+ * bwrap's own two (its monitor and the sandbox's pid 1, which would take the whole sandbox down at
+ * once), so that it can save its work; kill_sandbox once grace_ms pass, if it has not exited by
+ * then. With nothing to signal, or no grace, it is killed at once.
+ */
+static void term_sandbox(exec_task_t *t)
+{
+    if (t->stage != S_RUNNING || t->killed || t->terming)
+        return;
+    if (t->suspended)
+        exec_task_resume(t); /* a frozen process takes no signal */
+    pid_t init = status_child_pid(t), pids[4096];
+    int np = t->grace_ms && init > 0 ? exec__cg_task_pids(&t->e->cg, t->cg_name, pids, 4096) : 0, n = 0;
+    for (int i = 0; i < np; i++)
+        if (pids[i] != t->pid && pids[i] != init && !is_wrapper(t, pids[i], init) && kill(pids[i], SIGTERM) == 0)
+            n++;
+    if (n <= 0) {
+        kill_sandbox(t);
+        return;
+    }
+    t->terming = true;
+    uv_timer_start(&t->timer, on_grace_over, t->grace_ms, 0);
+}
+
 static void on_timeout(uv_timer_t *timer)
 {
     exec_task_t *t = timer->data;
     if (t->stage != S_RUNNING || t->cancelled)
         return;
     t->timed_out = true;
-    kill_sandbox(t);
+    term_sandbox(t);
 }
 
 /* Thread pool: the limiter we could not watch sees EOF on its go pipe and exits; reap it here. */
@@ -921,6 +985,7 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         t->uid = e->opts.uid_base + spec->slot;
         t->gid = e->opts.gid_base + spec->slot;
         t->timeout_ms = spec->timeout_ms;
+        t->grace_ms = spec->grace_ms ? spec->grace_ms : EXEC_DEFAULT_GRACE_MS;
         t->memory_bytes = spec->memory_bytes;
         t->disk_bytes = spec->disk_bytes;
         t->processes = spec->processes;
@@ -966,6 +1031,18 @@ void exec_task_cancel(exec_task_t *t)
 {
     if (t && t->stage != S_DONE)
         task_kill(t);
+}
+
+void exec_task_stop(exec_task_t *t)
+{
+    if (!t || t->stage == S_DONE)
+        return;
+    if (t->stage != S_RUNNING || !t->started || t->timed_out || t->cancelled) {
+        task_kill(t);
+        return;
+    }
+    t->cancelled = true;
+    term_sandbox(t);
 }
 
 void exec_close(exec_t *e, void (*cb)(void *arg), void *arg)

@@ -18,6 +18,9 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#ifndef EXEC_DEFAULT_GRACE_MS
+#define EXEC_DEFAULT_GRACE_MS 5000 /* from SIGTERM to SIGKILL when a task is stopped with notice */
+#endif
 #ifndef EXEC_MAX_REASON
 #define EXEC_MAX_REASON 512
 #endif
@@ -67,6 +70,9 @@ typedef struct exec_spec {
     const char *job_name;
     uint32_t task_index, task_count;
     uint64_t timeout_ms, memory_bytes, disk_bytes;
+    /** a stop with notice (the time-out, exec_task_stop): SIGTERM, then SIGKILL this long after
+     *  (0: EXEC_DEFAULT_GRACE_MS) */
+    uint64_t grace_ms;
     uint32_t processes;
     bool network;
     unsigned slot;        /**< 0..slots-1, picks the uid */
@@ -131,6 +137,11 @@ bool exec_is_unchanged_input(int dirfd, const char *name);
 
 /** Kills the task's sandbox; its callback then fires with cancelled = true. */
 void exec_task_cancel(exec_task_t *t);
+/**
+ * Stops the task with notice: SIGTERM to its processes, SIGKILL of the whole sandbox after its
+ * grace_ms (at once if it has not started); its callback then fires with cancelled = true.
+ */
+void exec_task_stop(exec_task_t *t);
 /**
  * Suspends the task: every process of it is frozen at once (its cgroup's freezer: v1 freezer.state,
  * v2 cgroup.freeze) and its time-out stops counting; one not started yet starts only once resumed.

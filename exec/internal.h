@@ -158,5 +158,8 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
 int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen);
 /* The CPU time all the peer's tasks have used, in ns: 0 or -errno (-ENOTSUP: no cpuacct). */
 int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns);
+/* The processes in the task's cgroup (its pids hierarchy), at most max: how many, or -errno. One
+ * cgroupfs read. */
+int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max);
 
 #endif

@@ -1097,7 +1097,7 @@ void pool__idle_changed(pool_t *pool, idle_verdict_t v, const char *why)
             r->given_back = true;
             log_info("job %s task %u: given back (%s)", r->job->name, r->task, r->remote ? "its lease is "
                      "released to the submitter" : "it waits for another peer");
-            exec_task_cancel(r->et);
+            exec_task_stop(r->et); /* SIGTERM, then SIGKILL after the grace */
             pool->given_back++;
             n++;
         }

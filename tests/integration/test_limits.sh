@@ -25,6 +25,20 @@ t_timeout_kills_the_task() {
     assert_match "$(grep -E '^(reason|failed-task):' <<<"$st")" 'time' "reason of the failure"
 }
 
+t_a_timed_out_task_gets_sigterm_and_a_grace_first() {
+    # The convention for long tasks (docs/job-format.md): at the time-out a task gets SIGTERM and
+    # EXEC_DEFAULT_GRACE_MS to save its work before the SIGKILL; what it writes then is kept.
+    start_peer A
+    local m st
+    m=$(mnt A)
+    # (The handler takes a second: the notice must last, not race the SIGKILL.)
+    publish_job "$m" saver 'trap "sleep 1; echo saved > saved.txt; exit 3" TERM; sleep 30 & wait' "timeout = 1s"
+    st=$(wait_job "$m" saver 25)
+    assert_eq failed "$(field state <<<"$st")" state
+    assert_match "$(field stopped-by-limit <<<"$st")" 'time 1' "stopped-by-limit"
+    assert_file_eq "$m/results/saver/0/saved.txt" saved
+}
+
 t_memory_limit_stops_a_hog() {
     start_peer A
     local m hog roomy st body
