@@ -323,6 +323,11 @@ static void sweep_dead(const char *parent, bool v2)
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue; /* alive (or not ours to judge) */
         char *dir = xasprintf("%s/%s", parent, de->d_name);
+        if (*end) { /* a .self leaf holds a peer itself, maybe one that forked under a new pid: never killed */
+            rmdir(dir);
+            free(dir);
+            continue;
+        }
         DIR *sd = opendir(dir);
         struct dirent *se;
         while (sd && (se = readdir(sd)) != NULL) {
@@ -438,6 +443,13 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
     }
     free(v2own);
     exec__cg_mounts_free(&m);
+    if (cg->version[EXEC_CG_FREEZER] == 2 && !file_exists(cg->dir[EXEC_CG_FREEZER], "cgroup.freeze")) {
+        cg->version[EXEC_CG_FREEZER] = 0; /* before kernel 5.2 */
+        free(cg->dir[EXEC_CG_FREEZER]);
+        cg->dir[EXEC_CG_FREEZER] = NULL;
+        snprintf(cg->why[EXEC_CG_FREEZER], sizeof(cg->why[EXEC_CG_FREEZER]), "cgroup v2 here has no "
+                 "cgroup.freeze (kernel 5.2 or later has it)");
+    }
 
     int rc = 0;
     for (int c = 0; c < EXEC_CG_N && !rc; c++) {
@@ -639,29 +651,12 @@ int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen)
     return rc;
 }
 
-int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns)
+char *exec__cg_cpu_file(const exec_cg_t *cg)
 {
-    char buf[1024];
     const char *dir = cg->dir[EXEC_CG_CPUACCT];
     if (!dir)
-        return -ENOTSUP;
-    if (cg->version[EXEC_CG_CPUACCT] == 1) {
-        ssize_t n = read_file(dir, "cpuacct.usage", buf, sizeof(buf));
-        if (n <= 0)
-            return n < 0 ? (int)n : -EIO;
-        if (!isdigit((unsigned char)buf[0]))
-            return -EBADMSG;
-        *ns = strtoull(buf, NULL, 10);
-        return 0;
-    }
-    uint64_t us;
-    ssize_t n = read_file(dir, "cpu.stat", buf, sizeof(buf));
-    if (n <= 0)
-        return n < 0 ? (int)n : -EIO;
-    int rc = exec__cg_parse_key(buf, "usage_usec", &us);
-    if (!rc)
-        *ns = us * 1000u;
-    return rc;
+        return NULL;
+    return xasprintf("%s/%s", dir, cg->version[EXEC_CG_CPUACCT] == 1 ? "cpuacct.usage" : "cpu.stat");
 }
 
 int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max)

@@ -84,7 +84,8 @@ struct exec_task {
     int pidfd;
     int open_handles;
     bool cancelled, timed_out, killed;
-    bool suspended;       /* frozen (exec_task_suspend); its time-out paused */
+    bool suspended;       /* exec_task_suspend: frozen (if it had started); its time-out paused */
+    bool frozen;          /* the freezer holds it now (the last freezer write was FROZEN) */
     bool terming;         /* SIGTERM sent; SIGKILL when the grace is over (term_sandbox) */
     uint64_t grace_ms;
     uint64_t deadline_ns; /* when the time-out fires (uv_hrtime), while it runs */
@@ -188,6 +189,8 @@ static void exec_free(exec_t *e)
     if (cb)
         cb(arg);
 }
+
+static void thaw_if_frozen(exec_task_t *t);
 
 static void close_fd(int *fd)
 {
@@ -617,10 +620,12 @@ static void on_proc_exit(exec_task_t *t, int64_t exit_status, int term_signal)
         finish(t);
         return;
     }
-    if (t->suspended) { /* it ended while frozen (killed) */
-        t->suspended_ns += uv_hrtime() - t->suspended_at;
+    if (t->suspended) { /* it ended while suspended (killed) */
+        if (t->frozen)
+            t->suspended_ns += uv_hrtime() - t->suspended_at;
         t->suspended = false;
     }
+    thaw_if_frozen(t); /* its pid 1 is killed and reaped next: it must be able to die */
     uint64_t ran = uv_hrtime() - t->start_ns;
     r->elapsed_ms = (ran > t->suspended_ns ? ran - t->suspended_ns : 0) / 1000000u; /* not the time it was frozen */
     r->term_signal = term_signal;
@@ -706,6 +711,7 @@ static void kill_sandbox(exec_task_t *t)
         return;
     if (t->suspended) /* frozen, it can neither report its pid nor take a SIGKILL (v1): thaw it first */
         exec_task_resume(t);
+    thaw_if_frozen(t); /* a resume whose thaw failed: try again */
     if (status_child_pid(t) <= 0) {
         uv_timer_start(&t->timer, on_kill_retry, EXEC_KILL_RETRY_MS, 0);
         return;
@@ -724,50 +730,64 @@ static int freeze(exec_task_t *t, bool frozen)
     return rc;
 }
 
+/* The freezer undone, if it holds the task: a frozen process cannot die (v1), not even of SIGKILL. */
+static void thaw_if_frozen(exec_task_t *t)
+{
+    if (t->frozen && freeze(t, false) == 0)
+        t->frozen = false;
+}
+
 int exec_task_suspend(exec_task_t *t)
 {
     if (!t || t->stage == S_DONE)
         return -EINVAL;
-    if (t->suspended || t->killed || t->cancelled || t->timed_out)
-        return 0;
+    if (t->suspended || t->killed || t->cancelled || t->timed_out || t->oom_hit || t->terming)
+        return 0; /* being stopped: a freeze would only hold up its end */
     if (t->stage == S_RUNNING && t->started) {
         int rc = freeze(t, true);
         if (rc)
             return rc;
+        t->frozen = true;
         uint64_t now = uv_hrtime();
         t->left_ns = t->deadline_ns > now ? t->deadline_ns - now : 0;
-        uv_timer_stop(&t->timer);
+        t->suspended_at = now;
+        uv_timer_stop(&t->timer); /* only the time-out runs on it now (the flags above are clear) */
+    } else if (t->stage != S_PREP && !(t->stage == S_RUNNING && t->go_fd >= 0)) {
+        return 0; /* ending (reaped next): nothing to hold */
     }
-    t->suspended = true; /* in PREP: it starts frozen (prep_done) */
-    t->suspended_at = uv_hrtime();
+    t->suspended = true; /* not started yet: it starts only once resumed (prep_done, go) */
     return 0;
 }
 
 int exec_task_resume(exec_task_t *t)
 {
-    if (!t || t->stage == S_DONE || !t->suspended)
-        return t && t->stage != S_DONE ? 0 : -EINVAL;
-    int rc = 0;
+    if (!t || t->stage == S_DONE)
+        return -EINVAL;
+    if (!t->suspended)
+        return 0;
     if (t->stage == S_RUNNING && !t->started && t->go_fd >= 0) {
         t->suspended = false;
         go(t); /* suspended before it started */
         return 0;
     }
-    if (t->stage == S_RUNNING && t->started) {
-        rc = freeze(t, false);
-        if (!t->killed && !t->cancelled && !t->timed_out) {
+    if (t->frozen) {
+        int rc = freeze(t, false);
+        if (rc)
+            return rc; /* still frozen: it stays suspended, and a kill tries the thaw again */
+        t->frozen = false;
+        t->suspended_ns += uv_hrtime() - t->suspended_at;
+        if (t->stage == S_RUNNING && !t->killed && !t->cancelled && !t->timed_out && !t->oom_hit) {
             t->deadline_ns = uv_hrtime() + t->left_ns;
             uv_timer_start(&t->timer, on_timeout, (t->left_ns + 999999u) / 1000000u, 0);
         }
     }
     t->suspended = false;
-    t->suspended_ns += uv_hrtime() - t->suspended_at;
-    return rc;
+    return 0;
 }
 
 bool exec_task_suspended(const exec_task_t *t) { return t && t->suspended; }
 
-int exec_tasks_cpu_ns(const exec_t *e, uint64_t *ns) { return exec__cg_cpu_ns(&e->cg, ns); }
+char *exec_tasks_cpu_file(const exec_t *e) { return e ? exec__cg_cpu_file(&e->cg) : NULL; }
 
 static void on_grace_over(uv_timer_t *timer) { kill_sandbox(timer->data); }
 

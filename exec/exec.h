@@ -153,10 +153,11 @@ int exec_task_suspend(exec_task_t *t);
 int exec_task_resume(exec_task_t *t);
 bool exec_task_suspended(const exec_task_t *t);
 /**
- * The CPU time all tasks of e have used (their cgroups': v1 cpuacct.usage, v2 cpu.stat), in ns.
- * Blocking (one cgroupfs read): for the thread pool. 0 or -errno (-ENOTSUP: not known here).
+ * The cgroup file that counts the CPU time all tasks of e have used (xmalloc'd): v1
+ * `.../cpuacct.usage` (ns), v2 `.../cpu.stat` (its usage_usec); NULL if this machine cannot tell.
+ * Pure (a path made at exec_new); the reading is the caller's (exec/idle.h: idle_parse_cpu).
  */
-int exec_tasks_cpu_ns(const exec_t *e, uint64_t *ns);
+char *exec_tasks_cpu_file(const exec_t *e);
 
 /**
  * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) that exec_task_spawn runs:

@@ -39,7 +39,8 @@ idle_verdict_t idle_decide(const idle_opts_t *o, uint64_t now_ms, uint64_t last_
         fmt_ms(after, sizeof(after), o->after_ms);
         snprintf(why, whylen, "the machine is in use: keyboard or mouse input %s ago (idle after %s without)", ago,
                  after);
-    } else if (o->cpu_permille && other_permille >= 0 && (unsigned)other_permille >= o->cpu_permille) {
+    } else if (o->cpu_permille && other_permille >= 0 &&
+               (unsigned)other_permille >= (*busy_since ? o->cpu_permille / 2 : o->cpu_permille)) {
         snprintf(why, whylen, "the machine is busy: other processes use %.1f%% of its CPUs (idle below %.1f%%)",
                  other_permille / 10.0, o->cpu_permille / 10.0);
     }
@@ -80,8 +81,29 @@ int idle_parse_stat(const char *text, uint64_t *busy, uint64_t *total)
     }
     if (n < 4)
         return -EBADMSG;
-    *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    *busy = v[0] + v[1] + v[2] + v[5] + v[6]; /* v[7], steal: the hypervisor's, not this machine's users' */
     *total = *busy + v[3] + v[4];
+    return 0;
+}
+
+int idle_parse_cpu(const char *text, bool stat, uint64_t *ns)
+{
+    if (!text)
+        return -EBADMSG;
+    if (stat) {
+        const char *p = strstr(text, "usage_usec ");
+        if (!p || (p != text && p[-1] != '\n'))
+            return -EBADMSG;
+        text = p + 11;
+    }
+    if (!isdigit((unsigned char)*text))
+        return -EBADMSG;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || (*end && *end != '\n') || (stat && v > UINT64_MAX / 1000u))
+        return -EBADMSG;
+    *ns = stat ? (uint64_t)v * 1000u : (uint64_t)v;
     return 0;
 }
 
@@ -112,8 +134,8 @@ typedef struct input {
 struct idle {
     uv_loop_t *loop;
     idle_opts_t opts;
-    char *input_dir;
-    exec_t *exec;
+    char *input_dir, *cpu_file;
+    bool cpu_stat; /* cpu_file is a v2 cpu.stat (else v1 cpuacct.usage) */
     idle_cb cb;
     void *arg;
     uv_timer_t timer;
@@ -150,6 +172,7 @@ static void maybe_free(idle_t *m)
 {
     if (m->closing && !m->working && m->handles == 0) {
         free(m->input_dir);
+        free(m->cpu_file);
         free(m);
     }
 }
@@ -220,14 +243,22 @@ static void on_input(uv_poll_t *p, int status, int events)
             again->path = in->path;
             in->path = NULL;
             in->fd = -1;
+            unsigned at = 0;
             for (unsigned i = 0; i < m->n_in; i++)
                 if (m->in[i] == in)
-                    m->in[i] = again;
+                    at = i;
             uv_close((uv_handle_t *)&in->poll, on_handle_closed);
-            uv_poll_init(m->loop, &again->poll, fd);
-            again->poll.data = m;
-            m->handles++;
-            uv_poll_start(&again->poll, UV_READABLE, on_input);
+            if (uv_poll_init(m->loop, &again->poll, fd) == 0) {
+                m->in[at] = again;
+                again->poll.data = m;
+                m->handles++;
+                uv_poll_start(&again->poll, UV_READABLE, on_input);
+            } else { /* cannot be watched: forgotten, found again by the next scan */
+                close(fd);
+                free(again->path);
+                free(again);
+                m->in[at] = m->in[--m->n_in];
+            }
         } else {
             if (fd >= 0)
                 close(fd);
@@ -280,11 +311,14 @@ static void scan_work(uv_work_t *req)
     }
     char *text = NULL;
     size_t len;
+    char *cpu = NULL;
     struct rusage ru;
     s->sample_ok = files_read_small("/proc/stat", 1 << 20, &text, &len) == 0 &&
-                   idle_parse_stat(text, &s->sample.busy_ticks, &s->sample.total_ticks) == 0 &&
-                   m->exec && exec_tasks_cpu_ns(m->exec, &s->sample.tasks_ns) == 0 && getrusage(RUSAGE_SELF, &ru) == 0;
+                   idle_parse_stat(text, &s->sample.busy_ticks, &s->sample.total_ticks) == 0 && m->cpu_file &&
+                   files_read_small(m->cpu_file, 1 << 16, &cpu, &len) == 0 &&
+                   idle_parse_cpu(cpu, m->cpu_stat, &s->sample.tasks_ns) == 0 && getrusage(RUSAGE_SELF, &ru) == 0;
     free(text);
+    free(cpu);
     if (s->sample_ok)
         s->sample.self_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
                             ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
@@ -312,7 +346,14 @@ static void scan_done(uv_work_t *req, int status)
         in->m = m;
         in->fd = s->fds[i];
         in->path = s->paths[i];
-        uv_poll_init(m->loop, &in->poll, in->fd);
+        int prc = uv_poll_init(m->loop, &in->poll, in->fd);
+        if (prc) { /* not pollable (a regular file named event*): not an input device */
+            log_warn("idle: %s cannot be watched (%s): skipped", in->path, uv_strerror(prc));
+            close(in->fd);
+            free(in->path);
+            free(in);
+            continue;
+        }
         in->poll.data = m;
         m->handles++;
         m->in[m->n_in++] = in;
@@ -334,10 +375,13 @@ static void scan_done(uv_work_t *req, int status)
         m->other_permille = m->n_samples >= 2 ? idle_other_permille(&m->samples[0], &m->samples[m->n_samples - 1],
                                                                     m->ns_per_tick)
                                               : -1;
-    } else if (m->opts.cpu_permille && !m->cpu_unknown_said) {
-        m->cpu_unknown_said = true;
-        log_warn("idle: the CPU use of other processes cannot be told here (/proc/stat, or the tasks' cpuacct "
-                 "cgroup): idle is judged by input alone");
+    } else {
+        m->other_permille = -1; /* no stale figure holds the verdict */
+        if (m->opts.cpu_permille && !m->cpu_unknown_said) {
+            m->cpu_unknown_said = true;
+            log_warn("idle: the CPU use of other processes cannot be told here (/proc/stat, or the tasks' "
+                     "cpuacct cgroup): idle is judged by input alone");
+        }
     }
     free(s);
     apply(m);
@@ -368,7 +412,7 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-int idle_new(uv_loop_t *loop, const idle_opts_t *opts, exec_t *exec, idle_cb cb, void *arg, idle_t **out)
+int idle_new(uv_loop_t *loop, const idle_opts_t *opts, idle_cb cb, void *arg, idle_t **out)
 {
     if (!loop || !opts || !cb || !out)
         return -EINVAL;
@@ -377,7 +421,12 @@ int idle_new(uv_loop_t *loop, const idle_opts_t *opts, exec_t *exec, idle_cb cb,
     m->opts = *opts;
     m->input_dir = xstrdup(opts->input_dir ? opts->input_dir : "/dev/input");
     m->opts.input_dir = m->input_dir;
-    m->exec = exec;
+    if (opts->cpu_file) {
+        m->cpu_file = xstrdup(opts->cpu_file);
+        size_t l = strlen(m->cpu_file);
+        m->cpu_stat = l >= 8 && !strcmp(m->cpu_file + l - 8, "cpu.stat");
+    }
+    m->opts.cpu_file = m->cpu_file;
     m->cb = cb;
     m->arg = arg;
     m->other_permille = -1;

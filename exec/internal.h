@@ -23,6 +23,9 @@
 #ifndef EXEC_MAX_PROCESSES
 #define EXEC_MAX_PROCESSES 4194304u /* the kernel's pid_max ceiling */
 #endif
+#ifndef EXEC_MAX_TIMEOUT_MS
+#define EXEC_MAX_TIMEOUT_MS (30ull * 86400000) /* job files allow 7 d; this keeps ns arithmetic far from wrapping */
+#endif
 #ifndef EXEC_MAX_COMMAND
 #define EXEC_MAX_COMMAND (64 * 1024) /* well under the kernel's 128 KiB per argv string */
 #endif
@@ -156,8 +159,8 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
 /* Freezes (or thaws) the task's cgroup: 0 or -errno (-ENOTSUP: no freezer). One cgroupfs write,
  * which the kernel does not make wait for the freezing to complete. */
 int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen);
-/* The CPU time all the peer's tasks have used, in ns: 0 or -errno (-ENOTSUP: no cpuacct). */
-int exec__cg_cpu_ns(const exec_cg_t *cg, uint64_t *ns);
+/* The file that holds the CPU time all the peer's tasks have used (xmalloc'd), NULL if none. */
+char *exec__cg_cpu_file(const exec_cg_t *cg);
 /* The processes in the task's cgroup (its pids hierarchy), at most max: how many, or -errno. One
  * cgroupfs read. */
 int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max);

@@ -109,6 +109,9 @@ int exec__check_spec(const exec_opts_t *opts, const exec_spec_t *spec, char *why
         return fail(why, whylen, "the command is longer than %d bytes", EXEC_MAX_COMMAND);
     if (spec->timeout_ms == 0)
         return fail(why, whylen, "the time-out must be at least 1 ms");
+    if (spec->timeout_ms > EXEC_MAX_TIMEOUT_MS || spec->grace_ms > EXEC_MAX_TIMEOUT_MS)
+        return fail(why, whylen, "the time-out and its grace must be at most %llu days",
+                    EXEC_MAX_TIMEOUT_MS / 86400000ull);
     if (spec->memory_bytes < EXEC_MIN_MEMORY)
         return fail(why, whylen, "memory limit %" PRIu64 " bytes is below the sandbox's minimum of %llu MiB",
                     spec->memory_bytes, EXEC_MIN_MEMORY >> 20);

@@ -1193,8 +1193,9 @@ char *pool_job_status_text(job_t *j, size_t *len)
             sb_printf(&b, "why-waiting: this peer's slots cannot run it (%s)%s\n", j->unfit,
                       c.running ? "" : "; no volunteer has taken it either");
         } else if (pool->idle_v != IDLE_RUN && c.waiting > 0) {
-            const char *why;
-            idle_verdict(pool->idle, &why);
+            const char *why = "its idle monitor did not start (see the log)";
+            if (pool->idle)
+                idle_verdict(pool->idle, &why);
             sb_printf(&b, "why-waiting: this peer runs tasks only when idle (--when idle), and %s%s\n", why,
                       c.running ? "" : "; no volunteer has taken it either");
         }

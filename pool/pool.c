@@ -330,7 +330,11 @@ void pool_start(pool_t *pool)
             log_error("peer API: %s", strerror(-rc));
     }
     if (pool->opts.when_idle) {
-        int rc = idle_new(pool->loop, &pool->opts.idle, pool->exec, on_idle, pool, &pool->idle);
+        idle_opts_t io = pool->opts.idle;
+        char *cpu_file = exec_tasks_cpu_file(pool->exec);
+        io.cpu_file = cpu_file;
+        int rc = idle_new(pool->loop, &io, on_idle, pool, &pool->idle);
+        free(cpu_file);
         if (rc)
             log_error("--when idle: %s: no task runs here", strerror(-rc));
         else

@@ -88,7 +88,7 @@ static void t_parse_stat(void **state)
     (void)state;
     uint64_t busy, total;
     assert_int_equal(idle_parse_stat("cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 1 2 3 4\n", &busy, &total), 0);
-    assert_int_equal(busy, 100 + 5 + 50 + 3 + 2 + 1);
+    assert_int_equal(busy, 100 + 5 + 50 + 3 + 2); /* steal (1) is the hypervisor's: not busy, not idle */
     assert_int_equal(total, busy + 1000 + 20);
     /* an old kernel's four fields */
     assert_int_equal(idle_parse_stat("cpu 1 2 3 4\n", &busy, &total), 0);
@@ -99,6 +99,42 @@ static void t_parse_stat(void **state)
     assert_int_equal(idle_parse_stat("", &busy, &total), -EBADMSG);
     assert_int_equal(idle_parse_stat(NULL, &busy, &total), -EBADMSG);
     assert_int_equal(idle_parse_stat("cpu 99999999999999999999999 1 1 1\n", &busy, &total), -EBADMSG);
+}
+
+static void t_parse_cpu(void **state)
+{
+    (void)state;
+    uint64_t ns;
+    assert_int_equal(idle_parse_cpu("123456789\n", false, &ns), 0); /* v1 cpuacct.usage */
+    assert_int_equal(ns, 123456789);
+    assert_int_equal(idle_parse_cpu("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n", true, &ns), 0);
+    assert_int_equal(ns, 1500000);
+    assert_int_equal(idle_parse_cpu("nr_periods 0\nusage_usec 7\n", true, &ns), 0);
+    assert_int_equal(ns, 7000);
+    assert_int_equal(idle_parse_cpu("xusage_usec 7\n", true, &ns), -EBADMSG);
+    assert_int_equal(idle_parse_cpu("user_usec 7\n", true, &ns), -EBADMSG);
+    assert_int_equal(idle_parse_cpu("12x\n", false, &ns), -EBADMSG);
+    assert_int_equal(idle_parse_cpu("", false, &ns), -EBADMSG);
+    assert_int_equal(idle_parse_cpu(NULL, false, &ns), -EBADMSG);
+    assert_int_equal(idle_parse_cpu("usage_usec 99999999999999999999\n", true, &ns), -EBADMSG);
+}
+
+static void t_cpu_busy_needs_half_the_bound_to_be_idle_again(void **state)
+{
+    (void)state;
+    uint64_t busy = 0;
+    char why[256];
+    /* busy at the bound; frozen tasks take their load away: 20% is not idle again yet (bound 25%) */
+    assert_int_equal(idle_decide(&OPTS, 1000000, 0, 300, &busy, why, sizeof(why)), IDLE_SUSPEND);
+    assert_int_equal(idle_decide(&OPTS, 1001000, 0, 200, &busy, why, sizeof(why)), IDLE_SUSPEND);
+    assert_int_equal(idle_decide(&OPTS, 1002000, 0, 130, &busy, why, sizeof(why)), IDLE_SUSPEND);
+    /* under half of it: idle */
+    assert_int_equal(idle_decide(&OPTS, 1003000, 0, 124, &busy, why, sizeof(why)), IDLE_RUN);
+    /* and from idle, 24.9% stays idle */
+    assert_int_equal(idle_decide(&OPTS, 1004000, 0, 249, &busy, why, sizeof(why)), IDLE_RUN);
+    /* busy long enough on the CPU alone: given back */
+    assert_int_equal(idle_decide(&OPTS, 1005000, 0, 400, &busy, why, sizeof(why)), IDLE_SUSPEND);
+    assert_int_equal(idle_decide(&OPTS, 1005000 + 120000, 0, 200, &busy, why, sizeof(why)), IDLE_GIVE_BACK);
 }
 
 static void t_other_share_leaves_out_our_tasks_and_ourselves(void **state)
@@ -163,7 +199,7 @@ static void t_monitor_suspends_on_input_and_runs_after_the_quiet(void **state)
     uv_timer_init(&loop, &w.stop);
     idle_opts_t o = {.input_dir = dir, .after_ms = 300, .cpu_permille = 0, .grace_ms = 60000};
     idle_t *m;
-    assert_int_equal(idle_new(&loop, &o, NULL, on_verdict, &w, &m), 0);
+    assert_int_equal(idle_new(&loop, &o, on_verdict, &w, &m), 0);
     /* starting counts as input: not idle at first, idle once after_ms pass */
     assert_int_equal(idle_verdict(m, NULL), IDLE_SUSPEND);
     assert_true(run_until_change(&w, 5000));
@@ -206,7 +242,7 @@ static void t_monitor_without_devices_runs_on_the_quiet_alone(void **state)
     uv_timer_init(&loop, &w.stop);
     idle_opts_t o = {.input_dir = "/nonexistent/input", .after_ms = 100, .grace_ms = 60000};
     idle_t *m;
-    assert_int_equal(idle_new(&loop, &o, NULL, on_verdict, &w, &m), 0);
+    assert_int_equal(idle_new(&loop, &o, on_verdict, &w, &m), 0);
     assert_true(run_until_change(&w, 5000));
     assert_int_equal(w.last, IDLE_RUN);
     assert_int_equal(idle_inputs(m), 0);
@@ -224,6 +260,8 @@ int main(void)
         cmocka_unit_test(t_other_processes_cpu_counts_only_above_the_bound),
         cmocka_unit_test(t_a_grace_of_zero_gives_back_at_once),
         cmocka_unit_test(t_parse_stat),
+        cmocka_unit_test(t_parse_cpu),
+        cmocka_unit_test(t_cpu_busy_needs_half_the_bound_to_be_idle_again),
         cmocka_unit_test(t_other_share_leaves_out_our_tasks_and_ourselves),
         cmocka_unit_test(t_monitor_suspends_on_input_and_runs_after_the_quiet),
         cmocka_unit_test(t_monitor_without_devices_runs_on_the_quiet_alone),
