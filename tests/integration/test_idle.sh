@@ -47,11 +47,19 @@ frozen_tasks() {
     echo "$n"
 }
 
+# start_idle_peer NAME: a one-slot peer that runs tasks only when idle (after 1 s without input,
+# never given back within a test); its fake input dir is left in IDLE_IN (not a $(...): start_peer
+# must run in this shell).
+start_idle_peer() {
+    IDLE_IN=$(fake_input "$1")
+    start_peer "$1" --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-grace 60s --idle-cpu 0 \
+        --input-dir "$IDLE_IN"
+}
+
 t_the_owner_returning_suspends_tasks_and_leaving_resumes_them() {
     local in m st
-    in=$(fake_input A)
-    start_peer A --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-grace 60s --idle-cpu 0 \
-        --input-dir "$in"
+    start_idle_peer A
+    in=$IDLE_IN
     m=$(mnt A)
     assert_eq idle "$(peer_field "$m" when)" "peer when:"
     assert_eq 1 "$(peer_field "$m" input-devices)" "input devices watched"
@@ -111,9 +119,8 @@ t_an_owner_who_stays_gets_the_tasks_moved_to_another_peer() {
 
 t_a_peer_killed_while_its_task_is_frozen_leaves_nothing_behind() {
     local in m old
-    in=$(fake_input A)
-    start_peer A --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-grace 60s --idle-cpu 0 \
-        --input-dir "$in"
+    start_idle_peer A
+    in=$IDLE_IN
     m=$(mnt A)
     publish_job "$m" frozen 'sleep 60' "tasks = 1"
     wait_status "$m" frozen running 1 10
