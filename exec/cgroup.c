@@ -306,6 +306,22 @@ static int unique_dirs(const exec_cg_t *cg, const char *sub, char *out[EXEC_CG_N
     return n;
 }
 
+/* Ends and removes every task cgroup (t<slot>-<n>) below dir, a peer's cgroup. */
+static void sweep_leaves(const char *dir, bool v2)
+{
+    DIR *sd = opendir(dir);
+    struct dirent *se;
+    while (sd && (se = readdir(sd)) != NULL) {
+        if (se->d_type != DT_DIR || se->d_name[0] == '.')
+            continue;
+        char *leaf = xasprintf("%s/%s", dir, se->d_name);
+        (void)remove_leaf(leaf, v2);
+        free(leaf);
+    }
+    if (sd)
+        closedir(sd);
+}
+
 /* Removes the leftovers of peers that died in parent: preon-<pid> whose pid is gone. */
 static void sweep_dead(const char *parent, bool v2)
 {
@@ -328,17 +344,7 @@ static void sweep_dead(const char *parent, bool v2)
             free(dir);
             continue;
         }
-        DIR *sd = opendir(dir);
-        struct dirent *se;
-        while (sd && (se = readdir(sd)) != NULL) {
-            if (se->d_type != DT_DIR || se->d_name[0] == '.')
-                continue;
-            char *leaf = xasprintf("%s/%s", dir, se->d_name);
-            (void)remove_leaf(leaf, v2);
-            free(leaf);
-        }
-        if (sd)
-            closedir(sd);
+        sweep_leaves(dir, v2);
         (void)remove_leaf(dir, v2);
         free(dir);
     }
@@ -378,8 +384,11 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
             (own = cg_dir(m.v1[c], m.v1_root[c], path)) != NULL) {
             sweep_dead(own, false);
             char *dir = xasprintf("%s/%s", own, root_name);
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-                snprintf(cg->why[c], sizeof(cg->why[c]), "cannot make %s: %s", dir, strerror(errno));
+            int made = mkdir(dir, 0755) == 0 ? 0 : errno;
+            if (made == EEXIST) /* a dead peer's that had our pid (reused): its task cgroups would clash */
+                sweep_leaves(dir, false);
+            if (made && made != EEXIST) {
+                snprintf(cg->why[c], sizeof(cg->why[c]), "cannot make %s: %s", dir, strerror(made));
                 free(dir);
             } else {
                 cg->version[c] = 1;
@@ -418,8 +427,12 @@ int exec__cg_open(exec_cg_t *cg, const exec_cg_limits_t *lim, char *why, size_t 
             }
         }
         char *dir = xasprintf("%s/%s", v2own, root_name);
-        if (!rc && mkdir(dir, 0755) != 0 && errno != EEXIST)
-            rc = -errno;
+        if (!rc && mkdir(dir, 0755) != 0) {
+            if (errno == EEXIST) /* a dead peer's that had our pid (reused) */
+                sweep_leaves(dir, true);
+            else
+                rc = -errno;
+        }
         if (!rc)
             rc = write_file(dir, "cgroup.subtree_control", want2);
         for (int c = 0; c < EXEC_CG_N; c++) {

@@ -279,6 +279,36 @@ static void check_argv(char **argv, bool share_net)
     assert_null(argv[i]);
 }
 
+/* A dead peer whose pid this process now has left its cgroup and a task's behind (pids are reused,
+ * in a container above all): the next open must clear them, or the first task of that name is
+ * refused (EEXIST: a flaky fork-bomb test in CI that found no forks refused). */
+static void cgroup_left_by_a_dead_peer_of_our_pid_is_cleared(void **state)
+{
+    (void)state;
+    NEED_SANDBOX();
+    exec_cg_t cg;
+    char why[256];
+    exec_cg_limits_t lim = {.ncpu = 1};
+    if (exec__cg_open(&cg, &lim, why, sizeof(why)) != 0 || exec__cg_missing(&cg))
+        skip();
+    int oom_fd;
+    assert_int_equal(exec__cg_task_make(&cg, "t0-1", 64u << 20, 8, &oom_fd, why, sizeof(why)), 0);
+    if (oom_fd >= 0)
+        close(oom_fd);
+    /* the peer "dies": its cgroups stay (nothing closed) */
+    for (int c = 0; c < EXEC_CG_N; c++)
+        free(cg.dir[c]);
+    free(cg.v2_self);
+    exec_cg_t again;
+    assert_int_equal(exec__cg_open(&again, &lim, why, sizeof(why)), 0);
+    assert_int_equal(exec__cg_task_make(&again, "t0-1", 64u << 20, 8, &oom_fd, why, sizeof(why)), 0);
+    if (oom_fd >= 0)
+        close(oom_fd);
+    exec_cg_stats_t st;
+    assert_int_equal(exec__cg_task_end(&again, "t0-1", &st), 0);
+    exec__cg_close(&again);
+}
+
 static void cgroup_mounts_and_self_are_parsed(void **state)
 {
     (void)state;
@@ -1541,6 +1571,7 @@ int main(int argc, char **argv)
     self_exe[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cgroup_mounts_and_self_are_parsed),
+        cmocka_unit_test(cgroup_left_by_a_dead_peer_of_our_pid_is_cleared),
         cmocka_unit_test(argv_typical_spec_is_exact),
         cmocka_unit_test(argv_shares_net_only_if_asked_and_allowed),
         cmocka_unit_test(argv_default_bwrap_path),
