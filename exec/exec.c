@@ -827,10 +827,11 @@ static bool is_wrapper(const exec_task_t *t, pid_t pid, pid_t init)
 }
 
 /*
- * A stop with notice (docs/sandbox.md, "Stopping"): SIGTERM to every process of the task but
+ * A stop with notice (docs/job-format.md, "Stopping with notice"): SIGTERM to every process of the task but
  * bwrap's own two (its monitor and the sandbox's pid 1, which would take the whole sandbox down at
  * once), so that it can save its work; kill_sandbox once grace_ms pass, if it has not exited by
- * then. With nothing to signal, or no grace, it is killed at once.
+ * then. With nothing to signal, or no grace, it is killed at once. The cgroupfs and /proc reads are
+ * on the loop, as the freezer's writes: once per stopped task, small, never disk.
  */
 static void term_sandbox(exec_task_t *t)
 {

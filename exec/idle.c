@@ -128,7 +128,6 @@ typedef struct input {
     idle_t *m;
     int fd;
     char *path;
-    bool closing;
 } input_t;
 
 struct idle {
@@ -192,7 +191,6 @@ static void on_handle_closed(uv_handle_t *h)
 static void input_drop(idle_t *m, unsigned i)
 {
     input_t *in = m->in[i];
-    in->closing = true;
     uv_poll_stop(&in->poll);
     close(in->fd);
     uv_close((uv_handle_t *)&in->poll, on_handle_closed);
@@ -233,9 +231,9 @@ static void on_input(uv_poll_t *p, int status, int events)
     }
     if (!gone && n == 0) { /* a FIFO whose writer closed it (a test's fake device): open it afresh */
         int fd = open(in->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0 && uv_poll_stop(p) == 0) {
+        if (fd >= 0) {
+            uv_poll_stop(p);
             close(in->fd);
-            in->fd = fd;
             /* a new fd needs a new poll handle: close this one and watch the new fd in another */
             input_t *again = xcalloc(1, sizeof(*again));
             again->m = m;
