@@ -40,6 +40,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
@@ -92,7 +93,7 @@ struct exec_task {
     uint64_t left_ns;     /* suspended: what was left of the time-out */
     uint64_t suspended_ns, suspended_at; /* time spent frozen, and since when (not part of elapsed) */
     /* Copies of the spec, read by the pool thread in PREP. */
-    char *bwrap, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path;
+    char *bwrap, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path, *ckpt_dir;
     exec_entry_t *skel; /* owned copies (paths xstrdup'd), or NULL */
     size_t n_skel;
     char **argv, **env;
@@ -218,6 +219,7 @@ static void task_free(exec_task_t *t)
     free(t->job_dir);
     free(t->task_dir);
     free(t->scratch_dir);
+    free(t->ckpt_dir);
     for (size_t i = 0; i < t->n_skel; i++)
         free((char *)t->skel[i].path);
     free(t->skel);
@@ -432,6 +434,106 @@ static void spawn_child(exec_task_t *t)
     t->go_fd = gop[1];
 }
 
+/* The checkpoint's copy (restore_checkpoint): each file of the peer's directory under
+ * EXEC_CHECKPOINT_DIR of the task's upper layer, which only root has written to so far. */
+typedef struct restore {
+    int ufd;
+    uid_t uid;
+    gid_t gid;
+} restore_t;
+
+/* Makes each directory of rel (relative to ufd) that is missing, the task's own. */
+static int restore_mkdirs(const restore_t *k, const char *rel)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s", rel);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return -ENAMETOOLONG;
+    for (char *p = path;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdirat(k->ufd, path, 0700) == 0) {
+            if (fchownat(k->ufd, path, k->uid, k->gid, AT_SYMLINK_NOFOLLOW) != 0)
+                return -errno;
+        } else if (errno != EEXIST || fstatat(k->ufd, path, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                   !S_ISDIR(st.st_mode)) {
+            return errno == EEXIST ? -ENOTDIR : -errno;
+        }
+        *p = c;
+        if (!c)
+            return 0;
+    }
+}
+
+static int restore_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    const restore_t *k = arg;
+    if (!S_ISREG(st->st_mode))
+        return 0; /* the peer made the directory: nothing else is in it */
+    char dir[PATH_MAX], to[PATH_MAX];
+    int n = snprintf(dir, sizeof(dir), "%s%s%s", EXEC_CHECKPOINT_DIR, *rel ? "/" : "", rel);
+    int m = snprintf(to, sizeof(to), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(dir) || m < 0 || (size_t)m >= sizeof(to))
+        return -ENAMETOOLONG;
+    int rc = restore_mkdirs(k, dir);
+    if (rc)
+        return rc;
+    int in = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    /* An input of that name (a metacopy entry of the skeleton) is replaced: the task's own state. */
+    unlinkat(k->ufd, to, 0);
+    int out = openat(k->ufd, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     (st->st_mode & 0111) ? 0755 : 0644);
+    if (out < 0) {
+        rc = -errno;
+        close(in);
+        return rc;
+    }
+    char buf[65536];
+    for (;;) {
+        ssize_t got = read(in, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            rc = got < 0 ? -errno : 0;
+            break;
+        }
+        for (ssize_t off = 0; off < got && !rc;) {
+            ssize_t put = write(out, buf + off, (size_t)(got - off));
+            if (put < 0 && errno != EINTR)
+                rc = -errno;
+            off += put > 0 ? put : 0;
+        }
+        if (rc)
+            break;
+    }
+    if (!rc && fchown(out, k->uid, k->gid) != 0)
+        rc = -errno;
+    close(in);
+    if (close(out) != 0 && !rc)
+        rc = -EIO;
+    return rc;
+}
+
+/* Copies the checkpoint dir src into upper/EXEC_CHECKPOINT_DIR (made even if src is empty). */
+static int restore_checkpoint(int ufd, const char *src, uid_t uid, gid_t gid)
+{
+    restore_t k = {.ufd = ufd, .uid = uid, .gid = gid};
+    int rc = restore_mkdirs(&k, EXEC_CHECKPOINT_DIR);
+    int fd = rc ? -1 : open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (!rc && fd < 0)
+        rc = -errno;
+    if (!rc)
+        rc = files_walk(fd, PATH_MAX / 2, 0, restore_entry, NULL, &k);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 /* PREP, in the thread pool: touches only t's copies and the disk. */
 static void prep_work(uv_work_t *w)
 {
@@ -490,6 +592,16 @@ static void prep_work(uv_work_t *w)
         if (rc) {
             refuse(t, "preparing the task directory (%s): %s", ufd >= 0 && i < t->n_skel ? t->skel[i].path : ".",
                    strerror_r(-rc, eb, sizeof(eb)));
+            return;
+        }
+    }
+    if (t->ckpt_dir) {
+        int ufd = open(t->task_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int rc = ufd < 0 ? -errno : restore_checkpoint(ufd, t->ckpt_dir, t->uid, t->gid);
+        if (ufd >= 0)
+            close(ufd);
+        if (rc) {
+            refuse(t, "restoring the task's checkpoint from %s: %s", t->ckpt_dir, strerror_r(-rc, eb, sizeof(eb)));
             return;
         }
     }
@@ -993,6 +1105,7 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         t->job_dir = xstrdup(spec->job_dir);
         t->task_dir = xstrdup(spec->task_dir);
         t->scratch_dir = xstrdup(spec->scratch_dir);
+        t->ckpt_dir = spec->checkpoint_dir ? xstrdup(spec->checkpoint_dir) : NULL;
         if (spec->skeleton) {
             t->skel = xcalloc(spec->n_skeleton ? spec->n_skeleton : 1, sizeof(*t->skel));
             for (size_t i = 0; i < spec->n_skeleton; i++) {

@@ -63,6 +63,10 @@ typedef struct exec_spec {
      *  job_dir. Borrowed for the call only. */
     const exec_entry_t *skeleton;
     size_t n_skeleton;
+    /** optional: a host directory (the peer's own, not the task's) whose files are copied into
+     *  /task/checkpoint/ before the task starts, given to the task's uid: the checkpoint it resumes
+     *  from (docs/job-format.md, "Checkpoints"). Regular files and directories only; NULL: none. */
+    const char *checkpoint_dir;
     const char *command;  /**< run by /bin/sh -c */
     const char *stdout_path; /**< host files the task's stdout/stderr go to (created, truncated) */
     const char *stderr_path;
@@ -126,6 +130,9 @@ void exec_close(exec_t *e, void (*cb)(void *arg), void *arg);
  * *out (may be NULL) stays valid until the callback returns.
  */
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out);
+/** The directory of /task whose contents are the task's checkpoint (docs/job-format.md). */
+#define EXEC_CHECKPOINT_DIR "checkpoint"
+
 /** The xattr that marks an entry of a task directory as an input the task did not change. */
 #define EXEC_METACOPY_XATTR "trusted.overlay.metacopy"
 /**

@@ -4,7 +4,8 @@
  *
  * Files: jobs.c (the registry: a job's life, tasks on our own slots, restore, status texts),
  * results.c (results shared with the pool), api.c (/v1/jobs, manifests, blocks), discover.c (pool
- * peers, /v1/jobs polling, manifests of other peers' jobs), volunteer.c (the submitter's and the
+ * peers, /v1/jobs polling, manifests of other peers' jobs), ckpt.c (checkpoints of tasks given
+ * back), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
  * blocks.c (the block index), reply.c; the pure parts are coord.c, wire.c and bundle.c.
@@ -62,6 +63,7 @@ typedef pool_res_t taskres_t;
 
 typedef struct peer_key peer_key_t; /* trust.c */
 typedef struct cand cand_t;         /* volunteer.c */
+typedef struct ckpt ckpt_t;         /* ckpt.c */
 
 typedef struct running {
     pool_t *pool;
@@ -82,7 +84,7 @@ typedef struct running {
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
  * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
  * each job holds, for swarm/serve.c), reply.c, auth.c (pure), trustlist.c. Then jobs.c < trust.c < results.c < api.c <
- * discover.c < volunteer.c < pool.c.
+ * discover.c < ckpt.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
 
@@ -96,7 +98,12 @@ typedef struct pool_up {
     void (*vol_offer)(pool_t *p, job_t *j, const char *peer);
     void (*vol_task_done)(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);
     void (*vol_cancel_lease)(void *p, const char *job_id, uint32_t task, const char *worker);
-    void (*vol_release)(pool_t *p, job_t *j, uint32_t task); /* a remote task given back (--when idle) */
+    /* a remote task given back (--when idle), with the id of its checkpoint (ckpt.c) or NULL */
+    void (*vol_release)(pool_t *p, job_t *j, uint32_t task, const char *ckpt_id);
+    /* jobs.c -> ckpt.c */
+    void (*ckpt_given_back)(pool_t *p, running_t *r);
+    const char *(*ckpt_dir)(pool_t *p, const job_t *j, uint32_t task);
+    void (*ckpt_drop)(pool_t *p, const job_t *j, uint32_t task);
     /* results.c -> volunteer.c */
     void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
     /* discover.c -> volunteer.c */
@@ -138,6 +145,11 @@ struct pool {
     idle_t *idle;             /**< --when idle: the machine's owner and load (exec/idle.h); NULL: always run */
     idle_verdict_t idle_v;    /**< its last verdict: tasks run only on IDLE_RUN */
     uint64_t given_back;      /**< tasks given back because the owner stayed */
+    ckpt_t *ckpts;            /**< checkpoints held here, by (job, task) (ckpt.c) */
+    unsigned ckpt_pending;    /**< volunteer: leased tasks whose checkpoint is being fetched (count as running) */
+    uint64_t ckpts_saved, ckpts_fetched, ckpts_restored; /**< given back with one, taken from a peer, started from one */
+    unsigned ckpts_held;      /**< checkpoints held here now, and their bytes */
+    uint64_t ckpts_bytes;
     unsigned pending_work; /**< thread-pool items in flight */
     fetch_t *fetch;           /**< blocks and small GETs from other peers (swarm/fetch.c) */
     char **pool_peers;        /**< base URLs of the pool's other peers */
@@ -194,6 +206,29 @@ void pool__blocks_add_results(pool_t *p, job_t *j);
  *  DATA/inputs/<id>, after a marker that a restart honours) or its blocks in the store that no
  *  other job here holds (another peer's), keeping its results. Once; does nothing otherwise. */
 void pool__job_release_inputs(job_t *j);
+
+/* ckpt.c */
+/** The task was given back (r's job holds it; r is freed after the call): its checkpoint is collected
+ *  in the thread pool, then the task is released (remote: to the submitter, with the checkpoint). */
+void pool__ckpt_given_back(pool_t *p, running_t *r);
+/** The directory of task's checkpoint held here, or NULL. */
+const char *pool__ckpt_dir(pool_t *p, const job_t *j, uint32_t task);
+/** Its id (64 hex), or NULL. */
+const char *pool__ckpt_id(pool_t *p, const job_t *j, uint32_t task);
+/** Forgets task's checkpoint (UINT32_MAX: every task's of j), its files removed in the thread pool. */
+void pool__ckpt_drop(pool_t *p, const job_t *j, uint32_t task);
+void pool__ckpt_free_all(pool_t *p);
+/** status: 0 (the checkpoint is held here now: pool__ckpt_dir) or -errno (logged). */
+typedef void (*pool_ckpt_cb)(pool_t *p, job_t *j, uint32_t task, int status, void *arg);
+/**
+ * Fetches task's checkpoint id from the peer at base URL peer (/v1/ckpt, signed; then its blocks
+ * from that peer, verified) and keeps it here. 0 and cb fires once (at once if it is held here
+ * already), or -errno (a job with replicas > 1, a bad id, stopping) and it never fires.
+ */
+int pool__ckpt_fetch(pool_t *p, job_t *j, uint32_t task, const char *peer, const char *id, pool_ckpt_cb cb,
+                     void *arg);
+/** Answers GET /v1/ckpt/<job_id>/<task> from caller (checked already: a signed request). */
+void pool__ckpt_handle(pool_t *p, httpd_req_t *r, const char *job_id, uint32_t task, const key_pub_t *caller);
 
 /* reply.c */
 /** A JSON error answer {"error": msg}. */
@@ -350,7 +385,7 @@ bool pool__vol_handle(pool_t *p, httpd_req_t *r, const char *path);
 /** Submitter, a coord_cancel_job callback: tells the volunteer that held the lease to stop the task. */
 void pool__vol_cancel_lease(void *p, const char *job_id, uint32_t task, const char *worker);
 /** A remote task here was given back (--when idle): its lease is released to the submitter. */
-void pool__vol_release(pool_t *p, job_t *j, uint32_t task);
+void pool__vol_release(pool_t *p, job_t *j, uint32_t task, const char *ckpt_id);
 /** A pool peer is gone (dropped as silent): the leases it held go back to waiting at once. */
 void pool__vol_peer_dropped(pool_t *p, const char *url);
 /** The submitter has this result (it is in its list): drop the copy kept for it. */

@@ -92,6 +92,8 @@ static void job_free(job_t *j)
         pool->n_remote_jobs--;
     if (pool->up.res_free)
         pool->up.res_free(j);
+    if (pool->up.ckpt_drop)
+        pool->up.ckpt_drop(pool, j, UINT32_MAX);
     manifest_release(&j->man);
     free(j->reason);
     free(j->unfit);
@@ -818,6 +820,7 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
         j->dispatch_ms[j->n_dispatch_ms++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     }
     pool->up.res_recorded(j, task, ok, exit_code, worker);
+    pool->up.ckpt_drop(pool, j, task); /* decided: no run of it will resume */
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
         log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
@@ -872,16 +875,17 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     job_t *j = r->job;
     r->et = NULL;
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
+    if (r->given_back && !pool->stopping && !j->gone) { /* the owner stayed: it runs elsewhere */
+        pool->up.ckpt_given_back(pool, r); /* with its checkpoint, collected first (ckpt.c) */
+        running_free(r);
+        return;
+    }
+    if (!pool->stopping && (r->remote || j->gone || res->cancelled)) /* the submitter's is dropped once decided */
+        pool->up.ckpt_drop(pool, j, r->task);
     if (pool->stopping || j->gone || res->cancelled) {
         if (!pool->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
             pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
             pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
-        }
-        if (r->given_back && !pool->stopping && !j->gone) { /* the owner stayed: it runs elsewhere */
-            if (r->remote)
-                pool->up.vol_release(pool, j, r->task);
-            else
-                (void)coord_release(pool->coord, j->id, r->task, POOL_SELF); /* waits again, for a volunteer */
         }
         running_free(r);
         return;
@@ -954,6 +958,11 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
                         .disk_bytes = j->man.desc.disk_bytes, .processes = j->man.desc.processes,
                         .network = j->man.desc.network, .slot = slot};
+    spec.checkpoint_dir = pool->up.ckpt_dir(pool, j, task); /* one it was given back with (ckpt.c) */
+    if (spec.checkpoint_dir) {
+        pool->ckpts_restored++;
+        log_info("job %s task %u: starts from its checkpoint", j->name, task);
+    }
     int rc = exec_task_spawn(pool->exec, &spec, on_task_done, r, &r->et);
     free(job_dir);
     free(skel);
@@ -969,7 +978,7 @@ unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t a
 {
     if (p->idle_v != IDLE_RUN)
         return 0; /* --when idle: the owner is at the machine */
-    coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + asking,
+    coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + p->ckpt_pending + asking,
                       .memory_total = p->opts.memory_total, .memory_used = p->mem_used + asking_mem,
                       .disk_total = p->opts.disk_total, .disk_used = p->disk_used + asking_disk};
     return coord_room_for(&r, j->man.desc.memory_bytes, j->man.desc.disk_bytes);
@@ -1289,6 +1298,10 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         sb_printf(&b, "tasks-suspended: %u\ntasks-given-back: %llu\ninput-devices: %u\n", susp,
                   (unsigned long long)pool->given_back, idle_inputs(pool->idle));
     }
+    sb_printf(&b, "checkpoints: %u\ncheckpoint-bytes: %llu\ncheckpoints-given-back: %llu\ncheckpoints-fetched: %llu\n"
+              "tasks-resumed: %llu\n", pool->ckpts_held, (unsigned long long)pool->ckpts_bytes,
+              (unsigned long long)pool->ckpts_saved, (unsigned long long)pool->ckpts_fetched,
+              (unsigned long long)pool->ckpts_restored);
     for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);

@@ -100,6 +100,8 @@ static void free_all(pool_t *pool)
         free(pool->pool_peers[i]);
     free(pool->pool_peers);
     free(pool->pool_fail_since);
+    pool->stopping = true; /* the checkpoints' files stay: the next start empties DATA/ckpt */
+    pool__ckpt_free_all(pool);
     pool__jobs_free(pool);
     coord_free(pool->coord);
     budget_free(pool->host_api);
@@ -139,7 +141,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->up = (pool_up_t){.res_recorded = pool__res_recorded, .res_free = pool__res_free,
                            .vol_kick = pool__vol_kick, .vol_offer = pool__vol_offer,
                            .vol_task_done = pool__vol_task_done, .vol_cancel_lease = pool__vol_cancel_lease,
-                           .vol_release = pool__vol_release,
+                           .vol_release = pool__vol_release, .ckpt_given_back = pool__ckpt_given_back,
+                           .ckpt_dir = pool__ckpt_dir, .ckpt_drop = pool__ckpt_drop,
                            .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
                            .vol_peer_dropped = pool__vol_peer_dropped};
     pool->data_dir = xstrdup(opts->data_dir);
@@ -159,7 +162,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->slot_busy = xcalloc(opts->slots ? opts->slots : 1, sizeof(bool));
 
     static const char *const subdirs[] = {"",      "/staging", "/inputs",  "/results",
-                                          "/work", "/store",   "/trusted", "/endorsements"};
+                                          "/work", "/store",   "/trusted", "/endorsements", "/ckpt"};
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
         char *p = xasprintf("%s%s", pool->data_dir, subdirs[i]);
         rc = files_mkdir_p(p, 0755);
@@ -169,6 +172,10 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     }
     char *work = xasprintf("%s/work", pool->data_dir);
     files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
+    mkdir(work, 0755);
+    free(work);
+    work = xasprintf("%s/ckpt", pool->data_dir);
+    files_rm_rf(work); /* and so do the tasks given back with a checkpoint (ckpt.c) */
     mkdir(work, 0755);
     free(work);
     /* Sandbox users must reach the task dirs under data/work (but not list data/). */

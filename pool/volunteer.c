@@ -145,6 +145,8 @@ static int vol_get(pool_t *pool, job_t *j, const char *what, uint32_t task, cons
 
 static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg);
 
+static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg);
+
 static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
@@ -157,7 +159,7 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
         wire_lease_t l;
         size_t dropped = 0;
         char why[128];
-        char list[WIRE_MAX_LEASE * 12] = "";
+        char list[WIRE_MAX_LEASE * 18] = "";
         if (wire_lease_decode(body, len, j->man.desc.tasks, &l, &dropped, why, sizeof(why)) != 0)
             log_warn("job %s: a bad lease answer from %s: %s", j->name, j->peers[0], why);
         else if (dropped)
@@ -172,7 +174,25 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
                 log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
                 continue;
             }
-            if (!j->gone && pool__room(pool, j, 0, 0, 0) > 0) {
+            uint64_t *box = NULL;
+            if (!j->gone && l.ckpt[i][0] && pool__room(pool, j, 0, 0, 0) > 0) { /* the slot waits for it */
+                box = xmalloc(sizeof(*box));
+                *box = lms;
+                pool->ckpt_pending++;
+                pool_job_ref(j);
+                if (pool__ckpt_fetch(pool, j, t, j->peers[0], l.ckpt[i], on_lease_ckpt, box) != 0) {
+                    pool->ckpt_pending--;
+                    pool_job_unref(j);
+                    free(box);
+                    box = NULL;
+                    log_warn("job %s task %u: its checkpoint cannot be fetched: it starts from the beginning",
+                             j->name, t);
+                }
+            }
+            if (box) {
+                j->lease_retry_ms = 0;
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u+ckpt", list[0] ? "," : "", t);
+            } else if (!j->gone && pool__room(pool, j, 0, 0, 0) > 0) {
                 running_t *r = pool__start_task(pool, j, t, true);
                 r->lease_ms = lms;
                 j->lease_retry_ms = 0; /* maybe there is more */
@@ -255,10 +275,32 @@ static void on_ack(int status, unsigned code, const char *body, size_t len, void
     free(v);
 }
 
-void pool__vol_release(pool_t *pool, job_t *j, uint32_t task)
+void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_id)
 {
+    char extra[80];
+    snprintf(extra, sizeof(extra), "&ckpt=%s", ckpt_id ? ckpt_id : "");
     if (j->n_peers)
+        vol_get(pool, j, "release", task, ckpt_id ? extra : NULL, on_ack);
+}
+
+/* A leased task's checkpoint was being fetched (from the submitter): the task starts, from it if it
+ * came, else from the beginning; or goes back if a slot is no longer free. */
+static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg)
+{
+    uint64_t *lms = arg;
+    pool->ckpt_pending--;
+    if (status && !pool->stopping && !j->gone)
+        log_warn("job %s task %u: it starts from the beginning (its checkpoint did not come)", j->name, task);
+    if (!pool->stopping && !j->gone && pool__room(pool, j, 0, 0, 0) > 0) {
+        running_t *r = pool__start_task(pool, j, task, true);
+        r->lease_ms = *lms;
+    } else if (!pool->stopping && !j->gone) {
         vol_get(pool, j, "release", task, NULL, on_ack);
+    }
+    free(lms);
+    pool_job_unref(j);
+    if (!pool->stopping)
+        pool__jobs_kick(pool);
 }
 
 /* Renews the leases of remote tasks running here; called every second. */
@@ -585,6 +627,11 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
         return reply_json(r, 204, "");
     wire_lease_t l = {.n = k, .lease_ms = lease_ms(pool)};
     memcpy(l.tasks, got, k * sizeof(got[0]));
+    for (unsigned i = 0; i < k; i++) { /* a task given back with a checkpoint starts from it (ckpt.c) */
+        const char *ck = pool__ckpt_id(pool, j, got[i]);
+        if (ck)
+            memcpy(l.ckpt[i], ck, HASH_HEX_LEN + 1);
+    }
     char body[WIRE_MAX_BODY];
     if (wire_lease_encode(&l, body, sizeof(body)) < 0) /* cannot happen: k <= VOL_MAX_LEASE */
         return reply_json(r, 500, "{\"error\":\"internal\"}");
@@ -777,38 +824,8 @@ static void assemble_work(uv_work_t *req)
         c->status = -EBADMSG;
         return;
     }
-    files_rm_rf(tmp);
-    int rc = files_mkdir_p(tmp, 0755);
-    for (size_t i = 0; !rc && i < c->man.n_dirs; i++) {
-        char *d = xasprintf("%s/%s", tmp, c->man.dirs[i]);
-        rc = files_mkdir_p(d, 0755);
-        free(d);
-    }
-    char *buf = xmalloc(c->man.block_size);
-    size_t off = 0;
-    for (size_t i = 0; !rc && i < c->man.n_files; i++) {
-        const manifest_file_t *f = &c->man.files[i];
-        char *p = xasprintf("%s/%s", tmp, f->path);
-        FILE *out = fopen(p, "we");
-        free(p);
-        if (!out) {
-            rc = -errno;
-            break;
-        }
-        if (c->data) { /* inline: the bytes were checked against the manifest's hashes (bundle_parse) */
-            if (fwrite(c->data + off, 1, (size_t)f->size, out) != (size_t)f->size)
-                rc = -EIO;
-            off += (size_t)f->size;
-        }
-        for (size_t b = 0; !c->data && !rc && b < f->n_blocks; b++) {
-            ssize_t got = store_read(pool->store, &f->blocks[b], buf, c->man.block_size, 0);
-            if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
-                rc = got < 0 ? (int)got : -EIO;
-        }
-        if (fclose(out) != 0 && !rc)
-            rc = -EIO;
-    }
-    free(buf);
+    char why[200];
+    int rc = pool__files_write(pool->store, &c->man, c->data, tmp, why, sizeof(why));
     if (rc)
         snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
     c->status = rc;
@@ -1221,6 +1238,9 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
  * /v1/hello, /v1/offer/<id> (any peer); /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/release/<id>/<task>,
  * /v1/done/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
  */
+static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
+                               const char *ck);
+
 bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
@@ -1233,7 +1253,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
     if (!hello && strcmp(what, "result") && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
-        strcmp(what, "done") && strcmp(what, "release"))
+        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt"))
         return false;
     /* Everything below changes state here: only a signed request, once (pool/auth.h). */
     key_pub_t caller;
@@ -1256,6 +1276,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
                 return pool->results_served++, httpd_reply(r, 200, "application/json", o->bytes, o->len), true;
         return reply_json(r, 404, "{\"error\":\"no such result\"}"), true;
     }
+    if (!hello && !strcmp(what, "ckpt") && with_task)
+        return pool__ckpt_handle(pool, r, id, task, &caller), true;
     if (hello)
         return handle_offer(pool, r, NULL, &caller), true;
     if (!strcmp(what, "offer") && !with_task)
@@ -1293,7 +1315,15 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         int rc = coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), lease_ms(pool));
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
     }
-    if (!strcmp(what, "release")) { /* leased but never started: no attempt is counted */
+    if (!strcmp(what, "release")) { /* leased but never started, or given back: no attempt is counted */
+        char ck[HASH_HEX_LEN + 2];
+        size_t qlen = 0, cklen = 0;
+        const char *q = httpd_req_query(r, &qlen);
+        if (httpd_query_get(q, qlen, "ckpt", ck, sizeof(ck) - 1, &cklen) == 0 && cklen) {
+            ck[cklen] = '\0';
+            if (start_ckpt_release(pool, j, task, peer, worker, ck))
+                return reply_json(r, 200, "{}"), true;
+        }
         int rc = coord_release(pool->coord, j->id, task, worker);
         if (!rc) {
             log_info("job %s: task %u released by %s", j->name, task, peer);
@@ -1303,6 +1333,38 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}"), true;
     }
     return handle_done(pool, r, j, task, peer, worker), true;
+}
+
+/* The checkpoint a volunteer gave back with task is here (or could not be had): only now does the
+ * task wait again, so its next run starts from it. */
+static void on_release_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg)
+{
+    char *worker = arg;
+    (void)status; /* logged; the task goes back all the same, from its last checkpoint (if any) */
+    if (!pool->stopping && !j->gone && coord_release(pool->coord, j->id, task, worker) == 0) {
+        log_info("job %s: task %u released by %.16s...%s", j->name, task, worker, pool__ckpt_id(pool, j, task) ?
+                 " with its checkpoint" : "");
+        pool__jobs_kick(pool);
+        pool__vol_offer(pool, j, NULL);
+    }
+    free(worker);
+    pool_job_unref(j);
+}
+
+/* A release that names a checkpoint: fetched from the worker before the task waits again. False if
+ * the request cannot start (a bad id, replicas > 1): the task is released without it. */
+static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
+                               const char *ck)
+{
+    char *w = xstrdup(worker);
+    pool_job_ref(j);
+    if (pool__ckpt_fetch(pool, j, task, peer, ck, on_release_ckpt, w) == 0)
+        return true;
+    log_warn("job %s task %u: the checkpoint named by %s is not taken (%s)", j->name, task, peer,
+             j->man.desc.replicas > 1 ? "a job with replicas carries none" : "a bad id");
+    free(w);
+    pool_job_unref(j);
+    return false;
 }
 
 static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const char *worker)

@@ -36,10 +36,18 @@ static int fail(char *why, size_t whylen, int rc, const char *msg)
     return rc;
 }
 
+static bool lower_hex(const char *s, size_t len);
+
 int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap)
 {
     if (!l || l->n == 0 || l->n > WIRE_MAX_LEASE || !buf)
         return -EINVAL;
+    bool any = false;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->ckpt[i][0] && (strlen(l->ckpt[i]) != HASH_HEX_LEN || !lower_hex(l->ckpt[i], HASH_HEX_LEN)))
+            return -EINVAL;
+        any |= l->ckpt[i][0] != '\0';
+    }
     size_t off = 0;
     int w = snprintf(buf, cap, "{\"tasks\":[");
     for (size_t i = 0; w >= 0 && (size_t)w < cap - off && i < l->n; i++) {
@@ -48,8 +56,17 @@ int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap)
     }
     if (w >= 0 && (size_t)w < cap - off) {
         off += (size_t)w;
-        w = snprintf(buf + off, cap - off, "],\"task\":%" PRIu32 ",\"lease_ms\":%" PRIu64 "}", l->tasks[0],
-                     l->lease_ms);
+        w = snprintf(buf + off, cap - off, "],\"task\":%" PRIu32 ",\"lease_ms\":%" PRIu64 "%s", l->tasks[0],
+                     l->lease_ms, any ? ",\"ckpt\":{" : "}");
+    }
+    for (size_t i = 0, k = 0; any && w >= 0 && (size_t)w < cap - off && i <= l->n; i++) {
+        off += (size_t)w;
+        if (i == l->n)
+            w = snprintf(buf + off, cap - off, "}}");
+        else if (l->ckpt[i][0])
+            w = snprintf(buf + off, cap - off, "%s\"%" PRIu32 "\":\"%s\"", k++ ? "," : "", l->tasks[i], l->ckpt[i]);
+        else
+            w = 0;
     }
     if (w < 0 || (size_t)w >= cap - off)
         return -EMSGSIZE;
@@ -95,6 +112,25 @@ int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_
     json_t *lm = json_object_get(o, "lease_ms");
     json_int_t v = json_is_integer(lm) ? json_integer_value(lm) : 0;
     out->lease_ms = v >= WIRE_LEASE_MS_MIN && v <= WIRE_LEASE_MS_MAX ? (uint64_t)v : WIRE_LEASE_MS_DEFAULT;
+    json_t *ck = json_object_get(o, "ckpt");
+    const char *key;
+    json_t *val;
+    if (ck && !json_is_object(ck))
+        drop++;
+    json_object_foreach(json_is_object(ck) ? ck : NULL, key, val) {
+        const char *idv = json_string_value(val);
+        size_t i = out->n; /* the task it names, by its canonical decimal form */
+        for (size_t k = 0; k < out->n && i == out->n; k++) {
+            char dec[12];
+            snprintf(dec, sizeof(dec), "%" PRIu32, out->tasks[k]);
+            if (!strcmp(dec, key))
+                i = k;
+        }
+        if (i < out->n && idv && strlen(idv) == HASH_HEX_LEN && lower_hex(idv, HASH_HEX_LEN))
+            memcpy(out->ckpt[i], idv, HASH_HEX_LEN + 1);
+        else
+            drop++;
+    }
     json_decref(o);
     if (dropped)
         *dropped = drop;

@@ -52,14 +52,18 @@ int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why
 /** The submitter's answer to GET /v1/lease: the tasks leased (distinct), each for lease_ms. */
 typedef struct wire_lease {
     uint32_t tasks[WIRE_MAX_LEASE];
+    /** the id (64 lower-case hex) of the checkpoint tasks[i] starts from (docs/job-format.md,
+     *  "Checkpoints"), or "" */
+    char ckpt[WIRE_MAX_LEASE][65];
     size_t n;
     uint64_t lease_ms;
 } wire_lease_t;
 
 /**
  * Writes l as the answer's JSON ({"tasks":[...],"task":first,"lease_ms":n}; "task" is for
- * volunteers that know only single leases) into buf. Returns its length (NUL-terminated), or
- * -EINVAL (no task, more than WIRE_MAX_LEASE) or -EMSGSIZE (cap too small).
+ * volunteers that know only single leases; with "ckpt":{"<task>":"<id>",...} if any task has a
+ * checkpoint) into buf. Returns its length (NUL-terminated), or -EINVAL (no task, more than
+ * WIRE_MAX_LEASE, a ckpt that is not 64 lower-case hex digits) or -EMSGSIZE (cap too small).
  */
 int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap);
 /**
@@ -67,7 +71,9 @@ int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap);
  * repeat an earlier one, are dropped (and counted in *dropped, which may be NULL); a lease_ms out
  * of [WIRE_LEASE_MS_MIN, WIRE_LEASE_MS_MAX] or missing becomes WIRE_LEASE_MS_DEFAULT. 0 with at
  * least one task in out; -EPROTO (not JSON, no "tasks" array, no usable task), -EMSGSIZE (over
- * WIRE_MAX_BODY, or more than WIRE_MAX_LEASE entries), with why filled.
+ * WIRE_MAX_BODY, or more than WIRE_MAX_LEASE entries), with why filled. A "ckpt" entry that does not
+ * name a task of the lease by its plain decimal index, or is not 64 lower-case hex digits, is
+ * dropped (counted too); the task is then leased without a checkpoint.
  */
 int wire_lease_decode(const char *body, size_t len, uint32_t ntasks, wire_lease_t *out, size_t *dropped, char *why,
                       size_t whylen);

@@ -282,6 +282,13 @@ static bool reserved(const char *rel)
     return !strcmp(rel, "stdout") || !strcmp(rel, "stderr") || !strcmp(rel, "exit_code");
 }
 
+/* Under /task/checkpoint/: the task's checkpoint, never one of its outputs. */
+static bool in_checkpoint(const char *rel)
+{
+    size_t n = strlen(EXEC_CHECKPOINT_DIR);
+    return !strncmp(rel, EXEC_CHECKPOINT_DIR, n) && rel[n] == '/';
+}
+
 int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size_t whylen)
 {
     uint64_t outputs = 0;
@@ -297,7 +304,7 @@ int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size
                 return snprintf(why, whylen, "its %s is %llu bytes, over the job's disk of %llu", f->path,
                                 (unsigned long long)f->size, (unsigned long long)d->disk_bytes),
                        -EFBIG;
-        } else if (!wanted(&c, f->path)) {
+        } else if (!wanted(&c, f->path) || in_checkpoint(f->path)) {
             return snprintf(why, whylen, "%s is not an output the job asks for", f->path), -EINVAL;
         } else if (f->size > d->disk_bytes - outputs) { /* no wrap-around: outputs <= disk here */
             return snprintf(why, whylen, "its outputs are over the job's disk of %llu bytes",
@@ -319,7 +326,8 @@ static int collect_entry(void *arg, int dirfd, const char *name, const char *rel
         return 0;
     char *sub = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
     int rc = 0;
-    if (strlen(sub) <= MANIFEST_MAX_PATH && wanted(k->c, sub) && !exec_is_unchanged_input(dirfd, name)) {
+    if (strlen(sub) <= MANIFEST_MAX_PATH && wanted(k->c, sub) && !in_checkpoint(sub) &&
+        !exec_is_unchanged_input(dirfd, name)) {
         if (reserved(sub)) {
             log_warn("task output '%s' has a reserved name and is not kept", sub);
         } else if ((k->total += (uint64_t)st->st_size) > k->c->disk_bytes) {
@@ -396,5 +404,123 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     files_rm_rf(c->work_dir);
     if (c->scratch_dir)
         files_rm_rf(c->scratch_dir);
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct ckcollect {
+    const char *dest;
+    uint64_t total, max;
+    int stop;
+} ckcollect_t;
+
+/* One entry under the task's checkpoint/: a file the task wrote is moved to dest (the rest stays). */
+static int ckpt_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    ckcollect_t *k = arg;
+    if (!S_ISREG(st->st_mode) || exec_is_unchanged_input(dirfd, name))
+        return 0;
+    if ((k->total += (uint64_t)st->st_size) > k->max)
+        return k->stop = -EFBIG, FILES_WALK_STOP;
+    char *to = xasprintf("%s/%s%s%s", k->dest, rel, *rel ? "/" : "", name);
+    char *slash = strrchr(to, '/');
+    *slash = '\0';
+    int rc = files_mkdir_p(to, 0755);
+    *slash = '/';
+    if (!rc && renameat(dirfd, name, AT_FDCWD, to) != 0)
+        rc = -errno;
+    if (!rc)
+        chmod(to, st->st_mode & 0111 ? 0755 : 0644); /* no umask of this host in its id */
+    free(to);
+    return rc ? (k->stop = rc, FILES_WALK_STOP) : 0;
+}
+
+int pool__ckpt_collect(const char *work_dir, const char *dest, uint64_t max_bytes, manifest_t *m, char *why,
+                       size_t whylen)
+{
+    why[0] = '\0';
+    files_rm_rf(dest);
+    char *src = xasprintf("%s/%s", work_dir, EXEC_CHECKPOINT_DIR);
+    int fd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(src);
+    if (fd < 0)
+        return -ENOENT;
+    int rc = files_mkdir_p(dest, 0755);
+    ckcollect_t k = {.dest = dest, .max = max_bytes};
+    if (!rc) {
+        int wrc = files_walk(fd, MANIFEST_MAX_PATH - sizeof(EXEC_CHECKPOINT_DIR), FILES_WALK_SKIP_ERRORS, ckpt_entry,
+                             NULL, &k);
+        rc = k.stop ? k.stop : 0;
+        if (!rc && wrc)
+            log_warn("collecting a checkpoint: %s (what could be read is kept)", strerror(-wrc));
+    }
+    close(fd);
+    if (rc == -EFBIG)
+        snprintf(why, whylen, "the checkpoint is over the job's disk of %llu bytes", (unsigned long long)max_bytes);
+    else if (rc)
+        snprintf(why, whylen, "collecting the checkpoint: %s", strerror(-rc));
+    else
+        rc = pool__hash_tree(NULL, dest, m, why, whylen);
+    if (!rc && m->n_files == 0)
+        rc = -ENOENT; /* nothing written there: no checkpoint */
+    if (rc)
+        files_rm_rf(dest);
+    return rc;
+}
+
+int pool__ckpt_fits(const manifest_t *m, uint64_t max_bytes, char *why, size_t whylen)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < m->n_files; i++) {
+        if (m->files[i].size > max_bytes - total) /* total <= max_bytes here: no wrap-around */
+            return snprintf(why, whylen, "the checkpoint is over the job's disk of %llu bytes",
+                            (unsigned long long)max_bytes), -EFBIG;
+        total += m->files[i].size;
+    }
+    if (m->n_files == 0)
+        return snprintf(why, whylen, "the checkpoint has no file"), -EINVAL;
+    return 0;
+}
+
+int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, char *why, size_t whylen)
+{
+    files_rm_rf(dir);
+    int rc = files_mkdir_p(dir, 0755);
+    for (size_t i = 0; !rc && i < m->n_dirs; i++) {
+        char *d = xasprintf("%s/%s", dir, m->dirs[i]);
+        rc = files_mkdir_p(d, 0755);
+        free(d);
+    }
+    char *buf = data ? NULL : xmalloc(m->block_size);
+    size_t off = 0;
+    for (size_t i = 0; !rc && i < m->n_files; i++) {
+        const manifest_file_t *f = &m->files[i];
+        char *p = xasprintf("%s/%s", dir, f->path);
+        FILE *out = fopen(p, "we");
+        if (!out) {
+            rc = -errno;
+            free(p);
+            break;
+        }
+        if (data) { /* inline: the bytes were checked against the manifest's hashes (bundle_parse) */
+            if (fwrite(data + off, 1, (size_t)f->size, out) != (size_t)f->size)
+                rc = -EIO;
+            off += (size_t)f->size;
+        }
+        for (size_t b = 0; !data && !rc && b < f->n_blocks; b++) {
+            ssize_t got = store_read(st, &f->blocks[b], buf, m->block_size, 0);
+            if (got < 0 || fwrite(buf, 1, (size_t)got, out) != (size_t)got)
+                rc = got < 0 ? (int)got : -EIO;
+        }
+        if (fclose(out) != 0 && !rc)
+            rc = -EIO;
+        if (!rc && (f->mode & 0111))
+            chmod(p, 0755);
+        free(p);
+    }
+    free(buf);
+    if (rc)
+        snprintf(why, whylen, "writing %s: %s", dir, strerror(-rc));
     return rc;
 }

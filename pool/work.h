@@ -52,4 +52,23 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen);
  */
 int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size_t whylen);
 
+/**
+ * The task's checkpoint (docs/job-format.md, "Checkpoints"): moves the files the task wrote under
+ * work_dir/checkpoint/ (not the unchanged inputs of a job that ships such a directory) into dest
+ * (emptied first) and hashes them into m (manifest_init'ed, name and created_ms set; no store: the
+ * files stay in dest and are served from there). Modes become 0644 or 0755. 0; -ENOENT if the
+ * task left no file there; -EFBIG if they total over max_bytes (the job's disk); -errno; with why
+ * filled for the last two. dest is removed on any error.
+ */
+int pool__ckpt_collect(const char *work_dir, const char *dest, uint64_t max_bytes, manifest_t *m, char *why,
+                       size_t whylen);
+/** Pure: whether a checkpoint manifest from another peer is one to take: at least one file, at most
+ *  max_bytes (the job's disk) in all. 0, -EINVAL or -EFBIG with why. */
+int pool__ckpt_fits(const manifest_t *m, uint64_t max_bytes, char *why, size_t whylen);
+/**
+ * Writes m's tree into dir (emptied first): each file from data (its files' bytes in manifest order,
+ * already checked against m) or, with data NULL, block by block from the store st (which must hold
+ * every block: verified when stored). An executable file becomes 0755. 0 or -errno with why.
+ */
+int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, char *why, size_t whylen);
 #endif

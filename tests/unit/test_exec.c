@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "core/files.h"
 #include "exec/exec.h"
 #include "exec/internal.h"
 
@@ -846,6 +847,66 @@ static void run_with_a_skeleton_from_the_spec(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+/* A checkpoint to resume from (spec.checkpoint_dir): its files, subdirectories too, are at
+ * /task/checkpoint/, the task's own to change; the peer's copy is left as it was; a job input of
+ * the same name is replaced by the checkpoint's file. */
+static void run_starts_with_its_checkpoint(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char ck[256], p[300];
+    snprintf(ck, sizeof(ck), "%s/ckpt", f->base);
+    assert_int_equal(mkdir(ck, 0755), 0);
+    snprintf(p, sizeof(p), "%s/step", ck);
+    write_file(p, "41\n");
+    snprintf(p, sizeof(p), "%s/deep", ck);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/deep/state.bin", ck);
+    write_file(p, "abc");
+    snprintf(p, sizeof(p), "%s/checkpoint", f->job_dir); /* the job ships a checkpoint/step of its own */
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/checkpoint/step", f->job_dir);
+    write_file(p, "0\n");
+    const exec_entry_t skel[] = {
+        {.path = "checkpoint", .mode = 0755, .dir = true},
+        {.path = "checkpoint/step", .size = 2, .mode = 0644},
+        {.path = "input.txt", .size = 11, .mode = 0644},
+    };
+    exec_spec_t s = spec_for(f, "set -e; cat checkpoint/step checkpoint/deep/state.bin; echo; "
+                                "echo 42 > checkpoint/step; echo more >> checkpoint/deep/state.bin; id -u");
+    s.skeleton = skel;
+    s.n_skeleton = 3;
+    s.checkpoint_dir = ck;
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_int_equal(rec.res.exit_code, 0);
+    char *out = slurp(f->out), expect[64];
+    snprintf(expect, sizeof(expect), "41\nabc\n%u\n", UID_BASE + s.slot);
+    assert_string_equal(out, expect);
+    free(out);
+    snprintf(p, sizeof(p), "%s/checkpoint/step", f->task_dir);
+    out = slurp(p);
+    assert_string_equal(out, "42\n");
+    free(out);
+    snprintf(p, sizeof(p), "%s/step", ck);
+    out = slurp(p);
+    assert_string_equal(out, "41\n");
+    free(out);
+    int dfd = open(f->task_dir, O_RDONLY | O_DIRECTORY);
+    assert_false(exec_is_unchanged_input(dfd, "checkpoint/step"));
+    close(dfd);
+    /* a checkpoint directory that is not there: the task is refused, not run without it */
+    snprintf(p, sizeof(p), "%s/nothing", f->base);
+    s.checkpoint_dir = p;
+    s.skeleton = NULL;
+    s.n_skeleton = 0;
+    files_rm_rf(f->task_dir);
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s, &rec2);
+    assert_true(rec2.res.refused);
+    assert_non_null(strstr(rec2.res.reason, "restoring the task's checkpoint"));
+}
+
 static void run_cannot_write_outside_task_and_tmp(void **state)
 {
     NEED_SANDBOX();
@@ -1590,6 +1651,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_cannot_write_outside_task_and_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(run_tmpfs_is_capped_by_the_disk_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(run_starts_in_the_jobs_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_starts_with_its_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(run_with_a_skeleton_from_the_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(run_has_no_network_unless_asked_and_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_network_when_not_allowed, setup, teardown),

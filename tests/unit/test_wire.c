@@ -76,6 +76,46 @@ static void lease_bad_entries_are_dropped(void **state)
     assert_int_equal(l.lease_ms, WIRE_LEASE_MS_DEFAULT);
 }
 
+static void lease_checkpoints_round_trip_and_bad_ones_are_dropped(void **state)
+{
+    (void)state;
+    const char *id = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    wire_lease_t l = {.tasks = {3, 0, 7}, .n = 3, .lease_ms = 30000}, back;
+    memcpy(l.ckpt[0], id, 65);
+    memcpy(l.ckpt[2], id, 65);
+    char buf[WIRE_MAX_BODY], why[128];
+    size_t dropped = 9;
+    int n = wire_lease_encode(&l, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, ",\"ckpt\":{\"3\":\"0011"));
+    assert_non_null(strstr(buf, "\",\"7\":\"0011"));
+    assert_int_equal(wire_lease_decode(buf, (size_t)n, 8, &back, &dropped, why, sizeof(why)), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(back.n, 3);
+    assert_string_equal(back.ckpt[0], id);
+    assert_string_equal(back.ckpt[1], "");
+    assert_string_equal(back.ckpt[2], id);
+    /* cut short anywhere in the ckpt part: -EMSGSIZE, never a truncated answer */
+    for (int cap = 1; cap <= n; cap++)
+        assert_int_equal(wire_lease_encode(&l, buf, (size_t)cap), -EMSGSIZE);
+    l.ckpt[1][0] = 'X'; /* not hex: refused */
+    assert_int_equal(wire_lease_encode(&l, buf, sizeof(buf)), -EINVAL);
+    /* a task not leased, a non-canonical index, an id that is not 64 lower-case hex digits: dropped */
+    char in[1024];
+    snprintf(in, sizeof(in), "{\"tasks\":[1,2],\"ckpt\":{\"5\":\"%s\",\"01\":\"%s\",\"2\":\"%.63s\","
+             "\"1\":7}}", id, id, id);
+    assert_int_equal(decode(in, 8, &back, &dropped, why), 0);
+    assert_int_equal(dropped, 4);
+    assert_string_equal(back.ckpt[0], "");
+    assert_string_equal(back.ckpt[1], "");
+    assert_int_equal(decode("{\"tasks\":[1],\"ckpt\":[1]}", 8, &back, &dropped, why), 0);
+    assert_int_equal(dropped, 1);
+    snprintf(in, sizeof(in), "{\"tasks\":[1,2],\"ckpt\":{\"2\":\"%s\"}}", id);
+    assert_int_equal(decode(in, 8, &back, &dropped, why), 0);
+    assert_int_equal(dropped, 0);
+    assert_string_equal(back.ckpt[1], id);
+}
+
 static void lease_bad_answers_are_refused(void **state)
 {
     (void)state;
@@ -832,6 +872,7 @@ int main(void)
         cmocka_unit_test(lease_round_trip),
         cmocka_unit_test(lease_bad_entries_are_dropped),
         cmocka_unit_test(lease_bad_answers_are_refused),
+        cmocka_unit_test(lease_checkpoints_round_trip_and_bad_ones_are_dropped),
         cmocka_unit_test(done_round_trip_and_refusals),
         cmocka_unit_test(jobs_round_trip),
         cmocka_unit_test(jobs_bad_sig_is_dropped),

@@ -1,16 +1,24 @@
 /*
  * test_work.c: the rules pool/work.c applies to results: a volunteer's result manifest is checked
- * against the job's outputs and disk before a block of it is fetched (pool__result_fits).
+ * against the job's outputs and disk before a block of it is fetched (pool__result_fits); and
+ * checkpoints (docs/job-format.md): what the collector moves out of /task/checkpoint/, the rules a
+ * checkpoint from another peer must meet, and that a checkpoint is never part of a result.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "core/files.h"
 #include "core/manifest.h"
 #include "pool/work.h"
 
@@ -90,6 +98,111 @@ static void files_the_job_does_not_ask_for_are_refused(void **state)
     assert_int_equal(pool__result_fits(&m, &d, why, sizeof(why)), -EINVAL);
 }
 
+static void checkpoint_files_are_never_outputs(void **state)
+{
+    jobdesc_t d = {.disk_bytes = 10 * MIB}; /* no outputs patterns: every other file is one */
+    const char *p[] = {"out.txt", "checkpoint/state"};
+    uint64_t s[] = {1, 1};
+    manifest_t m = result(2, p, s);
+    char why[160] = "";
+    assert_int_equal(pool__result_fits(&m, &d, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "checkpoint/state"));
+    const char *near[] = {"checkpoint", "checkpoints/x"}; /* only what is under checkpoint/ */
+    m = result(2, near, s);
+    assert_int_equal(pool__result_fits(&m, &d, why, sizeof(why)), 0);
+}
+
+static void a_checkpoint_from_a_peer_must_fit_the_disk_and_hold_a_file(void **state)
+{
+    const char *p[] = {"a", "b"};
+    uint64_t s[] = {6 * MIB, 4 * MIB};
+    manifest_t m = result(2, p, s);
+    char why[160] = "";
+    assert_int_equal(pool__ckpt_fits(&m, 10 * MIB, why, sizeof(why)), 0);
+    assert_int_equal(pool__ckpt_fits(&m, 10 * MIB - 1, why, sizeof(why)), -EFBIG);
+    assert_non_null(strstr(why, "disk"));
+    uint64_t huge[] = {1, UINT64_MAX};
+    m = result(2, p, huge);
+    assert_int_equal(pool__ckpt_fits(&m, 10 * MIB, why, sizeof(why)), -EFBIG);
+    m = result(0, p, s);
+    assert_int_equal(pool__ckpt_fits(&m, 10 * MIB, why, sizeof(why)), -EINVAL);
+}
+
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    char *slash = strrchr(p, '/');
+    *slash = '\0';
+    assert_int_equal(files_mkdir_p(p, 0755), 0);
+    *slash = '/';
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    return access(p, F_OK) == 0;
+}
+
+/* The collector moves the checkpoint out (and no other file), hashes it, and says when there is
+ * none or it is too big; pool__collect_results keeps checkpoint/ out of the result. */
+static void the_checkpoint_is_collected_apart_from_the_result(void **state)
+{
+    char base[] = "/tmp/test_work.XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char work[256], dest[256], tmp[256], fin[256], out[256], err[256];
+    snprintf(work, sizeof(work), "%s/work", base);
+    snprintf(dest, sizeof(dest), "%s/ckpt", base);
+    snprintf(tmp, sizeof(tmp), "%s/res.tmp", base);
+    snprintf(fin, sizeof(fin), "%s/res", base);
+    snprintf(out, sizeof(out), "%s/out", base);
+    snprintf(err, sizeof(err), "%s/err", base);
+    put(work, "result.txt", "42\n");
+    put(work, "checkpoint/state", "7 28\n");
+    put(work, "checkpoint/deep/more.bin", "xyz");
+    manifest_t m;
+    manifest_init(&m);
+    char why[200] = "";
+    assert_int_equal(pool__ckpt_collect(work, dest, 8, &m, why, sizeof(why)), 0);
+    assert_int_equal(m.n_files, 2);
+    assert_string_equal(m.files[0].path, "deep/more.bin");
+    assert_string_equal(m.files[1].path, "state");
+    assert_int_equal(m.files[1].size, 5);
+    assert_true(exists(dest, "state") && exists(dest, "deep/more.bin"));
+    assert_false(exists(work, "checkpoint/state"));
+    assert_true(exists(work, "result.txt"));
+    manifest_release(&m);
+    /* over the job's disk: none, and nothing left in dest */
+    put(work, "checkpoint/state", "123456789");
+    manifest_init(&m);
+    assert_int_equal(pool__ckpt_collect(work, dest, 8, &m, why, sizeof(why)), -EFBIG);
+    assert_non_null(strstr(why, "disk"));
+    assert_false(exists(dest, ""));
+    manifest_release(&m);
+    /* no file under checkpoint/ (an empty directory, or none at all): no checkpoint */
+    char p[300];
+    snprintf(p, sizeof(p), "%s/checkpoint/state", work);
+    unlink(p);
+    manifest_init(&m);
+    assert_int_equal(pool__ckpt_collect(work, dest, 8, &m, why, sizeof(why)), -ENOENT);
+    manifest_release(&m);
+    /* the result: result.txt, never the checkpoint */
+    put(work, "checkpoint/state", "1 1\n");
+    put(base, "out", "");
+    put(base, "err", "");
+    collect_spec_t c = {.work_dir = work, .out_path = out, .err_path = err, .tmp_dir = tmp, .final_dir = fin,
+                        .disk_bytes = MIB};
+    assert_int_equal(pool__collect_results(&c, why, sizeof(why)), 0);
+    assert_true(exists(fin, "result.txt") && exists(fin, "stdout") && exists(fin, "exit_code"));
+    assert_false(exists(fin, "checkpoint"));
+    files_rm_rf(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +210,9 @@ int main(void)
         cmocka_unit_test(outputs_over_the_disk_are_refused),
         cmocka_unit_test(stdout_stderr_and_exit_code_have_their_own_bounds),
         cmocka_unit_test(files_the_job_does_not_ask_for_are_refused),
+        cmocka_unit_test(checkpoint_files_are_never_outputs),
+        cmocka_unit_test(a_checkpoint_from_a_peer_must_fit_the_disk_and_hold_a_file),
+        cmocka_unit_test(the_checkpoint_is_collected_apart_from_the_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,427 @@
+/*
+ * ckpt.c: a task's checkpoint travels with it when it is given back (docs/job-format.md,
+ * "Checkpoints").
+ *
+ * A task stopped with notice because the volunteer's owner stayed (--when idle) leaves what it
+ * wrote under /task/checkpoint/. In the thread pool those files are moved out of its directory into
+ * DATA/ckpt/<job>.<task>.<n>/ and hashed into a checkpoint manifest (no copy into the store: its
+ * blocks are served from that directory, re-hashed before each is sent, like a result's); the
+ * manifest is served at /v1/ckpt/<job>/<task>. Then the task goes back: a remote one with
+ * /v1/release/<job>/<task>?ckpt=<id> to its submitter, a local one to the core's waiting tasks.
+ *
+ * The submitter, told of a checkpoint, fetches its manifest from that volunteer (the SHA-256 must
+ * be the id it was told; decoded and held against the job's disk in the thread pool), then every
+ * block of it (verified by the fetcher), writes the files into its own DATA/ckpt/ directory, and
+ * only then puts the task back to waiting: so the next run, anywhere, starts from it. Its lease
+ * answer names the checkpoint of each task it hands out (wire.h), and a volunteer given one fetches
+ * it from the submitter the same way before the task starts (without a slot of its own meanwhile:
+ * a checkpoint being fetched counts as a task running, for pool__room). A task starts with a copy
+ * of the checkpoint in /task/checkpoint/ (exec_spec_t.checkpoint_dir); it is never an output.
+ *
+ * Who may fetch one: of a job of another peer, only its submitter; of our own job, only the key
+ * that holds the task's lease. Jobs with replicas > 1 carry no checkpoint: one replica's state must
+ * not seed another's run, or a liar could steer the honest replicas that vote against it.
+ *
+ * A checkpoint is dropped when its task is decided (the submitter), ends here other than given back
+ * (a volunteer), or its job goes. DATA/ckpt/ is emptied at start: a task given back before a
+ * restart of its submitter starts again from the beginning.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/files.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "pool/internal.h"
+#include "pool/work.h"
+
+struct ckpt {
+    char job[HASH_HEX_LEN + 1];
+    uint32_t task;
+    char id[HASH_HEX_LEN + 1];
+    char *bytes; /* the canonical manifest */
+    size_t len;
+    manifest_t man;
+    char *dir; /* DATA/ckpt/<job>.<task>.<n>: its files */
+    uint64_t size;
+    struct ckpt *next;
+};
+
+static ckpt_t *find(pool_t *pool, const char *job, uint32_t task)
+{
+    for (ckpt_t *c = pool->ckpts; c; c = c->next)
+        if (c->task == task && !strcmp(c->job, job))
+            return c;
+    return NULL;
+}
+
+static void unlink_free(pool_t *pool, ckpt_t *c)
+{
+    for (ckpt_t **pp = &pool->ckpts; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    pool->ckpts_held--;
+    pool->ckpts_bytes -= c->size;
+    if (pool->serve)
+        serve_remove(pool->serve, c);
+    if (!pool->stopping)
+        pool__rm_later(pool, c->dir, NULL); /* when stopping, the next start empties DATA/ckpt */
+    else
+        free(c->dir);
+    manifest_release(&c->man);
+    free(c->bytes);
+    free(c);
+}
+
+void pool__ckpt_drop(pool_t *pool, const job_t *j, uint32_t task)
+{
+    for (ckpt_t *c = pool->ckpts, *next; c; c = next) {
+        next = c->next;
+        if (!strcmp(c->job, j->id) && (task == UINT32_MAX || c->task == task))
+            unlink_free(pool, c);
+    }
+}
+
+void pool__ckpt_free_all(pool_t *pool)
+{
+    while (pool->ckpts)
+        unlink_free(pool, pool->ckpts);
+}
+
+/* Takes man, bytes and dir as task's checkpoint of job (in place of any earlier one) and serves it. */
+static ckpt_t *install(pool_t *pool, const char *job, uint32_t task, manifest_t *man, char *bytes, size_t len,
+                       char *dir)
+{
+    ckpt_t *old = find(pool, job, task);
+    if (old)
+        unlink_free(pool, old);
+    ckpt_t *c = xcalloc(1, sizeof(*c));
+    memcpy(c->job, job, sizeof(c->job));
+    c->task = task;
+    hash_t id;
+    manifest_id(bytes, len, &id);
+    hash_to_hex(&id, c->id);
+    c->man = *man;
+    manifest_init(man);
+    c->bytes = bytes;
+    c->len = len;
+    c->dir = dir;
+    for (size_t i = 0; i < c->man.n_files; i++)
+        c->size += c->man.files[i].size;
+    c->next = pool->ckpts;
+    pool->ckpts = c;
+    pool->ckpts_held++;
+    pool->ckpts_bytes += c->size;
+    int rc = pool->serve ? serve_add_result(pool->serve, &c->man, c->dir, c) : 0;
+    if (rc)
+        log_warn("a checkpoint is not served: %s", strerror(-rc));
+    return c;
+}
+
+const char *pool__ckpt_dir(pool_t *pool, const job_t *j, uint32_t task)
+{
+    ckpt_t *c = find(pool, j->id, task);
+    return c ? c->dir : NULL;
+}
+
+const char *pool__ckpt_id(pool_t *pool, const job_t *j, uint32_t task)
+{
+    ckpt_t *c = find(pool, j->id, task);
+    return c ? c->id : NULL;
+}
+
+static char *new_dir(pool_t *pool, const job_t *j, uint32_t task)
+{
+    return xasprintf("%s/ckpt/%s.%u.%" PRIu64, pool->data_dir, j->id, task, ++pool->stage_seq);
+}
+
+/* ---- a task given back: its checkpoint collected, then the task released ---- */
+
+typedef struct cksave {
+    uv_work_t req;
+    pool_t *pool;
+    job_t *job;
+    uint32_t task;
+    bool remote;
+    char *work_dir, *scratch_dir, *out_path, *err_path, *dir;
+    manifest_t man;
+    char *bytes;
+    size_t len;
+    int rc;
+    char why[256];
+} cksave_t;
+
+static void save_work(uv_work_t *req)
+{
+    cksave_t *s = req->data;
+    s->rc = pool__ckpt_collect(s->work_dir, s->dir, s->job->man.desc.disk_bytes, &s->man, s->why, sizeof(s->why));
+    if (!s->rc && manifest_encode(&s->man, &s->bytes, &s->len) != 0) {
+        s->rc = -EINVAL;
+        snprintf(s->why, sizeof(s->why), "its manifest cannot be encoded");
+        files_rm_rf(s->dir);
+    }
+    files_rm_rf(s->work_dir);
+    files_rm_rf(s->scratch_dir);
+    unlink(s->out_path);
+    unlink(s->err_path);
+}
+
+static void give_back(pool_t *pool, job_t *j, uint32_t task, bool remote, const char *ckpt_id)
+{
+    if (pool->stopping || j->gone)
+        return;
+    if (remote)
+        pool->up.vol_release(pool, j, task, ckpt_id);
+    else
+        (void)coord_release(pool->coord, j->id, task, POOL_SELF); /* waits again, for a volunteer */
+}
+
+static void save_done(uv_work_t *req, int status)
+{
+    cksave_t *s = req->data;
+    pool_t *pool = s->pool;
+    job_t *j = s->job;
+    pool->pending_work--;
+    const char *id = NULL;
+    if (!s->rc && !status && !pool->stopping && !j->gone) {
+        ckpt_t *c = install(pool, j->id, s->task, &s->man, s->bytes, s->len, s->dir);
+        s->bytes = NULL;
+        s->dir = NULL;
+        id = c->id;
+        pool->ckpts_saved++;
+        log_info("job %s task %u: its checkpoint (%zu file%s, %" PRIu64 " bytes, %.16s...) goes with it", j->name,
+                 s->task, c->man.n_files, c->man.n_files == 1 ? "" : "s", c->size, c->id);
+    } else if (s->rc && s->rc != -ENOENT) {
+        log_warn("job %s task %u: no checkpoint goes with it: %s", j->name, s->task, s->why);
+    }
+    give_back(pool, j, s->task, s->remote, id);
+    manifest_release(&s->man);
+    free(s->bytes);
+    free(s->dir);
+    free(s->work_dir);
+    free(s->scratch_dir);
+    free(s->out_path);
+    free(s->err_path);
+    pool_job_unref(j);
+    free(s);
+}
+
+void pool__ckpt_given_back(pool_t *pool, running_t *r)
+{
+    job_t *j = r->job;
+    if (pool->stopping || j->gone || j->man.desc.replicas > 1) { /* no checkpoint: see the top */
+        if (!pool->stopping) {
+            pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
+            pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
+        }
+        give_back(pool, j, r->task, r->remote, NULL);
+        return;
+    }
+    cksave_t *s = xcalloc(1, sizeof(*s));
+    s->req.data = s;
+    s->pool = pool;
+    s->job = j;
+    s->task = r->task;
+    s->remote = r->remote;
+    s->work_dir = xstrdup(r->work_dir);
+    s->scratch_dir = xstrdup(r->scratch_dir);
+    s->out_path = xstrdup(r->out_path);
+    s->err_path = xstrdup(r->err_path);
+    s->dir = new_dir(pool, j, r->task);
+    manifest_init(&s->man);
+    s->man.name = xasprintf("checkpoint.%u", r->task);
+    s->man.created_ms = j->man.created_ms;
+    pool_job_ref(j);
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &s->req, save_work, save_done);
+}
+
+/* ---- a checkpoint fetched from another peer ---- */
+
+typedef struct ckfetch {
+    uv_work_t req;
+    pool_t *pool;
+    job_t *job;
+    uint32_t task;
+    char id[HASH_HEX_LEN + 1];
+    char *peer;
+    char *body; /* the manifest as fetched */
+    size_t len;
+    manifest_t man;
+    char *dir;
+    unsigned missing;
+    int status;
+    char why[256];
+    pool_ckpt_cb cb;
+    void *arg;
+} ckfetch_t;
+
+static void fetch_end(ckfetch_t *f, int status, const char *why)
+{
+    pool_t *pool = f->pool;
+    job_t *j = f->job;
+    if (status && !pool->stopping && !j->gone)
+        log_warn("job %s task %u: the checkpoint %.16s... from %s is not taken: %s", j->name, f->task, f->id, f->peer,
+                 why);
+    if (!status && (pool->stopping || j->gone))
+        status = -ECANCELED;
+    if (!status) {
+        install(pool, j->id, f->task, &f->man, f->body, f->len, f->dir);
+        f->body = NULL;
+        f->dir = NULL;
+        pool->ckpts_fetched++;
+        log_info("job %s task %u: took its checkpoint %.16s... from %s", j->name, f->task, f->id, f->peer);
+    }
+    if (f->dir)
+        pool__rm_later(pool, f->dir, NULL);
+    f->cb(pool, j, f->task, status, f->arg);
+    manifest_release(&f->man);
+    free(f->body);
+    free(f->peer);
+    pool_job_unref(j);
+    free(f);
+}
+
+static void write_work(uv_work_t *req)
+{
+    ckfetch_t *f = req->data;
+    f->status = pool__files_write(f->pool->store, &f->man, NULL, f->dir, f->why, sizeof(f->why));
+}
+
+static void write_done(uv_work_t *req, int status)
+{
+    ckfetch_t *f = req->data;
+    f->pool->pending_work--;
+    fetch_end(f, f->status ? f->status : status, f->why);
+}
+
+static void block_done(const hash_t *h, int status, void *arg)
+{
+    (void)h;
+    ckfetch_t *f = arg;
+    if (status && !f->status) {
+        f->status = status;
+        snprintf(f->why, sizeof(f->why), "fetching its blocks: %s", strerror(-status));
+    }
+    if (--f->missing > 0)
+        return;
+    if (f->status || f->pool->stopping || f->job->gone)
+        return fetch_end(f, f->status ? f->status : -ECANCELED, f->status ? f->why : "the job went");
+    f->dir = new_dir(f->pool, f->job, f->task);
+    f->pool->pending_work++;
+    uv_queue_work(f->pool->loop, &f->req, write_work, write_done);
+}
+
+/* Thread pool: the manifest is the one named, within every limit and the job's disk. */
+static void decode_work(uv_work_t *req)
+{
+    ckfetch_t *f = req->data;
+    hash_t want, got;
+    hash_from_hex(f->id, HASH_HEX_LEN, &want);
+    manifest_id(f->body, f->len, &got);
+    if (!hash_equal(&want, &got)) {
+        f->status = -EBADMSG;
+        snprintf(f->why, sizeof(f->why), "its manifest is not the checkpoint named");
+    } else if ((f->status = manifest_decode(&f->man, f->body, f->len, f->why, sizeof(f->why))) == 0) {
+        f->status = pool__ckpt_fits(&f->man, f->job->man.desc.disk_bytes, f->why, sizeof(f->why));
+    }
+}
+
+static void decode_done(uv_work_t *req, int status)
+{
+    ckfetch_t *f = req->data;
+    f->pool->pending_work--;
+    if (f->status || status || f->pool->stopping || f->job->gone)
+        return fetch_end(f, f->status ? f->status : -ECANCELED, f->status ? f->why : "the job went");
+    const char *peers[1] = {f->peer};
+    f->missing = 1;
+    for (size_t i = 0; i < f->man.n_files; i++) {
+        const manifest_file_t *mf = &f->man.files[i];
+        for (size_t b = 0; b < mf->n_blocks; b++) {
+            uint64_t off = (uint64_t)b * f->man.block_size;
+            uint32_t blen = (uint32_t)(mf->size - off < f->man.block_size ? mf->size - off : f->man.block_size);
+            f->missing++;
+            if (fetch_block(f->pool->fetch, &mf->blocks[b], blen, peers, 1, block_done, f) != 0) {
+                f->missing--;
+                if (!f->status) {
+                    f->status = -EIO;
+                    snprintf(f->why, sizeof(f->why), "the fetcher refused a block");
+                }
+            }
+        }
+    }
+    block_done(NULL, 0, f);
+}
+
+static void on_manifest(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    ckfetch_t *f = arg;
+    if (status || code != 200) {
+        char why[96];
+        snprintf(why, sizeof(why), "GET /v1/ckpt: %s %u", status ? strerror(-status) : "HTTP", code);
+        return fetch_end(f, status ? status : -EIO, why);
+    }
+    if (f->pool->stopping || f->job->gone)
+        return fetch_end(f, -ECANCELED, "the job went");
+    f->body = xmalloc(len ? len : 1); /* the fetcher's buffer is valid during this call only */
+    memcpy(f->body, body, len);
+    f->len = len;
+    f->pool->pending_work++;
+    uv_queue_work(f->pool->loop, &f->req, decode_work, decode_done);
+}
+
+int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *id, pool_ckpt_cb cb,
+                     void *arg)
+{
+    if (strlen(id) != HASH_HEX_LEN || j->man.desc.replicas > 1 || pool->stopping)
+        return -EINVAL;
+    ckpt_t *have = find(pool, j->id, task);
+    if (have && !strcmp(have->id, id)) { /* this peer's own (it gave the task back, and has it again) */
+        cb(pool, j, task, 0, arg);
+        return 0;
+    }
+    ckfetch_t *f = xcalloc(1, sizeof(*f));
+    f->req.data = f;
+    f->pool = pool;
+    f->job = j;
+    f->task = task;
+    memcpy(f->id, id, sizeof(f->id));
+    f->peer = xstrdup(peer);
+    f->cb = cb;
+    f->arg = arg;
+    manifest_init(&f->man);
+    pool_job_ref(j);
+    char target[160];
+    snprintf(target, sizeof(target), "/v1/ckpt/%s/%u", j->id, task);
+    int rc = pool__sget(pool, peer, target, FETCH_MAX_GET_BODY, on_manifest, f);
+    if (rc) {
+        pool_job_unref(j);
+        manifest_release(&f->man);
+        free(f->peer);
+        free(f);
+    }
+    return rc;
+}
+
+/* ---- GET /v1/ckpt/<job>/<task> ---- */
+
+void pool__ckpt_handle(pool_t *pool, httpd_req_t *r, const char *job_id, uint32_t task, const key_pub_t *caller)
+{
+    job_t *j = pool_job_by_id(pool, job_id);
+    char worker[KEY_PUB_HEX_LEN + 1];
+    key_pub_to_hex(caller, worker);
+    bool may = j && (j->remote ? j->signed_job && key_pub_equal(&j->submitter, caller)
+                               : coord_holds(pool->coord, j->id, task, worker) == 0);
+    if (!may)
+        return pool__api_error(r, 403, "a checkpoint goes only to its job's submitter or its task's lease holder");
+    ckpt_t *c = find(pool, j->id, task);
+    if (!c)
+        return pool__api_error(r, 404, "no checkpoint of that task here");
+    httpd_reply(r, 200, "application/json", c->bytes, c->len);
+}
