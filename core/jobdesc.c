@@ -40,16 +40,18 @@ enum jobdesc_key {
     KEY_OS,
     KEY_ARCH,
     KEY_NETWORK,
+    KEY_GRACE,
     KEY_COUNT
 };
 
 static const char *const key_names[KEY_COUNT] = {
     "command", "tasks", "outputs", "timeout", "memory", "disk",
-    "processes", "replicas", "quorum", "max-replicas", "os", "arch", "network",
+    "processes", "replicas", "quorum", "max-replicas", "os", "arch", "network", "grace",
 };
 
 #define KNOWN_KEYS                                                                                             \
-    "command, tasks, outputs, timeout, memory, disk, processes, replicas, quorum, max-replicas, os, arch, network"
+    "command, tasks, outputs, timeout, memory, disk, processes, replicas, quorum, max-replicas, os, arch, network, " \
+    "grace"
 #define DEFAULT_TIMEOUT_MS (3600ull * 1000)
 #define DEFAULT_BYTES (1024ull * 1024 * 1024)
 #define DEFAULT_PROCESSES 64
@@ -330,6 +332,10 @@ int jobdesc_check(const jobdesc_t *d, char *why, size_t whylen)
         why_printf(why, whylen, "timeout must be 1ms..7d (got %llu ms)", (unsigned long long)d->timeout_ms);
         return -EINVAL;
     }
+    if (d->grace_ms > JOBDESC_MAX_GRACE_MS) {
+        why_printf(why, whylen, "grace must be at most 1h (got %llu ms)", (unsigned long long)d->grace_ms);
+        return -EINVAL;
+    }
     if (d->memory_bytes < JOBDESC_MIN_BYTES || d->memory_bytes > (uint64_t)INT64_MAX) {
         why_printf(why, whylen, "memory must be at least 1M (got %llu bytes)", (unsigned long long)d->memory_bytes);
         return -EINVAL;
@@ -570,6 +576,19 @@ static int set_value(jobdesc_t *d, enum jobdesc_key key, const char *v, char *er
             free(d->arch);
             d->arch = xstrdup(v);
         }
+        return 0;
+
+    case KEY_GRACE:
+        rc = jobdesc_parse_duration(v, &n);
+        if (rc == -EINVAL) {
+            snprintf(err, errlen, "'%s' is not a duration (examples: 10, 30s, 5m)", quote(v, strlen(v), q));
+            return -EINVAL;
+        }
+        if (rc == -ERANGE || n < 1000 || n > JOBDESC_MAX_GRACE_MS) {
+            snprintf(err, errlen, "must be between 1s and 1h (got %s)", quote(v, strlen(v), q));
+            return -EINVAL;
+        }
+        d->grace_ms = n;
         return 0;
 
     case KEY_NETWORK:

@@ -18,6 +18,8 @@
  *               most while its reports disagree; then it fails ("no quorum")
  *   os        = e.g. linux (default: any)       arch = e.g. x86_64 (default: any)
  *   network   = yes | no (default no)
+ *   grace     = duration, 1s..1h (default 5s): from SIGTERM to SIGKILL when a task is stopped with
+ *               notice (its time-out, a volunteer's owner returning: docs/job-format.md)
  */
 #ifndef PREON_CORE_JOBDESC_H
 #define PREON_CORE_JOBDESC_H
@@ -46,6 +48,9 @@
 #ifndef JOBDESC_MAX_PROCESSES
 #define JOBDESC_MAX_PROCESSES 4096
 #endif
+#ifndef JOBDESC_MAX_GRACE_MS
+#define JOBDESC_MAX_GRACE_MS (3600ull * 1000) /* 1h */
+#endif
 #ifndef JOBDESC_MAX_TIMEOUT_MS
 #define JOBDESC_MAX_TIMEOUT_MS (7ull * 24 * 3600 * 1000) /* 7d */
 #endif
@@ -71,6 +76,7 @@ typedef struct jobdesc {
     char *os;   /**< NULL = any */
     char *arch; /**< NULL = any */
     bool network;
+    uint64_t grace_ms; /**< 0: the executor's default (5 s) */
 } jobdesc_t;
 
 /** Fills the defaults. Pair with jobdesc_release. */

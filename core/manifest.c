@@ -335,6 +335,8 @@ static json_t *encode_job(const jobdesc_t *d)
         put(job, "quorum", json_integer(d->quorum));
     if (d->max_replicas)
         put(job, "max_replicas", json_integer(d->max_replicas));
+    if (d->grace_ms)
+        put(job, "grace_ms", json_integer((json_int_t)d->grace_ms));
     if (d->adaptive)
         put(job, "adaptive", json_true());
     if (d->os)
@@ -498,7 +500,7 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
         {"command", false}, {"tasks", false},    {"outputs", false},  {"timeout_ms", false},
         {"memory", false},  {"disk", false},     {"processes", false}, {"replicas", false},
         {"quorum", true},   {"max_replicas", true}, {"adaptive", true},
-        {"os", true},       {"arch", true},      {"network", false},
+        {"os", true},       {"arch", true},      {"network", false}, {"grace_ms", true},
     };
     int rc = check_keys(job, "job", fields, sizeof(fields) / sizeof(fields[0]), why, whylen);
     if (rc)
@@ -528,6 +530,15 @@ static int decode_job(jobdesc_t *d, json_t *job, char *why, size_t whylen)
         if ((rc = get_uint(job, "max_replicas", JOBDESC_MAX_MAX_REPLICAS, &v, "job", why, whylen)))
             return rc;
         d->max_replicas = (uint32_t)v;
+    }
+    if (json_object_get(job, "grace_ms")) {
+        if ((rc = get_uint(job, "grace_ms", JOBDESC_MAX_GRACE_MS, &d->grace_ms, "job", why, whylen)))
+            return rc;
+        if (d->grace_ms < 1000) { /* left out when not set: the one canonical form */
+            why_printf(why, whylen, "job.grace_ms must be 1000..%llu (got %llu)",
+                       (unsigned long long)JOBDESC_MAX_GRACE_MS, (unsigned long long)d->grace_ms);
+            return -EINVAL;
+        }
     }
     json_t *ad = json_object_get(job, "adaptive");
     if (ad && !json_is_true(ad)) { /* left out when false: the one canonical form */

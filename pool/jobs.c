@@ -957,7 +957,7 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
                         .job_name = j->name, .task_index = task, .task_count = j->man.desc.tasks,
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
                         .disk_bytes = j->man.desc.disk_bytes, .processes = j->man.desc.processes,
-                        .network = j->man.desc.network, .slot = slot};
+                        .network = j->man.desc.network, .grace_ms = j->man.desc.grace_ms, .slot = slot};
     spec.checkpoint_dir = pool->up.ckpt_dir(pool, j, task); /* one it was given back with (ckpt.c) */
     if (spec.checkpoint_dir) {
         pool->ckpts_restored++;

@@ -39,6 +39,25 @@ t_a_timed_out_task_gets_sigterm_and_a_grace_first() {
     assert_file_eq "$m/results/saver/0/saved.txt" saved
 }
 
+t_the_grace_key_sets_the_notice() {
+    # `grace` (docs/job-format.md): 1 s cuts a handler that needs 3 s short; 8 s lets one that
+    # needs 6 s (past the default 5 s) finish.
+    start_peer A
+    local m st
+    m=$(mnt A)
+    publish_job "$m" short 'trap "echo first > first.txt; sleep 3; echo late > late.txt; exit 3" TERM; sleep 30 & wait' \
+        "timeout = 1s" "grace = 1s"
+    publish_job "$m" long 'trap "sleep 6; echo saved > saved.txt; exit 3" TERM; sleep 30 & wait' \
+        "timeout = 1s" "grace = 8s"
+    st=$(wait_job "$m" short 25)
+    assert_eq failed "$(field state <<<"$st")" "state of short"
+    assert_file_eq "$m/results/short/0/first.txt" first
+    [ ! -e "$m/results/short/0/late.txt" ] || fail "the task ran past its 1 s grace"
+    st=$(wait_job "$m" long 30)
+    assert_eq failed "$(field state <<<"$st")" "state of long"
+    assert_file_eq "$m/results/long/0/saved.txt" saved
+}
+
 t_memory_limit_stops_a_hog() {
     start_peer A
     local m hog roomy st body

@@ -202,7 +202,7 @@ static void jobdesc_parse_rejects_bad_lines(void **state)
     expect_reject("tasks = 2\njust some words\n", "line 2: expected 'key = value'", "just some words");
     expect_reject("= 5\n", "line 1: empty key", NULL);
     expect_reject("  \t= 5\n", "line 1: empty key", NULL);
-    expect_reject("# comment\ntasks = 2\ntaks = 3\n", "line 3: unknown key 'taks' (known: command, tasks,", "network)");
+    expect_reject("# comment\ntasks = 2\ntaks = 3\n", "line 3: unknown key 'taks' (known: command, tasks,", "network, grace)");
     expect_reject("Tasks = 3\n", "unknown key 'Tasks'", NULL);
     expect_reject("tasks = 2\n\ntasks = 3\n", "line 3: duplicate key 'tasks' (first set on line 1)", NULL);
     expect_reject("command = caf\xc3\n", "line 1: not valid UTF-8", NULL);
@@ -258,6 +258,19 @@ static void jobdesc_parse_rejects_out_of_range(void **state)
 {
     (void)state;
     expect_reject("tasks = 0\n", "line 1: tasks: must be 1..100000 (got 0)", NULL);
+    expect_reject("grace = 0\n", "line 1: grace: must be between 1s and 1h (got 0)", NULL);
+    expect_reject("grace = 61m\n", "grace: must be between 1s and 1h (got 61m)", NULL);
+    expect_reject("grace = soon\n", "grace: 'soon' is not a duration", NULL);
+    {
+        jobdesc_t d;
+        jobdesc_init(&d);
+        assert_int_equal(d.grace_ms, 0); /* the executor's default */
+        assert_int_equal(parse(&d, "grace = 30s\n"), 0);
+        assert_int_equal(d.grace_ms, 30000);
+        assert_int_equal(parse(&d, "grace = 1h\n"), 0);
+        assert_int_equal(d.grace_ms, JOBDESC_MAX_GRACE_MS);
+        jobdesc_release(&d);
+    }
     expect_reject("tasks = 100001\n", "tasks: must be 1..100000 (got 100001)", NULL);
     expect_accept("tasks = 100000\n");
     expect_reject("replicas = 0\n", "replicas: must be 1..16 (got 0)", NULL);
@@ -464,6 +477,7 @@ static void jobdesc_check_rejects_each_field(void **state)
     CHECK_BAD(d.processes = 0, "processes must be");
     CHECK_BAD(d.timeout_ms = 0, "timeout must be");
     CHECK_BAD(d.timeout_ms = JOBDESC_MAX_TIMEOUT_MS + 1, "timeout must be");
+    CHECK_BAD(d.grace_ms = JOBDESC_MAX_GRACE_MS + 1, "grace must be at most 1h");
     CHECK_BAD(d.memory_bytes = MIB - 1, "memory must be");
     CHECK_BAD(d.memory_bytes = (uint64_t)INT64_MAX + 1, "memory must be");
     CHECK_BAD(d.disk_bytes = 0, "disk must be");

@@ -198,6 +198,7 @@ static void manifest_round_trip(void **state)
     m.desc.replicas = 16;
     m.desc.quorum = 9;
     m.desc.max_replicas = 20;
+    m.desc.grace_ms = 30000;
 
     add_dir(&m, "data/deep");
     add_dir(&m, "empty dir");
@@ -232,6 +233,8 @@ static void manifest_round_trip(void **state)
     assert_int_equal(d.desc.replicas, 16);
     assert_int_equal(d.desc.quorum, 9);
     assert_int_equal(d.desc.max_replicas, 20);
+    assert_int_equal(d.desc.grace_ms, 30000);
+    assert_non_null(strstr(out, "\"grace_ms\":30000"));
     assert_false(d.desc.adaptive);
     assert_string_equal(d.desc.os, "linux");
     assert_string_equal(d.desc.arch, "x86_64");
@@ -425,6 +428,9 @@ static void manifest_decode_rejects_wrong_types_and_ranges(void **state)
                        "adaptive replication runs 2 replicas (got 1)");
     expect_reject_edit("\"network\":false", "\"network\":false,\"quorum\":2", "quorum must be 1..replicas");
     expect_reject_edit("\"tasks\":4", "\"tasks\":100001", "job.tasks: 100001 out of range");
+    expect_reject_edit("\"network\":false", "\"grace_ms\":999,\"network\":false", "job.grace_ms must be 1000..");
+    expect_reject_edit("\"network\":false", "\"grace_ms\":0,\"network\":false", "job.grace_ms must be 1000..");
+    expect_reject_edit("\"network\":false", "\"grace_ms\":3600001,\"network\":false", "job.grace_ms: 3600001 out of range");
     expect_reject_edit("\"replicas\":1", "\"replicas\":17", "job.replicas: 17 out of range");
     expect_reject_edit("\"timeout_ms\":3600000", "\"timeout_ms\":0", "job: timeout must be");
     expect_reject_edit("\"memory\":1073741824", "\"memory\":1000", "job: memory must be at least 1M");
