@@ -88,6 +88,8 @@ struct exec_task {
     bool suspended;       /* exec_task_suspend: frozen (if it had started); its time-out paused */
     bool frozen;          /* the freezer holds it now (the last freezer write was FROZEN) */
     bool terming;         /* SIGTERM sent; SIGKILL when the grace is over (term_sandbox) */
+    bool term_busy;       /* the SIGTERMs are being sent, in the thread pool */
+    bool finish_after_term; /* the task ended meanwhile: finish once they are */
     uint64_t grace_ms;
     uint64_t deadline_ns; /* when the time-out fires (uv_hrtime), while it runs */
     uint64_t left_ns;     /* suspended: what was left of the time-out */
@@ -309,6 +311,10 @@ static void cg_end_done(uv_work_t *w, int status)
 /* Every end of a task comes here: its cgroup is read and removed in the thread pool first. */
 static void finish(exec_task_t *t)
 {
+    if (t->term_busy) { /* term_work still reads the task: finish when it is back */
+        t->finish_after_term = true;
+        return;
+    }
     if (t->oom_inited)
         uv_poll_stop(&t->oom); /* the cgroup's removal signals the eventfd too */
     if (!t->cg_made || uv_queue_work(t->e->loop, &t->work, cg_end_work, cg_end_done) != 0) {
@@ -938,12 +944,54 @@ static bool is_wrapper(const exec_task_t *t, pid_t pid, pid_t init)
            !memcmp(buf + sizeof(pre) - 1, cmd, cl + 1);
 }
 
+/* term_sandbox's work: which processes get SIGTERM, and the signals. */
+typedef struct term {
+    uv_work_t req;
+    exec_task_t *t;
+    pid_t init;
+    int sent;
+} term_t;
+
+/* Thread pool: reads only what never changes while the task runs (its cgroup's name, its argv,
+ * its pids). /proc/<pid>/stat of a task's process can block (it waits for a lock that process may
+ * hold while it waits on our own mount), so this never runs on the loop. */
+static void term_work(uv_work_t *req)
+{
+    term_t *w = req->data;
+    exec_task_t *t = w->t;
+    pid_t pids[4096];
+    int np = exec__cg_task_pids(&t->e->cg, t->cg_name, pids, 4096);
+    for (int i = 0; i < np; i++)
+        if (pids[i] != t->pid && pids[i] != w->init && !is_wrapper(t, pids[i], w->init) && kill(pids[i], SIGTERM) == 0)
+            w->sent++;
+}
+
+static void term_done(uv_work_t *req, int status)
+{
+    term_t *w = req->data;
+    exec_task_t *t = w->t;
+    int sent = status ? 0 : w->sent;
+    free(w);
+    t->term_busy = false;
+    if (t->finish_after_term) {
+        t->finish_after_term = false;
+        finish(t);
+        return;
+    }
+    if (t->stage != S_RUNNING || t->killed)
+        return;
+    if (sent <= 0)
+        kill_sandbox(t);
+    else
+        uv_timer_start(&t->timer, on_grace_over, t->grace_ms, 0);
+}
+
 /*
  * A stop with notice (docs/job-format.md, "Stopping with notice"): SIGTERM to every process of the task but
  * bwrap's own two (its monitor and the sandbox's pid 1, which would take the whole sandbox down at
  * once), so that it can save its work; kill_sandbox once grace_ms pass, if it has not exited by
- * then. With nothing to signal, or no grace, it is killed at once. The cgroupfs and /proc reads are
- * on the loop, as the freezer's writes: once per stopped task, small, never disk.
+ * then. With nothing to signal, or no grace, it is killed at once. Which processes, and the
+ * signals, in the thread pool (term_work).
  */
 static void term_sandbox(exec_task_t *t)
 {
@@ -951,17 +999,22 @@ static void term_sandbox(exec_task_t *t)
         return;
     if (t->suspended)
         exec_task_resume(t); /* a frozen process takes no signal */
-    pid_t init = status_child_pid(t), pids[4096];
-    int np = t->grace_ms && init > 0 ? exec__cg_task_pids(&t->e->cg, t->cg_name, pids, 4096) : 0, n = 0;
-    for (int i = 0; i < np; i++)
-        if (pids[i] != t->pid && pids[i] != init && !is_wrapper(t, pids[i], init) && kill(pids[i], SIGTERM) == 0)
-            n++;
-    if (n <= 0) {
+    pid_t init = status_child_pid(t);
+    if (!t->grace_ms || init <= 0) {
         kill_sandbox(t);
         return;
     }
     t->terming = true;
-    uv_timer_start(&t->timer, on_grace_over, t->grace_ms, 0);
+    term_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->t = t;
+    w->init = init;
+    t->term_busy = true;
+    if (uv_queue_work(t->e->loop, &w->req, term_work, term_done) != 0) {
+        t->term_busy = false;
+        free(w);
+        kill_sandbox(t);
+    }
 }
 
 static void on_timeout(uv_timer_t *timer)

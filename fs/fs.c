@@ -261,8 +261,26 @@ static void pool_stopped(void *arg)
 }
 
 static void stop_when_quiet(fs_t *fs);
+static void stop_now(fs_t *fs);
 
+static void drained(void *arg) { stop_now(arg); }
+
+/* A stop gives the tasks notice first, while the mount still serves their reads: pool_drain; a
+ * second stop (another signal, the session gone) cuts that short. */
 void fs_stop(fs_t *fs)
+{
+    if (fs->stopping)
+        return;
+    if (fs->draining || !fs->mounted || !fs->pool) {
+        if (fs->draining)
+            return pool_drain(fs->pool, NULL, NULL); /* fires drained */
+        return stop_now(fs);
+    }
+    fs->draining = true;
+    pool_drain(fs->pool, drained, fs);
+}
+
+static void stop_now(fs_t *fs)
 {
     if (fs->stopping)
         return;

@@ -99,6 +99,7 @@ struct fs {
     uv_poll_t *poll;
     struct fuse_buf buf;
     bool mounted, stopping;
+    bool draining; /* fs_stop: the pool gives its tasks notice first (pool_drain) */
     void (*on_exit)(void *, int);
     void *exit_arg;
     node_t **nodes; /**< by inode number; NULL where freed */

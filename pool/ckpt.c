@@ -23,14 +23,19 @@
  * not seed another's run, or a liar could steer the honest replicas that vote against it.
  *
  * A checkpoint is dropped when its task is decided (the submitter), ends here other than given back
- * (a volunteer), or its job goes. DATA/ckpt/ is emptied at start: a task given back before a
- * restart of its submitter starts again from the beginning.
+ * (a volunteer), or its job goes. Each sits in DATA/ckpt/ as its files and its manifest beside
+ * them (<dir>.json, written durably once the files are): at start, pool__ckpt_load takes back
+ * those of our own jobs' undecided tasks, so a task given back when this peer stopped (pool_drain:
+ * the same give-back, for every task) starts from it after the restart; the rest are removed.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/files.h"
@@ -70,8 +75,8 @@ static void unlink_free(pool_t *pool, ckpt_t *c)
     pool->ckpts_bytes -= c->size;
     if (pool->serve)
         serve_remove(pool->serve, c);
-    if (!pool->stopping)
-        pool__rm_later(pool, c->dir, NULL); /* when stopping, the next start empties DATA/ckpt */
+    if (!pool->stopping) /* when stopping, they stay: the next start takes them again, or removes them */
+        pool__rm_later(pool, xasprintf("%s.json", c->dir), c->dir);
     else
         free(c->dir);
     manifest_release(&c->man);
@@ -138,7 +143,28 @@ const char *pool__ckpt_id(pool_t *pool, const job_t *j, uint32_t task)
 
 static char *new_dir(pool_t *pool, const job_t *j, uint32_t task)
 {
-    return xasprintf("%s/ckpt/%s.%u.%" PRIu64, pool->data_dir, j->id, task, ++pool->stage_seq);
+    /* n: this start's sequence after the start time, so a later one sorts after any earlier one */
+    return xasprintf("%s/ckpt/%s.%u.%" PRIu64 "%06" PRIu64, pool->data_dir, j->id, task, pool__epoch_ms(pool),
+                     ++pool->stage_seq % 1000000);
+}
+
+/* Thread pool: dir's manifest beside it (dir.json), durable, once the files are: what a restart
+ * takes the checkpoint back from. */
+static int write_manifest(const char *dir, const char *bytes, size_t len)
+{
+    char *tmp = xasprintf("%s.json.tmp", dir), *fin = xasprintf("%s.json", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644), rc = 0;
+    if (fd < 0 || write(fd, bytes, len) != (ssize_t)len || fsync(fd) != 0)
+        rc = errno ? -errno : -EIO;
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = -EIO;
+    if (!rc && rename(tmp, fin) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    free(fin);
+    return rc;
 }
 
 /* ---- a task given back: its checkpoint collected, then the task released ---- */
@@ -164,6 +190,10 @@ static void save_work(uv_work_t *req)
     if (!s->rc && manifest_encode(&s->man, &s->bytes, &s->len) != 0) {
         s->rc = -EINVAL;
         snprintf(s->why, sizeof(s->why), "its manifest cannot be encoded");
+        files_rm_rf(s->dir);
+    }
+    if (!s->rc && (s->rc = write_manifest(s->dir, s->bytes, s->len)) != 0) {
+        snprintf(s->why, sizeof(s->why), "writing its manifest: %s", strerror(-s->rc));
         files_rm_rf(s->dir);
     }
     files_rm_rf(s->work_dir);
@@ -210,6 +240,8 @@ static void save_done(uv_work_t *req, int status)
     free(s->err_path);
     pool_job_unref(j);
     free(s);
+    pool->ckpt_saving--;
+    pool__drain_check(pool);
 }
 
 void pool__ckpt_given_back(pool_t *pool, running_t *r)
@@ -238,6 +270,7 @@ void pool__ckpt_given_back(pool_t *pool, running_t *r)
     s->man.name = xasprintf("checkpoint.%u", r->task);
     s->man.created_ms = j->man.created_ms;
     pool_job_ref(j);
+    pool->ckpt_saving++;
     pool->pending_work++;
     uv_queue_work(pool->loop, &s->req, save_work, save_done);
 }
@@ -279,7 +312,7 @@ static void fetch_end(ckfetch_t *f, int status, const char *why)
         log_info("job %s task %u: took its checkpoint %.16s... from %s", j->name, f->task, f->id, f->peer);
     }
     if (f->dir)
-        pool__rm_later(pool, f->dir, NULL);
+        pool__rm_later(pool, xasprintf("%s.json", f->dir), f->dir);
     f->cb(pool, j, f->task, status, f->arg);
     manifest_release(&f->man);
     free(f->body);
@@ -292,6 +325,8 @@ static void write_work(uv_work_t *req)
 {
     ckfetch_t *f = req->data;
     f->status = pool__files_write(f->pool->store, &f->man, NULL, f->dir, f->why, sizeof(f->why));
+    if (!f->status && (f->status = write_manifest(f->dir, f->body, f->len)) != 0)
+        snprintf(f->why, sizeof(f->why), "writing its manifest: %s", strerror(-f->status));
 }
 
 static void write_done(uv_work_t *req, int status)
@@ -376,17 +411,38 @@ static void on_manifest(int status, unsigned code, const char *body, size_t len,
     uv_queue_work(f->pool->loop, &f->req, decode_work, decode_done);
 }
 
+static void nothing_work(uv_work_t *req) { (void)req; }
+
+static void held_done(uv_work_t *req, int status)
+{
+    ckfetch_t *f = req->data;
+    f->pool->pending_work--;
+    (void)status;
+    f->cb(f->pool, f->job, f->task, f->pool->stopping || f->job->gone ? -ECANCELED : 0, f->arg);
+    free(f->peer);
+    pool_job_unref(f->job);
+    free(f);
+}
+
 int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *id, pool_ckpt_cb cb,
                      void *arg)
 {
     if (strlen(id) != HASH_HEX_LEN || j->man.desc.replicas > 1 || pool->stopping)
         return -EINVAL;
     ckpt_t *have = find(pool, j->id, task);
+    ckfetch_t *f = xcalloc(1, sizeof(*f));
     if (have && !strcmp(have->id, id)) { /* this peer's own (it gave the task back, and has it again) */
-        cb(pool, j, task, 0, arg);
+        f->req.data = f;
+        f->pool = pool;
+        f->job = j;
+        f->task = task;
+        f->cb = cb;
+        f->arg = arg;
+        pool_job_ref(j);
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &f->req, nothing_work, held_done); /* cb never fires from inside the call */
         return 0;
     }
-    ckfetch_t *f = xcalloc(1, sizeof(*f));
     f->req.data = f;
     f->pool = pool;
     f->job = j;
@@ -407,6 +463,76 @@ int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, co
         free(f);
     }
     return rc;
+}
+
+/* ---- after a restart ---- */
+
+/* One DATA/ckpt/<job>.<task>.<n>.json: taken back if its job is ours and the task is not decided,
+ * in place of one with a smaller n. False: it goes. */
+static bool load_one(pool_t *pool, const char *name)
+{
+    char id[HASH_HEX_LEN + 1], tail[8];
+    unsigned task = 0;
+    unsigned long long n = 0;
+    int used = 0;
+    if (sscanf(name, "%64[0-9a-f].%u.%llu%n", id, &task, &n, &used) != 3 || strlen(id) != HASH_HEX_LEN ||
+        sscanf(name + used, "%7s", tail) != 1 || strcmp(tail, ".json") != 0)
+        return false;
+    job_t *j = pool_job_by_id(pool, id);
+    task_state_t st;
+    if (!j || j->remote || j->gone || task >= j->man.desc.tasks || j->man.desc.replicas > 1 ||
+        coord_task(pool->coord, j->id, task, &st, NULL) != 0 || (st != TASK_WAITING && st != TASK_RUNNING))
+        return false;
+    char *json = xasprintf("%s/ckpt/%s", pool->data_dir, name);
+    char *dir = xstrndup(json, strlen(json) - 5);
+    char *bytes = NULL, why[200];
+    size_t len = 0;
+    manifest_t m;
+    manifest_init(&m);
+    struct stat sb;
+    bool ok = files_read_small(json, FETCH_MAX_GET_BODY, &bytes, &len) == 0 &&
+              manifest_decode(&m, bytes, len, why, sizeof(why)) == 0 && lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    ckpt_t *old = find(pool, j->id, task);
+    if (ok && old && strcmp(old->dir, dir) > 0)
+        ok = false; /* a later one of the same task is held */
+    if (ok) {
+        install(pool, j->id, task, &m, bytes, len, dir);
+        log_info("job %s task %u: its checkpoint is kept from before the restart", j->name, task);
+    } else {
+        free(bytes);
+        free(dir);
+    }
+    manifest_release(&m);
+    free(json);
+    return ok;
+}
+
+void pool__ckpt_load(pool_t *pool)
+{
+    char *root = xasprintf("%s/ckpt", pool->data_dir);
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && strlen(e->d_name) > 5 && !strcmp(e->d_name + strlen(e->d_name) - 5, ".json"))
+            load_one(pool, e->d_name);
+    if (d)
+        rewinddir(d);
+    while (d && (e = readdir(d)) != NULL) { /* what is not held goes */
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *p = xasprintf("%s/%s", root, e->d_name);
+        size_t pl = strlen(p);
+        bool held = false;
+        for (ckpt_t *c = pool->ckpts; c && !held; c = c->next)
+            held = !strcmp(c->dir, p) || (pl == strlen(c->dir) + 5 && !strncmp(p, c->dir, pl - 5) &&
+                                          !strcmp(p + pl - 5, ".json"));
+        if (!held)
+            files_rm_rf(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(root);
 }
 
 /* ---- GET /v1/ckpt/<job>/<task> ---- */

@@ -41,6 +41,8 @@ typedef pool_res_t taskres_t;
 #define POOL_CACHE_GRACE_MS 5000       /* a block used this recently is never evicted (cache.c) */
 #define POOL_CACHE_LOW_PCT 90          /* an eviction goes down to this share of the quota */
 #define POOL_CACHE_MIN (256ull << 20)  /* the default quota's floor: 10% of the data filesystem, at least this */
+#define POOL_DRAIN_EXTRA_MS 10000        /* pool_drain waits the longest grace and this for the releases */
+#define POOL_DRAIN_MAX_MS 60000          /* ... and never longer than this */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 
 #define POOL_MAX_POOL_PEERS 1024
@@ -148,6 +150,12 @@ struct pool {
     ckpt_t *ckpts;            /**< checkpoints held here, by (job, task) (ckpt.c) */
     unsigned ckpt_pending;    /**< volunteer: leased tasks whose checkpoint is being fetched (count as running) */
     uint64_t ckpts_saved, ckpts_fetched, ckpts_restored; /**< given back with one, taken from a peer, started from one */
+    bool draining;            /**< pool_drain: no task starts; done fires once the tasks are given back */
+    void (*drained)(void *);
+    void *drained_arg;
+    uv_timer_t *drain_timer;
+    unsigned ckpt_saving;     /**< checkpoints of tasks given back being collected (ckpt.c) */
+    unsigned reports_pending; /**< volunteer: releases and done reports not answered yet (volunteer.c) */
     unsigned ckpts_held;      /**< checkpoints held here now, and their bytes */
     uint64_t ckpts_bytes;
     unsigned pending_work; /**< thread-pool items in flight */
@@ -218,6 +226,9 @@ const char *pool__ckpt_id(pool_t *p, const job_t *j, uint32_t task);
 /** Forgets task's checkpoint (UINT32_MAX: every task's of j), its files removed in the thread pool. */
 void pool__ckpt_drop(pool_t *p, const job_t *j, uint32_t task);
 void pool__ckpt_free_all(pool_t *p);
+/** Start-up (blocking: small reads): takes back the checkpoints in DATA/ckpt/ of our own jobs'
+ *  undecided tasks, after pool__jobs_restore; removes the rest. */
+void pool__ckpt_load(pool_t *p);
 /** status: 0 (the checkpoint is held here now: pool__ckpt_dir) or -errno (logged). */
 typedef void (*pool_ckpt_cb)(pool_t *p, job_t *j, uint32_t task, int status, void *arg);
 /**
@@ -238,6 +249,9 @@ void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 /** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
 void pool__rm_later(pool_t *p, char *a, char *b);
 void pool__jobs_kick(pool_t *p);
+/** pool_drain: fires its done once no task runs, no checkpoint is being collected and no report
+ *  waits for its answer. Call after each of those ends. */
+void pool__drain_check(pool_t *p);
 /** --when idle: the idle monitor's verdict changed (suspends, resumes or gives back the tasks here). */
 void pool__idle_changed(pool_t *p, idle_verdict_t v, const char *why);
 /** Adds another peer's job (takes m's contents), signed by submitter (sig: hex), and tells the view. */

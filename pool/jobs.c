@@ -781,6 +781,7 @@ static void running_free(running_t *r)
     free(r->err_path);
     pool_job_unref(r->job);
     free(r);
+    pool__drain_check(pool);
 }
 
 bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *result_id, bool ok)
@@ -976,8 +977,8 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
 
 unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk)
 {
-    if (p->idle_v != IDLE_RUN)
-        return 0; /* --when idle: the owner is at the machine */
+    if (p->idle_v != IDLE_RUN || p->draining)
+        return 0; /* --when idle: the owner is at the machine; or the peer is stopping */
     coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + p->ckpt_pending + asking,
                       .memory_total = p->opts.memory_total, .memory_used = p->mem_used + asking_mem,
                       .disk_total = p->opts.disk_total, .disk_used = p->disk_used + asking_disk};
@@ -1088,6 +1089,69 @@ void pool_job_cancel(job_t *j, const char *why)
     log_info("job %s %s", j->name, why);
     view_changed(j);
     pool__job_release_inputs(j);
+}
+
+static void drain_fire(pool_t *pool)
+{
+    void (*done)(void *) = pool->drained;
+    pool->drained = NULL;
+    if (pool->drain_timer) {
+        uv_timer_stop(pool->drain_timer);
+        uv_close((uv_handle_t *)pool->drain_timer, pool__handle_free);
+        pool->drain_timer = NULL;
+    }
+    if (done)
+        done(pool->drained_arg);
+}
+
+static void on_drained(uv_timer_t *t) { drain_fire(t->data); }
+
+void pool__drain_check(pool_t *pool)
+{
+    /* From the loop, not from inside the caller: done goes on to stop the pool. */
+    if (pool->draining && pool->drained && pool->drain_timer && pool->nrunning == 0 && pool->ckpt_saving == 0 &&
+        pool->reports_pending == 0 && pool->ckpt_pending == 0)
+        uv_timer_start(pool->drain_timer, on_drained, 0, 0);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    pool_t *pool = t->data;
+    log_warn("stopping: %u tasks, %u checkpoints and %u reports still under way: they are cut short", pool->nrunning,
+             pool->ckpt_saving, pool->reports_pending);
+    drain_fire(pool);
+}
+
+void pool_drain(pool_t *pool, void (*done)(void *arg), void *arg)
+{
+    if (pool->draining) { /* asked again: stop now */
+        if (pool->drained)
+            log_info("stopping at once");
+        drain_fire(pool);
+        return;
+    }
+    pool->draining = true;
+    pool->drained = done;
+    pool->drained_arg = arg;
+    uint64_t grace = 0;
+    unsigned n = 0;
+    for (running_t *r = pool->running; r; r = r->next) {
+        uint64_t g = r->job->man.desc.grace_ms ? r->job->man.desc.grace_ms : EXEC_DEFAULT_GRACE_MS;
+        grace = g > grace ? g : grace;
+        if (!r->et || r->given_back)
+            continue;
+        r->given_back = true; /* its checkpoint goes with it (ckpt.c) */
+        exec_task_stop(r->et);
+        n++;
+    }
+    if (n)
+        log_info("stopping: %u tasks get notice (SIGTERM, then their grace) and are given back", n);
+    uint64_t wait = grace + POOL_DRAIN_EXTRA_MS;
+    pool->drain_timer = xcalloc(1, sizeof(*pool->drain_timer));
+    uv_timer_init(pool->loop, pool->drain_timer);
+    pool->drain_timer->data = pool;
+    uv_timer_start(pool->drain_timer, on_drain_timeout, wait < POOL_DRAIN_MAX_MS ? wait : POOL_DRAIN_MAX_MS, 0);
+    pool__drain_check(pool);
 }
 
 /* --when idle: the owner came back (suspend every task here), stayed (give them back), or left. */

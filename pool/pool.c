@@ -100,7 +100,7 @@ static void free_all(pool_t *pool)
         free(pool->pool_peers[i]);
     free(pool->pool_peers);
     free(pool->pool_fail_since);
-    pool->stopping = true; /* the checkpoints' files stay: the next start empties DATA/ckpt */
+    pool->stopping = true; /* the checkpoints' files stay: the next start takes them back (ckpt.c) */
     pool__ckpt_free_all(pool);
     pool__jobs_free(pool);
     coord_free(pool->coord);
@@ -172,10 +172,6 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     }
     char *work = xasprintf("%s/work", pool->data_dir);
     files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
-    mkdir(work, 0755);
-    free(work);
-    work = xasprintf("%s/ckpt", pool->data_dir);
-    files_rm_rf(work); /* and so do the tasks given back with a checkpoint (ckpt.c) */
     mkdir(work, 0755);
     free(work);
     /* Sandbox users must reach the task dirs under data/work (but not list data/). */
@@ -267,6 +263,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     rc = pool__jobs_restore(pool);
     if (rc)
         goto error;
+    pool__ckpt_load(pool); /* the checkpoints of our tasks given back before a restart */
     *out = pool;
     return 0;
 
@@ -410,6 +407,12 @@ static void exec_closed(void *arg)
 void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
 {
     pool->stopping = true;
+    pool->drained = NULL; /* a drain cut short */
+    if (pool->drain_timer) {
+        uv_timer_stop(pool->drain_timer);
+        uv_close((uv_handle_t *)pool->drain_timer, pool__handle_free);
+        pool->drain_timer = NULL;
+    }
     pool->stopped = done;
     pool->stopped_arg = arg;
     pool->view = (pool_view_t){0}; /* the view is going away: nothing more is reported */

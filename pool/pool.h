@@ -174,6 +174,16 @@ void pool_start(pool_t *p);
  * and calls done(arg). p is invalid once done runs.
  */
 void pool_stop(pool_t *p, void (*done)(void *arg), void *arg);
+/**
+ * Before pool_stop, a stop with notice: no task starts any more; every task running here is stopped
+ * as when its machine's owner stays (SIGTERM, its job's grace, SIGKILL) and given back with its
+ * checkpoint (docs/job-format.md, "Checkpoints"): another peer's task is released to its submitter,
+ * which fetches the checkpoint before it answers; a task of our own job keeps its checkpoint in
+ * DATA/ckpt/ for the next start. done(arg) fires once all of that is over, or after the longest
+ * grace plus POOL_DRAIN_EXTRA_MS (at most POOL_DRAIN_MAX_MS), from the loop. A second call fires
+ * the first call's done at once (a second Ctrl-C), and its own done is never called.
+ */
+void pool_drain(pool_t *p, void (*done)(void *arg), void *arg);
 /** Frees a pool that was never started (after pool_new). */
 void pool_free(pool_t *p);
 

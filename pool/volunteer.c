@@ -145,6 +145,25 @@ static int vol_get(pool_t *pool, job_t *j, const char *what, uint32_t task, cons
 
 static void on_ack(int status, unsigned code, const char *body, size_t len, void *arg);
 
+/* A release or a done report answered (or failed): pool_drain waits for them. */
+static void on_report_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    pool_t *pool = ((vreq_t *)arg)->pool;
+    on_ack(status, code, body, len, arg);
+    pool->reports_pending--;
+    pool__drain_check(pool);
+}
+
+/* vol_send of a release or a done report, counted in reports_pending until it is answered. */
+static int report_send(pool_t *pool, job_t *j, uint32_t task, char *target)
+{
+    pool->reports_pending++;
+    int rc = vol_send(pool, j, task, target, on_report_ack);
+    if (rc)
+        pool->reports_pending--;
+    return rc;
+}
+
 static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg);
 
 static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
@@ -199,7 +218,7 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", list[0] ? "," : "", t);
             } else {
                 /* a local task took the slot meanwhile: give it back rather than let the lease expire */
-                vol_get(pool, j, "release", t, NULL, on_ack);
+                report_send(pool, j, t, vol_url(pool, j, "release", t, NULL));
             }
         }
         if (list[0])
@@ -280,7 +299,7 @@ void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_i
     char extra[80];
     snprintf(extra, sizeof(extra), "&ckpt=%s", ckpt_id ? ckpt_id : "");
     if (j->n_peers)
-        vol_get(pool, j, "release", task, ckpt_id ? extra : NULL, on_ack);
+        report_send(pool, j, task, vol_url(pool, j, "release", task, ckpt_id ? extra : NULL));
 }
 
 /* A leased task's checkpoint was being fetched (from the submitter): the task starts, from it if it
@@ -295,7 +314,7 @@ static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, voi
         running_t *r = pool__start_task(pool, j, task, true);
         r->lease_ms = *lms;
     } else if (!pool->stopping && !j->gone) {
-        vol_get(pool, j, "release", task, NULL, on_ack);
+        report_send(pool, j, task, vol_url(pool, j, "release", task, NULL));
     }
     free(lms);
     pool_job_unref(j);
@@ -408,7 +427,7 @@ static void out_done(uv_work_t *req, int status)
             url = vol_url(pool, j, "done", w->task, head);
         }
         free(extra);
-        vol_send(pool, j, w->task, url, on_ack);
+        report_send(pool, j, w->task, url);
         log_info("job %s task %u done here (exit %d): reported to %s%s", j->name, w->task, w->exit_code,
                  j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
@@ -1239,7 +1258,7 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
  * /v1/done/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
  */
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
-                               const char *ck);
+                               const char *ck, httpd_req_t *r);
 
 bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
@@ -1321,8 +1340,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         const char *q = httpd_req_query(r, &qlen);
         if (httpd_query_get(q, qlen, "ckpt", ck, sizeof(ck) - 1, &cklen) == 0 && cklen) {
             ck[cklen] = '\0';
-            if (start_ckpt_release(pool, j, task, peer, worker, ck))
-                return reply_json(r, 200, "{}"), true;
+            if (start_ckpt_release(pool, j, task, peer, worker, ck, r))
+                return true; /* answered once the checkpoint is here */
         }
         int rc = coord_release(pool->coord, j->id, task, worker);
         if (!rc) {
@@ -1335,36 +1354,55 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     return handle_done(pool, r, j, task, peer, worker), true;
 }
 
+typedef struct relck {
+    char *worker;
+    httpd_req_t *req; /* deferred: answered once the checkpoint is here */
+} relck_t;
+
 /* The checkpoint a volunteer gave back with task is here (or could not be had): only now does the
- * task wait again, so its next run starts from it. */
+ * task wait again, so its next run starts from it, and only now is the volunteer answered (a peer
+ * that is stopping waits for that answer: docs/job-format.md). */
 static void on_release_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg)
 {
-    char *worker = arg;
+    relck_t *k = arg;
     (void)status; /* logged; the task goes back all the same, from its last checkpoint (if any) */
-    if (!pool->stopping && !j->gone && coord_release(pool->coord, j->id, task, worker) == 0) {
-        log_info("job %s: task %u released by %.16s...%s", j->name, task, worker, pool__ckpt_id(pool, j, task) ?
+    int rc = pool->stopping || j->gone ? -ECANCELED : coord_release(pool->coord, j->id, task, k->worker);
+    if (!rc) {
+        log_info("job %s: task %u released by %.16s...%s", j->name, task, k->worker, pool__ckpt_id(pool, j, task) ?
                  " with its checkpoint" : "");
         pool__jobs_kick(pool);
         pool__vol_offer(pool, j, NULL);
     }
-    free(worker);
+    reply_json(k->req, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}");
+    free(k->worker);
+    free(k);
     pool_job_unref(j);
 }
 
-/* A release that names a checkpoint: fetched from the worker before the task waits again. False if
- * the request cannot start (a bad id, replicas > 1): the task is released without it. */
+/* A release that names a checkpoint: fetched from the worker before the task waits again, and r
+ * answered then. False if the request cannot start (a bad id, replicas > 1): the task is released
+ * without it, r not answered yet. */
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
-                               const char *ck)
+                               const char *ck, httpd_req_t *r)
 {
-    char *w = xstrdup(worker);
+    if (strlen(ck) != HASH_HEX_LEN || j->man.desc.replicas > 1 || pool->stopping) {
+        log_warn("job %s task %u: the checkpoint named by %s is not taken (%s)", j->name, task, peer,
+                 j->man.desc.replicas > 1 ? "a job with replicas carries none" : "a bad id");
+        return false;
+    }
+    relck_t *k = xcalloc(1, sizeof(*k));
+    k->worker = xstrdup(worker);
+    k->req = httpd_defer(r);
     pool_job_ref(j);
-    if (pool__ckpt_fetch(pool, j, task, peer, ck, on_release_ckpt, w) == 0)
+    if (pool__ckpt_fetch(pool, j, task, peer, ck, on_release_ckpt, k) == 0)
         return true;
-    log_warn("job %s task %u: the checkpoint named by %s is not taken (%s)", j->name, task, peer,
-             j->man.desc.replicas > 1 ? "a job with replicas carries none" : "a bad id");
-    free(w);
+    /* cannot happen after the checks above; answered here all the same */
+    int rc = coord_release(pool->coord, j->id, task, worker);
+    reply_json(k->req, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}");
+    free(k->worker);
+    free(k);
     pool_job_unref(j);
-    return false;
+    return true;
 }
 
 static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const char *worker)

@@ -8,7 +8,6 @@
 . "$(dirname -- "$0")/lib.sh"
 
 UID_BASE=64700
-EXAMPLES=$(cd -- "$(dirname -- "$0")/../../mnt-examples" && pwd)
 
 # fake_input NAME: a directory holding one fake input device (a FIFO), printed.
 fake_input() {
@@ -136,83 +135,6 @@ t_a_peer_killed_while_its_task_is_frozen_leaves_nothing_behind() {
     start_peer A --slots 0 --uid-base "$UID_BASE"
     wait_until 10 "! pgrep -u $UID_BASE >/dev/null" "the dead peer's frozen task is gone"
     wait_until 10 "! ls -d /sys/fs/cgroup/*/preon-$old >/dev/null 2>&1" "the dead peer's cgroups are removed"
-}
-
-# publish_resume M: publishes mnt-examples/resume (a 30-step sum that keeps a checkpoint), made
-# short: 30 steps of 0.2 s.
-publish_resume() {
-    local src
-    src=$(src_dir resume)
-    cp -r -- "$EXAMPLES/resume/." "$src/"
-    echo "STEPS=30 PAUSE=0.2" >"$src/params"
-    cp -r -- "$src" "$1/jobs/.resume"
-    mv -- "$1/jobs/.resume" "$1/jobs/resume"
-}
-
-# ckpt_step NAME: the step the resume job's task running on peer NAME has saved (0: none yet).
-ckpt_step() {
-    local f
-    for f in "$(data_dir "$1")"/work/*/checkpoint/state; do
-        [ -e "$f" ] && { cut -d' ' -f1 <"$f"; return; }
-    done
-    echo 0
-}
-
-t_a_given_back_task_resumes_from_its_checkpoint_on_another_peer() {
-    local a b c url in st at
-    start_peer A --port 0 --slots 0
-    a=$(mnt A)
-    url=$(peer_field "$a" http)
-    in=$(fake_input B)
-    start_peer B --port 0 --slots 1 --peer "$url" --uid-base "$UID_BASE" --when idle --idle-after 1s \
-        --idle-grace 1s --idle-cpu 0 --input-dir "$in"
-    b=$(mnt B)
-    publish_resume "$a"
-    wait_log B "leased task 0" 20
-    wait_until 20 "[ \"\$(ckpt_step B)\" -ge 5 ]" "B's task has saved 5 steps"
-    owner_stays "$in"
-    wait_until 15 "[ \"\$(peer_field '$b' checkpoints-given-back)\" = 1 ]" "B gives the task back with its checkpoint"
-    wait_log A "task 0 released by .* with its checkpoint" 15
-    assert_eq 1 "$(peer_field "$a" checkpoints-fetched)" "A took the checkpoint from B"
-    assert_eq 1 "$(peer_field "$a" checkpoints)" "A holds it"
-    wait_status "$a" resume waiting 1 10
-    # C runs it, from the checkpoint: it goes on from where B stopped.
-    start_peer C --port 0 --slots 1 --peer "$url" --uid-base $((UID_BASE + 10))
-    c=$(mnt C)
-    st=$(wait_job "$a" resume 60)
-    assert_eq done "$(field state <<<"$st")" "state on A"
-    assert_file_eq "$a/results/resume/0/sum.txt" 465
-    at=$(sed -n 's/^resumed at step //p' "$a/results/resume/0/resumed.txt")
-    [ "${at:-0}" -ge 5 ] || fail "the run on C did not start from B's checkpoint (resumed.txt: $(cat "$a/results/resume/0/resumed.txt" 2>&1))"
-    assert_eq 1 "$(peer_field "$c" checkpoints-fetched)" "C took the checkpoint from A"
-    assert_eq 1 "$(peer_field "$c" tasks-resumed)" "C resumed a task"
-    [ ! -e "$a/results/resume/0/checkpoint" ] || fail "the checkpoint is in the result"
-    # Decided: the submitter drops it, and so does C once its task ended.
-    wait_until 10 "[ \"\$(peer_field '$a' checkpoints)\" = 0 ]" "A drops the checkpoint"
-    assert_eq 0 "$(peer_field "$c" checkpoints)" "C dropped its copy"
-    owner_leaves
-}
-
-t_a_task_given_back_to_its_own_peer_resumes_there() {
-    local in m st at
-    in=$(fake_input A)
-    start_peer A --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-grace 1s --idle-cpu 0 \
-        --input-dir "$in"
-    m=$(mnt A)
-    publish_resume "$m"
-    wait_until 20 "[ \"\$(ckpt_step A)\" -ge 5 ]" "the task has saved 5 steps"
-    owner_stays "$in"
-    wait_until 15 "[ \"\$(peer_field '$m' checkpoints-given-back)\" = 1 ]" "the task is given back with its checkpoint"
-    wait_status "$m" resume waiting 1 10
-    assert_eq 1 "$(peer_field "$m" checkpoints)" "the checkpoint is held"
-    owner_leaves
-    st=$(wait_job "$m" resume 60)
-    assert_eq done "$(field state <<<"$st")" "state"
-    assert_file_eq "$m/results/resume/0/sum.txt" 465
-    at=$(sed -n 's/^resumed at step //p' "$m/results/resume/0/resumed.txt")
-    [ "${at:-0}" -ge 5 ] || fail "the second run did not start from the checkpoint"
-    assert_eq 1 "$(peer_field "$m" tasks-resumed)" "tasks-resumed"
-    assert_eq 0 "$(peer_field "$m" checkpoints)" "dropped once the task is done"
 }
 
 t_bad_when_values_are_refused() {
