@@ -606,9 +606,12 @@ static void prep_work(uv_work_t *w)
         int rc = ufd < 0 ? -errno : restore_checkpoint(ufd, t->ckpt_dir, t->uid, t->gid);
         if (ufd >= 0)
             close(ufd);
-        if (rc) {
-            refuse(t, "restoring the task's checkpoint from %s: %s", t->ckpt_dir, strerror_r(-rc, eb, sizeof(eb)));
-            return;
+        if (rc) { /* the task starts from the beginning, never fails for it */
+            log_warn("exec: task %s starts without its checkpoint: restoring it from %s: %s", t->cg_name, t->ckpt_dir,
+                     strerror_r(-rc, eb, sizeof(eb)));
+            char *half = xasprintf("%s/%s", t->task_dir, EXEC_CHECKPOINT_DIR);
+            files_rm_rf(half);
+            free(half);
         }
     }
     /* The task runs unprivileged: /task's upper layer must be its own to write. Given only now,

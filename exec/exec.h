@@ -65,7 +65,8 @@ typedef struct exec_spec {
     size_t n_skeleton;
     /** optional: a host directory (the peer's own, not the task's) whose files are copied into
      *  /task/checkpoint/ before the task starts, given to the task's uid: the checkpoint it resumes
-     *  from (docs/job-format.md, "Checkpoints"). Regular files and directories only; NULL: none. */
+     *  from (docs/job-format.md, "Checkpoints"). Regular files and directories only; NULL: none.
+     *  If the copy fails (logged), the task starts without it: from the beginning. */
     const char *checkpoint_dir;
     const char *command;  /**< run by /bin/sh -c */
     const char *stdout_path; /**< host files the task's stdout/stderr go to (created, truncated) */

@@ -18,6 +18,13 @@
  * a checkpoint being fetched counts as a task running, for pool__room). A task starts with a copy
  * of the checkpoint in /task/checkpoint/ (exec_spec_t.checkpoint_dir); it is never an output.
  *
+ * While it travels the task's lease is extended to POOL_CKPT_LEASE_MS (the submitter does it on
+ * the release, and on a lease that names a checkpoint). A volunteer drops its copy once the
+ * submitter has answered the release (it answers only once it holds the checkpoint); a run that
+ * starts from one holds its directory until it ends (pool__ckpt_take/put), whatever replaces it.
+ * At most POOL_MAX_CKPT_FETCHES fetches at once, one per task; held checkpoints total at most
+ * --cache.
+ *
  * Who may fetch one: of a job of another peer, only its submitter; of our own job, only the key
  * that holds the task's lease. Jobs with replicas > 1 carry no checkpoint: one replica's state must
  * not seed another's run, or a liar could steer the honest replicas that vote against it.
@@ -53,28 +60,35 @@ struct ckpt {
     manifest_t man;
     char *dir; /* DATA/ckpt/<job>.<task>.<n>: its files */
     uint64_t size;
+    unsigned users;  /* tasks starting from it (pool__ckpt_take): its directory stays until they end */
+    bool dropped;    /* no longer the task's checkpoint; freed once it has no user */
     struct ckpt *next;
 };
 
 static ckpt_t *find(pool_t *pool, const char *job, uint32_t task)
 {
     for (ckpt_t *c = pool->ckpts; c; c = c->next)
-        if (c->task == task && !strcmp(c->job, job))
+        if (!c->dropped && c->task == task && !strcmp(c->job, job))
             return c;
     return NULL;
 }
 
 static void unlink_free(pool_t *pool, ckpt_t *c)
 {
+    if (!c->dropped) {
+        c->dropped = true;
+        pool->ckpts_held--;
+        pool->ckpts_bytes -= c->size;
+        if (pool->serve)
+            serve_remove(pool->serve, c);
+    }
+    if (c->users && !pool->stopping)
+        return; /* a task's PREP may be copying from it: pool__ckpt_put frees it */
     for (ckpt_t **pp = &pool->ckpts; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
-    pool->ckpts_held--;
-    pool->ckpts_bytes -= c->size;
-    if (pool->serve)
-        serve_remove(pool->serve, c);
     if (!pool->stopping) /* when stopping, they stay: the next start takes them again, or removes them */
         pool__rm_later(pool, xasprintf("%s.json", c->dir), c->dir);
     else
@@ -129,10 +143,21 @@ static ckpt_t *install(pool_t *pool, const char *job, uint32_t task, manifest_t 
     return c;
 }
 
-const char *pool__ckpt_dir(pool_t *pool, const job_t *j, uint32_t task)
+const char *pool__ckpt_take(pool_t *pool, const job_t *j, uint32_t task, void **handle)
 {
     ckpt_t *c = find(pool, j->id, task);
-    return c ? c->dir : NULL;
+    *handle = c;
+    if (!c)
+        return NULL;
+    c->users++;
+    return c->dir;
+}
+
+void pool__ckpt_put(pool_t *pool, void *handle)
+{
+    ckpt_t *c = handle;
+    if (c && --c->users == 0 && c->dropped)
+        unlink_free(pool, c);
 }
 
 const char *pool__ckpt_id(pool_t *pool, const job_t *j, uint32_t task)
@@ -233,7 +258,10 @@ static void save_done(uv_work_t *req, int status)
     give_back(pool, j, s->task, s->remote, id);
     manifest_release(&s->man);
     free(s->bytes);
-    free(s->dir);
+    if (s->dir && !s->rc && !pool->stopping) /* collected, but the job went meanwhile */
+        pool__rm_later(pool, xasprintf("%s.json", s->dir), s->dir);
+    else
+        free(s->dir);
     free(s->work_dir);
     free(s->scratch_dir);
     free(s->out_path);
@@ -293,12 +321,36 @@ typedef struct ckfetch {
     char why[256];
     pool_ckpt_cb cb;
     void *arg;
+    struct ckfetch *next; /* pool->ckfetches */
 } ckfetch_t;
+
+bool pool__ckpt_valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return n == HASH_HEX_LEN;
+}
+
+bool pool__ckpt_fetching(pool_t *pool, const job_t *j, uint32_t task)
+{
+    for (ckfetch_t *f = pool->ckfetches; f; f = f->next)
+        if (f->job == j && f->task == task)
+            return true;
+    return false;
+}
 
 static void fetch_end(ckfetch_t *f, int status, const char *why)
 {
     pool_t *pool = f->pool;
     job_t *j = f->job;
+    for (ckfetch_t **pp = &pool->ckfetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            pool->n_ckfetches--;
+            break;
+        }
     if (status && !pool->stopping && !j->gone)
         log_warn("job %s task %u: the checkpoint %.16s... from %s is not taken: %s", j->name, f->task, f->id, f->peer,
                  why);
@@ -324,7 +376,7 @@ static void fetch_end(ckfetch_t *f, int status, const char *why)
 static void write_work(uv_work_t *req)
 {
     ckfetch_t *f = req->data;
-    f->status = pool__files_write(f->pool->store, &f->man, NULL, f->dir, f->why, sizeof(f->why));
+    f->status = pool__files_write(f->pool->store, &f->man, NULL, f->dir, true, f->why, sizeof(f->why));
     if (!f->status && (f->status = write_manifest(f->dir, f->body, f->len)) != 0)
         snprintf(f->why, sizeof(f->why), "writing its manifest: %s", strerror(-f->status));
 }
@@ -358,9 +410,8 @@ static void decode_work(uv_work_t *req)
 {
     ckfetch_t *f = req->data;
     hash_t want, got;
-    hash_from_hex(f->id, HASH_HEX_LEN, &want);
     manifest_id(f->body, f->len, &got);
-    if (!hash_equal(&want, &got)) {
+    if (hash_from_hex(f->id, HASH_HEX_LEN, &want) != 0 || !hash_equal(&want, &got)) {
         f->status = -EBADMSG;
         snprintf(f->why, sizeof(f->why), "its manifest is not the checkpoint named");
     } else if ((f->status = manifest_decode(&f->man, f->body, f->len, f->why, sizeof(f->why))) == 0) {
@@ -374,6 +425,15 @@ static void decode_done(uv_work_t *req, int status)
     f->pool->pending_work--;
     if (f->status || status || f->pool->stopping || f->job->gone)
         return fetch_end(f, f->status ? f->status : -ECANCELED, f->status ? f->why : "the job went");
+    uint64_t size = 0;
+    for (size_t i = 0; i < f->man.n_files; i++)
+        size += f->man.files[i].size; /* at most the job's disk: pool__ckpt_fits */
+    uint64_t cap = f->pool->cache_quota;
+    if (cap && f->pool->ckpts_bytes + size > cap) {
+        snprintf(f->why, sizeof(f->why), "the checkpoints held here would be over %llu bytes (--cache)",
+                 (unsigned long long)cap);
+        return fetch_end(f, -ENOSPC, f->why);
+    }
     const char *peers[1] = {f->peer};
     f->missing = 1;
     for (size_t i = 0; i < f->man.n_files; i++) {
@@ -427,8 +487,10 @@ static void held_done(uv_work_t *req, int status)
 int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *id, pool_ckpt_cb cb,
                      void *arg)
 {
-    if (strlen(id) != HASH_HEX_LEN || j->man.desc.replicas > 1 || pool->stopping)
+    if (!pool__ckpt_valid_id(id) || j->man.desc.replicas > 1 || pool->stopping)
         return -EINVAL;
+    if (pool__ckpt_fetching(pool, j, task) || pool->n_ckfetches >= POOL_MAX_CKPT_FETCHES)
+        return -EBUSY;
     ckpt_t *have = find(pool, j->id, task);
     ckfetch_t *f = xcalloc(1, sizeof(*f));
     if (have && !strcmp(have->id, id)) { /* this peer's own (it gave the task back, and has it again) */
@@ -453,10 +515,15 @@ int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, co
     f->arg = arg;
     manifest_init(&f->man);
     pool_job_ref(j);
+    f->next = pool->ckfetches;
+    pool->ckfetches = f;
+    pool->n_ckfetches++;
     char target[160];
     snprintf(target, sizeof(target), "/v1/ckpt/%s/%u", j->id, task);
     int rc = pool__sget(pool, peer, target, FETCH_MAX_GET_BODY, on_manifest, f);
     if (rc) {
+        pool->ckfetches = f->next;
+        pool->n_ckfetches--;
         pool_job_unref(j);
         manifest_release(&f->man);
         free(f->peer);

@@ -43,6 +43,8 @@ typedef pool_res_t taskres_t;
 #define POOL_CACHE_MIN (256ull << 20)  /* the default quota's floor: 10% of the data filesystem, at least this */
 #define POOL_DRAIN_EXTRA_MS 10000        /* pool_drain waits the longest grace and this for the releases */
 #define POOL_DRAIN_MAX_MS 60000          /* ... and never longer than this */
+#define POOL_MAX_CKPT_FETCHES 16        /* checkpoints fetched at once (ckpt.c) */
+#define POOL_CKPT_LEASE_MS (5 * 60000ull) /* a lease while its checkpoint travels (given back, or to start) */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 
 #define POOL_MAX_POOL_PEERS 1024
@@ -72,6 +74,7 @@ typedef struct running {
     job_t *job;
     uint32_t task;
     unsigned slot;
+    void *ckpt;             /**< the checkpoint it started from (pool__ckpt_take), put back when it ends */
     bool remote;            /**< a task of another peer's job, under a lease from it */
     bool given_back;        /**< --when idle: stopped because the owner stayed; its lease is released */
     uint64_t last_renew_ms;
@@ -104,7 +107,8 @@ typedef struct pool_up {
     void (*vol_release)(pool_t *p, job_t *j, uint32_t task, const char *ckpt_id);
     /* jobs.c -> ckpt.c */
     void (*ckpt_given_back)(pool_t *p, running_t *r);
-    const char *(*ckpt_dir)(pool_t *p, const job_t *j, uint32_t task);
+    const char *(*ckpt_take)(pool_t *p, const job_t *j, uint32_t task, void **handle);
+    void (*ckpt_put)(pool_t *p, void *handle);
     void (*ckpt_drop)(pool_t *p, const job_t *j, uint32_t task);
     /* results.c -> volunteer.c */
     void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
@@ -148,6 +152,9 @@ struct pool {
     idle_verdict_t idle_v;    /**< its last verdict: tasks run only on IDLE_RUN */
     uint64_t given_back;      /**< tasks given back because the owner stayed */
     ckpt_t *ckpts;            /**< checkpoints held here, by (job, task) (ckpt.c) */
+    struct ckfetch *ckfetches; /**< checkpoints being fetched (ckpt.c), at most POOL_MAX_CKPT_FETCHES */
+    unsigned n_ckfetches;
+    uint64_t ckpt_pending_mem, ckpt_pending_disk; /**< what the tasks of ckpt_pending will hold */
     unsigned ckpt_pending;    /**< volunteer: leased tasks whose checkpoint is being fetched (count as running) */
     uint64_t ckpts_saved, ckpts_fetched, ckpts_restored; /**< given back with one, taken from a peer, started from one */
     bool draining;            /**< pool_drain: no task starts; done fires once the tasks are given back */
@@ -219,8 +226,14 @@ void pool__job_release_inputs(job_t *j);
 /** The task was given back (r's job holds it; r is freed after the call): its checkpoint is collected
  *  in the thread pool, then the task is released (remote: to the submitter, with the checkpoint). */
 void pool__ckpt_given_back(pool_t *p, running_t *r);
-/** The directory of task's checkpoint held here, or NULL. */
-const char *pool__ckpt_dir(pool_t *p, const job_t *j, uint32_t task);
+/** The directory of task's checkpoint held here, or NULL; *handle (NULL if none) keeps the directory
+ *  until pool__ckpt_put, even if the checkpoint is dropped or replaced meanwhile. */
+const char *pool__ckpt_take(pool_t *p, const job_t *j, uint32_t task, void **handle);
+void pool__ckpt_put(pool_t *p, void *handle);
+/** Whether id is 64 lower-case hex digits. */
+bool pool__ckpt_valid_id(const char *id);
+/** Whether task's checkpoint is being fetched here now. */
+bool pool__ckpt_fetching(pool_t *p, const job_t *j, uint32_t task);
 /** Its id (64 hex), or NULL. */
 const char *pool__ckpt_id(pool_t *p, const job_t *j, uint32_t task);
 /** Forgets task's checkpoint (UINT32_MAX: every task's of j), its files removed in the thread pool. */
@@ -233,8 +246,10 @@ void pool__ckpt_load(pool_t *p);
 typedef void (*pool_ckpt_cb)(pool_t *p, job_t *j, uint32_t task, int status, void *arg);
 /**
  * Fetches task's checkpoint id from the peer at base URL peer (/v1/ckpt, signed; then its blocks
- * from that peer, verified) and keeps it here. 0 and cb fires once (at once if it is held here
- * already), or -errno (a job with replicas > 1, a bad id, stopping) and it never fires.
+ * from that peer, verified) and keeps it here; held checkpoints total at most --cache. 0 and cb fires
+ * once, later (also if it is held here already), or -errno (-EINVAL: a job with replicas > 1, a bad
+ * id, stopping; -EBUSY: one of that task is being fetched, or POOL_MAX_CKPT_FETCHES are) and it
+ * never fires.
  */
 int pool__ckpt_fetch(pool_t *p, job_t *j, uint32_t task, const char *peer, const char *id, pool_ckpt_cb cb,
                      void *arg);

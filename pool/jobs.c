@@ -775,6 +775,8 @@ static void running_free(running_t *r)
     pool->nrunning--;
     pool->mem_used -= r->job->man.desc.memory_bytes;
     pool->disk_used -= r->job->man.desc.disk_bytes;
+    if (pool->up.ckpt_put)
+        pool->up.ckpt_put(pool, r->ckpt);
     free(r->work_dir);
     free(r->scratch_dir);
     free(r->out_path);
@@ -959,7 +961,7 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
                         .disk_bytes = j->man.desc.disk_bytes, .processes = j->man.desc.processes,
                         .network = j->man.desc.network, .grace_ms = j->man.desc.grace_ms, .slot = slot};
-    spec.checkpoint_dir = pool->up.ckpt_dir(pool, j, task); /* one it was given back with (ckpt.c) */
+    spec.checkpoint_dir = pool->up.ckpt_take(pool, j, task, &r->ckpt); /* one it was given back with (ckpt.c) */
     if (spec.checkpoint_dir) {
         pool->ckpts_restored++;
         log_info("job %s task %u: starts from its checkpoint", j->name, task);
@@ -980,8 +982,8 @@ unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t a
     if (p->idle_v != IDLE_RUN || p->draining)
         return 0; /* --when idle: the owner is at the machine; or the peer is stopping */
     coord_room_t r = {.slots = p->opts.slots, .slots_used = p->nrunning + p->ckpt_pending + asking,
-                      .memory_total = p->opts.memory_total, .memory_used = p->mem_used + asking_mem,
-                      .disk_total = p->opts.disk_total, .disk_used = p->disk_used + asking_disk};
+                      .memory_total = p->opts.memory_total, .memory_used = p->mem_used + p->ckpt_pending_mem + asking_mem,
+                      .disk_total = p->opts.disk_total, .disk_used = p->disk_used + p->ckpt_pending_disk + asking_disk};
     return coord_room_for(&r, j->man.desc.memory_bytes, j->man.desc.disk_bytes);
 }
 

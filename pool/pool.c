@@ -142,7 +142,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
                            .vol_kick = pool__vol_kick, .vol_offer = pool__vol_offer,
                            .vol_task_done = pool__vol_task_done, .vol_cancel_lease = pool__vol_cancel_lease,
                            .vol_release = pool__vol_release, .ckpt_given_back = pool__ckpt_given_back,
-                           .ckpt_dir = pool__ckpt_dir, .ckpt_drop = pool__ckpt_drop,
+                           .ckpt_take = pool__ckpt_take, .ckpt_put = pool__ckpt_put, .ckpt_drop = pool__ckpt_drop,
                            .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
                            .vol_peer_dropped = pool__vol_peer_dropped};
     pool->data_dir = xstrdup(opts->data_dir);

@@ -154,7 +154,34 @@ static void on_report_ack(int status, unsigned code, const char *body, size_t le
     pool__drain_check(pool);
 }
 
+/* A release with a checkpoint answered: 200 means the submitter holds it now, so the copy here goes
+ * (unless the task runs here again meanwhile: then it is that run's, see on_lease). */
+static void on_release_ckpt_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    pool_t *pool = v->pool;
+    job_t *j = v->job;
+    uint32_t task = v->task;
+    pool_job_ref(j);
+    bool here = false;
+    for (running_t *r = pool->running; r; r = r->next)
+        here |= r->remote && r->job == j && r->task == task;
+    if (!status && code == 200 && !here && !pool__ckpt_fetching(pool, j, task) && !pool->stopping)
+        pool__ckpt_drop(pool, j, task);
+    on_report_ack(status, code, body, len, arg);
+    pool_job_unref(j);
+}
+
 /* vol_send of a release or a done report, counted in reports_pending until it is answered. */
+static int report_send_cb(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb)
+{
+    pool->reports_pending++;
+    int rc = vol_send(pool, j, task, target, cb);
+    if (rc)
+        pool->reports_pending--;
+    return rc;
+}
+
 static int report_send(pool_t *pool, job_t *j, uint32_t task, char *target)
 {
     pool->reports_pending++;
@@ -189,18 +216,26 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
             bool here = false;
             for (running_t *r = pool->running; r; r = r->next)
                 here |= r->remote && r->job == j && r->task == t;
+            here |= pool__ckpt_fetching(pool, j, t); /* about to start, once its checkpoint is here */
             if (here) { /* an honest submitter never leases us a task we run: refuse to run it twice */
                 log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
                 continue;
             }
             uint64_t *box = NULL;
+            if (!l.ckpt[i][0])
+                pool__ckpt_drop(pool, j, t); /* a copy kept here from an earlier run is not this run's */
             if (!j->gone && l.ckpt[i][0] && pool__room(pool, j, 0, 0, 0) > 0) { /* the slot waits for it */
                 box = xmalloc(sizeof(*box));
                 *box = lms;
                 pool->ckpt_pending++;
+                pool->ckpt_pending_mem += j->man.desc.memory_bytes;
+                pool->ckpt_pending_disk += j->man.desc.disk_bytes;
                 pool_job_ref(j);
                 if (pool__ckpt_fetch(pool, j, t, j->peers[0], l.ckpt[i], on_lease_ckpt, box) != 0) {
                     pool->ckpt_pending--;
+                    pool->ckpt_pending_mem -= j->man.desc.memory_bytes;
+                    pool->ckpt_pending_disk -= j->man.desc.disk_bytes;
+                    pool__ckpt_drop(pool, j, t);
                     pool_job_unref(j);
                     free(box);
                     box = NULL;
@@ -299,7 +334,8 @@ void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_i
     char extra[80];
     snprintf(extra, sizeof(extra), "&ckpt=%s", ckpt_id ? ckpt_id : "");
     if (j->n_peers)
-        report_send(pool, j, task, vol_url(pool, j, "release", task, ckpt_id ? extra : NULL));
+        report_send_cb(pool, j, task, vol_url(pool, j, "release", task, ckpt_id ? extra : NULL),
+                       ckpt_id ? on_release_ckpt_ack : on_report_ack);
 }
 
 /* A leased task's checkpoint was being fetched (from the submitter): the task starts, from it if it
@@ -308,11 +344,16 @@ static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, voi
 {
     uint64_t *lms = arg;
     pool->ckpt_pending--;
-    if (status && !pool->stopping && !j->gone)
+    pool->ckpt_pending_mem -= j->man.desc.memory_bytes;
+    pool->ckpt_pending_disk -= j->man.desc.disk_bytes;
+    if (status && !pool->stopping && !j->gone) {
         log_warn("job %s task %u: it starts from the beginning (its checkpoint did not come)", j->name, task);
+        pool__ckpt_drop(pool, j, task); /* an older one of ours is not the one the lease named */
+    }
     if (!pool->stopping && !j->gone && pool__room(pool, j, 0, 0, 0) > 0) {
         running_t *r = pool__start_task(pool, j, task, true);
         r->lease_ms = *lms;
+        r->last_renew_ms = 0; /* renewed at once: the submitter's long lease for the fetch is shortened */
     } else if (!pool->stopping && !j->gone) {
         report_send(pool, j, task, vol_url(pool, j, "release", task, NULL));
     }
@@ -648,8 +689,10 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
     memcpy(l.tasks, got, k * sizeof(got[0]));
     for (unsigned i = 0; i < k; i++) { /* a task given back with a checkpoint starts from it (ckpt.c) */
         const char *ck = pool__ckpt_id(pool, j, got[i]);
-        if (ck)
-            memcpy(l.ckpt[i], ck, HASH_HEX_LEN + 1);
+        if (!ck)
+            continue;
+        memcpy(l.ckpt[i], ck, HASH_HEX_LEN + 1);
+        coord_renew(pool->coord, j->id, got[i], worker, now, POOL_CKPT_LEASE_MS); /* time for the fetch */
     }
     char body[WIRE_MAX_BODY];
     if (wire_lease_encode(&l, body, sizeof(body)) < 0) /* cannot happen: k <= VOL_MAX_LEASE */
@@ -844,7 +887,7 @@ static void assemble_work(uv_work_t *req)
         return;
     }
     char why[200];
-    int rc = pool__files_write(pool->store, &c->man, c->data, tmp, why, sizeof(why));
+    int rc = pool__files_write(pool->store, &c->man, c->data, tmp, false, why, sizeof(why));
     if (rc)
         snprintf(c->why, sizeof(c->why), "writing the result: %s", strerror(-rc));
     c->status = rc;
@@ -1367,6 +1410,10 @@ static void on_release_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, v
     relck_t *k = arg;
     (void)status; /* logged; the task goes back all the same, from its last checkpoint (if any) */
     int rc = pool->stopping || j->gone ? -ECANCELED : coord_release(pool->coord, j->id, task, k->worker);
+    task_state_t st;
+    if (rc && !pool->stopping && !j->gone && coord_task(pool->coord, j->id, task, &st, NULL) == 0 &&
+        st != TASK_WAITING && st != TASK_RUNNING)
+        pool__ckpt_drop(pool, j, task); /* its lease ran out meanwhile and it was decided: no run will want it */
     if (!rc) {
         log_info("job %s: task %u released by %.16s...%s", j->name, task, k->worker, pool__ckpt_id(pool, j, task) ?
                  " with its checkpoint" : "");
@@ -1385,11 +1432,16 @@ static void on_release_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, v
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
                                const char *ck, httpd_req_t *r)
 {
-    if (strlen(ck) != HASH_HEX_LEN || j->man.desc.replicas > 1 || pool->stopping) {
+    if (!pool__ckpt_valid_id(ck) || j->man.desc.replicas > 1 || pool->stopping ||
+        pool->n_ckfetches >= POOL_MAX_CKPT_FETCHES) {
         log_warn("job %s task %u: the checkpoint named by %s is not taken (%s)", j->name, task, peer,
-                 j->man.desc.replicas > 1 ? "a job with replicas carries none" : "a bad id");
+                 j->man.desc.replicas > 1 ? "a job with replicas carries none"
+                 : pool->n_ckfetches >= POOL_MAX_CKPT_FETCHES ? "too many checkpoints are being fetched" : "a bad id");
         return false;
     }
+    if (pool__ckpt_fetching(pool, j, task)) /* its release is under way already */
+        return reply_json(r, 409, "{\"error\":\"a release of that task is under way\"}"), true;
+    coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), POOL_CKPT_LEASE_MS); /* time for the fetch */
     relck_t *k = xcalloc(1, sizeof(*k));
     k->worker = xstrdup(worker);
     k->req = httpd_defer(r);

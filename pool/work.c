@@ -483,7 +483,8 @@ int pool__ckpt_fits(const manifest_t *m, uint64_t max_bytes, char *why, size_t w
     return 0;
 }
 
-int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, char *why, size_t whylen)
+int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, bool modes, char *why,
+                      size_t whylen)
 {
     files_rm_rf(dir);
     int rc = files_mkdir_p(dir, 0755);
@@ -515,7 +516,7 @@ int pool__files_write(store_t *st, const manifest_t *m, const char *data, const 
         }
         if (fclose(out) != 0 && !rc)
             rc = -EIO;
-        if (!rc && (f->mode & 0111))
+        if (!rc && modes && (f->mode & 0111))
             chmod(p, 0755);
         free(p);
     }

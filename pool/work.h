@@ -4,6 +4,7 @@
  */
 #ifndef PREON_POOL_WORK_H
 #define PREON_POOL_WORK_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,7 +69,9 @@ int pool__ckpt_fits(const manifest_t *m, uint64_t max_bytes, char *why, size_t w
 /**
  * Writes m's tree into dir (emptied first): each file from data (its files' bytes in manifest order,
  * already checked against m) or, with data NULL, block by block from the store st (which must hold
- * every block: verified when stored). An executable file becomes 0755. 0 or -errno with why.
+ * every block: verified when stored). With modes, an executable file becomes 0755 (else every file
+ * is 0644 under the umask). 0 or -errno with why.
  */
-int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, char *why, size_t whylen);
+int pool__files_write(store_t *st, const manifest_t *m, const char *data, const char *dir, bool modes, char *why,
+                      size_t whylen);
 #endif

@@ -43,5 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n <= 0 || wire_lease_decode(buf, (size_t)n, ntasks, &back, NULL, why, sizeof(why)) != 0 || back.n != l.n ||
         back.lease_ms != l.lease_ms || memcmp(back.tasks, l.tasks, l.n * sizeof(l.tasks[0])) != 0)
         abort();
+    for (size_t i = 0; i < l.n; i++) { /* checkpoints: 64 lower-case hex or none, and they round-trip */
+        size_t cl = strnlen(l.ckpt[i], sizeof(l.ckpt[i]));
+        if ((cl != 0 && cl != 64) || strcmp(back.ckpt[i], l.ckpt[i]) != 0)
+            abort();
+        for (size_t k = 0; k < cl; k++)
+            if (!((l.ckpt[i][k] >= '0' && l.ckpt[i][k] <= '9') || (l.ckpt[i][k] >= 'a' && l.ckpt[i][k] <= 'f')))
+                abort();
+    }
     return 0;
 }

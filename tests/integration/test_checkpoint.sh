@@ -79,6 +79,7 @@ t_a_given_back_task_resumes_from_its_checkpoint_on_another_peer() {
     wait_log A "task 0 released by .* with its checkpoint" 15
     assert_eq 1 "$(peer_field "$a" checkpoints-fetched)" "A took the checkpoint from B"
     assert_eq 1 "$(peer_field "$a" checkpoints)" "A holds it"
+    wait_until 10 "[ \"\$(peer_field '$b' checkpoints)\" = 0 ]" "B drops its copy once A has it"
     wait_status "$a" resume waiting 1 10
     # C runs it, from the checkpoint: it goes on from where B stopped.
     start_peer C --port 0 --slots 1 --peer "$url" --uid-base $((UID_BASE + 10))
