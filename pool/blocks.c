@@ -40,6 +40,26 @@ void pool__blocks_add_result(pool_t *pool, job_t *j, taskres_t *tr)
     free(root);
 }
 
+unsigned pool__fetch_blocks(pool_t *pool, const manifest_t *m, const char *peer, fetch_cb cb, void *arg,
+                            unsigned *missing)
+{
+    const char *peers[1] = {peer};
+    unsigned refused = 0;
+    for (size_t i = 0; i < m->n_files; i++) {
+        const manifest_file_t *f = &m->files[i];
+        for (size_t b = 0; b < f->n_blocks; b++) {
+            uint64_t off = (uint64_t)b * m->block_size;
+            uint32_t blen = (uint32_t)(f->size - off < m->block_size ? f->size - off : m->block_size);
+            (*missing)++;
+            if (fetch_block(pool->fetch, &f->blocks[b], blen, peers, 1, cb, arg) != 0) {
+                (*missing)--;
+                refused++;
+            }
+        }
+    }
+    return refused;
+}
+
 void pool__blocks_remove_job(pool_t *pool, job_t *j)
 {
     if (!pool->serve)

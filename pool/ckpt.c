@@ -434,22 +434,10 @@ static void decode_done(uv_work_t *req, int status)
                  (unsigned long long)cap);
         return fetch_end(f, -ENOSPC, f->why);
     }
-    const char *peers[1] = {f->peer};
     f->missing = 1;
-    for (size_t i = 0; i < f->man.n_files; i++) {
-        const manifest_file_t *mf = &f->man.files[i];
-        for (size_t b = 0; b < mf->n_blocks; b++) {
-            uint64_t off = (uint64_t)b * f->man.block_size;
-            uint32_t blen = (uint32_t)(mf->size - off < f->man.block_size ? mf->size - off : f->man.block_size);
-            f->missing++;
-            if (fetch_block(f->pool->fetch, &mf->blocks[b], blen, peers, 1, block_done, f) != 0) {
-                f->missing--;
-                if (!f->status) {
-                    f->status = -EIO;
-                    snprintf(f->why, sizeof(f->why), "the fetcher refused a block");
-                }
-            }
-        }
+    if (pool__fetch_blocks(f->pool, &f->man, f->peer, block_done, f, &f->missing)) {
+        f->status = -EIO;
+        snprintf(f->why, sizeof(f->why), "the fetcher refused a block");
     }
     block_done(NULL, 0, f);
 }

@@ -215,6 +215,12 @@ void pool__blocks_add_job(pool_t *p, job_t *j);
 void pool__blocks_remove_job(pool_t *p, job_t *j);
 /** Registers a hashed result of j (re-hashed when served: it may change). */
 void pool__blocks_add_result(pool_t *p, job_t *j, taskres_t *tr);
+/**
+ * Fetches every block of m's files from peer alone (verified into the store): *missing counts up
+ * once per fetch_block accepted, each of which fires cb once, later. Returns how many were refused.
+ */
+unsigned pool__fetch_blocks(pool_t *p, const manifest_t *m, const char *peer, fetch_cb cb, void *arg,
+                            unsigned *missing);
 /** Registers every result of j that is here. */
 void pool__blocks_add_results(pool_t *p, job_t *j);
 /** (jobs.c) j was removed from jobs/ (here, or by its submitter) and is over: frees its inputs (ours:

@@ -993,20 +993,9 @@ static void rm_decode_done(uv_work_t *w, int status)
         return rm_refused(c, c->why);
     if (c->job->gone || c->pool->stopping || c->cand->dropped)
         return rm_refused(c, "the job went");
-    const char *peers[1] = {c->peer};
     c->missing = 1;
-    for (size_t i = 0; i < c->man.n_files; i++) {
-        const manifest_file_t *f = &c->man.files[i];
-        for (size_t b = 0; b < f->n_blocks; b++) {
-            uint64_t off = (uint64_t)b * c->man.block_size;
-            uint32_t blen = (uint32_t)(f->size - off < c->man.block_size ? f->size - off : c->man.block_size);
-            c->missing++;
-            if (fetch_block(c->pool->fetch, &f->blocks[b], blen, peers, 1, rc_block_done, c) != 0) {
-                c->missing--;
-                c->status = -EIO;
-            }
-        }
-    }
+    if (pool__fetch_blocks(c->pool, &c->man, c->peer, rc_block_done, c, &c->missing))
+        c->status = -EIO;
     rc_block_done(NULL, 0, c);
 }
 

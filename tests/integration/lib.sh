@@ -443,6 +443,36 @@ publish_idle() {
     status_field "$m" "$name" id
 }
 
+# --when idle's owner, faked (docs/usage.md, "Only when idle"): a FIFO as a peer's only input
+# device (--input-dir), where a byte written is a keystroke.
+
+# fake_input NAME: a directory holding one fake input device (a FIFO), printed.
+fake_input() {
+    local d="$T_CASE/input.$1"
+    mkdir -p "$d"
+    mkfifo "$d/event0"
+    echo "$d"
+}
+
+# owner_stays DIR: the owner types on DIR's device every 0.2 s (the presence under test, not a
+# synchronisation) until owner_leaves. Each write waits for the peer to read (a FIFO), bounded.
+owner_stays() {
+    (
+        trap - EXIT INT TERM
+        while :; do
+            timeout 2 sh -c 'printf x >"$1"' _ "$1/event0"
+            sleep 0.2
+        done
+    ) >/dev/null 2>&1 &
+    OWNER_PID=$!
+    on_cleanup "kill $OWNER_PID"
+}
+
+owner_leaves() {
+    kill "$OWNER_PID" 2>/dev/null || true
+    wait "$OWNER_PID" 2>/dev/null || true
+}
+
 # wait_log NAME ERE SECS: bounded poll until the peer's log has a line matching ERE (a log line is
 # a state, not an event we can block on).
 wait_log() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checkpoints (docs/job-format.md, "Stopping with notice, and checkpoints"): a task stopped with
-# notice, because its volunteer's owner stayed (--when idle, faked with a FIFO as in test_idle.sh)
+# notice, because its volunteer's owner stayed (--when idle, faked with a FIFO: lib.sh's fake_input)
 # or because its peer is stopping (SIGTERM), leaves what it wrote in /task/checkpoint/; that goes
 # with the task (fetched and verified by the submitter, then by the next volunteer), and the next
 # run, on any peer or after a restart, starts from it. The job is mnt-examples/resume, made short.
@@ -8,32 +8,6 @@
 
 UID_BASE=64800
 EXAMPLES=$(cd -- "$(dirname -- "$0")/../../mnt-examples" && pwd)
-
-# fake_input NAME: a directory holding one fake input device (a FIFO), printed.
-fake_input() {
-    local d="$T_CASE/input.$1"
-    mkdir -p "$d"
-    mkfifo "$d/event0"
-    echo "$d"
-}
-
-# owner_stays DIR: the owner types on DIR's device every 0.2 s until owner_leaves (test_idle.sh).
-owner_stays() {
-    (
-        trap - EXIT INT TERM
-        while :; do
-            timeout 2 sh -c 'printf x >"$1"' _ "$1/event0"
-            sleep 0.2
-        done
-    ) >/dev/null 2>&1 &
-    OWNER_PID=$!
-    on_cleanup "kill $OWNER_PID"
-}
-
-owner_leaves() {
-    kill "$OWNER_PID" 2>/dev/null || true
-    wait "$OWNER_PID" 2>/dev/null || true
-}
 
 # resumed_at M: the step the accepted run of the resume job started from (0: from the beginning).
 resumed_at() {

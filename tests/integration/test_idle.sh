@@ -9,33 +9,6 @@
 
 UID_BASE=64700
 
-# fake_input NAME: a directory holding one fake input device (a FIFO), printed.
-fake_input() {
-    local d="$T_CASE/input.$1"
-    mkdir -p "$d"
-    mkfifo "$d/event0"
-    echo "$d"
-}
-
-# owner_stays DIR: the owner types on DIR's device every 0.2 s (the presence under test, not a
-# synchronisation) until owner_leaves. Each write waits for the peer to read (a FIFO), bounded.
-owner_stays() {
-    (
-        trap - EXIT INT TERM
-        while :; do
-            timeout 2 sh -c 'printf x >"$1"' _ "$1/event0"
-            sleep 0.2
-        done
-    ) >/dev/null 2>&1 &
-    OWNER_PID=$!
-    on_cleanup "kill $OWNER_PID"
-}
-
-owner_leaves() {
-    kill "$OWNER_PID" 2>/dev/null || true
-    wait "$OWNER_PID" 2>/dev/null || true
-}
-
 # frozen_tasks PID: how many task cgroups of the peer PID are frozen (cgroup v1 freezer or v2).
 frozen_tasks() {
     local n=0 f
@@ -135,6 +108,39 @@ t_a_peer_killed_while_its_task_is_frozen_leaves_nothing_behind() {
     start_peer A --slots 0 --uid-base "$UID_BASE"
     wait_until 10 "! pgrep -u $UID_BASE >/dev/null" "the dead peer's frozen task is gone"
     wait_until 10 "! ls -d /sys/fs/cgroup/*/preon-$old >/dev/null 2>&1" "the dead peer's cgroups are removed"
+}
+
+t_other_processes_busy_on_the_cpu_keep_tasks_waiting() {
+    local in m hog st
+    in=$(fake_input A)
+    # No keystroke at all: only the CPU rule decides. A hog the test starts takes one of the
+    # machine's CPUs (50% of 2, over --idle-cpu 25).
+    sh -c 'while :; do :; done' &
+    hog=$!
+    on_cleanup "kill $hog"
+    start_peer A --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-cpu 25 --input-dir "$in"
+    m=$(mnt A)
+    wait_until 20 "peer_field '$m' not-running-tasks | grep -q 'other processes use'" "A says the CPU is busy"
+    publish_job "$m" cpu 'echo ok > out.txt' "tasks = 1"
+    wait_status "$m" cpu state running
+    assert_eq 0 "$(status_field "$m" cpu running)" "running while another process is busy"
+    kill "$hog"
+    wait "$hog" 2>/dev/null || true
+    st=$(wait_job "$m" cpu 60)
+    assert_eq done "$(field state <<<"$st")" "state once the hog is gone"
+    assert_file_eq "$m/results/cpu/0/out.txt" ok
+}
+
+t_an_input_entry_that_cannot_be_watched_is_skipped() {
+    local in m
+    in=$(fake_input A)
+    echo "not a device" >"$in/event1" # a regular file: poll cannot watch it
+    start_peer A --slots 1 --uid-base "$UID_BASE" --when idle --idle-after 1s --idle-cpu 0 --input-dir "$in"
+    m=$(mnt A)
+    assert_eq 1 "$(peer_field "$m" input-devices)" "input devices watched (the FIFO only)"
+    grep -q "event1 cannot be watched" "${PEER_LOG[A]}" || fail "the log does not say event1 is skipped"
+    publish_job "$m" skip 'echo ok > out.txt' "tasks = 1"
+    assert_eq done "$(field state <<<"$(wait_job "$m" skip 30)")" "a task still runs"
 }
 
 t_bad_when_values_are_refused() {
