@@ -37,6 +37,26 @@ t_help() {
     assert_match "$OUT" 'usage' "preon status --help"
 }
 
+# Every option a command's --help lists is in the man page (docs/preon.1, where "-" is written "\-"),
+# and so is every command of preon --help.
+t_the_man_page_covers_every_option_and_command() {
+    local man cmd opt missing=""
+    man="$(dirname -- "$0")/../../docs/preon.1"
+    [ -r "$man" ] || fail "no $man"
+    for cmd in mount tracker get; do
+        expect_rc 0 "$PREON" "$cmd" --help
+        for opt in $(grep -o -- '--[a-z][a-z-]*' <<<"$OUT" | sort -u); do
+            [ "$opt" = --help ] && continue
+            grep -qF -- "$(sed 's/-/\\-/g' <<<"$opt")" "$man" || missing="$missing $cmd $opt;"
+        done
+    done
+    expect_rc 0 "$PREON" --help
+    for cmd in $(sed -n 's/^  \([a-z][a-z]*\) .*/\1/p' <<<"$OUT"); do
+        grep -q "^\.B preon $cmd\$" "$man" || missing="$missing command $cmd;"
+    done
+    [ -z "$missing" ] || fail "not in docs/preon.1:$missing"
+}
+
 t_usage_errors_exit_2() {
     expect_rc 2 "$PREON" --no-such-option
     [ -n "$ERR" ] || fail "no message on stderr for an unknown option"
