@@ -71,6 +71,23 @@ int fs_client_wait(int argc, char **argv)
     return status;
 }
 
+
+/* name for a terminal: a byte below 0x20 or DEL becomes '?' (a name from another peer may hold
+ * any of them: no escape sequence reaches the terminal), and *cols its width in columns, counting
+ * each UTF-8 character as one (continuation bytes take none). */
+static char *client_printable(const char *name, size_t *cols)
+{
+    char *out = xstrdup(name);
+    size_t c = 0;
+    for (unsigned char *p = (unsigned char *)out; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        c += (*p & 0xc0) != 0x80;
+    }
+    *cols = c;
+    return out;
+}
+
 int fs_client_status(int argc, char **argv)
 {
     int first;
@@ -109,7 +126,12 @@ int fs_client_status(int argc, char **argv)
     uv_fs_t req;
     uv_dirent_t ent;
     if (uv_fs_scandir(NULL, &req, dir, 0, NULL) >= 0) {
-        printf("%-24s %-10s %s\n", "JOB", "STATE", "TASKS (ok/failed/total)");
+        /* Every job's line first, so the name column fits the longest name. */
+        size_t n = 0, cap = 0, width = 3; /* "JOB" */
+        struct row {
+            char *name, *line;
+            size_t cols;
+        } *rows = NULL;
         while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
             char *p = xasprintf("%s/%s", dir, ent.name), *t = NULL;
             if (cat_file(p, &t) == 0) {
@@ -124,11 +146,23 @@ int fs_client_status(int argc, char **argv)
                     sscanf(s, "\nsucceeded: %u", &ok);
                 if ((s = strstr(t, "\nfailed: ")))
                     sscanf(s, "\nfailed: %u", &bad);
-                printf("%-24s %-10s %u/%u/%u\n", ent.name, state, ok, bad, tot);
+                if (n == cap)
+                    rows = xreallocarray(rows, cap = cap ? 2 * cap : 16, sizeof(*rows));
+                rows[n].name = client_printable(ent.name, &rows[n].cols);
+                rows[n].line = xasprintf("%-10s %u/%u/%u", state, ok, bad, tot);
+                width = rows[n].cols > width ? rows[n].cols : width;
+                n++;
             }
             free(t);
             free(p);
         }
+        printf("%-*s %-10s %s\n", (int)width, "JOB", "STATE", "TASKS (ok/failed/total)");
+        for (size_t i = 0; i < n; i++) {
+            printf("%s%*s %s\n", rows[i].name, (int)(width - rows[i].cols), "", rows[i].line);
+            free(rows[i].name);
+            free(rows[i].line);
+        }
+        free(rows);
     }
     uv_fs_req_cleanup(&req);
     free(dir);

@@ -108,6 +108,28 @@ t_status_and_wait() {
     assert_contains "$OUT" "state: done" "preon status j2"
 }
 
+# The job table of `preon status` keeps its columns with a name over 24 characters and a UTF-8
+# name (it misaligned both: issue 12, item 8).
+t_status_aligns_long_and_utf8_names() {
+    start_peer A --slots 2
+    local m long utf col line c
+    m=$(mnt A)
+    long=a-job-name-well-over-twenty-four-characters
+    utf=résumé-ünï
+    publish_job "$m" "$long" 'true'
+    publish_job "$m" "$utf" 'true'
+    wait_job "$m" "$long" 30 >/dev/null
+    wait_job "$m" "$utf" 30 >/dev/null
+    expect_rc 0 "$PREON" status --mount "$m"
+    # the column (in characters) where STATE starts, on the header and on each job's line
+    col=$(sed -n 's/^\(JOB *\)STATE.*/\1/p' <<<"$OUT" | tr -d '\n' | LC_ALL=C.UTF-8 wc -m)
+    [ -n "$col" ] || fail "no header in: $OUT"
+    for line in "$long" "$utf"; do
+        c=$(grep -F -- "$line " <<<"$OUT" | sed 's/done.*//' | tr -d '\n' | LC_ALL=C.UTF-8 wc -m)
+        assert_eq "$col" "$c" "the STATE column of $line"$'\n'"$OUT"
+    done
+}
+
 t_sigterm_unmounts_cleanly() {
     start_peer A
     local m
