@@ -256,6 +256,13 @@ static int cmd_mount(int argc, char **argv)
         free(data);
         return 2;
     }
+    if (geteuid() != 0) { /* else FUSE, the cgroups and the sandbox users each fail, each obscurely */
+        fprintf(stderr, "preon mount: run it as root (for example: sudo preon mount ...): tasks run as sandbox "
+                "users (uid %lu + slot), which takes root, and so do their cgroups and a mount they can read "
+                "(docs/usage.md)\n", uid_base);
+        free(data);
+        return 1;
+    }
     char mnt[PATH_MAX], dd[PATH_MAX], exe[PATH_MAX];
     if (!data)
         data = default_data_dir();

@@ -57,6 +57,20 @@ t_the_man_page_covers_every_option_and_command() {
     [ -z "$missing" ] || fail "not in docs/preon.1:$missing"
 }
 
+# Not root: one line that says so and what to do (it said only "Input/output error": issue 12,
+# item 8), and nothing is mounted.
+t_mount_as_non_root_says_to_run_as_root() {
+    local d
+    d=$(mktemp -d /tmp/preon-nonroot.XXXXXX) # reachable by nobody, wherever the test tree is
+    on_cleanup "rm -rf -- $d"
+    mkdir -p "$d/m" "$d/data"
+    cp -- "$PREON" "$d/preon"
+    chmod -R a+rwX "$d"
+    expect_rc 1 setpriv --reuid=65534 --regid=65534 --clear-groups "$d/preon" mount -f --data "$d/data" "$d/m"
+    assert_contains "$ERR" "preon mount: run it as root (for example: sudo preon mount" "stderr as non-root"
+    ! mountpoint -q "$d/m" || fail "$d/m is mounted"
+}
+
 t_usage_errors_exit_2() {
     expect_rc 2 "$PREON" --no-such-option
     [ -n "$ERR" ] || fail "no message on stderr for an unknown option"
