@@ -346,11 +346,15 @@ static void on_reply(int status, unsigned code, const char *body, size_t len, vo
         return; /* abandoned, or a "stopped" nobody waits for */
     t->inflight = false;
 
-    char why[256] = "";
+    char why[320] = "";
     announce_reply_t *r = xmalloc(sizeof(*r));
     int rc = status;
     if (rc == 0 && code != 200) {
-        snprintf(why, sizeof(why), "HTTP %u", code);
+        size_t ul = strlen(a->url);
+        bool hint = code == 404 && !(ul >= 9 && !strcmp(a->url + ul - 9, "/announce"));
+        snprintf(why, sizeof(why), "HTTP %u%s%.160s%s", code,
+                 hint ? " (is it a tracker's announce URL? those usually end in /announce: try --tracker " : "",
+                 hint ? a->url : "", hint ? (a->url[ul ? ul - 1 : 0] == '/' ? "announce)" : "/announce)") : "");
         rc = -EIO;
     } else if (rc == 0) {
         rc = announce_parse_reply(body, len, r, why, sizeof(why));

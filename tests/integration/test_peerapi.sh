@@ -91,6 +91,16 @@ t_tracker_url_disables_the_embedded_tracker() {
     assert_eq 200 "$(http_code "$url/v1/jobs")" "the peer API is still there"
 }
 
+# A --tracker URL without /announce (here another peer's base URL, which answers 404 there): the
+# log says what to try instead (it said a bare "HTTP 404": issue 12, item 8).
+t_a_tracker_url_without_announce_gets_a_hint() {
+    start_peer A --port 0
+    local url
+    url=$(peer_url "$(mnt A)")
+    start_peer B --port 0 --tracker "$url"
+    wait_log B "HTTP 404 \(is it a tracker's announce URL\? .*try --tracker $url/announce\)" 10
+}
+
 # What one host can make this peer hold (issue 8, item 7): greetings from 80 "peers" on one host
 # (the peer takes the host from the connection, so they come from 127.0.0.2) add 64 of them
 # (POOL_MAX_PEERS_PER_HOST), the rest are refused with a line in the log, another host still gets
