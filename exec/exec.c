@@ -964,9 +964,27 @@ static void term_work(uv_work_t *req)
     exec_task_t *t = w->t;
     pid_t pids[4096];
     int np = exec__cg_task_pids(&t->e->cg, t->cg_name, pids, 4096);
-    for (int i = 0; i < np; i++)
-        if (pids[i] != t->pid && pids[i] != w->init && !is_wrapper(t, pids[i], w->init) && kill(pids[i], SIGTERM) == 0)
+    for (int i = 0; i < np; i++) {
+        if (pids[i] == t->pid || pids[i] == w->init)
+            continue;
+        /* The process by a pidfd, then checked to be in the task's cgroup still: a pid that ended and
+         * was reused since the listing is never signalled. */
+        int pfd = pidfd_open(pids[i], 0);
+        if (pfd < 0)
+            continue;
+        char path[64], cg[1024];
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, cg, sizeof(cg) - 1);
+        if (fd >= 0)
+            close(fd);
+        cg[n > 0 ? n : 0] = '\0';
+        char want[48];
+        snprintf(want, sizeof(want), "/%s\n", t->cg_name);
+        if (strstr(cg, want) && !is_wrapper(t, pids[i], w->init) && pidfd_send_signal(pfd, SIGTERM, NULL, 0) == 0)
             w->sent++;
+        close(pfd);
+    }
 }
 
 static void term_done(uv_work_t *req, int status)
@@ -984,9 +1002,7 @@ static void term_done(uv_work_t *req, int status)
     if (t->stage != S_RUNNING || t->killed)
         return;
     if (sent <= 0)
-        kill_sandbox(t);
-    else
-        uv_timer_start(&t->timer, on_grace_over, t->grace_ms, 0);
+        kill_sandbox(t); /* nothing to give notice to */
 }
 
 /*
@@ -1008,6 +1024,7 @@ static void term_sandbox(exec_task_t *t)
         return;
     }
     t->terming = true;
+    uv_timer_start(&t->timer, on_grace_over, t->grace_ms, 0); /* from now, whatever term_work takes */
     term_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
     w->t = t;

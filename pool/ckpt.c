@@ -20,7 +20,7 @@
  *
  * While it travels the task's lease is extended to POOL_CKPT_LEASE_MS (the submitter does it on
  * the release, and on a lease that names a checkpoint). A volunteer drops its copy once the
- * submitter has answered the release (it answers only once it holds the checkpoint); a run that
+ * submitter says it holds it (the release is asked again until 200: volunteer.c); a run that
  * starts from one holds its directory until it ends (pool__ckpt_take/put), whatever replaces it.
  * At most POOL_MAX_CKPT_FETCHES fetches at once, one per task; held checkpoints total at most
  * --cache.
@@ -173,10 +173,41 @@ static char *new_dir(pool_t *pool, const job_t *j, uint32_t task)
                      ++pool->stage_seq % 1000000);
 }
 
-/* Thread pool: dir's manifest beside it (dir.json), durable, once the files are: what a restart
- * takes the checkpoint back from. */
+static int fsync_at(int dirfd, const char *name, int flags)
+{
+    int fd = openat(dirfd, name, flags | O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+    if (fd < 0 || fsync(fd) != 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int fsync_file(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+    (void)arg;
+    (void)rel;
+    return S_ISREG(st->st_mode) ? fsync_at(dirfd, name, 0) : 0;
+}
+
+static int fsync_dir(void *arg, int dirfd, const char *name)
+{
+    (void)arg;
+    return fsync_at(dirfd, name, O_DIRECTORY);
+}
+
+/* Thread pool: dir's manifest beside it (dir.json), durable, once the files are (each file and
+ * directory fsync'd first): what a restart takes the checkpoint back from. */
 static int write_manifest(const char *dir, const char *bytes, size_t len)
 {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int frc = dfd < 0 ? -errno : files_walk(dfd, PATH_MAX, 0, fsync_file, fsync_dir, NULL);
+    if (!frc && fsync(dfd) != 0)
+        frc = -errno;
+    if (dfd >= 0)
+        close(dfd);
+    if (frc)
+        return frc;
     char *tmp = xasprintf("%s.json.tmp", dir), *fin = xasprintf("%s.json", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644), rc = 0;
     if (fd < 0 || write(fd, bytes, len) != (ssize_t)len || fsync(fd) != 0)
@@ -185,6 +216,12 @@ static int write_manifest(const char *dir, const char *bytes, size_t len)
         rc = -EIO;
     if (!rc && rename(tmp, fin) != 0)
         rc = -errno;
+    if (!rc) { /* and the rename itself */
+        char *parent = xstrdup(fin);
+        *strrchr(parent, '/') = '\0';
+        rc = fsync_at(AT_FDCWD, parent, O_DIRECTORY);
+        free(parent);
+    }
     if (rc)
         unlink(tmp);
     free(tmp);
@@ -244,6 +281,14 @@ static void save_done(uv_work_t *req, int status)
     job_t *j = s->job;
     pool->pending_work--;
     const char *id = NULL;
+    uint64_t size = 0;
+    for (size_t i = 0; !s->rc && i < s->man.n_files; i++)
+        size += s->man.files[i].size;
+    if (!s->rc && pool->cache_quota && pool->ckpts_bytes + size > pool->cache_quota) {
+        snprintf(s->why, sizeof(s->why), "the checkpoints held here would be over %llu bytes (--cache)",
+                 (unsigned long long)pool->cache_quota);
+        s->rc = -ENOSPC;
+    }
     if (!s->rc && !status && !pool->stopping && !j->gone) {
         ckpt_t *c = install(pool, j->id, s->task, &s->man, s->bytes, s->len, s->dir);
         s->bytes = NULL;
@@ -258,7 +303,7 @@ static void save_done(uv_work_t *req, int status)
     give_back(pool, j, s->task, s->remote, id);
     manifest_release(&s->man);
     free(s->bytes);
-    if (s->dir && !s->rc && !pool->stopping) /* collected, but the job went meanwhile */
+    if (s->dir && !pool->stopping) /* not taken: over --cache, or the job went meanwhile */
         pool__rm_later(pool, xasprintf("%s.json", s->dir), s->dir);
     else
         free(s->dir);
@@ -546,7 +591,13 @@ static bool load_one(pool_t *pool, const char *name)
     manifest_init(&m);
     struct stat sb;
     bool ok = files_read_small(json, FETCH_MAX_GET_BODY, &bytes, &len) == 0 &&
-              manifest_decode(&m, bytes, len, why, sizeof(why)) == 0 && lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+              manifest_decode(&m, bytes, len, why, sizeof(why)) == 0 && lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+              pool__ckpt_fits(&m, j->man.desc.disk_bytes, why, sizeof(why)) == 0;
+    for (size_t i = 0; ok && i < m.n_files; i++) { /* a file cut short (a crash) is no checkpoint */
+        char *p = xasprintf("%s/%s", dir, m.files[i].path);
+        ok = lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == m.files[i].size;
+        free(p);
+    }
     ckpt_t *old = find(pool, j->id, task);
     if (ok && old && strcmp(old->dir, dir) > 0)
         ok = false; /* a later one of the same task is held */

@@ -163,6 +163,7 @@ struct pool {
     uv_timer_t *drain_timer;
     unsigned ckpt_saving;     /**< checkpoints of tasks given back being collected (ckpt.c) */
     unsigned reports_pending; /**< volunteer: releases and done reports not answered yet (volunteer.c) */
+    struct relretry *relretries; /**< volunteer: releases with a checkpoint to ask again (volunteer.c) */
     unsigned ckpts_held;      /**< checkpoints held here now, and their bytes */
     uint64_t ckpts_bytes;
     unsigned pending_work; /**< thread-pool items in flight */

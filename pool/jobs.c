@@ -1111,16 +1111,20 @@ static void on_drained(uv_timer_t *t) { drain_fire(t->data); }
 void pool__drain_check(pool_t *pool)
 {
     /* From the loop, not from inside the caller: done goes on to stop the pool. */
-    if (pool->draining && pool->drained && pool->drain_timer && pool->nrunning == 0 && pool->ckpt_saving == 0 &&
-        pool->reports_pending == 0 && pool->ckpt_pending == 0)
-        uv_timer_start(pool->drain_timer, on_drained, 0, 0);
+    if (!pool->draining || !pool->drained || !pool->drain_timer || pool->nrunning || pool->ckpt_saving ||
+        pool->reports_pending || pool->ckpt_pending)
+        return;
+    for (job_t *j = pool->joblist; j; j = j->next)
+        if (j->lease_pending)
+            return; /* its tasks come, and go back at once (no room while draining) */
+    uv_timer_start(pool->drain_timer, on_drained, 0, 0);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     pool_t *pool = t->data;
-    log_warn("stopping: %u tasks, %u checkpoints and %u reports still under way: they are cut short", pool->nrunning,
-             pool->ckpt_saving, pool->reports_pending);
+    log_warn("stopping: %u tasks, %u checkpoints being collected, %u being fetched to start and %u reports still "
+             "under way: they are cut short", pool->nrunning, pool->ckpt_saving, pool->ckpt_pending, pool->reports_pending);
     drain_fire(pool);
 }
 

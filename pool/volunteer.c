@@ -52,6 +52,7 @@
 #include "pool/wire.h"
 
 #define VOL_ALIVE_MS 10000         /* a volunteer heard from this recently is not dropped (discover.c's window) */
+#define VOL_RELEASE_RETRY_MS 1000   /* a release with a checkpoint the submitter is still fetching: asked again */
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
@@ -99,6 +100,7 @@ typedef struct vreq {
     pool_t *pool;
     job_t *job;
     uint32_t task;
+    unsigned tries; /* a release with a checkpoint: how often it was asked (on_release_ckpt_ack) */
 } vreq_t;
 
 static bool can_run(pool_t *pool, job_t *j)
@@ -120,10 +122,13 @@ static char *vol_url(pool_t *pool, const job_t *j, const char *what, uint32_t ta
     return xasprintf("/v1/%s/%s/%u?peer=%s%s", what, j->id, task, pool->opts.http_url, extra ? extra : "");
 }
 
-/* Sends target (taken), signed, to j's submitter; cb gets a vreq_t. 0, or -errno and cb never fires. */
-static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb)
+/* Sends target (taken), signed, to j's submitter; cb gets a vreq_t (*out, may be NULL). 0, or
+ * -errno and cb never fires. */
+static int vol_send_v(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb, vreq_t **out)
 {
     vreq_t *v = xcalloc(1, sizeof(*v));
+    if (out)
+        *out = v;
     v->pool = pool;
     v->job = j;
     v->task = task;
@@ -136,6 +141,11 @@ static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_g
     }
     free(target);
     return rc;
+}
+
+static int vol_send(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb)
+{
+    return vol_send_v(pool, j, task, target, cb, NULL);
 }
 
 static int vol_get(pool_t *pool, job_t *j, const char *what, uint32_t task, const char *extra, fetch_get_cb cb)
@@ -156,32 +166,82 @@ static void on_report_ack(int status, unsigned code, const char *body, size_t le
 
 /* A release with a checkpoint answered: 200 means the submitter holds it now, so the copy here goes
  * (unless the task runs here again meanwhile: then it is that run's, see on_lease). */
+static int release_ckpt_send(pool_t *pool, job_t *j, uint32_t task, const char *id, unsigned tries);
+
+/* A release again after VOL_RELEASE_RETRY_MS: still counted in reports_pending (pool_drain waits). */
+typedef struct relretry {
+    uv_timer_t timer;
+    pool_t *pool;
+    job_t *job;
+    uint32_t task;
+    unsigned tries;
+    struct relretry *next; /* pool->relretries */
+} relretry_t;
+
+static void relretry_closed(uv_handle_t *h) { free(h->data); }
+
+static void relretry_unlink(relretry_t *k)
+{
+    for (relretry_t **pp = &k->pool->relretries; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+}
+
+static void on_relretry(uv_timer_t *t)
+{
+    relretry_t *k = t->data;
+    pool_t *pool = k->pool;
+    relretry_unlink(k);
+    const char *id = pool__ckpt_id(pool, k->job, k->task);
+    if (!pool->stopping && !k->job->gone && id)
+        release_ckpt_send(pool, k->job, k->task, id, k->tries);
+    pool->reports_pending--;
+    pool_job_unref(k->job);
+    uv_close((uv_handle_t *)t, relretry_closed);
+    pool__drain_check(pool);
+}
+
+/* A release with a checkpoint answered: 200, the submitter holds it now (the copy here goes); 202, it
+ * is fetching it, and 503, it cannot yet: asked again in a while (as long as the long lease a
+ * checkpoint gets); 409 or anything else: the task went on without it (the copy here goes). */
 static void on_release_ckpt_ack(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
     pool_t *pool = v->pool;
     job_t *j = v->job;
     uint32_t task = v->task;
+    unsigned tries = v->tries;
     pool_job_ref(j);
     bool here = false;
     for (running_t *r = pool->running; r; r = r->next)
         here |= r->remote && r->job == j && r->task == task;
-    if (!status && code == 200 && !here && !pool__ckpt_fetching(pool, j, task) && !pool->stopping)
+    bool again = (status || code == 202 || code == 503) && tries < POOL_CKPT_LEASE_MS / VOL_RELEASE_RETRY_MS;
+    if (again && !pool->stopping && !j->gone && !here) {
+        relretry_t *k = xcalloc(1, sizeof(*k));
+        k->pool = pool;
+        k->job = j;
+        k->task = task;
+        k->tries = tries + 1;
+        pool_job_ref(j);
+        pool->reports_pending++; /* until on_relretry */
+        k->next = pool->relretries;
+        pool->relretries = k;
+        uv_timer_init(pool->loop, &k->timer);
+        k->timer.data = k;
+        uv_timer_start(&k->timer, on_relretry, VOL_RELEASE_RETRY_MS, 0);
+    } else if (!here && !pool__ckpt_fetching(pool, j, task) && !pool->stopping) {
+        if (code != 200)
+            log_warn("job %s task %u: the submitter did not take its checkpoint (%s %u)", j->name, task,
+                     status ? strerror(-status) : "HTTP", code);
         pool__ckpt_drop(pool, j, task);
+    }
     on_report_ack(status, code, body, len, arg);
     pool_job_unref(j);
 }
 
 /* vol_send of a release or a done report, counted in reports_pending until it is answered. */
-static int report_send_cb(pool_t *pool, job_t *j, uint32_t task, char *target, fetch_get_cb cb)
-{
-    pool->reports_pending++;
-    int rc = vol_send(pool, j, task, target, cb);
-    if (rc)
-        pool->reports_pending--;
-    return rc;
-}
-
 static int report_send(pool_t *pool, job_t *j, uint32_t task, char *target)
 {
     pool->reports_pending++;
@@ -263,6 +323,7 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
     free(v);
     if (!pool->stopping)
         pool__jobs_kick(pool);
+    pool__drain_check(pool);
 }
 
 void pool__vol_kick(pool_t *pool)
@@ -329,13 +390,28 @@ static void on_ack(int status, unsigned code, const char *body, size_t len, void
     free(v);
 }
 
-void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_id)
+static int release_ckpt_send(pool_t *pool, job_t *j, uint32_t task, const char *id, unsigned tries)
 {
     char extra[80];
-    snprintf(extra, sizeof(extra), "&ckpt=%s", ckpt_id ? ckpt_id : "");
-    if (j->n_peers)
-        report_send_cb(pool, j, task, vol_url(pool, j, "release", task, ckpt_id ? extra : NULL),
-                       ckpt_id ? on_release_ckpt_ack : on_report_ack);
+    snprintf(extra, sizeof(extra), "&ckpt=%s", id);
+    pool->reports_pending++;
+    vreq_t *v = NULL;
+    int rc = vol_send_v(pool, j, task, vol_url(pool, j, "release", task, extra), on_release_ckpt_ack, &v);
+    if (rc)
+        pool->reports_pending--;
+    else
+        v->tries = tries;
+    return rc;
+}
+
+void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_id)
+{
+    if (!j->n_peers)
+        return;
+    if (ckpt_id)
+        release_ckpt_send(pool, j, task, ckpt_id, 0);
+    else
+        report_send(pool, j, task, vol_url(pool, j, "release", task, NULL));
 }
 
 /* A leased task's checkpoint was being fetched (from the submitter): the task starts, from it if it
@@ -361,6 +437,7 @@ static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, voi
     pool_job_unref(j);
     if (!pool->stopping)
         pool__jobs_kick(pool);
+    pool__drain_check(pool);
 }
 
 /* Renews the leases of remote tasks running here; called every second. */
@@ -479,6 +556,8 @@ static void out_done(uv_work_t *req, int status)
     free(w->dir);
     free(w);
     pool_job_unref(j);
+    pool->reports_pending--;
+    pool__drain_check(pool);
 }
 
 void pool__vol_task_done(pool_t *pool, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason)
@@ -497,6 +576,7 @@ void pool__vol_task_done(pool_t *pool, job_t *j, uint32_t task, int exit_code, u
     w->man.created_ms = j->man.created_ms; /* the same on every replica: results compare by their id */
     pool_job_ref(j);
     pool->pending_work++;
+    pool->reports_pending++; /* a drain waits for the report, hashing included (out_done) */
     uv_queue_work(pool->loop, &w->req, out_work, out_done);
     (void)reason; /* stderr and exit_code travel as files of the result */
 }
@@ -1353,6 +1433,20 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     pool__bind_peer_key(pool, peer, &caller); /* cancels and result fetches of this key go there */
     if (!strcmp(what, "lease"))
         return handle_lease(pool, r, j, peer, worker), true;
+    char ck[HASH_HEX_LEN + 2] = "";
+    if (!strcmp(what, "release") && with_task && task < j->man.desc.tasks) {
+        size_t qlen = 0, cklen = 0;
+        const char *q = httpd_req_query(r, &qlen);
+        if (httpd_query_get(q, qlen, "ckpt", ck, sizeof(ck) - 1, &cklen) == 0)
+            ck[cklen] = '\0';
+        else
+            ck[0] = '\0';
+        const char *have = ck[0] ? pool__ckpt_id(pool, j, task) : NULL;
+        if (have && !strcmp(have, ck)) /* asked again once the checkpoint is here: taken */
+            return reply_json(r, 200, "{}"), true;
+        if (ck[0] && pool__ckpt_fetching(pool, j, task)) /* still coming: ask again */
+            return reply_json(r, 202, "{\"checkpoint\":\"being fetched\"}"), true;
+    }
     /* Who holds a lease is the core's to say: a key, whatever address it speaks from. 410: the job
      * is cancelled, so stop the task. */
     if (!with_task || task >= j->man.desc.tasks || coord_holds(pool->coord, j->id, task, worker) != 0) {
@@ -1367,14 +1461,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
     }
     if (!strcmp(what, "release")) { /* leased but never started, or given back: no attempt is counted */
-        char ck[HASH_HEX_LEN + 2];
-        size_t qlen = 0, cklen = 0;
-        const char *q = httpd_req_query(r, &qlen);
-        if (httpd_query_get(q, qlen, "ckpt", ck, sizeof(ck) - 1, &cklen) == 0 && cklen) {
-            ck[cklen] = '\0';
-            if (start_ckpt_release(pool, j, task, peer, worker, ck, r))
-                return true; /* answered once the checkpoint is here */
-        }
+        if (ck[0] && start_ckpt_release(pool, j, task, peer, worker, ck, r))
+            return true; /* answered: 202 (fetching it) or 503 (not now) */
         int rc = coord_release(pool->coord, j->id, task, worker);
         if (!rc) {
             log_info("job %s: task %u released by %s", j->name, task, peer);
@@ -1386,63 +1474,52 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     return handle_done(pool, r, j, task, peer, worker), true;
 }
 
-typedef struct relck {
-    char *worker;
-    httpd_req_t *req; /* deferred: answered once the checkpoint is here */
-} relck_t;
-
 /* The checkpoint a volunteer gave back with task is here (or could not be had): only now does the
- * task wait again, so its next run starts from it, and only now is the volunteer answered (a peer
- * that is stopping waits for that answer: docs/job-format.md). */
+ * task wait again, so its next run starts from it. The volunteer, asking again, is answered 200 if
+ * it is here (it may then drop its copy), 409 if not (the task went on without it). */
 static void on_release_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg)
 {
-    relck_t *k = arg;
-    (void)status; /* logged; the task goes back all the same, from its last checkpoint (if any) */
-    int rc = pool->stopping || j->gone ? -ECANCELED : coord_release(pool->coord, j->id, task, k->worker);
+    char *worker = arg;
+    int rc = pool->stopping || j->gone ? -ECANCELED : coord_release(pool->coord, j->id, task, worker);
     task_state_t st;
-    if (rc && !pool->stopping && !j->gone && coord_task(pool->coord, j->id, task, &st, NULL) == 0 &&
-        st != TASK_WAITING && st != TASK_RUNNING)
-        pool__ckpt_drop(pool, j, task); /* its lease ran out meanwhile and it was decided: no run will want it */
     if (!rc) {
-        log_info("job %s: task %u released by %.16s...%s", j->name, task, k->worker, pool__ckpt_id(pool, j, task) ?
-                 " with its checkpoint" : "");
+        log_info("job %s: task %u released by %.16s...%s", j->name, task, worker, status ? " (its checkpoint "
+                 "did not come: it starts from its last one, if any)" : " with its checkpoint");
         pool__jobs_kick(pool);
         pool__vol_offer(pool, j, NULL);
+    } else if (!pool->stopping && !j->gone && coord_task(pool->coord, j->id, task, &st, NULL) == 0 &&
+               st != TASK_WAITING && st != TASK_RUNNING) {
+        pool__ckpt_drop(pool, j, task); /* its lease ran out meanwhile and it was decided: no run will want it */
     }
-    reply_json(k->req, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}");
-    free(k->worker);
-    free(k);
+    free(worker);
     pool_job_unref(j);
 }
 
-/* A release that names a checkpoint: fetched from the worker before the task waits again, and r
- * answered then. False if the request cannot start (a bad id, replicas > 1): the task is released
- * without it, r not answered yet. */
+/* A release that names a checkpoint (ck): fetched from the worker before the task waits again; r is
+ * answered 202 at once (the volunteer asks again until 200 or 409), or 503 if the fetch cannot start
+ * now (too many under way, or over --cache), the lease extended so that the volunteer can retry.
+ * False if the id is bad or the job takes none: the task is released without it (r not answered). */
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
                                const char *ck, httpd_req_t *r)
 {
-    if (!pool__ckpt_valid_id(ck) || j->man.desc.replicas > 1 || pool->stopping ||
-        pool->n_ckfetches >= POOL_MAX_CKPT_FETCHES) {
+    if (!pool__ckpt_valid_id(ck) || j->man.desc.replicas > 1 || pool->stopping) {
         log_warn("job %s task %u: the checkpoint named by %s is not taken (%s)", j->name, task, peer,
-                 j->man.desc.replicas > 1 ? "a job with replicas carries none"
-                 : pool->n_ckfetches >= POOL_MAX_CKPT_FETCHES ? "too many checkpoints are being fetched" : "a bad id");
+                 j->man.desc.replicas > 1 ? "a job with replicas carries none" : "a bad id");
         return false;
     }
-    if (pool__ckpt_fetching(pool, j, task)) /* its release is under way already */
-        return reply_json(r, 409, "{\"error\":\"a release of that task is under way\"}"), true;
     coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), POOL_CKPT_LEASE_MS); /* time for the fetch */
-    relck_t *k = xcalloc(1, sizeof(*k));
-    k->worker = xstrdup(worker);
-    k->req = httpd_defer(r);
+    char *w = xstrdup(worker);
     pool_job_ref(j);
-    if (pool__ckpt_fetch(pool, j, task, peer, ck, on_release_ckpt, k) == 0)
+    int rc = pool__ckpt_fetch(pool, j, task, peer, ck, on_release_ckpt, w);
+    if (rc) {
+        free(w);
+        pool_job_unref(j);
+        log_info("job %s task %u: its checkpoint cannot be fetched now (%s): %s is asked to retry", j->name, task,
+                 strerror(-rc), peer);
+        reply_json(r, 503, "{\"error\":\"too many checkpoints are being fetched: retry\"}");
         return true;
-    /* cannot happen after the checks above; answered here all the same */
-    int rc = coord_release(pool->coord, j->id, task, worker);
-    reply_json(k->req, rc ? 409 : 200, rc ? "{\"error\":\"not running\"}" : "{}");
-    free(k->worker);
-    free(k);
-    pool_job_unref(j);
+    }
+    reply_json(r, 202, "{\"checkpoint\":\"being fetched\"}");
     return true;
 }
 
@@ -1533,6 +1610,13 @@ void pool__vol_stop(pool_t *pool)
     if (pool->lease_timer)
         uv_close((uv_handle_t *)pool->lease_timer, pool__handle_free);
     pool->lease_timer = NULL;
+    while (pool->relretries) { /* stopping: those releases are not asked again */
+        relretry_t *k = pool->relretries;
+        pool->relretries = k->next;
+        pool->reports_pending--;
+        pool_job_unref(k->job);
+        uv_close((uv_handle_t *)&k->timer, relretry_closed);
+    }
     while (pool->cands)
         cand_unlink_free(pool->cands);
     while (pool->outbox) {
