@@ -526,28 +526,21 @@ int pool__ckpt_fetch(pool_t *pool, job_t *j, uint32_t task, const char *peer, co
         return -EBUSY;
     ckpt_t *have = find(pool, j->id, task);
     ckfetch_t *f = xcalloc(1, sizeof(*f));
-    if (have && !strcmp(have->id, id)) { /* this peer's own (it gave the task back, and has it again) */
-        f->req.data = f;
-        f->pool = pool;
-        f->job = j;
-        f->task = task;
-        f->cb = cb;
-        f->arg = arg;
-        pool_job_ref(j);
-        pool->pending_work++;
-        uv_queue_work(pool->loop, &f->req, nothing_work, held_done); /* cb never fires from inside the call */
-        return 0;
-    }
     f->req.data = f;
     f->pool = pool;
     f->job = j;
     f->task = task;
-    memcpy(f->id, id, sizeof(f->id));
-    f->peer = xstrdup(peer);
     f->cb = cb;
     f->arg = arg;
-    manifest_init(&f->man);
     pool_job_ref(j);
+    if (have && !strcmp(have->id, id)) { /* this peer's own (it gave the task back, and has it again) */
+        pool->pending_work++;
+        uv_queue_work(pool->loop, &f->req, nothing_work, held_done); /* cb never fires from inside the call */
+        return 0;
+    }
+    memcpy(f->id, id, sizeof(f->id));
+    f->peer = xstrdup(peer);
+    manifest_init(&f->man);
     f->next = pool->ckfetches;
     pool->ckfetches = f;
     pool->n_ckfetches++;

@@ -249,7 +249,7 @@ void pool__ckpt_free_all(pool_t *p);
 /** Start-up (blocking: small reads): takes back the checkpoints in DATA/ckpt/ of our own jobs'
  *  undecided tasks, after pool__jobs_restore; removes the rest. */
 void pool__ckpt_load(pool_t *p);
-/** status: 0 (the checkpoint is held here now: pool__ckpt_dir) or -errno (logged). */
+/** status: 0 (the checkpoint is held here now: pool__ckpt_take) or -errno (logged). */
 typedef void (*pool_ckpt_cb)(pool_t *p, job_t *j, uint32_t task, int status, void *arg);
 /**
  * Fetches task's checkpoint id from the peer at base URL peer (/v1/ckpt, signed; then its blocks
@@ -274,6 +274,8 @@ void pool__jobs_kick(pool_t *p);
 /** pool_drain: fires its done once no task runs, no checkpoint is being collected and no report
  *  waits for its answer. Call after each of those ends. */
 void pool__drain_check(pool_t *p);
+/** Ends a drain without calling its done (pool_stop). */
+void pool__drain_end(pool_t *p);
 /** --when idle: the idle monitor's verdict changed (suspends, resumes or gives back the tasks here). */
 void pool__idle_changed(pool_t *p, idle_verdict_t v, const char *why);
 /** Adds another peer's job (takes m's contents), signed by submitter (sig: hex), and tells the view. */

@@ -877,14 +877,14 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     pool_t *pool = r->pool;
     job_t *j = r->job;
     r->et = NULL;
-    /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
-    if (r->given_back && !pool->stopping && !j->gone) { /* the owner stayed: it runs elsewhere */
+    if (r->given_back && !pool->stopping && !j->gone) { /* the owner stayed, or a drain: it runs elsewhere */
         pool->up.ckpt_given_back(pool, r); /* with its checkpoint, collected first (ckpt.c) */
         running_free(r);
         return;
     }
     if (!pool->stopping && (r->remote || j->gone || res->cancelled)) /* the submitter's is dropped once decided */
         pool->up.ckpt_drop(pool, j, r->task);
+    /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (pool->stopping || j->gone || res->cancelled) {
         if (!pool->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
             pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
@@ -1093,15 +1093,20 @@ void pool_job_cancel(job_t *j, const char *why)
     pool__job_release_inputs(j);
 }
 
-static void drain_fire(pool_t *pool)
+void pool__drain_end(pool_t *pool)
 {
-    void (*done)(void *) = pool->drained;
     pool->drained = NULL;
     if (pool->drain_timer) {
         uv_timer_stop(pool->drain_timer);
         uv_close((uv_handle_t *)pool->drain_timer, pool__handle_free);
         pool->drain_timer = NULL;
     }
+}
+
+static void drain_fire(pool_t *pool)
+{
+    void (*done)(void *) = pool->drained;
+    pool__drain_end(pool);
     if (done)
         done(pool->drained_arg);
 }

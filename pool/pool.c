@@ -407,12 +407,7 @@ static void exec_closed(void *arg)
 void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
 {
     pool->stopping = true;
-    pool->drained = NULL; /* a drain cut short */
-    if (pool->drain_timer) {
-        uv_timer_stop(pool->drain_timer);
-        uv_close((uv_handle_t *)pool->drain_timer, pool__handle_free);
-        pool->drain_timer = NULL;
-    }
+    pool__drain_end(pool); /* a drain cut short: its done is not called */
     pool->stopped = done;
     pool->stopped_arg = arg;
     pool->view = (pool_view_t){0}; /* the view is going away: nothing more is reported */

@@ -164,8 +164,6 @@ static void on_report_ack(int status, unsigned code, const char *body, size_t le
     pool__drain_check(pool);
 }
 
-/* A release with a checkpoint answered: 200 means the submitter holds it now, so the copy here goes
- * (unless the task runs here again meanwhile: then it is that run's, see on_lease). */
 static int release_ckpt_send(pool_t *pool, job_t *j, uint32_t task, const char *id, unsigned tries);
 
 /* A release again after VOL_RELEASE_RETRY_MS: still counted in reports_pending (pool_drain waits). */
@@ -253,6 +251,15 @@ static int report_send(pool_t *pool, job_t *j, uint32_t task, char *target)
 
 static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg);
 
+/* A leased task of j waiting for its checkpoint (sign 1) or no longer (-1): it holds a slot, its
+ * memory and its disk meanwhile (pool__room). */
+static void ckpt_pending_add(pool_t *pool, const job_t *j, int sign)
+{
+    pool->ckpt_pending += (unsigned)sign;
+    pool->ckpt_pending_mem += (uint64_t)(int64_t)sign * j->man.desc.memory_bytes;
+    pool->ckpt_pending_disk += (uint64_t)(int64_t)sign * j->man.desc.disk_bytes;
+}
+
 static void on_lease(int status, unsigned code, const char *body, size_t len, void *arg)
 {
     vreq_t *v = arg;
@@ -287,14 +294,10 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
             if (!j->gone && l.ckpt[i][0] && pool__room(pool, j, 0, 0, 0) > 0) { /* the slot waits for it */
                 box = xmalloc(sizeof(*box));
                 *box = lms;
-                pool->ckpt_pending++;
-                pool->ckpt_pending_mem += j->man.desc.memory_bytes;
-                pool->ckpt_pending_disk += j->man.desc.disk_bytes;
+                ckpt_pending_add(pool, j, 1);
                 pool_job_ref(j);
                 if (pool__ckpt_fetch(pool, j, t, j->peers[0], l.ckpt[i], on_lease_ckpt, box) != 0) {
-                    pool->ckpt_pending--;
-                    pool->ckpt_pending_mem -= j->man.desc.memory_bytes;
-                    pool->ckpt_pending_disk -= j->man.desc.disk_bytes;
+                    ckpt_pending_add(pool, j, -1);
                     pool__ckpt_drop(pool, j, t);
                     pool_job_unref(j);
                     free(box);
@@ -419,9 +422,7 @@ void pool__vol_release(pool_t *pool, job_t *j, uint32_t task, const char *ckpt_i
 static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg)
 {
     uint64_t *lms = arg;
-    pool->ckpt_pending--;
-    pool->ckpt_pending_mem -= j->man.desc.memory_bytes;
-    pool->ckpt_pending_disk -= j->man.desc.disk_bytes;
+    ckpt_pending_add(pool, j, -1);
     if (status && !pool->stopping && !j->gone) {
         log_warn("job %s task %u: it starts from the beginning (its checkpoint did not come)", j->name, task);
         pool__ckpt_drop(pool, j, task); /* an older one of ours is not the one the lease named */
