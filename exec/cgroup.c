@@ -577,6 +577,11 @@ int exec__cg_task_make(const exec_cg_t *cg, const char *name, uint64_t memory, u
             rc = write_file(mem, what, buf);
             if (!rc && file_exists(mem, "memory.memsw.limit_in_bytes")) /* no swapping out of the limit */
                 rc = write_file(mem, what = "memory.memsw.limit_in_bytes", buf);
+            /* At the limit the task's processes wait (v1 would kill one of them, and the rest
+             * would go on: a shell whose `head` was killed prints its next line) until preon,
+             * told by the eventfd below, kills the whole task: out of memory stops it whole. */
+            if (!rc)
+                rc = write_file(mem, what = "memory.oom_control", "1");
             if (!rc) { /* an eventfd that the kernel signals when the task is out of memory */
                 int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 char *ctl = xasprintf("%s/memory.oom_control", mem);

@@ -1181,9 +1181,11 @@ static void run_fork_bomb_is_contained(void **state)
 {
     NEED_SANDBOX();
     fixture_t *f = *state;
-    exec_spec_t s = spec_for(f, "b() { b | b & }; b; wait");
+    /* The shell stays a second: `wait` alone ended the task as soon as its own two children had
+     * forked, sometimes before the bomb reached the limit (no refused fork: a flaky test). */
+    exec_spec_t s = spec_for(f, "b() { b | b & }; b; sleep 1");
     s.processes = 16;
-    s.timeout_ms = 1500;
+    s.timeout_ms = 20000;
     rec_t rec = {0};
     run_task(f, f->e, &s, &rec);
     /* Every fork past the limit fails, so the bomb fizzles out by itself, long before its time-out. */
