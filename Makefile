@@ -35,7 +35,7 @@ $(BUILD)/preon: $(BUILD)/preon.o $(BUILD)/libpreon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The sandbox wrapper on its own: libc only, so each task's start skips loading preon's libraries.
-$(BUILD)/preon-limit: $(BUILD)/preon-limit.o $(BUILD)/exec/limit.o
+$(BUILD)/preon-limit: $(BUILD)/preon-limit.o $(BUILD)/exec/limit.o $(BUILD)/exec/keeper.o $(BUILD)/exec/msg.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libpreon.a
@@ -68,6 +68,7 @@ build-fuzz/fuzz_wire: pool/wire.c
 build-fuzz/fuzz_wire_jobs: pool/wire.c
 build-fuzz/fuzz_wire_results: pool/wire.c
 build-fuzz/fuzz_auth: pool/auth.c
+build-fuzz/fuzz_msg: exec/msg.c
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done

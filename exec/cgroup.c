@@ -625,7 +625,8 @@ int exec__cg_task_make(const exec_cg_t *cg, const char *name, uint64_t memory, u
     return rc;
 }
 
-int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st)
+/* The counters of a task's cgroup as they are now; the peak as base->peak_fd (v2) or the file says. */
+static void read_counters(const exec_cg_t *cg, const char *name, const exec_cg_base_t *base, exec_cg_stats_t *st)
 {
     char buf[4096];
     memset(st, 0, sizeof(*st));
@@ -634,7 +635,10 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
         bool v1 = cg->version[EXEC_CG_MEMORY] == 1;
         if (read_file(mem, v1 ? "memory.oom_control" : "memory.events", buf, sizeof(buf)) > 0)
             (void)exec__cg_parse_key(buf, "oom_kill", &st->oom_kills);
-        if (read_file(mem, v1 ? "memory.max_usage_in_bytes" : "memory.peak", buf, sizeof(buf)) > 0)
+        ssize_t n = -1;
+        if (!v1 && base && base->peak_fd >= 0 && (n = pread(base->peak_fd, buf, sizeof(buf) - 1, 0)) > 0)
+            buf[n] = '\0';
+        if (n > 0 || read_file(mem, v1 ? "memory.max_usage_in_bytes" : "memory.peak", buf, sizeof(buf)) > 0)
             st->memory_peak = strtoull(buf, NULL, 10);
         if (v1 && read_file(mem, "memory.failcnt", buf, sizeof(buf)) > 0)
             st->memory_failcnt = strtoull(buf, NULL, 10);
@@ -646,6 +650,55 @@ int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st
             (void)exec__cg_parse_key(buf, "max", &st->pids_refused);
         free(pid);
     }
+}
+
+static uint64_t since(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+
+int exec__cg_task_mark(const exec_cg_t *cg, const char *name, exec_cg_base_t *base)
+{
+    exec_cg_stats_t now;
+    if (base->peak_fd >= 0)
+        close(base->peak_fd);
+    base->peak_fd = -1;
+    read_counters(cg, name, NULL, &now);
+    base->oom_kills = now.oom_kills;
+    base->memory_failcnt = now.memory_failcnt;
+    base->pids_refused = now.pids_refused;
+    if (!cg->dir[EXEC_CG_MEMORY])
+        return 0;
+    char *mem = xasprintf("%s/%s", cg->dir[EXEC_CG_MEMORY], name);
+    int rc = 0;
+    if (cg->version[EXEC_CG_MEMORY] == 1) {
+        rc = write_file(mem, "memory.max_usage_in_bytes", "0"); /* the peak from now on */
+    } else { /* v2 (Linux 6.12): a write resets the peak seen through that descriptor */
+        char *path = xasprintf("%s/memory.peak", mem);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        free(path);
+        if (fd >= 0 && write(fd, "reset\n", 6) == 6)
+            base->peak_fd = fd;
+        else if (fd >= 0)
+            close(fd); /* an older kernel: the sandbox's peak so far is what is reported */
+    }
+    free(mem);
+    return rc;
+}
+
+int exec__cg_task_read(const exec_cg_t *cg, const char *name, const exec_cg_base_t *base, exec_cg_stats_t *st)
+{
+    exec_cg_stats_t now;
+    read_counters(cg, name, base, &now);
+    *st = now;
+    if (base) {
+        st->oom_kills = since(now.oom_kills, base->oom_kills);
+        st->memory_failcnt = since(now.memory_failcnt, base->memory_failcnt);
+        st->pids_refused = since(now.pids_refused, base->pids_refused);
+    }
+    return 0;
+}
+
+int exec__cg_task_end(const exec_cg_t *cg, const char *name, const exec_cg_base_t *base, exec_cg_stats_t *st)
+{
+    exec__cg_task_read(cg, name, base, st);
     (void)exec__cg_task_freeze(cg, name, false); /* a frozen process cannot die (v1) */
     char *dirs[EXEC_CG_N];
     int n = unique_dirs(cg, name, dirs), rc = 0;

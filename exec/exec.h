@@ -1,15 +1,18 @@
 /**
- * @file exec.h  Runs tasks in the bubblewrap sandbox, on the loop (uv_spawn), fail closed.
+ * @file exec.h  Runs tasks in bubblewrap sandboxes, on the loop, fail closed.
  *
- * A task runs as: posix_spawn -> `preon limit` (joins the task's cgroup, whose memory and pids limits
- * hold for the whole task (exec/cgroup.c); builds /task; drops to the slot's unprivileged uid; sets
- * rlimits: nproc, fsize = disk, core = 0; then execs) -> bwrap
- * (new namespaces incl. net unless network, --cap-drop ALL, --die-with-parent, read-only /usr etc.,
- * job inputs read-only at /job, private /tmp; /task, the cwd, shows the job's files with the task
- * directory as a writable overlay on top) -> /bin/sh -c command.
- * The time-out kills the whole sandbox (SIGKILL to bwrap, whose --die-with-parent takes the rest).
- * If any step cannot be set up the task is not run: its callback reports the reason.
- * What a task sees and how the limits are enforced: docs/sandbox.md.
+ * A sandbox is: posix_spawn -> `preon limit --keeper` (joins the sandbox's cgroup, whose memory and
+ * pids limits hold for the whole task (exec/cgroup.c); stays root in a private mount namespace, the
+ * keeper) -> bwrap as the slot's unprivileged uid with rlimits nproc, fsize = disk, core = 0,
+ * msgqueue = 0 (new namespaces incl. net unless network, --cap-drop ALL, --die-with-parent,
+ * read-only /usr etc., job inputs read-only at /job) -> the agent, its pid 1 (exec/keeper.c). Each
+ * task is sent to it: the keeper mounts its /task (the job's files with the task directory as a
+ * writable overlay on top), /tmp and /dev/shm, the agent runs /bin/sh -c command there and ends every
+ * process of it afterwards. A sandbox whose task ended by itself runs the next task of the same job
+ * and limits on the same slot (a warm sandbox: no bwrap start) or ends after EXEC_WARM_IDLE_MS.
+ * A time-out, a cancel or out of memory ends the whole sandbox (SIGKILL to the keeper, whose death
+ * takes the rest). If any step cannot be set up the task is not run: its callback reports the
+ * reason. What a task sees and how the limits are enforced: docs/sandbox.md.
  */
 #ifndef PREON_EXEC_EXEC_H
 #define PREON_EXEC_EXEC_H
@@ -23,6 +26,9 @@
 #endif
 #ifndef EXEC_MAX_REASON
 #define EXEC_MAX_REASON 512
+#endif
+#ifndef EXEC_WARM_IDLE_MS
+#define EXEC_WARM_IDLE_MS 5000 /* a sandbox with no task waits this long for the next of its job */
 #endif
 
 typedef struct exec exec_t;
@@ -95,6 +101,7 @@ typedef struct exec_result {
     uint64_t memory_peak;   /**< the task's highest memory use in all (its cgroup's), bytes; 0 unknown */
     uint64_t forks_refused; /**< forks its processes limit refused */
     char reason[EXEC_MAX_REASON]; /**< human-readable, empty on success */
+    bool warm;            /**< it ran in a sandbox that had run a task of its job before */
 } exec_result_t;
 
 /** Called once per task, never from inside exec_task_spawn. r is valid during the call only. */
@@ -127,10 +134,23 @@ void exec_close(exec_t *e, void (*cb)(void *arg), void *arg);
  * reports refused with the reason (fail closed): a spec out of range (e.g. memory below 16 MiB), a
  * job asking for network on a peer that does not allow it, a missing directory or bwrap, a spawn
  * that fails, a sandbox bwrap could not build. spec is borrowed for the call only.
- * The callback fires once nothing of the sandbox is left running (its pid 1 is reaped).
+ * The callback fires once nothing of the task is left running and /task is no longer written (its
+ * processes are reaped and its mounts gone; or, if its sandbox ended, all of the sandbox is reaped).
+ * A task on a slot whose sandbox is busy is refused (one task per slot at a time).
  * *out (may be NULL) stays valid until the callback returns.
  */
 int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *arg, exec_task_t **out);
+/**
+ * Whether slot's sandbox is idle and warm for job_id: a task of that job (with the same limits)
+ * started there now skips the sandbox's start. For the caller's choice of a slot.
+ */
+bool exec_slot_warm(const exec_t *e, unsigned slot, const char *job_id);
+/** The job will run no more tasks here (it is over, or gone): its idle sandboxes end now. */
+void exec_forget_job(exec_t *e, const char *job_id);
+/** Whether slot has no sandbox at all (a task there starts one without ending another's first). */
+bool exec_slot_empty(const exec_t *e, unsigned slot);
+/** Tasks started in a warm sandbox, and sandboxes started, since exec_new; sandboxes there now. */
+void exec_counts(const exec_t *e, uint64_t *warm, uint64_t *cold, unsigned *live);
 /** The directory of /task whose contents are the task's checkpoint (docs/job-format.md). */
 #define EXEC_CHECKPOINT_DIR "checkpoint"
 
@@ -168,10 +188,11 @@ bool exec_task_suspended(const exec_task_t *t);
 char *exec_tasks_cpu_file(const exec_t *e);
 
 /**
- * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) that exec_task_spawn runs:
- * limiter "limit" <limits> -- bwrap <sandbox> -- /bin/sh -c command. 0 or -EINVAL (the spec is
- * checked in full; *argv_out is then NULL). --nproc is processes + 2, for bwrap's own two.
- * --share-net appears only if spec->network && opts->allow_network.
+ * Pure: the argv (NULL-terminated, xmalloc'd; free with exec_argv_free) of the sandbox that
+ * exec_task_spawn starts for spec: limiter "limit" --dir JOB job --keeper 5 <limits> -- bwrap
+ * <sandbox> -- /proc/self/fd/7 limit --agent 8. 0 or -EINVAL (the spec is checked in full;
+ * *argv_out is then NULL). --nproc is processes + 3: bwrap's monitor and the agent, and one more so
+ * that the cgroup refuses first. --share-net appears only if spec->network && opts->allow_network.
  */
 int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***argv_out);
 /** Pure: the environment (NULL-terminated) the task sees: PREON_TASK, PREON_TASKS, PREON_JOB, ... */
@@ -180,10 +201,12 @@ void exec_argv_free(char **argv);
 
 /**
  * The `preon limit` entry point. argv[0] is "limit" (preon calls exec_limit_main(argc - 1, argv + 1)),
- * then "[--cgroup DIR]... [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] [--cpu N] -- prog args...": each
- * option at most once, N plain decimal. Every option is checked before any limit is set; soft and
- * hard limits are both set (clamped to the current hard limit), then prog is execvp'd. Returns only
- * on error: 127, after a message on stderr.
+ * then "[--go-fd FD] [--cgroup DIR]... [--dir PATH NAME]... [--uid U --gid G] [--as N] [--nproc N]
+ * [--fsize N] [--core N] [--nofile N] [--cpu N] [--msgqueue N] -- prog args...": each option at most
+ * once, N plain decimal. Every option is checked before any limit is set; soft and hard limits are
+ * both set (clamped to the current hard limit), then prog is execvp'd. Returns only on error: 127,
+ * after a message on stderr. With --keeper FD (and --tmpfs-size N) it is a sandbox's keeper and
+ * prog is bwrap (exec/keeper.c); "limit --agent FD" is a sandbox's agent.
  */
 int exec_limit_main(int argc, char **argv);
 

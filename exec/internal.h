@@ -16,10 +16,11 @@
 #ifndef EXEC_MIN_MEMORY
 #define EXEC_MIN_MEMORY (16ull << 20)
 #endif
-/* RLIMIT_NPROC counts every process (and thread) of the slot uid, and bwrap itself uses two: the
- * monitor outside the sandbox and pid 1 inside. They are added to the job's `processes`, so that
- * `processes = 1` means the command alone. */
+/* RLIMIT_NPROC counts every process (and thread) of the slot uid, and the sandbox itself has two:
+ * bwrap's monitor outside it and the agent, its pid 1. They are added to the job's `processes`, so
+ * that `processes = 1` means the command alone. The cgroup holds one more: the keeper (root). */
 #define EXEC_NPROC_OVERHEAD 2u
+#define EXEC_PIDS_OVERHEAD 3u
 #ifndef EXEC_MAX_PROCESSES
 #define EXEC_MAX_PROCESSES 4194304u /* the kernel's pid_max ceiling */
 #endif
@@ -42,6 +43,9 @@
 /* The fd bwrap writes its JSON status to: the child's stdio[3]. */
 #define EXEC_STATUS_FD 3
 #define EXEC_GO_FD 4 /* the limiter waits for a byte on it before it starts (--go-fd) */
+#define EXEC_CTL_FD 5 /* the keeper's socket to preon (--keeper 5) */
+#define EXEC_AGENT_EXE_FD 7 /* in bwrap and the agent: the limiter's binary, run as /proc/self/fd/7 */
+#define EXEC_AGENT_FD 8     /* the agent's socket to its keeper (--agent 8) */
 /* Where the limiter, in its private mount namespace, puts the job and task directories for bwrap
  * (an empty directory the limiter creates; its tmpfs is seen by the limiter and bwrap only; see
  * limit.c). Not /tmp: a tmpfs there would hide a bwrap or inputs that live under /tmp. */
@@ -49,6 +53,9 @@
 #define EXEC_STAGE_JOB EXEC_STAGE_DIR "/job"
 /* The task's working directory: the overlay of the job (lower) and the task directory (upper). */
 #define EXEC_STAGE_ROOT EXEC_STAGE_DIR "/root"
+/* A task's /tmp and /dev/shm: a fresh tmpfs each, mounted by the keeper for each task. */
+#define EXEC_STAGE_TMP EXEC_STAGE_DIR "/tmp"
+#define EXEC_STAGE_SHM EXEC_STAGE_DIR "/shm"
 /* Entries of a job's tree the limiter mirrors into a task's upper layer, at most. */
 #ifndef EXEC_MAX_SKELETON
 #define EXEC_MAX_SKELETON (1u << 20)
@@ -154,8 +161,21 @@ int exec__cg_task_dirs(const exec_cg_t *cg, const char *name, char *out[EXEC_CG_
  */
 int exec__cg_task_make(const exec_cg_t *cg, const char *name, uint64_t memory, uint32_t pids, int *oom_fd,
                        char *why, size_t whylen);
-/** Blocking (thread pool): reads what the task's cgroup recorded, kills anything left in it, removes it. */
-int exec__cg_task_end(const exec_cg_t *cg, const char *name, exec_cg_stats_t *st);
+/** Where a task's counters started in a cgroup that has run tasks before (a warm sandbox's). */
+typedef struct exec_cg_base {
+    uint64_t oom_kills, memory_failcnt, pids_refused;
+    int peak_fd; /* v2: memory.peak, reset through this descriptor (Linux 6.12); -1 */
+} exec_cg_base_t;
+/**
+ * Blocking (thread pool): the counters of the cgroup now, into base, and its memory peak reset (v1
+ * memory.max_usage_in_bytes; v2 a memory.peak descriptor kept in base, closed by the next mark or
+ * by the caller): what a task starting now is measured from. 0 or -errno (the peak not reset).
+ */
+int exec__cg_task_mark(const exec_cg_t *cg, const char *name, exec_cg_base_t *base);
+/** Blocking (thread pool): what the cgroup recorded since base (NULL: since it was made). */
+int exec__cg_task_read(const exec_cg_t *cg, const char *name, const exec_cg_base_t *base, exec_cg_stats_t *st);
+/** Blocking (thread pool): exec__cg_task_read, then kills anything left in the cgroup and removes it. */
+int exec__cg_task_end(const exec_cg_t *cg, const char *name, const exec_cg_base_t *base, exec_cg_stats_t *st);
 /* Freezes (or thaws) the task's cgroup: 0 or -errno (-ENOTSUP: no freezer). One cgroupfs write,
  * which the kernel does not make wait for the freezing to complete. */
 int exec__cg_task_freeze(const exec_cg_t *cg, const char *name, bool frozen);
@@ -164,5 +184,41 @@ char *exec__cg_cpu_file(const exec_cg_t *cg);
 /* The processes in the task's cgroup (its pids hierarchy), at most max: how many, or -errno. One
  * cgroupfs read. */
 int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max);
+
+/* ---- limit.c and keeper.c: the wrapper, a sandbox's keeper and its agent (libc only) ---- */
+
+#define EXEC_LIMIT_NOPTS 7 /* --as --nproc --fsize --core --nofile --cpu --msgqueue */
+/** The slot's uid and the rlimits the wrapper sets (limit.c's table gives the order). */
+typedef struct exec_limits {
+    bool have_uid;
+    uid_t uid;
+    gid_t gid;
+    unsigned long long value[EXEC_LIMIT_NOPTS];
+    bool given[EXEC_LIMIT_NOPTS];
+} exec_limits_t;
+/** Steps (3) and (4) of limit.c: drops to l's uid, then sets l's limits. 0, or -1 after a message. */
+int exec__limit_drop(const exec_limits_t *l);
+/**
+ * Mounts a task's working directory at EXEC_STAGE_ROOT (in the namespace stage_dirs made): the
+ * overlay of the staged job (lower), upper and work; with walk, upper first gets its skeleton from
+ * the staged job. 0, or -1 with why filled. Blocking; root.
+ */
+int exec__limit_mount_task(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it, bool walk,
+                           char *why, size_t whylen);
+
+typedef struct exec_keeper_args {
+    int ctl;                       /* the socket to preon */
+    unsigned long long tmpfs_size; /* of each task's /tmp and /dev/shm */
+    exec_limits_t limits;          /* for bwrap and all it starts */
+    char **argv;                   /* bwrap's vector, NULL-terminated */
+} exec_keeper_args_t;
+/**
+ * The keeper (keeper.c), in the private namespace with the job staged: starts bwrap, then mounts
+ * each task's /task, /tmp and /dev/shm and hands the task to the agent, until preon closes its
+ * socket. Returns the limiter's exit status.
+ */
+int exec__keeper_main(const exec_keeper_args_t *a);
+/** The agent (keeper.c), pid 1 of a sandbox: runs each task it is sent, then ends all it left. */
+int exec__agent_main(int sock);
 
 #endif

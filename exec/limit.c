@@ -61,8 +61,10 @@ static const struct {
 } limit_opts[] = {
     {"--as", RLIMIT_AS},         {"--nproc", RLIMIT_NPROC},   {"--fsize", RLIMIT_FSIZE},
     {"--core", RLIMIT_CORE},     {"--nofile", RLIMIT_NOFILE}, {"--cpu", RLIMIT_CPU},
+    {"--msgqueue", RLIMIT_MSGQUEUE},
 };
 #define N_LIMIT_OPTS (sizeof(limit_opts) / sizeof(limit_opts[0]))
+_Static_assert(N_LIMIT_OPTS == EXEC_LIMIT_NOPTS, "exec_limits_t has a slot per option");
 
 /* Decimal digits only: no sign, no spaces, no suffix, no overflow. */
 static int parse_u64(const char *s, unsigned long long *out)
@@ -169,8 +171,8 @@ int exec__mirror_entry(int upper_fd, const char *rel, bool dir, mode_t mode, uin
 }
 
 
-/* Walks the staged job directory and mirrors it into upper (step 2). 0 or -1 after a message. */
-static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
+/* Walks the staged job directory and mirrors it into upper (step 2). 0, or -1 with why filled. */
+static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it, char *why, size_t whylen)
 {
     dirq_t q = {0};
     size_t entries = 0;
@@ -228,36 +230,31 @@ static int build_skeleton(int upper_fd, uid_t uid, gid_t gid, bool chown_it)
     }
     dirq_free(&q);
     if (rc) {
-        fprintf(stderr, "preon limit: preparing the task directory (%s): %s\n", what,
-                rc == -EMSGSIZE ? "the job has too many files" : strerror(-rc));
+        snprintf(why, whylen, "preparing the task directory (%s): %s", what,
+                 rc == -EMSGSIZE ? "the job has too many files" : strerror(-rc));
         return -1;
     }
     return 0;
 }
 
-/* Step (2): the task's working directory, in the private namespace stage_dirs made. */
-static int mount_task_root(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it, bool walk)
+int exec__limit_mount_task(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it, bool walk,
+                           char *why, size_t whylen)
 {
     int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int wfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int wfd = ufd < 0 ? -1 : open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int rc = -1;
     char opts[256];
     if (ufd < 0 || wfd < 0) {
-        fprintf(stderr, "preon limit: %s: %s\n", ufd < 0 ? upper : work, strerror(errno));
+        snprintf(why, whylen, "%s: %s", ufd < 0 ? upper : work, strerror(errno));
         goto out;
     }
-    if (walk && build_skeleton(ufd, uid, gid, chown_it) != 0)
+    if (walk && build_skeleton(ufd, uid, gid, chown_it, why, whylen) != 0)
         goto out;
-    if (mkdir(EXEC_STAGE_ROOT, 0755) != 0) {
-        fprintf(stderr, "preon limit: %s: %s\n", EXEC_STAGE_ROOT, strerror(errno));
-        goto out;
-    }
     /* The upper and work layers by fd: no path of the host (which may hold ',' or ':') is parsed. */
     snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d,"
              "metacopy=on,redirect_dir=on", EXEC_STAGE_JOB, ufd, wfd);
     if (mount("preon-task", EXEC_STAGE_ROOT, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) {
-        fprintf(stderr, "preon limit: cannot mount the task's overlay (overlayfs with metacopy): %s\n",
-                strerror(errno));
+        snprintf(why, whylen, "cannot mount the task's overlay (overlayfs with metacopy): %s", strerror(errno));
         goto out;
     }
     rc = 0;
@@ -306,8 +303,54 @@ static int wait_go(const char *num)
     return n == 1 ? 0 : LIMIT_NOT_STARTED;
 }
 
+int exec__limit_drop(const exec_limits_t *l)
+{
+    if (l->have_uid && (setgroups(0, NULL) != 0 || setgid(l->gid) != 0 || setuid(l->uid) != 0 ||
+                        getuid() != l->uid || geteuid() != l->uid)) {
+        fprintf(stderr, "preon limit: cannot become uid %u: %s (the sandbox needs a root daemon)\n", (unsigned)l->uid,
+                strerror(errno));
+        return -1;
+    }
+    for (size_t k = 0; k < N_LIMIT_OPTS; k++) {
+        if (!l->given[k])
+            continue;
+        struct rlimit rl;
+        if (getrlimit(limit_opts[k].resource, &rl) != 0) {
+            fprintf(stderr, "preon limit: getrlimit %s: %s\n", limit_opts[k].opt, strerror(errno));
+            return -1;
+        }
+        rlim_t v = (rlim_t)l->value[k];
+        if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
+            v = rl.rlim_max;
+        rl.rlim_cur = rl.rlim_max = v;
+        if (setrlimit(limit_opts[k].resource, &rl) != 0) {
+            fprintf(stderr, "preon limit: setrlimit %s %llu: %s\n", limit_opts[k].opt, l->value[k], strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A descriptor number argument: decimal, 0..INT_MAX. */
+static int parse_fd(const char *s, int *fd)
+{
+    unsigned long long v;
+    if (parse_u64(s, &v) != 0 || v > INT_MAX)
+        return -1;
+    *fd = (int)v;
+    return 0;
+}
+
 int exec_limit_main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--agent")) { /* inside a sandbox: exec/keeper.c */
+        int fd;
+        if (parse_fd(argv[2], &fd) != 0) {
+            fprintf(stderr, "preon limit: --agent needs a file descriptor\n");
+            return LIMIT_FAIL;
+        }
+        return exec__agent_main(fd);
+    }
     if (argc > 2 && !strcmp(argv[1], "--go-fd")) { /* first, before anything is touched */
         int rc = wait_go(argv[2]);
         if (rc)
@@ -316,15 +359,13 @@ int exec_limit_main(int argc, char **argv)
         argv += 2;
         argc -= 2;
     }
-    unsigned long long value[N_LIMIT_OPTS];
-    bool given[N_LIMIT_OPTS] = {false};
+    exec_limits_t lim = {0};
     int i = 1;
-    unsigned long long uid = 0, gid = 0;
+    unsigned long long uid = 0, gid = 0, tmpfs_size = 0;
     bool have_uid = false, have_gid = false;
-    int ndirs = 0, ncg = 0;
+    int ndirs = 0, ncg = 0, keeper_fd = -1;
     const char *cgroups[EXEC_CG_N];
-    const char *dir_path[2], *dir_name[2], *upper = NULL, *work = NULL;
-    bool walk = true;
+    const char *dir_path[2], *dir_name[2];
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (!strcmp(argv[i], "--uid") || !strcmp(argv[i], "--gid")) {
             bool is_uid = argv[i][2] == 'u';
@@ -337,19 +378,18 @@ int exec_limit_main(int argc, char **argv)
             *(is_uid ? &have_uid : &have_gid) = true;
             continue;
         }
-        if (!strcmp(argv[i], "--skeleton-ready")) { /* the caller mirrored the tree into UPPER */
-            walk = false;
-            i--;
-            continue;
-        }
-        if (!strcmp(argv[i], "--overlay")) {
-            if (upper || i + 2 >= argc || argv[i + 1][0] != '/' || argv[i + 2][0] != '/') {
-                fprintf(stderr, "preon limit: --overlay needs an absolute UPPER and WORK, once\n");
+        if (!strcmp(argv[i], "--keeper")) {
+            if (keeper_fd >= 0 || i + 1 >= argc || parse_fd(argv[i + 1], &keeper_fd) != 0 || keeper_fd < 3) {
+                fprintf(stderr, "preon limit: --keeper needs a socket's descriptor (3 or above), once\n");
                 return LIMIT_FAIL;
             }
-            upper = argv[i + 1];
-            work = argv[i + 2];
-            i++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--tmpfs-size")) {
+            if (tmpfs_size || i + 1 >= argc || parse_u64(argv[i + 1], &tmpfs_size) != 0 || tmpfs_size == 0) {
+                fprintf(stderr, "preon limit: --tmpfs-size needs a size in bytes, once\n");
+                return LIMIT_FAIL;
+            }
             continue;
         }
         if (!strcmp(argv[i], "--cgroup")) {
@@ -378,30 +418,33 @@ int exec_limit_main(int argc, char **argv)
             fprintf(stderr, "preon limit: unknown option '%s'\n", argv[i]);
             return LIMIT_FAIL;
         }
-        if (given[k]) {
+        if (lim.given[k]) {
             fprintf(stderr, "preon limit: %s given twice\n", argv[i]);
             return LIMIT_FAIL;
         }
-        if (i + 1 >= argc || parse_u64(argv[i + 1], &value[k]) != 0) {
+        if (i + 1 >= argc || parse_u64(argv[i + 1], &lim.value[k]) != 0) {
             fprintf(stderr, "preon limit: %s needs a decimal number\n", argv[i]);
             return LIMIT_FAIL;
         }
-        given[k] = true;
+        lim.given[k] = true;
     }
     if (i >= argc || i + 1 >= argc) {
         fprintf(stderr, "usage: preon limit [--go-fd FD] [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] "
-                        "[--cpu N] -- program [args...]\n");
+                        "[--cpu N] [--msgqueue N] -- program [args...]\n");
         return LIMIT_FAIL;
     }
     if (have_uid != have_gid) {
         fprintf(stderr, "preon limit: --uid and --gid go together\n");
         return LIMIT_FAIL;
     }
+    lim.have_uid = have_uid;
+    lim.uid = (uid_t)uid;
+    lim.gid = (gid_t)gid;
     bool have_job = false;
     for (int d = 0; d < ndirs; d++)
         have_job |= !strcmp(dir_name[d], "job");
-    if (upper && !have_job) {
-        fprintf(stderr, "preon limit: --overlay needs --dir PATH job (its lower layer)\n");
+    if (keeper_fd >= 0 && (!have_job || !have_uid || !tmpfs_size)) {
+        fprintf(stderr, "preon limit: --keeper needs --dir PATH job, --uid, --gid and --tmpfs-size\n");
         return LIMIT_FAIL;
     }
     for (int g = 0; g < ncg; g++) /* first: whatever happens next happens inside the task's limits */
@@ -409,31 +452,12 @@ int exec_limit_main(int argc, char **argv)
             return LIMIT_FAIL;
     if (ndirs > 0 && stage_dirs(ndirs, dir_path, dir_name) != 0)
         return LIMIT_FAIL;
-    if (upper && mount_task_root(upper, work, (uid_t)uid, (gid_t)gid, have_uid, walk) != 0)
-        return LIMIT_FAIL;
-    if (have_uid && (setgroups(0, NULL) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0 ||
-                     getuid() != (uid_t)uid || geteuid() != (uid_t)uid)) {
-        fprintf(stderr, "preon limit: cannot become uid %llu: %s (the sandbox needs a root daemon)\n", uid,
-                strerror(errno));
-        return LIMIT_FAIL;
+    if (keeper_fd >= 0) {
+        exec_keeper_args_t ka = {.ctl = keeper_fd, .tmpfs_size = tmpfs_size, .limits = lim, .argv = argv + i + 1};
+        return exec__keeper_main(&ka);
     }
-    for (size_t k = 0; k < N_LIMIT_OPTS; k++) {
-        if (!given[k])
-            continue;
-        struct rlimit rl;
-        if (getrlimit(limit_opts[k].resource, &rl) != 0) {
-            fprintf(stderr, "preon limit: getrlimit %s: %s\n", limit_opts[k].opt, strerror(errno));
-            return LIMIT_FAIL;
-        }
-        rlim_t v = (rlim_t)value[k];
-        if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
-            v = rl.rlim_max;
-        rl.rlim_cur = rl.rlim_max = v;
-        if (setrlimit(limit_opts[k].resource, &rl) != 0) {
-            fprintf(stderr, "preon limit: setrlimit %s %llu: %s\n", limit_opts[k].opt, value[k], strerror(errno));
-            return LIMIT_FAIL;
-        }
-    }
+    if (exec__limit_drop(&lim) != 0)
+        return LIMIT_FAIL;
     execvp(argv[i + 1], argv + i + 1);
     fprintf(stderr, "preon limit: cannot run %s: %s\n", argv[i + 1], strerror(errno));
     return LIMIT_FAIL;

@@ -4,10 +4,11 @@
  * bwrap's JSON status back. Nothing here touches the filesystem, the loop or a process, so the
  * sandbox's shape is pinned down by unit tests (tests/unit/test_exec.c) rather than by reading code.
  *
- * The vector is: limiter "limit" <staging, overlay, uid, rlimits> -- bwrap <namespaces, mounts> --
- * /bin/sh -c command.
- * The rlimits come first because bwrap 0.8 cannot set them, and the limiter execs bwrap, so they
- * bind bwrap and everything inside. See docs/sandbox.md for what the task sees.
+ * The vector is the sandbox's: limiter "limit" <staging, keeper, uid, rlimits> -- bwrap <namespaces,
+ * mounts> -- the agent. The rlimits come first because bwrap 0.8 cannot set them, and the keeper
+ * starts bwrap under them, so they bind bwrap and everything inside. Each task's command and
+ * environment go to the sandbox in a message (exec/keeper.c). See docs/sandbox.md for what the
+ * task sees.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -132,17 +133,19 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     int rc = exec__check_spec(opts, spec, NULL, 0);
     if (rc)
         return rc;
+    /* tmpfs lives in RAM: its pages count against the task's memory cgroup, and each one is also
+     * capped at the smaller of the disk and memory limits. */
+    uint64_t tmpfs = spec->disk_bytes < spec->memory_bytes ? spec->disk_bytes : spec->memory_bytes;
     vec_t a = {0};
     pushs(&a, opts->limiter);
     pushs(&a, "limit");
     pushs(&a, "--dir");
     pushs(&a, spec->job_dir);
     pushs(&a, "job");
-    pushs(&a, "--overlay");
-    pushs(&a, spec->task_dir);
-    pushs(&a, spec->scratch_dir);
-    if (spec->skeleton)
-        pushs(&a, "--skeleton-ready"); /* exec.c makes it, in the thread pool */
+    pushs(&a, "--keeper");
+    push(&a, xasprintf("%d", EXEC_CTL_FD));
+    pushs(&a, "--tmpfs-size");
+    push(&a, xasprintf("%" PRIu64, tmpfs));
     pushs(&a, "--gid");
     push(&a, xasprintf("%u", (unsigned)((opts->gid_base ? opts->gid_base : EXEC_DEFAULT_ID_BASE) + spec->slot)));
     pushs(&a, "--uid");
@@ -158,6 +161,8 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     pushs(&a, "0");
     pushs(&a, "--nofile");
     push(&a, xasprintf("%d", EXEC_NOFILE));
+    pushs(&a, "--msgqueue"); /* no POSIX message queue: it would outlive its task in a warm sandbox */
+    pushs(&a, "0");
     pushs(&a, "--");
 
     pushs(&a, opts->bwrap ? opts->bwrap : EXEC_DEFAULT_BWRAP);
@@ -165,7 +170,7 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
     if (spec->network && opts->allow_network)
         pushs(&a, "--share-net");
     static const char *const fixed[] = {
-        "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+        "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--as-pid-1", "--ro-bind", "/usr", "/usr",
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/sbin", "/sbin",
     };
@@ -176,39 +181,24 @@ int exec_build_argv(const exec_opts_t *opts, const exec_spec_t *spec, char ***ar
         pushs(&a, etc_files[i]);
         pushs(&a, etc_files[i]);
     }
-    /* tmpfs lives in RAM: its pages count against the task's memory cgroup, and each one is also
-     * capped at the smaller of the disk and memory limits. /dev itself is made read-only, or it would be an uncapped tmpfs. */
-    uint64_t tmpfs = spec->disk_bytes < spec->memory_bytes ? spec->disk_bytes : spec->memory_bytes;
-    pushs(&a, "--proc");
-    pushs(&a, "/proc");
-    pushs(&a, "--dev");
-    pushs(&a, "/dev");
-    pushs(&a, "--size");
-    push(&a, xasprintf("%" PRIu64, tmpfs));
-    pushs(&a, "--tmpfs");
-    pushs(&a, "/dev/shm");
-    pushs(&a, "--remount-ro");
-    pushs(&a, "/dev");
-    pushs(&a, "--size");
-    push(&a, xasprintf("%" PRIu64, tmpfs));
-    pushs(&a, "--tmpfs");
-    pushs(&a, "/tmp");
-    pushs(&a, "--ro-bind");
-    pushs(&a, EXEC_STAGE_JOB);
-    pushs(&a, "/job");
-    pushs(&a, "--bind");
-    pushs(&a, EXEC_STAGE_ROOT);
-    pushs(&a, "/task");
-    /* The root is bwrap's own tmpfs: made read-only last, so only /task and /tmp take writes. */
-    static const char *const tail[] = {"--remount-ro", "/", "--chdir", "/task", "--hostname", "preon"};
-    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
-        pushs(&a, tail[i]);
+    /* /task, /tmp and /dev/shm are the keeper's shared mount points: it mounts each task's own on
+     * them (exec/keeper.c). /dev itself is made read-only, or it would be an uncapped tmpfs. */
+    static const char *const mounts[] = {
+        "--proc", "/proc", "--dev", "/dev", "--bind", EXEC_STAGE_SHM, "/dev/shm", "--remount-ro", "/dev",
+        "--bind", EXEC_STAGE_TMP, "/tmp", "--ro-bind", EXEC_STAGE_JOB, "/job", "--bind", EXEC_STAGE_ROOT, "/task",
+        /* The root is bwrap's own tmpfs: made read-only last, so only /task and /tmp take writes. */
+        "--remount-ro", "/", "--chdir", "/", "--hostname", "preon",
+    };
+    for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
+        pushs(&a, mounts[i]);
     pushs(&a, "--json-status-fd");
     push(&a, xasprintf("%d", EXEC_STATUS_FD));
     pushs(&a, "--");
-    pushs(&a, "/bin/sh");
-    pushs(&a, "-c");
-    pushs(&a, spec->command);
+    /* The agent, pid 1: the limiter's binary by the descriptor the keeper gives it. */
+    push(&a, xasprintf("/proc/self/fd/%d", EXEC_AGENT_EXE_FD));
+    pushs(&a, "limit");
+    pushs(&a, "--agent");
+    push(&a, xasprintf("%d", EXEC_AGENT_FD));
     *argv_out = a.v;
     return 0;
 }

@@ -283,6 +283,7 @@ static void job_forget(job_t *j)
     pool_t *pool = j->pool;
     if (j->gone)
         return;
+    exec_forget_job(pool->exec, j->id);
     if (pool->view.job_removed)
         pool->view.job_removed(pool->view.arg, j);
     j->view = NULL;
@@ -749,6 +750,7 @@ static void job_check_over(job_t *j)
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
     view_changed(j);
+    exec_forget_job(pool->exec, j->id); /* no task of it will run here: its warm sandboxes end */
     pool__job_release_inputs(j); /* removed from jobs/ while it ran */
 }
 
@@ -914,11 +916,27 @@ void pool__task_dispatched(job_t *j, uint32_t task)
     j->dispatch_t0[task] = pool_now_ms();
 }
 
+/* A free slot for a task of j: one whose sandbox is warm for j (its start costs no sandbox), else
+ * one with no sandbox (another job's warm one stays), else the first free one. */
+static unsigned pick_slot(const pool_t *pool, const job_t *j)
+{
+    unsigned first = pool->opts.slots, empty = pool->opts.slots;
+    for (unsigned s = 0; s < pool->opts.slots; s++) {
+        if (pool->slot_busy[s])
+            continue;
+        if (exec_slot_warm(pool->exec, s, j->id))
+            return s;
+        if (empty == pool->opts.slots && exec_slot_empty(pool->exec, s))
+            empty = s;
+        if (first == pool->opts.slots)
+            first = s;
+    }
+    return empty < pool->opts.slots ? empty : first;
+}
+
 running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
 {
-    unsigned slot = 0;
-    while (slot < pool->opts.slots && pool->slot_busy[slot])
-        slot++;
+    unsigned slot = pick_slot(pool, j);
     running_t *r = xcalloc(1, sizeof(*r));
     r->pool = pool;
     r->job = j;
@@ -1377,6 +1395,11 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
               "tasks-resumed: %llu\n", pool->ckpts_held, (unsigned long long)pool->ckpts_bytes,
               (unsigned long long)pool->ckpts_saved, (unsigned long long)pool->ckpts_fetched,
               (unsigned long long)pool->ckpts_restored);
+    uint64_t warm, cold;
+    unsigned live;
+    exec_counts(pool->exec, &warm, &cold, &live);
+    sb_printf(&b, "sandboxes: %u\nsandboxes-started: %llu\ntasks-in-warm-sandboxes: %llu\n", live,
+              (unsigned long long)cold, (unsigned long long)warm);
     for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);

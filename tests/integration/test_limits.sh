@@ -161,7 +161,9 @@ echo bottom > f; echo made'
     st=$(wait_job "$m" deep 60)
     assert_eq "done" "$(field state <<<"$st")" "state of deep"
     assert_file_eq "$m/results/deep/0/stdout" made
-    # The machine is as it was: no process of a slot uid, no task cgroup, no task directory.
+    # The machine is as it was: no process of a slot uid, no task cgroup, no task directory (once
+    # the warm sandboxes, idle, have ended: docs/sandbox.md).
+    wait_until 20 '[ "$(peer_field "$m" sandboxes)" = 0 ]' "the idle sandboxes end"
     assert_eq 0 "$(slot_procs 64000 2)" "processes of the slot uids left"
     for dir in $(peer_cgroup_dirs "$pid"); do
         assert_eq "" "$(find "$dir" -mindepth 1 -maxdepth 1 -type d)" "task cgroups left in $dir"

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -31,10 +32,14 @@
 #include "core/files.h"
 #include "exec/exec.h"
 #include "exec/internal.h"
+#include "exec/msg.h"
 
 #define WATCHDOG_MS 30000
 #define SLOTS 4
-#define UID_BASE 64500
+/* Slot uids of this run: apart from preon's default (64000) and from any other test_exec running
+ * at the same time (each checks that nothing is left under its uids). */
+static unsigned uid_base;
+#define UID_BASE uid_base
 
 static char self_exe[PATH_MAX]; /* the limiter: this binary, resolved before any setuid */
 
@@ -126,33 +131,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void closed_cb(void *arg) { (*(int *)arg)++; }
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    int closed = 0;
-    if (f->e)
-        exec_close(f->e, closed_cb, &closed);
-    uv_timer_stop(&f->watchdog);
-    uv_close((uv_handle_t *)&f->watchdog, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    if (f->e)
-        assert_int_equal(closed, 1);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
-
-static bool can_sandbox(void) { return geteuid() == 0 && access("/usr/bin/bwrap", X_OK) == 0; }
-
-#define NEED_SANDBOX()                                                                             \
-    do {                                                                                           \
-        if (!can_sandbox())                                                                        \
-            skip();                                                                                \
-    } while (0)
-
 /* Processes (zombies included) whose real uid is uid: what is left of a sandbox. */
 static int count_uid_procs(uid_t uid)
 {
@@ -173,6 +151,81 @@ static int count_uid_procs(uid_t uid)
             if (sscanf(line, "Uid: %u", &ruid) == 1 && ruid == uid)
                 n++;
         fclose(fp);
+    }
+    closedir(d);
+    return n;
+}
+
+static void closed_cb(void *arg) { (*(int *)arg)++; }
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    int closed = 0;
+    if (f->e)
+        exec_close(f->e, closed_cb, &closed);
+    uv_timer_stop(&f->watchdog);
+    uv_close((uv_handle_t *)&f->watchdog, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    if (f->e)
+        assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    /* Closed, the executor leaves nothing: no process of a slot uid, warm sandboxes' included. */
+    for (unsigned k = 0; k < SLOTS && geteuid() == 0; k++)
+        assert_int_equal(count_uid_procs(UID_BASE + k), 0);
+    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static bool can_sandbox(void) { return geteuid() == 0 && access("/usr/bin/bwrap", X_OK) == 0; }
+
+#define NEED_SANDBOX()                                                                             \
+    do {                                                                                           \
+        if (!can_sandbox())                                                                        \
+            skip();                                                                                \
+    } while (0)
+
+/* Whether pid is one of a sandbox's own two processes (bwrap's monitor, the agent), which stay
+ * while the sandbox is warm; not part of any task. */
+static bool sandbox_own(const char *pid)
+{
+    char p[300], buf[64] = "";
+    snprintf(p, sizeof(p), "/proc/%s/cmdline", pid);
+    FILE *fp = fopen(p, "r");
+    if (!fp)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    static const char agent[] = "/proc/self/fd/7\0limit\0--agent\0";
+    return (n >= sizeof(agent) - 1 && !memcmp(buf, agent, sizeof(agent) - 1)) ||
+           (n >= 15 && !memcmp(buf, "/usr/bin/bwrap\0", 15));
+}
+
+/* Processes of uid that belong to a task: what is left of a task once its callback has fired
+ * (its sandbox's own two processes stay while it is warm; the agent's child looks like the agent
+ * until it has exec'd the command). */
+static int count_task_procs(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char p[300], line[256];
+        snprintf(p, sizeof(p), "/proc/%s/status", de->d_name);
+        FILE *fp = fopen(p, "r");
+        if (!fp)
+            continue;
+        unsigned ruid;
+        bool mine = false;
+        while (fgets(line, sizeof(line), fp))
+            if (sscanf(line, "Uid: %u", &ruid) == 1 && ruid == uid)
+                mine = true;
+        fclose(fp);
+        n += mine && !sandbox_own(de->d_name);
     }
     closedir(d);
     return n;
@@ -204,6 +257,14 @@ static void run_until(fixture_t *f, int n)
     assert_false(f->watchdog_fired);
 }
 
+/* Runs the loop until an exec_close's callback has counted in *closed. */
+static void run_until_closed(fixture_t *f, int *closed)
+{
+    while (*closed == 0 && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(f->watchdog_fired);
+}
+
 /* Spawns one task, checks the callback is not called from inside the spawn, waits for it. */
 static void run_task(fixture_t *f, exec_t *e, const exec_spec_t *spec, rec_t *rec)
 {
@@ -218,7 +279,7 @@ static void run_task(fixture_t *f, exec_t *e, const exec_spec_t *spec, rec_t *re
 /* ---- pure: argv ---- */
 
 static const char *const expected_bwrap_head[] = {
-    "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+    "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--as-pid-1", "--ro-bind", "/usr", "/usr",
     "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
     "--symlink", "usr/sbin", "/sbin",
     "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
@@ -238,11 +299,11 @@ static const char *const expected_bwrap_head[] = {
     "--ro-bind-try", "/etc/ssl", "/etc/ssl",
     "--ro-bind-try", "/etc/ca-certificates", "/etc/ca-certificates",
     "--ro-bind-try", "/etc/mime.types", "/etc/mime.types",
-    "--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-    "--size", "1048576", "--tmpfs", "/tmp",
+    "--proc", "/proc", "--dev", "/dev", "--bind", "/run/preon-sandbox/shm", "/dev/shm", "--remount-ro", "/dev",
+    "--bind", "/run/preon-sandbox/tmp", "/tmp",
     "--ro-bind", "/run/preon-sandbox/job", "/job", "--bind", "/run/preon-sandbox/root", "/task",
-    "--remount-ro", "/", "--chdir", "/task", "--hostname", "preon", "--json-status-fd", "3",
-    "--", "/bin/sh", "-c", "./run --fast",
+    "--remount-ro", "/", "--chdir", "/", "--hostname", "preon", "--json-status-fd", "3",
+    "--", "/proc/self/fd/7", "limit", "--agent", "8",
 };
 
 static exec_spec_t pure_spec(void)
@@ -261,9 +322,9 @@ static const exec_opts_t pure_opts = {.bwrap = "/usr/bin/bwrap", .limiter = "/us
 static void check_argv(char **argv, bool share_net)
 {
     static const char *const head[] = {
-        "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--overlay",
-        "/data/work/abc.3", "/data/work/abc.3.ovl", "--gid", "64002", "--uid", "64002", "--nproc", "13", "--fsize", "1048576",
-        "--core", "0", "--nofile", "1024", "--", "/usr/bin/bwrap", "--unshare-all",
+        "/usr/local/bin/preon", "limit", "--dir", "/data/mnt/jobs/demo", "job", "--keeper", "5", "--tmpfs-size",
+        "1048576", "--gid", "64002", "--uid", "64002", "--nproc", "13", "--fsize", "1048576",
+        "--core", "0", "--nofile", "1024", "--msgqueue", "0", "--", "/usr/bin/bwrap", "--unshare-all",
     };
     size_t i = 0, nhead = sizeof(head) / sizeof(head[0]);
     for (size_t k = 0; k < nhead; k++, i++) {
@@ -306,7 +367,7 @@ static void cgroup_left_by_a_dead_peer_of_our_pid_is_cleared(void **state)
     if (oom_fd >= 0)
         close(oom_fd);
     exec_cg_stats_t st;
-    assert_int_equal(exec__cg_task_end(&again, "t0-1", &st), 0);
+    assert_int_equal(exec__cg_task_end(&again, "t0-1", NULL, &st), 0);
     exec__cg_close(&again);
 }
 
@@ -396,7 +457,11 @@ static void argv_default_bwrap_path(void **state)
     o.bwrap = NULL;
     char **argv = NULL;
     assert_int_equal(exec_build_argv(&o, &s, &argv), 0);
-    assert_string_equal(argv[21], "/usr/bin/bwrap");
+    size_t i = 0;
+    while (argv[i] && strcmp(argv[i], "--") != 0)
+        i++;
+    assert_non_null(argv[i]);
+    assert_string_equal(argv[i + 1], "/usr/bin/bwrap");
     exec_argv_free(argv);
 }
 
@@ -559,6 +624,80 @@ static void status_needs_the_exit_code_object(void **state)
     const char *array = "[1, 2]";
     assert_int_equal(exec__parse_status(array, strlen(array), &code, &pid), -EBADMSG);
     assert_int_equal(exec__parse_status(ok, EXEC_MAX_STATUS + 1, &code, &pid), -EMSGSIZE);
+}
+
+/* ---- the messages between preon, a keeper and its agent (exec/msg.c) ---- */
+
+static void msg_round_trip_and_bad_messages(void **state)
+{
+    (void)state;
+    char buf[256];
+    const char *f[] = {"/w/t", "", "echo a b"};
+    int len = exec__msg_encode('R', f, 3, buf, sizeof(buf));
+    assert_int_equal(len, 1 + 5 + 1 + 9);
+    exec_msg_t m;
+    assert_int_equal(exec__msg_decode(buf, (size_t)len, &m), 0);
+    assert_int_equal(m.type, 'R');
+    assert_int_equal(m.nf, 3);
+    assert_string_equal(m.f[0], "/w/t");
+    assert_string_equal(m.f[1], "");
+    assert_string_equal(m.f[2], "echo a b");
+    assert_int_equal(exec__msg_decode(buf, 1, &m), 0); /* a type alone */
+    assert_int_equal(m.nf, 0);
+    /* what the agent (in the sandbox) could send instead */
+    assert_int_equal(exec__msg_decode(buf, 0, &m), -EPROTO);
+    assert_int_equal(exec__msg_decode((char[]){'1', 0}, 2, &m), -EPROTO);  /* a type must be a letter */
+    assert_int_equal(exec__msg_decode((char[]){'D', '1'}, 2, &m), -EPROTO); /* a field without its NUL */
+    char many[1 + 2 * (EXEC_MSG_MAX_FIELDS + 1)];
+    many[0] = 'D';
+    for (int i = 0; i <= EXEC_MSG_MAX_FIELDS; i++)
+        many[1 + 2 * i] = 'x', many[2 + 2 * i] = '\0';
+    assert_int_equal(exec__msg_decode(many, sizeof(many), &m), -EPROTO);
+    assert_int_equal(exec__msg_decode(many, sizeof(many) - 2, &m), 0);
+    assert_int_equal(exec__msg_encode('R', f, 3, buf, 8), -EMSGSIZE);
+    long long v;
+    assert_int_equal(exec__msg_int("256", 0, 0xffff, &v), 0);
+    assert_int_equal(v, 256);
+    assert_int_equal(exec__msg_int("-5", -10, 10, &v), 0);
+    assert_int_equal(v, -5);
+    assert_int_equal(exec__msg_int("65536", 0, 0xffff, &v), -EPROTO);
+    assert_int_equal(exec__msg_int("1x", 0, 10, &v), -EPROTO);
+    assert_int_equal(exec__msg_int(" 1", 0, 10, &v), -EPROTO);
+    assert_int_equal(exec__msg_int("", 0, 10, &v), -EPROTO);
+    assert_int_equal(exec__msg_int("-", 0, 10, &v), -EPROTO);
+    assert_int_equal(exec__msg_int("99999999999999999999", 0, 10, &v), -EPROTO);
+}
+
+static void msg_carries_descriptors_and_refuses_a_cut_message(void **state)
+{
+    (void)state;
+    int sp[2], p[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    assert_int_equal(pipe(p), 0);
+    const char *f[] = {"0"};
+    char buf[64];
+    int len = exec__msg_encode('D', f, 1, buf, sizeof(buf));
+    assert_int_equal(exec__msg_send(sp[0], buf, (size_t)len, &p[1], 1, 1), 0);
+    int fds[EXEC_MSG_MAX_FDS], nfds = -1;
+    char in[64];
+    assert_int_equal(exec__msg_recv(sp[1], in, sizeof(in), fds, &nfds, 1), len);
+    assert_int_equal(nfds, 1);
+    assert_int_equal(write(fds[0], "x", 1), 1); /* the pipe's write end, passed along */
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    assert_true((fcntl(fds[0], F_GETFD) & FD_CLOEXEC) != 0);
+    close(fds[0]);
+    assert_int_equal(exec__msg_recv(sp[1], in, sizeof(in), fds, &nfds, 1), -EAGAIN);
+    /* a message longer than the buffer is refused whole, its descriptors closed */
+    assert_int_equal(exec__msg_send(sp[0], buf, (size_t)len, &p[1], 1, 1), 0);
+    assert_int_equal(exec__msg_recv(sp[1], in, 2, fds, &nfds, 1), -EMSGSIZE);
+    assert_int_equal(nfds, 0);
+    close(p[1]);
+    assert_int_equal(read(p[0], &c, 1), 0); /* every write end is closed: ours and the passed copy */
+    close(p[0]);
+    close(sp[0]);
+    assert_int_equal(exec__msg_recv(sp[1], in, sizeof(in), fds, &nfds, 0), 0); /* end of file */
+    close(sp[1]);
 }
 
 /* ---- the limiter's parsing (in-process: it must fail before touching any limit) ---- */
@@ -794,8 +933,8 @@ static void run_starts_in_the_jobs_files(void **state)
     close(dfd);
 }
 
-/* The skeleton made from the spec (as preon does from the manifest) instead of the limiter's walk:
- * the same view, and the argv says --skeleton-ready. */
+/* The skeleton made from the spec (as preon does from the manifest) instead of the keeper's walk:
+ * the same view. */
 static void run_with_a_skeleton_from_the_spec(void **state)
 {
     NEED_SANDBOX();
@@ -813,13 +952,6 @@ static void run_with_a_skeleton_from_the_spec(void **state)
     exec_spec_t s = spec_for(f, "set -e; cat input.txt sub/x.txt; echo new > sub/y; echo over > sub/x.txt; ls -l sub/x.txt | cut -c1-4");
     s.skeleton = skel;
     s.n_skeleton = 3;
-    char **argv = NULL;
-    assert_int_equal(exec_build_argv(&f->opts, &s, &argv), 0);
-    bool flag = false;
-    for (char **a = argv; *a; a++)
-        flag |= !strcmp(*a, "--skeleton-ready");
-    exec_argv_free(argv);
-    assert_true(flag);
     rec_t rec = {0};
     run_task(f, f->e, &s, &rec);
     assert_int_equal(rec.res.exit_code, 0);
@@ -1067,7 +1199,7 @@ static void run_times_out(void **state)
     assert_int_equal(rec.res.exit_code, 128 + 15);
     assert_string_equal(rec.res.reason, "timed out after 0.5 s");
     assert_true(rec.res.elapsed_ms >= 500 && rec.res.elapsed_ms < 5000);
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0); /* both sleeps are gone, and reaped */
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0); /* both sleeps are gone, and reaped */
 }
 
 /* Kills that land while bwrap is still building the sandbox must not leave a stray pid 1. */
@@ -1081,7 +1213,7 @@ static void run_kill_during_setup_leaves_nothing(void **state)
         rec_t rec = {0};
         run_task(f, f->e, &s, &rec);
         assert_true(rec.res.timed_out);
-        assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+        assert_int_equal(count_task_procs(UID_BASE + 1), 0);
     }
 }
 
@@ -1094,7 +1226,7 @@ static void run_background_processes_die_with_the_task(void **state)
     run_task(f, f->e, &s, &rec);
     assert_int_equal(rec.res.exit_code, 0);
     assert_true(rec.res.elapsed_ms < 5000);
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0);
 }
 
 static void run_memory_limit_fails_a_big_allocation(void **state)
@@ -1138,7 +1270,7 @@ static void run_memory_limit_counts_every_process(void **state)
     assert_false(rec.res.timed_out);
     assert_string_equal(rec.res.limit, "memory");
     assert_int_not_equal(rec.res.exit_code, 0);
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0);
 
     snprintf(cmd, sizeof(cmd), "awk 'BEGIN{s=\"x\"; while (length(s) < 16000000) s = s s; print length(s)}'");
     exec_spec_t one = spec_for(f, cmd); /* the control: one of them alone fits */
@@ -1191,7 +1323,7 @@ static void run_fork_bomb_is_contained(void **state)
     /* Every fork past the limit fails, so the bomb fizzles out by itself, long before its time-out. */
     assert_false(rec.res.timed_out);
     assert_true(rec.res.forks_refused > 0);
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0);
 }
 
 /* A task that ignores SIGTERM and leaves children behind in new sessions outlives nothing. */
@@ -1205,7 +1337,7 @@ static void run_task_ignoring_sigterm_with_detached_children_is_ended(void **sta
     rec_t rec = {0};
     run_task(f, f->e, &s, &rec);
     assert_true(rec.res.timed_out);
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0);
 }
 
 /* The task's cgroup is gone once its callback has fired, whatever the task did. */
@@ -1233,14 +1365,19 @@ static void run_leaves_no_cgroup(void **state)
     assert_non_null(mnt);
     assert_int_equal(exec__cg_parse_self(self, m.v1[EXEC_CG_PIDS] ? "pids" : NULL, &mine), 0);
     snprintf(path, sizeof(path), "%s%s/preon-%ld", mnt, strcmp(mine, "/") ? mine : "", (long)getpid());
-    DIR *d = opendir(path); /* the peer's own is there while the executor is open; no task's below it */
-    assert_non_null(d);
+    DIR *d = opendir(path); /* the peer's own is there while the executor is open; below it, at most */
+    assert_non_null(d);   /* the cgroup of the slot's warm sandbox */
     struct dirent *de;
     int tasks = 0;
     while ((de = readdir(d)) != NULL)
         tasks += de->d_type == DT_DIR && de->d_name[0] != '.';
     closedir(d);
-    assert_int_equal(tasks, 0);
+    assert_true(tasks <= 1);
+    int closed = 0; /* closed, the executor leaves no cgroup at all */
+    exec_close(f->e, closed_cb, &closed);
+    f->e = NULL;
+    run_until_closed(f, &closed);
+    assert_int_equal(access(path, F_OK), -1);
     exec__cg_mounts_free(&m);
     free(mine);
     free(self);
@@ -1348,7 +1485,7 @@ static void run_cancel_kills_the_sandbox(void **state)
     char p[192];
     snprintf(p, sizeof(p), "%s/started", f->task_dir);
     assert_int_equal(access(p, F_OK), 0); /* it did run before the cancel */
-    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0);
 }
 
 static void run_cancel_before_start_never_runs(void **state)
@@ -1582,6 +1719,203 @@ static void close_cancels_running_tasks_then_calls_back(void **state)
     assert_int_equal(closed, 1);
 }
 
+/* ---- warm sandboxes: the next task of a job reuses its slot's sandbox, fresh ---- */
+
+/* A second run of the fixture's job, with directories and files of its own (n: 2, 3...). */
+static exec_spec_t spec_run(fixture_t *f, const char *command, int n, char *bufs, size_t cap)
+{
+    exec_spec_t s = spec_for(f, command);
+    char *dir = bufs, *scr = bufs + cap, *out = bufs + 2 * cap;
+    snprintf(dir, cap, "%s/task%d", f->base, n);
+    snprintf(scr, cap, "%s/task%d.ovl", f->base, n);
+    snprintf(out, cap, "%s/out%d", f->base, n);
+    s.task_dir = dir;
+    s.scratch_dir = scr;
+    s.stdout_path = s.stderr_path = out;
+    return s;
+}
+
+/* What a task leaves behind is gone before the next one starts in the same sandbox: processes (a
+ * detached one too), /tmp and /dev/shm, System V IPC, its /task; and the next one runs warm. */
+static void run_warm_sandbox_runs_the_next_task_fresh(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s1 = spec_for(f, "echo a > /tmp/left; echo b > /dev/shm/left; echo c > left.txt; "
+                                 "ipcmk -M 4096 >/dev/null && ipcmk -Q >/dev/null && "
+                                 "(setsid sleep 600 </dev/null >/dev/null 2>&1 &); echo first");
+    rec_t rec1 = {0};
+    run_task(f, f->e, &s1, &rec1);
+    assert_int_equal(rec1.res.exit_code, 0);
+    assert_false(rec1.res.warm);
+    assert_true(exec_slot_warm(f->e, 1, "abc123"));
+    assert_false(exec_slot_warm(f->e, 1, "def456"));
+    assert_false(exec_slot_warm(f->e, 2, "abc123"));
+    assert_int_equal(count_task_procs(UID_BASE + 1), 0); /* the detached sleep is gone already */
+    char bufs[3 * 192];
+    exec_spec_t s2 = spec_run(f, "ls -A /tmp /dev/shm; ls left.txt 2>&1; ipcs -m -q | grep -c '^0x' ; "
+                                 "for p in /proc/[0-9]*; do cat $p/comm; done | grep -c sleep; echo second",
+                              2, bufs, 192);
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s2, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    assert_true(rec2.res.warm);
+    char *out = slurp(s2.stdout_path);
+    assert_non_null(out);
+    assert_string_equal(out, "/dev/shm:\n\n/tmp:\nls: cannot access 'left.txt': No such file or directory\n0\n0\nsecond\n");
+    free(out);
+    uint64_t warm, cold;
+    unsigned live;
+    exec_counts(f->e, &warm, &cold, &live);
+    assert_int_equal(live, 1);
+    assert_int_equal(warm, 1);
+    assert_int_equal(cold, 1);
+}
+
+/* A task of another job (or the same job with other limits) never runs in a sandbox of this one:
+ * it gets a new sandbox, and the slot's old one ends first. */
+static void run_tasks_of_another_job_get_their_own_sandbox(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s1 = spec_for(f, "echo one");
+    rec_t rec1 = {0};
+    run_task(f, f->e, &s1, &rec1);
+    assert_true(exec_slot_warm(f->e, 1, "abc123"));
+    char bufs[3 * 192];
+    exec_spec_t s2 = spec_run(f, "echo two", 2, bufs, 192);
+    s2.job_id = "def456";
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s2, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    assert_false(rec2.res.warm);
+    assert_false(exec_slot_warm(f->e, 1, "abc123"));
+    assert_true(exec_slot_warm(f->e, 1, "def456"));
+    char bufs3[3 * 192];
+    exec_spec_t s3 = spec_run(f, "echo three", 3, bufs3, 192);
+    s3.job_id = "def456";
+    s3.memory_bytes = 256ull << 20; /* same job, other limits */
+    rec_t rec3 = {0};
+    run_task(f, f->e, &s3, &rec3);
+    assert_int_equal(rec3.res.exit_code, 0);
+    assert_false(rec3.res.warm);
+    uint64_t warm, cold;
+    unsigned live;
+    exec_counts(f->e, &warm, &cold, &live);
+    assert_int_equal(live, 1);
+    assert_int_equal(warm, 0);
+    assert_int_equal(cold, 3);
+}
+
+/* Each task's own figures, not the sandbox's: the peak memory and the refused forks of a task that
+ * follows a greedy one in the same sandbox are its own. */
+static void run_warm_task_is_measured_alone(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s1 = spec_for(f, "awk 'BEGIN{s=\"x\"; while (length(s) < 32000000) s = s s; print length(s)}'; "
+                                 "b() { b | b & }; b; sleep 1");
+    s1.processes = 16;
+    rec_t rec1 = {0};
+    run_task(f, f->e, &s1, &rec1);
+    assert_true(rec1.res.memory_peak > (32u << 20));
+    assert_true(rec1.res.forks_refused > 0);
+    char bufs[3 * 192];
+    exec_spec_t s2 = spec_run(f, "true", 2, bufs, 192);
+    s2.processes = 16;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s2, &rec2);
+    assert_true(rec2.res.warm);
+    assert_int_equal(rec2.res.exit_code, 0);
+    assert_int_equal(rec2.res.forks_refused, 0);
+    assert_true(rec2.res.memory_peak < (16u << 20));
+}
+
+/* A sandbox ended by a cancel is not reused; one whose task timed out and ended in its grace is. */
+static void run_a_cancelled_sandbox_is_not_reused(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s1 = spec_for(f, "sleep 600");
+    s1.timeout_ms = 300;
+    rec_t rec1 = {0};
+    run_task(f, f->e, &s1, &rec1);
+    assert_true(rec1.res.timed_out);
+    assert_true(exec_slot_warm(f->e, 1, "abc123")); /* sleep died of its SIGTERM: the sandbox is clean */
+    char bufs[3 * 192];
+    exec_spec_t s2 = spec_run(f, "sleep 600", 2, bufs, 192);
+    rec_t rec2 = {.f = f};
+    exec_task_t *t2 = NULL;
+    assert_int_equal(exec_task_spawn(f->e, &s2, on_done, &rec2, &t2), 0);
+    uint64_t t0 = uv_hrtime(); /* no event says it runs: a bounded poll */
+    while (count_task_procs(UID_BASE + 1) == 0 && rec2.calls == 0 && uv_hrtime() - t0 < 20000000000ull)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (rec2.calls)
+        fprintf(stderr, "task 2 ended early: exit %d refused %d cancelled %d warm %d: %s\n", rec2.res.exit_code,
+                rec2.res.refused, rec2.res.cancelled, rec2.res.warm, rec2.res.reason);
+    assert_int_equal(rec2.calls, 0);
+    assert_true(count_task_procs(UID_BASE + 1) >= 1);
+    exec_task_cancel(t2);
+    while (rec2.calls == 0 && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(f->watchdog_fired);
+    assert_true(rec2.res.cancelled);
+    assert_true(rec2.res.warm);
+    assert_false(exec_slot_warm(f->e, 1, "abc123"));
+    assert_true(exec_slot_empty(f->e, 1));
+    char bufs3[3 * 192];
+    exec_spec_t s3 = spec_run(f, "echo after", 3, bufs3, 192);
+    rec_t rec3 = {0};
+    run_task(f, f->e, &s3, &rec3);
+    assert_int_equal(rec3.res.exit_code, 0);
+    assert_false(rec3.res.warm);
+}
+
+/* A task its sandbox cannot start (here: its overlay cannot be mounted, the work directory being
+ * on another filesystem) is refused with the keeper's reason, and that sandbox is not used again. */
+static void run_a_task_the_sandbox_cannot_start_is_refused(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s1 = spec_for(f, "echo one");
+    rec_t rec1 = {0};
+    run_task(f, f->e, &s1, &rec1);
+    assert_int_equal(rec1.res.exit_code, 0);
+    char bufs[3 * 192], shm[64];
+    exec_spec_t s2 = spec_run(f, "echo two", 2, bufs, 192);
+    snprintf(shm, sizeof(shm), "/dev/shm/test_exec.%d.ovl", (int)getpid());
+    s2.scratch_dir = shm;
+    rec_t rec2 = {0};
+    run_task(f, f->e, &s2, &rec2);
+    rmdir(shm);
+    assert_true(rec2.res.refused);
+    assert_non_null(strstr(rec2.res.reason, "cannot mount the task's overlay"));
+    assert_false(exec_slot_warm(f->e, 1, "abc123"));
+    char bufs3[3 * 192];
+    exec_spec_t s3 = spec_run(f, "echo three", 3, bufs3, 192);
+    rec_t rec3 = {0};
+    run_task(f, f->e, &s3, &rec3);
+    assert_int_equal(rec3.res.exit_code, 0);
+    assert_false(rec3.res.warm);
+}
+
+/* A warm sandbox with no task ends by itself after EXEC_WARM_IDLE_MS. */
+static void run_an_idle_sandbox_ends_by_itself(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_spec_t s = spec_for(f, "true");
+    rec_t rec = {0};
+    run_task(f, f->e, &s, &rec);
+    assert_false(exec_slot_empty(f->e, 1));
+    uint64_t t0 = uv_now(&f->loop);
+    while (!exec_slot_empty(f->e, 1) && !f->watchdog_fired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(f->watchdog_fired);
+    assert_true(uv_now(&f->loop) - t0 >= EXEC_WARM_IDLE_MS - 50);
+    assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
+}
+
 typedef struct closer {
     rec_t rec;
     exec_t *e;
@@ -1648,6 +1982,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(status_needs_the_exit_code_object),
         cmocka_unit_test(limit_rejects_bad_options_before_setting_any),
         cmocka_unit_test(limit_waits_for_go),
+        cmocka_unit_test(msg_round_trip_and_bad_messages),
+        cmocka_unit_test(msg_carries_descriptors_and_refuses_a_cut_message),
         cmocka_unit_test_setup_teardown(exec_new_rejects_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(run_writes_stdout_and_stderr_files, setup, teardown),
         cmocka_unit_test_setup_teardown(run_same_file_for_stdout_and_stderr, setup, teardown),
@@ -1683,9 +2019,16 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_refuses_when_bwrap_cannot_build_the_sandbox, setup, teardown),
         cmocka_unit_test_setup_teardown(run_private_dirs_are_reachable, setup, teardown),
         cmocka_unit_test_setup_teardown(run_four_slots_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_warm_sandbox_runs_the_next_task_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_tasks_of_another_job_get_their_own_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_warm_task_is_measured_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_a_cancelled_sandbox_is_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_a_task_the_sandbox_cannot_start_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_an_idle_sandbox_ends_by_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(close_cancels_running_tasks_then_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(close_from_inside_a_callback, setup, teardown),
     };
+    uid_base = 100000u + (unsigned)(getpid() % 10000) * 8u;
     if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER='run_*' to repeat the sandbox runs alone */
         cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
