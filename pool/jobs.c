@@ -1267,6 +1267,9 @@ char *pool_job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
+        if (!j->remote)
+            sb_printf(&b, "bytes-served: %llu\nbytes-fetched: %llu\n", (unsigned long long)j->bytes_served,
+                      (unsigned long long)j->bytes_fetched);
         if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
                       j->peers[0], j->n_tres);

@@ -127,6 +127,13 @@ static void free_all(pool_t *pool)
     free(pool);
 }
 
+/* A block of a job's inputs or results asked for by another peer (serve.c): its status counts it. */
+static void on_block_served(void *owner, uint64_t bytes, void *arg)
+{
+    (void)arg;
+    ((job_t *)owner)->bytes_served += bytes;
+}
+
 int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, pool_t **out)
 {
     pool_t *pool = xcalloc(1, sizeof(*pool));
@@ -208,6 +215,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         pool->cache_quota = size / 10 > POOL_CACHE_MIN ? size / 10 : POOL_CACHE_MIN;
     }
     serve_new(loop, pool->store, &pool->serve); /* fails only for NULL arguments */
+    serve_set_tally(pool->serve, on_block_served, pool);
     p = xasprintf("%s/preon.db", pool->data_dir);
     rc = db_open(p, &pool->db);
     free(p);

@@ -106,6 +106,8 @@ struct pool_job {
     coord_counts_t rcounts; /**< remote: the task counts its submitter last reported */
     uint32_t r_done;       /**< remote: results its submitter reported */
     pool_job_state_t r_state;   /**< remote: the state its submitter reported */
+    uint64_t bytes_served; /**< its blocks (inputs, results) other peers asked this peer for (status) */
+    uint64_t bytes_fetched; /**< submitter: its results' bytes received from volunteers (status) */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
     bool creating;         /**< pool_job_stage: its directory is being made; not reported to the view yet */

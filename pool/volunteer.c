@@ -1011,6 +1011,8 @@ static void assemble_done(uv_work_t *req, int status)
     else if (c->job->gone || pool->stopping)
         cand_unlink_free(k);
     else {
+        for (size_t i = 0; i < c->man.n_files; i++) /* fetched, or inline in the report */
+            c->job->bytes_fetched += c->man.files[i].size;
         k->ready = true;
         cand_run(k);
     }
