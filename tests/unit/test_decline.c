@@ -1,0 +1,216 @@
+/* Unit tests of pool/decline.c: the reasons volunteers give for not running a job, which peers
+ * count, how they are grouped, and the sentence status/<job> shows. Plain numbers, no clock. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pool/decline.h"
+
+#define GIB (1ull << 30)
+
+static const decline_t MEM16 = {.code = DECLINE_MEMORY, .have = 16 * GIB};
+static const decline_t MEM8 = {.code = DECLINE_MEMORY, .have = 8 * GIB};
+static const decline_t TRUST = {.code = DECLINE_TRUST};
+static const decline_t BUSY = {.code = DECLINE_SLOTS, .used = 2, .of = 2};
+
+static char *summary(decline_table_t *t, const char *const *peers, size_t n, uint64_t now, const decline_need_t *need,
+                     char *buf, size_t cap)
+{
+    decline_groups_t g;
+    decline_group(t, peers, n, now, &g);
+    return decline_render(&g, need, buf, cap);
+}
+
+/* The issue's own example, word for word. */
+static void decline_summary_of_the_issue(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    assert_int_equal(decline_put(t, "a", &MEM16, 1000), 0);
+    assert_int_equal(decline_put(t, "b", &TRUST, 1000), 0);
+    assert_int_equal(decline_put(t, "c", &MEM8, 1000), 0);
+    assert_int_equal(decline_put(t, "d", &BUSY, 1000), 0);
+    const char *peers[] = {"a", "b", "c", "d"};
+    decline_need_t need = {.memory = 64 * GIB};
+    char buf[256];
+    assert_string_equal(summary(t, peers, 4, 2000, &need, buf, sizeof(buf)),
+                        "4 pool peers: 2 lack memory 64G (have 16G, 8G), 1 does not trust your key, 1 busy (2 of 2 slots)");
+    decline_table_free(t);
+}
+
+/* Only pool peers count, each once, with its own reason; the others are silent. */
+static void decline_only_pool_peers_count(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    decline_put(t, "a", &TRUST, 0);
+    decline_put(t, "stranger", &TRUST, 0); /* not a pool peer: not counted */
+    const char *peers[] = {"a", NULL, "b"}; /* NULL: a peer whose key is not known */
+    char buf[256];
+    decline_groups_t g;
+    decline_group(t, peers, 3, 10, &g);
+    assert_int_equal(g.peers, 3);
+    assert_int_equal(g.silent, 2);
+    assert_int_equal(g.n[DECLINE_TRUST], 1);
+    assert_string_equal(decline_render(&g, NULL, buf, sizeof(buf)),
+                        "3 pool peers: 1 does not trust your key, 2 have not said why");
+    assert_string_equal(summary(t, NULL, 0, 10, NULL, buf, sizeof(buf)), "no other peer in the pool");
+    assert_string_equal(summary(NULL, peers + 1, 1, 10, NULL, buf, sizeof(buf)), "1 pool peer: 1 has not said why");
+    decline_table_free(t);
+}
+
+/* A peer's next reason replaces its last; a lease ask forgets it; a reason goes stale. */
+static void decline_replace_forget_and_expire(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    decline_t d;
+    decline_put(t, "a", &TRUST, 0);
+    decline_put(t, "a", &BUSY, 100);
+    assert_int_equal(decline_count(t), 1);
+    assert_true(decline_get(t, "a", 100, &d));
+    assert_int_equal(d.code, DECLINE_SLOTS);
+    assert_true(decline_get(t, "a", 100 + DECLINE_STALE_MS - 1, &d));
+    assert_false(decline_get(t, "a", 100 + DECLINE_STALE_MS, &d)); /* stale */
+    const char *peers[] = {"a"};
+    char buf[128];
+    assert_string_equal(summary(t, peers, 1, 100 + DECLINE_STALE_MS, NULL, buf, sizeof(buf)),
+                        "1 pool peer: 1 has not said why");
+    /* a put drops the stale ones */
+    decline_put(t, "b", &TRUST, 100 + DECLINE_STALE_MS);
+    assert_int_equal(decline_count(t), 1);
+    decline_forget(t, "b");
+    assert_int_equal(decline_count(t), 0);
+    assert_false(decline_get(t, "b", 0, &d));
+    decline_forget(t, "nobody");
+    decline_table_free(t);
+}
+
+/* Bad reasons and ids are refused, and change nothing. */
+static void decline_put_checks_its_input(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    char id[DECLINE_MAX_ID + 2];
+    memset(id, 'f', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    decline_t bad_slots = {.code = DECLINE_SLOTS, .used = 3, .of = 2};
+    decline_t huge_slots = {.code = DECLINE_SLOTS, .used = 1, .of = DECLINE_MAX_SLOTS + 1};
+    decline_t no_code = {.code = 0};
+    decline_t past = {.code = DECLINE_N};
+    decline_t big = {.code = DECLINE_MEMORY, .have = DECLINE_MAX_BYTES + 1};
+    assert_int_equal(decline_put(t, id, &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "", &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, NULL, &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", &bad_slots, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", &huge_slots, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", &no_code, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", &past, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", &big, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", NULL, 0), -EINVAL);
+    assert_int_equal(decline_count(t), 0);
+    id[DECLINE_MAX_ID] = '\0';
+    assert_int_equal(decline_put(t, id, &TRUST, 0), 0);
+    decline_table_free(t);
+}
+
+/* At DECLINE_MAX_ENTRIES fresh reasons, the oldest goes for a new one. */
+static void decline_table_is_bounded(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    char id[32];
+    for (unsigned i = 0; i < DECLINE_MAX_ENTRIES + 10; i++) {
+        snprintf(id, sizeof(id), "w%05u", i);
+        assert_int_equal(decline_put(t, id, &TRUST, i), 0);
+    }
+    assert_int_equal(decline_count(t), DECLINE_MAX_ENTRIES);
+    decline_t d;
+    assert_false(decline_get(t, "w00000", DECLINE_MAX_ENTRIES + 10, &d)); /* the oldest went */
+    assert_false(decline_get(t, "w00009", DECLINE_MAX_ENTRIES + 10, &d));
+    assert_true(decline_get(t, "w00010", DECLINE_MAX_ENTRIES + 10, &d));
+    snprintf(id, sizeof(id), "w%05u", DECLINE_MAX_ENTRIES + 9);
+    assert_true(decline_get(t, id, DECLINE_MAX_ENTRIES + 10, &d));
+    decline_table_free(t);
+}
+
+/* Numbers: largest first, at most DECLINE_MAX_SHOWN, then "..."; slots summed; each wording. */
+static void decline_render_every_reason(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    char id[16], buf[1024];
+    const char *peers[40];
+    size_t n = 0;
+    for (unsigned i = 0; i < 10; i++) { /* ten lack disk: 1G .. 10G */
+        snprintf(id, sizeof(id), "d%u", i);
+        decline_t d = {.code = DECLINE_DISK, .have = (i + 1) * GIB};
+        decline_put(t, id, &d, 0);
+        peers[n++] = strdup(id);
+    }
+    const decline_t others[] = {
+        {.code = DECLINE_OS}, {.code = DECLINE_ARCH}, {.code = DECLINE_NETWORK}, {.code = DECLINE_IDLE},
+        {.code = DECLINE_IDLE}, {.code = DECLINE_SLOTS, .used = 4, .of = 4}, {.code = DECLINE_SLOTS, .used = 1, .of = 2},
+        {.code = DECLINE_MEMORY_FREE, .have = GIB / 2}, {.code = DECLINE_DISK_FREE, .have = 0},
+        {.code = DECLINE_STOPPING}, {.code = DECLINE_OTHER}, {.code = DECLINE_OTHER},
+    };
+    for (unsigned i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        snprintf(id, sizeof(id), "o%u", i);
+        decline_put(t, id, &others[i], 0);
+        peers[n++] = strdup(id);
+    }
+    decline_need_t need = {.disk = 20 * GIB, .os = "plan9", .arch = "sparc64"};
+    assert_string_equal(summary(t, peers, n, 1, &need, buf, sizeof(buf)),
+                        "22 pool peers: 10 lack disk 20G (have 10G, 9G, 8G, 7G, 6G, 5G, 4G, 3G, ...), "
+                        "2 are in use by their owners (--when idle), 2 busy (5 of 6 slots), "
+                        "2 decline for other reasons, 1 does not run os plan9, 1 does not have arch sparc64, "
+                        "1 does not allow network, 1 has too little memory free (512M), "
+                        "1 has too little disk free (0B), 1 is stopping");
+    /* a job's os or arch that is not plain ASCII is not repeated */
+    need.os = "pl\x1b[2Jan9";
+    need.arch = NULL;
+    summary(t, peers, n, 1, &need, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "1 does not run its os,"));
+    assert_non_null(strstr(buf, "1 does not have its arch,"));
+    /* cut at cap, NUL-terminated */
+    summary(t, peers, n, 1, &need, buf, 20);
+    assert_int_equal(strlen(buf), 19);
+    for (size_t i = 0; i < n; i++)
+        free((char *)peers[i]);
+    decline_table_free(t);
+}
+
+static void decline_codes_and_names(void **state)
+{
+    (void)state;
+    for (int c = 1; c < DECLINE_N; c++) {
+        const char *name = decline_code_name((decline_code_t)c);
+        assert_non_null(name);
+        assert_int_equal(decline_code_from(name, strlen(name)), c);
+    }
+    assert_null(decline_code_name(0));
+    assert_null(decline_code_name(DECLINE_N));
+    assert_int_equal(decline_code_from("quantum", 7), DECLINE_OTHER); /* a newer peer's */
+    assert_int_equal(decline_code_from("", 0), 0);
+    assert_int_equal(decline_code_from("Memory", 6), 0);
+    assert_int_equal(decline_code_from("a b", 3), 0);
+    assert_int_equal(decline_code_from("abcdefghijklmnopq", 17), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(decline_summary_of_the_issue),   cmocka_unit_test(decline_only_pool_peers_count),
+        cmocka_unit_test(decline_replace_forget_and_expire), cmocka_unit_test(decline_put_checks_its_input),
+        cmocka_unit_test(decline_table_is_bounded),        cmocka_unit_test(decline_render_every_reason),
+        cmocka_unit_test(decline_codes_and_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
