@@ -21,6 +21,7 @@
 #include "core/manifest.h"
 #include "exec/exec.h"
 #include "pool/coord.h"
+#include "pool/decline.h"
 #include "pool/db.h"
 #include "pool/pool.h"
 #include "swarm/announce.h"
@@ -112,6 +113,8 @@ typedef struct pool_up {
     void (*ckpt_drop)(pool_t *p, const job_t *j, uint32_t task);
     /* results.c -> volunteer.c */
     void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
+    /* jobs.c -> volunteer.c: what j's pool peers said of it (pool/decline.h), for its status */
+    char *(*vol_why_peers)(pool_t *p, job_t *j, char *buf, size_t cap);
     /* discover.c -> volunteer.c */
     void (*vol_new_peer)(pool_t *p, const char *url);
     void (*vol_peer_dropped)(pool_t *p, const char *url);
@@ -300,10 +303,11 @@ bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *
 void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason,
                          const char *worker);
 /**
- * Whether this peer meets j's requirements (os, arch, network, the machine's memory, free disk in
- * the data directory): true, or false with why filled. For our own slots and as a volunteer alike.
+ * Whether this peer meets j's requirements (its submitter's key trusted, os, arch, network, the
+ * memory and disk it gives): true, or false with why filled, and d (may be NULL) the reason as a
+ * volunteer tells the submitter (pool/decline.h). For our own slots and as a volunteer alike.
  */
-bool pool__job_fits(pool_t *p, const job_t *j, char *why, size_t whylen);
+bool pool__job_fits(pool_t *p, const job_t *j, char *why, size_t whylen, decline_t *d);
 void pool__handle_free(uv_handle_t *h);
 /** Restores the published jobs and staged copies from the records (pool_new). */
 int pool__jobs_restore(pool_t *p);
@@ -416,6 +420,8 @@ void pool__discover_stop(pool_t *p);
 void pool__vol_kick(pool_t *p);
 /** Submitter: tells peer (NULL: every pool peer) that job j has waiting tasks, if it has. */
 void pool__vol_offer(pool_t *p, job_t *j, const char *peer);
+/** Submitter: the summary of why j's pool peers do not run it (pool/decline.h), into buf; returns buf. */
+char *pool__vol_why_peers(pool_t *p, job_t *j, char *buf, size_t cap);
 /** A new pool peer: offers it the jobs with waiting tasks, or just greets it (so it learns of us). */
 void pool__vol_new_peer(pool_t *p, const char *url);
 void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);

@@ -151,7 +151,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
                            .vol_release = pool__vol_release, .ckpt_given_back = pool__ckpt_given_back,
                            .ckpt_take = pool__ckpt_take, .ckpt_put = pool__ckpt_put, .ckpt_drop = pool__ckpt_drop,
                            .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
-                           .vol_peer_dropped = pool__vol_peer_dropped};
+                           .vol_peer_dropped = pool__vol_peer_dropped, .vol_why_peers = pool__vol_why_peers};
     pool->data_dir = xstrdup(opts->data_dir);
     pool->self_exe = xstrdup(opts->self_exe);
     pool->jobs_dir = xstrdup(opts->jobs_dir);

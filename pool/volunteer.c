@@ -56,6 +56,9 @@
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
+#define VOL_DECLINE_EVERY_MS 5000   /* a reason not to run a job is told its submitter again this often */
+#define VOL_DECLINE_MIN_MS 1000     /* ... and a changed one at most this often, per job */
+#define VOL_MAX_DECLINES_PER_TICK 16 /* decline requests sent per second, in all */
 
 struct outbox {
     char id[HASH_HEX_LEN + 1];
@@ -106,7 +109,7 @@ typedef struct vreq {
 static bool can_run(pool_t *pool, job_t *j)
 {
     char why[512];
-    pool__job_fits(pool, j, why, sizeof(why));
+    pool__job_fits(pool, j, why, sizeof(why), NULL);
     if (why[0] && !j->unfit_logged) {
         j->unfit_logged = true;
         log_info("job %s: not volunteering: %s", j->name, why);
@@ -329,19 +332,27 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
     pool__drain_check(pool);
 }
 
+/* What the lease requests under way asked for: the slots, memory and disk their tasks will hold. */
+static void asking_totals(pool_t *pool, unsigned *asking, uint64_t *asking_mem, uint64_t *asking_disk)
+{
+    *asking = 0;
+    *asking_mem = *asking_disk = 0;
+    for (job_t *j = pool->joblist; j; j = j->next)
+        if (j->remote && j->lease_pending) {
+            *asking += j->lease_asked;
+            *asking_mem += (uint64_t)j->lease_asked * j->man.desc.memory_bytes;
+            *asking_disk += (uint64_t)j->lease_asked * j->man.desc.disk_bytes;
+        }
+}
+
 void pool__vol_kick(pool_t *pool)
 {
     if (!pool->opts.http_url || pool->stopping)
         return;
     uint64_t now = pool_now_ms();
-    unsigned asking = 0;
-    uint64_t asking_mem = 0, asking_disk = 0; /* what the leases asked for will hold */
-    for (job_t *j = pool->joblist; j; j = j->next)
-        if (j->remote && j->lease_pending) {
-            asking += j->lease_asked;
-            asking_mem += (uint64_t)j->lease_asked * j->man.desc.memory_bytes;
-            asking_disk += (uint64_t)j->lease_asked * j->man.desc.disk_bytes;
-        }
+    unsigned asking;
+    uint64_t asking_mem, asking_disk; /* what the leases asked for will hold */
+    asking_totals(pool, &asking, &asking_mem, &asking_disk);
     for (job_t *j = pool->joblist; j; j = j->next) {
         if (pool->nrunning + asking >= pool->opts.slots)
             break;
@@ -441,6 +452,95 @@ static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, voi
     pool__drain_check(pool);
 }
 
+/*
+ * Why this peer does not ask j's submitter for a task now, as it tells the submitter (d), or false
+ * if it would ask (it can run one). asking...: what the lease requests under way will hold.
+ */
+static bool vol_declines(pool_t *pool, job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk,
+                         decline_t *d)
+{
+    char why[512];
+    *d = (decline_t){0};
+    if (pool->stopping || pool->draining) {
+        d->code = DECLINE_STOPPING;
+        return true;
+    }
+    if (!pool__job_fits(pool, j, why, sizeof(why), d))
+        return d->code != 0;
+    if (pool->idle_v != IDLE_RUN) {
+        d->code = DECLINE_IDLE;
+        return true;
+    }
+    unsigned used = pool->nrunning + pool->ckpt_pending + asking, of = pool->opts.slots;
+    if (used >= of) {
+        *d = (decline_t){.code = DECLINE_SLOTS, .used = of < DECLINE_MAX_SLOTS ? of : DECLINE_MAX_SLOTS};
+        d->of = d->used;
+        return true;
+    }
+    if (pool__room(pool, j, asking, asking_mem, asking_disk) > 0)
+        return false;
+    uint64_t mem_used = pool->mem_used + pool->ckpt_pending_mem + asking_mem;
+    uint64_t mem_left = mem_used < pool->opts.memory_total ? pool->opts.memory_total - mem_used : 0;
+    uint64_t disk_used = pool->disk_used + pool->ckpt_pending_disk + asking_disk;
+    uint64_t disk_left = disk_used < pool->opts.disk_total ? pool->opts.disk_total - disk_used : 0;
+    if (pool->opts.memory_total && j->man.desc.memory_bytes > mem_left)
+        *d = (decline_t){.code = DECLINE_MEMORY_FREE, .have = mem_left};
+    else
+        *d = (decline_t){.code = DECLINE_DISK_FREE, .have = disk_left};
+    if (d->have > DECLINE_MAX_BYTES)
+        d->have = DECLINE_MAX_BYTES;
+    return true;
+}
+
+static void on_decline_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    v->job->decline_pending = false;
+    if (status || code >= 300)
+        log_debug("job %s: the submitter answered a decline: %u (%s)", v->job->name, code,
+                  status ? strerror(-status) : "HTTP");
+    pool_job_unref(v->job);
+    free(v);
+}
+
+/*
+ * Tells the submitters of jobs whose tasks wait (as their /v1/jobs counts say) why this peer does
+ * not ask for them (GET /v1/decline, docs/protocol.md): a new reason at once (at most once a second
+ * per job), the same one every VOL_DECLINE_EVERY_MS, so it stays fresh there; at most
+ * VOL_MAX_DECLINES_PER_TICK requests a second. A job it can run gets none: it asks for tasks.
+ */
+static void vol_declines_tick(pool_t *pool)
+{
+    if (!pool->opts.http_url || !pool->fetch)
+        return;
+    uint64_t now = pool_now_ms();
+    unsigned asking, sent = 0;
+    uint64_t asking_mem, asking_disk;
+    asking_totals(pool, &asking, &asking_mem, &asking_disk);
+    for (job_t *j = pool->joblist; j && sent < VOL_MAX_DECLINES_PER_TICK; j = j->next) {
+        if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending || j->decline_pending ||
+            j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0)
+            continue;
+        decline_t d;
+        char q[96];
+        if (!vol_declines(pool, j, asking, asking_mem, asking_disk, &d) ||
+            wire_decline_encode(&d, q, sizeof(q)) < 0) { /* not DECLINE_OTHER: the submitter needs no "other" */
+            j->decline_sent.code = 0;
+            continue;
+        }
+        bool same = !memcmp(&d, &j->decline_sent, sizeof(d));
+        if (now - j->decline_sent_ms < (same ? VOL_DECLINE_EVERY_MS : VOL_DECLINE_MIN_MS))
+            continue;
+        vreq_t *v = NULL;
+        if (vol_send_v(pool, j, UINT32_MAX, vol_url(pool, j, "decline", UINT32_MAX, q), on_decline_ack, &v) != 0)
+            continue;
+        j->decline_pending = true;
+        j->decline_sent = d;
+        j->decline_sent_ms = now;
+        sent++;
+    }
+}
+
 /* Renews the leases of remote tasks running here; called every second. */
 static void vol_tick(pool_t *pool)
 {
@@ -452,6 +552,7 @@ static void vol_tick(pool_t *pool)
         vol_get(pool, r->job, "renew", r->task, NULL, on_ack);
     }
     pool__vol_kick(pool);
+    vol_declines_tick(pool);
 }
 
 typedef struct outwork {
@@ -752,6 +853,7 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
 {
     unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
     uint32_t got[VOL_MAX_LEASE];
+    decline_forget(j->declines, worker); /* it asks: it no longer declines */
     unsigned k = 0;
     uint64_t now = pool_now_ms();
     char host[VOL_MAX_URL];
@@ -780,6 +882,62 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
         return reply_json(r, 500, "{\"error\":\"internal\"}");
     log_info("job %s: task %.*s leased to %s", j->name, (int)(strchr(body, ']') - body - 10), body + 10, peer);
     reply_json(r, 200, body);
+}
+
+/* /v1/decline/<job>?peer=&why=...: a pool peer says why it does not ask for j's tasks (wire.h). It
+ * speaks for itself only: its reason replaces its last one, kept under its key (pool/decline.h). */
+static void handle_decline(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer, const char *worker)
+{
+    size_t qlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    decline_t d;
+    char why[128], body[192];
+    if (wire_decline_decode(q, qlen, &d, why, sizeof(why)) != 0) {
+        snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why); /* our own text */
+        return reply_json(r, 400, body);
+    }
+    pool__add_peer(pool, peer); /* as a greeting: only pool peers are counted */
+    if (!j->declines)
+        j->declines = decline_table_new();
+    decline_put(j->declines, worker, &d, pool_now_ms());
+    reply_json(r, 200, "{}");
+}
+
+typedef struct url_key {
+    const char *url;
+    char hex[KEY_PUB_HEX_LEN + 1];
+} url_key_t;
+
+static int url_key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const url_key_t *)a)->url, ((const url_key_t *)b)->url);
+}
+
+/* The status's summary of what j's pool peers said (pool->up.vol_why_peers): each pool peer by the
+ * key a signed request of its bound to its URL (trust.c), so a peer only ever speaks for itself. */
+char *pool__vol_why_peers(pool_t *pool, job_t *j, char *buf, size_t cap)
+{
+    size_t n = pool->n_pool_peers, nb = pool->n_bound;
+    url_key_t *bound = xreallocarray(NULL, nb ? nb : 1, sizeof(*bound));
+    const char **ids = xreallocarray(NULL, n ? n : 1, sizeof(*ids));
+    for (size_t i = 0; i < nb; i++) {
+        bound[i].url = pool->bound[i].url;
+        key_pub_to_hex(&pool->bound[i].key, bound[i].hex);
+    }
+    qsort(bound, nb, sizeof(*bound), url_key_cmp);
+    for (size_t i = 0; i < n; i++) {
+        url_key_t want = {.url = pool->pool_peers[i]};
+        const url_key_t *k = nb ? bsearch(&want, bound, nb, sizeof(*bound), url_key_cmp) : NULL;
+        ids[i] = k ? k->hex : NULL;
+    }
+    decline_groups_t g;
+    decline_group(j->declines, ids, n, pool_now_ms(), &g);
+    decline_need_t need = {.memory = j->man.desc.memory_bytes, .disk = j->man.desc.disk_bytes,
+                           .os = j->man.desc.os, .arch = j->man.desc.arch};
+    decline_render(&g, &need, buf, cap);
+    free(ids);
+    free(bound);
+    return buf;
 }
 
 /* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
@@ -1387,7 +1545,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
     if (!hello && strcmp(what, "result") && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
-        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt"))
+        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt") && strcmp(what, "decline"))
         return false;
     /* Everything below changes state here: only a signed request, once (pool/auth.h). */
     key_pub_t caller;
@@ -1436,6 +1594,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     pool__bind_peer_key(pool, peer, &caller); /* cancels and result fetches of this key go there */
     if (!strcmp(what, "lease"))
         return handle_lease(pool, r, j, peer, worker), true;
+    if (!strcmp(what, "decline") && !with_task)
+        return handle_decline(pool, r, j, peer, worker), true;
     char ck[HASH_HEX_LEN + 2] = "";
     if (!strcmp(what, "release") && with_task && task < j->man.desc.tasks) {
         size_t qlen = 0, cklen = 0;
