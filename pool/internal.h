@@ -8,7 +8,7 @@
  * back), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
- * blocks.c (the block index), reply.c; the pure parts are coord.c, wire.c and bundle.c.
+ * blocks.c (the block index), reply.c; the pure parts are coord.c, decline.c, wire.c and bundle.c.
  */
 #ifndef PREON_POOL_INTERNAL_H
 #define PREON_POOL_INTERNAL_H
@@ -88,7 +88,7 @@ typedef struct running {
 /*
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
- * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
+ * coord.c, decline.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
  * each job holds, for swarm/serve.c), reply.c, auth.c (pure), trustlist.c. Then jobs.c < trust.c < results.c < api.c <
  * discover.c < ckpt.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.

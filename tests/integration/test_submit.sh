@@ -1,15 +1,171 @@
 #!/usr/bin/env bash
-# preon submit (issue 12, item 1) and why a job waits (item 2).
+# preon submit (issue 12, item 1): publishing a directory (staged under a dot-name, then renamed:
+# never half-copied), its id, --wait's progress (plain lines in a log, a bar redrawn in place on a
+# terminal) and exit status, a copy that fails (nothing published, nothing left), a name taken, a
+# rejected job; preon status --json; and why a job waits (item 2): a submitter and volunteers that
+# lack memory, do not trust its key, or are busy, summed up in status/<job> and by preon submit.
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
+# run_rc WANT CMD...: runs CMD (bounded), asserts its exit status; stdout in $OUT, stderr in $ERR.
+run_rc() {
+    local want=$1 rc=0
+    shift
+    timeout -k 5 120 "$@" >"$T_CASE/out" 2>"$T_CASE/err" || rc=$?
+    OUT=$(cat "$T_CASE/out")
+    ERR=$(cat "$T_CASE/err")
+    [ "$rc" = "$want" ] || fail "exit $rc, want $want: $*"$'\n'"stdout: $OUT"$'\n'"stderr: $ERR"
+}
+
+# Without --wait: the id on stdout (the one status/ shows), the tree as it was, nothing else in jobs/.
+t_submit_publishes_and_prints_the_id() {
+    start_peer A --slots 2
+    local a src st
+    a=$(mnt A)
+    src=$(src_dir sweep)
+    make_job "$src" 'cat data/in.txt > out.txt; echo $PREON_TASK >> out.txt' "tasks = 3"
+    mkdir -p "$src/data/deeper"
+    echo "input" >"$src/data/in.txt"
+    head -c 300000 /dev/urandom >"$src/data/deeper/big.bin"
+    run_rc 0 "$PREON" submit --mount "$a" "$src/"
+    assert_match "$OUT" '^[0-9a-f]{64}$' "stdout of preon submit"
+    assert_eq "$OUT" "$(status_field "$a" sweep id)" "the id printed and the one in status/sweep"
+    assert_eq "sweep" "$(ls -A "$a/jobs")" "what jobs/ holds (no staged copy left)"
+    cmp -- "$src/data/deeper/big.bin" "$a/jobs/sweep/data/deeper/big.bin" || fail "big.bin differs in the mount"
+    [ -x "$a/jobs/sweep/run" ] || fail "run lost its mode"
+    st=$(wait_job "$a" sweep 60)
+    assert_eq done "$(field state <<<"$st")" "state"
+    assert_file_eq "$a/results/sweep/2/out.txt" $'input\n2'
+    # PREON_MOUNT and --name
+    run_rc 0 env PREON_MOUNT="$a" "$PREON" submit --name again "$src"
+    assert_eq "$OUT" "$(status_field "$a" again id)" "the id of again"
+    assert_eq 0 "$(preon_wait_rc "$a" again)" "preon wait again"
+}
+
+# --wait with stderr not a terminal: a line per change, the end said, exit 0; a job with a failing
+# task: exit 1 and the reason.
+t_submit_wait_writes_lines_and_exits_with_the_job() {
+    start_peer A --slots 2
+    local a src
+    a=$(mnt A)
+    src=$(src_dir ok)
+    make_job "$src" 'sleep 0.3; echo $PREON_TASK > out.txt' "tasks = 4"
+    run_rc 0 "$PREON" submit --mount "$a" --wait "$src"
+    assert_match "$OUT" '^[0-9a-f]{64}$' "stdout: the id alone"
+    assert_contains "$ERR" "ok: running: " "a progress line"
+    assert_match "$ERR" 'ok: running: [0-9]+/4 done, [0-9]+ running, [0-9]+ waiting; [0-9.]+[BKMG] moved; [0-9]+:[0-9]{2} elapsed' "the line's form"
+    assert_contains "$ERR" "ok: done: 4 of 4 tasks succeeded in " "the last line"
+    assert_not_contains "$ERR" $'\r' "a log's lines (no carriage return)"
+    assert_eq done "$(status_field "$a" ok state)" "state once preon submit --wait returned"
+    src=$(src_dir bad)
+    make_job "$src" '[ "$PREON_TASK" = 1 ] && { echo broken >&2; exit 3; }; true' "tasks = 2"
+    run_rc 1 "$PREON" submit --mount "$a" --wait "$src"
+    assert_contains "$ERR" "bad: failed: 1 of 2 tasks failed: task 1 exit 3" "the reason"
+    assert_eq 1 "$(preon_wait_rc "$a" bad)" "preon wait agrees"
+}
+
+# On a terminal (script(1) gives it a pseudo-terminal): one line redrawn with \r and cleared.
+t_submit_wait_on_a_terminal_redraws_one_line() {
+    command -v script >/dev/null || fail "script (bsdutils) is not installed"
+    start_peer A --slots 1
+    local a src rc=0 out
+    a=$(mnt A)
+    src=$(src_dir tty)
+    make_job "$src" 'sleep 0.5' "tasks = 3"
+    timeout -k 5 60 script -qec "$(printf '%q ' "$PREON" submit --mount "$a" --wait "$src")" /dev/null \
+        >"$T_CASE/tty" 2>&1 </dev/null || rc=$?
+    assert_eq 0 "$rc" "exit of preon submit --wait on a terminal: $(cat -v "$T_CASE/tty")"
+    out=$(cat "$T_CASE/tty")
+    assert_contains "$out" $'\r\e[Ktty [' "a bar redrawn in place"
+    assert_match "$out" 'tty \[#+-*\] [0-9]/3 done' "a bar with a task done"
+    assert_contains "$out" "tty: done: 3 of 3 tasks succeeded" "the last line"
+    [ "$(grep -o $'\r\e\\[Ktty \\[' <<<"$out" | wc -l)" -ge 2 ] || fail "the bar was drawn once only: $(cat -v <<<"$out")"
+}
+
+# A copy that fails part-way (a FIFO deep in the tree, after a subdirectory and a file were copied)
+# publishes nothing and leaves nothing in jobs/, without waiting on the FIFO; so does a symlink.
+t_a_failed_copy_publishes_nothing() {
+    start_peer A --slots 1
+    local a src
+    a=$(mnt A)
+    src=$(src_dir partial)
+    make_job "$src" 'true'
+    mkdir -p "$src/sub"
+    echo data >"$src/sub/a.txt"
+    mkfifo "$src/sub/zz.fifo"
+    run_rc 1 "$PREON" submit --mount "$a" "$src"
+    assert_contains "$ERR" "$src/sub/zz.fifo: not a regular file or a directory" "the reason"
+    assert_contains "$ERR" "nothing was published" "stderr"
+    [ -z "$OUT" ] || fail "an id was printed: $OUT"
+    assert_eq "" "$(ls -A "$a/jobs")" "jobs/ after the failed copy"
+    assert_eq "" "$(ls -A "$a/status")" "status/ after the failed copy"
+    rm -- "$src/sub/zz.fifo"
+    ln -s /etc/passwd "$src/sub/link"
+    run_rc 1 "$PREON" submit --mount "$a" "$src"
+    assert_contains "$ERR" "$src/sub/link: a symlink" "the reason"
+    assert_eq "" "$(ls -A "$a/jobs")" "jobs/ after the refused symlink"
+    ! grep -q "published" "${PEER_LOG[A]}" || fail "the peer published something: $(grep published "${PEER_LOG[A]}")"
+    rm -- "$src/sub/link"
+    run_rc 0 "$PREON" submit --mount "$a" "$src" # the same tree, fixed
+}
+
+# A name taken in jobs/ is an error (and nothing is copied); a bad description is rejected and
+# removed; usage errors exit 2.
+t_submit_refuses_a_taken_name_and_says_why_a_job_is_rejected() {
+    start_peer A --slots 1
+    local a src
+    a=$(mnt A)
+    src=$(src_dir twice)
+    make_job "$src" 'sleep 30'
+    run_rc 0 "$PREON" submit --mount "$a" "$src"
+    run_rc 1 "$PREON" submit --mount "$a" "$src"
+    assert_contains "$ERR" "a job named twice is in $a/jobs already: choose another name (--name NAME)" "stderr"
+    assert_eq "twice" "$(ls -A "$a/jobs")" "jobs/ after the refusal"
+    rm -r -- "$a/jobs/twice"
+    src=$(src_dir typo)
+    make_job "$src" 'true' "taks = 3"
+    run_rc 1 "$PREON" submit --mount "$a" --wait "$src"
+    assert_contains "$ERR" "typo was rejected: preon.job: line 1: unknown key 'taks'" "stderr"
+    [ ! -e "$a/jobs/typo" ] || fail "the rejected job is still in jobs/"
+    run_rc 2 "$PREON" submit --mount "$a"
+    run_rc 2 env -u PREON_MOUNT "$PREON" submit "$src"
+    assert_contains "$ERR" "pass --mount DIR or set PREON_MOUNT" "stderr without a mount"
+    run_rc 2 "$PREON" submit --mount "$a" --name .hidden "$src"
+    assert_contains "$ERR" "starts with a dot" "stderr for a dot-name"
+    run_rc 1 "$PREON" submit --mount "$a" "$T_CASE/none"
+    run_rc 2 "$PREON" submit --mount "$T_CASE" "$src"
+    assert_contains "$ERR" "is not a peer's mount" "stderr for a directory that is not a mount"
+    run_rc 0 "$PREON" submit --help
+    assert_contains "$OUT" "usage: preon submit" "preon submit --help"
+}
+
+# preon status --json: the same figures as the text, as numbers, read by jq.
+t_status_json_agrees_with_the_text() {
+    command -v jq >/dev/null || fail "jq is not installed (scripts/install-deps.sh installs it)"
+    start_peer A --slots 2
+    local a src
+    a=$(mnt A)
+    src=$(src_dir js)
+    make_job "$src" '[ "$PREON_TASK" != 2 ]' "tasks = 3"
+    run_rc 1 "$PREON" submit --mount "$a" --wait "$src"
+    run_rc 0 "$PREON" status --mount "$a" --json js
+    assert_eq "failed 3 2 1 string" "$(jq -r '"\(.state) \(.tasks) \(.succeeded) \(.failed) \(.id | type)"' <<<"$OUT")" "status --json js"
+    assert_eq "$(status_field "$a" js id)" "$(jq -r .id <<<"$OUT")" "the id"
+    assert_eq "array 1" "$(jq -r '"\(.["failed-task"] | type) \(.["failed-task"] | length)"' <<<"$OUT")" "failed-task"
+    run_rc 0 "$PREON" status --mount "$a" --json
+    assert_eq "2 js failed" "$(jq -r '"\(.peer.slots) \(.jobs[0].name) \(.jobs[0].state)"' <<<"$OUT")" "status --json"
+    assert_eq "$(peer_field "$a" key)" "$(jq -r .peer.key <<<"$OUT")" "the peer's key"
+    run_rc 2 "$PREON" status --mount "$a" --json no_such_job
+    assert_contains "$ERR" "no such job" "stderr"
+}
+
 # A submitter that runs nothing itself and three volunteers that each say why they do not run its
 # job: B gives its tasks 64M in all (the job wants 256M), C trusts only its own key, D's one slot
-# is busy with another job's task (one B cannot run: it wants 100M). status/<job> sums them up,
-# peer by peer, and stops saying it once a volunteer can run the job.
+# is busy with another job's task (one B cannot run: it wants 100M). status/<job>, preon status
+# JOB and preon submit --wait sum them up, peer by peer; once D is free the job runs there.
 t_why_waiting_says_peer_by_peer() {
     start_peer A --port 0 --slots 0
-    local a url st want
+    local a url src st want pid rc=0
     a=$(mnt A)
     url=$(peer_field "$a" http)
     start_peer B --port 0 --slots 1 --memory 64M --peer "$url" --uid-base 64500
@@ -18,17 +174,27 @@ t_why_waiting_says_peer_by_peer() {
     publish_job "$a" blocker 'sleep 600' "memory = 100M"
     wait_status "$a" blocker running 1 30
     assert_contains "$(cat "$a/status/blocker")" "leased-task: 0 $(peer_field "$(mnt D)" key)" "D runs the blocker"
-    publish_job "$a" big 'echo ran > out.txt' "memory = 256M"
+    src=$(src_dir big)
+    make_job "$src" 'echo ran > out.txt' "memory = 256M"
+    "$PREON" submit --mount "$a" --wait "$src" >"$T_CASE/big.out" 2>"$T_CASE/big.err" &
+    pid=$!
+    on_cleanup "kill $pid"
     want="why-waiting: this peer runs no tasks (--slots 0); 3 pool peers: 1 lacks memory 256M (has 64M), 1 does not trust your key, 1 busy (1 of 1 slots)"
-    wait_until 20 '[ "$(grep "^why-waiting:" "$a/status/big")" = "$want" ]' "status/big says: $want (it says: $(grep why-waiting "$a/status/big" || true))"
-    # preon status JOB says the same
+    wait_until 20 '[ -e "$a/status/big" ] && [ "$(grep "^why-waiting:" "$a/status/big")" = "$want" ]' \
+        "status/big says: $want (it says: $(grep why-waiting "$a/status/big" 2>/dev/null || true))"
     st=$("$PREON" status --mount "$a" big)
     assert_contains "$st" "$want" "preon status big"
-    # D's slot frees: the job runs there and the reason goes
+    assert_eq "${want#why-waiting: }" "$("$PREON" status --mount "$a" --json big | jq -r '.["why-waiting"]')" "status --json"
+    # D's slot frees: the job runs there, and the reason goes
     rm -r -- "$a/jobs/blocker"
-    st=$(wait_job "$a" big 60)
-    assert_eq done "$(field state <<<"$st")" "state of big"
+    _wait_pid "$pid" 60 KILL
+    rc=$_WAIT_RC
+    assert_eq 0 "$rc" "exit of preon submit --wait big; stderr: $(cat "$T_CASE/big.err")"
+    assert_contains "$(cat "$T_CASE/big.err")" "big: ${want}" "preon submit --wait said why it waited"
+    assert_contains "$(cat "$T_CASE/big.err")" "big: done: 1 of 1 tasks succeeded" "the end"
+    st=$(cat "$a/status/big")
     assert_not_contains "$st" "why-waiting" "the status of a job that ran"
+    assert_file_eq "$a/results/big/0/out.txt" ran
 }
 
 run_tests "$@"
