@@ -155,7 +155,8 @@ static int copy_dir(copy_t *c, int sfd, int dfd, const char *rel, int depth)
         else if (S_ISREG(st.st_mode))
             rc = copy_file(c, sfd, dfd, e->d_name, sub, st.st_mode);
         else if (S_ISLNK(st.st_mode))
-            rc = copy_fail(c, sub, "a symlink: jobs hold regular files and directories only (copy what it points to)", 0);
+            rc = copy_fail(c, sub, "a symlink: jobs hold regular files and directories only (copy what it points to)",
+                           0);
         else if (!S_ISDIR(st.st_mode))
             rc = copy_fail(c, sub, "not a regular file or a directory: jobs hold only those", 0);
         else if (depth >= SUBMIT_MAX_DEPTH)

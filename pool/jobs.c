@@ -1308,8 +1308,8 @@ char *pool_job_status_text(job_t *j, size_t *len)
             } else if (pool->opts.slots == 0) {
                 snprintf(self, sizeof(self), "this peer runs no tasks (--slots 0)");
             } else if (pool->nrunning + pool->ckpt_pending >= pool->opts.slots) {
-                snprintf(self, sizeof(self), "this peer's slots are busy (%u of %u)", pool->nrunning + pool->ckpt_pending,
-                         pool->opts.slots);
+                snprintf(self, sizeof(self), "this peer's slots are busy (%u of %u)",
+                         pool->nrunning + pool->ckpt_pending, pool->opts.slots);
             } else if (pool__room(pool, j, 0, 0, 0) == 0) {
                 snprintf(self, sizeof(self), "this peer's running tasks leave too little memory or disk for one");
             }

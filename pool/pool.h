@@ -112,6 +112,7 @@ struct pool_job {
     struct decline_table *declines; /**< submitter: why pool peers do not run it (pool/decline.h), or NULL */
     struct decline decline_sent; /**< volunteer: the reason last told its submitter (code 0: none) */
     uint64_t decline_sent_ms;  /**< ... and when */
+    uint64_t decline_checked_ms; /**< volunteer: when it last looked whether it declines (once a second) */
     bool decline_pending;      /**< ... a decline request is under way */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */

@@ -59,6 +59,7 @@
 #define VOL_DECLINE_EVERY_MS 5000   /* a reason not to run a job is told its submitter again this often */
 #define VOL_DECLINE_MIN_MS 1000     /* ... and a changed one at most this often, per job */
 #define VOL_MAX_DECLINES_PER_TICK 16 /* decline requests sent per second, in all */
+#define VOL_MAX_DECLINE_CHECKS_PER_TICK 64 /* jobs looked at per second for a reason to decline */
 
 struct outbox {
     char id[HASH_HEX_LEN + 1];
@@ -507,20 +508,26 @@ static void on_decline_ack(int status, unsigned code, const char *body, size_t l
  * Tells the submitters of jobs whose tasks wait (as their /v1/jobs counts say) why this peer does
  * not ask for them (GET /v1/decline, docs/protocol.md): a new reason at once (at most once a second
  * per job), the same one every VOL_DECLINE_EVERY_MS, so it stays fresh there; at most
- * VOL_MAX_DECLINES_PER_TICK requests a second. A job it can run gets none: it asks for tasks.
+ * VOL_MAX_DECLINES_PER_TICK requests a second. A job it can run gets none: it asks for tasks. Each
+ * job is looked at once a second at most (pool__job_fits asks the system for the memory and the
+ * disk), VOL_MAX_DECLINE_CHECKS_PER_TICK of them a tick: the others are next.
  */
 static void vol_declines_tick(pool_t *pool)
 {
     if (!pool->opts.http_url || !pool->fetch)
         return;
     uint64_t now = pool_now_ms();
-    unsigned asking, sent = 0;
+    unsigned asking, sent = 0, checked = 0;
     uint64_t asking_mem, asking_disk;
     asking_totals(pool, &asking, &asking_mem, &asking_disk);
-    for (job_t *j = pool->joblist; j && sent < VOL_MAX_DECLINES_PER_TICK; j = j->next) {
+    for (job_t *j = pool->joblist; j && sent < VOL_MAX_DECLINES_PER_TICK && checked < VOL_MAX_DECLINE_CHECKS_PER_TICK;
+         j = j->next) {
         if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending || j->decline_pending ||
-            j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0)
+            j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0 ||
+            now - j->decline_checked_ms < VOL_DECLINE_MIN_MS / 2) /* once a tick, whatever its jitter */
             continue;
+        j->decline_checked_ms = now;
+        checked++;
         decline_t d;
         char q[96];
         if (!vol_declines(pool, j, asking, asking_mem, asking_disk, &d) ||

@@ -40,8 +40,9 @@ static void decline_summary_of_the_issue(void **state)
     const char *peers[] = {"a", "b", "c", "d"};
     decline_need_t need = {.memory = 64 * GIB};
     char buf[256];
-    assert_string_equal(summary(t, peers, 4, 2000, &need, buf, sizeof(buf)),
-                        "4 pool peers: 2 lack memory 64G (have 16G, 8G), 1 does not trust your key, 1 busy (2 of 2 slots)");
+    assert_string_equal(
+        summary(t, peers, 4, 2000, &need, buf, sizeof(buf)),
+        "4 pool peers: 2 lack memory 64G (have 16G, 8G), 1 does not trust your key, 1 busy (2 of 2 slots)");
     decline_table_free(t);
 }
 
@@ -157,7 +158,8 @@ static void decline_render_every_reason(void **state)
     }
     const decline_t others[] = {
         {.code = DECLINE_OS}, {.code = DECLINE_ARCH}, {.code = DECLINE_NETWORK}, {.code = DECLINE_IDLE},
-        {.code = DECLINE_IDLE}, {.code = DECLINE_SLOTS, .used = 4, .of = 4}, {.code = DECLINE_SLOTS, .used = 1, .of = 2},
+        {.code = DECLINE_IDLE}, {.code = DECLINE_SLOTS, .used = 4, .of = 4},
+        {.code = DECLINE_SLOTS, .used = 1, .of = 2},
         {.code = DECLINE_MEMORY_FREE, .have = GIB / 2}, {.code = DECLINE_DISK_FREE, .have = 0},
         {.code = DECLINE_STOPPING}, {.code = DECLINE_OTHER}, {.code = DECLINE_OTHER},
     };
