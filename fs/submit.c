@@ -235,10 +235,11 @@ static void draw(follow_t *f)
             fs__progress_line(f->name, &st, el, 0, line, sizeof(line));
             fprintf(stderr, "%s\n", line);
         }
-        if (strcmp(st.why_waiting, f->last_why) != 0) {
-            snprintf(f->last_why, sizeof(f->last_why), "%s", st.why_waiting);
-            if (st.why_waiting[0])
-                fprintf(stderr, "%s: why-waiting: %s\n", f->name, st.why_waiting);
+        const char *why = st.running == 0 ? st.why_waiting : ""; /* as the bar: when nothing runs */
+        if (strcmp(why, f->last_why) != 0) {
+            snprintf(f->last_why, sizeof(f->last_why), "%s", why);
+            if (why[0])
+                fprintf(stderr, "%s: why-waiting: %s\n", f->name, why);
         }
     }
     fflush(stderr);

@@ -522,6 +522,8 @@ static void vol_declines_tick(pool_t *pool)
     asking_totals(pool, &asking, &asking_mem, &asking_disk);
     for (job_t *j = pool->joblist; j && sent < VOL_MAX_DECLINES_PER_TICK && checked < VOL_MAX_DECLINE_CHECKS_PER_TICK;
          j = j->next) {
+        if (j->remote && (j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0))
+            j->decline_sent.code = 0; /* nothing waits: when tasks wait again, the reason goes at once */
         if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending || j->decline_pending ||
             j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0 ||
             now - j->decline_checked_ms < VOL_DECLINE_MIN_MS / 2) /* once a tick, whatever its jitter */
