@@ -30,7 +30,8 @@ static const char *const names[DECLINE_N] = {
     [DECLINE_MEMORY] = "memory",       [DECLINE_DISK] = "disk",       [DECLINE_TRUST] = "trust",
     [DECLINE_OS] = "os",               [DECLINE_ARCH] = "arch",       [DECLINE_NETWORK] = "network",
     [DECLINE_IDLE] = "idle",           [DECLINE_SLOTS] = "slots",     [DECLINE_MEMORY_FREE] = "memory-free",
-    [DECLINE_DISK_FREE] = "disk-free", [DECLINE_STOPPING] = "stopping", [DECLINE_OTHER] = "other",
+    [DECLINE_DISK_FREE] = "disk-free", [DECLINE_STOPPING] = "stopping", [DECLINE_NO_SLOTS] = "no-slots",
+    [DECLINE_OTHER] = "other",
 };
 
 const char *decline_code_name(decline_code_t code)
@@ -276,6 +277,7 @@ static void add_group(const decline_groups_t *g, decline_code_t c, const decline
         add_haves(g, c, "", buf, cap, len);
         break;
     case DECLINE_STOPPING: add(buf, cap, len, "%s stopping", one ? "is" : "are"); break;
+    case DECLINE_NO_SLOTS: add(buf, cap, len, "run%s no tasks (--slots 0)", one ? "s" : ""); break;
     default: add(buf, cap, len, "%s", one ? "declines for another reason" : "decline for other reasons"); break;
     }
 }

@@ -43,6 +43,7 @@ typedef enum decline_code {
     DECLINE_MEMORY_FREE, /**< busy: its running tasks leave have bytes of memory, too few for one task */
     DECLINE_DISK_FREE,  /**< ... have bytes of disk */
     DECLINE_STOPPING,   /**< it is stopping */
+    DECLINE_NO_SLOTS,   /**< it runs no tasks at all (--slots 0) */
     DECLINE_OTHER,      /**< a code this peer does not know (from a newer peer) */
     DECLINE_N
 } decline_code_t;

@@ -473,9 +473,13 @@ static bool vol_declines(pool_t *pool, job_t *j, unsigned asking, uint64_t askin
         return true;
     }
     unsigned used = pool->nrunning + pool->ckpt_pending + asking, of = pool->opts.slots;
-    if (used >= of) {
-        *d = (decline_t){.code = DECLINE_SLOTS, .used = of < DECLINE_MAX_SLOTS ? of : DECLINE_MAX_SLOTS};
-        d->of = d->used;
+    if (of == 0) {
+        d->code = DECLINE_NO_SLOTS;
+        return true;
+    }
+    if (used >= of) { /* all taken (what is asked for counts as taken): said as "of of of" */
+        of = of < DECLINE_MAX_SLOTS ? of : DECLINE_MAX_SLOTS;
+        *d = (decline_t){.code = DECLINE_SLOTS, .used = of, .of = of};
         return true;
     }
     if (pool__room(pool, j, asking, asking_mem, asking_disk) > 0)

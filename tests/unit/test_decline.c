@@ -161,7 +161,7 @@ static void decline_render_every_reason(void **state)
         {.code = DECLINE_IDLE}, {.code = DECLINE_SLOTS, .used = 4, .of = 4},
         {.code = DECLINE_SLOTS, .used = 1, .of = 2},
         {.code = DECLINE_MEMORY_FREE, .have = GIB / 2}, {.code = DECLINE_DISK_FREE, .have = 0},
-        {.code = DECLINE_STOPPING}, {.code = DECLINE_OTHER}, {.code = DECLINE_OTHER},
+        {.code = DECLINE_STOPPING}, {.code = DECLINE_OTHER}, {.code = DECLINE_OTHER}, {.code = DECLINE_NO_SLOTS},
     };
     for (unsigned i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         snprintf(id, sizeof(id), "o%u", i);
@@ -170,11 +170,11 @@ static void decline_render_every_reason(void **state)
     }
     decline_need_t need = {.disk = 20 * GIB, .os = "plan9", .arch = "sparc64"};
     assert_string_equal(summary(t, peers, n, 1, &need, buf, sizeof(buf)),
-                        "22 pool peers: 10 lack disk 20G (have 10G, 9G, 8G, 7G, 6G, 5G, 4G, 3G, ...), "
+                        "23 pool peers: 10 lack disk 20G (have 10G, 9G, 8G, 7G, 6G, 5G, 4G, 3G, ...), "
                         "2 are in use by their owners (--when idle), 2 busy (5 of 6 slots), "
                         "2 decline for other reasons, 1 does not run os plan9, 1 does not have arch sparc64, "
                         "1 does not allow network, 1 has too little memory free (512M), "
-                        "1 has too little disk free (0B), 1 is stopping");
+                        "1 has too little disk free (0B), 1 is stopping, 1 runs no tasks (--slots 0)");
     /* a job's os or arch that is not plain ASCII is not repeated */
     need.os = "pl\x1b[2Jan9";
     need.arch = NULL;
