@@ -34,7 +34,7 @@ t_submit_publishes_and_prints_the_id() {
     cmp -- "$src/data/deeper/big.bin" "$a/jobs/sweep/data/deeper/big.bin" || fail "big.bin differs in the mount"
     [ -x "$a/jobs/sweep/run" ] || fail "run lost its mode"
     st=$(wait_job "$a" sweep 60)
-    assert_eq done "$(field state <<<"$st")" "state"
+    assert_eq "done" "$(field state <<<"$st")" "state"
     assert_file_eq "$a/results/sweep/2/out.txt" $'input\n2'
     # PREON_MOUNT and --name
     run_rc 0 env PREON_MOUNT="$a" "$PREON" submit --name again "$src"
@@ -56,7 +56,7 @@ t_submit_wait_writes_lines_and_exits_with_the_job() {
     assert_match "$ERR" 'ok: running: [0-9]+/4 done, [0-9]+ running, [0-9]+ waiting; [0-9.]+[BKMG] moved; [0-9]+:[0-9]{2} elapsed' "the line's form"
     assert_contains "$ERR" "ok: done: 4 of 4 tasks succeeded in " "the last line"
     assert_not_contains "$ERR" $'\r' "a log's lines (no carriage return)"
-    assert_eq done "$(status_field "$a" ok state)" "state once preon submit --wait returned"
+    assert_eq "done" "$(status_field "$a" ok state)" "state once preon submit --wait returned"
     src=$(src_dir bad)
     make_job "$src" '[ "$PREON_TASK" = 1 ] && { echo broken >&2; exit 3; }; true' "tasks = 2"
     run_rc 1 "$PREON" submit --mount "$a" --wait "$src"
