@@ -127,11 +127,20 @@ static void free_all(pool_t *pool)
     free(pool);
 }
 
-/* A block of a job's inputs or results asked for by another peer (serve.c): its status counts it. */
+/*
+ * A block of a job's inputs or results asked for by another peer (serve.c): its status counts it.
+ * Not every owner is a job: ckpt.c registers checkpoints with their ckpt_t, so owner is only
+ * counted if it is one of our jobs (a walk of the job list per block; never a cast of a stranger).
+ */
 static void on_block_served(void *owner, uint64_t bytes, void *arg)
 {
-    (void)arg;
-    ((job_t *)owner)->bytes_served += bytes;
+    pool_t *pool = arg;
+    for (job_t *j = pool->joblist; j; j = j->next) {
+        if (j == owner) {
+            j->bytes_served += bytes;
+            return;
+        }
+    }
 }
 
 int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, pool_t **out)
