@@ -1,9 +1,10 @@
 /*
  * decline.c: the reasons volunteers give for not running a job, and the summary of them (decline.h).
  *
- * A job's table is an array sorted by worker id (a lookup per pool peer is a binary search, so a
- * status read of a pool of a thousand peers costs a thousand of them, not a million compares). It
- * is bounded by DECLINE_MAX_ENTRIES: stale entries go at every put, then the oldest.
+ * A job's table is an array sorted by pool peer (its base URL: a lookup per pool peer is a binary
+ * search, so a status read of a pool of a thousand peers costs a thousand of them, not a million
+ * compares), each entry holding the key that said it. It is bounded by DECLINE_MAX_ENTRIES: stale
+ * entries go at every put, then the oldest.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "pool/decline.h"
 
 typedef struct entry {
+    char *peer; /* owned */
     char worker[DECLINE_MAX_ID + 1];
     decline_t d;
     uint64_t at_ms;
@@ -72,17 +74,19 @@ void decline_table_free(decline_table_t *t)
 {
     if (!t)
         return;
+    for (size_t i = 0; i < t->n; i++)
+        free(t->e[i].peer);
     free(t->e);
     free(t);
 }
 
-/* The index of worker in t, or where it would go (*found false). */
-static size_t find(const decline_table_t *t, const char *worker, bool *found)
+/* The index of peer in t, or where it would go (*found false). */
+static size_t find(const decline_table_t *t, const char *peer, bool *found)
 {
     size_t lo = 0, hi = t->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->e[mid].worker, worker);
+        int c = strcmp(t->e[mid].peer, peer);
         if (c == 0) {
             *found = true;
             return mid;
@@ -103,26 +107,31 @@ static bool fresh(const entry_t *e, uint64_t now_ms)
 
 static void remove_at(decline_table_t *t, size_t i)
 {
+    free(t->e[i].peer);
     memmove(&t->e[i], &t->e[i + 1], (t->n - i - 1) * sizeof(entry_t));
     t->n--;
 }
 
-int decline_put(decline_table_t *t, const char *worker, const decline_t *d, uint64_t now_ms)
+int decline_put(decline_table_t *t, const char *peer, const char *worker, const decline_t *d, uint64_t now_ms)
 {
-    size_t wl = worker ? strlen(worker) : 0;
-    if (!t || wl == 0 || wl > DECLINE_MAX_ID || decline_check(d) != 0)
+    size_t wl = worker ? strlen(worker) : 0, pl = peer ? strlen(peer) : 0;
+    if (!t || wl == 0 || wl > DECLINE_MAX_ID || pl == 0 || pl > DECLINE_MAX_PEER || decline_check(d) != 0)
         return -EINVAL;
     bool found;
-    size_t i = find(t, worker, &found);
-    if (found) {
+    size_t i = find(t, peer, &found);
+    if (found) { /* whichever key said it before: the peer's voice is now this one's */
+        memcpy(t->e[i].worker, worker, wl + 1);
         t->e[i].d = *d;
         t->e[i].at_ms = now_ms;
         return 0;
     }
     size_t k = 0; /* stale ones go */
-    for (size_t j = 0; j < t->n; j++)
+    for (size_t j = 0; j < t->n; j++) {
         if (fresh(&t->e[j], now_ms) && t->e[j].at_ms <= now_ms)
             t->e[k++] = t->e[j];
+        else
+            free(t->e[j].peer);
+    }
     t->n = k;
     if (t->n >= DECLINE_MAX_ENTRIES) { /* full of fresh ones: the oldest goes */
         size_t old = 0;
@@ -131,32 +140,33 @@ int decline_put(decline_table_t *t, const char *worker, const decline_t *d, uint
                 old = j;
         remove_at(t, old);
     }
-    i = find(t, worker, &found);
+    i = find(t, peer, &found);
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 16;
         t->e = xreallocarray(t->e, t->cap, sizeof(entry_t));
     }
     memmove(&t->e[i + 1], &t->e[i], (t->n - i) * sizeof(entry_t));
     t->n++;
+    t->e[i].peer = xstrdup(peer);
     memcpy(t->e[i].worker, worker, wl + 1);
     t->e[i].d = *d;
     t->e[i].at_ms = now_ms;
     return 0;
 }
 
-void decline_forget(decline_table_t *t, const char *worker)
+void decline_forget(decline_table_t *t, const char *peer)
 {
     bool found;
-    size_t i = t && worker ? find(t, worker, &found) : 0;
-    if (t && worker && found)
+    size_t i = t && peer ? find(t, peer, &found) : 0;
+    if (t && peer && found)
         remove_at(t, i);
 }
 
-bool decline_get(const decline_table_t *t, const char *worker, uint64_t now_ms, decline_t *out)
+bool decline_get(const decline_table_t *t, const char *peer, const char *worker, uint64_t now_ms, decline_t *out)
 {
     bool found = false;
-    size_t i = t && worker ? find(t, worker, &found) : 0;
-    if (!found || !fresh(&t->e[i], now_ms))
+    size_t i = t && peer && worker ? find(t, peer, &found) : 0;
+    if (!found || !fresh(&t->e[i], now_ms) || strcmp(t->e[i].worker, worker) != 0)
         return false;
     *out = t->e[i].d;
     return true;
@@ -182,14 +192,14 @@ static void keep_have(decline_groups_t *g, decline_code_t c, uint64_t v)
     g->n_have[c]++;
 }
 
-void decline_group(const decline_table_t *t, const char *const *peers, size_t npeers, uint64_t now_ms,
+void decline_group(const decline_table_t *t, const decline_peer_t *peers, size_t npeers, uint64_t now_ms,
                    decline_groups_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->peers = npeers;
     for (size_t i = 0; i < npeers; i++) {
         decline_t d;
-        if (!peers || !peers[i] || !decline_get(t, peers[i], now_ms, &d)) {
+        if (!peers || !decline_get(t, peers[i].url, peers[i].worker, now_ms, &d)) {
             out->silent++;
             continue;
         }

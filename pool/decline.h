@@ -4,12 +4,14 @@
  * "why-waiting: ...; 4 pool peers: 2 lack memory 64G (have 16G, 8G), 1 does not trust your key,
  * 1 busy (2 of 2 slots)".
  *
- * Sans-I/O, as coord.h: no clock (now_ms comes in), no sockets, no files. A worker is an opaque id
- * (a peer's public key in hex, the one that signed its report), so a peer can only ever say
- * something about itself: one reason per id, replaced by its next. A reason is a code and numbers,
- * never text from the peer: the submitter writes the sentence. A reason is stale after
- * DECLINE_STALE_MS (a volunteer says it again every few seconds while it holds). Tested in
- * tests/unit/test_decline.c.
+ * Sans-I/O, as coord.h: no clock (now_ms comes in), no sockets, no files. A reason is filed under
+ * the pool peer that said it (its base URL) with the worker id that signed it (its public key in
+ * hex), and counted only while that key is still the one bound to that peer: so a peer can only
+ * ever say something about itself, one reason per peer, replaced by its next, and a host that
+ * makes many keys still holds one entry per pool peer it has (at most POOL_MAX_PEERS_PER_HOST), so
+ * it cannot push the other peers' reasons out. A reason is a code and numbers, never text from the
+ * peer: the submitter writes the sentence. A reason is stale after DECLINE_STALE_MS (a volunteer
+ * says it again every few seconds while it holds). Tested in tests/unit/test_decline.c.
  *
  * Errors are 0 or -errno: -EINVAL (a bad argument).
  */
@@ -26,6 +28,7 @@
 #define DECLINE_MAX_ENTRIES 1024 /* reasons one job keeps (POOL_MAX_POOL_PEERS): the oldest goes first */
 #endif
 #define DECLINE_MAX_ID 64        /* bytes of a worker id (a key in hex) */
+#define DECLINE_MAX_PEER 512     /* bytes of a pool peer's base URL (VOL_MAX_URL) */
 #define DECLINE_MAX_SHOWN 8      /* numbers listed per reason in the summary ("have 16G, 8G, ...") */
 #define DECLINE_MAX_SLOTS 65536  /* slots a peer may say it has (--slots is at most 1024) */
 #define DECLINE_MAX_BYTES (1ull << 59) /* memory or disk a peer may say it has (512 PiB; 18 digits) */
@@ -67,15 +70,16 @@ typedef struct decline_table decline_table_t;
 decline_table_t *decline_table_new(void);
 void decline_table_free(decline_table_t *t);
 /**
- * Records worker's reason (replacing what it said before), at now_ms. Stale entries go first;
- * then, if DECLINE_MAX_ENTRIES are held, the oldest one. 0, -EINVAL (worker empty or over
- * DECLINE_MAX_ID bytes, d failing decline_check).
+ * Records the reason of pool peer peer (a base URL) said by worker (the key that signed it), at
+ * now_ms, replacing what peer said before (under any key). Stale entries go first; then, if
+ * DECLINE_MAX_ENTRIES are held, the oldest one. 0, -EINVAL (peer or worker empty or over
+ * DECLINE_MAX_PEER / DECLINE_MAX_ID bytes, d failing decline_check).
  */
-int decline_put(decline_table_t *t, const char *worker, const decline_t *d, uint64_t now_ms);
-/** Forgets worker's reason (it asked for a task: it no longer declines). */
-void decline_forget(decline_table_t *t, const char *worker);
-/** worker's reason if it is fresh at now_ms (said less than DECLINE_STALE_MS before). */
-bool decline_get(const decline_table_t *t, const char *worker, uint64_t now_ms, decline_t *out);
+int decline_put(decline_table_t *t, const char *peer, const char *worker, const decline_t *d, uint64_t now_ms);
+/** Forgets peer's reason (it asked for a task: it no longer declines). */
+void decline_forget(decline_table_t *t, const char *peer);
+/** peer's reason if worker said it and it is fresh at now_ms (said less than DECLINE_STALE_MS before). */
+bool decline_get(const decline_table_t *t, const char *peer, const char *worker, uint64_t now_ms, decline_t *out);
 /** Reasons held (fresh or not). */
 size_t decline_count(const decline_table_t *t);
 
@@ -89,12 +93,18 @@ typedef struct decline_groups {
     uint64_t used, of;      /**< DECLINE_SLOTS: summed over the peers */
 } decline_groups_t;
 
+/** A pool peer as the summary counts it: its base URL, and the key bound to it (NULL if none is). */
+typedef struct decline_peer {
+    const char *url, *worker;
+} decline_peer_t;
+
 /**
- * The rule of who counts: every pool peer counts once (peers: their worker ids, NULL for one whose
- * key is not known), with its own fresh reason if it has one, else as silent. Reasons of ids that
- * are not pool peers are not counted (they are kept, as they may be in a moment). t may be NULL.
+ * The rule of who counts: every pool peer counts once, with its own fresh reason if it has one
+ * (said by the key bound to it now), else as silent. Reasons of peers that are not pool peers, or
+ * said by a key no longer bound to their peer, are not counted (they are kept until stale or
+ * replaced). t may be NULL.
  */
-void decline_group(const decline_table_t *t, const char *const *peers, size_t npeers, uint64_t now_ms,
+void decline_group(const decline_table_t *t, const decline_peer_t *peers, size_t npeers, uint64_t now_ms,
                    decline_groups_t *out);
 
 /** What the job asks for, for the sentence ("lack memory 64G"). Strings borrowed; may be NULL. */

@@ -398,6 +398,8 @@ bool pool__api_handle(pool_t *p, httpd_req_t *r, const char *path);
 /* discover.c */
 /** Adds a pool peer (a base URL); true if it was new (it is then greeted: pool__vol_new_peer). */
 bool pool__add_peer(pool_t *p, const char *url);
+/** Whether url is one of the pool peers. */
+bool pool__is_pool_peer(const pool_t *p, const char *url);
 /**
  * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
  * checks SHA-256(bytes) == id, decodes it, checks sig (hex, from the offer or the listing entry) is

@@ -746,6 +746,8 @@ static void job_check_over(job_t *j)
     coord_counts_t c;
     coord_counts(pool->coord, j->id, &c);
     j->state = c.succeeded == c.total ? POOL_JOB_DONE : POOL_JOB_FAILED;
+    decline_table_free(j->declines); /* nothing waits any more: why not is no question */
+    j->declines = NULL;
     db_post_job_state(pool->db, j->id, j->state == POOL_JOB_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
@@ -1104,6 +1106,8 @@ void pool_job_cancel(job_t *j, const char *why)
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
     j->state = POOL_JOB_CANCELLED;
+    decline_table_free(j->declines);
+    j->declines = NULL;
     set_reason(j, why);
     db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
     log_info("job %s %s", j->name, why);

@@ -866,7 +866,7 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
 {
     unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
     uint32_t got[VOL_MAX_LEASE];
-    decline_forget(j->declines, worker); /* it asks: it no longer declines */
+    decline_forget(j->declines, peer); /* it asks: it no longer declines */
     unsigned k = 0;
     uint64_t now = pool_now_ms();
     char host[VOL_MAX_URL];
@@ -898,7 +898,11 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
 }
 
 /* /v1/decline/<job>?peer=&why=...: a pool peer says why it does not ask for j's tasks (wire.h). It
- * speaks for itself only: its reason replaces its last one, kept under its key (pool/decline.h). */
+ * speaks for itself only: its reason replaces its peer's last one, kept with its key, which must
+ * still be the one bound to that peer to count (pool/decline.h). Kept only while j runs (the table
+ * goes when it is over: job_check_over, pool_job_cancel) and only from a pool peer, the only ones
+ * the summary counts: so a host holds at most POOL_MAX_PEERS_PER_HOST entries a job, however many
+ * keys it makes. */
 static void handle_decline(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer, const char *worker)
 {
     size_t qlen = 0;
@@ -909,10 +913,15 @@ static void handle_decline(pool_t *pool, httpd_req_t *r, job_t *j, const char *p
         snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why); /* our own text */
         return reply_json(r, 400, body);
     }
-    pool__add_peer(pool, peer); /* as a greeting: only pool peers are counted */
+    if (j->state != POOL_JOB_RUNNING)
+        return reply_json(r, 409, "{\"error\":\"the job is not running: nothing of it waits\"}");
+    pool__add_peer(pool, peer); /* as a greeting */
+    if (!pool__is_pool_peer(pool, peer))
+        return reply_json(r, 409, "{\"error\":\"not a pool peer here (too many on its host): its reason is not "
+                                  "counted\"}");
     if (!j->declines)
         j->declines = decline_table_new();
-    decline_put(j->declines, worker, &d, pool_now_ms());
+    decline_put(j->declines, peer, worker, &d, pool_now_ms()); /* checked: peer and worker in range, d decoded */
     reply_json(r, 200, "{}");
 }
 
@@ -932,7 +941,7 @@ char *pool__vol_why_peers(pool_t *pool, job_t *j, char *buf, size_t cap)
 {
     size_t n = pool->n_pool_peers, nb = pool->n_bound;
     url_key_t *bound = xreallocarray(NULL, nb ? nb : 1, sizeof(*bound));
-    const char **ids = xreallocarray(NULL, n ? n : 1, sizeof(*ids));
+    decline_peer_t *ids = xreallocarray(NULL, n ? n : 1, sizeof(*ids));
     for (size_t i = 0; i < nb; i++) {
         bound[i].url = pool->bound[i].url;
         key_pub_to_hex(&pool->bound[i].key, bound[i].hex);
@@ -941,7 +950,7 @@ char *pool__vol_why_peers(pool_t *pool, job_t *j, char *buf, size_t cap)
     for (size_t i = 0; i < n; i++) {
         url_key_t want = {.url = pool->pool_peers[i]};
         const url_key_t *k = nb ? bsearch(&want, bound, nb, sizeof(*bound), url_key_cmp) : NULL;
-        ids[i] = k ? k->hex : NULL;
+        ids[i] = (decline_peer_t){.url = pool->pool_peers[i], .worker = k ? k->hex : NULL};
     }
     decline_groups_t g;
     decline_group(j->declines, ids, n, pool_now_ms(), &g);

@@ -197,4 +197,63 @@ t_why_waiting_says_peer_by_peer() {
     assert_file_eq "$a/results/big/0/out.txt" ran
 }
 
+# /v1/decline from fake peers (curl, signed by keys of the test's own): unsigned or malformed is
+# refused and changes nothing; a reason is counted for the address it came from, and a second key
+# on that address replaces it (it does not add a peer); one key cannot speak for many addresses
+# (each new address takes its voice from the last); past 64 addresses on one host nothing is kept;
+# a job that is over keeps nothing.
+t_decline_from_peers_is_checked_and_bounded() {
+    start_peer A --port 0 --slots 0
+    local a url id k1 k2 c why i
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    publish_job "$a" w 'true'
+    wait_status "$a" w waiting 1 20
+    id=$(status_field "$a" w id)
+    k1=$(test_key one)
+    k2=$(test_key two)
+    c=$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=trust")
+    assert_eq 401 "$c" "an unsigned decline"
+    c=$(scurl "$k1" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=memory&have=-1" -o /dev/null -w '%{http_code}')
+    assert_eq 400 "$c" "a decline with a bad number"
+    c=$(scurl "$k1" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=memory%0Aevil" -o /dev/null -w '%{http_code}')
+    assert_eq 400 "$c" "a decline with a reason that is not a name"
+    why=$(status_field "$a" w why-waiting)
+    assert_not_contains "$why" "lacks" "why-waiting after refused declines"
+    c=$(scurl "$k1" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=trust" -o /dev/null -w '%{http_code}')
+    assert_eq 200 "$c" "a decline"
+    assert_eq "this peer runs no tasks (--slots 0); 1 pool peer: 1 does not trust your key" \
+        "$(status_field "$a" w why-waiting)" "why-waiting"
+    c=$(scurl "$k2" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=memory&have=1048576" -o /dev/null -w '%{http_code}')
+    assert_eq 200 "$c" "a decline by another key from the same address"
+    assert_match "$(status_field "$a" w why-waiting)" \
+        '^this peer runs no tasks \(--slots 0\); 1 pool peer: 1 lacks memory [0-9.]+[KMGT] \(has 1M\)$' \
+        "why-waiting once the address speaks with another key"
+    # one key, 64 more addresses: the first 63 get in as pool peers (64 on the host in all), each
+    # taking k1's voice from the one before; the 65th address is not a pool peer: 409, kept nowhere.
+    # Signed first, then sent by one curl, in well under POOL_DROP_MS (these addresses never answer
+    # A's polls, so A drops them 10 s after its first poll fails).
+    local to target line codes
+    to=$(curl -sS "$url/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
+    : >"$T_CASE/many.cfg"
+    for i in $(seq 100 163); do
+        target="/v1/decline/$id?peer=http://127.0.0.1:$i&why=trust"
+        {
+            printf 'url = "%s%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$url" "$target"
+            "$PREON" sign --key "$k1" --to "$to" GET "$target" | while IFS= read -r line; do
+                printf 'header = "%s"\n' "$line"
+            done
+            [ "$i" = 163 ] || echo next
+        } >>"$T_CASE/many.cfg"
+    done
+    codes=$(curl -sS -K "$T_CASE/many.cfg" | tr '\n' ' ')
+    assert_eq "$(printf '200 %.0s' $(seq 63))409 " "$codes" "answers to 64 declines from 64 addresses of one host"
+    why=$(status_field "$a" w why-waiting)
+    assert_match "$why" '; 64 pool peers: 1 lacks memory [0-9.]+[KMGT] \(has 1M\), 63 have not said why$' \
+        "why-waiting: k1 speaks for no address now (the 65th was refused), k2 for its own"
+    rm -r -- "$a/jobs/w"
+    c=$(scurl "$k2" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=trust" -o /dev/null -w '%{http_code}')
+    assert_eq 409 "$c" "a decline of a cancelled job"
+}
+
 run_tests "$@"

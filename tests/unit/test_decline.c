@@ -20,7 +20,15 @@ static const decline_t MEM8 = {.code = DECLINE_MEMORY, .have = 8 * GIB};
 static const decline_t TRUST = {.code = DECLINE_TRUST};
 static const decline_t BUSY = {.code = DECLINE_SLOTS, .used = 2, .of = 2};
 
-static char *summary(decline_table_t *t, const char *const *peers, size_t n, uint64_t now, const decline_need_t *need,
+/* A pool peer whose URL and key are both id (for short). */
+#define P(id) ((decline_peer_t){.url = (id), .worker = (id)})
+
+static int put(decline_table_t *t, const char *id, const decline_t *d, uint64_t now)
+{
+    return decline_put(t, id, id, d, now);
+}
+
+static char *summary(decline_table_t *t, const decline_peer_t *peers, size_t n, uint64_t now, const decline_need_t *need,
                      char *buf, size_t cap)
 {
     decline_groups_t g;
@@ -33,11 +41,11 @@ static void decline_summary_of_the_issue(void **state)
 {
     (void)state;
     decline_table_t *t = decline_table_new();
-    assert_int_equal(decline_put(t, "a", &MEM16, 1000), 0);
-    assert_int_equal(decline_put(t, "b", &TRUST, 1000), 0);
-    assert_int_equal(decline_put(t, "c", &MEM8, 1000), 0);
-    assert_int_equal(decline_put(t, "d", &BUSY, 1000), 0);
-    const char *peers[] = {"a", "b", "c", "d"};
+    assert_int_equal(put(t, "a", &MEM16, 1000), 0);
+    assert_int_equal(put(t, "b", &TRUST, 1000), 0);
+    assert_int_equal(put(t, "c", &MEM8, 1000), 0);
+    assert_int_equal(put(t, "d", &BUSY, 1000), 0);
+    const decline_peer_t peers[] = {P("a"), P("b"), P("c"), P("d")};
     decline_need_t need = {.memory = 64 * GIB};
     char buf[256];
     assert_string_equal(
@@ -51,9 +59,11 @@ static void decline_only_pool_peers_count(void **state)
 {
     (void)state;
     decline_table_t *t = decline_table_new();
-    decline_put(t, "a", &TRUST, 0);
-    decline_put(t, "stranger", &TRUST, 0); /* not a pool peer: not counted */
-    const char *peers[] = {"a", NULL, "b"}; /* NULL: a peer whose key is not known */
+    put(t, "a", &TRUST, 0);
+    put(t, "stranger", &TRUST, 0); /* not a pool peer: not counted */
+    decline_put(t, "c", "kc", &TRUST, 0);
+    /* .worker NULL: a peer whose key is not known; "c": bound to another key than the one that said it */
+    const decline_peer_t peers[] = {P("a"), {.url = "c", .worker = NULL}, P("b")};
     char buf[256];
     decline_groups_t g;
     decline_group(t, peers, 3, 10, &g);
@@ -64,6 +74,31 @@ static void decline_only_pool_peers_count(void **state)
                         "3 pool peers: 1 does not trust your key, 2 have not said why");
     assert_string_equal(summary(t, NULL, 0, 10, NULL, buf, sizeof(buf)), "no other peer in the pool");
     assert_string_equal(summary(NULL, peers + 1, 1, 10, NULL, buf, sizeof(buf)), "1 pool peer: 1 has not said why");
+    const decline_peer_t rebound[] = {{.url = "c", .worker = "other"}, {.url = "c", .worker = "kc"}};
+    assert_string_equal(summary(t, rebound, 1, 10, NULL, buf, sizeof(buf)), "1 pool peer: 1 has not said why");
+    assert_string_equal(summary(t, rebound + 1, 1, 10, NULL, buf, sizeof(buf)),
+                        "1 pool peer: 1 does not trust your key");
+    decline_table_free(t);
+}
+
+/* A peer has one reason, whichever key said it: a host that makes many keys for one address holds
+ * one entry, and the last key speaks for that address (as long as it is the one bound to it). */
+static void decline_one_entry_per_peer(void **state)
+{
+    (void)state;
+    decline_table_t *t = decline_table_new();
+    char key[32];
+    for (unsigned i = 0; i < 3 * DECLINE_MAX_ENTRIES; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        assert_int_equal(decline_put(t, "http://10.0.0.1:1", key, i % 2 ? &TRUST : &BUSY, 100), 0);
+    }
+    put(t, "http://10.0.0.2:1", &MEM16, 100);
+    assert_int_equal(decline_count(t), 2);
+    decline_t d;
+    assert_true(decline_get(t, "http://10.0.0.1:1", key, 100, &d));
+    assert_int_equal(d.code, DECLINE_TRUST);
+    assert_false(decline_get(t, "http://10.0.0.1:1", "k0", 100, &d)); /* an earlier key: not its voice now */
+    assert_true(decline_get(t, "http://10.0.0.2:1", "http://10.0.0.2:1", 100, &d));
     decline_table_free(t);
 }
 
@@ -73,23 +108,23 @@ static void decline_replace_forget_and_expire(void **state)
     (void)state;
     decline_table_t *t = decline_table_new();
     decline_t d;
-    decline_put(t, "a", &TRUST, 0);
-    decline_put(t, "a", &BUSY, 100);
+    put(t, "a", &TRUST, 0);
+    put(t, "a", &BUSY, 100);
     assert_int_equal(decline_count(t), 1);
-    assert_true(decline_get(t, "a", 100, &d));
+    assert_true(decline_get(t, "a", "a", 100, &d));
     assert_int_equal(d.code, DECLINE_SLOTS);
-    assert_true(decline_get(t, "a", 100 + DECLINE_STALE_MS - 1, &d));
-    assert_false(decline_get(t, "a", 100 + DECLINE_STALE_MS, &d)); /* stale */
-    const char *peers[] = {"a"};
+    assert_true(decline_get(t, "a", "a", 100 + DECLINE_STALE_MS - 1, &d));
+    assert_false(decline_get(t, "a", "a", 100 + DECLINE_STALE_MS, &d)); /* stale */
+    const decline_peer_t peers[] = {P("a")};
     char buf[128];
     assert_string_equal(summary(t, peers, 1, 100 + DECLINE_STALE_MS, NULL, buf, sizeof(buf)),
                         "1 pool peer: 1 has not said why");
     /* a put drops the stale ones */
-    decline_put(t, "b", &TRUST, 100 + DECLINE_STALE_MS);
+    put(t, "b", &TRUST, 100 + DECLINE_STALE_MS);
     assert_int_equal(decline_count(t), 1);
     decline_forget(t, "b");
     assert_int_equal(decline_count(t), 0);
-    assert_false(decline_get(t, "b", 0, &d));
+    assert_false(decline_get(t, "b", "b", 0, &d));
     decline_forget(t, "nobody");
     decline_table_free(t);
 }
@@ -99,26 +134,32 @@ static void decline_put_checks_its_input(void **state)
 {
     (void)state;
     decline_table_t *t = decline_table_new();
-    char id[DECLINE_MAX_ID + 2];
+    char id[DECLINE_MAX_ID + 2], url[DECLINE_MAX_PEER + 2];
     memset(id, 'f', sizeof(id) - 1);
     id[sizeof(id) - 1] = '\0';
+    memset(url, 'u', sizeof(url) - 1);
+    url[sizeof(url) - 1] = '\0';
     decline_t bad_slots = {.code = DECLINE_SLOTS, .used = 3, .of = 2};
     decline_t huge_slots = {.code = DECLINE_SLOTS, .used = 1, .of = DECLINE_MAX_SLOTS + 1};
     decline_t no_code = {.code = 0};
     decline_t past = {.code = DECLINE_N};
     decline_t big = {.code = DECLINE_MEMORY, .have = DECLINE_MAX_BYTES + 1};
-    assert_int_equal(decline_put(t, id, &TRUST, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "", &TRUST, 0), -EINVAL);
-    assert_int_equal(decline_put(t, NULL, &TRUST, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", &bad_slots, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", &huge_slots, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", &no_code, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", &past, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", &big, 0), -EINVAL);
-    assert_int_equal(decline_put(t, "a", NULL, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", id, &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, url, "a", &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", "", &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "", "a", &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, "a", NULL, &TRUST, 0), -EINVAL);
+    assert_int_equal(decline_put(t, NULL, "a", &TRUST, 0), -EINVAL);
+    assert_int_equal(put(t, "a", &bad_slots, 0), -EINVAL);
+    assert_int_equal(put(t, "a", &huge_slots, 0), -EINVAL);
+    assert_int_equal(put(t, "a", &no_code, 0), -EINVAL);
+    assert_int_equal(put(t, "a", &past, 0), -EINVAL);
+    assert_int_equal(put(t, "a", &big, 0), -EINVAL);
+    assert_int_equal(put(t, "a", NULL, 0), -EINVAL);
     assert_int_equal(decline_count(t), 0);
     id[DECLINE_MAX_ID] = '\0';
-    assert_int_equal(decline_put(t, id, &TRUST, 0), 0);
+    url[DECLINE_MAX_PEER] = '\0';
+    assert_int_equal(decline_put(t, url, id, &TRUST, 0), 0);
     decline_table_free(t);
 }
 
@@ -130,15 +171,18 @@ static void decline_table_is_bounded(void **state)
     char id[32];
     for (unsigned i = 0; i < DECLINE_MAX_ENTRIES + 10; i++) {
         snprintf(id, sizeof(id), "w%05u", i);
-        assert_int_equal(decline_put(t, id, &TRUST, i), 0);
+        assert_int_equal(put(t, id, &TRUST, i), 0);
     }
     assert_int_equal(decline_count(t), DECLINE_MAX_ENTRIES);
     decline_t d;
-    assert_false(decline_get(t, "w00000", DECLINE_MAX_ENTRIES + 10, &d)); /* the oldest went */
-    assert_false(decline_get(t, "w00009", DECLINE_MAX_ENTRIES + 10, &d));
-    assert_true(decline_get(t, "w00010", DECLINE_MAX_ENTRIES + 10, &d));
+    assert_false(decline_get(t, "w00000", "w00000", DECLINE_MAX_ENTRIES + 10, &d)); /* the oldest went */
+    assert_false(decline_get(t, "w00009", "w00009", DECLINE_MAX_ENTRIES + 10, &d));
+    assert_true(decline_get(t, "w00010", "w00010", DECLINE_MAX_ENTRIES + 10, &d));
     snprintf(id, sizeof(id), "w%05u", DECLINE_MAX_ENTRIES + 9);
-    assert_true(decline_get(t, id, DECLINE_MAX_ENTRIES + 10, &d));
+    assert_true(decline_get(t, id, id, DECLINE_MAX_ENTRIES + 10, &d));
+    /* stale ones go first, at the next put */
+    put(t, "new", &TRUST, DECLINE_MAX_ENTRIES + 9 + DECLINE_STALE_MS);
+    assert_int_equal(decline_count(t), 1);
     decline_table_free(t);
 }
 
@@ -148,13 +192,14 @@ static void decline_render_every_reason(void **state)
     (void)state;
     decline_table_t *t = decline_table_new();
     char id[16], buf[1024];
-    const char *peers[40];
+    decline_peer_t peers[40];
     size_t n = 0;
     for (unsigned i = 0; i < 10; i++) { /* ten lack disk: 1G .. 10G */
         snprintf(id, sizeof(id), "d%u", i);
         decline_t d = {.code = DECLINE_DISK, .have = (i + 1) * GIB};
-        decline_put(t, id, &d, 0);
-        peers[n++] = strdup(id);
+        put(t, id, &d, 0);
+        peers[n].url = peers[n].worker = strdup(id);
+        n++;
     }
     const decline_t others[] = {
         {.code = DECLINE_OS}, {.code = DECLINE_ARCH}, {.code = DECLINE_NETWORK}, {.code = DECLINE_IDLE},
@@ -165,8 +210,9 @@ static void decline_render_every_reason(void **state)
     };
     for (unsigned i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         snprintf(id, sizeof(id), "o%u", i);
-        decline_put(t, id, &others[i], 0);
-        peers[n++] = strdup(id);
+        put(t, id, &others[i], 0);
+        peers[n].url = peers[n].worker = strdup(id);
+        n++;
     }
     decline_need_t need = {.disk = 20 * GIB, .os = "plan9", .arch = "sparc64"};
     assert_string_equal(summary(t, peers, n, 1, &need, buf, sizeof(buf)),
@@ -185,7 +231,7 @@ static void decline_render_every_reason(void **state)
     summary(t, peers, n, 1, &need, buf, 20);
     assert_int_equal(strlen(buf), 19);
     for (size_t i = 0; i < n; i++)
-        free((char *)peers[i]);
+        free((char *)peers[i].url);
     decline_table_free(t);
 }
 
@@ -212,7 +258,7 @@ int main(void)
         cmocka_unit_test(decline_summary_of_the_issue),   cmocka_unit_test(decline_only_pool_peers_count),
         cmocka_unit_test(decline_replace_forget_and_expire), cmocka_unit_test(decline_put_checks_its_input),
         cmocka_unit_test(decline_table_is_bounded),        cmocka_unit_test(decline_render_every_reason),
-        cmocka_unit_test(decline_codes_and_names),
+        cmocka_unit_test(decline_codes_and_names),         cmocka_unit_test(decline_one_entry_per_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
