@@ -188,6 +188,7 @@ struct pool {
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
     uint64_t budget_said_ms;  /**< when a refusal was last logged */
+    char decline_next[HASH_HEX_LEN + 1]; /**< volunteer: the job vol_declines_tick looks at first ("": the head) */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
     uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
     uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */

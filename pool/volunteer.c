@@ -508,13 +508,26 @@ static void on_decline_ack(int status, unsigned code, const char *body, size_t l
     free(v);
 }
 
+static bool decline_same(const decline_t *a, const decline_t *b)
+{
+    return a->code == b->code && a->have == b->have && a->used == b->used && a->of == b->of; /* not memcmp: padding */
+}
+
+/* The job after j in the job list, wrapping round to its head; NULL once back at start. */
+static job_t *next_wrapped(pool_t *pool, job_t *j, const job_t *start)
+{
+    job_t *n = j->next ? j->next : pool->joblist;
+    return n == start ? NULL : n;
+}
+
 /*
  * Tells the submitters of jobs whose tasks wait (as their /v1/jobs counts say) why this peer does
  * not ask for them (GET /v1/decline, docs/protocol.md): a new reason at once (at most once a second
  * per job), the same one every VOL_DECLINE_EVERY_MS, so it stays fresh there; at most
  * VOL_MAX_DECLINES_PER_TICK requests a second. A job it can run gets none: it asks for tasks. Each
  * job is looked at once a second at most (pool__job_fits asks the system for the memory and the
- * disk), VOL_MAX_DECLINE_CHECKS_PER_TICK of them a tick: the others are next.
+ * disk), VOL_MAX_DECLINE_CHECKS_PER_TICK of them a tick: the walk goes round the job list from where
+ * the last tick stopped (pool->decline_next), so past that many jobs each still has its turn.
  */
 static void vol_declines_tick(pool_t *pool)
 {
@@ -524,8 +537,18 @@ static void vol_declines_tick(pool_t *pool)
     unsigned asking, sent = 0, checked = 0;
     uint64_t asking_mem, asking_disk;
     asking_totals(pool, &asking, &asking_mem, &asking_disk);
-    for (job_t *j = pool->joblist; j && sent < VOL_MAX_DECLINES_PER_TICK && checked < VOL_MAX_DECLINE_CHECKS_PER_TICK;
-         j = j->next) {
+    job_t *start = pool->joblist; /* where the last tick stopped, by id (that job may have gone since) */
+    for (job_t *j = pool->joblist; j && pool->decline_next[0]; j = j->next)
+        if (!strcmp(j->id, pool->decline_next)) {
+            start = j;
+            break;
+        }
+    pool->decline_next[0] = '\0';
+    for (job_t *j = start; j; j = next_wrapped(pool, j, start)) {
+        if (sent >= VOL_MAX_DECLINES_PER_TICK || checked >= VOL_MAX_DECLINE_CHECKS_PER_TICK) {
+            snprintf(pool->decline_next, sizeof(pool->decline_next), "%s", j->id); /* the next tick starts here */
+            break;
+        }
         if (j->remote && (j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0))
             j->decline_sent.code = 0; /* nothing waits: when tasks wait again, the reason goes at once */
         if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending || j->decline_pending ||
@@ -541,15 +564,14 @@ static void vol_declines_tick(pool_t *pool)
             j->decline_sent.code = 0;
             continue;
         }
-        bool same = !memcmp(&d, &j->decline_sent, sizeof(d));
+        bool same = decline_same(&d, &j->decline_sent);
         if (now - j->decline_sent_ms < (same ? VOL_DECLINE_EVERY_MS : VOL_DECLINE_MIN_MS))
             continue;
-        vreq_t *v = NULL;
-        if (vol_send_v(pool, j, UINT32_MAX, vol_url(pool, j, "decline", UINT32_MAX, q), on_decline_ack, &v) != 0)
+        j->decline_sent = d; /* even if it cannot be sent now: tried again in VOL_DECLINE_EVERY_MS, not every tick */
+        j->decline_sent_ms = now;
+        if (vol_send(pool, j, UINT32_MAX, vol_url(pool, j, "decline", UINT32_MAX, q), on_decline_ack) != 0)
             continue;
         j->decline_pending = true;
-        j->decline_sent = d;
-        j->decline_sent_ms = now;
         sent++;
     }
 }
