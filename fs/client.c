@@ -42,11 +42,16 @@ int fs__client_read(const char *path, char **out)
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
+    if (!mem) {
+        fclose(f);
+        return -ENOMEM;
+    }
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    while ((errno = 0, n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         fwrite(chunk, 1, n, mem);
-    int err = ferror(f) ? -EIO : 0;
+    /* the read's own error (ENOTCONN once the peer is gone, EINTR...), for the message */
+    int err = ferror(f) ? (errno ? -errno : -EIO) : 0;
     fclose(f);
     fclose(mem);
     *out = buf;

@@ -177,7 +177,8 @@ struct wait_fh {
 };
 
 /* client.c: helpers of the client commands (preon wait, status, submit) */
-/** Reads the whole file at path into *out (xmalloc'd, NUL-terminated; set even on an error). 0 or -errno. */
+/** Reads the whole file at path into *out (malloc'd, NUL-terminated; set, maybe partial, even on a read
+ *  error, not if it cannot be opened: start it NULL and free it). 0 or -errno (the read's own). */
 int fs__client_read(const char *path, char **out);
 /** name for a terminal (xmalloc'd): control bytes as '?'; *cols its width in columns (UTF-8 aware). */
 char *fs__printable(const char *name, size_t *cols);

@@ -50,9 +50,13 @@ static const char usage_submit[] =
     "  --wait        then wait until it is over: a progress bar on a terminal (stderr), a line per change\n"
     "                otherwise; exit 0 if every task succeeded, 1 if not, with the reason\n";
 
-static volatile sig_atomic_t stop_signal; /* SIGINT or SIGTERM during the copy */
+static volatile sig_atomic_t stop_signal; /* SIGINT, SIGTERM or SIGHUP during the copy or the wait for the id */
 
 static void on_stop_signal(int sig) { stop_signal = sig; }
+
+/* The signals that stop the copy (and remove it) instead of killing the process with it half-done. */
+static const int stop_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGS (sizeof(stop_sigs) / sizeof(stop_sigs[0]))
 
 static uint64_t now_ms(void)
 {
@@ -74,6 +78,8 @@ typedef struct copy {
     char *buf;        /* SUBMIT_COPY_BUF bytes */
     char why[PATH_MAX + 160];
     unsigned long files;
+    dev_t jobs_dev;   /* the mount's jobs/, which the copy must not descend into (it is being written) */
+    ino_t jobs_ino;
 } copy_t;
 
 static int copy_fail(copy_t *c, const char *rel, const char *what, int err)
@@ -161,6 +167,9 @@ static int copy_dir(copy_t *c, int sfd, int dfd, const char *rel, int depth)
             rc = copy_fail(c, sub, "not a regular file or a directory: jobs hold only those", 0);
         else if (depth >= SUBMIT_MAX_DEPTH)
             rc = copy_fail(c, sub, "directories nested too deep", 0);
+        else if (st.st_dev == c->jobs_dev && st.st_ino == c->jobs_ino)
+            rc = copy_fail(c, sub, "the mount's jobs/ directory (the copy would copy itself): submit a directory "
+                           "that does not hold the mount", 0);
         else if (mkdirat(dfd, e->d_name, (st.st_mode & 0777) | 0700) != 0)
             rc = copy_fail(c, sub, "cannot create it in the mount", errno);
         else {
@@ -282,8 +291,15 @@ static int follow(const char *mnt, const char *name, const char *shown)
     follow_t f = {.name = shown, .tty = isatty(STDERR_FILENO) == 1, .t0 = now_ms()};
     f.status_path = xasprintf("%s/status/%s", mnt, name);
     f.wait_path = xasprintf("%s/wait/%s", mnt, name);
-    uv_loop_init(&f.loop);
-    uv_timer_init(&f.loop, &f.timer);
+    int err = uv_loop_init(&f.loop);
+    if (err) {
+        fprintf(stderr, "preon submit: %s is published but cannot be followed (%s): preon wait %s\n", shown,
+                uv_strerror(err), shown);
+        free(f.status_path);
+        free(f.wait_path);
+        return 1;
+    }
+    uv_timer_init(&f.loop, &f.timer); /* these fail only for bad arguments */
     f.timer.data = &f;
     int sigs[2] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {
@@ -292,16 +308,26 @@ static int follow(const char *mnt, const char *name, const char *shown)
         uv_signal_start(&f.sig[i], on_signal, sigs[i]);
     }
     f.work.data = &f;
-    uv_queue_work(&f.loop, &f.work, wait_work, wait_done);
-    draw(&f);
-    uv_timer_start(&f.timer, on_tick, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS);
+    err = uv_queue_work(&f.loop, &f.work, wait_work, wait_done);
+    if (err) {
+        f.final_rc = err;
+        wait_done(&f.work, err); /* closes the handles: the loop ends at once */
+    } else {
+        draw(&f);
+        uv_timer_start(&f.timer, on_tick, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS);
+    }
     uv_run(&f.loop, UV_RUN_DEFAULT);
     uv_loop_close(&f.loop);
     if (f.drawn)
         fputs("\r\033[K", stderr);
     int rc = 1;
     if (f.final_rc) {
-        fprintf(stderr, "preon submit: %s: cannot wait for it: %s\n", shown, strerror(-f.final_rc));
+        if (f.final_rc == -ENOTCONN || f.final_rc == -ECONNABORTED) /* the peer died, or was unmounted */
+            fprintf(stderr, "preon submit: %s: cannot wait for it: the peer's mount is gone (did the peer stop?); "
+                    "its jobs go on when it is started again: preon wait %s\n", shown, shown);
+        else
+            fprintf(stderr, "preon submit: %s: cannot wait for it: %s (preon wait %s, preon status %s)\n", shown,
+                    strerror(-f.final_rc), shown, shown);
     } else {
         fs_jstat_t st;
         fs__jstat_parse(f.final, &st);
@@ -373,7 +399,9 @@ static int await_id(const char *mnt, const char *name, const char *shown, fs_jst
             break;
         }
         if (stop_signal) {
-            fprintf(stderr, "preon submit: %s: interrupted while it was being published (it will be)\n", shown);
+            fprintf(stderr, "preon submit: %s: interrupted while it was being published (it will be: preon status "
+                    "%s)\n", shown, shown);
+            rc = 128 + stop_signal;
             break;
         }
         sleep_ms(delay); /* hashing in the peer's thread pool: no event to wait for */
@@ -426,7 +454,9 @@ int fs_client_submit(int argc, char **argv)
     }
     const char *why = bad_name(name);
     if (why) {
-        fprintf(stderr, "preon submit: '%s' cannot be a job's name: %s (pass --name NAME)\n", name, why);
+        char *bad = fs__printable(name, &(size_t){0}); /* the user's own text, but no escape reaches the terminal */
+        fprintf(stderr, "preon submit: '%s' cannot be a job's name: %s (pass --name NAME)\n", bad, why);
+        free(bad);
         free(base);
         return 2;
     }
@@ -435,16 +465,29 @@ int fs_client_submit(int argc, char **argv)
     char *jobs = xasprintf("%s/jobs", mnt), *final = xasprintf("%s/jobs/%s", mnt, name), *staged = NULL;
     char *buf = NULL;
     int rc = 1, sfd = -1, dfd = -1;
-    struct stat st;
-    if (stat(jobs, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "preon submit: %s is not a peer's mount (no jobs/ in it: %s)\n", mnt,
-                strerror(errno ? errno : ENOTDIR));
+    struct sigaction old_sa[N_STOP_SIGS];
+    bool handlers = false; /* old_sa holds what to put back */
+    struct stat st, pst;
+    char *peer = xasprintf("%s/peer", mnt);
+    int serr = stat(jobs, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    if (!serr && (stat(peer, &pst) != 0 || !S_ISREG(pst.st_mode)))
+        serr = ENOENT; /* a jobs/ directory alone is not a mount: the copy would be published nowhere */
+    free(peer);
+    if (serr) {
+        fprintf(stderr, "preon submit: %s is not a peer's mount (no jobs/ and peer in it: %s): pass the directory "
+                "preon mount mounted (--mount DIR or PREON_MOUNT)\n", mnt, strerror(serr));
         rc = 2;
         goto out;
     }
+    copy_t cp = {.src = src, .jobs_dev = st.st_dev, .jobs_ino = st.st_ino};
     sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sfd < 0) {
         fprintf(stderr, "preon submit: %s: %s\n", src, errno == ENOTDIR ? "not a directory" : strerror(errno));
+        goto out;
+    }
+    if (fstat(sfd, &st) == 0 && st.st_dev == cp.jobs_dev && st.st_ino == cp.jobs_ino) {
+        fprintf(stderr, "preon submit: %s is the mount's jobs/ directory: submit one of the directories in it\n", src);
+        rc = 2;
         goto out;
     }
     if (lstat(final, &st) == 0) {
@@ -456,6 +499,13 @@ int fs_client_submit(int argc, char **argv)
     if (getentropy(&rnd, sizeof(rnd)) != 0)
         rnd = (uint32_t)getpid() ^ (uint32_t)now_ms();
     staged = xasprintf("%s/.%s.%08x", jobs, name, rnd);
+    /* Before the staged directory exists: from then on a signal stops the copy, which is removed
+     * (no SA_RESTART: a write under way returns). */
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_STOP_SIGS; i++)
+        sigaction(stop_sigs[i], &sa, &old_sa[i]);
+    handlers = true;
     if (mkdir(staged, 0755) != 0) {
         fprintf(stderr, "preon submit: cannot create %s: %s\n", staged, strerror(errno));
         free(staged);
@@ -463,15 +513,13 @@ int fs_client_submit(int argc, char **argv)
         goto out;
     }
     dfd = open(staged, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term; /* no SA_RESTART: a write stops */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    copy_t cp = {.src = src, .buf = buf = xmalloc(SUBMIT_COPY_BUF)};
+    cp.buf = buf = xmalloc(SUBMIT_COPY_BUF);
     int crc = dfd < 0 ? copy_fail(&cp, ".", "cannot open the staged copy", errno) : copy_dir(&cp, sfd, dfd, "", 0);
     if (dfd >= 0)
         close(dfd); /* nothing of the copy is open when it is renamed */
     dfd = -1;
+    if (!crc && stop_signal) /* after the last file: still not published */
+        crc = copy_fail(&cp, ".", "interrupted", EINTR);
     if (!crc && rename(staged, final) != 0) {
         int err = errno;
         if (err == EEXIST || err == ENOTEMPTY)
@@ -489,14 +537,13 @@ int fs_client_submit(int argc, char **argv)
         else
             fprintf(stderr, "preon submit: nothing was published\n");
         rc = stop_signal ? 128 + stop_signal : 1;
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
         goto out;
     }
     fs_jstat_t js;
     rc = await_id(mnt, name, shown, &js);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    for (size_t i = 0; i < N_STOP_SIGS; i++)
+        sigaction(stop_sigs[i], &old_sa[i], NULL);
+    handlers = false;
     if (rc)
         goto out;
     printf("%s\n", js.id);
@@ -504,6 +551,8 @@ int fs_client_submit(int argc, char **argv)
     if (wait)
         rc = follow(mnt, name, shown);
 out:
+    for (size_t i = 0; handlers && i < N_STOP_SIGS; i++)
+        sigaction(stop_sigs[i], &old_sa[i], NULL);
     if (sfd >= 0)
         close(sfd);
     if (dfd >= 0)

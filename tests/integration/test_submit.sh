@@ -109,6 +109,78 @@ t_a_failed_copy_publishes_nothing() {
     run_rc 0 "$PREON" submit --mount "$a" "$src" # the same tree, fixed
 }
 
+# Ctrl-C during the copy (a tree of 3000 files, signalled once its staged copy is in jobs/): exit
+# 130, the partial copy removed, nothing published. The mount's jobs/ inside SRC is refused.
+t_an_interrupted_copy_publishes_nothing() {
+    start_peer A --slots 1
+    local a src pid rc
+    a=$(mnt A)
+    src=$(src_dir many)
+    make_job "$src" 'true'
+    mkdir -p "$src/d"
+    (cd "$src/d" && seq 1 3000 | xargs touch)
+    "$PREON" submit --mount "$a" "$src" >"$T_CASE/out" 2>"$T_CASE/err" &
+    pid=$!
+    on_cleanup "kill $pid"
+    wait_until 20 'compgen -G "$a/jobs/.many.*" >/dev/null' "the staged copy .many.* appears in jobs/"
+    kill -INT "$pid" || fail "preon submit had exited before the signal: $(cat "$T_CASE/err")"
+    _wait_pid "$pid" 30 KILL
+    rc=$_WAIT_RC
+    assert_eq 130 "$rc" "exit of an interrupted preon submit; stderr: $(cat "$T_CASE/err")"
+    assert_contains "$(cat "$T_CASE/err")" "interrupted" "stderr"
+    assert_contains "$(cat "$T_CASE/err")" "nothing was published" "stderr"
+    [ ! -s "$T_CASE/out" ] || fail "an id was printed: $(cat "$T_CASE/out")"
+    assert_eq "" "$(ls -A "$a/jobs")" "jobs/ after the interrupted copy"
+    ! grep -q "published" "${PEER_LOG[A]}" || fail "the peer published something: $(grep published "${PEER_LOG[A]}")"
+    # a SRC that holds the mount (its jobs/ would be copied into itself)
+    run_rc 2 "$PREON" submit --mount "$a" "$a/jobs"
+    assert_contains "$ERR" "is the mount's jobs/ directory" "stderr for jobs/ itself"
+    run_rc 1 "$PREON" submit --mount "$a" --name whole "$a"
+    assert_contains "$ERR" "$a/jobs: the mount's jobs/ directory (the copy would copy itself)" "stderr for the mount"
+    assert_eq "" "$(ls -A "$a/jobs")" "jobs/ after the refused copies"
+}
+
+# --wait and what ends it early: Ctrl-C (exit 130, the job goes on), the job removed (exit 1,
+# cancelled), the peer killed (exit 1, the mount gone, said).
+t_submit_wait_ends_on_ctrl_c_removal_and_a_dead_peer() {
+    start_peer A --slots 1
+    local a src pid
+    a=$(mnt A)
+    src=$(src_dir long)
+    make_job "$src" 'sleep 600'
+    "$PREON" submit --mount "$a" --wait "$src" >"$T_CASE/out" 2>"$T_CASE/err" &
+    pid=$!
+    on_cleanup "kill $pid"
+    wait_until 20 'grep -q "long: running: 0/1 done, 1 running" "$T_CASE/err"' "preon submit --wait says the task runs"
+    kill -INT "$pid"
+    _wait_pid "$pid" 10 KILL
+    assert_eq 130 "$_WAIT_RC" "exit of preon submit --wait on Ctrl-C; stderr: $(cat "$T_CASE/err")"
+    assert_contains "$(cat "$T_CASE/err")" "stopped waiting; the job goes on (preon wait long)" "stderr"
+    assert_eq running "$(status_field "$a" long state)" "the job after Ctrl-C"
+    # a job removed while preon submit --wait follows it
+    src=$(src_dir gone)
+    make_job "$src" 'sleep 600'
+    "$PREON" submit --mount "$a" --wait --name gone "$src" >"$T_CASE/out2" 2>"$T_CASE/err2" &
+    pid=$!
+    on_cleanup "kill $pid"
+    wait_until 20 '[ -s "$T_CASE/out2" ]' "preon submit printed the id of gone"
+    rm -r -- "$a/jobs/gone"
+    _wait_pid "$pid" 20 KILL
+    assert_eq 1 "$_WAIT_RC" "exit of preon submit --wait of a removed job; stderr: $(cat "$T_CASE/err2")"
+    assert_contains "$(cat "$T_CASE/err2")" "gone: cancelled" "stderr"
+    # the peer dies while it waits
+    src=$(src_dir orphan)
+    make_job "$src" 'sleep 600'
+    "$PREON" submit --mount "$a" --wait "$src" >"$T_CASE/out3" 2>"$T_CASE/err3" &
+    pid=$!
+    on_cleanup "kill $pid"
+    wait_until 20 '[ -s "$T_CASE/out3" ]' "preon submit printed the id of orphan"
+    kill9_peer A
+    _wait_pid "$pid" 20 KILL
+    assert_eq 1 "$_WAIT_RC" "exit of preon submit --wait when the peer dies; stderr: $(cat "$T_CASE/err3")"
+    assert_contains "$(cat "$T_CASE/err3")" "orphan: cannot wait for it: the peer's mount is gone" "stderr"
+}
+
 # A name taken in jobs/ is an error (and nothing is copied); a bad description is rejected and
 # removed; usage errors exit 2.
 t_submit_refuses_a_taken_name_and_says_why_a_job_is_rejected() {
@@ -135,6 +207,10 @@ t_submit_refuses_a_taken_name_and_says_why_a_job_is_rejected() {
     run_rc 1 "$PREON" submit --mount "$a" "$T_CASE/none"
     run_rc 2 "$PREON" submit --mount "$T_CASE" "$src"
     assert_contains "$ERR" "is not a peer's mount" "stderr for a directory that is not a mount"
+    mkdir -p "$T_CASE/fake/jobs" # a jobs/ alone is no mount: nothing may be copied into it
+    run_rc 2 "$PREON" submit --mount "$T_CASE/fake" "$src"
+    assert_contains "$ERR" "is not a peer's mount" "stderr for a directory with a jobs/ that is not a mount"
+    assert_eq "" "$(ls -A "$T_CASE/fake/jobs")" "the fake jobs/"
     run_rc 0 "$PREON" submit --help
     assert_contains "$OUT" "usage: preon submit" "preon submit --help"
 }
