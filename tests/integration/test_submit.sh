@@ -268,7 +268,12 @@ t_why_waiting_says_peer_by_peer() {
     assert_eq 0 "$rc" "exit of preon submit --wait big; stderr: $(cat "$T_CASE/big.err")"
     assert_contains "$(cat "$T_CASE/big.err")" "big: ${want}" "preon submit --wait said why it waited"
     assert_contains "$(cat "$T_CASE/big.err")" "big: done: 1 of 1 tasks succeeded" "the end"
+    # what it moved: its input blocks served to D, its result received from D (both counted by A)
+    assert_match "$(cat "$T_CASE/big.err")" 'big: done: 1 of 1 tasks succeeded in [0-9:]+, [1-9][0-9.]*[BKMGT] moved' \
+        "the bytes moved (not 0B)"
     st=$(cat "$a/status/big")
+    [ "$(field bytes-served <<<"$st")" -gt 0 ] || fail "bytes-served of big: $(field bytes-served <<<"$st")"
+    [ "$(field bytes-fetched <<<"$st")" -gt 0 ] || fail "bytes-fetched of big: $(field bytes-fetched <<<"$st")"
     assert_not_contains "$st" "why-waiting" "the status of a job that ran"
     assert_file_eq "$a/results/big/0/out.txt" ran
 }
