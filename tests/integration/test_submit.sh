@@ -285,7 +285,7 @@ t_why_waiting_says_peer_by_peer() {
 # a job that is over keeps nothing.
 t_decline_from_peers_is_checked_and_bounded() {
     start_peer A --port 0 --slots 0
-    local a url id k1 k2 c why i
+    local a url id k1 k2 c why i to target line codes
     a=$(mnt A)
     url=$(peer_field "$a" http)
     publish_job "$a" w 'true'
@@ -293,6 +293,21 @@ t_decline_from_peers_is_checked_and_bounded() {
     id=$(status_field "$a" w id)
     k1=$(test_key one)
     k2=$(test_key two)
+    # Signed now (within AUTH_WINDOW_MS of their use), sent below by one curl: once a fake address
+    # is a pool peer, A drops it POOL_DROP_MS (10 s) after its first poll of it fails, so the steps
+    # from the first decline to the last must take less than that, even under ASan.
+    to=$(curl -sS "$url/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
+    : >"$T_CASE/many.cfg"
+    for i in $(seq 100 163); do
+        target="/v1/decline/$id?peer=http://127.0.0.1:$i&why=trust"
+        {
+            printf 'url = "%s%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$url" "$target"
+            "$PREON" sign --key "$k1" --to "$to" GET "$target" | while IFS= read -r line; do
+                printf 'header = "%s"\n' "$line"
+            done
+            [ "$i" = 163 ] || echo next
+        } >>"$T_CASE/many.cfg"
+    done
     c=$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=trust")
     assert_eq 401 "$c" "an unsigned decline"
     c=$(scurl "$k1" "$url/v1/decline/$id?peer=http://127.0.0.1:9&why=memory&have=-1" -o /dev/null -w '%{http_code}')
@@ -311,22 +326,7 @@ t_decline_from_peers_is_checked_and_bounded() {
         '^this peer runs no tasks \(--slots 0\); 1 pool peer: 1 lacks memory [0-9.]+[KMGT] \(has 1M\)$' \
         "why-waiting once the address speaks with another key"
     # one key, 64 more addresses: the first 63 get in as pool peers (64 on the host in all), each
-    # taking k1's voice from the one before; the 65th address is not a pool peer: 409, kept nowhere.
-    # Signed first, then sent by one curl, in well under POOL_DROP_MS (these addresses never answer
-    # A's polls, so A drops them 10 s after its first poll fails).
-    local to target line codes
-    to=$(curl -sS "$url/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
-    : >"$T_CASE/many.cfg"
-    for i in $(seq 100 163); do
-        target="/v1/decline/$id?peer=http://127.0.0.1:$i&why=trust"
-        {
-            printf 'url = "%s%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$url" "$target"
-            "$PREON" sign --key "$k1" --to "$to" GET "$target" | while IFS= read -r line; do
-                printf 'header = "%s"\n' "$line"
-            done
-            [ "$i" = 163 ] || echo next
-        } >>"$T_CASE/many.cfg"
-    done
+    # taking k1's voice from the one before; the 65th address is not a pool peer: 409, kept nowhere
     codes=$(curl -sS -K "$T_CASE/many.cfg" | tr '\n' ' ')
     assert_eq "$(printf '200 %.0s' $(seq 63))409 " "$codes" "answers to 64 declines from 64 addresses of one host"
     why=$(status_field "$a" w why-waiting)
