@@ -498,7 +498,15 @@ int fs_client_submit(int argc, char **argv)
     uint32_t rnd = 0;
     if (getentropy(&rnd, sizeof(rnd)) != 0)
         rnd = (uint32_t)getpid() ^ (uint32_t)now_ms();
-    staged = xasprintf("%s/.%s.%08x", jobs, name, rnd);
+    /* jobs/ takes names of MANIFEST_MAX_NAME bytes at most, dot-names too: NAME is cut (at a
+     * character) to leave room for the dot and ".<8 hex>" */
+    size_t keep = strlen(name);
+    if (keep > MANIFEST_MAX_NAME - 10) {
+        keep = MANIFEST_MAX_NAME - 10;
+        while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
+            keep--;
+    }
+    staged = xasprintf("%s/.%.*s.%08x", jobs, (int)keep, name, rnd);
     /* Before the staged directory exists: from then on a signal stops the copy, which is removed
      * (no SA_RESTART: a write under way returns). */
     struct sigaction sa = {.sa_handler = on_stop_signal};

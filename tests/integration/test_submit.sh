@@ -211,6 +211,16 @@ t_submit_refuses_a_taken_name_and_says_why_a_job_is_rejected() {
     run_rc 2 "$PREON" submit --mount "$T_CASE/fake" "$src"
     assert_contains "$ERR" "is not a peer's mount" "stderr for a directory with a jobs/ that is not a mount"
     assert_eq "" "$(ls -A "$T_CASE/fake/jobs")" "the fake jobs/"
+    # the longest name jobs/ takes (200 bytes, MANIFEST_MAX_NAME), multi-byte characters included;
+    # one byte more is a usage error
+    local long
+    long=$(printf 'é%.0s' $(seq 99))xy
+    src=$(src_dir longname)
+    make_job "$src" 'true'
+    run_rc 0 "$PREON" submit --mount "$a" --name "$long" "$src"
+    assert_eq "$OUT" "$(status_field "$a" "$long" id)" "the id of a job with a 200-byte name"
+    run_rc 2 "$PREON" submit --mount "$a" --name "${long}z" "$src"
+    assert_contains "$ERR" "longer than 200 bytes" "stderr for a 201-byte name"
     run_rc 0 "$PREON" submit --help
     assert_contains "$OUT" "usage: preon submit" "preon submit --help"
 }
