@@ -314,7 +314,8 @@ static int follow(const char *mnt, const char *name, const char *shown)
         wait_done(&f.work, err); /* closes the handles: the loop ends at once */
     } else {
         draw(&f);
-        uv_timer_start(&f.timer, on_tick, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS, f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS);
+        uint64_t every = f.tty ? SUBMIT_BAR_MS : SUBMIT_PLAIN_MS;
+        uv_timer_start(&f.timer, on_tick, every, every);
     }
     uv_run(&f.loop, UV_RUN_DEFAULT);
     uv_loop_close(&f.loop);
