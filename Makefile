@@ -64,9 +64,9 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
 # Targets that need more than core/ name it here (the pattern rule's $^ picks these up).
 build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/http.c swarm/peers.c swarm/buf.c swarm/store.c
 build-fuzz/fuzz_bundle: pool/bundle.c
-build-fuzz/fuzz_wire: pool/wire.c
-build-fuzz/fuzz_wire_jobs: pool/wire.c
-build-fuzz/fuzz_wire_results: pool/wire.c
+build-fuzz/fuzz_wire: pool/wire.c pool/decline.c
+build-fuzz/fuzz_wire_jobs: pool/wire.c pool/decline.c
+build-fuzz/fuzz_wire_results: pool/wire.c pool/decline.c
 build-fuzz/fuzz_auth: pool/auth.c
 build-fuzz/fuzz_msg: exec/msg.c
 fuzz: $(FUZZ_BIN)

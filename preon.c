@@ -2,7 +2,8 @@
  * preon.c: the `preon` command. Parses argv and wires the modules together, nothing more.
  *   preon mount [options] DIR     mount a peer (see docs/usage.md)
  *   preon wait [--mount DIR] JOB  block until JOB is over; exit 0 if it succeeded
- *   preon status [--mount DIR] [JOB]
+ *   preon status [--mount DIR] [--json] [JOB]
+ *   preon submit [--mount DIR] [--name NAME] [--wait] SRC   publish a directory as a job (fs/submit.c)
  *   preon get --peer URL... JOB_ID[/PATH] DEST   download from the swarm (swarm/get.c)
  *   preon keygen [--out FILE]     make an Ed25519 key pair (core/key.c)
  *   preon id [--data DIR | --key FILE]  print a peer's public key
@@ -38,7 +39,8 @@ static const char usage_main[] =
     "usage: preon <command> [options]\n"
     "  mount [options] DIR      mount a peer at DIR (preon mount --help)\n"
     "  wait [--mount DIR] JOB   wait until JOB is over; exit 0 if every task succeeded, 1 if not\n"
-    "  status [--mount DIR] [JOB]  print the peer and its jobs, or one job's status\n"
+    "  submit [--mount DIR] [--name NAME] [--wait] SRC  publish the directory SRC as a job; print its id\n"
+    "  status [--mount DIR] [--json] [JOB]  print the peer and its jobs, or one job's status\n"
     "  get --peer URL JOB_ID[/PATH] DEST  download a job's file(s), verified (preon get --help)\n"
     "  tracker [options]        run a BitTorrent-compatible tracker (preon tracker --help)\n"
     "  keygen [--out FILE]      make an Ed25519 key pair (default: the peer's, DATA/key); print its public key\n"
@@ -651,6 +653,8 @@ int main(int argc, char **argv)
         return fs_client_wait(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return fs_client_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "submit"))
+        return fs_client_submit(argc - 1, argv + 1);
     if (!strcmp(cmd, "get"))
         return get_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "tracker"))

@@ -185,6 +185,21 @@ int jobdesc_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+char *jobdesc_format_size(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char units[] = "KMGT";
+    int u = -1; /* the largest unit whose tenths still show bytes, rounded, below 1024 of it */
+    while (u < 3 && bytes >= (1ull << (10 * (u + 2))) - (1ull << (10 * (u + 1))) / 20)
+        u++;
+    if (u < 0)
+        snprintf(buf, cap, "%lluB", (unsigned long long)bytes);
+    else if (bytes % (1ull << (10 * (u + 1))) == 0)
+        snprintf(buf, cap, "%llu%c", (unsigned long long)(bytes >> (10 * (u + 1))), units[u]);
+    else
+        snprintf(buf, cap, "%.1f%c", (double)bytes / (double)(1ull << (10 * (u + 1))), units[u]);
+    return buf;
+}
+
 int jobdesc_parse_duration(const char *s, uint64_t *out_ms)
 {
     uint64_t v;

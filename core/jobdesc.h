@@ -96,6 +96,12 @@ uint32_t jobdesc_max_replicas(const jobdesc_t *d);
 void jobdesc_copy(jobdesc_t *dst, const jobdesc_t *src);
 /** Parse helpers shared with argv parsing: "512M" → bytes, "5m" → ms. 0 or -EINVAL/-ERANGE. */
 int jobdesc_parse_size(const char *s, uint64_t *out);
+/**
+ * bytes as a person reads it, in the units jobdesc_parse_size takes (K, M, G, T: powers of 1024):
+ * "64G", "1.5G", "512M", "100B"; exact multiples without a decimal, others with one (rounded to
+ * the nearest tenth). Writes at most cap bytes (NUL-terminated); returns buf.
+ */
+char *jobdesc_format_size(uint64_t bytes, char *buf, size_t cap);
 int jobdesc_parse_duration(const char *s, uint64_t *out_ms);
 /**
  * Checks every field against the limits jobdesc_parse enforces (manifest_decode uses it for the

@@ -121,6 +121,9 @@ static const char *check_name(const char *name)
         return "starts with '.'";
     if (strchr(name, '/'))
         return "contains '/'";
+    for (const char *c = name; *c; c++) /* it is a line of the status text (and jobs/ refuses them too) */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return "has a control character";
     if (!jobdesc_utf8_valid(name, len))
         return "not valid UTF-8";
     return NULL;

@@ -1,6 +1,8 @@
 /*
  * client.c: `preon wait` and `preon status`, the commands that read a mounted peer's tree
- * (wait/<job>, status/<job>, peer). They only read files: any script can do the same with cat.
+ * (wait/<job>, status/<job>, peer), and the helpers `preon submit` (submit.c) shares with them.
+ * They only read files: any script can do the same with cat. What they compute from the texts is
+ * in progress.c (pure).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,10 +11,12 @@
 #include <uv.h>
 
 #include "core/xalloc.h"
-#include "fs/fs.h"
+#include "fs/internal.h"
 
-/* Finds --mount DIR (or $PREON_MOUNT) and returns the remaining positional arguments' index. */
-static const char *mount_arg(int argc, char **argv, int *first)
+
+/* Finds --mount DIR (or $PREON_MOUNT) and --json (if json is not NULL) and returns the remaining
+ * positional arguments' index. */
+static const char *mount_arg(int argc, char **argv, int *first, bool *json)
 {
     const char *m = getenv("PREON_MOUNT");
     int i = 1;
@@ -21,6 +25,8 @@ static const char *mount_arg(int argc, char **argv, int *first)
             m = argv[++i];
         else if (!strncmp(argv[i], "--mount=", 8))
             m = argv[i] + 8;
+        else if (json && !strcmp(argv[i], "--json"))
+            *json = true;
         else
             break;
     }
@@ -28,7 +34,7 @@ static const char *mount_arg(int argc, char **argv, int *first)
     return m;
 }
 
-static int cat_file(const char *path, char **out)
+int fs__client_read(const char *path, char **out)
 {
     FILE *f = fopen(path, "re");
     if (!f)
@@ -36,29 +42,47 @@ static int cat_file(const char *path, char **out)
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
+    if (!mem) {
+        fclose(f);
+        return -ENOMEM;
+    }
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    while ((errno = 0, n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         fwrite(chunk, 1, n, mem);
-    int err = ferror(f) ? -EIO : 0;
+    /* the read's own error (ENOTCONN once the peer is gone, EINTR...), for the message */
+    int err = ferror(f) ? (errno ? -errno : -EIO) : 0;
     fclose(f);
     fclose(mem);
     *out = buf;
     return err;
 }
 
+static const char usage_wait[] =
+    "usage: preon wait [--mount DIR] JOB\n"
+    "  blocks until JOB is over (a read of DIR/wait/JOB), prints its status, and exits 0 if every task\n"
+    "  succeeded, 1 if the job failed, was cancelled or rejected, 2 if there is no such job.\n"
+    "  --mount DIR   the peer's mount (default $PREON_MOUNT)\n";
+
+static const char usage_status[] =
+    "usage: preon status [--mount DIR] [--json] [JOB]\n"
+    "  without JOB: the peer (DIR/peer) and one line per job; with JOB: its status (DIR/status/JOB),\n"
+    "  with why-waiting: when its tasks wait.\n"
+    "  --mount DIR   the peer's mount (default $PREON_MOUNT)\n"
+    "  --json        the same as JSON: {\"peer\": {...}, \"jobs\": [{...}, ...]}, or JOB's object\n";
+
 int fs_client_wait(int argc, char **argv)
 {
     int first;
-    const char *m = mount_arg(argc, argv, &first);
+    const char *m = mount_arg(argc, argv, &first, NULL);
     if (first < argc && !strcmp(argv[first], "--help"))
-        return fputs("usage: preon wait [--mount DIR] JOB\n", stdout), 0;
+        return fputs(usage_wait, stdout), 0;
     if (!m || first != argc - 1) {
-        fputs("usage: preon wait [--mount DIR] JOB   (or set PREON_MOUNT)\n", stderr);
+        fputs(usage_wait, stderr);
         return 2;
     }
     char *path = xasprintf("%s/wait/%s", m, argv[first]), *text = NULL;
-    int rc = cat_file(path, &text);
+    int rc = fs__client_read(path, &text);
     free(path);
     if (rc) {
         fprintf(stderr, "preon wait: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
@@ -66,16 +90,17 @@ int fs_client_wait(int argc, char **argv)
         return 2;
     }
     fputs(text, stdout);
-    int status = strstr(text, "\nstate: done\n") ? 0 : 1;
+    fs_jstat_t st;
+    fs__jstat_parse(text, &st);
     free(text);
-    return status;
+    return strcmp(st.state, "done") == 0 ? 0 : 1;
 }
 
 
 /* name for a terminal: a byte below 0x20 or DEL becomes '?' (a name from another peer may hold
  * any of them: no escape sequence reaches the terminal), and *cols its width in columns, counting
  * each UTF-8 character as one (continuation bytes take none). */
-static char *client_printable(const char *name, size_t *cols)
+char *fs__printable(const char *name, size_t *cols)
 {
     char *out = xstrdup(name);
     size_t c = 0;
@@ -88,39 +113,61 @@ static char *client_printable(const char *name, size_t *cols)
     return out;
 }
 
+/* Prints o (taken) as JSON on stdout. 0, or 2 if it cannot be written. */
+static int print_json(json_t *o)
+{
+    int rc = json_dumpf(o, stdout, JSON_INDENT(2)) == 0 && fputc('\n', stdout) != EOF ? 0 : 2;
+    json_decref(o);
+    return rc;
+}
+
 int fs_client_status(int argc, char **argv)
 {
     int first;
-    const char *m = mount_arg(argc, argv, &first);
+    bool json = false;
+    const char *m = mount_arg(argc, argv, &first, &json);
     if (first < argc && !strcmp(argv[first], "--help"))
-        return fputs("usage: preon status [--mount DIR] [JOB]\n", stdout), 0;
-    if (!m || first < argc - 1) {
-        fputs("usage: preon status [--mount DIR] [JOB]   (or set PREON_MOUNT)\n", stderr);
+        return fputs(usage_status, stdout), 0;
+    if (!m || first < argc - 1 || (first < argc && argv[first][0] == '-')) {
+        fputs(usage_status, stderr);
         return 2;
     }
     char *text = NULL, *path;
     if (first == argc - 1) {
         path = xasprintf("%s/status/%s", m, argv[first]);
-        int rc = cat_file(path, &text);
+        int rc = fs__client_read(path, &text);
         free(path);
         if (rc) {
-            fprintf(stderr, "preon status: %s: %s\n", argv[first], strerror(-rc));
+            fprintf(stderr, "preon status: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
             free(text);
             return 2;
+        }
+        if (json) {
+            json_t *o = fs__status_json(text);
+            free(text);
+            return print_json(o);
         }
         fputs(text, stdout);
         free(text);
         return 0;
     }
     path = xasprintf("%s/peer", m);
-    int rc = cat_file(path, &text);
+    int rc = fs__client_read(path, &text);
     free(path);
     if (rc) {
         fprintf(stderr, "preon status: %s: %s\n", m, strerror(-rc));
         free(text);
         return 2;
     }
-    fputs(text, stdout);
+    json_t *all = NULL, *jobs = NULL;
+    if (json) {
+        all = json_object();
+        jobs = json_array();
+        json_object_set_new(all, "peer", fs__status_json(text));
+        json_object_set_new(all, "jobs", jobs);
+    } else {
+        fputs(text, stdout);
+    }
     free(text);
     char *dir = xasprintf("%s/status", m);
     uv_fs_t req;
@@ -134,29 +181,25 @@ int fs_client_status(int argc, char **argv)
         } *rows = NULL;
         while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
             char *p = xasprintf("%s/%s", dir, ent.name), *t = NULL;
-            if (cat_file(p, &t) == 0) {
-                char state[32] = "?";
-                unsigned tot = 0, ok = 0, bad = 0;
-                char *s;
-                if ((s = strstr(t, "state: ")))
-                    sscanf(s, "state: %31s", state);
-                if ((s = strstr(t, "\ntasks: ")))
-                    sscanf(s, "\ntasks: %u", &tot);
-                if ((s = strstr(t, "\nsucceeded: ")))
-                    sscanf(s, "\nsucceeded: %u", &ok);
-                if ((s = strstr(t, "\nfailed: ")))
-                    sscanf(s, "\nfailed: %u", &bad);
+            int crc = fs__client_read(p, &t);
+            if (crc == 0 && jobs) {
+                json_array_append_new(jobs, fs__status_json(t));
+            } else if (crc == 0) {
+                fs_jstat_t st;
+                fs__jstat_parse(t, &st);
                 if (n == cap)
                     rows = xreallocarray(rows, cap = cap ? 2 * cap : 16, sizeof(*rows));
-                rows[n].name = client_printable(ent.name, &rows[n].cols);
-                rows[n].line = xasprintf("%-10s %u/%u/%u", state, ok, bad, tot);
+                rows[n].name = fs__printable(ent.name, &rows[n].cols);
+                rows[n].line = xasprintf("%-10s %u/%u/%u", st.state[0] ? st.state : "?", st.succeeded, st.failed,
+                                         st.tasks);
                 width = rows[n].cols > width ? rows[n].cols : width;
                 n++;
             }
             free(t);
             free(p);
         }
-        printf("%-*s %-10s %s\n", (int)width, "JOB", "STATE", "TASKS (ok/failed/total)");
+        if (!jobs)
+            printf("%-*s %-10s %s\n", (int)width, "JOB", "STATE", "TASKS (ok/failed/total)");
         for (size_t i = 0; i < n; i++) {
             printf("%s%*s %s\n", rows[i].name, (int)(width - rows[i].cols), "", rows[i].line);
             free(rows[i].name);
@@ -166,6 +209,5 @@ int fs_client_status(int argc, char **argv)
     }
     uv_fs_req_cleanup(&req);
     free(dir);
-    return 0;
+    return all ? print_json(all) : 0;
 }
-

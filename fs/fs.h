@@ -37,8 +37,13 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
 /** `preon wait [--mount DIR] JOB`: blocks on DIR/wait/JOB; 0 if the job is done, 1 if it failed,
  * was cancelled or rejected, 2 on a usage error or an unknown job. argv[0] is "wait". */
 int fs_client_wait(int argc, char **argv);
-/** `preon status [--mount DIR] [JOB]`: the peer file and a line per job, or one job's status. */
+/** `preon status [--mount DIR] [--json] [JOB]`: the peer file and a line per job, or one job's
+ * status; as JSON with --json. 0, or 2 (usage, no such job, no mount). */
 int fs_client_status(int argc, char **argv);
+/** `preon submit [--mount DIR] [--name NAME] [--wait] SRC` (fs/submit.c): publishes SRC as a job, prints
+ * its id; with --wait follows it until it is over. 0 if published (with --wait: if every task
+ * succeeded), 1 if not (the reason on stderr), 2 on a usage error. argv[0] is "submit". */
+int fs_client_submit(int argc, char **argv);
 
 /** Unmounts, kills running tasks (they will run again after a restart) and closes; on_exit follows. */
 void fs_stop(fs_t *fs);

@@ -176,6 +176,47 @@ struct wait_fh {
     size_t len;
 };
 
+/* client.c: helpers of the client commands (preon wait, status, submit) */
+/** Reads the whole file at path into *out (malloc'd, NUL-terminated; set, maybe partial, even on a read
+ *  error, not if it cannot be opened: start it NULL and free it). 0 or -errno (the read's own). */
+int fs__client_read(const char *path, char **out);
+/** name for a terminal (xmalloc'd): control bytes as '?'; *cols its width in columns (UTF-8 aware). */
+char *fs__printable(const char *name, size_t *cols);
+
+/* progress.c: the pure half of the client commands (client.c, submit.c) */
+/** A job's status file, read: what the client commands show. */
+typedef struct fs_jstat {
+    char name[256], id[65], state[16];
+    uint32_t tasks, waiting, running, succeeded, failed, cancelled;
+    uint64_t bytes;          /**< bytes-served + bytes-fetched: what the job moved */
+    char reason[512];        /**< its first failure, or why it was rejected ("" if none) */
+    char why_waiting[1024];  /**< "" if none */
+} fs_jstat_t;
+/** Reads the lines of a status text it knows (others are ignored; a missing one is 0 or ""); control
+ *  bytes in its values become '?'. */
+void fs__jstat_parse(const char *text, fs_jstat_t *out);
+/** done, failed, cancelled or rejected: nothing more will happen to it. */
+bool fs__jstat_over(const fs_jstat_t *s);
+/** "0:07", "12:34", "1:02:03"; returns buf. */
+char *fs__duration(uint64_t ms, char *buf, size_t cap);
+/** The time left at the rate so far (elapsed for finished of total tasks), UINT64_MAX if not known
+ *  (none finished yet) or none left. */
+uint64_t fs__eta_ms(uint64_t elapsed_ms, uint32_t finished, uint32_t total);
+/**
+ * The progress of job name (printable already) after elapsed_ms: with width (a terminal's columns,
+ * at least 10) the one-line bar, cut to width columns; with width 0 a plain line for a log. Into buf
+ * (cap bytes, NUL-terminated); returns its length.
+ */
+size_t fs__progress_line(const char *name, const fs_jstat_t *s, uint64_t elapsed_ms, unsigned width, char *buf,
+                         size_t cap);
+/**
+ * A status text ("key: value" lines: status/<job> or peer) as a JSON object: a value of 1..18
+ * digits is a number (except in keys that are text: name, id, key, command, reason...), a key that
+ * may be on several lines (failed-task, leased-task, task-votes...) or is, is an array of them in
+ * order, anything else a string. Never NULL (an empty object for no lines).
+ */
+json_t *fs__status_json(const char *text);
+
 /* fs.c: a uv_close callback for handles allocated alone */
 void fs__handle_free(uv_handle_t *h);
 

@@ -49,6 +49,11 @@ static size_t peers_on_host(pool_t *pool, const char *ip)
     return n;
 }
 
+bool pool__is_pool_peer(const pool_t *pool, const char *url)
+{
+    return peer_known(pool->pool_peers, pool->n_pool_peers, url);
+}
+
 bool pool__add_peer(pool_t *pool, const char *url)
 {
     if (peer_known(pool->pool_peers, pool->n_pool_peers, url) || pool->n_pool_peers >= POOL_MAX_POOL_PEERS)

@@ -8,7 +8,7 @@
  * back), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
- * blocks.c (the block index), reply.c; the pure parts are coord.c, wire.c and bundle.c.
+ * blocks.c (the block index), reply.c; the pure parts are coord.c, decline.c, wire.c and bundle.c.
  */
 #ifndef PREON_POOL_INTERNAL_H
 #define PREON_POOL_INTERNAL_H
@@ -21,6 +21,7 @@
 #include "core/manifest.h"
 #include "exec/exec.h"
 #include "pool/coord.h"
+#include "pool/decline.h"
 #include "pool/db.h"
 #include "pool/pool.h"
 #include "swarm/announce.h"
@@ -87,7 +88,7 @@ typedef struct running {
 /*
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
- * coord.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
+ * coord.c, decline.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
  * each job holds, for swarm/serve.c), reply.c, auth.c (pure), trustlist.c. Then jobs.c < trust.c < results.c < api.c <
  * discover.c < ckpt.c < volunteer.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
@@ -112,6 +113,8 @@ typedef struct pool_up {
     void (*ckpt_drop)(pool_t *p, const job_t *j, uint32_t task);
     /* results.c -> volunteer.c */
     void (*vol_result_taken)(pool_t *p, job_t *j, uint32_t task);
+    /* jobs.c -> volunteer.c: what j's pool peers said of it (pool/decline.h), for its status */
+    char *(*vol_why_peers)(pool_t *p, job_t *j, char *buf, size_t cap);
     /* discover.c -> volunteer.c */
     void (*vol_new_peer)(pool_t *p, const char *url);
     void (*vol_peer_dropped)(pool_t *p, const char *url);
@@ -185,6 +188,7 @@ struct pool {
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
     uint64_t budget_said_ms;  /**< when a refusal was last logged */
+    char decline_next[HASH_HEX_LEN + 1]; /**< volunteer: the job vol_declines_tick looks at first ("": the head) */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
     uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
     uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */
@@ -300,10 +304,11 @@ bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *
 void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason,
                          const char *worker);
 /**
- * Whether this peer meets j's requirements (os, arch, network, the machine's memory, free disk in
- * the data directory): true, or false with why filled. For our own slots and as a volunteer alike.
+ * Whether this peer meets j's requirements (its submitter's key trusted, os, arch, network, the
+ * memory and disk it gives): true, or false with why filled, and d (may be NULL) the reason as a
+ * volunteer tells the submitter (pool/decline.h). For our own slots and as a volunteer alike.
  */
-bool pool__job_fits(pool_t *p, const job_t *j, char *why, size_t whylen);
+bool pool__job_fits(pool_t *p, const job_t *j, char *why, size_t whylen, decline_t *d);
 void pool__handle_free(uv_handle_t *h);
 /** Restores the published jobs and staged copies from the records (pool_new). */
 int pool__jobs_restore(pool_t *p);
@@ -394,6 +399,8 @@ bool pool__api_handle(pool_t *p, httpd_req_t *r, const char *path);
 /* discover.c */
 /** Adds a pool peer (a base URL); true if it was new (it is then greeted: pool__vol_new_peer). */
 bool pool__add_peer(pool_t *p, const char *url);
+/** Whether url is one of the pool peers. */
+bool pool__is_pool_peer(const pool_t *p, const char *url);
 /**
  * Fetches job id's manifest from peer unless the job is known or its manifest is being fetched;
  * checks SHA-256(bytes) == id, decodes it, checks sig (hex, from the offer or the listing entry) is
@@ -416,6 +423,8 @@ void pool__discover_stop(pool_t *p);
 void pool__vol_kick(pool_t *p);
 /** Submitter: tells peer (NULL: every pool peer) that job j has waiting tasks, if it has. */
 void pool__vol_offer(pool_t *p, job_t *j, const char *peer);
+/** Submitter: the summary of why j's pool peers do not run it (pool/decline.h), into buf; returns buf. */
+char *pool__vol_why_peers(pool_t *p, job_t *j, char *buf, size_t cap);
 /** A new pool peer: offers it the jobs with waiting tasks, or just greets it (so it learns of us). */
 void pool__vol_new_peer(pool_t *p, const char *url);
 void pool__vol_task_done(pool_t *p, job_t *j, uint32_t task, int exit_code, uint64_t elapsed_ms, const char *reason);

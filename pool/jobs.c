@@ -97,6 +97,7 @@ static void job_free(job_t *j)
     manifest_release(&j->man);
     free(j->reason);
     free(j->unfit);
+    decline_table_free(j->declines);
     free(j->publishing);
     free(j->name);
     free(j);
@@ -746,6 +747,8 @@ static void job_check_over(job_t *j)
     coord_counts_t c;
     coord_counts(pool->coord, j->id, &c);
     j->state = c.succeeded == c.total ? POOL_JOB_DONE : POOL_JOB_FAILED;
+    decline_table_free(j->declines); /* nothing waits any more: why not is no question */
+    j->declines = NULL;
     db_post_job_state(pool->db, j->id, j->state == POOL_JOB_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
     log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
              c.failed);
@@ -1005,10 +1008,11 @@ unsigned pool__room(const pool_t *p, const job_t *j, unsigned asking, uint64_t a
     return coord_room_for(&r, j->man.desc.memory_bytes, j->man.desc.disk_bytes);
 }
 
-bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
+bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen, decline_t *d)
 {
     struct utsname u;
-    const jobdesc_t *d = &j->man.desc;
+    const jobdesc_t *dj = &j->man.desc;
+    decline_t dd = {0};
     why[0] = '\0';
     if (j->remote && !pool__job_trusted(pool, j, pool_now_ms(), NULL)) {
         snprintf(why, whylen, "its submitter's key %.16s... is not trusted here%s (to run it, add the key (status: "
@@ -1017,35 +1021,51 @@ bool pool__job_fits(pool_t *pool, const job_t *j, char *why, size_t whylen)
                  j->man.n_endorsements ? " or its endorser's (status: endorsed-by:)" : "",
                  pool->opts.trust_file ? pool->opts.trust_file : "", pool->opts.trust_file ? " or " : "",
                  pool->data_dir);
+        if (d)
+            *d = (decline_t){.code = DECLINE_TRUST};
         return false;
     }
-    if (uname(&u) != 0)
+    if (uname(&u) != 0) {
         snprintf(why, whylen, "uname: %s", strerror(errno));
-    else if (d->os && strcasecmp(d->os, "linux") != 0)
-        snprintf(why, whylen, "it wants os %s (this is linux)", d->os);
-    else if (d->arch && strcmp(d->arch, u.machine) != 0)
-        snprintf(why, whylen, "it wants arch %s (this is %s)", d->arch, u.machine);
-    else if (d->network && !pool->opts.allow_network)
+        dd.code = DECLINE_OTHER;
+    } else if (dj->os && strcasecmp(dj->os, "linux") != 0) {
+        snprintf(why, whylen, "it wants os %s (this is linux)", dj->os);
+        dd.code = DECLINE_OS;
+    } else if (dj->arch && strcmp(dj->arch, u.machine) != 0) {
+        snprintf(why, whylen, "it wants arch %s (this is %s)", dj->arch, u.machine);
+        dd.code = DECLINE_ARCH;
+    } else if (dj->network && !pool->opts.allow_network) {
         snprintf(why, whylen, "it wants the network (this peer runs without --allow-network)");
+        dd.code = DECLINE_NETWORK;
+    }
     if (!why[0]) {
         /* The machine's memory, as HTCondor's Memory: what is free moves with every page cached. */
         long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
         uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
         struct statvfs sv;
         uint64_t disk = statvfs(pool->data_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
-        if (pool->opts.memory_total && pool->opts.memory_total < d->memory_bytes)
+        if (pool->opts.memory_total && pool->opts.memory_total < dj->memory_bytes) {
             snprintf(why, whylen, "it wants %llu bytes of memory (this peer gives its tasks %llu in all: --memory)",
-                     (unsigned long long)d->memory_bytes, (unsigned long long)pool->opts.memory_total);
-        else if (mem < d->memory_bytes)
+                     (unsigned long long)dj->memory_bytes, (unsigned long long)pool->opts.memory_total);
+            dd = (decline_t){.code = DECLINE_MEMORY, .have = pool->opts.memory_total};
+        } else if (mem < dj->memory_bytes) {
             snprintf(why, whylen, "it wants %llu bytes of memory (this machine has %llu)",
-                     (unsigned long long)d->memory_bytes, (unsigned long long)mem);
-        else if (pool->opts.disk_total && pool->opts.disk_total < d->disk_bytes)
+                     (unsigned long long)dj->memory_bytes, (unsigned long long)mem);
+            dd = (decline_t){.code = DECLINE_MEMORY, .have = mem};
+        } else if (pool->opts.disk_total && pool->opts.disk_total < dj->disk_bytes) {
             snprintf(why, whylen, "it wants %llu bytes of disk (this peer gives its tasks %llu in all: --disk)",
-                     (unsigned long long)d->disk_bytes, (unsigned long long)pool->opts.disk_total);
-        else if (disk < d->disk_bytes)
+                     (unsigned long long)dj->disk_bytes, (unsigned long long)pool->opts.disk_total);
+            dd = (decline_t){.code = DECLINE_DISK, .have = pool->opts.disk_total};
+        } else if (disk < dj->disk_bytes) {
             snprintf(why, whylen, "it wants %llu bytes of disk (%llu free in the data directory)",
-                     (unsigned long long)d->disk_bytes, (unsigned long long)disk);
+                     (unsigned long long)dj->disk_bytes, (unsigned long long)disk);
+            dd = (decline_t){.code = DECLINE_DISK, .have = disk};
+        }
     }
+    if (dd.have > DECLINE_MAX_BYTES)
+        dd.have = DECLINE_MAX_BYTES;
+    if (d)
+        *d = dd;
     return !why[0];
 }
 
@@ -1057,7 +1077,7 @@ static bool fits_here(pool_t *pool, job_t *j)
     if (j->man.desc.replicas > 1)
         snprintf(why, sizeof(why), "its tasks run on %u other peers each and their results are compared; the "
                  "submitter's own slots do not vote", j->man.desc.replicas);
-    else if (pool__job_fits(pool, j, why, sizeof(why))) {
+    else if (pool__job_fits(pool, j, why, sizeof(why), NULL)) {
         free(j->unfit);
         j->unfit = NULL;
         return true;
@@ -1104,6 +1124,8 @@ void pool_job_cancel(job_t *j, const char *why)
         if (r->job == j && r->et)
             exec_task_cancel(r->et);
     j->state = POOL_JOB_CANCELLED;
+    decline_table_free(j->declines);
+    j->declines = NULL;
     set_reason(j, why);
     db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
     log_info("job %s %s", j->name, why);
@@ -1285,21 +1307,38 @@ char *pool_job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "tasks: %u\nwaiting: %u\nrunning: %u\nsucceeded: %u\nfailed: %u\ncancelled: %u\n", c.total,
                   c.waiting, c.running, c.succeeded, c.failed, c.cancelled);
         sb_printf(&b, "command: %s\n", j->man.desc.command);
+        if (!j->remote)
+            sb_printf(&b, "bytes-served: %llu\nbytes-fetched: %llu\n", (unsigned long long)j->bytes_served,
+                      (unsigned long long)j->bytes_fetched);
         if (j->remote) {
             sb_printf(&b, "origin: remote (%zu peers hold it; first %s)\nresults-here: %u\n", j->n_peers,
                       j->peers[0], j->n_tres);
             char why[512];
-            if (!pool__job_fits(pool, j, why, sizeof(why)))
+            if (!pool__job_fits(pool, j, why, sizeof(why), NULL))
                 sb_printf(&b, "not-run-here: %s\n", why);
-        } else if (j->unfit && c.waiting > 0) {
-            sb_printf(&b, "why-waiting: this peer's slots cannot run it (%s)%s\n", j->unfit,
-                      c.running ? "" : "; no volunteer has taken it either");
-        } else if (pool->idle_v != IDLE_RUN && c.waiting > 0) {
-            const char *why = "its idle monitor did not start (see the log)";
-            if (pool->idle)
-                idle_verdict(pool->idle, &why);
-            sb_printf(&b, "why-waiting: this peer runs tasks only when idle (--when idle), and %s%s\n", why,
-                      c.running ? "" : "; no volunteer has taken it either");
+        } else if (c.waiting > 0 && j->state == POOL_JOB_RUNNING) {
+            /* Why nobody runs its waiting tasks: this peer's own slots, then its pool peers, each
+             * by what it said (volunteer.c, pool/decline.h). */
+            char self[600] = "", peers[1024] = "";
+            if (j->unfit) {
+                snprintf(self, sizeof(self), "this peer's slots cannot run it (%s)", j->unfit);
+            } else if (pool->idle_v != IDLE_RUN) {
+                const char *why = "its idle monitor did not start (see the log)";
+                if (pool->idle)
+                    idle_verdict(pool->idle, &why);
+                snprintf(self, sizeof(self), "this peer runs tasks only when idle (--when idle), and %s", why);
+            } else if (pool->opts.slots == 0) {
+                snprintf(self, sizeof(self), "this peer runs no tasks (--slots 0)");
+            } else if (pool->nrunning + pool->ckpt_pending >= pool->opts.slots) {
+                snprintf(self, sizeof(self), "this peer's slots are busy (%u of %u)",
+                         pool->nrunning + pool->ckpt_pending, pool->opts.slots);
+            } else if (pool__room(pool, j, 0, 0, 0) == 0) {
+                snprintf(self, sizeof(self), "this peer's running tasks leave too little memory or disk for one");
+            }
+            if (pool->up.vol_why_peers)
+                pool->up.vol_why_peers(pool, j, peers, sizeof(peers));
+            if (self[0] || peers[0])
+                sb_printf(&b, "why-waiting: %s%s%s\n", self, self[0] && peers[0] ? "; " : "", peers);
         }
         if (!j->remote && c.running > 0) {
             for (uint32_t t = 0; t < j->man.desc.tasks; t++) { /* one line per task a volunteer holds */

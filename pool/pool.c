@@ -127,6 +127,22 @@ static void free_all(pool_t *pool)
     free(pool);
 }
 
+/*
+ * A block of a job's inputs or results asked for by another peer (serve.c): its status counts it.
+ * Not every owner is a job: ckpt.c registers checkpoints with their ckpt_t, so owner is only
+ * counted if it is one of our jobs (a walk of the job list per block; never a cast of a stranger).
+ */
+static void on_block_served(void *owner, uint64_t bytes, void *arg)
+{
+    pool_t *pool = arg;
+    for (job_t *j = pool->joblist; j; j = j->next) {
+        if (j == owner) {
+            j->bytes_served += bytes;
+            return;
+        }
+    }
+}
+
 int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, pool_t **out)
 {
     pool_t *pool = xcalloc(1, sizeof(*pool));
@@ -144,7 +160,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
                            .vol_release = pool__vol_release, .ckpt_given_back = pool__ckpt_given_back,
                            .ckpt_take = pool__ckpt_take, .ckpt_put = pool__ckpt_put, .ckpt_drop = pool__ckpt_drop,
                            .vol_result_taken = pool__vol_result_taken, .vol_new_peer = pool__vol_new_peer,
-                           .vol_peer_dropped = pool__vol_peer_dropped};
+                           .vol_peer_dropped = pool__vol_peer_dropped, .vol_why_peers = pool__vol_why_peers};
     pool->data_dir = xstrdup(opts->data_dir);
     pool->self_exe = xstrdup(opts->self_exe);
     pool->jobs_dir = xstrdup(opts->jobs_dir);
@@ -208,6 +224,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         pool->cache_quota = size / 10 > POOL_CACHE_MIN ? size / 10 : POOL_CACHE_MIN;
     }
     serve_new(loop, pool->store, &pool->serve); /* fails only for NULL arguments */
+    serve_set_tally(pool->serve, on_block_served, pool);
     p = xasprintf("%s/preon.db", pool->data_dir);
     rc = db_open(p, &pool->db);
     free(p);

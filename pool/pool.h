@@ -28,6 +28,7 @@
 #include "core/manifest.h"
 #include "exec/idle.h"
 #include "pool/coord.h"
+#include "pool/decline.h"
 
 typedef struct pool pool_t;
 typedef struct pool_job pool_job_t;
@@ -106,6 +107,13 @@ struct pool_job {
     coord_counts_t rcounts; /**< remote: the task counts its submitter last reported */
     uint32_t r_done;       /**< remote: results its submitter reported */
     pool_job_state_t r_state;   /**< remote: the state its submitter reported */
+    uint64_t bytes_served; /**< its blocks (inputs, results) other peers asked this peer for (status) */
+    uint64_t bytes_fetched; /**< submitter: its results' bytes received from volunteers (status) */
+    struct decline_table *declines; /**< submitter: why pool peers do not run it (pool/decline.h), or NULL */
+    struct decline decline_sent; /**< volunteer: the reason last told its submitter (code 0: none) */
+    uint64_t decline_sent_ms;  /**< ... and when */
+    uint64_t decline_checked_ms; /**< volunteer: when it last looked whether it declines (once a second) */
+    bool decline_pending;      /**< ... a decline request is under way */
     unsigned refs;         /**< work items and tasks in flight that point at this job */
     bool gone;             /**< forgotten: free when refs drops to 0 */
     bool creating;         /**< pool_job_stage: its directory is being made; not reported to the view yet */

@@ -56,6 +56,10 @@
 #define VOL_RETRY_MS 1000           /* after "no task" or an error, ask that job again after this */
 #define VOL_MAX_URL 512
 #define VOL_MAX_LEASE WIRE_MAX_LEASE /* tasks one lease request may ask for and one answer may give */
+#define VOL_DECLINE_EVERY_MS 5000   /* a reason not to run a job is told its submitter again this often */
+#define VOL_DECLINE_MIN_MS 1000     /* ... and a changed one at most this often, per job */
+#define VOL_MAX_DECLINES_PER_TICK 16 /* decline requests sent per second, in all */
+#define VOL_MAX_DECLINE_CHECKS_PER_TICK 64 /* jobs looked at per second for a reason to decline */
 
 struct outbox {
     char id[HASH_HEX_LEN + 1];
@@ -106,7 +110,7 @@ typedef struct vreq {
 static bool can_run(pool_t *pool, job_t *j)
 {
     char why[512];
-    pool__job_fits(pool, j, why, sizeof(why));
+    pool__job_fits(pool, j, why, sizeof(why), NULL);
     if (why[0] && !j->unfit_logged) {
         j->unfit_logged = true;
         log_info("job %s: not volunteering: %s", j->name, why);
@@ -329,19 +333,27 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
     pool__drain_check(pool);
 }
 
+/* What the lease requests under way asked for: the slots, memory and disk their tasks will hold. */
+static void asking_totals(pool_t *pool, unsigned *asking, uint64_t *asking_mem, uint64_t *asking_disk)
+{
+    *asking = 0;
+    *asking_mem = *asking_disk = 0;
+    for (job_t *j = pool->joblist; j; j = j->next)
+        if (j->remote && j->lease_pending) {
+            *asking += j->lease_asked;
+            *asking_mem += (uint64_t)j->lease_asked * j->man.desc.memory_bytes;
+            *asking_disk += (uint64_t)j->lease_asked * j->man.desc.disk_bytes;
+        }
+}
+
 void pool__vol_kick(pool_t *pool)
 {
     if (!pool->opts.http_url || pool->stopping)
         return;
     uint64_t now = pool_now_ms();
-    unsigned asking = 0;
-    uint64_t asking_mem = 0, asking_disk = 0; /* what the leases asked for will hold */
-    for (job_t *j = pool->joblist; j; j = j->next)
-        if (j->remote && j->lease_pending) {
-            asking += j->lease_asked;
-            asking_mem += (uint64_t)j->lease_asked * j->man.desc.memory_bytes;
-            asking_disk += (uint64_t)j->lease_asked * j->man.desc.disk_bytes;
-        }
+    unsigned asking;
+    uint64_t asking_mem, asking_disk; /* what the leases asked for will hold */
+    asking_totals(pool, &asking, &asking_mem, &asking_disk);
     for (job_t *j = pool->joblist; j; j = j->next) {
         if (pool->nrunning + asking >= pool->opts.slots)
             break;
@@ -441,6 +453,129 @@ static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, voi
     pool__drain_check(pool);
 }
 
+/*
+ * Why this peer does not ask j's submitter for a task now, as it tells the submitter (d), or false
+ * if it would ask (it can run one). asking...: what the lease requests under way will hold.
+ */
+static bool vol_declines(pool_t *pool, job_t *j, unsigned asking, uint64_t asking_mem, uint64_t asking_disk,
+                         decline_t *d)
+{
+    char why[512];
+    *d = (decline_t){0};
+    if (pool->stopping || pool->draining) {
+        d->code = DECLINE_STOPPING;
+        return true;
+    }
+    if (!pool__job_fits(pool, j, why, sizeof(why), d))
+        return d->code != 0;
+    if (pool->idle_v != IDLE_RUN) {
+        d->code = DECLINE_IDLE;
+        return true;
+    }
+    unsigned used = pool->nrunning + pool->ckpt_pending + asking, of = pool->opts.slots;
+    if (of == 0) {
+        d->code = DECLINE_NO_SLOTS;
+        return true;
+    }
+    if (used >= of) { /* all taken (what is asked for counts as taken): said as "of of of" */
+        of = of < DECLINE_MAX_SLOTS ? of : DECLINE_MAX_SLOTS;
+        *d = (decline_t){.code = DECLINE_SLOTS, .used = of, .of = of};
+        return true;
+    }
+    if (pool__room(pool, j, asking, asking_mem, asking_disk) > 0)
+        return false;
+    uint64_t mem_used = pool->mem_used + pool->ckpt_pending_mem + asking_mem;
+    uint64_t mem_left = mem_used < pool->opts.memory_total ? pool->opts.memory_total - mem_used : 0;
+    uint64_t disk_used = pool->disk_used + pool->ckpt_pending_disk + asking_disk;
+    uint64_t disk_left = disk_used < pool->opts.disk_total ? pool->opts.disk_total - disk_used : 0;
+    if (pool->opts.memory_total && j->man.desc.memory_bytes > mem_left)
+        *d = (decline_t){.code = DECLINE_MEMORY_FREE, .have = mem_left};
+    else
+        *d = (decline_t){.code = DECLINE_DISK_FREE, .have = disk_left};
+    if (d->have > DECLINE_MAX_BYTES)
+        d->have = DECLINE_MAX_BYTES;
+    return true;
+}
+
+static void on_decline_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    v->job->decline_pending = false;
+    if (status || code >= 300)
+        log_debug("job %s: the submitter answered a decline: %u (%s)", v->job->name, code,
+                  status ? strerror(-status) : "HTTP");
+    pool_job_unref(v->job);
+    free(v);
+}
+
+static bool decline_same(const decline_t *a, const decline_t *b)
+{
+    return a->code == b->code && a->have == b->have && a->used == b->used && a->of == b->of; /* not memcmp: padding */
+}
+
+/* The job after j in the job list, wrapping round to its head; NULL once back at start. */
+static job_t *next_wrapped(pool_t *pool, job_t *j, const job_t *start)
+{
+    job_t *n = j->next ? j->next : pool->joblist;
+    return n == start ? NULL : n;
+}
+
+/*
+ * Tells the submitters of jobs whose tasks wait (as their /v1/jobs counts say) why this peer does
+ * not ask for them (GET /v1/decline, docs/protocol.md): a new reason at once (at most once a second
+ * per job), the same one every VOL_DECLINE_EVERY_MS, so it stays fresh there; at most
+ * VOL_MAX_DECLINES_PER_TICK requests a second. A job it can run gets none: it asks for tasks. Each
+ * job is looked at once a second at most (pool__job_fits asks the system for the memory and the
+ * disk), VOL_MAX_DECLINE_CHECKS_PER_TICK of them a tick: the walk goes round the job list from where
+ * the last tick stopped (pool->decline_next), so past that many jobs each still has its turn.
+ */
+static void vol_declines_tick(pool_t *pool)
+{
+    if (!pool->opts.http_url || !pool->fetch)
+        return;
+    uint64_t now = pool_now_ms();
+    unsigned asking, sent = 0, checked = 0;
+    uint64_t asking_mem, asking_disk;
+    asking_totals(pool, &asking, &asking_mem, &asking_disk);
+    job_t *start = pool->joblist; /* where the last tick stopped, by id (that job may have gone since) */
+    for (job_t *j = pool->joblist; j && pool->decline_next[0]; j = j->next)
+        if (!strcmp(j->id, pool->decline_next)) {
+            start = j;
+            break;
+        }
+    pool->decline_next[0] = '\0';
+    for (job_t *j = start; j; j = next_wrapped(pool, j, start)) {
+        if (sent >= VOL_MAX_DECLINES_PER_TICK || checked >= VOL_MAX_DECLINE_CHECKS_PER_TICK) {
+            snprintf(pool->decline_next, sizeof(pool->decline_next), "%s", j->id); /* the next tick starts here */
+            break;
+        }
+        if (j->remote && (j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0))
+            j->decline_sent.code = 0; /* nothing waits: when tasks wait again, the reason goes at once */
+        if (!j->remote || j->gone || !j->listed || j->n_peers == 0 || j->lease_pending || j->decline_pending ||
+            j->r_state != POOL_JOB_RUNNING || j->rcounts.waiting == 0 ||
+            now - j->decline_checked_ms < VOL_DECLINE_MIN_MS / 2) /* once a tick, whatever its jitter */
+            continue;
+        j->decline_checked_ms = now;
+        checked++;
+        decline_t d;
+        char q[96];
+        if (!vol_declines(pool, j, asking, asking_mem, asking_disk, &d) ||
+            wire_decline_encode(&d, q, sizeof(q)) < 0) { /* not DECLINE_OTHER: the submitter needs no "other" */
+            j->decline_sent.code = 0;
+            continue;
+        }
+        bool same = decline_same(&d, &j->decline_sent);
+        if (now - j->decline_sent_ms < (same ? VOL_DECLINE_EVERY_MS : VOL_DECLINE_MIN_MS))
+            continue;
+        j->decline_sent = d; /* even if it cannot be sent now: tried again in VOL_DECLINE_EVERY_MS, not every tick */
+        j->decline_sent_ms = now;
+        if (vol_send(pool, j, UINT32_MAX, vol_url(pool, j, "decline", UINT32_MAX, q), on_decline_ack) != 0)
+            continue;
+        j->decline_pending = true;
+        sent++;
+    }
+}
+
 /* Renews the leases of remote tasks running here; called every second. */
 static void vol_tick(pool_t *pool)
 {
@@ -452,6 +587,7 @@ static void vol_tick(pool_t *pool)
         vol_get(pool, r->job, "renew", r->task, NULL, on_ack);
     }
     pool__vol_kick(pool);
+    vol_declines_tick(pool);
 }
 
 typedef struct outwork {
@@ -752,6 +888,7 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
 {
     unsigned n = (unsigned)query_num(r, "n", 1, VOL_MAX_LEASE);
     uint32_t got[VOL_MAX_LEASE];
+    decline_forget(j->declines, peer); /* it asks: it no longer declines */
     unsigned k = 0;
     uint64_t now = pool_now_ms();
     char host[VOL_MAX_URL];
@@ -780,6 +917,71 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
         return reply_json(r, 500, "{\"error\":\"internal\"}");
     log_info("job %s: task %.*s leased to %s", j->name, (int)(strchr(body, ']') - body - 10), body + 10, peer);
     reply_json(r, 200, body);
+}
+
+/* /v1/decline/<job>?peer=&why=...: a pool peer says why it does not ask for j's tasks (wire.h). It
+ * speaks for itself only: its reason replaces its peer's last one, kept with its key, which must
+ * still be the one bound to that peer to count (pool/decline.h). Kept only while j runs (the table
+ * goes when it is over: job_check_over, pool_job_cancel) and only from a pool peer, the only ones
+ * the summary counts: so a host holds at most POOL_MAX_PEERS_PER_HOST entries a job, however many
+ * keys it makes. */
+static void handle_decline(pool_t *pool, httpd_req_t *r, job_t *j, const char *peer, const char *worker)
+{
+    size_t qlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    decline_t d;
+    char why[128], body[192];
+    if (wire_decline_decode(q, qlen, &d, why, sizeof(why)) != 0) {
+        snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why); /* our own text */
+        return reply_json(r, 400, body);
+    }
+    if (j->state != POOL_JOB_RUNNING)
+        return reply_json(r, 409, "{\"error\":\"the job is not running: nothing of it waits\"}");
+    pool__add_peer(pool, peer); /* as a greeting */
+    if (!pool__is_pool_peer(pool, peer))
+        return reply_json(r, 409, "{\"error\":\"not a pool peer here (too many on its host): its reason is not "
+                                  "counted\"}");
+    if (!j->declines)
+        j->declines = decline_table_new();
+    decline_put(j->declines, peer, worker, &d, pool_now_ms()); /* checked: peer and worker in range, d decoded */
+    reply_json(r, 200, "{}");
+}
+
+typedef struct url_key {
+    const char *url;
+    char hex[KEY_PUB_HEX_LEN + 1];
+} url_key_t;
+
+static int url_key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const url_key_t *)a)->url, ((const url_key_t *)b)->url);
+}
+
+/* The status's summary of what j's pool peers said (pool->up.vol_why_peers): each pool peer by the
+ * key a signed request of its bound to its URL (trust.c), so a peer only ever speaks for itself. */
+char *pool__vol_why_peers(pool_t *pool, job_t *j, char *buf, size_t cap)
+{
+    size_t n = pool->n_pool_peers, nb = pool->n_bound;
+    url_key_t *bound = xreallocarray(NULL, nb ? nb : 1, sizeof(*bound));
+    decline_peer_t *ids = xreallocarray(NULL, n ? n : 1, sizeof(*ids));
+    for (size_t i = 0; i < nb; i++) {
+        bound[i].url = pool->bound[i].url;
+        key_pub_to_hex(&pool->bound[i].key, bound[i].hex);
+    }
+    qsort(bound, nb, sizeof(*bound), url_key_cmp);
+    for (size_t i = 0; i < n; i++) {
+        url_key_t want = {.url = pool->pool_peers[i]};
+        const url_key_t *k = nb ? bsearch(&want, bound, nb, sizeof(*bound), url_key_cmp) : NULL;
+        ids[i] = (decline_peer_t){.url = pool->pool_peers[i], .worker = k ? k->hex : NULL};
+    }
+    decline_groups_t g;
+    decline_group(j->declines, ids, n, pool_now_ms(), &g);
+    decline_need_t need = {.memory = j->man.desc.memory_bytes, .disk = j->man.desc.disk_bytes,
+                           .os = j->man.desc.os, .arch = j->man.desc.arch};
+    decline_render(&g, &need, buf, cap);
+    free(ids);
+    free(bound);
+    return buf;
 }
 
 /* A task goes back to waiting because of its volunteer (a refused result): it may go to another peer. */
@@ -1011,6 +1213,8 @@ static void assemble_done(uv_work_t *req, int status)
     else if (c->job->gone || pool->stopping)
         cand_unlink_free(k);
     else {
+        for (size_t i = 0; i < c->man.n_files; i++) /* fetched, or inline in the report */
+            c->job->bytes_fetched += c->man.files[i].size;
         k->ready = true;
         cand_run(k);
     }
@@ -1385,7 +1589,7 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
     if (!hello && strcmp(what, "result") && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
-        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt"))
+        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt") && strcmp(what, "decline"))
         return false;
     /* Everything below changes state here: only a signed request, once (pool/auth.h). */
     key_pub_t caller;
@@ -1434,6 +1638,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     pool__bind_peer_key(pool, peer, &caller); /* cancels and result fetches of this key go there */
     if (!strcmp(what, "lease"))
         return handle_lease(pool, r, j, peer, worker), true;
+    if (!strcmp(what, "decline") && !with_task)
+        return handle_decline(pool, r, j, peer, worker), true;
     char ck[HASH_HEX_LEN + 2] = "";
     if (!strcmp(what, "release") && with_task && task < j->man.desc.tasks) {
         size_t qlen = 0, cklen = 0;

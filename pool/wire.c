@@ -222,6 +222,57 @@ int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why
     return 0;
 }
 
+int wire_decline_encode(const decline_t *d, char *buf, size_t cap)
+{
+    if (!d || !buf || decline_check(d) != 0 || d->code == DECLINE_OTHER)
+        return -EINVAL;
+    int n;
+    const char *name = decline_code_name(d->code);
+    if (d->code == DECLINE_SLOTS)
+        n = snprintf(buf, cap, "&why=%s&used=%u&of=%u", name, d->used, d->of);
+    else if (d->code == DECLINE_MEMORY || d->code == DECLINE_DISK || d->code == DECLINE_MEMORY_FREE ||
+             d->code == DECLINE_DISK_FREE)
+        n = snprintf(buf, cap, "&why=%s&have=%" PRIu64, name, d->have);
+    else
+        n = snprintf(buf, cap, "&why=%s", name);
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+/* The number at key, 0..max: 0, or -EPROTO (missing, not plain decimal, over max). */
+static int query_num(const char *q, size_t qlen, const char *key, uint64_t max, uint64_t *out)
+{
+    size_t n = 0;
+    const char *v = query_value(q, qlen, key, &n);
+    int64_t x;
+    if (!v || parse_dec(v, n, false, &x) != 0 || (uint64_t)x > max)
+        return -EPROTO;
+    *out = (uint64_t)x;
+    return 0;
+}
+
+int wire_decline_decode(const char *query, size_t qlen, decline_t *out, char *why, size_t whylen)
+{
+    size_t wl = 0;
+    const char *w = query ? query_value(query, qlen, "why", &wl) : NULL;
+    decline_t d = {.code = w ? decline_code_from(w, wl) : 0};
+    if (!d.code)
+        return fail(why, whylen, -EPROTO, "decline without why= (a reason's name)");
+    uint64_t used = 0, of = 0;
+    if (d.code == DECLINE_SLOTS) {
+        if (query_num(query, qlen, "used", DECLINE_MAX_SLOTS, &used) != 0 ||
+            query_num(query, qlen, "of", DECLINE_MAX_SLOTS, &of) != 0 || used > of)
+            return fail(why, whylen, -EPROTO, "decline: used= and of= are not slots (used <= of)");
+        d.used = (uint32_t)used;
+        d.of = (uint32_t)of;
+    } else if (d.code == DECLINE_MEMORY || d.code == DECLINE_DISK || d.code == DECLINE_MEMORY_FREE ||
+               d.code == DECLINE_DISK_FREE) {
+        if (query_num(query, qlen, "have", DECLINE_MAX_BYTES, &d.have) != 0)
+            return fail(why, whylen, -EPROTO, "decline: have= is not a size in bytes");
+    }
+    *out = d;
+    return 0;
+}
+
 /* ---- shared by the list codecs ---- */
 
 typedef struct buf {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "pool/coord.h"
+#include "pool/decline.h"
 
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
@@ -41,6 +42,19 @@ int wire_done_encode(const wire_done_t *d, char *buf, size_t cap);
  * digits. 0, or -EPROTO with why filled.
  */
 int wire_done_decode(const char *query, size_t qlen, wire_done_t *out, char *why, size_t whylen);
+
+/**
+ * A volunteer's reason for not asking for a job's tasks (GET /v1/decline/<job>?peer=...&why=CODE
+ * [&have=BYTES | &used=N&of=M]): writes "&why=...", with the numbers its code has, into buf. Its
+ * length, or -EINVAL (d fails decline_check, or is DECLINE_OTHER), -EMSGSIZE.
+ */
+int wire_decline_encode(const decline_t *d, char *buf, size_t cap);
+/**
+ * Reads why= (a code name: one not known is DECLINE_OTHER), and have= for the codes with bytes or
+ * used= and of= for slots (plain decimal); other parameters are ignored. 0, or -EPROTO with why
+ * filled (missing, not a name, a number out of range: decline_check).
+ */
+int wire_decline_decode(const char *query, size_t qlen, decline_t *out, char *why, size_t whylen);
 
 #ifndef WIRE_MAX_BODY
 #define WIRE_MAX_BODY 4096 /* bytes of a lease answer */

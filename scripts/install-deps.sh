@@ -12,7 +12,8 @@
 #               for multi-peer tests), util-linux (mountpoint, setsid), netcat-openbsd (a loopback
 #               listener for the sandbox network test), diffutils (cmp, diff -r), mawk (the POSIX
 #               awk of the base system: test jobs and mnt-examples use nothing else inside the
-#               sandbox), bash (/dev/tcp in the network test)
+#               sandbox), bash (/dev/tcp in the network test), jq (reads preon status --json;
+#               script(1), for preon submit on a terminal, is bsdutils: Essential)
 #   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
 #               (the HTTP load generator of that benchmark)
 set -euo pipefail
@@ -23,7 +24,7 @@ PKGS=(
     libsqlite3-dev libssl-dev libcmocka-dev
     fuse3 bubblewrap
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
-    grep sed mawk bash ca-certificates
+    grep sed mawk bash ca-certificates jq
     opentracker wrk
 )
 

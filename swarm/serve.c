@@ -105,6 +105,8 @@ struct serve {
     void (*close_cb)(void *arg);
     void *close_arg;
     serve_stats_t st;
+    void (*tally)(void *owner, uint64_t bytes, void *arg); /* serve_set_tally */
+    void *tally_arg;
 };
 
 /* ---- errors ---- */
@@ -477,6 +479,8 @@ static void serve_block(serve_t *s, httpd_req_t *r, const char *hex)
     }
     w->len = (size_t)len;
     w->h = h;
+    if (e && s->tally)
+        s->tally(e->reg->owner, len, s->tally_arg);
     w->req = httpd_defer(r);
     if (w->kind == W_RESULT)
         work_start(s, w, result_work, result_done);
@@ -629,3 +633,9 @@ void serve_close(serve_t *s, void (*cb)(void *arg), void *arg)
 }
 
 void serve_stats(const serve_t *s, serve_stats_t *out) { *out = s ? s->st : (serve_stats_t){0}; }
+
+void serve_set_tally(serve_t *s, void (*tally)(void *owner, uint64_t bytes, void *arg), void *arg)
+{
+    s->tally = tally;
+    s->tally_arg = arg;
+}

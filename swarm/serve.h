@@ -93,4 +93,14 @@ bool serve_handle(serve_t *s, httpd_req_t *r, const char *path);
 /** Totals since serve_new; zeros for a NULL s. */
 void serve_stats(const serve_t *s, serve_stats_t *out);
 
+/**
+ * tally(owner, bytes, arg) is called on the loop thread for every block request answered from a
+ * registration (an input's or a result's block; not the store fallback, which has no owner), with
+ * the owner given at registration and the block's length, when the block is looked up: so owner is
+ * still registered then (a block whose result file changed meanwhile is counted all the same).
+ * owner is whatever pointer the registration gave: a tally must not assume its type when its
+ * caller registers owners of several kinds. NULL stops it.
+ */
+void serve_set_tally(serve_t *s, void (*tally)(void *owner, uint64_t bytes, void *arg), void *arg);
+
 #endif

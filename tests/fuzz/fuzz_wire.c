@@ -3,7 +3,8 @@
  *
  * A lease answer comes from whatever answers at the submitter's address. Decoding must never crash
  * or leak, and whatever it accepts must hold: 1..WIRE_MAX_LEASE distinct tasks below the job's
- * task count, a lease length in range, and its encoding decodes back to the same.
+ * task count, a lease length in range, and its encoding decodes back to the same. The same for the
+ * head of a done report and a volunteer's decline (a reason its submitter keeps: decline_check holds).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (qn <= 0 || wire_done_decode(q, (size_t)qn, &dback, why, sizeof(why)) != 0 ||
             dback.exit_code != d.exit_code || dback.elapsed_ms != d.elapsed_ms || strcmp(dback.rid, d.rid) != 0 ||
             strcmp(dback.rsig, d.rsig) != 0)
+            abort();
+    }
+    decline_t dc, dcback;
+    if (wire_decline_decode((const char *)data, size, &dc, why, sizeof(why)) == 0) {
+        char q[128];
+        if (decline_check(&dc) != 0)
+            abort();
+        int qn = wire_decline_encode(&dc, q, sizeof(q));
+        if (dc.code != DECLINE_OTHER &&
+            (qn <= 0 || wire_decline_decode(q, (size_t)qn, &dcback, why, sizeof(why)) != 0 || dcback.code != dc.code ||
+             dcback.have != dc.have || dcback.used != dc.used || dcback.of != dc.of))
             abort();
     }
     if (wire_lease_decode((const char *)data, size, ntasks, &l, NULL, why, sizeof(why)) != 0)

@@ -35,6 +35,12 @@ t_help() {
     assert_match "$OUT" 'usage' "preon wait --help"
     expect_rc 0 "$PREON" status --help
     assert_match "$OUT" 'usage' "preon status --help"
+    assert_contains "$OUT" --json "preon status --help"
+    expect_rc 0 "$PREON" submit --help
+    assert_match "$OUT" 'usage' "preon submit --help"
+    for opt in --mount --name --wait; do
+        assert_contains "$OUT" "$opt" "preon submit --help"
+    done
 }
 
 # Every option a command's --help lists is in the man page (docs/preon.1, where "-" is written "\-"),
@@ -43,7 +49,7 @@ t_the_man_page_covers_every_option_and_command() {
     local man cmd opt missing=""
     man="$(dirname -- "$0")/../../docs/preon.1"
     [ -r "$man" ] || fail "no $man"
-    for cmd in mount tracker get; do
+    for cmd in mount tracker get submit status wait; do
         expect_rc 0 "$PREON" "$cmd" --help
         for opt in $(grep -o -- '--[a-z][a-z-]*' <<<"$OUT" | sort -u); do
             [ "$opt" = --help ] && continue

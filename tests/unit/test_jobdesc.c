@@ -432,6 +432,30 @@ static void jobdesc_parse_size_forms(void **state)
     assert_int_equal(v, INT64_MAX);
 }
 
+/* jobdesc_format_size writes what jobdesc_parse_size reads back, for exact multiples. */
+static void jobdesc_format_size_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t v;
+        const char *s;
+    } cases[] = {
+        {0, "0B"},         {1, "1B"},          {1023, "1023B"},        {1024, "1K"},
+        {1536, "1.5K"},    {1048575, "1.0M"},  {64 * GIB, "64G"},      {16 * GIB, "16G"},
+        {GIB + GIB / 2, "1.5G"}, {512 * MIB, "512M"}, {3 * 1024 * GIB, "3T"}, {5000 * 1024 * GIB, "5000T"},
+    };
+    char buf[32];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_string_equal(jobdesc_format_size(cases[i].v, buf, sizeof(buf)), cases[i].s);
+        uint64_t back;
+        if (!strchr(buf, '.')) {
+            assert_int_equal(jobdesc_parse_size(buf, &back), 0);
+            assert_int_equal(back, cases[i].v);
+        }
+    }
+    assert_string_equal(jobdesc_format_size(64 * GIB, buf, 3), "64"); /* cut at cap */
+}
+
 static void jobdesc_parse_duration_forms(void **state)
 {
     (void)state;
@@ -512,6 +536,7 @@ int main(void)
         cmocka_unit_test(jobdesc_error_keeps_earlier_values_and_releases),
         cmocka_unit_test(jobdesc_why_may_be_tiny),
         cmocka_unit_test(jobdesc_parse_size_forms),
+        cmocka_unit_test(jobdesc_format_size_forms),
         cmocka_unit_test(jobdesc_parse_duration_forms),
         cmocka_unit_test(jobdesc_check_rejects_each_field),
     };

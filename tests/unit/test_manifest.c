@@ -414,6 +414,9 @@ static void manifest_decode_rejects_wrong_types_and_ranges(void **state)
     expect_reject_edit("\"name\":\"mandel\"", "\"name\":\"\"", "name: empty");
     expect_reject_edit("\"name\":\"mandel\"", "\"name\":\"a/b\"", "name: contains '/'");
     expect_reject_edit("\"name\":\"mandel\"", "\"name\":\".hidden\"", "name: starts with '.'");
+    /* a name is a line of status/<job>: "x\nstate: done" would forge the lines after it */
+    expect_reject_edit("\"name\":\"mandel\"", "\"name\":\"x\\nstate: done\"", "name: has a control character");
+    expect_reject_edit("\"name\":\"mandel\"", "\"name\":\"a\\u007fb\"", "name: has a control character");
     expect_reject_edit("\"name\":\"mandel\"", "\"name\":7", "manifest.name: not a string");
     expect_reject_edit("\"name\":\"mandel\",", "\"name\":\"mandel\",\"submitter\":\"ABCD\",", "submitter: not a lower-case hex");
     expect_reject_edit("\"name\":\"mandel\",", "\"name\":\"mandel\",\"submitter\":\"abc\",", "submitter: not a lower-case hex");

@@ -404,6 +404,51 @@ static void serve_checks_arguments(void **state)
     serve_remove(fx->s, &owner);
 }
 
+typedef struct tally {
+    void *owner;
+    uint64_t bytes;
+    unsigned calls;
+} tally_t;
+
+static void on_tally(void *owner, uint64_t bytes, void *arg)
+{
+    tally_t *t = arg;
+    t->owner = owner;
+    t->bytes += bytes;
+    t->calls++;
+}
+
+/* The tally counts each block served from a registration, for its owner, and none from the store. */
+static void serve_tally_counts_blocks_by_owner(void **state)
+{
+    fx_t *fx = *state;
+    int owner;
+    tally_t t = {0};
+    char *in = xasprintf("%s/in", fx->dir), *res = xasprintf("%s/res", fx->dir);
+    serve_set_tally(fx->s, on_tally, &t);
+    assert_int_equal(serve_add_job(fx->s, JOB, &fx->m, in, &owner), 0);
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(get_block(fx, &fx->mf.blocks[b])->code, 200);
+    assert_ptr_equal(t.owner, &owner);
+    assert_int_equal(t.calls, 3);
+    assert_int_equal(t.bytes, FILE_LEN);
+    serve_remove(fx->s, &owner);
+    assert_int_equal(serve_add_result(fx->s, &fx->m, res, &owner), 0);
+    assert_int_equal(get_block(fx, &fx->mf.blocks[2])->code, 200);
+    assert_int_equal(t.bytes, FILE_LEN + (FILE_LEN - 2 * BS));
+    serve_remove(fx->s, &owner);
+    uint8_t other[100];
+    memset(other, 'y', sizeof(other));
+    hash_t oh;
+    hash_sha256(other, sizeof(other), &oh);
+    assert_int_equal(store_put(fx->store, &oh, other, sizeof(other)), 0);
+    assert_int_equal(get_block(fx, &oh)->code, 200);
+    assert_int_equal(t.calls, 4); /* the store's block has no owner */
+    serve_set_tally(fx->s, NULL, NULL);
+    free(in);
+    free(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +458,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(serve_close_while_a_block_is_opened, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_inputs_gone_fall_back_to_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_checks_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(serve_tally_counts_blocks_by_owner, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -866,6 +866,45 @@ static void results_encoder_limits(void **state)
     free(me);
 }
 
+static void decline_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    char buf[128], why[128];
+    const decline_t ds[] = {
+        {.code = DECLINE_MEMORY, .have = 16ull << 30}, {.code = DECLINE_DISK_FREE, .have = 0},
+        {.code = DECLINE_SLOTS, .used = 2, .of = 2}, {.code = DECLINE_TRUST}, {.code = DECLINE_STOPPING},
+    };
+    for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++) {
+        decline_t back = {0};
+        int n = wire_decline_encode(&ds[i], buf, sizeof(buf));
+        assert_true(n > 0);
+        assert_int_equal(wire_decline_decode(buf, (size_t)n, &back, why, sizeof(why)), 0);
+        assert_int_equal(back.code, ds[i].code);
+        assert_int_equal(back.have, ds[i].have);
+        assert_int_equal(back.used, ds[i].used);
+        assert_int_equal(back.of, ds[i].of);
+    }
+    assert_int_equal(wire_decline_encode(&ds[0], buf, sizeof(buf)), (int)strlen("&why=memory&have=17179869184"));
+    assert_string_equal(buf, "&why=memory&have=17179869184");
+    decline_t d;
+    const char *q = "peer=http://h:1&why=slots&of=4&used=3";
+    assert_int_equal(wire_decline_decode(q, strlen(q), &d, why, sizeof(why)), 0);
+    assert_int_equal(d.used, 3);
+    q = "why=quantum&have=1"; /* a newer peer's reason: kept as "another reason", its numbers not */
+    assert_int_equal(wire_decline_decode(q, strlen(q), &d, why, sizeof(why)), 0);
+    assert_int_equal(d.code, DECLINE_OTHER);
+    assert_int_equal(d.have, 0);
+    assert_int_equal(wire_decline_encode(&d, buf, sizeof(buf)), -EINVAL); /* we never send one */
+    const char *bad[] = {"", "why=", "why=Memory&have=1", "why=memory", "why=memory&have=-1",
+                         "why=memory&have=576460752303423489", "why=memory&have=1x", "why=slots&used=3&of=2",
+                         "why=slots&used=1", "why=slots&used=1&of=65537", "why=a%20b", "whyx=trust"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(wire_decline_decode(bad[i], strlen(bad[i]), &d, why, sizeof(why)), -EPROTO);
+    decline_t over = {.code = DECLINE_SLOTS, .used = 3, .of = 2};
+    assert_int_equal(wire_decline_encode(&over, buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(wire_decline_encode(&ds[0], buf, 10), -EMSGSIZE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +913,7 @@ int main(void)
         cmocka_unit_test(lease_bad_answers_are_refused),
         cmocka_unit_test(lease_checkpoints_round_trip_and_bad_ones_are_dropped),
         cmocka_unit_test(done_round_trip_and_refusals),
+        cmocka_unit_test(decline_round_trip_and_refusals),
         cmocka_unit_test(jobs_round_trip),
         cmocka_unit_test(jobs_bad_sig_is_dropped),
         cmocka_unit_test(jobs_bad_entries_are_dropped),
