@@ -8,7 +8,7 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wshadow \
              -Wstrict-prototypes -Wno-unused-parameter -fno-strict-aliasing
 CPPFLAGS  += -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I. $(shell pkg-config --cflags $(PKGS))
-LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread
+LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 CORE_SRC  := $(wildcard core/*.c)
 SWARM_SRC := $(wildcard swarm/*.c)
