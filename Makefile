@@ -28,6 +28,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The status page (pool/status.html) as the lines of one C string literal, which pool/web.c
+# includes: the page is one file to edit and view, and one static asset in the binary.
+$(BUILD)/gen/status_html.inc: pool/status.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/pool/web.o: $(BUILD)/gen/status_html.inc
+$(BUILD)/pool/web.o: CPPFLAGS += -I$(BUILD)/gen
+
 $(BUILD)/libpreon.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
