@@ -15,7 +15,11 @@
 #               sandbox), bash (/dev/tcp in the network test)
 #   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
 #               (the HTTP load generator of that benchmark)
+#   web:        chromium and nodejs (tests/integration/test_web.sh drives the status page in headless
+#               Chromium with playwright-core, installed below with npm ci from tests/browser's lock
+#               file; never a browser of Playwright's own), prometheus (promtool check metrics)
 set -euo pipefail
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 
 PKGS=(
     build-essential pkg-config make clang libclang-rt-14-dev
@@ -25,6 +29,7 @@ PKGS=(
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
     grep sed mawk bash ca-certificates
     opentracker wrk
+    nodejs chromium prometheus
 )
 
 missing=()
@@ -35,20 +40,33 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
+# npm: part of a nodejs package built by Node.js's own packagers (which also conflicts with
+# Debian's npm package); Debian's nodejs needs Debian's npm beside it.
+if ! command -v npm >/dev/null 2>&1 && ! dpkg-query -W -f='${Provides}' nodejs 2>/dev/null | grep -qw npm; then
+    missing+=(npm)
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: all ${#PKGS[@]} packages are installed"
-    exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
-if [ "$(id -u)" -eq 0 ]; then
-    as_root=(env DEBIAN_FRONTEND=noninteractive)
-elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
 else
-    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
-    exit 1
+    echo "install-deps: installing ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=(env DEBIAN_FRONTEND=noninteractive)
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+    else
+        echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    "${as_root[@]}" apt-get update
+    "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-"${as_root[@]}" apt-get update
-"${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+# The browser tests' driver: playwright-core at the version tests/browser/package-lock.json pins,
+# from the npm registry (npm ci: exactly the lock file), when missing or older than the lock file.
+browser=$root/tests/browser
+if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+    [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
