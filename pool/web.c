@@ -41,12 +41,17 @@ static const char status_html[] =
 
 /* ---- the snapshot ---- */
 
+typedef struct worker_where {
+    const char *worker, *url;
+} worker_where_t;
+
 typedef struct gather {
     status_snap_t s;
     status_job_t *jobs;
     status_task_t *tasks; /* every job's, in one array of STATUS_MAX_ALL_TASKS */
     size_t n_tasks;
-    char (*urls)[FETCH_MAX_PEER_URL + 1]; /* worker URLs found for the tasks listed */
+    worker_where_t where[16]; /* where the volunteers running the listed tasks are reached */
+    size_t n_where;
     status_peer_t *peers;
     status_event_t *events;
     char host[256];
@@ -111,6 +116,21 @@ static size_t pick_tasks(pool_t *pool, const job_t *j, uint32_t *out, size_t cap
     return n;
 }
 
+/* Where the volunteer whose key is worker (a coordination core id: the same pointer for the same
+ * worker) is reached, or NULL; remembered for the request, as a job's running tasks share few
+ * workers. Borrowed from the pool's bound keys (trust.c): valid while the handler runs. */
+static const char *worker_url(pool_t *pool, gather_t *g, const char *worker)
+{
+    for (size_t i = 0; i < g->n_where; i++)
+        if (g->where[i].worker == worker)
+            return g->where[i].url;
+    key_pub_t k;
+    const char *url = key_pub_from_hex(worker, strlen(worker), &k) == 0 ? pool__bound_url(pool, &k) : NULL;
+    if (g->n_where < sizeof(g->where) / sizeof(g->where[0]))
+        g->where[g->n_where++] = (worker_where_t){.worker = worker, .url = url};
+    return url;
+}
+
 /* The task entries of j (listed from g->tasks[g->n_tasks...]). */
 static void gather_tasks(pool_t *pool, gather_t *g, const job_t *j, status_job_t *sj, uint64_t now)
 {
@@ -168,14 +188,8 @@ static void gather_tasks(pool_t *pool, gather_t *g, const job_t *j, status_job_t
             if (st->state == TASK_FAILED)
                 st->reason = fail_reason(j, t);
         }
-        key_pub_t k;
-        if (st->worker && !st->here && key_pub_from_hex(st->worker, strlen(st->worker), &k) == 0) {
-            const char *url = pool__bound_url(pool, &k);
-            if (url) {
-                snprintf(g->urls[g->n_tasks + i], sizeof(g->urls[0]), "%s", url);
-                st->worker_url = g->urls[g->n_tasks + i];
-            }
-        }
+        if (st->state == TASK_RUNNING && st->worker && !st->here)
+            st->worker_url = worker_url(pool, g, st->worker);
     }
     sj->n_tasks = n;
     sj->tasks_truncated = ntasks > n;
@@ -350,7 +364,6 @@ static void gather_lists(pool_t *pool, gather_t *g)
 {
     g->jobs = xcalloc(STATUS_MAX_JOBS, sizeof(*g->jobs));
     g->tasks = xcalloc(STATUS_MAX_ALL_TASKS, sizeof(*g->tasks));
-    g->urls = xcalloc(STATUS_MAX_ALL_TASKS, sizeof(*g->urls));
     g->s.jobs = g->jobs;
     gather_jobs(pool, g, g->s.now_ms);
     gather_peers(pool, g);
@@ -369,7 +382,6 @@ static void gather_free(gather_t *g)
 {
     free(g->jobs);
     free(g->tasks);
-    free(g->urls);
     free(g->peers);
     free(g->events);
 }

@@ -19,11 +19,12 @@ HOSTILE='<img src=x onerror=alert(1)> & <b>bold'
 # task's process, which sees the sandbox's /task.
 GATE_RUN='mkfifo go && read -r line <go && rm -f go && echo "$line" >out.txt'
 
-# gate_fifo: the path, from here, of the gate task's FIFO once it exists (bounded wait).
+# gate_fifo [UID]: the path, from here, of the gate task's FIFO once it exists (bounded wait); the
+# task runs as UID (default $UID_BASE: slot 0 of a peer started with --uid-base $UID_BASE).
 gate_fifo() {
-    local end=$((SECONDS + 20)) pid
+    local uid=${1:-$UID_BASE} end=$((SECONDS + 20)) pid
     while [ "$SECONDS" -le "$end" ]; do
-        for pid in $(pgrep -u "$UID_BASE" || true); do
+        for pid in $(pgrep -u "$uid" || true); do
             if [ -p "/proc/$pid/root/task/go" ]; then
                 echo "/proc/$pid/root/task/go"
                 return 0
@@ -31,12 +32,13 @@ gate_fifo() {
         done
         sleep 0.05
     done
-    fail "the gate task never made its FIFO (processes of uid $UID_BASE: $(pgrep -a -u "$UID_BASE" || true))"
+    fail "the gate task never made its FIFO (processes of uid $uid: $(pgrep -a -u "$uid" || true))"
 }
 
+# release_gate LINE [UID]: writes LINE into the gate task's FIFO: its task ends.
 release_gate() {
     local fifo
-    fifo=$(gate_fifo)
+    fifo=$(gate_fifo "${2:-}")
     timeout 10 sh -c 'echo "$2" >"$1"' _ "$fifo" "$1" || fail "could not write to the gate task's FIFO $fifo"
 }
 
@@ -68,7 +70,7 @@ t_status_page_in_a_browser() {
     url=$(peer_field "$m" http)
     publish_job "$m" "$HOSTILE" 'echo fine'
     st=$(wait_job "$m" "$HOSTILE")
-    assert_eq done "$(field state <<<"$st")" "state of the job named with HTML"
+    assert_eq "done" "$(field state <<<"$st")" "state of the job named with HTML"
     publish_job "$m" gate "$GATE_RUN"
     wait_status "$m" gate state running
     gate_fifo >/dev/null # its task waits now
@@ -86,14 +88,14 @@ t_status_page_in_a_browser() {
     assert_eq running "$(status_field "$m" gate state)" "state in status/ while the page showed it running"
     release_gate released
     read -r -t 60 -u "$rfd" line || true
-    [ "$line" = done ] || { cat "$out" >&2; fail "the open page never showed gate as done (driver said: '$line')"; }
+    [ "$line" = "done" ] || { cat "$out" >&2; fail "the open page never showed gate as done (driver said: '$line')"; }
     read -r -t 60 -u "$rfd" line || true
     exec {rfd}<&-
     [ "$line" = ok ] || { cat "$out" >&2; fail "the page's checks: $line"; }
     _wait_pid "$pid" 10 KILL
     assert_eq 0 "$_WAIT_RC" "the driver's exit status"
     st=$(wait_job "$m" gate)
-    assert_eq done "$(field state <<<"$st")" "gate's state"
+    assert_eq "done" "$(field state <<<"$st")" "gate's state"
     assert_file_eq "$m/results/gate/0/out.txt" released
     # The PNGs are real images; kept past the test (their paths are printed under its PASS line).
     local f
@@ -174,6 +176,44 @@ t_status_json() {
     n429=$(curl -s -w '%{http_code}\n' "${urls[@]}" | grep -c '^429$' || true)
     [ "$n429" -gt 0 ] || fail "200 GETs of / and /metrics on one connection were never refused with 429 (--host-budget 20)"
     [ "$(peer_field "$m" requests-over-budget)" -ge "$n429" ] || fail "requests-over-budget below $n429"
+}
+
+# A volunteer runs the submitter's task: the submitter's page names it (key and address) and counts
+# a lease given, the volunteer's a lease held; both go when the task is done.
+t_leases_on_the_page() {
+    start_peer A --port 0 --slots 0
+    local m url b urlb keyb body st
+    m=$(mnt A)
+    url=$(peer_field "$m" http)
+    start_peer B --port 0 --slots 1 --peer "$url" --uid-base $((UID_BASE + 10))
+    b=$(mnt B)
+    urlb=$(peer_field "$b" http)
+    keyb=$(peer_field "$b" key)
+    publish_job "$m" held "$GATE_RUN"
+    wait_status "$m" held running 1 30
+    gate_fifo $((UID_BASE + 10)) >/dev/null
+    body=$(curl -sS "$url/v1/status")
+    assert_eq running "$(json 'd.jobs[0].tasks[0].state' <<<"$body")" "the task's state on A"
+    assert_eq "$keyb" "$(json 'd.jobs[0].tasks[0].worker' <<<"$body")" "its worker on A"
+    assert_eq "$urlb" "$(json 'd.jobs[0].tasks[0].worker_url' <<<"$body")" "where A reaches it"
+    assert_eq false "$(json 'd.jobs[0].tasks[0].here' <<<"$body")" "run here"
+    assert_eq 1 "$(json 'd.pool.leases_given' <<<"$body")" "A's leases given"
+    assert_eq 1 "$(metric "$url" preon_leases_given)" "A's preon_leases_given"
+    assert_eq 1 "$(metric "$urlb" preon_leases_held)" "B's preon_leases_held"
+    body=$(curl -sS "$urlb/v1/status")
+    assert_eq remote "$(json 'd.jobs[0].origin' <<<"$body")" "the job on B"
+    assert_eq "running $keyb true" "$(json '[d.jobs[0].tasks[0].state, d.jobs[0].tasks[0].worker, d.jobs[0].tasks[0].here].join(" ")' <<<"$body")" \
+        "the task on B"
+    release_gate fine $((UID_BASE + 10))
+    st=$(wait_job "$m" held)
+    assert_eq "done" "$(field state <<<"$st")" "held's state"
+    assert_eq 0 "$(metric "$url" preon_leases_given)" "A's leases given, after"
+    assert_eq 1 "$(metric "$url" preon_task_dispatch_duration_seconds_count)" "A's dispatch latency samples"
+    assert_eq 1 "$(metric "$urlb" 'preon_task_runs_total{result="succeeded"}')" "B's runs"
+    body=$(curl -sS "$url/v1/status")
+    assert_eq "succeeded $keyb" "$(json '[d.jobs[0].tasks[0].state, d.jobs[0].tasks[0].worker].join(" ")' <<<"$body")" \
+        "the task on A, after"
+    assert_match "$(json 'd.events.map(e => e.text).join("\n")' <<<"$body")" "job held: task 0 leased to" "A's events"
 }
 
 t_metrics() {
