@@ -50,7 +50,7 @@ typedef struct gather {
     status_job_t *jobs;
     status_task_t *tasks; /* every job's, in one array of STATUS_MAX_ALL_TASKS */
     size_t n_tasks;
-    worker_where_t where[16]; /* where the volunteers running the listed tasks are reached */
+    worker_where_t where[64]; /* where the workers of the listed tasks are reached */
     size_t n_where;
     status_peer_t *peers;
     status_event_t *events;
@@ -116,18 +116,20 @@ static size_t pick_tasks(pool_t *pool, const job_t *j, uint32_t *out, size_t cap
     return n;
 }
 
-/* Where the volunteer whose key is worker (a coordination core id: the same pointer for the same
- * worker) is reached, or NULL; remembered for the request, as a job's running tasks share few
- * workers. Borrowed from the pool's bound keys (trust.c): valid while the handler runs. */
+/* Where the worker whose key (hex) is worker is reached, or NULL. Looked up once per worker and
+ * request, for the first 64 workers met (the tasks of a pool share few; past them no address is
+ * shown, so a request costs at most 64 look-ups). Borrowed from the pool's bound keys (trust.c):
+ * valid while the handler runs. */
 static const char *worker_url(pool_t *pool, gather_t *g, const char *worker)
 {
     for (size_t i = 0; i < g->n_where; i++)
-        if (g->where[i].worker == worker)
+        if (!strcmp(g->where[i].worker, worker))
             return g->where[i].url;
+    if (g->n_where == sizeof(g->where) / sizeof(g->where[0]))
+        return NULL;
     key_pub_t k;
     const char *url = key_pub_from_hex(worker, strlen(worker), &k) == 0 ? pool__bound_url(pool, &k) : NULL;
-    if (g->n_where < sizeof(g->where) / sizeof(g->where[0]))
-        g->where[g->n_where++] = (worker_where_t){.worker = worker, .url = url};
+    g->where[g->n_where++] = (worker_where_t){.worker = worker, .url = url};
     return url;
 }
 
@@ -188,7 +190,7 @@ static void gather_tasks(pool_t *pool, gather_t *g, const job_t *j, status_job_t
             if (st->state == TASK_FAILED)
                 st->reason = fail_reason(j, t);
         }
-        if (st->state == TASK_RUNNING && st->worker && !st->here)
+        if (st->worker && !st->here)
             st->worker_url = worker_url(pool, g, st->worker);
     }
     sj->n_tasks = n;
