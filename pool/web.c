@@ -443,8 +443,15 @@ static void on_page(httpd_req_t *r, void *arg)
     if (!admit(pool, r))
         return;
     const char *path = httpd_req_path(r);
+    size_t qlen = 0;
+    httpd_req_query(r, &qlen);
     if (strcmp(path, "/") != 0 && strcmp(path, "/index.html") != 0) /* "/" catches every path no route takes */
         return pool__api_error(r, 404, "not found (the status page is /, its data /v1/status)");
+    /* The page takes no query. One with a query is most likely a BitTorrent announce sent to a
+     * peer's base URL (--tracker without /announce): a 404 lets the client say what to try. */
+    if (qlen)
+        return pool__api_error(r, 404, "not found (the status page takes no query; a tracker's announce URL ends "
+                                       "in /announce)");
     httpd_reply_header(r, "Content-Security-Policy", pool->web_csp);
     httpd_reply_header(r, "X-Content-Type-Options", "nosniff");
     httpd_reply_header(r, "Referrer-Policy", "no-referrer");

@@ -166,6 +166,10 @@ t_status_json() {
     assert_not_contains "$body" 'https://' "the page (nothing from elsewhere)"
     code=$(curl -s -o /dev/null -w '%{http_code}' "$url/favicon.ico")
     assert_eq 404 "$code" "an unknown path"
+    # an announce sent to the peer's base URL (--tracker without /announce) is not the page: 404,
+    # so the announcing peer can say what to try (test_peerapi.sh)
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url/?info_hash=x")
+    assert_eq 404 "$code" "/ with a query"
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/")
     assert_eq 405 "$code" "POST /"
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/metrics")
