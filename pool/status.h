@@ -24,10 +24,10 @@
 #define STATUS_MAX_JOBS 100        /**< jobs listed: the newest */
 #endif
 #ifndef STATUS_MAX_TASKS
-#define STATUS_MAX_TASKS 200       /**< tasks listed per job: those running first, then the failed, then by index */
+#define STATUS_MAX_TASKS 100       /**< tasks listed per job: those running first, then the failed, then by index */
 #endif
 #ifndef STATUS_MAX_ALL_TASKS
-#define STATUS_MAX_ALL_TASKS 4000  /**< tasks listed in all jobs together */
+#define STATUS_MAX_ALL_TASKS 1000  /**< tasks listed in all jobs together (about 80 bytes of JSON each) */
 #endif
 #ifndef STATUS_MAX_PEERS
 #define STATUS_MAX_PEERS 100       /**< peers listed: the fastest first */

@@ -224,7 +224,8 @@ static void gather_jobs(pool_t *pool, gather_t *g, uint64_t now)
 {
     size_t live = g->s.jobs_total;
     size_t skip = live > STATUS_MAX_JOBS ? live - STATUS_MAX_JOBS : 0, seen = 0, n = 0;
-    for (job_t *j = pool->joblist; j; j = j->next) {
+    job_t *shown[STATUS_MAX_JOBS];
+    for (job_t *j = pool->joblist; j && n < STATUS_MAX_JOBS; j = j->next) {
         if (j->gone || j->creating || seen++ < skip) /* the list is oldest first: the newest are shown */
             continue;
         status_job_t *sj = &g->jobs[n++];
@@ -239,8 +240,12 @@ static void gather_jobs(pool_t *pool, gather_t *g, uint64_t now)
             else
                 coord_counts(pool->coord, j->id, &sj->counts);
         }
-        gather_tasks(pool, g, j, sj, now);
+        sj->tasks = g->tasks;
+        sj->tasks_truncated = j->man.desc.tasks > 0;
+        shown[n - 1] = j;
     }
+    for (size_t i = n; i-- > 0;) /* the newest jobs get their tasks listed first (STATUS_MAX_ALL_TASKS) */
+        gather_tasks(pool, g, shown[i], &g->jobs[i], now);
     g->s.n_jobs = n;
 }
 

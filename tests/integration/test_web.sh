@@ -150,9 +150,9 @@ t_status_json() {
     wait_status "$mb" big state running
     body=$(curl -sS "$urlb/v1/status")
     assert_eq 300 "$(json 'd.jobs[0].counts.waiting' <<<"$body")" "waiting"
-    assert_eq 200 "$(json 'd.jobs[0].tasks.length' <<<"$body")" "tasks listed"
+    assert_eq 100 "$(json 'd.jobs[0].tasks.length' <<<"$body")" "tasks listed"
     assert_eq true "$(json 'd.jobs[0].tasks_truncated' <<<"$body")" "tasks_truncated"
-    assert_eq 200 "$(json 'd.limits.tasks_per_job' <<<"$body")" "the limit, said"
+    assert_eq 100 "$(json 'd.limits.tasks_per_job' <<<"$body")" "the limit, said"
 
     # the page: HTML with a CSP that forbids loads from elsewhere; other paths 404; GET only
     body=$(curl -sS -D "$hdr" "$url/")
