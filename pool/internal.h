@@ -290,8 +290,11 @@ void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 
 /* events.c */
 /** Logs a line at level (as log_msg) and keeps it as one of the recent events of the status page
- *  (cut at POOL_EVENT_LEN bytes in both). For what happens to jobs, tasks and pool peers. */
+ *  (cut there at POOL_EVENT_LEN bytes). For what happens to jobs, tasks and pool peers. */
 void pool__note(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Keeps a recent event without logging it (a line per task that succeeded would crowd the log;
+ *  a line logged already by a lower module). */
+void pool__event(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /** Up to max of the recent events, newest first, into out (borrowed: valid until the next
  *  pool__note); returns how many. */
 size_t pool__events(const pool_t *p, const pool_event_t **out, size_t max);

@@ -852,7 +852,7 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
                    here ? "here" : "key ", here ? "" : worker ? worker : "?", here ? "" : "...",
                    reason ? reason : "failed");
     } else {
-        pool__note(pool, LOG_LEVEL_INFO, "job %s task %u succeeded (%s%.16s%s, %llu ms)", j->name, task,
+        pool__event(pool, LOG_LEVEL_INFO, "job %s task %u succeeded (%s%.16s%s, %llu ms)", j->name, task,
                    here ? "here" : "key ", here ? "" : worker ? worker : "?", here ? "" : "...",
                    (unsigned long long)elapsed_ms);
     }

@@ -87,12 +87,13 @@ static void on_loop_iteration(uv_prepare_t *h)
     pool->lag_last_wait_ns = wait;
 }
 
-/* A peer sent bytes that are not the block asked for (the fetcher logged it and lowered its score). */
+/* A peer sent bytes that are not the block asked for: an event of the status page (the fetcher
+ * logged it and lowered its score). */
 static void bad_block(const char *peer, const hash_t *h, int reason, void *arg)
 {
     char hex[HASH_HEX_LEN + 1];
     hash_to_hex(h, hex);
-    pool__note(arg, LOG_LEVEL_WARN, "peer %s sent a bad block %.16s... (%s)", peer, hex,
+    pool__event(arg, LOG_LEVEL_WARN, "peer %s sent a bad block %.16s... (%s)", peer, hex,
                reason == -EMSGSIZE ? "too long" : reason == -EPROTO ? "too short" : "SHA-256 mismatch");
 }
 
