@@ -63,6 +63,37 @@ static json_t *jstr(const char *s)
     return j ? j : json_string("?");
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t status_pick_tasks(uint32_t *first, size_t nfirst, uint32_t ntasks, bool (*fill)(uint32_t t, void *arg),
+                         void *arg, uint32_t fill_max, uint32_t *out, size_t cap)
+{
+    if (nfirst)
+        qsort(first, nfirst, sizeof(*first), cmp_u32);
+    size_t n = 0;
+    for (size_t i = 0; i < nfirst && n < cap && first[i] < ntasks; i++)
+        if (!n || out[n - 1] != first[i])
+            out[n++] = first[i];
+    size_t chosen = n, k = 0;
+    uint32_t seen = 0;
+    for (uint32_t t = 0; t < ntasks && n < cap && seen < fill_max; t++) {
+        if (fill && !fill(t, arg))
+            continue;
+        seen++;
+        while (k < chosen && out[k] < t)
+            k++;
+        if (k < chosen && out[k] == t)
+            continue;
+        out[n++] = t;
+    }
+    qsort(out, n, sizeof(*out), cmp_u32);
+    return n;
+}
+
 static void set(json_t *o, const char *key, json_t *v) { json_object_set_new(o, key, v); }
 static void set_u(json_t *o, const char *key, uint64_t v) { set(o, key, json_integer((json_int_t)v)); }
 

@@ -107,6 +107,17 @@ typedef struct status_snap {
     size_t n_events;
 } status_snap_t;
 
+/**
+ * Which of a job's ntasks tasks to list, at most cap, into out (ascending, each once): first the
+ * indices first[0..nfirst) (its running and failed tasks; those at or over ntasks are dropped, and
+ * if there are more than cap, the lowest are kept), then the lowest other indices t for which
+ * fill(t, arg) is true (fill NULL: every index), looking no further once fill_max indices passed
+ * fill (counted whether listed or not: a job whose matches are all seen is not walked to its end).
+ * Returns how many. first may be reordered. O(nfirst log nfirst + the indices walked).
+ */
+size_t status_pick_tasks(uint32_t *first, size_t nfirst, uint32_t ntasks, bool (*fill)(uint32_t t, void *arg),
+                         void *arg, uint32_t fill_max, uint32_t *out, size_t cap);
+
 /** The JSON of GET /v1/status (compact, xmalloc'd, *len bytes). 0, or -EIO if it cannot be encoded. */
 int status_json(const status_snap_t *s, char **out, size_t *len);
 /** The text of GET /metrics (xmalloc'd, *len bytes): every family with its HELP and TYPE. */

@@ -57,12 +57,6 @@ typedef struct gather {
     char host[256];
 } gather_t;
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* "N reason" (jobs.c's fail_line) for task t, or NULL: the reason shown for a failed task. */
 static const char *fail_reason(const job_t *j, uint32_t t)
 {
@@ -75,45 +69,34 @@ static const char *fail_reason(const job_t *j, uint32_t t)
     return NULL;
 }
 
-/* Which tasks of j to list (at most cap): running ones, failed ones, then the lowest indices. Sorted. */
+/* A remote job's task is listed if its result is here. */
+static bool has_result(uint32_t t, void *arg)
+{
+    const job_t *j = arg;
+    return j->tres && j->tres[t];
+}
+
+/* Which tasks of j to list (at most cap, ascending): running and failed ones, then the lowest
+ * indices (another peer's job: its tasks running here, then those whose result is here). */
 static size_t pick_tasks(pool_t *pool, const job_t *j, uint32_t *out, size_t cap)
 {
-    uint32_t ntasks = j->man.desc.tasks;
+    uint32_t first[STATUS_MAX_TASKS + POOL_MAX_FAIL_LINES];
     size_t n = 0;
     if (!j->remote) {
-        n = coord_job_leased(pool->coord, j->id, out, cap);
-        n = n < cap ? n : cap;
-        for (size_t i = 0; i < j->n_fail_lines && n < cap; i++) {
+        n = coord_job_leased(pool->coord, j->id, first, STATUS_MAX_TASKS);
+        n = n < STATUS_MAX_TASKS ? n : STATUS_MAX_TASKS;
+        for (size_t i = 0; i < j->n_fail_lines && i < POOL_MAX_FAIL_LINES; i++) {
             char *end;
             unsigned long t = strtoul(j->fail_lines[i], &end, 10);
-            if (end != j->fail_lines[i] && t < ntasks)
-                out[n++] = (uint32_t)t;
+            if (end != j->fail_lines[i] && t < UINT32_MAX)
+                first[n++] = (uint32_t)t;
         }
-    } else {
-        for (running_t *r = pool->running; r && n < cap; r = r->next) /* its tasks running here */
-            if (r->job == j && r->task < ntasks)
-                out[n++] = r->task;
+        return status_pick_tasks(first, n, j->man.desc.tasks, NULL, NULL, UINT32_MAX, out, cap);
     }
-    qsort(out, n, sizeof(*out), cmp_u32);
-    size_t m = 0; /* unique */
-    for (size_t i = 0; i < n; i++)
-        if (!m || out[m - 1] != out[i])
-            out[m++] = out[i];
-    n = m;
-    size_t chosen = n, k = 0;
-    uint32_t results = 0; /* a remote job: the walk ends once every result here is found */
-    /* then the lowest indices not chosen yet (a remote job: those with a result here) */
-    for (uint32_t t = 0; t < ntasks && n < cap && (!j->remote || results < j->n_tres); t++) {
-        bool res = j->tres && j->tres[t];
-        results += res;
-        while (k < chosen && out[k] < t)
-            k++;
-        if ((k < chosen && out[k] == t) || (j->remote && !res))
-            continue;
-        out[n++] = t;
-    }
-    qsort(out, n, sizeof(*out), cmp_u32);
-    return n;
+    for (running_t *r = pool->running; r && n < STATUS_MAX_TASKS; r = r->next)
+        if (r->job == j)
+            first[n++] = r->task;
+    return status_pick_tasks(first, n, j->man.desc.tasks, has_result, (void *)j, j->n_tres, out, cap);
 }
 
 /* Where the worker whose key (hex) is worker is reached, or NULL. Looked up once per worker and
