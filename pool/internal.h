@@ -59,6 +59,12 @@ typedef pool_res_t taskres_t;
 #define POOL_BULK_FACTOR 16      /* block and bitfield requests: this many times the host budget */
 #define POOL_KEY_BUDGET 200      /* signed requests per second per key */
 #define POOL_BUDGET_ENTRIES 4096 /* hosts (and keys) tracked by each budget */
+/* /v1/status and /metrics (web.c) cost the loop far more than other reads (/v1/status up to a few
+ * ms at its listing bounds, pool/status.h), and need no signature: on top of the host budget they
+ * have budgets of their own, per host and for every host together, so no client (nor many)
+ * can keep the loop making them. A page polls once a second. */
+#define POOL_STATUS_BUDGET 10     /* status and metrics answers per second per host (bursts of twice that) */
+#define POOL_STATUS_ALL_BUDGET 20 /* the same from every host together (bursts of as many) */
 #define POOL_MAX_RECORDS_SHOWN 64 /* workers' records the peer file lists */
 #define POOL_MAX_QUORUM_LINES 256 /* tasks' votes a job's status lists */
 #define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
@@ -198,6 +204,7 @@ struct pool {
     unsigned n_manifests;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
+    struct budget *host_status, *all_status;          /**< /v1/status and /metrics (web.c) */
     uint64_t budget_said_ms;  /**< when a refusal was last logged */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
     uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
@@ -357,6 +364,8 @@ const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
  * (at most every 10 s). what: "host" or "key", for the log.
  */
 bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
+/** (gate.c) Requests refused with 429 since start, by every budget. */
+uint64_t pool__refused(const pool_t *p);
 
 /** (jobs.c) Appends the block hashes of m's files to *v (*n used, *cap allocated). */
 void pool__manifest_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap);

@@ -26,7 +26,6 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/auth.h"
-#include "pool/budget.h"
 #include "pool/internal.h"
 #include "pool/work.h"
 
@@ -1434,9 +1433,7 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
     }
-    sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)(budget_refused(pool->host_api) +
-                                                                       budget_refused(pool->host_bulk) +
-                                                                       budget_refused(pool->key_signed)));
+    sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)pool__refused(pool));
     sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nvotes-without-bytes: %llu\n",
               (unsigned long long)pool->results_served, (unsigned long long)pool->results_fetched,
               (unsigned long long)pool->votes_without_bytes);

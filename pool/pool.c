@@ -118,6 +118,8 @@ static void free_all(pool_t *pool)
     budget_free(pool->host_api);
     budget_free(pool->host_bulk);
     budget_free(pool->key_signed);
+    budget_free(pool->host_status);
+    budget_free(pool->all_status);
     pool__peer_keys_free(pool);
     auth_guard_free(pool->guard);
     key_free(pool->key);
@@ -243,6 +245,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->host_api = budget_new(hb, 2 * hb, POOL_BUDGET_ENTRIES);
     pool->host_bulk = budget_new(POOL_BULK_FACTOR * hb, 2 * POOL_BULK_FACTOR * hb, POOL_BUDGET_ENTRIES);
     pool->key_signed = budget_new(kb, 2 * kb, POOL_BUDGET_ENTRIES);
+    pool->host_status = budget_new(POOL_STATUS_BUDGET, 2 * POOL_STATUS_BUDGET, POOL_BUDGET_ENTRIES);
+    pool->all_status = budget_new(POOL_STATUS_ALL_BUDGET, POOL_STATUS_ALL_BUDGET, 1);
     pool->coord = coord_new(&(coord_opts_t){.max_attempts = POOL_MAX_ATTEMPTS,
                                             .max_leases_per_worker = POOL_MAX_LEASES_PER_WORKER,
                                             .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST,

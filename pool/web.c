@@ -5,7 +5,10 @@
  *  - GET /v1/status the same as JSON (pool/status.h says what, docs/protocol.md how);
  *  - GET /metrics   the Prometheus text format.
  * Read-only GETs, unsigned (a browser must load them), charged to the caller's per-host request
- * budget like every read of the peer API (pool/gate.c).
+ * budget like every read of the peer API (pool/gate.c). /v1/status and /metrics cost much more than
+ * other reads, so they are also charged to budgets of their own (POOL_STATUS_BUDGET per host,
+ * POOL_STATUS_ALL_BUDGET for every host together): what anyone who reaches the port can make the
+ * loop spend on them is bounded, however many hosts ask.
  *
  * Everything shown is gathered here from the counters and records where they are kept (the
  * coordination core, the jobs, the fetcher, the server, the store, events.c); status.c turns the
@@ -28,7 +31,6 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "pool/budget.h"
 #include "pool/internal.h"
 #include "pool/status.h"
 
@@ -340,8 +342,7 @@ static void gather(pool_t *pool, gather_t *g)
     s->cache_hits = cst.hits;
     s->cache_evictions = cst.evictions;
     s->cache_evicted_bytes = cst.evicted_bytes;
-    s->requests_over_budget =
-        budget_refused(pool->host_api) + budget_refused(pool->host_bulk) + budget_refused(pool->key_signed);
+    s->requests_over_budget = pool__refused(pool);
     s->loop_busy_max_ns = pool->lag_max_ns;
     s->loop_stalls = pool->lag_over_5ms;
     s->dispatch_latency = &pool->dispatch_hist;
@@ -378,6 +379,14 @@ static void gather_free(gather_t *g)
 
 /* ---- the routes ---- */
 
+/* The status's and the metrics' own budgets (on top of the host's): true if r was answered 429. */
+static bool status_over_budget(pool_t *pool, httpd_req_t *r)
+{
+    char host[POOL_MAX_HOST];
+    return pool__over_budget(pool, r, pool->host_status, pool__req_host(r, host, sizeof(host)), "host") ||
+           pool__over_budget(pool, r, pool->all_status, "together", "every host");
+}
+
 /* GET or HEAD, within the caller's request budget: true if r may be answered (else it was). */
 static bool admit(pool_t *pool, httpd_req_t *r)
 {
@@ -395,6 +404,8 @@ bool pool__web_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     if (strcmp(path, "/status") != 0)
         return false;
+    if (status_over_budget(pool, r))
+        return true;
     gather_t g;
     gather(pool, &g);
     gather_lists(pool, &g);
@@ -417,6 +428,8 @@ static void on_metrics(httpd_req_t *r, void *arg)
         return;
     if (strcmp(httpd_req_path(r), WEB_METRICS_PATH) != 0)
         return pool__api_error(r, 404, "not found");
+    if (status_over_budget(pool, r))
+        return;
     gather_t g;
     gather(pool, &g); /* the counters; /metrics lists no job, task, peer or event */
     size_t len = 0;

@@ -182,6 +182,34 @@ t_status_json() {
     [ "$(peer_field "$m" requests-over-budget)" -ge "$n429" ] || fail "requests-over-budget below $n429"
 }
 
+# /v1/status and /metrics cost the loop far more than other reads: budgets of their own on top of
+# the host's (POOL_STATUS_BUDGET per host, bursts of 20; POOL_STATUS_ALL_BUDGET for every host
+# together, bursts of 20), so hosts that each stay within theirs still cannot keep the loop making
+# them. The page itself (a static asset) is not charged to them.
+t_status_budget() {
+    start_peer A --slots 0
+    local m url n urls=()
+    m=$(mnt A)
+    url=$(peer_field "$m" http)
+    # one host: 15 answers (within every budget)
+    for _ in $(seq 1 15); do urls+=(-o /dev/null "$url/v1/status"); done
+    n=$(curl -s -w '%{http_code}\n' "${urls[@]}" | grep -c '^200$' || true)
+    assert_eq 15 "$n" "GETs of /v1/status from 127.0.0.1 answered"
+    # another host (127.0.0.2, within its own budget of 20): the budget of every host together is
+    # spent: 429, and the log says which budget
+    urls=()
+    for _ in $(seq 1 20); do urls+=(-o /dev/null "$url/v1/status"); done
+    n=$(curl -s --interface 127.0.0.2 -w '%{http_code}\n' "${urls[@]}" | grep -c '^429$' || true)
+    [ "$n" -gt 0 ] || fail "20 quick GETs of /v1/status from a second host were never refused (every host's budget)"
+    wait_log A 'every host together is over its request budget \(/v1/status\)' 5
+    [ "$(peer_field "$m" requests-over-budget)" -ge "$n" ] || fail "requests-over-budget below $n"
+    # the page is not charged to them: 60 quick GETs of / all answered
+    urls=()
+    for _ in $(seq 1 60); do urls+=(-o /dev/null "$url/"); done
+    n=$(curl -s -w '%{http_code}\n' "${urls[@]}" | grep -c '^200$' || true)
+    assert_eq 60 "$n" "GETs of / answered"
+}
+
 # A volunteer runs the submitter's task: the submitter's page names it (key and address) and counts
 # a lease given, the volunteer's a lease held; both go when the task is done.
 t_leases_on_the_page() {
