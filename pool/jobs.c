@@ -833,7 +833,9 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
     else
         pool->tasks_failed++;
     if (j->dispatch_t0 && j->dispatch_t0[task]) {
-        uint64_t d = pool_now_ms() - j->dispatch_t0[task];
+        /* pool_now_ms is the wall clock: one set back since the hand-out must not make a time of
+         * 2^64 ms (it went into the histogram's +Inf bucket and its _sum for good) */
+        uint64_t now = pool_now_ms(), d = now > j->dispatch_t0[task] ? now - j->dispatch_t0[task] : 0;
         j->dispatch_t0[task] = 0;
         metrics_hist_observe(&pool->dispatch_hist, (double)d / 1000.0);
         if (j->n_dispatch_ms == j->cap_dispatch_ms) {
