@@ -29,10 +29,12 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The status page (pool/status.html) as the lines of one C string literal, which pool/web.c
-# includes: the page is one file to edit and view, and one static asset in the binary.
-$(BUILD)/gen/status_html.inc: pool/status.html
+# includes: the page is one file to edit and view, and one static asset in the binary. '?' is
+# escaped too: -std=c11 reads trigraphs, so JavaScript's `a ??= b` would become `a #= b`.
+# (Made again when this rule changes: the Makefile is a prerequisite.)
+$(BUILD)/gen/status_html.inc: pool/status.html Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
 $(BUILD)/pool/web.o: $(BUILD)/gen/status_html.inc
 $(BUILD)/pool/web.o: CPPFLAGS += -I$(BUILD)/gen
 

@@ -160,6 +160,8 @@ t_status_json() {
     assert_match "$(cat "$hdr")" "^content-security-policy: default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-" CSP
     assert_match "$(cat "$hdr")" "connect-src 'self'" CSP
     assert_match "$(cat "$hdr")" '^x-content-type-options: nosniff' nosniff
+    # the page served is pool/status.html byte for byte (the build's sed turned it into a C string)
+    curl -sS "$url/" | cmp -s - "$ROOT/pool/status.html" || fail "GET / is not pool/status.html byte for byte"
     assert_contains "$body" 'fetch("/v1/status"' "the page's polling"
     assert_not_contains "$body" 'innerHTML' "the page"
     assert_not_contains "$body" 'http://' "the page (nothing from elsewhere)"
