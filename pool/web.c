@@ -234,19 +234,6 @@ static void gather_jobs(pool_t *pool, gather_t *g, uint64_t now)
     g->s.n_jobs = n;
 }
 
-typedef struct banned_list {
-    const char *url[16];
-    size_t n;
-} banned_list_t;
-
-static void banned_one(const char *peer, uint64_t left_ms, void *arg)
-{
-    banned_list_t *b = arg;
-    (void)left_ms;
-    if (b->n < sizeof(b->url) / sizeof(b->url[0]))
-        b->url[b->n++] = peer; /* the fetcher's own string: valid while its peer table lives */
-}
-
 static int cmp_peer(const void *a, const void *b)
 {
     const status_peer_t *x = a, *y = b;
@@ -257,9 +244,6 @@ static int cmp_peer(const void *a, const void *b)
 
 static void gather_peers(pool_t *pool, gather_t *g)
 {
-    banned_list_t banned = {0};
-    if (pool->fetch)
-        fetch_foreach_banned(pool->fetch, banned_one, &banned);
     size_t n = pool->n_pool_peers;
     status_peer_t *all = xcalloc(n ? n : 1, sizeof(*all));
     for (size_t i = 0; i < n; i++) {
@@ -275,9 +259,8 @@ static void gather_peers(pool_t *pool, gather_t *g)
             p->bad = st.bad;
             p->score = st.score;
             p->inflight = st.inflight;
+            p->banned = st.banned;
         }
-        for (size_t k = 0; k < banned.n; k++)
-            p->banned |= !strcmp(banned.url[k], p->url);
     }
     qsort(all, n, sizeof(*all), cmp_peer);
     g->s.peers_total = n;

@@ -1075,6 +1075,7 @@ int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out)
     *out = p->st;
     out->score = swarm__peer_score(p, now_ms(f));
     out->rate = metrics_rate_get(&p->rate, now_ms(f));
+    out->banned = swarm__peer_banned(p, now_ms(f));
     return 0;
 }
 
@@ -1090,6 +1091,7 @@ static void foreach_one(swarm__peer_t *p, void *arg)
     fetch_peer_stats_t st = p->st;
     st.score = swarm__peer_score(p, c->now);
     st.rate = metrics_rate_get(&p->rate, c->now);
+    st.banned = swarm__peer_banned(p, c->now);
     c->cb(p->url, &st, c->arg);
 }
 

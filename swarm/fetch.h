@@ -176,6 +176,7 @@ typedef struct fetch_peer_stats {
     unsigned inflight;
     uint64_t transfers, bytes, blocks, failures, bad; /**< as in fetch_stats_t, for this peer */
     double rate; /**< as in fetch_stats_t, from this peer (filled by fetch_peer_stats and _foreach) */
+    bool banned; /**< banned now (FETCH_BAN_AFTER bad blocks): fetch_foreach_banned lists it */
 } fetch_peer_stats_t;
 
 /**

@@ -519,6 +519,7 @@ static void fetch_corrupt_peer_is_penalised_and_next_peer_serves(void **state)
     assert_int_equal(fetch_peer_stats(fx->f, bad->url, &ps), 0);
     assert_int_equal(ps.bad, 1);
     assert_int_equal(ps.blocks, 0);
+    assert_false(ps.banned); /* one bad block: scored down, not banned */
     assert_true(ps.rate > 0); /* bytes received, good or bad */
     assert_int_equal(fetch_latency(fx->f)->total, 1); /* one block verified, after two transfers */
 
@@ -555,6 +556,9 @@ static void fetch_a_peer_with_bad_blocks_is_banned(void **state)
     int banned = 0;
     fetch_foreach_banned(fx->f, ban_cb, &banned);
     assert_int_equal(banned, 1);
+    fetch_peer_stats_t ps;
+    assert_int_equal(fetch_peer_stats(fx->f, bad->url, &ps), 0);
+    assert_true(ps.banned); /* the status page's "banned", whatever the number of bans */
     assert_int_equal(fetch(fx, FETCH_BAN_AFTER, &fx->blocks[FETCH_BAN_AFTER], peers, 1), 0);
     assert_true(run_until(fx, &fx->ncalls, FETCH_BAN_AFTER + 1));
     assert_int_equal(fx->calls[FETCH_BAN_AFTER].status, -ENOENT);
