@@ -64,9 +64,18 @@ fi
 
 # The browser tests' driver: playwright-core at the version tests/browser/package-lock.json pins,
 # from the npm registry (npm ci: exactly the lock file), when missing or older than the lock file.
+# That version needs Node.js 20 or later (its "engines"); Debian 12's own nodejs is 18, on which
+# npm ci only warns and test_web.sh would fail later for no clear reason: say so here and stop.
 browser=$root/tests/browser
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "install-deps: tests/browser (playwright-core, for tests/integration/test_web.sh) needs Node.js 20" \
+        "or later; this machine has $(node --version 2>/dev/null || echo 'no node'). Install a nodejs package" \
+        "of version 20 or later, then run this again." >&2
+    exit 1
+fi
 if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
     [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
     echo "install-deps: npm ci in tests/browser"
-    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$browser" && npm ci --engine-strict --no-audit --no-fund --loglevel=error)
 fi

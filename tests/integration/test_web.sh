@@ -57,6 +57,8 @@ metric() {
 
 need_browser() {
     command -v node >/dev/null || fail "node is not installed (scripts/install-deps.sh installs nodejs)"
+    [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] ||
+        fail "node $(node --version) is older than playwright-core needs (20; scripts/install-deps.sh says so)"
     [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is missing (scripts/install-deps.sh installs chromium)"
     [ -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ] ||
         fail "playwright-core is not installed in $BROWSER_DIR (scripts/install-deps.sh runs npm ci there)"
