@@ -70,7 +70,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 size_t status_pick_tasks(uint32_t *first, size_t nfirst, uint32_t ntasks, bool (*fill)(uint32_t t, void *arg),
-                         void *arg, uint32_t fill_max, uint32_t *out, size_t cap)
+                         void *arg, uint32_t fill_max, uint32_t *walk, uint32_t *out, size_t cap)
 {
     if (nfirst)
         qsort(first, nfirst, sizeof(*first), cmp_u32);
@@ -81,6 +81,10 @@ size_t status_pick_tasks(uint32_t *first, size_t nfirst, uint32_t ntasks, bool (
     size_t chosen = n, k = 0;
     uint32_t seen = 0;
     for (uint32_t t = 0; t < ntasks && n < cap && seen < fill_max; t++) {
+        if (fill && walk && *walk == 0)
+            break;
+        if (fill && walk)
+            (*walk)--;
         if (fill && !fill(t, arg))
             continue;
         seen++;

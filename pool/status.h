@@ -29,6 +29,9 @@
 #ifndef STATUS_MAX_ALL_TASKS
 #define STATUS_MAX_ALL_TASKS 1000  /**< tasks listed in all jobs together (about 80 bytes of JSON each) */
 #endif
+#ifndef STATUS_MAX_WALK
+#define STATUS_MAX_WALK 100000     /**< indices of other peers' jobs looked at for results here, in all */
+#endif
 #ifndef STATUS_MAX_PEERS
 #define STATUS_MAX_PEERS 100       /**< peers listed: the fastest first */
 #endif
@@ -112,11 +115,13 @@ typedef struct status_snap {
  * indices first[0..nfirst) (its running and failed tasks; those at or over ntasks are dropped, and
  * if there are more than cap, the lowest are kept), then the lowest other indices t for which
  * fill(t, arg) is true (fill NULL: every index), looking no further once fill_max indices passed
- * fill (counted whether listed or not: a job whose matches are all seen is not walked to its end).
- * Returns how many. first may be reordered. O(nfirst log nfirst + the indices walked).
+ * fill (counted whether listed or not: a job whose matches are all seen is not walked to its end)
+ * nor once *walk indices were given to fill (walk NULL: no such bound; else *walk is lowered by
+ * the indices given: one budget shared by the jobs of an answer, STATUS_MAX_WALK). Returns how
+ * many. first may be reordered. O(nfirst log nfirst + the indices walked).
  */
 size_t status_pick_tasks(uint32_t *first, size_t nfirst, uint32_t ntasks, bool (*fill)(uint32_t t, void *arg),
-                         void *arg, uint32_t fill_max, uint32_t *out, size_t cap);
+                         void *arg, uint32_t fill_max, uint32_t *walk, uint32_t *out, size_t cap);
 
 /** The JSON of GET /v1/status (compact, xmalloc'd, *len bytes). 0, or -EIO if it cannot be encoded. */
 int status_json(const status_snap_t *s, char **out, size_t *len);

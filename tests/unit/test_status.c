@@ -192,25 +192,25 @@ static void pick_tasks_running_and_failed_first(void **state)
     uint32_t out[8];
     /* running 70 and 12, failed 12 (again) and 55, one out of range: then 0, 1, 2... up to cap 6 */
     uint32_t first[] = {70, 12, 12, 55, 500};
-    size_t n = status_pick_tasks(first, 5, 100, NULL, NULL, UINT32_MAX, out, 6);
+    size_t n = status_pick_tasks(first, 5, 100, NULL, NULL, UINT32_MAX, NULL, out, 6);
     assert_int_equal(n, 6);
     const uint32_t want[] = {0, 1, 2, 12, 55, 70};
     assert_memory_equal(out, want, sizeof(want));
     /* more running than the cap: the lowest of them */
     uint32_t many[] = {9, 3, 7, 5, 1};
-    n = status_pick_tasks(many, 5, 10, NULL, NULL, UINT32_MAX, out, 3);
+    n = status_pick_tasks(many, 5, 10, NULL, NULL, UINT32_MAX, NULL, out, 3);
     const uint32_t want2[] = {1, 3, 5};
     assert_int_equal(n, 3);
     assert_memory_equal(out, want2, sizeof(want2));
     /* a small job: every task once, the chosen ones not twice */
     uint32_t two[] = {2, 0};
-    n = status_pick_tasks(two, 2, 4, NULL, NULL, UINT32_MAX, out, 8);
+    n = status_pick_tasks(two, 2, 4, NULL, NULL, UINT32_MAX, NULL, out, 8);
     const uint32_t want3[] = {0, 1, 2, 3};
     assert_int_equal(n, 4);
     assert_memory_equal(out, want3, sizeof(want3));
     /* nothing to list */
-    assert_int_equal(status_pick_tasks(NULL, 0, 0, NULL, NULL, UINT32_MAX, out, 8), 0);
-    assert_int_equal(status_pick_tasks(two, 2, 4, NULL, NULL, UINT32_MAX, out, 0), 0);
+    assert_int_equal(status_pick_tasks(NULL, 0, 0, NULL, NULL, UINT32_MAX, NULL, out, 8), 0);
+    assert_int_equal(status_pick_tasks(two, 2, 4, NULL, NULL, UINT32_MAX, NULL, out, 0), 0);
 }
 
 /* Another peer's job: the tasks whose result is here, and the walk stops once all are seen. */
@@ -221,11 +221,23 @@ static void pick_tasks_with_a_filter_stops_early(void **state)
     unsigned calls = 0;
     uint32_t running[] = {40};
     /* odd indices have a result; 3 of them are known to be here: 1, 3, 5 then stop */
-    size_t n = status_pick_tasks(running, 1, 100000, odd, &calls, 3, out, 8);
+    size_t n = status_pick_tasks(running, 1, 100000, odd, &calls, 3, NULL, out, 8);
     const uint32_t want[] = {1, 3, 5, 40};
     assert_int_equal(n, 4);
     assert_memory_equal(out, want, sizeof(want));
     assert_int_equal(calls, 6); /* 0..5 looked at, not 100000 */
+    /* the walks of one answer share a budget: 4 indices (0..3: 1 and 3 listed), then none left */
+    uint32_t walk = 4;
+    calls = 0;
+    n = status_pick_tasks(running, 1, 100000, odd, &calls, 3, &walk, out, 8);
+    const uint32_t want2[] = {1, 3, 40};
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, want2, sizeof(want2));
+    assert_int_equal(calls, 4);
+    assert_int_equal(walk, 0);
+    n = status_pick_tasks(running, 1, 100000, odd, &calls, 3, &walk, out, 8);
+    assert_int_equal(n, 1); /* only its running task */
+    assert_int_equal(calls, 4);
 }
 
 /* Each family: one HELP and one TYPE line, before its samples; counters end in _total, others do not. */
