@@ -9,6 +9,8 @@
 // It loads the page once and, in that same open page (no reload: a mark set on the window after
 // the load must still be there), waits for JOB to show as running and prints "running"; the test
 // then releases the task; it waits for JOB to show as done and prints "done". It then checks that
+// JOB's task list has closed (open while it ran) and, once clicked open, stays open across
+// refreshes; that
 // HOSTILE_NAME is shown as text, that no element came out of it (no <img> in the page, no dialog,
 // no error), that the page asked nothing of any other origin, and that at a phone's width nothing
 // is wider than the screen, takes the screenshots and prints "ok". Anything else: "fail: why" on
@@ -70,6 +72,21 @@ try {
   await shows(page, job, "done");
   if (await page.evaluate(() => window.__preonTestMark) !== 1) throw new Error("the page was reloaded");
   say("done");
+
+  // Task lists: open while a job runs, closed once it is done (unless the user opened it), and
+  // what the user chose is kept across refreshes.
+  const isOpen = n => page.evaluate(n => [...document.querySelectorAll(".job")]
+    .find(d => d.querySelector(".job-name").textContent === n).open, n);
+  const refreshes = async k => { // k more answers of /v1/status: the page rendered after the first
+    for (let i = 0; i < k; i++)
+      await page.waitForResponse(r => new URL(r.url()).pathname === "/v1/status", { timeout: WAIT_MS });
+  };
+  await refreshes(2);
+  if (await isOpen(job)) throw new Error("the task list of " + job + " stays open once it is done");
+  await page.evaluate(n => [...document.querySelectorAll(".job")]
+    .find(d => d.querySelector(".job-name").textContent === n).querySelector("summary").click(), job);
+  await refreshes(2);
+  if (!(await isOpen(job))) throw new Error("the task list the user opened closed again at a refresh");
 
   // The hostile name: shown once, as the same text; nothing came out of it.
   const shown = await page.evaluate(n => [...document.querySelectorAll(".job-name")].filter(e => e.textContent === n).length,
