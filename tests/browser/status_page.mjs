@@ -10,11 +10,10 @@
 // the load must still be there), waits for JOB to show as running and prints "running"; the test
 // then releases the task; it waits for JOB to show as done and prints "done". It then checks that
 // JOB's task list has closed (open while it ran) and, once clicked open, stays open across
-// refreshes; that
-// HOSTILE_NAME is shown as text, that no element came out of it (no <img> in the page, no dialog,
-// no error), that the page asked nothing of any other origin, and that at a phone's width nothing
-// is wider than the screen, takes the screenshots and prints "ok". Anything else: "fail: why" on
-// stdout and exit 1. Each wait is bounded (WAIT_MS).
+// refreshes; that HOSTILE_NAME is shown as text, that no element came out of it (no <img> in the
+// page, no dialog, no error), that the page asked nothing of any other origin, and that at a
+// phone's width nothing is wider than the screen, takes the screenshots and prints "ok". Anything
+// else: "fail: why" on stdout and exit 1. Each wait is bounded (WAIT_MS).
 //
 // Debian's Chromium is driven by playwright-core (pinned in package.json, installed by
 // scripts/install-deps.sh with npm ci): never a browser of Playwright's own.
