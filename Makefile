@@ -8,7 +8,7 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wshadow \
              -Wstrict-prototypes -Wno-unused-parameter -fno-strict-aliasing
 CPPFLAGS  += -D_GNU_SOURCE -DFUSE_USE_VERSION=35 -I. $(shell pkg-config --cflags $(PKGS))
-LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread
+LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 CORE_SRC  := $(wildcard core/*.c)
 SWARM_SRC := $(wildcard swarm/*.c)
@@ -27,6 +27,16 @@ all: $(BUILD)/preon $(BUILD)/preon-limit
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The status page (pool/status.html) as the lines of one C string literal, which pool/web.c
+# includes: the page is one file to edit and view, and one static asset in the binary. '?' is
+# escaped too: -std=c11 reads trigraphs, so JavaScript's `a ??= b` would become `a #= b`.
+# (Made again when this rule changes: the Makefile is a prerequisite.)
+$(BUILD)/gen/status_html.inc: pool/status.html Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/pool/web.o: $(BUILD)/gen/status_html.inc
+$(BUILD)/pool/web.o: CPPFLAGS += -I$(BUILD)/gen
 
 $(BUILD)/libpreon.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -84,6 +84,11 @@ void hash_ctx_free(hash_ctx_t *c)
     free(c);
 }
 
+void hash_to_base64(const hash_t *h, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, h->b, HASH_LEN); /* 4 * ceil(32 / 3) = 44 characters and a NUL */
+}
+
 void hash_hex_encode(const void *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

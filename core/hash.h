@@ -30,6 +30,10 @@ void hash_to_hex(const hash_t *h, char *out);
 /** Parses exactly HASH_HEX_LEN hex digits (either case) of hex[0..len). 0 or -EINVAL. */
 int hash_from_hex(const char *hex, size_t len, hash_t *out);
 bool hash_equal(const hash_t *a, const hash_t *b);
+/** Base64 (RFC 4648, with padding) of the digest, NUL-terminated: out holds HASH_B64_LEN + 1 bytes
+ *  (the form of a Content-Security-Policy 'sha256-...' source). */
+#define HASH_B64_LEN 44
+void hash_to_base64(const hash_t *h, char *out);
 /** Lower-case hex of n bytes, NUL-terminated: out holds 2 * n + 1 bytes. */
 void hash_hex_encode(const void *bytes, size_t n, char *out);
 /** Exactly 2 * n hex digits (either case) of hex[0..len) into n bytes. 0 or -EINVAL (out untouched). */

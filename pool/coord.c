@@ -1094,6 +1094,40 @@ size_t coord_holders(const coord_t *c, const char *job_id, uint32_t task, const 
     return k->nleases;
 }
 
+uint32_t coord_leases(const coord_t *c)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].id)
+            n += c->workers[i].nleases;
+    return n;
+}
+
+size_t coord_job_leased(const coord_t *c, const char *job_id, uint32_t *tasks, size_t max)
+{
+    const job_t *j = find(c, job_id);
+    size_t n = 0;
+    for (uint32_t t = j ? j->lease_head : NONE; t != NONE; t = j->tasks[t].next, n++)
+        if (n < max)
+            tasks[n] = t;
+    return n;
+}
+
+int coord_tasks_info(const coord_t *c, const char *job_id, const uint32_t *tasks, size_t n, coord_task_info_t *out)
+{
+    const job_t *j = find(c, job_id);
+    if (!j)
+        return -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        if (tasks[i] >= j->ntasks)
+            return -EINVAL;
+        const task_t *k = &j->tasks[tasks[i]];
+        out[i] = (coord_task_info_t){.state = (task_state_t)k->state, .attempts = k->attempts,
+                                     .holder = k->nleases ? c->workers[k->leases[0].worker].id : NULL};
+    }
+    return 0;
+}
+
 bool coord_job_over(const coord_t *c, const char *job_id)
 {
     const job_t *j = find(c, job_id);

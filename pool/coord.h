@@ -240,6 +240,26 @@ bool coord_record(const coord_t *c, const char *worker, coord_record_t *out);
 size_t coord_records(const coord_t *c, const char **workers, coord_record_t *records, size_t max);
 /** Workers holding a lease on the task now: up to max of them into workers; returns how many. */
 size_t coord_holders(const coord_t *c, const char *job_id, uint32_t task, const char **workers, size_t max);
+/** Leases out now, of every job and worker: O(workers). */
+uint32_t coord_leases(const coord_t *c);
+/**
+ * The job's tasks that have leases out now: up to max of their indices into tasks (in no set
+ * order); returns how many there are (0 for an unknown job). O(leased tasks of the job).
+ */
+size_t coord_job_leased(const coord_t *c, const char *job_id, uint32_t *tasks, size_t max);
+
+/** One task as the status page shows it. */
+typedef struct coord_task_info {
+    task_state_t state;
+    uint32_t attempts;
+    const char *holder; /**< a worker holding a lease on it now (the first), or NULL (borrowed) */
+} coord_task_info_t;
+/**
+ * out[i] for tasks[i], i < n, with one look-up of the job (what the status page lists costs
+ * O(n), not O(n * jobs)). 0, -ENOENT (no such job), -EINVAL (a task out of range: out is
+ * filled up to it).
+ */
+int coord_tasks_info(const coord_t *c, const char *job_id, const uint32_t *tasks, size_t n, coord_task_info_t *out);
 const char *coord_state_name(task_state_t st); /**< "waiting", "running", ... */
 const char *coord_verdict_name(coord_verdict_t v); /**< "accepted", "pending", ... */
 

@@ -77,7 +77,7 @@ bool pool__add_peer(pool_t *pool, const char *url)
     pool->pool_fail_since[pool->n_pool_peers] = 0;
     pool->pool_peers[pool->n_pool_peers++] = xstrdup(url);
     pool->peers_dirty = true;
-    log_info("pool peer %s", url);
+    pool__note(pool, LOG_LEVEL_INFO, "pool peer %s", url);
     pool->up.vol_new_peer(pool, url);
     return true;
 }
@@ -326,8 +326,8 @@ static void pool_drop_silent(pool_t *pool)
             i++;
             continue;
         }
-        log_info("pool peer %s dropped: no answer for %llu s", pool->pool_peers[i],
-                 (unsigned long long)((now - pool->pool_fail_since[i]) / 1000));
+        pool__note(pool, LOG_LEVEL_INFO, "pool peer %s dropped: no answer for %llu s", pool->pool_peers[i],
+                   (unsigned long long)((now - pool->pool_fail_since[i]) / 1000));
         char *gone = pool->pool_peers[i];
         pool->n_pool_peers--;
         pool->pool_peers[i] = pool->pool_peers[pool->n_pool_peers];
@@ -390,7 +390,8 @@ static void jobs_done(uv_work_t *w, int status)
                     if (origin) /* its state and results count only from its submitter */
                         pool__res_remote_seen(j, e, d->peer);
                     if (origin && e->removed && j->listed) { /* its inputs are gone there */
-                        log_info("job %s: removed by its submitter: it leaves jobs/ here", j->name);
+                        pool__note(pool, LOG_LEVEL_INFO, "job %s: removed by its submitter: it leaves jobs/ here",
+                                   j->name);
                         j->listed = false;
                         pool__job_changed(j);
                     }

@@ -34,12 +34,17 @@ bool pool__over_budget(pool_t *pool, httpd_req_t *r, struct budget *b, const cha
         return false;
     if (now - pool->budget_said_ms >= 10000) { /* said at most every 10 s: a flood must not flood the log */
         pool->budget_said_ms = now;
-        uint64_t all = budget_refused(pool->host_api) + budget_refused(pool->host_bulk) +
-                       budget_refused(pool->key_signed);
+        uint64_t all = pool__refused(pool);
         log_warn("%s %.80s is over its request budget (%s): refused with 429 (%llu refused in all)", what, who,
                  httpd_req_path(r), (unsigned long long)all);
     }
     httpd_reply_header(r, "Retry-After", "1");
     pool__api_error(r, 429, "over its request budget: slow down (docs/security.md)");
     return true;
+}
+
+uint64_t pool__refused(const pool_t *pool)
+{
+    return budget_refused(pool->host_api) + budget_refused(pool->host_bulk) + budget_refused(pool->key_signed) +
+           budget_refused(pool->host_status) + budget_refused(pool->all_status);
 }

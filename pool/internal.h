@@ -8,7 +8,9 @@
  * back), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
- * blocks.c (the block index), reply.c; the pure parts are coord.c, decline.c, wire.c and bundle.c.
+ * blocks.c (the block index), reply.c, events.c (recent events); the pure parts are coord.c,
+ * decline.c, wire.c, bundle.c and status.c (the status JSON and the metrics text, pool/status.h); web.c
+ * (the status page, /v1/status and /metrics) gathers what status.c shows.
  */
 #ifndef PREON_POOL_INTERNAL_H
 #define PREON_POOL_INTERNAL_H
@@ -18,7 +20,9 @@
 #include <uv.h>
 
 #include "core/key.h"
+#include "core/log.h"
 #include "core/manifest.h"
+#include "core/metrics.h"
 #include "exec/exec.h"
 #include "pool/coord.h"
 #include "pool/decline.h"
@@ -47,6 +51,8 @@ typedef pool_res_t taskres_t;
 #define POOL_MAX_CKPT_FETCHES 16        /* checkpoints fetched at once (ckpt.c) */
 #define POOL_CKPT_LEASE_MS (5 * 60000ull) /* a lease while its checkpoint travels (given back, or to start) */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
+#define POOL_MAX_EVENTS 100            /* recent events the status page lists (events.c) */
+#define POOL_EVENT_LEN 256             /* bytes of one, its NUL included (a longer line is cut) */
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
@@ -54,6 +60,12 @@ typedef pool_res_t taskres_t;
 #define POOL_BULK_FACTOR 16      /* block and bitfield requests: this many times the host budget */
 #define POOL_KEY_BUDGET 200      /* signed requests per second per key */
 #define POOL_BUDGET_ENTRIES 4096 /* hosts (and keys) tracked by each budget */
+/* /v1/status and /metrics (web.c) cost the loop far more than other reads (/v1/status up to a few
+ * ms at its listing bounds, pool/status.h), and need no signature: on top of the host budget they
+ * have budgets of their own, per host and for every host together, so no client (nor many)
+ * can keep the loop making them. A page polls once a second. */
+#define POOL_STATUS_BUDGET 10     /* status and metrics answers per second per host (bursts of twice that) */
+#define POOL_STATUS_ALL_BUDGET 20 /* the same from every host together (bursts of as many) */
 #define POOL_MAX_RECORDS_SHOWN 64 /* workers' records the peer file lists */
 #define POOL_MAX_QUORUM_LINES 256 /* tasks' votes a job's status lists */
 #define POOL_TRUST_RELOAD_MS 2000  /* the trust list is read again this often: a change needs no restart */
@@ -67,6 +79,13 @@ typedef pool_res_t taskres_t;
 #endif
 
 typedef struct peer_key peer_key_t; /* trust.c */
+
+/** One recent event (events.c): a line of the log, kept for the status page. */
+typedef struct pool_event {
+    uint64_t ms; /**< wall clock */
+    int level;   /**< enum log_level */
+    char text[POOL_EVENT_LEN];
+} pool_event_t;
 typedef struct cand cand_t;         /* volunteer.c */
 typedef struct ckpt ckpt_t;         /* ckpt.c */
 
@@ -79,6 +98,7 @@ typedef struct running {
     bool remote;            /**< a task of another peer's job, under a lease from it */
     bool given_back;        /**< --when idle: stopped because the owner stayed; its lease is released */
     uint64_t last_renew_ms;
+    uint64_t started_ms;    /**< wall clock at its start (the status page's time of a running task) */
     uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
     exec_task_t *et;
     char *work_dir, *scratch_dir, *out_path, *err_path; /* scratch: the overlay's work dir */
@@ -89,8 +109,8 @@ typedef struct running {
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
  * coord.c, decline.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
- * each job holds, for swarm/serve.c), reply.c, auth.c (pure), trustlist.c. Then jobs.c < trust.c < results.c < api.c <
- * discover.c < ckpt.c < volunteer.c < pool.c.
+ * each job holds, for swarm/serve.c), reply.c, events.c, auth.c (pure), status.c (pure), trustlist.c. Then
+ * jobs.c < trust.c < results.c < api.c < discover.c < ckpt.c < volunteer.c < web.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
 
@@ -187,6 +207,7 @@ struct pool {
     unsigned n_manifests;
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
+    struct budget *host_status, *all_status;          /**< /v1/status and /metrics (web.c) */
     uint64_t budget_said_ms;  /**< when a refusal was last logged */
     char decline_next[HASH_HEX_LEN + 1]; /**< volunteer: the job vol_declines_tick looks at first ("": the head) */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
@@ -210,6 +231,13 @@ struct pool {
     peer_key_t **peer_keys;   /**< other peers' keys by base URL (trust.c) */
     size_t n_peer_keys, cap_peer_keys;
     uint64_t key_clock;
+    pool_event_t *events;     /**< the newest POOL_MAX_EVENTS events, a ring (events.c) */
+    uint64_t ev_seq;          /**< events recorded since start: the next goes at ev_seq % POOL_MAX_EVENTS */
+    uint64_t tasks_ok, tasks_failed; /**< submitter: tasks of our jobs decided since start (pool__task_finished) */
+    uint64_t runs_ok, runs_failed;   /**< tasks run on this peer's slots since start (ours and others') */
+    metrics_hist_t dispatch_hist; /**< submitter: hand-out to result in results/, seconds (the jobs' dispatch-ms) */
+    metrics_hist_t loop_hist;     /**< the loop's busy time per iteration, seconds (pool.c) */
+    char *web_csp;                /**< the status page's Content-Security-Policy (web.c) */
 };
 
 
@@ -271,6 +299,24 @@ void pool__ckpt_handle(pool_t *p, httpd_req_t *r, const char *job_id, uint32_t t
 /** A JSON error answer {"error": msg}. */
 void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 
+/* events.c */
+/** Logs a line at level (as log_msg) and keeps it as one of the recent events of the status page
+ *  (cut there at POOL_EVENT_LEN bytes). For what happens to jobs, tasks and pool peers. */
+void pool__note(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Keeps a recent event without logging it (a line per task that succeeded would crowd the log;
+ *  a line logged already by a lower module). */
+void pool__event(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Up to max of the recent events, newest first, into out (borrowed: valid until the next
+ *  pool__note); returns how many. */
+size_t pool__events(const pool_t *p, const pool_event_t **out, size_t max);
+
+/* web.c */
+/** Routes the status page (/) and /metrics on the peer's httpd (pool_start); 0 or -errno. */
+int pool__web_start(pool_t *p);
+void pool__web_stop(pool_t *p);
+/** Answers GET /v1/status (path without /v1); false if path is not it. */
+bool pool__web_handle(pool_t *p, httpd_req_t *r, const char *path);
+
 /* jobs.c */
 /** Removes the trees a and b (taken; b may be NULL) in the thread pool. */
 void pool__rm_later(pool_t *p, char *a, char *b);
@@ -323,6 +369,8 @@ const char *pool__req_host(httpd_req_t *r, char *out, size_t cap);
  * (at most every 10 s). what: "host" or "key", for the log.
  */
 bool pool__over_budget(pool_t *p, httpd_req_t *r, struct budget *b, const char *who, const char *what);
+/** (gate.c) Requests refused with 429 since start, by every budget. */
+uint64_t pool__refused(const pool_t *p);
 
 /** (jobs.c) Appends the block hashes of m's files to *v (*n used, *cap allocated). */
 void pool__manifest_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *cap);

@@ -26,7 +26,6 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "pool/auth.h"
-#include "pool/budget.h"
 #include "pool/internal.h"
 #include "pool/work.h"
 
@@ -85,6 +84,7 @@ static void job_free(job_t *j)
     free(j->task_ms);
     free(j->dispatch_t0);
     free(j->dispatch_ms);
+    free(j->elapsed_ms);
     for (size_t i = 0; i < j->n_peers; i++)
         free(j->peers[i]);
     free(j->peers);
@@ -560,7 +560,8 @@ void pool__job_add_remote(pool_t *pool, const char *id, manifest_t *m, const cha
     pool->n_remote_jobs++;
     pool__blocks_add_job(pool, j); /* served from the store once fetched (and its /v1/have) */
     view_added(j);
-    log_info("job %s (%s) from %s: %zu files", j->name, j->id, peer, j->man.n_files);
+    pool__note(pool, LOG_LEVEL_INFO, "job %s (%s) from %s: %zu files, %u tasks", j->name, j->id, peer,
+               j->man.n_files, j->man.desc.tasks);
 }
 
 static void job_check_over(job_t *j);
@@ -635,7 +636,8 @@ static void publish_recorded(void *arg, int rc)
     set_reason(j, NULL);
     pool__blocks_add_job(pool, j);
     view_changed(j);
-    log_info("job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files, j->man.desc.tasks);
+    pool__note(pool, LOG_LEVEL_INFO, "job %s published as %s: %zu files, %u tasks", j->name, j->id, j->man.n_files,
+               j->man.desc.tasks);
     pool__jobs_kick(pool);
     pool->up.vol_offer(pool, j, NULL); /* what local slots left, other peers get at once */
     pubwork_free(pw);
@@ -658,7 +660,7 @@ static void publish_done(uv_work_t *req, int status)
     if (pw->rc) {
         j->state = POOL_JOB_REJECTED;
         set_reason(j, pw->why);
-        log_error("job %s not published: %s", j->name, pw->why);
+        pool__note(pool, LOG_LEVEL_ERROR, "job %s not published: %s", j->name, pw->why);
         view_changed(j);
         return pubwork_free(pw);
     }
@@ -750,8 +752,8 @@ static void job_check_over(job_t *j)
     decline_table_free(j->declines); /* nothing waits any more: why not is no question */
     j->declines = NULL;
     db_post_job_state(pool->db, j->id, j->state == POOL_JOB_DONE ? DB_JOB_DONE : DB_JOB_FAILED, NULL, NULL);
-    log_info("job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state), c.succeeded,
-             c.failed);
+    pool__note(pool, LOG_LEVEL_INFO, "job %s %s: %u succeeded, %u failed", j->name, pool_job_state_name(j->state),
+               c.succeeded, c.failed);
     view_changed(j);
     exec_forget_job(pool->exec, j->id); /* no task of it will run here: its warm sandboxes end */
     pool__job_release_inputs(j); /* removed from jobs/ while it ran */
@@ -803,6 +805,18 @@ bool pool__task_report(job_t *j, uint32_t task, const char *worker, const char *
     return true;
 }
 
+/* The run time of a decided task, for the status page (UINT32_MAX: not known). */
+static void set_elapsed(job_t *j, uint32_t task, uint64_t ms)
+{
+    if (task >= j->man.desc.tasks)
+        return;
+    if (!j->elapsed_ms) {
+        j->elapsed_ms = xreallocarray(NULL, j->man.desc.tasks, sizeof(uint32_t));
+        memset(j->elapsed_ms, 0xff, j->man.desc.tasks * sizeof(uint32_t));
+    }
+    j->elapsed_ms[task] = ms >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)ms;
+}
+
 void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64_t elapsed_ms, const char *reason,
                          const char *worker)
 {
@@ -818,9 +832,17 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
         j->task_ms = xreallocarray(j->task_ms, j->cap_task_ms, sizeof(uint32_t));
     }
     j->task_ms[j->n_task_ms++] = elapsed_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_ms;
+    set_elapsed(j, task, elapsed_ms);
+    if (ok)
+        pool->tasks_ok++;
+    else
+        pool->tasks_failed++;
     if (j->dispatch_t0 && j->dispatch_t0[task]) {
-        uint64_t d = pool_now_ms() - j->dispatch_t0[task];
+        /* pool_now_ms is the wall clock: one set back since the hand-out must not make a time of
+         * 2^64 ms (it went into the histogram's +Inf bucket and its _sum for good) */
+        uint64_t now = pool_now_ms(), d = now > j->dispatch_t0[task] ? now - j->dispatch_t0[task] : 0;
         j->dispatch_t0[task] = 0;
+        metrics_hist_observe(&pool->dispatch_hist, (double)d / 1000.0);
         if (j->n_dispatch_ms == j->cap_dispatch_ms) {
             j->cap_dispatch_ms = j->cap_dispatch_ms ? j->cap_dispatch_ms * 2 : 64;
             j->dispatch_ms = xreallocarray(j->dispatch_ms, j->cap_dispatch_ms, sizeof(uint32_t));
@@ -829,9 +851,16 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
     }
     pool->up.res_recorded(j, task, ok, exit_code, worker);
     pool->up.ckpt_drop(pool, j, task); /* decided: no run of it will resume */
+    bool here = worker && !strcmp(worker, pool->key_hex);
     if (!ok) {
         fail_line(j, task, reason ? reason : "failed");
-        log_warn("job %s task %u failed: %s", j->name, task, reason ? reason : "failed");
+        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u failed (%s%.16s%s): %s", j->name, task,
+                   here ? "here" : "key ", here ? "" : worker ? worker : "?", here ? "" : "...",
+                   reason ? reason : "failed");
+    } else {
+        pool__event(pool, LOG_LEVEL_INFO, "job %s task %u succeeded (%s%.16s%s, %llu ms)", j->name, task,
+                   here ? "here" : "key ", here ? "" : worker ? worker : "?", here ? "" : "...",
+                   (unsigned long long)elapsed_ms);
     }
     job_check_over(j);
 }
@@ -856,6 +885,8 @@ static void collect_done(uv_work_t *req, int status)
             j->stopped_by[k] += !strcmp(res->limit, lim[k]);
         j->forks_refused += res->forks_refused;
         bool ok = res->exit_code == 0 && !res->timed_out && !res->refused && !res->cancelled && tw->rc == 0;
+        if (!res->cancelled)
+            *(ok ? &pool->runs_ok : &pool->runs_failed) += 1;
         char reason[EXEC_MAX_REASON + 300];
         if (tw->rc)
             snprintf(reason, sizeof(reason), "%s", tw->why);
@@ -946,7 +977,7 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
     r->task = task;
     r->slot = slot;
     r->remote = remote;
-    r->last_renew_ms = pool_now_ms();
+    r->last_renew_ms = r->started_ms = pool_now_ms();
     /* Every run gets directories of its own (never a previous run's, which its task could have
      * filled with symlinks: root builds the skeleton in it). */
     uint64_t run = ++pool->stage_seq;
@@ -1128,7 +1159,7 @@ void pool_job_cancel(job_t *j, const char *why)
     j->declines = NULL;
     set_reason(j, why);
     db_post_job_state(pool->db, j->id, DB_JOB_CANCELLED, NULL, NULL);
-    log_info("job %s %s", j->name, why);
+    pool__note(pool, LOG_LEVEL_INFO, "job %s %s", j->name, why);
     view_changed(j);
     pool__job_release_inputs(j);
 }
@@ -1219,19 +1250,19 @@ void pool__idle_changed(pool_t *pool, idle_verdict_t v, const char *why)
             n += exec_task_suspend(r->et) == 0;
         else {
             r->given_back = true;
-            log_info("job %s task %u: given back (%s)", r->job->name, r->task, r->remote ? "its lease is "
-                     "released to the submitter" : "it waits for another peer");
+            pool__note(pool, LOG_LEVEL_INFO, "job %s task %u: given back (%s)", r->job->name, r->task,
+                       r->remote ? "its lease is released to the submitter" : "it waits for another peer");
             exec_task_stop(r->et); /* SIGTERM, then SIGKILL after the grace */
             pool->given_back++;
             n++;
         }
     }
     if (v == IDLE_RUN)
-        log_info("idle: the machine is idle: tasks run here (%u resumed)", n);
+        pool__note(pool, LOG_LEVEL_INFO, "idle: the machine is idle: tasks run here (%u resumed)", n);
     else if (v == IDLE_SUSPEND)
-        log_info("idle: %s: %u tasks suspended, no new ones start", why, n);
+        pool__note(pool, LOG_LEVEL_INFO, "idle: %s: %u tasks suspended, no new ones start", why, n);
     else
-        log_info("idle: %s (%u)", why, n);
+        pool__note(pool, LOG_LEVEL_INFO, "idle: %s (%u)", why, n);
     if (v == IDLE_RUN && !pool->stopping)
         pool__jobs_kick(pool);
 }
@@ -1466,9 +1497,7 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
     }
-    sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)(budget_refused(pool->host_api) +
-                                                                       budget_refused(pool->host_bulk) +
-                                                                       budget_refused(pool->key_signed)));
+    sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)pool__refused(pool));
     sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nvotes-without-bytes: %llu\n",
               (unsigned long long)pool->results_served, (unsigned long long)pool->results_fetched,
               (unsigned long long)pool->votes_without_bytes);
@@ -1508,6 +1537,8 @@ static int restore_task(void *arg, const db_task_t *t)
         return 0;
     if (t->state == TASK_FAILED)
         fail_line(j, t->index, t->reason ? t->reason : "failed");
+    if ((t->state == TASK_SUCCEEDED || t->state == TASK_FAILED) && t->elapsed_ms >= 0)
+        set_elapsed(j, t->index, (uint64_t)t->elapsed_ms);
     if (t->state == TASK_SUCCEEDED || t->state == TASK_FAILED)
         j->pool->up.res_recorded(j, t->index, t->state == TASK_SUCCEEDED, t->exit_code, t->worker);
     return 0;

@@ -75,6 +75,7 @@ static void on_loop_iteration(uv_prepare_t *h)
         uint64_t used = cpu > pool->lag_last_cpu_ns ? cpu - pool->lag_last_cpu_ns : 0;
         uint64_t waited = wait > pool->lag_last_wait_ns ? wait - pool->lag_last_wait_ns : 0;
         lag_count(busy, &pool->lag_max_ns, &pool->lag_over_5ms);
+        metrics_hist_observe(&pool->loop_hist, (double)busy / 1e9);
         lag_count(used, &pool->lag_cpu_max_ns, &pool->lag_cpu_over_5ms);
         if (pool->lag_sched_fd >= 0)
             lag_count(busy > used + waited ? busy - used - waited : 0, &pool->lag_blocked_max_ns,
@@ -84,6 +85,16 @@ static void on_loop_iteration(uv_prepare_t *h)
     pool->lag_last_idle_ns = idle;
     pool->lag_last_cpu_ns = cpu;
     pool->lag_last_wait_ns = wait;
+}
+
+/* A peer sent bytes that are not the block asked for: an event of the status page (the fetcher
+ * logged it and lowered its score). */
+static void bad_block(const char *peer, const hash_t *h, int reason, void *arg)
+{
+    char hex[HASH_HEX_LEN + 1];
+    hash_to_hex(h, hex);
+    pool__event(arg, LOG_LEVEL_WARN, "peer %s sent a bad block %.16s... (%s)", peer, hex,
+               reason == -EMSGSIZE ? "too long" : reason == -EPROTO ? "too short" : "SHA-256 mismatch");
 }
 
 /* The fetcher stored a block: /v1/have bitfields that list it are updated. */
@@ -107,6 +118,8 @@ static void free_all(pool_t *pool)
     budget_free(pool->host_api);
     budget_free(pool->host_bulk);
     budget_free(pool->key_signed);
+    budget_free(pool->host_status);
+    budget_free(pool->all_status);
     pool__peer_keys_free(pool);
     auth_guard_free(pool->guard);
     key_free(pool->key);
@@ -124,6 +137,8 @@ static void free_all(pool_t *pool)
     free((char *)pool->opts.mountpoint);
     free((char *)pool->opts.trust_file);
     free(pool->trusted);
+    free(pool->events);
+    free(pool->web_csp);
     free(pool);
 }
 
@@ -148,6 +163,12 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool_t *pool = xcalloc(1, sizeof(*pool));
     pool->lag_sched_fd = -1;
     pool->started_ms = pool_now_ms();
+    /* seconds: a task handed out and its result in results/ (a second to hours); a loop iteration
+     * (the goal is under 5 ms) */
+    static const double disp[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400};
+    static const double lag[] = {0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+    metrics_hist_init(&pool->dispatch_hist, disp, sizeof(disp) / sizeof(disp[0]));
+    metrics_hist_init(&pool->loop_hist, lag, sizeof(lag) / sizeof(lag[0]));
     int rc = 0;
     pool->loop = loop;
     uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for the loop-lag figure (on_loop_iteration) */
@@ -241,6 +262,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->host_api = budget_new(hb, 2 * hb, POOL_BUDGET_ENTRIES);
     pool->host_bulk = budget_new(POOL_BULK_FACTOR * hb, 2 * POOL_BULK_FACTOR * hb, POOL_BUDGET_ENTRIES);
     pool->key_signed = budget_new(kb, 2 * kb, POOL_BUDGET_ENTRIES);
+    pool->host_status = budget_new(POOL_STATUS_BUDGET, 2 * POOL_STATUS_BUDGET, POOL_BUDGET_ENTRIES);
+    pool->all_status = budget_new(POOL_STATUS_ALL_BUDGET, POOL_STATUS_ALL_BUDGET, 1);
     pool->coord = coord_new(&(coord_opts_t){.max_attempts = POOL_MAX_ATTEMPTS,
                                             .max_leases_per_worker = POOL_MAX_LEASES_PER_WORKER,
                                             .max_workers_per_host = POOL_MAX_WORKERS_PER_HOST,
@@ -248,7 +271,8 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     coord_worker_seen(pool->coord, POOL_SELF, "local", 0);
     coord_worker_cap(pool->coord, POOL_SELF, pool->opts.slots ? pool->opts.slots : 1); /* --slots may pass 64 */
     /* keep: more than a reader's read-ahead window (fs/read.c), so read-ahead is answered in memory */
-    fetch_opts_t fo = {.keep_blocks = POOL_KEEP_BLOCKS, .on_stored = block_stored, .stored_arg = pool};
+    fetch_opts_t fo = {.keep_blocks = POOL_KEEP_BLOCKS, .on_stored = block_stored, .stored_arg = pool,
+                       .on_bad_peer = bad_block, .bad_peer_arg = pool};
     rc = fetch_new(loop, pool->store, &fo, &pool->fetch);
     if (rc) {
         log_error("fetcher: %s", strerror(-rc));
@@ -327,7 +351,8 @@ static void api_handler(httpd_req_t *r, void *arg)
     if (pool__over_budget(pool, r, bulk ? pool->host_bulk : pool->host_api, pool__req_host(r, host, sizeof(host)),
                           "host"))
         return;
-    if (pool__api_handle(pool, r, path) || pool__vol_handle(pool, r, path) || pool__res_handle(pool, r, path))
+    if (pool__api_handle(pool, r, path) || pool__vol_handle(pool, r, path) || pool__res_handle(pool, r, path) ||
+        pool__web_handle(pool, r, path))
         return;
     pool__api_error(r, 404, "unknown request (see docs/protocol.md)");
 }
@@ -349,6 +374,9 @@ void pool_start(pool_t *pool)
         int rc = httpd_route(pool->opts.httpd, API_PREFIX, api_handler, pool);
         if (rc)
             log_error("peer API: %s", strerror(-rc));
+        rc = pool__web_start(pool);
+        if (rc)
+            log_error("status page: %s", strerror(-rc));
     }
     if (pool->opts.when_idle) {
         idle_opts_t io = pool->opts.idle;
@@ -428,8 +456,10 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
     pool->stopped = done;
     pool->stopped_arg = arg;
     pool->view = (pool_view_t){0}; /* the view is going away: nothing more is reported */
-    if (pool->opts.httpd && pool->started)
+    if (pool->opts.httpd && pool->started) {
         httpd_unroute(pool->opts.httpd, API_PREFIX);
+        pool__web_stop(pool);
+    }
     pool__discover_stop(pool);
     pool__vol_stop(pool);
     pool__cache_stop(pool);

@@ -84,6 +84,7 @@ struct pool_job {
     size_t n_task_ms, cap_task_ms;
     uint64_t *dispatch_t0; /**< submitter: when each task was handed out (started here or leased), 0: not */
     uint32_t *dispatch_ms; /**< submitter: hand-out to result in results/, of finished tasks */
+    uint32_t *elapsed_ms;  /**< by task: the run time of a decided task, UINT32_MAX if not known (NULL: none yet) */
     size_t n_dispatch_ms, cap_dispatch_ms;
     bool origin_seen;      /**< remote: peers[0] has listed it as its own (it is the submitter) */
     bool origin_claim_said; /**< remote: a peer without its submitter's key claimed it: logged once */

@@ -324,7 +324,7 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
             }
         }
         if (list[0])
-            log_info("job %s: leased task %s from %s", j->name, list, j->peers[0]);
+            pool__note(pool, LOG_LEVEL_INFO, "job %s: leased task %s from %s", j->name, list, j->peers[0]);
     }
     pool_job_unref(j);
     free(v);
@@ -683,8 +683,8 @@ static void out_done(uv_work_t *req, int status)
         }
         free(extra);
         report_send(pool, j, w->task, url);
-        log_info("job %s task %u done here (exit %d): reported to %s%s", j->name, w->task, w->exit_code,
-                 j->peers[0], inline_ok ? " with the result inline" : "");
+        pool__note(pool, LOG_LEVEL_INFO, "job %s task %u done here (exit %d): reported to %s%s", j->name, w->task,
+                   w->exit_code, j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
         log_error("job %s task %u: hashing the outputs: %s", j->name, w->task, w->why);
     }
@@ -915,7 +915,8 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
     char body[WIRE_MAX_BODY];
     if (wire_lease_encode(&l, body, sizeof(body)) < 0) /* cannot happen: k <= VOL_MAX_LEASE */
         return reply_json(r, 500, "{\"error\":\"internal\"}");
-    log_info("job %s: task %.*s leased to %s", j->name, (int)(strchr(body, ']') - body - 10), body + 10, peer);
+    pool__note(pool, LOG_LEVEL_INFO, "job %s: task %.*s leased to %s", j->name, (int)(strchr(body, ']') - body - 10),
+               body + 10, peer);
     reply_json(r, 200, body);
 }
 
@@ -1364,8 +1365,8 @@ static void log_quorum(pool_t *pool, job_t *j, uint32_t task)
     const char *d[COORD_MAX_RUNS];
     size_t nd = coord_dissenters(pool->coord, j->id, task, d, COORD_MAX_RUNS);
     for (size_t i = 0; i < nd && i < COORD_MAX_RUNS; i++)
-        log_warn("job %s task %u: worker %.16s... disagreed with the quorum (%u of %u agree)", j->name, task, d[i],
-                 agree, n);
+        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: worker %.16s... disagreed with the quorum (%u of %u agree)",
+                   j->name, task, d[i], agree, n);
 }
 
 static void pubres_done(uv_work_t *req, int status)
@@ -1736,8 +1737,8 @@ static void on_lease_expired(void *arg, const char *job_id, uint32_t task, const
     job_t *j = local_job(pool, job_id);
     const char *url = worker_url(pool, worker);
     if (j)
-        log_warn("job %s task %u: the lease of %s (key %.16s...) expired: the task waits for another peer", j->name,
-                 task, url ? url : "?", worker);
+        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: the lease of %s (key %.16s...) expired: the task waits "
+                   "for another peer", j->name, task, url ? url : "?", worker);
 }
 
 static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, const char *worker)
@@ -1746,8 +1747,8 @@ static void on_peer_lease_lost(void *arg, const char *job_id, uint32_t task, con
     job_t *j = local_job(pool, job_id);
     const char *url = worker_url(pool, worker);
     if (j)
-        log_info("job %s task %u: %s (key %.16s...) left the pool: the task waits for another peer", j->name, task,
-                 url ? url : "?", worker);
+        pool__note(pool, LOG_LEVEL_INFO, "job %s task %u: %s (key %.16s...) left the pool: the task waits for "
+                   "another peer", j->name, task, url ? url : "?", worker);
 }
 
 /* Leases of our jobs were lost or ran out: a job whose last attempt that was may be over now; the

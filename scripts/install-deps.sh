@@ -16,7 +16,11 @@
 #               script(1), for preon submit on a terminal, is bsdutils: Essential)
 #   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
 #               (the HTTP load generator of that benchmark)
+#   web:        chromium and nodejs (tests/integration/test_web.sh drives the status page in headless
+#               Chromium with playwright-core, installed below with npm ci from tests/browser's lock
+#               file; never a browser of Playwright's own), prometheus (promtool check metrics)
 set -euo pipefail
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 
 PKGS=(
     build-essential pkg-config make clang libclang-rt-14-dev
@@ -26,6 +30,7 @@ PKGS=(
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
     grep sed mawk bash ca-certificates jq
     opentracker wrk
+    nodejs chromium prometheus
 )
 
 missing=()
@@ -36,20 +41,42 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
+# npm: part of a nodejs package built by Node.js's own packagers (which also conflicts with
+# Debian's npm package); Debian's nodejs needs Debian's npm beside it.
+if ! command -v npm >/dev/null 2>&1 && ! dpkg-query -W -f='${Provides}' nodejs 2>/dev/null | grep -qw npm; then
+    missing+=(npm)
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: all ${#PKGS[@]} packages are installed"
-    exit 0
+else
+    echo "install-deps: installing ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=(env DEBIAN_FRONTEND=noninteractive)
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+    else
+        echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    "${as_root[@]}" apt-get update
+    "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-if [ "$(id -u)" -eq 0 ]; then
-    as_root=(env DEBIAN_FRONTEND=noninteractive)
-elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
-else
-    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+# The browser tests' driver: playwright-core at the version tests/browser/package-lock.json pins,
+# from the npm registry (npm ci: exactly the lock file), when missing or older than the lock file.
+# That version needs Node.js 20 or later (its "engines"); Debian 12's own nodejs is 18, on which
+# npm ci only warns and test_web.sh would fail later for no clear reason: say so here and stop.
+browser=$root/tests/browser
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "install-deps: tests/browser (playwright-core, for tests/integration/test_web.sh) needs Node.js 20" \
+        "or later; this machine has $(node --version 2>/dev/null || echo 'no node'). Install a nodejs package" \
+        "of version 20 or later, then run this again." >&2
     exit 1
 fi
-
-"${as_root[@]}" apt-get update
-"${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+    [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd "$browser" && npm ci --engine-strict --no-audit --no-fund --loglevel=error)
+fi

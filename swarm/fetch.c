@@ -93,6 +93,7 @@ typedef struct req {
     struct req *qprev, *qnext; /* wait queue, R_QUEUED only */
     hash_t h;
     uint32_t len;
+    uint64_t t0_ns; /* uv_hrtime when requested: its latency, once verified */
     enum req_state state;
     waiter_t *waiters, **wtail;
     candidate_t cand[FETCH_MAX_CANDIDATES];
@@ -140,6 +141,8 @@ struct fetch {
     event_t *ev_head, **ev_tail;
     unsigned inflight, verifying, works, queued;
     fetch_stats_t st;
+    metrics_rate_t rate;     /* body bytes received, by second */
+    metrics_hist_t latency;  /* request to verified bytes, seconds (fetch_latency) */
 
     bool closing, finishing, dispatching;
     fetch_close_cb close_cb;
@@ -661,6 +664,7 @@ static void verified(req_t *r)
     swarm__peer_rate(r->cur, FETCH_SCORE_OK, now_ms(f));
     r->cur->st.blocks++;
     f->st.blocks++;
+    metrics_hist_observe(&f->latency, (double)(uv_hrtime() - r->t0_ns) / 1e9);
     swarm__keep_put(&f->keep, &r->h, r->len, r->buf);
     waiter_t *d;
     take_data_waiters(r, &d);
@@ -771,6 +775,8 @@ static void xfer_done(swarm__xfer_t *x, CURLcode res, long code)
     p->st.transfers++;
     f->st.bytes += r->got;
     p->st.bytes += r->got;
+    metrics_rate_add(&f->rate, r->got, now_ms(f));
+    metrics_rate_add(&p->rate, r->got, now_ms(f));
 
     int reason, err = classify(res, code, r->overflow, r->got, r->len, &reason);
     if (err == 0) {
@@ -883,6 +889,9 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
     f->pool = swarm__bufpool_new();
     swarm__keep_init(&f->keep, o.keep_blocks);
     f->easies = xcalloc(o.max_total, sizeof(*f->easies));
+    /* from a block in memory on a LAN to a slow peer's time-out */
+    static const double lat[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    metrics_hist_init(&f->latency, lat, sizeof(lat) / sizeof(lat[0]));
     uv_timer_init(loop, &f->defer);
     f->defer.data = f;
     f->handles = 2;
@@ -972,6 +981,7 @@ static int request(fetch_t *f, const hash_t *h, uint32_t len, const char *const 
         r->f = f;
         r->h = *h;
         r->len = len;
+        r->t0_ns = uv_hrtime();
         r->state = R_CHECK;
         r->wtail = &r->waiters;
         req_insert(f, r);
@@ -1064,6 +1074,8 @@ int fetch_peer_stats(fetch_t *f, const char *peer, fetch_peer_stats_t *out)
         return -ENOENT;
     *out = p->st;
     out->score = swarm__peer_score(p, now_ms(f));
+    out->rate = metrics_rate_get(&p->rate, now_ms(f));
+    out->banned = swarm__peer_banned(p, now_ms(f));
     return 0;
 }
 
@@ -1078,6 +1090,8 @@ static void foreach_one(swarm__peer_t *p, void *arg)
     foreach_ctx_t *c = arg;
     fetch_peer_stats_t st = p->st;
     st.score = swarm__peer_score(p, c->now);
+    st.rate = metrics_rate_get(&p->rate, c->now);
+    st.banned = swarm__peer_banned(p, c->now);
     c->cb(p->url, &st, c->arg);
 }
 
@@ -1094,4 +1108,7 @@ void fetch_stats(fetch_t *f, fetch_stats_t *out)
     *out = f->st;
     out->inflight = f->inflight;
     out->queued = f->queued;
+    out->rate = metrics_rate_get(&f->rate, now_ms(f));
 }
+
+const metrics_hist_t *fetch_latency(const fetch_t *f) { return &f->latency; }

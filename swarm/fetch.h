@@ -35,6 +35,7 @@
 #include <uv.h>
 
 #include "core/hash.h"
+#include "core/metrics.h"
 #include "swarm/store.h"
 
 /** Longest peer base URL accepted ("http://" + host + ":" + port). */
@@ -167,12 +168,15 @@ typedef struct fetch_stats {
     unsigned active;    /**< requests not yet completed */
     unsigned inflight;  /**< transfers under way now */
     unsigned queued;    /**< requests waiting for a free slot */
+    double rate;        /**< body bytes received per second over the last seconds (core/metrics.h) */
 } fetch_stats_t;
 
 typedef struct fetch_peer_stats {
     int score;
     unsigned inflight;
     uint64_t transfers, bytes, blocks, failures, bad; /**< as in fetch_stats_t, for this peer */
+    double rate; /**< as in fetch_stats_t, from this peer (filled by fetch_peer_stats and _foreach) */
+    bool banned; /**< banned now (FETCH_BAN_AFTER bad blocks): fetch_foreach_banned lists it */
 } fetch_peer_stats_t;
 
 /**
@@ -299,5 +303,12 @@ void fetch_peer_foreach(fetch_t *f,
                         void (*cb)(const char *peer, const fetch_peer_stats_t *st, void *arg),
                         void *arg);
 void fetch_stats(fetch_t *f, fetch_stats_t *out);
+/**
+ * The time from a block's request to its verified bytes (waiting for a slot, the transfers, the
+ * hash: what a reader waits), in seconds, of every block received since fetch_new. Requests
+ * answered without a transfer (from the store or from memory) and failed ones are not counted.
+ * Valid until fetch_close.
+ */
+const metrics_hist_t *fetch_latency(const fetch_t *f);
 
 #endif

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "core/hash.h"
+#include "core/metrics.h"
 #include "swarm/fetch.h"
 
 /* ---- peers.c: the peer table and scores (pure) ------------------------------------------------ */
@@ -35,6 +36,7 @@ struct swarm__peer {
     uint64_t started;      /**< transfers started, for spreading ties */
     uint32_t bad_run;      /**< bad blocks since its last ban (or ever) */
     uint64_t banned_until; /**< not asked for anything before this (ms), after FETCH_BAN_AFTER bad blocks */
+    metrics_rate_t rate;   /**< body bytes received from it, by second (st.rate is computed from it) */
     size_t urllen;
     char url[]; /**< NUL-terminated */
 };

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xalloc.h"
 #include "swarm/serve.h"
 
@@ -107,6 +108,7 @@ struct serve {
     serve_stats_t st;
     void (*tally)(void *owner, uint64_t bytes, void *arg); /* serve_set_tally */
     void *tally_arg;
+    metrics_rate_t rate; /* bytes answered, by second (the status page's rate out) */
 };
 
 /* ---- errors ---- */
@@ -402,6 +404,7 @@ static void result_done(uv_work_t *uw, int status)
     } else {
         s->st.blocks++;
         s->st.bytes += w->len;
+        metrics_rate_add(&s->rate, w->len, uv_now(s->loop));
         httpd_reply_header(w->req, "Cache-Control", SERVE_CACHE);
         httpd_reply_take(w->req, 200, "application/octet-stream", w->buf, w->len);
         w->buf = NULL;
@@ -448,6 +451,7 @@ static void open_done(uv_work_t *uw, int status)
     } else {
         s->st.blocks++;
         s->st.bytes += w->fd_len;
+        metrics_rate_add(&s->rate, w->fd_len, uv_now(s->loop));
         httpd_reply_header(w->req, "Cache-Control", SERVE_CACHE);
         httpd_reply_fd(w->req, 200, "application/octet-stream", w->fd, w->off, w->fd_len);
         w->fd = -1; /* the reply's now (closed once sent, or on error) */
@@ -632,7 +636,12 @@ void serve_close(serve_t *s, void (*cb)(void *arg), void *arg)
         uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
-void serve_stats(const serve_t *s, serve_stats_t *out) { *out = s ? s->st : (serve_stats_t){0}; }
+void serve_stats(const serve_t *s, serve_stats_t *out)
+{
+    *out = s ? s->st : (serve_stats_t){0};
+    if (s)
+        out->rate = metrics_rate_get(&s->rate, uv_now(s->loop));
+}
 
 void serve_set_tally(serve_t *s, void (*tally)(void *owner, uint64_t bytes, void *arg), void *arg)
 {

@@ -39,6 +39,7 @@ typedef struct serve serve_t;
 typedef struct serve_stats {
     uint64_t blocks; /**< blocks answered with 200 */
     uint64_t bytes;  /**< their bytes */
+    double rate;     /**< bytes per second answered over the last seconds (core/metrics.h) */
 } serve_stats_t;
 
 /**
@@ -90,7 +91,7 @@ void serve_block_stored(serve_t *s, const hash_t *h);
  */
 bool serve_handle(serve_t *s, httpd_req_t *r, const char *path);
 
-/** Totals since serve_new; zeros for a NULL s. */
+/** Totals since serve_new, and the rate now; zeros for a NULL s. */
 void serve_stats(const serve_t *s, serve_stats_t *out);
 
 /**

@@ -28,6 +28,7 @@ PREON=$(readlink -f -- "$PREON")
 declare -A PEER_PID=() PEER_MNT=() PEER_DATA=() PEER_LOG=() PEER_OUT=()
 declare -a CLEANUP_CMDS=()
 T_CASE=""
+T_NAME=""
 
 # --- assertions ----------------------------------------------------------------------------------
 
@@ -585,11 +586,23 @@ start_opentracker() {
 }
 
 
+# keep_artifact FILE: copies FILE (a screenshot, say) to $PREON_ARTIFACTS/<test file>/ (default
+# /tmp/preon-artifacts), which outlives the test's temporary directory, and has run_tests print its
+# path under the test's PASS or FAIL line.
+keep_artifact() {
+    local dir="${PREON_ARTIFACTS:-/tmp/preon-artifacts}/$(basename -- "$0" .sh)"
+    [ -f "$1" ] || fail "no artifact $1 to keep"
+    mkdir -p "$dir"
+    cp -- "$1" "$dir/" || fail "cannot copy $1 to $dir"
+    echo "$dir/$(basename -- "$1")" >>"$_FILE_TMP/$T_NAME.artifacts"
+}
+
 # --- running ----------------------------------------------------------------------------------------
 
 # Runs one test function in the current (sub)shell, with its own case dir and cleanup.
 _run_one() {
     local t=$1
+    T_NAME=$t
     T_CASE=$(mktemp -d "$_FILE_TMP/$t.XXXXXX")
     chmod 755 "$T_CASE"
     trap _cleanup EXIT
@@ -633,6 +646,9 @@ run_tests() {
             failed=$((failed + 1))
             echo "FAIL $t ($((SECONDS - start))s, exit $rc)"
             sed 's/^/    | /' "$out"
+        fi
+        if [ -f "$_FILE_TMP/$t.artifacts" ]; then
+            sed 's/^/    artifact: /' "$_FILE_TMP/$t.artifacts"
         fi
     done
     [ "$failed" -eq 0 ]

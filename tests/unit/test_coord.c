@@ -711,6 +711,45 @@ static uint32_t rnd(void)
     return rnd_state >> 8;
 }
 
+/* The status page's queries (pool/web.c): leases in all, a job's leased tasks, tasks' details. */
+static void status_queries(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "a", 5, 1), 0);
+    assert_int_equal(coord_add_job(c, "b", 2, 2), 0);
+    uint32_t t, tasks[8];
+    assert_int_equal(coord_leases(c), 0);
+    assert_int_equal(coord_job_leased(c, "a", tasks, 8), 0);
+    assert_int_equal(coord_job_leased(c, "nope", tasks, 8), 0);
+    assert_int_equal(coord_lease(c, "a", W1, 0, 100, NULL, &t), 0); /* a0 */
+    assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t), 0); /* a1 */
+    assert_int_equal(coord_lease(c, "a", W2, 0, 100, NULL, &t), 0); /* a2 */
+    assert_int_equal(coord_lease(c, "b", W1, 0, 100, NULL, &t), 0); /* b0, two replicas */
+    assert_int_equal(coord_lease(c, "b", W3, 0, 100, NULL, &t), 0);
+    assert_int_equal(coord_leases(c), 5);
+    assert_int_equal(report(c, "a", 1, W2, "r", true), COORD_ACCEPTED);
+    assert_int_equal(coord_leases(c), 4);
+    /* a has a0 and a2 out; max 1 still counts both */
+    assert_int_equal(coord_job_leased(c, "a", tasks, 1), 2);
+    assert_int_equal(coord_job_leased(c, "a", tasks, 8), 2);
+    assert_true((tasks[0] == 0 && tasks[1] == 2) || (tasks[0] == 2 && tasks[1] == 0));
+    const uint32_t ask[] = {0, 1, 2, 3};
+    coord_task_info_t info[4];
+    assert_int_equal(coord_tasks_info(c, "a", ask, 4, info), 0);
+    assert_int_equal(info[0].state, TASK_RUNNING);
+    assert_string_equal(info[0].holder, W1);
+    assert_int_equal(info[1].state, TASK_SUCCEEDED);
+    assert_null(info[1].holder);
+    assert_int_equal(info[1].attempts, 1);
+    assert_string_equal(info[2].holder, W2);
+    assert_int_equal(info[3].state, TASK_WAITING);
+    assert_null(info[3].holder);
+    const uint32_t bad[] = {1, 5};
+    assert_int_equal(coord_tasks_info(c, "a", bad, 2, info), -EINVAL);
+    assert_int_equal(info[0].state, TASK_SUCCEEDED); /* filled up to the bad one */
+    assert_int_equal(coord_tasks_info(c, "nope", ask, 1, info), -ENOENT);
+}
+
 static void check_consistent(coord_t *c, const char *job, uint32_t n)
 {
     coord_counts_t k;
@@ -724,6 +763,18 @@ static void check_consistent(coord_t *c, const char *job, uint32_t n)
         const char *h[64];
         size_t nh = coord_holders(c, job, t, h, 64);
         assert_true((st == TASK_RUNNING) == (nh > 0));
+    }
+    /* the status page's queries agree: the leased list is the running tasks, each once */
+    uint32_t leased[64];
+    size_t nl = coord_job_leased(c, job, leased, 64);
+    assert_int_equal(nl, by_state[TASK_RUNNING]);
+    coord_task_info_t info[64];
+    assert_int_equal(coord_tasks_info(c, job, leased, nl < 64 ? nl : 64, info), 0);
+    for (size_t i = 0; i < nl && i < 64; i++) {
+        assert_int_equal(info[i].state, TASK_RUNNING);
+        assert_non_null(info[i].holder);
+        for (size_t k2 = 0; k2 < i; k2++)
+            assert_true(leased[k2] != leased[i]);
     }
     assert_int_equal(by_state[TASK_WAITING], k.waiting);
     assert_int_equal(by_state[TASK_RUNNING], k.running);
@@ -775,6 +826,7 @@ static void counts_and_leases_stay_consistent(void **state)
             leases += (uint32_t)coord_holders(c, "r", x, h, 64);
         }
         assert_int_equal(held, leases);
+        assert_int_equal(coord_leases(c), leases);
     }
 }
 
@@ -883,6 +935,7 @@ int main(void)
         cmocka_unit_test(per_host_and_pool_caps),
         T(dropping_a_worker_releases_its_leases),
         T(silent_workers_are_dropped),
+        T(status_queries),
         T(counts_and_leases_stay_consistent),
         cmocka_unit_test(drains_a_large_job_quickly),
         cmocka_unit_test(names),

@@ -50,6 +50,13 @@ static void hash_sha256_known_vectors(void **state)
     hash_sha256("", 0, &h);
     hex_of(&h, hex);
     assert_string_equal(hex, EMPTY_SHA256);
+    char b64[HASH_B64_LEN + 1]; /* the form of a CSP 'sha256-...' source (the status page's) */
+    hash_to_base64(&h, b64);
+    assert_string_equal(b64, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+    hash_sha256("abc", 3, &h);
+    hash_to_base64(&h, b64);
+    assert_string_equal(b64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+    hash_sha256("", 0, &h);
     hash_sha256(LONG_MSG, strlen(LONG_MSG), &h);
     hex_of(&h, hex);
     assert_string_equal(hex, LONG_SHA256);

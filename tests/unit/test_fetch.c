@@ -476,6 +476,12 @@ static void fetch_good_block_lands_verified(void **state)
     assert_int_equal(ps.blocks, 1);
     assert_int_equal(ps.bytes, b->len);
     assert_int_equal(ps.inflight, 0);
+    /* the status page's figures: a rate (bytes over the last seconds) and one latency sample */
+    assert_true(b->len > 0 && st.rate > 0 && ps.rate == st.rate);
+    assert_true(st.rate <= (double)b->len / (METRICS_RATE_SLOTS - 1));
+    const metrics_hist_t *lat = fetch_latency(fx->f);
+    assert_int_equal(lat->total, 1);
+    assert_true(lat->sum > 0 && lat->sum < 10);
 
     /* the zero-length block, and the same peer named with a trailing slash */
     char slash[80];
@@ -513,6 +519,9 @@ static void fetch_corrupt_peer_is_penalised_and_next_peer_serves(void **state)
     assert_int_equal(fetch_peer_stats(fx->f, bad->url, &ps), 0);
     assert_int_equal(ps.bad, 1);
     assert_int_equal(ps.blocks, 0);
+    assert_false(ps.banned); /* one bad block: scored down, not banned */
+    assert_true(ps.rate > 0); /* bytes received, good or bad */
+    assert_int_equal(fetch_latency(fx->f)->total, 1); /* one block verified, after two transfers */
 
     /* the penalised peer is now avoided: the next block comes straight from the good one */
     assert_int_equal(fetch(fx, 1, &fx->blocks[4], peers, 2), 0);
@@ -547,6 +556,9 @@ static void fetch_a_peer_with_bad_blocks_is_banned(void **state)
     int banned = 0;
     fetch_foreach_banned(fx->f, ban_cb, &banned);
     assert_int_equal(banned, 1);
+    fetch_peer_stats_t ps;
+    assert_int_equal(fetch_peer_stats(fx->f, bad->url, &ps), 0);
+    assert_true(ps.banned); /* the status page's "banned", whatever the number of bans */
     assert_int_equal(fetch(fx, FETCH_BAN_AFTER, &fx->blocks[FETCH_BAN_AFTER], peers, 1), 0);
     assert_true(run_until(fx, &fx->ncalls, FETCH_BAN_AFTER + 1));
     assert_int_equal(fx->calls[FETCH_BAN_AFTER].status, -ENOENT);
@@ -798,6 +810,7 @@ static void fetch_present_block_completes_without_a_peer(void **state)
     assert_int_equal(st.present, 1);
     assert_int_equal(st.transfers, 0);
     assert_int_equal(fetch_peer_score(fx->f, refused), 0);
+    assert_int_equal(fetch_latency(fx->f)->total, 0); /* no transfer: not a fetch's latency */
 }
 
 static void fetch_close_cancels_transfers_in_flight(void **state)

@@ -259,6 +259,7 @@ static void serve_inputs_results_and_the_store(void **state)
     serve_stats(fx->s, &st);
     assert_int_equal(st.blocks, 3 + 1 + 1 + 1);
     assert_int_equal(st.bytes, FILE_LEN + BS + BS + sizeof(other));
+    assert_true(st.rate > 0 && st.rate <= (double)st.bytes / (METRICS_RATE_SLOTS - 1)); /* over the last seconds */
     free(in);
     free(res);
 }
