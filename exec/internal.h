@@ -206,6 +206,28 @@ int exec__limit_drop(const exec_limits_t *l);
 int exec__limit_mount_task(const char *upper, const char *work, uid_t uid, gid_t gid, bool chown_it, bool walk,
                            char *why, size_t whylen);
 
+#define EXEC_LIMIT_FAIL 127       /* the limiter's exit status when it cannot do what it was asked */
+#define EXEC_LIMIT_NOT_STARTED 126 /* --go-fd closed without a word: cancelled before it started */
+/** The limiter's vector, parsed (exec__limit_parse; pointers into its argv). */
+typedef struct exec_limit_args {
+    exec_limits_t limits;
+    int keeper_fd;                /* --keeper, or -1 */
+    unsigned long long tmpfs_size; /* --tmpfs-size */
+    int ncg, ndirs;
+    const char *cgroups[EXEC_CG_N];
+    const char *dir_path[2], *dir_name[2];
+    char **prog;                  /* after "--" */
+} exec_limit_args_t;
+/**
+ * The limiter's options, every one checked before anything is done, after the wait for --go-fd's
+ * word (if first). 0, EXEC_LIMIT_NOT_STARTED, or EXEC_LIMIT_FAIL after a message on stderr.
+ */
+int exec__limit_parse(int argc, char **argv, exec_limit_args_t *a);
+/** Steps (0b) and (1) of limit.c: joins the cgroups, stages the directories. 0 or EXEC_LIMIT_FAIL. */
+int exec__limit_enter(const exec_limit_args_t *a);
+/** A descriptor number argument: decimal, 0..INT_MAX. 0 or -1. */
+int exec__limit_fd_arg(const char *s, int *fd);
+
 typedef struct exec_keeper_args {
     int ctl;                       /* the socket to preon */
     unsigned long long tmpfs_size; /* of each task's /tmp and /dev/shm */

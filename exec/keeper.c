@@ -55,7 +55,7 @@
 #include "exec/internal.h"
 #include "exec/msg.h"
 
-#define KEEPER_FAIL 127
+#define KEEPER_FAIL EXEC_LIMIT_FAIL
 #define KEEPER_MAX_REASON 400 /* bytes of an agent's reason passed on to preon */
 
 /* One message out. 0 or -errno (the reader is gone). */
@@ -456,4 +456,33 @@ int exec__agent_main(int sock)
         if (say(sock, buf, 'D', f, 1, NULL, 0) != 0)
             return KEEPER_FAIL;
     }
+}
+
+/* ---- the entry point ---- */
+
+int exec_limit_main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--agent")) { /* inside a sandbox */
+        int fd;
+        if (exec__limit_fd_arg(argv[2], &fd) != 0) {
+            fprintf(stderr, "preon limit: --agent needs a file descriptor\n");
+            return KEEPER_FAIL;
+        }
+        return exec__agent_main(fd);
+    }
+    exec_limit_args_t a;
+    int rc = exec__limit_parse(argc, argv, &a);
+    if (rc == 0)
+        rc = exec__limit_enter(&a);
+    if (rc)
+        return rc;
+    if (a.keeper_fd >= 0) {
+        exec_keeper_args_t ka = {.ctl = a.keeper_fd, .tmpfs_size = a.tmpfs_size, .limits = a.limits, .argv = a.prog};
+        return exec__keeper_main(&ka);
+    }
+    if (exec__limit_drop(&a.limits) != 0)
+        return KEEPER_FAIL;
+    execvp(a.prog[0], a.prog);
+    fprintf(stderr, "preon limit: cannot run %s: %s\n", a.prog[0], strerror(errno));
+    return KEEPER_FAIL;
 }

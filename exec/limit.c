@@ -1,33 +1,36 @@
 /*
- * limit.c: `preon limit`, the wrapper that sits between the peer and bwrap. bwrap 0.8 has no
- * option to set resource limits, and posix_spawn none either, so the spawned process is the preon
- * binary itself, which (1) makes the job and task directories reachable for the sandbox user
- * (`--dir PATH NAME`, at most twice): their paths may lie under a directory that user cannot traverse
- * (/root, a 0700 mktemp dir), and bwrap resolves its bind sources with realpath() as that user, so the
- * wrapper, still root, opens each PATH, enters a private mount namespace, mounts a fresh tmpfs on
- * EXEC_STAGE_DIR there and bind-mounts each directory (through its fd) at EXEC_STAGE_DIR/NAME, which
- * bwrap then binds into the sandbox; nothing of this is visible outside the wrapper's namespace;
- * (2) with `--overlay UPPER WORK`, mounts the task's working directory at EXEC_STAGE_ROOT: an
- * overlayfs whose lower layer is the staged job directory and whose upper layer is UPPER (the task
- * directory: what the task creates or changes lands there and nowhere else). So a task starts where
- * its files are (`cat input.txt`, `./tool`), reads them lazily through the lower layer, and may write
- * over an input's name without touching the published input. Before mounting, UPPER gets a skeleton
- * of the job's tree owned by the slot user: every directory (so the task can create files in it) and,
- * for every regular file, a "metacopy" entry (an empty sparse file of the input's size carrying the
- * trusted.overlay.metacopy xattr): overlayfs takes the file's metadata from it (owner: the slot user,
- * mode + owner-write) and its data from the lower layer, until the task writes to it, which copies
- * the data up. Without it the inputs would be root's and read-only to the task. The collector (fs/)
- * skips entries that still carry the xattr: they are unchanged inputs, not outputs. With
- * `--skeleton-ready` the caller has already made the skeleton (preon does, from the job's manifest,
- * in its thread pool: no walk through the mount);
- * (0) with `--go-fd N` first: waits for one byte on fd N, the peer's word that the task is still
+ * limit.c: the parts of `preon limit`, the wrapper that sits between the peer and bwrap (the entry
+ * point, exec_limit_main, and the keeper that uses these parts are in keeper.c). bwrap 0.8 has no
+ * option to set resource limits, and posix_spawn none either, so the spawned process is the limiter,
+ * which
+ * (0) with `--go-fd N` first: waits for one byte on fd N, the peer's word that the sandbox is still
  * wanted (the peer starts the wrapper from its thread pool, then says go from its loop); EOF means
  * it was cancelled meanwhile: exit 126, having done nothing;
- * (0b) with `--cgroup DIR` (once per cgroup hierarchy, at most EXEC_CG_N times), joins the task's
- * cgroup DIR (writes 0 to DIR/cgroup.procs), before anything else: bwrap and everything it starts
- * are then inside it, and the whole-task limits set on it (exec/cgroup.c) hold for all of them;
+ * (0b) with `--cgroup DIR` (once per cgroup hierarchy, at most EXEC_CG_N times), joins the cgroup
+ * DIR (writes 0 to DIR/cgroup.procs), before anything else: bwrap and everything it starts are then
+ * inside it, and the whole-task limits set on it (exec/cgroup.c) hold for all of them;
+ * (1) makes the job directory reachable for the sandbox user (`--dir PATH NAME`, at most twice):
+ * its path may lie under a directory that user cannot traverse (/root, a 0700 mktemp dir), and
+ * bwrap resolves its bind sources with realpath() as that user, so the wrapper, still root, opens
+ * each PATH, enters a private mount namespace, mounts a fresh tmpfs on EXEC_STAGE_DIR there and
+ * bind-mounts each directory (through its fd) at EXEC_STAGE_DIR/NAME, which bwrap then binds into
+ * the sandbox; nothing of this is visible outside the wrapper's namespace;
+ * (2) for each task, mounts its working directory at EXEC_STAGE_ROOT (exec__limit_mount_task, called
+ * by the keeper): an overlayfs whose lower layer is the staged job directory and whose upper layer
+ * is the task directory (what the task creates or changes lands there and nowhere else). So a task
+ * starts where its files are (`cat input.txt`, `./tool`), reads them lazily through the lower layer,
+ * and may write over an input's name without touching the published input. Before mounting, the
+ * upper layer gets a skeleton of the job's tree owned by the slot user (unless preon made it, from
+ * the job's manifest, in its thread pool: no walk through the mount): every directory (so the task
+ * can create files in it) and, for every regular file, a "metacopy" entry (an empty sparse file of
+ * the input's size carrying the trusted.overlay.metacopy xattr): overlayfs takes the file's metadata
+ * from it (owner: the slot user, mode + owner-write) and its data from the lower layer, until the
+ * task writes to it, which copies the data up. Without it the inputs would be root's and read-only
+ * to the task. The collector (pool/work.c) skips entries that still carry the xattr: they are
+ * unchanged inputs, not outputs;
  * (3) drops to the slot's unprivileged user (`--gid`, `--uid`: setgroups(0), setgid, setuid);
- * (4) sets the limits and execs bwrap; the limits are inherited by bwrap and everything in it.
+ * (4) sets the limits (the keeper does (3) and (4) in the child it starts bwrap from); the limits
+ * are inherited by bwrap and everything in it.
  *
  * Every option is checked before any limit is set, so a bad vector changes nothing (and the unit
  * tests can feed it bad vectors in-process). Soft and hard limits are both set, so the task cannot
@@ -52,8 +55,8 @@
 #include "exec/exec.h"
 #include "exec/internal.h"
 
-#define LIMIT_FAIL 127
-#define LIMIT_NOT_STARTED 126 /* --go-fd closed without a word: cancelled before it started */
+#define LIMIT_FAIL EXEC_LIMIT_FAIL
+#define LIMIT_NOT_STARTED EXEC_LIMIT_NOT_STARTED
 
 static const struct {
     const char *opt;
@@ -341,16 +344,10 @@ static int parse_fd(const char *s, int *fd)
     return 0;
 }
 
-int exec_limit_main(int argc, char **argv)
+int exec__limit_parse(int argc, char **argv, exec_limit_args_t *a)
 {
-    if (argc == 3 && !strcmp(argv[1], "--agent")) { /* inside a sandbox: exec/keeper.c */
-        int fd;
-        if (parse_fd(argv[2], &fd) != 0) {
-            fprintf(stderr, "preon limit: --agent needs a file descriptor\n");
-            return LIMIT_FAIL;
-        }
-        return exec__agent_main(fd);
-    }
+    memset(a, 0, sizeof(*a));
+    a->keeper_fd = -1;
     if (argc > 2 && !strcmp(argv[1], "--go-fd")) { /* first, before anything is touched */
         int rc = wait_go(argv[2]);
         if (rc)
@@ -359,13 +356,10 @@ int exec_limit_main(int argc, char **argv)
         argv += 2;
         argc -= 2;
     }
-    exec_limits_t lim = {0};
+    exec_limits_t *lim = &a->limits;
     int i = 1;
-    unsigned long long uid = 0, gid = 0, tmpfs_size = 0;
+    unsigned long long uid = 0, gid = 0;
     bool have_uid = false, have_gid = false;
-    int ndirs = 0, ncg = 0, keeper_fd = -1;
-    const char *cgroups[EXEC_CG_N];
-    const char *dir_path[2], *dir_name[2];
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (!strcmp(argv[i], "--uid") || !strcmp(argv[i], "--gid")) {
             bool is_uid = argv[i][2] == 'u';
@@ -379,35 +373,35 @@ int exec_limit_main(int argc, char **argv)
             continue;
         }
         if (!strcmp(argv[i], "--keeper")) {
-            if (keeper_fd >= 0 || i + 1 >= argc || parse_fd(argv[i + 1], &keeper_fd) != 0 || keeper_fd < 3) {
+            if (a->keeper_fd >= 0 || i + 1 >= argc || parse_fd(argv[i + 1], &a->keeper_fd) != 0 || a->keeper_fd < 3) {
                 fprintf(stderr, "preon limit: --keeper needs a socket's descriptor (3 or above), once\n");
                 return LIMIT_FAIL;
             }
             continue;
         }
         if (!strcmp(argv[i], "--tmpfs-size")) {
-            if (tmpfs_size || i + 1 >= argc || parse_u64(argv[i + 1], &tmpfs_size) != 0 || tmpfs_size == 0) {
+            if (a->tmpfs_size || i + 1 >= argc || parse_u64(argv[i + 1], &a->tmpfs_size) != 0 || a->tmpfs_size == 0) {
                 fprintf(stderr, "preon limit: --tmpfs-size needs a size in bytes, once\n");
                 return LIMIT_FAIL;
             }
             continue;
         }
         if (!strcmp(argv[i], "--cgroup")) {
-            if (ncg == EXEC_CG_N || i + 1 >= argc || argv[i + 1][0] != '/') {
+            if (a->ncg == EXEC_CG_N || i + 1 >= argc || argv[i + 1][0] != '/') {
                 fprintf(stderr, "preon limit: --cgroup needs an absolute DIR, at most %d times\n", EXEC_CG_N);
                 return LIMIT_FAIL;
             }
-            cgroups[ncg++] = argv[i + 1];
+            a->cgroups[a->ncg++] = argv[i + 1];
             continue;
         }
         if (!strcmp(argv[i], "--dir")) {
-            if (ndirs == 2 || i + 2 >= argc || argv[i + 1][0] != '/' || !argv[i + 2][0] ||
+            if (a->ndirs == 2 || i + 2 >= argc || argv[i + 1][0] != '/' || !argv[i + 2][0] ||
                 strchr(argv[i + 2], '/') || argv[i + 2][0] == '.') {
                 fprintf(stderr, "preon limit: --dir needs an absolute PATH and a plain NAME, at most twice\n");
                 return LIMIT_FAIL;
             }
-            dir_path[ndirs] = argv[i + 1];
-            dir_name[ndirs++] = argv[i + 2];
+            a->dir_path[a->ndirs] = argv[i + 1];
+            a->dir_name[a->ndirs++] = argv[i + 2];
             i++;
             continue;
         }
@@ -418,15 +412,15 @@ int exec_limit_main(int argc, char **argv)
             fprintf(stderr, "preon limit: unknown option '%s'\n", argv[i]);
             return LIMIT_FAIL;
         }
-        if (lim.given[k]) {
+        if (lim->given[k]) {
             fprintf(stderr, "preon limit: %s given twice\n", argv[i]);
             return LIMIT_FAIL;
         }
-        if (i + 1 >= argc || parse_u64(argv[i + 1], &lim.value[k]) != 0) {
+        if (i + 1 >= argc || parse_u64(argv[i + 1], &lim->value[k]) != 0) {
             fprintf(stderr, "preon limit: %s needs a decimal number\n", argv[i]);
             return LIMIT_FAIL;
         }
-        lim.given[k] = true;
+        lim->given[k] = true;
     }
     if (i >= argc || i + 1 >= argc) {
         fprintf(stderr, "usage: preon limit [--go-fd FD] [--as N] [--nproc N] [--fsize N] [--core N] [--nofile N] "
@@ -437,28 +431,28 @@ int exec_limit_main(int argc, char **argv)
         fprintf(stderr, "preon limit: --uid and --gid go together\n");
         return LIMIT_FAIL;
     }
-    lim.have_uid = have_uid;
-    lim.uid = (uid_t)uid;
-    lim.gid = (gid_t)gid;
+    lim->have_uid = have_uid;
+    lim->uid = (uid_t)uid;
+    lim->gid = (gid_t)gid;
     bool have_job = false;
-    for (int d = 0; d < ndirs; d++)
-        have_job |= !strcmp(dir_name[d], "job");
-    if (keeper_fd >= 0 && (!have_job || !have_uid || !tmpfs_size)) {
+    for (int d = 0; d < a->ndirs; d++)
+        have_job |= !strcmp(a->dir_name[d], "job");
+    if (a->keeper_fd >= 0 && (!have_job || !have_uid || !a->tmpfs_size)) {
         fprintf(stderr, "preon limit: --keeper needs --dir PATH job, --uid, --gid and --tmpfs-size\n");
         return LIMIT_FAIL;
     }
-    for (int g = 0; g < ncg; g++) /* first: whatever happens next happens inside the task's limits */
-        if (join_cgroup(cgroups[g]) != 0)
-            return LIMIT_FAIL;
-    if (ndirs > 0 && stage_dirs(ndirs, dir_path, dir_name) != 0)
-        return LIMIT_FAIL;
-    if (keeper_fd >= 0) {
-        exec_keeper_args_t ka = {.ctl = keeper_fd, .tmpfs_size = tmpfs_size, .limits = lim, .argv = argv + i + 1};
-        return exec__keeper_main(&ka);
-    }
-    if (exec__limit_drop(&lim) != 0)
-        return LIMIT_FAIL;
-    execvp(argv[i + 1], argv + i + 1);
-    fprintf(stderr, "preon limit: cannot run %s: %s\n", argv[i + 1], strerror(errno));
-    return LIMIT_FAIL;
+    a->prog = argv + i + 1;
+    return 0;
 }
+
+int exec__limit_enter(const exec_limit_args_t *a)
+{
+    for (int g = 0; g < a->ncg; g++) /* first: whatever happens next happens inside the task's limits */
+        if (join_cgroup(a->cgroups[g]) != 0)
+            return LIMIT_FAIL;
+    if (a->ndirs > 0 && stage_dirs(a->ndirs, a->dir_path, a->dir_name) != 0)
+        return LIMIT_FAIL;
+    return 0;
+}
+
+int exec__limit_fd_arg(const char *s, int *fd) { return parse_fd(s, fd); }
