@@ -208,20 +208,25 @@ int exec__keeper_main(const exec_keeper_args_t *a)
                 if (say(ctl, buf, 'Y', NULL, 0, NULL, 0) != 0)
                     goto out;
             } else if (n > 0 && m.type == 'D' && busy && m.nf == 1 && exec__msg_int(m.f[0], 0, 0xffff, &st) == 0) {
-                unmount_task(&mounts);
+                /* Every process of the task is gone: nothing writes /task any more, so preon may
+                 * collect it while the overlay is unmounted here (its unmount syncs the upper
+                 * layer: about 1.5 ms, off the task's path). The next task is read after it. */
                 busy = false;
                 char sts[24];
                 snprintf(sts, sizeof(sts), "%lld", st);
                 const char *f[] = {sts};
-                if (say(ctl, buf, 'D', f, 1, NULL, 0) != 0)
+                int said = say(ctl, buf, 'D', f, 1, NULL, 0);
+                unmount_task(&mounts);
+                if (said != 0)
                     goto out;
             } else if (n > 0 && m.type == 'F' && busy && m.nf == 1) {
-                unmount_task(&mounts);
                 busy = false;
                 char why[KEEPER_MAX_REASON + 1];
                 clean_reason(m.f[0], why, sizeof(why));
                 const char *f[] = {why};
-                if (say(ctl, buf, 'F', f, 1, NULL, 0) != 0)
+                int said = say(ctl, buf, 'F', f, 1, NULL, 0);
+                unmount_task(&mounts);
+                if (said != 0)
                     goto out;
             } else { /* gone, or a word out of turn: the sandbox ends */
                 if (n != 0)
