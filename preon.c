@@ -56,6 +56,8 @@ static const char usage_mount[] =
     "  --slots N            tasks run at once (default: number of CPUs)\n"
     "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"
     "  --disk SIZE          disk all tasks here may ask for together (default: the data directory's free space)\n"
+    "  --no-disk-quota      bound each file a task writes by its job's disk, not all it writes together (for\n"
+    "                       machines without btrfs or loop devices; see docs/sandbox.md)\n"
     "  --cache SIZE         quota of the block cache (other peers' blocks), e.g. 20G (default: 10% of the\n"
     "                       data directory's filesystem, at least 256M)\n"
     "  --cpu PERCENT        share of the machine's CPUs all tasks here may use together, 1-100 (default 100)\n"
@@ -183,6 +185,7 @@ static int cmd_mount(int argc, char **argv)
         {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
         {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
         {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
+        {"no-disk-quota", no_argument, NULL, 'Z'},
         {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
         {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
         {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
@@ -198,7 +201,7 @@ static int cmd_mount(int argc, char **argv)
     bool when_idle = false;
     const char *input_dir = "/dev/input";
     long ready_fd = -1, port = -1;
-    bool allow_net = false;
+    bool allow_net = false, no_disk_quota = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
     int c;
@@ -212,6 +215,7 @@ static int cmd_mount(int argc, char **argv)
         case 'q': bad = parse_uint(optarg, 3600000, &quiet); break;
         case 'u': bad = parse_uint(optarg, 4000000000ul, &uid_base) || uid_base == 0; break;
         case 'n': allow_net = true; break;
+        case 'Z': no_disk_quota = true; break;
         case 'A': listen = optarg; break;
         case 'P': bad = parse_uint(optarg, 65535, &v); port = (long)v; break;
         case 'T': tracker_url = optarg; bad = strncmp(optarg, "http://", 7) != 0; break;
@@ -383,6 +387,7 @@ static int cmd_mount(int argc, char **argv)
                              .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
                              .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
                              .memory_total = mem_total, .disk_total = disk_total, .cache_bytes = cache,
+                             .no_disk_quota = no_disk_quota,
                              .cpu_permille = (unsigned)cpu_pct * 10, .when_idle = when_idle,
                              .idle = {.input_dir = input_dir, .after_ms = idle_after,
                                       .cpu_permille = (unsigned)idle_cpu * 10, .grace_ms = idle_grace},

@@ -17,6 +17,56 @@
 #include "core/files.h"
 #include "core/xalloc.h"
 
+int files_move(int dirfd, const char *name, const char *to)
+{
+    if (renameat(dirfd, name, AT_FDCWD, to) == 0)
+        return 0;
+    if (errno != EXDEV)
+        return -errno;
+    int in = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), out = -1, rc = 0;
+    struct stat st;
+    if (in < 0 || fstat(in, &st) != 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = -EINVAL;
+    else if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777)) < 0)
+        rc = -errno;
+    for (off_t left = rc ? 0 : st.st_size; !rc && left > 0;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(left > (1 << 30) ? (1 << 30) : left), 0);
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+            char buf[65536]; /* a filesystem that cannot: plain reads and writes from where it stopped */
+            n = read(in, buf, sizeof(buf));
+            for (ssize_t off = 0; n > 0 && off < n;) {
+                ssize_t w = write(out, buf + off, (size_t)(n - off));
+                if (w < 0 && errno != EINTR) {
+                    n = -1;
+                    break;
+                }
+                off += w > 0 ? w : 0;
+            }
+        }
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n == 0)
+            rc = -EIO; /* shorter than it said: changed under us */
+        else if (n > 0)
+            left -= n;
+    }
+    if (out >= 0) {
+        if (!rc && fchmod(out, st.st_mode & 07777) != 0)
+            rc = -errno;
+        if (close(out) != 0 && !rc)
+            rc = -errno;
+    }
+    if (in >= 0)
+        close(in);
+    if (rc && out >= 0)
+        unlink(to);
+    else if (!rc)
+        unlinkat(dirfd, name, 0);
+    return rc;
+}
+
 int files_mkdir_p(const char *path, mode_t mode)
 {
     char *p = xstrdup(path);

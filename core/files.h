@@ -9,6 +9,12 @@
 
 /** mkdir -p: path and every missing parent, with mode. 0 or -errno. */
 int files_mkdir_p(const char *path, mode_t mode);
+/**
+ * mv of one file: name in dirfd (not through a symlink) to the path to (AT_FDCWD), which must not
+ * exist: a rename, or across filesystems a copy of its bytes and permission bits and then the
+ * unlink of name. 0 or -errno (a copy that failed is removed; name stays). Blocking.
+ */
+int files_move(int dirfd, const char *name, const char *to);
 /** rm -rf without following symlinks; a missing path is not an error. 0 or the first -errno.
  * Any depth, two fds at most (files_walk). */
 int files_rm_rf(const char *path);

@@ -97,7 +97,9 @@ struct exec_task {
     uint64_t left_ns;     /* suspended: what was left of the time-out */
     uint64_t suspended_ns, suspended_at; /* time spent frozen, and since when (not part of elapsed) */
     /* Copies of the spec, read by the pool thread in PREP. */
-    char *job_id, *job_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path, *ckpt_dir, *command;
+    char *job_id, *job_dir, *run_dir, *task_dir, *scratch_dir, *stdout_path, *stderr_path, *ckpt_dir, *command;
+    uint64_t subvol;     /* run_dir's subvolume (its quota), 0: none */
+    uint64_t disk_used, disk_max; /* what it held at the end, and its limit (quota) */
     char **box_argv;   /* a new sandbox's vector, until a sandbox takes it */
     bool network;      /* asks for it, and may have it */
     bool oom_hit;      /* its sandbox ran out of memory while it ran */
@@ -183,6 +185,8 @@ struct exec {
     sbox_t *boxes;
     sbox_t **slot_box; /* per slot: its sandbox, at most one (a slot is a uid) */
     exec_cg_t cg;      /* the peer's cgroups (cgroup.c) */
+    exec_quota_t quota; /* the btrfs of run directories (quota.c), if on */
+    char quota_why[256]; /* why not, if asked for and not had: every task with a run_dir is refused */
     uint64_t cg_seq;
     uint64_t warm_starts, cold_starts;
     bool closing;
@@ -232,6 +236,15 @@ int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
     e->opts.uid_base = ub;
     e->opts.gid_base = gb;
     e->slot_box = xcalloc(opts->slots, sizeof(*e->slot_box));
+    if (opts->work_dir && !opts->no_disk_quota) {
+        char qwhy[200];
+        if (exec__quota_open(&e->quota, opts->work_dir, opts->work_size, qwhy, sizeof(qwhy)) != 0) {
+            snprintf(e->quota_why, sizeof(e->quota_why), "%s", qwhy);
+            log_warn("exec: every task will be refused: its disk cannot be bounded in all: %s (start with "
+                     "--no-disk-quota to bound each file only)", qwhy);
+        }
+    }
+    e->opts.work_dir = NULL; /* not ours to keep: exec__quota_open copied it */
     *out = e;
     return 0;
 }
@@ -258,6 +271,7 @@ static void exec_free(exec_t *e)
     void (*cb)(void *) = e->close_cb;
     void *arg = e->close_arg;
     exec__cg_close(&e->cg);
+    exec__quota_close(&e->quota);
     free(e->slot_box);
     free(e->bwrap);
     free(e->limiter);
@@ -300,6 +314,7 @@ static void on_task_message(exec_task_t *t, const exec_msg_t *m);
 static void task_box_gone(exec_task_t *t);
 static void thaw_if_frozen(sbox_t *sb);
 static void new_box_for(exec_task_t *t);
+static void read_disk(exec_task_t *t);
 
 static void sb_free(sbox_t *sb)
 {
@@ -607,8 +622,10 @@ static void sb_cg_end_work(uv_work_t *w)
     sbox_t *sb = w->data;
     exec_cg_stats_t st;
     int rc = exec__cg_task_end(&sb->e->cg, sb->cg_name, &sb->base, &st);
-    if (sb->task)
+    if (sb->task) {
         sb->task->cg_stats = st;
+        read_disk(sb->task);
+    }
     if (rc)
         log_warn("exec: the cgroup of sandbox %s stays: %s", sb->cg_name, strerror(-rc));
 }
@@ -996,6 +1013,7 @@ static void task_free(exec_task_t *t)
     close_fd(&t->err_fd);
     free(t->job_id);
     free(t->job_dir);
+    free(t->run_dir);
     free(t->task_dir);
     free(t->scratch_dir);
     free(t->ckpt_dir);
@@ -1058,8 +1076,10 @@ static void name_the_limit(exec_task_t *t)
     const exec_cg_stats_t *st = &t->cg_stats;
     r->memory_peak = st->memory_peak;
     r->forks_refused = st->pids_refused;
+    r->disk_used = t->disk_used;
     if (r->refused || r->cancelled)
         return;
+    bool failed = r->exit_code != 0 || r->term_signal;
     if (t->oom_hit || st->oom_kills) {
         snprintf(r->limit, sizeof(r->limit), "memory");
         snprintf(r->reason, sizeof(r->reason), "stopped by the memory limit: the task in all (its processes, /tmp "
@@ -1072,6 +1092,10 @@ static void name_the_limit(exec_task_t *t)
         snprintf(r->limit, sizeof(r->limit), "disk");
         snprintf(r->reason, sizeof(r->reason), "stopped by the disk limit: a file reached disk = %.1f MiB",
                  (double)t->disk_bytes / 1048576.0);
+    } else if (failed && exec__quota_hit(t->disk_used, t->disk_max)) { /* its writes failed: EDQUOT */
+        snprintf(r->limit, sizeof(r->limit), "disk");
+        snprintf(r->reason, sizeof(r->reason), "stopped by the disk limit: the task's files in all (/task, stdout and "
+                 "stderr) reached disk = %.1f MiB", (double)t->disk_bytes / 1048576.0);
     } else if (st->pids_refused && r->exit_code != 0) {
         snprintf(r->limit, sizeof(r->limit), "processes");
     }
@@ -1192,10 +1216,18 @@ static void task_box_gone(exec_task_t *t)
 }
 
 /* Thread pool: what the cgroup recorded for the task that just ended, and the mark for the next. */
+/* Thread pool: what the task's run directory holds, against its quota. */
+static void read_disk(exec_task_t *t)
+{
+    if (t->subvol && exec__quota_usage(&t->e->quota, t->subvol, &t->disk_used, &t->disk_max) != 0)
+        t->disk_used = t->disk_max = 0;
+}
+
 static void stats_work(uv_work_t *w)
 {
     exec_task_t *t = w->data;
     sbox_t *sb = t->sb;
+    read_disk(t);
     exec__cg_task_read(&t->e->cg, sb->cg_name, &sb->base, &t->cg_stats);
     exec__cg_task_mark(&t->e->cg, sb->cg_name, &sb->base);
 }
@@ -1428,6 +1460,15 @@ static void prep_work(uv_work_t *w)
     char eb[128]; /* strerror's buffer is not ours to share with the loop thread */
     if (t->res.refused)
         return;
+    if (t->run_dir) { /* its quota holds everything of the run: /task, overlayfs's work dir, stdout, stderr */
+        int rc = t->e->quota.on ? exec__quota_make(&t->e->quota, t->run_dir, t->disk_bytes, &t->subvol)
+                                : (mkdir(t->run_dir, 0755) == 0 ? 0 : -errno);
+        if (rc) {
+            refuse(t, "cannot make the task's directory %s%s: %s", t->run_dir,
+                   t->e->quota.on ? " with its disk limit" : "", strerror_r(-rc, eb, sizeof(eb)));
+            return;
+        }
+    }
     if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) /* made here, off the caller's loop */
         mkdir(t->scratch_dir, 0700);
     errno = 0;
@@ -1556,12 +1597,16 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         refuse(t, "this peer cannot hold the task's memory and process limits for the whole task: %s", missing);
     } else if (spec->network && !e->opts.allow_network) {
         refuse(t, "job asks for network; this peer does not allow it");
+    } else if (spec->run_dir && e->quota_why[0]) {
+        refuse(t, "this peer cannot hold the task's disk limit for the whole task: %s (its volunteer can start it "
+               "with --no-disk-quota to bound each file only)", e->quota_why);
     } else if ((old = e->slot_box[spec->slot]) != NULL && (old->successor || (old->task && old->task != t))) {
         refuse(t, "slot %u is busy with another task", spec->slot);
     } else {
         t->slot = spec->slot;
         t->job_id = xstrdup(spec->job_id);
         t->job_dir = xstrdup(spec->job_dir);
+        t->run_dir = spec->run_dir ? xstrdup(spec->run_dir) : NULL;
         t->task_dir = xstrdup(spec->task_dir);
         t->scratch_dir = xstrdup(spec->scratch_dir);
         t->ckpt_dir = spec->checkpoint_dir ? xstrdup(spec->checkpoint_dir) : NULL;
@@ -1617,6 +1662,8 @@ bool exec_slot_warm(const exec_t *e, unsigned slot, const char *job_id)
     return sb && !sb->task && !sb->successor && sb->state != SB_DEAD && !sb->closing && !sb->broken &&
            !sb->oom_hit && !sb->killed && !strcmp(sb->job_id, job_id);
 }
+
+const char *exec_disk_quota_missing(const exec_t *e) { return e && e->quota_why[0] ? e->quota_why : NULL; }
 
 void exec_forget_job(exec_t *e, const char *job_id)
 {

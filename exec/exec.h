@@ -28,7 +28,7 @@
 #define EXEC_MAX_REASON 512
 #endif
 #ifndef EXEC_WARM_IDLE_MS
-#define EXEC_WARM_IDLE_MS 5000 /* a sandbox with no task waits this long for the next of its job */
+#define EXEC_WARM_IDLE_MS 2000 /* a sandbox with no task waits this long for the next of its job */
 #endif
 
 typedef struct exec exec_t;
@@ -44,6 +44,13 @@ typedef struct exec_opts {
     uint64_t memory_total; /**< memory all tasks may use together (bytes; 0: only each task's own limit) */
     unsigned cpu_permille; /**< share of the machine's CPUs the tasks may use together, x 1000 (0: all) */
     bool suspend;          /**< tasks will be suspended (--when idle): the cgroup freezer is required */
+    /** the directory every run's directory (exec_spec_t.run_dir) is made in: exec_new mounts a btrfs
+     *  with quotas there (on a sparse image of work_size bytes beside it), so that each run's disk
+     *  is bounded in all (docs/sandbox.md); if that cannot be done, every task with a run_dir is
+     *  refused with the reason, unless no_disk_quota. NULL: no run directories. */
+    const char *work_dir;
+    uint64_t work_size;
+    bool no_disk_quota; /**< the volunteer's choice: each file bounded by the job's disk, not the total */
 } exec_opts_t;
 
 /** One entry of a job's tree, for exec_spec_t.skeleton. */
@@ -61,6 +68,10 @@ typedef struct exec_spec {
      *  with this directory on top. Afterwards it holds what the task created or changed (its
      *  outputs), plus the unchanged inputs' metacopy entries: see exec_is_unchanged_input. */
     const char *task_dir;
+    /** optional: host path, new for this run, directly in opts.work_dir, that task_dir, scratch_dir,
+     *  stdout_path and stderr_path lie in: made (in the thread pool) with a quota of disk_bytes on all
+     *  it holds, where the peer has quotas. The caller removes it once the callback has fired. */
+    const char *run_dir;
     /** host path, empty (made if missing), on the same filesystem as task_dir: overlayfs's own work
      *  directory. The caller removes it (and task_dir) once the callback has fired. */
     const char *scratch_dir;
@@ -100,6 +111,7 @@ typedef struct exec_result {
     char limit[12];
     uint64_t memory_peak;   /**< the task's highest memory use in all (its cgroup's), bytes; 0 unknown */
     uint64_t forks_refused; /**< forks its processes limit refused */
+    uint64_t disk_used;     /**< what its run directory held at its end (its quota's count), bytes; 0 unknown */
     char reason[EXEC_MAX_REASON]; /**< human-readable, empty on success */
     bool warm;            /**< it ran in a sandbox that had run a task of its job before */
 } exec_result_t;
@@ -149,6 +161,9 @@ bool exec_slot_warm(const exec_t *e, unsigned slot, const char *job_id);
 void exec_forget_job(exec_t *e, const char *job_id);
 /** Whether slot has no sandbox at all (a task there starts one without ending another's first). */
 bool exec_slot_empty(const exec_t *e, unsigned slot);
+/** Why each task's disk cannot be bounded in all here (NULL: it is, or no run directories, or the
+ *  volunteer chose not: no_disk_quota). For the peer's status. */
+const char *exec_disk_quota_missing(const exec_t *e);
 /** Tasks started in a warm sandbox, and sandboxes started, since exec_new; sandboxes there now. */
 void exec_counts(const exec_t *e, uint64_t *warm, uint64_t *cold, unsigned *live);
 /** The directory of /task whose contents are the task's checkpoint (docs/job-format.md). */

@@ -185,6 +185,33 @@ char *exec__cg_cpu_file(const exec_cg_t *cg);
  * cgroupfs read. */
 int exec__cg_task_pids(const exec_cg_t *cg, const char *name, pid_t *out, int max);
 
+/* ---- quota.c: the disk limit of a task in all (a btrfs of the peer's, a subvolume per run) ---- */
+
+typedef struct exec_quota {
+    char *dir;      /* the mount point: the peer's work directory */
+    char uuid[40];  /* the filesystem's, for /sys/fs/btrfs/<uuid>/qgroups */
+    uint64_t size;  /* of its image */
+    bool on;
+} exec_quota_t;
+/**
+ * Blocking (start-up): a btrfs with quotas mounted on dir (a crashed peer's is unmounted first), on a
+ * sparse image of size bytes (256 MiB at least) beside it. 0, or -errno with why filled (nothing
+ * left mounted). Needs root, loop devices, btrfs and mkfs.btrfs (btrfs-progs).
+ */
+int exec__quota_open(exec_quota_t *q, const char *dir, uint64_t size, char *why, size_t whylen);
+/** Blocking: unmounts it (lazily: its image goes with the last user). */
+void exec__quota_close(exec_quota_t *q);
+/**
+ * Blocking (thread pool): path, directly in q's dir and new, made a subvolume whose qgroup may hold
+ * limit bytes at most (its data and metadata: writes past it fail with EDQUOT). *subvol gets its id.
+ * 0 or -errno (nothing made).
+ */
+int exec__quota_make(const exec_quota_t *q, const char *path, uint64_t limit, uint64_t *subvol);
+/** Blocking (thread pool): what the subvolume holds now, and its limit (bytes). 0 or -errno. */
+int exec__quota_usage(const exec_quota_t *q, uint64_t subvol, uint64_t *used, uint64_t *max);
+/** Pure: whether used is at max (within what a refused write can leave unused: 2%, 128 KiB at least). */
+bool exec__quota_hit(uint64_t used, uint64_t max);
+
 /* ---- limit.c and keeper.c: the wrapper, a sandbox's keeper and its agent (libc only) ---- */
 
 #define EXEC_LIMIT_NOPTS 7 /* --as --nproc --fsize --core --nofile --cpu --msgqueue */

@@ -237,7 +237,7 @@ typedef struct cksave {
     job_t *job;
     uint32_t task;
     bool remote;
-    char *work_dir, *scratch_dir, *out_path, *err_path, *dir;
+    char *run_dir, *work_dir, *dir;
     manifest_t man;
     char *bytes;
     size_t len;
@@ -258,10 +258,7 @@ static void save_work(uv_work_t *req)
         snprintf(s->why, sizeof(s->why), "writing its manifest: %s", strerror(-s->rc));
         files_rm_rf(s->dir);
     }
-    files_rm_rf(s->work_dir);
-    files_rm_rf(s->scratch_dir);
-    unlink(s->out_path);
-    unlink(s->err_path);
+    files_rm_rf(s->run_dir);
 }
 
 static void give_back(pool_t *pool, job_t *j, uint32_t task, bool remote, const char *ckpt_id)
@@ -307,10 +304,8 @@ static void save_done(uv_work_t *req, int status)
         pool__rm_later(pool, xasprintf("%s.json", s->dir), s->dir);
     else
         free(s->dir);
+    free(s->run_dir);
     free(s->work_dir);
-    free(s->scratch_dir);
-    free(s->out_path);
-    free(s->err_path);
     pool_job_unref(j);
     free(s);
     pool->ckpt_saving--;
@@ -322,8 +317,7 @@ void pool__ckpt_given_back(pool_t *pool, running_t *r)
     job_t *j = r->job;
     if (pool->stopping || j->gone || j->man.desc.replicas > 1) { /* no checkpoint: see the top */
         if (!pool->stopping) {
-            pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
-            pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
+            pool__rm_later(pool, xstrdup(r->run_dir), NULL);
         }
         give_back(pool, j, r->task, r->remote, NULL);
         return;
@@ -334,10 +328,8 @@ void pool__ckpt_given_back(pool_t *pool, running_t *r)
     s->job = j;
     s->task = r->task;
     s->remote = r->remote;
+    s->run_dir = xstrdup(r->run_dir);
     s->work_dir = xstrdup(r->work_dir);
-    s->scratch_dir = xstrdup(r->scratch_dir);
-    s->out_path = xstrdup(r->out_path);
-    s->err_path = xstrdup(r->err_path);
     s->dir = new_dir(pool, j, r->task);
     manifest_init(&s->man);
     s->man.name = xasprintf("checkpoint.%u", r->task);

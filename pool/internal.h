@@ -101,7 +101,8 @@ typedef struct running {
     uint64_t started_ms;    /**< wall clock at its start (the status page's time of a running task) */
     uint64_t lease_ms;      /**< remote: the lease the submitter gave (renewed at a third of it) */
     exec_task_t *et;
-    char *work_dir, *scratch_dir, *out_path, *err_path; /* scratch: the overlay's work dir */
+    /* run_dir holds the rest (its disk bounded in all: exec/quota.c); scratch: the overlay's work dir */
+    char *run_dir, *work_dir, *scratch_dir, *out_path, *err_path;
     struct running *next;
 } running_t;
 

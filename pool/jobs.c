@@ -784,6 +784,7 @@ static void running_free(running_t *r)
     pool->disk_used -= r->job->man.desc.disk_bytes;
     if (pool->up.ckpt_put)
         pool->up.ckpt_put(pool, r->ckpt);
+    free(r->run_dir);
     free(r->work_dir);
     free(r->scratch_dir);
     free(r->out_path);
@@ -923,8 +924,7 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (pool->stopping || j->gone || res->cancelled) {
         if (!pool->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
-            pool__rm_later(pool, xstrdup(r->work_dir), xstrdup(r->scratch_dir));
-            pool__rm_later(pool, xstrdup(r->out_path), xstrdup(r->err_path));
+            pool__rm_later(pool, xstrdup(r->run_dir), NULL);
         }
         running_free(r);
         return;
@@ -935,7 +935,8 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     tw->res = *res;
     tw->tmp_dir = xasprintf("%s/results/%s/.%u.tmp", pool->data_dir, j->id, r->task);
     tw->final_dir = xasprintf("%s/results/%s/%u", pool->data_dir, j->id, r->task);
-    tw->spec = (collect_spec_t){.work_dir = r->work_dir, .scratch_dir = r->scratch_dir, .out_path = r->out_path, .err_path = r->err_path,
+    tw->spec = (collect_spec_t){.work_dir = r->work_dir, .scratch_dir = r->scratch_dir, .run_dir = r->run_dir,
+                                .out_path = r->out_path, .err_path = r->err_path,
                                 .tmp_dir = tw->tmp_dir, .final_dir = tw->final_dir,
                                 .outputs = j->man.desc.outputs, .n_outputs = j->man.desc.n_outputs,
                                 .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code};
@@ -981,10 +982,11 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
     /* Every run gets directories of its own (never a previous run's, which its task could have
      * filled with symlinks: root builds the skeleton in it). */
     uint64_t run = ++pool->stage_seq;
-    r->work_dir = xasprintf("%s/work/%s.%u.%" PRIu64, pool->data_dir, j->id, task, run);
-    r->scratch_dir = xasprintf("%s/work/%s.%u.%" PRIu64 ".ovl", pool->data_dir, j->id, task, run);
-    r->out_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stdout", pool->data_dir, j->id, task, run);
-    r->err_path = xasprintf("%s/work/%s.%u.%" PRIu64 ".stderr", pool->data_dir, j->id, task, run);
+    r->run_dir = xasprintf("%s/work/%s.%u.%" PRIu64, pool->data_dir, j->id, task, run);
+    r->work_dir = xasprintf("%s/task", r->run_dir);
+    r->scratch_dir = xasprintf("%s/ovl", r->run_dir);
+    r->out_path = xasprintf("%s/stdout", r->run_dir);
+    r->err_path = xasprintf("%s/stderr", r->run_dir);
     pool_job_ref(j);
     if (!remote)
         pool__task_dispatched(j, task);
@@ -1007,7 +1009,8 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
         skel[j->man.n_dirs + i] = (exec_entry_t){.path = j->man.files[i].path, .size = j->man.files[i].size,
                                                  .mode = j->man.files[i].mode};
     exec_spec_t spec = {.skeleton = skel, .n_skeleton = nskel,
-                        .job_dir = job_dir, .task_dir = r->work_dir, .scratch_dir = r->scratch_dir, .command = j->man.desc.command,
+                        .job_dir = job_dir, .run_dir = r->run_dir, .task_dir = r->work_dir,
+                        .scratch_dir = r->scratch_dir, .command = j->man.desc.command,
                         .stdout_path = r->out_path, .stderr_path = r->err_path, .job_id = j->id,
                         .job_name = j->name, .task_index = task, .task_count = j->man.desc.tasks,
                         .timeout_ms = j->man.desc.timeout_ms, .memory_bytes = j->man.desc.memory_bytes,
@@ -1470,6 +1473,10 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     exec_counts(pool->exec, &warm, &cold, &live);
     sb_printf(&b, "sandboxes: %u\nsandboxes-started: %llu\ntasks-in-warm-sandboxes: %llu\n", live,
               (unsigned long long)cold, (unsigned long long)warm);
+    const char *qmiss = exec_disk_quota_missing(pool->exec);
+    sb_printf(&b, "disk-quota: %s%s\n", pool->opts.no_disk_quota ? "per file only (--no-disk-quota)"
+                                        : qmiss ? "none, every task is refused: " : "each task's files in all",
+              qmiss && !pool->opts.no_disk_quota ? qmiss : "");
     for (int s = POOL_JOB_STAGING; s <= POOL_JOB_CANCELLED; s++)
         sb_printf(&b, "jobs-%s: %u\n", pool_job_state_name((pool_job_state_t)s), counts[s]);
     sb_printf(&b, "pool-peers: %zu\n", pool->n_pool_peers);

@@ -289,7 +289,15 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
         free(lim);
         lim = xstrdup(pool->self_exe);
     }
+    /* Every run's directory lives on a btrfs of the peer's, with a quota each (exec/quota.c), in a
+     * sparse image as large as what the tasks here may ask for together (--disk, or the free space). */
+    char *work_dir = xasprintf("%s/work", pool->data_dir);
+    uint64_t work_size = opts->disk_total;
+    struct statvfs wsv;
+    if (!work_size && statvfs(pool->data_dir, &wsv) == 0)
+        work_size = (uint64_t)wsv.f_bavail * wsv.f_frsize;
     exec_opts_t eo = {.bwrap = opts->bwrap ? opts->bwrap : "/usr/bin/bwrap", .limiter = lim,
+                      .work_dir = work_dir, .work_size = work_size, .no_disk_quota = opts->no_disk_quota,
                       .uid_base = opts->uid_base, .gid_base = opts->uid_base,
                       .slots = opts->slots ? opts->slots : 1, /* --slots 0: a peer that runs nothing */
                       .allow_network = opts->allow_network, .memory_total = opts->memory_total,
@@ -297,6 +305,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     pool->idle_v = opts->when_idle ? IDLE_SUSPEND : IDLE_RUN; /* until the monitor has looked */
     rc = exec_new(loop, &eo, &pool->exec);
     free(lim); /* exec_new keeps a copy */
+    free(work_dir);
     if (rc) {
         log_error("executor: %s", strerror(-rc));
         goto error;

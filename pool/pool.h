@@ -164,6 +164,7 @@ typedef struct pool_opts {
     uint64_t cache_bytes;     /**< --cache: the block store's quota (0: 10% of the data filesystem, >= 256M) */
     uint64_t memory_total;    /**< --memory: what all tasks here may use together (0: the machine's) */
     uint64_t disk_total;      /**< --disk: the disk all tasks here may ask for together (0: the free space) */
+    bool no_disk_quota;       /**< --no-disk-quota: each file of a task bounded by its disk, not the total */
     unsigned cpu_permille;    /**< --cpu: the share of the machine's CPUs tasks may use, x 1000 (0: all) */
     bool when_idle;           /**< --when idle: tasks run only while the machine is idle (exec/idle.h) */
     idle_opts_t idle;         /**< ... judged so (--idle-after, --idle-cpu, --idle-grace, --input-dir) */

@@ -258,6 +258,7 @@ static void remote_check_over(job_t *j)
         return;
     j->state = j->r_state;
     log_info("job %s %s at its submitter: %u results here", j->name, pool_job_state_name(j->state), j->n_tres);
+    exec_forget_job(j->pool->exec, j->id); /* no task of it will run here: its warm sandboxes end */
     pool__job_changed(j);
 }
 

@@ -340,8 +340,8 @@ static int collect_entry(void *arg, int dirfd, const char *name, const char *rel
             *slash = '\0';
             rc = files_mkdir_p(to, 0755);
             *slash = '/';
-            if (!rc && renameat(dirfd, name, AT_FDCWD, to) != 0)
-                rc = -errno;
+            if (!rc) /* a rename; a copy from a run directory on the peer's quota btrfs (exec/quota.c) */
+                rc = files_move(dirfd, name, to);
             if (!rc)
                 chmod(to, (st->st_mode & 0755) | 0444);
             else if (!k->why[0])
@@ -379,10 +379,10 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
         }
     }
     char *p = xasprintf("%s/stdout", c->tmp_dir);
-    rename(c->out_path, p);
+    files_move(AT_FDCWD, c->out_path, p);
     free(p);
     p = xasprintf("%s/stderr", c->tmp_dir);
-    rename(c->err_path, p);
+    files_move(AT_FDCWD, c->err_path, p);
     free(p);
     for (int i = 0; i < 2; i++) {
         p = xasprintf("%s/%s", c->tmp_dir, i ? "stderr" : "stdout");
@@ -404,6 +404,8 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     files_rm_rf(c->work_dir);
     if (c->scratch_dir)
         files_rm_rf(c->scratch_dir);
+    if (c->run_dir) /* and what is left of the run (a subvolume: removed by rmdir once empty) */
+        files_rm_rf(c->run_dir);
     return rc;
 }
 
@@ -428,8 +430,8 @@ static int ckpt_entry(void *arg, int dirfd, const char *name, const char *rel, c
     *slash = '\0';
     int rc = files_mkdir_p(to, 0755);
     *slash = '/';
-    if (!rc && renameat(dirfd, name, AT_FDCWD, to) != 0)
-        rc = -errno;
+    if (!rc)
+        rc = files_move(dirfd, name, to);
     if (!rc)
         chmod(to, st->st_mode & 0111 ? 0755 : 0644); /* no umask of this host in its id */
     free(to);

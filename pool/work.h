@@ -26,6 +26,7 @@ int pool__hash_tree(store_t *st, const char *root, manifest_t *m, char *why, siz
 typedef struct collect_spec {
     const char *work_dir;   /**< the task's directory (the upper layer of its /task) */
     const char *scratch_dir; /**< the overlay's work directory, removed with work_dir (may be NULL) */
+    const char *run_dir;    /**< the run's directory that holds them, removed last (may be NULL) */
     const char *out_path;   /**< its stdout and stderr files */
     const char *err_path;
     const char *tmp_dir;    /**< where the result is assembled (same filesystem) */

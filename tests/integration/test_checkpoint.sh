@@ -30,7 +30,7 @@ publish_resume() {
 # ckpt_step NAME: the step the resume job's task running on peer NAME has saved (0: none yet).
 ckpt_step() {
     local f
-    for f in "$(data_dir "$1")"/work/*/checkpoint/state; do
+    for f in "$(data_dir "$1")"/work/*/task/checkpoint/state; do
         [ -e "$f" ] && { cut -d' ' -f1 <"$f"; return; }
     done
     echo 0

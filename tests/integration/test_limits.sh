@@ -135,13 +135,16 @@ wait' "memory = 64M" "timeout = 120s"
     make_job "$(src_dir tmpfill)" 'head -c 60000000 /dev/zero > /tmp/a && head -c 60000000 /dev/zero > /dev/shm/b &&
 echo filled' "memory = 64M" "disk = 1G"
     make_job "$(src_dir bomb)" 'b() { b | b & }; b; sleep 1' "processes = 16"
+    # A million empty files: each within RLIMIT_FSIZE, all together over disk (the run's quota).
+    make_job "$(src_dir files)" 'i=0; while [ $i -lt 1000000 ]; do : > f$i || exit 3; i=$((i + 1)); done; echo all' \
+        "disk = 4M"
     make_job "$(src_dir stubborn)" "trap '' TERM; (trap '' TERM; setsid sleep 600 &); nohup sleep 600 >/dev/null 2>&1 &
 setsid sh -c \"trap '' TERM; sleep 600\" &
 sleep 600" "timeout = 2s"
     # Deeper than the task's 1024 open files: the collector and the clean-up walk it with two fds.
     make_job "$(src_dir deep)" 'i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 9; i=$((i + 1)); done
 echo bottom > f; echo made'
-    for j in hog tmpfill bomb stubborn deep; do
+    for j in hog tmpfill bomb files stubborn deep; do
         cp -r -- "$T_CASE/src/$j" "$m/jobs/$j"
     done
     st=$(wait_job "$m" hog 120)
@@ -154,6 +157,11 @@ echo bottom > f; echo made'
     [ "$(cat -- "$m/results/tmpfill/0/stdout")" != filled ] || fail "tmpfill filled both tmpfs"
     st=$(wait_job "$m" bomb 60)
     assert_match "$(field stopped-by-limit <<<"$st")" 'forks-refused: [1-9][0-9]*$' "bomb's refused forks"
+    st=$(wait_job "$m" files 120)
+    assert_eq failed "$(field state <<<"$st")" "state of files"
+    assert_contains "$(field failed-task <<<"$st")" "stopped by the disk limit: the task's files in all" "files' reason"
+    assert_match "$(field stopped-by-limit <<<"$st")" '^memory 0 time 0 disk 1 ' "files' stopped-by-limit"
+    assert_contains "$(cat -- "$m/results/files/0/stderr")" "Disk quota exceeded" "files' stderr"
     st=$(wait_job "$m" stubborn 60)
     assert_eq failed "$(field state <<<"$st")" "state of stubborn"
     assert_contains "$(field failed-task <<<"$st")" "timed out after 2.0 s" "stubborn's reason"

@@ -463,6 +463,40 @@ static void files_rm_rf_any_depth_with_few_fds(void **state)
     free(root);
 }
 
+/* A move across filesystems (here /dev/shm, a tmpfs, to a directory under /tmp) copies the bytes
+ * and the mode, then removes the source; within one it is a rename. */
+static void files_move_copies_across_filesystems(void **state)
+{
+    char shm[64];
+    snprintf(shm, sizeof(shm), "/dev/shm/test_core.%d", (int)getpid());
+    assert_int_equal(mkdir(shm, 0700), 0);
+    char *src = xasprintf("%s/f", shm), *root = tmp_tree(), *to = xasprintf("%s/moved", root);
+    FILE *f = fopen(src, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 100000; i++)
+        fputs("0123456789", f);
+    fclose(f);
+    assert_int_equal(chmod(src, 0750), 0);
+    int d = open(shm, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(files_move(d, "f", to), 0);
+    struct stat st;
+    assert_int_equal(lstat(src, &st), -1);
+    assert_int_equal(stat(to, &st), 0);
+    assert_int_equal(st.st_size, 1000000);
+    assert_int_equal(st.st_mode & 07777, 0750);
+    /* the target must not exist: refused, the source stays */
+    f = fopen(src, "w");
+    fclose(f);
+    assert_int_equal(files_move(d, "f", to), -EEXIST);
+    assert_int_equal(lstat(src, &st), 0);
+    close(d);
+    files_rm_rf(shm);
+    files_rm_rf(root);
+    free(src);
+    free(to);
+    free(root);
+}
+
 static void files_rm_rf_does_not_follow_symlinks(void **state)
 {
     char *root = tmp_tree(), *outside = tmp_tree();
@@ -573,6 +607,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hash_sha256_known_vectors),
         cmocka_unit_test(files_rm_rf_any_depth_with_few_fds),
+        cmocka_unit_test(files_move_copies_across_filesystems),
         cmocka_unit_test(files_rm_rf_does_not_follow_symlinks),
         cmocka_unit_test(files_rm_rf_goes_on_past_an_entry_it_cannot_remove),
         cmocka_unit_test(files_walk_reports_paths_and_stops_at_max_rel),

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1916,6 +1917,114 @@ static void run_an_idle_sandbox_ends_by_itself(void **state)
     assert_int_equal(count_uid_procs(UID_BASE + 1), 0);
 }
 
+/* ---- the disk limit in all (exec/quota.c) ---- */
+
+/* An executor whose run directories are on its own btrfs with a quota each; skips where this
+ * machine cannot (no btrfs or loop devices). */
+static exec_t *quota_exec(fixture_t *f, char *work, size_t cap)
+{
+    snprintf(work, cap, "%s/work", f->base);
+    assert_int_equal(mkdir(work, 0755), 0);
+    exec_opts_t o = f->opts;
+    o.work_dir = work;
+    o.work_size = 512ull << 20;
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    if (exec_disk_quota_missing(e)) {
+        fprintf(stderr, "no disk quota here: %s\n", exec_disk_quota_missing(e));
+        int closed = 0;
+        exec_close(e, closed_cb, &closed);
+        skip();
+    }
+    return e;
+}
+
+/* A run's spec with everything in its run directory under work (its paths in p). */
+typedef struct run_paths {
+    char run[192], dir[200], scr[200], out[200];
+} run_paths_t;
+
+static exec_spec_t spec_in_run(fixture_t *f, const char *work, const char *command, int n, run_paths_t *p)
+{
+    exec_spec_t s = spec_for(f, command);
+    snprintf(p->run, sizeof(p->run), "%s/run%d", work, n);
+    snprintf(p->dir, sizeof(p->dir), "%s/task", p->run);
+    snprintf(p->scr, sizeof(p->scr), "%s/ovl", p->run);
+    snprintf(p->out, sizeof(p->out), "%s/out", p->run);
+    s.run_dir = p->run;
+    s.task_dir = p->dir;
+    s.scratch_dir = p->scr;
+    s.stdout_path = s.stderr_path = p->out;
+    return s;
+}
+
+/* Many small files are stopped at the job's disk in all (RLIMIT_FSIZE alone never stops them), the
+ * result names the limit, and the next task of the job starts with all its disk again. */
+static void run_disk_limit_holds_for_all_the_task_writes(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char work[160];
+    run_paths_t b, b2;
+    exec_t *e = quota_exec(f, work, sizeof(work));
+    exec_spec_t s = spec_in_run(f, work, "set -e; i=0; while [ $i -lt 100000 ]; do : > f$i; i=$((i + 1)); done; "
+                                         "echo all",
+                                2, &b);
+    s.disk_bytes = 2u << 20;
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec);
+    assert_int_not_equal(rec.res.exit_code, 0);
+    assert_string_equal(rec.res.limit, "disk");
+    assert_non_null(strstr(rec.res.reason, "stopped by the disk limit"));
+    assert_true(rec.res.disk_used > (1u << 20));
+    char *out = slurp(s.stdout_path);
+    assert_non_null(strstr(out, "quota")); /* sh: cannot create f5xxx: Disk quota exceeded */
+    free(out);
+    files_rm_rf(s.run_dir); /* the caller removes it: a subvolume goes like a directory */
+    struct stat st;
+    assert_int_equal(lstat(s.run_dir, &st), -1);
+    exec_spec_t s2 = spec_in_run(f, work, "head -c 1000000 /dev/zero > big && echo fits", 3, &b2);
+    s2.disk_bytes = 2u << 20;
+    rec_t rec2 = {0};
+    run_task(f, e, &s2, &rec2);
+    assert_int_equal(rec2.res.exit_code, 0);
+    assert_string_equal(rec2.res.limit, "");
+    int closed = 0;
+    exec_close(e, closed_cb, &closed);
+    run_until_closed(f, &closed);
+    assert_int_equal(umount2(work, MNT_DETACH), -1); /* closed: nothing left mounted on it */
+}
+
+/* Without the quota's btrfs (here: no loop device can be had... simulated by a work directory on a
+ * path that cannot be mounted), every task with a run directory is refused with the reason. */
+static void run_without_its_disk_quota_is_refused(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    exec_opts_t o = f->opts;
+    o.work_dir = "/nonexistent/preon-work";
+    o.work_size = 512ull << 20;
+    exec_t *e = NULL;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    assert_non_null(exec_disk_quota_missing(e));
+    run_paths_t b;
+    exec_spec_t s = spec_in_run(f, "/nonexistent/preon-work", "echo never", 1, &b);
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_non_null(strstr(rec.res.reason, "cannot hold the task's disk limit"));
+    int closed = 0;
+    exec_close(e, closed_cb, &closed);
+    run_until_closed(f, &closed);
+    /* the volunteer's choice: each file bounded only */
+    o.no_disk_quota = true;
+    assert_int_equal(exec_new(&f->loop, &o, &e), 0);
+    assert_null(exec_disk_quota_missing(e));
+    closed = 0;
+    exec_close(e, closed_cb, &closed);
+    run_until_closed(f, &closed);
+}
+
 typedef struct closer {
     rec_t rec;
     exec_t *e;
@@ -2025,6 +2134,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_a_cancelled_sandbox_is_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(run_a_task_the_sandbox_cannot_start_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(run_an_idle_sandbox_ends_by_itself, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_disk_limit_holds_for_all_the_task_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_without_its_disk_quota_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(close_cancels_running_tasks_then_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(close_from_inside_a_callback, setup, teardown),
     };
