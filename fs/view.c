@@ -9,8 +9,11 @@
  * gets its read-only tree, an unlisted one leaves jobs/, a forgotten one leaves everything.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -77,6 +80,186 @@ void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait
     fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
 }
 
+/* ---- what the copy into a staged job reported: it is not published while any error stands ---- */
+
+/*
+ * The errors live in the view and in the job's FS_COPY_ERR_FILE, rewritten whenever they change, so
+ * that a restart between the failed copy and its quiet period does not publish the job anyway. The
+ * file is small and written rarely (on an error, or when one is cleared); like the other metadata
+ * operations on a staged tree (mkdir, unlink, rename in ops.c), it is written from the loop.
+ */
+static char *cerr_file(const job_t *j)
+{
+    return xasprintf("%s/staging/%s/%s", V(j)->fs->data_dir, j->name, FS_COPY_ERR_FILE);
+}
+
+static void cerr_save(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = cerr_file(j);
+    if (v->ncerr == 0 && v->cerr_more == 0) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            log_warn("job %s: cannot remove %s: %s", j->name, path, strerror(errno));
+        free(path);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < v->ncerr; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "path", v->cerr[i].path, "why", v->cerr[i].why));
+    json_t *doc = json_pack("{s:o, s:I}", "errors", arr, "more", (json_int_t)v->cerr_more);
+    if (!doc || json_dump_file(doc, path, JSON_INDENT(1)) != 0)
+        log_warn("job %s: cannot write %s: its copy errors would be forgotten by a restart", j->name, path);
+    json_decref(doc);
+    free(path);
+}
+
+static void cerr_drop(jview_t *v, size_t i)
+{
+    free(v->cerr[i].path);
+    free(v->cerr[i].why);
+    memmove(&v->cerr[i], &v->cerr[i + 1], (v->ncerr - i - 1) * sizeof(*v->cerr)); /* in the order they came */
+    v->ncerr--;
+}
+
+static void cerr_free(jview_t *v)
+{
+    while (v->ncerr)
+        cerr_drop(v, v->ncerr - 1);
+    free(v->cerr);
+    v->cerr = NULL;
+    v->cerr_more = 0;
+}
+
+static void cerr_add(jview_t *v, const char *path, const char *why)
+{
+    char cut[FS_MAX_COPY_ERR_WHY];
+    snprintf(cut, sizeof(cut), "%s", why);
+    for (size_t i = 0; i < v->ncerr; i++) {
+        if (!strcmp(v->cerr[i].path, path)) { /* the same path failed again: its latest error */
+            free(v->cerr[i].why);
+            v->cerr[i].why = xstrdup(cut);
+            return;
+        }
+    }
+    if (v->ncerr == FS_MAX_COPY_ERRORS) {
+        v->cerr_more++;
+        return;
+    }
+    if (!v->cerr)
+        v->cerr = xcalloc(FS_MAX_COPY_ERRORS, sizeof(*v->cerr));
+    v->cerr[v->ncerr++] = (fs_copy_err_t){.path = xstrdup(path), .why = xstrdup(cut)};
+}
+
+/* A staged job restored after a restart: the errors its copy had, from its file (bad entries are
+ * skipped; a file that cannot be read at all still counts as one error, so the job waits). */
+static void cerr_load(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = cerr_file(j);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        free(path);
+        return;
+    }
+    json_error_t err;
+    json_t *doc = st.st_size <= FS_MAX_COPY_ERR_FILE ? json_load_file(path, 0, &err) : NULL;
+    json_t *arr = json_object_get(doc, "errors"), *more = json_object_get(doc, "more");
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        const char *p = json_string_value(json_object_get(e, "path"));
+        const char *why = json_string_value(json_object_get(e, "why"));
+        if (p && why)
+            cerr_add(v, p, why);
+    }
+    if (json_is_integer(more) && json_integer_value(more) > 0)
+        v->cerr_more += (size_t)json_integer_value(more);
+    if (v->ncerr == 0 && v->cerr_more == 0)
+        cerr_add(v, "", "its list of copy errors (" FS_COPY_ERR_FILE ") cannot be read");
+    json_decref(doc);
+    free(path);
+}
+
+/* path is at or below dir ("" is above everything). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return n == 0 || (!strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/'));
+}
+
+void fs__copy_failed(job_t *j, const char *path, const char *why)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || j->published)
+        return;
+    log_warn("job %s: %s (not published until fixed)", j->name, why);
+    cerr_add(v, path, why);
+    cerr_save(j);
+    fs__job_touch(j); /* a publish under way is stale now; once quiet, the job is rejected */
+}
+
+void fs__copy_fixed(job_t *j, const char *path)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || v->ncerr == 0)
+        return;
+    size_t before = v->ncerr;
+    for (size_t i = v->ncerr; i-- > 0;)
+        if (path_under(v->cerr[i].path, path))
+            cerr_drop(v, i);
+    if (v->ncerr != before)
+        cerr_save(j);
+}
+
+void fs__copy_moved(job_t *j, const char *path, const char *newpath)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || v->ncerr == 0)
+        return;
+    fs__copy_fixed(j, newpath); /* what was there is replaced */
+    bool moved = false;
+    size_t n = strlen(path);
+    for (size_t i = 0; i < v->ncerr; i++) {
+        if (!*path || !path_under(v->cerr[i].path, path))
+            continue;
+        char *np = xasprintf("%s%s", newpath, v->cerr[i].path + n);
+        free(v->cerr[i].path);
+        v->cerr[i].path = np;
+        moved = true;
+    }
+    if (moved)
+        cerr_save(j);
+}
+
+void fs__copy_waived(job_t *j)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || (v->ncerr == 0 && v->cerr_more == 0))
+        return;
+    log_info("job %s: %zu copy errors waived (%s removed): it is published without what failed", j->name,
+             v->ncerr + v->cerr_more, FS_COPY_ERR_FILE);
+    cerr_free(v);
+}
+
+/* The reason a job whose copy failed is rejected with: its first errors, then how to go on. */
+static char *cerr_reason(const job_t *j)
+{
+    const jview_t *v = V(j);
+    size_t shown = v->ncerr < 3 ? v->ncerr : 3, left = v->ncerr - shown + v->cerr_more;
+    char *out = xstrdup("its copy into jobs/ reported errors: ");
+    for (size_t i = 0; i < shown; i++) {
+        char *next = xasprintf("%s%s%s", out, i ? "; " : "", v->cerr[i].why);
+        free(out);
+        out = next;
+    }
+    char *more = left ? xasprintf("; and %zu more", left) : xstrdup("");
+    char *next = xasprintf("%s%s (listed in jobs/%s/%s; fix or remove each path, or remove that file to publish "
+                           "without them)", out, more, j->name, FS_COPY_ERR_FILE);
+    free(more);
+    free(out);
+    return next;
+}
+
 /* ---- the quiet period of a job being copied in ---- */
 
 static void on_quiet(uv_timer_t *t)
@@ -85,8 +268,15 @@ static void on_quiet(uv_timer_t *t)
     jview_t *v = V(j);
     if (!v || v->open_files > 0 || !v->dir || j->name[0] == '.')
         return;
-    if (j->state == POOL_JOB_STAGING || (j->state == POOL_JOB_REJECTED && v->publish_now))
-        pool_job_publish(j);
+    if (j->state == POOL_JOB_STAGING || (j->state == POOL_JOB_REJECTED && v->publish_now)) {
+        if (v->ncerr || v->cerr_more) { /* a copy that failed part-way never publishes */
+            char *why = cerr_reason(j);
+            pool_job_reject(j, why);
+            free(why);
+        } else {
+            pool_job_publish(j);
+        }
+    }
     v->publish_now = false;
 }
 
@@ -245,6 +435,7 @@ static void on_job_added(void *arg, job_t *j)
         return;
     }
     v->dir = fs__node_new(fs, fs->jobs, j->name, N_STAGE, j);
+    cerr_load(j); /* a copy that failed before a restart */
     arm_quiet(fs, j, fs->opts.quiet_ms);
 }
 
@@ -270,6 +461,7 @@ static void quiet_closed(uv_handle_t *h) { free(h); }
 
 static void view_free(jview_t *v)
 {
+    cerr_free(v);
     if (v->quiet) {
         uv_timer_stop(v->quiet);
         uv_close((uv_handle_t *)v->quiet, quiet_closed);
