@@ -9,6 +9,8 @@
  *   preon id [--data DIR | --key FILE]  print a peer's public key
  *   preon sign ...                the headers of a signed request (pool/auth.h), for scripts and tests
  *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
+ *   preon SOURCE DIR -o OPTS      as a mount helper (mount -t fuse.preon, /etc/fstab; also when run
+ *                                 as mount.fuse.preon): preon mount -o OPTS DIR (core/mntopt.h)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,8 @@
 #include "core/jobdesc.h"
 #include "core/key.h"
 #include "core/log.h"
+#include "core/mntopt.h"
+#include "core/sdnotify.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "fs/fs.h"
@@ -51,7 +55,10 @@ static const char usage_main[] =
 
 static const char usage_mount[] =
     "usage: preon mount [options] DIR\n"
-    "  -f, --foreground     stay in the foreground (default: detach once mounted)\n"
+    "  -f, --foreground     stay in the foreground (default: detach once mounted; the log then goes to\n"
+    "                       DATA/preon.log unless --log says where)\n"
+    "  -o NAME[=VALUE],...  the options below as mount options, as mount -t fuse.preon and /etc/fstab\n"
+    "                       pass them (slots=4,data=/var/lib/preon; ro, noexec and mount's generic ones too)\n"
     "  --data DIR           data directory (default $XDG_DATA_HOME/preon or ~/.local/share/preon)\n"
     "  --slots N            tasks run at once (default: number of CPUs)\n"
     "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"
@@ -87,7 +94,7 @@ static const char usage_mount[] =
     "                       block requests: 16N); more get 429\n"
     "  --key-budget N       signed requests per second one key may make here (bursts of 2N; default 200)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
-    "  --log FILE           also log to FILE\n"
+    "  --log FILE           also log to FILE (a detached peer: instead of DATA/preon.log)\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
 
 typedef struct mount_ctx {
@@ -103,6 +110,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     mount_ctx_t *c = s->data;
     log_info("signal %d: stopping", signum);
+    sdnotify("STOPPING=1");
     if (c->fs)
         fs_stop(c->fs);
 }
@@ -152,8 +160,8 @@ static char *default_data_dir(void)
     const char *x = getenv("XDG_DATA_HOME");
     if (x && *x)
         return xasprintf("%s/preon", x);
-    const char *home = getenv("HOME");
-    return xasprintf("%s/.local/share/preon", home && *home ? home : "/var/lib");
+    const char *home = getenv("HOME"); /* none under mount(8) or a system service: /var/lib/preon */
+    return home && *home ? xasprintf("%s/.local/share/preon", home) : xstrdup("/var/lib/preon");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -167,26 +175,44 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-static int cmd_mount(int argc, char **argv)
+static const struct option mount_opts[] = {
+    {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
+    {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
+    {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
+    {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
+    {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+    {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
+    {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
+    {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
+    {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
+    {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
+    {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
+    {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
+    {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
+    {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
+    {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
+    {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
+    {0}};
+
+/* The daemon's log when it detached and --log did not say: DATA/preon.log, the previous one kept
+ * as preon.log.1 once it is over PREON_LOG_ROTATE bytes (at each start). */
+#define PREON_LOG_ROTATE (16 << 20)
+static void default_log(const char *dd)
 {
-    static const struct option opts[] = {
-        {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
-        {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
-        {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
-        {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-        {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
-        {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
-        {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
-        {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
-        {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
-        {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
-        {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
-        {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
-        {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
-        {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
-        {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
-        {0}};
+    char *path = xasprintf("%s/preon.log", dd), *old = xasprintf("%s/preon.log.1", dd);
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > PREON_LOG_ROTATE && rename(path, old) != 0)
+        fprintf(stderr, "preon mount: cannot rotate %s: %s\n", path, strerror(errno));
+    int rc = log_set_file(path);
+    if (rc)
+        fprintf(stderr, "preon mount: cannot log to %s: %s (pass --log FILE)\n", path, strerror(-rc));
+    free(path);
+    free(old);
+}
+
+static int mount_main(int argc, char **argv, const char *mount_flags)
+{
+    const struct option *opts = mount_opts;
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
@@ -198,7 +224,7 @@ static int cmd_mount(int argc, char **argv)
     bool when_idle = false;
     const char *input_dir = "/dev/input";
     long ready_fd = -1, port = -1;
-    bool allow_net = false;
+    bool allow_net = false, log_given = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
     int c;
@@ -242,7 +268,7 @@ static int cmd_mount(int argc, char **argv)
                 peers[npeers++] = optarg;
             break;
         case 'r': bad = parse_uint(optarg, INT_MAX, &v); ready_fd = (long)v; break;
-        case 'l': bad = log_set_file(optarg) != 0; break;
+        case 'l': bad = log_set_file(optarg) != 0; log_given = true; break;
         case 'L': { enum log_level l; bad = log_parse_level(optarg, &l); if (!bad) log_set_level(l); break; }
         case 'h': fputs(usage_mount, stdout); free(data); return 0;
         default: fputs(usage_mount, stderr); free(data); return 2;
@@ -333,6 +359,8 @@ static int cmd_mount(int argc, char **argv)
     exe[n] = '\0';
 
     int pipefd[2] = {-1, -1};
+    if (!fg && !log_given) /* the daemon has no terminal: its log goes somewhere to be read */
+        default_log(dd);
     if (!fg) { /* detach: the parent exits once the child reports the mount is ready */
         if (pipe(pipefd) != 0)
             return perror("pipe"), 1;
@@ -376,7 +404,7 @@ static int cmd_mount(int argc, char **argv)
         trust_abs = getcwd(cwd, sizeof(cwd)) ? xasprintf("%s/%s", cwd, trust) : xstrdup(trust);
         trust = trust_abs;
     }
-    fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline,
+    fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline, .mount_flags = mount_flags,
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
@@ -421,9 +449,52 @@ static int cmd_mount(int argc, char **argv)
             log_warn("could not tell the parent we are ready");
         close(pipefd[1]);
     }
+    int nrc = sdnotify("READY=1"); /* a systemd unit of Type=notify (dist/preon@.service) */
+    if (nrc)
+        log_warn("$NOTIFY_SOCKET: cannot tell systemd we are ready: %s", strerror(-nrc));
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     uv_loop_close(&ctx.loop);
     return ctx.status;
+}
+
+/* preon mount: -o lists become long options first (core/mntopt.h), then mount_main. */
+static int cmd_mount(int argc, char **argv)
+{
+    mntopt_t mo;
+    char why[256];
+    if (mntopt_expand(argc, argv, mount_opts, &mo, why, sizeof(why)) != 0) {
+        fprintf(stderr, "preon mount: %s\n", why);
+        return 2;
+    }
+    int rc = mount_main(mo.argc, mo.argv, mo.flags);
+    mntopt_release(&mo);
+    return rc;
+}
+
+/* Called as a mount helper: `mount.fuse.preon SOURCE DIR -o OPTS` by mount(8), or `preon SOURCE DIR
+ * -o OPTS` by mount.fuse3. Mounts as preon mount -o OPTS DIR does; detaches once mounted (mount(8)
+ * waits for the helper to exit) unless the options say foreground. */
+static int cmd_mount_helper(int argc, char **argv)
+{
+    mntopt_helper_t h;
+    char why[256];
+    if (mntopt_helper_parse(argc, argv, &h, why, sizeof(why)) != 0) {
+        fprintf(stderr, "preon: %s\n", why);
+        return 1;
+    }
+    if (h.fake)
+        return 0;
+    char *av[4 + 2 * (sizeof(h.opts) / sizeof(h.opts[0]))];
+    int n = 0;
+    av[n++] = "mount";
+    for (size_t i = 0; i < h.nopts; i++) {
+        av[n++] = "-o";
+        av[n++] = (char *)h.opts[i];
+    }
+    av[n++] = "--";
+    av[n++] = (char *)h.dir;
+    av[n] = NULL;
+    return cmd_mount(n, av);
 }
 
 static const char usage_keygen[] =
@@ -646,6 +717,10 @@ int main(int argc, char **argv)
         fputs(usage_main, stderr);
         return 2;
     }
+    static const char *const commands[] = {"mount", "wait", "status", "submit", "get", "tracker", "keygen", "id",
+                                           "sign", "endorse", "limit", "--help", "-h", "help", "--version", NULL};
+    if (mntopt_is_helper_call(argc, argv, commands))
+        return cmd_mount_helper(argc, argv);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "mount"))
         return cmd_mount(argc - 1, argv + 1);

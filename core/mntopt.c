@@ -1,0 +1,213 @@
+/*
+ * mntopt.c: mount options as long options (core/mntopt.h). `mount -t fuse.preon -o a=b,c preon DIR`
+ * ends up as `preon mount --a b --c DIR`, through mount(8) and either our helper (mount.fuse.preon,
+ * a link to preon) or libfuse's generic mount.fuse3, which runs `preon SOURCE DIR -o OPTS` through
+ * /bin/sh. Both pass the generic options they do not consume themselves (mount.fuse3 adds "dev,suid"
+ * to every call; mount(8) passes "rw", "_netdev", "user"...): those are accepted here, so that an
+ * fstab line works as it does for sshfs, while a misspelt preon option is an error, not ignored.
+ */
+#include "core/mntopt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+
+/* Generic options: accepted, and (but for ro and noexec: FUSE mount flags) changing nothing here. */
+static const char *const generic[] = {
+    "defaults", "rw", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
+    "dev", "nodev", "suid", "nosuid", "exec", "atime", "noatime", "relatime", "norelatime", "strictatime",
+    "nostrictatime", "lazytime", "nolazytime", "diratime", "nodiratime", "sync", "async", "dirsync", "silent",
+    "loud", "iversion", "noiversion", "mand", "nomand", NULL};
+
+typedef struct out {
+    char **v;
+    size_t n, cap;
+    size_t items;
+    bool ro, noexec;
+} out_t;
+
+static void push(out_t *o, const char *s)
+{
+    if (o->n + 2 > o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->v = xreallocarray(o->v, o->cap, sizeof(char *));
+    }
+    o->v[o->n++] = xstrdup(s);
+    o->v[o->n] = NULL;
+}
+
+static const struct option *find_known(const struct option *known, const char *name)
+{
+    for (const struct option *k = known; k->name; k++)
+        if (!strcmp(k->name, name))
+            return k;
+    return NULL;
+}
+
+/* One item of an -o list. 0 or -EINVAL (why filled). */
+static int one(out_t *o, const char *item, const struct option *known, char *why, size_t whylen)
+{
+    for (size_t i = 0; generic[i]; i++)
+        if (!strcmp(item, generic[i]))
+            return 0;
+    if (!strncmp(item, "x-", 2) || !strncmp(item, "comment=", 8))
+        return 0; /* fstab's and systemd's own (x-systemd.automount, ...): not for the filesystem */
+    if (!strcmp(item, "ro") || !strcmp(item, "noexec")) {
+        *(item[0] == 'r' ? &o->ro : &o->noexec) = true;
+        return 0;
+    }
+    const char *eq = strchr(item, '=');
+    size_t nlen = eq ? (size_t)(eq - item) : strlen(item);
+    char name[64];
+    if (nlen == 0 || nlen >= sizeof(name)) {
+        why_printf(why, whylen, "unknown mount option '%.*s'", (int)(nlen < 64 ? nlen : 64), item);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < nlen; i++)
+        name[i] = item[i] == '_' ? '-' : item[i];
+    name[nlen] = '\0';
+    const struct option *k = find_known(known, name);
+    if (!k) {
+        why_printf(why, whylen, "unknown mount option '%s' (the options of preon mount --help, as name=value)", name);
+        return -EINVAL;
+    }
+    if (k->has_arg == required_argument && !eq) {
+        why_printf(why, whylen, "mount option '%s' needs a value (%s=...)", name, name);
+        return -EINVAL;
+    }
+    if (k->has_arg == no_argument && eq) {
+        why_printf(why, whylen, "mount option '%s' takes no value", name);
+        return -EINVAL;
+    }
+    if (++o->items > MNTOPT_MAX_ITEMS) {
+        why_printf(why, whylen, "more than %d mount options", MNTOPT_MAX_ITEMS);
+        return -EINVAL;
+    }
+    char flag[68];
+    snprintf(flag, sizeof(flag), "--%s", name);
+    push(o, flag);
+    if (eq)
+        push(o, eq + 1);
+    return 0;
+}
+
+static int list(out_t *o, const char *opts, const struct option *known, char *why, size_t whylen)
+{
+    if (strlen(opts) > MNTOPT_MAX_LEN) {
+        why_printf(why, whylen, "mount options longer than %d bytes", MNTOPT_MAX_LEN);
+        return -EINVAL;
+    }
+    char *copy = xstrdup(opts), *save = NULL;
+    int rc = 0;
+    for (char *item = strtok_r(copy, ",", &save); item && !rc; item = strtok_r(NULL, ",", &save))
+        rc = one(o, item, known, why, whylen);
+    free(copy);
+    return rc;
+}
+
+int mntopt_expand(int argc, char **argv, const struct option *known, mntopt_t *out, char *why, size_t whylen)
+{
+    out_t o = {0};
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    push(&o, argc > 0 ? argv[0] : "");
+    for (int i = 1; i < argc && !rc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            for (; i < argc; i++)
+                push(&o, argv[i]);
+            break;
+        }
+        if (!strcmp(argv[i], "-o")) {
+            if (i + 1 >= argc) {
+                why_printf(why, whylen, "-o needs a list of options (-o name=value,...)");
+                rc = -EINVAL;
+            } else {
+                rc = list(&o, argv[++i], known, why, whylen);
+            }
+        } else if (!strncmp(argv[i], "-o", 2)) {
+            rc = list(&o, argv[i] + 2, known, why, whylen);
+        } else {
+            push(&o, argv[i]);
+        }
+    }
+    if (rc) {
+        for (size_t i = 0; i < o.n; i++)
+            free(o.v[i]);
+        free(o.v);
+        return rc;
+    }
+    out->argv = o.v;
+    out->argc = (int)o.n;
+    snprintf(out->flags, sizeof(out->flags), "%s%s%s", o.ro ? "ro" : "", o.ro && o.noexec ? "," : "",
+             o.noexec ? "noexec" : "");
+    return 0;
+}
+
+void mntopt_release(mntopt_t *m)
+{
+    for (int i = 0; m->argv && i < m->argc; i++)
+        free(m->argv[i]);
+    free(m->argv);
+    memset(m, 0, sizeof(*m));
+}
+
+int mntopt_helper_parse(int argc, char **argv, mntopt_helper_t *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    if (argc < 3 || !argv[2][0]) {
+        why_printf(why, whylen, "usage: %s SOURCE DIR [-o OPTIONS] (as mount(8) calls it)", argc ? argv[0] : "preon");
+        return -EINVAL;
+    }
+    out->dir = argv[2];
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-o") || !strcmp(a, "-t") || !strcmp(a, "-N")) {
+            if (i + 1 >= argc) {
+                why_printf(why, whylen, "%s needs a value", a);
+                return -EINVAL;
+            }
+            const char *v = argv[++i];
+            if (a[1] == 'N') {
+                why_printf(why, whylen, "-N (mounting in another namespace) is not supported");
+                return -EINVAL;
+            }
+            if (a[1] == 't')
+                continue; /* fuse.preon: how we got here */
+            if (out->nopts == sizeof(out->opts) / sizeof(out->opts[0])) {
+                why_printf(why, whylen, "too many -o");
+                return -EINVAL;
+            }
+            out->opts[out->nopts++] = v;
+        } else if (a[0] == '-' && a[1] && strspn(a + 1, "sfnv") == strlen(a + 1)) {
+            if (strchr(a, 'f'))
+                out->fake = true; /* -s sloppy, -n no mtab, -v verbose: nothing to do for us */
+        } else {
+            why_printf(why, whylen, "unexpected argument '%s' (as mount(8) calls it: SOURCE DIR [-o OPTIONS])", a);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+bool mntopt_is_helper_call(int argc, char **argv, const char *const *commands)
+{
+    if (argc < 1)
+        return false;
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (!strcmp(base, "mount.fuse.preon") || !strcmp(base, "mount.preon"))
+        return true;
+    if (argc < 4 || argv[1][0] == '-' || !argv[1][0])
+        return false;
+    for (size_t i = 0; commands[i]; i++)
+        if (!strcmp(argv[1], commands[i]))
+            return false;
+    for (int i = 3; i < argc; i++)
+        if (!strncmp(argv[i], "-o", 2))
+            return true;
+    return false;
+}
