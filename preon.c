@@ -58,7 +58,7 @@ static const char usage_mount[] =
     "  -f, --foreground     stay in the foreground (default: detach once mounted; the log then goes to\n"
     "                       DATA/preon.log unless --log says where)\n"
     "  -o NAME[=VALUE],...  the options below as mount options, as mount -t fuse.preon and /etc/fstab\n"
-    "                       pass them (slots=4,data=/var/lib/preon; ro, noexec and mount's generic ones too)\n"
+    "                       pass them (slots=4,data=/var/lib/preon; ro and mount's generic ones too)\n"
     "  --data DIR           data directory (default $XDG_DATA_HOME/preon or ~/.local/share/preon)\n"
     "  --slots N            tasks run at once (default: number of CPUs)\n"
     "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"

@@ -16,10 +16,12 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-/* Generic options: accepted, and (but for ro and noexec: FUSE mount flags) changing nothing here. */
+/* Generic options: accepted, and (but for ro, a FUSE mount flag) changing nothing here. noexec too:
+ * tasks run their job's programs from the mount (a noexec mount fails them all with exit 126), and
+ * mount(8) adds it to every "user" line. */
 static const char *const generic[] = {
-    "defaults", "rw", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
-    "dev", "nodev", "suid", "nosuid", "exec", "atime", "noatime", "relatime", "norelatime", "strictatime",
+    "defaults", "rw", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail", "dev",
+    "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "norelatime", "strictatime",
     "nostrictatime", "lazytime", "nolazytime", "diratime", "nodiratime", "sync", "async", "dirsync", "silent",
     "loud", "iversion", "noiversion", "mand", "nomand", NULL};
 
@@ -27,7 +29,7 @@ typedef struct out {
     char **v;
     size_t n, cap;
     size_t items;
-    bool ro, noexec;
+    bool ro;
 } out_t;
 
 static void push(out_t *o, const char *s)
@@ -56,8 +58,8 @@ static int one(out_t *o, const char *item, const struct option *known, char *why
             return 0;
     if (!strncmp(item, "x-", 2) || !strncmp(item, "comment=", 8))
         return 0; /* fstab's and systemd's own (x-systemd.automount, ...): not for the filesystem */
-    if (!strcmp(item, "ro") || !strcmp(item, "noexec")) {
-        *(item[0] == 'r' ? &o->ro : &o->noexec) = true;
+    if (!strcmp(item, "ro")) {
+        o->ro = true;
         return 0;
     }
     const char *eq = strchr(item, '=');
@@ -142,8 +144,7 @@ int mntopt_expand(int argc, char **argv, const struct option *known, mntopt_t *o
     }
     out->argv = o.v;
     out->argc = (int)o.n;
-    snprintf(out->flags, sizeof(out->flags), "%s%s%s", o.ro ? "ro" : "", o.ro && o.noexec ? "," : "",
-             o.noexec ? "noexec" : "");
+    snprintf(out->flags, sizeof(out->flags), "%s", o.ro ? "ro" : "");
     return 0;
 }
 

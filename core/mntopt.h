@@ -7,8 +7,9 @@
  * command's getopt_long table (an '_' in a name reads as '-': fstab style). The generic options that
  * mount(8), mount.fuse3 and fstab pass or hold (rw, dev, suid, exec, atime..., defaults, auto,
  * noauto, user, users, nouser, owner, group, _netdev, nofail, x-*, comment=*) are accepted:
- * "ro" and "noexec" are applied to the FUSE mount (mntopt_t.flags), the others change nothing (a
- * preon mount is always nodev,nosuid). Anything else is an error that says which option.
+ * "ro" is applied to the FUSE mount (mntopt_t.flags), the others change nothing (a preon mount is
+ * always nodev,nosuid, and never noexec: tasks run their job's programs from it). Anything else
+ * is an error that says which option.
  */
 #ifndef PREON_CORE_MNTOPT_H
 #define PREON_CORE_MNTOPT_H
@@ -22,7 +23,7 @@
 typedef struct mntopt {
     int argc;
     char **argv;     /**< argv[0] kept, every -o expanded; NULL-terminated; owned */
-    char flags[32];  /**< FUSE mount flags asked for: "", "ro", "noexec" or "ro,noexec" */
+    char flags[8];   /**< FUSE mount flags asked for: "" or "ro" */
 } mntopt_t;
 
 /**

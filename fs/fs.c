@@ -200,7 +200,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     int argc = 3;
     if (getuid() == 0)
         argv[argc++] = "-oallow_other";
-    if (opts->mount_flags && *opts->mount_flags) { /* -o ro / noexec (mount -t fuse.preon -o ...) */
+    if (opts->mount_flags && *opts->mount_flags) { /* -o ro (mount -t fuse.preon -o ro ...) */
         argv[argc++] = "-o";
         argv[argc++] = opts->mount_flags;
     }

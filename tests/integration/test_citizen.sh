@@ -169,7 +169,8 @@ t_mount_t_fuse_preon() {
 }
 
 # An /etc/fstab line (here a temporary fstab, mount -T), with preon installed in /usr: mount(8)
-# runs the installed /sbin/mount.fuse.preon itself.
+# runs the installed /sbin/mount.fuse.preon itself. "user" makes mount(8) add noexec, which must
+# not reach the mount: the job runs its program from it.
 t_fstab_line_mounts_through_the_helper() {
     local r=$T_CASE/root m=$T_CASE/mnt d=$T_CASE/data pid fstab=$T_CASE/fstab
     mkdir -p "$m" "$d" "$T_CASE/ovl"
@@ -177,12 +178,13 @@ t_fstab_line_mounts_through_the_helper() {
     ns_start
     ns mount -t overlay overlay -o "lowerdir=$r/usr/sbin:/usr/sbin" /usr/sbin
     ns mount -t overlay overlay -o "lowerdir=$r/usr/bin:/usr/bin" /usr/bin
-    printf '# a volunteer\npreon %s fuse.preon data=%s,slots=1,port=0,quiet-ms=200,noauto,_netdev,nofail,x-systemd.automount 0 0\n' \
+    printf '# a volunteer\npreon %s fuse.preon data=%s,slots=1,port=0,quiet-ms=200,noauto,_netdev,nofail,x-systemd.automount,user 0 0\n' \
         "$m" "$d" >"$fstab"
     ns mount -T "$fstab" "$m" >"$T_CASE/out" 2>&1 || fail "mount -T $fstab $m failed: $(cat "$T_CASE/out")"
     pid=$(daemon_of "$d")
     ns_mounted "$m" >/dev/null || fail "mount -T returned but $m is not a fuse.preon mount"
-    assert_match "$(tr '\0' ' ' </proc/"$pid"/cmdline)" '^/sbin/mount\.fuse\.preon preon ' "the daemon's command line"
+    assert_match "$(tr '\0' ' ' </proc/"$pid"/cmdline)" '^/sbin/mount\.fuse\.preon preon .*noexec' "the daemon's command line"
+    assert_not_contains "$(ns_mounted "$m")" noexec "the mount's flags"
     runs_a_job "$m"
     umount_ends "$m" "$pid"
 }
