@@ -9,6 +9,7 @@
 #include "core/mntopt.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,38 +51,42 @@ static const struct option *find_known(const struct option *known, const char *n
     return NULL;
 }
 
-/* One item of an -o list. 0 or -EINVAL (why filled). */
-static int one(out_t *o, const char *item, const struct option *known, char *why, size_t whylen)
+/* One item of an -o list, its quotes and escapes already undone: name (an '_' read as '-') and, if
+ * eq, its value. 0 or -EINVAL (why filled). */
+static int one(out_t *o, const char *name_in, const char *value, const struct option *known, char *why,
+               size_t whylen)
 {
-    for (size_t i = 0; generic[i]; i++)
-        if (!strcmp(item, generic[i]))
+    if (!value) {
+        for (size_t i = 0; generic[i]; i++)
+            if (!strcmp(name_in, generic[i]))
+                return 0;
+        if (!strcmp(name_in, "ro")) {
+            o->ro = true;
             return 0;
-    if (!strncmp(item, "x-", 2) || !strncmp(item, "comment=", 8))
-        return 0; /* fstab's and systemd's own (x-systemd.automount, ...): not for the filesystem */
-    if (!strcmp(item, "ro")) {
-        o->ro = true;
-        return 0;
+        }
     }
-    const char *eq = strchr(item, '=');
-    size_t nlen = eq ? (size_t)(eq - item) : strlen(item);
+    /* fstab's, libmount's and systemd's own (x-systemd.automount, X-mount.mkdir, comment=...): not for
+     * the filesystem */
+    if (!strncmp(name_in, "x-", 2) || !strncmp(name_in, "X-", 2) || !strcmp(name_in, "comment"))
+        return 0;
+    size_t nlen = strlen(name_in);
     char name[64];
     if (nlen == 0 || nlen >= sizeof(name)) {
-        why_printf(why, whylen, "unknown mount option '%.*s'", (int)(nlen < 64 ? nlen : 64), item);
+        why_printf(why, whylen, "unknown mount option '%.*s'", (int)(nlen < 64 ? nlen : 64), name_in);
         return -EINVAL;
     }
-    for (size_t i = 0; i < nlen; i++)
-        name[i] = item[i] == '_' ? '-' : item[i];
-    name[nlen] = '\0';
+    for (size_t i = 0; i <= nlen; i++)
+        name[i] = name_in[i] == '_' ? '-' : name_in[i];
     const struct option *k = find_known(known, name);
     if (!k) {
         why_printf(why, whylen, "unknown mount option '%s' (the options of preon mount --help, as name=value)", name);
         return -EINVAL;
     }
-    if (k->has_arg == required_argument && !eq) {
+    if (k->has_arg == required_argument && !value) {
         why_printf(why, whylen, "mount option '%s' needs a value (%s=...)", name, name);
         return -EINVAL;
     }
-    if (k->has_arg == no_argument && eq) {
+    if (k->has_arg == no_argument && value) {
         why_printf(why, whylen, "mount option '%s' takes no value", name);
         return -EINVAL;
     }
@@ -89,26 +94,79 @@ static int one(out_t *o, const char *item, const struct option *known, char *why
         why_printf(why, whylen, "more than %d mount options", MNTOPT_MAX_ITEMS);
         return -EINVAL;
     }
-    char flag[68];
-    snprintf(flag, sizeof(flag), "--%s", name);
+    /* One argument, "--name=value": getopt_long takes everything after the '=' as the value, so a
+     * value that starts with '-', is "--" or is empty stays the value of this option. */
+    char *flag = value ? xasprintf("--%s=%s", name, value) : xasprintf("--%s", name);
     push(o, flag);
-    if (eq)
-        push(o, eq + 1);
+    free(flag);
     return 0;
 }
 
+/*
+ * Splits an -o list at its commas, as libmount and libfuse read one: a comma inside double quotes
+ * (name="a,b", libmount's quoting) or after a backslash (a\,b, fuse_opt's escape) is part of the
+ * value, and the quotes and backslashes are removed. So a value can hold a comma or an '=' without
+ * becoming another option. The name ends at the first '=' outside quotes and escapes.
+ */
 static int list(out_t *o, const char *opts, const struct option *known, char *why, size_t whylen)
 {
-    if (strlen(opts) > MNTOPT_MAX_LEN) {
+    size_t len = strlen(opts);
+    if (len > MNTOPT_MAX_LEN) {
         why_printf(why, whylen, "mount options longer than %d bytes", MNTOPT_MAX_LEN);
         return -EINVAL;
     }
-    char *copy = xstrdup(opts), *save = NULL;
+    char *item = xmalloc(len + 1);
+    size_t n = 0, eq = SIZE_MAX;
+    bool quoted = false;
     int rc = 0;
-    for (char *item = strtok_r(copy, ",", &save); item && !rc; item = strtok_r(NULL, ",", &save))
-        rc = one(o, item, known, why, whylen);
-    free(copy);
+    for (size_t i = 0; i <= len && !rc; i++) {
+        char c = opts[i];
+        if (c == '\\' && i + 1 < len) {
+            item[n++] = opts[++i];
+        } else if (c == '\\') {
+            why_printf(why, whylen, "mount options end in a lone '\\'");
+            rc = -EINVAL;
+        } else if (c == '"') {
+            quoted = !quoted;
+        } else if (c == '=' && !quoted && eq == SIZE_MAX) {
+            eq = n;
+            item[n++] = '\0';
+        } else if ((c == ',' && !quoted) || c == '\0') {
+            if (c == '\0' && quoted) {
+                why_printf(why, whylen, "a double quote is not closed in the mount options");
+                rc = -EINVAL;
+                break;
+            }
+            item[n] = '\0';
+            if (n > 0 || eq != SIZE_MAX) /* an empty item (",,") is nothing */
+                rc = one(o, item, eq == SIZE_MAX ? NULL : item + eq + 1, known, why, whylen);
+            n = 0;
+            eq = SIZE_MAX;
+        } else {
+            item[n++] = c;
+        }
+    }
+    free(item);
     return rc;
+}
+
+/* The entry of known that the long option arg ("--name" or "--name=value") names, as getopt_long
+ * reads it: the exact name, or a prefix of only one. NULL if none. */
+static const struct option *long_option(const struct option *known, const char *arg)
+{
+    const char *name = arg + 2;
+    size_t nlen = strcspn(name, "=");
+    const struct option *found = NULL;
+    for (const struct option *k = known; k->name; k++) {
+        if (strncmp(k->name, name, nlen) != 0)
+            continue;
+        if (strlen(k->name) == nlen)
+            return k;
+        if (found)
+            return NULL; /* ambiguous: getopt_long says so */
+        found = k;
+    }
+    return found;
 }
 
 int mntopt_expand(int argc, char **argv, const struct option *known, mntopt_t *out, char *why, size_t whylen)
@@ -123,7 +181,11 @@ int mntopt_expand(int argc, char **argv, const struct option *known, mntopt_t *o
                 push(&o, argv[i]);
             break;
         }
-        if (!strcmp(argv[i], "-o")) {
+        const struct option *k = !strncmp(argv[i], "--", 2) ? long_option(known, argv[i]) : NULL;
+        if (k && k->has_arg == required_argument && !strchr(argv[i], '=') && i + 1 < argc) {
+            push(&o, argv[i]); /* "--log -ofile": the value of --log, never an -o list */
+            push(&o, argv[++i]);
+        } else if (!strcmp(argv[i], "-o")) {
             if (i + 1 >= argc) {
                 why_printf(why, whylen, "-o needs a list of options (-o name=value,...)");
                 rc = -EINVAL;

@@ -3,10 +3,13 @@
  * `mount -t fuse.preon`, an /etc/fstab line and `preon mount -o` reach every option of `preon mount`
  * (docs/usage.md, "Mounting with mount(8), /etc/fstab and systemd"). Pure functions: no I/O.
  *
- * An option "name=value" becomes "--name value", a "name" alone "--name", for each name of the
- * command's getopt_long table (an '_' in a name reads as '-': fstab style). The generic options that
- * mount(8), mount.fuse3 and fstab pass or hold (rw, dev, suid, exec, atime..., defaults, auto,
- * noauto, user, users, nouser, owner, group, _netdev, nofail, x-*, comment=*) are accepted:
+ * An option "name=value" becomes the one argument "--name=value" (so a value that starts with '-'
+ * stays a value), a "name" alone "--name", for each name of the command's getopt_long table (an '_'
+ * in a name reads as '-': fstab style). A comma or '=' in a value is written inside double quotes
+ * (data="/srv/a,b", as libmount quotes) or after a backslash (data=/srv/a\,b, as fuse_opt escapes):
+ * it never starts another option. The generic options that mount(8), mount.fuse3 and fstab pass or
+ * hold (rw, dev, suid, exec, atime..., defaults, auto, noauto, user, users, nouser, owner, group,
+ * _netdev, nofail, x-*, X-*, comment=*) are accepted:
  * "ro" is applied to the FUSE mount (mntopt_t.flags), the others change nothing (a preon mount is
  * always nodev,nosuid, and never noexec: tasks run their job's programs from it). Anything else
  * is an error that says which option.
@@ -28,7 +31,8 @@ typedef struct mntopt {
 
 /**
  * Copies argv with each "-o OPTS" (or "-oOPTS") expanded into long options from known (a
- * getopt_long table ending in a zero entry); arguments after "--" are copied as they are. 0, or
+ * getopt_long table ending in a zero entry); arguments after "--", and the value of a long option
+ * that takes one ("--log -ofile"), are copied as they are. 0, or
  * -EINVAL with why filled ("unknown mount option 'bogus'", "mount option 'slots' needs a value");
  * out is then empty. Release out with mntopt_release.
  */

@@ -37,7 +37,8 @@ static void expand_ok(const char *want, const char *want_flags, int argc, char *
 {
     mntopt_t m;
     char why[256] = "", got[1024];
-    assert_int_equal(mntopt_expand(argc, argv, known, &m, why, sizeof(why)), 0);
+    if (mntopt_expand(argc, argv, known, &m, why, sizeof(why)) != 0)
+        fail_msg("refused: %s", why);
     joined(&m, got, sizeof(got));
     assert_string_equal(got, want);
     assert_string_equal(m.flags, want_flags);
@@ -57,13 +58,13 @@ static void expand_fails(const char *want_why, int argc, char **argv)
 static void mntopt_values_and_flags_become_long_options(void **state)
 {
     char *a[] = {"mount", "-o", "tracker=http://t:1/announce,slots=4,data=/var/lib/p", "/mnt/p"};
-    expand_ok("mount|--tracker|http://t:1/announce|--slots|4|--data|/var/lib/p|/mnt/p", "", 4, a);
+    expand_ok("mount|--tracker=http://t:1/announce|--slots=4|--data=/var/lib/p|/mnt/p", "", 4, a);
     char *b[] = {"mount", "-oforeground,allow_network", "--slots", "2", "/m"}; /* '_' reads as '-' */
     expand_ok("mount|--foreground|--allow-network|--slots|2|/m", "", 5, b);
     char *c[] = {"mount", "-o", "peer=http://a:1,peer=http://b:2", "-o", "quiet_ms=5", "/m"}; /* repeated */
-    expand_ok("mount|--peer|http://a:1|--peer|http://b:2|--quiet-ms|5|/m", "", 6, c);
+    expand_ok("mount|--peer=http://a:1|--peer=http://b:2|--quiet-ms=5|/m", "", 6, c);
     char *d[] = {"mount", "-o", "data=/a=b", "/m"}; /* only the first '=' splits */
-    expand_ok("mount|--data|/a=b|/m", "", 4, d);
+    expand_ok("mount|--data=/a=b|/m", "", 4, d);
 }
 
 static void mntopt_generic_options_are_accepted(void **state)
@@ -72,17 +73,38 @@ static void mntopt_generic_options_are_accepted(void **state)
      * fstab's own: none is an error, none becomes a preon option; ro is a flag, noexec ignored. */
     char *a[] = {"mount", "-o", "rw,dev,suid,defaults,noauto,_netdev,nofail,user,users,x-systemd.automount,"
                  "x-systemd.idle-timeout=60,comment=x,noatime,relatime,sync,slots=1", "/m"};
-    expand_ok("mount|--slots|1|/m", "", 4, a);
+    expand_ok("mount|--slots=1|/m", "", 4, a);
     char *b[] = {"mount", "-o", "ro,noexec,nosuid,nodev", "/m"};
     expand_ok("mount|/m", "ro", 4, b);
     char *c[] = {"mount", "-o", "noexec", "-o", "", "/m"}; /* an empty list: nothing */
     expand_ok("mount|/m", "", 6, c);
 }
 
+/* A value never becomes another option: a comma or '=' inside double quotes or after a backslash
+ * stays in it, a value starting with '-' (or "--", or empty) stays the value of its option (one
+ * argument, --name=value), and the value of a long option given before is never read as -o. */
+static void mntopt_values_cannot_inject_options(void **state)
+{
+    char *a[] = {"mount", "-o", "data=\"/srv/a,allow_network,pool=x\",slots=2", "/m"};
+    expand_ok("mount|--data=/srv/a,allow_network,pool=x|--slots=2|/m", "", 4, a);
+    char *b[] = {"mount", "-o", "data=/srv/a\\,allow_network,slots=2", "/m"};
+    expand_ok("mount|--data=/srv/a,allow_network|--slots=2|/m", "", 4, b);
+    char *c[] = {"mount", "-o", "data=-f,tracker=--,peer=", "/m"};
+    expand_ok("mount|--data=-f|--tracker=--|--peer=|/m", "", 4, c);
+    char *d[] = {"mount", "--data", "-oslots=9", "--tra", "-o", "-o", "slots=1", "/m"}; /* --tra: --tracker */
+    expand_ok("mount|--data|-oslots=9|--tra|-o|--slots=1|/m", "", 8, d);
+    char *e[] = {"mount", "-o", "data=\"/srv/a,slots=2", "/m"};
+    expand_fails("double quote", 4, e);
+    char *f[] = {"mount", "-o", "slots=2\\", "/m"};
+    expand_fails("lone", 4, f);
+    char *g[] = {"mount", "-o", "x-systemd.requires=a\\,b,X-mount.mkdir,comment=\"a,b\"", "/m"};
+    expand_ok("mount|/m", "", 4, g);
+}
+
 static void mntopt_after_double_dash_nothing_is_expanded(void **state)
 {
     char *a[] = {"mount", "-o", "slots=1", "--", "-o"};
-    expand_ok("mount|--slots|1|--|-o", "", 5, a);
+    expand_ok("mount|--slots=1|--|-o", "", 5, a);
 }
 
 static void mntopt_bad_options_say_which(void **state)
@@ -161,6 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mntopt_values_and_flags_become_long_options),
         cmocka_unit_test(mntopt_generic_options_are_accepted),
+        cmocka_unit_test(mntopt_values_cannot_inject_options),
         cmocka_unit_test(mntopt_after_double_dash_nothing_is_expanded),
         cmocka_unit_test(mntopt_bad_options_say_which),
         cmocka_unit_test(mntopt_caps_the_number_of_options),
