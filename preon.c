@@ -473,17 +473,32 @@ static int cmd_mount(int argc, char **argv)
 
 /* Called as a mount helper: `mount.fuse.preon SOURCE DIR -o OPTS` by mount(8), or `preon SOURCE DIR
  * -o OPTS` by mount.fuse3. Mounts as preon mount -o OPTS DIR does; detaches once mounted (mount(8)
- * waits for the helper to exit) unless the options say foreground. */
+ * waits for the helper to exit) unless the options say foreground. Exits as mount(8) reads a
+ * helper's status (mount(8), "RETURN CODES"): 0, 1 for a wrong call or option or not being root,
+ * 32 for a mount that failed. */
+#define MOUNT_EX_USAGE 1
+#define MOUNT_EX_FAIL 32
 static int cmd_mount_helper(int argc, char **argv)
 {
     mntopt_helper_t h;
     char why[256];
     if (mntopt_helper_parse(argc, argv, &h, why, sizeof(why)) != 0) {
         fprintf(stderr, "preon: %s\n", why);
-        return 1;
+        return MOUNT_EX_USAGE;
     }
     if (h.fake)
         return 0;
+    if (!strncmp(h.dir, "/dev/fd/", 8)) { /* mount.fuse3 -o drop_privileges mounted it and passes its fd */
+        fprintf(stderr, "preon: mount point %s: drop_privileges is not supported: a peer runs as root (its "
+                "tasks' sandbox users and cgroups take it)\n", h.dir);
+        return MOUNT_EX_USAGE;
+    }
+    if (geteuid() != 0) { /* a 'user' or 'users' line in /etc/fstab: mount(8) runs us as the user */
+        fprintf(stderr, "preon: mount %s: a peer runs as root, not as uid %lu: a 'user' or 'users' fstab line "
+                "lets a user call mount, but not start a peer; mount it as root (or enable the unit "
+                "preon@.service, docs/usage.md)\n", h.dir, (unsigned long)geteuid());
+        return MOUNT_EX_USAGE;
+    }
     char *av[4 + 2 * (sizeof(h.opts) / sizeof(h.opts[0]))];
     int n = 0;
     av[n++] = "mount";
@@ -494,7 +509,8 @@ static int cmd_mount_helper(int argc, char **argv)
     av[n++] = "--";
     av[n++] = (char *)h.dir;
     av[n] = NULL;
-    return cmd_mount(n, av);
+    int rc = cmd_mount(n, av); /* 2: a bad option (usage), else 1: it did not mount */
+    return rc == 0 ? 0 : rc == 2 ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
 }
 
 static const char usage_keygen[] =

@@ -92,6 +92,21 @@ t_make_install_lays_out_the_tree() {
     "$r$p/sbin/mount.fuse.preon" preon >"$T_CASE/helper" 2>&1 || rc=$?
     assert_eq 1 "$rc" "exit of mount.fuse.preon without a mount point"
     assert_contains "$(cat "$T_CASE/helper")" "SOURCE DIR" "mount.fuse.preon's usage"
+    # mount(8)'s exit codes: 1 for a bad option or a user who is not root, 32 for a mount that failed.
+    rc=0
+    "$r$p/sbin/mount.fuse.preon" preon "$T_CASE" -o slots=1,colour=blue >"$T_CASE/helper" 2>&1 || rc=$?
+    assert_eq 1 "$rc" "exit of mount.fuse.preon with an unknown option"
+    assert_contains "$(cat "$T_CASE/helper")" "unknown mount option 'colour'" "its message"
+    rc=0
+    "$r$p/sbin/mount.fuse.preon" preon "$T_CASE/nowhere" -o "data=$T_CASE/data" >"$T_CASE/helper" 2>&1 || rc=$?
+    assert_eq 32 "$rc" "exit of mount.fuse.preon on a missing mount point"
+    assert_contains "$(cat "$T_CASE/helper")" "does not exist" "its message"
+    rc=0 # a 'user' fstab line: mount(8) runs the helper as that user
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$r$p/sbin/mount.fuse.preon" preon "$T_CASE" \
+        -o "noexec,nosuid,nodev,data=$T_CASE/data" >"$T_CASE/helper" 2>&1 || rc=$?
+    assert_eq 1 "$rc" "exit of mount.fuse.preon run by a user"
+    assert_contains "$(cat "$T_CASE/helper")" "a peer runs as root, not as uid 65534" "its message"
+    [ ! -e "$T_CASE/data" ] || fail "the refused calls made the data directory"
     make -s -C "$ROOT" uninstall PREFIX="$p" DESTDIR="$r" >/dev/null || fail "make uninstall failed"
     assert_eq "" "$(find "$r" -type f -o -type l)" "files left by make uninstall"
 }
