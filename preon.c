@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -103,6 +104,7 @@ typedef struct mount_ctx {
     fs_t *fs;
     httpd_t *httpd;
     tracker_t *tracker; /* the embedded tracker, unless --tracker names another */
+    char *notify;       /* systemd's $NOTIFY_SOCKET, taken out of the environment (core/sdnotify.h) */
     int status;
 } mount_ctx_t;
 
@@ -110,7 +112,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     mount_ctx_t *c = s->data;
     log_info("signal %d: stopping", signum);
-    sdnotify("STOPPING=1");
+    sdnotify_send(c->notify, "STOPPING=1");
     if (c->fs)
         fs_stop(c->fs);
 }
@@ -208,6 +210,30 @@ static void default_log(const char *dd)
         fprintf(stderr, "preon mount: cannot log to %s: %s (pass --log FILE)\n", path, strerror(-rc));
     free(path);
     free(old);
+}
+
+/* The parent of a detaching peer: 0 once the daemon says the mount is ready; else the daemon's own
+ * exit status (it said why on stderr, which it keeps until ready), or 1. */
+static int detach_parent(pid_t pid, int fd)
+{
+    char b;
+    ssize_t n;
+    while ((n = read(fd, &b, 1)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    if (n == 1)
+        return 0;
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        return WEXITSTATUS(st);
+    if (w == pid && WIFSIGNALED(st))
+        fprintf(stderr, "preon mount: the daemon was killed by signal %d before the mount was ready\n", WTERMSIG(st));
+    else
+        fprintf(stderr, "preon mount: the daemon ended before the mount was ready\n");
+    return 1;
 }
 
 static int mount_main(int argc, char **argv, const char *mount_flags)
@@ -358,19 +384,21 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
     }
     exe[n] = '\0';
 
+    char *notify = sdnotify_take(); /* before any child is started: none inherits it */
     int pipefd[2] = {-1, -1};
+    pid_t child;
     if (!fg && !log_given) /* the daemon has no terminal: its log goes somewhere to be read */
         default_log(dd);
     if (!fg) { /* detach: the parent exits once the child reports the mount is ready */
-        if (pipe(pipefd) != 0)
-            return perror("pipe"), 1;
-        pid_t pid = fork();
-        if (pid < 0)
-            return perror("fork"), 1;
-        if (pid > 0) {
+        if (pipe2(pipefd, O_CLOEXEC) != 0 || (child = fork()) < 0) {
+            perror("preon mount: cannot detach");
+            free(notify);
+            return 1;
+        }
+        if (child > 0) {
             close(pipefd[1]);
-            char b;
-            return read(pipefd[0], &b, 1) == 1 ? 0 : 1;
+            free(notify);
+            return detach_parent(child, pipefd[0]);
         }
         close(pipefd[0]);
         setsid();
@@ -378,16 +406,17 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         int ln = snprintf(lb, sizeof(lb), "%ld\n", (long)getpid());
         if (ftruncate(lock_fd, 0) != 0 || pwrite(lock_fd, lb, (size_t)ln, 0) != ln)
             log_warn("%s/lock: cannot write the daemon's pid: %s", dd, strerror(errno));
+        /* stdin and stdout now; stderr (the terminal, or mount(8)'s) once the mount is ready, so that
+         * what stops the daemon before then (libfuse's and our messages) is seen where it was started */
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
             dup2(null, 0);
             dup2(null, 1);
-            dup2(null, 2);
             close(null);
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    mount_ctx_t ctx = {0};
+    mount_ctx_t ctx = {.notify = notify};
     uv_loop_init(&ctx.loop);
     char *url = NULL;
     int rc = start_httpd(&ctx, listen, port, &url);
@@ -431,6 +460,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
             httpd_close(ctx.httpd, NULL, NULL);
         uv_run(&ctx.loop, UV_RUN_DEFAULT);
         uv_loop_close(&ctx.loop);
+        free(ctx.notify);
         return 1;
     }
     int sigs[2] = {SIGTERM, SIGINT};
@@ -448,12 +478,18 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         if (write(pipefd[1], "r", 1) != 1)
             log_warn("could not tell the parent we are ready");
         close(pipefd[1]);
+        int null = open("/dev/null", O_RDWR); /* the log goes on in DATA/preon.log or --log */
+        if (null >= 0) {
+            dup2(null, 2);
+            close(null);
+        }
     }
-    int nrc = sdnotify("READY=1"); /* a systemd unit of Type=notify (dist/preon@.service) */
+    int nrc = sdnotify_send(ctx.notify, "READY=1"); /* a systemd unit of Type=notify (dist/preon@.service) */
     if (nrc)
-        log_warn("$NOTIFY_SOCKET: cannot tell systemd we are ready: %s", strerror(-nrc));
+        log_warn("$NOTIFY_SOCKET %s: cannot tell systemd we are ready: %s", ctx.notify, strerror(-nrc));
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     uv_loop_close(&ctx.loop);
+    free(ctx.notify);
     return ctx.status;
 }
 

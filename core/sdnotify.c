@@ -12,17 +12,28 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int sdnotify(const char *state)
+#include "core/xalloc.h"
+
+char *sdnotify_take(void)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || !*path)
+    const char *v = getenv("NOTIFY_SOCKET");
+    char *addr = v && *v ? xstrdup(v) : NULL;
+    unsetenv("NOTIFY_SOCKET");
+    return addr;
+}
+
+int sdnotify_send(const char *addr, const char *state)
+{
+    if (!addr)
         return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t len = strlen(path);
-    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path))
+    size_t len = strlen(addr);
+    /* A path needs room for its NUL (as systemd's own sd_notify); an abstract name fills sun_path. */
+    if ((addr[0] != '/' && addr[0] != '@') || len < 2 || len > sizeof(sa.sun_path) ||
+        (addr[0] == '/' && len == sizeof(sa.sun_path)))
         return -EINVAL;
-    memcpy(sa.sun_path, path, len);
-    if (path[0] == '@')
+    memcpy(sa.sun_path, addr, len);
+    if (addr[0] == '@')
         sa.sun_path[0] = '\0'; /* an abstract name */
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)

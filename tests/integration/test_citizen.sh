@@ -145,6 +145,22 @@ t_preon_notifies_systemd() {
     wait_until 5 'grep -q "STOPPING=1" "$T_CASE/notified"' "STOPPING=1 on SIGTERM"
 }
 
+# A detached peer that fails after it forked (here: its --port is taken) says why where it was
+# started, and exits with its status: its stderr is let go only once the mount is ready.
+t_a_detached_peer_that_cannot_start_says_why() {
+    start_peer A --port 0
+    local url port rc=0
+    url=$(peer_field "$(mnt A)" http)
+    port=${url##*:}
+    [[ "$port" =~ ^[0-9]+$ ]] || fail "no port in A's http field: '$url'"
+    mkdir -p "$T_CASE/B/mnt"
+    timeout -k 5 60 "$PREON" mount --data "$T_CASE/B/data" --port "$port" "$T_CASE/B/mnt" \
+        >"$T_CASE/out" 2>&1 || rc=$?
+    assert_eq 1 "$rc" "exit of a detached preon mount whose port is taken"
+    assert_contains "$(cat "$T_CASE/out")" "cannot listen on 127.0.0.1:$port" "its message"
+    ! mountpoint -q "$T_CASE/B/mnt" || fail "mounted anyway"
+}
+
 # preon mount -o takes the same options: values, a flag with '_', and ro applied to the mount.
 t_preon_mount_takes_o() {
     start_peer A -o slots=2,quiet_ms=150,port=0 --log-level info

@@ -571,7 +571,9 @@ static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
     free(root);
 }
 
-/* sdnotify sends one datagram to $NOTIFY_SOCKET, a path or an abstract name; without it, nothing. */
+/* sdnotify_take takes $NOTIFY_SOCKET out of the environment (no child inherits it); sdnotify_send
+ * sends one datagram to it, a path or an abstract name; without one, nothing; a bad or too long
+ * address is -EINVAL, never a truncated one. */
 static void sdnotify_sends_to_a_path_and_an_abstract_socket(void **state)
 {
     char dir[] = "/tmp/preon-sdnotify.XXXXXX";
@@ -593,18 +595,36 @@ static void sdnotify_sends_to_a_path_and_an_abstract_socket(void **state)
         assert_int_equal(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
                                                                       strlen(name))), 0);
         setenv("NOTIFY_SOCKET", name, 1);
-        assert_int_equal(sdnotify("READY=1"), 0);
+        char *addr = sdnotify_take();
+        assert_non_null(addr);
+        assert_string_equal(addr, name);
+        assert_null(getenv("NOTIFY_SOCKET"));
+        assert_int_equal(sdnotify_send(addr, "READY=1"), 0);
+        assert_int_equal(sdnotify_send(addr, "STOPPING=1"), 0); /* still known after the take */
         char buf[64] = {0};
         assert_int_equal(recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 7);
         assert_string_equal(buf, "READY=1");
+        memset(buf, 0, sizeof(buf));
+        assert_int_equal(recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 10);
+        assert_string_equal(buf, "STOPPING=1");
+        free(addr);
         close(fd);
     }
-    setenv("NOTIFY_SOCKET", "relative/path", 1);
-    assert_int_equal(sdnotify("READY=1"), -EINVAL);
-    setenv("NOTIFY_SOCKET", path, 1); /* nobody listening any more */
-    assert_true(sdnotify("READY=1") < 0);
+    assert_int_equal(sdnotify_send("relative/path", "READY=1"), -EINVAL);
+    assert_int_equal(sdnotify_send("@", "READY=1"), -EINVAL);
+    char longp[200];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[0] = '/';
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(sdnotify_send(longp, "READY=1"), -EINVAL);
+    longp[sizeof(((struct sockaddr_un *)0)->sun_path)] = '\0'; /* a path with no room for its NUL */
+    assert_int_equal(sdnotify_send(longp, "READY=1"), -EINVAL);
+    assert_true(sdnotify_send(path, "READY=1") < 0); /* nobody listening any more */
+    setenv("NOTIFY_SOCKET", "", 1);
+    assert_null(sdnotify_take());
     unsetenv("NOTIFY_SOCKET");
-    assert_int_equal(sdnotify("READY=1"), 0);
+    assert_null(sdnotify_take());
+    assert_int_equal(sdnotify_send(NULL, "READY=1"), 0);
     unlink(path);
     rmdir(dir);
 }
