@@ -108,7 +108,7 @@ install: $(BUILD)/preon $(BUILD)/preon-limit
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/preon $(BUILD)/preon-limit $(DESTDIR)$(BINDIR)/
 	install -m 0644 docs/preon.1 $(DESTDIR)$(MANDIR)/man1/preon.1
-	ln -sfn $$(realpath -m --relative-to=$(SBINDIR) $(BINDIR)/preon) $(DESTDIR)$(SBINDIR)/mount.fuse.preon
+	ln -sfn $$(realpath -m -s --relative-to=$(SBINDIR) $(BINDIR)/preon) $(DESTDIR)$(SBINDIR)/mount.fuse.preon
 	sed 's|@BINDIR@|$(BINDIR)|g' dist/preon@.service.in >$(DESTDIR)$(UNITDIR)/preon@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/preon@.service
 
