@@ -196,7 +196,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         goto error;
 
     clear_dead_mount(fs->mountpoint);
-    const char *argv[6] = {"preon", "-o", "fsname=preon,subtype=preon,default_permissions"};
+    const char *argv[7] = {"preon", "-o", "fsname=preon,subtype=preon,default_permissions"}; /* NULL-ended */
     int argc = 3;
     if (getuid() == 0)
         argv[argc++] = "-oallow_other";
