@@ -79,6 +79,8 @@ typedef struct fs_copy_err {
 #define FS_MAX_COPY_ERRORS 64     /**< errors kept per job; more are only counted */
 #define FS_MAX_COPY_ERR_WHY 512   /**< bytes of one error's text */
 #define FS_MAX_COPY_ERR_FILE (1u << 20) /**< the largest FS_COPY_ERR_FILE read back */
+#define FS_MAX_COPY_ERR_PATH 4096 /**< bytes of a path read back from FS_COPY_ERR_FILE */
+#define FS_MAX_COPY_ERR_MORE (1u << 30) /**< errors counted past FS_MAX_COPY_ERRORS */
 
 /** The view of one job (pool_job_t.view): its nodes, the readers waiting on wait/<name>, and
  * while it is being copied in, the quiet timer that publishes it. */
@@ -176,6 +178,11 @@ void fs__copy_failed(job_t *j, const char *path, const char *why);
 /** path (relative to the job's root; "" the whole job) was made anew, truncated or removed: errors
  *  at it or below it are cleared. */
 void fs__copy_fixed(job_t *j, const char *path);
+/** path (a file) was removed: as fs__copy_fixed, but for rsync's temporary file (".NAME.XXXXXX"),
+ *  removed by rsync when its write failed, whose errors move to NAME: the file it was for is missing. */
+void fs__copy_removed(job_t *j, const char *path);
+/** Whether an error stands at path or below it. */
+bool fs__copy_erred(const job_t *j, const char *path);
 /** path was renamed to newpath within its job: its errors (and those below it) move with it. */
 void fs__copy_moved(job_t *j, const char *path, const char *newpath);
 /** The user removed FS_COPY_ERR_FILE: every error is waived, the job publishes without them. */

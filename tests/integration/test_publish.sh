@@ -280,6 +280,34 @@ t_copy_errors_survive_a_restart() {
     assert_match "$(field reason <<<"$st")" 'symlink data/inside' "reason after a restart"
 }
 
+# After a restart the list of copy errors is read as untrusted input: one that is not a regular
+# file (a FIFO, which would block the peer's start), or that names paths outside the job, keeps
+# the job waiting with a reason, and removing it (waiving) publishes the job.
+t_a_bad_copy_error_list_keeps_the_job_waiting() {
+    start_peer A --quiet-ms 600000
+    local m src st d
+    m=$(mnt A)
+    d=$(data_dir A)
+    for j in j_fifo j_escape; do
+        src=$(src_dir "$j")
+        make_sample_job "$src"
+        cp -r -- "$src" "$m/jobs/$j"
+    done
+    term_peer A
+    mkfifo "$d/staging/j_fifo/.preon-copy-errors"
+    printf '{"errors": [{"path": "../../etc/passwd", "why": "w"}], "more": 0}' >"$d/staging/j_escape/.preon-copy-errors"
+    start_peer A --quiet-ms 100
+    m=$(mnt A)
+    for j in j_fifo j_escape; do
+        st=$(wait_job "$m" "$j" 30)
+        assert_eq rejected "$(field state <<<"$st")" "state of $j after a restart"
+        assert_match "$(field reason <<<"$st")" 'copy errors \(\.preon-copy-errors\) cannot be read' "reason of $j"
+    done
+    rm -- "$m/jobs/j_fifo/.preon-copy-errors"
+    st=$(wait_job "$m" j_fifo 30)
+    assert_eq done "$(field state <<<"$st")" "state once the bad list is removed"
+}
+
 # A write that fails (the data directory's disk is full) fails the copy, and the job is rejected
 # with the reason, not published with a short file; once the file is removed, it publishes.
 t_copy_out_of_space_is_rejected() {
