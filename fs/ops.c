@@ -83,9 +83,17 @@ static void io_run(uv_work_t *w)
         fuse_reply_data(io->req, &bv, FUSE_BUF_SPLICE_MOVE);
         break;
     }
-    case IO_WRITE: {
-        ssize_t n = pwrite(io->fh->fd, io->data, io->size, io->off);
-        io->done = n < 0 ? -errno : n;
+    case IO_WRITE: { /* all of it or an error: a short write would leave a hole no error names */
+        size_t put = 0;
+        int err = 0;
+        while (put < io->size && !err) {
+            ssize_t n = pwrite(io->fh->fd, io->data + put, io->size - put, io->off + (off_t)put);
+            if (n > 0)
+                put += (size_t)n;
+            else if (n == 0 || errno != EINTR)
+                err = n == 0 ? EIO : errno;
+        }
+        io->done = err ? -err : (ssize_t)put;
         break; /* answered on the loop, once the job is touched */
     }
     case IO_FSYNC:
@@ -560,8 +568,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_RES: {
         if (wants_write(fi->flags)) {
             int rc = stage_writable(n);
-            if (rc)
+            if (rc) {
+                stage_failed(n, NULL, "open for writing", strerror(-rc)); /* EBUSY: being published */
                 return (void)fuse_reply_err(req, -rc);
+            }
         }
         char *path = fs__node_backing(fs, n);
         int fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC | O_NOFOLLOW);
@@ -695,7 +705,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     char *path = xasprintf("%s/%s", dir, name);
     free(dir);
-    int fd = open(path, (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) & ~O_NOCTTY, mode & 07777);
+    /* Made anew (O_EXCL first) or truncated, the file's errors go; an existing file opened as it is
+     * (a create racing a lookup) keeps them: its content is what failed. */
+    int flags = (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) & ~O_NOCTTY;
+    int fd = open(path, flags | O_EXCL, mode & 07777);
+    bool made = fd >= 0;
+    if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
+        fd = open(path, flags & ~O_CREAT, mode & 07777);
     int err = errno;
     free(path);
     if (fd < 0) {
@@ -703,7 +719,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
             stage_failed(p, name, "create", strerror(err));
         return (void)fuse_reply_err(req, err);
     }
-    stage_fixed(p, name);
+    if (made || (fi->flags & O_TRUNC))
+        stage_fixed(p, name);
     node_t *n = fs__node_child(p, name);
     if (!n)
         n = fs__node_new(fs, p, name, N_STAGE, p->job);
@@ -786,10 +803,16 @@ static void stage_remove(fuse_req_t req, fs_t *fs, node_t *p, node_t *n, const c
     free(path);
     if (!rc && n)
         fs__node_detach(fs, n);
-    if (!rc && !is_dir && V(p->job) && p == V(p->job)->dir && !strcmp(name, FS_COPY_ERR_FILE))
+    if (!rc && !is_dir && V(p->job) && p == V(p->job)->dir && !strcmp(name, FS_COPY_ERR_FILE)) {
         fs__copy_waived(p->job); /* the user publishes the job without what failed */
-    else if (!rc)
-        stage_fixed(p, name);
+    } else if (!rc) {
+        char *rel = stage_path(p, name);
+        if (is_dir)
+            fs__copy_fixed(p->job, rel);
+        else
+            fs__copy_removed(p->job, rel); /* rsync's temporary file: the file it was for is missing */
+        free(rel);
+    }
     if (!rc)
         fs__job_touch(p->job);
     fuse_reply_err(req, -rc);
@@ -932,6 +955,18 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     stage_remove(req, fs, p, n, name, true);
 }
 
+/* A rename within a staged job failed (rsync's rename of its temporary file into place, say): the
+ * file at newname is not what the copy meant it to be; the error stands there until it is made. */
+static void rename_failed(node_t *p, const char *name, node_t *np, const char *newname, int err)
+{
+    char *from = stage_path(p, name), *to = stage_path(np, newname);
+    char *msg = xasprintf("rename %s -> %s: %s", from, to, strerror(err));
+    fs__copy_failed(np->job, to, msg);
+    free(msg);
+    free(from);
+    free(to);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
@@ -975,8 +1010,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     if (p->job != np->job)
         return (void)fuse_reply_err(req, EXDEV); /* mv falls back to copy + remove */
     int rc = stage_writable(p);
-    if (rc)
+    if (rc) {
+        rename_failed(p, name, np, newname, -rc); /* EBUSY: being published */
         return (void)fuse_reply_err(req, -rc);
+    }
     char *d1 = fs__node_backing(fs, p), *d2 = fs__node_backing(fs, np);
     char *from = xasprintf("%s/%s", d1, name), *to = xasprintf("%s/%s", d2, newname);
     rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : -errno;
@@ -996,6 +1033,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         free(rfrom);
         free(rto);
         fs__job_touch(p->job);
+    } else if (rc != -EEXIST) { /* RENAME_NOREPLACE: the program asked whether it is there */
+        rename_failed(p, name, np, newname, -rc);
     }
     fuse_reply_err(req, -rc);
 }
@@ -1079,6 +1118,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     if (!k)
         k = fs__node_new(fs, np, newname, N_STAGE, np->job);
     stage_fixed(np, newname);
+    char *src = stage_path(n, NULL);
+    if (fs__copy_erred(np->job, src)) { /* the same inode: what failed in it is in this name too */
+        char *why = xasprintf("a hard link to %s, whose copy failed", src);
+        stage_failed(np, newname, "link", why);
+        free(why);
+    }
+    free(src);
     fs__job_touch(np->job);
     reply_entry(req, fs, k);
 }

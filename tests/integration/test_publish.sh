@@ -308,6 +308,35 @@ t_a_bad_copy_error_list_keeps_the_job_waiting() {
     assert_eq done "$(field state <<<"$st")" "state once the bad list is removed"
 }
 
+# rsync writes each file as .NAME.XXXXXX and removes it when the write fails: the error stays, on
+# the file it was for (missing), so the job is not published without it; making that file clears it.
+t_rsync_out_of_space_is_rejected() {
+    local d="$T_CASE/A/data" m src st rc=0
+    mkdir -p "$d"
+    mount -t tmpfs -o size=8m preon-test "$d" || fail "cannot mount a small tmpfs for the data directory"
+    start_peer A
+    m=$(mnt A)
+    src=$(src_dir j_rsync)
+    make_job "$src" 'ls data' 'disk = 1M'
+    mkdir "$src/data"
+    echo small >"$src/data/small"
+    head -c $((16 << 20)) /dev/zero >"$src/data/big"
+    rsync -a -- "$src/" "$m/jobs/j_rsync/" 2>"$T_CASE/rsync.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "an rsync larger than the disk succeeded"
+    [ ! -e "$m/jobs/j_rsync/data/big" ] || fail "rsync left data/big (the case is meant for its removed temporary file)"
+    st=$(wait_job "$m" j_rsync 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose rsync ran out of space"
+    assert_match "$(field reason <<<"$st")" 'data/\.big\.[A-Za-z0-9]{6}: No space left on device' "reason"
+    # Fixed the way it is done: a smaller file, and rsync again (which also copies what it never
+    # reached the first time: a file a program never tried to write leaves no error to see).
+    echo replaced >"$src/data/big"
+    rsync -a -- "$src/" "$m/jobs/j_rsync/" || fail "the second rsync failed"
+    st=$(wait_job "$m" j_rsync 30)
+    assert_eq done "$(field state <<<"$st")" "state once rsync made data/big"
+    assert_eq "big
+small" "$(cat "$m/results/j_rsync/0/stdout")" "the task's listing"
+}
+
 # A write that fails (the data directory's disk is full) fails the copy, and the job is rejected
 # with the reason, not published with a short file; once the file is removed, it publishes.
 t_copy_out_of_space_is_rejected() {
