@@ -475,14 +475,15 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         close((int)ready_fd);
     }
     if (pipefd[1] >= 0) {
-        if (write(pipefd[1], "r", 1) != 1)
-            log_warn("could not tell the parent we are ready");
-        close(pipefd[1]);
+        /* stderr let go first: once the parent has returned, nothing holds its terminal or pipe */
         int null = open("/dev/null", O_RDWR); /* the log goes on in DATA/preon.log or --log */
         if (null >= 0) {
             dup2(null, 2);
             close(null);
         }
+        if (write(pipefd[1], "r", 1) != 1)
+            log_warn("could not tell the parent we are ready");
+        close(pipefd[1]);
     }
     int nrc = sdnotify_send(ctx.notify, "READY=1"); /* a systemd unit of Type=notify (dist/preon@.service) */
     if (nrc)
