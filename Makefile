@@ -1,5 +1,6 @@
 # Preon: one Makefile, pkg-config for every library, implicit rules, -MMD -MP.
-# Targets: all (build/preon), check/test (unit + integration), unit, asan, fuzz, bench, clean.
+# Targets: all (build/preon), check/test (unit + integration), unit, asan, fuzz, bench, clean,
+# install/uninstall (PREFIX, DESTDIR).
 
 PKGS      := fuse3 libuv libcurl libmicrohttpd jansson sqlite3 libcrypto
 CC        ?= cc
@@ -21,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test unit integration asan fuzz bench clean format
+.PHONY: all check test unit integration asan fuzz bench clean format install uninstall
 all: $(BUILD)/preon $(BUILD)/preon-limit
 
 $(BUILD)/%.o: %.c
@@ -91,6 +92,28 @@ $(BUILD)/bench_adaptive: $(BUILD)/tests/bench/bench_adaptive.o $(BUILD)/libpreon
 
 bench: $(BUILD)/preon $(BUILD)/bench_db $(BUILD)/bench_adaptive
 	PREON=$(abspath $(BUILD)/preon) tests/bench/run-all.sh
+
+# make install PREFIX=/usr/local DESTDIR=: preon and preon-limit side by side (preon starts the
+# preon-limit next to its own binary), the man page, the mount helper (mount.fuse.preon, a link to
+# preon: mount -t fuse.preon and /etc/fstab; mount(8) looks for it in /sbin, so with another
+# PREFIX it takes libfuse's mount.fuse3, which runs `preon` from the PATH), and the systemd unit.
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+INSTALLED := $(BINDIR)/preon $(BINDIR)/preon-limit $(MANDIR)/man1/preon.1 $(SBINDIR)/mount.fuse.preon \
+             $(UNITDIR)/preon@.service
+install: $(BUILD)/preon $(BUILD)/preon-limit
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/preon $(BUILD)/preon-limit $(DESTDIR)$(BINDIR)/
+	install -m 0644 docs/preon.1 $(DESTDIR)$(MANDIR)/man1/preon.1
+	ln -sfn $$(realpath -m -s --relative-to=$(SBINDIR) $(BINDIR)/preon) $(DESTDIR)$(SBINDIR)/mount.fuse.preon
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/preon@.service.in >$(DESTDIR)$(UNITDIR)/preon@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/preon@.service
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 
 format:
 	clang-format -i $(LIB_SRC) preon.c $(wildcard */*.h) $(UNIT_SRC)

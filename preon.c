@@ -9,6 +9,8 @@
  *   preon id [--data DIR | --key FILE]  print a peer's public key
  *   preon sign ...                the headers of a signed request (pool/auth.h), for scripts and tests
  *   preon limit ...               internal: the sandbox's rlimit wrapper (exec/limit.c)
+ *   preon SOURCE DIR -o OPTS      as a mount helper (mount -t fuse.preon, /etc/fstab; also when run
+ *                                 as mount.fuse.preon): preon mount -o OPTS DIR (core/mntopt.h)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -28,6 +31,8 @@
 #include "core/jobdesc.h"
 #include "core/key.h"
 #include "core/log.h"
+#include "core/mntopt.h"
+#include "core/sdnotify.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "fs/fs.h"
@@ -51,7 +56,10 @@ static const char usage_main[] =
 
 static const char usage_mount[] =
     "usage: preon mount [options] DIR\n"
-    "  -f, --foreground     stay in the foreground (default: detach once mounted)\n"
+    "  -f, --foreground     stay in the foreground (default: detach once mounted; the log then goes to\n"
+    "                       DATA/preon.log unless --log says where)\n"
+    "  -o NAME[=VALUE],...  the options below as mount options, as mount -t fuse.preon and /etc/fstab\n"
+    "                       pass them (slots=4,data=/var/lib/preon; ro and mount's generic ones too)\n"
     "  --data DIR           data directory (default $XDG_DATA_HOME/preon or ~/.local/share/preon)\n"
     "  --slots N            tasks run at once (default: number of CPUs)\n"
     "  --memory SIZE        memory all tasks here may use together, e.g. 8G (default: the machine's)\n"
@@ -89,7 +97,7 @@ static const char usage_mount[] =
     "                       block requests: 16N); more get 429\n"
     "  --key-budget N       signed requests per second one key may make here (bursts of 2N; default 200)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
-    "  --log FILE           also log to FILE\n"
+    "  --log FILE           also log to FILE (a detached peer: instead of DATA/preon.log)\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
 
 typedef struct mount_ctx {
@@ -98,6 +106,7 @@ typedef struct mount_ctx {
     fs_t *fs;
     httpd_t *httpd;
     tracker_t *tracker; /* the embedded tracker, unless --tracker names another */
+    char *notify;       /* systemd's $NOTIFY_SOCKET, taken out of the environment (core/sdnotify.h) */
     int status;
 } mount_ctx_t;
 
@@ -105,6 +114,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     mount_ctx_t *c = s->data;
     log_info("signal %d: stopping", signum);
+    sdnotify_send(c->notify, "STOPPING=1");
     if (c->fs)
         fs_stop(c->fs);
 }
@@ -154,8 +164,8 @@ static char *default_data_dir(void)
     const char *x = getenv("XDG_DATA_HOME");
     if (x && *x)
         return xasprintf("%s/preon", x);
-    const char *home = getenv("HOME");
-    return xasprintf("%s/.local/share/preon", home && *home ? home : "/var/lib");
+    const char *home = getenv("HOME"); /* none under mount(8) or a system service: /var/lib/preon */
+    return home && *home ? xasprintf("%s/.local/share/preon", home) : xstrdup("/var/lib/preon");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -169,27 +179,69 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-static int cmd_mount(int argc, char **argv)
+static const struct option mount_opts[] = {
+    {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
+    {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
+    {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
+    {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
+    {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+    {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
+    {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
+    {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
+    {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
+    {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
+    {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
+    {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
+    {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
+    {"no-disk-quota", no_argument, NULL, 'Z'},
+    {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
+    {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
+    {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
+    {0}};
+
+/* The daemon's log when it detached and --log did not say: DATA/preon.log, the previous one kept
+ * as preon.log.1 once it is over PREON_LOG_ROTATE bytes (at each start). */
+#define PREON_LOG_ROTATE (16 << 20)
+static void default_log(const char *dd)
 {
-    static const struct option opts[] = {
-        {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
-        {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
-        {"uid-base", required_argument, NULL, 'u'}, {"allow-network", no_argument, NULL, 'n'},
-        {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-        {"listen", required_argument, NULL, 'A'}, {"port", required_argument, NULL, 'P'},
-        {"tracker", required_argument, NULL, 'T'}, {"peer", required_argument, NULL, 'p'},
-        {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
-        {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
-        {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
-        {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
-        {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
-        {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
-        {"no-disk-quota", no_argument, NULL, 'Z'},
-        {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
-        {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
-        {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
-        {0}};
+    char *path = xasprintf("%s/preon.log", dd), *old = xasprintf("%s/preon.log.1", dd);
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > PREON_LOG_ROTATE && rename(path, old) != 0)
+        fprintf(stderr, "preon mount: cannot rotate %s: %s\n", path, strerror(errno));
+    int rc = log_set_file(path);
+    if (rc)
+        fprintf(stderr, "preon mount: cannot log to %s: %s (pass --log FILE)\n", path, strerror(-rc));
+    free(path);
+    free(old);
+}
+
+/* The parent of a detaching peer: 0 once the daemon says the mount is ready; else the daemon's own
+ * exit status (it said why on stderr, which it keeps until ready), or 1. */
+static int detach_parent(pid_t pid, int fd)
+{
+    char b;
+    ssize_t n;
+    while ((n = read(fd, &b, 1)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    if (n == 1)
+        return 0;
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        return WEXITSTATUS(st);
+    if (w == pid && WIFSIGNALED(st))
+        fprintf(stderr, "preon mount: the daemon was killed by signal %d before the mount was ready\n", WTERMSIG(st));
+    else
+        fprintf(stderr, "preon mount: the daemon ended before the mount was ready\n");
+    return 1;
+}
+
+static int mount_main(int argc, char **argv, const char *mount_flags)
+{
+    const struct option *opts = mount_opts;
     bool fg = false;
     char *data = NULL;
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
@@ -201,7 +253,7 @@ static int cmd_mount(int argc, char **argv)
     bool when_idle = false;
     const char *input_dir = "/dev/input";
     long ready_fd = -1, port = -1;
-    bool allow_net = false, no_disk_quota = false;
+    bool allow_net = false, log_given = false, no_disk_quota = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
     int c;
@@ -246,7 +298,7 @@ static int cmd_mount(int argc, char **argv)
                 peers[npeers++] = optarg;
             break;
         case 'r': bad = parse_uint(optarg, INT_MAX, &v); ready_fd = (long)v; break;
-        case 'l': bad = log_set_file(optarg) != 0; break;
+        case 'l': bad = log_set_file(optarg) != 0; log_given = true; break;
         case 'L': { enum log_level l; bad = log_parse_level(optarg, &l); if (!bad) log_set_level(l); break; }
         case 'h': fputs(usage_mount, stdout); free(data); return 0;
         default: fputs(usage_mount, stderr); free(data); return 2;
@@ -336,17 +388,21 @@ static int cmd_mount(int argc, char **argv)
     }
     exe[n] = '\0';
 
+    char *notify = sdnotify_take(); /* before any child is started: none inherits it */
     int pipefd[2] = {-1, -1};
+    pid_t child;
+    if (!fg && !log_given) /* the daemon has no terminal: its log goes somewhere to be read */
+        default_log(dd);
     if (!fg) { /* detach: the parent exits once the child reports the mount is ready */
-        if (pipe(pipefd) != 0)
-            return perror("pipe"), 1;
-        pid_t pid = fork();
-        if (pid < 0)
-            return perror("fork"), 1;
-        if (pid > 0) {
+        if (pipe2(pipefd, O_CLOEXEC) != 0 || (child = fork()) < 0) {
+            perror("preon mount: cannot detach");
+            free(notify);
+            return 1;
+        }
+        if (child > 0) {
             close(pipefd[1]);
-            char b;
-            return read(pipefd[0], &b, 1) == 1 ? 0 : 1;
+            free(notify);
+            return detach_parent(child, pipefd[0]);
         }
         close(pipefd[0]);
         setsid();
@@ -354,16 +410,17 @@ static int cmd_mount(int argc, char **argv)
         int ln = snprintf(lb, sizeof(lb), "%ld\n", (long)getpid());
         if (ftruncate(lock_fd, 0) != 0 || pwrite(lock_fd, lb, (size_t)ln, 0) != ln)
             log_warn("%s/lock: cannot write the daemon's pid: %s", dd, strerror(errno));
+        /* stdin and stdout now; stderr (the terminal, or mount(8)'s) once the mount is ready, so that
+         * what stops the daemon before then (libfuse's and our messages) is seen where it was started */
         int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
             dup2(null, 0);
             dup2(null, 1);
-            dup2(null, 2);
             close(null);
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    mount_ctx_t ctx = {0};
+    mount_ctx_t ctx = {.notify = notify};
     uv_loop_init(&ctx.loop);
     char *url = NULL;
     int rc = start_httpd(&ctx, listen, port, &url);
@@ -380,7 +437,7 @@ static int cmd_mount(int argc, char **argv)
         trust_abs = getcwd(cwd, sizeof(cwd)) ? xasprintf("%s/%s", cwd, trust) : xstrdup(trust);
         trust = trust_abs;
     }
-    fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline,
+    fs_opts_t fo = {.mountpoint = mnt, .quiet_ms = quiet, .read_deadline_ms = read_deadline, .mount_flags = mount_flags,
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
@@ -408,6 +465,7 @@ static int cmd_mount(int argc, char **argv)
             httpd_close(ctx.httpd, NULL, NULL);
         uv_run(&ctx.loop, UV_RUN_DEFAULT);
         uv_loop_close(&ctx.loop);
+        free(ctx.notify);
         return 1;
     }
     int sigs[2] = {SIGTERM, SIGINT};
@@ -422,13 +480,79 @@ static int cmd_mount(int argc, char **argv)
         close((int)ready_fd);
     }
     if (pipefd[1] >= 0) {
+        /* stderr let go first: once the parent has returned, nothing holds its terminal or pipe */
+        int null = open("/dev/null", O_RDWR); /* the log goes on in DATA/preon.log or --log */
+        if (null >= 0) {
+            dup2(null, 2);
+            close(null);
+        }
         if (write(pipefd[1], "r", 1) != 1)
             log_warn("could not tell the parent we are ready");
         close(pipefd[1]);
     }
+    int nrc = sdnotify_send(ctx.notify, "READY=1"); /* a systemd unit of Type=notify (dist/preon@.service) */
+    if (nrc)
+        log_warn("$NOTIFY_SOCKET %s: cannot tell systemd we are ready: %s", ctx.notify, strerror(-nrc));
     uv_run(&ctx.loop, UV_RUN_DEFAULT);
     uv_loop_close(&ctx.loop);
+    free(ctx.notify);
     return ctx.status;
+}
+
+/* preon mount: -o lists become long options first (core/mntopt.h), then mount_main. */
+static int cmd_mount(int argc, char **argv)
+{
+    mntopt_t mo;
+    char why[256];
+    if (mntopt_expand(argc, argv, mount_opts, &mo, why, sizeof(why)) != 0) {
+        fprintf(stderr, "preon mount: %s\n", why);
+        return 2;
+    }
+    int rc = mount_main(mo.argc, mo.argv, mo.flags);
+    mntopt_release(&mo);
+    return rc;
+}
+
+/* Called as a mount helper: `mount.fuse.preon SOURCE DIR -o OPTS` by mount(8), or `preon SOURCE DIR
+ * -o OPTS` by mount.fuse3. Mounts as preon mount -o OPTS DIR does; detaches once mounted (mount(8)
+ * waits for the helper to exit) unless the options say foreground. Exits as mount(8) reads a
+ * helper's status (mount(8), "RETURN CODES"): 0, 1 for a wrong call or option or not being root,
+ * 32 for a mount that failed. */
+#define MOUNT_EX_USAGE 1
+#define MOUNT_EX_FAIL 32
+static int cmd_mount_helper(int argc, char **argv)
+{
+    mntopt_helper_t h;
+    char why[256];
+    if (mntopt_helper_parse(argc, argv, &h, why, sizeof(why)) != 0) {
+        fprintf(stderr, "preon: %s\n", why);
+        return MOUNT_EX_USAGE;
+    }
+    if (h.fake)
+        return 0;
+    if (!strncmp(h.dir, "/dev/fd/", 8)) { /* mount.fuse3 -o drop_privileges mounted it and passes its fd */
+        fprintf(stderr, "preon: mount point %s: drop_privileges is not supported: a peer runs as root (its "
+                "tasks' sandbox users and cgroups take it)\n", h.dir);
+        return MOUNT_EX_USAGE;
+    }
+    if (geteuid() != 0) { /* a 'user' or 'users' line in /etc/fstab: mount(8) runs us as the user */
+        fprintf(stderr, "preon: mount %s: a peer runs as root, not as uid %lu: a 'user' or 'users' fstab line "
+                "lets a user call mount, but not start a peer; mount it as root (or enable the unit "
+                "preon@.service, docs/usage.md)\n", h.dir, (unsigned long)geteuid());
+        return MOUNT_EX_USAGE;
+    }
+    char *av[4 + 2 * (sizeof(h.opts) / sizeof(h.opts[0]))];
+    int n = 0;
+    av[n++] = "mount";
+    for (size_t i = 0; i < h.nopts; i++) {
+        av[n++] = "-o";
+        av[n++] = (char *)h.opts[i];
+    }
+    av[n++] = "--";
+    av[n++] = (char *)h.dir;
+    av[n] = NULL;
+    int rc = cmd_mount(n, av); /* 2: a bad option (usage), else 1: it did not mount */
+    return rc == 0 ? 0 : rc == 2 ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
 }
 
 static const char usage_keygen[] =
@@ -651,6 +775,10 @@ int main(int argc, char **argv)
         fputs(usage_main, stderr);
         return 2;
     }
+    static const char *const commands[] = {"mount", "wait", "status", "submit", "get", "tracker", "keygen", "id",
+                                           "sign", "endorse", "limit", "--help", "-h", "help", "--version", NULL};
+    if (mntopt_is_helper_call(argc, argv, commands))
+        return cmd_mount_helper(argc, argv);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "mount"))
         return cmd_mount(argc - 1, argv + 1);

@@ -196,10 +196,15 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
         goto error;
 
     clear_dead_mount(fs->mountpoint);
-    const char *argv[] = {"preon", "-o", "fsname=preon,subtype=preon,default_permissions", NULL, NULL};
+    const char *argv[7] = {"preon", "-o", "fsname=preon,subtype=preon,default_permissions"}; /* NULL-ended */
+    int argc = 3;
     if (getuid() == 0)
-        argv[3] = "-oallow_other";
-    struct fuse_args args = FUSE_ARGS_INIT(argv[3] ? 4 : 3, (char **)argv);
+        argv[argc++] = "-oallow_other";
+    if (opts->mount_flags && *opts->mount_flags) { /* -o ro (mount -t fuse.preon -o ro ...) */
+        argv[argc++] = "-o";
+        argv[argc++] = opts->mount_flags;
+    }
+    struct fuse_args args = FUSE_ARGS_INIT(argc, (char **)argv);
     fs->se = fuse_session_new(&args, &fs__ops, sizeof(fs__ops), fs);
     fuse_opt_free_args(&args);
     if (!fs->se) {

@@ -23,6 +23,7 @@ typedef struct fs_opts {
     const char *mountpoint;    /**< absolute path of an existing directory */
     uint64_t quiet_ms;         /**< a copied job is published after this long with no file open */
     uint64_t read_deadline_ms; /**< a parked read of another peer's file fails (EIO) after this (0 = 120 s) */
+    const char *mount_flags;   /**< FUSE mount flags asked for ("ro"), or NULL */
     pool_opts_t pool;          /**< the pool below the view (pool/pool.h): fs_new sets its jobs_dir and
                                     mountpoint; data_dir is the view's too */
 } fs_opts_t;

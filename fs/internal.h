@@ -66,6 +66,22 @@ typedef struct waiter {
     struct waiter *next;
 } waiter_t;
 
+/** A change to a job being copied in that the mount refused or that failed: the copy reported an
+ *  error, so the job is not published until it is fixed (view.c, docs/usage.md). */
+typedef struct fs_copy_err {
+    char *path; /**< relative to the job's root: fixing or removing it (or a directory above) clears it */
+    char *why;  /**< "symlink data/x -> ../y: ...", "write data/big: No space left on device" */
+} fs_copy_err_t;
+
+/** The file in a staged job's directory that lists its copy errors (JSON; a dot-file, so never
+ *  published): it keeps them across a restart, and removing it waives them. */
+#define FS_COPY_ERR_FILE ".preon-copy-errors"
+#define FS_MAX_COPY_ERRORS 64     /**< errors kept per job; more are only counted */
+#define FS_MAX_COPY_ERR_WHY 512   /**< bytes of one error's text */
+#define FS_MAX_COPY_ERR_FILE (1u << 20) /**< the largest FS_COPY_ERR_FILE read back */
+#define FS_MAX_COPY_ERR_PATH 4096 /**< bytes of a path read back from FS_COPY_ERR_FILE */
+#define FS_MAX_COPY_ERR_MORE (1u << 30) /**< errors counted past FS_MAX_COPY_ERRORS */
+
 /** The view of one job (pool_job_t.view): its nodes, the readers waiting on wait/<name>, and
  * while it is being copied in, the quiet timer that publishes it. */
 typedef struct jview {
@@ -77,6 +93,9 @@ typedef struct jview {
     unsigned open_files;   /**< file handles open for writing in the staging tree */
     uv_timer_t *quiet;     /**< publishes when it fires with open_files == 0 */
     bool publish_now;      /**< renamed from a dot-name: publish without a quiet period */
+    fs_copy_err_t *cerr;   /**< the copy's errors: while there is one, the job is rejected, not published */
+    size_t ncerr;
+    size_t cerr_more;      /**< errors past FS_MAX_COPY_ERRORS: cleared only by waiving them all */
 } jview_t;
 
 static inline jview_t *V(const job_t *j) { return (jview_t *)j->view; }
@@ -152,6 +171,22 @@ void fs__job_file_opened(job_t *j);
 void fs__job_file_closed(job_t *j);
 void fs__job_renamed(job_t *j, const char *newname);
 void fs__job_unlink_dir(job_t *j);
+/** The copy into a staged job reported an error at path (relative to the job's root): remembered
+ *  (in the job's FS_COPY_ERR_FILE too) and the job touched; it is rejected with why, not published,
+ *  until the error is cleared. */
+void fs__copy_failed(job_t *j, const char *path, const char *why);
+/** path (relative to the job's root; "" the whole job) was made anew, truncated or removed: errors
+ *  at it or below it are cleared. */
+void fs__copy_fixed(job_t *j, const char *path);
+/** path (a file) was removed: as fs__copy_fixed, but for rsync's temporary file (".NAME.XXXXXX"),
+ *  removed by rsync when its write failed, whose errors move to NAME: the file it was for is missing. */
+void fs__copy_removed(job_t *j, const char *path);
+/** Whether an error stands at path or below it. */
+bool fs__copy_erred(const job_t *j, const char *path);
+/** path was renamed to newpath within its job: its errors (and those below it) move with it. */
+void fs__copy_moved(job_t *j, const char *path, const char *newpath);
+/** The user removed FS_COPY_ERR_FILE: every error is waived, the job publishes without them. */
+void fs__copy_waived(job_t *j);
 /** Answers everyone waiting on wait/<name> (the job is over). */
 void fs__job_wake(job_t *j);
 void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait_fh *fh);

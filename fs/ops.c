@@ -34,6 +34,7 @@ typedef struct text_fh {
 typedef struct file_fh {
     int fd;
     job_t *job;
+    fuse_ino_t ino; /* its node: a failed write names its path */
     bool counted; /* open for writing in a staging tree: holds the quiet period off */
     unsigned refs; /* the open file (until release) and each read/write/fsync in the thread pool */
 } file_fh_t;
@@ -82,20 +83,35 @@ static void io_run(uv_work_t *w)
         fuse_reply_data(io->req, &bv, FUSE_BUF_SPLICE_MOVE);
         break;
     }
-    case IO_WRITE: {
-        ssize_t n = pwrite(io->fh->fd, io->data, io->size, io->off);
-        io->done = n < 0 ? -errno : n;
+    case IO_WRITE: { /* all of it or an error: a short write would leave a hole no error names */
+        size_t put = 0;
+        int err = 0;
+        while (put < io->size && !err) {
+            ssize_t n = pwrite(io->fh->fd, io->data + put, io->size - put, io->off + (off_t)put);
+            if (n > 0)
+                put += (size_t)n;
+            else if (n == 0 || errno != EINTR)
+                err = n == 0 ? EIO : errno;
+        }
+        io->done = err ? -err : (ssize_t)put;
         break; /* answered on the loop, once the job is touched */
     }
     case IO_FSYNC:
-        fuse_reply_err(io->req, (io->datasync ? fdatasync(io->fh->fd) : fsync(io->fh->fd)) != 0 ? errno : 0);
-        break;
+        io->done = (io->datasync ? fdatasync(io->fh->fd) : fsync(io->fh->fd)) != 0 ? -errno : 0;
+        break; /* answered on the loop: a failure is remembered on a staged job first */
     }
 }
+
+static void stage_failed(node_t *p, const char *name, const char *what, const char *why);
 
 static void io_done(uv_work_t *w, int status)
 {
     io_work_t *io = w->data;
+    if (io->kind != IO_READ && io->done < 0) /* a copy that failed part-way is not published */
+        stage_failed(fs__node_live(io->fs, io->fh->ino), NULL, io->kind == IO_WRITE ? "write" : "fsync",
+                     strerror((int)-io->done));
+    if (io->kind == IO_FSYNC)
+        fuse_reply_err(io->req, (int)-io->done);
     if (io->kind == IO_WRITE) {
         if (io->done >= 0)
             fs__job_touch(io->fh->job); /* before the answer: the quiet period restarts first */
@@ -148,6 +164,41 @@ static bool valid_name(const char *name)
     size_t len = strlen(name);
     return len > 0 && len <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
            !strchr(name, '/');
+}
+
+/* The path of name in the staged directory p (NULL: of p itself), relative to its job's root. */
+static char *stage_path(const node_t *p, const char *name)
+{
+    char *rel = fs__node_relpath(p);
+    if (!name)
+        return rel;
+    char *out = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
+    free(rel);
+    return out;
+}
+
+/*
+ * A change to a job being copied in failed (what: "create", "write"...; why: the reason): the copy
+ * reported an error to its program, so the job must not be published without it (view.c remembers
+ * it until the path is fixed or removed). Nothing for a node outside a staged job.
+ */
+static void stage_failed(node_t *p, const char *name, const char *what, const char *why)
+{
+    if (!p || p->kind != N_STAGE || !p->job)
+        return;
+    char *path = stage_path(p, name);
+    char *msg = xasprintf("%s %s: %s", what, path, why);
+    fs__copy_failed(p->job, path, msg);
+    free(msg);
+    free(path);
+}
+
+/* name in the staged directory p was made anew or removed: its copy errors (and those below) go. */
+static void stage_fixed(node_t *p, const char *name)
+{
+    char *path = stage_path(p, name);
+    fs__copy_fixed(p->job, path);
+    free(path);
 }
 
 /* Fills st for n. 0 or -errno. */
@@ -321,8 +372,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (!n)
         return (void)fuse_reply_err(req, ENOENT);
     int rc = stage_writable(n);
-    if (rc)
+    if (rc) {
+        stage_failed(n, NULL, "set attributes of", strerror(-rc)); /* EBUSY: being published */
         return (void)fuse_reply_err(req, -rc);
+    }
     char *path = fs__node_backing(fs, n);
     int fd = fi ? ((file_fh_t *)(uintptr_t)fi->fh)->fd : -1;
     if (!rc && (to_set & FUSE_SET_ATTR_MODE))
@@ -343,8 +396,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     /* Ownership is not part of a job (the sandbox runs as its own user): chown is accepted and ignored. */
     free(path);
-    if (rc)
+    if (rc) {
+        stage_failed(n, NULL, "set attributes of", strerror(-rc));
         return (void)fuse_reply_err(req, -rc);
+    }
     fs__job_touch(n->job);
     op_getattr(req, ino, fi);
 }
@@ -445,6 +500,7 @@ static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_in
     file_fh_t *fh = xcalloc(1, sizeof(*fh));
     fh->fd = fd;
     fh->job = n->job;
+    fh->ino = n->ino;
     fh->refs = 1;
     pool_job_ref(n->job);
     if (n->kind == N_STAGE && wants_write(fi->flags)) {
@@ -512,8 +568,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_RES: {
         if (wants_write(fi->flags)) {
             int rc = stage_writable(n);
-            if (rc)
+            if (rc) {
+                stage_failed(n, NULL, "open for writing", strerror(-rc)); /* EBUSY: being published */
                 return (void)fuse_reply_err(req, -rc);
+            }
         }
         char *path = fs__node_backing(fs, n);
         int fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC | O_NOFOLLOW);
@@ -522,8 +580,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (fd < 0)
             return (void)fuse_reply_err(req, err);
         open_backed(req, fs, n, fi, fd);
-        if (n->kind == N_STAGE && (fi->flags & O_TRUNC))
+        if (n->kind == N_STAGE && (fi->flags & O_TRUNC)) {
+            stage_fixed(n, NULL); /* copied again from the start */
             fs__job_touch(n->job);
+        }
         break;
     }
     default:
@@ -578,8 +638,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
     if (!n)
         return (void)fuse_reply_err(req, ENOENT);
     int rc = stage_writable(n);
-    if (rc)
+    if (rc) {
+        stage_failed(fs__node_live(fs, ino), NULL, "write", strerror(-rc)); /* EBUSY: being published */
         return (void)fuse_reply_err(req, -rc);
+    }
     io_queue(fs, req, (file_fh_t *)(uintptr_t)fi->fh, IO_WRITE, data, size, off, 0);
 }
 
@@ -617,16 +679,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     fuse_reply_err(req, 0);
 }
 
-/* Common checks for creating name in parent. Returns the parent's backing path or NULL (replied). */
-static char *create_prep(fuse_req_t req, fs_t *fs, node_t *p, const char *name)
+/* Common checks for creating name in parent (what: "create", "mkdir"... for a failure's reason).
+ * Returns the parent's backing path or NULL (replied). */
+static char *create_prep(fuse_req_t req, fs_t *fs, node_t *p, const char *name, const char *what)
 {
     if (!p)
         return fuse_reply_err(req, ENOENT), NULL;
-    if (!valid_name(name))
-        return fuse_reply_err(req, strlen(name) > 255 ? ENAMETOOLONG : EINVAL), NULL;
-    int rc = stage_writable(p);
-    if (rc)
+    int rc = !valid_name(name) ? (strlen(name) > 255 ? -ENAMETOOLONG : -EINVAL) : stage_writable(p);
+    if (rc) {
+        stage_failed(p, name, what, strerror(-rc));
         return fuse_reply_err(req, -rc), NULL;
+    }
     return fs__node_backing(fs, p);
 }
 
@@ -637,16 +700,27 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     node_t *p = fs__node_live(fs, parent);
     if (p && p->kind == N_JOBS)
         return (void)fuse_reply_err(req, EPERM); /* a job is a directory */
-    char *dir = create_prep(req, fs, p, name);
+    char *dir = create_prep(req, fs, p, name, "create");
     if (!dir)
         return;
     char *path = xasprintf("%s/%s", dir, name);
     free(dir);
-    int fd = open(path, (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) & ~O_NOCTTY, mode & 07777);
+    /* Made anew (O_EXCL first) or truncated, the file's errors go; an existing file opened as it is
+     * (a create racing a lookup) keeps them: its content is what failed. */
+    int flags = (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) & ~O_NOCTTY;
+    int fd = open(path, flags | O_EXCL, mode & 07777);
+    bool made = fd >= 0;
+    if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
+        fd = open(path, flags & ~O_CREAT, mode & 07777);
     int err = errno;
     free(path);
-    if (fd < 0)
+    if (fd < 0) {
+        if (err != EEXIST) /* O_EXCL: the program asked whether it is there */
+            stage_failed(p, name, "create", strerror(err));
         return (void)fuse_reply_err(req, err);
+    }
+    if (made || (fi->flags & O_TRUNC))
+        stage_fixed(p, name);
     node_t *n = fs__node_child(p, name);
     if (!n)
         n = fs__node_new(fs, p, name, N_STAGE, p->job);
@@ -696,15 +770,19 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
             fuse_reply_err(req, rc == -EEXIST ? EEXIST : EIO);
         return;
     }
-    char *dir = create_prep(req, fs, p, name);
+    char *dir = create_prep(req, fs, p, name, "mkdir");
     if (!dir)
         return;
     char *path = xasprintf("%s/%s", dir, name);
     free(dir);
     int rc = mkdir(path, mode & 07777) == 0 ? 0 : -errno;
     free(path);
-    if (rc)
+    if (rc) {
+        if (rc != -EEXIST) /* mkdir -p */
+            stage_failed(p, name, "mkdir", strerror(-rc));
         return (void)fuse_reply_err(req, -rc);
+    }
+    stage_fixed(p, name);
     node_t *n = fs__node_child(p, name);
     if (!n)
         n = fs__node_new(fs, p, name, N_STAGE, p->job);
@@ -725,6 +803,16 @@ static void stage_remove(fuse_req_t req, fs_t *fs, node_t *p, node_t *n, const c
     free(path);
     if (!rc && n)
         fs__node_detach(fs, n);
+    if (!rc && !is_dir && V(p->job) && p == V(p->job)->dir && !strcmp(name, FS_COPY_ERR_FILE)) {
+        fs__copy_waived(p->job); /* the user publishes the job without what failed */
+    } else if (!rc) {
+        char *rel = stage_path(p, name);
+        if (is_dir)
+            fs__copy_fixed(p->job, rel);
+        else
+            fs__copy_removed(p->job, rel); /* rsync's temporary file: the file it was for is missing */
+        free(rel);
+    }
     if (!rc)
         fs__job_touch(p->job);
     fuse_reply_err(req, -rc);
@@ -867,6 +955,18 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     stage_remove(req, fs, p, n, name, true);
 }
 
+/* A rename within a staged job failed (rsync's rename of its temporary file into place, say): the
+ * file at newname is not what the copy meant it to be; the error stands there until it is made. */
+static void rename_failed(node_t *p, const char *name, node_t *np, const char *newname, int err)
+{
+    char *from = stage_path(p, name), *to = stage_path(np, newname);
+    char *msg = xasprintf("rename %s -> %s: %s", from, to, strerror(err));
+    fs__copy_failed(np->job, to, msg);
+    free(msg);
+    free(from);
+    free(to);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
@@ -910,8 +1010,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     if (p->job != np->job)
         return (void)fuse_reply_err(req, EXDEV); /* mv falls back to copy + remove */
     int rc = stage_writable(p);
-    if (rc)
+    if (rc) {
+        rename_failed(p, name, np, newname, -rc); /* EBUSY: being published */
         return (void)fuse_reply_err(req, -rc);
+    }
     char *d1 = fs__node_backing(fs, p), *d2 = fs__node_backing(fs, np);
     char *from = xasprintf("%s/%s", d1, name), *to = xasprintf("%s/%s", d2, newname);
     rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : -errno;
@@ -926,15 +1028,105 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         node_t *n = fs__node_child(p, name);
         if (n)
             fs__node_rename(n, np, newname);
+        char *rfrom = stage_path(p, name), *rto = stage_path(np, newname);
+        fs__copy_moved(p->job, rfrom, rto);
+        free(rfrom);
+        free(rto);
         fs__job_touch(p->job);
+    } else if (rc != -EEXIST) { /* RENAME_NOREPLACE: the program asked whether it is there */
+        rename_failed(p, name, np, newname, -rc);
     }
     fuse_reply_err(req, -rc);
 }
 
+/* A job holds regular files and directories only (docs/job-format.md): a symlink is refused, and in
+ * a job being copied in the refusal is remembered, so the job is not published without it. */
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-    log_warn("symlink %s in a job refused: jobs hold regular files and directories only", name);
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_live(fs, parent);
+    if (p && p->kind == N_STAGE) {
+        char *path = stage_path(p, name);
+        char *msg = xasprintf("symlink %s -> %s: a job holds regular files and directories only (copy the file "
+                              "it points to in its place: cp -L)", path, link);
+        fs__copy_failed(p->job, path, msg);
+        free(path);
+        free(msg);
+    } else {
+        log_warn("symlink %s refused: jobs hold regular files and directories only", name);
+    }
     fuse_reply_err(req, EPERM);
+}
+
+/* mknod: a regular file is made (as create does); a FIFO, socket or device is refused, as a symlink is. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    fs_t *fs = fs_of(req);
+    node_t *p = fs__node_live(fs, parent);
+    if (p && p->kind == N_JOBS)
+        return (void)fuse_reply_err(req, EPERM); /* a job is a directory */
+    if (!S_ISREG(mode)) {
+        stage_failed(p, name, "special file", "a job holds regular files and directories only");
+        return (void)fuse_reply_err(req, p ? EPERM : ENOENT);
+    }
+    char *dir = create_prep(req, fs, p, name, "create");
+    if (!dir)
+        return;
+    char *path = xasprintf("%s/%s", dir, name);
+    free(dir);
+    int rc = mknod(path, S_IFREG | (mode & 07777), 0) == 0 ? 0 : -errno;
+    free(path);
+    if (rc) {
+        if (rc != -EEXIST)
+            stage_failed(p, name, "create", strerror(-rc));
+        return (void)fuse_reply_err(req, -rc);
+    }
+    node_t *n = fs__node_child(p, name);
+    if (!n)
+        n = fs__node_new(fs, p, name, N_STAGE, p->job);
+    stage_fixed(p, name);
+    fs__job_touch(p->job);
+    reply_entry(req, fs, n);
+}
+
+/* A hard link within a job being copied in (cp -a keeps them): a real link in its staging tree.
+ * Each name is published as a file of its own (their blocks are stored once). */
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fs_t *fs = fs_of(req);
+    node_t *n = fs__node_live(fs, ino), *np = fs__node_live(fs, newparent);
+    if (!n || !np)
+        return (void)fuse_reply_err(req, ENOENT);
+    if (np->kind == N_STAGE && (n->kind != N_STAGE || n->job != np->job)) {
+        stage_failed(np, newname, "hard link", "to a file outside this job");
+        return (void)fuse_reply_err(req, EXDEV);
+    }
+    char *dir = create_prep(req, fs, np, newname, "hard link");
+    if (!dir)
+        return;
+    char *to = xasprintf("%s/%s", dir, newname), *from = fs__node_backing(fs, n);
+    free(dir);
+    int rc = link(from, to) == 0 ? 0 : -errno;
+    free(from);
+    free(to);
+    if (rc) {
+        if (rc != -EEXIST)
+            stage_failed(np, newname, "hard link", strerror(-rc));
+        return (void)fuse_reply_err(req, -rc);
+    }
+    node_t *k = fs__node_child(np, newname);
+    if (!k)
+        k = fs__node_new(fs, np, newname, N_STAGE, np->job);
+    stage_fixed(np, newname);
+    char *src = stage_path(n, NULL);
+    if (fs__copy_erred(np->job, src)) { /* the same inode: what failed in it is in this name too */
+        char *why = xasprintf("a hard link to %s, whose copy failed", src);
+        stage_failed(np, newname, "link", why);
+        free(why);
+    }
+    free(src);
+    fs__job_touch(np->job);
+    reply_entry(req, fs, k);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -967,5 +1159,7 @@ const struct fuse_lowlevel_ops fs__ops = {
     .rmdir = op_rmdir,
     .rename = op_rename,
     .symlink = op_symlink,
+    .mknod = op_mknod,
+    .link = op_link,
     .statfs = op_statfs,
 };

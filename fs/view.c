@@ -9,9 +9,14 @@
  * gets its read-only tree, an unlisted one leaves jobs/, a forgotten one leaves everything.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "fs/internal.h"
@@ -77,6 +82,320 @@ void fs__wait_park(job_t *j, fuse_req_t req, size_t size, off_t off, struct wait
     fuse_req_interrupt_func(req, on_interrupt, w); /* may call on_interrupt at once */
 }
 
+/* ---- what the copy into a staged job reported: it is not published while any error stands ---- */
+
+/*
+ * The errors live in the view and in the job's FS_COPY_ERR_FILE, rewritten whenever the list changes
+ * (not for an error only counted past FS_MAX_COPY_ERRORS: a copy of 100k symlinks writes it about 65
+ * times, not 100k), so that a restart between the failed copy and its quiet period does not publish
+ * the job anyway. The file is small (at most FS_MAX_COPY_ERRORS entries) and written rarely; like the
+ * other metadata operations on a staged tree (mkdir, unlink, rename in ops.c), it is written from the
+ * loop, in the order of the FUSE operations that changed it (docs/architecture.md, "One loop").
+ */
+static char *cerr_file(const job_t *j)
+{
+    return xasprintf("%s/staging/%s/%s", V(j)->fs->data_dir, j->name, FS_COPY_ERR_FILE);
+}
+
+/* A JSON string of s: file names are bytes, JSON is UTF-8; bytes that are not valid UTF-8 show as
+ * '?' (that entry's path then matches no file: only waiving clears it, never dropping it). */
+static json_t *cerr_json_string(const char *s)
+{
+    json_t *js = json_string(s);
+    if (js)
+        return js;
+    char *copy = xstrdup(s);
+    for (char *c = copy; *c; c++)
+        if ((unsigned char)*c >= 0x80)
+            *c = '?';
+    js = json_string(copy);
+    free(copy);
+    return js;
+}
+
+static void cerr_save(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = cerr_file(j);
+    if (v->ncerr == 0 && v->cerr_more == 0) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            log_warn("job %s: cannot remove %s: %s", j->name, path, strerror(errno));
+        free(path);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < v->ncerr; i++)
+        json_array_append_new(arr, json_pack("{s:o, s:o}", "path", cerr_json_string(v->cerr[i].path), "why",
+                                             cerr_json_string(v->cerr[i].why)));
+    json_t *doc = json_pack("{s:o, s:I}", "errors", arr, "more", (json_int_t)v->cerr_more);
+    /* Written beside it and renamed over it: never through a name the copy made (a hard link to one
+     * of the job's files, say), and never seen half-written after a crash. */
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = -1, rc = !doc || json_array_size(arr) != v->ncerr ? -EINVAL : 0;
+    if (!rc && unlink(tmp) != 0 && errno != ENOENT)
+        rc = -errno;
+    if (!rc && (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
+        rc = -errno;
+    if (!rc && json_dumpfd(doc, fd, JSON_INDENT(1)) != 0)
+        rc = -EIO;
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc) {
+        log_warn("job %s: cannot write %s: %s: its copy errors would be forgotten by a restart", j->name, path,
+                 strerror(-rc));
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    json_decref(doc);
+    free(tmp);
+    free(path);
+}
+
+static void cerr_drop(jview_t *v, size_t i)
+{
+    free(v->cerr[i].path);
+    free(v->cerr[i].why);
+    memmove(&v->cerr[i], &v->cerr[i + 1], (v->ncerr - i - 1) * sizeof(*v->cerr)); /* in the order they came */
+    v->ncerr--;
+}
+
+static void cerr_free(jview_t *v)
+{
+    while (v->ncerr)
+        cerr_drop(v, v->ncerr - 1);
+    free(v->cerr);
+    v->cerr = NULL;
+    v->cerr_more = 0;
+}
+
+/* Remembers an error at path. true if the list changed (a new entry, or another reason for one
+ * already there): it is to be written and said; false if it was only counted past the cap. */
+static bool cerr_add(jview_t *v, const char *path, const char *why)
+{
+    char cut[FS_MAX_COPY_ERR_WHY];
+    snprintf(cut, sizeof(cut), "%s", why);
+    for (size_t i = 0; i < v->ncerr; i++) {
+        if (!strcmp(v->cerr[i].path, path)) { /* the same path failed again: its latest error */
+            if (!strcmp(v->cerr[i].why, cut))
+                return false;
+            free(v->cerr[i].why);
+            v->cerr[i].why = xstrdup(cut);
+            return true;
+        }
+    }
+    if (v->ncerr == FS_MAX_COPY_ERRORS) {
+        if (v->cerr_more < FS_MAX_COPY_ERR_MORE)
+            v->cerr_more++;
+        return v->cerr_more == 1; /* the file must say that some are only counted: they block till waived */
+    }
+    if (!v->cerr)
+        v->cerr = xcalloc(FS_MAX_COPY_ERRORS, sizeof(*v->cerr));
+    v->cerr[v->ncerr++] = (fs_copy_err_t){.path = xstrdup(path), .why = xstrdup(cut)};
+    return true;
+}
+
+/* A path as an entry of FS_COPY_ERR_FILE may name one: relative to the job's root, components that
+ * are neither empty nor "." nor "..", no control bytes, at most FS_MAX_COPY_ERR_PATH bytes. */
+static bool cerr_path_ok(const char *p)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > FS_MAX_COPY_ERR_PATH || p[0] == '/')
+        return false;
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return false;
+    for (const char *part = p; part;) {
+        const char *slash = strchr(part, '/');
+        size_t n = slash ? (size_t)(slash - part) : strlen(part);
+        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && part[0] == '.' && part[1] == '.'))
+            return false;
+        part = slash ? slash + 1 : NULL;
+    }
+    return true;
+}
+
+/* A staged job restored after a restart: the errors its copy had, from its file, which anyone with
+ * the data directory may have changed: a regular file (not through a symlink) of at most
+ * FS_MAX_COPY_ERR_FILE bytes, JSON, each entry a confined path and a reason. A file that cannot be
+ * read, or an entry that is not one, counts as one more error (path "": only waiving clears it), so
+ * the job waits rather than publishes. */
+static void cerr_load(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = cerr_file(j), *text = NULL;
+    struct stat st;
+    size_t len = 0, bad = 0;
+    int lrc = lstat(path, &st);
+    if (lrc != 0 && errno == ENOENT) {
+        free(path);
+        return;
+    }
+    json_t *doc = NULL;
+    if (lrc == 0 && S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
+        files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, &text, &len) == 0 && len <= FS_MAX_COPY_ERR_FILE)
+        doc = json_loadb(text, len, 0, NULL);
+    free(text);
+    json_t *arr = json_object_get(doc, "errors"), *more = json_object_get(doc, "more");
+    if (!json_is_array(arr) || (more && !json_is_integer(more)))
+        bad++;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        const char *p = json_string_value(json_object_get(e, "path"));
+        const char *why = json_string_value(json_object_get(e, "why"));
+        if (p && why && cerr_path_ok(p))
+            cerr_add(v, p, why);
+        else
+            bad++;
+    }
+    if (json_is_integer(more) && json_integer_value(more) > 0)
+        v->cerr_more = json_integer_value(more) < FS_MAX_COPY_ERR_MORE ? (size_t)json_integer_value(more)
+                                                                       : FS_MAX_COPY_ERR_MORE;
+    if (bad || (v->ncerr == 0 && v->cerr_more == 0)) {
+        log_warn("job %s: %s cannot be read, or holds what is not a copy error: the job waits until it is "
+                 "removed", j->name, path);
+        cerr_add(v, "", "its list of copy errors (" FS_COPY_ERR_FILE ") cannot be read");
+    }
+    json_decref(doc);
+    free(path);
+}
+
+/* path is at or below dir ("" is above everything). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return n == 0 || (!strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/'));
+}
+
+void fs__copy_failed(job_t *j, const char *path, const char *why)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || j->published)
+        return;
+    size_t more = v->cerr_more;
+    if (cerr_add(v, path, why)) {
+        if (v->cerr_more > more)
+            log_warn("job %s: more than %d copy errors: the rest are only counted", j->name, FS_MAX_COPY_ERRORS);
+        else
+            log_warn("job %s: %s (not published until fixed)", j->name, why);
+        cerr_save(j);
+    }
+    fs__job_touch(j); /* a publish under way is stale now; once quiet, the job is rejected */
+}
+
+bool fs__copy_erred(const job_t *j, const char *path)
+{
+    const jview_t *v = j ? V(j) : NULL;
+    for (size_t i = 0; v && i < v->ncerr; i++)
+        if (path_under(v->cerr[i].path, path))
+            return true;
+    return false;
+}
+
+void fs__copy_fixed(job_t *j, const char *path)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || v->ncerr == 0)
+        return;
+    size_t before = v->ncerr;
+    for (size_t i = v->ncerr; i-- > 0;)
+        if (path_under(v->cerr[i].path, path))
+            cerr_drop(v, i);
+    if (v->ncerr != before)
+        cerr_save(j);
+}
+
+/* rsync writes each file as ".NAME.XXXXXX" beside it and renames it into place; if the write fails it
+ * removes that file. The final name of such a temporary name, or NULL. */
+static char *rsync_final_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n < 9 || base[0] != '.' || base[n - 7] != '.')
+        return NULL;
+    for (size_t i = n - 6; i < n; i++)
+        if (!((base[i] >= 'a' && base[i] <= 'z') || (base[i] >= 'A' && base[i] <= 'Z') ||
+              (base[i] >= '0' && base[i] <= '9')))
+            return NULL;
+    return xasprintf("%.*s%.*s", (int)(base - path), path, (int)(n - 8), base + 1);
+}
+
+void fs__copy_removed(job_t *j, const char *path)
+{
+    jview_t *v = j ? V(j) : NULL;
+    char *final = v && v->ncerr ? rsync_final_name(path) : NULL;
+    if (!final || !fs__copy_erred(j, path)) {
+        free(final);
+        return fs__copy_fixed(j, path);
+    }
+    /* A program removed its temporary file after writing it failed: the file it was for is still
+     * missing. The error moves to that name; making it (rsync run again, cp) clears it. */
+    for (size_t i = 0; i < v->ncerr; i++) {
+        if (strcmp(v->cerr[i].path, path) != 0)
+            continue;
+        free(v->cerr[i].path);
+        v->cerr[i].path = xstrdup(final);
+    }
+    for (size_t i = 0; i < v->ncerr; i++) /* two entries for final now? keep the first */
+        for (size_t k = v->ncerr; k-- > i + 1;)
+            if (!strcmp(v->cerr[k].path, v->cerr[i].path))
+                cerr_drop(v, k);
+    cerr_save(j);
+    free(final);
+}
+
+void fs__copy_moved(job_t *j, const char *path, const char *newpath)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || v->ncerr == 0)
+        return;
+    fs__copy_fixed(j, newpath); /* what was there is replaced */
+    bool moved = false;
+    size_t n = strlen(path);
+    for (size_t i = 0; i < v->ncerr; i++) {
+        if (!*path || !path_under(v->cerr[i].path, path))
+            continue;
+        char *np = xasprintf("%s%s", newpath, v->cerr[i].path + n);
+        free(v->cerr[i].path);
+        v->cerr[i].path = np;
+        moved = true;
+    }
+    if (moved)
+        cerr_save(j);
+}
+
+void fs__copy_waived(job_t *j)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || (v->ncerr == 0 && v->cerr_more == 0))
+        return;
+    log_info("job %s: %zu copy errors waived (%s removed): it is published without what failed", j->name,
+             v->ncerr + v->cerr_more, FS_COPY_ERR_FILE);
+    cerr_free(v);
+}
+
+/* The reason a job whose copy failed is rejected with: its first errors, then how to go on. */
+static char *cerr_reason(const job_t *j)
+{
+    const jview_t *v = V(j);
+    size_t shown = v->ncerr < 3 ? v->ncerr : 3, left = v->ncerr - shown + v->cerr_more;
+    char *out = xstrdup("its copy into jobs/ reported errors: ");
+    for (size_t i = 0; i < shown; i++) {
+        char *next = xasprintf("%s%s%s", out, i ? "; " : "", v->cerr[i].why);
+        free(out);
+        out = next;
+    }
+    char *more = left ? xasprintf("; and %zu more", left) : xstrdup("");
+    char *next = xasprintf("%s%s (listed in jobs/%s/%s; fix or remove each path, or remove that file to publish "
+                           "without them)", out, more, j->name, FS_COPY_ERR_FILE);
+    free(more);
+    free(out);
+    return next;
+}
+
 /* ---- the quiet period of a job being copied in ---- */
 
 static void on_quiet(uv_timer_t *t)
@@ -85,8 +404,15 @@ static void on_quiet(uv_timer_t *t)
     jview_t *v = V(j);
     if (!v || v->open_files > 0 || !v->dir || j->name[0] == '.')
         return;
-    if (j->state == POOL_JOB_STAGING || (j->state == POOL_JOB_REJECTED && v->publish_now))
-        pool_job_publish(j);
+    if (j->state == POOL_JOB_STAGING || (j->state == POOL_JOB_REJECTED && v->publish_now)) {
+        if (v->ncerr || v->cerr_more) { /* a copy that failed part-way never publishes */
+            char *why = cerr_reason(j);
+            pool_job_reject(j, why);
+            free(why);
+        } else {
+            pool_job_publish(j);
+        }
+    }
     v->publish_now = false;
 }
 
@@ -245,6 +571,7 @@ static void on_job_added(void *arg, job_t *j)
         return;
     }
     v->dir = fs__node_new(fs, fs->jobs, j->name, N_STAGE, j);
+    cerr_load(j); /* a copy that failed before a restart */
     arm_quiet(fs, j, fs->opts.quiet_ms);
 }
 
@@ -270,6 +597,7 @@ static void quiet_closed(uv_handle_t *h) { free(h); }
 
 static void view_free(jview_t *v)
 {
+    cerr_free(v);
     if (v->quiet) {
         uv_timer_stop(v->quiet);
         uv_close((uv_handle_t *)v->quiet, quiet_closed);

@@ -703,6 +703,23 @@ void pool_job_touch(job_t *j)
     }
 }
 
+void pool_job_reject(job_t *j, const char *why)
+{
+    if (j->gone || j->published || (j->state != POOL_JOB_STAGING && j->state != POOL_JOB_REJECTED))
+        return;
+    char *clean = xstrdup(why); /* one line of the status text */
+    for (char *c = clean; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    bool again = j->state == POOL_JOB_REJECTED && j->reason && !strcmp(j->reason, clean);
+    j->state = POOL_JOB_REJECTED;
+    free(j->reason);
+    j->reason = clean;
+    if (!again)
+        pool__note(j->pool, LOG_LEVEL_ERROR, "job %s not published: %s", j->name, clean);
+    view_changed(j);
+}
+
 void pool_job_rename(job_t *j, const char *newname)
 {
     job_t *old = pool_job_find(j->pool, newname);

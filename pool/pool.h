@@ -221,6 +221,13 @@ typedef void (*pool_stage_cb)(void *arg, pool_job_t *j, int status);
 int pool_job_stage(pool_t *p, const char *name, pool_stage_cb cb, void *arg);
 /** The staged copy changed: gen is bumped; a rejected job goes back to POOL_JOB_STAGING. */
 void pool_job_touch(pool_job_t *j);
+/**
+ * A staged job is not published, for why (e.g. its copy into jobs/ reported an error): it becomes
+ * POOL_JOB_REJECTED with why as its reason (control bytes shown as '?'), logged once per reason. Its
+ * staged copy stays; a change to it (pool_job_touch) makes it POOL_JOB_STAGING again. Nothing for a
+ * job that is published, being published or gone.
+ */
+void pool_job_reject(pool_job_t *j, const char *why);
 /** Hashes the staged copy in the thread pool; job_changed follows with POOL_JOB_RUNNING, POOL_JOB_REJECTED or
  * (the copy changed meanwhile) POOL_JOB_STAGING. Only for a POOL_JOB_STAGING or POOL_JOB_REJECTED job. */
 void pool_job_publish(pool_job_t *j);

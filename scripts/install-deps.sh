@@ -7,8 +7,10 @@
 # Why each group is here:
 #   build:      compiler, pkg-config, clang + its runtime (libFuzzer and sanitizers for `make fuzz`)
 #   libraries:  the -dev packages the Makefile asks pkg-config for, and cmocka for the unit tests
-#   run:        fuse3 (fusermount3, /etc/fuse.conf), bubblewrap (the task sandbox), btrfs-progs
-#               (mkfs.btrfs: the peer's work directory is a btrfs with a quota per task, exec/quota.c)
+#   run:        fuse3 (fusermount3, /etc/fuse.conf, mount.fuse3), bubblewrap (the task sandbox), mount
+#               (mount -t fuse.preon, /etc/fstab, umount), systemd (systemd-analyze verify of the unit
+#               that make install puts in place: test_citizen.sh), btrfs-progs (mkfs.btrfs: the
+#               peer's work directory is a btrfs with a quota per task, exec/quota.c)
 #   tests:      rsync, tar, curl (publishing and HTTP checks), procps (pgrep), iproute2 (ip, ss, tc
 #               for multi-peer tests), util-linux (mountpoint, setsid), netcat-openbsd (a loopback
 #               listener for the sandbox network test), diffutils (cmp, diff -r), mawk (the POSIX
@@ -27,7 +29,7 @@ PKGS=(
     build-essential pkg-config make clang libclang-rt-14-dev
     libfuse3-dev libuv1-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev
     libsqlite3-dev libssl-dev libcmocka-dev
-    fuse3 bubblewrap btrfs-progs
+    fuse3 bubblewrap mount systemd btrfs-progs
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
     grep sed mawk bash ca-certificates jq
     opentracker wrk

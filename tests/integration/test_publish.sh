@@ -188,4 +188,176 @@ t_concurrent_mkdir_makes_one_job() {
     [ -d "$(data_dir A)/staging/same" ] || fail "no staging directory"
 }
 
+# A copy that fails part-way never publishes. cp -a of a job holding symlinks (one inside the job,
+# one to /etc/passwd, one in a subdirectory) and a FIFO fails on them, and the job is rejected with the reason (which
+# path, and why), not published without them; the staged copy stays. Once the user fixes it (the
+# files the links point to copied in their place, the FIFO's directory removed), it is published
+# and runs, with those files.
+t_copy_with_symlinks_is_rejected_until_fixed() {
+    start_peer A
+    local m src st reason rc=0
+    m=$(mnt A)
+    src=$(src_dir j_links)
+    make_sample_job "$src"
+    ln -s notes.txt "$src/data/inside"
+    ln -s /etc/passwd "$src/data/outside"
+    mkdir "$src/pipes"
+    mkfifo "$src/pipes/fifo"
+    ln -s ../run "$src/pipes/link"
+    cp -a -- "$src" "$m/jobs/j_links" 2>"$T_CASE/cp.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "cp -a of symlinks and a FIFO succeeded"
+    grep -q "data/inside" "$T_CASE/cp.err" || fail "cp did not report the symlink: $(cat "$T_CASE/cp.err")"
+    st=$(wait_job "$m" j_links 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose copy failed"
+    [ -z "$(field id <<<"$st")" ] || fail "a job whose copy failed was published:"$'\n'"$st"
+    reason=$(field reason <<<"$st")
+    assert_match "$reason" 'symlink data/(inside|outside)' "reason names the symlink"
+    assert_match "$reason" 'regular files and directories' "reason says why"
+    assert_match "$reason" 'and 1 more' "reason counts the errors past the first three"
+    assert_match "$reason" '\.preon-copy-errors' "reason says where they are listed"
+    [ ! -e "$m/results/j_links/0" ] || fail "a task of the job whose copy failed ran"
+    grep -q "j_links.*symlink data/" "${PEER_LOG[A]}" || fail "the log does not name the symlink"
+    # The staged copy is still there, to be fixed in place.
+    cmp -- "$src/data/input.bin" "$m/jobs/j_links/data/input.bin" || fail "the staged copy is gone"
+    grep -q "data/outside" "$m/jobs/j_links/.preon-copy-errors" || fail "the staged copy does not list its errors"
+    # Fixed: the links' files in their place, the FIFO's directory removed. It publishes and runs.
+    cp -L -- "$src/data/inside" "$m/jobs/j_links/data/inside"
+    cp -L -- "$src/data/outside" "$m/jobs/j_links/data/outside"
+    rmdir -- "$m/jobs/j_links/pipes"
+    st=$(wait_job "$m" j_links 30)
+    assert_eq done "$(field state <<<"$st")" "state once fixed"
+    assert_match "$(field id <<<"$st")" '^[0-9a-f]{64}$' "id once fixed"
+    cmp -- /etc/passwd "$m/jobs/j_links/data/outside" || fail "data/outside is not the file it pointed to"
+    [ ! -L "$m/jobs/j_links/data/inside" ] || fail "a symlink was published"
+    [ ! -e "$m/jobs/j_links/.preon-copy-errors" ] || fail "the error list was published"
+}
+
+# Hard links within a job copy fine (cp -a keeps them): each name is published as a file.
+t_copy_with_hard_links_publishes() {
+    start_peer A
+    local m src st
+    m=$(mnt A)
+    src=$(src_dir j_hard)
+    make_sample_job "$src"
+    ln -- "$src/data/notes.txt" "$src/data/again.txt"
+    cp -a -- "$src" "$m/jobs/j_hard" || fail "cp -a of a job with a hard link failed"
+    st=$(wait_job "$m" j_hard 30)
+    assert_eq done "$(field state <<<"$st")" "state of the job with a hard link"
+    cmp -- "$src/data/notes.txt" "$m/jobs/j_hard/data/again.txt" || fail "data/again.txt differs"
+}
+
+# The user may publish a job without what failed: removing .preon-copy-errors says so.
+t_copy_errors_can_be_waived() {
+    start_peer A
+    local m src st
+    m=$(mnt A)
+    src=$(src_dir j_waive)
+    make_sample_job "$src"
+    ln -s notes.txt "$src/data/inside"
+    cp -a -- "$src" "$m/jobs/j_waive" 2>/dev/null && fail "cp -a of a symlink succeeded"
+    st=$(wait_job "$m" j_waive 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose copy failed"
+    rm -- "$m/jobs/j_waive/.preon-copy-errors"
+    st=$(wait_job "$m" j_waive 30)
+    assert_eq done "$(field state <<<"$st")" "state once its errors are waived"
+    [ ! -e "$m/jobs/j_waive/data/inside" ] || fail "the symlink was published"
+}
+
+# A restart does not forget that a staged copy failed: the job is still not published.
+t_copy_errors_survive_a_restart() {
+    start_peer A --quiet-ms 600000
+    local m src st
+    m=$(mnt A)
+    src=$(src_dir j_restart)
+    make_sample_job "$src"
+    ln -s notes.txt "$src/data/inside"
+    cp -a -- "$src" "$m/jobs/j_restart" 2>/dev/null && fail "cp -a of a symlink succeeded"
+    term_peer A
+    start_peer A --quiet-ms 100
+    m=$(mnt A)
+    st=$(wait_job "$m" j_restart 30)
+    assert_eq rejected "$(field state <<<"$st")" "state after a restart"
+    assert_match "$(field reason <<<"$st")" 'symlink data/inside' "reason after a restart"
+}
+
+# After a restart the list of copy errors is read as untrusted input: one that is not a regular
+# file (a FIFO, which would block the peer's start), or that names paths outside the job, keeps
+# the job waiting with a reason, and removing it (waiving) publishes the job.
+t_a_bad_copy_error_list_keeps_the_job_waiting() {
+    start_peer A --quiet-ms 600000
+    local m src st d
+    m=$(mnt A)
+    d=$(data_dir A)
+    for j in j_fifo j_escape; do
+        src=$(src_dir "$j")
+        make_sample_job "$src"
+        cp -r -- "$src" "$m/jobs/$j"
+    done
+    term_peer A
+    mkfifo "$d/staging/j_fifo/.preon-copy-errors"
+    printf '{"errors": [{"path": "../../etc/passwd", "why": "w"}], "more": 0}' >"$d/staging/j_escape/.preon-copy-errors"
+    start_peer A --quiet-ms 100
+    m=$(mnt A)
+    for j in j_fifo j_escape; do
+        st=$(wait_job "$m" "$j" 30)
+        assert_eq rejected "$(field state <<<"$st")" "state of $j after a restart"
+        assert_match "$(field reason <<<"$st")" 'copy errors \(\.preon-copy-errors\) cannot be read' "reason of $j"
+    done
+    rm -- "$m/jobs/j_fifo/.preon-copy-errors"
+    st=$(wait_job "$m" j_fifo 30)
+    assert_eq done "$(field state <<<"$st")" "state once the bad list is removed"
+}
+
+# rsync writes each file as .NAME.XXXXXX and removes it when the write fails: the error stays, on
+# the file it was for (missing), so the job is not published without it; making that file clears it.
+t_rsync_out_of_space_is_rejected() {
+    local d="$T_CASE/A/data" m src st rc=0
+    mkdir -p "$d"
+    mount -t tmpfs -o size=8m preon-test "$d" || fail "cannot mount a small tmpfs for the data directory"
+    start_peer A
+    m=$(mnt A)
+    src=$(src_dir j_rsync)
+    make_job "$src" 'ls data' 'disk = 1M'
+    mkdir "$src/data"
+    echo small >"$src/data/small"
+    head -c $((16 << 20)) /dev/zero >"$src/data/big"
+    rsync -a -- "$src/" "$m/jobs/j_rsync/" 2>"$T_CASE/rsync.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "an rsync larger than the disk succeeded"
+    [ ! -e "$m/jobs/j_rsync/data/big" ] || fail "rsync left data/big (the case is meant for its removed temporary file)"
+    st=$(wait_job "$m" j_rsync 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose rsync ran out of space"
+    assert_match "$(field reason <<<"$st")" 'data/\.big\.[A-Za-z0-9]{6}: No space left on device' "reason"
+    # Fixed the way it is done: a smaller file, and rsync again (which also copies what it never
+    # reached the first time: a file a program never tried to write leaves no error to see).
+    echo replaced >"$src/data/big"
+    rsync -a -- "$src/" "$m/jobs/j_rsync/" || fail "the second rsync failed"
+    st=$(wait_job "$m" j_rsync 30)
+    assert_eq done "$(field state <<<"$st")" "state once rsync made data/big"
+    assert_eq "big
+small" "$(cat "$m/results/j_rsync/0/stdout")" "the task's listing"
+}
+
+# A write that fails (the data directory's disk is full) fails the copy, and the job is rejected
+# with the reason, not published with a short file; once the file is removed, it publishes.
+t_copy_out_of_space_is_rejected() {
+    local d="$T_CASE/A/data" m src st
+    mkdir -p "$d"
+    mount -t tmpfs -o size=8m preon-test "$d" || fail "cannot mount a small tmpfs for the data directory"
+    start_peer A
+    m=$(mnt A)
+    src=$(src_dir j_full)
+    make_job "$src" 'ls data' 'disk = 1M'
+    mkdir "$src/data"
+    echo small >"$src/data/small"
+    head -c $((16 << 20)) /dev/zero >"$src/data/big"
+    cp -r -- "$src" "$m/jobs/j_full" 2>"$T_CASE/cp.err" && fail "a copy larger than the disk succeeded"
+    st=$(wait_job "$m" j_full 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose copy ran out of space"
+    assert_match "$(field reason <<<"$st")" 'write data/big: No space left on device' "reason"
+    rm -- "$m/jobs/j_full/data/big"
+    st=$(wait_job "$m" j_full 30)
+    assert_eq done "$(field state <<<"$st")" "state once the file is removed"
+    assert_file_eq "$m/results/j_full/0/stdout" small
+}
+
 run_tests "$@"

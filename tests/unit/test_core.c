@@ -1,5 +1,5 @@
 /*
- * test_core.c: unit tests for core/hash.c, core/xalloc.c and core/log.c.
+ * test_core.c: unit tests for core/hash.c, core/xalloc.c, core/log.c and core/sdnotify.c.
  *
  * Hashes are checked against the FIPS 180-2 vectors; log lines are read back from a real log file
  * (stderr is pointed at /dev/null meanwhile) and parsed, including lines written concurrently by
@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "core/xalloc.h"
 
 #define ABC_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -602,6 +605,64 @@ static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
     free(root);
 }
 
+/* sdnotify_take takes $NOTIFY_SOCKET out of the environment (no child inherits it); sdnotify_send
+ * sends one datagram to it, a path or an abstract name; without one, nothing; a bad or too long
+ * address is -EINVAL, never a truncated one. */
+static void sdnotify_sends_to_a_path_and_an_abstract_socket(void **state)
+{
+    char dir[] = "/tmp/preon-sdnotify.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/notify", dir);
+    for (int abstract = 0; abstract < 2; abstract++) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        char name[128];
+        if (abstract)
+            snprintf(name, sizeof(name), "@preon-test-%ld", (long)getpid());
+        else
+            snprintf(name, sizeof(name), "%s", path);
+        memcpy(sa.sun_path, name, strlen(name));
+        if (abstract)
+            sa.sun_path[0] = '\0';
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+                                                                      strlen(name))), 0);
+        setenv("NOTIFY_SOCKET", name, 1);
+        char *addr = sdnotify_take();
+        assert_non_null(addr);
+        assert_string_equal(addr, name);
+        assert_null(getenv("NOTIFY_SOCKET"));
+        assert_int_equal(sdnotify_send(addr, "READY=1"), 0);
+        assert_int_equal(sdnotify_send(addr, "STOPPING=1"), 0); /* still known after the take */
+        char buf[64] = {0};
+        assert_int_equal(recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 7);
+        assert_string_equal(buf, "READY=1");
+        memset(buf, 0, sizeof(buf));
+        assert_int_equal(recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT), 10);
+        assert_string_equal(buf, "STOPPING=1");
+        free(addr);
+        close(fd);
+    }
+    assert_int_equal(sdnotify_send("relative/path", "READY=1"), -EINVAL);
+    assert_int_equal(sdnotify_send("@", "READY=1"), -EINVAL);
+    char longp[200];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[0] = '/';
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(sdnotify_send(longp, "READY=1"), -EINVAL);
+    longp[sizeof(((struct sockaddr_un *)0)->sun_path)] = '\0'; /* a path with no room for its NUL */
+    assert_int_equal(sdnotify_send(longp, "READY=1"), -EINVAL);
+    assert_true(sdnotify_send(path, "READY=1") < 0); /* nobody listening any more */
+    setenv("NOTIFY_SOCKET", "", 1);
+    assert_null(sdnotify_take());
+    unsetenv("NOTIFY_SOCKET");
+    assert_null(sdnotify_take());
+    assert_int_equal(sdnotify_send(NULL, "READY=1"), 0);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(log_truncates_long_messages, log_setup, log_teardown),
         cmocka_unit_test_setup_teardown(log_lines_from_threads_do_not_interleave, log_setup, log_teardown),
         cmocka_unit_test_setup_teardown(log_set_file_reports_errors, log_setup, log_teardown),
+        cmocka_unit_test(sdnotify_sends_to_a_path_and_an_abstract_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
