@@ -73,7 +73,10 @@ static int make_fs(const char *image, char *why, size_t whylen)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     pid_t pid;
-    int rc = posix_spawnp(&pid, "mkfs.btrfs", &fa, NULL, argv, environ);
+    /* Where Debian puts it first: a peer started by mount(8) or systemd may have no PATH. */
+    int rc = access("/usr/sbin/mkfs.btrfs", X_OK) == 0 ? posix_spawn(&pid, "/usr/sbin/mkfs.btrfs", &fa, NULL, argv, environ)
+             : access("/sbin/mkfs.btrfs", X_OK) == 0   ? posix_spawn(&pid, "/sbin/mkfs.btrfs", &fa, NULL, argv, environ)
+                                                       : posix_spawnp(&pid, "mkfs.btrfs", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc)
         return fail(why, whylen, -rc, "mkfs.btrfs: %s%s", strerror(rc),
