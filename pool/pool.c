@@ -113,6 +113,7 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool->stopping = true; /* the checkpoints' files stay: the next start takes them back (ckpt.c) */
     pool__ckpt_free_all(pool);
+    pool__live_stop(pool);
     pool__jobs_free(pool);
     coord_free(pool->coord);
     budget_free(pool->host_api);
@@ -343,9 +344,11 @@ static void api_handler(httpd_req_t *r, void *arg)
 {
     pool_t *pool = arg;
     const char *method = httpd_req_method(r);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return pool__api_error(r, 405, "only GET is served");
     const char *path = httpd_req_path(r) + strlen(API_PREFIX);
+    /* GET, and a POST of a running task's live output (its bytes are the body: pool/live.c) */
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        (strcmp(method, "POST") != 0 || strncmp(path, "/output/", 8) != 0))
+        return pool__api_error(r, 405, "only GET is served (and POST /v1/output)");
     char host[POOL_MAX_HOST];
     bool bulk = !strncmp(path, "/block/", 7) || !strncmp(path, "/have/", 6);
     if (pool__over_budget(pool, r, bulk ? pool->host_bulk : pool->host_api, pool__req_host(r, host, sizeof(host)),
@@ -462,6 +465,7 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
     }
     pool__discover_stop(pool);
     pool__vol_stop(pool);
+    pool__live_stop(pool);
     pool__cache_stop(pool);
     pool__trust_stop(pool);
     idle_close(pool->idle);
