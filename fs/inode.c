@@ -95,7 +95,8 @@ node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kin
 node_t *fs__node_live(fs_t *fs, fuse_ino_t ino)
 {
     node_t *n = fs__node_get(fs, ino);
-    return n && n->detached && n->job ? NULL : n; /* its job may be gone: nothing to reach through it */
+    /* its job may be gone: nothing to reach through it (a live output node holds its job) */
+    return n && n->detached && n->job && n->kind != N_LIVE_DIR && n->kind != N_LIVE_FILE ? NULL : n;
 }
 
 node_t *fs__node_get(fs_t *fs, fuse_ino_t ino)
@@ -136,6 +137,8 @@ static void unlink_from_parent(node_t *n)
 
 static void node_free(fs_t *fs, node_t *n)
 {
+    if (n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE)
+        pool_job_unref(n->job); /* held since fs__live_dir / fs__live_file made it */
     fs->nodes[n->ino] = NULL;
     free(n->index);
     free(n->kids);
@@ -171,6 +174,7 @@ void fs__node_forget(fs_t *fs, node_t *n, uint64_t nlookup)
 
 void fs__nodes_free(fs_t *fs)
 {
+    /* The pool is gone already, its jobs with it: the live nodes' holds are not given back. */
     for (size_t i = 0; i < fs->nnodes; i++) {
         if (fs->nodes[i]) {
             free(fs->nodes[i]->index);

@@ -61,6 +61,7 @@ typedef struct live {
     liveout_file_t f[2];
     bool busy;             /* an update is being written (thread pool) */
     bool dropped;          /* out of the list: freed once that write lands */
+    bool finish;           /* its task is decided: the copy is completed from the result before it goes */
     struct live *next;
 } live_t;
 
@@ -72,8 +73,12 @@ static live_t *live_find(pool_t *pool, const job_t *j, uint32_t task)
     return NULL;
 }
 
+static void live_finish(pool_t *pool, live_t *l);
+
 static void live_free(pool_t *pool, live_t *l)
 {
+    if (l->finish && !pool->stopping && !l->job->gone)
+        return live_finish(pool, l); /* frees it once done */
     if (!pool->stopping) /* stopping: work/ is emptied at the next start */
         pool__rm_later(pool, l->path[0], l->path[1]);
     else {
@@ -84,9 +89,11 @@ static void live_free(pool_t *pool, live_t *l)
     free(l);
 }
 
-/* Takes l out of the list; it is freed now, or once the update being written lands. */
-static void live_drop(pool_t *pool, live_t *l)
+/* Takes l out of the list; it is freed now, or once the update being written lands. finish: its
+ * task is decided (a reader of the copy gets the rest of the output before the copy goes). */
+static void live_drop(pool_t *pool, live_t *l, bool finish)
 {
+    l->finish = finish;
     for (live_t **pp = &pool->lives; *pp; pp = &(*pp)->next) {
         if (*pp == l) {
             *pp = l->next;
@@ -214,8 +221,7 @@ static void lwrite_done(uv_work_t *req, int status)
         log_warn("job %s task %u: live output not kept: %s", l->job->name, l->task, w->why);
         reply_json(w->r, 500, "{\"error\":\"not kept here\"}");
     } else {
-        if (!l->dropped)
-            memcpy(l->f, w->f, sizeof(l->f));
+        memcpy(l->f, w->f, sizeof(l->f)); /* (a dropped copy may still be completed from the result) */
         reply_json(w->r, 200, "{}");
     }
     if (l->dropped)
@@ -244,11 +250,11 @@ void pool__live_handle(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, co
     if (l && strcmp(l->worker, worker) != 0) { /* replicas: the first holder's output is shown */
         if (coord_holds(pool->coord, j->id, task, l->worker) == 0)
             return reply_json(r, 409, "{\"error\":\"another replica's output is shown live\"}");
-        live_drop(pool, l);
+        live_drop(pool, l, false);
         l = NULL;
     }
     if (l && l->run != o.run) { /* the worker runs the task again: its last run's copy goes */
-        live_drop(pool, l);
+        live_drop(pool, l, false);
         l = NULL;
     }
     if (!l) {
@@ -293,15 +299,102 @@ static void live_sweep(pool_t *pool)
     for (live_t *l = pool->lives, *next; l; l = next) {
         next = l->next;
         job_t *j = l->job;
-        if (j->gone || !j->published || pool_job_over(j) || coord_holds(pool->coord, j->id, l->task, l->worker) != 0)
-            live_drop(pool, l);
+        task_state_t st = TASK_WAITING;
+        if (j->gone || !j->published || coord_task(pool->coord, j->id, l->task, &st, NULL) != 0)
+            live_drop(pool, l, false);
+        else if (st == TASK_SUCCEEDED || st == TASK_FAILED) /* its result is in results/ (a replica's, if one agreed) */
+            live_drop(pool, l, j->man.desc.replicas == 1);
+        else if (pool_job_over(j) || coord_holds(pool->coord, j->id, l->task, l->worker) != 0)
+            live_drop(pool, l, false);
     }
+}
+
+/*
+ * A decided task's copy, before it goes: what the result's stdout and stderr hold past what came
+ * live is written into it (the first and last bytes as any update: liveout_apply), so a reader
+ * holding it open (tail -f) reads on to the end of the output, as it would on the peer that ran it.
+ * Then the copy is removed (the reader keeps its open file).
+ */
+typedef struct lfinish {
+    uv_work_t req;
+    pool_t *pool;
+    live_t *l;
+    char *result[2];
+} lfinish_t;
+
+/* Thread pool: [from, to) of the result file fd into the copy, in chunks. */
+static int finish_range(int fd, const char *copy, liveout_file_t *f, uint64_t from, uint64_t to, char *buf)
+{
+    char why[160];
+    for (uint64_t off = from; off < to;) {
+        size_t want = to - off < WIRE_MAX_OUTPUT_CHUNK ? (size_t)(to - off) : WIRE_MAX_OUTPUT_CHUNK;
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            return got < 0 ? -errno : 0;
+        int rc = write_stream(copy, f, off, buf, (size_t)got, why, sizeof(why));
+        if (rc)
+            return rc;
+        off += (uint64_t)got;
+    }
+    return 0;
+}
+
+static void lfinish_work(uv_work_t *req)
+{
+    lfinish_t *w = req->data;
+    live_t *l = w->l;
+    char *buf = xmalloc(WIRE_MAX_OUTPUT_CHUNK);
+    for (int i = 0; i < 2; i++) {
+        int fd = open(w->result[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size > l->f[i].next &&
+            (uint64_t)st.st_size <= WIRE_MAX_OUTPUT_OFF) {
+            /* bounded: what fits in its head, then its last bytes (a gap between: a skip line) */
+            uint64_t size = (uint64_t)st.st_size, from = l->f[i].next;
+            uint64_t room = l->f[i].windowed ? 0 : live_keep.head - l->f[i].len;
+            uint64_t head_to = size - from < room ? size : from + room;
+            uint64_t tail_from = size - head_to > live_keep.tail ? size - live_keep.tail : head_to;
+            if (finish_range(fd, l->path[i], &l->f[i], from, head_to, buf) == 0)
+                finish_range(fd, l->path[i], &l->f[i], tail_from, size, buf);
+        }
+        if (fd >= 0)
+            close(fd);
+        unlink(l->path[i]);
+    }
+    free(buf);
+}
+
+static void lfinish_done(uv_work_t *req, int status)
+{
+    lfinish_t *w = req->data;
+    pool_t *pool = w->pool;
+    live_t *l = w->l;
+    pool->pending_work--;
+    for (int i = 0; i < 2; i++) {
+        free(w->result[i]);
+        free(l->path[i]);
+    }
+    pool_job_unref(l->job);
+    free(l);
+    free(w);
+}
+
+static void live_finish(pool_t *pool, live_t *l)
+{
+    lfinish_t *w = xcalloc(1, sizeof(*w));
+    w->req.data = w;
+    w->pool = pool;
+    w->l = l;
+    for (int i = 0; i < 2; i++)
+        w->result[i] = xasprintf("%s/results/%s/%u/%s", pool->data_dir, l->job->id, l->task, i ? "stderr" : "stdout");
+    pool->pending_work++;
+    uv_queue_work(pool->loop, &w->req, lfinish_work, lfinish_done);
 }
 
 void pool__live_stop(pool_t *pool)
 {
     while (pool->lives)
-        live_drop(pool, pool->lives);
+        live_drop(pool, pool->lives, false);
 }
 
 /* ---- the volunteer: sending ---- */
