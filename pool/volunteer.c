@@ -1319,6 +1319,7 @@ static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t
     k->busy++; /* until rc_free */
     pool->results_fetched++;
     if (inline_man) {
+        manifest_release(&c->man); /* (manifest_init allocates: the inline one takes its place) */
         c->man = *inline_man;
         manifest_init(inline_man);
         c->data = inline_data;
