@@ -52,6 +52,16 @@ follow() {
     echo "$pid"
 }
 
+# unfollow PID NAME: stops a `follow`, then waits (bounded) until peer NAME has let go of the file
+# it read (the kernel's release comes after tail is gone: a state, not an event here), so the peer
+# can be stopped with nothing open (and checked to exit 0: under ASan, with nothing leaked).
+unfollow() {
+    _kill_pid "$1" 2
+    local p
+    p=$(peer_pid "$2")
+    wait_until 10 "! ls -l /proc/$p/fd 2>/dev/null | grep -qE 'stdout|stderr'" "peer $2 let go of the followed file"
+}
+
 t_local_task_output_is_live_and_the_result_replaces_it() {
     local uid=64950
     start_peer A --slots 1 --uid-base "$uid"
@@ -83,6 +93,8 @@ t_local_task_output_is_live_and_the_result_replaces_it() {
     kill -0 "$tailpid" 2>/dev/null || fail "tail -f gave up on the live file once the result came: $(cat "$T_CASE/tail.out.err")"
     assert_eq "" "$(cat "$T_CASE/tail.out.err")" "tail -f's errors"
     assert_file_eq "$T_CASE/tail.out" "first from $uid"$'\n'"the second line"
+    unfollow "$tailpid" A
+    stop_peer A
 }
 
 t_remote_task_output_is_live_on_the_submitter() {
@@ -114,6 +126,9 @@ t_remote_task_output_is_live_on_the_submitter() {
     assert_file_eq "$T_CASE/tail.out" "first from $uid"$'\n'"the last line"
     # the copies are gone from A's data directory once the task is decided (a state: bounded)
     wait_until 10 '[ -z "$(find "$(data_dir A)/work" -name "*.live.*" -print -quit)" ]' "A's live copies removed"
+    unfollow "$tailpid" A
+    stop_peer B
+    stop_peer A
 }
 
 t_a_retry_does_not_mix_runs() {
@@ -135,6 +150,8 @@ t_a_retry_does_not_mix_runs() {
     st=$(wait_job "$a" retry 60)
     assert_eq done "$(field state <<<"$st")" "state on A"
     assert_file_eq "$a/results/retry/0/stdout" "first from $uc"$'\n'"done on C"
+    stop_peer C
+    stop_peer A
 }
 
 # spost KEY URL BODYFILE: a POST of BODYFILE to URL signed by KEY's key for the peer at URL's base
@@ -211,6 +228,7 @@ t_only_the_lease_holder_sends_output() {
     assert_eq 200 "${ans%% *}" "the next run's update"
     assert_file_eq "$a/results/held/0/stdout" "run two"
     [ ! -s "$a/results/held/0/stderr" ] || fail "the last run's stderr shows in the new run's"
+    stop_peer A
 }
 
 run_tests "$@"
