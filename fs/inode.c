@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xalloc.h"
 #include "fs/internal.h"
@@ -135,10 +136,20 @@ static void unlink_from_parent(node_t *n)
     n->parent = NULL;
 }
 
+/* A live output node's part (fs/live.c): the copy of its readers' fd, if any. */
+static void live_free(fs_live_t *l)
+{
+    if (l && l->fd >= 0)
+        close(l->fd);
+    free(l);
+}
+
 static void node_free(fs_t *fs, node_t *n)
 {
-    if (n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE)
+    if (n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE) {
         pool_job_unref(n->job); /* held since fs__live_dir / fs__live_file made it */
+        live_free(n->live);
+    }
     fs->nodes[n->ino] = NULL;
     free(n->index);
     free(n->kids);
@@ -177,6 +188,7 @@ void fs__nodes_free(fs_t *fs)
     /* The pool is gone already, its jobs with it: the live nodes' holds are not given back. */
     for (size_t i = 0; i < fs->nnodes; i++) {
         if (fs->nodes[i]) {
+            live_free(fs->nodes[i]->live);
             free(fs->nodes[i]->index);
             free(fs->nodes[i]->kids);
             free(fs->nodes[i]->name);

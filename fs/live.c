@@ -47,7 +47,7 @@ node_t *fs__live_dir(fs_t *fs, node_t *p, job_t *j, const char *name)
     uint32_t task;
     pool_live_t lv;
     bool live = !j->gone && j->published && task_of(j, name, &task) && pool_task_live(fs->pool, j, task, &lv) == 0;
-    if (n && n->kind == N_LIVE_DIR && live && n->run == lv.run)
+    if (n && n->kind == N_LIVE_DIR && live && n->live->run == lv.run)
         return n;
     if (n && n->kind == N_LIVE_DIR)
         fs__node_detach(fs, n); /* another run's: its nodes go, the new run gets new ones */
@@ -56,8 +56,8 @@ node_t *fs__live_dir(fs_t *fs, node_t *p, job_t *j, const char *name)
     if (!live)
         return NULL;
     n = fs__node_new(fs, p, name, N_LIVE_DIR, j);
-    n->task = task;
-    n->run = lv.run;
+    n->live = xmalloc(sizeof(*n->live));
+    *n->live = (fs_live_t){.task = task, .run = lv.run, .fd = -1};
     pool_job_ref(j);
     return n;
 }
@@ -71,8 +71,8 @@ node_t *fs__live_file(fs_t *fs, node_t *d, const char *name)
     if (n)
         return n;
     n = fs__node_new(fs, d, name, N_LIVE_FILE, d->job);
-    n->task = d->task;
-    n->run = d->run;
+    n->live = xmalloc(sizeof(*n->live));
+    *n->live = (fs_live_t){.task = d->live->task, .run = d->live->run, .fd = -1};
     n->file = s;
     pool_job_ref(d->job);
     return n;
@@ -82,18 +82,20 @@ node_t *fs__live_file(fs_t *fs, node_t *d, const char *name)
 static const char *live_path(fs_t *fs, const node_t *n)
 {
     pool_live_t lv;
-    if (n->job->gone || pool_task_live(fs->pool, n->job, n->task, &lv) != 0 || lv.run != n->run)
+    if (n->job->gone || pool_task_live(fs->pool, n->job, n->live->task, &lv) != 0 || lv.run != n->live->run)
         return NULL;
     return lv.path[n->file];
 }
 
 static char *result_path(fs_t *fs, const node_t *n)
 {
-    return xasprintf("%s/results/%s/%u/%s", fs->data_dir, n->job->id, n->task, stream_name[n->file]);
+    return xasprintf("%s/results/%s/%u/%s", fs->data_dir, n->job->id, n->live->task, stream_name[n->file]);
 }
 
 int fs__live_stat(fs_t *fs, const node_t *n, struct stat *st)
 {
+    if (n->live->fd >= 0 && fstat(n->live->fd, st) == 0)
+        return 0; /* what its readers read (a local disk's fstat: no path walked) */
     const char *lp = live_path(fs, n);
     if (lp && lstat(lp, st) == 0)
         return S_ISREG(st->st_mode) ? 0 : -ENOENT;
@@ -103,17 +105,30 @@ int fs__live_stat(fs_t *fs, const node_t *n, struct stat *st)
     return rc;
 }
 
-int fs__live_open(fs_t *fs, const node_t *n)
+int fs__live_open(fs_t *fs, node_t *n)
 {
     const char *lp = live_path(fs, n);
     int fd = lp ? open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-    if (fd >= 0)
-        return fd;
-    char *rp = result_path(fs, n);
-    fd = open(rp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int rc = fd >= 0 ? fd : -errno;
-    free(rp);
-    return rc;
+    if (fd < 0) {
+        char *rp = result_path(fs, n);
+        fd = open(rp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int err = errno;
+        free(rp);
+        if (fd < 0)
+            return -err;
+    }
+    if (n->live->fd < 0) /* the first reader's file gives the attributes while any reader holds it */
+        n->live->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    n->live->opens++;
+    return fd;
+}
+
+void fs__live_closed(node_t *n)
+{
+    if (n->live->opens > 0 && --n->live->opens == 0 && n->live->fd >= 0) {
+        close(n->live->fd);
+        n->live->fd = -1;
+    }
 }
 
 typedef struct listing {

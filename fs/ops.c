@@ -649,6 +649,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         pool_job_unref(n->job);
     } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE || kind == N_LIVE_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        if (kind == N_LIVE_FILE)
+            fs__live_closed(n);
         if (fh->counted)
             fs__job_file_closed(fh->job);
         fh_unref(fh); /* closed now, or when the last read or write of it in the thread pool lands */

@@ -100,7 +100,7 @@ t_local_task_output_is_live_and_the_result_replaces_it() {
 t_remote_task_output_is_live_on_the_submitter() {
     local uid=64960
     start_peer A --port 0 --slots 0
-    local a b url st tailpid
+    local a b url st tailpid bfd id
     a=$(mnt A)
     url=$(peer_field "$a" http)
     start_peer B --port 0 --slots 1 --peer "$url" --uid-base "$uid"
@@ -109,6 +109,7 @@ t_remote_task_output_is_live_on_the_submitter() {
     gate_fifo "$uid" >/dev/null # running on B
     # on the peer that runs it, at once; on its submitter, within a few seconds
     wait_content "$b/results/far/0/stdout" "first from $uid" 10
+    exec {bfd}<"$b/results/far/0/stdout" # a reader on the volunteer, holding its live file
     wait_content "$a/results/far/0/stdout" "first from $uid" 10
     wait_content "$a/results/far/0/stderr" "an error line" 10
     assert_eq "stderr stdout" "$(ls "$a/results/far/0" | tr '\n' ' ' | sed 's/ $//')" "the running task on A"
@@ -126,7 +127,18 @@ t_remote_task_output_is_live_on_the_submitter() {
     assert_file_eq "$T_CASE/tail.out" "first from $uid"$'\n'"the last line"
     # the copies are gone from A's data directory once the task is decided (a state: bounded)
     wait_until 10 '[ -z "$(find "$(data_dir A)/work" -name "*.live.*" -print -quit)" ]' "A's live copies removed"
+    # On B, the reader reads on to the end, even once B's copy of the result is gone (A has it)
+    # and results/far/0 there is A's result, mirrored.
+    id=$(status_field "$a" far id)
+    wait_until 20 '[ -e "$b/results/far/0/exit_code" ] && [ ! -e "$(data_dir B)/results/$id/0" ]' \
+        "B mirrors A's result and drops its own copy"
+    assert_eq "$(printf 'first from %s\nthe last line\n' "$uid" | wc -c)" "$(stat -L -c %s "/dev/fd/$bfd")" \
+        "the size of B's live file, held open"
+    assert_eq "first from $uid"$'\n'"the last line" "$(cat <&"$bfd")" "what B's reader reads"
+    exec {bfd}<&-
+    assert_file_eq "$b/results/far/0/stdout" "first from $uid"$'\n'"the last line"
     unfollow "$tailpid" A
+    wait_until 10 "! ls -l /proc/$(peer_pid B)/fd 2>/dev/null | grep -qE 'stdout|stderr'" "B let go of the file"
     stop_peer B
     stop_peer A
 }
