@@ -5,11 +5,11 @@
  * Files: jobs.c (the registry: a job's life, tasks on our own slots, restore, status texts),
  * results.c (results shared with the pool), api.c (/v1/jobs, manifests, blocks), discover.c (pool
  * peers, /v1/jobs polling, manifests of other peers' jobs), ckpt.c (checkpoints of tasks given
- * back), volunteer.c (the submitter's and the
+ * back), live.c (running tasks' live output), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
  * blocks.c (the block index), reply.c, events.c (recent events); the pure parts are coord.c,
- * decline.c, wire.c, bundle.c and status.c (the status JSON and the metrics text, pool/status.h); web.c
+ * decline.c, wire.c, bundle.c, liveout.c and status.c (the status JSON and the metrics text, pool/status.h); web.c
  * (the status page, /v1/status and /metrics) gathers what status.c shows.
  */
 #ifndef PREON_POOL_INTERNAL_H
