@@ -492,8 +492,7 @@ void pool__discover_stop(pool_t *p);
 void pool__live_tick(pool_t *p);
 /**
  * Answers POST /v1/output/<job>/<task> from worker (signed, checked already: it holds the task's
- * lease on our job j; peer: where it speaks from). Deferred: the bytes are written in the thread
- * pool.
+ * lease on our job j). Deferred: the bytes are checked against sha= and written in the thread pool.
  */
 void pool__live_handle(pool_t *p, httpd_req_t *r, job_t *j, uint32_t task, const char *worker);
 /** Drops every live output kept (pool_stop; again before the jobs are freed). */

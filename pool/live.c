@@ -140,23 +140,28 @@ typedef struct lwrite {
     wire_output_t o;
     char *body;
     size_t blen;
-    liveout_file_t f[2]; /* the copy's files: as they were, then as they are */
+    liveout_file_t f[2]; /* the copy's files: as they were, then as they are (each once written) */
     int rc;
     char why[160];
 } lwrite_t;
 
-/* Thread pool: one stream's bytes into its file (the tail read first if it is past its head). */
+/* Thread pool: one stream's bytes into its file (the tail read first if it is past its head); *f
+ * becomes what the file is only once it is written. */
 static int write_stream(const char *path, liveout_file_t *f, uint64_t off, const char *data, size_t len, char *why,
                         size_t whylen)
 {
     char mark[LIVEOUT_MAX_MARK];
     size_t mlen = liveout_mark(&live_keep, mark, sizeof(mark));
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return snprintf(why, whylen, "%s: %s", path, strerror(errno)), -errno;
+    if (fd < 0) {
+        int rc = -errno;
+        snprintf(why, whylen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
     int rc = 0;
     char *win = NULL;
     size_t wlen = 0;
+    liveout_file_t nf = *f;
     if (f->windowed) {
         uint64_t from = (uint64_t)live_keep.head + mlen;
         wlen = f->len > from ? (size_t)(f->len - from) : 0;
@@ -167,7 +172,7 @@ static int write_stream(const char *path, liveout_file_t *f, uint64_t off, const
     }
     liveout_write_t w = {0};
     if (!rc)
-        rc = liveout_apply(&live_keep, f, win, wlen, off, data, len, &w);
+        rc = liveout_apply(&live_keep, &nf, win, wlen, off, data, len, &w);
     if (!rc && w.len) {
         ssize_t put = pwrite(fd, w.buf, w.len, (off_t)w.at);
         if (put != (ssize_t)w.len)
@@ -177,6 +182,8 @@ static int write_stream(const char *path, liveout_file_t *f, uint64_t off, const
     }
     if (rc)
         snprintf(why, whylen, "%s: %s", path, strerror(-rc));
+    else
+        *f = nf;
     free(w.buf);
     free(win);
     close(fd);
@@ -215,13 +222,13 @@ static void lwrite_done(uv_work_t *req, int status)
     live_t *l = w->l;
     pool->pending_work--;
     l->busy = false;
+    memcpy(l->f, w->f, sizeof(l->f)); /* what was written (a dropped copy may still be completed) */
     if (w->rc == -EBADMSG) {
         reply_json(w->r, 400, "{\"error\":\"the body is not what sha= names\"}");
     } else if (w->rc) {
         log_warn("job %s task %u: live output not kept: %s", l->job->name, l->task, w->why);
         reply_json(w->r, 500, "{\"error\":\"not kept here\"}");
     } else {
-        memcpy(l->f, w->f, sizeof(l->f)); /* (a dropped copy may still be completed from the result) */
         reply_json(w->r, 200, "{}");
     }
     if (l->dropped)
