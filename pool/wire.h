@@ -72,7 +72,7 @@ int wire_decline_decode(const char *query, size_t qlen, decline_t *out, char *wh
  * signature (which covers the query) covers the body too.
  */
 typedef struct wire_output {
-    uint64_t run;    /**< the volunteer's number of this run of the task, 1..WIRE_MAX_RUN (another run, another number) */
+    uint64_t run;    /**< the volunteer's number of this run of the task, 1..WIRE_MAX_RUN (another run: another) */
     uint64_t off[2]; /**< where the bytes of stdout [0] and stderr [1] start, 0..WIRE_MAX_OUTPUT_OFF */
     uint32_t len[2]; /**< how many of each the body holds, 0..WIRE_MAX_OUTPUT_CHUNK */
     char sha[65];    /**< SHA-256 of the body, 64 lower-case hex */

@@ -32,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wire_output_t o, oback;
     if (wire_output_decode((const char *)data, size, &o, why, sizeof(why)) == 0) {
         char q[256];
-        if (o.run == 0 || o.run > WIRE_MAX_RUN || o.len[0] > WIRE_MAX_OUTPUT_CHUNK || o.len[1] > WIRE_MAX_OUTPUT_CHUNK ||
-            o.off[0] > WIRE_MAX_OUTPUT_OFF || o.off[1] > WIRE_MAX_OUTPUT_OFF)
+        if (o.run == 0 || o.run > WIRE_MAX_RUN || o.len[0] > WIRE_MAX_OUTPUT_CHUNK ||
+            o.len[1] > WIRE_MAX_OUTPUT_CHUNK || o.off[0] > WIRE_MAX_OUTPUT_OFF || o.off[1] > WIRE_MAX_OUTPUT_OFF)
             abort();
         int qn = wire_output_encode(&o, q, sizeof(q));
         if (qn <= 0 || wire_output_decode(q, (size_t)qn, &oback, why, sizeof(why)) != 0 ||
