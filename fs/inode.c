@@ -146,6 +146,11 @@ static void live_free(fs_live_t *l)
 
 static void node_free(fs_t *fs, node_t *n)
 {
+    /* Children made under n once it was detached (a lookup or a listing in a live output directory
+     * the kernel still held: fs/live.c) go with it, as fs__node_detach's do: none is left pointing
+     * at a freed parent, nor kept (with its job's hold) until the unmount. */
+    while (n->nkids > 0)
+        fs__node_detach(fs, n->kids[n->nkids - 1]);
     if (n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE) {
         pool_job_unref(n->job); /* held since fs__live_dir / fs__live_file made it */
         live_free(n->live);
