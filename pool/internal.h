@@ -57,6 +57,9 @@ typedef pool_res_t taskres_t;
 #ifndef POOL_MAX_LIVE
 #define POOL_MAX_LIVE 4096             /* submitter: tasks on volunteers whose live output is kept at once */
 #endif
+#ifndef POOL_MAX_LIVE_BYTES
+#define POOL_MAX_LIVE_BYTES (256ull * 1024 * 1024) /* ... and their copies' bytes on disk, in all (--max-live) */
+#endif
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
@@ -227,6 +230,7 @@ struct pool {
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
     struct live *lives;       /**< submitter: live output of tasks on volunteers (live.c) */
     unsigned n_lives;         /**< ... at most POOL_MAX_LIVE */
+    uint64_t live_bytes;      /**< ... their copies' bytes on disk and those being written (at most --max-live) */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
     uint64_t started_ms;      /**< wall clock at pool_new: signed requests made before it are refused */

@@ -15,7 +15,10 @@
  * The submitter takes an update only from the key that holds the task's lease (volunteer.c checks
  * it: 409 otherwise), writes it into its live copy, DATA/work/<job>.<task>.<n>.live.stdout and
  * .stderr (liveout_apply: the first LIVEOUT_HEAD bytes, then the last LIVEOUT_TAIL; at most
- * POOL_MAX_LIVE tasks at once), and shows that copy while the worker holds the lease. Of a task
+ * POOL_MAX_LIVE tasks at once, and --max-live bytes of copies in all: pool->live_bytes counts what
+ * they hold on disk and, while an update or a completion is written, the most it can add), and
+ * shows that copy while the worker holds the lease. The copies are never fsync'ed: they are a view,
+ * and work/ is emptied at every start. Of a task
  * with replicas, the output of the first holder to send is kept: the others get 409 while it holds
  * its lease. Another run (another worker, or the same one starting the task again) starts a new
  * copy; the old one is removed. Once the lease is gone or the task decided, the copy goes (each
@@ -65,6 +68,24 @@ typedef struct live {
     struct live *next;
 } live_t;
 
+/* Bytes a copy holds on disk. */
+static uint64_t live_size(const liveout_file_t f[2]) { return f[0].len + f[1].len; }
+
+static uint64_t live_cap(const pool_t *pool)
+{
+    return pool->opts.max_live_bytes ? pool->opts.max_live_bytes : POOL_MAX_LIVE_BYTES;
+}
+
+/* Whether n more bytes fit under the cap: then they are counted (given back by the caller). */
+static bool live_reserve(pool_t *pool, uint64_t n)
+{
+    uint64_t cap = live_cap(pool);
+    if (pool->live_bytes > cap || n > cap - pool->live_bytes)
+        return false;
+    pool->live_bytes += n;
+    return true;
+}
+
 static live_t *live_find(pool_t *pool, const job_t *j, uint32_t task)
 {
     for (live_t *l = pool->lives; l; l = l->next)
@@ -73,12 +94,19 @@ static live_t *live_find(pool_t *pool, const job_t *j, uint32_t task)
     return NULL;
 }
 
-static void live_finish(pool_t *pool, live_t *l);
+static void live_finish(pool_t *pool, live_t *l, uint64_t reserved);
 
 static void live_free(pool_t *pool, live_t *l)
 {
-    if (l->finish && !pool->stopping && !l->job->gone)
-        return live_finish(pool, l); /* frees it once done */
+    if (l->finish && !pool->stopping && !l->job->gone) {
+        /* completed (frees it once done) if what it can still grow by fits under --max-live */
+        uint64_t need = 2 * LIVEOUT_MAX_FILE(&live_keep) - live_size(l->f);
+        if (live_reserve(pool, need))
+            return live_finish(pool, l, need);
+        log_info("job %s task %u: its live output is not completed from the result (--max-live is reached)",
+                 l->job->name, l->task);
+    }
+    pool->live_bytes -= live_size(l->f);
     if (!pool->stopping) /* stopping: work/ is emptied at the next start */
         pool__rm_later(pool, l->path[0], l->path[1]);
     else {
@@ -141,6 +169,7 @@ typedef struct lwrite {
     char *body;
     size_t blen;
     liveout_file_t f[2]; /* the copy's files: as they were, then as they are (each once written) */
+    uint64_t reserved;   /* counted in pool->live_bytes until it lands: the most it adds */
     int rc;
     char why[160];
 } lwrite_t;
@@ -222,6 +251,8 @@ static void lwrite_done(uv_work_t *req, int status)
     live_t *l = w->l;
     pool->pending_work--;
     l->busy = false;
+    pool->live_bytes += live_size(w->f);
+    pool->live_bytes -= live_size(l->f) + w->reserved;
     memcpy(l->f, w->f, sizeof(l->f)); /* what was written (a dropped copy may still be completed) */
     if (w->rc == -EBADMSG) {
         reply_json(w->r, 400, "{\"error\":\"the body is not what sha= names\"}");
@@ -285,6 +316,11 @@ void pool__live_handle(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, co
         return reply_json(r, 503, "{\"error\":\"an update of this task is being written: retry\"}");
     if (blen == 0)
         return reply_json(r, 200, "{}");
+    uint64_t reserve = 0;
+    for (int i = 0; i < 2; i++)
+        reserve += o.len[i] ? LIVEOUT_MAX_GROWTH(o.len[i]) : 0;
+    if (!live_reserve(pool, reserve))
+        return reply_json(r, 503, "{\"error\":\"the live output kept here is at its cap (--max-live): retry\"}");
     lwrite_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
     w->pool = pool;
@@ -293,6 +329,7 @@ void pool__live_handle(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, co
     w->body = xmalloc(blen);
     memcpy(w->body, body, blen);
     w->blen = blen;
+    w->reserved = reserve;
     memcpy(w->f, l->f, sizeof(w->f));
     w->r = httpd_defer(r);
     l->busy = true;
@@ -327,6 +364,8 @@ typedef struct lfinish {
     pool_t *pool;
     live_t *l;
     char *result[2];
+    uint64_t reserved; /* counted in pool->live_bytes with the copy's bytes (size), until the copy is gone */
+    uint64_t size;
 } lfinish_t;
 
 /* Thread pool: [from, to) of the result file fd into the copy, in chunks. */
@@ -377,6 +416,7 @@ static void lfinish_done(uv_work_t *req, int status)
     pool_t *pool = w->pool;
     live_t *l = w->l;
     pool->pending_work--;
+    pool->live_bytes -= w->reserved + w->size;
     for (int i = 0; i < 2; i++) {
         free(w->result[i]);
         free(l->path[i]);
@@ -386,12 +426,14 @@ static void lfinish_done(uv_work_t *req, int status)
     free(w);
 }
 
-static void live_finish(pool_t *pool, live_t *l)
+static void live_finish(pool_t *pool, live_t *l, uint64_t reserved)
 {
     lfinish_t *w = xcalloc(1, sizeof(*w));
     w->req.data = w;
     w->pool = pool;
     w->l = l;
+    w->reserved = reserved;
+    w->size = live_size(l->f); /* (the thread pool changes l->f) */
     for (int i = 0; i < 2; i++)
         w->result[i] = xasprintf("%s/results/%s/%u/%s", pool->data_dir, l->job->id, l->task, i ? "stderr" : "stdout");
     pool->pending_work++;

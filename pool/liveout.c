@@ -48,7 +48,7 @@ int liveout_apply(const liveout_keep_t *k, liveout_file_t *f, const char *window
         off = f->next;
     }
     /* What comes: a line for the bytes skipped before it, then the bytes. */
-    char skip[96] = "";
+    char skip[LIVEOUT_MAX_SKIP] = "";
     size_t slen = 0;
     if (off > f->next) {
         int n = snprintf(skip, sizeof(skip), "\n[preon: %" PRIu64 " bytes skipped]\n", off - f->next);

@@ -26,6 +26,11 @@
 #define LIVEOUT_TAIL (64u * 1024) /* past them, the last bytes it keeps */
 #endif
 #define LIVEOUT_MAX_MARK 256 /* bytes of the mark line at most */
+#define LIVEOUT_MAX_SKIP 96  /* bytes of a skip line at most */
+/** The most bytes a live file holds: its head, the mark and its tail. */
+#define LIVEOUT_MAX_FILE(k) ((uint64_t)(k)->head + LIVEOUT_MAX_MARK + (k)->tail)
+/** The most bytes one update of len bytes adds to a live file (a skip line, the mark, the bytes). */
+#define LIVEOUT_MAX_GROWTH(len) ((uint64_t)(len) + LIVEOUT_MAX_SKIP + LIVEOUT_MAX_MARK)
 
 /** What a live file keeps: its head and tail sizes (LIVEOUT_HEAD and LIVEOUT_TAIL; tests use small ones). */
 typedef struct liveout_keep {

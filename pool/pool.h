@@ -158,6 +158,8 @@ typedef struct pool_opts {
     const char *mountpoint;   /**< for the status text only */
     size_t max_remote_jobs;   /**< other peers' jobs held at once (0 = POOL_MAX_REMOTE_JOBS) */
     uint64_t max_mirror_bytes; /**< their result manifests mirrored, in all (0 = POOL_MAX_MIRROR_BYTES) */
+    uint64_t max_live_bytes;  /**< --max-live: copies of our tasks' live output sent by volunteers, in all
+                                   (0 = POOL_MAX_LIVE_BYTES; pool/live.c) */
     const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: only ours) */
     uint32_t host_budget;     /**< API requests per second per host (0 = POOL_HOST_BUDGET); blocks: 16x */
     uint32_t key_budget;      /**< signed requests per second per key (0 = POOL_KEY_BUDGET) */

@@ -243,4 +243,42 @@ t_only_the_lease_holder_sends_output() {
     stop_peer A
 }
 
+# The copies of all tasks' output on the submitter are bounded by --max-live (an update that could
+# take them past it gets 503 and changes nothing), and they go when the job is cancelled.
+t_the_copies_are_bounded_and_go_with_the_job() {
+    start_peer A --port 0 --slots 0 --max-live 1000
+    local a url id k ans q
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    publish_job "$a" capped 'echo never runs here' "tasks = 2"
+    wait_status "$a" capped state running
+    id=$(status_field "$a" capped id)
+    k=$(test_key worker)
+    ans=$(scurl "$k" "$url/v1/lease/$id?peer=http://127.0.0.1:9&n=2")
+    assert_contains "$ans" '"tasks":[0,1]' "the lease answer"
+    head -c 400 /dev/zero | tr '\0' a >"$T_CASE/b400"
+    # 400 bytes, counted with the most an update may add (a skip line, the mark): within 1000
+    ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$(output_query 1 0 400 0 0 "$T_CASE/b400")" "$T_CASE/b400")
+    assert_eq 200 "${ans%% *}" "an update within --max-live"
+    assert_eq 400 "$(stat -c %s "$a/results/capped/0/stdout")" "the copy's size"
+    # another task's, or more of the same: past 1000 bytes in all: refused, nothing kept
+    ans=$(spost "$k" "$url/v1/output/$id/1?peer=http://127.0.0.1:9&$(output_query 1 0 400 0 0 "$T_CASE/b400")" "$T_CASE/b400")
+    assert_eq 503 "${ans%% *}" "an update of another task past --max-live"
+    assert_contains "$ans" "max-live" "the answer says why"
+    [ ! -e "$a/results/capped/1/stdout" ] || fail "an update past --max-live was kept"
+    q=$(output_query 1 400 400 0 0 "$T_CASE/b400")
+    ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$q" "$T_CASE/b400")
+    assert_eq 503 "${ans%% *}" "more of the same task past --max-live"
+    assert_eq 400 "$(stat -c %s "$a/results/capped/0/stdout")" "the copy's size after a refused update"
+    [ -n "$(find "$(data_dir A)/work" -name "$id.0.*.live.stdout" -print -quit)" ] || fail "no copy in A's work/"
+    # the job cancelled: the copies go, and no more is taken
+    rm -r "$a/jobs/capped"
+    wait_status "$a" capped state cancelled
+    wait_until 10 '[ -z "$(find "$(data_dir A)/work" -name "*.live.*" -print -quit)" ]' "A's copies removed"
+    [ ! -e "$a/results/capped/0/stdout" ] || fail "a cancelled job's task still shows live output"
+    ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$q" "$T_CASE/b400")
+    assert_eq 410 "${ans%% *}" "an update of a cancelled job"
+    stop_peer A
+}
+
 run_tests "$@"
