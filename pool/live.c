@@ -42,6 +42,10 @@
 
 static const liveout_keep_t live_keep = {.head = LIVEOUT_HEAD, .tail = LIVEOUT_TAIL};
 
+/* An update's body (both streams) must fit what the volunteer's POST sends and the server takes. */
+_Static_assert(2ull * WIRE_MAX_OUTPUT_CHUNK <= FETCH_MAX_POST_BODY, "an update's body over FETCH_MAX_POST_BODY");
+_Static_assert(2ull * WIRE_MAX_OUTPUT_CHUNK <= HTTPD_DEFAULT_MAX_BODY, "an update's body over the server's cap");
+
 /* ---- the peer that runs a task ---- */
 
 static running_t *running_of(pool_t *pool, const job_t *j, uint32_t task)
@@ -291,6 +295,10 @@ void pool__live_handle(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, co
         live_drop(pool, l, false);
         l = NULL;
     }
+    /* A volunteer numbers its runs in order: an update of an earlier run than the copy's is one that
+     * was late (sent before that run ended); it must not replace the run that is shown. */
+    if (l && o.run < l->run)
+        return reply_json(r, 409, "{\"error\":\"an earlier run's output: a later run is shown\"}");
     if (l && l->run != o.run) { /* the worker runs the task again: its last run's copy goes */
         live_drop(pool, l, false);
         l = NULL;

@@ -240,6 +240,11 @@ t_only_the_lease_holder_sends_output() {
     assert_eq 200 "${ans%% *}" "the next run's update"
     assert_file_eq "$a/results/held/0/stdout" "run two"
     [ ! -s "$a/results/held/0/stderr" ] || fail "the last run's stderr shows in the new run's"
+    # an update of the earlier run, late: refused, the later run stays shown
+    printf 'late\n' >"$T_CASE/b5"
+    ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$(output_query 1 27 5 0 0 "$T_CASE/b5")" "$T_CASE/b5")
+    assert_eq 409 "${ans%% *}" "a late update of an earlier run"
+    assert_file_eq "$a/results/held/0/stdout" "run two"
     stop_peer A
 }
 
