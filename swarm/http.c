@@ -46,6 +46,7 @@ typedef struct get {
     char *body; /* len bytes and a NUL, cap bytes allocated; grows up to max_len + 1 */
     size_t len, cap;
     bool overflow;
+    bool post; /* fetch_post_hdr's (for the log) */
     int status;
     unsigned code;
     struct curl_slist *headers; /* fetch_get_hdr's, owned; curl reads them until the transfer ends */
@@ -186,7 +187,7 @@ static void get_done(swarm__xfer_t *x, CURLcode res, long code)
     else
         status = 0;
     if (status == -EIO)
-        log_debug("fetch: GET failed: %s", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
+        log_debug("fetch: %s failed: %s", g->post ? "POST" : "GET", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
     get_finish(g, status, (unsigned)code);
 }
 
@@ -236,6 +237,7 @@ int swarm__http_get(swarm__http_t *h, const char *url, const char *const *header
     g->cb = cb;
     g->arg = arg;
     g->max_len = max_len;
+    g->post = body != NULL;
     g->next = h->gets;
     if (h->gets)
         h->gets->prev = g;
