@@ -206,6 +206,42 @@ static void bad_updates_are_refused(void **state)
     assert_int_equal(w.len, 99);
 }
 
+/* What the submitter counts against --max-live (pool/live.c) holds whatever comes: an update of
+ * len bytes adds at most LIVEOUT_MAX_GROWTH(len) to a file, which never holds more than
+ * LIVEOUT_MAX_FILE (updates in order, sent again, with gaps of any size, of every length). */
+static void growth_is_within_what_is_counted(void **state)
+{
+    (void)state;
+    static const liveout_keep_t keeps[] = {{.head = 256, .tail = 32}, {.head = 64, .tail = 1000},
+                                           {.head = LIVEOUT_HEAD, .tail = LIVEOUT_TAIL}};
+    static char data[WIRE_MAX_OUTPUT_CHUNK];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)('a' + i % 26);
+    unsigned seed = 7;
+    for (size_t ki = 0; ki < sizeof(keeps) / sizeof(keeps[0]); ki++) {
+        const liveout_keep_t *k = &keeps[ki];
+        mem_t m = {0};
+        uint64_t off = 0;
+        for (int step = 0; step < 400; step++) {
+            seed = seed * 1103515245 + 12345;
+            size_t len = (seed >> 8) % (step % 7 == 0 ? WIRE_MAX_OUTPUT_CHUNK + 1 : 200);
+            uint64_t gap = (seed >> 4) % 4 == 0 ? (seed >> 12) % 100000 : 0;
+            if ((seed >> 20) % 5 == 0 && off >= 10) /* sent again, from a little before */
+                off -= 10;
+            else
+                off += gap;
+            size_t before = m.len;
+            assert_int_equal(mem_apply(k, &m, off, data, len), 0);
+            assert_true(m.len <= before + LIVEOUT_MAX_GROWTH(len));
+            assert_true(m.len <= LIVEOUT_MAX_FILE(k));
+            off += len;
+        }
+        if (k->head < 1000)
+            assert_true(m.f.windowed); /* the window's paths were taken too */
+        free(m.p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +251,7 @@ int main(void)
         cmocka_unit_test(past_the_head_the_last_bytes_are_kept),
         cmocka_unit_test(picked_updates_end_with_the_last_bytes),
         cmocka_unit_test(bad_updates_are_refused),
+        cmocka_unit_test(growth_is_within_what_is_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
