@@ -65,7 +65,7 @@ unfollow() {
 t_local_task_output_is_live_and_the_result_replaces_it() {
     local uid=64950
     start_peer A --slots 1 --uid-base "$uid"
-    local m st ino_live ino_final tailpid
+    local m st ino_live ino_final tailpid dfd
     m=$(mnt A)
     publish_job "$m" live "$GATE_RUN"
     gate_fifo "$uid" >/dev/null # the task has printed its lines and waits
@@ -77,6 +77,7 @@ t_local_task_output_is_live_and_the_result_replaces_it() {
     expect_erofs rm -f "$m/results/live/0/stdout"
     assert_contains "$(ls "$m/results/live")" 0 "results/live while its task runs"
     ino_live=$(stat -c %i "$m/results/live/0")
+    exec {dfd}<"$m/results/live/0" # a directory held open (as a shell's cwd would be)
     tailpid=$(follow "$m/results/live/0/stdout" "$T_CASE/tail.out")
     wait_content "$T_CASE/tail.out" "first from $uid" 10 # tail -f shows what came
     release_gate "$uid" "the second line"
@@ -93,6 +94,11 @@ t_local_task_output_is_live_and_the_result_replaces_it() {
     kill -0 "$tailpid" 2>/dev/null || fail "tail -f gave up on the live file once the result came: $(cat "$T_CASE/tail.out.err")"
     assert_eq "" "$(cat "$T_CASE/tail.out.err")" "tail -f's errors"
     assert_file_eq "$T_CASE/tail.out" "first from $uid"$'\n'"the second line"
+    # Names looked up in the live directory held open, once the result replaced it: the result's
+    # files (the live nodes made there go with the directory when the kernel forgets it).
+    assert_file_eq "/proc/$BASHPID/fd/$dfd/stdout" "first from $uid"$'\n'"the second line"
+    assert_file_eq "/proc/$BASHPID/fd/$dfd/stderr" "an error line"
+    exec {dfd}<&-
     unfollow "$tailpid" A
     stop_peer A
 }
