@@ -13,12 +13,12 @@
  * that run.
  *
  * The submitter takes an update only from the key that holds the task's lease (volunteer.c checks
- * it: 409 otherwise), writes it into its live copy, DATA/work/<job>.<task>.<n>.live.stdout and
+ * it: 409 otherwise), writes it into its live copy, DATA/live/<job>.<task>.<n>.stdout and
  * .stderr (liveout_apply: the first LIVEOUT_HEAD bytes, then the last LIVEOUT_TAIL; at most
  * POOL_MAX_LIVE tasks at once, and --max-live bytes of copies in all: pool->live_bytes counts what
  * they hold on disk and, while an update or a completion is written, the most it can add), and
  * shows that copy while the worker holds the lease. The copies are never fsync'ed: they are a view,
- * and work/ is emptied at every start. Of a task
+ * and live/ is emptied at every start. Of a task
  * with replicas, the output of the first holder to send is kept: the others get 409 while it holds
  * its lease. Another run (another worker, or the same one starting the task again) starts a new
  * copy; the old one is removed. Once the lease is gone or the task decided, the copy goes (each
@@ -111,7 +111,7 @@ static void live_free(pool_t *pool, live_t *l)
                  l->job->name, l->task);
     }
     pool->live_bytes -= live_size(l->f);
-    if (!pool->stopping) /* stopping: work/ is emptied at the next start */
+    if (!pool->stopping) /* stopping: live/ is emptied at the next start */
         pool__rm_later(pool, l->path[0], l->path[1]);
     else {
         free(l->path[0]);
@@ -314,7 +314,7 @@ void pool__live_handle(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, co
         l->run = o.run;
         l->seq = ++pool->stage_seq;
         for (int i = 0; i < 2; i++)
-            l->path[i] = xasprintf("%s/work/%s.%u.%" PRIu64 ".live.%s", pool->data_dir, j->id, task, l->seq,
+            l->path[i] = xasprintf("%s/live/%s.%u.%" PRIu64 ".%s", pool->data_dir, j->id, task, l->seq,
                                    i ? "stderr" : "stdout");
         l->next = pool->lives;
         pool->lives = l;

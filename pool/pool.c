@@ -212,6 +212,13 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
     mkdir(work, 0755);
     free(work);
+    /* the copies of volunteers' live output (live.c): a view of running tasks, none survives a restart;
+     * apart from work/, whose space is the tasks' own, and read by this peer only */
+    char *live = xasprintf("%s/live", pool->data_dir);
+    files_rm_rf(live);
+    if (mkdir(live, 0700) != 0)
+        log_warn("%s: %s (no live output of tasks on volunteers is kept)", live, strerror(errno));
+    free(live);
     /* Sandbox users must reach the task dirs under data/work (but not list data/). */
     chmod(pool->data_dir, 0711);
     if (rc)

@@ -132,7 +132,7 @@ t_remote_task_output_is_live_on_the_submitter() {
     kill -0 "$tailpid" 2>/dev/null || fail "tail -f gave up: $(cat "$T_CASE/tail.out.err")"
     assert_file_eq "$T_CASE/tail.out" "first from $uid"$'\n'"the last line"
     # the copies are gone from A's data directory once the task is decided (a state: bounded)
-    wait_until 10 '[ -z "$(find "$(data_dir A)/work" -name "*.live.*" -print -quit)" ]' "A's live copies removed"
+    wait_until 10 '[ -z "$(find "$(data_dir A)/live" -type f -print -quit)" ]' "A's live copies removed"
     # On B, the reader reads on to the end, even once B's copy of the result is gone (A has it)
     # and results/far/0 there is A's result, mirrored.
     id=$(status_field "$a" far id)
@@ -251,6 +251,11 @@ t_only_the_lease_holder_sends_output() {
     ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$(output_query 1 27 5 0 0 "$T_CASE/b5")" "$T_CASE/b5")
     assert_eq 409 "${ans%% *}" "a late update of an earlier run"
     assert_file_eq "$a/results/held/0/stdout" "run two"
+    # a peer stopped leaves its copies (it stops at once); the next start removes them
+    stop_peer A
+    [ -n "$(find "$(data_dir A)/live" -type f -print -quit)" ] || fail "no copy left in live/ to test the restart with"
+    start_peer A --port 0 --slots 0
+    [ -z "$(find "$(data_dir A)/live" -type f -print -quit)" ] || fail "copies of the last run of the peer left in live/"
     stop_peer A
 }
 
@@ -281,11 +286,11 @@ t_the_copies_are_bounded_and_go_with_the_job() {
     ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$q" "$T_CASE/b400")
     assert_eq 503 "${ans%% *}" "more of the same task past --max-live"
     assert_eq 400 "$(stat -c %s "$a/results/capped/0/stdout")" "the copy's size after a refused update"
-    [ -n "$(find "$(data_dir A)/work" -name "$id.0.*.live.stdout" -print -quit)" ] || fail "no copy in A's work/"
+    [ -n "$(find "$(data_dir A)/live" -name "$id.0.*.stdout" -print -quit)" ] || fail "no copy in A's live/"
     # the job cancelled: the copies go, and no more is taken
     rm -r "$a/jobs/capped"
     wait_status "$a" capped state cancelled
-    wait_until 10 '[ -z "$(find "$(data_dir A)/work" -name "*.live.*" -print -quit)" ]' "A's copies removed"
+    wait_until 10 '[ -z "$(find "$(data_dir A)/live" -type f -print -quit)" ]' "A's copies removed"
     [ ! -e "$a/results/capped/0/stdout" ] || fail "a cancelled job's task still shows live output"
     ans=$(spost "$k" "$url/v1/output/$id/0?peer=http://127.0.0.1:9&$q" "$T_CASE/b400")
     assert_eq 410 "${ans%% *}" "an update of a cancelled job"
