@@ -54,6 +54,7 @@ typedef pool_res_t taskres_t;
 #define POOL_MAX_EVENTS 100            /* recent events the status page lists (events.c) */
 #define POOL_EVENT_LEN 256             /* bytes of one, its NUL included (a longer line is cut) */
 #define POOL_LIVE_EVERY_MS 2000        /* a volunteer sends a running task's new output this often (live.c) */
+#define POOL_LIVE_MAX_SENDING 2        /* ... and at most this many updates at once (all its tasks together) */
 #ifndef POOL_MAX_LIVE
 #define POOL_MAX_LIVE 4096             /* submitter: tasks on volunteers whose live output is kept at once */
 #endif
@@ -231,6 +232,7 @@ struct pool {
     struct live *lives;       /**< submitter: live output of tasks on volunteers (live.c) */
     unsigned n_lives;         /**< ... at most POOL_MAX_LIVE */
     uint64_t live_bytes;      /**< ... their copies' bytes on disk and those being written (at most --max-live) */
+    unsigned live_sending;    /**< volunteer: live output updates being read or sent (POOL_LIVE_MAX_SENDING) */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
     uint64_t started_ms;      /**< wall clock at pool_new: signed requests made before it are refused */

@@ -470,6 +470,7 @@ typedef struct lsend {
 
 static void lsend_free(lsend_t *s)
 {
+    s->pool->live_sending--;
     pool_job_unref(s->job);
     free(s->path[0]);
     free(s->path[1]);
@@ -557,16 +558,22 @@ static void lsend_done(uv_work_t *req, int status)
     }
 }
 
-/* Volunteer: each remote task running here sends what its output gained, every POOL_LIVE_EVERY_MS. */
+/*
+ * Volunteer: each remote task running here sends what its output gained, every POOL_LIVE_EVERY_MS,
+ * at most POOL_LIVE_MAX_SENDING updates at once: they share the connections to the submitter (and
+ * the uplink) with the renews and reports that keep the leases, which must never wait behind a
+ * crowd of them. A task left out is due at the next tick (the others just sent are not).
+ */
 static void live_send(pool_t *pool)
 {
     uint64_t now = pool_now_ms();
-    for (running_t *r = pool->running; r; r = r->next) {
+    for (running_t *r = pool->running; r && pool->live_sending < POOL_LIVE_MAX_SENDING; r = r->next) {
         if (!r->remote || !r->et || r->live_busy || r->live_stopped || !r->job->n_peers || r->job->gone ||
             now - r->live_last_ms < POOL_LIVE_EVERY_MS)
             continue;
         r->live_last_ms = now;
         r->live_busy = true;
+        pool->live_sending++;
         lsend_t *s = xcalloc(1, sizeof(*s));
         s->req.data = s;
         s->pool = pool;
