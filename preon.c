@@ -90,6 +90,8 @@ static const char usage_mount[] =
     "  --read-deadline-ms N a read of another peer's file that waits this long fails with EIO (default 120000)\n"
     "  --max-remote-jobs N  other peers' jobs held at once; newer ones are not fetched (default 1000)\n"
     "  --max-mirror SIZE    result manifests of other peers' jobs mirrored here, in all (default 256M)\n"
+    "  --max-live SIZE      live output of this peer's tasks that volunteers send, kept here in all\n"
+    "                       (default 256M)\n"
     "  --trust FILE         run other peers' jobs only if their submitter's key is in FILE or DATA/trusted/\n"
     "                       or endorsed by one there (one key per line; re-read every 2 s; default: only\n"
     "                       this peer's own key). Endorsements of this peer's key: DATA/endorsements/\n"
@@ -190,6 +192,7 @@ static const struct option mount_opts[] = {
     {"pool", required_argument, NULL, 'o'}, {"lease-ms", required_argument, NULL, 'E'},
     {"discover-ms", required_argument, NULL, 'D'}, {"read-deadline-ms", required_argument, NULL, 'R'},
     {"max-remote-jobs", required_argument, NULL, 'J'}, {"max-mirror", required_argument, NULL, 'M'},
+    {"max-live", required_argument, NULL, 'V'},
     {"trust", required_argument, NULL, 'K'}, {"host-budget", required_argument, NULL, 'H'},
     {"key-budget", required_argument, NULL, 'k'}, {"memory", required_argument, NULL, 'm'},
     {"disk", required_argument, NULL, 'S'}, {"cpu", required_argument, NULL, 'C'},
@@ -247,7 +250,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
     unsigned long slots = (unsigned long)uv_available_parallelism(), quiet = 1000, uid_base = 64000, v,
                   lease = 30000, discover = 1000, read_deadline = 120000, max_remote = 0, host_budget = 0,
                   key_budget = 0;
-    uint64_t max_mirror = 0, mem_total = 0, disk_total = 0, cache = 0;
+    uint64_t max_mirror = 0, max_live = 0, mem_total = 0, disk_total = 0, cache = 0;
     unsigned long cpu_pct = 0, idle_cpu = 25;
     uint64_t idle_after = 5 * 60000, idle_grace = 10 * 60000;
     bool when_idle = false;
@@ -279,6 +282,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         case 'H': bad = parse_uint(optarg, 1000000, &host_budget) || host_budget == 0; break;
         case 'k': bad = parse_uint(optarg, 1000000, &key_budget) || key_budget == 0; break;
         case 'M': bad = jobdesc_parse_size(optarg, &max_mirror) != 0 || max_mirror == 0; break;
+        case 'V': bad = jobdesc_parse_size(optarg, &max_live) != 0 || max_live == 0; break;
         case 'm': bad = jobdesc_parse_size(optarg, &mem_total) != 0 || mem_total < (16ull << 20); break;
         case 'S': bad = jobdesc_parse_size(optarg, &disk_total) != 0 || disk_total == 0; break;
         case 'C': bad = parse_uint(optarg, 100, &cpu_pct) || cpu_pct == 0; break;
@@ -441,7 +445,8 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
                     .pool = {.data_dir = dd, .self_exe = exe, .slots = (unsigned)slots, .uid_base = (uid_t)uid_base,
                              .allow_network = allow_net, .httpd = ctx.httpd, .http_url = url, .peers = peers,
                              .n_peers = npeers, .pool = pool, .lease_ms = lease, .discover_ms = discover,
-                             .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .trust_file = trust,
+                             .max_remote_jobs = max_remote, .max_mirror_bytes = max_mirror, .max_live_bytes = max_live,
+                             .trust_file = trust,
                              .host_budget = (uint32_t)host_budget, .key_budget = (uint32_t)key_budget,
                              .memory_total = mem_total, .disk_total = disk_total, .cache_bytes = cache,
                              .no_disk_quota = no_disk_quota,

@@ -371,6 +371,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_NO; /* resumed without a response: its reply failed; close the connection */
     if (!cc->seen) {
         cc->seen = true;
+        /* A body announced over max_body is refused now, before a byte of it is read (answering on
+         * the first call makes MHD close the connection after the answer, which is what a client
+         * that sent a length it may not send gets); one that grows past it without a length
+         * (chunked) is counted below. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+        if (cl && (errno || end == cl || n > h->max_body)) {
+            httpd_req_t r = {.h = h, .c = c, .cc = cc, .method = method, .path = url, .query = ""};
+            char msg[64];
+            snprintf(msg, sizeof(msg), "request body over %zu bytes\n", h->max_body);
+            reply_text(&r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+            return MHD_YES;
+        }
         return MHD_YES; /* the two-phase idiom: answer on the next call (see the top of the file) */
     }
     if (*upload_data_size) {

@@ -14,7 +14,8 @@
  *
  * Bounds (all overridable in httpd_opts_t): connections at once, idle time-out per connection,
  * memory per connection (which bounds the request line and headers: a longer request gets 431 or
- * 414 from libmicrohttpd), request body size (a larger body gets 413 and the connection is closed).
+ * 414 from libmicrohttpd), request body size (a larger body gets 413 and the connection is closed; one whose
+ * Content-Length says so gets it before a byte of it is read).
  *
  * Errors are 0 or -errno.
  */

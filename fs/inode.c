@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xalloc.h"
 #include "fs/internal.h"
@@ -95,7 +96,8 @@ node_t *fs__node_new(fs_t *fs, node_t *parent, const char *name, node_kind_t kin
 node_t *fs__node_live(fs_t *fs, fuse_ino_t ino)
 {
     node_t *n = fs__node_get(fs, ino);
-    return n && n->detached && n->job ? NULL : n; /* its job may be gone: nothing to reach through it */
+    /* its job may be gone: nothing to reach through it (a live output node holds its job) */
+    return n && n->detached && n->job && n->kind != N_LIVE_DIR && n->kind != N_LIVE_FILE ? NULL : n;
 }
 
 node_t *fs__node_get(fs_t *fs, fuse_ino_t ino)
@@ -134,8 +136,25 @@ static void unlink_from_parent(node_t *n)
     n->parent = NULL;
 }
 
+/* A live output node's part (fs/live.c): the copy of its readers' fd, if any. */
+static void live_free(fs_live_t *l)
+{
+    if (l && l->fd >= 0)
+        close(l->fd);
+    free(l);
+}
+
 static void node_free(fs_t *fs, node_t *n)
 {
+    /* Children made under n once it was detached (a lookup or a listing in a live output directory
+     * the kernel still held: fs/live.c) go with it, as fs__node_detach's do: none is left pointing
+     * at a freed parent, nor kept (with its job's hold) until the unmount. */
+    while (n->nkids > 0)
+        fs__node_detach(fs, n->kids[n->nkids - 1]);
+    if (n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE) {
+        pool_job_unref(n->job); /* held since fs__live_dir / fs__live_file made it */
+        live_free(n->live);
+    }
     fs->nodes[n->ino] = NULL;
     free(n->index);
     free(n->kids);
@@ -171,8 +190,10 @@ void fs__node_forget(fs_t *fs, node_t *n, uint64_t nlookup)
 
 void fs__nodes_free(fs_t *fs)
 {
+    /* The pool is gone already, its jobs with it: the live nodes' holds are not given back. */
     for (size_t i = 0; i < fs->nnodes; i++) {
         if (fs->nodes[i]) {
+            live_free(fs->nodes[i]->live);
             free(fs->nodes[i]->index);
             free(fs->nodes[i]->kids);
             free(fs->nodes[i]->name);

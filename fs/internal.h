@@ -38,6 +38,8 @@ typedef enum node_kind {
     N_WAIT,      /**< wait/<name> */
     N_RRES_DIR,  /**< inside results/<name> of a remote job: a directory of a mirrored result */
     N_RRES_FILE, /**< a file of a mirrored result: res->man.files[file], read lazily (remote.c) */
+    N_LIVE_DIR,  /**< results/<name>/<task> of a task running now (live.c): its stdout and stderr so far */
+    N_LIVE_FILE, /**< its stdout (file 0) or stderr (file 1), read-only pass-through to the live file */
 } node_kind_t;
 
 struct node {
@@ -54,8 +56,17 @@ struct node {
     job_t *job;     /**< the job this node belongs to (not for the fixed top nodes) */
     int32_t file;   /**< N_PUB_FILE: index into job->man.files; N_RRES_FILE: into res->man.files */
     taskres_t *res; /**< N_RRES_*: the result it belongs to (owned by the job) */
+    struct fs_live *live; /**< N_LIVE_*: which run of which task (live.c); these nodes hold their job */
     bool detached;
 };
+
+/** What a N_LIVE_DIR or N_LIVE_FILE node shows (live.c). */
+typedef struct fs_live {
+    uint32_t task;
+    uint64_t run;   /**< the run it shows (pool_live_t.run) */
+    int fd;         /**< N_LIVE_FILE open: a copy of its readers' fd (its attributes once its files are gone), or -1 */
+    unsigned opens; /**< N_LIVE_FILE: handles open on it */
+} fs_live_t;
 
 typedef struct waiter {
     fuse_req_t req;
@@ -203,6 +214,31 @@ void fs__remote_reads_abort(fs_t *fs);
 /* mirror.c */
 /** A mirrored result of a remote job: its nodes under results/<name>/<task>/. */
 void fs__mirror_add(fs_t *fs, job_t *j, taskres_t *tr);
+
+/* live.c: a running task's output as nodes (docs/usage.md, "Live output") */
+/**
+ * The node of name (a task's number) under p, j's node in results/, if that task has live output
+ * here: found if it shows this run already, else made (a node of that name left by another run
+ * is detached first: two runs never mix). NULL if it has none (a live node left is detached).
+ */
+node_t *fs__live_dir(fs_t *fs, node_t *p, job_t *j, const char *name);
+/** The stdout or stderr node (name) under a N_LIVE_DIR d, found or made; NULL for another name. */
+node_t *fs__live_file(fs_t *fs, node_t *d, const char *name);
+/**
+ * The file behind a N_LIVE_FILE: while its run has live output here, the live file; else (or if
+ * that is gone) the result's file (the live file itself, moved there, for a task run here).
+ * fs__live_stat: while a reader holds it open, the attributes of the file the readers read (what
+ * a read returns, even once that file is gone: a volunteer's copy of the result, a copy of a
+ * volunteer's output); otherwise of the file above. 0 or -errno (ENOENT: neither exists, as before
+ * the task's files are made). fs__live_open: an fd open for reading, or -errno.
+ */
+int fs__live_stat(fs_t *fs, const node_t *n, struct stat *st);
+int fs__live_open(fs_t *fs, node_t *n);
+/** A handle open on a N_LIVE_FILE (fs__live_open) is released. */
+void fs__live_closed(node_t *n);
+/** Calls add(arg, name) for each of j's tasks with live output here that its results node r
+ *  does not list otherwise (no result directory on disk for it, no mirrored result node). */
+void fs__live_list(fs_t *fs, job_t *j, const node_t *r, void (*add)(void *arg, const char *name), void *arg);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs__ops;

@@ -156,7 +156,13 @@ static fs_t *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 static bool is_dir_kind(node_kind_t k)
 {
     return k == N_ROOT || k == N_JOBS || k == N_RESULTS || k == N_STATUSDIR || k == N_WAITDIR ||
-           k == N_PUB_DIR || k == N_RRES_DIR;
+           k == N_PUB_DIR || k == N_RRES_DIR || k == N_LIVE_DIR;
+}
+
+/* results/<name> of a job: its results (and its running tasks' live output) are named in it. */
+static bool is_results_root(const node_t *n)
+{
+    return n->parent && n->parent->kind == N_RESULTS && n->job && V(n->job) && V(n->job)->results == n;
 }
 
 static bool valid_name(const char *name)
@@ -209,9 +215,17 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
     st->st_mtim = st->st_ctim = st->st_atim = fs->started;
-    if (n->detached && n->job)
+    if (n->detached && n->job && n->kind != N_LIVE_DIR && n->kind != N_LIVE_FILE)
         return -ENOENT; /* its job may be gone: only its number is left, until the kernel forgets it */
-    if (n->kind == N_STAGE || n->kind == N_RES) {
+    if (n->kind == N_LIVE_FILE) { /* held: its job is there, detached or not */
+        int rc = fs__live_stat(fs, n, st);
+        if (rc)
+            return rc;
+        st->st_uid = fs->uid;
+        st->st_gid = fs->gid;
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+    } else if (n->kind == N_STAGE || n->kind == N_RES) {
         char *path = fs__node_backing(fs, n);
         int rc = lstat(path, st) == 0 ? 0 : -errno;
         free(path);
@@ -222,7 +236,7 @@ static int node_stat(fs_t *fs, node_t *n, struct stat *st)
         if (n->kind == N_RES)
             st->st_mode &= ~(mode_t)0222;
     } else if (is_dir_kind(n->kind)) {
-        st->st_mode = S_IFDIR | (n->kind == N_PUB_DIR || n->kind == N_RRES_DIR ? 0555 : 0755);
+        st->st_mode = S_IFDIR | (n->kind == N_PUB_DIR || n->kind == N_RRES_DIR || n->kind == N_LIVE_DIR ? 0555 : 0755);
         st->st_nlink = 2;
         if (n->kind == N_PUB_DIR && n->job) {
             st->st_mtim.tv_sec = (time_t)(n->job->man.created_ms / 1000);
@@ -306,13 +320,23 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         int rc = lstat(path, &st) == 0 ? 0 : -errno;
         free(dir);
         free(path);
-        if (rc) {
-            if (n)
-                fs__node_detach(fs, n);
-            return (void)fuse_reply_err(req, -rc);
+        /* A live output node (fs__live_dir) gives way to the result: the directory changes whole;
+         * a node of a file that went gives way to the live output of a task run again. */
+        if (n && (rc ? rc != -ENOENT || n->kind != N_LIVE_DIR : n->kind == N_LIVE_DIR)) {
+            fs__node_detach(fs, n);
+            n = NULL;
         }
-        if (!n)
+        if (rc) {
+            n = rc == -ENOENT && is_results_root(p) ? fs__live_dir(fs, p, p->job, name) : NULL;
+            if (!n) /* (fs__live_dir detached a live node left) */
+                return (void)fuse_reply_err(req, -rc);
+        } else if (!n) {
             n = fs__node_new(fs, p, name, p->kind, p->job);
+        }
+    } else if (p->kind == N_RRES_DIR && is_results_root(p) && (!n || n->kind == N_LIVE_DIR)) {
+        n = fs__live_dir(fs, p, p->job, name); /* no mirrored result: a task running here? */
+    } else if (p->kind == N_LIVE_DIR) {
+        n = fs__live_file(fs, p, name);
     } else if (!is_dir_kind(p->kind)) {
         return (void)fuse_reply_err(req, ENOTDIR);
     }
@@ -359,7 +383,7 @@ static int stage_writable(const node_t *n)
     if (n->kind == N_STAGE)
         return n->job->state == POOL_JOB_PUBLISHING ? -EBUSY : 0;
     if (n->kind == N_PUB_DIR || n->kind == N_PUB_FILE || n->kind == N_RES || n->kind == N_RRES_DIR ||
-        n->kind == N_RRES_FILE)
+        n->kind == N_RRES_FILE || n->kind == N_LIVE_DIR || n->kind == N_LIVE_FILE)
         return -EROFS;
     return -EPERM;
 }
@@ -415,6 +439,8 @@ static void dir_add(dir_fh_t *d, const char *name, mode_t type)
     d->n++;
 }
 
+static void dir_add_live(void *arg, const char *name) { dir_add(arg, name, S_IFDIR); }
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     fs_t *fs = fs_of(req);
@@ -444,9 +470,22 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
             dir_add(d, de->d_name, de->d_type == DT_DIR ? S_IFDIR : S_IFREG);
         }
         closedir(dp);
+        if (is_results_root(n))
+            fs__live_list(fs, n->job, n, dir_add_live, d);
+    } else if (n->kind == N_LIVE_DIR) {
+        for (int s = 0; s < 2; s++) { /* the files there are (made by the task's start, or its first update) */
+            node_t *k = fs__live_file(fs, n, s ? "stderr" : "stdout");
+            struct stat st;
+            if (k && fs__live_stat(fs, k, &st) == 0)
+                dir_add(d, k->name, S_IFREG);
+        }
     } else if (is_dir_kind(n->kind)) {
+        if (is_results_root(n))
+            fs__live_list(fs, n->job, n, dir_add_live, d);
         for (size_t i = 0; i < n->nkids; i++) {
             node_t *k = n->kids[i];
+            if (k->kind == N_LIVE_DIR && is_results_root(n))
+                continue; /* listed above if it still runs */
             bool dir = is_dir_kind(k->kind) || (k->kind == N_STAGE && k->parent->kind == N_JOBS) ||
                        (k->kind == N_RES && k->parent->kind == N_RESULTS);
             dir_add(d, k->name, dir ? S_IFDIR : S_IFREG);
@@ -564,6 +603,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->keep_cache = 1; /* immutable */
         break;
     }
+    case N_LIVE_FILE: { /* a running task's output: it grows (direct_io: no cache, the size asked each time) */
+        if (wants_write(fi->flags))
+            return (void)fuse_reply_err(req, EROFS);
+        int fd = fs__live_open(fs, n);
+        if (fd < 0)
+            return (void)fuse_reply_err(req, -fd);
+        open_backed(req, fs, n, fi, fd);
+        fi->direct_io = 1;
+        break;
+    }
     case N_STAGE:
     case N_RES: {
         if (wants_write(fi->flags)) {
@@ -624,6 +673,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         /* fall through */
     case N_STAGE:
     case N_RES:
+    case N_LIVE_FILE:
         return io_queue(fs, req, (file_fh_t *)(uintptr_t)fi->fh, IO_READ, NULL, size, off, 0);
     default:
         fuse_reply_err(req, EINVAL);
@@ -659,8 +709,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         free(w->text);
         free(w);
         pool_job_unref(n->job);
-    } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE) {
+    } else if (kind == N_STAGE || kind == N_RES || kind == N_PUB_FILE || kind == N_RRES_FILE || kind == N_LIVE_FILE) {
         file_fh_t *fh = (file_fh_t *)(uintptr_t)fi->fh;
+        if (kind == N_LIVE_FILE)
+            fs__live_closed(n);
         if (fh->counted)
             fs__job_file_closed(fh->job);
         fh_unref(fh); /* closed now, or when the last read or write of it in the thread pool lands */

@@ -5,11 +5,11 @@
  * Files: jobs.c (the registry: a job's life, tasks on our own slots, restore, status texts),
  * results.c (results shared with the pool), api.c (/v1/jobs, manifests, blocks), discover.c (pool
  * peers, /v1/jobs polling, manifests of other peers' jobs), ckpt.c (checkpoints of tasks given
- * back), volunteer.c (the submitter's and the
+ * back), live.c (running tasks' live output), volunteer.c (the submitter's and the
  * volunteer's sides of the protocol), pool.c (the handle's life, the routes, the wiring), and the
  * leaves: work.c (the thread-pool halves of publishing and collection), db.c (the records),
  * blocks.c (the block index), reply.c, events.c (recent events); the pure parts are coord.c,
- * decline.c, wire.c, bundle.c and status.c (the status JSON and the metrics text, pool/status.h); web.c
+ * decline.c, wire.c, bundle.c, liveout.c and status.c (the status JSON and the metrics text, pool/status.h); web.c
  * (the status page, /v1/status and /metrics) gathers what status.c shows.
  */
 #ifndef PREON_POOL_INTERNAL_H
@@ -53,6 +53,14 @@ typedef pool_res_t taskres_t;
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 #define POOL_MAX_EVENTS 100            /* recent events the status page lists (events.c) */
 #define POOL_EVENT_LEN 256             /* bytes of one, its NUL included (a longer line is cut) */
+#define POOL_LIVE_EVERY_MS 2000        /* a volunteer sends a running task's new output this often (live.c) */
+#define POOL_LIVE_MAX_SENDING 2        /* ... and at most this many updates at once (all its tasks together) */
+#ifndef POOL_MAX_LIVE
+#define POOL_MAX_LIVE 4096             /* submitter: tasks on volunteers whose live output is kept at once */
+#endif
+#ifndef POOL_MAX_LIVE_BYTES
+#define POOL_MAX_LIVE_BYTES (256ull * 1024 * 1024) /* ... and their copies' bytes on disk, in all (--max-live) */
+#endif
 
 #define POOL_MAX_POOL_PEERS 1024
 #define POOL_MAX_PEER_KEYS 4096    /* other peers' public keys remembered (by base URL), least recently used go */
@@ -103,15 +111,21 @@ typedef struct running {
     exec_task_t *et;
     /* run_dir holds the rest (its disk bounded in all: exec/quota.c); scratch: the overlay's work dir */
     char *run_dir, *work_dir, *scratch_dir, *out_path, *err_path;
+    uint64_t run;           /**< this run's number here (pool->stage_seq): its files' names, its live output */
+    /* remote: its live output, sent to the submitter (live.c) */
+    uint64_t live_sent[2];  /**< bytes of stdout, stderr the submitter has taken */
+    uint64_t live_last_ms;  /**< when an update was last made */
+    bool live_busy;         /**< one is being read or sent */
+    bool live_stopped;      /**< the submitter refused one: none more for this run */
     struct running *next;
 } running_t;
 
 /*
  * The files of pool/, bottom to top. A file calls only the ones before it in this list; what goes
  * up (a task recorded, a peer dropped...) goes through pool->up, which pool.c fills. Leaves:
- * coord.c, decline.c, wire.c, bundle.c (pure), db.c (records), work.c (thread-pool halves), blocks.c (what
- * each job holds, for swarm/serve.c), reply.c, events.c, auth.c (pure), status.c (pure), trustlist.c. Then
- * jobs.c < trust.c < results.c < api.c < discover.c < ckpt.c < volunteer.c < web.c < pool.c.
+ * coord.c, decline.c, wire.c, bundle.c, liveout.c (pure), db.c (records), work.c (thread-pool halves), blocks.c
+ * (what each job holds, for swarm/serve.c), reply.c, events.c, auth.c (pure), status.c (pure), trustlist.c. Then
+ * jobs.c < trust.c < results.c < api.c < discover.c < ckpt.c < live.c < volunteer.c < web.c < pool.c.
  * tests/integration/test_layers.sh checks it on the objects.
  */
 
@@ -216,6 +230,10 @@ struct pool {
     uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */
     uint64_t votes_without_bytes; /**< submitter: reports that agreed with a result already here */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */
+    struct live *lives;       /**< submitter: live output of tasks on volunteers (live.c) */
+    unsigned n_lives;         /**< ... at most POOL_MAX_LIVE */
+    uint64_t live_bytes;      /**< ... their copies' bytes on disk and those being written (at most --max-live) */
+    unsigned live_sending;    /**< volunteer: live output updates being read or sent (POOL_LIVE_MAX_SENDING) */
     serve_t *serve;           /**< /v1/block and /v1/have: what each job holds (swarm/serve.c, blocks.c) */
     struct auth_guard *guard; /**< signed requests admitted once (trust.c) */
     uint64_t started_ms;      /**< wall clock at pool_new: signed requests made before it are refused */
@@ -399,6 +417,10 @@ int pool__coord_add(pool_t *p, const char *id, const jobdesc_t *d);
  * never fires. A 401 answer makes the peer's key be asked for again next time.
  */
 int pool__sget(pool_t *p, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg);
+/** pool__sget as a POST of body (body_len bytes, at most FETCH_MAX_POST_BODY: copied; NULL: a GET).
+ *  The signature covers the method and the target, not the body: name the body in the target. */
+int pool__spost(pool_t *p, const char *base, const char *target, const void *body, size_t body_len, size_t max_len,
+                fetch_get_cb cb, void *arg);
 /** Reads the trust list now (start-up: blocking). */
 void pool__trust_load(pool_t *p);
 /** Reads it again every POOL_TRUST_RELOAD_MS, in the thread pool. */
@@ -467,6 +489,21 @@ bool pool__is_submitter(pool_t *p, const job_t *j, const char *url);
 void pool__job_add_peer(job_t *j, const char *peer, bool origin);
 void pool__discover_start(pool_t *p);
 void pool__discover_stop(pool_t *p);
+
+/* live.c: a running task's live output (docs/usage.md, "Live output"; pool/liveout.h) */
+/**
+ * Every second (volunteer.c's timer): the remote tasks running here send their new output to their
+ * submitters (every POOL_LIVE_EVERY_MS, read in the thread pool); the submitter drops the live
+ * output of tasks whose worker no longer holds the lease, or that are decided.
+ */
+void pool__live_tick(pool_t *p);
+/**
+ * Answers POST /v1/output/<job>/<task> from worker (signed, checked already: it holds the task's
+ * lease on our job j). Deferred: the bytes are checked against sha= and written in the thread pool.
+ */
+void pool__live_handle(pool_t *p, httpd_req_t *r, job_t *j, uint32_t task, const char *worker);
+/** Drops every live output kept (pool_stop; again before the jobs are freed). */
+void pool__live_stop(pool_t *p);
 
 /* volunteer.c */
 void pool__vol_kick(pool_t *p);

@@ -999,6 +999,7 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
     /* Every run gets directories of its own (never a previous run's, which its task could have
      * filled with symlinks: root builds the skeleton in it). */
     uint64_t run = ++pool->stage_seq;
+    r->run = run;
     r->run_dir = xasprintf("%s/work/%s.%u.%" PRIu64, pool->data_dir, j->id, task, run);
     r->work_dir = xasprintf("%s/task", r->run_dir);
     r->scratch_dir = xasprintf("%s/ovl", r->run_dir);

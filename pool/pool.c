@@ -113,6 +113,7 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool->stopping = true; /* the checkpoints' files stay: the next start takes them back (ckpt.c) */
     pool__ckpt_free_all(pool);
+    pool__live_stop(pool);
     pool__jobs_free(pool);
     coord_free(pool->coord);
     budget_free(pool->host_api);
@@ -211,6 +212,13 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     files_rm_rf(work); /* tasks cut off by a crash run again from scratch */
     mkdir(work, 0755);
     free(work);
+    /* the copies of volunteers' live output (live.c): a view of running tasks, none survives a restart;
+     * apart from work/, whose space is the tasks' own, and read by this peer only */
+    char *live = xasprintf("%s/live", pool->data_dir);
+    files_rm_rf(live);
+    if (mkdir(live, 0700) != 0)
+        log_warn("%s: %s (no live output of tasks on volunteers is kept)", live, strerror(errno));
+    free(live);
     /* Sandbox users must reach the task dirs under data/work (but not list data/). */
     chmod(pool->data_dir, 0711);
     if (rc)
@@ -352,9 +360,11 @@ static void api_handler(httpd_req_t *r, void *arg)
 {
     pool_t *pool = arg;
     const char *method = httpd_req_method(r);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return pool__api_error(r, 405, "only GET is served");
     const char *path = httpd_req_path(r) + strlen(API_PREFIX);
+    /* GET, and a POST of a running task's live output (its bytes are the body: pool/live.c) */
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        (strcmp(method, "POST") != 0 || strncmp(path, "/output/", 8) != 0))
+        return pool__api_error(r, 405, "only GET is served (and POST /v1/output)");
     char host[POOL_MAX_HOST];
     bool bulk = !strncmp(path, "/block/", 7) || !strncmp(path, "/have/", 6);
     if (pool__over_budget(pool, r, bulk ? pool->host_bulk : pool->host_api, pool__req_host(r, host, sizeof(host)),
@@ -471,6 +481,7 @@ void pool_stop(pool_t *pool, void (*done)(void *arg), void *arg)
     }
     pool__discover_stop(pool);
     pool__vol_stop(pool);
+    pool__live_stop(pool);
     pool__cache_stop(pool);
     pool__trust_stop(pool);
     idle_close(pool->idle);

@@ -158,6 +158,8 @@ typedef struct pool_opts {
     const char *mountpoint;   /**< for the status text only */
     size_t max_remote_jobs;   /**< other peers' jobs held at once (0 = POOL_MAX_REMOTE_JOBS) */
     uint64_t max_mirror_bytes; /**< their result manifests mirrored, in all (0 = POOL_MAX_MIRROR_BYTES) */
+    uint64_t max_live_bytes;  /**< --max-live: copies of our tasks' live output sent by volunteers, in all
+                                   (0 = POOL_MAX_LIVE_BYTES; pool/live.c) */
     const char *trust_file;   /**< --trust: keys whose jobs run here (with DATA/trusted/; none: only ours) */
     uint32_t host_budget;     /**< API requests per second per host (0 = POOL_HOST_BUDGET); blocks: 16x */
     uint32_t key_budget;      /**< signed requests per second per key (0 = POOL_KEY_BUDGET) */
@@ -275,6 +277,21 @@ void pool_block_release(const uint8_t *data);
 bool pool_block_has(pool_t *p, const hash_t *h);
 /** Reads len bytes at off of a stored block. The count read, or -errno. */
 ssize_t pool_block_load(pool_t *p, const hash_t *h, void *buf, size_t len, uint64_t off);
+
+/**
+ * A task's output while it runs (docs/usage.md, "Live output"): on the peer that runs it, its
+ * stdout and stderr files as the task writes them; on the submitter of a task that runs on a
+ * volunteer, the copy of what the volunteer sent (pool/liveout.h: bounded).
+ */
+typedef struct pool_live {
+    uint64_t run;         /**< this run's number here: another run of the task (a retry) has another */
+    const char *path[2];  /**< its stdout and stderr (borrowed: valid until the loop turns; a file may not
+                               exist yet, or be gone into results/ already) */
+} pool_live_t;
+/** Whether task of j has live output here now: 0 with *out filled, or -ENOENT. */
+int pool_task_live(pool_t *p, pool_job_t *j, uint32_t task, pool_live_t *out);
+/** Calls cb for every task of j with live output here (each once). */
+void pool_live_foreach(pool_t *p, pool_job_t *j, void (*cb)(void *arg, uint32_t task), void *arg);
 
 /** Milliseconds of the wall clock. */
 uint64_t pool_now_ms(void);

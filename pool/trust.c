@@ -1,7 +1,7 @@
 /*
  * trust.c: signed requests on the wire (pool/auth.h holds the rules; docs/security.md the why).
  *
- * Sending: pool__sget signs a GET for its recipient, whose public key it must know. Keys of other
+ * Sending: pool__sget signs a GET (pool__spost a POST) for its recipient, whose public key it must know. Keys of other
  * peers are learnt from their GET /v1/id and kept by base URL (at most POOL_MAX_PEER_KEYS, the
  * least recently used one goes); requests for a peer whose key is being asked for wait for the
  * answer. A 401 answer forgets the peer's key (it may have a new one): the next request asks
@@ -27,6 +27,8 @@
 typedef struct sreq {
     pool_t *pool;
     char *base, *target;
+    char *body; /* a POST's (pool__spost), or NULL: a GET */
+    size_t body_len;
     size_t max_len;
     fetch_get_cb cb;
     void *arg;
@@ -158,6 +160,7 @@ void pool__peer_keys_free(pool_t *pool)
             k->waiting = s->next;
             free(s->base);
             free(s->target);
+            free(s->body);
             free(s);
         }
         pk_free(k);
@@ -184,6 +187,7 @@ static void on_signed(int status, unsigned code, const char *body, size_t len, v
     s->cb(status, code, body, len, s->arg);
     free(s->base);
     free(s->target);
+    free(s->body);
     free(s);
 }
 
@@ -194,12 +198,13 @@ static int send_signed(pool_t *pool, sreq_t *s, const key_pub_t *to)
     if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
         return -EIO;
     auth_headers_t h;
-    int rc = auth_sign(pool->key, "GET", s->target, to, pool_now_ms(), nonce, &h);
+    int rc = auth_sign(pool->key, s->body ? "POST" : "GET", s->target, to, pool_now_ms(), nonce, &h);
     if (rc)
         return rc;
     const char *lines[] = {h.key, h.time, h.nonce, h.sig};
     char *url = xasprintf("%s%s", s->base, s->target);
-    rc = fetch_get_hdr(pool->fetch, url, lines, 4, s->max_len, on_signed, s);
+    rc = s->body ? fetch_post_hdr(pool->fetch, url, lines, 4, s->body, s->body_len, s->max_len, on_signed, s)
+                 : fetch_get_hdr(pool->fetch, url, lines, 4, s->max_len, on_signed, s);
     free(url);
     return rc;
 }
@@ -235,6 +240,7 @@ static void on_id(int status, unsigned code, const char *body, size_t len, void 
             s->cb(rc == -ECANCELED || pool->stopping ? -ECANCELED : -EIO, 0, NULL, 0, s->arg);
             free(s->base);
             free(s->target);
+            free(s->body);
             free(s);
         }
     }
@@ -243,9 +249,15 @@ static void on_id(int status, unsigned code, const char *body, size_t len, void 
 
 int pool__sget(pool_t *pool, const char *base, const char *target, size_t max_len, fetch_get_cb cb, void *arg)
 {
+    return pool__spost(pool, base, target, NULL, 0, max_len, cb, arg);
+}
+
+int pool__spost(pool_t *pool, const char *base, const char *target, const void *body, size_t body_len,
+                size_t max_len, fetch_get_cb cb, void *arg)
+{
     if (!pool->fetch || pool->stopping)
         return -ECANCELED;
-    if (strlen(target) > AUTH_MAX_TARGET)
+    if (strlen(target) > AUTH_MAX_TARGET || body_len > FETCH_MAX_POST_BODY)
         return -EINVAL;
     peer_key_t *k = pk_get(pool, base);
     if (!k)
@@ -254,6 +266,11 @@ int pool__sget(pool_t *pool, const char *base, const char *target, size_t max_le
     s->pool = pool;
     s->base = xstrdup(base);
     s->target = xstrdup(target);
+    if (body) {
+        s->body = xmalloc(body_len ? body_len : 1);
+        memcpy(s->body, body, body_len);
+        s->body_len = body_len;
+    }
     s->max_len = max_len;
     s->cb = cb;
     s->arg = arg;
@@ -262,6 +279,7 @@ int pool__sget(pool_t *pool, const char *base, const char *target, size_t max_le
         if (rc) {
             free(s->base);
             free(s->target);
+            free(s->body);
             free(s);
         }
         return rc;
@@ -278,6 +296,7 @@ int pool__sget(pool_t *pool, const char *base, const char *target, size_t max_le
             free(id);
             free(s->base);
             free(s->target);
+            free(s->body);
             free(s);
             return rc;
         }

@@ -1319,6 +1319,7 @@ static void collect_start(pool_t *pool, cand_t *k, char *inline_data, manifest_t
     k->busy++; /* until rc_free */
     pool->results_fetched++;
     if (inline_man) {
+        manifest_release(&c->man); /* (manifest_init allocates: the inline one takes its place) */
         c->man = *inline_man;
         manifest_init(inline_man);
         c->data = inline_data;
@@ -1573,7 +1574,7 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
 
 /*
  * /v1/hello, /v1/offer/<id> (any peer); /v1/lease/<id>, /v1/renew/<id>/<task>, /v1/release/<id>/<task>,
- * /v1/done/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
+ * /v1/done/<id>/<task>, POST /v1/output/<id>/<task> (submitter); /v1/result/<id>/<task> (volunteer).
  */
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
                                const char *ck, httpd_req_t *r);
@@ -1590,8 +1591,12 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     if (with_task && sscanf(path + n, "/%u", &task) != 1)
         return false;
     if (!hello && strcmp(what, "result") && strcmp(what, "offer") && strcmp(what, "cancel") && strcmp(what, "lease") && strcmp(what, "renew") &&
-        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt") && strcmp(what, "decline"))
+        strcmp(what, "done") && strcmp(what, "release") && strcmp(what, "ckpt") && strcmp(what, "decline") &&
+        strcmp(what, "output"))
         return false;
+    /* POST is for output only (pool.c lets it through to here), and output only by POST */
+    if ((strcmp(httpd_req_method(r), "POST") == 0) != (!hello && !strcmp(what, "output")))
+        return reply_json(r, 405, "{\"error\":\"output is sent with POST, the rest with GET\"}"), true;
     /* Everything below changes state here: only a signed request, once (pool/auth.h). */
     key_pub_t caller;
     char why[160], worker[KEY_PUB_HEX_LEN + 1];
@@ -1664,6 +1669,8 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     }
     char host[VOL_MAX_URL];
     coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), pool_now_ms());
+    if (!strcmp(what, "output")) /* a running task's live output: only from the lease's holder */
+        return pool__live_handle(pool, r, j, task, worker), true;
     if (!strcmp(what, "renew")) {
         int rc = coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), lease_ms(pool));
         return reply_json(r, rc ? 409 : 200, rc ? "{\"error\":\"lease lost\"}" : "{}"), true;
@@ -1803,6 +1810,7 @@ static void on_lease_timer(uv_timer_t *t)
         own_jobs_again(pool);
     cands_sweep(pool);
     vol_tick(pool);
+    pool__live_tick(pool);
 }
 
 void pool__vol_start(pool_t *pool)

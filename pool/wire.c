@@ -273,6 +273,42 @@ int wire_decline_decode(const char *query, size_t qlen, decline_t *out, char *wh
     return 0;
 }
 
+int wire_output_encode(const wire_output_t *o, char *buf, size_t cap)
+{
+    if (!o || !buf || o->run == 0 || o->run > WIRE_MAX_RUN || !hex_of(o->sha, strnlen(o->sha, sizeof(o->sha)), 64))
+        return -EINVAL;
+    for (int i = 0; i < 2; i++)
+        if (o->off[i] > WIRE_MAX_OUTPUT_OFF || o->len[i] > WIRE_MAX_OUTPUT_CHUNK)
+            return -EINVAL;
+    int n = snprintf(buf, cap, "&run=%" PRIu64 "&out=%" PRIu64 "&outlen=%" PRIu32 "&err=%" PRIu64 "&errlen=%" PRIu32
+                     "&sha=%s", o->run, o->off[0], o->len[0], o->off[1], o->len[1], o->sha);
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+int wire_output_decode(const char *query, size_t qlen, wire_output_t *out, char *why, size_t whylen)
+{
+    wire_output_t o = {0};
+    uint64_t len[2];
+    if (!query || query_num(query, qlen, "run", WIRE_MAX_RUN, &o.run) != 0 || o.run == 0)
+        return fail(why, whylen, -EPROTO, "output update: run= is not a run's number");
+    if (query_num(query, qlen, "out", WIRE_MAX_OUTPUT_OFF, &o.off[0]) != 0 ||
+        query_num(query, qlen, "err", WIRE_MAX_OUTPUT_OFF, &o.off[1]) != 0)
+        return fail(why, whylen, -EPROTO, "output update: out= and err= are not offsets");
+    if (query_num(query, qlen, "outlen", WIRE_MAX_OUTPUT_CHUNK, &len[0]) != 0 ||
+        query_num(query, qlen, "errlen", WIRE_MAX_OUTPUT_CHUNK, &len[1]) != 0)
+        return fail(why, whylen, -EPROTO, "output update: outlen= and errlen= are not lengths (at most "
+                                          "WIRE_MAX_OUTPUT_CHUNK each)");
+    size_t sl = 0;
+    const char *sha = query_value(query, qlen, "sha", &sl);
+    if (!sha || !hex_of(sha, sl, 64))
+        return fail(why, whylen, -EPROTO, "output update: sha= is not a SHA-256 (64 hex digits)");
+    o.len[0] = (uint32_t)len[0];
+    o.len[1] = (uint32_t)len[1];
+    memcpy(o.sha, sha, 64);
+    *out = o;
+    return 0;
+}
+
 /* ---- shared by the list codecs ---- */
 
 typedef struct buf {

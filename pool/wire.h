@@ -5,7 +5,8 @@
  * clock, no loop: unit-tested (tests/unit/test_wire.c) and fuzzed (tests/fuzz/fuzz_wire.c).
  * Errors are 0 / a length, or -errno: -EPROTO (not the message), -EMSGSIZE (over a limit).
  *
- * The lease answer, the head of the done report (its inline result is pool/bundle.h), the jobs
+ * The lease answer, the head of the done report (its inline result is pool/bundle.h), the query of
+ * a live output update, the jobs
  * listing (GET /v1/jobs) and the results list (GET /v1/results/<job>?after=K). In a list, an entry
  * that is malformed is dropped and counted, and the rest are kept; only a message that is not the
  * message (not JSON, a bad head, over a limit) is refused whole.
@@ -55,6 +56,36 @@ int wire_decline_encode(const decline_t *d, char *buf, size_t cap);
  * filled (missing, not a name, a number out of range: decline_check).
  */
 int wire_decline_decode(const char *query, size_t qlen, decline_t *out, char *why, size_t whylen);
+
+/* ---- a running task's live output: POST /v1/output/<job>/<task> ----------------------------- */
+
+#ifndef WIRE_MAX_OUTPUT_CHUNK
+#define WIRE_MAX_OUTPUT_CHUNK (32u * 1024) /* bytes of one stream (stdout, stderr) one update carries */
+#endif
+#define WIRE_MAX_OUTPUT_OFF (1ull << 50)  /* where in a stream an update's bytes start, at most */
+#define WIRE_MAX_RUN (1ull << 59)         /* a run's number, at most (18 digits) */
+
+/**
+ * The query of a volunteer's live output update (docs/usage.md, "Live output"):
+ * "&run=N&out=OFF&outlen=N&err=OFF&errlen=N&sha=HEX". The body is outlen bytes of the task's
+ * stdout from OFF, then errlen bytes of its stderr from OFF; sha names the body, so the request's
+ * signature (which covers the query) covers the body too.
+ */
+typedef struct wire_output {
+    uint64_t run;    /**< the volunteer's number of this run of the task, 1..WIRE_MAX_RUN (another run: another) */
+    uint64_t off[2]; /**< where the bytes of stdout [0] and stderr [1] start, 0..WIRE_MAX_OUTPUT_OFF */
+    uint32_t len[2]; /**< how many of each the body holds, 0..WIRE_MAX_OUTPUT_CHUNK */
+    char sha[65];    /**< SHA-256 of the body, 64 lower-case hex */
+} wire_output_t;
+
+/** Writes o's query into buf. Its length, or -EINVAL (a field out of range), -EMSGSIZE. */
+int wire_output_encode(const wire_output_t *o, char *buf, size_t cap);
+/**
+ * Reads run=, out=, outlen=, err=, errlen= (plain decimal, in range) and sha= (64 lower-case hex)
+ * from a query string (other parameters are ignored); all are required. 0, or -EPROTO with why
+ * filled.
+ */
+int wire_output_decode(const char *query, size_t qlen, wire_output_t *out, char *why, size_t whylen);
 
 #ifndef WIRE_MAX_BODY
 #define WIRE_MAX_BODY 4096 /* bytes of a lease answer */

@@ -919,7 +919,7 @@ int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void
 {
     if (!f)
         return -EINVAL;
-    return swarm__http_get(f->http, url, NULL, 0, max_len, cb, arg);
+    return swarm__http_get(f->http, url, NULL, 0, NULL, 0, max_len, cb, arg);
 }
 
 int fetch_get_hdr(fetch_t *f, const char *url, const char *const *headers, size_t n, size_t max_len, fetch_get_cb cb,
@@ -927,7 +927,15 @@ int fetch_get_hdr(fetch_t *f, const char *url, const char *const *headers, size_
 {
     if (!f)
         return -EINVAL;
-    return swarm__http_get(f->http, url, headers, n, max_len, cb, arg);
+    return swarm__http_get(f->http, url, headers, n, NULL, 0, max_len, cb, arg);
+}
+
+int fetch_post_hdr(fetch_t *f, const char *url, const char *const *headers, size_t n, const void *body,
+                   size_t body_len, size_t max_len, fetch_get_cb cb, void *arg)
+{
+    if (!f || (!body && body_len) || body_len > FETCH_MAX_POST_BODY)
+        return -EINVAL;
+    return swarm__http_get(f->http, url, headers, n, body ? body : "", body_len, max_len, cb, arg);
 }
 
 static void cand_add(req_t *r, swarm__peer_t *p)

@@ -62,6 +62,10 @@
 #ifndef FETCH_MAX_GET_BODY
 #define FETCH_MAX_GET_BODY (16u * 1024 * 1024)
 #endif
+/** Largest request body fetch_post_hdr sends (a live output update: pool/liveout.h). */
+#ifndef FETCH_MAX_POST_BODY
+#define FETCH_MAX_POST_BODY (64u * 1024)
+#endif
 /** Longest extra header line of fetch_get_hdr, and how many it takes. */
 #define FETCH_MAX_HEADER 512
 #define FETCH_MAX_HEADERS 8
@@ -288,6 +292,12 @@ int fetch_get(fetch_t *f, const char *url, size_t max_len, fetch_get_cb cb, void
  */
 int fetch_get_hdr(fetch_t *f, const char *url, const char *const *headers, size_t n, size_t max_len, fetch_get_cb cb,
                   void *arg);
+/**
+ * fetch_get_hdr as a POST of body (body_len bytes, copied; at most FETCH_MAX_POST_BODY, else
+ * -EINVAL), sent as application/octet-stream. The same slots, limits and callback.
+ */
+int fetch_post_hdr(fetch_t *f, const char *url, const char *const *headers, size_t n, const void *body,
+                   size_t body_len, size_t max_len, fetch_get_cb cb, void *arg);
 
 /** The peer's score now (see FETCH_SCORE_*, penalties recovered so far included), 0 for a peer never seen. */
 int fetch_peer_score(fetch_t *f, const char *peer);

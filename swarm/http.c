@@ -1,6 +1,7 @@
 /*
  * http.c: libcurl multi driven by the libuv loop, shared by every outgoing HTTP request of a peer
- * (block transfers, and the plain GETs of small resources: announces, manifests, job lists).
+ * (block transfers, and the plain GETs of small resources: announces, manifests, job lists; and the
+ * few small POSTs: a running task's live output, fetch_post_hdr).
  *
  * Wiring (curl's docs/examples/multi-uv.c, without its globals): CURLMOPT_SOCKETFUNCTION starts and
  * stops one uv_poll per socket (sock_t, assigned to the socket with curl_multi_assign), and
@@ -9,7 +10,7 @@
  * swarm__xfer_t (the first member of its context) whose done function takes it from there; after
  * a drain, on_drained lets the owner (the fetcher) refill the slots that were freed.
  *
- * A get (get_t) is one kind of transfer: its body grows in memory up to the caller's max_len, and
+ * A get (get_t, a POST too) is one kind of transfer: its body grows in memory up to the caller's max_len, and
  * its callback is deferred to a zero-delay uv_timer, so it never runs inside fetch_get, inside a
  * curl callback or inside the close. Gets are capped at FETCH_MAX_GETS at once and take none of the
  * fetcher's block slots.
@@ -45,6 +46,7 @@ typedef struct get {
     char *body; /* len bytes and a NUL, cap bytes allocated; grows up to max_len + 1 */
     size_t len, cap;
     bool overflow;
+    bool post; /* fetch_post_hdr's (for the log) */
     int status;
     unsigned code;
     struct curl_slist *headers; /* fetch_get_hdr's, owned; curl reads them until the transfer ends */
@@ -185,7 +187,7 @@ static void get_done(swarm__xfer_t *x, CURLcode res, long code)
     else
         status = 0;
     if (status == -EIO)
-        log_debug("fetch: GET failed: %s", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
+        log_debug("fetch: %s failed: %s", g->post ? "POST" : "GET", g->errbuf[0] ? g->errbuf : curl_easy_strerror(res));
     get_finish(g, status, (unsigned)code);
 }
 
@@ -216,8 +218,8 @@ static bool header_ok(const char *line)
     return true;
 }
 
-int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t nh, size_t max_len,
-                    fetch_get_cb cb, void *arg)
+int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t nh, const void *body,
+                    size_t body_len, size_t max_len, fetch_get_cb cb, void *arg)
 {
     if (!h || !url || !cb || max_len > FETCH_MAX_GET_BODY || !get_url_ok(url) || nh > FETCH_MAX_HEADERS ||
         (nh && !headers))
@@ -235,6 +237,7 @@ int swarm__http_get(swarm__http_t *h, const char *url, const char *const *header
     g->cb = cb;
     g->arg = arg;
     g->max_len = max_len;
+    g->post = body != NULL;
     g->next = h->gets;
     if (h->gets)
         h->gets->prev = g;
@@ -249,6 +252,15 @@ int swarm__http_get(swarm__http_t *h, const char *url, const char *const *header
         return 0;
     }
     bool hdr_ok = true;
+    /* A POST: its body as bytes, not a form (curl would name a form's Content-Type), sent at once
+     * (no "Expect: 100-continue" round trip for a body over 1 KiB). */
+    static const char *const post_hdr[] = {"Content-Type: application/octet-stream", "Expect:"};
+    for (size_t i = 0; body && i < 2 && hdr_ok; i++) {
+        struct curl_slist *l = curl_slist_append(g->headers, post_hdr[i]);
+        hdr_ok = l != NULL;
+        if (l)
+            g->headers = l;
+    }
     for (size_t i = 0; i < nh && hdr_ok; i++) {
         struct curl_slist *l = curl_slist_append(g->headers, headers[i]);
         hdr_ok = l != NULL;
@@ -257,6 +269,8 @@ int swarm__http_get(swarm__http_t *h, const char *url, const char *const *header
     }
     if (!hdr_ok || !swarm__http_setup(h, e, url, &g->x, on_get_body, g, g->errbuf) ||
         (g->headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, g->headers) != CURLE_OK) ||
+        (body && (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK ||
+                  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, (const char *)body) != CURLE_OK)) ||
         (max_len > 0 && curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_len) != CURLE_OK) ||
         swarm__http_add(h, e) != 0) {
         curl_easy_cleanup(e);

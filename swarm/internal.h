@@ -181,8 +181,8 @@ bool swarm__http_setup(swarm__http_t *h, CURL *e, const char *url, swarm__xfer_t
 int swarm__http_add(swarm__http_t *h, CURL *e);
 /** Stops e (it may be reused or cleaned up after). */
 void swarm__http_remove(swarm__http_t *h, CURL *e);
-/** fetch_get's contract, on this client. */
-int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t n, size_t max_len,
-                    fetch_get_cb cb, void *arg);
+/** fetch_get's contract, on this client; with body (not NULL: body_len bytes, copied) a POST of it. */
+int swarm__http_get(swarm__http_t *h, const char *url, const char *const *headers, size_t n, const void *body,
+                    size_t body_len, size_t max_len, fetch_get_cb cb, void *arg);
 
 #endif

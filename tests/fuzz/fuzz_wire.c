@@ -4,7 +4,8 @@
  * A lease answer comes from whatever answers at the submitter's address. Decoding must never crash
  * or leak, and whatever it accepts must hold: 1..WIRE_MAX_LEASE distinct tasks below the job's
  * task count, a lease length in range, and its encoding decodes back to the same. The same for the
- * head of a done report and a volunteer's decline (a reason its submitter keeps: decline_check holds).
+ * head of a done report, a volunteer's decline (a reason its submitter keeps: decline_check holds)
+ * and the query of a live output update (every number in range).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (qn <= 0 || wire_done_decode(q, (size_t)qn, &dback, why, sizeof(why)) != 0 ||
             dback.exit_code != d.exit_code || dback.elapsed_ms != d.elapsed_ms || strcmp(dback.rid, d.rid) != 0 ||
             strcmp(dback.rsig, d.rsig) != 0)
+            abort();
+    }
+    wire_output_t o, oback;
+    if (wire_output_decode((const char *)data, size, &o, why, sizeof(why)) == 0) {
+        char q[256];
+        if (o.run == 0 || o.run > WIRE_MAX_RUN || o.len[0] > WIRE_MAX_OUTPUT_CHUNK ||
+            o.len[1] > WIRE_MAX_OUTPUT_CHUNK || o.off[0] > WIRE_MAX_OUTPUT_OFF || o.off[1] > WIRE_MAX_OUTPUT_OFF)
+            abort();
+        int qn = wire_output_encode(&o, q, sizeof(q));
+        if (qn <= 0 || wire_output_decode(q, (size_t)qn, &oback, why, sizeof(why)) != 0 ||
+            oback.run != o.run || oback.off[0] != o.off[0] || oback.off[1] != o.off[1] || oback.len[0] != o.len[0] ||
+            oback.len[1] != o.len[1] || strcmp(oback.sha, o.sha) != 0)
             abort();
     }
     decline_t dc, dcback;

@@ -140,15 +140,48 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct M
     return ret;
 }
 
+/* A POST's body as it arrives (fetch_post_hdr): answered with what came. */
+typedef struct post_body {
+    char *p;
+    size_t len;
+} post_body_t;
+
+static enum MHD_Result serve_post(struct MHD_Connection *c, const char *upload, size_t *upload_size, void **ctx)
+{
+    post_body_t *pb = *ctx;
+    if (*upload_size) {
+        pb->p = realloc(pb->p, pb->len + *upload_size);
+        memcpy(pb->p + pb->len, upload, *upload_size);
+        pb->len += *upload_size;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Preon-Sig");
+    char head[160];
+    int hn = snprintf(head, sizeof(head), "POST %s %s %zu:", ct ? ct : "-", sig ? sig : "-", pb->len);
+    char *out = malloc((size_t)hn + pb->len + 1);
+    memcpy(out, head, (size_t)hn);
+    if (pb->len)
+        memcpy(out + hn, pb->p, pb->len);
+    size_t n = (size_t)hn + pb->len;
+    free(pb->p);
+    free(pb);
+    *ctx = (void *)&first_call_marker;
+    return queue(c, 201, MHD_create_response_from_buffer(n, out, MHD_RESPMEM_MUST_FREE));
+}
+
 static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                              const char *version, const char *upload, size_t *upload_size, void **ctx)
 {
     server_t *s = cls;
-    (void)method, (void)version, (void)upload, (void)upload_size;
+    (void)version;
     if (*ctx == NULL) { /* the two-phase idiom: answering on the first call closes the connection */
-        *ctx = (void *)&first_call_marker;
+        *ctx = strcmp(method, "POST") == 0 ? calloc(1, sizeof(post_body_t)) : (void *)&first_call_marker;
         return MHD_YES;
     }
+    if (*ctx != &first_call_marker)
+        return serve_post(c, upload, upload_size, ctx);
     atomic_fetch_add(&s->requests, 1);
     uv_async_send(s->wake);
 
@@ -1180,6 +1213,38 @@ static void fetch_get_returns_body_and_code(void **state)
     free(nf.body);
 }
 
+static void fetch_post_sends_its_body(void **state)
+{
+    fx_t *fx = *state;
+    server_t *srv = server_start(fx, M_GOOD);
+    start_fetch(fx, (fetch_opts_t){0});
+    char url[256], want[256];
+    snprintf(url, sizeof(url), "%s/v1/output/x?a=1", srv->url);
+    static char body[3000], sent[3000]; /* over 1 KiB: sent without waiting for "100 Continue" */
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (char)(i * 7); /* NUL bytes too */
+    memcpy(sent, body, sizeof(body));
+    const char *hdr[] = {"Preon-Sig: abc"};
+    get_call_t p = {.fx = fx}, e = {.fx = fx};
+    assert_int_equal(fetch_post_hdr(fx->f, url, hdr, 1, body, sizeof(body), 8192, on_got, &p), 0);
+    memset(body, 'x', sizeof(body)); /* the body is copied: the caller's buffer is its own once the call returns */
+    assert_int_equal(fetch_post_hdr(fx->f, url, NULL, 0, NULL, 0, 8192, on_got, &e), 0); /* an empty body */
+    assert_true(run_until(fx, &fx->ncalls, 2));
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.code, 201);
+    int hn = snprintf(want, sizeof(want), "POST application/octet-stream abc %zu:", sizeof(body));
+    assert_int_equal(p.len, (size_t)hn + sizeof(body));
+    assert_memory_equal(p.body, want, (size_t)hn);
+    assert_memory_equal(p.body + hn, sent, sizeof(sent));
+    assert_int_equal(e.code, 201);
+    assert_int_equal(e.len, strlen("POST application/octet-stream - 0:"));
+    assert_memory_equal(e.body, "POST application/octet-stream - 0:", e.len);
+    assert_int_equal(fetch_post_hdr(fx->f, url, NULL, 0, body, FETCH_MAX_POST_BODY + 1, 10, on_got, &p), -EINVAL);
+    assert_int_equal(fetch_post_hdr(fx->f, url, NULL, 0, NULL, 5, 10, on_got, &p), -EINVAL);
+    free(p.body);
+    free(e.body);
+}
+
 static void fetch_get_cuts_oversize_bodies(void **state)
 {
     fx_t *fx = *state;
@@ -1308,6 +1373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_prefers_blocks_needed_now, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_data_without_a_store, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_returns_body_and_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_post_sends_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_cuts_oversize_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_does_not_wait_for_block_slots, setup, teardown),

@@ -613,6 +613,60 @@ static void httpd_idle_connections_time_out(void **state)
     fx_free(fx);
 }
 
+/* Reads what the server sends on s until it closes (at most ms in all); into buf, NUL-terminated. */
+static size_t read_until_closed(int s, char *buf, size_t cap, int ms)
+{
+    size_t got = 0;
+    double end = now_s() + ms / 1000.0;
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    while (got + 1 < cap && now_s() < end) {
+        p.revents = 0;
+        if (poll(&p, 1, (int)((end - now_s()) * 1000) + 1) != 1)
+            break;
+        ssize_t n = recv(s, buf + got, cap - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+static void long_body_client(fx_t *fx)
+{
+    /* A POST announcing a body far over max_body, none of it sent: refused at once, closed. */
+    static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+    int s = raw_connect(fx);
+    double t0 = now_s();
+    char buf[1024];
+    fx->raw[0] = s >= 0 && send(s, head, sizeof(head) - 1, 0) == (ssize_t)(sizeof(head) - 1);
+    fx->raw[1] = s >= 0 && read_until_closed(s, buf, sizeof(buf), 5000) > 0 && !strncmp(buf, "HTTP/1.1 413", 12);
+    fx->elapsed = now_s() - t0;
+    fx->raw[2] = s >= 0 && closed_within(s, 100) == 1;
+    if (s >= 0)
+        close(s);
+    /* A Content-Length that is not a number: refused too. */
+    static const char bad[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n";
+    s = raw_connect(fx);
+    fx->raw[3] = s >= 0 && send(s, bad, sizeof(bad) - 1, 0) == (ssize_t)(sizeof(bad) - 1) &&
+                 read_until_closed(s, buf, sizeof(buf), 5000) > 0 && !strncmp(buf, "HTTP/1.1 4", 10);
+    if (s >= 0)
+        close(s);
+}
+
+static void httpd_long_bodies_are_refused_before_they_are_read(void **state)
+{
+    (void)state;
+    httpd_opts_t o = {.addr = "127.0.0.1", .max_body = 1024};
+    fx_t *fx = fx_new(&o);
+    assert_int_equal(httpd_route(fx->h, "/echo", h_echo, fx), 0);
+    fx_run(fx, long_body_client);
+    for (int i = 0; i < 4; i++)
+        assert_true(fx->raw[i]);
+    assert_true(fx->elapsed < 2);
+    fx_free(fx);
+}
+
 static void limit_client(fx_t *fx)
 {
     int s[3];
@@ -782,6 +836,7 @@ int main(void)
         cmocka_unit_test(httpd_query_get_finds_first_value),
         cmocka_unit_test(httpd_routes_by_longest_prefix_with_keep_alive),
         cmocka_unit_test(httpd_request_bodies_are_capped),
+        cmocka_unit_test(httpd_long_bodies_are_refused_before_they_are_read),
         cmocka_unit_test(httpd_reply_fd_sends_a_file_range),
         cmocka_unit_test(httpd_oversized_requests_are_refused),
         cmocka_unit_test(httpd_close_from_a_handler),

@@ -90,12 +90,40 @@ static void rename_moves_between_directories_and_paths_follow(void **state)
     fs__nodes_free(&fs);
 }
 
+/* A directory the kernel still holds after it was detached can get children (a live output
+ * directory: fs/live.c makes its stdout and stderr on a lookup in it); once it is forgotten they go
+ * with it: freed if the kernel holds none, else detached (no parent left dangling). */
+static void children_made_under_a_detached_directory_go_with_it(void **state)
+{
+    (void)state;
+    fs_t fs = {0};
+    node_t *root = fs__node_new(&fs, NULL, "", N_ROOT, NULL);
+    node_t *d = fs__node_new(&fs, root, "3", N_STAGE, NULL);
+    d->nlookup = 1;
+    fs__node_detach(&fs, d);
+    node_t *held = fs__node_new(&fs, d, "stdout", N_STAGE, NULL);
+    node_t *listed = fs__node_new(&fs, d, "stderr", N_STAGE, NULL); /* nlookup 0: made by a listing */
+    fuse_ino_t held_ino = held->ino, listed_ino = listed->ino, d_ino = d->ino;
+    held->nlookup = 1;
+    fs__node_forget(&fs, d, 1);
+    assert_null(fs__node_get(&fs, d_ino));
+    assert_null(fs__node_get(&fs, listed_ino));
+    assert_ptr_equal(fs__node_get(&fs, held_ino), held);
+    assert_true(held->detached);
+    assert_null(held->parent);
+    fs__node_forget(&fs, held, 1);
+    assert_null(fs__node_get(&fs, held_ino));
+    assert_int_equal(root->nkids, 0);
+    fs__nodes_free(&fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_children_are_found_after_adds_and_removals),
         cmocka_unit_test(inode_numbers_are_never_reused),
         cmocka_unit_test(rename_moves_between_directories_and_paths_follow),
+        cmocka_unit_test(children_made_under_a_detached_directory_go_with_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -905,6 +905,57 @@ static void decline_round_trip_and_refusals(void **state)
     assert_int_equal(wire_decline_encode(&ds[0], buf, 10), -EMSGSIZE);
 }
 
+static void output_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    wire_output_t o = {.run = 7, .off = {0, 123456789}, .len = {WIRE_MAX_OUTPUT_CHUNK, 0}}, back;
+    memset(o.sha, 'a', 64);
+    char buf[256], why[128];
+    int n = wire_output_encode(&o, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_string_equal(buf, "&run=7&out=0&outlen=32768&err=123456789&errlen=0&sha="
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    /* the receiver's query starts with peer=... */
+    char q[400];
+    snprintf(q, sizeof(q), "peer=http://1.2.3.4:5%s", buf);
+    assert_int_equal(wire_output_decode(q, strlen(q), &back, why, sizeof(why)), 0);
+    assert_int_equal(back.run, 7);
+    assert_int_equal(back.off[0], 0);
+    assert_int_equal(back.off[1], 123456789);
+    assert_int_equal(back.len[0], WIRE_MAX_OUTPUT_CHUNK);
+    assert_int_equal(back.len[1], 0);
+    assert_string_equal(back.sha, o.sha);
+    /* every field is required and checked */
+    const char *sha = "&sha=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const char *bad[] = {"run=0&out=0&outlen=0&err=0&errlen=0", "run=1&out=0&outlen=0&err=0",
+                         "run=1&out=-1&outlen=0&err=0&errlen=0", "run=1&out=0&outlen=32769&err=0&errlen=0",
+                         "run=1&out=0&outlen=0&err=1125899906842625&errlen=0",
+                         "run=576460752303423489&out=0&outlen=0&err=0&errlen=0",
+                         "run=1&out=0x1&outlen=0&err=0&errlen=0", "run=1&out=0&outlen=1&err=0&errlen=1 "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(q, sizeof(q), "%s%s", bad[i], sha);
+        assert_int_equal(wire_output_decode(q, strlen(q), &back, why, sizeof(why)), -EPROTO);
+    }
+    const char *badsha[] = {"run=1&out=0&outlen=0&err=0&errlen=0",
+                            "run=1&out=0&outlen=0&err=0&errlen=0&sha=ABCDEF0123456789abcdef0123456789abcdef0123456789a"
+                            "bcdef0123456789",
+                            "run=1&out=0&outlen=0&err=0&errlen=0&sha=0123"};
+    for (size_t i = 0; i < sizeof(badsha) / sizeof(badsha[0]); i++)
+        assert_int_equal(wire_output_decode(badsha[i], strlen(badsha[i]), &back, why, sizeof(why)), -EPROTO);
+    snprintf(q, sizeof(q), "run=1&out=1125899906842624&outlen=32768&err=0&errlen=0%s", sha); /* at the caps */
+    assert_int_equal(wire_output_decode(q, strlen(q), &back, why, sizeof(why)), 0);
+    wire_output_t e = o;
+    e.run = 0;
+    assert_int_equal(wire_output_encode(&e, buf, sizeof(buf)), -EINVAL);
+    e = o;
+    e.len[1] = WIRE_MAX_OUTPUT_CHUNK + 1;
+    assert_int_equal(wire_output_encode(&e, buf, sizeof(buf)), -EINVAL);
+    e = o;
+    e.sha[3] = 'G';
+    assert_int_equal(wire_output_encode(&e, buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(wire_output_encode(&o, buf, 20), -EMSGSIZE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +965,7 @@ int main(void)
         cmocka_unit_test(lease_checkpoints_round_trip_and_bad_ones_are_dropped),
         cmocka_unit_test(done_round_trip_and_refusals),
         cmocka_unit_test(decline_round_trip_and_refusals),
+        cmocka_unit_test(output_round_trip_and_refusals),
         cmocka_unit_test(jobs_round_trip),
         cmocka_unit_test(jobs_bad_sig_is_dropped),
         cmocka_unit_test(jobs_bad_entries_are_dropped),
