@@ -154,7 +154,8 @@ static int start_httpd(mount_ctx_t *c, const char *listen, long port, char **url
         rc = httpd_new(&c->loop, &ho, &c->httpd);
     }
     if (rc) {
-        fprintf(stderr, "preon mount: cannot listen on %s:%u: %s\n", listen, ho.port, strerror(-rc));
+        fprintf(stderr, "preon mount: cannot listen on %s:%u: %s (another program there? pass --port N, or --port 0 "
+                "for any free one; --listen ADDR for another address)\n", listen, ho.port, strerror(-rc));
         return rc;
     }
     *url = xasprintf(strchr(listen, ':') ? "http://[%s]:%u" : "http://%s:%u", listen, httpd_port(c->httpd));
@@ -342,7 +343,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
      * what we create, as the XDG base directory spec asks; fs_new creates the rest inside. */
     int mrc = files_mkdir_p(data, 0700);
     if (mrc || !realpath(data, dd)) {
-        fprintf(stderr, "preon mount: cannot create the data directory %s: %s\n", data,
+        fprintf(stderr, "preon mount: cannot create the data directory %s: %s (pass --data DIR for another)\n", data,
                 strerror(mrc ? -mrc : errno));
         free(data);
         return 1;
@@ -360,7 +361,8 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         return 1;
     }
     if (lrc) {
-        fprintf(stderr, "preon mount: cannot lock the data directory %s: %s\n", dd, strerror(-lrc));
+        fprintf(stderr, "preon mount: cannot lock the data directory %s: %s (a filesystem without file locks? pass "
+                "--data DIR on a local disk)\n", dd, strerror(-lrc));
         return 1;
     }
     if (fs_mounted_live(mnt)) {
@@ -432,7 +434,8 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         tracker_opts_t to = {0};
         rc = tracker_start(&ctx.loop, ctx.httpd, &to, &ctx.tracker);
         if (rc)
-            fprintf(stderr, "preon mount: embedded tracker: %s\n", strerror(-rc));
+            fprintf(stderr, "preon mount: embedded tracker: %s (pass --tracker URL to use another tracker)\n",
+                    strerror(-rc));
     }
     char *own_tracker = url ? xasprintf("%s/announce", url) : NULL;
     char *trust_abs = NULL;
@@ -463,7 +466,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
     free(own_tracker);
     free(trust_abs); /* pool_new copied it */
     if (rc) {
-        fprintf(stderr, "preon mount: %s\n", strerror(-rc));
+        fprintf(stderr, "preon mount: could not start the peer: %s (the lines above say why)\n", strerror(-rc));
         if (ctx.tracker)
             tracker_close(ctx.tracker, NULL, NULL);
         if (ctx.httpd)

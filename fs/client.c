@@ -85,7 +85,10 @@ int fs_client_wait(int argc, char **argv)
     int rc = fs__client_read(path, &text);
     free(path);
     if (rc) {
-        fprintf(stderr, "preon wait: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
+        if (rc == -ENOENT)
+            fprintf(stderr, "preon wait: %s: no such job (ls %s/jobs lists them)\n", argv[first], m);
+        else
+            fprintf(stderr, "preon wait: %s: %s\n", argv[first], strerror(-rc));
         free(text);
         return 2;
     }
@@ -138,7 +141,10 @@ int fs_client_status(int argc, char **argv)
         int rc = fs__client_read(path, &text);
         free(path);
         if (rc) {
-            fprintf(stderr, "preon status: %s: %s\n", argv[first], rc == -ENOENT ? "no such job" : strerror(-rc));
+            if (rc == -ENOENT)
+                fprintf(stderr, "preon status: %s: no such job (preon status alone lists them)\n", argv[first]);
+            else
+                fprintf(stderr, "preon status: %s: %s\n", argv[first], strerror(-rc));
             free(text);
             return 2;
         }
@@ -155,7 +161,8 @@ int fs_client_status(int argc, char **argv)
     int rc = fs__client_read(path, &text);
     free(path);
     if (rc) {
-        fprintf(stderr, "preon status: %s: %s\n", m, strerror(-rc));
+        fprintf(stderr, "preon status: %s: %s (is it a peer's mount? pass --mount DIR or set PREON_MOUNT)\n", m,
+                strerror(-rc));
         free(text);
         return 2;
     }

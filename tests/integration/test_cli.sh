@@ -117,6 +117,11 @@ t_status_and_wait() {
     assert_eq "done" "$(status_field "$m" j2 state)" "state of j2 once preon wait returned"
     expect_rc 0 env PREON_MOUNT="$m" "$PREON" wait j1
     expect_rc 2 "$PREON" wait --mount "$m" no_such_job
+    assert_contains "$ERR" "no such job (ls $m/jobs lists them)" "preon wait's message"
+    expect_rc 2 "$PREON" status --mount "$m" no_such_job
+    assert_contains "$ERR" "no such job (preon status alone lists them)" "preon status's message"
+    expect_rc 2 "$PREON" status --mount "$T_CASE"
+    assert_contains "$ERR" "is it a peer's mount? pass --mount DIR or set PREON_MOUNT" "preon status on no mount"
 
     expect_rc 0 "$PREON" status --mount "$m"
     assert_contains "$OUT" j1 "preon status"
@@ -126,6 +131,17 @@ t_status_and_wait() {
     assert_contains "$OUT" "state: done" "preon status j1"
     expect_rc 0 env PREON_MOUNT="$m" "$PREON" status j2
     assert_contains "$OUT" "state: done" "preon status j2"
+}
+
+# A port another program holds: the message says what to do (it said only "Address already in use").
+t_a_taken_port_says_what_to_do() {
+    start_peer A --port 0
+    local port
+    port=$(peer_field "$(mnt A)" http | sed 's/.*://')
+    mkdir -p "$T_CASE/b/mnt"
+    expect_rc 1 "$PREON" mount -f --port "$port" --data "$T_CASE/b/data" "$T_CASE/b/mnt"
+    assert_contains "$ERR" "cannot listen on 127.0.0.1:$port" "stderr"
+    assert_contains "$ERR" "pass --port N, or --port 0 for any free one" "stderr"
 }
 
 # The job table of `preon status` keeps its columns with a name over 24 characters and a UTF-8
