@@ -1473,9 +1473,17 @@ static void run_cancel_kills_the_sandbox(void **state)
     cancel_ctx_t c = {0};
     assert_int_equal(exec_task_spawn(f->e, &s, on_done, &rec, &c.t), 0);
     assert_non_null(c.t);
+    /* cancelled once it runs (it said so in /task): no event tells it, so a bounded poll (a fixed
+     * 300 ms was too short for a cold sandbox under make asan on a busy machine) */
+    char started[192];
+    snprintf(started, sizeof(started), "%s/started", f->task_dir);
+    uint64_t t0 = uv_hrtime();
+    while (access(started, F_OK) != 0 && rec.calls == 0 && uv_hrtime() - t0 < 20000000000ull)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rec.calls, 0);
     uv_timer_init(&f->loop, &c.timer);
     c.timer.data = &c;
-    uv_timer_start(&c.timer, on_cancel_timer, 300, 0);
+    uv_timer_start(&c.timer, on_cancel_timer, 0, 0);
     run_until(f, 1);
     assert_true(rec.res.cancelled);
     assert_false(rec.res.timed_out);
