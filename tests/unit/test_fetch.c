@@ -1301,7 +1301,7 @@ static void fetch_get_does_not_wait_for_block_slots(void **state)
     server_hold(good, true);
     /* the held transfer must outlive a slow machine (make asan beside other work took over the
      * default 10 s, the held block timed out and the second took its slot: a flaky test) */
-    start_fetch(fx, (fetch_opts_t){.max_per_peer = 1, .max_total = 1, .timeout_ms = 120000});
+    start_fetch(fx, (fetch_opts_t){.max_per_peer = 1, .max_total = 1, .timeout_ms = 120000, .low_speed_s = 120});
     const char *peers[] = {good->url};
     /* the one block slot is taken by a held transfer, a second block waits for it */
     assert_int_equal(fetch(fx, 0, &fx->blocks[0], peers, 1), 0);
