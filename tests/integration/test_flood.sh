@@ -166,7 +166,7 @@ start_proxy() {
     perl "$FLOOD" proxy "$port" "$(port_of "$1")" "$2" >"$T_CASE/proxy.out" 2>&1 &
     pid=$!
     on_cleanup "_kill_pid $pid 2"
-    wait_until 10 'grep -q listening "$T_CASE/proxy.out"' "the proxy listens"
+    wait_until 10 'grep -qs listening "$T_CASE/proxy.out"' "the proxy listens"
     PROXY_URL="http://127.0.0.1:$port"
 }
 
@@ -191,9 +191,9 @@ holder_case() {
         "D counts A and the proxy as holders"
     local t0=$EPOCHREALTIME
     read_ok "$d" "$name" "$src" "with a $mode holder"
+    echo "D's read with a $mode holder: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
     slow=$(counter "$d" transfers-too-slow)
-    echo "D's read with a $mode holder: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s," \
-        "$slow transfers cut off"
+    echo "$slow transfers cut off"
     [ "$slow" -ge 1 ] || fail "no transfer was cut off: the $mode proxy was never asked (transfers-too-slow 0)"
     log_lines_at_most_once_a_second "${PEER_LOG[D]}" "block transfer(s) too slow" 60
     stop_peer D; stop_peer B; stop_peer A
