@@ -154,6 +154,7 @@ t_oversized_requests_are_refused_and_counted() {
     code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T_CASE/body" "$ua/v1/jobs")
     assert_eq 413 "$code" "a 1 MiB body"
     assert_eq 3 "$(counter "$a" requests-too-large)" "requests-too-large"
+    assert_contains "$(curl -s "$ua/metrics")" "preon_requests_too_large_total 3" "A's /metrics"
     read_ok "$d" large "$src" "after the oversized requests"
     stop_peer D; stop_peer A
 }
