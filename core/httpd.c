@@ -55,7 +55,8 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-/* A host with open connections: an IPv4 address or an IPv6 /64 (key), and how many. */
+/* A host with open connections: an IPv4 address or an IPv6 /64 (key), and how many. There is an
+ * entry only while a connection of its host is open, so at most max_conns of them. */
 typedef struct host {
     uint8_t key[8];
     uint8_t len;
@@ -92,11 +93,12 @@ struct httpd {
     bool in_run;        /* inside MHD_run: closing must wait until it returns */
     bool close_pending; /* httpd_close was called from inside MHD_run */
     httpd_req_t *deferred; /* requests answered later (httpd_defer), their connections suspended */
-    int open_handles;   /* uv handles not yet closed (poll, timer) */
+    int open_handles;   /* uv handles not yet closed (poll, timer, sweep) */
     httpd_close_cb close_cb;
     void *close_arg;
     uv_timer_t sweep;   /* every second while connections are open: request deadlines */
     unsigned max_host_conns;
+    size_t conn_memory;
     bool limit_loopback;
     uint64_t req_timeout_ms;
     host_t *hosts[HTTPD_HOST_BUCKETS];
@@ -558,8 +560,8 @@ static void count_too_large(httpd_t *h, unsigned code)
     h->st.too_large++;
     if (note_due(h, &h->log_large)) {
         log_warn("httpd: refused %llu request(s) over a size limit, the last with HTTP %u (the request line and "
-                 "headers must fit in %u KiB, a body in %zu KiB)", (unsigned long long)h->log_large.held, code,
-                 (unsigned)(HTTPD_DEFAULT_CONN_MEMORY / 1024), h->max_body / 1024);
+                 "headers must fit in %zu KiB, a body in %zu KiB)", (unsigned long long)h->log_large.held, code,
+                 h->conn_memory / 1024, h->max_body / 1024);
         h->log_large.held = 0;
     }
 }
@@ -883,6 +885,7 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     h->max_conns = o->max_conns ? o->max_conns : HTTPD_DEFAULT_MAX_CONNS;
     h->max_host_conns = o->max_host_conns ? o->max_host_conns : HTTPD_DEFAULT_MAX_HOST_CONNS;
     h->limit_loopback = o->limit_loopback;
+    h->conn_memory = o->conn_memory ? o->conn_memory : HTTPD_DEFAULT_CONN_MEMORY;
     h->req_timeout_ms = 1000ull * (o->request_timeout_s ? o->request_timeout_s : HTTPD_DEFAULT_REQUEST_TIMEOUT_S);
     unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
@@ -893,7 +896,7 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s ? o->timeout_s : HTTPD_DEFAULT_TIMEOUT_S),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(o->conn_memory ? o->conn_memory : HTTPD_DEFAULT_CONN_MEMORY),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conn_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, h,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
