@@ -98,6 +98,11 @@ static const char usage_mount[] =
     "  --host-budget N      API requests per second one host may make here (bursts of 2N; default 1000;\n"
     "                       block requests: 16N); more get 429\n"
     "  --key-budget N       signed requests per second one key may make here (bursts of 2N; default 200)\n"
+    "  --host-conns N       connections at once one host may hold to this peer; more are closed at once\n"
+    "                       (default 64; loopback clients are exempt unless --host-conns-loopback)\n"
+    "  --host-conns-loopback  apply --host-conns to loopback clients too (127.0.0.0/8, ::1)\n"
+    "  --request-timeout S  a request (line, headers, body) must arrive whole within S seconds, or its\n"
+    "                       connection is cut (default 20)\n"
     "  --ready-fd N         write \"ready\\n\" to fd N once mounted\n"
     "  --log FILE           also log to FILE (a detached peer: instead of DATA/preon.log)\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n";
@@ -144,9 +149,10 @@ static void on_fs_exit(void *arg, int status)
 }
 
 /* The peer's HTTP server, on --port or, if that is taken and was not asked for, an ephemeral one. */
-static int start_httpd(mount_ctx_t *c, const char *listen, long port, char **url)
+static int start_httpd(mount_ctx_t *c, httpd_opts_t ho, const char *listen, long port, char **url)
 {
-    httpd_opts_t ho = {.addr = listen, .port = (uint16_t)(port < 0 ? 7650 : port)};
+    ho.addr = listen;
+    ho.port = (uint16_t)(port < 0 ? 7650 : port);
     int rc = httpd_new(&c->loop, &ho, &c->httpd);
     if (rc == -EADDRINUSE && port < 0) {
         log_warn("port %u is taken: using an ephemeral port (pass --port to choose)", ho.port);
@@ -182,6 +188,9 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
+/* Long options without a letter of their own. */
+enum { OPT_HOST_CONNS = 256, OPT_HOST_CONNS_LOOPBACK, OPT_REQUEST_TIMEOUT };
+
 static const struct option mount_opts[] = {
     {"foreground", no_argument, NULL, 'f'},  {"data", required_argument, NULL, 'd'},
     {"slots", required_argument, NULL, 's'}, {"quiet-ms", required_argument, NULL, 'q'},
@@ -201,6 +210,9 @@ static const struct option mount_opts[] = {
     {"cache", required_argument, NULL, 'c'}, {"when", required_argument, NULL, 'W'},
     {"idle-after", required_argument, NULL, 'I'}, {"idle-cpu", required_argument, NULL, 'i'},
     {"idle-grace", required_argument, NULL, 'G'}, {"input-dir", required_argument, NULL, 'N'},
+    {"host-conns", required_argument, NULL, OPT_HOST_CONNS},
+    {"host-conns-loopback", no_argument, NULL, OPT_HOST_CONNS_LOOPBACK},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {0}};
 
 /* The daemon's log when it detached and --log did not say: DATA/preon.log, the previous one kept
@@ -260,11 +272,18 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
     bool allow_net = false, log_given = false, no_disk_quota = false;
     const char *listen = "127.0.0.1", *tracker_url = NULL, *pool = NULL, *peers[64], *trust = NULL;
     size_t npeers = 0;
+    httpd_opts_t hopt = {0}; /* --host-conns, --host-conns-loopback, --request-timeout */
     int c;
     int li = -1; /* the long option's index: its name for a message (argv may hold its value there) */
     while ((li = -1, c = getopt_long(argc, argv, "fh", opts, &li)) != -1) {
         int bad = 0;
         switch (c) {
+        case OPT_HOST_CONNS: bad = parse_uint(optarg, 1000000, &v) || v == 0; hopt.max_host_conns = (unsigned)v; break;
+        case OPT_HOST_CONNS_LOOPBACK: hopt.limit_loopback = true; break;
+        case OPT_REQUEST_TIMEOUT:
+            bad = parse_uint(optarg, HTTPD_MAX_TIMEOUT_S, &v) || v == 0;
+            hopt.request_timeout_s = (unsigned)v;
+            break;
         case 'f': fg = true; break;
         case 'd': free(data); data = xstrdup(optarg); break;
         case 's': bad = parse_uint(optarg, 1024, &slots); break;
@@ -429,7 +448,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
     mount_ctx_t ctx = {.notify = notify};
     uv_loop_init(&ctx.loop);
     char *url = NULL;
-    int rc = start_httpd(&ctx, listen, port, &url);
+    int rc = start_httpd(&ctx, hopt, listen, port, &url);
     if (!rc && !tracker_url) { /* the embedded tracker: a pool of one needs no configuration */
         tracker_opts_t to = {0};
         rc = tracker_start(&ctx.loop, ctx.httpd, &to, &ctx.tracker);

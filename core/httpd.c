@@ -17,6 +17,24 @@
  * info_hash is 20 binary bytes, %00 included) is copied in the URI-log callback into a buffer
  * that belongs to the connection and is reused by every request on it, so a keep-alive
  * connection allocates nothing per request on our side.
+ *
+ * Slow and flooding clients (docs/reliability.md, "Slow and flooding peers"):
+ *  - connections at once per host are counted here (a small hash table of the hosts with open
+ *    connections) and the accept-policy callback refuses one over max_host_conns: MHD closes it
+ *    before reading a byte. MHD_OPTION_PER_IP_CONNECTION_LIMIT would do the same, but it cannot
+ *    exempt loopback (every peer of a test shares 127.0.0.1), group an IPv6 /64, or be counted;
+ *  - MHD's own time-out is an idle one: a client that sends a byte every few seconds keeps its
+ *    connection for ever (slowloris). So every connection has a phase: REQ (a request is arriving:
+ *    since the connection opened, or since its first byte on a kept-alive connection), BUSY (the
+ *    request is whole: the handler and the answer; MHD's idle time-out rules) and IDLE (kept alive
+ *    between requests). A one-second sweep, running while connections are open, cuts a connection
+ *    whose request has been arriving for more than request_timeout_s with shutdown(2): MHD sees the
+ *    end of the stream and closes it the ordinary way (it has no call to close a connection). An
+ *    IDLE connection's first new byte is seen by the sweep in the kernel's count of bytes received
+ *    (TCP_INFO), so a kept-alive connection that sends nothing is left to the idle time-out;
+ *  - requests over a size limit are answered by MHD itself (414, 431) or by on_access (413); MHD's
+ *    are counted from its log line "Error processing request (HTTP response code is N ...", the
+ *    one place it reports them.
  */
 #include "core/hash.h"
 #include "core/httpd.h"
@@ -26,6 +44,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +54,23 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+
+/* A host with open connections: an IPv4 address or an IPv6 /64 (key), and how many. There is an
+ * entry only while a connection of its host is open, so at most max_conns of them. */
+typedef struct host {
+    uint8_t key[8];
+    uint8_t len;
+    unsigned conns;
+    struct host *next;
+} host_t;
+
+/* One kind of refusal, logged at most once every HTTPD_LOG_EVERY_MS: held counts those not yet logged. */
+typedef struct lognote {
+    bool logged;
+    uint64_t last_ms, held;
+} lognote_t;
+
+typedef struct conn conn_t;
 
 typedef struct route {
     char *prefix;
@@ -57,13 +93,29 @@ struct httpd {
     bool in_run;        /* inside MHD_run: closing must wait until it returns */
     bool close_pending; /* httpd_close was called from inside MHD_run */
     httpd_req_t *deferred; /* requests answered later (httpd_defer), their connections suspended */
-    int open_handles;   /* uv handles not yet closed (poll, timer) */
+    int open_handles;   /* uv handles not yet closed (poll, timer, sweep) */
     httpd_close_cb close_cb;
     void *close_arg;
+    uv_timer_t sweep;   /* every second while connections are open: request deadlines */
+    unsigned max_host_conns;
+    size_t conn_memory;
+    bool limit_loopback;
+    uint64_t req_timeout_ms;
+    host_t *hosts[HTTPD_HOST_BUCKETS];
+    conn_t *conns;      /* every open connection */
+    httpd_stats_t st;
+    lognote_t log_refused, log_slow, log_large;
 };
 
 /* Per connection, reused by every request on it (the MHD "socket context"). */
-typedef struct conn {
+struct conn {
+    struct MHD_Connection *c;
+    conn_t *prev, *next; /* h->conns */
+    host_t *host;        /* NULL: not counted (loopback, exempt) */
+    /* see the top of the file: REQ since since_ms; IDLE with rx_mark bytes received so far; CUT:
+     * shut down by the sweep, closing */
+    enum { PH_REQ, PH_BUSY, PH_IDLE, PH_CUT } phase;
+    uint64_t since_ms, rx_mark;
     char *uri; /* the raw request URI of the current request, NUL-terminated */
     size_t uri_len, uri_cap;
     char *body;
@@ -74,7 +126,7 @@ typedef struct conn {
     enum { DEFER_NONE, DEFER_WAIT, DEFER_ANSWERED } deferred;
     bool too_big;  /* the body went over max_body: answer 413 */
     struct sockaddr_storage peer;
-} conn_t;
+};
 
 struct httpd_req {
     httpd_t *h; /* NULL: a deferred request whose server closed first */
@@ -332,6 +384,194 @@ httpd_req_t *httpd_defer(httpd_req_t *r)
     return d;
 }
 
+/* ---- slow and flooding clients ---------------------------------------------------------------- */
+
+/* The host a client address counts against (an IPv4 address, an IPv6 /64); false for another family. */
+static bool host_key(const struct sockaddr *sa, uint8_t key[8], uint8_t *len, bool *loopback)
+{
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        memcpy(key, &s4->sin_addr, 4);
+        *len = 4;
+        *loopback = key[0] == 127;
+        return true;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(key, a->s6_addr + 12, 4);
+            *len = 4;
+            *loopback = key[0] == 127;
+        } else {
+            memcpy(key, a->s6_addr, 8);
+            *len = 8;
+            *loopback = IN6_IS_ADDR_LOOPBACK(a);
+        }
+        return true;
+    }
+    return false;
+}
+
+static host_t **host_slot(httpd_t *h, const uint8_t *key, uint8_t len)
+{
+    uint32_t x = 2166136261u; /* FNV-1a */
+    for (uint8_t i = 0; i < len; i++)
+        x = (x ^ key[i]) * 16777619u;
+    host_t **pp = &h->hosts[x % HTTPD_HOST_BUCKETS];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->key, key, len) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* The host entry of key: made if create (with no connections), else NULL if it has none open. */
+static host_t *host_find(httpd_t *h, const uint8_t *key, uint8_t len, bool create)
+{
+    host_t **pp = host_slot(h, key, len);
+    if (!*pp && create) {
+        *pp = xcalloc(1, sizeof(**pp));
+        memcpy((*pp)->key, key, len);
+        (*pp)->len = len;
+    }
+    return *pp;
+}
+
+/* One connection of e closed: the entry goes with its last one. */
+static void host_put(httpd_t *h, host_t *e)
+{
+    if (--e->conns > 0)
+        return;
+    host_t **pp = host_slot(h, e->key, e->len);
+    *pp = e->next;
+    free(e);
+}
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                              : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, a, out, (socklen_t)cap))
+        snprintf(out, cap, "?");
+}
+
+/* Counts one event of its kind; true when a log line is due (n->held says how many it stands for;
+ * the caller zeroes it). */
+static bool note_due(httpd_t *h, lognote_t *n)
+{
+    uint64_t now = uv_now(h->loop);
+    n->held++;
+    if (n->logged && now - n->last_ms < HTTPD_LOG_EVERY_MS)
+        return false;
+    n->logged = true;
+    n->last_ms = now;
+    return true;
+}
+
+/* MHD's accept policy: a host over max_host_conns is refused (MHD closes the socket at once). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
+{
+    httpd_t *h = cls;
+    uint8_t key[8], len;
+    bool lo;
+    (void)salen;
+    if (!host_key(sa, key, &len, &lo) || (lo && !h->limit_loopback))
+        return MHD_YES;
+    const host_t *e = host_find(h, key, len, false);
+    if (!e || e->conns < h->max_host_conns)
+        return MHD_YES;
+    h->st.refused_per_host++;
+    if (note_due(h, &h->log_refused)) {
+        char a[INET6_ADDRSTRLEN];
+        addr_text(sa, a, sizeof(a));
+        log_warn("httpd: refused %llu connection(s) from a host with %u open already, the last from %s%s "
+                 "(the limit per host: --host-conns)", (unsigned long long)h->log_refused.held, e->conns, a,
+                 len == 8 ? " (its /64)" : "");
+        h->log_refused.held = 0;
+    }
+    return MHD_NO;
+}
+
+/* The kernel's struct tcp_info goes on past glibc's, which stops at tcpi_total_retrans: its next
+ * fields in the kernel's order (linux/tcp.h cannot be included beside netinet/tcp.h, which
+ * microhttpd.h brings in). tcpi_bytes_received is there since Linux 4.1; an older kernel fills
+ * less, and says so in the length. */
+typedef struct tcp_info_ext {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+} tcp_info_ext_t;
+_Static_assert(sizeof(struct tcp_info) % 8 == 0, "glibc's struct tcp_info ends where the kernel's u64s start");
+
+/* Bytes the kernel has received on cc's socket so far; false if it cannot say. */
+static bool conn_rx(const conn_t *cc, uint64_t *out)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cc->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    tcp_info_ext_t ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (!ci || getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < sizeof(ti))
+        return false;
+    *out = ti.bytes_received;
+    return true;
+}
+
+/* A request was answered: the connection is kept alive, idle until its next byte. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    conn_t *cc = *req_cls;
+    (void)cls, (void)c, (void)toe;
+    if (!cc || cc->phase == PH_CUT)
+        return;
+    cc->phase = PH_IDLE;
+    if (!conn_rx(cc, &cc->rx_mark))
+        cc->rx_mark = UINT64_MAX; /* cannot tell: left to the idle time-out */
+}
+
+/* Every second while connections are open: cut those whose request is late (see the top). */
+static void on_sweep(uv_timer_t *t)
+{
+    httpd_t *h = t->data;
+    uint64_t now = uv_now(h->loop), rx;
+    for (conn_t *cc = h->conns; cc; cc = cc->next) {
+        if (cc->phase == PH_IDLE && conn_rx(cc, &rx) && rx > cc->rx_mark) {
+            cc->phase = PH_REQ;
+            cc->since_ms = now;
+        }
+        if (cc->phase != PH_REQ || now - cc->since_ms < h->req_timeout_ms)
+            continue;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cc->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        cc->phase = PH_CUT;
+        shutdown(ci->connect_fd, SHUT_RDWR); /* MHD reads the end of the stream and closes it */
+        h->st.timed_out++;
+        if (note_due(h, &h->log_slow)) {
+            char a[INET6_ADDRSTRLEN];
+            addr_text((const struct sockaddr *)&cc->peer, a, sizeof(a));
+            log_warn("httpd: cut %llu connection(s) whose request did not arrive whole in %llu s, the last from %s "
+                     "(--request-timeout)", (unsigned long long)h->log_slow.held,
+                     (unsigned long long)(h->req_timeout_ms / 1000), a);
+            h->log_slow.held = 0;
+        }
+    }
+}
+
+/* A request answered 413, 414 or 431 (by on_access, or by MHD itself: see on_mhd_log). */
+static void count_too_large(httpd_t *h, unsigned code)
+{
+    h->st.too_large++;
+    if (note_due(h, &h->log_large)) {
+        log_warn("httpd: refused %llu request(s) over a size limit, the last with HTTP %u (the request line and "
+                 "headers must fit in %zu KiB, a body in %zu KiB)", (unsigned long long)h->log_large.held, code,
+                 h->conn_memory / 1024, h->max_body / 1024);
+        h->log_large.held = 0;
+    }
+}
+
+void httpd_stats(const httpd_t *h, httpd_stats_t *out)
+{
+    *out = h->st;
+    out->conns = h->n_conns;
+}
+
 /* ---- the server ------------------------------------------------------------------------------- */
 
 /* Whether path falls under a route's prefix: equal, or followed by '/', or the prefix ends in '/'. */
@@ -383,6 +623,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             httpd_req_t r = {.h = h, .c = c, .cc = cc, .method = method, .path = url, .query = ""};
             char msg[64];
             snprintf(msg, sizeof(msg), "request body over %zu bytes\n", h->max_body);
+            cc->phase = PH_BUSY;
+            count_too_large(h, MHD_HTTP_CONTENT_TOO_LARGE);
             reply_text(&r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
             return MHD_YES;
         }
@@ -409,6 +651,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
 
+    if (cc->phase != PH_CUT)
+        cc->phase = PH_BUSY; /* the request is whole: its deadline is over */
     httpd_req_t r = {.h = h, .c = c, .cc = cc, .method = method, .path = url};
     const char *q = memchr(cc->uri, '?', cc->uri_len);
     r.query = q ? q + 1 : "";
@@ -416,6 +660,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (cc->too_big) {
         char msg[64];
         snprintf(msg, sizeof(msg), "request body over %zu bytes\n", h->max_body);
+        count_too_large(h, MHD_HTTP_CONTENT_TOO_LARGE);
         reply_text(&r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
         return MHD_YES;
     }
@@ -452,6 +697,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     memcpy(cc->uri, uri, n + 1);
     cc->uri_len = n;
     cc->seen = false;
+    if (cc->phase == PH_IDLE) { /* the sweep had not seen its first byte yet */
+        cc->phase = PH_REQ;
+        cc->since_ms = uv_now(((httpd_t *)cls)->loop);
+    }
     cc->deferred = DEFER_NONE;
     cc->too_big = false;
     cc->body_len = 0;
@@ -470,16 +719,41 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         h->n_conns++;
         conn_t *cc = xcalloc(1, sizeof(*cc));
+        cc->c = c;
+        cc->phase = PH_REQ;
+        cc->since_ms = uv_now(h->loop);
+        cc->next = h->conns;
+        if (h->conns)
+            h->conns->prev = cc;
+        h->conns = cc;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        uint8_t key[8], len;
+        bool lo;
         if (ci && ci->client_addr) {
             size_t n = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
             memcpy(&cc->peer, ci->client_addr, n);
+            if (host_key(ci->client_addr, key, &len, &lo) && (!lo || h->limit_loopback)) {
+                cc->host = host_find(h, key, len, true);
+                cc->host->conns++;
+            }
         }
         *socket_context = cc;
+        if (!uv_is_active((uv_handle_t *)&h->sweep) && !uv_is_closing((uv_handle_t *)&h->sweep))
+            uv_timer_start(&h->sweep, on_sweep, 1000, 1000);
     } else if (*socket_context) {
         if (h->n_conns-- >= h->max_conns)
             h->run_again = true;
         conn_t *cc = *socket_context;
+        if (cc->prev)
+            cc->prev->next = cc->next;
+        else
+            h->conns = cc->next;
+        if (cc->next)
+            cc->next->prev = cc->prev;
+        if (cc->host)
+            host_put(h, cc->host);
+        if (h->n_conns == 0)
+            uv_timer_stop(&h->sweep);
         free(cc->uri);
         free(cc->body);
         free(cc);
@@ -494,7 +768,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    /* Mostly the misdeeds of clients (resets, bad requests): debug, not warnings. */
+    /* Mostly the misdeeds of clients (resets, bad requests): debug, not warnings. Those over a size
+     * limit are counted (and logged once a second): MHD answers them itself and says so only here. */
+    unsigned code;
+    if (sscanf(msg, "Error processing request (HTTP response code is %u", &code) == 1 &&
+        (code == MHD_HTTP_CONTENT_TOO_LARGE || code == MHD_HTTP_URI_TOO_LONG ||
+         code == MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE))
+        count_too_large(cls, code);
     log_debug("httpd: %s", msg);
 }
 
@@ -529,6 +809,7 @@ static void do_close(httpd_t *h)
      * stop MHD, which closes the fd and every connection. */
     uv_close((uv_handle_t *)&h->poll, on_handle_closed);
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&h->sweep, on_handle_closed);
     MHD_stop_daemon(h->d);
     h->d = NULL;
 }
@@ -596,23 +877,30 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
 
+    if (o->request_timeout_s > HTTPD_MAX_TIMEOUT_S || o->timeout_s > HTTPD_MAX_TIMEOUT_S)
+        return -EINVAL;
     httpd_t *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
     h->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_MAX_BODY;
     h->max_conns = o->max_conns ? o->max_conns : HTTPD_DEFAULT_MAX_CONNS;
+    h->max_host_conns = o->max_host_conns ? o->max_host_conns : HTTPD_DEFAULT_MAX_HOST_CONNS;
+    h->limit_loopback = o->limit_loopback;
+    h->conn_memory = o->conn_memory ? o->conn_memory : HTTPD_DEFAULT_CONN_MEMORY;
+    h->req_timeout_ms = 1000ull * (o->request_timeout_s ? o->request_timeout_s : HTTPD_DEFAULT_REQUEST_TIMEOUT_S);
     unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
     h->d = MHD_start_daemon(
-        flags, o->port, NULL, NULL, on_access, h,
+        flags, o->port, on_accept, h, on_access, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s ? o->timeout_s : HTTPD_DEFAULT_TIMEOUT_S),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(o->conn_memory ? o->conn_memory : HTTPD_DEFAULT_CONN_MEMORY),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conn_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, h,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_END);
@@ -631,8 +919,9 @@ int httpd_new(uv_loop_t *loop, const httpd_opts_t *o, httpd_t **out)
     }
     h->port = pi->port;
     uv_timer_init(loop, &h->timer);
-    h->poll.data = h->timer.data = h;
-    h->open_handles = 2;
+    uv_timer_init(loop, &h->sweep);
+    h->poll.data = h->timer.data = h->sweep.data = h;
+    h->open_handles = 3;
     uv_poll_start(&h->poll, UV_READABLE, on_poll);
     *out = h;
     return 0;

@@ -12,10 +12,13 @@
  * answer later (after blocking work done in the thread pool, say). The request view it receives
  * is valid for the duration of the call only.
  *
- * Bounds (all overridable in httpd_opts_t): connections at once, idle time-out per connection,
- * memory per connection (which bounds the request line and headers: a longer request gets 431 or
- * 414 from libmicrohttpd), request body size (a larger body gets 413 and the connection is closed; one whose
- * Content-Length says so gets it before a byte of it is read).
+ * Bounds (all overridable in httpd_opts_t): connections at once, connections at once from one host
+ * (more are closed as soon as they are accepted; loopback is exempt unless asked), idle time-out
+ * per connection, time for a request to arrive whole (a slow client is cut off however steadily it
+ * trickles), memory per connection (which bounds the request line and headers: a longer request
+ * gets 431 or 414 from libmicrohttpd), request body size (a larger body gets 413 and the connection
+ * is closed; one whose Content-Length says so gets it before a byte of it is read). Each refusal is
+ * counted (httpd_stats) and logged at most once a second (HTTPD_LOG_EVERY_MS) for each kind.
  *
  * Errors are 0 or -errno.
  */
@@ -40,6 +43,26 @@
 #ifndef HTTPD_DEFAULT_MAX_BODY
 #define HTTPD_DEFAULT_MAX_BODY (64 * 1024)
 #endif
+/** Connections at once from one host: an IPv4 address, or an IPv6 /64 (one host often has a whole
+ * /64). Loopback clients are exempt unless httpd_opts_t.limit_loopback. */
+#ifndef HTTPD_DEFAULT_MAX_HOST_CONNS
+#define HTTPD_DEFAULT_MAX_HOST_CONNS 64
+#endif
+/** Time a request has to arrive whole (request line, headers and body), from the connection's
+ * start or, on a kept-alive connection, from its first byte (seen within a second). */
+#ifndef HTTPD_DEFAULT_REQUEST_TIMEOUT_S
+#define HTTPD_DEFAULT_REQUEST_TIMEOUT_S 20
+#endif
+/** Most request_timeout_s / timeout_s may be (a day). */
+#define HTTPD_MAX_TIMEOUT_S 86400
+/** At most one log line per kind of refusal in this time (the others are counted in the next). */
+#ifndef HTTPD_LOG_EVERY_MS
+#define HTTPD_LOG_EVERY_MS 1000
+#endif
+/** Hash buckets of the per-host connection counts. */
+#ifndef HTTPD_HOST_BUCKETS
+#define HTTPD_HOST_BUCKETS 256
+#endif
 #ifndef HTTPD_MAX_ROUTES
 #define HTTPD_MAX_ROUTES 16
 #endif
@@ -58,7 +81,18 @@ typedef struct httpd_opts {
     unsigned timeout_s;  /**< idle connection time-out; 0 = HTTPD_DEFAULT_TIMEOUT_S */
     size_t conn_memory;  /**< 0 = HTTPD_DEFAULT_CONN_MEMORY */
     size_t max_body;     /**< 0 = HTTPD_DEFAULT_MAX_BODY */
+    unsigned max_host_conns;    /**< 0 = HTTPD_DEFAULT_MAX_HOST_CONNS */
+    bool limit_loopback;        /**< apply max_host_conns to loopback clients too (default: exempt) */
+    unsigned request_timeout_s; /**< 0 = HTTPD_DEFAULT_REQUEST_TIMEOUT_S */
 } httpd_opts_t;
+
+/** Totals since httpd_new. */
+typedef struct httpd_stats {
+    unsigned conns;            /**< connections open now */
+    uint64_t refused_per_host; /**< connections closed at once: their host had max_host_conns open */
+    uint64_t timed_out;        /**< connections closed: a request did not arrive whole in request_timeout_s */
+    uint64_t too_large;        /**< requests answered 413, 414 or 431 (body, URI or headers over their limit) */
+} httpd_stats_t;
 
 /** Called on the loop thread for a request whose path matches the route. */
 typedef void (*httpd_handler_fn)(httpd_req_t *req, void *arg);
@@ -71,6 +105,8 @@ typedef void (*httpd_close_cb)(void *arg);
 int httpd_new(uv_loop_t *loop, const httpd_opts_t *opts, httpd_t **out);
 /** The port actually bound (useful with port 0). */
 uint16_t httpd_port(const httpd_t *h);
+/** The server's counters (what a peer's `peer` file shows). */
+void httpd_stats(const httpd_t *h, httpd_stats_t *out);
 /**
  * Routes requests whose path is `prefix`, or starts with `prefix` followed by '/' (or prefix
  * itself ends with '/'), to fn. The longest matching prefix wins; no match gets 404. prefix is

@@ -1521,8 +1521,16 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         sb_printf(&b, "blocks-fetched: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\nfetches-in-flight: %u\n",
                   (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
                   fst.inflight);
+        sb_printf(&b, "transfers-too-slow: %llu\n", (unsigned long long)fst.too_slow);
     }
     sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)pool__refused(pool));
+    if (pool->opts.httpd) { /* slow and flooding clients (docs/reliability.md) */
+        httpd_stats_t hs;
+        httpd_stats(pool->opts.httpd, &hs);
+        sb_printf(&b, "connections-open: %u\nconnections-refused-per-host: %llu\nconnections-timed-out: %llu\n"
+                  "requests-too-large: %llu\n", hs.conns, (unsigned long long)hs.refused_per_host,
+                  (unsigned long long)hs.timed_out, (unsigned long long)hs.too_large);
+    }
     sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nvotes-without-bytes: %llu\n",
               (unsigned long long)pool->results_served, (unsigned long long)pool->results_fetched,
               (unsigned long long)pool->votes_without_bytes);

@@ -344,6 +344,14 @@ char *status_metrics(const status_snap_t *s, size_t *len)
 
     counter(&t, "preon_requests_over_budget_total", "Peer API requests refused with 429 (over a request budget).",
             s->requests_over_budget);
+    counter(&t, "preon_connections_refused_per_host_total",
+            "Connections closed at once: their host had --host-conns open.", s->conns_refused_per_host);
+    counter(&t, "preon_connections_timed_out_total",
+            "Connections cut: a request did not arrive whole within --request-timeout.", s->conns_timed_out);
+    counter(&t, "preon_requests_too_large_total", "Requests answered 413, 414 or 431 (over a size limit).",
+            s->requests_too_large);
+    counter(&t, "preon_transfers_too_slow_total",
+            "Block transfers cut off under the low-speed limit or past the fetch time-out.", s->transfers_too_slow);
     hist(&t, "preon_loop_busy_seconds", "The event loop's busy time per iteration (the lag of everything it serves).",
          s->loop_busy);
     gauge(&t, "preon_loop_busy_max_seconds", "The longest busy loop iteration since start.",

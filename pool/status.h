@@ -100,6 +100,8 @@ typedef struct status_snap {
     unsigned fetches_inflight;
     uint64_t store_blocks, cache_bytes, cache_quota, cache_hits, cache_evictions, cache_evicted_bytes;
     uint64_t requests_over_budget;
+    /** slow and flooding peers (docs/reliability.md): the httpd's refusals, the fetcher's cut-offs */
+    uint64_t conns_refused_per_host, conns_timed_out, requests_too_large, transfers_too_slow;
     uint64_t loop_busy_max_ns, loop_stalls;
     const metrics_hist_t *fetch_latency, *dispatch_latency, *loop_busy; /**< may be NULL (left out) */
     const status_job_t *jobs;

@@ -311,6 +311,7 @@ static void gather(pool_t *pool, gather_t *g)
         s->bytes_in = fst.bytes;
         s->blocks_in = fst.blocks;
         s->bad_blocks = fst.bad;
+        s->transfers_too_slow = fst.too_slow;
         s->rate_in = fst.rate;
         s->fetches_inflight = fst.inflight;
         s->fetch_latency = fetch_latency(pool->fetch);
@@ -329,6 +330,13 @@ static void gather(pool_t *pool, gather_t *g)
     s->cache_evictions = cst.evictions;
     s->cache_evicted_bytes = cst.evicted_bytes;
     s->requests_over_budget = pool__refused(pool);
+    if (pool->opts.httpd) {
+        httpd_stats_t hs;
+        httpd_stats(pool->opts.httpd, &hs);
+        s->conns_refused_per_host = hs.refused_per_host;
+        s->conns_timed_out = hs.timed_out;
+        s->requests_too_large = hs.too_large;
+    }
     s->loop_busy_max_ns = pool->lag_max_ns;
     s->loop_stalls = pool->lag_over_5ms;
     s->dispatch_latency = &pool->dispatch_hist;

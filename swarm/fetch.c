@@ -141,6 +141,8 @@ struct fetch {
     event_t *ev_head, **ev_tail;
     unsigned inflight, verifying, works, queued;
     fetch_stats_t st;
+    bool slow_logged;          /* note_too_slow: when it last logged, and what it has counted since */
+    uint64_t slow_log_ms, slow_held;
     metrics_rate_t rate;     /* body bytes received, by second */
     metrics_hist_t latency;  /* request to verified bytes, seconds (fetch_latency) */
 
@@ -439,6 +441,24 @@ static const char *reason_str(int reason)
     }
 }
 
+/* A block transfer was cut off by the low-speed limit or the time-out: counted, and logged at most
+ * once every FETCH_LOG_EVERY_MS (a flood of slow peers must not flood the log too). */
+static void note_too_slow(fetch_t *f, const swarm__peer_t *p, const char *hex, const char *why)
+{
+    uint64_t now = now_ms(f);
+    f->st.too_slow++;
+    f->slow_held++;
+    if (f->slow_logged && now - f->slow_log_ms < FETCH_LOG_EVERY_MS)
+        return;
+    log_warn("fetch: cut off %llu block transfer(s) too slow, the last from %s (block %s: %s); asking the next "
+             "holder (under %u bytes/s for %u s: FETCH_LOW_SPEED_*, or past the fetch time-out)",
+             (unsigned long long)f->slow_held, p->url, hex, why[0] ? why : "timed out", f->opts.low_speed_bytes,
+             f->opts.low_speed_s);
+    f->slow_held = 0;
+    f->slow_logged = true;
+    f->slow_log_ms = now;
+}
+
 /* An attempt of r on p failed with err (for -EBADMSG, reason says how); try the next peer. */
 static void attempt_failed(req_t *r, swarm__peer_t *p, int err, int reason)
 {
@@ -464,6 +484,8 @@ static void attempt_failed(req_t *r, swarm__peer_t *p, int err, int reason)
     } else {
         if (err != -ENOENT)
             swarm__peer_rate(p, FETCH_SCORE_FAIL, now_ms(f));
+        if (err == -ETIMEDOUT)
+            note_too_slow(f, p, hex, r->errbuf);
         log_debug("fetch: block %s from %s: %s%s%s", hex, p->url, strerror(-err),
                   r->errbuf[0] ? ": " : "", r->errbuf);
     }
@@ -518,6 +540,8 @@ static int xfer_start(req_t *r, swarm__peer_t *p)
      */
     if (!swarm__http_setup(f->http, e, url, &r->x, on_body, r, r->errbuf) ||
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->len) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)f->opts.low_speed_bytes) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)f->opts.low_speed_s) != CURLE_OK ||
         (!reused && curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)FETCH_RECV_BUFFER) != CURLE_OK)) {
         curl_easy_cleanup(e);
         return -EINVAL;
@@ -858,12 +882,16 @@ int fetch_new(uv_loop_t *loop, store_t *store, const fetch_opts_t *opts, fetch_t
         o.max_total = FETCH_DEFAULT_TOTAL;
     if (!o.timeout_ms)
         o.timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
+    if (!o.low_speed_bytes)
+        o.low_speed_bytes = FETCH_LOW_SPEED_BYTES;
+    if (!o.low_speed_s)
+        o.low_speed_s = FETCH_LOW_SPEED_S;
     if (!o.connect_timeout_ms)
         o.connect_timeout_ms =
             o.timeout_ms < FETCH_DEFAULT_CONNECT_MS ? o.timeout_ms : FETCH_DEFAULT_CONNECT_MS;
     if (o.max_per_peer > FETCH_MAX_PARALLEL || o.max_total > FETCH_MAX_PARALLEL ||
         o.timeout_ms > FETCH_MAX_TIMEOUT_MS || o.connect_timeout_ms > o.timeout_ms ||
-        o.keep_blocks > FETCH_MAX_KEEP)
+        o.keep_blocks > FETCH_MAX_KEEP || o.low_speed_s > FETCH_MAX_TIMEOUT_MS / 1000)
         return -EINVAL;
 
     fetch_t *f = xcalloc(1, sizeof(*f));

@@ -105,6 +105,22 @@
 #ifndef FETCH_BAN_MS
 #define FETCH_BAN_MS (10u * 60 * 1000)
 #endif
+/**
+ * A block transfer that receives fewer than FETCH_LOW_SPEED_BYTES bytes a second for
+ * FETCH_LOW_SPEED_S seconds (a peer that accepts and never answers, or trickles) is cut off, counted
+ * (fetch_stats_t.too_slow) and the block asked of its next holder (curl's CURLOPT_LOW_SPEED_LIMIT
+ * and _TIME; fetch_opts_t may change both). The whole transfer is bounded by timeout_ms besides.
+ */
+#ifndef FETCH_LOW_SPEED_BYTES
+#define FETCH_LOW_SPEED_BYTES 1024
+#endif
+#ifndef FETCH_LOW_SPEED_S
+#define FETCH_LOW_SPEED_S 5
+#endif
+/** At most one log line about slow peers in this time (the others are counted in the next). */
+#ifndef FETCH_LOG_EVERY_MS
+#define FETCH_LOG_EVERY_MS 1000
+#endif
 /** A negative score recovers one point per this many ms since it last changed (peers.c). */
 #ifndef FETCH_SCORE_RECOVER_MS
 #define FETCH_SCORE_RECOVER_MS 10000
@@ -149,6 +165,8 @@ typedef struct fetch_opts {
                                       bounds memory at max_total buffers of a block's length */
     unsigned timeout_ms;         /**< whole transfer, connect included (default 10000) */
     unsigned connect_timeout_ms; /**< TCP connect (default min(3000, timeout_ms)) */
+    unsigned low_speed_bytes;    /**< block transfers: bytes a second below which... (FETCH_LOW_SPEED_BYTES) */
+    unsigned low_speed_s;        /**< ...for this many seconds, one is cut off (FETCH_LOW_SPEED_S) */
     unsigned keep_blocks;        /**< the newest verified blocks kept in memory after they are done
                                       (default 0: none; at most FETCH_MAX_KEEP), so that
                                       fetch_peek and fetch_block_data answer them without the store */
@@ -169,6 +187,7 @@ typedef struct fetch_stats {
     uint64_t kept;      /**< fetch_block_data calls answered from the blocks kept in memory */
     uint64_t failures;  /**< transfers that did not yield the block (404 included) */
     uint64_t bad;       /**< transfers whose bytes were not the block */
+    uint64_t too_slow;  /**< block transfers cut off under the low-speed limit, or past timeout_ms */
     unsigned active;    /**< requests not yet completed */
     unsigned inflight;  /**< transfers under way now */
     unsigned queued;    /**< requests waiting for a free slot */

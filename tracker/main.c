@@ -22,6 +22,11 @@ static const char usage_tracker[] =
     "  --interval S      announce interval told to clients, in seconds (default 1800);\n"
     "                    peers silent for 2 x S are dropped\n"
     "  --max-peers N     peers held at once (default 2000000)\n"
+    "  --host-conns N    connections at once one host may hold; more are closed at once (default 64;\n"
+    "                    loopback clients are exempt unless --host-conns-loopback)\n"
+    "  --host-conns-loopback  apply --host-conns to loopback clients too (127.0.0.0/8, ::1)\n"
+    "  --request-timeout S  a request must arrive whole within S seconds, or its connection is cut\n"
+    "                    (default 20)\n"
     "  --ready-fd N      write \"listening on ADDR:PORT\\n\" to fd N once listening\n"
     "  --log FILE        also log to FILE\n"
     "  --log-level LEVEL error, warn, info (default) or debug\n"
@@ -69,11 +74,14 @@ int tracker_main(int argc, char **argv)
         {"interval", required_argument, NULL, 'i'}, {"max-peers", required_argument, NULL, 'm'},
         {"ready-fd", required_argument, NULL, 'r'}, {"log", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {"host-conns", required_argument, NULL, 'C'}, {"host-conns-loopback", no_argument, NULL, 'B'},
+        {"request-timeout", required_argument, NULL, 'R'},
         {0},
     };
     unsigned long port = 6969, interval = TRACKER_DEFAULT_INTERVAL_S, max_peers = TRACKER_DEFAULT_MAX_PEERS, v;
     long ready_fd = -1;
     const char *listen = "0.0.0.0";
+    httpd_opts_t ho = {0};
     int c;
     optind = 1;
     int li = -1; /* the long option's index: its name for a message (argv may hold its value there) */
@@ -81,6 +89,9 @@ int tracker_main(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'p': bad = parse_ulong(optarg, 0, 65535, &port); break;
+        case 'C': bad = parse_ulong(optarg, 1, 1000000, &v); ho.max_host_conns = (unsigned)v; break;
+        case 'B': ho.limit_loopback = true; break;
+        case 'R': bad = parse_ulong(optarg, 1, HTTPD_MAX_TIMEOUT_S, &v); ho.request_timeout_s = (unsigned)v; break;
         case 'a': listen = optarg; break;
         case 'i': bad = parse_ulong(optarg, 1, 86400, &interval); break;
         case 'm': bad = parse_ulong(optarg, 1, 1000000000ul, &max_peers); break;
@@ -109,7 +120,8 @@ int tracker_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     main_ctx_t ctx = {0};
     uv_loop_init(&ctx.loop);
-    httpd_opts_t ho = {.addr = listen, .port = (uint16_t)port};
+    ho.addr = listen;
+    ho.port = (uint16_t)port;
     int rc = httpd_new(&ctx.loop, &ho, &ctx.httpd);
     if (rc) {
         fprintf(stderr, "preon tracker: cannot listen on %s port %lu: %s\n", listen, port, strerror(-rc));

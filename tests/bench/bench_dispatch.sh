@@ -8,6 +8,9 @@
 # (local execution, the yardstick; there dispatch is the task's start) from the same run, and the
 # ratios pool / local.
 # Usage: PREON=build/preon tests/bench/bench_dispatch.sh [TASKS] [VOLUNTEERS]
+# For bench_flood.sh: BENCH_SUB_ARGS are more options of the submitter, and BENCH_FLOOD a command
+# run in the background (its own process group, ended with the run) with the submitter's port as
+# its last argument, from the submitter's start to the pool's last result.
 set -euo pipefail
 : "${PREON:?set PREON to the preon binary}"
 PREON=$(readlink -f -- "$PREON")
@@ -19,6 +22,7 @@ PIDS=() MNTS=()
 cleanup() {
     set +e
     for m in "${MNTS[@]}"; do fusermount3 -u -z "$m" 2>/dev/null; done
+    [ -z "${FLOOD_PID:-}" ] || kill -- -"$FLOOD_PID" 2>/dev/null
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf --one-file-system "$T"
@@ -44,8 +48,14 @@ printf 'command = echo hello\ntasks = %d\n' "$TASKS" >"$T/src/hello/preon.job"
 
 mkdir -p "$T/sub/d"
 "$PREON" keygen --out "$T/sub/d/key" >"$T/sub.key.pub" 2>/dev/null # the volunteers trust the submitter
-start sub --slots 0
+read -ra sub_args <<<"${BENCH_SUB_ARGS:-}"
+start sub --slots 0 "${sub_args[@]}"
 URL=$(sed -n 's/^http: //p' "$T/sub/m/peer")
+FLOOD_PID=
+if [ -n "${BENCH_FLOOD:-}" ]; then
+    setsid bash -c "$BENCH_FLOOD ${URL##*:}" >/dev/null 2>&1 </dev/null &
+    FLOOD_PID=$!
+fi
 for i in $(seq "$NVOL"); do
     mkdir -p "$T/v$i/d/trusted"
     cp "$T/sub.key.pub" "$T/v$i/d/trusted/sub"
@@ -56,6 +66,11 @@ t0=$(now)
 mv "$T/sub/m/jobs/.hello" "$T/sub/m/jobs/hello"
 st=$(timeout 600 cat "$T/sub/m/wait/hello")
 t1=$(now)
+if [ -n "$FLOOD_PID" ]; then # the flood's toll on the submitter, then the flood ends
+    printf 'flood on the submitter: %s\n' "$(grep -E '^(connections-|requests-too-large)' "$T/sub/m/peer" | tr '\n' ' ')"
+    kill -- -"$FLOOD_PID" 2>/dev/null || true
+    FLOOD_PID=
+fi
 pool=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 n=$(ls "$T/sub/m/results/hello" | wc -l)
 ok=$(sed -n 's/^succeeded: //p' <<<"$st")

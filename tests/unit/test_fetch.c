@@ -44,7 +44,7 @@
 #define WATCHDOG_MS 20000
 #define SLOW_HOLD_S 30
 
-enum mode { M_GOOD, M_404, M_500, M_CORRUPT, M_LONG, M_LONG_CHUNKED, M_SHORT, M_SLOW };
+enum mode { M_GOOD, M_404, M_500, M_CORRUPT, M_LONG, M_LONG_CHUNKED, M_SHORT, M_SLOW, M_TRICKLE };
 
 typedef struct block {
     hash_t h;
@@ -118,6 +118,29 @@ static const block_t *find_block(const server_t *s, const char *url)
         if (hash_equal(&s->blocks[i].h, &h))
             return &s->blocks[i];
     return NULL;
+}
+
+/* M_TRICKLE: the block's bytes, one every 100 ms (a thread per connection: it may sleep) until the
+ * server stops. */
+typedef struct trickle {
+    server_t *s;
+    const uint8_t *data;
+    size_t len;
+} trickle_t;
+
+static ssize_t trickle_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    trickle_t *t = cls;
+    (void)max;
+    struct timespec ts = {.tv_nsec = 100000000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&t->s->mu);
+    bool stop = t->s->stopping;
+    pthread_mutex_unlock(&t->s->mu);
+    if (stop || pos >= t->len)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    buf[0] = (char)t->data[pos];
+    return 1;
 }
 
 static ssize_t chunk_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -209,6 +232,11 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
     }
     case M_SHORT:
         return queue(c, 200, MHD_create_response_from_buffer(b->len - 1, b->data, MHD_RESPMEM_PERSISTENT));
+    case M_TRICKLE: {
+        trickle_t *t = malloc(sizeof(*t));
+        *t = (trickle_t){.s = s, .data = b->data, .len = b->len};
+        return queue(c, 200, MHD_create_response_from_callback(b->len, 1, trickle_read, t, free));
+    }
     default: {
         /* M_SLOW, or M_GOOD while held: answer only when released, stopped, or much later */
         struct timespec until;
@@ -699,6 +727,32 @@ static void fetch_times_out_and_moves_on(void **state)
     assert_true(run_until(fx, &fx->ncalls, 2));
     assert_int_equal(fx->calls[1].status, -ETIMEDOUT);
     assert_false(store_has(fx->store, &fx->blocks[6].h));
+    assert_int_equal(fx->nbad, 0); /* slow is not bad */
+}
+
+/* A peer that trickles (10 bytes/s), and one that never answers, within a long time-out: both are
+ * cut off by the low-speed limit (here 1 KiB/s for 1 s), counted, and the block comes from the next. */
+static void fetch_cuts_off_slow_peers(void **state)
+{
+    fx_t *fx = *state;
+    server_t *trickle = server_start(fx, M_TRICKLE);
+    server_t *silent = server_start(fx, M_SLOW);
+    server_t *good = server_start(fx, M_GOOD);
+    start_fetch(fx, (fetch_opts_t){.timeout_ms = 60000, .low_speed_s = 1});
+    const char *peers[] = {trickle->url, silent->url, good->url};
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(fetch(fx, 0, &fx->blocks[5], peers, 3), 0);
+    assert_true(run_until(fx, &fx->ncalls, 1));
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    assert_int_equal(fx->calls[0].status, 0);
+    assert_stored(fx, &fx->blocks[5]);
+    assert_true(ms >= 1900 && ms < 20000); /* two cut off after about a second each */
+    assert_int_equal(server_requests(trickle), 1);
+    assert_int_equal(server_requests(silent), 1);
+    assert_int_equal(server_requests(good), 1);
+    fetch_stats_t st;
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.too_slow, 2);
     assert_int_equal(fx->nbad, 0); /* slow is not bad */
 }
 
@@ -1301,7 +1355,7 @@ static void fetch_get_does_not_wait_for_block_slots(void **state)
     server_hold(good, true);
     /* the held transfer must outlive a slow machine (make asan beside other work took over the
      * default 10 s, the held block timed out and the second took its slot: a flaky test) */
-    start_fetch(fx, (fetch_opts_t){.max_per_peer = 1, .max_total = 1, .timeout_ms = 120000});
+    start_fetch(fx, (fetch_opts_t){.max_per_peer = 1, .max_total = 1, .timeout_ms = 120000, .low_speed_s = 120});
     const char *peers[] = {good->url};
     /* the one block slot is taken by a held transfer, a second block waits for it */
     assert_int_equal(fetch(fx, 0, &fx->blocks[0], peers, 1), 0);
@@ -1363,6 +1417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_fails_when_every_peer_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_aborts_oversize_and_rejects_short, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_times_out_and_moves_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_cuts_off_slow_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_many_blocks_from_three_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_shares_concurrent_requests_for_a_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_join_adds_peers_to_a_waiting_request, setup, teardown),

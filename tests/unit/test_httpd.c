@@ -150,6 +150,7 @@ struct fx {
     bool defer_done;
     int defer_rc, defer_calls, wait_rc;
     char defer_path[64];
+    httpd_stats_t st; /* the server's counters as the client finished */
 };
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -219,8 +220,10 @@ static void on_done(uv_async_t *as)
 {
     fx_t *fx = as->data;
     uv_close((uv_handle_t *)as, NULL);
-    if (!fx->closed_by_handler)
+    if (!fx->closed_by_handler) {
+        httpd_stats(fx->h, &fx->st);
         httpd_close(fx->h, on_closed, fx);
+    }
 }
 
 static void client_main(void *arg)
@@ -535,6 +538,8 @@ static void httpd_oversized_requests_are_refused(void **state)
     assert_true(fx->r[0].status == -1 || (fx->r[0].status >= 400 && fx->r[0].status < 500));
     assert_true(fx->r[1].status == -1 || (fx->r[1].status >= 400 && fx->r[1].status < 500));
     assert_int_equal(fx->r[2].status, 200);
+    /* each one answered 4xx is counted */
+    assert_int_equal(fx->st.too_large, (fx->r[0].status > 0) + (fx->r[1].status > 0));
     fx_free(fx);
 }
 
@@ -664,6 +669,7 @@ static void httpd_long_bodies_are_refused_before_they_are_read(void **state)
     for (int i = 0; i < 4; i++)
         assert_true(fx->raw[i]);
     assert_true(fx->elapsed < 2);
+    assert_int_equal(fx->st.too_large, 1); /* the 413 (the bad length is a 400) */
     fx_free(fx);
 }
 
@@ -709,6 +715,108 @@ static void httpd_connection_limit_is_enforced(void **state)
     for (int i = 0; i < 4; i++)
         assert_true(fx->raw[i]);
     assert_int_equal(fx->r[0].status, 200);
+    fx_free(fx);
+}
+
+static void host_limit_client(fx_t *fx)
+{
+    int s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = raw_connect(fx);
+    /* two connections of this host are open (requests under way); the third is closed at once */
+    fx->raw[0] = s[0] >= 0 && send(s[0], "GET /a HTTP/1.1\r\n", 17, 0) == 17;
+    fx->raw[1] = s[1] >= 0 && send(s[1], "GET /a HTTP/1.1\r\n", 17, 0) == 17;
+    fx->raw[2] = s[2] >= 0 && closed_within(s[2], 5000) == 1;
+    /* and the two are still served */
+    static const char rest[] = "Host: x\r\nConnection: close\r\n\r\n";
+    char buf[4096];
+    fx->raw[3] = s[0] >= 0 && send(s[0], rest, sizeof(rest) - 1, 0) == (ssize_t)(sizeof(rest) - 1) &&
+                 read_until_closed(s[0], buf, sizeof(buf), 5000) > 0 && !strncmp(buf, "HTTP/1.1 200", 12);
+    for (int i = 0; i < 3; i++)
+        if (s[i] >= 0)
+            close(s[i]);
+}
+
+static void httpd_host_connection_limit_is_enforced(void **state)
+{
+    (void)state;
+    httpd_opts_t o = {.addr = "127.0.0.1", .max_host_conns = 2, .limit_loopback = true};
+    fx_t *fx = fx_new(&o);
+    assert_int_equal(httpd_route(fx->h, "/a", h_info, fx), 0);
+    fx_run(fx, host_limit_client);
+    for (int i = 0; i < 4; i++)
+        assert_true(fx->raw[i]);
+    assert_int_equal(fx->st.refused_per_host, 1);
+    fx_free(fx);
+}
+
+static void loopback_client(fx_t *fx)
+{
+    int s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = raw_connect(fx);
+    for (int i = 0; i < 3; i++)
+        fx->raw[i] = s[i] >= 0 && send(s[i], "GET /a HTTP/1.1\r\n", 17, 0) == 17;
+    fx->raw[3] = s[2] >= 0 && closed_within(s[2], 300) == 0; /* not refused */
+    for (int i = 0; i < 3; i++)
+        if (s[i] >= 0)
+            close(s[i]);
+}
+
+static void httpd_host_limit_exempts_loopback_by_default(void **state)
+{
+    (void)state;
+    httpd_opts_t o = {.addr = "127.0.0.1", .max_host_conns = 2};
+    fx_t *fx = fx_new(&o);
+    assert_int_equal(httpd_route(fx->h, "/a", h_info, fx), 0);
+    fx_run(fx, loopback_client);
+    for (int i = 0; i < 4; i++)
+        assert_true(fx->raw[i]);
+    assert_int_equal(fx->st.refused_per_host, 0);
+    fx_free(fx);
+}
+
+static void slow_client(fx_t *fx)
+{
+    /* A slowloris: a header byte every 200 ms, far inside the idle time-out (10 s): cut at the
+     * request time-out (1 s, seen by a sweep once a second) all the same. */
+    static const char slow[] = "GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    int s = raw_connect(fx);
+    double t0 = now_s();
+    size_t i = 0;
+    int closed = 0;
+    while (s >= 0 && i < sizeof(slow) - 1 && !closed) {
+        if (send(s, slow + i++, 1, MSG_NOSIGNAL) != 1)
+            break;
+        closed = closed_within(s, 200);
+    }
+    fx->raw[0] = closed || (s >= 0 && closed_within(s, 5000));
+    fx->elapsed = now_s() - t0;
+    if (s >= 0)
+        close(s);
+    /* A kept-alive connection idle for longer than the request time-out is not cut (it sends
+     * nothing: the idle time-out rules), and its next request is answered on it. */
+    CURL *c = curl_easy_init();
+    req(c, fx, "/a", NULL, 0, NULL, &fx->r[0]);
+    struct timespec ts = {.tv_sec = 2, .tv_nsec = 500000000}; /* the scenario itself: idle past 1 s */
+    nanosleep(&ts, NULL);
+    req(c, fx, "/a", NULL, 0, NULL, &fx->r[1]);
+    curl_easy_cleanup(c);
+}
+
+static void httpd_slow_requests_are_cut(void **state)
+{
+    (void)state;
+    httpd_opts_t o = {.addr = "127.0.0.1", .timeout_s = 10, .request_timeout_s = 1};
+    fx_t *fx = fx_new(&o);
+    assert_int_equal(httpd_route(fx->h, "/a", h_info, fx), 0);
+    fx_run(fx, slow_client);
+    assert_true(fx->raw[0]);
+    assert_true(fx->elapsed > 0.9 && fx->elapsed < 4);
+    assert_int_equal(fx->r[0].status, 200);
+    assert_int_equal(fx->r[1].status, 200);
+    assert_int_equal(fx->r[1].connects, 0); /* the same connection */
+    assert_int_equal(fx->st.timed_out, 1);
     fx_free(fx);
 }
 
@@ -842,6 +950,9 @@ int main(void)
         cmocka_unit_test(httpd_close_from_a_handler),
         cmocka_unit_test(httpd_idle_connections_time_out),
         cmocka_unit_test(httpd_connection_limit_is_enforced),
+        cmocka_unit_test(httpd_host_connection_limit_is_enforced),
+        cmocka_unit_test(httpd_host_limit_exempts_loopback_by_default),
+        cmocka_unit_test(httpd_slow_requests_are_cut),
         cmocka_unit_test(httpd_new_reports_errors),
         cmocka_unit_test(httpd_deferred_reply_after_the_handler),
         cmocka_unit_test(httpd_deferred_client_gone_while_suspended),
