@@ -138,6 +138,8 @@ struct fs {
     pool_t *pool;           /**< the coordination below the view */
     struct fuse_session *se;
     uv_poll_t *poll;
+    struct fs_mwatch *mwatch; /**< POLLPRI on /proc/self/mountinfo: our mount leaving it (fs.c) */
+    unsigned mount_id;        /**< our mount's ID in /proc/self/mountinfo (0: not known) */
     struct fuse_buf buf;
     bool mounted, stopping;
     bool draining; /* fs_stop: the pool gives its tasks notice first (pool_drain) */
