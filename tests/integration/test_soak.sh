@@ -219,7 +219,8 @@ blocks() {
 }
 
 # publish NAME KILL: the dot-name + mv idiom (nothing half-copied is ever a job), or one time in
-# three a plain `cp -r` (published once quiet). With KILL=1, A is killed while cp writes the input:
+# three a plain `cp -r` (published once quiet). With KILL=2, A is killed right after the copy (and
+# the rename). With KILL=1, A is killed while cp writes the input:
 # the copy fails, A comes back, and then a dot-named copy is removed and copied again; a plain
 # copy must not have been published cut short: it is rejected (a file was open for writing at the
 # crash) until copied again over itself, or, if cp had finished before the kill, published whole.
@@ -262,6 +263,9 @@ publish() {
     fi
     cp -r -- "$src" "$a/jobs/$dest"
     [ "$plain" = 1 ] || mv -- "$a/jobs/.$name" "$a/jobs/$name"
+    if [ "$kill_it" = 2 ]; then # right after the rename: while A hashes the job to publish it
+        crash A "right after mv published $name"
+    fi
 }
 
 # --- the watcher -------------------------------------------------------------------------------
@@ -360,8 +364,13 @@ round() {
     for phase in "${plan[@]}"; do
         [ "$phase" = publish ] && killed_publish=1
     done
+    # The publish phase kills A during the first job's copy, or (one time in three) right after its
+    # rename, while A hashes it.
+    local how=1
+    rng 3
+    [ "$R" != 0 ] || how=2
     for ((j = 0; j < njobs; j++)); do
-        publish "${ROUND_NAMES[$j]}" "$((killed_publish && j == 0 ? 1 : 0))"
+        publish "${ROUND_NAMES[$j]}" "$((killed_publish && j == 0 ? how : 0))"
     done
     for phase in "${plan[@]}"; do
         case "$phase" in
@@ -495,8 +504,11 @@ check_round() {
 # soak_stop NAME: stop_peer, but a peer that has not exited 10 s after its unmount has its threads'
 # stacks shown (gdb) before it is killed and the test fails: a stop that hangs is a finding too.
 soak_stop() {
-    local name=$1 pid err
+    local name=$1 pid err dev
     pid=$(peer_pid "$name")
+    dev=$(awk -v m="$(mnt "$name")" '$5 == m { print $3 }' /proc/self/mountinfo)
+    # Mounts that name the peer's mount other than its own (an overlay whose lowerdir is in it).
+    grep -F -- "$(mnt "$name")" /proc/self/mountinfo | awk -v m="$(mnt "$name")" '$5 != m' >"$T_CASE/mounts.$name" || true
     err=$(fusermount3 -u "$(mnt "$name")" 2>&1) || fail "fusermount3 -u of $name failed: $err"
     local end=$((SECONDS + 10))
     while [ "$SECONDS" -le "$end" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo Z)" != Z ]; do
@@ -504,10 +516,23 @@ soak_stop() {
     done
     if [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo Z)" != Z ]; then
         echo "--- $name (pid $pid) still runs 10 s after its unmount; its threads:" >&2
-        timeout 60 gdb -batch -p "$pid" -ex "thread apply all bt" 2>&1 | grep -E '^(#|Thread)' >&2 || true
+        timeout 60 gdb -batch -p "$pid" -ex "thread apply all bt" -ex "frame function mount_main" \
+            -ex "print *ctx.fs" -ex "print *ctx.fs->pool" 2>&1 | grep -E '^(#|Thread|\$)' >&2 || true
+        echo "--- mounts naming its mount before the unmount:" >&2
+        cat "$T_CASE/mounts.$name" >&2
+        echo "--- processes whose mount namespace holds its mount ($dev) or names it:" >&2
+        grep -lE -- " $dev |$(mnt "$name")" /proc/[0-9]*/mountinfo 2>/dev/null | while read -r f; do
+            f=${f%/mountinfo}
+            echo "${f#/proc/}: $(tr '\0' ' ' <"$f/cmdline" 2>/dev/null | cut -c1-200)" >&2
+        done
         show_peer_output "$name"
         cp -- "${PEER_LOG[$name]}" "$T_CASE/log.$name" && keep_artifact "$T_CASE/log.$name"
-        fail "peer $name did not exit within 10 s after fusermount3 -u"
+        end=$((SECONDS + 120))
+        while [ "$SECONDS" -le "$end" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo Z)" != Z ]; do
+            sleep 0.5 # (bounded: how long it takes after all)
+        done
+        echo "--- $name: $(tail -n 3 "${PEER_LOG[$name]}")" >&2
+        fail "peer $name did not exit within 10 s after fusermount3 -u ($([ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo Z)" = Z ] && echo "it did within $((SECONDS - end + 120)) s" || echo "nor within 2 more minutes"))"
     fi
     _wait_pid "$pid" 5 KILL
     unset 'PEER_PID[$name]'
