@@ -173,11 +173,11 @@ static void on_mounts_changed(uv_poll_t *p, int status, int events)
                  uv_strerror(status));
         return mwatch_stop(fs);
     }
-    if (fs->stopping || !fs->mounted || mount_id_present(fs->mount_id))
-        return;
+    if (fs->stopping || fs->draining || fs->mount_gone || !fs->mounted || mount_id_present(fs->mount_id))
+        return; /* (a second fs_stop would cut the tasks' notice short) */
     log_info("%s is no longer mounted here (another mount namespace may keep a copy of it): stopping",
              fs->mountpoint);
-    fs->mounted = false; /* as for ENODEV: nothing here to unmount, no drain through a mount that is gone */
+    fs->mount_gone = true; /* the session lives on: running tasks get their notice (pool_drain) */
     fs_stop(fs);
 }
 
@@ -427,8 +427,16 @@ static void stop_when_quiet(fs_t *fs)
         uv_timer_start(t, quiet_check, 2, 0);
         return;
     }
-    if (fs->mounted)
-        fuse_session_unmount(fs->se);
+    unsigned id, maj, min;
+    if (fs->mounted && fs->mount_gone && mount_find(fs->mountpoint, &id, &maj, &min) == 0) {
+        /* Our mount left this namespace and another is on its path now: libfuse's unmount (a lazy
+         * umount of the path) would take that one. The session ends with its fd (the copies of
+         * our mount elsewhere die with it); only libfuse's copy of the path (a few bytes) is not
+         * freed. */
+        log_warn("%s is another mount now: not unmounting it", fs->mountpoint);
+    } else if (fs->mounted) {
+        fuse_session_unmount(fs->se); /* our mount gone: its lazy umount fails, harmlessly */
+    }
     fuse_session_destroy(fs->se);
     fs->se = NULL;
     pool_stop(fs->pool, pool_stopped, fs);

@@ -140,6 +140,7 @@ struct fs {
     uv_poll_t *poll;
     struct fs_mwatch *mwatch; /**< POLLPRI on /proc/self/mountinfo: our mount leaving it (fs.c) */
     unsigned mount_id;        /**< our mount's ID in /proc/self/mountinfo (0: not known) */
+    bool mount_gone;          /**< our mount left /proc/self/mountinfo (the session may live on) */
     struct fuse_buf buf;
     bool mounted, stopping;
     bool draining; /* fs_stop: the pool gives its tasks notice first (pool_drain) */
