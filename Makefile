@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test unit integration asan fuzz bench clean format install uninstall
+.PHONY: all check test unit integration soak asan fuzz bench clean format install uninstall
 all: $(BUILD)/preon $(BUILD)/preon-limit
 
 $(BUILD)/%.o: %.c
@@ -60,6 +60,13 @@ integration: $(BUILD)/preon $(BUILD)/preon-limit
 	PREON=$(abspath $(BUILD)/preon) tests/integration/run-all.sh
 
 check test: unit integration
+
+# Random kills (tests/integration/test_soak.sh): make soak ROUNDS=N [SEED=S]. The suite runs its
+# short variant (3 rounds); this runs as many as asked, each bounded (about 20-40 s a round).
+ROUNDS ?= 10
+soak: $(BUILD)/preon $(BUILD)/preon-limit
+	SOAK_ROUNDS=$(ROUNDS) $(if $(SEED),SOAK_SEED=$(SEED)) PREON_TEST_FILE_TIMEOUT=$$(( $(ROUNDS) * 240 + 120 )) \
+		PREON=$(abspath $(BUILD)/preon) tests/integration/run-all.sh tests/integration/test_soak.sh
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:

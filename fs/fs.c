@@ -87,38 +87,143 @@ bool fs_mounted_live(const char *mnt)
     return found;
 }
 
-/*
- * Raises the read-ahead of our mount (see FS_READAHEAD_KB) through /sys/class/bdi/MAJ:MIN. The
- * device number comes from /proc/self/mountinfo (the last mount on our mount point), not from a
- * stat of the mount point: that would be a FUSE request to ourselves, from the thread that has to
- * answer it. Failures are not errors (not root, no sysfs): reads just stay at 128 KiB.
- */
-static void raise_readahead(fs_t *fs)
+/* The last mount on mnt in /proc/self/mountinfo (the one on top): its mount ID and device
+ * number. 0, or -ENOENT (or -errno: no /proc). */
+static int mount_find(const char *mnt, unsigned *id, unsigned *maj, unsigned *min)
 {
-    if (!FS_READAHEAD_KB)
-        return;
     FILE *mi = fopen("/proc/self/mountinfo", "re");
     if (!mi)
-        return;
+        return -errno;
     char *line = NULL;
     size_t cap = 0;
-    unsigned maj = 0, min = 0;
-    bool found = false;
+    int rc = -ENOENT;
     while (getline(&line, &cap, mi) > 0) {
-        unsigned a, b;
+        unsigned i, a, b;
         char mp[4096];
-        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mp) != 3)
+        if (sscanf(line, "%u %*u %u:%u %*s %4095s", &i, &a, &b, mp) != 4)
             continue;
         unescape_mountinfo(mp);
-        if (strcmp(mp, fs->mountpoint) == 0) {
-            maj = a;
-            min = b;
-            found = true;
+        if (strcmp(mp, mnt) == 0) {
+            *id = i;
+            *maj = a;
+            *min = b;
+            rc = 0;
         }
     }
     free(line);
     fclose(mi);
-    if (!found)
+    return rc;
+}
+
+/* Whether a mount of ID id is in /proc/self/mountinfo (true if it cannot be read: no news). */
+static bool mount_id_present(unsigned id)
+{
+    FILE *mi = fopen("/proc/self/mountinfo", "re");
+    if (!mi)
+        return true;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, mi) > 0) {
+        unsigned i;
+        found = sscanf(line, "%u ", &i) == 1 && i == id;
+    }
+    free(line);
+    fclose(mi);
+    return found;
+}
+
+/*
+ * The kernel ends a FUSE session when the last mount of its filesystem goes, in any mount
+ * namespace. A private mount namespace made while we are mounted (unshare -m, a container, another
+ * program's sandbox) holds a copy of our mount that an unmount here does not reach, so after
+ * `fusermount3 -u` the session would go on, and the peer with it, for as long as that namespace
+ * lives (found by tests/integration/test_soak.sh: a unit test of another program on the machine
+ * kept a stopped peer running). So the peer also watches its own mount table: /proc/self/mountinfo
+ * raises POLLPRI on every change, and once our mount is gone from it the peer stops as for an
+ * unmount; the copies left elsewhere become dead mounts (ENOTCONN). Reading the table is a read
+ * of the kernel's memory, not of a disk, and comes only when the machine's mounts change.
+ */
+typedef struct fs_mwatch {
+    uv_poll_t poll;
+    int fd;
+} fs_mwatch_t;
+
+static void mwatch_closed(uv_handle_t *h)
+{
+    fs_mwatch_t *w = h->data;
+    close(w->fd);
+    free(w);
+}
+
+static void mwatch_stop(fs_t *fs)
+{
+    if (!fs->mwatch)
+        return;
+    fs->mwatch->poll.data = fs->mwatch;
+    uv_close((uv_handle_t *)&fs->mwatch->poll, mwatch_closed);
+    fs->mwatch = NULL;
+}
+
+static void on_mounts_changed(uv_poll_t *p, int status, int events)
+{
+    fs_t *fs = p->data;
+    if (status < 0) {
+        log_warn("watching /proc/self/mountinfo: %s: an unmount is seen only once the session ends",
+                 uv_strerror(status));
+        return mwatch_stop(fs);
+    }
+    if (fs->stopping || fs->draining || fs->mount_gone || !fs->mounted || mount_id_present(fs->mount_id))
+        return; /* (a second fs_stop would cut the tasks' notice short) */
+    log_info("%s is no longer mounted here (another mount namespace may keep a copy of it): stopping",
+             fs->mountpoint);
+    fs->mount_gone = true; /* the session lives on: running tasks get their notice (pool_drain) */
+    fs_stop(fs);
+}
+
+static void mwatch_start(fs_t *fs, uv_loop_t *loop)
+{
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || !fs->mount_id) {
+        log_debug("not watching /proc/self/mountinfo: %s", fd < 0 ? strerror(errno) : "our mount is not in it");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    fs_mwatch_t *w = xcalloc(1, sizeof(*w));
+    w->fd = fd;
+    int rc = uv_poll_init(loop, &w->poll, fd);
+    if (rc == 0) {
+        w->poll.data = fs;
+        rc = uv_poll_start(&w->poll, UV_PRIORITIZED, on_mounts_changed);
+        if (rc == 0) {
+            fs->mwatch = w;
+            return;
+        }
+        w->poll.data = w;
+        uv_close((uv_handle_t *)&w->poll, mwatch_closed);
+    } else {
+        close(fd);
+        free(w);
+    }
+    log_warn("cannot watch /proc/self/mountinfo: %s: an unmount is seen only once the session ends",
+             uv_strerror(rc));
+}
+
+/*
+ * Raises the read-ahead of our mount (see FS_READAHEAD_KB) through /sys/class/bdi/MAJ:MIN. The
+ * device number comes from /proc/self/mountinfo (the last mount on our mount point), not from a
+ * stat of the mount point: that would be a FUSE request to ourselves, from the thread that has to
+ * answer it. Failures are not errors (not root, no sysfs): reads just stay at 128 KiB. The same
+ * line gives the mount's ID, which the mount-table watch looks for (mwatch_start).
+ */
+static void raise_readahead(fs_t *fs)
+{
+    unsigned id = 0, maj = 0, min = 0;
+    if (mount_find(fs->mountpoint, &id, &maj, &min) != 0)
+        return;
+    fs->mount_id = id;
+    if (!FS_READAHEAD_KB)
         return;
     char path[64], val[16];
     snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
@@ -224,6 +329,7 @@ int fs_new(uv_loop_t *loop, const fs_opts_t *opts, void (*on_exit)(void *arg, in
     uv_poll_init(loop, fs->poll, fd);
     fs->poll->data = fs;
     uv_poll_start(fs->poll, UV_READABLE, on_fuse_readable);
+    mwatch_start(fs, loop);
     log_info("mounted %s (data %s, %u slots%s%s)", fs->mountpoint, fs->data_dir, opts->pool.slots,
              opts->pool.http_url ? ", peer API at " : "", opts->pool.http_url ? opts->pool.http_url : "");
     pool_start(fs->pool); /* tasks start now: they read their inputs through the mount */
@@ -296,6 +402,7 @@ static void stop_now(fs_t *fs)
         uv_close((uv_handle_t *)fs->poll, fs__handle_free);
         fs->poll = NULL;
     }
+    mwatch_stop(fs);
     /* Parked readers get their answer now rather than a dead connection. */
     fs__views_free(fs);
     fs__remote_reads_abort(fs);
@@ -320,8 +427,16 @@ static void stop_when_quiet(fs_t *fs)
         uv_timer_start(t, quiet_check, 2, 0);
         return;
     }
-    if (fs->mounted)
-        fuse_session_unmount(fs->se);
+    unsigned id, maj, min;
+    if (fs->mounted && fs->mount_gone && mount_find(fs->mountpoint, &id, &maj, &min) == 0) {
+        /* Our mount left this namespace and another is on its path now: libfuse's unmount (a lazy
+         * umount of the path) would take that one. The session ends with its fd (the copies of
+         * our mount elsewhere die with it); only libfuse's copy of the path (a few bytes) is not
+         * freed. */
+        log_warn("%s is another mount now: not unmounting it", fs->mountpoint);
+    } else if (fs->mounted) {
+        fuse_session_unmount(fs->se); /* our mount gone: its lazy umount fails, harmlessly */
+    }
     fuse_session_destroy(fs->se);
     fs->se = NULL;
     pool_stop(fs->pool, pool_stopped, fs);

@@ -79,6 +79,11 @@ typedef struct waiter {
 
 /** A change to a job being copied in that the mount refused or that failed: the copy reported an
  *  error, so the job is not published until it is fixed (view.c, docs/usage.md). */
+typedef struct fs_wopen {
+    char *path;  /**< relative to the job's root */
+    unsigned n;  /**< handles open for writing on it */
+} fs_wopen_t;
+
 typedef struct fs_copy_err {
     char *path; /**< relative to the job's root: fixing or removing it (or a directory above) clears it */
     char *why;  /**< "symlink data/x -> ../y: ...", "write data/big: No space left on device" */
@@ -87,6 +92,10 @@ typedef struct fs_copy_err {
 /** The file in a staged job's directory that lists its copy errors (JSON; a dot-file, so never
  *  published): it keeps them across a restart, and removing it waives them. */
 #define FS_COPY_ERR_FILE ".preon-copy-errors"
+/** The file in a staged job's directory that lists its files open for writing (JSON, a dot-file):
+ *  present only while one is. Found at the next start, it means the peer stopped or was killed while
+ *  a program was writing them, so they may be cut short: each becomes a copy error (view.c). */
+#define FS_WRITING_FILE ".preon-writing"
 #define FS_MAX_COPY_ERRORS 64     /**< errors kept per job; more are only counted */
 #define FS_MAX_COPY_ERR_WHY 512   /**< bytes of one error's text */
 #define FS_MAX_COPY_ERR_FILE (1u << 20) /**< the largest FS_COPY_ERR_FILE read back */
@@ -107,6 +116,8 @@ typedef struct jview {
     fs_copy_err_t *cerr;   /**< the copy's errors: while there is one, the job is rejected, not published */
     size_t ncerr;
     size_t cerr_more;      /**< errors past FS_MAX_COPY_ERRORS: cleared only by waiving them all */
+    struct fs_wopen *wopen; /**< the paths open for writing (as FS_WRITING_FILE lists them) */
+    size_t nwopen;
 } jview_t;
 
 static inline jview_t *V(const job_t *j) { return (jview_t *)j->view; }
@@ -127,6 +138,9 @@ struct fs {
     pool_t *pool;           /**< the coordination below the view */
     struct fuse_session *se;
     uv_poll_t *poll;
+    struct fs_mwatch *mwatch; /**< POLLPRI on /proc/self/mountinfo: our mount leaving it (fs.c) */
+    unsigned mount_id;        /**< our mount's ID in /proc/self/mountinfo (0: not known) */
+    bool mount_gone;          /**< our mount left /proc/self/mountinfo (the session may live on) */
     struct fuse_buf buf;
     bool mounted, stopping;
     bool draining; /* fs_stop: the pool gives its tasks notice first (pool_drain) */
@@ -180,6 +194,10 @@ int fs__job_new_staging(fs_t *fs, const char *name, pool_stage_cb cb, void *arg)
 void fs__job_touch(job_t *j);
 void fs__job_file_opened(job_t *j);
 void fs__job_file_closed(job_t *j);
+/** path (relative to the job's root) of a staged job is opened for writing: listed in the job's
+ *  FS_WRITING_FILE until fs__job_write_ended, once the last write to it is done. */
+void fs__job_write_started(job_t *j, const char *path);
+void fs__job_write_ended(job_t *j, const char *path);
 void fs__job_renamed(job_t *j, const char *newname);
 void fs__job_unlink_dir(job_t *j);
 /** The copy into a staged job reported an error at path (relative to the job's root): remembered

@@ -36,6 +36,7 @@ typedef struct file_fh {
     job_t *job;
     fuse_ino_t ino; /* its node: a failed write names its path */
     bool counted; /* open for writing in a staging tree: holds the quiet period off */
+    char *wpath;  /* counted: its path in the job, listed as being written until the last reference goes */
     unsigned refs; /* the open file (until release) and each read/write/fsync in the thread pool */
 } file_fh_t;
 
@@ -47,6 +48,9 @@ static void fh_unref(file_fh_t *fh)
         return;
     if (fh->fd >= 0)
         close(fh->fd);
+    if (fh->wpath) /* every write of it has landed: it is whole as far as the writer goes */
+        fs__job_write_ended(fh->job, fh->wpath);
+    free(fh->wpath);
     pool_job_unref(fh->job);
     free(fh);
 }
@@ -545,6 +549,8 @@ static void open_backed(fuse_req_t req, fs_t *fs, node_t *n, struct fuse_file_in
     if (n->kind == N_STAGE && wants_write(fi->flags)) {
         fh->counted = true;
         fs__job_file_opened(n->job);
+        fh->wpath = fs__node_relpath(n);
+        fs__job_write_started(n->job, fh->wpath);
     }
     fi->fh = (uintptr_t)fh;
     (void)fs;

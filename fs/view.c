@@ -113,6 +113,29 @@ static json_t *cerr_json_string(const char *s)
     return js;
 }
 
+/* Writes doc (ok: it was built whole) to path as JSON: written beside it and renamed over it, never
+ * through a name the copy made (a hard link to one of the job's files, say), and never seen
+ * half-written after a crash. 0 or -errno. */
+static int json_file_put(const char *path, json_t *doc, bool ok)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = -1, rc = !doc || !ok ? -EINVAL : 0;
+    if (!rc && unlink(tmp) != 0 && errno != ENOENT)
+        rc = -errno;
+    if (!rc && (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
+        rc = -errno;
+    if (!rc && json_dumpfd(doc, fd, JSON_INDENT(1)) != 0)
+        rc = -EIO;
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc && fd >= 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 static void cerr_save(job_t *j)
 {
     jview_t *v = V(j);
@@ -128,28 +151,11 @@ static void cerr_save(job_t *j)
         json_array_append_new(arr, json_pack("{s:o, s:o}", "path", cerr_json_string(v->cerr[i].path), "why",
                                              cerr_json_string(v->cerr[i].why)));
     json_t *doc = json_pack("{s:o, s:I}", "errors", arr, "more", (json_int_t)v->cerr_more);
-    /* Written beside it and renamed over it: never through a name the copy made (a hard link to one
-     * of the job's files, say), and never seen half-written after a crash. */
-    char *tmp = xasprintf("%s.tmp", path);
-    int fd = -1, rc = !doc || json_array_size(arr) != v->ncerr ? -EINVAL : 0;
-    if (!rc && unlink(tmp) != 0 && errno != ENOENT)
-        rc = -errno;
-    if (!rc && (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
-        rc = -errno;
-    if (!rc && json_dumpfd(doc, fd, JSON_INDENT(1)) != 0)
-        rc = -EIO;
-    if (fd >= 0 && close(fd) != 0 && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc) {
+    int rc = json_file_put(path, doc, json_array_size(arr) == v->ncerr);
+    if (rc)
         log_warn("job %s: cannot write %s: %s: its copy errors would be forgotten by a restart", j->name, path,
                  strerror(-rc));
-        if (fd >= 0)
-            unlink(tmp);
-    }
     json_decref(doc);
-    free(tmp);
     free(path);
 }
 
@@ -377,6 +383,134 @@ void fs__copy_waived(job_t *j)
     cerr_free(v);
 }
 
+/* ---- files open for writing in a staged job: a stop or a crash cuts their writers short ---- */
+
+/*
+ * A program copying a job in writes its files through the mount; if the peer is killed (or stops)
+ * meanwhile, the program's write fails, but the peer that comes back cannot know it: the file on
+ * disk is only cut short, and the quiet period would publish it so. So while any file of a staged
+ * job is open for writing, FS_WRITING_FILE names it (rewritten when the set of such paths changes:
+ * for `cp -r`, once at each file's open and removed at its close; from the loop, like
+ * FS_COPY_ERR_FILE). A start that finds it turns each path named into a copy error: the job is
+ * rejected with the reason until the file is written again, removed, or the errors waived.
+ */
+static char *wopen_file(const job_t *j)
+{
+    return xasprintf("%s/staging/%s/%s", V(j)->fs->data_dir, j->name, FS_WRITING_FILE);
+}
+
+static void wopen_save(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = wopen_file(j);
+    if (v->nwopen == 0) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            log_warn("job %s: cannot remove %s: %s", j->name, path, strerror(errno));
+        free(path);
+        return;
+    }
+    json_t *arr = json_array();
+    size_t shown = v->nwopen < FS_MAX_COPY_ERRORS ? v->nwopen : FS_MAX_COPY_ERRORS;
+    for (size_t i = 0; i < shown; i++)
+        json_array_append_new(arr, cerr_json_string(v->wopen[i].path));
+    json_t *doc = json_pack("{s:o, s:I}", "open", arr, "more", (json_int_t)(v->nwopen - shown));
+    int rc = json_file_put(path, doc, json_array_size(arr) == shown);
+    if (rc)
+        log_warn("job %s: cannot write %s: %s: a crash while it is copied in would go unnoticed", j->name, path,
+                 strerror(-rc));
+    json_decref(doc);
+    free(path);
+}
+
+void fs__job_write_started(job_t *j, const char *path)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || j->published)
+        return;
+    for (size_t i = 0; i < v->nwopen; i++) {
+        if (!strcmp(v->wopen[i].path, path)) {
+            v->wopen[i].n++;
+            return;
+        }
+    }
+    v->wopen = xrealloc(v->wopen, (v->nwopen + 1) * sizeof(*v->wopen));
+    v->wopen[v->nwopen++] = (fs_wopen_t){.path = xstrdup(path), .n = 1};
+    wopen_save(j);
+}
+
+void fs__job_write_ended(job_t *j, const char *path)
+{
+    jview_t *v = j ? V(j) : NULL;
+    if (!v || v->fs->stopping) /* stopping: a writer still there is cut short, the file stays listed */
+        return;
+    for (size_t i = 0; i < v->nwopen; i++) {
+        if (strcmp(v->wopen[i].path, path) != 0 || --v->wopen[i].n > 0)
+            continue;
+        free(v->wopen[i].path);
+        v->wopen[i] = v->wopen[--v->nwopen];
+        if (!j->published && !j->gone)
+            wopen_save(j);
+        return;
+    }
+}
+
+static void wopen_free(jview_t *v)
+{
+    for (size_t i = 0; i < v->nwopen; i++)
+        free(v->wopen[i].path);
+    free(v->wopen);
+    v->wopen = NULL;
+    v->nwopen = 0;
+}
+
+/* A staged job restored after a restart: the files its FS_WRITING_FILE names were being written when
+ * the peer stopped. Each becomes a copy error (kept in FS_COPY_ERR_FILE), and the list goes. A list
+ * that cannot be read, or an entry that is no path, is one error that only waiving clears. */
+static void wopen_load(job_t *j)
+{
+    jview_t *v = V(j);
+    char *path = wopen_file(j), *text = NULL;
+    struct stat st;
+    size_t len = 0, bad = 0, n = 0;
+    int lrc = lstat(path, &st);
+    if (lrc != 0 && errno == ENOENT) {
+        free(path);
+        return;
+    }
+    json_t *doc = NULL;
+    if (lrc == 0 && S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
+        files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, &text, &len) == 0 && len <= FS_MAX_COPY_ERR_FILE)
+        doc = json_loadb(text, len, 0, NULL);
+    free(text);
+    json_t *arr = json_object_get(doc, "open"), *more = json_object_get(doc, "more");
+    if (!json_is_array(arr) || !json_is_integer(more) || json_integer_value(more) != 0)
+        bad++;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        const char *p = json_string_value(e);
+        if (p && cerr_path_ok(p)) {
+            char *why = xasprintf("write %s: preon stopped while it was open for writing, so it may be cut short "
+                                  "(copy it again)", p);
+            cerr_add(v, p, why);
+            free(why);
+            n++;
+        } else {
+            bad++;
+        }
+    }
+    if (bad)
+        cerr_add(v, "", "preon stopped while files of this job were open for writing (" FS_WRITING_FILE
+                        " cannot be read): they may be cut short");
+    log_warn("job %s: preon stopped while %zu of its files were open for writing: it is not published until "
+             "each is written again (or the copy errors waived)", j->name, n + bad);
+    cerr_save(j);
+    if (unlink(path) != 0)
+        log_warn("job %s: cannot remove %s: %s", j->name, path, strerror(errno));
+    json_decref(doc);
+    free(path);
+}
+
 /* The reason a job whose copy failed is rejected with: its first errors, then how to go on. */
 static char *cerr_reason(const job_t *j)
 {
@@ -571,7 +705,8 @@ static void on_job_added(void *arg, job_t *j)
         return;
     }
     v->dir = fs__node_new(fs, fs->jobs, j->name, N_STAGE, j);
-    cerr_load(j); /* a copy that failed before a restart */
+    cerr_load(j);  /* a copy that failed before a restart */
+    wopen_load(j); /* a copy cut short by it */
     arm_quiet(fs, j, fs->opts.quiet_ms);
 }
 
@@ -598,6 +733,7 @@ static void quiet_closed(uv_handle_t *h) { free(h); }
 static void view_free(jview_t *v)
 {
     cerr_free(v);
+    wopen_free(v);
     if (v->quiet) {
         uv_timer_stop(v->quiet);
         uv_close((uv_handle_t *)v->quiet, quiet_closed);

@@ -220,4 +220,22 @@ t_fstab_line_mounts_through_the_helper() {
     umount_ends "$m" "$pid"
 }
 
+# fusermount3 -u stops the peer even while a private mount namespace made after it mounted (unshare
+# -m, a container, another program's sandbox) holds a copy of its mount, which keeps the kernel's
+# session alive: the peer sees its mount leave its own mount table and stops (before, it ran on
+# until that namespace ended; found by test_soak.sh, where a unit test of another program on the
+# machine held a stopped volunteer for 20 s). The copy left in the namespace is a dead mount.
+t_an_unmount_stops_the_peer_while_another_namespace_holds_its_mount() {
+    start_peer A --port 0 --slots 0
+    local m holder
+    m=$(mnt A)
+    unshare -m --propagation private sleep 600 </dev/null >/dev/null 2>&1 &
+    holder=$!
+    on_cleanup "kill $holder"
+    wait_until 10 "grep -q ' $m ' /proc/$holder/mountinfo" "the namespace holding a copy of $m"
+    stop_peer A # fusermount3 -u: exit 0 within 10 s, the mount gone here
+    grep -q "is no longer mounted here" "${PEER_LOG[A]}" || fail "the log does not say why the peer stopped"
+    assert_fails_with "Transport endpoint is not connected" nsenter -t "$holder" -m stat -- "$m"
+}
+
 run_tests "$@"

@@ -84,4 +84,40 @@ od -An -N8 -tx8 /dev/urandom > token.txt' "tasks = 2"
     assert_same_tree "$T_CASE/task0-before" "$m/results/k/0"
 }
 
+# A copy cut short by a crash never publishes (issue 11, found by test_soak.sh: before, the peer that
+# came back published the job with its file cut at the crash once the quiet period passed). A program
+# writes data.bin through the mount and holds it open; A is killed; the restarted A rejects the job,
+# naming the file; written again whole, the job publishes with the whole file and runs.
+t_a_copy_cut_by_a_crash_is_not_published() {
+    start_peer A --slots 1 --uid-base "$UID_BASE" --quiet-ms 300
+    local m src st reason wfd
+    m=$(mnt A)
+    src=$(src_dir cut)
+    make_job "$src" 'wc -c < data.bin'
+    head -c 3000000 /dev/urandom >"$src/data.bin"
+    mkdir -- "$m/jobs/cut"
+    cp -- "$src/run" "$m/jobs/cut/run"
+    exec {wfd}>"$m/jobs/cut/data.bin"
+    head -c 1000000 "$src/data.bin" >&"$wfd" # a third written, the file still open: the crash comes
+    grep -q data.bin "$(data_dir A)/staging/cut/.preon-writing" || fail "the file being written is not listed"
+    kill9_peer A
+    exec {wfd}>&-
+    start_peer A --slots 1 --uid-base "$UID_BASE" --quiet-ms 300
+    st=$(wait_job "$m" cut 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job whose copy a crash cut short"
+    [ -z "$(field id <<<"$st")" ] || fail "a job cut short by a crash was published:"$'\n'"$st"
+    reason=$(field reason <<<"$st")
+    assert_match "$reason" 'write data.bin: preon stopped while it was open for writing' "reason names the file"
+    grep -q "cut: preon stopped while 1 of its files were open for writing" "${PEER_LOG[A]}" ||
+        fail "the log does not say why the job waits"
+    [ ! -e "$(data_dir A)/staging/cut/.preon-writing" ] || fail "the list of files being written was left"
+    # Written again whole: published and run.
+    cp -- "$src/data.bin" "$m/jobs/cut/data.bin"
+    st=$(wait_job "$m" cut 30)
+    assert_eq done "$(field state <<<"$st")" "state once written again"
+    cmp -- "$src/data.bin" "$m/jobs/cut/data.bin" || fail "the published data.bin is not the whole file"
+    assert_file_eq "$m/results/cut/0/stdout" 3000000
+    [ ! -e "$m/jobs/cut/.preon-writing" ] || fail "the list of files being written was published"
+}
+
 run_tests "$@"
