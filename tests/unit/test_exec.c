@@ -1979,6 +1979,7 @@ static void run_disk_limit_holds_for_all_the_task_writes(void **state)
                                          "echo all",
                                 2, &b);
     s.disk_bytes = 2u << 20;
+    s.timeout_ms = 120000; /* the disk stops it: 20 s ran out first on a machine at load 10-18 */
     rec_t rec = {0};
     run_task(f, e, &s, &rec);
     assert_int_not_equal(rec.res.exit_code, 0);
