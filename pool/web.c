@@ -311,6 +311,8 @@ static void gather(pool_t *pool, gather_t *g)
         s->bytes_in = fst.bytes;
         s->blocks_in = fst.blocks;
         s->bad_blocks = fst.bad;
+        s->blocks_again = fst.again;
+        s->blocks_not_stored = fst.store_errors;
         s->rate_in = fst.rate;
         s->fetches_inflight = fst.inflight;
         s->fetch_latency = fetch_latency(pool->fetch);
@@ -329,6 +331,7 @@ static void gather(pool_t *pool, gather_t *g)
     s->cache_evictions = cst.evictions;
     s->cache_evicted_bytes = cst.evicted_bytes;
     s->requests_over_budget = pool__refused(pool);
+    s->disk_errors = pool->disk_errors;
     s->loop_busy_max_ns = pool->lag_max_ns;
     s->loop_stalls = pool->lag_over_5ms;
     s->dispatch_latency = &pool->dispatch_hist;

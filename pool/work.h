@@ -40,7 +40,9 @@ typedef struct collect_spec {
 /**
  * Moves the outputs (the files the task created or changed: unchanged inputs, whiteouts of deleted
  * ones and other special files are not outputs), stdout, stderr and an exit_code file into
- * final_dir. 0 or -errno with why.
+ * final_dir. 0 or -errno with why. -EFBIG (outputs over disk_bytes): the task's failure, and
+ * final_dir holds what was collected. Any other error is this peer's (a write failed: its disk is
+ * full, say): final_dir is left as it was and nothing of the result is anywhere.
  */
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen);
 
