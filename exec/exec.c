@@ -322,6 +322,13 @@ static void refuse(exec_task_t *t, const char *fmt, ...)
     t->res.exit_code = -1;
 }
 
+/* A refusal whose cause is this peer's disk (rc -errno), not the task: said in the result. */
+static void refuse_disk(exec_task_t *t, int rc)
+{
+    if (rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS || rc == -EIO)
+        t->res.disk_errno = rc;
+}
+
 /* ==== sandboxes ==== */
 
 static void sb_kill(sbox_t *sb);
@@ -1484,6 +1491,7 @@ static void prep_work(uv_work_t *w)
         if (rc) {
             refuse(t, "cannot make the task's directory %s%s: %s", t->run_dir,
                    t->e->quota.on ? " with its disk limit" : "", strerror_r(-rc, eb, sizeof(eb)));
+            refuse_disk(t, rc);
             /* Read-only or failing: the btrfs aborted a write (its image's disk filled up under it,
              * exec/quota.c): nothing will run on it any more until it is made anew. */
             if (t->e->quota.on && (rc == -EROFS || rc == -EIO) &&
@@ -1495,17 +1503,25 @@ static void prep_work(uv_work_t *w)
             return;
         }
     }
-    if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) /* made here, off the caller's loop */
-        mkdir(t->scratch_dir, 0700);
+    int mrc = 0; /* why a directory is not there: a full disk, say */
+    if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) { /* made here, off the caller's loop */
+        if (mkdir(t->scratch_dir, 0700) != 0 && errno != EEXIST)
+            mrc = -errno;
+    } else {
+        mrc = -errno;
+    }
     errno = 0;
     if (lstat(t->task_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(t, "task directory %s: %s", t->task_dir, errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse(t, "task directory %s: %s", t->task_dir,
+               mrc ? strerror_r(-mrc, eb, sizeof(eb)) : errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse_disk(t, mrc);
         return;
     }
     errno = 0;
     if (lstat(t->scratch_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         refuse(t, "scratch directory %s: %s", t->scratch_dir,
-               errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+               mrc ? strerror_r(-mrc, eb, sizeof(eb)) : errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse_disk(t, mrc);
         return;
     }
     /* The skeleton of /task's upper layer, from the job's manifest (docs/sandbox.md): here rather
@@ -1529,6 +1545,7 @@ static void prep_work(uv_work_t *w)
         if (rc) {
             refuse(t, "preparing the task directory (%s): %s", ufd >= 0 && i < t->n_skel ? t->skel[i].path : ".",
                    strerror_r(-rc, eb, sizeof(eb)));
+            refuse_disk(t, rc);
             return;
         }
     }
@@ -1554,13 +1571,17 @@ static void prep_work(uv_work_t *w)
     int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
     t->err_fd = open(t->stderr_path, flags | O_WRONLY, 0600);
     if (t->err_fd < 0) {
-        refuse(t, "stderr file %s: %s", t->stderr_path, strerror_r(errno, eb, sizeof(eb)));
+        int erc = -errno;
+        refuse(t, "stderr file %s: %s", t->stderr_path, strerror_r(-erc, eb, sizeof(eb)));
+        refuse_disk(t, erc);
         return;
     }
     if (strcmp(t->stdout_path, t->stderr_path) != 0) {
         t->out_fd = open(t->stdout_path, flags | O_WRONLY, 0600);
         if (t->out_fd < 0) {
-            refuse(t, "stdout file %s: %s", t->stdout_path, strerror_r(errno, eb, sizeof(eb)));
+            int orc = -errno;
+            refuse(t, "stdout file %s: %s", t->stdout_path, strerror_r(-orc, eb, sizeof(eb)));
+            refuse_disk(t, orc);
             return;
         }
     }
@@ -1626,6 +1647,7 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
     } else if (spec->run_dir && (e->renewing || atomic_load(&e->work_failed))) {
         refuse(t, "the task directories' filesystem failed (%s): it is made anew once no task runs here",
                e->renewing ? "being made anew" : e->work_failed_why);
+        t->res.disk_errno = -EROFS;
     } else if (spec->run_dir && e->quota_why[0]) {
         refuse(t, "this peer cannot hold the task's disk limit for the whole task: %s (its volunteer can start it "
                "with --no-disk-quota to bound each file only)", e->quota_why);

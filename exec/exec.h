@@ -106,6 +106,10 @@ typedef struct exec_result {
     bool timed_out;
     bool cancelled;
     bool refused;         /**< the sandbox could not be built: the task never ran */
+    /** Refused because this peer's own disk failed under it (-ENOSPC, -EDQUOT, -EROFS, -EIO: the data
+     *  directory filled, or the task directories' filesystem failed: exec_work_failed): no fault of
+     *  the task's, which runs again once there is room. 0 otherwise. */
+    int disk_errno;
     uint64_t elapsed_ms;
     /** The limit that stopped the task: "memory", "processes", "time", "disk", or "" (none did). */
     char limit[12];

@@ -884,6 +884,25 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
     job_check_over(j);
 }
 
+/*
+ * This peer's disk, not the task, stopped r (its result could not be written, or its directories not
+ * made: the data directory is full): said (log, status: pool__disk_error), and the task given back
+ * with no attempt counted: it runs again, here once there is room (pool__job_fits asks for the
+ * job's disk free), or on a volunteer.
+ */
+static void give_back_for_disk(pool_t *pool, running_t *r, int rc, const char *what, const char *why)
+{
+    job_t *j = r->job;
+    pool__disk_error(pool, j, rc, "job %s task %u: %s (%s): it runs again", j->name, r->task, what, why);
+    if (r->remote) {
+        pool->up.vol_release(pool, j, r->task, NULL);
+    } else if (coord_release(pool->coord, j->id, r->task, POOL_SELF) == 0) {
+        if (j->dispatch_t0)
+            j->dispatch_t0[r->task] = 0;
+        pool->up.vol_offer(pool, j, NULL);
+    }
+}
+
 static void collect_work(uv_work_t *req)
 {
     taskwork_t *tw = req->data;
@@ -898,18 +917,8 @@ static void collect_done(uv_work_t *req, int status)
     pool_t *pool = r->pool;
     pool->pending_work--;
     if (!j->gone && j->published && !pool->stopping && tw->rc && tw->rc != -EFBIG) {
-        /* This peer could not keep the result (its disk is full, say): not the task's failure. Given
-         * back, no attempt counted: it runs again (here once there is room: pool__job_fits asks for
-         * the job's disk free; or on a volunteer). */
-        pool__disk_error(pool, j, tw->rc, "job %s task %u: its result could not be kept here (%s): it runs again",
-                         j->name, r->task, tw->why);
-        if (r->remote) {
-            pool->up.vol_release(pool, j, r->task, NULL);
-        } else if (coord_release(pool->coord, j->id, r->task, POOL_SELF) == 0) {
-            if (j->dispatch_t0)
-                j->dispatch_t0[r->task] = 0;
-            pool->up.vol_offer(pool, j, NULL);
-        }
+        /* This peer could not keep the result (its disk is full, say): not the task's failure. */
+        give_back_for_disk(pool, r, tw->rc, "its result could not be kept here", tw->why);
     } else if (!j->gone && j->published && !pool->stopping) {
         const exec_result_t *res = &tw->res;
         if (!tw->rc)
@@ -964,6 +973,12 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
         pool__rm_later(pool, xstrdup(r->run_dir), NULL);
         running_free(r);
         return;
+    }
+    if (!pool->stopping && !j->gone && !res->cancelled && res->refused && res->disk_errno) {
+        give_back_for_disk(pool, r, res->disk_errno, "it could not start here", res->reason);
+        pool__rm_later(pool, xstrdup(r->run_dir), NULL);
+        running_free(r);
+        return; /* no kick: nothing starts here during the pause that pool__disk_error began */
     }
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (pool->stopping || j->gone || res->cancelled) {
@@ -1172,11 +1187,34 @@ static bool fits_here(pool_t *pool, job_t *j)
 
 /* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
  * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
+static void on_work_renewed(void *arg, int rc, const char *why)
+{
+    pool_t *pool = arg;
+    if (pool->stopping)
+        return;
+    if (rc) /* the disk is full still, say: tried again after the pause */
+        pool__disk_error(pool, NULL, rc, "the task directories' filesystem could not be made anew: %s", why);
+    else {
+        pool__note(pool, LOG_LEVEL_INFO, "the task directories' filesystem, failed under a full disk, is made anew: "
+                   "tasks start here again");
+        pool__jobs_kick(pool);
+    }
+}
+
 void pool__jobs_kick(pool_t *pool)
 {
     uint32_t task;
     if (pool_now_ms() < pool->disk_pause_until_ms)
         return; /* a write to the data directory failed a moment ago: the next tick kicks again */
+    const char *wwhy;
+    if (exec_work_failed(pool->exec, &wwhy)) {
+        /* its btrfs went read-only under a full disk (exec/exec.h): no task starts, nor is one asked
+         * for, until it is made anew, once the tasks still there have ended (the next tick tries) */
+        int rc = exec_work_renew(pool->exec, on_work_renewed, pool);
+        if (rc == 0)
+            pool__note(pool, LOG_LEVEL_WARN, "the task directories' filesystem failed (%s): made anew", wwhy);
+        return;
+    }
     for (job_t *j = pool->joblist; j && !pool->stopping && pool->nrunning < pool->opts.slots; j = j->next) {
         if (!j->published || j->gone || j->remote || !coord_has_job(pool->coord, j->id))
             continue;
@@ -1529,6 +1567,9 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         if (statvfs(pool->data_dir, &dsv) == 0)
             sb_printf(&b, "data-free: %llu\n", (unsigned long long)dsv.f_bavail * dsv.f_frsize);
         sb_printf(&b, "disk-errors: %llu\n", (unsigned long long)pool->disk_errors);
+        const char *wwhy;
+        if (exec_work_failed(pool->exec, &wwhy)) /* no task starts here until it is made anew */
+            sb_printf(&b, "task-dirs-error: %s\n", wwhy);
         if (pool->disk_errors) {
             uint64_t now = pool_now_ms();
             sb_printf(&b, "disk-error: %s (%llu s ago)\n", pool->disk_error,

@@ -490,7 +490,8 @@ static void asking_totals(pool_t *pool, unsigned *asking, uint64_t *asking_mem, 
 void pool__vol_kick(pool_t *pool)
 {
     uint64_t now = pool_now_ms();
-    if (!pool->opts.http_url || pool->stopping || now < pool->disk_pause_until_ms)
+    if (!pool->opts.http_url || pool->stopping || now < pool->disk_pause_until_ms ||
+        exec_work_failed(pool->exec, NULL))
         return;
     unsigned asking;
     uint64_t asking_mem, asking_disk; /* what the leases asked for will hold */
