@@ -55,7 +55,7 @@ no_partial_result() {
     local r="$1/results/$2/$3"
     [ -e "$r" ] || return 0
     [ -s "$r/exit_code" ] || fail "$r is there without its exit_code: $(ls -la -- "$r")"
-    [ -e "$r/stdout" ] && [ -e "$r/stderr" ] || fail "$r is there without stdout or stderr: $(ls -la -- "$r")"
+    { [ -e "$r/stdout" ] && [ -e "$r/stderr" ]; } || fail "$r is there without stdout or stderr: $(ls -la -- "$r")"
     assert_eq "$4" "$(stat -c %s -- "$r/out.bin")" "size of $r/out.bin"
 }
 
@@ -137,10 +137,15 @@ t_full_while_collecting_a_task_here() {
     intact A
     unfill A
     st=$(wait_job "$a" j 60)
-    assert_eq done "$(field state <<<"$st")" "state once there is room"
+    assert_eq "done" "$(field state <<<"$st")" "state once there is room"
     expected_output 20 0 "$T_CASE/want0"
     cmp -- "$T_CASE/want0" "$a/results/j/0/out.bin" || fail "out.bin differs from the task's own bytes"
     assert_eq "" "$(field disk-error <<<"$st")" "status/j disk-error once the result is in"
+    # (the task directories' btrfs, if the full disk made it read-only, was made anew by itself)
+    assert_eq "" "$(peer_field "$a" task-dirs-error)" "A's task-dirs-error once the job is done"
+    if grep -q "BTRFS.*forced readonly\|the task directories' filesystem failed" "${PEER_LOG[A]}"; then
+        assert_match "$(cat -- "${PEER_LOG[A]}")" "filesystem, failed under a full disk, is made anew" "A's log"
+    fi
     stop_peer A
     intact A
 }
@@ -167,7 +172,8 @@ t_full_on_a_volunteer_while_collecting() {
     intact B
     unfill B
     st=$(wait_job "$a" v 60)
-    assert_eq done "$(field state <<<"$st")" "state once B has room"
+    assert_eq "done" "$(field state <<<"$st")" "state once B has room"
+    assert_eq "" "$(peer_field "$b" task-dirs-error)" "B's task-dirs-error once the job is done"
     expected_output 20 0 "$T_CASE/want0"
     cmp -- "$T_CASE/want0" "$a/results/v/0/out.bin" || fail "out.bin differs from the task's own bytes"
     stop_peer B
@@ -197,7 +203,7 @@ t_full_on_the_submitter_taking_a_result() {
     intact A
     unfill A
     st=$(wait_job "$a" s 90)
-    assert_eq done "$(field state <<<"$st")" "state once A has room"
+    assert_eq "done" "$(field state <<<"$st")" "state once A has room"
     expected_output 20 0 "$T_CASE/want0"
     cmp -- "$T_CASE/want0" "$a/results/s/0/out.bin" || fail "out.bin differs from the task's own bytes"
     assert_eq 1 "$(grep -c "job s task 0 done here" "${PEER_LOG[B]}")" "runs of task 0 on B (its result was kept, not run again)"
@@ -228,7 +234,7 @@ t_full_while_publishing() {
     assert_match "$(peer_field "$a" db-error)" "the disk is full" "A's db-error"
     unfill A
     st=$(wait_job "$a" many 60)
-    assert_eq done "$(field state <<<"$st")" "state once there is room"
+    assert_eq "done" "$(field state <<<"$st")" "state once there is room"
     assert_eq 2000 "$(cat -- "$a/results/many/0/stdout")" "the task's count of the job's files"
     assert_eq "" "$(peer_field "$a" db-error)" "A's db-error once the records are in"
     # the record is whole: a restart finds the job, done, with its 2000 files
@@ -236,7 +242,7 @@ t_full_while_publishing() {
     intact A
     start_peer A --slots 1
     st=$(wait_job "$a" many 30)
-    assert_eq done "$(field state <<<"$st")" "state after a restart"
+    assert_eq "done" "$(field state <<<"$st")" "state after a restart"
     assert_eq 2002 "$(find "$a/jobs/many" -type f | wc -l)" "files of the job after a restart"
     stop_peer A
 }

@@ -115,7 +115,7 @@ t_submitter_killed_while_the_only_holder() {
     assert_eq 0 "$(peer_field "$b" running-tasks)" "tasks running on B while A is down"
     start_peer A --port "$port" --slots 0
     st=$(wait_job "$a" j 90)
-    assert_eq done "$(field state <<<"$st")" "state once A is back"
+    assert_eq "done" "$(field state <<<"$st")" "state once A is back"
     assert_eq 4 "$(field succeeded <<<"$st")" "succeeded once A is back"
     assert_eq 0 "$(field failed <<<"$st")" "failed once A is back"
     for i in 0 1 2 3; do
