@@ -131,4 +131,40 @@ t_submitter_killed_while_the_only_holder() {
     stop_peer A
 }
 
+# The same, killed before the volunteer read anything: B's two tasks read the input while A is down
+# and get EIO (--read-deadline-ms 2000). What such a run did proves nothing about the task: B gives
+# it back instead of reporting a failure, and once A is back every task runs and succeeds.
+t_a_task_that_could_not_read_its_input_is_given_back() {
+    start_peer A --port 0 --slots 0
+    local a b ua port src st want i
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    port=${ua##*:}
+    start_peer B --port 0 --slots 2 --peer "$ua" --read-deadline-ms 2000
+    b=$(mnt B)
+    src=$(src_dir k)
+    make_job "$src" 'sleep 2; sha256sum input.bin > sum; echo "done $PREON_TASK"' "tasks = 2"
+    head -c 3000000 /dev/urandom >"$src/input.bin"
+    want=$(sha256sum <"$src/input.bin" | cut -c1-64)
+    cp -r -- "$src" "$a/jobs/.k"
+    mv -- "$a/jobs/.k" "$a/jobs/k"
+    wait_until 30 '[ "$(peer_field "$b" running-tasks)" = 2 ]' "B runs both tasks"
+    # (one block: the job's run script; none of the input yet)
+    [ "$(peer_field "$b" blocks-fetched)" -le 1 ] || fail "B fetched the input before A was killed"
+    kill9_peer A
+    wait_until 30 '[ "$(grep -cE "job k task [0-9]: a read of its files failed here while it ran .*given back to its submitter, not reported" "${PEER_LOG[B]}")" = 2 ]' \
+        "B gives both tasks back"
+    assert_eq 0 "$(grep -cE "job k task [0-9] done here" "${PEER_LOG[B]}")" "tasks B reported while A was down"
+    start_peer A --port "$port" --slots 0
+    st=$(wait_job "$a" k 90)
+    assert_eq "done" "$(field state <<<"$st")" "state once A is back"
+    assert_eq 2 "$(field succeeded <<<"$st")" "succeeded once A is back"
+    assert_eq 0 "$(field failed <<<"$st")" "failed once A is back"
+    for i in 0 1; do
+        assert_eq "$want  input.bin" "$(cat -- "$a/results/k/$i/sum")" "task $i's sum of the input"
+    done
+    stop_peer B
+    stop_peer A
+}
+
 run_tests "$@"
