@@ -16,7 +16,8 @@
 #               listener for the sandbox network test), diffutils (cmp, diff -r), mawk (the POSIX
 #               awk of the base system: test jobs and mnt-examples use nothing else inside the
 #               sandbox), bash (/dev/tcp in the network test), jq (reads preon status --json;
-#               script(1), for preon submit on a terminal, is bsdutils: Essential)
+#               script(1), for preon submit on a terminal, is bsdutils: Essential), sqlite3 (the
+#               CLI: test_diskfull.sh checks a peer's records with PRAGMA integrity_check)
 #   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
 #               (the HTTP load generator of that benchmark)
 #   web:        chromium and nodejs (tests/integration/test_web.sh drives the status page in headless
@@ -31,7 +32,7 @@ PKGS=(
     libsqlite3-dev libssl-dev libcmocka-dev
     fuse3 bubblewrap mount systemd btrfs-progs
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
-    grep sed mawk bash ca-certificates jq
+    grep sed mawk bash ca-certificates jq sqlite3
     opentracker wrk
     nodejs chromium prometheus
 )
