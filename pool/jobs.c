@@ -1185,8 +1185,7 @@ static bool fits_here(pool_t *pool, job_t *j)
     return false;
 }
 
-/* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
- * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
+/* exec_work_renew is over: tasks start again, or the disk is full still (tried again after the pause). */
 static void on_work_renewed(void *arg, int rc, const char *why)
 {
     pool_t *pool = arg;
@@ -1201,6 +1200,8 @@ static void on_work_renewed(void *arg, int rc, const char *why)
     }
 }
 
+/* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
+ * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
 void pool__jobs_kick(pool_t *pool)
 {
     uint32_t task;
@@ -1212,7 +1213,7 @@ void pool__jobs_kick(pool_t *pool)
          * for, until it is made anew, once the tasks still there have ended (the next tick tries) */
         int rc = exec_work_renew(pool->exec, on_work_renewed, pool);
         if (rc == 0)
-            pool__note(pool, LOG_LEVEL_WARN, "the task directories' filesystem failed (%s): made anew", wwhy);
+            pool__note(pool, LOG_LEVEL_WARN, "the task directories' filesystem failed (%s): making it anew", wwhy);
         return;
     }
     for (job_t *j = pool->joblist; j && !pool->stopping && pool->nrunning < pool->opts.slots; j = j->next) {
