@@ -699,8 +699,12 @@ static void *writer_main(void *arg)
             n = 0;
             bool txn = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
             bool full = false;
-            for (dbop_t *op = batch; op && !full; op = op->next, n++) /* the first full write ends it */
-                full = (op->rc = run_op(db, op)) == -ENOSPC;
+            /* In a transaction the first full write ends it (all is rolled back and tried again).
+             * Outside one (BEGIN failed) every write runs and says its own rc, as before: one not
+             * run must not be reported done with the rc 0 it was made with. */
+            for (dbop_t *op = batch; op && !(full && txn); op = op->next, n++)
+                if ((op->rc = run_op(db, op)) == -ENOSPC)
+                    full = true;
             if (txn && !full) {
                 int rc = sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
                 if (rc != SQLITE_OK) {
