@@ -916,7 +916,7 @@ static void collect_done(uv_work_t *req, int status)
     job_t *j = r->job;
     pool_t *pool = r->pool;
     pool->pending_work--;
-    if (!j->gone && j->published && !pool->stopping && tw->rc && tw->rc != -EFBIG) {
+    if (!j->gone && j->published && !pool->stopping && pool__disk_fault(tw->rc)) {
         /* This peer could not keep the result (its disk is full, say): not the task's failure. */
         give_back_for_disk(pool, r, tw->rc, "its result could not be kept here", tw->why);
     } else if (!j->gone && j->published && !pool->stopping) {

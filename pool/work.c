@@ -357,6 +357,8 @@ static int collect_entry(void *arg, int dirfd, const char *name, const char *rel
     return 0;
 }
 
+bool pool__disk_fault(int rc) { return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS || rc == -EIO; }
+
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
 {
     why[0] = '\0';
@@ -400,10 +402,11 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
         rc = frc;
         snprintf(why, whylen, "writing exit_code: %s", strerror(-frc));
     }
-    if (rc && rc != -EFBIG) {
+    if (pool__disk_fault(rc)) {
         /* This peer could not write the result (its disk is full, say): no part of it is shown, and
-         * the caller gives the task back (not its fault). Over the job's disk (-EFBIG) is the task's
-         * doing: what it left is its failed result. */
+         * the caller gives the task back (not its fault). Anything else (over the job's disk, an
+         * output named "stdout/x" that leaves no room for stdout) is the task's doing: what it left
+         * is its failed result, as before (given back, it would fail the same way forever). */
         files_rm_rf(c->tmp_dir);
     } else {
         files_rm_rf(c->final_dir);
