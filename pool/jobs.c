@@ -98,6 +98,7 @@ static void job_free(job_t *j)
     free(j->reason);
     free(j->unfit);
     free(j->disk_error);
+    free(j->read_givebacks);
     decline_table_free(j->declines);
     free(j->publishing);
     free(j->name);
@@ -966,13 +967,24 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     if (!pool->stopping && !j->gone && !res->cancelled && r->remote && j->read_failures != r->read_failures) {
         /* A read of its inputs failed here while it ran (their holders did not answer: its submitter
          * may have been the only one, and down): what it did proves nothing about the task. Given back,
-         * never reported: it runs again, here or elsewhere, once the inputs can be read. */
-        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: a read of its files failed here while it ran (exit %d): "
-                   "given back to its submitter, not reported", j->name, r->task, res->exit_code);
-        pool->up.vol_release(pool, j, r->task, NULL);
-        pool__rm_later(pool, xstrdup(r->run_dir), NULL);
-        running_free(r);
-        return;
+         * not reported: it runs again, here or elsewhere, once the inputs can be read. A release counts
+         * no attempt, so this is bounded: after POOL_MAX_READ_GIVEBACKS such runs of the task here,
+         * the next is reported as it ended (its reads fail here for good: a failure, counted). */
+        if (!j->read_givebacks)
+            j->read_givebacks = xcalloc(j->man.desc.tasks, sizeof(*j->read_givebacks));
+        if (j->read_givebacks[r->task] < POOL_MAX_READ_GIVEBACKS) {
+            j->read_givebacks[r->task]++;
+            pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: a read of its files failed here while it ran (exit %d): "
+                       "given back to its submitter, not reported (%u of %u such runs here)", j->name, r->task,
+                       res->exit_code, j->read_givebacks[r->task], POOL_MAX_READ_GIVEBACKS);
+            pool->up.vol_release(pool, j, r->task, NULL);
+            pool__rm_later(pool, xstrdup(r->run_dir), NULL);
+            running_free(r);
+            return;
+        }
+        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: a read of its files failed here while it ran, as in its "
+                   "last %u runs here: reported as it ended (exit %d)", j->name, r->task, POOL_MAX_READ_GIVEBACKS,
+                   res->exit_code);
     }
     if (!pool->stopping && !j->gone && !res->cancelled && res->refused && res->disk_errno) {
         give_back_for_disk(pool, r, res->disk_errno, "it could not start here", res->reason);

@@ -94,6 +94,7 @@ struct pool_job {
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (p->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
     uint64_t read_failures; /**< reads of its files answered EIO here (pool_job_read_failed) */
+    uint8_t *read_givebacks; /**< volunteer: per task, its runs here given back for a failed read (NULL: none) */
     char *disk_error;      /**< the last write for it to the data directory that failed (status: disk-error) */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
     uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
