@@ -47,6 +47,7 @@ typedef struct task {
     uint8_t state, wanted, nleases, nreports, cap_leases, cap_reports;
     bool in_heap, leased;
     bool single; /* adaptive: run once, on a worker with a long streak of valid results (quorum 1) */
+    char *lapsed; /* the worker whose lease on it last ran out (coord_expire): it alone may adopt it */
 } task_t;
 
 typedef struct job {
@@ -134,6 +135,7 @@ static void task_release(task_t *k)
     }
     free(k->reports);
     free(k->leases);
+    free(k->lapsed);
 }
 
 static void job_free(job_t *j)
@@ -763,7 +765,7 @@ int coord_lease(coord_t *c, const char *job_id, const char *worker, uint64_t now
     return -EAGAIN;
 }
 
-int coord_adopt(coord_t *c, const char *job_id, uint32_t task, const char *worker, uint64_t now_ms,
+int coord_adopt(coord_t *c, const char *job_id, uint32_t task, const char *worker, bool any, uint64_t now_ms,
                 uint64_t lease_ms)
 {
     uint32_t wi = find_worker(c, worker);
@@ -773,6 +775,10 @@ int coord_adopt(coord_t *c, const char *job_id, uint32_t task, const char *worke
     task_t *k = &j->tasks[task];
     if (involved(c, k, wi))
         return lease_of(k, wi) >= 0 ? 0 : -EAGAIN;
+    /* A worker may not pick a task it was never handed: only the one whose lease ran out, or any
+     * while the caller's leases from before its restart are forgotten (any). */
+    if (!any && (!k->lapsed || strcmp(k->lapsed, worker) != 0))
+        return -EPERM;
     /* what take would check: a replica wanted (not decided, not held by enough others), the cap */
     if (need(k) == 0)
         return -EAGAIN;
@@ -976,6 +982,8 @@ size_t coord_expire(coord_t *c, uint64_t now_ms, lease_cb cb, void *arg)
                 if (i >= k->nleases || k->leases[i].end > now_ms)
                     continue;
                 endlist_add(&l, j, t, c->workers[k->leases[i].worker].id);
+                free(k->lapsed); /* its late report may be adopted (coord_adopt) */
+                k->lapsed = xstrdup(c->workers[k->leases[i].worker].id);
                 lose(c, j, t, (uint8_t)i);
             }
         }

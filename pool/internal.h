@@ -52,6 +52,8 @@ typedef pool_res_t taskres_t;
 #define POOL_CKPT_LEASE_MS (5 * 60000ull) /* a lease while its checkpoint travels (given back, or to start) */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 #define POOL_MAX_EVENTS 100            /* recent events the status page lists (events.c) */
+#define POOL_ADOPT_WINDOW_MS 60000  /* after its start (or the lease time, if longer), a submitter adopts a
+                                      report of any worker (coord_adopt): its leases from before are lost */
 #define POOL_MAX_READ_GIVEBACKS 3     /* runs of a task a volunteer gives back for failed reads; the next is reported */
 #define POOL_DISK_PAUSE_MS 5000       /* after a write to the data directory failed, no task starts for this long */
 #define POOL_EVENT_LEN 256             /* bytes of one, its NUL included (a longer line is cut) */

@@ -1744,6 +1744,19 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
                                const char *ck, httpd_req_t *r);
 
+/* Whether r, a done report of task, decodes and its result's signature is worker's (handle_done
+ * checks both again, and more). */
+static bool done_verifies(httpd_req_t *r, const job_t *j, uint32_t task, const char *worker)
+{
+    size_t qlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    wire_done_t d;
+    char why[96];
+    key_pub_t wkey;
+    return wire_done_decode(q, qlen, &d, why, sizeof(why)) == 0 && key_pub_from_hex(worker, strlen(worker), &wkey) == 0 &&
+           auth_result_verify(&wkey, j->id, task, d.rid, d.exit_code, d.rsig);
+}
+
 bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
@@ -1827,12 +1840,17 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
     }
     /* A report of a task nobody holds for it: this peer restarted since it handed the task out (the
      * volunteer kept its result and reports it again), or the lease ended and the task waits still.
-     * The run counts if the task still wants it (coord_adopt): nothing is run twice for a restart. */
+     * The run counts if the task still wants it (coord_adopt): nothing is run twice for a restart.
+     * Only a report whose result signature verifies, and only from the worker whose lease ran out,
+     * or from any in the POOL_ADOPT_WINDOW_MS after this peer's start (its leases from before are
+     * forgotten): a key may not pick, at any time, a task it was never handed. */
     if (!strcmp(what, "done") && with_task && task < j->man.desc.tasks && j->state == POOL_JOB_RUNNING &&
-        coord_holds(pool->coord, j->id, task, worker) != 0) {
+        coord_holds(pool->coord, j->id, task, worker) != 0 && done_verifies(r, j, task, worker)) {
         char host[VOL_MAX_URL];
-        if (coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), pool_now_ms()) == 0 &&
-            coord_adopt(pool->coord, j->id, task, worker, pool_now_ms(), lease_ms(pool)) == 0)
+        uint64_t now = pool_now_ms();
+        uint64_t window = lease_ms(pool) > POOL_ADOPT_WINDOW_MS ? lease_ms(pool) : POOL_ADOPT_WINDOW_MS;
+        if (coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), now) == 0 &&
+            coord_adopt(pool->coord, j->id, task, worker, now < pool->started_ms + window, now, lease_ms(pool)) == 0)
             pool__note(pool, LOG_LEVEL_INFO, "job %s task %u: a result from %s, which held no lease on it here "
                        "(a lease from before a restart, or one that ended): taken as a lease", j->name, task, peer);
     }
