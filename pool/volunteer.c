@@ -1753,8 +1753,8 @@ static bool done_verifies(httpd_req_t *r, const job_t *j, uint32_t task, const c
     wire_done_t d;
     char why[96];
     key_pub_t wkey;
-    return wire_done_decode(q, qlen, &d, why, sizeof(why)) == 0 && key_pub_from_hex(worker, strlen(worker), &wkey) == 0 &&
-           auth_result_verify(&wkey, j->id, task, d.rid, d.exit_code, d.rsig);
+    return wire_done_decode(q, qlen, &d, why, sizeof(why)) == 0 &&
+           key_pub_from_hex(worker, strlen(worker), &wkey) == 0 && auth_result_verify(&wkey, j->id, task, d.rid, d.exit_code, d.rsig);
 }
 
 bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)

@@ -804,7 +804,9 @@ static void counts_and_leases_stay_consistent(void **state)
         case 5: coord_renew(c, "r", t, w, now, 10); break;
         case 6: coord_expire(c, now, NULL, NULL); break;
         case 7: coord_restore(c, "r", t, (task_state_t)(rnd() % 5), rnd() % 4); break;
-        case 8: (rnd() % 2 ? coord_release(c, "r", t, w) : coord_adopt(c, "r", t, w, rnd() % 2, now, 1 + rnd() % 20)); break;
+        case 8:
+            (rnd() % 2 ? coord_release(c, "r", t, w) : coord_adopt(c, "r", t, w, rnd() % 2, now, 1 + rnd() % 20));
+            break;
         case 9:
             if (rnd() % 200 == 0) {
                 coord_worker_drop(c, w, NULL, NULL);
