@@ -187,6 +187,19 @@ struct exec {
     exec_cg_t cg;      /* the peer's cgroups (cgroup.c) */
     exec_quota_t quota; /* the btrfs of run directories (quota.c), if on */
     char quota_why[256]; /* why not, if asked for and not had: every task with a run_dir is refused */
+    /* The quota btrfs failed under a task (read-only: its image's disk filled: exec_work_failed);
+     * set from the thread pool (prep), read on the loop; cleared once made anew (exec_work_renew). */
+    atomic_bool work_failed;
+    char work_failed_why[200];  /* written by the prep that set work_failed first (work_failed_claim) */
+    atomic_flag work_failed_claim;
+    bool renewing;              /* exec_work_renew's work is out: no task starts, the exec is not freed */
+    void (*renewed)(void *arg, int rc, const char *why);
+    void *renewed_arg;
+    uv_work_t renew_work;
+    char *work_dir;             /* where the btrfs is mounted, and its image's size: to make it anew */
+    uint64_t work_size;
+    int renew_rc;
+    char renew_why[200];
     uint64_t cg_seq;
     uint64_t warm_starts, cold_starts;
     bool closing;
@@ -244,6 +257,10 @@ int exec_new(uv_loop_t *loop, const exec_opts_t *opts, exec_t **out)
                      "--no-disk-quota to bound each file only)", qwhy);
         }
     }
+    if (e->quota.on) {
+        e->work_dir = xstrdup(e->quota.dir);
+        e->work_size = e->quota.size;
+    }
     e->opts.work_dir = NULL; /* not ours to keep: exec__quota_open copied it */
     *out = e;
     return 0;
@@ -272,6 +289,7 @@ static void exec_free(exec_t *e)
     void *arg = e->close_arg;
     exec__cg_close(&e->cg);
     exec__quota_close(&e->quota);
+    free(e->work_dir);
     free(e->slot_box);
     free(e->bwrap);
     free(e->limiter);
@@ -282,7 +300,7 @@ static void exec_free(exec_t *e)
 
 static void maybe_free_exec(exec_t *e)
 {
-    if (e->closing && !e->tasks && !e->boxes)
+    if (e->closing && !e->tasks && !e->boxes && !e->renewing)
         exec_free(e);
 }
 
@@ -302,6 +320,13 @@ static void refuse(exec_task_t *t, const char *fmt, ...)
     va_end(ap);
     t->res.refused = true;
     t->res.exit_code = -1;
+}
+
+/* A refusal whose cause is this peer's disk (rc -errno), not the task: said in the result. */
+static void refuse_disk(exec_task_t *t, int rc)
+{
+    if (rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS || rc == -EIO)
+        t->res.disk_errno = rc;
 }
 
 /* ==== sandboxes ==== */
@@ -1466,20 +1491,37 @@ static void prep_work(uv_work_t *w)
         if (rc) {
             refuse(t, "cannot make the task's directory %s%s: %s", t->run_dir,
                    t->e->quota.on ? " with its disk limit" : "", strerror_r(-rc, eb, sizeof(eb)));
+            refuse_disk(t, rc);
+            /* Read-only or failing: the btrfs aborted a write (its image's disk filled up under it,
+             * exec/quota.c): nothing will run on it any more until it is made anew. */
+            if (t->e->quota.on && (rc == -EROFS || rc == -EIO) &&
+                !atomic_flag_test_and_set(&t->e->work_failed_claim)) {
+                snprintf(t->e->work_failed_why, sizeof(t->e->work_failed_why), "%s: %s", t->e->quota.dir,
+                         strerror_r(-rc, eb, sizeof(eb)));
+                atomic_store(&t->e->work_failed, true);
+            }
             return;
         }
     }
-    if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) /* made here, off the caller's loop */
-        mkdir(t->scratch_dir, 0700);
+    int mrc = 0; /* why a directory is not there: a full disk, say */
+    if (mkdir(t->task_dir, 0700) == 0 || errno == EEXIST) { /* made here, off the caller's loop */
+        if (mkdir(t->scratch_dir, 0700) != 0 && errno != EEXIST)
+            mrc = -errno;
+    } else {
+        mrc = -errno;
+    }
     errno = 0;
     if (lstat(t->task_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(t, "task directory %s: %s", t->task_dir, errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse(t, "task directory %s: %s", t->task_dir,
+               mrc ? strerror_r(-mrc, eb, sizeof(eb)) : errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse_disk(t, mrc);
         return;
     }
     errno = 0;
     if (lstat(t->scratch_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         refuse(t, "scratch directory %s: %s", t->scratch_dir,
-               errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+               mrc ? strerror_r(-mrc, eb, sizeof(eb)) : errno ? strerror_r(errno, eb, sizeof(eb)) : "not a directory");
+        refuse_disk(t, mrc);
         return;
     }
     /* The skeleton of /task's upper layer, from the job's manifest (docs/sandbox.md): here rather
@@ -1503,6 +1545,7 @@ static void prep_work(uv_work_t *w)
         if (rc) {
             refuse(t, "preparing the task directory (%s): %s", ufd >= 0 && i < t->n_skel ? t->skel[i].path : ".",
                    strerror_r(-rc, eb, sizeof(eb)));
+            refuse_disk(t, rc);
             return;
         }
     }
@@ -1528,13 +1571,17 @@ static void prep_work(uv_work_t *w)
     int flags = O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
     t->err_fd = open(t->stderr_path, flags | O_WRONLY, 0600);
     if (t->err_fd < 0) {
-        refuse(t, "stderr file %s: %s", t->stderr_path, strerror_r(errno, eb, sizeof(eb)));
+        int erc = -errno;
+        refuse(t, "stderr file %s: %s", t->stderr_path, strerror_r(-erc, eb, sizeof(eb)));
+        refuse_disk(t, erc);
         return;
     }
     if (strcmp(t->stdout_path, t->stderr_path) != 0) {
         t->out_fd = open(t->stdout_path, flags | O_WRONLY, 0600);
         if (t->out_fd < 0) {
-            refuse(t, "stdout file %s: %s", t->stdout_path, strerror_r(errno, eb, sizeof(eb)));
+            int orc = -errno;
+            refuse(t, "stdout file %s: %s", t->stdout_path, strerror_r(-orc, eb, sizeof(eb)));
+            refuse_disk(t, orc);
             return;
         }
     }
@@ -1597,6 +1644,10 @@ int exec_task_spawn(exec_t *e, const exec_spec_t *spec, exec_done_cb cb, void *a
         refuse(t, "this peer cannot hold the task's memory and process limits for the whole task: %s", missing);
     } else if (spec->network && !e->opts.allow_network) {
         refuse(t, "job asks for network; this peer does not allow it");
+    } else if (spec->run_dir && (e->renewing || atomic_load(&e->work_failed))) {
+        refuse(t, "the task directories' filesystem failed (%s): it is made anew once no task runs here",
+               e->renewing ? "being made anew" : e->work_failed_why);
+        t->res.disk_errno = -EROFS;
     } else if (spec->run_dir && e->quota_why[0]) {
         refuse(t, "this peer cannot hold the task's disk limit for the whole task: %s (its volunteer can start it "
                "with --no-disk-quota to bound each file only)", e->quota_why);
@@ -1664,6 +1715,61 @@ bool exec_slot_warm(const exec_t *e, unsigned slot, const char *job_id)
 }
 
 const char *exec_disk_quota_missing(const exec_t *e) { return e && e->quota_why[0] ? e->quota_why : NULL; }
+
+bool exec_work_failed(const exec_t *e, const char **why)
+{
+    if (!e || (!atomic_load(&e->work_failed) && !e->renewing))
+        return false;
+    if (why)
+        *why = e->renewing ? "being made anew" : e->work_failed_why;
+    return true;
+}
+
+/* Thread pool: the old btrfs goes (lazily: a closing sandbox may still hold it), a new one comes. */
+static void renew_work(uv_work_t *w)
+{
+    exec_t *e = w->data;
+    exec__quota_close(&e->quota); /* (nothing, if the last renewal failed: it left nothing mounted) */
+    e->renew_why[0] = '\0';
+    e->renew_rc = exec__quota_open(&e->quota, e->work_dir, e->work_size, e->renew_why, sizeof(e->renew_why));
+}
+
+static void renew_done(uv_work_t *w, int status)
+{
+    exec_t *e = w->data;
+    e->renewing = false;
+    int rc = status ? status : e->renew_rc;
+    if (!rc) {
+        atomic_store(&e->work_failed, false);
+        atomic_flag_clear(&e->work_failed_claim);
+        log_info("exec: the task directories' filesystem is made anew on %s", e->work_dir);
+    } else { /* still failed: the caller tries again later (the disk may be full still) */
+        snprintf(e->work_failed_why, sizeof(e->work_failed_why), "%s", e->renew_why[0] ? e->renew_why : strerror(-rc));
+        log_warn("exec: the task directories' filesystem could not be made anew: %s", e->work_failed_why);
+    }
+    void (*cb)(void *, int, const char *) = e->renewed;
+    e->renewed = NULL;
+    if (cb)
+        cb(e->renewed_arg, rc, rc ? e->work_failed_why : NULL);
+    maybe_free_exec(e);
+}
+
+int exec_work_renew(exec_t *e, void (*cb)(void *arg, int rc, const char *why), void *arg)
+{
+    if (!e || e->closing || !atomic_load(&e->work_failed) || !e->work_dir)
+        return -EINVAL;
+    if (e->renewing || e->tasks)
+        return -EBUSY;
+    for (sbox_t *sb = e->boxes; sb; sb = sb->next) /* idle sandboxes hold directories of the old one */
+        if (!sb->task)
+            sb_close(sb);
+    e->renewing = true;
+    e->renewed = cb;
+    e->renewed_arg = arg;
+    e->renew_work.data = e;
+    uv_queue_work(e->loop, &e->renew_work, renew_work, renew_done);
+    return 0;
+}
 
 void exec_forget_job(exec_t *e, const char *job_id)
 {

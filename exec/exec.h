@@ -106,6 +106,10 @@ typedef struct exec_result {
     bool timed_out;
     bool cancelled;
     bool refused;         /**< the sandbox could not be built: the task never ran */
+    /** Refused because this peer's own disk failed under it (-ENOSPC, -EDQUOT, -EROFS, -EIO: the data
+     *  directory filled, or the task directories' filesystem failed: exec_work_failed): no fault of
+     *  the task's, which runs again once there is room. 0 otherwise. */
+    int disk_errno;
     uint64_t elapsed_ms;
     /** The limit that stopped the task: "memory", "processes", "time", "disk", or "" (none did). */
     char limit[12];
@@ -164,6 +168,20 @@ bool exec_slot_empty(const exec_t *e, unsigned slot);
 /** Why each task's disk cannot be bounded in all here (NULL: it is, or no run directories, or the
  *  volunteer chose not: no_disk_quota). For the peer's status. */
 const char *exec_disk_quota_missing(const exec_t *e);
+/**
+ * Whether the task directories' filesystem (the quota btrfs, exec/quota.c) has failed: a task could
+ * not make its directory there (read-only: the btrfs aborted writes its image's disk could not take,
+ * the data directory having filled up), or it is being made anew. Every task with a run directory is
+ * refused meanwhile. *why (may be NULL) says what, valid until the next call into e.
+ */
+bool exec_work_failed(const exec_t *e, const char **why);
+/**
+ * Makes the failed filesystem anew (a fresh sparse image and btrfs, as at the start), in the thread
+ * pool: once no task is left (idle sandboxes end first). cb (may be NULL) on the loop with 0, or
+ * -errno and why (still failed: the disk may be full still; call again later). 0 (started),
+ * -EBUSY (a task is there, or it is under way) or -EINVAL (nothing failed).
+ */
+int exec_work_renew(exec_t *e, void (*cb)(void *arg, int rc, const char *why), void *arg);
 /** Tasks started in a warm sandbox, and sandboxes started, since exec_new; sandboxes there now. */
 void exec_counts(const exec_t *e, uint64_t *warm, uint64_t *cold, unsigned *live);
 /** The directory of /task whose contents are the task's checkpoint (docs/job-format.md). */

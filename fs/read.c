@@ -87,6 +87,7 @@ static void on_read_sweep(uv_timer_t *t)
         r->done = true;
         log_error("job %s: a read of %s waited %llu ms for its blocks: answered EIO", r->job->name, r->f->path,
                   (unsigned long long)(fs->opts.read_deadline_ms ? fs->opts.read_deadline_ms : FS_READ_DEADLINE_MS));
+        pool_job_read_failed(fs->pool, r->job);
         fuse_reply_err(r->req, EIO);
     }
     if (!fs->rreads)
@@ -178,6 +179,7 @@ static void rread_finish(rread_t *r)
             return;
         }
         fuse_reply_err(r->req, EIO);
+        pool_job_read_failed(r->fs->pool, r->job);
     }
     rread_free(r);
 }

@@ -47,6 +47,7 @@ typedef struct task {
     uint8_t state, wanted, nleases, nreports, cap_leases, cap_reports;
     bool in_heap, leased;
     bool single; /* adaptive: run once, on a worker with a long streak of valid results (quorum 1) */
+    char *lapsed; /* the worker whose lease on it last ran out (coord_expire): it alone may adopt it */
 } task_t;
 
 typedef struct job {
@@ -134,6 +135,7 @@ static void task_release(task_t *k)
     }
     free(k->reports);
     free(k->leases);
+    free(k->lapsed);
 }
 
 static void job_free(job_t *j)
@@ -690,6 +692,21 @@ static void adapt(coord_t *c, const job_t *j, task_t *k, uint32_t wi)
     k->wanted = k->single ? 1 : (uint8_t)j->replicas;
 }
 
+/* Worker wi takes a lease on task t of j (which wants a replica it is not part of). */
+static void grant(coord_t *c, job_t *j, uint32_t t, uint32_t wi, uint64_t now_ms, uint64_t lease_ms)
+{
+    task_t *k = &j->tasks[t];
+    adapt(c, j, k, wi);
+    if (k->nleases == k->cap_leases) {
+        k->cap_leases = k->cap_leases ? (uint8_t)(k->cap_leases * 2) : (uint8_t)j->max_replicas;
+        k->leases = xreallocarray(k->leases, k->cap_leases, sizeof(*k->leases));
+    }
+    k->leases[k->nleases++] = (lease_t){wi, add_sat(now_ms, lease_ms)};
+    k->attempts++;
+    c->workers[wi].nleases++;
+    settle(j, t, -1);
+}
+
 /* Hands worker wi the lowest task of j that wants a replica it is not already part of. */
 static bool take(coord_t *c, job_t *j, uint32_t wi, uint64_t now_ms, uint64_t lease_ms, uint32_t *task)
 {
@@ -709,15 +726,7 @@ static bool take(coord_t *c, job_t *j, uint32_t wi, uint64_t now_ms, uint64_t le
             deferred[nd++] = t;
             continue;
         }
-        adapt(c, j, k, wi);
-        if (k->nleases == k->cap_leases) {
-            k->cap_leases = k->cap_leases ? (uint8_t)(k->cap_leases * 2) : (uint8_t)j->max_replicas;
-            k->leases = xreallocarray(k->leases, k->cap_leases, sizeof(*k->leases));
-        }
-        k->leases[k->nleases++] = (lease_t){wi, add_sat(now_ms, lease_ms)};
-        k->attempts++;
-        c->workers[wi].nleases++;
-        settle(j, t, -1);
+        grant(c, j, t, wi, now_ms, lease_ms);
         *task = t;
         found = true;
     }
@@ -754,6 +763,30 @@ int coord_lease(coord_t *c, const char *job_id, const char *worker, uint64_t now
         }
     }
     return -EAGAIN;
+}
+
+int coord_adopt(coord_t *c, const char *job_id, uint32_t task, const char *worker, bool any, uint64_t now_ms,
+                uint64_t lease_ms)
+{
+    uint32_t wi = find_worker(c, worker);
+    job_t *j = find(c, job_id);
+    if (wi == NONE || !j || task >= j->ntasks)
+        return -ENOENT;
+    task_t *k = &j->tasks[task];
+    if (involved(c, k, wi))
+        return lease_of(k, wi) >= 0 ? 0 : -EAGAIN;
+    /* A worker may not pick a task it was never handed: only the one whose lease ran out, or any
+     * while the caller's leases from before its restart are forgotten (any). */
+    if (!any && (!k->lapsed || strcmp(k->lapsed, worker) != 0))
+        return -EPERM;
+    /* what take would check: a replica wanted (not decided, not held by enough others), the cap */
+    if (need(k) == 0)
+        return -EAGAIN;
+    uint32_t cap = c->workers[wi].cap ? c->workers[wi].cap : c->o.max_leases_per_worker;
+    if (c->workers[wi].nleases >= cap)
+        return -EDQUOT;
+    grant(c, j, task, wi, now_ms, lease_ms);
+    return 0;
 }
 
 /* The task, and the index of worker's lease on it. */
@@ -949,6 +982,8 @@ size_t coord_expire(coord_t *c, uint64_t now_ms, lease_cb cb, void *arg)
                 if (i >= k->nleases || k->leases[i].end > now_ms)
                     continue;
                 endlist_add(&l, j, t, c->workers[k->leases[i].worker].id);
+                free(k->lapsed); /* its late report may be adopted (coord_adopt) */
+                k->lapsed = xstrdup(c->workers[k->leases[i].worker].id);
                 lose(c, j, t, (uint8_t)i);
             }
         }

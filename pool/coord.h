@@ -185,6 +185,19 @@ uint32_t coord_host_workers(const coord_t *c, const char *host);
  */
 int coord_lease(coord_t *c, const char *job_id, const char *worker, uint64_t now_ms, uint64_t lease_ms,
                 const char **job_out, uint32_t *task);
+/**
+ * The worker comes with a run of a task it holds no lease on: its submitter restarted since it
+ * handed the task out (leases are not kept across a restart: the caller passes any, for a while
+ * after its start), or its lease on the task ran out (coord_expire; the last worker so, only). If
+ * the task still wants a replica the worker is not part of, the worker takes a lease on it now
+ * (until now_ms + lease_ms; an attempt, as coord_lease counts), so that its report counts as any
+ * other. 0 (also if it holds one already); -EPERM if !any and its lease on the task was not the
+ * last to run out (a worker does not pick a task it was not handed); -EAGAIN if the task wants no
+ * replica of it (decided, held by others, or it reported it already); -EDQUOT at its lease cap;
+ * -ENOENT unknown worker, job or task.
+ */
+int coord_adopt(coord_t *c, const char *job_id, uint32_t task, const char *worker, bool any, uint64_t now_ms,
+                uint64_t lease_ms);
 /** Extends the worker's lease on the task to now_ms + lease_ms. 0, -ENOENT, -EPERM. */
 int coord_renew(coord_t *c, const char *job_id, uint32_t task, const char *worker, uint64_t now_ms,
                 uint64_t lease_ms);

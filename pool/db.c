@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "core/log.h"
@@ -38,6 +39,9 @@
 #endif
 #ifndef DB_BATCH_MAX
 #define DB_BATCH_MAX 1024 /* writes per transaction of the writer thread */
+#endif
+#ifndef DB_FULL_RETRY_MS
+#define DB_FULL_RETRY_MS 1000 /* a batch the full disk refused is tried again this often */
 #endif
 #ifndef DB_BATCH_BYTES
 #define DB_BATCH_BYTES (4u << 20) /* manifest bytes per transaction (one bigger manifest goes alone) */
@@ -130,14 +134,18 @@ struct db {
     void (*stopped)(void *arg);
     void *stopped_arg;
     db_stats_t stats;          /* mu */
+    bool full_logged;          /* writer: the disk is full, said once (until a commit succeeds again) */
 };
 
-/* Logs an SQLite failure and maps it to -EIO. */
+/* Logs an SQLite failure and maps it to -ENOSPC (the disk is full: SQLITE_FULL) or -EIO. The
+ * writer thread logs a full disk once per spell itself (db->full_logged). */
 static int fail(db_t *db, const char *what, int rc)
 {
-    log_error("db %s: %s: %s (%d)", db->path, what, db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc),
-              rc);
-    return -EIO;
+    bool full = (rc & 0xff) == SQLITE_FULL;
+    if (!full || !db->full_logged)
+        log_error("db %s: %s: %s (%d)", db->path, what, db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc),
+                  rc);
+    return full ? -ENOSPC : -EIO;
 }
 
 static int exec_sql(db_t *db, const char *sql)
@@ -614,6 +622,19 @@ int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char
     return rc ? rc : do_rejected_load(db, cb, arg);
 }
 
+int db_cap_pages(db_t *db, int64_t extra_pages)
+{
+    int64_t pages = 0;
+    int rc = pragma_query(db, "PRAGMA page_count", &pages, NULL, 0);
+    if (rc)
+        return rc;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+             (long long)(extra_pages < 0 ? 4294967294ll : pages + extra_pages));
+    int64_t got = 0;
+    return pragma_query(db, sql, &got, NULL, 0);
+}
+
 /* ---- posted writes and the writer thread ---- */
 
 static int run_op(db_t *db, dbop_t *op)
@@ -671,23 +692,69 @@ static void *writer_main(void *arg)
             db->todo_tail = &db->todo;
         pthread_mutex_unlock(&db->mu);
 
-        uint64_t t0 = uv_hrtime();
-        size_t n = 0;
-        bool txn = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-        for (dbop_t *op = batch; op; op = op->next, n++)
-            op->rc = run_op(db, op);
-        if (txn) {
-            int rc = sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
-            if (rc != SQLITE_OK) {
-                fail(db, "commit", rc);
+        uint64_t t0;
+        size_t n;
+        for (;;) {
+            t0 = uv_hrtime();
+            n = 0;
+            bool txn = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+            bool full = false;
+            /* In a transaction the first full write ends it (all is rolled back and tried again).
+             * Outside one (BEGIN failed) every write runs and says its own rc, as before: one not
+             * run must not be reported done with the rc 0 it was made with. */
+            for (dbop_t *op = batch; op && !(full && txn); op = op->next, n++)
+                if ((op->rc = run_op(db, op)) == -ENOSPC)
+                    full = true;
+            if (txn && !full) {
+                int rc = sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
+                if (rc != SQLITE_OK) {
+                    full = fail(db, "commit", rc) == -ENOSPC;
+                    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+                    for (dbop_t *op = batch; op; op = op->next)
+                        op->rc = full ? -ENOSPC : -EIO;
+                }
+            } else if (txn) {
                 sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+            }
+            if (!full || !txn)
+                break; /* (outside a transaction a write may have been kept: never twice) */
+            /* The disk is full: nothing of the batch is kept (rolled back). The same writes, in the
+             * same order, are tried again every DB_FULL_RETRY_MS until they fit, the ones posted
+             * meanwhile waiting behind them (what waits for its record, a publish, waits too): a
+             * record is late, never lost or out of order. Only a stop gives up (-ENOSPC). */
+            pthread_mutex_lock(&db->mu);
+            if (!db->full_logged) {
+                log_error("db %s: the disk is full: the records wait, tried again every %d ms until they fit",
+                          db->path, DB_FULL_RETRY_MS);
+                db->full_logged = true;
+            }
+            db->stats.full_retries++;
+            db->stats.full = true;
+            bool quit = db->quit;
+            if (!quit) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += (long)(DB_FULL_RETRY_MS % 1000) * 1000000L;
+                until.tv_sec += DB_FULL_RETRY_MS / 1000 + until.tv_nsec / 1000000000L;
+                until.tv_nsec %= 1000000000L;
+                pthread_cond_timedwait(&db->cv, &db->mu, &until);
+                quit = db->quit;
+            }
+            pthread_mutex_unlock(&db->mu);
+            if (quit) { /* stopping: given up, the callbacks say -ENOSPC */
                 for (dbop_t *op = batch; op; op = op->next)
-                    op->rc = -EIO;
+                    op->rc = -ENOSPC;
+                break;
             }
         }
         uint64_t took = uv_hrtime() - t0;
 
         pthread_mutex_lock(&db->mu);
+        if (db->stats.full && batch->rc != -ENOSPC) {
+            log_info("db %s: the writes that waited for room are committed", db->path);
+            db->stats.full = false;
+            db->full_logged = false;
+        }
         db->stats.batches++;
         db->stats.writes += n;
         if (took > db->stats.batch_max_ns)

@@ -86,7 +86,16 @@ typedef struct db_stats {
     uint64_t batches;      /**< transactions the writer committed */
     uint64_t writes;       /**< writes in them */
     uint64_t batch_max_ns; /**< the longest transaction, with its commit (and any checkpoint) */
+    uint64_t full_retries; /**< batches tried again because the disk was full (SQLITE_FULL) */
+    bool full;             /**< the writes wait for room on the disk now */
 } db_stats_t;
+
+/**
+ * For tests: caps the file at its pages now plus extra_pages, so that a write past them fails as it
+ * would on a full disk (SQLITE_FULL); a negative extra_pages lifts the cap. May be called while the
+ * writer runs (SQLite serializes the connection). 0 or -EIO.
+ */
+int db_cap_pages(db_t *db, int64_t extra_pages);
 
 /** Hands the connection to a new writer thread; callbacks run on loop. 0, -EINVAL, or -errno. */
 int db_writer_start(db_t *db, uv_loop_t *loop);

@@ -7,6 +7,7 @@
  * logged already below (a bad block, by the fetcher) is kept with pool__event alone. A ring of
  * fixed entries, written on the loop thread only.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +66,32 @@ size_t pool__events(const pool_t *p, const pool_event_t **out, size_t max)
     for (size_t i = 0; i < n; i++) /* newest first */
         out[i] = &p->events[(p->ev_seq - 1 - i) % POOL_MAX_EVENTS];
     return n;
+}
+
+void pool__disk_error(pool_t *p, pool_job_t *j, int rc, const char *fmt, ...)
+{
+    char what[POOL_EVENT_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    bool full = rc == -ENOSPC || rc == -EDQUOT;
+    pool__note(p, LOG_LEVEL_ERROR, "%s%s", what,
+               full ? " (the data directory's disk is full: this peer goes on by itself once there is room)" : "");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->disk_errors++;
+    p->disk_error_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    snprintf(p->disk_error, sizeof(p->disk_error), "%s", what);
+    p->disk_pause_until_ms = p->disk_error_ms + POOL_DISK_PAUSE_MS;
+    if (j) {
+        free(j->disk_error);
+        j->disk_error = xstrdup(p->disk_error);
+    }
+}
+
+void pool__disk_ok(pool_job_t *j)
+{
+    free(j->disk_error);
+    j->disk_error = NULL;
 }

@@ -52,6 +52,10 @@ typedef pool_res_t taskres_t;
 #define POOL_CKPT_LEASE_MS (5 * 60000ull) /* a lease while its checkpoint travels (given back, or to start) */
 #define POOL_KEEP_BLOCKS 64            /* blocks the fetcher keeps in memory: more than a read-ahead window */
 #define POOL_MAX_EVENTS 100            /* recent events the status page lists (events.c) */
+#define POOL_ADOPT_WINDOW_MS 60000  /* after its start (or the lease time, if longer), a submitter adopts a
+                                      report of any worker (coord_adopt): its leases from before are lost */
+#define POOL_MAX_READ_GIVEBACKS 3     /* runs of a task a volunteer gives back for failed reads; the next is reported */
+#define POOL_DISK_PAUSE_MS 5000       /* after a write to the data directory failed, no task starts for this long */
 #define POOL_EVENT_LEN 256             /* bytes of one, its NUL included (a longer line is cut) */
 #define POOL_LIVE_EVERY_MS 2000        /* a volunteer sends a running task's new output this often (live.c) */
 #define POOL_LIVE_MAX_SENDING 2        /* ... and at most this many updates at once (all its tasks together) */
@@ -104,6 +108,7 @@ typedef struct running {
     unsigned slot;
     void *ckpt;             /**< the checkpoint it started from (pool__ckpt_take), put back when it ends */
     bool remote;            /**< a task of another peer's job, under a lease from it */
+    uint64_t read_failures; /**< its job's read_failures when it started: more at its end, it is given back */
     bool given_back;        /**< --when idle: stopped because the owner stayed; its lease is released */
     uint64_t last_renew_ms;
     uint64_t started_ms;    /**< wall clock at its start (the status page's time of a running task) */
@@ -189,6 +194,11 @@ struct pool {
     idle_t *idle;             /**< --when idle: the machine's owner and load (exec/idle.h); NULL: always run */
     idle_verdict_t idle_v;    /**< its last verdict: tasks run only on IDLE_RUN */
     uint64_t given_back;      /**< tasks given back because the owner stayed */
+    /* writes to the data directory that failed (a full disk: pool__disk_error) */
+    uint64_t disk_errors;
+    uint64_t disk_error_ms;   /**< wall clock of the last one (0: none) */
+    char disk_error[POOL_EVENT_LEN];
+    uint64_t disk_pause_until_ms; /**< no task starts or is asked for before (a disk error: POOL_DISK_PAUSE_MS) */
     ckpt_t *ckpts;            /**< checkpoints held here, by (job, task) (ckpt.c) */
     struct ckfetch *ckfetches; /**< checkpoints being fetched (ckpt.c), at most POOL_MAX_CKPT_FETCHES */
     unsigned n_ckfetches;
@@ -322,6 +332,16 @@ void pool__api_error(httpd_req_t *r, unsigned status, const char *msg);
 /** Logs a line at level (as log_msg) and keeps it as one of the recent events of the status page
  *  (cut there at POOL_EVENT_LEN bytes). For what happens to jobs, tasks and pool peers. */
 void pool__note(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/**
+ * A write to the data directory failed (rc: -ENOSPC, say) for job j (may be NULL); the text says
+ * what and why (strerror included). Logged as an error and kept as an event (pool__note), counted,
+ * and shown in the peer file (disk-errors, disk-error) and in j's status (disk-error) until a later
+ * write of j's succeeds (pool__disk_ok). No task starts here, and none is asked for, during the
+ * next POOL_DISK_PAUSE_MS: a full disk is not filled again at once.
+ */
+void pool__disk_error(pool_t *p, pool_job_t *j, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** A write for j to the data directory succeeded: its status says no more that one failed. */
+void pool__disk_ok(pool_job_t *j);
 /** Keeps a recent event without logging it (a line per task that succeeded would crowd the log;
  *  a line logged already by a lower module). */
 void pool__event(pool_t *p, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

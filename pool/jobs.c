@@ -97,6 +97,8 @@ static void job_free(job_t *j)
     manifest_release(&j->man);
     free(j->reason);
     free(j->unfit);
+    free(j->disk_error);
+    free(j->read_givebacks);
     decline_table_free(j->declines);
     free(j->publishing);
     free(j->name);
@@ -883,6 +885,25 @@ void pool__task_finished(job_t *j, uint32_t task, bool ok, int exit_code, uint64
     job_check_over(j);
 }
 
+/*
+ * This peer's disk, not the task, stopped r (its result could not be written, or its directories not
+ * made: the data directory is full): said (log, status: pool__disk_error), and the task given back
+ * with no attempt counted: it runs again, here once there is room (pool__job_fits asks for the
+ * job's disk free), or on a volunteer.
+ */
+static void give_back_for_disk(pool_t *pool, running_t *r, int rc, const char *what, const char *why)
+{
+    job_t *j = r->job;
+    pool__disk_error(pool, j, rc, "job %s task %u: %s (%s): it runs again", j->name, r->task, what, why);
+    if (r->remote) {
+        pool->up.vol_release(pool, j, r->task, NULL);
+    } else if (coord_release(pool->coord, j->id, r->task, POOL_SELF) == 0) {
+        if (j->dispatch_t0)
+            j->dispatch_t0[r->task] = 0;
+        pool->up.vol_offer(pool, j, NULL);
+    }
+}
+
 static void collect_work(uv_work_t *req)
 {
     taskwork_t *tw = req->data;
@@ -896,8 +917,13 @@ static void collect_done(uv_work_t *req, int status)
     job_t *j = r->job;
     pool_t *pool = r->pool;
     pool->pending_work--;
-    if (!j->gone && j->published && !pool->stopping) {
+    if (!j->gone && j->published && !pool->stopping && pool__disk_fault(tw->rc)) {
+        /* This peer could not keep the result (its disk is full, say): not the task's failure. */
+        give_back_for_disk(pool, r, tw->rc, "its result could not be kept here", tw->why);
+    } else if (!j->gone && j->published && !pool->stopping) {
         const exec_result_t *res = &tw->res;
+        if (!tw->rc)
+            pool__disk_ok(j);
         static const char *const lim[4] = {"memory", "time", "disk", "processes"};
         for (int k = 0; k < 4; k++)
             j->stopped_by[k] += !strcmp(res->limit, lim[k]);
@@ -938,6 +964,34 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
     }
     if (!pool->stopping && (r->remote || j->gone || res->cancelled)) /* the submitter's is dropped once decided */
         pool->up.ckpt_drop(pool, j, r->task);
+    if (!pool->stopping && !j->gone && !res->cancelled && r->remote && j->read_failures != r->read_failures) {
+        /* A read of its inputs failed here while it ran (their holders did not answer: its submitter
+         * may have been the only one, and down): what it did proves nothing about the task. Given back,
+         * not reported: it runs again, here or elsewhere, once the inputs can be read. A release counts
+         * no attempt, so this is bounded: after POOL_MAX_READ_GIVEBACKS such runs of the task here,
+         * the next is reported as it ended (its reads fail here for good: a failure, counted). */
+        if (!j->read_givebacks)
+            j->read_givebacks = xcalloc(j->man.desc.tasks, sizeof(*j->read_givebacks));
+        if (j->read_givebacks[r->task] < POOL_MAX_READ_GIVEBACKS) {
+            j->read_givebacks[r->task]++;
+            pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: a read of its files failed here while it ran (exit %d): "
+                       "given back to its submitter, not reported (%u of %u such runs here)", j->name, r->task,
+                       res->exit_code, j->read_givebacks[r->task], POOL_MAX_READ_GIVEBACKS);
+            pool->up.vol_release(pool, j, r->task, NULL);
+            pool__rm_later(pool, xstrdup(r->run_dir), NULL);
+            running_free(r);
+            return;
+        }
+        pool__note(pool, LOG_LEVEL_WARN, "job %s task %u: a read of its files failed here while it ran, as in its "
+                   "last %u runs here: reported as it ended (exit %d)", j->name, r->task, POOL_MAX_READ_GIVEBACKS,
+                   res->exit_code);
+    }
+    if (!pool->stopping && !j->gone && !res->cancelled && res->refused && res->disk_errno) {
+        give_back_for_disk(pool, r, res->disk_errno, "it could not start here", res->reason);
+        pool__rm_later(pool, xstrdup(r->run_dir), NULL);
+        running_free(r);
+        return; /* no kick: nothing starts here during the pause that pool__disk_error began */
+    }
     /* Stopping: not recorded, so it runs again after a restart. Cancelled: nothing to keep. */
     if (pool->stopping || j->gone || res->cancelled) {
         if (!pool->stopping) { /* in the thread pool; when stopping, the next start clears work/ */
@@ -995,6 +1049,7 @@ running_t *pool__start_task(pool_t *pool, job_t *j, uint32_t task, bool remote)
     r->task = task;
     r->slot = slot;
     r->remote = remote;
+    r->read_failures = j->read_failures;
     r->last_renew_ms = r->started_ms = pool_now_ms();
     /* Every run gets directories of its own (never a previous run's, which its task could have
      * filled with symlinks: root builds the skeleton in it). */
@@ -1142,11 +1197,37 @@ static bool fits_here(pool_t *pool, job_t *j)
     return false;
 }
 
+/* exec_work_renew is over: tasks start again, or the disk is full still (tried again after the pause). */
+static void on_work_renewed(void *arg, int rc, const char *why)
+{
+    pool_t *pool = arg;
+    if (pool->stopping)
+        return;
+    if (rc) /* the disk is full still, say: tried again after the pause */
+        pool__disk_error(pool, NULL, rc, "the task directories' filesystem could not be made anew: %s", why);
+    else {
+        pool__note(pool, LOG_LEVEL_INFO, "the task directories' filesystem, failed under a full disk, is made anew: "
+                   "tasks start here again");
+        pool__jobs_kick(pool);
+    }
+}
+
 /* Hands our free slots the waiting tasks of our own jobs, oldest job first, if this peer meets
  * their requirements (they apply to every slot, ours too); then volunteers for other peers' jobs. */
 void pool__jobs_kick(pool_t *pool)
 {
     uint32_t task;
+    if (pool_now_ms() < pool->disk_pause_until_ms)
+        return; /* a write to the data directory failed a moment ago: the next tick kicks again */
+    const char *wwhy;
+    if (exec_work_failed(pool->exec, &wwhy)) {
+        /* its btrfs went read-only under a full disk (exec/exec.h): no task starts, nor is one asked
+         * for, until it is made anew, once the tasks still there have ended (the next tick tries) */
+        int rc = exec_work_renew(pool->exec, on_work_renewed, pool);
+        if (rc == 0)
+            pool__note(pool, LOG_LEVEL_WARN, "the task directories' filesystem failed (%s): making it anew", wwhy);
+        return;
+    }
     for (job_t *j = pool->joblist; j && !pool->stopping && pool->nrunning < pool->opts.slots; j = j->next) {
         if (!j->published || j->gone || j->remote || !coord_has_job(pool->coord, j->id))
             continue;
@@ -1430,6 +1511,8 @@ char *pool_job_status_text(job_t *j, size_t *len)
         sb_printf(&b, "reason: %s\n", j->reason);
     for (size_t i = 0; i < j->n_fail_lines; i++)
         sb_printf(&b, "failed-task: %s\n", j->fail_lines[i]);
+    if (j->disk_error) /* a task's result could not be written here: it runs again once there is room */
+        sb_printf(&b, "disk-error: %s\n", j->disk_error);
     *len = b.len;
     return b.p ? b.p : xstrdup("");
 }
@@ -1492,6 +1575,20 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
     sb_printf(&b, "sandboxes: %u\nsandboxes-started: %llu\ntasks-in-warm-sandboxes: %llu\n", live,
               (unsigned long long)cold, (unsigned long long)warm);
     const char *qmiss = exec_disk_quota_missing(pool->exec);
+    { /* the data directory: what is free there, and the writes to it that failed (a full disk) */
+        struct statvfs dsv;
+        if (statvfs(pool->data_dir, &dsv) == 0)
+            sb_printf(&b, "data-free: %llu\n", (unsigned long long)dsv.f_bavail * dsv.f_frsize);
+        sb_printf(&b, "disk-errors: %llu\n", (unsigned long long)pool->disk_errors);
+        const char *wwhy;
+        if (exec_work_failed(pool->exec, &wwhy)) /* no task starts here until it is made anew */
+            sb_printf(&b, "task-dirs-error: %s\n", wwhy);
+        if (pool->disk_errors) {
+            uint64_t now = pool_now_ms();
+            sb_printf(&b, "disk-error: %s (%llu s ago)\n", pool->disk_error,
+                      (unsigned long long)(now > pool->disk_error_ms ? (now - pool->disk_error_ms) / 1000 : 0));
+        }
+    }
     sb_printf(&b, "disk-quota: %s%s\n", pool->opts.no_disk_quota ? "per file only (--no-disk-quota)"
                                         : qmiss ? "none, every task is refused: " : "each task's files in all",
               qmiss && !pool->opts.no_disk_quota ? qmiss : "");
@@ -1518,9 +1615,12 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         sb_printf(&b, "banned-peers: %u\n", bt.n);
         fetch_stats_t fst;
         fetch_stats(pool->fetch, &fst);
-        sb_printf(&b, "blocks-fetched: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\nfetches-in-flight: %u\n",
-                  (unsigned long long)fst.blocks, (unsigned long long)fst.bytes, (unsigned long long)fst.bad,
-                  fst.inflight);
+        sb_printf(&b, "blocks-fetched: %llu\nblocks-fetched-again: %llu\nbytes-fetched: %llu\nbad-blocks-received: %llu\n"
+                  "fetches-in-flight: %u\n", (unsigned long long)fst.blocks, (unsigned long long)fst.again,
+                  (unsigned long long)fst.bytes, (unsigned long long)fst.bad, fst.inflight);
+        sb_printf(&b, "blocks-not-stored: %llu\n", (unsigned long long)fst.store_errors);
+        if (fst.store_error) /* a full disk: the blocks read were answered, but not kept */
+            sb_printf(&b, "block-store-error: %s\n", strerror(-fst.store_error));
         sb_printf(&b, "transfers-too-slow: %llu\n", (unsigned long long)fst.too_slow);
     }
     sb_printf(&b, "requests-over-budget: %llu\n", (unsigned long long)pool__refused(pool));
@@ -1556,6 +1656,9 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
         db_writer_stats(pool->db, &ds);
         sb_printf(&b, "db-commits: %llu\ndb-writes: %llu\ndb-commit-max-ms: %.1f\n", (unsigned long long)ds.batches,
                   (unsigned long long)ds.writes, (double)ds.batch_max_ns / 1e6);
+        sb_printf(&b, "db-full-retries: %llu\n", (unsigned long long)ds.full_retries);
+        if (ds.full) /* the records wait for room: a publish waits for its own */
+            sb_printf(&b, "db-error: the disk is full: records wait for room (tried again every second)\n");
     }
     *len = b.len;
     return b.p;

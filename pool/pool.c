@@ -522,6 +522,12 @@ void pool_block_release(const uint8_t *data) { fetch_data_release(data); }
 
 bool pool_block_has(pool_t *pool, const hash_t *h) { return store_has(pool->store, h); }
 
+void pool_job_read_failed(pool_t *pool, pool_job_t *j)
+{
+    (void)pool;
+    j->read_failures++;
+}
+
 ssize_t pool_block_load(pool_t *pool, const hash_t *h, void *buf, size_t len, uint64_t off)
 {
     return store_read(pool->store, h, buf, len, off);

@@ -93,6 +93,9 @@ struct pool_job {
     key_pub_t submitter;   /**< that key (valid if signed_job) */
     uint64_t listed_gen;   /**< remote: the last /v1/jobs answer (p->listing_gen) that listed it */
     bool unfit_logged;     /**< volunteer: "not volunteering: why" is in the log */
+    uint64_t read_failures; /**< reads of its files answered EIO here (pool_job_read_failed) */
+    uint8_t *read_givebacks; /**< volunteer: per task, its runs here given back for a failed read (NULL: none) */
+    char *disk_error;      /**< the last write for it to the data directory that failed (status: disk-error) */
     char *unfit;           /**< submitter: why this peer's own slots cannot run it (NULL: they can) */
     uint8_t *publishing;   /**< submitter: per task, a volunteer's result is being renamed into results/ */
     bool inputs_gone;      /**< removed from jobs/ and over: its inputs (submitter) or blocks (others) are freed */
@@ -277,6 +280,12 @@ void pool_block_release(const uint8_t *data);
 bool pool_block_has(pool_t *p, const hash_t *h);
 /** Reads len bytes at off of a stored block. The count read, or -errno. */
 ssize_t pool_block_load(pool_t *p, const hash_t *h, void *buf, size_t len, uint64_t off);
+/**
+ * A read of j's files was answered EIO: a block could not be had (its holders did not answer: the
+ * submitter, killed, was the only one). A task of j running here then may have failed for it, not
+ * for its own sake: it is given back to its submitter when it ends, never reported (docs/reliability.md).
+ */
+void pool_job_read_failed(pool_t *p, pool_job_t *j);
 
 /**
  * A task's output while it runs (docs/usage.md, "Live output"): on the peer that runs it, its

@@ -328,6 +328,12 @@ char *status_metrics(const status_snap_t *s, size_t *len)
     counter(&t, "preon_sent_bytes_total", "Block bytes served to other peers.", s->bytes_out);
     counter(&t, "preon_sent_blocks_total", "Blocks served to other peers.", s->blocks_out);
     counter(&t, "preon_bad_blocks_total", "Transfers whose bytes were not the block asked for.", s->bad_blocks);
+    counter(&t, "preon_received_blocks_again_total",
+            "Verified blocks received that the block store held already: fetched twice.", s->blocks_again);
+    counter(&t, "preon_blocks_not_stored_total", "Verified blocks the block store could not take (a full disk).",
+            s->blocks_not_stored);
+    counter(&t, "preon_disk_errors_total",
+            "Writes to the data directory that failed (results, records): a full disk, say.", s->disk_errors);
     gauge(&t, "preon_fetches_in_flight", "Block transfers under way now.", s->fetches_inflight);
     hist(&t, "preon_block_fetch_duration_seconds",
          "Time from a block's request to its verified bytes (slot wait, transfers, hash).", s->fetch_latency);

@@ -96,6 +96,9 @@ typedef struct status_snap {
     uint64_t runs_ok, runs_failed;     /**< tasks run on this peer's slots since start */
     uint32_t leases_given, leases_held; /**< our tasks leased to volunteers; others' tasks leased here */
     uint64_t bytes_in, blocks_in, bytes_out, blocks_out, bad_blocks;
+    uint64_t blocks_again;             /**< verified blocks received that the store held already */
+    uint64_t blocks_not_stored;        /**< verified blocks the store could not take (a full disk) */
+    uint64_t disk_errors;              /**< writes to the data directory that failed (pool__disk_error) */
     double rate_in, rate_out;          /**< bytes per second over the last seconds */
     unsigned fetches_inflight;
     uint64_t store_blocks, cache_bytes, cache_quota, cache_hits, cache_evictions, cache_evicted_bytes;

@@ -61,13 +61,48 @@
 #define VOL_MAX_DECLINES_PER_TICK 16 /* decline requests sent per second, in all */
 #define VOL_MAX_DECLINE_CHECKS_PER_TICK 64 /* jobs looked at per second for a reason to decline */
 
+#define VOL_REPORT_RETRY_MIN_MS 1000  /* a report the submitter did not answer: sent again after this, */
+#define VOL_REPORT_RETRY_MAX_MS 8000  /* ... doubling up to this while it does not answer */
+#define VOL_REPORT_AGAIN_MS 10000     /* a report answered, whose result is not listed yet: sent again after
+                                         this (the submitter may have restarted before it had the result) */
+#define VOL_REPORT_AGAIN_MAX_MS 60000 /* ... doubling up to this */
+
+/*
+ * A finished task's result kept here until the submitter lists it (pool__vol_result_taken): its
+ * manifest (served at /v1/result/<job>/<task>) and its done report, sent again while the submitter
+ * does not answer (killed, restarting) and, once answered, from time to time until the result is
+ * listed: a submitter that restarted before it had the result takes the report again (a report
+ * without a lease is adopted: coord_adopt), and one that leases the task again here gets the
+ * report at once instead of a second run.
+ */
 struct outbox {
     char id[HASH_HEX_LEN + 1];
     uint32_t task;
     char *bytes; /* canonical manifest of the result files */
     size_t len;
+    char *report;       /* the done report's target (signed afresh at every send) */
+    bool sending;       /* a send is under way */
+    uint64_t next_ms;   /* when to send it again (pool_now_ms); 0: not before it is answered */
+    uint32_t wait_ms;   /* the next wait: grows while the submitter does not answer or does not list it */
+    bool answered;      /* the submitter answered a send (the waits are VOL_REPORT_AGAIN_MS's) */
+    bool again_now;     /* leased again while a send was under way: sent once more as soon as it is answered */
     struct outbox *next;
 };
+
+static struct outbox *outbox_find(pool_t *pool, const char *id, uint32_t task)
+{
+    for (struct outbox *o = pool->outbox; o; o = o->next)
+        if (o->task == task && !strcmp(o->id, id))
+            return o;
+    return NULL;
+}
+
+static void outbox_free(struct outbox *o)
+{
+    free(o->bytes);
+    free(o->report);
+    free(o);
+}
 
 /*
  * The submitter has task's result (this peer now mirrors it from the submitter's list, results.c):
@@ -81,8 +116,7 @@ void pool__vol_result_taken(pool_t *pool, job_t *j, uint32_t task)
         if (o->task != task || strcmp(o->id, j->id) != 0)
             continue;
         *pp = o->next;
-        free(o->bytes);
-        free(o);
+        outbox_free(o);
         pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task), NULL);
         return;
     }
@@ -253,6 +287,103 @@ static int report_send(pool_t *pool, job_t *j, uint32_t task, char *target)
     return rc;
 }
 
+/* When o's report goes again: soon while the submitter does not answer, later once it has. */
+static void outbox_schedule(struct outbox *o, bool answered)
+{
+    if (answered != o->answered || !o->wait_ms) {
+        o->answered = answered;
+        o->wait_ms = answered ? VOL_REPORT_AGAIN_MS : VOL_REPORT_RETRY_MIN_MS;
+    }
+    o->next_ms = pool_now_ms() + o->wait_ms;
+    uint32_t max = answered ? VOL_REPORT_AGAIN_MAX_MS : VOL_REPORT_RETRY_MAX_MS;
+    o->wait_ms = o->wait_ms >= max / 2 ? max : o->wait_ms * 2;
+    if (o->again_now) {
+        o->again_now = false;
+        o->next_ms = pool_now_ms();
+    }
+}
+
+static void outbox_send(pool_t *pool, job_t *j, struct outbox *o);
+
+/* Drops o (its submitter took the result, refused it or forgot the job): its copy goes too. */
+static void outbox_drop(pool_t *pool, struct outbox *o)
+{
+    for (struct outbox **pp = &pool->outbox; *pp; pp = &(*pp)->next) {
+        if (*pp != o)
+            continue;
+        *pp = o->next;
+        pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, o->id, o->task), NULL);
+        outbox_free(o);
+        return;
+    }
+}
+
+/*
+ * A done report answered, or not. No answer (the submitter is down or restarting), 401 (a key it
+ * cannot check yet), 429 or 5xx: sent again soon, the result kept. 2xx or 409 (taken, being judged,
+ * or the task is another worker's now): sent again later, until the result is listed. 400, 403, 404,
+ * 410: the submitter will never take it: the copy goes.
+ */
+static void on_done_ack(int status, unsigned code, const char *body, size_t len, void *arg)
+{
+    vreq_t *v = arg;
+    pool_t *pool = v->pool;
+    job_t *j = v->job;
+    struct outbox *o = outbox_find(pool, j->id, v->task);
+    bool gone = !status && (code == 400 || code == 403 || code == 404 || code == 410);
+    bool answered = !status && code != 401 && code != 429 && code < 500;
+    if (!answered && (!o || !o->answered) && (!o || o->wait_ms <= VOL_REPORT_RETRY_MIN_MS))
+        log_warn("job %s task %u: the submitter did not take the report (%s %u): the result is kept here and "
+                 "reported again", j->name, v->task, status ? strerror(-status) : "HTTP", code);
+    else if (gone)
+        log_warn("job %s task %u: the submitter refused the report (HTTP %u): the result here is dropped", j->name,
+                 v->task, code);
+    if (o) {
+        o->sending = false;
+        if (gone)
+            outbox_drop(pool, o);
+        else
+            outbox_schedule(o, answered);
+    }
+    pool_job_unref(j);
+    free(v);
+    pool->reports_pending--;
+    pool__drain_check(pool);
+    (void)body;
+    (void)len;
+}
+
+/* Sends o's done report to j's submitter, counted in reports_pending until it is answered. */
+static void outbox_send(pool_t *pool, job_t *j, struct outbox *o)
+{
+    o->sending = true;
+    o->next_ms = 0;
+    pool->reports_pending++;
+    if (vol_send(pool, j, o->task, xstrdup(o->report), on_done_ack) != 0) {
+        pool->reports_pending--;
+        o->sending = false;
+        outbox_schedule(o, false);
+    }
+}
+
+/* Every second: the reports due again; the results of jobs no longer here go. */
+static void outbox_tick(pool_t *pool)
+{
+    uint64_t now = pool_now_ms();
+    for (struct outbox *o = pool->outbox, *next; o; o = next) {
+        next = o->next;
+        if (o->sending || !o->next_ms || now < o->next_ms)
+            continue;
+        job_t *j = pool_job_by_id(pool, o->id);
+        if (!j || !j->remote) {
+            outbox_drop(pool, o);
+            continue;
+        }
+        if (j->n_peers)
+            outbox_send(pool, j, o);
+    }
+}
+
 static void on_lease_ckpt(pool_t *pool, job_t *j, uint32_t task, int status, void *arg);
 
 /* A leased task of j waiting for its checkpoint (sign 1) or no longer (-1): it holds a slot, its
@@ -290,6 +421,16 @@ static void on_lease(int status, unsigned code, const char *body, size_t len, vo
             here |= pool__ckpt_fetching(pool, j, t); /* about to start, once its checkpoint is here */
             if (here) { /* an honest submitter never leases us a task we run: refuse to run it twice */
                 log_warn("job %s: %s leased task %u again while it runs here: ignored", j->name, j->peers[0], t);
+                continue;
+            }
+            struct outbox *o = outbox_find(pool, j->id, t);
+            if (o) { /* run here already, the result kept for the submitter (which restarted): no second run */
+                pool__note(pool, LOG_LEVEL_INFO, "job %s: task %u leased again from %s: its result is here, "
+                           "reported again", j->name, t, j->peers[0]);
+                if (o->sending)
+                    o->again_now = true;
+                else
+                    outbox_send(pool, j, o);
                 continue;
             }
             uint64_t *box = NULL;
@@ -348,9 +489,10 @@ static void asking_totals(pool_t *pool, unsigned *asking, uint64_t *asking_mem, 
 
 void pool__vol_kick(pool_t *pool)
 {
-    if (!pool->opts.http_url || pool->stopping)
-        return;
     uint64_t now = pool_now_ms();
+    if (!pool->opts.http_url || pool->stopping || now < pool->disk_pause_until_ms ||
+        exec_work_failed(pool->exec, NULL))
+        return;
     unsigned asking;
     uint64_t asking_mem, asking_disk; /* what the leases asked for will hold */
     asking_totals(pool, &asking, &asking_mem, &asking_disk);
@@ -586,8 +728,13 @@ static void vol_tick(pool_t *pool)
         r->last_renew_ms = now;
         vol_get(pool, r->job, "renew", r->task, NULL, on_ack);
     }
-    pool__vol_kick(pool);
+    /* this peer's own jobs too: one that waits for room on the disk (pool__job_fits) starts once
+     * there is room, with no other event to start it */
+    if (!pool->stopping)
+        pool__jobs_kick(pool);
     vol_declines_tick(pool);
+    if (!pool->stopping)
+        outbox_tick(pool);
 }
 
 typedef struct outwork {
@@ -682,7 +829,8 @@ static void out_done(uv_work_t *req, int status)
             url = vol_url(pool, j, "done", w->task, head);
         }
         free(extra);
-        report_send(pool, j, w->task, url);
+        o->report = url;
+        outbox_send(pool, j, o);
         pool__note(pool, LOG_LEVEL_INFO, "job %s task %u done here (exit %d): reported to %s%s", j->name, w->task,
                    w->exit_code, j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
@@ -898,7 +1046,9 @@ static void handle_lease(pool_t *pool, httpd_req_t *r, job_t *j, const char *pee
                  rc == -EMFILE ? "its host runs too many volunteers" : "the pool is full");
         return reply_json(r, 429, "{\"error\":\"too many volunteers\"}");
     }
-    while (j->state == POOL_JOB_RUNNING && k < (n ? n : 1) &&
+    /* A write to the data directory failed a moment ago (a full disk): the results of tasks handed
+     * out now could not be kept either; none for POOL_DISK_PAUSE_MS (the volunteer asks again). */
+    while (j->state == POOL_JOB_RUNNING && k < (n ? n : 1) && now >= pool->disk_pause_until_ms &&
            coord_lease(pool->coord, j->id, worker, now, lease_ms(pool), NULL, &got[k]) == 0)
         pool__task_dispatched(j, got[k++]);
     if (k == 0)
@@ -1180,12 +1330,27 @@ static void assemble_work(uv_work_t *req)
 /*
  * The candidate's files could not be had from the worker it was fetched from (or were not what it
  * signed): that worker's lease is lost (the task runs again elsewhere), and the next vote for the
- * same result, if any, is fetched from instead.
+ * same result, if any, is fetched from instead. err -ENOSPC or -EDQUOT: this peer could not write
+ * them (its disk is full): no worker is at fault, every vote's lease is released (no attempt
+ * counted) and the volunteers, which keep their results until they are listed here, report them
+ * again later (docs/reliability.md).
  */
-static void cand_fetch_failed(cand_t *k, const char *why)
+static void cand_fetch_failed(cand_t *k, const char *why, int err)
 {
     job_t *j = k->job;
     pool_t *pool = j->pool;
+    if ((err == -ENOSPC || err == -EDQUOT) && !j->gone && !pool->stopping) {
+        pool__disk_error(pool, j, err, "job %s task %u: the result of %s could not be kept here: %s (its worker "
+                         "reports it again)", j->name, k->task, k->votes ? k->votes->peer : "a volunteer", why);
+        while (k->votes) {
+            vote_t *v = k->votes;
+            k->votes = v->next;
+            coord_release(pool->coord, j->id, k->task, v->worker);
+            vote_free(v);
+        }
+        pool__vol_offer(pool, j, NULL);
+        return cand_unlink_free(k);
+    }
     vote_t *v = k->votes;
     if (v) {
         k->votes = v->next;
@@ -1210,7 +1375,7 @@ static void assemble_done(uv_work_t *req, int status)
     if (k->dropped)
         ; /* the task was decided meanwhile: nothing to do with these files */
     else if (c->status || status)
-        cand_fetch_failed(k, c->why[0] ? c->why : "cancelled");
+        cand_fetch_failed(k, c->why[0] ? c->why : "cancelled", c->status);
     else if (c->job->gone || pool->stopping)
         cand_unlink_free(k);
     else {
@@ -1233,7 +1398,7 @@ static void rc_block_done(const hash_t *h, int status, void *arg)
         return;
     if (c->status || c->job->gone || c->pool->stopping || c->cand->dropped) {
         if (!c->cand->dropped)
-            cand_fetch_failed(c->cand, c->why);
+            cand_fetch_failed(c->cand, c->why, c->status);
         return rc_free(c);
     }
     c->req.data = c;
@@ -1265,7 +1430,7 @@ static void rm_decode_work(uv_work_t *w)
 static void rm_refused(rcollect_t *c, const char *why)
 {
     if (!c->cand->dropped)
-        cand_fetch_failed(c->cand, why);
+        cand_fetch_failed(c->cand, why, 0);
     rc_free(c);
 }
 
@@ -1579,6 +1744,19 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
 static bool start_ckpt_release(pool_t *pool, job_t *j, uint32_t task, const char *peer, const char *worker,
                                const char *ck, httpd_req_t *r);
 
+/* Whether r, a done report of task, decodes and its result's signature is worker's (handle_done
+ * checks both again, and more). */
+static bool done_verifies(httpd_req_t *r, const job_t *j, uint32_t task, const char *worker)
+{
+    size_t qlen = 0;
+    const char *q = httpd_req_query(r, &qlen);
+    wire_done_t d;
+    char why[96];
+    key_pub_t wkey;
+    return wire_done_decode(q, qlen, &d, why, sizeof(why)) == 0 &&
+           key_pub_from_hex(worker, strlen(worker), &wkey) == 0 && auth_result_verify(&wkey, j->id, task, d.rid, d.exit_code, d.rsig);
+}
+
 bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     char what[8], id[HASH_HEX_LEN + 2], peer[VOL_MAX_URL];
@@ -1659,6 +1837,22 @@ bool pool__vol_handle(pool_t *pool, httpd_req_t *r, const char *path)
             return reply_json(r, 200, "{}"), true;
         if (ck[0] && pool__ckpt_fetching(pool, j, task)) /* still coming: ask again */
             return reply_json(r, 202, "{\"checkpoint\":\"being fetched\"}"), true;
+    }
+    /* A report of a task nobody holds for it: this peer restarted since it handed the task out (the
+     * volunteer kept its result and reports it again), or the lease ended and the task waits still.
+     * The run counts if the task still wants it (coord_adopt): nothing is run twice for a restart.
+     * Only a report whose result signature verifies, and only from the worker whose lease ran out,
+     * or from any in the POOL_ADOPT_WINDOW_MS after this peer's start (its leases from before are
+     * forgotten): a key may not pick, at any time, a task it was never handed. */
+    if (!strcmp(what, "done") && with_task && task < j->man.desc.tasks && j->state == POOL_JOB_RUNNING &&
+        coord_holds(pool->coord, j->id, task, worker) != 0 && done_verifies(r, j, task, worker)) {
+        char host[VOL_MAX_URL];
+        uint64_t now = pool_now_ms();
+        uint64_t window = lease_ms(pool) > POOL_ADOPT_WINDOW_MS ? lease_ms(pool) : POOL_ADOPT_WINDOW_MS;
+        if (coord_worker_seen(pool->coord, worker, peer_host(peer, host, sizeof(host)), now) == 0 &&
+            coord_adopt(pool->coord, j->id, task, worker, now < pool->started_ms + window, now, lease_ms(pool)) == 0)
+            pool__note(pool, LOG_LEVEL_INFO, "job %s task %u: a result from %s, which held no lease on it here "
+                       "(a lease from before a restart, or one that ended): taken as a lease", j->name, task, peer);
     }
     /* Who holds a lease is the core's to say: a key, whatever address it speaks from. 410: the job
      * is cancelled, so stop the task. */
@@ -1838,7 +2032,6 @@ void pool__vol_stop(pool_t *pool)
     while (pool->outbox) {
         struct outbox *o = pool->outbox;
         pool->outbox = o->next;
-        free(o->bytes);
-        free(o);
+        outbox_free(o);
     }
 }

@@ -312,6 +312,9 @@ static void gather(pool_t *pool, gather_t *g)
         s->blocks_in = fst.blocks;
         s->bad_blocks = fst.bad;
         s->transfers_too_slow = fst.too_slow;
+
+        s->blocks_again = fst.again;
+        s->blocks_not_stored = fst.store_errors;
         s->rate_in = fst.rate;
         s->fetches_inflight = fst.inflight;
         s->fetch_latency = fetch_latency(pool->fetch);
@@ -337,6 +340,8 @@ static void gather(pool_t *pool, gather_t *g)
         s->conns_timed_out = hs.timed_out;
         s->requests_too_large = hs.too_large;
     }
+
+    s->disk_errors = pool->disk_errors;
     s->loop_busy_max_ns = pool->lag_max_ns;
     s->loop_stalls = pool->lag_over_5ms;
     s->dispatch_latency = &pool->dispatch_hist;

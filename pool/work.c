@@ -357,6 +357,8 @@ static int collect_entry(void *arg, int dirfd, const char *name, const char *rel
     return 0;
 }
 
+bool pool__disk_fault(int rc) { return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS || rc == -EIO; }
+
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
 {
     why[0] = '\0';
@@ -378,28 +380,41 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
             log_warn("collecting the outputs: %s (what could be read is kept)", strerror(-wrc));
         }
     }
-    char *p = xasprintf("%s/stdout", c->tmp_dir);
-    files_move(AT_FDCWD, c->out_path, p);
-    free(p);
-    p = xasprintf("%s/stderr", c->tmp_dir);
-    files_move(AT_FDCWD, c->err_path, p);
-    free(p);
-    for (int i = 0; i < 2; i++) {
-        p = xasprintf("%s/%s", c->tmp_dir, i ? "stderr" : "stdout");
+    for (int i = 0; i < 2; i++) { /* a stream the task never had (no file) is no error */
+        const char *name = i ? "stderr" : "stdout";
+        char *p = xasprintf("%s/%s", c->tmp_dir, name);
+        int mrc = files_move(AT_FDCWD, i ? c->err_path : c->out_path, p);
+        if (mrc && mrc != -ENOENT && !rc) {
+            rc = mrc;
+            snprintf(why, whylen, "collecting %s: %s", name, strerror(-mrc));
+        }
         chmod(p, 0444);
         free(p);
     }
-    p = xasprintf("%s/exit_code", c->tmp_dir);
+    char *p = xasprintf("%s/exit_code", c->tmp_dir);
     FILE *f = fopen(p, "we");
     free(p);
-    if (f) {
-        fprintf(f, "%d\n", c->exit_code);
-        fclose(f);
+    /* checked: on a full disk the file is there, and empty (it was the exit code of a result) */
+    int frc = !f ? -errno : fprintf(f, "%d\n", c->exit_code) < 0 ? -errno : 0;
+    if (f && fclose(f) != 0 && !frc)
+        frc = -errno;
+    if (frc && !rc) {
+        rc = frc;
+        snprintf(why, whylen, "writing exit_code: %s", strerror(-frc));
     }
-    files_rm_rf(c->final_dir);
-    if (rename(c->tmp_dir, c->final_dir) != 0 && !rc) {
-        rc = -errno;
-        snprintf(why, whylen, "publishing the result: %s", strerror(errno));
+    if (pool__disk_fault(rc)) {
+        /* This peer could not write the result (its disk is full, say): no part of it is shown, and
+         * the caller gives the task back (not its fault). Anything else (over the job's disk, an
+         * output named "stdout/x" that leaves no room for stdout) is the task's doing: what it left
+         * is its failed result, as before (given back, it would fail the same way forever). */
+        files_rm_rf(c->tmp_dir);
+    } else {
+        files_rm_rf(c->final_dir);
+        if (rename(c->tmp_dir, c->final_dir) != 0 && !rc) {
+            rc = -errno;
+            snprintf(why, whylen, "publishing the result: %s", strerror(errno));
+            files_rm_rf(c->tmp_dir);
+        }
     }
     files_rm_rf(c->work_dir);
     if (c->scratch_dir)

@@ -40,9 +40,18 @@ typedef struct collect_spec {
 /**
  * Moves the outputs (the files the task created or changed: unchanged inputs, whiteouts of deleted
  * ones and other special files are not outputs), stdout, stderr and an exit_code file into
- * final_dir. 0 or -errno with why.
+ * final_dir. 0 or -errno with why. An error of this peer's disk (pool__disk_fault: a write failed,
+ * its disk is full, say): final_dir is left as it was and nothing of the result is anywhere. Any
+ * other (-EFBIG: outputs over disk_bytes; an output the task named so that it cannot be moved): the
+ * task's failure, and final_dir holds what was collected.
  */
 int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen);
+/**
+ * Whether rc (-errno) is this peer's disk failing (-ENOSPC, -EDQUOT, -EROFS, -EIO: the data
+ * directory full, a filesystem gone read-only or failing), not anything a task can cause by what it
+ * writes: only such an error gives a task back with no attempt counted. Pure.
+ */
+bool pool__disk_fault(int rc);
 
 #define POOL_MAX_EXIT_CODE_BYTES 16 /* "-1\n" .. "255\n", with room */
 /**

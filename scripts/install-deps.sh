@@ -17,7 +17,8 @@
 #               awk of the base system: test jobs and mnt-examples use nothing else inside the
 #               sandbox), bash (/dev/tcp in the network test), jq (reads preon status --json;
 #               script(1), for preon submit on a terminal, is bsdutils: Essential), gdb (test_soak.sh
-#               shows the threads of a peer that does not stop)
+#               shows the threads of a peer that does not stop), sqlite3 (the CLI: test_diskfull.sh
+#               checks a peer's records with PRAGMA integrity_check), perl (flood.pl: Time::HiRes)
 #   tracker:    opentracker (the interop test and the yardstick of the tracker benchmark), wrk
 #               (the HTTP load generator of that benchmark)
 #   web:        chromium and nodejs (tests/integration/test_web.sh drives the status page in headless
@@ -32,7 +33,7 @@ PKGS=(
     libsqlite3-dev libssl-dev libcmocka-dev
     fuse3 bubblewrap mount systemd btrfs-progs
     rsync curl tar procps iproute2 util-linux netcat-openbsd diffutils coreutils findutils
-    grep sed mawk bash ca-certificates jq gdb
+    grep sed mawk bash ca-certificates jq gdb sqlite3 perl
     opentracker wrk
     nodejs chromium prometheus
 )

@@ -116,6 +116,7 @@ typedef struct req {
     bool orphan;   /* finished while in_work: the after-work callback frees it */
     bool combined; /* VERIFY stores too: nobody was waiting for the bytes when it started */
     bool present;
+    bool again;    /* the store already held the verified block when it was to be stored */
     int work_rc;
 } req_t;
 
@@ -143,6 +144,8 @@ struct fetch {
     fetch_stats_t st;
     bool slow_logged;          /* note_too_slow: when it last logged, and what it has counted since */
     uint64_t slow_log_ms, slow_held;
+
+    uint64_t store_err_logged_ms; /* the last "cannot store" logged (uv_now) */
     metrics_rate_t rate;     /* body bytes received, by second */
     metrics_hist_t latency;  /* request to verified bytes, seconds (fetch_latency) */
 
@@ -625,16 +628,41 @@ static void verify_work(uv_work_t *w)
     req_t *r = w->data;
     hash_t got;
     hash_sha256(r->buf->data, r->len, &got);
-    if (!hash_equal(&got, &r->h))
+    if (!hash_equal(&got, &r->h)) {
         r->work_rc = -EBADMSG;
-    else
-        r->work_rc = r->combined ? store_put_hashed(r->f->store, &r->h, r->buf->data, r->len) : 0;
+    } else if (r->combined) {
+        r->again = store_has(r->f->store, &r->h);
+        r->work_rc = store_put_hashed(r->f->store, &r->h, r->buf->data, r->len);
+    } else {
+        r->work_rc = 0;
+    }
 }
 
 static void store_work(uv_work_t *w)
 {
     req_t *r = w->data;
+    r->again = store_has(r->f->store, &r->h);
     r->work_rc = store_put_hashed(r->f->store, &r->h, r->buf->data, r->len);
+}
+
+/* A verified block went to the store (rc 0) or could not (logged, at most once a second: a full
+ * disk fails every block of a read). One the store had already was fetched twice: counted. */
+static void stored(fetch_t *f, req_t *r)
+{
+    if (r->work_rc) {
+        f->st.store_errors++;
+        f->st.store_error = r->work_rc;
+        uint64_t now = now_ms(f);
+        if (now - f->store_err_logged_ms >= 1000 || !f->store_err_logged_ms) {
+            f->store_err_logged_ms = now;
+            log_warn("fetch: cannot store a verified block: %s (%llu blocks not stored so far; the reader had "
+                     "them from memory)", strerror(-r->work_rc), (unsigned long long)f->st.store_errors);
+        }
+        return;
+    }
+    if (r->again)
+        f->st.again++;
+    ev_stored(f, &r->h);
 }
 
 static void store_done(uv_work_t *w, int status)
@@ -647,10 +675,7 @@ static void store_done(uv_work_t *w, int status)
     if (r->orphan) {
         req_free(r);
     } else {
-        if (r->work_rc)
-            log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
-        else
-            ev_stored(f, &r->h);
+        stored(f, r);
         req_finish(r, r->work_rc);
     }
     (void)status; /* UV_ECANCELED only for orphans, handled above */
@@ -696,10 +721,8 @@ static void verified(req_t *r)
         ev_done(f, &r->h, 0, d, r->buf, r->len);
     if (!f->store || r->combined) {
         f->verifying--;
-        if (r->work_rc)
-            log_warn("fetch: cannot store a verified block: %s", strerror(-r->work_rc));
-        else if (f->store)
-            ev_stored(f, &r->h);
+        if (f->store)
+            stored(f, r);
         req_finish(r, r->work_rc);
         return;
     }

@@ -184,6 +184,11 @@ typedef struct fetch_stats {
     uint64_t transfers; /**< HTTP transfers finished, any outcome */
     uint64_t bytes;     /**< body bytes received from peers, verified or not */
     uint64_t blocks;    /**< blocks received and verified (then stored, if there is a store) */
+    uint64_t again;     /**< of those, blocks the store held already when they were to be stored: fetched
+                             twice (a read asks only for blocks it does not find there; 0 unless a
+                             block went to the store while its second fetch was under way) */
+    uint64_t store_errors; /**< verified blocks the store could not take (a full disk: -ENOSPC) */
+    int store_error;    /**< the last of those errors (-errno), 0 if none */
     uint64_t kept;      /**< fetch_block_data calls answered from the blocks kept in memory */
     uint64_t failures;  /**< transfers that did not yield the block (404 included) */
     uint64_t bad;       /**< transfers whose bytes were not the block */

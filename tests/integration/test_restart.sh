@@ -2,7 +2,9 @@
 # Crash safety of one peer: after kill -9 and a restart on the same data directory and mount point,
 # published jobs, results and status are intact and finished tasks do not run again; a task that
 # was running at the kill runs again and finishes; the dead mount a killed peer leaves behind is
-# cleared by the next start itself.
+# cleared by the next start itself. And a submitter killed while it is the only holder of its job's
+# inputs, its volunteer left running: the job resumes once it is back, and what the volunteer
+# finished meanwhile is kept there and taken without a second run.
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
@@ -118,6 +120,87 @@ t_a_copy_cut_by_a_crash_is_not_published() {
     cmp -- "$src/data.bin" "$m/jobs/cut/data.bin" || fail "the published data.bin is not the whole file"
     assert_file_eq "$m/results/cut/0/stdout" 3000000
     [ ! -e "$m/jobs/cut/.preon-writing" ] || fail "the list of files being written was published"
+}
+
+# The submitter A is killed -9 while it is the only holder of its job's inputs (issue 11; docs/
+# reliability.md, "Submitter killed while the only holder"), its volunteer B left running, with two
+# tasks that have read their input. They end while A is down: B keeps their results and reports
+# them again (backing off) until A, back on the same address, has them; the two tasks not started
+# yet run once A is back. Every result is right, and no task runs twice on B.
+t_submitter_killed_while_the_only_holder() {
+    start_peer A --port 0 --slots 0
+    local a b ua port src st want i
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    port=${ua##*:}
+    start_peer B --port 0 --slots 2 --peer "$ua"
+    b=$(mnt B)
+    src=$(src_dir j)
+    make_job "$src" 'sha256sum input.bin > sum; sleep 3; echo "done $PREON_TASK"' "tasks = 4"
+    head -c 3000000 /dev/urandom >"$src/input.bin"
+    want=$(sha256sum <"$src/input.bin" | cut -c1-64)
+    cp -r -- "$src" "$a/jobs/.j"
+    mv -- "$a/jobs/.j" "$a/jobs/j"
+    # B's two tasks have read the whole input (3 MB: 12 blocks), A holds it alone
+    wait_until 30 '[ "$(peer_field "$b" blocks-fetched)" -ge 12 ] && [ "$(peer_field "$b" running-tasks)" = 2 ]' \
+        "B runs two tasks and has fetched their input"
+    kill9_peer A
+    wait_until 20 '[ "$(grep -cE "job j task [0-9] done here" "${PEER_LOG[B]}")" -ge 2 ]' \
+        "B's two tasks end while A is down"
+    wait_log B "job j task [0-9]: the submitter did not take the report .*: the result is kept here and reported again" 10
+    assert_eq 0 "$(peer_field "$b" running-tasks)" "tasks running on B while A is down"
+    start_peer A --port "$port" --slots 0
+    st=$(wait_job "$a" j 90)
+    assert_eq "done" "$(field state <<<"$st")" "state once A is back"
+    assert_eq 4 "$(field succeeded <<<"$st")" "succeeded once A is back"
+    assert_eq 0 "$(field failed <<<"$st")" "failed once A is back"
+    for i in 0 1 2 3; do
+        assert_eq "$want  input.bin" "$(cat -- "$a/results/j/$i/sum")" "task $i's sum of the input"
+        assert_eq "done $i" "$(cat -- "$a/results/j/$i/stdout")" "task $i's stdout"
+        assert_eq 1 "$(grep -cE "job j task $i done here" "${PEER_LOG[B]}")" "runs of task $i on B"
+    done
+    # A took the two kept results as they were reported again (adopted, or leased again and
+    # answered with the kept result): said in A's or B's log
+    grep -qE "job j task [0-9]: a result from .* which held no lease on it here|job j: task [0-9] leased again from .*: its result is here" \
+        "${PEER_LOG[A]}" "${PEER_LOG[B]}" || fail "neither log says a kept result was taken after the restart"
+    stop_peer B
+    stop_peer A
+}
+
+# The same, killed before the volunteer read anything: B's two tasks read the input while A is down
+# and get EIO (--read-deadline-ms 2000). What such a run did proves nothing about the task: B gives
+# it back instead of reporting a failure, and once A is back every task runs and succeeds.
+t_a_task_that_could_not_read_its_input_is_given_back() {
+    start_peer A --port 0 --slots 0
+    local a b ua port src st want i
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    port=${ua##*:}
+    start_peer B --port 0 --slots 2 --peer "$ua" --read-deadline-ms 2000
+    b=$(mnt B)
+    src=$(src_dir k)
+    make_job "$src" 'sleep 2; sha256sum input.bin > sum; echo "done $PREON_TASK"' "tasks = 2"
+    head -c 3000000 /dev/urandom >"$src/input.bin"
+    want=$(sha256sum <"$src/input.bin" | cut -c1-64)
+    cp -r -- "$src" "$a/jobs/.k"
+    mv -- "$a/jobs/.k" "$a/jobs/k"
+    wait_until 30 '[ "$(peer_field "$b" running-tasks)" = 2 ]' "B runs both tasks"
+    # (one block: the job's run script; none of the input yet)
+    [ "$(peer_field "$b" blocks-fetched)" -le 1 ] || fail "B fetched the input before A was killed"
+    kill9_peer A
+    wait_until 30 '[ "$(grep -cE "job k task [0-9]: a read of its files failed here while it ran .*given back to its submitter, not reported" "${PEER_LOG[B]}")" = 2 ]' \
+        "B gives both tasks back"
+    assert_eq 0 "$(grep -cE "job k task [0-9] done here" "${PEER_LOG[B]}")" "tasks B reported while A was down"
+    start_peer A --port "$port" --slots 0
+    st=$(wait_job "$a" k 90)
+    assert_eq "done" "$(field state <<<"$st")" "state once A is back"
+    assert_eq 2 "$(field succeeded <<<"$st")" "succeeded once A is back"
+    assert_eq 0 "$(field failed <<<"$st")" "failed once A is back"
+    for i in 0 1; do
+        assert_eq "$want  input.bin" "$(cat -- "$a/results/k/$i/sum")" "task $i's sum of the input"
+    done
+    stop_peer B
+    stop_peer A
 }
 
 run_tests "$@"

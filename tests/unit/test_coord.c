@@ -804,7 +804,9 @@ static void counts_and_leases_stay_consistent(void **state)
         case 5: coord_renew(c, "r", t, w, now, 10); break;
         case 6: coord_expire(c, now, NULL, NULL); break;
         case 7: coord_restore(c, "r", t, (task_state_t)(rnd() % 5), rnd() % 4); break;
-        case 8: coord_release(c, "r", t, w); break;
+        case 8:
+            (rnd() % 2 ? coord_release(c, "r", t, w) : coord_adopt(c, "r", t, w, rnd() % 2, now, 1 + rnd() % 20));
+            break;
         case 9:
             if (rnd() % 200 == 0) {
                 coord_worker_drop(c, w, NULL, NULL);
@@ -906,6 +908,79 @@ static void room_for_tasks(void **state)
     assert_int_equal(coord_room_for(&r, M, M), 7);               /* the slots are */
 }
 
+/* A submitter that restarted holds no lease; a volunteer that ran a task before comes with its
+ * report (docs/reliability.md): it takes the lease if the task still wants a replica of it. */
+static void a_report_without_a_lease_is_adopted_while_the_task_waits(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "a", 3, 1), 0);
+    assert_int_equal(coord_restore(c, "a", 0, TASK_RUNNING, 1), 0); /* the restart: running waits again */
+    assert_task(c, "a", 0, TASK_WAITING, 1);
+    assert_int_equal(coord_holds(c, "a", 0, W1), -EPERM);
+    assert_int_equal(report(c, "a", 0, W1, "r", true), COORD_LATE); /* as before: no lease, no report */
+    assert_int_equal(coord_adopt(c, "a", 0, W1, true, 10, 100), 0);
+    assert_task(c, "a", 0, TASK_RUNNING, 2);
+    assert_int_equal(coord_holds(c, "a", 0, W1), 0);
+    assert_int_equal(coord_adopt(c, "a", 0, W1, true, 20, 100), 0); /* held already: nothing changes */
+    assert_task(c, "a", 0, TASK_RUNNING, 2);
+    assert_int_equal(coord_worker_leases(c, W1), 1);
+    assert_int_equal(coord_next_deadline(c), 110);
+    /* held by W1 now: W2 cannot take it, and a lease request does not hand it out */
+    assert_int_equal(coord_adopt(c, "a", 0, W2, true, 20, 100), -EAGAIN);
+    expect_lease(c, W2, 20, 100, "a", 1);
+    assert_int_equal(report(c, "a", 0, W1, "r", true), COORD_ACCEPTED);
+    assert_task(c, "a", 0, TASK_SUCCEEDED, 2);
+    /* decided: nobody adopts it */
+    assert_int_equal(coord_adopt(c, "a", 0, W3, true, 30, 100), -EAGAIN);
+    assert_int_equal(coord_adopt(c, "a", 0, W1, true, 30, 100), -EAGAIN);
+    /* a lease that expired, on a task nobody took since: its worker's late run counts */
+    expect_lease(c, W3, 30, 100, "a", 2);
+    assert_int_equal(coord_expire(c, 130, NULL, NULL), 2); /* W2's task 1, W3's task 2 */
+    assert_int_equal(coord_adopt(c, "a", 2, W3, false, 140, 100), 0); /* W3's lease ran out */
+    assert_int_equal(report(c, "a", 2, W3, "r", true), COORD_ACCEPTED);
+    /* unknown worker, job, task; the lease cap */
+    assert_int_equal(coord_adopt(c, "a", 1, "http://10.9.9.9:1", true, 150, 100), -ENOENT);
+    assert_int_equal(coord_adopt(c, "b", 1, W2, true, 150, 100), -ENOENT);
+    assert_int_equal(coord_adopt(c, "a", 3, W2, true, 150, 100), -ENOENT);
+    assert_int_equal(coord_worker_cap(c, W4, 1), 0);
+    assert_int_equal(coord_add_job(c, "b", 2, 1), 0);
+    expect_lease(c, W4, 150, 100, "a", 1);
+    assert_int_equal(coord_adopt(c, "b", 1, W4, true, 150, 100), -EDQUOT);
+    assert_counts(c, "a", 0, 1, 2, 0, 0);
+}
+
+/* Replicas: an adopted run is one more vote, never a second vote of the same worker. */
+static void an_adopted_replica_votes_once(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "r", 1, 2), 0);
+    expect_lease(c, W1, 0, 100, "r", 0);
+    assert_int_equal(report(c, "r", 0, W1, "x", true), COORD_PENDING);
+    assert_int_equal(coord_adopt(c, "r", 0, W1, true, 10, 100), -EAGAIN); /* it reported already */
+    assert_int_equal(coord_adopt(c, "r", 0, W2, true, 10, 100), 0);
+    assert_int_equal(coord_adopt(c, "r", 0, W3, true, 10, 100), -EAGAIN); /* both replicas are taken */
+    assert_int_equal(report(c, "r", 0, W2, "x", true), COORD_ACCEPTED);
+    assert_task(c, "r", 0, TASK_SUCCEEDED, 2);
+}
+
+/* Outside the restart window (any false) a worker adopts only a task whose lease of its ran out
+ * last: a key does not pick a task it was never handed, nor one that went to another since. */
+static void a_worker_adopts_only_a_task_it_was_handed(void **state)
+{
+    coord_t *c = *state;
+    assert_int_equal(coord_add_job(c, "a", 2, 1), 0);
+    assert_int_equal(coord_adopt(c, "a", 1, W2, false, 0, 100), -EPERM); /* never handed it */
+    assert_task(c, "a", 1, TASK_WAITING, 0);
+    expect_lease(c, W1, 0, 100, "a", 0);
+    assert_int_equal(coord_expire(c, 100, NULL, NULL), 1);
+    assert_int_equal(coord_adopt(c, "a", 0, W2, false, 110, 100), -EPERM); /* W1's ran out, not W2's */
+    assert_int_equal(coord_adopt(c, "a", 0, W2, true, 110, 100), 0);      /* after a restart: any */
+    assert_int_equal(coord_release(c, "a", 0, W2), 0);
+    assert_int_equal(coord_adopt(c, "a", 0, W1, false, 120, 100), 0);      /* W1's late run counts */
+    assert_int_equal(report(c, "a", 0, W1, "r", true), COORD_ACCEPTED);
+    assert_int_equal(coord_adopt(c, "a", 1, W1, false, 130, 100), -EPERM); /* its lapse was on task 0 */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -924,6 +999,9 @@ int main(void)
         T(expire_callback_may_remove_jobs),
         T(cancel_ends_every_lease_and_names_the_holders),
         T(restore_after_a_restart),
+        T(a_report_without_a_lease_is_adopted_while_the_task_waits),
+        T(an_adopted_replica_votes_once),
+        T(a_worker_adopts_only_a_task_it_was_handed),
         T(replicas_go_to_distinct_workers),
         T(quorum_reached_and_the_dissenter_recorded),
         T(quorum_cuts_the_last_replica_short),

@@ -783,6 +783,104 @@ static void db_writer_delete_after_puts(void **state)
     assert_int_equal(sj.n, 0);
 }
 
+/* Runs the loop until the writer has tried a batch again n times for a full disk (bounded). */
+static void wait_full_retries(fixture_t *f, uv_loop_t *loop, uint64_t n)
+{
+    db_stats_t st = {0};
+    for (int i = 0; i < 10000; i++) {
+        db_writer_stats(f->db, &st);
+        if (st.full_retries >= n)
+            break;
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_true(st.full_retries >= n);
+    assert_true(st.full);
+}
+
+/* A full disk (SQLITE_FULL): the batch is rolled back and tried again, in order, until there is room;
+ * what waits for its record is told only then, and nothing is lost or doubled (docs/reliability.md). */
+static void db_writer_waits_for_room_on_a_full_disk(void **state)
+{
+    fixture_t *f = *state;
+    db_job_t j = job("j1", "one");
+    assert_int_equal(db_job_insert(f->db, &j), 0);
+    assert_int_equal(db_cap_pages(f->db, 0), 0); /* not one page more: the disk is full */
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(db_writer_start(f->db, &loop), 0);
+    calls_t c = {0};
+    call_t a = {&c, 1}, b = {&c, 2};
+    char *why = malloc(4000); /* long reasons: the task records need new pages */
+    assert_non_null(why);
+    memset(why, 'w', 3999);
+    why[3999] = '\0';
+    for (uint32_t i = 0; i < 40; i++) {
+        db_task_t t = task("j1", i, 3, why);
+        db_post_task_put(f->db, &t, NULL, NULL);
+    }
+    free(why);
+    db_job_t j2 = job("j2", "two");
+    db_post_job_insert(f->db, &j2, manifest_copy(), on_done, &a);
+    db_post_job_state(f->db, "j2", DB_JOB_DONE, on_done, &b);
+    wait_full_retries(f, &loop, 2);
+    assert_int_equal(c.n, 0); /* the publish waits for its record */
+    assert_int_equal(db_cap_pages(f->db, -1), 0); /* room again */
+    for (int i = 0; i < 10000 && c.n < 2; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.order[0], 1);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.order[1], 2);
+    assert_int_equal(c.rc[1], 0);
+    db_stats_t st;
+    db_writer_stats(f->db, &st);
+    assert_false(st.full);
+    db_writer_stop(f->db, on_stopped, &c);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    reopen(f);
+    seen_jobs_t sj = {0};
+    assert_int_equal(db_jobs_load(f->db, collect_job, &sj), 0);
+    assert_int_equal(sj.n, 2);
+    assert_int_equal(sj.j[1].state, DB_JOB_DONE);
+    seen_tasks_t ts = {0};
+    assert_int_equal(db_tasks_load(f->db, "j1", collect_task, &ts), 0);
+    assert_int_equal(ts.n, 40);
+}
+
+/* Stopping while the disk is full gives up: the writes are told -ENOSPC, and none is half kept. */
+static void db_writer_stopped_while_full_gives_up(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(db_cap_pages(f->db, 0), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(db_writer_start(f->db, &loop), 0);
+    calls_t c = {0};
+    call_t a = {&c, 1};
+    size_t big = 256 * 1024;
+    char *m = malloc(big);
+    assert_non_null(m);
+    memset(m, 'm', big);
+    db_job_t j2 = job("j2", "two");
+    j2.manifest_len = big;
+    db_post_job_insert(f->db, &j2, m, on_done, &a);
+    wait_full_retries(f, &loop, 1);
+    db_writer_stop(f->db, on_stopped, &c);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(c.stopped);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.rc[0], -ENOSPC);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    reopen(f);
+    seen_jobs_t sj = {0};
+    assert_int_equal(db_jobs_load(f->db, collect_job, &sj), 0);
+    assert_int_equal(sj.n, 0);
+}
+
 /* Without a writer a post runs at once and calls back before it returns. */
 static void db_post_without_writer_runs_now(void **state)
 {
@@ -825,6 +923,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(db_writer_commits_posts_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(db_writer_delete_after_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(db_post_without_writer_runs_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_writer_waits_for_room_on_a_full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_writer_stopped_while_full_gives_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2004,6 +2004,62 @@ static void run_disk_limit_holds_for_all_the_task_writes(void **state)
     assert_int_equal(umount2(work, MNT_DETACH), -1); /* closed: nothing left mounted on it */
 }
 
+static void on_renewed(void *arg, int rc, const char *why)
+{
+    int *out = arg;
+    *out = rc ? rc : 1;
+    (void)why;
+}
+
+/* The task directories' btrfs gone read-only (as when the disk under its image fills: simulated by
+ * a remount): the next task is refused for this peer's disk (disk_errno), and so is every task
+ * until exec_work_renew has made it anew; then tasks run again. */
+static void run_a_failed_task_filesystem_is_made_anew(void **state)
+{
+    NEED_SANDBOX();
+    fixture_t *f = *state;
+    char work[160];
+    run_paths_t b1, b2, b3;
+    exec_t *e = quota_exec(f, work, sizeof(work));
+    const char *why = NULL;
+    assert_false(exec_work_failed(e, &why));
+    assert_int_equal(exec_work_renew(e, NULL, NULL), -EINVAL); /* nothing failed */
+    assert_int_equal(mount(NULL, work, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+    exec_spec_t s = spec_in_run(f, work, "echo never", 1, &b1);
+    rec_t rec = {0};
+    run_task(f, e, &s, &rec);
+    assert_true(rec.res.refused);
+    assert_int_equal(rec.res.disk_errno, -EROFS);
+    assert_true(exec_work_failed(e, &why));
+    assert_non_null(strstr(why, "Read-only file system"));
+    exec_spec_t s2 = spec_in_run(f, work, "echo never", 2, &b2);
+    rec_t rec2 = {0};
+    run_task(f, e, &s2, &rec2); /* refused at once: the filesystem failed */
+    assert_true(rec2.res.refused);
+    assert_int_equal(rec2.res.disk_errno, -EROFS);
+    assert_non_null(strstr(rec2.res.reason, "filesystem failed"));
+    int renewed = 0;
+    assert_int_equal(exec_work_renew(e, on_renewed, &renewed), 0);
+    assert_int_equal(exec_work_renew(e, on_renewed, &renewed), -EBUSY); /* under way */
+    while (!renewed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(renewed, 1);
+    assert_false(exec_work_failed(e, NULL));
+    exec_spec_t s3 = spec_in_run(f, work, "echo again", 3, &b3);
+    rec_t rec3 = {0};
+    run_task(f, e, &s3, &rec3);
+    assert_int_equal(rec3.res.exit_code, 0);
+    assert_int_equal(rec3.res.disk_errno, 0);
+    char *out = slurp(s3.stdout_path);
+    assert_string_equal(out, "again\n");
+    free(out);
+    files_rm_rf(s3.run_dir);
+    int closed = 0;
+    exec_close(e, closed_cb, &closed);
+    run_until_closed(f, &closed);
+    assert_int_equal(umount2(work, MNT_DETACH), -1); /* closed: nothing left mounted on it */
+}
+
 /* Without the quota's btrfs (here: no loop device can be had... simulated by a work directory on a
  * path that cannot be mounted), every task with a run directory is refused with the reason. */
 static void run_without_its_disk_quota_is_refused(void **state)
@@ -2144,6 +2200,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(run_a_task_the_sandbox_cannot_start_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(run_an_idle_sandbox_ends_by_itself, setup, teardown),
         cmocka_unit_test_setup_teardown(run_disk_limit_holds_for_all_the_task_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_a_failed_task_filesystem_is_made_anew, setup, teardown),
         cmocka_unit_test_setup_teardown(run_without_its_disk_quota_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(close_cancels_running_tasks_then_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(close_from_inside_a_callback, setup, teardown),

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1200,6 +1201,68 @@ static void fetch_data_without_a_store(void **state)
     free(e.copy);
 }
 
+/* A block fetched while the store holds it already is counted (blocks-fetched-again: "no verified
+ * block is fetched twice by the same peer", docs/reliability.md); a verified block the store cannot
+ * take (a full disk) still reaches its reader from memory, and is counted with the store's error. */
+static void fetch_counts_blocks_fetched_again_and_store_errors(void **state)
+{
+    fx_t *fx = *state;
+    server_t *s = server_start(fx, M_GOOD);
+    start_fetch(fx, (fetch_opts_t){.keep_blocks = 1});
+    const char *peers[] = {s->url};
+    dcall_t c[5] = {{.fx = fx}, {.fx = fx}, {.fx = fx}, {.fx = fx}, {.fx = fx}};
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[5].h, fx->blocks[5].len, peers, 1, on_data, &c[0]), 0);
+    assert_true(run_until(fx, &fx->ncalls, 1));
+    run_until_idle(fx);
+    assert_stored(fx, &fx->blocks[5]);
+    fetch_stats_t st;
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.blocks, 1);
+    assert_int_equal(st.again, 0);
+    /* block 6 pushes block 5 out of memory; a reader that skipped the store then fetches 5 again */
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[6].h, fx->blocks[6].len, peers, 1, on_data, &c[1]), 0);
+    assert_true(run_until(fx, &fx->ncalls, 2));
+    run_until_idle(fx);
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[5].h, fx->blocks[5].len, peers, 1, on_data, &c[2]), 0);
+    assert_true(run_until(fx, &fx->ncalls, 3));
+    run_until_idle(fx);
+    assert_int_equal(c[2].status, 0);
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.blocks, 3);
+    assert_int_equal(st.again, 1);
+    assert_int_equal(st.store_errors, 0);
+    assert_int_equal(st.store_error, 0);
+
+    /* the store cannot write (its tmp/ is a file now): the reader has the bytes, the block is not kept */
+    char tmp[sizeof(fx->dir) + 8];
+    snprintf(tmp, sizeof(tmp), "%s/tmp", fx->dir);
+    assert_int_equal(rmdir(tmp), 0);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[7].h, fx->blocks[7].len, peers, 1, on_data, &c[3]), 0);
+    assert_true(run_until(fx, &fx->ncalls, 4));
+    run_until_idle(fx);
+    assert_int_equal(c[3].status, 0);
+    assert_memory_equal(c[3].copy, fx->blocks[7].data, fx->blocks[7].len);
+    assert_false(store_has(fx->store, &fx->blocks[7].h));
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.store_errors, 1);
+    assert_int_equal(st.store_error, -ENOTDIR);
+    assert_int_equal(st.again, 1);
+    /* room again: the next block is stored, and the count of errors stays */
+    assert_int_equal(unlink(tmp), 0);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    assert_int_equal(fetch_block_data(fx->f, &fx->blocks[8].h, fx->blocks[8].len, peers, 1, on_data, &c[4]), 0);
+    assert_true(run_until(fx, &fx->ncalls, 5));
+    run_until_idle(fx);
+    assert_stored(fx, &fx->blocks[8]);
+    fetch_stats(fx->f, &st);
+    assert_int_equal(st.store_errors, 1);
+    for (int i = 0; i < 5; i++)
+        free(c[i].copy);
+}
+
 /* ---- fetch_get ---- */
 
 typedef struct get_call {
@@ -1429,6 +1492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fetch_prefetch_keeps_and_stores, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_prefers_blocks_needed_now, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_data_without_a_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(fetch_counts_blocks_fetched_again_and_store_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_returns_body_and_code, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_post_sends_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_get_cuts_oversize_bodies, setup, teardown),

@@ -249,6 +249,9 @@ static void metrics_families_are_well_formed(void **state)
     s.tasks_ok = 12;
     s.tasks_failed = 1;
     s.bytes_out = 123456789012ull;
+    s.blocks_again = 2;
+    s.blocks_not_stored = 5;
+    s.disk_errors = 1;
     metrics_hist_t lat, disp;
     const double b[] = {0.01, 1};
     metrics_hist_init(&lat, b, 2);
@@ -265,6 +268,9 @@ static void metrics_families_are_well_formed(void **state)
     assert_non_null(strstr(text, "preon_tasks_decided_total{result=\"succeeded\"} 12\n"));
     assert_non_null(strstr(text, "preon_tasks_decided_total{result=\"failed\"} 1\n"));
     assert_non_null(strstr(text, "preon_sent_bytes_total 123456789012\n"));
+    assert_non_null(strstr(text, "preon_received_blocks_again_total 2\n"));
+    assert_non_null(strstr(text, "preon_blocks_not_stored_total 5\n"));
+    assert_non_null(strstr(text, "preon_disk_errors_total 1\n"));
     assert_non_null(strstr(text, "preon_jobs{state=\"cancelled\"} 0\n"));
     assert_non_null(strstr(text, "preon_block_fetch_duration_seconds_bucket{le=\"0.01\"} 1\n"));
     assert_non_null(strstr(text, "preon_block_fetch_duration_seconds_bucket{le=\"+Inf\"} 2\n"));

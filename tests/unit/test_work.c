@@ -203,6 +203,38 @@ static void the_checkpoint_is_collected_apart_from_the_result(void **state)
     files_rm_rf(base);
 }
 
+/* Only this peer's disk failing gives a task back (no attempt counted); an error the task causes by
+ * what it writes (an output stdout/x, so stdout cannot be put in place) is its failure: given back,
+ * it would fail the same way on every peer, for ever. */
+static void only_disk_errors_are_the_peers(void **state)
+{
+    (void)state;
+    assert_true(pool__disk_fault(-ENOSPC) && pool__disk_fault(-EDQUOT) && pool__disk_fault(-EROFS) &&
+                pool__disk_fault(-EIO));
+    assert_false(pool__disk_fault(0) || pool__disk_fault(-EFBIG) || pool__disk_fault(-EISDIR) ||
+                 pool__disk_fault(-EEXIST) || pool__disk_fault(-EINVAL) || pool__disk_fault(-EACCES));
+    char base[] = "/tmp/test_work.XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char work[256], tmp[256], fin[256], out[256], err[256];
+    snprintf(work, sizeof(work), "%s/work", base);
+    snprintf(tmp, sizeof(tmp), "%s/res.tmp", base);
+    snprintf(fin, sizeof(fin), "%s/res", base);
+    snprintf(out, sizeof(out), "%s/out", base);
+    snprintf(err, sizeof(err), "%s/err", base);
+    put(work, "stdout/x", "mine\n");
+    put(base, "out", "hello\n");
+    put(base, "err", "");
+    collect_spec_t c = {.work_dir = work, .out_path = out, .err_path = err, .tmp_dir = tmp, .final_dir = fin,
+                        .disk_bytes = MIB};
+    char why[200] = "";
+    int rc = pool__collect_results(&c, why, sizeof(why));
+    assert_true(rc < 0);
+    assert_false(pool__disk_fault(rc));
+    assert_non_null(strstr(why, "stdout"));
+    assert_true(exists(fin, "exit_code")); /* what was collected is the failed result */
+    files_rm_rf(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +245,7 @@ int main(void)
         cmocka_unit_test(checkpoint_files_are_never_outputs),
         cmocka_unit_test(a_checkpoint_from_a_peer_must_fit_the_disk_and_hold_a_file),
         cmocka_unit_test(the_checkpoint_is_collected_apart_from_the_result),
+        cmocka_unit_test(only_disk_errors_are_the_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
