@@ -13,8 +13,8 @@
 #     lists both every 0.2 s while the round runs, hashes every file it has not seen at that size and
 #     time before; result directories count once they hold exit_code: before that a directory is the
 #     task's live output, which grows by design);
-#   - no verified block is fetched twice by the same peer: main has no count of blocks fetched again,
-#     so each volunteer's life (start to kill, or to the round's end) is checked against its store:
+#   - no verified block is fetched twice by the same peer: every peer's blocks-fetched-again (the
+#     fetcher's count of verified blocks the store held already) stays 0, and each volunteer's life (start to kill, or to the round's end) is checked against its store:
 #     the peer file's blocks-fetched in that life <= the blocks that appeared in DATA/store/blocks/
 #     since it started (+ its cache evictions); a life a kill ended may be short by the blocks
 #     verified but still being written to the store (at most the fetcher's 64 slots), which the next
@@ -94,11 +94,14 @@ soak_start() {
 # keeps its cache-evictions of this life in SOAK_EVICTED.
 declare -A SOAK_SEEN_FETCHED=() SOAK_EVICTED=()
 count_fetched() {
-    local text n e
+    local text n e again
     text=$(timeout 5 cat -- "$(mnt "$1")/peer" 2>/dev/null) || true
     n=$(field blocks-fetched <<<"$text")
     e=$(field cache-evictions <<<"$text")
     [ -n "$n" ] || return 0
+    # and the fetcher's own count: verified blocks it received that the store held already
+    again=$(field blocks-fetched-again <<<"$text")
+    [ "${again:-0}" -eq 0 ] || fail "round $ROUND: $1 says blocks-fetched-again: $again (a verified block it had, fetched again)"
     SOAK_FETCHED[$1]=$((${SOAK_FETCHED[$1]:-0} + n - ${SOAK_SEEN_FETCHED[$1]:-0}))
     SOAK_SEEN_FETCHED[$1]=$n
     SOAK_EVICTED[$1]=${e:-0}
