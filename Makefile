@@ -1,5 +1,5 @@
 # Preon: one Makefile, pkg-config for every library, implicit rules, -MMD -MP.
-# Targets: all (build/preon), check/test (unit + integration), unit, asan, fuzz, bench, clean,
+# Targets: all (build/preon), check/test (unit + integration), unit, asan, tsan, fuzz, bench, clean,
 # install/uninstall (PREFIX, DESTDIR).
 
 PKGS      := fuse3 libuv libcurl libmicrohttpd jansson sqlite3 libcrypto
@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test unit integration soak asan fuzz bench clean format install uninstall
+.PHONY: all check test unit integration soak asan tsan fuzz bench clean format install uninstall
 all: $(BUILD)/preon $(BUILD)/preon-limit
 
 $(BUILD)/%.o: %.c
@@ -72,6 +72,15 @@ soak: $(BUILD)/preon $(BUILD)/preon-limit
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" check
+
+# The thread checks: preon and every unit binary built with clang -fsanitize=thread in build-tsan/,
+# then every unit binary and every integration file run against them; each ThreadSanitizer report
+# is a failure (tests/tsan.supp: only races inside uninstrumented libraries not ours). The steps are
+# scripts/test.sh's (CI runs them with a short list of integration files); docs/testing.md.
+PREON_TSAN_UNIT   ?= all
+PREON_TSAN_ITESTS ?= all
+tsan:
+	SKIP_DEPS=1 PREON_TSAN_UNIT="$(PREON_TSAN_UNIT)" PREON_TSAN_ITESTS="$(PREON_TSAN_ITESTS)" scripts/test.sh tsan
 
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
@@ -126,6 +135,6 @@ format:
 	clang-format -i $(LIB_SRC) preon.c $(wildcard */*.h) $(UNIT_SRC)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/preon.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -176,11 +176,16 @@ static void maybe_free(idle_t *m)
     }
 }
 
+/* An input's descriptor is closed here, once its handle is: uv_close unregisters the descriptor
+ * from the loop's epoll (EPOLL_CTL_DEL), and a descriptor closed before that would be a number
+ * the thread pool may have been given meanwhile (scan_work's opendir, a checkpoint's walk). */
 static void on_handle_closed(uv_handle_t *h)
 {
     idle_t *m = h->data;
     if ((void *)h != (void *)&m->timer) {
         input_t *in = (input_t *)h;
+        if (in->fd >= 0)
+            close(in->fd);
         free(in->path);
         free(in);
     }
@@ -191,9 +196,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void input_drop(idle_t *m, unsigned i)
 {
     input_t *in = m->in[i];
-    uv_poll_stop(&in->poll);
-    close(in->fd);
-    uv_close((uv_handle_t *)&in->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&in->poll, on_handle_closed); /* which closes in->fd */
     m->in[i] = m->in[--m->n_in];
 }
 
@@ -232,15 +235,13 @@ static void on_input(uv_poll_t *p, int status, int events)
     if (!gone && n == 0) { /* a FIFO whose writer closed it (a test's fake device): open it afresh */
         int fd = open(in->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0) {
-            uv_poll_stop(p);
-            close(in->fd);
-            /* a new fd needs a new poll handle: close this one and watch the new fd in another */
+            /* a new fd needs a new poll handle: close this one (and its fd, once it is closed) and
+             * watch the new fd in another */
             input_t *again = xcalloc(1, sizeof(*again));
             again->m = m;
             again->fd = fd;
             again->path = in->path;
             in->path = NULL;
-            in->fd = -1;
             unsigned at = 0;
             for (unsigned i = 0; i < m->n_in; i++)
                 if (m->in[i] == in)

@@ -26,11 +26,32 @@ man_for() {
 # inline_done URL ID TASK ME TEXT [KEY]: a signed done of TASK with TEXT as its stdout, inline, from the
 # worker ME (a base URL) whose key is KEY (default: ME's test key); prints the HTTP code.
 inline_done() {
+    local key=${6:-}
+    [ -n "$key" ] || key=$(test_key "${4##*:}")
+    scurl "$key" "$(inline_done_url "$@")" -o /dev/null -w '%{http_code}'
+}
+
+# inline_done_url URL ID TASK ME TEXT [KEY]: the URL of inline_done's request (its result signed).
+inline_done_url() {
     local url=$1 id=$2 task=$3 me=$4 text=$5 key=${6:-} man
     [ -n "$key" ] || key=$(test_key "${me##*:}")
     man=$(man_for "$text")
-    scurl "$key" "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" "$task" "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)" \
-        -o /dev/null -w '%{http_code}'
+    printf '%s' "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" "$task" "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)"
+}
+
+# presign VAR KEY URL: VAR=(curl's arguments for a GET of URL signed by KEY now, to send later
+# within the replay window: `curl "${VAR[@]}"`), as scurl signs it.
+presign() {
+    local -n _req=$1
+    local key=$2 url=$3 base target to
+    base=${url%%/v1/*}
+    target=${url#"$base"}
+    to=$(curl -sS "$base/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
+    [ -n "$to" ] || fail "no key from $base/v1/id"
+    local -a h
+    mapfile -t h < <("$PREON" sign --key "$key" --to "$to" GET "$target")
+    [ "${#h[@]}" = 4 ] || fail "preon sign gave no headers for $target"
+    _req=(-H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url")
 }
 
 
@@ -88,10 +109,16 @@ t_a_done_from_the_worker_whose_lease_was_reassigned() {
     assert_contains "$(scurl "$(test_key 9)" "$url/v1/lease/$id?peer=$w1")" '"tasks":[0]' "W1's lease"
     # W1 does not renew: its lease expires and the task waits again, then goes to W2.
     wait_status "$a" re waiting 1 10
+    # The three requests made while W2 holds its 2 s lease are signed first: signing runs preon
+    # twice or three times a request, which alone can take longer than the lease under TSan.
+    local -a w1_done w1_renew w2_done
+    presign w1_done "$(test_key 9)" "$(inline_done_url "$url" "$id" 0 "$w1" stale)"
+    presign w1_renew "$(test_key 9)" "$url/v1/renew/$id/0?peer=$w1"
+    presign w2_done "$(test_key 10)" "$(inline_done_url "$url" "$id" 0 "$w2" fresh)"
     assert_contains "$(scurl "$(test_key 10)" "$url/v1/lease/$id?peer=$w2")" '"tasks":[0]' "W2's lease"
-    assert_eq 409 "$(inline_done "$url" "$id" 0 "$w1" stale)" "W1's done after its lease went to W2"
-    assert_eq 409 "$(scurl "$(test_key 9)" "$url/v1/renew/$id/0?peer=$w1" -o /dev/null -w '%{http_code}')" "W1's renew"
-    assert_eq 202 "$(inline_done "$url" "$id" 0 "$w2" fresh)" "W2's done"
+    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "${w1_done[@]}")" "W1's done after its lease went to W2"
+    assert_eq 409 "$(curl -sS -o /dev/null -w '%{http_code}' "${w1_renew[@]}")" "W1's renew"
+    assert_eq 202 "$(curl -sS -o /dev/null -w '%{http_code}' "${w2_done[@]}")" "W2's done"
     st=$(wait_job "$a" re 20)
     assert_eq done "$(field state <<<"$st")" state
     assert_file_eq "$a/results/re/0/stdout" fresh

@@ -1,12 +1,15 @@
 /*
  * test_idle.c: --when idle (exec/idle.h): the rule with plain numbers (input, other processes' CPU
  * share, the grace period), the /proc/stat parser, the CPU share between two samples; and the
- * monitor itself on a loop, with a FIFO as its input device.
+ * monitor itself on a loop, with a FIFO as its input device (under make tsan, also while another
+ * thread takes and gives back descriptors, as the thread pool does).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -233,6 +236,73 @@ static void t_monitor_suspends_on_input_and_runs_after_the_quiet(void **state)
     rmdir(dir);
 }
 
+/* Another thread taking the lowest free descriptor numbers over and over, as the thread pool's
+ * opendir and dup do (scan_work, a checkpoint's walk), until stop. */
+typedef struct churn {
+    pthread_t thread;
+    atomic_bool stop;
+    int base;
+} churn_t;
+
+static void *churn_main(void *arg)
+{
+    churn_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        int fd = dup(c->base);
+        if (fd >= 0)
+            close(fd);
+    }
+    return NULL;
+}
+
+/*
+ * The FIFO reopened after each writer's close, then dropped by idle_close, while another thread
+ * takes descriptors. An input's descriptor must stay open until its poll handle is closed: uv_close
+ * unregisters the descriptor from the loop's epoll, and one closed before that is a number the
+ * other thread may hold by then. The checks here hold either way; under make tsan the old order
+ * (close, then uv_close) was a race on the descriptor between the loop's epoll_ctl and the other
+ * thread's dup.
+ */
+static void t_monitor_closes_an_input_only_once_its_handle_is(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/preon-idle-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "%s/event0", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    watch_t w = {.loop = &loop, .last = IDLE_SUSPEND};
+    uv_timer_init(&loop, &w.stop);
+    idle_opts_t o = {.input_dir = dir, .after_ms = 60000, .cpu_permille = 0, .grace_ms = 60000};
+    idle_t *m;
+    assert_int_equal(idle_new(&loop, &o, on_verdict, &w, &m), 0);
+    run_until_change(&w, 100); /* the first scan opens the FIFO */
+    assert_int_equal(idle_inputs(m), 1);
+    churn_t c = {.base = open("/dev/null", O_RDONLY | O_CLOEXEC)};
+    assert_true(c.base >= 0);
+    assert_int_equal(pthread_create(&c.thread, NULL, churn_main, &c), 0);
+    for (int i = 0; i < 20; i++) {
+        int fd = open(fifo, O_WRONLY); /* waits for the monitor's reader */
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "x", 1), 1);
+        close(fd); /* the monitor reads the byte, then EOF: it opens the FIFO afresh */
+        run_until_change(&w, 20);
+        assert_int_equal(idle_inputs(m), 1);
+    }
+    idle_close(m);
+    uv_close((uv_handle_t *)&w.stop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    atomic_store(&c.stop, true);
+    assert_int_equal(pthread_join(c.thread, NULL), 0);
+    close(c.base);
+    assert_int_equal(w.last, IDLE_SUSPEND); /* input all along */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 static void t_monitor_without_devices_runs_on_the_quiet_alone(void **state)
 {
     (void)state;
@@ -264,6 +334,7 @@ int main(void)
         cmocka_unit_test(t_cpu_busy_needs_half_the_bound_to_be_idle_again),
         cmocka_unit_test(t_other_share_leaves_out_our_tasks_and_ourselves),
         cmocka_unit_test(t_monitor_suspends_on_input_and_runs_after_the_quiet),
+        cmocka_unit_test(t_monitor_closes_an_input_only_once_its_handle_is),
         cmocka_unit_test(t_monitor_without_devices_runs_on_the_quiet_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
