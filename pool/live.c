@@ -149,6 +149,14 @@ int pool_task_live(pool_t *pool, pool_job_t *j, uint32_t task, pool_live_t *out)
     live_t *l = j->remote ? NULL : live_find(pool, j, task);
     if (!l)
         return -ENOENT;
+    /* What live_sweep removes within a second is not shown meanwhile: a copy of a task not decided
+     * whose job is over (cancelled: rm -r of a running job) or whose worker lost the lease. */
+    task_state_t st = TASK_WAITING;
+    if (coord_task(pool->coord, j->id, task, &st, NULL) != 0)
+        return -ENOENT;
+    if (st != TASK_SUCCEEDED && st != TASK_FAILED &&
+        (pool_job_over(j) || coord_holds(pool->coord, j->id, task, l->worker) != 0))
+        return -ENOENT;
     *out = (pool_live_t){.run = l->seq, .path = {l->path[0], l->path[1]}};
     return 0;
 }

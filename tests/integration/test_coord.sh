@@ -139,8 +139,12 @@ t_cancel_reaches_the_volunteer_at_once() {
     cp -r -- "$src" "$a/jobs/long"
     wait_status "$a" long running 1 30
     wait_log B "job long: task 0 .*started|sandbox|leased" 20 2>/dev/null || true
+    # A shows B's live output (the task printed 'started'), until the job is cancelled
+    wait_until 20 'grep -qx started "$a/results/long/0/stdout" 2>/dev/null' "A shows the task's live output"
     t0=$(date +%s%N)
     rm -r -- "$a/jobs/long"
+    # at once, not when the next sweep drops A's copy (it was shown for up to a second)
+    [ ! -e "$a/results/long/0" ] || fail "A shows the live output of a task of a cancelled job"
     # B stops the task within about a second (pushed; its next renew would say 410 too)
     wait_log B "job long task 0: the submitter cancelled the job: stopping it" 5
     took=$((($(date +%s%N) - t0) / 1000000))
