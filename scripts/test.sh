@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs Preon's tests from a fresh checkout: installs the dependencies (scripts/install-deps.sh),
 # builds, then runs what `make check` runs, the unit tests (one cmocka binary per module) and the
-# integration tests (tests/integration/run-all.sh). Unlike `make check`, it goes on after a failing
+# integration tests (tests/integration/run-all.sh), then each libFuzzer target for a few seconds
+# (`make fuzz-ci`: each target is one test). Unlike `make check`, it goes on after a failing
 # binary, counts every test, and prints one combined summary as its LAST line:
 #
 #     N passed, N failed
 #
 # and exits non-zero if anything failed (a unit binary that does not build or crashes counts as a
-# failure too). Usage: scripts/test.sh [unit|integration|all]   (default all)
+# failure too). Usage: scripts/test.sh [unit|integration|fuzz|all]   (default all)
 # Environment: SKIP_DEPS=1 skips install-deps; JOBS=N for make -j; the PREON_TEST_* variables of
 # tests/integration/run-all.sh pass through.
 set -euo pipefail
@@ -15,9 +16,9 @@ set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
 case "$what" in
-    unit | integration | all) ;;
+    unit | integration | fuzz | all) ;;
     *)
-        echo "usage: scripts/test.sh [unit|integration|all]" >&2
+        echo "usage: scripts/test.sh [unit|integration|fuzz|all]" >&2
         exit 2
         ;;
 esac
@@ -43,7 +44,27 @@ echo "== build"
 if ! make -j"$jobs" build/preon build/preon-limit; then
     echo "FAIL build (make build/preon build/preon-limit)"
     failed=$((failed + 1))
-    summary
+    # Each fuzz target runs briefly (FUZZ_CI_SECONDS, default 2) from its seeds: a target that does
+# not build counts as one failure, and tests/fuzz/run.sh's "N passed, N failed" is added.
+if [ "$what" = fuzz ] || [ "$what" = all ]; then
+    echo "== fuzz"
+    log=$log_dir/fuzz.log
+    rc=0
+    make -j"$jobs" fuzz-ci 2>&1 | grep -v '^clang ' | tee "$log" || rc=$?
+    line=$(tail -n 1 "$log")
+    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+            failed=$((failed + 1))
+        fi
+    else
+        echo "FAIL fuzz (make fuzz-ci exited $rc without a summary)"
+        failed=$((failed + 1))
+    fi
+fi
+
+summary
 fi
 
 # run_unit SRC: builds and runs one cmocka binary; adds its counts. cmocka prints
@@ -80,14 +101,14 @@ run_unit() {
     fi
 }
 
-if [ "$what" != integration ]; then
+if [ "$what" = unit ] || [ "$what" = all ]; then
     for src in tests/unit/test_*.c; do
         [ -e "$src" ] || continue
         run_unit "$src"
     done
 fi
 
-if [ "$what" != unit ]; then
+if [ "$what" = integration ] || [ "$what" = all ]; then
     echo "== integration"
     log=$log_dir/integration.log
     rc=0
@@ -101,6 +122,26 @@ if [ "$what" != unit ]; then
         fi
     else
         echo "FAIL integration (run-all.sh exited $rc without a summary)"
+        failed=$((failed + 1))
+    fi
+fi
+
+# Each fuzz target runs briefly (FUZZ_CI_SECONDS, default 2) from its seeds: a target that does
+# not build counts as one failure, and tests/fuzz/run.sh's "N passed, N failed" is added.
+if [ "$what" = fuzz ] || [ "$what" = all ]; then
+    echo "== fuzz"
+    log=$log_dir/fuzz.log
+    rc=0
+    make -j"$jobs" fuzz-ci 2>&1 | grep -v '^clang ' | tee "$log" || rc=$?
+    line=$(tail -n 1 "$log")
+    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+            failed=$((failed + 1))
+        fi
+    else
+        echo "FAIL fuzz (make fuzz-ci exited $rc without a summary)"
         failed=$((failed + 1))
     fi
 fi
