@@ -38,6 +38,33 @@ static int fail(char *why, size_t whylen, int rc, const char *msg)
 
 static bool lower_hex(const char *s, size_t len);
 
+int wire_id_encode(const key_pub_t *key, char *buf, size_t cap)
+{
+    char hex[KEY_PUB_HEX_LEN + 1];
+    key_pub_to_hex(key, hex);
+    int n = snprintf(buf, cap, "{\"key\":\"%s\"}", hex);
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+int wire_id_decode(const char *body, size_t len, key_pub_t *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > WIRE_MAX_ID_BODY)
+        return fail(why, whylen, -EMSGSIZE, "/v1/id answer over its size limit");
+    json_error_t err;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *k = json_object_get(o, "key");
+    const char *hex = json_string_value(k);
+    int rc = 0;
+    if (!json_is_object(o))
+        rc = fail(why, whylen, -EPROTO, "/v1/id answer is not a JSON object");
+    else if (!hex || json_string_length(k) != KEY_PUB_HEX_LEN || !lower_hex(hex, KEY_PUB_HEX_LEN) ||
+             key_pub_from_hex(hex, KEY_PUB_HEX_LEN, out) != 0)
+        rc = fail(why, whylen, -EPROTO, "/v1/id answer has no \"key\" of 64 lower-case hex digits");
+    json_decref(o);
+    return rc;
+}
+
 int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap)
 {
     if (!l || l->n == 0 || l->n > WIRE_MAX_LEASE || !buf)

@@ -5,8 +5,8 @@
  * clock, no loop: unit-tested (tests/unit/test_wire.c) and fuzzed (tests/fuzz/fuzz_wire.c).
  * Errors are 0 / a length, or -errno: -EPROTO (not the message), -EMSGSIZE (over a limit).
  *
- * The lease answer, the head of the done report (its inline result is pool/bundle.h), the query of
- * a live output update, the jobs
+ * A peer's identity (GET /v1/id), the lease answer, the head of the done report (its inline result
+ * is pool/bundle.h), the query of a live output update, the jobs
  * listing (GET /v1/jobs) and the results list (GET /v1/results/<job>?after=K). In a list, an entry
  * that is malformed is dropped and counted, and the rest are kept; only a message that is not the
  * message (not JSON, a bad head, over a limit) is refused whole.
@@ -17,8 +17,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/key.h"
 #include "pool/coord.h"
 #include "pool/decline.h"
+
+/* ---- who a peer is: GET /v1/id -------------------------------------------------------------- */
+
+#define WIRE_MAX_ID_BODY 256 /* bytes of a /v1/id answer */
+
+/** Writes {"key":"<64 lower-case hex>"} into buf. Its length (NUL-terminated), or -EMSGSIZE. */
+int wire_id_encode(const key_pub_t *key, char *buf, size_t cap);
+/**
+ * Reads a /v1/id answer: a JSON object whose "key" is 64 lower-case hex digits (other members are
+ * ignored). 0; -EMSGSIZE (over WIRE_MAX_ID_BODY), -EPROTO (not an object, no such key), with why
+ * filled.
+ */
+int wire_id_decode(const char *body, size_t len, key_pub_t *out, char *why, size_t whylen);
 
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
