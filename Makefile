@@ -93,6 +93,7 @@ build-fuzz/fuzz_wire_results: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/dec
 build-fuzz/fuzz_auth: build-fuzz/obj/pool/auth.o
 build-fuzz/fuzz_msg: build-fuzz/obj/exec/msg.o
 # (fuzz_query needs core/ only)
+build-fuzz/fuzz_result: build-fuzz/obj/pool/work.o
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
 	tests/fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS)) $^
 fuzz-ci: $(FUZZ_BIN)
