@@ -94,6 +94,7 @@ build-fuzz/fuzz_auth: build-fuzz/obj/pool/auth.o
 build-fuzz/fuzz_msg: build-fuzz/obj/exec/msg.o
 # (fuzz_query needs core/ only)
 build-fuzz/fuzz_result: build-fuzz/obj/pool/work.o
+build-fuzz/fuzz_copyerr: build-fuzz/obj/fs/copyerr.o
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
 	tests/fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS)) $^
 fuzz-ci: $(FUZZ_BIN)
