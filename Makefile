@@ -88,6 +88,7 @@ build-fuzz/fuzz_announce_reply: $(addprefix build-fuzz/obj/swarm/,announce.o fet
 build-fuzz/fuzz_bundle: build-fuzz/obj/pool/bundle.o
 build-fuzz/fuzz_wire: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
 build-fuzz/fuzz_wire_id: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_peers: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
 build-fuzz/fuzz_wire_jobs: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
 build-fuzz/fuzz_wire_results: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
 build-fuzz/fuzz_auth: build-fuzz/obj/pool/auth.o

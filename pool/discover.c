@@ -473,16 +473,21 @@ static void peers_save(pool_t *pool)
     s->work.data = s;
     s->pool = pool;
     s->path = xasprintf("%s/peers", pool->data_dir);
-    size_t len = 1;
-    for (size_t i = 0; i < pool->n_pool_peers; i++)
-        len += strlen(pool->pool_peers[i]) + 1;
-    s->text = xmalloc(len);
-    size_t off = 0;
-    for (size_t i = 0; i < pool->n_pool_peers; i++)
-        off += (size_t)sprintf(s->text + off, "%s\n", pool->pool_peers[i]);
-    s->text[off] = '\0';
+    s->text = wire_peers_format(pool->pool_peers, pool->n_pool_peers);
     pool->pending_work++;
     uv_queue_work(pool->loop, &s->work, peers_save_work, peers_save_done);
+}
+
+typedef struct peersload {
+    pool_t *pool;
+    size_t n;
+} peersload_t;
+
+static void peer_remembered(void *arg, const char *url)
+{
+    peersload_t *l = arg;
+    if (pool__add_peer(l->pool, url))
+        l->n++;
 }
 
 void pool__peers_load(pool_t *pool)
@@ -493,14 +498,10 @@ void pool__peers_load(pool_t *pool)
         free(path);
         return; /* none yet */
     }
-    size_t n = 0;
-    for (char *line = text, *end; *line; line = end) {
-        end = strchr(line, '\n');
-        end = end ? (*end = '\0', end + 1) : line + strlen(line);
-        if (!strncmp(line, "http://", 7) && strlen(line) < 256 && !strpbrk(line, " \t\r") &&
-            pool__add_peer(pool, line))
-            n++;
-    }
+    peersload_t l = {.pool = pool};
+    size_t bad = wire_peers_parse(text, len, peer_remembered, &l), n = l.n;
+    if (bad)
+        log_warn("%s: %zu lines are not a peer's base URL: skipped", path, bad);
     if (n)
         log_info("%zu pool peers remembered from %s: greeting them", n, path);
     pool->peers_dirty = false; /* as written */

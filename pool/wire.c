@@ -38,6 +38,48 @@ static int fail(char *why, size_t whylen, int rc, const char *msg)
 
 static bool lower_hex(const char *s, size_t len);
 
+bool wire_peer_url_ok(const char *url, size_t len)
+{
+    if (len <= 7 || len > WIRE_MAX_PEER_URL || strncmp(url, "http://", 7) != 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
+            return false;
+    return true;
+}
+
+char *wire_peers_format(char *const *urls, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(urls[i]) + 1;
+    char *text = xmalloc(len);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)sprintf(text + off, "%s\n", urls[i]);
+    text[off] = '\0';
+    return text;
+}
+
+size_t wire_peers_parse(const char *text, size_t len, void (*cb)(void *arg, const char *url), void *arg)
+{
+    size_t bad = 0;
+    char line[WIRE_MAX_PEER_URL + 1];
+    for (size_t pos = 0; pos < len;) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (n > 0 && wire_peer_url_ok(text + pos, n)) {
+            memcpy(line, text + pos, n);
+            line[n] = '\0';
+            cb(arg, line);
+        } else if (n > 0) {
+            bad++;
+        }
+        pos += n + 1;
+    }
+    return bad;
+}
+
 int wire_id_encode(const key_pub_t *key, char *buf, size_t cap)
 {
     char hex[KEY_PUB_HEX_LEN + 1];

@@ -34,6 +34,25 @@ int wire_id_encode(const key_pub_t *key, char *buf, size_t cap);
  */
 int wire_id_decode(const char *body, size_t len, key_pub_t *out, char *why, size_t whylen);
 
+/* ---- a peer's base URL, and the pool peers a peer remembers (DATA/peers) ------------------- */
+
+#define WIRE_MAX_PEER_URL 255 /* bytes of a peer's base URL */
+
+/**
+ * Whether url[0..len) may be a pool peer's base URL: "http://" and then at least one byte, at most
+ * WIRE_MAX_PEER_URL in all, no control byte, blank or DEL (so it is one line of DATA/peers, one
+ * word of a log line, and a URL curl takes).
+ */
+bool wire_peer_url_ok(const char *url, size_t len);
+/** DATA/peers' text for urls[0..n) (each wire_peer_url_ok), one per line. xmalloc'd, NUL-terminated. */
+char *wire_peers_format(char *const *urls, size_t n);
+/**
+ * Reads DATA/peers (untrusted: anyone with the data directory may have changed it): calls cb with
+ * each line that is a wire_peer_url_ok URL (NUL-terminated, borrowed for the call), in order.
+ * Returns how many non-empty lines were not. Pure.
+ */
+size_t wire_peers_parse(const char *text, size_t len, void (*cb)(void *arg, const char *url), void *arg);
+
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */
 #endif

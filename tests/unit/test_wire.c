@@ -65,6 +65,46 @@ static void id_round_trip_and_refusals(void **state)
     assert_int_equal(wire_id_decode(t, strlen(t), &back, why, sizeof(why)), -EMSGSIZE);
 }
 
+typedef struct urls {
+    char u[8][WIRE_MAX_PEER_URL + 1];
+    size_t n;
+} urls_t;
+
+static void keep_url(void *arg, const char *url)
+{
+    urls_t *l = arg;
+    assert_true(l->n < 8);
+    snprintf(l->u[l->n++], sizeof(l->u[0]), "%s", url);
+}
+
+/* DATA/peers: each line a base URL; a line that is not one (control bytes, blanks, not http://,
+ * too long) is refused and counted, the rest kept; the text written reads back the same. */
+static void peers_file_lines(void **state)
+{
+    (void)state;
+    static const char text[] = "http://127.0.0.1:7650\n\nhttp://a b:1\nftp://x:1\nhttp://\x1b[31m:1\nhttp://c:2\r\n"
+                               "http://\nhttp://ok.example:7651/\nhttp://x\x00y:1\nhttp://last:9";
+    urls_t l = {0};
+    assert_int_equal(wire_peers_parse(text, sizeof(text) - 1, keep_url, &l), 6);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.u[0], "http://127.0.0.1:7650");
+    assert_string_equal(l.u[1], "http://ok.example:7651/");
+    assert_string_equal(l.u[2], "http://last:9");
+    char *urls[3] = {l.u[0], l.u[1], l.u[2]};
+    char *out = wire_peers_format(urls, 3);
+    assert_string_equal(out, "http://127.0.0.1:7650\nhttp://ok.example:7651/\nhttp://last:9\n");
+    urls_t back = {0};
+    assert_int_equal(wire_peers_parse(out, strlen(out), keep_url, &back), 0);
+    assert_int_equal(back.n, 3);
+    free(out);
+    char u[WIRE_MAX_PEER_URL + 2];
+    memset(u, 'a', sizeof(u));
+    memcpy(u, "http://", 7);
+    assert_true(wire_peer_url_ok(u, WIRE_MAX_PEER_URL));
+    assert_false(wire_peer_url_ok(u, WIRE_MAX_PEER_URL + 1));
+    assert_false(wire_peer_url_ok("http://", 7));
+}
+
 static void lease_round_trip(void **state)
 {
     (void)state;
@@ -1001,6 +1041,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(id_round_trip_and_refusals),
+        cmocka_unit_test(peers_file_lines),
         cmocka_unit_test(lease_round_trip),
         cmocka_unit_test(lease_bad_entries_are_dropped),
         cmocka_unit_test(lease_bad_answers_are_refused),
