@@ -97,6 +97,7 @@ build-fuzz/fuzz_msg: build-fuzz/obj/exec/msg.o
 build-fuzz/fuzz_result: build-fuzz/obj/pool/work.o
 build-fuzz/fuzz_copyerr: build-fuzz/obj/fs/copyerr.o
 build-fuzz/fuzz_progress: build-fuzz/obj/fs/progress.o
+build-fuzz/fuzz_status: build-fuzz/obj/pool/status.o build-fuzz/obj/pool/coord.o
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
 	tests/fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS)) $^
 fuzz-ci: $(FUZZ_BIN)
