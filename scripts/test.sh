@@ -44,27 +44,7 @@ echo "== build"
 if ! make -j"$jobs" build/preon build/preon-limit; then
     echo "FAIL build (make build/preon build/preon-limit)"
     failed=$((failed + 1))
-    # Each fuzz target runs briefly (FUZZ_CI_SECONDS, default 2) from its seeds: a target that does
-# not build counts as one failure, and tests/fuzz/run.sh's "N passed, N failed" is added.
-if [ "$what" = fuzz ] || [ "$what" = all ]; then
-    echo "== fuzz"
-    log=$log_dir/fuzz.log
-    rc=0
-    make -j"$jobs" fuzz-ci 2>&1 | grep -v '^clang ' | tee "$log" || rc=$?
-    line=$(tail -n 1 "$log")
-    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-        passed=$((passed + BASH_REMATCH[1]))
-        failed=$((failed + BASH_REMATCH[2]))
-        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
-            failed=$((failed + 1))
-        fi
-    else
-        echo "FAIL fuzz (make fuzz-ci exited $rc without a summary)"
-        failed=$((failed + 1))
-    fi
-fi
-
-summary
+    summary
 fi
 
 # run_unit SRC: builds and runs one cmocka binary; adds its counts. cmocka prints

@@ -10,7 +10,9 @@
 # (the seeds are never written to). A crash, a leak, a sanitizer report, a failed property
 # (abort) or an input slower than --timeout (default 10 s) fails the target; libFuzzer's report is
 # printed and the input kept as build-fuzz/crash-<target>-* (add it to the seeds once fixed). The
-# last line is "N passed, N failed"; the exit status is non-zero if any failed.
+# last line is "N passed, N failed"; the exit status is non-zero if any failed. libFuzzer's output
+# goes to $FUZZ_LOG_DIR/log-<target>.txt (default build-fuzz/), so a short run beside a long one
+# of the same target does not write into the long one's log.
 set -euo pipefail
 
 seconds=20
@@ -35,8 +37,8 @@ for bin in "$@"; do
     name=$(basename -- "$bin")
     corpus=build-fuzz/corpus-$name
     seeds=tests/fuzz/seeds/$name
-    log=build-fuzz/log-$name.txt
-    mkdir -p "$corpus"
+    log=${FUZZ_LOG_DIR:-build-fuzz}/log-$name.txt
+    mkdir -p "$corpus" "${FUZZ_LOG_DIR:-build-fuzz}"
     args=(-timeout="$timeout" -artifact_prefix="build-fuzz/crash-$name-" -print_final_stats=1)
     if [ -n "$runs" ]; then
         args+=(-runs="$runs")
