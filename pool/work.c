@@ -76,7 +76,8 @@ static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, co
 {
     manifest_t *m = s->m;
     if (m->n_files >= MANIFEST_MAX_FILES) {
-        snprintf(s->why, s->whylen, "more than %d files", MANIFEST_MAX_FILES);
+        snprintf(s->why, s->whylen, "more than %d files, the most a job holds (pack small files into an archive, or "
+                 "split the job)", MANIFEST_MAX_FILES);
         return -EMSGSIZE;
     }
     if ((uint64_t)st->st_size > MANIFEST_MAX_FILE_SIZE) {
@@ -151,7 +152,8 @@ static int scan_dir(scan_t *s, int fd0, const char *rel)
             rc = -EINVAL;
         } else if (S_ISDIR(st.st_mode)) {
             if (s->m->n_dirs >= MANIFEST_MAX_FILES) {
-                snprintf(s->why, s->whylen, "more than %d directories", MANIFEST_MAX_FILES);
+                snprintf(s->why, s->whylen, "more than %d directories, the most a job holds (pack them into an archive)",
+                         MANIFEST_MAX_FILES);
                 rc = -EMSGSIZE;
             } else {
                 if (s->m->n_dirs == s->capdirs) {

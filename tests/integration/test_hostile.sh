@@ -4,17 +4,17 @@
 #
 # From peers: a fake peer (tests/integration/lib.sh, fake_tree) whose key signs what it serves, as a
 # real submitter's would, lists jobs whose names or manifests hold `..`, absolute paths, NUL bytes
-# (\u0000 in JSON), a part over NAME_MAX or a path over 1024 bytes; serves results lists whose
-# result manifests hold the same; `preon get` is pointed at it; a fake volunteer (curl with a key of
-# its own) reports results whose manifests hold them. From users: a name over NAME_MAX or with a
-# newline, 100,000 entries in one directory of a job, symlinks and hard links in a job, a job
-# copied over one being published, and tasks whose outputs have odd names or are symlinks out.
+# (\u0000 in JSON), a part over NAME_MAX or a path over 1024 bytes, and serves such manifests to
+# `preon get`. From users, through the mount: names over NAME_MAX, `..` (resolved by the kernel),
+# a hard link from one job into another, 100,000 entries in one directory of a job, and a job
+# copied over one being published. (Symlinks and special files in a job: test_publish.sh; a task's
+# outputs with odd names: tests/unit/test_work.c; results lists and a volunteer's result
+# manifests with such paths: fuzz_wire_results and fuzz_result, docs/reliability.md.)
 # After each, no file of the attempt exists anywhere under the case's directory but where it
 # belongs.
 # shellcheck disable=SC2016
 . "$(dirname -- "$0")/lib.sh"
 
-b64() { basenc --base64url -w0 | tr -d =; }
 sha() { sha256sum | cut -c1-64; }
 
 # no_evil: no file or directory named evil* anywhere under the case's directory (the canary every
@@ -100,7 +100,8 @@ t_remote_jobs_with_hostile_names_and_paths_are_refused() {
         "dirs\\[0\\]: '..' is not a valid relative path" "name: contains '/'" "name: starts with '.'"
         "\\\\u0000 is not allowed"
     )
-    local listing="[$(entry "$GOOD_ID" "$GOOD_SIG" good)" id sig
+    local listing id sig
+    listing="[$(entry "$GOOD_ID" "$GOOD_SIG" good)"
     local -a ids=()
     for i in "${!exprs[@]}"; do
         read -r id sig < <(forge "$key" "$T_CASE/good.json" "$T_CASE/forged.$i" "${exprs[$i]}")
@@ -128,6 +129,7 @@ t_remote_jobs_with_hostile_names_and_paths_are_refused() {
     assert_eq good "$(ls -- "$m/jobs")" "B's jobs/"
     # each is refused once, not fetched and logged again at every poll (every second)
     local polls
+    # shellcheck disable=SC2034 # read by wait_until's condition
     polls=$(grep -c 'GET /v1/jobs' "$T_CASE/asked")
     wait_until 10 '[ "$(grep -c "GET /v1/jobs" "$T_CASE/asked")" -ge $((polls + 3)) ]' \
         "three more polls of the fake's /v1/jobs"
@@ -140,6 +142,158 @@ t_remote_jobs_with_hostile_names_and_paths_are_refused() {
             fail "the manifest of a dropped entry ($name) was asked for"
         fi
     done
+    no_evil
+}
+
+# From a user, through the mount. A name over NAME_MAX (or a job name over 200 bytes) is refused
+# with ENAMETOOLONG, and nothing is made for it in the data directory. `..`, an absolute path and a
+# NUL byte cannot be in a POSIX name: the kernel resolves `..` before the mount sees the path, so
+# `jobs/..` is the mount's root (EEXIST), a write there or in results/ is refused (EPERM), and
+# `jobs/a/../b/x` is b's file; a path cannot carry a NUL at all. A hard link from one job into
+# another is refused (EXDEV) and rejects the job it was made in, with the reason. Nothing named
+# evil* appears anywhere.
+t_user_hostile_names_in_the_mount() {
+    start_peer A
+    local m d long name st
+    m=$(mnt A)
+    d=$(data_dir A)
+    long=$(printf 'x%.0s' $(seq 256))
+    assert_fails_with "File name too long" mkdir -- "$m/jobs/evil$long"
+    assert_fails_with "File name too long" mkdir -- "$m/jobs/evil${long:0:197}" # 201 bytes: over a job name's 200
+    mkdir -- "$m/jobs/${long:0:200}" || fail "a job name of 200 bytes was refused"
+    mkdir -- "$m/jobs/a" "$m/jobs/b"
+    assert_fails_with "File name too long" touch -- "$m/jobs/a/evil${long:4}"
+    assert_fails_with "File name too long" mkdir -- "$m/jobs/a/evil${long:4}"
+    touch -- "$m/jobs/a/${long:1}" || fail "a name of 255 bytes (NAME_MAX) was refused"
+    assert_fails_with "File exists" mkdir -- "$m/jobs/.."
+    assert_fails_with "Operation not permitted" touch -- "$m/jobs/../evil"
+    assert_fails_with "Operation not permitted" mkdir -- "$m/results/evil"
+    printf '#!/bin/sh\necho b\n' >"$m/jobs/a/../b/run" # the kernel made it b/run: b's, not outside
+    chmod 755 "$m/jobs/b/run"
+    [ -f "$d/staging/b/run" ] || fail "jobs/a/../b/run is not b's run"
+    [ ! -e "$m/jobs/a/run" ] || fail "jobs/a/../b/run went into a"
+    # a hard link from a's staging copy to b's file: refused, and a says why it waits
+    assert_fails_with "Invalid cross-device link" ln -- "$m/jobs/b/run" "$m/jobs/a/evil-link"
+    printf '#!/bin/sh\necho a\n' >"$m/jobs/a/run"
+    chmod 755 "$m/jobs/a/run"
+    st=$(wait_job "$m" a 30)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job a hard link into another was made in"
+    assert_match "$(field reason <<<"$st")" "hard link evil-link: to a file outside this job" "its reason"
+    st=$(wait_job "$m" b 30)
+    assert_eq "done" "$(field state <<<"$st")" "state of b"
+    assert_file_eq "$m/results/b/0/stdout" b
+    name=$(find "$d" -xdev -name "*$long*" 2>/dev/null | head -n 1)
+    [ -z "$name" ] || fail "a name over NAME_MAX was made: $name"
+    no_evil
+}
+
+# A job copied over one being published: while its files are hashed (state publishing, made long
+# by a 2 GiB sparse file), every change to it is refused with EBUSY (a write, a new file), and a
+# rename of another staged copy onto it with EEXIST. Neither copy is published: the first is
+# rejected once quiet, with the refused changes as its reason (a copy into it failed: the user
+# decides), its staged files still the first copy's, none of the second's. Waived (its
+# .preon-copy-errors removed), the first copy is published whole; after that every change is EROFS.
+t_a_job_copied_over_one_being_published() {
+    start_peer A --slots 0
+    local m src other st reason rc=0
+    m=$(mnt A)
+    src=$(src_dir first)
+    make_job "$src" "echo first"
+    truncate -s 2G "$src/big"
+    other=$(src_dir second)
+    make_job "$other" "echo second"
+    printf 'second\n' >"$other/extra"
+    cp -r --sparse=always -- "$src" "$m/jobs/j"
+    wait_status "$m" j state publishing 30
+    cp -r -- "$other/." "$m/jobs/j/" 2>"$T_CASE/cp.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "a copy over a job being published succeeded"
+    assert_contains "$(cat "$T_CASE/cp.err")" "Device or resource busy" "cp's error"
+    mkdir -- "$m/jobs/.second"
+    assert_fails_with "File exists" mv -T -- "$m/jobs/.second" "$m/jobs/j"
+    rmdir -- "$m/jobs/.second"
+    st=$(wait_job "$m" j 120)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job a copy was made over while it was published"
+    [ -z "$(field id <<<"$st")" ] || fail "a job copied over while published was published:"$'\n'"$st"
+    reason=$(field reason <<<"$st")
+    assert_match "$reason" "(open for writing|write) run: Device or resource busy \\(the job was being published\\)" \
+        "the reason names the refused write"
+    assert_match "$reason" "create extra: Device or resource busy \\(the job was being published\\)" \
+        "the reason names the refused file"
+    cmp -- "$src/run" "$m/jobs/j/run" || fail "the staged run is not the first copy's"
+    [ ! -e "$m/jobs/j/extra" ] || fail "a file of the second copy was made"
+    rm -- "$m/jobs/j/.preon-copy-errors"
+    wait_status "$m" j state running 120
+    assert_eq "$(printf 'big\nrun')" "$(ls -- "$m/jobs/j")" "the published job's files"
+    cmp -- "$src/run" "$m/jobs/j/run" || fail "the published run is not the first copy's"
+    rc=0
+    cp -r -- "$other/." "$m/jobs/j/" 2>"$T_CASE/cp.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "a copy over a published job succeeded"
+    assert_contains "$(cat "$T_CASE/cp.err")" "Read-only file system" "cp's error once published"
+    cmp -- "$src/run" "$m/jobs/j/run" || fail "the published run changed"
+    no_evil
+}
+
+# 100,000 entries in one directory of a job copied into jobs/ (with its run: 100,001 files, one
+# more than a manifest holds): the copy goes through in bounded time (timeout 400 s; about a
+# minute here), the directory lists whole through the mount, and the job is rejected, at once
+# once quiet, with the limit and what to do as its reason; the peer's memory stays bounded (its
+# peak under 256 MiB; about 45 MiB here) and nothing is published.
+t_a_job_of_100000_entries_in_one_directory() {
+    start_peer A --slots 0
+    local m src st hwm
+    m=$(mnt A)
+    src=$(src_dir big)
+    make_job "$src" "echo hi"
+    mkdir -- "$src/data"
+    (cd "$src/data" && seq -f 'f%06g' 1 100000 | xargs touch --)
+    timeout 400 cp -r -- "$src" "$m/jobs/big" || fail "cp -r of 100,000 files into jobs/ failed or took over 400 s"
+    assert_eq 100000 "$(timeout 60 ls -- "$m/jobs/big/data" | wc -l)" "entries listed in jobs/big/data"
+    st=$(wait_job "$m" big 120)
+    assert_eq rejected "$(field state <<<"$st")" "state of a job of 100,001 files"
+    assert_match "$(field reason <<<"$st")" "^more than 100000 files, the most a job holds \\(pack small files" "its reason"
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(peer_pid A)/status")
+    [ "$hwm" -lt $((256 * 1024)) ] || fail "the peer's memory peaked at $hwm KiB for a job of 100,000 files"
+    assert_eq "" "$(ls -A -- "$(data_dir A)/inputs" 2>/dev/null)" "inputs/ (nothing published)"
+}
+
+# `preon get` of a job whose manifest (from the peer it names, hashing to the id asked for) holds
+# `..`, an absolute path, a NUL byte or a part over NAME_MAX: refused with the decoder's reason,
+# exit 1, nothing made at DEST nor anywhere else. A path given by the user that leaves the job is
+# refused before anything is asked.
+t_preon_get_of_a_hostile_manifest_writes_nothing() {
+    local key tree long id sig i rc err
+    key=$(test_key fake)
+    real_good_job "$key"
+    tree=$T_CASE/tree
+    mkdir -p "$tree/v1/manifest" "$T_CASE/dest"
+    long=$(printf 'x%.0s' $(seq 256))
+    local -a exprs=(
+        's|"path":"run"|"path":"../evil"|' 's|"path":"run"|"path":"'"$T_CASE"'/abs-evil"|'
+        's|"path":"run"|"path":"run/../../evil"|' 's|"path":"run"|"path":"evil\\u0000x"|'
+        's|"path":"run"|"path":"'"$long"'"|' 's|"dirs":\[\]|"dirs":[".."]|'
+    )
+    local -a why=(
+        "'../evil' is not a valid relative path" "'/.*' is not a valid relative path"
+        "'run/../../evil' is not a valid relative path" "\\\\u0000 is not allowed"
+        "'xxxx.*' is not a valid relative path" "'..' is not a valid relative path"
+    )
+    fake_tree "$tree" "$T_CASE/asked"
+    for i in "${!exprs[@]}"; do
+        read -r id sig < <(forge "$key" "$T_CASE/good.json" "$T_CASE/forged.$i" "${exprs[$i]}")
+        cp -- "$T_CASE/forged.$i" "$tree/v1/manifest/$id"
+        rc=0
+        err=$(timeout 30 "$PREON" get --peer "$FAKE_URL" "$id" "$T_CASE/dest/out.$i" 2>&1) || rc=$?
+        assert_eq 1 "$rc" "exit of preon get of forged manifest $i"
+        assert_match "$err" "$FAKE_URL: sent a bad manifest: .*${why[$i]}" "preon get's reason for manifest $i"
+    done
+    assert_eq "" "$(ls -A -- "$T_CASE/dest")" "DEST's directory after the refused manifests"
+    rc=0
+    err=$("$PREON" get --peer "$FAKE_URL" "$GOOD_ID/../evil" "$T_CASE/dest/out" 2>&1) || rc=$?
+    [ "$rc" -ne 0 ] || fail "preon get of ID/../evil succeeded"
+    assert_contains "$err" "'../evil' is not a path inside a job" "preon get's reason for ID/../evil"
+    if grep -q "GET /v1/manifest/$GOOD_ID" "$T_CASE/asked"; then
+        fail "preon get asked for a manifest for a path out of the job"
+    fi
     no_evil
 }
 
