@@ -16,6 +16,7 @@
 . "$(dirname -- "$0")/lib.sh"
 
 sha() { sha256sum | cut -c1-64; }
+b64() { basenc --base64url -w0 | tr -d =; }
 
 # no_evil: no file or directory named evil* anywhere under the case's directory (the canary every
 # hostile path below is named after), nor at the absolute paths they named.
@@ -294,6 +295,57 @@ t_preon_get_of_a_hostile_manifest_writes_nothing() {
     if grep -q "GET /v1/manifest/$GOOD_ID" "$T_CASE/asked"; then
         fail "preon get asked for a manifest for a path out of the job"
     fi
+    no_evil
+}
+
+# man_at PATH TEXT: a canonical result manifest of one file at PATH (JSON text, as it goes in the
+# manifest) holding TEXT and a newline; what a fake volunteer reports (test_coord.sh's man_for).
+man_at() {
+    local h man
+    h=$(printf '%s\n' "$2" | sha)
+    man='{"block_size":262144,"created_ms":1,"dirs":[],"files":[{"blocks":["'$h'"],"mode":420,"path":"'$1'","size":'$((${#2} + 1))'}],'
+    man+='"job":{"command":"/job/run","disk":1073741824,"memory":1073741824,"network":false,"outputs":[],'
+    man+='"processes":64,"replicas":1,"tasks":1,"timeout_ms":3600000},"name":"x.0","v":1}'
+    printf '%s' "$man"
+}
+
+# A volunteer (curl with a key of its own, holding the leases of a 6-task job) reports results
+# whose manifests name `../evil`, an absolute path, `stdout/../../evil`, a NUL byte or a part over
+# NAME_MAX, one task each, inline with bytes that match their blocks: each is refused (400, the
+# manifest's fault in the answer), nothing is written and the task waits for another peer; the
+# good report of the sixth task is taken.
+t_a_volunteer_result_with_hostile_paths_is_refused() {
+    start_peer A --port 0 --slots 0
+    local a url id me="http://127.0.0.1:9" key long man code i st
+    a=$(mnt A)
+    url=$(peer_field "$a" http)
+    id=$(publish_idle "$a" vol 6)
+    key=$(test_key 9)
+    for i in 0 1 2 3 4 5; do
+        assert_contains "$(scurl "$key" "$url/v1/lease/$id?peer=$me")" "\"tasks\":[$i]" "lease answer $i"
+    done
+    long=$(printf 'x%.0s' $(seq 256))
+    local -a paths=("../evil" "$T_CASE/abs-evil" "stdout/../../evil" 'evil\u0000x' "evil$long")
+    for i in "${!paths[@]}"; do
+        man=$(man_at "${paths[$i]}" evil)
+        code=$(scurl "$key" "$url/v1/done/$id/$i?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" "$i" "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf 'evil\n' | b64)" \
+            -o "$T_CASE/answer.$i" -w '%{http_code}')
+        assert_eq 400 "$code" "the answer to a result at ${paths[$i]:0:40}"
+        assert_match "$(cat "$T_CASE/answer.$i")" '^\{"error":"inline result refused: .*(is not a valid relative path|u0000 is not allowed)' \
+            "the answer's reason for ${paths[$i]:0:40}"
+        wait_log A "job vol task $i: the inline result from $me is refused: .*\\(the task waits for another peer\\)" 10
+    done
+    man=$(man_at stdout good)
+    code=$(scurl "$key" "$url/v1/done/$id/5?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" 5 "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf 'good\n' | b64)" \
+        -o /dev/null -w '%{http_code}')
+    assert_eq 202 "$code" "the answer to a good result"
+    wait_until 20 '[ -f "$a/results/vol/5/stdout" ]' "the good result in results/"
+    assert_file_eq "$a/results/vol/5/stdout" good
+    for i in 0 1 2 3 4; do
+        [ ! -e "$a/results/vol/$i" ] || fail "the refused result of task $i was kept"
+    done
+    st=$(timeout 10 cat -- "$a/status/vol")
+    assert_eq running "$(field state <<<"$st")" "state after the refused reports"
     no_evil
 }
 
