@@ -7,9 +7,10 @@
 # (\u0000 in JSON), a part over NAME_MAX or a path over 1024 bytes, and serves such manifests to
 # `preon get`. From users, through the mount: names over NAME_MAX, `..` (resolved by the kernel),
 # a hard link from one job into another, 100,000 entries in one directory of a job, and a job
-# copied over one being published. (Symlinks and special files in a job: test_publish.sh; a task's
-# outputs with odd names: tests/unit/test_work.c; results lists and a volunteer's result
-# manifests with such paths: fuzz_wire_results and fuzz_result, docs/reliability.md.)
+# copied over one being published. A volunteer (curl with a key of its own) reports inline results
+# whose manifests hold such paths, and a fake submitter's results list holds such result
+# manifests. (Symlinks and special files in a job: test_publish.sh; a task's outputs with odd
+# names: tests/unit/test_work.c; every parser: tests/fuzz/, docs/reliability.md.)
 # After each, no file of the attempt exists anywhere under the case's directory but where it
 # belongs.
 # shellcheck disable=SC2016
@@ -346,6 +347,68 @@ t_a_volunteer_result_with_hostile_paths_is_refused() {
     done
     st=$(timeout 10 cat -- "$a/status/vol")
     assert_eq running "$(field state <<<"$st")" "state after the refused reports"
+    no_evil
+}
+
+# accepted_entry KEY JOB TASK MANIFEST: one entry of a results list, its result accepted (exit 0)
+# and signed by KEY as the job's submitter signs it (pool/auth.h, auth_accepted_sign).
+accepted_entry() {
+    local rid sig
+    rid=$(printf '%s' "$4" | sha)
+    sig=$(sign_hex "$1" "preon-accepted-1
+$2
+$3
+$rid
+0
+1
+-
+")
+    jq -cn --argjson task "$3" --arg id "$rid" --arg man "$4" --arg sig "$sig" \
+        '{task: $task, exit: 0, ok: true, id: $id, manifest: $man, sig: $sig}'
+}
+
+# The results list of another peer's job (its submitter, a fake peer, signs each entry as a real
+# one does) holds result manifests naming `../evil` and a NUL byte beside a good one: the two are
+# refused with the reason in the log (once: the list is not asked for again), never shown in
+# results/; the good one is, and reads back (its block fetched from the fake and checked). Nothing
+# is written anywhere.
+t_a_results_list_with_hostile_paths_is_refused() {
+    local key tree m h man0 man1 man2
+    key=$(test_key fake)
+    real_good_job "$key"
+    tree=$T_CASE/tree
+    mkdir -p "$tree/v1/manifest" "$tree/v1/results" "$tree/v1/block"
+    printf '{"key":"%s"}' "$("$PREON" id --key "$key")" >"$tree/v1/id"
+    cp -- "$T_CASE/good.json" "$tree/v1/manifest/$GOOD_ID"
+    printf '[%s]' "$(entry "$GOOD_ID" "$GOOD_SIG" good)" >"$tree/v1/jobs"
+    man0=$(man_at "../evil" evil)
+    man1=$(man_at 'evil\u0000' evil)
+    man2=$(man_at stdout good)
+    h=$(printf 'good\n' | sha)
+    printf 'good\n' >"$tree/v1/block/$h"
+    jq -cn --arg job "$GOOD_ID" --argjson e0 "$(accepted_entry "$key" "$GOOD_ID" 0 "$man0")" \
+        --argjson e1 "$(accepted_entry "$key" "$GOOD_ID" 1 "$man1")" \
+        --argjson e2 "$(accepted_entry "$key" "$GOOD_ID" 2 "$man2")" \
+        '{job: $job, state: "running", epoch: 1, after: 0, done: 3, results: [$e0, $e1, $e2]}' \
+        >"$tree/v1/results/$GOOD_ID"
+    fake_tree "$tree" "$T_CASE/asked"
+    start_peer B --slots 0 --peer "$FAKE_URL"
+    m=$(mnt B)
+    scurl "$key" "$(peer_field "$m" http)/v1/hello?peer=$FAKE_URL" >/dev/null
+    wait_listed "$m" good 20
+    wait_log B "job good: 2 results from $FAKE_URL do not decode \\(the first: task 0: .*'\\.\\./evil' is not a valid relative path" 20
+    wait_until 20 '[ -f "$m/results/good/2/stdout" ]' "the good result in B's results/"
+    assert_file_eq "$m/results/good/2/stdout" good
+    [ ! -e "$m/results/good/0" ] || fail "a result naming ../evil is shown"
+    [ ! -e "$m/results/good/1" ] || fail "a result naming a NUL byte is shown"
+    # the list is asked for once and its refusals logged once, not again at every poll
+    local polls
+    # shellcheck disable=SC2034 # read by wait_until's condition
+    polls=$(grep -c 'GET /v1/jobs' "$T_CASE/asked")
+    wait_until 10 '[ "$(grep -c "GET /v1/jobs" "$T_CASE/asked")" -ge $((polls + 3)) ]' \
+        "three more polls of the fake's /v1/jobs"
+    assert_eq 1 "$(grep -c "GET /v1/results/$GOOD_ID" "$T_CASE/asked")" "requests of the results list"
+    assert_eq 1 "$(grep -c "results from .* do not decode" "${PEER_LOG[B]}")" "refusals logged"
     no_evil
 }
 
