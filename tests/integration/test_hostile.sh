@@ -5,12 +5,12 @@
 # From peers: a fake peer (tests/integration/lib.sh, fake_tree) whose key signs what it serves, as a
 # real submitter's would, lists jobs whose names or manifests hold `..`, absolute paths, NUL bytes
 # (\u0000 in JSON), a part over NAME_MAX or a path over 1024 bytes, and serves such manifests to
-# `preon get`. From users, through the mount: names over NAME_MAX, `..` (resolved by the kernel),
-# a hard link from one job into another, 100,000 entries in one directory of a job, and a job
-# copied over one being published. A volunteer (curl with a key of its own) reports inline results
-# whose manifests hold such paths, and a fake submitter's results list holds such result
-# manifests. (Symlinks and special files in a job: test_publish.sh; a task's outputs with odd
-# names: tests/unit/test_work.c; every parser: tests/fuzz/, docs/reliability.md.)
+# `preon get`. A volunteer (curl with a key of its own) reports inline results whose manifests
+# hold such paths, and a fake submitter's results list holds such result manifests. From users,
+# through the mount: names over NAME_MAX, `..` (resolved by the kernel), a hard link from one job
+# into another, and a job copied over one being published (100,000 entries in one directory of a
+# job: test_hostile_big.sh). (Symlinks and special files in a job: test_publish.sh; a task's
+# outputs with odd names: tests/unit/test_work.c; every parser: tests/fuzz/, docs/reliability.md.)
 # After each, no file of the attempt exists anywhere under the case's directory but where it
 # belongs.
 # shellcheck disable=SC2016
@@ -233,29 +233,6 @@ t_a_job_copied_over_one_being_published() {
     assert_contains "$(cat "$T_CASE/cp.err")" "Read-only file system" "cp's error once published"
     cmp -- "$src/run" "$m/jobs/j/run" || fail "the published run changed"
     no_evil
-}
-
-# 100,000 entries in one directory of a job copied into jobs/ (with its run: 100,001 files, one
-# more than a manifest holds): the copy goes through in bounded time (timeout 400 s; about a
-# minute here), the directory lists whole through the mount, and the job is rejected, at once
-# once quiet, with the limit and what to do as its reason; the peer's memory stays bounded (its
-# peak under 256 MiB; about 45 MiB here) and nothing is published.
-t_a_job_of_100000_entries_in_one_directory() {
-    start_peer A --slots 0
-    local m src st hwm
-    m=$(mnt A)
-    src=$(src_dir big)
-    make_job "$src" "echo hi"
-    mkdir -- "$src/data"
-    (cd "$src/data" && seq -f 'f%06g' 1 100000 | xargs touch --)
-    timeout 400 cp -r -- "$src" "$m/jobs/big" || fail "cp -r of 100,000 files into jobs/ failed or took over 400 s"
-    assert_eq 100000 "$(timeout 60 ls -- "$m/jobs/big/data" | wc -l)" "entries listed in jobs/big/data"
-    st=$(wait_job "$m" big 120)
-    assert_eq rejected "$(field state <<<"$st")" "state of a job of 100,001 files"
-    assert_match "$(field reason <<<"$st")" "^more than 100000 files, the most a job holds \\(pack small files" "its reason"
-    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(peer_pid A)/status")
-    [ "$hwm" -lt $((256 * 1024)) ] || fail "the peer's memory peaked at $hwm KiB for a job of 100,000 files"
-    assert_eq "" "$(ls -A -- "$(data_dir A)/inputs" 2>/dev/null)" "inputs/ (nothing published)"
 }
 
 # `preon get` of a job whose manifest (from the peer it names, hashing to the id asked for) holds
