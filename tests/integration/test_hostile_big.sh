@@ -7,7 +7,8 @@
 # more than a manifest holds): the copy goes through in bounded time (timeout 400 s; about a
 # minute, a few under make asan), the directory lists whole through the mount, and the job is
 # rejected once quiet and its files counted, with the limit and what to do as its reason; the
-# peer's memory stays bounded (its peak under 256 MiB; about 45 MiB here); nothing is published.
+# peer's memory stays bounded (its peak under 256 MiB, about 45 MiB here; under 1 GiB with
+# AddressSanitizer, about 540 MiB); nothing is published.
 t_a_job_of_100000_entries_in_one_directory() {
     start_peer A --slots 0
     local m src st hwm
@@ -22,7 +23,11 @@ t_a_job_of_100000_entries_in_one_directory() {
     assert_eq rejected "$(field state <<<"$st")" "state of a job of 100,001 files"
     assert_match "$(field reason <<<"$st")" "^more than 100000 files, the most a job holds \\(pack small files" "its reason"
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(peer_pid A)/status")
-    [ "$hwm" -lt $((256 * 1024)) ] || fail "the peer's memory peaked at $hwm KiB for a job of 100,000 files"
+    local cap=$((256 * 1024))
+    if ldd "$PREON" | grep -q libasan; then
+        cap=$((1024 * 1024)) # AddressSanitizer's quarantine and shadow: 540 MiB under make asan
+    fi
+    [ "$hwm" -lt "$cap" ] || fail "the peer's memory peaked at $hwm KiB for a job of 100,000 files (cap $cap)"
     assert_eq "" "$(ls -A -- "$(data_dir A)/inputs" 2>/dev/null)" "inputs/ (nothing published)"
 }
 
