@@ -1,5 +1,5 @@
 # Preon: one Makefile, pkg-config for every library, implicit rules, -MMD -MP.
-# Targets: all (build/preon), check/test (unit + integration), unit, asan, tsan, fuzz, bench, clean,
+# Targets: all (build/preon), check/test (unit + integration), unit, asan, tsan, fuzz, fuzz-ci, bench, clean,
 # install/uninstall (PREFIX, DESTDIR).
 
 PKGS      := fuse3 libuv libcurl libmicrohttpd jansson sqlite3 libcrypto
@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test unit integration soak asan tsan fuzz bench clean format install uninstall
+.PHONY: all check test unit integration soak asan tsan fuzz fuzz-ci bench clean format install uninstall
 all: $(BUILD)/preon $(BUILD)/preon-limit
 
 $(BUILD)/%.o: %.c
@@ -82,23 +82,42 @@ PREON_TSAN_ITESTS ?= all
 tsan:
 	SKIP_DEPS=1 PREON_TSAN_UNIT="$(PREON_TSAN_UNIT)" PREON_TSAN_ITESTS="$(PREON_TSAN_ITESTS)" scripts/test.sh tsan
 
+# libFuzzer targets (tests/fuzz/, docs/testing.md): objects built once in build-fuzz/obj/, each
+# target linked with core/ plus what it names below. `make fuzz` runs each for FUZZ_SECONDS, or to
+# FUZZ_RUNS executions if set; FUZZ_TARGETS picks some (make fuzz FUZZ_TARGETS="fuzz_wire"
+# FUZZ_RUNS=10000000); `make fuzz-ci` runs each for FUZZ_CI_SECONDS, as scripts/test.sh does.
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 20
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
+FUZZ_CI_SECONDS ?= 2
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?= $(FUZZ_BIN:build-fuzz/%=%)
+FUZZ_CORE := $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c $< -o $@
+build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_CORE)
+	clang -g -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
 # Targets that need more than core/ name it here (the pattern rule's $^ picks these up).
-build-fuzz/fuzz_announce_reply: swarm/announce.c swarm/fetch.c swarm/http.c swarm/peers.c swarm/buf.c swarm/store.c
-build-fuzz/fuzz_bundle: pool/bundle.c
-build-fuzz/fuzz_wire: pool/wire.c pool/decline.c
-build-fuzz/fuzz_wire_jobs: pool/wire.c pool/decline.c
-build-fuzz/fuzz_wire_results: pool/wire.c pool/decline.c
-build-fuzz/fuzz_auth: pool/auth.c
-build-fuzz/fuzz_msg: exec/msg.c
-fuzz: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
-		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3; done
+build-fuzz/fuzz_announce_reply: $(addprefix build-fuzz/obj/swarm/,announce.o fetch.o http.o peers.o buf.o store.o)
+build-fuzz/fuzz_bundle: build-fuzz/obj/pool/bundle.o
+build-fuzz/fuzz_wire: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_wire_id: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_peers: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_wire_jobs: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_wire_results: build-fuzz/obj/pool/wire.o build-fuzz/obj/pool/decline.o
+build-fuzz/fuzz_auth: build-fuzz/obj/pool/auth.o
+build-fuzz/fuzz_msg: build-fuzz/obj/exec/msg.o
+# (fuzz_query needs core/ only)
+build-fuzz/fuzz_result: build-fuzz/obj/pool/work.o
+build-fuzz/fuzz_copyerr: build-fuzz/obj/fs/copyerr.o
+build-fuzz/fuzz_progress: build-fuzz/obj/fs/progress.o
+build-fuzz/fuzz_status: build-fuzz/obj/pool/status.o build-fuzz/obj/pool/coord.o
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/%)
+	tests/fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS)) $^
+fuzz-ci: $(FUZZ_BIN)
+	tests/fuzz/run.sh --seconds $(FUZZ_CI_SECONDS) $^
 
 $(BUILD)/bench_db: $(BUILD)/tests/bench/bench_db.o $(BUILD)/libpreon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -138,3 +157,4 @@ clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/preon.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(wildcard build-fuzz/obj/*/*.d build-fuzz/obj/tests/fuzz/*.d)

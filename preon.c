@@ -37,6 +37,7 @@
 #include "exec/exec.h"
 #include "fs/fs.h"
 #include "pool/auth.h"
+#include "pool/wire.h"
 #include "swarm/get.h"
 #include "tracker/tracker.h"
 
@@ -317,7 +318,7 @@ static int mount_main(int argc, char **argv, const char *mount_flags)
         case 'N': input_dir = optarg; bad = !*optarg; break; /* made absolute below */
         case 'o': pool = optarg; bad = !*optarg || strlen(optarg) > 200; break;
         case 'p':
-            bad = strncmp(optarg, "http://", 7) != 0 || npeers == sizeof(peers) / sizeof(peers[0]);
+            bad = !wire_peer_url_ok(optarg, strlen(optarg)) || npeers == sizeof(peers) / sizeof(peers[0]);
             if (!bad)
                 peers[npeers++] = optarg;
             break;

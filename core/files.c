@@ -179,6 +179,9 @@ int files_walk(int root, size_t max_rel, unsigned flags, files_entry_cb on_entry
             const char *name = l->subs[l->next];
             size_t nlen = strlen(name);
             if (rlen + 1 + nlen > max_rel) { /* too deep to matter to the caller: not entered */
+                struct stat st;
+                if ((flags & FILES_WALK_DEEP_DIRS) && on_entry && fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                    rc = on_entry(arg, cur, name, rel, &st);
                 free(l->subs[l->next++]);
                 continue;
             }

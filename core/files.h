@@ -42,13 +42,16 @@ typedef int (*files_dir_cb)(void *arg, int dirfd, const char *name);
  * which is then skipped) and return the first one at the end; FILES_WALK_STOP from a callback still
  * stops the walk. */
 #define FILES_WALK_SKIP_ERRORS 1u
+/** files_walk flag: a directory too deep to enter (see max_rel) goes to on_entry instead (its st
+ * says it is a directory), so the caller can say what it did not walk. */
+#define FILES_WALK_DEEP_DIRS 2u
 #define FILES_WALK_STOP (-1000000)
 /**
  * Walks the tree under the directory fd root (not taken; root itself is not reported) without
  * recursion and with at most two fds of its own, whatever the depth: each directory is read once,
  * then its subdirectories are entered in turn (never through a symlink) and left through "..", so
  * the tree must not be moved while it is walked. A directory whose path relative to root would be
- * longer than max_rel is not entered (nor reported). 0 or the first error (a callback's, or -errno):
+ * longer than max_rel is not entered (nor reported, unless FILES_WALK_DEEP_DIRS). 0 or the first error (a callback's, or -errno):
  * without FILES_WALK_SKIP_ERRORS the walk stops there. Blocking: for the thread pool.
  */
 int files_walk(int root, size_t max_rel, unsigned flags, files_entry_cb on_entry, files_dir_cb after_dir,

@@ -102,7 +102,7 @@ int manifest_check_path(const char *path)
     for (;;) {
         const char *slash = strchr(c, '/');
         size_t n = slash ? (size_t)(slash - c) : strlen(c);
-        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+        if (n == 0 || n > MANIFEST_MAX_PART || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
             return -EINVAL; /* covers "a//b" and a trailing '/' too */
         if (!slash)
             return 0;

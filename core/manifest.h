@@ -24,6 +24,8 @@
 #ifndef MANIFEST_MAX_PATH
 #define MANIFEST_MAX_PATH 1024 /* bytes in a relative path */
 #endif
+/* bytes in one part of a path: a file or directory name (NAME_MAX); a longer one could not be made */
+#define MANIFEST_MAX_PART 255
 #ifndef MANIFEST_MAX_FILE_SIZE
 #define MANIFEST_MAX_FILE_SIZE (1ull << 40)
 #endif
@@ -35,7 +37,7 @@
 #define MANIFEST_BLOCK_SIZE (256u * 1024)
 
 typedef struct manifest_file {
-    char *path;      /**< relative, '/'-separated, no "." or ".." or empty parts */
+    char *path;      /**< relative, '/'-separated, no "." or ".." or empty parts, none over MANIFEST_MAX_PART */
     uint64_t size;
     uint32_t mode;   /**< permission bits only (0..0777) */
     hash_t *blocks;  /**< ceil(size / block_size) block hashes (none for an empty file) */

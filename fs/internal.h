@@ -102,6 +102,23 @@ typedef struct fs_copy_err {
 #define FS_MAX_COPY_ERR_PATH 4096 /**< bytes of a path read back from FS_COPY_ERR_FILE */
 #define FS_MAX_COPY_ERR_MORE (1u << 30) /**< errors counted past FS_MAX_COPY_ERRORS */
 
+/** FS_COPY_ERR_FILE's text (JSON) for errs[0..n) and more counted (copyerr.c). xmalloc'd, or NULL. */
+char *fs__cerr_format(const fs_copy_err_t *errs, size_t n, size_t more);
+/** A JSON string of a file name (bytes): as it is, or with '?' for each byte of a name that is not
+ *  UTF-8. NULL only if out of memory. */
+json_t *fs__json_name(const char *s);
+/** A path an entry of FS_COPY_ERR_FILE may name: relative to the job's root, parts neither empty
+ *  nor "." nor "..", no control bytes, at most FS_MAX_COPY_ERR_PATH bytes. */
+bool fs__cerr_path_ok(const char *p);
+/**
+ * Reads FS_COPY_ERR_FILE's text (untrusted: anyone with the data directory may have changed it):
+ * calls add for each entry with a path that fs__cerr_path_ok and a reason (borrowed for the call),
+ * sets *more (at most FS_MAX_COPY_ERR_MORE). Returns how many entries are bad, counting a text
+ * that is not such a list (or over FS_MAX_COPY_ERR_FILE bytes) as one. Pure.
+ */
+size_t fs__cerr_parse(const char *text, size_t len, void (*add)(void *arg, const char *path, const char *why),
+                      void *arg, size_t *more);
+
 /** The view of one job (pool_job_t.view): its nodes, the readers waiting on wait/<name>, and
  * while it is being copied in, the quiet timer that publishes it. */
 typedef struct jview {

@@ -197,7 +197,9 @@ static void stage_failed(node_t *p, const char *name, const char *what, const ch
     if (!p || p->kind != N_STAGE || !p->job)
         return;
     char *path = stage_path(p, name);
-    char *msg = xasprintf("%s %s: %s", what, path, why);
+    /* a change refused because the job was being hashed (EBUSY) says so: a copy over it, not a disk error */
+    char *msg = xasprintf("%s %s: %s%s", what, path, why,
+                          p->job->state == POOL_JOB_PUBLISHING ? " (the job was being published)" : "");
     fs__copy_failed(p->job, path, msg);
     free(msg);
     free(path);

@@ -97,34 +97,32 @@ static char *cerr_file(const job_t *j)
     return xasprintf("%s/staging/%s/%s", V(j)->fs->data_dir, j->name, FS_COPY_ERR_FILE);
 }
 
-/* A JSON string of s: file names are bytes, JSON is UTF-8; bytes that are not valid UTF-8 show as
- * '?' (that entry's path then matches no file: only waiving clears it, never dropping it). */
-static json_t *cerr_json_string(const char *s)
+static int write_all(int fd, const char *p, size_t n)
 {
-    json_t *js = json_string(s);
-    if (js)
-        return js;
-    char *copy = xstrdup(s);
-    for (char *c = copy; *c; c++)
-        if ((unsigned char)*c >= 0x80)
-            *c = '?';
-    js = json_string(copy);
-    free(copy);
-    return js;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
 
-/* Writes doc (ok: it was built whole) to path as JSON: written beside it and renamed over it, never
+/* Writes text (NULL: it could not be made) to path: written beside it and renamed over it, never
  * through a name the copy made (a hard link to one of the job's files, say), and never seen
  * half-written after a crash. 0 or -errno. */
-static int json_file_put(const char *path, json_t *doc, bool ok)
+static int text_file_put(const char *path, const char *text)
 {
     char *tmp = xasprintf("%s.tmp", path);
-    int fd = -1, rc = !doc || !ok ? -EINVAL : 0;
+    int fd = -1, rc = !text ? -EINVAL : 0;
     if (!rc && unlink(tmp) != 0 && errno != ENOENT)
         rc = -errno;
     if (!rc && (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
         rc = -errno;
-    if (!rc && json_dumpfd(doc, fd, JSON_INDENT(1)) != 0)
+    if (!rc && write_all(fd, text, strlen(text)) != 0)
         rc = -EIO;
     if (fd >= 0 && close(fd) != 0 && !rc)
         rc = -errno;
@@ -133,6 +131,15 @@ static int json_file_put(const char *path, json_t *doc, bool ok)
     if (rc && fd >= 0)
         unlink(tmp);
     free(tmp);
+    return rc;
+}
+
+/* The same with doc as JSON (ok: it was built whole). */
+static int json_file_put(const char *path, json_t *doc, bool ok)
+{
+    char *text = doc && ok ? json_dumps(doc, JSON_INDENT(1)) : NULL;
+    int rc = text_file_put(path, text);
+    free(text);
     return rc;
 }
 
@@ -146,16 +153,12 @@ static void cerr_save(job_t *j)
         free(path);
         return;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < v->ncerr; i++)
-        json_array_append_new(arr, json_pack("{s:o, s:o}", "path", cerr_json_string(v->cerr[i].path), "why",
-                                             cerr_json_string(v->cerr[i].why)));
-    json_t *doc = json_pack("{s:o, s:I}", "errors", arr, "more", (json_int_t)v->cerr_more);
-    int rc = json_file_put(path, doc, json_array_size(arr) == v->ncerr);
+    char *text = fs__cerr_format(v->cerr, v->ncerr, v->cerr_more);
+    int rc = text_file_put(path, text);
     if (rc)
         log_warn("job %s: cannot write %s: %s: its copy errors would be forgotten by a restart", j->name, path,
                  strerror(-rc));
-    json_decref(doc);
+    free(text);
     free(path);
 }
 
@@ -202,25 +205,7 @@ static bool cerr_add(jview_t *v, const char *path, const char *why)
     return true;
 }
 
-/* A path as an entry of FS_COPY_ERR_FILE may name one: relative to the job's root, components that
- * are neither empty nor "." nor "..", no control bytes, at most FS_MAX_COPY_ERR_PATH bytes. */
-static bool cerr_path_ok(const char *p)
-{
-    size_t len = strlen(p);
-    if (len == 0 || len > FS_MAX_COPY_ERR_PATH || p[0] == '/')
-        return false;
-    for (const char *c = p; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return false;
-    for (const char *part = p; part;) {
-        const char *slash = strchr(part, '/');
-        size_t n = slash ? (size_t)(slash - part) : strlen(part);
-        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && part[0] == '.' && part[1] == '.'))
-            return false;
-        part = slash ? slash + 1 : NULL;
-    }
-    return true;
-}
+static void cerr_load_one(void *arg, const char *path, const char *why) { cerr_add(arg, path, why); }
 
 /* A staged job restored after a restart: the errors its copy had, from its file, which anyone with
  * the data directory may have changed: a regular file (not through a symlink) of at most
@@ -232,39 +217,25 @@ static void cerr_load(job_t *j)
     jview_t *v = V(j);
     char *path = cerr_file(j), *text = NULL;
     struct stat st;
-    size_t len = 0, bad = 0;
+    size_t len = 0, bad = 0, more = 0;
     int lrc = lstat(path, &st);
     if (lrc != 0 && errno == ENOENT) {
         free(path);
         return;
     }
-    json_t *doc = NULL;
     if (lrc == 0 && S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
         files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, &text, &len) == 0 && len <= FS_MAX_COPY_ERR_FILE)
-        doc = json_loadb(text, len, 0, NULL);
+        bad = fs__cerr_parse(text, len, cerr_load_one, v, &more);
+    else
+        bad = 1;
     free(text);
-    json_t *arr = json_object_get(doc, "errors"), *more = json_object_get(doc, "more");
-    if (!json_is_array(arr) || (more && !json_is_integer(more)))
-        bad++;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        const char *p = json_string_value(json_object_get(e, "path"));
-        const char *why = json_string_value(json_object_get(e, "why"));
-        if (p && why && cerr_path_ok(p))
-            cerr_add(v, p, why);
-        else
-            bad++;
-    }
-    if (json_is_integer(more) && json_integer_value(more) > 0)
-        v->cerr_more = json_integer_value(more) < FS_MAX_COPY_ERR_MORE ? (size_t)json_integer_value(more)
-                                                                       : FS_MAX_COPY_ERR_MORE;
+    if (more)
+        v->cerr_more = more;
     if (bad || (v->ncerr == 0 && v->cerr_more == 0)) {
         log_warn("job %s: %s cannot be read, or holds what is not a copy error: the job waits until it is "
                  "removed", j->name, path);
         cerr_add(v, "", "its list of copy errors (" FS_COPY_ERR_FILE ") cannot be read");
     }
-    json_decref(doc);
     free(path);
 }
 
@@ -412,7 +383,7 @@ static void wopen_save(job_t *j)
     json_t *arr = json_array();
     size_t shown = v->nwopen < FS_MAX_COPY_ERRORS ? v->nwopen : FS_MAX_COPY_ERRORS;
     for (size_t i = 0; i < shown; i++)
-        json_array_append_new(arr, cerr_json_string(v->wopen[i].path));
+        json_array_append_new(arr, fs__json_name(v->wopen[i].path));
     json_t *doc = json_pack("{s:o, s:I}", "open", arr, "more", (json_int_t)(v->nwopen - shown));
     int rc = json_file_put(path, doc, json_array_size(arr) == shown);
     if (rc)
@@ -489,7 +460,7 @@ static void wopen_load(job_t *j)
     json_t *e;
     json_array_foreach(arr, i, e) {
         const char *p = json_string_value(e);
-        if (p && cerr_path_ok(p)) {
+        if (p && fs__cerr_path_ok(p)) {
             char *why = xasprintf("write %s: preon stopped while it was open for writing, so it may be cut short "
                                   "(copy it again)", p);
             cerr_add(v, p, why);

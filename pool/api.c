@@ -78,8 +78,10 @@ bool pool__api_handle(pool_t *pool, httpd_req_t *r, const char *path)
 {
     if (strcmp(path, "/id") == 0) { /* who this peer is: the key its signed requests are checked against */
         char body[KEY_PUB_HEX_LEN + 16];
-        snprintf(body, sizeof(body), "{\"key\":\"%s\"}", pool->key_hex);
-        httpd_reply(r, 200, "application/json", body, strlen(body));
+        key_pub_t pub;
+        key_public(pool->key, &pub);
+        int n = wire_id_encode(&pub, body, sizeof(body));
+        httpd_reply(r, 200, "application/json", body, n > 0 ? (size_t)n : 0);
         return true;
     }
     if (strcmp(path, "/jobs") == 0)

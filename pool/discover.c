@@ -24,6 +24,12 @@
 
 #define POOL_DISCOVER_MS 1000
 #define POOL_MAX_MANIFEST_GETS 64 /* manifests being fetched at once; offers past it wait for the poll */
+#ifndef POOL_MAX_REFUSED
+#define POOL_MAX_REFUSED 4096 /* slots of the table of manifests refused lately */
+#endif
+#ifndef POOL_REFUSED_MS
+#define POOL_REFUSED_MS (10 * 60 * 1000) /* how long a refused manifest is not asked for again */
+#endif
 #ifndef POOL_DROP_MS
 #define POOL_DROP_MS 10000 /* a pool peer silent this long is forgotten (until announced again) */
 #endif
@@ -126,6 +132,51 @@ typedef struct disc {
     bool complete;
 } disc_t;
 
+/* A manifest refused (bad bytes, a bad signature, a path out of the job...) is not asked for again
+ * from the same peer with the same signature for POOL_REFUSED_MS: a peer that lists it at every
+ * poll (one that is hostile, or runs a version whose manifests this one cannot read) would otherwise
+ * cost a fetch, a hash and a decode, and a line in the log, every second. A direct-mapped table of
+ * POOL_MAX_REFUSED slots by job id (O(1) for each entry of a listing; a newer refusal takes the
+ * slot), each with a hash of the peer and the signature. */
+typedef struct refused {
+    hash_t id;
+    uint64_t who;      /* FNV-1a of peer "\n" sig */
+    uint64_t until_ms; /* 0: empty */
+} refused_t;
+
+static uint64_t refused_who(const char *peer, const char *sig)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *p = peer; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+    for (const char *p = sig ? sig : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static refused_t *refused_slot(pool_t *pool, const hash_t *id)
+{
+    if (!pool->refused)
+        pool->refused = xcalloc(POOL_MAX_REFUSED, sizeof(*pool->refused));
+    return &pool->refused[((size_t)id->b[0] << 8 | id->b[1]) % POOL_MAX_REFUSED];
+}
+
+static bool refused_lately(pool_t *pool, const hash_t *id, const char *peer, const char *sig)
+{
+    refused_t *r = refused_slot(pool, id);
+    return r->until_ms > pool_now_ms() && hash_equal(&r->id, id) && r->who == refused_who(peer, sig);
+}
+
+static void refused_note(pool_t *pool, const char *id_hex, const char *peer, const char *sig)
+{
+    hash_t id;
+    if (hash_from_hex(id_hex, HASH_HEX_LEN, &id) != 0)
+        return;
+    refused_t *r = refused_slot(pool, &id);
+    *r = (refused_t){.id = id, .who = refused_who(peer, sig), .until_ms = pool_now_ms() + POOL_REFUSED_MS};
+}
+
 /* Frees d and what it holds (whichever of manifest, list and body it got). */
 static void disc_free(disc_t *d)
 {
@@ -204,7 +255,9 @@ static void manifest_done(uv_work_t *w, int status)
     pool->pending_work--;
     disc_unlink(d);
     if (d->rc) {
-        log_warn("manifest %s from %s refused: %s", d->id, d->peer, d->why);
+        log_warn("manifest %s from %s refused: %s (not asked for again for %d min)", d->id, d->peer, d->why,
+                 POOL_REFUSED_MS / 60000);
+        refused_note(pool, d->id, d->peer, d->sig);
     } else if (!d->has_claimant || !key_pub_equal(&d->claimant, &d->submitter)) {
         char who[KEY_PUB_HEX_LEN + 1] = "(key not known yet)";
         if (d->has_claimant)
@@ -263,6 +316,10 @@ void pool__get_manifest(pool_t *pool, const char *peer, const char *id, bool ori
         return;
     }
     pool->remote_cap_said = false;
+    if (refused_lately(pool, &h, peer, sig)) {
+        log_debug("manifest %s from %s: refused lately, not asked for again", id, peer);
+        return;
+    }
     for (disc_t *p = pool->manifests; p; p = p->next)
         if (!strcmp(p->id, id))
             return; /* on its way: the offer and the poll both found it */
@@ -473,16 +530,21 @@ static void peers_save(pool_t *pool)
     s->work.data = s;
     s->pool = pool;
     s->path = xasprintf("%s/peers", pool->data_dir);
-    size_t len = 1;
-    for (size_t i = 0; i < pool->n_pool_peers; i++)
-        len += strlen(pool->pool_peers[i]) + 1;
-    s->text = xmalloc(len);
-    size_t off = 0;
-    for (size_t i = 0; i < pool->n_pool_peers; i++)
-        off += (size_t)sprintf(s->text + off, "%s\n", pool->pool_peers[i]);
-    s->text[off] = '\0';
+    s->text = wire_peers_format(pool->pool_peers, pool->n_pool_peers);
     pool->pending_work++;
     uv_queue_work(pool->loop, &s->work, peers_save_work, peers_save_done);
+}
+
+typedef struct peersload {
+    pool_t *pool;
+    size_t n;
+} peersload_t;
+
+static void peer_remembered(void *arg, const char *url)
+{
+    peersload_t *l = arg;
+    if (pool__add_peer(l->pool, url))
+        l->n++;
 }
 
 void pool__peers_load(pool_t *pool)
@@ -493,14 +555,10 @@ void pool__peers_load(pool_t *pool)
         free(path);
         return; /* none yet */
     }
-    size_t n = 0;
-    for (char *line = text, *end; *line; line = end) {
-        end = strchr(line, '\n');
-        end = end ? (*end = '\0', end + 1) : line + strlen(line);
-        if (!strncmp(line, "http://", 7) && strlen(line) < 256 && !strpbrk(line, " \t\r") &&
-            pool__add_peer(pool, line))
-            n++;
-    }
+    peersload_t l = {.pool = pool};
+    size_t bad = wire_peers_parse(text, len, peer_remembered, &l), n = l.n;
+    if (bad)
+        log_warn("%s: %zu lines are not a peer's base URL: skipped", path, bad);
     if (n)
         log_info("%zu pool peers remembered from %s: greeting them", n, path);
     pool->peers_dirty = false; /* as written */

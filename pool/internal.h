@@ -230,6 +230,7 @@ struct pool {
     unsigned pending_gets;
     struct disc *manifests;   /**< manifest GETs under way, one per job id (discover.c) */
     unsigned n_manifests;
+    struct refused *refused;  /**< manifests refused lately, by (peer, id, sig): not asked again (discover.c) */
     struct outbox *outbox;    /**< volunteer: result manifests waiting for their submitters */
     struct budget *host_api, *host_bulk, *key_signed; /**< request budgets (pool/budget.h) */
     struct budget *host_status, *all_status;          /**< /v1/status and /metrics (web.c) */

@@ -783,7 +783,7 @@ typedef struct taskwork {
     running_t *r;
     exec_result_t res;
     collect_spec_t spec;
-    char *tmp_dir, *final_dir;
+    char *tmp_dir, *final_dir, *label;
     int rc;
     char why[256];
 } taskwork_t;
@@ -945,6 +945,7 @@ static void collect_done(uv_work_t *req, int status)
     }
     free(tw->tmp_dir);
     free(tw->final_dir);
+    free(tw->label);
     free(tw);
     running_free(r);
     if (!pool->stopping)
@@ -1010,7 +1011,8 @@ static void on_task_done(exec_task_t *t, const exec_result_t *res, void *arg)
                                 .out_path = r->out_path, .err_path = r->err_path,
                                 .tmp_dir = tw->tmp_dir, .final_dir = tw->final_dir,
                                 .outputs = j->man.desc.outputs, .n_outputs = j->man.desc.n_outputs,
-                                .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code};
+                                .disk_bytes = j->man.desc.disk_bytes, .exit_code = res->exit_code,
+                                .label = tw->label = xasprintf("job %s task %u", j->name, r->task)};
     pool->pending_work++;
     uv_queue_work(pool->loop, &tw->req, collect_work, collect_done);
 }

@@ -110,6 +110,7 @@ static void free_all(pool_t *pool)
     for (size_t i = 0; i < pool->n_pool_peers; i++)
         free(pool->pool_peers[i]);
     free(pool->pool_peers);
+    free(pool->refused);
     free(pool->pool_fail_since);
     pool->stopping = true; /* the checkpoints' files stay: the next start takes them back (ckpt.c) */
     pool__ckpt_free_all(pool);

@@ -23,6 +23,7 @@
 #include "core/xalloc.h"
 #include "pool/auth.h"
 #include "pool/internal.h"
+#include "pool/wire.h"
 
 typedef struct sreq {
     pool_t *pool;
@@ -221,12 +222,11 @@ static void on_id(int status, unsigned code, const char *body, size_t len, void 
         return;
     }
     k->asking = false;
-    const char *p = status == 0 && code == 200 && body ? strstr(body, "\"key\":\"") : NULL;
-    k->known = p && (size_t)(p - body) + 7 + KEY_PUB_HEX_LEN <= len &&
-               key_pub_from_hex(p + 7, KEY_PUB_HEX_LEN, &k->key) == 0 && p[7 + KEY_PUB_HEX_LEN] == '"';
+    char why[96] = "";
+    k->known = status == 0 && code == 200 && body && wire_id_decode(body, len, &k->key, why, sizeof(why)) == 0;
     if (!k->known)
-        log_info("%s/v1/id: no key (%s %u): its signed requests are not sent", url,
-                 status ? strerror(-status) : "HTTP", code);
+        log_info("%s/v1/id: no key (%s): its signed requests are not sent", url,
+                 status ? strerror(-status) : code != 200 ? "an HTTP error" : why);
     sreq_t *list = k->waiting;
     k->waiting = NULL;
     key_pub_t to = k->key;
@@ -289,7 +289,7 @@ int pool__spost(pool_t *pool, const char *base, const char *target, const void *
         id->pool = pool;
         id->base = xstrdup(base);
         char *url = xasprintf("%s/v1/id", base);
-        int rc = fetch_get(pool->fetch, url, 4096, on_id, id);
+        int rc = fetch_get(pool->fetch, url, WIRE_MAX_ID_BODY, on_id, id);
         free(url);
         if (rc) {
             free(id->base);

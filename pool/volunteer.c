@@ -1689,7 +1689,15 @@ static void handle_done(pool_t *pool, httpd_req_t *r, job_t *j, uint32_t task, c
         manifest_release(&man);
         free(data);
         task_lost(pool, j, task, worker);
-        return reply_json(r, 400, "{\"error\":\"inline result refused\"}");
+        /* the volunteer is told why (as the log says), in JSON made by jansson (why quotes a path) */
+        char *msg = xasprintf("inline result refused: %s", why);
+        json_t *o = json_pack("{s:s}", "error", msg);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        reply_json(r, 400, text ? text : "{\"error\":\"inline result refused\"}");
+        free(text);
+        json_decref(o);
+        free(msg);
+        return;
     }
     /* give the transfer (or the other replicas) time: the lease holds until the result is judged */
     coord_renew(pool->coord, j->id, task, worker, pool_now_ms(), 10 * lease_ms(pool));

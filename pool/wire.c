@@ -38,6 +38,75 @@ static int fail(char *why, size_t whylen, int rc, const char *msg)
 
 static bool lower_hex(const char *s, size_t len);
 
+bool wire_peer_url_ok(const char *url, size_t len)
+{
+    if (len <= 7 || len > WIRE_MAX_PEER_URL || strncmp(url, "http://", 7) != 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
+            return false;
+    return true;
+}
+
+char *wire_peers_format(char *const *urls, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(urls[i]) + 1;
+    char *text = xmalloc(len);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)sprintf(text + off, "%s\n", urls[i]);
+    text[off] = '\0';
+    return text;
+}
+
+size_t wire_peers_parse(const char *text, size_t len, void (*cb)(void *arg, const char *url), void *arg)
+{
+    size_t bad = 0;
+    char line[WIRE_MAX_PEER_URL + 1];
+    for (size_t pos = 0; pos < len;) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (n > 0 && wire_peer_url_ok(text + pos, n)) {
+            memcpy(line, text + pos, n);
+            line[n] = '\0';
+            cb(arg, line);
+        } else if (n > 0) {
+            bad++;
+        }
+        pos += n + 1;
+    }
+    return bad;
+}
+
+int wire_id_encode(const key_pub_t *key, char *buf, size_t cap)
+{
+    char hex[KEY_PUB_HEX_LEN + 1];
+    key_pub_to_hex(key, hex);
+    int n = snprintf(buf, cap, "{\"key\":\"%s\"}", hex);
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+int wire_id_decode(const char *body, size_t len, key_pub_t *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > WIRE_MAX_ID_BODY)
+        return fail(why, whylen, -EMSGSIZE, "/v1/id answer over its size limit");
+    json_error_t err;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *k = json_object_get(o, "key");
+    const char *hex = json_string_value(k);
+    int rc = 0;
+    if (!json_is_object(o))
+        rc = fail(why, whylen, -EPROTO, "/v1/id answer is not a JSON object");
+    else if (!hex || json_string_length(k) != KEY_PUB_HEX_LEN || !lower_hex(hex, KEY_PUB_HEX_LEN) ||
+             key_pub_from_hex(hex, KEY_PUB_HEX_LEN, out) != 0)
+        rc = fail(why, whylen, -EPROTO, "/v1/id answer has no \"key\" of 64 lower-case hex digits");
+    json_decref(o);
+    return rc;
+}
+
 int wire_lease_encode(const wire_lease_t *l, char *buf, size_t cap)
 {
     if (!l || l->n == 0 || l->n > WIRE_MAX_LEASE || !buf)

@@ -5,8 +5,8 @@
  * clock, no loop: unit-tested (tests/unit/test_wire.c) and fuzzed (tests/fuzz/fuzz_wire.c).
  * Errors are 0 / a length, or -errno: -EPROTO (not the message), -EMSGSIZE (over a limit).
  *
- * The lease answer, the head of the done report (its inline result is pool/bundle.h), the query of
- * a live output update, the jobs
+ * A peer's identity (GET /v1/id), the lease answer, the head of the done report (its inline result
+ * is pool/bundle.h), the query of a live output update, the jobs
  * listing (GET /v1/jobs) and the results list (GET /v1/results/<job>?after=K). In a list, an entry
  * that is malformed is dropped and counted, and the rest are kept; only a message that is not the
  * message (not JSON, a bad head, over a limit) is refused whole.
@@ -17,8 +17,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/key.h"
 #include "pool/coord.h"
 #include "pool/decline.h"
+
+/* ---- who a peer is: GET /v1/id -------------------------------------------------------------- */
+
+#define WIRE_MAX_ID_BODY 256 /* bytes of a /v1/id answer */
+
+/** Writes {"key":"<64 lower-case hex>"} into buf. Its length (NUL-terminated), or -EMSGSIZE. */
+int wire_id_encode(const key_pub_t *key, char *buf, size_t cap);
+/**
+ * Reads a /v1/id answer: a JSON object whose "key" is 64 lower-case hex digits (other members are
+ * ignored). 0; -EMSGSIZE (over WIRE_MAX_ID_BODY), -EPROTO (not an object, no such key), with why
+ * filled.
+ */
+int wire_id_decode(const char *body, size_t len, key_pub_t *out, char *why, size_t whylen);
+
+/* ---- a peer's base URL, and the pool peers a peer remembers (DATA/peers) ------------------- */
+
+#define WIRE_MAX_PEER_URL 255 /* bytes of a peer's base URL */
+
+/**
+ * Whether url[0..len) may be a pool peer's base URL: "http://" and then at least one byte, at most
+ * WIRE_MAX_PEER_URL in all, no control byte, blank or DEL (so it is one line of DATA/peers, one
+ * word of a log line, and a URL curl takes).
+ */
+bool wire_peer_url_ok(const char *url, size_t len);
+/** DATA/peers' text for urls[0..n) (each wire_peer_url_ok), one per line. xmalloc'd, NUL-terminated. */
+char *wire_peers_format(char *const *urls, size_t n);
+/**
+ * Reads DATA/peers (untrusted: anyone with the data directory may have changed it): calls cb with
+ * each line that is a wire_peer_url_ok URL (NUL-terminated, borrowed for the call), in order.
+ * Returns how many non-empty lines were not. Pure.
+ */
+size_t wire_peers_parse(const char *text, size_t len, void (*cb)(void *arg, const char *url), void *arg);
 
 #ifndef WIRE_MAX_LEASE
 #define WIRE_MAX_LEASE 16 /* tasks one lease answer may give */

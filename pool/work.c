@@ -76,7 +76,8 @@ static int hash_file(scan_t *s, int dirfd, const char *name, const char *rel, co
 {
     manifest_t *m = s->m;
     if (m->n_files >= MANIFEST_MAX_FILES) {
-        snprintf(s->why, s->whylen, "more than %d files", MANIFEST_MAX_FILES);
+        snprintf(s->why, s->whylen, "more than %d files, the most a job holds (pack small files into an archive, or "
+                 "split the job)", MANIFEST_MAX_FILES);
         return -EMSGSIZE;
     }
     if ((uint64_t)st->st_size > MANIFEST_MAX_FILE_SIZE) {
@@ -151,7 +152,8 @@ static int scan_dir(scan_t *s, int fd0, const char *rel)
             rc = -EINVAL;
         } else if (S_ISDIR(st.st_mode)) {
             if (s->m->n_dirs >= MANIFEST_MAX_FILES) {
-                snprintf(s->why, s->whylen, "more than %d directories", MANIFEST_MAX_FILES);
+                snprintf(s->why, s->whylen, "more than %d directories, the most a job holds (pack them into an archive)",
+                         MANIFEST_MAX_FILES);
                 rc = -EMSGSIZE;
             } else {
                 if (s->m->n_dirs == s->capdirs) {
@@ -265,6 +267,9 @@ typedef struct collect {
     uint64_t total;
     char *why;
     size_t whylen;
+    size_t unkept;          /* outputs not kept: their path cannot be in a result */
+    char first[96];         /* the first of them, printable */
+    const char *first_why;
 } collect_t;
 
 static bool wanted(const collect_spec_t *c, const char *rel)
@@ -317,19 +322,47 @@ int pool__result_fits(const manifest_t *res, const jobdesc_t *d, char *why, size
     return 0;
 }
 
+#define PATH_MAX_WORDS "1024" /* MANIFEST_MAX_PATH, for a message */
+_Static_assert(MANIFEST_MAX_PATH == 1024, "PATH_MAX_WORDS says MANIFEST_MAX_PATH");
+
+/* An output the result cannot hold: counted, and the first one named (as printable text: a name is
+ * any bytes but '/' and NUL, a log line is one line). */
+static void not_kept(collect_t *k, const char *sub, const char *why)
+{
+    if (k->unkept++ > 0)
+        return;
+    bool utf8 = jobdesc_utf8_valid(sub, strlen(sub));
+    size_t n = 0;
+    for (const char *c = sub; *c && n + 4 < sizeof(k->first); c++)
+        k->first[n++] = (unsigned char)*c < 0x20 || *c == 0x7f || (!utf8 && (unsigned char)*c >= 0x80) ? '?' : *c;
+    if (sub[n])
+        memcpy(k->first + n, "...", 3), n += 3;
+    k->first[n] = '\0';
+    k->first_why = why;
+}
+
 /* One entry of the task's directory (files_walk): a regular file the task created or changed and
  * the job wants is moved into the result; the rest stays (and goes with the task directory). */
 static int collect_entry(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
     collect_t *k = arg;
+    if (S_ISDIR(st->st_mode)) { /* too deep to walk (FILES_WALK_DEEP_DIRS): nothing in it can be an output */
+        char *sub = *rel ? xasprintf("%s/%s/...", rel, name) : xasprintf("%s/...", name);
+        not_kept(k, sub, "is under a directory too deep to walk: its path is over " PATH_MAX_WORDS " bytes");
+        free(sub);
+        return 0;
+    }
     if (!S_ISREG(st->st_mode))
         return 0;
     char *sub = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
     int rc = 0;
-    if (strlen(sub) <= MANIFEST_MAX_PATH && wanted(k->c, sub) && !in_checkpoint(sub) &&
-        !exec_is_unchanged_input(dirfd, name)) {
-        if (reserved(sub)) {
-            log_warn("task output '%s' has a reserved name and is not kept", sub);
+    if (wanted(k->c, sub) && !in_checkpoint(sub) && !exec_is_unchanged_input(dirfd, name)) {
+        if (strlen(sub) > MANIFEST_MAX_PATH) {
+            not_kept(k, sub, "has a path over " PATH_MAX_WORDS " bytes");
+        } else if (manifest_check_path(sub) != 0) {
+            not_kept(k, sub, "has a name that is not UTF-8");
+        } else if (reserved(sub)) {
+            not_kept(k, sub, "has a reserved name");
         } else if ((k->total += (uint64_t)st->st_size) > k->c->disk_bytes) {
             snprintf(k->why, k->whylen, "outputs exceed the disk limit of %llu bytes",
                      (unsigned long long)k->c->disk_bytes);
@@ -372,8 +405,13 @@ int pool__collect_results(const collect_spec_t *c, char *why, size_t whylen)
     int fd = open(c->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) { /* any depth, two fds; deeper than a manifest path can be is no output */
         /* an unreadable subdirectory is skipped, as any file the task could not leave readable */
-        int wrc = files_walk(fd, MANIFEST_MAX_PATH, FILES_WALK_SKIP_ERRORS, collect_entry, NULL, &k);
+        int wrc = files_walk(fd, MANIFEST_MAX_PATH, FILES_WALK_SKIP_ERRORS | FILES_WALK_DEEP_DIRS, collect_entry, NULL,
+                             &k);
         close(fd);
+        if (k.unkept)
+            log_warn("%s: %zu output%s not kept, a result cannot hold %s (the first, '%s', %s)",
+                     c->label ? c->label : "a task", k.unkept, k.unkept == 1 ? "" : "s", k.unkept == 1 ? "it" : "them",
+                     k.first, k.first_why);
         if (k.stop) {
             rc = k.stop;
         } else if (wrc) {

@@ -35,12 +35,16 @@ typedef struct collect_spec {
     size_t n_outputs;
     uint64_t disk_bytes;    /**< outputs larger in sum fail the task */
     int exit_code;
+    const char *label;      /**< "job NAME task N": whose outputs the log says were not kept (NULL: "a task") */
 } collect_spec_t;
 
 /**
  * Moves the outputs (the files the task created or changed: unchanged inputs, whiteouts of deleted
  * ones and other special files are not outputs), stdout, stderr and an exit_code file into
- * final_dir. 0 or -errno with why. An error of this peer's disk (pool__disk_fault: a write failed,
+ * final_dir. A file whose path no manifest can hold (not UTF-8, over MANIFEST_MAX_PATH bytes) or
+ * with a reserved name (stdout, stderr, exit_code) is not kept, and the log says so (once, with the
+ * first such path, its control bytes as '?').
+ * 0 or -errno with why. An error of this peer's disk (pool__disk_fault: a write failed,
  * its disk is full, say): final_dir is left as it was and nothing of the result is anywhere. Any
  * other (-EFBIG: outputs over disk_bytes; an output the task named so that it cannot be moved): the
  * task's failure, and final_dir holds what was collected.

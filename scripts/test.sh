@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs Preon's tests from a fresh checkout: installs the dependencies (scripts/install-deps.sh),
 # builds, then runs what `make check` runs, the unit tests (one cmocka binary per module) and the
-# integration tests (tests/integration/run-all.sh). Unlike `make check`, it goes on after a failing
-# binary, counts every test, and prints one combined summary as its LAST line:
+# integration tests (tests/integration/run-all.sh), then each libFuzzer target for a few seconds
+# (`make fuzz-ci`: each target is one test), then the thread checks (tsan, below). Unlike `make
+# check`, it goes on after a failing binary, counts every test, and prints one combined summary
+# as its LAST line:
 #
 #     N passed, N failed
 #
 # and exits non-zero if anything failed (a unit binary that does not build or crashes counts as a
-# failure too). Usage: scripts/test.sh [unit|integration|tsan|all]   (default all)
+# failure too). Usage: scripts/test.sh [unit|integration|fuzz|tsan|all]   (default all)
 #
 # tsan: the thread checks. preon and the unit binaries built with clang -fsanitize=thread in
 # build-tsan/ (preon-limit, which runs inside each sandbox, built without it: see docs/testing.md),
@@ -25,9 +27,9 @@ set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
 case "$what" in
-    unit | integration | tsan | all) ;;
+    unit | integration | fuzz | tsan | all) ;;
     *)
-        echo "usage: scripts/test.sh [unit|integration|tsan|all]" >&2
+        echo "usage: scripts/test.sh [unit|integration|fuzz|tsan|all]" >&2
         exit 2
         ;;
 esac
@@ -125,6 +127,26 @@ run_integration() {
 if [ "$what" = integration ] || [ "$what" = all ]; then
     echo "== integration"
     run_integration "$PWD/build/preon"
+fi
+
+# Each fuzz target runs briefly (FUZZ_CI_SECONDS, default 2) from its seeds: a target that does
+# not build counts as one failure, and tests/fuzz/run.sh's "N passed, N failed" is added.
+if [ "$what" = fuzz ] || [ "$what" = all ]; then
+    echo "== fuzz"
+    log=$log_dir/fuzz.log
+    rc=0
+    make -j"$jobs" fuzz-ci 2>&1 | grep -v '^clang ' | tee "$log" || rc=$?
+    line=$(tail -n 1 "$log")
+    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+            failed=$((failed + 1))
+        fi
+    else
+        echo "FAIL fuzz (make fuzz-ci exited $rc without a summary)"
+        failed=$((failed + 1))
+    fi
 fi
 
 # tsan_reports WHAT: prints the ThreadSanitizer reports written since the last call and counts one

@@ -553,6 +553,58 @@ fake_server() {
     FAKE_URL="http://127.0.0.1:$port"
 }
 
+# fake_tree DIR LOG: like fake_server, but a fake peer with many answers: GET /a/b?query is
+# answered with the file DIR/a/b (200), or 404 if there is none; each request's first line is
+# appended to LOG; sets FAKE_URL. A test writes the answers (a /v1/jobs listing, manifests, a results
+# list, the key at v1/id as {"key":"..."}) before or while it runs. Stopped at cleanup.
+fake_tree() {
+    local dir=$1 log=$2 port pid
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        ss -Hltn "sport = :$port" | grep -q . || break
+    done
+    (
+        COPROC_PID=
+        trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM
+        coproc nc -k -l 127.0.0.1 "$port"
+        local line path file
+        while IFS= read -r line <&"${COPROC[0]}"; do
+            line=${line%$'\r'}
+            case "$line" in "GET "* | "HEAD "*) ;; *) continue ;; esac
+            printf '%s\n' "$line" >>"$log"
+            path=${line#* }
+            path=${path%% *}
+            path=${path%%\?*}
+            file=$dir$path
+            case "$path" in *..*) file= ;; esac # the fake serves its tree only
+            if [ -n "$file" ] && [ -f "$file" ]; then
+                { printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' \
+                    "$(wc -c <"$file")" && cat -- "$file"; } >&"${COPROC[1]}" 2>/dev/null || true
+            else
+                printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' \
+                    >&"${COPROC[1]}" 2>/dev/null || true
+            fi
+        done
+    ) &
+    pid=$!
+    on_cleanup "_kill_pid $pid 2"
+    local end=$((SECONDS + 10))
+    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
+        [ "$SECONDS" -le "$end" ] || fail "the fake peer never listened on $port"
+        sleep 0.05
+    done
+    FAKE_URL="http://127.0.0.1:$port"
+}
+
+# sign_hex KEYFILE TEXT: the Ed25519 signature of TEXT's bytes by KEYFILE's key (PEM, as preon
+# keygen makes it), in lower-case hex: what a fake peer signs jobs and results with.
+sign_hex() {
+    local msg="$T_CASE/.sign.$$"
+    printf '%s' "$2" >"$msg"
+    openssl pkeyutl -sign -inkey "$1" -rawin -in "$msg" | od -An -v -tx1 | tr -d ' \n'
+    rm -f -- "$msg"
+}
+
 # pct HEX: percent-encodes every byte of a hex string (a BitTorrent info_hash in a query).
 pct() { sed 's/../%&/g' <<<"$1"; }
 

@@ -100,7 +100,8 @@ t_every_program_used_comes_from_install_deps() {
     for prog in bash sh cc make pkg-config clang awk sed grep cut tr sort head tail cat cp mv rm ln ls \
         mkdir mktemp chmod stat find xargs diff cmp tar rsync curl timeout setsid mountpoint \
         fusermount3 bwrap mkfs.btrfs ip ss tc nsenter nc pgrep sha256sum dd wc seq od perl opentracker wrk setpriv jq script sqlite3 df \
-        node chromium promtool mount umount unshare systemd-analyze install realpath openssl gdb base64 truncate comm; do
+        openssl gdb base64 basenc truncate comm \
+        node chromium promtool mount umount unshare systemd-analyze install realpath; do
         path=$(command -v "$prog" 2>/dev/null) || { missing+=" $prog(not installed)"; continue; }
         path=$(readlink -f -- "$path")
         pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) ||

@@ -600,6 +600,13 @@ static void files_walk_reports_paths_and_stops_at_max_rel(void **state)
     seen_t t = {0};
     assert_int_equal(files_walk(fd, 3, 0, note_entry, NULL, &t), 0); /* "a/b" is 3 bytes: "a/b/c" is not entered */
     assert_int_equal(t.n, 4);
+    /* FILES_WALK_DEEP_DIRS: the directory not entered is reported instead (the collector says it
+     * did not keep what is in it) */
+    seen_t u = {0};
+    assert_int_equal(files_walk(fd, 3, FILES_WALK_DEEP_DIRS, note_entry, NULL, &u), 0);
+    qsort(u.lines, (size_t)u.n, sizeof(u.lines[0]), cmp_line);
+    assert_int_equal(u.n, 5);
+    assert_string_equal(u.lines[0], "a/b|c");
     close(fd);
     assert_int_equal(files_rm_rf(root), 0);
     free(root);

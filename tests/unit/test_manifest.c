@@ -140,7 +140,7 @@ static void expect_doc(const char *dirs, const char *files, int want_rc, const c
     manifest_init(&m);
     int rc = decode_str(&m, j);
     if (rc != want_rc || (needle && !strstr(why, needle)))
-        print_error("input: %s\nrc %d why: %s\n", j, rc, why);
+        print_error("rc %d why: %.300s\ninput: %s\n", rc, why, j);
     assert_int_equal(rc, want_rc);
     if (needle)
         assert_non_null(strstr(why, needle));
@@ -464,20 +464,39 @@ static void manifest_decode_rejects_bad_paths(void **state)
         expect_doc(dirs, "[]", -EINVAL, "dirs[0]: ");
         free(dirs);
     }
-    /* Longest path allowed, and one byte more. */
+    /* Longest path allowed (five parts of at most 255 bytes, its directories listed), and one
+     * byte more. */
     char p[MANIFEST_MAX_PATH + 2];
     memset(p, 'a', sizeof(p));
+    for (size_t i = 200; i <= 803; i += 201)
+        p[i] = '/';
     p[MANIFEST_MAX_PATH] = '\0';
+    char *dirs = xasprintf("[\"%.200s\",\"%.401s\",\"%.602s\",\"%.803s\"]", p, p, p, p);
     char *f = file_json(p, 0, 0);
     char *files = xasprintf("[%s]", f);
-    expect_doc("[]", files, 0, NULL);
+    expect_doc(dirs, files, 0, NULL);
     free(files);
     free(f);
     p[MANIFEST_MAX_PATH] = 'a';
     p[MANIFEST_MAX_PATH + 1] = '\0';
     f = file_json(p, 0, 0);
     files = xasprintf("[%s]", f);
+    expect_doc(dirs, files, -EINVAL, "is not a valid relative path");
+    free(files);
+    free(f);
+    free(dirs);
+    /* A part over NAME_MAX (255 bytes): no file could have that name. */
+    memset(p, 'b', 256);
+    p[256] = '\0';
+    f = file_json(p, 0, 0);
+    files = xasprintf("[%s]", f);
     expect_doc("[]", files, -EINVAL, "is not a valid relative path");
+    free(files);
+    free(f);
+    p[255] = '\0';
+    f = file_json(p, 0, 0);
+    files = xasprintf("[%s]", f);
+    expect_doc("[]", files, 0, NULL);
     free(files);
     free(f);
 }
@@ -613,6 +632,21 @@ static void manifest_check_path_rules(void **state)
     static const char *const bad[] = {"", "/", "/a", "a/", "a//b", ".", "..", "./a", "a/.", "../a", "a/../b", "\xff", NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(manifest_check_path(bad[i]), -EINVAL);
+    /* A part of NAME_MAX (255) bytes is a name a file can have; 256 is not (ENAMETOOLONG), and a
+     * peer must not be able to hand one over (issue 11, item 7). */
+    char p[600];
+    memset(p, 'x', 255);
+    p[255] = '\0';
+    assert_int_equal(manifest_check_path(p), 0);
+    memcpy(p + 255, "/y", 3);
+    assert_int_equal(manifest_check_path(p), 0);
+    memset(p, 'x', 256);
+    p[256] = '\0';
+    assert_int_equal(manifest_check_path(p), -EINVAL);
+    memcpy(p, "a/", 2);
+    memset(p + 2, 'z', 256);
+    p[258] = '\0';
+    assert_int_equal(manifest_check_path(p), -EINVAL);
 }
 
 static void manifest_find_binary_searches(void **state)

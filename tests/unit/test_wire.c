@@ -24,6 +24,87 @@ static int decode(const char *s, uint32_t ntasks, wire_lease_t *l, size_t *dropp
     return wire_lease_decode(s, strlen(s), ntasks, l, dropped, why, 128);
 }
 
+/* GET /v1/id: a key round-trips; anything but an object with "key" of 64 lower-case hex digits is
+ * refused (the parser before was a strstr of "key":" and took it from any text holding it). */
+static void id_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    key_pub_t k, back;
+    for (size_t i = 0; i < sizeof(k.b); i++)
+        k.b[i] = (uint8_t)(i * 7 + 3);
+    char buf[WIRE_MAX_ID_BODY], why[128];
+    int n = wire_id_encode(&k, buf, sizeof(buf));
+    assert_int_equal(n, 74);
+    assert_int_equal(wire_id_decode(buf, (size_t)n, &back, why, sizeof(why)), 0);
+    assert_true(key_pub_equal(&k, &back));
+    assert_int_equal(wire_id_encode(&k, buf, 74), -EMSGSIZE); /* no room for the NUL */
+    const char *hex = buf + 8; /* {"key":"<hex>"} */
+    char t[512];
+    snprintf(t, sizeof(t), "{\"other\":1, \"key\" : \"%.64s\"}", hex); /* other members, white space */
+    assert_int_equal(wire_id_decode(t, strlen(t), &back, why, sizeof(why)), 0);
+    assert_true(key_pub_equal(&k, &back));
+    static const char *const bad[] = {
+        "", "null", "[]", "\"key\"", "{}", "{\"key\":1}", "{\"key\":null}", "{\"key\":\"00\"}",
+        "{\"note\":\"\\\"key\\\":\\\"%.64s\\\"\"}", /* the old parser took a key from inside a string */
+        "{\"key\":\"%.64sff\"}", "{\"key\":\"%.63s\"}", "{\"key\":\"%.64s\",\"key\":\"%.64s\"}",
+        "{\"key\":\"%.63s\\u0000\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(t, sizeof(t), bad[i], hex, hex);
+        why[0] = '\0';
+        assert_int_equal(wire_id_decode(t, strlen(t), &back, why, sizeof(why)), -EPROTO);
+        assert_true(why[0] != '\0');
+    }
+    snprintf(t, sizeof(t), "{\"key\":\"%.64s\"}", hex);
+    for (char *c = t + 8; *c != '"'; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    assert_int_equal(wire_id_decode(t, strlen(t), &back, why, sizeof(why)), -EPROTO); /* upper-case */
+    memset(t, ' ', sizeof(t));
+    snprintf(t + WIRE_MAX_ID_BODY - 70, 80, "{\"key\":\"%.64s\"}", hex);
+    assert_int_equal(wire_id_decode(t, strlen(t), &back, why, sizeof(why)), -EMSGSIZE);
+}
+
+typedef struct urls {
+    char u[8][WIRE_MAX_PEER_URL + 1];
+    size_t n;
+} urls_t;
+
+static void keep_url(void *arg, const char *url)
+{
+    urls_t *l = arg;
+    assert_true(l->n < 8);
+    snprintf(l->u[l->n++], sizeof(l->u[0]), "%s", url);
+}
+
+/* DATA/peers: each line a base URL; a line that is not one (control bytes, blanks, not http://,
+ * too long) is refused and counted, the rest kept; the text written reads back the same. */
+static void peers_file_lines(void **state)
+{
+    (void)state;
+    static const char text[] = "http://127.0.0.1:7650\n\nhttp://a b:1\nftp://x:1\nhttp://\x1b[31m:1\nhttp://c:2\r\n"
+                               "http://\nhttp://ok.example:7651/\nhttp://x\x00y:1\nhttp://last:9";
+    urls_t l = {0};
+    assert_int_equal(wire_peers_parse(text, sizeof(text) - 1, keep_url, &l), 6);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.u[0], "http://127.0.0.1:7650");
+    assert_string_equal(l.u[1], "http://ok.example:7651/");
+    assert_string_equal(l.u[2], "http://last:9");
+    char *urls[3] = {l.u[0], l.u[1], l.u[2]};
+    char *out = wire_peers_format(urls, 3);
+    assert_string_equal(out, "http://127.0.0.1:7650\nhttp://ok.example:7651/\nhttp://last:9\n");
+    urls_t back = {0};
+    assert_int_equal(wire_peers_parse(out, strlen(out), keep_url, &back), 0);
+    assert_int_equal(back.n, 3);
+    free(out);
+    char u[WIRE_MAX_PEER_URL + 2];
+    memset(u, 'a', sizeof(u));
+    memcpy(u, "http://", 7);
+    assert_true(wire_peer_url_ok(u, WIRE_MAX_PEER_URL));
+    assert_false(wire_peer_url_ok(u, WIRE_MAX_PEER_URL + 1));
+    assert_false(wire_peer_url_ok("http://", 7));
+}
+
 static void lease_round_trip(void **state)
 {
     (void)state;
@@ -959,6 +1040,8 @@ static void output_round_trip_and_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(id_round_trip_and_refusals),
+        cmocka_unit_test(peers_file_lines),
         cmocka_unit_test(lease_round_trip),
         cmocka_unit_test(lease_bad_entries_are_dropped),
         cmocka_unit_test(lease_bad_answers_are_refused),

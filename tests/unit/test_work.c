@@ -204,8 +204,8 @@ static void the_checkpoint_is_collected_apart_from_the_result(void **state)
 }
 
 /* Only this peer's disk failing gives a task back (no attempt counted); an error the task causes by
- * what it writes (an output stdout/x, so stdout cannot be put in place) is its failure: given back,
- * it would fail the same way on every peer, for ever. */
+ * what it writes (outputs over the job's disk, say) is its failure: given back, it would fail the
+ * same way on every peer, for ever. */
 static void only_disk_errors_are_the_peers(void **state)
 {
     (void)state;
@@ -221,17 +221,91 @@ static void only_disk_errors_are_the_peers(void **state)
     snprintf(fin, sizeof(fin), "%s/res", base);
     snprintf(out, sizeof(out), "%s/out", base);
     snprintf(err, sizeof(err), "%s/err", base);
-    put(work, "stdout/x", "mine\n");
+    put(work, "out.txt", "more than the job's disk");
     put(base, "out", "hello\n");
     put(base, "err", "");
     collect_spec_t c = {.work_dir = work, .out_path = out, .err_path = err, .tmp_dir = tmp, .final_dir = fin,
-                        .disk_bytes = MIB};
+                        .disk_bytes = 8};
     char why[200] = "";
     int rc = pool__collect_results(&c, why, sizeof(why));
-    assert_true(rc < 0);
+    assert_int_equal(rc, -EFBIG);
     assert_false(pool__disk_fault(rc));
-    assert_non_null(strstr(why, "stdout"));
-    assert_true(exists(fin, "exit_code")); /* what was collected is the failed result */
+    files_rm_rf(base);
+}
+
+/* What a task leaves that a result cannot hold is not kept (issue 11, item 7): a name that is not
+ * UTF-8 (before, the result was kept here but could not be shared: its manifest failed to encode),
+ * a file under a directory too deep for a manifest's path, a reserved name (the real stdout is
+ * kept), a symlink (never followed: `ln -s /etc/passwd out`), a FIFO. A name with a newline or
+ * dots is a name like any other. */
+static void outputs_a_result_cannot_hold_are_not_kept(void **state)
+{
+    char base[] = "/tmp/test_work.XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char work[256], tmp[256], fin[256], out[256], err[256];
+    snprintf(work, sizeof(work), "%s/work", base);
+    snprintf(tmp, sizeof(tmp), "%s/res.tmp", base);
+    snprintf(fin, sizeof(fin), "%s/res", base);
+    snprintf(out, sizeof(out), "%s/out", base);
+    snprintf(err, sizeof(err), "%s/err", base);
+    put(work, "good", "1");
+    put(work, "a\nb", "2");
+    put(work, "..x", "3");
+    put(work, "\xff" "bad", "4");
+    put(work, "stdout", "not the task's stdout");
+    put(base, "out", "the real stdout\n");
+    put(base, "err", "");
+    char *deep = strdup(work);
+    for (int i = 0; i < 5; i++) { /* 5 levels of 250 bytes: over MANIFEST_MAX_PATH from the 5th */
+        char part[251];
+        memset(part, 'd' + i, 250);
+        part[250] = '\0';
+        char *next = malloc(strlen(deep) + 252);
+        sprintf(next, "%s/%s", deep, part);
+        free(deep);
+        deep = next;
+        assert_int_equal(mkdir(deep, 0755), 0);
+    }
+    char *f = malloc(strlen(deep) + 8);
+    sprintf(f, "%s/f", deep);
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    free(f);
+    free(deep);
+    char p[300];
+    snprintf(p, sizeof(p), "%s/lnk", work);
+    assert_int_equal(symlink("/etc/passwd", p), 0);
+    snprintf(p, sizeof(p), "%s/fifo", work);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    collect_spec_t c = {.work_dir = work, .out_path = out, .err_path = err, .tmp_dir = tmp, .final_dir = fin,
+                        .disk_bytes = MIB, .label = "job t task 0"};
+    char why[200] = "";
+    assert_int_equal(pool__collect_results(&c, why, sizeof(why)), 0);
+    assert_true(exists(fin, "good") && exists(fin, "a\nb") && exists(fin, "..x") && exists(fin, "exit_code"));
+    assert_false(exists(fin, "\xff" "bad"));
+    assert_false(exists(fin, "lnk") || exists(fin, "fifo"));
+    char d1[251];
+    memset(d1, 'd', 250);
+    d1[250] = '\0';
+    assert_false(exists(fin, d1));
+    char got[64] = "";
+    snprintf(p, sizeof(p), "%s/stdout", fin);
+    fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(got, sizeof(got), fp));
+    fclose(fp);
+    assert_string_equal(got, "the real stdout\n");
+    /* and what is kept makes a manifest (so the result can be shared) */
+    manifest_t m;
+    manifest_init(&m);
+    m.name = strdup("t.0");
+    assert_int_equal(pool__hash_tree(NULL, fin, &m, why, sizeof(why)), 0);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(manifest_encode(&m, &text, &len), 0);
+    free(text);
+    manifest_release(&m);
     files_rm_rf(base);
 }
 
@@ -246,6 +320,7 @@ int main(void)
         cmocka_unit_test(a_checkpoint_from_a_peer_must_fit_the_disk_and_hold_a_file),
         cmocka_unit_test(the_checkpoint_is_collected_apart_from_the_result),
         cmocka_unit_test(only_disk_errors_are_the_peers),
+        cmocka_unit_test(outputs_a_result_cannot_hold_are_not_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
