@@ -94,6 +94,8 @@ FUZZ_CI_SECONDS ?= 2
 FUZZ_RUNS ?=
 FUZZ_TARGETS ?= $(FUZZ_BIN:build-fuzz/%=%)
 FUZZ_CORE := $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+# (kept: make would delete them as intermediate files after each link, and build them all again)
+.PRECIOUS: build-fuzz/obj/%.o
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c $< -o $@

@@ -106,22 +106,29 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
     done
 fi
 
-# run_integration PREON [FILES...]: tests/integration/run-all.sh against PREON; adds its counts.
-run_integration() {
-    local preon=$1 log=$log_dir/integration.log rc=0 line
-    shift
-    PREON=$preon "${run_prefix[@]}" tests/integration/run-all.sh "$@" 2>&1 | tee "$log" || rc=$?
-    line=$(tail -n 1 "$log")
+# add_counts WHAT RC LOG: adds LOG's last line, "N passed, N failed", to the counts (one more
+# failure if WHAT exited RC non-zero with none counted, or its last line is not that).
+add_counts() {
+    local line
+    line=$(tail -n 1 "$3")
     if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
         passed=$((passed + BASH_REMATCH[1]))
         failed=$((failed + BASH_REMATCH[2]))
-        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+        if [ "$2" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
             failed=$((failed + 1))
         fi
     else
-        echo "FAIL integration (run-all.sh exited $rc without a summary)"
+        echo "FAIL $1 (exited $2 without a summary)"
         failed=$((failed + 1))
     fi
+}
+
+# run_integration PREON [FILES...]: tests/integration/run-all.sh against PREON; adds its counts.
+run_integration() {
+    local preon=$1 log=$log_dir/integration.log rc=0
+    shift
+    PREON=$preon "${run_prefix[@]}" tests/integration/run-all.sh "$@" 2>&1 | tee "$log" || rc=$?
+    add_counts integration "$rc" "$log"
 }
 
 if [ "$what" = integration ] || [ "$what" = all ]; then
@@ -136,17 +143,7 @@ if [ "$what" = fuzz ] || [ "$what" = all ]; then
     log=$log_dir/fuzz.log
     rc=0
     make -j"$jobs" fuzz-ci 2>&1 | grep -v '^clang ' | tee "$log" || rc=$?
-    line=$(tail -n 1 "$log")
-    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-        passed=$((passed + BASH_REMATCH[1]))
-        failed=$((failed + BASH_REMATCH[2]))
-        if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
-            failed=$((failed + 1))
-        fi
-    else
-        echo "FAIL fuzz (make fuzz-ci exited $rc without a summary)"
-        failed=$((failed + 1))
-    fi
+    add_counts "make fuzz-ci" "$rc" "$log"
 fi
 
 # tsan_reports WHAT: prints the ThreadSanitizer reports written since the last call and counts one
