@@ -205,6 +205,25 @@ static bool cerr_add(jview_t *v, const char *path, const char *why)
     return true;
 }
 
+/* Reads a staged job's file in the data directory (FS_COPY_ERR_FILE, FS_WRITING_FILE), which anyone
+ * with the data directory may have changed: a regular file (not through a symlink) of at most
+ * FS_MAX_COPY_ERR_FILE bytes. 0 with *text (free it) and *len, -ENOENT if there is none, -EINVAL
+ * if it cannot be read as such a file. */
+static int state_file_read(const char *path, char **text, size_t *len)
+{
+    struct stat st;
+    *text = NULL;
+    *len = 0;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? -ENOENT : -EINVAL;
+    if (S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
+        files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, text, len) == 0 && *len <= FS_MAX_COPY_ERR_FILE)
+        return 0;
+    free(*text);
+    *text = NULL;
+    return -EINVAL;
+}
+
 static void cerr_load_one(void *arg, const char *path, const char *why) { cerr_add(arg, path, why); }
 
 /* A staged job restored after a restart: the errors its copy had, from its file, which anyone with
@@ -215,16 +234,14 @@ static void cerr_load_one(void *arg, const char *path, const char *why) { cerr_a
 static void cerr_load(job_t *j)
 {
     jview_t *v = V(j);
-    char *path = cerr_file(j), *text = NULL;
-    struct stat st;
-    size_t len = 0, bad = 0, more = 0;
-    int lrc = lstat(path, &st);
-    if (lrc != 0 && errno == ENOENT) {
+    char *path = cerr_file(j), *text;
+    size_t len, bad = 0, more = 0;
+    int rc = state_file_read(path, &text, &len);
+    if (rc == -ENOENT) {
         free(path);
         return;
     }
-    if (lrc == 0 && S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
-        files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, &text, &len) == 0 && len <= FS_MAX_COPY_ERR_FILE)
+    if (rc == 0)
         bad = fs__cerr_parse(text, len, cerr_load_one, v, &more);
     else
         bad = 1;
@@ -440,18 +457,14 @@ static void wopen_free(jview_t *v)
 static void wopen_load(job_t *j)
 {
     jview_t *v = V(j);
-    char *path = wopen_file(j), *text = NULL;
-    struct stat st;
-    size_t len = 0, bad = 0, n = 0;
-    int lrc = lstat(path, &st);
-    if (lrc != 0 && errno == ENOENT) {
+    char *path = wopen_file(j), *text;
+    size_t len, bad = 0, n = 0;
+    int rc = state_file_read(path, &text, &len);
+    if (rc == -ENOENT) {
         free(path);
         return;
     }
-    json_t *doc = NULL;
-    if (lrc == 0 && S_ISREG(st.st_mode) && st.st_size <= FS_MAX_COPY_ERR_FILE &&
-        files_read_small(path, FS_MAX_COPY_ERR_FILE + 1, &text, &len) == 0 && len <= FS_MAX_COPY_ERR_FILE)
-        doc = json_loadb(text, len, 0, NULL);
+    json_t *doc = rc == 0 ? json_loadb(text, len, 0, NULL) : NULL;
     free(text);
     json_t *arr = json_object_get(doc, "open"), *more = json_object_get(doc, "more");
     if (!json_is_array(arr) || !json_is_integer(more) || json_integer_value(more) != 0)

@@ -516,16 +516,34 @@ signed_result() {
     printf '&rid=%s&rsig=%s' "$rid" "$sig"
 }
 
+# _fake_port: a free loopback port for a fake peer.
+_fake_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        ss -Hltn "sport = :$port" | grep -q . || break
+    done
+    printf '%s\n' "$port"
+}
+
+# _fake_listening PID PORT WHAT: the fake (PID, stopped at cleanup) listens on PORT; sets FAKE_URL.
+_fake_listening() {
+    on_cleanup "_kill_pid $1 2"
+    local end=$((SECONDS + 10))
+    until ss -Hltn "sport = :$2" | grep -q .; do # bounded: until nc listens
+        [ "$SECONDS" -le "$end" ] || fail "the fake $3 never listened on $2"
+        sleep 0.05
+    done
+    FAKE_URL="http://127.0.0.1:$2"
+}
+
 # fake_server BODY LOG [KEY]: serves BODY (JSON) to every request on a free loopback port, one
 # connection at a time (nc -k), appending each request's first line to LOG; sets FAKE_URL. With KEY
 # (64 hex), GET /v1/id answers {"key":"KEY"} instead, so peers can sign requests for it. Stopped at
 # cleanup.
 fake_server() {
-    local body=$1 log=$2 key=${3:-} port pid
-    while :; do
-        port=$((20000 + RANDOM % 30000))
-        ss -Hltn "sport = :$port" | grep -q . || break
-    done
+    local body=$1 log=$2 key=${3:-} port
+    port=$(_fake_port)
     (
         COPROC_PID=
         trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM # its nc goes with it
@@ -543,14 +561,7 @@ fake_server() {
                 "$(LC_ALL=C; printf '%s' "${#out}")" "$out" >&"${COPROC[1]}" 2>/dev/null || true
         done
     ) &
-    pid=$!
-    on_cleanup "_kill_pid $pid 2"
-    local end=$((SECONDS + 10))
-    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
-        [ "$SECONDS" -le "$end" ] || fail "the fake server never listened on $port"
-        sleep 0.05
-    done
-    FAKE_URL="http://127.0.0.1:$port"
+    _fake_listening $! "$port" server
 }
 
 # fake_tree DIR LOG: like fake_server, but a fake peer with many answers: GET /a/b?query is
@@ -558,11 +569,8 @@ fake_server() {
 # appended to LOG; sets FAKE_URL. A test writes the answers (a /v1/jobs listing, manifests, a results
 # list, the key at v1/id as {"key":"..."}) before or while it runs. Stopped at cleanup.
 fake_tree() {
-    local dir=$1 log=$2 port pid
-    while :; do
-        port=$((20000 + RANDOM % 30000))
-        ss -Hltn "sport = :$port" | grep -q . || break
-    done
+    local dir=$1 log=$2 port
+    port=$(_fake_port)
     (
         COPROC_PID=
         trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM
@@ -586,14 +594,7 @@ fake_tree() {
             fi
         done
     ) &
-    pid=$!
-    on_cleanup "_kill_pid $pid 2"
-    local end=$((SECONDS + 10))
-    until ss -Hltn "sport = :$port" | grep -q .; do # bounded: until nc listens
-        [ "$SECONDS" -le "$end" ] || fail "the fake peer never listened on $port"
-        sleep 0.05
-    done
-    FAKE_URL="http://127.0.0.1:$port"
+    _fake_listening $! "$port" peer
 }
 
 # sign_hex KEYFILE TEXT: the Ed25519 signature of TEXT's bytes by KEYFILE's key (PEM, as preon
