@@ -6,7 +6,9 @@
  * used blocks (CernVM-FS's policy) down to POOL_CACHE_LOW_PCT of the quota, except
  *   - blocks of a job with a task running here (the task reads its inputs lazily), and
  *   - blocks used within the last POOL_CACHE_GRACE_MS (a reader that found a block a moment ago
- *     still reads it; one that has it open reads it whatever happens to its name).
+ *     still reads it; one that has it open reads it whatever happens to its name), and
+ *   - blocks of the results this peer ran for other peers and keeps until their submitters have
+ *     them (volunteer.c's outbox: the only copy; their manifests are decoded on the thread pool).
  * A submitter's own inputs and results are not in the store (DATA/inputs, DATA/results): they are
  * never evicted while their job exists. Each eviction is one unlink of a complete file, so a crash
  * at any point leaves a store that store_open trusts as it is.
@@ -22,7 +24,10 @@ typedef struct evwork {
     uv_work_t req;
     pool_t *pool;
     hash_t *pin;
-    size_t npin;
+    size_t npin, cap;
+    char **kept;      /* the kept results' manifests (pool__vol_outbox_manifests) */
+    size_t *kept_len;
+    size_t nkept;
     uint64_t target, freed;
     size_t removed;
 } evwork_t;
@@ -36,6 +41,14 @@ static bool is_pinned(void *arg, const hash_t *h)
 static void ev_work(uv_work_t *req)
 {
     evwork_t *w = req->data;
+    for (size_t i = 0; i < w->nkept; i++) {
+        manifest_t m;
+        char why[128];
+        manifest_init(&m);
+        if (manifest_decode(&m, w->kept[i], w->kept_len[i], why, sizeof(why)) == 0)
+            pool__manifest_blocks(&m, &w->pin, &w->npin, &w->cap);
+        manifest_release(&m);
+    }
     if (w->npin)
         qsort(w->pin, w->npin, sizeof(hash_t), pool__cmp_hash);
     w->removed = store_evict(w->pool->store, w->target, POOL_CACHE_GRACE_MS, is_pinned, w, &w->freed);
@@ -60,6 +73,10 @@ static void ev_done(uv_work_t *req, int status)
                  (unsigned long long)pool->cache_quota, POOL_CACHE_GRACE_MS / 1000);
     }
     free(w->pin);
+    for (size_t i = 0; i < w->nkept; i++)
+        free(w->kept[i]);
+    free(w->kept);
+    free(w->kept_len);
     free(w);
 }
 
@@ -72,14 +89,14 @@ static void on_tick(uv_timer_t *t)
     w->req.data = w;
     w->pool = pool;
     w->target = pool->cache_quota / 100 * POOL_CACHE_LOW_PCT;
-    size_t cap = 0;
     for (running_t *r = pool->running; r; r = r->next) { /* each job once */
         bool seen = false;
         for (running_t *q = pool->running; q != r && !seen; q = q->next)
             seen = q->job == r->job;
         if (!seen && r->job->remote)
-            pool__manifest_blocks(&r->job->man, &w->pin, &w->npin, &cap);
+            pool__manifest_blocks(&r->job->man, &w->pin, &w->npin, &w->cap);
     }
+    w->kept = pool__vol_outbox_manifests(pool, &w->kept_len, &w->nkept);
     pool->cache_evicting = true;
     pool->pending_work++;
     uv_queue_work(pool->loop, &w->req, ev_work, ev_done);

@@ -12,11 +12,13 @@
  * unknown job). Rows read back are checked against the ranges of the C types they fill, since the
  * file is input like any other.
  *
- * Schema version 2 (PRAGMA user_version), described in docs/formats.md:
+ * Schema version 3 (PRAGMA user_version), described in docs/formats.md:
  *   jobs(id, name UNIQUE, state, created_ms, manifest, seq)  seq orders jobs oldest first
  *   tasks(job_id -> jobs ON DELETE CASCADE, idx, state, attempts, exit_code, elapsed_ms, reason,
  *         worker)  worker: the key whose result was accepted (version 2; a version 1 file gains it)
  *   rejected(name, reason)
+ *   outbox(job_id, idx, manifest, report, head_len, created_ms)  a volunteer's finished results of
+ *         other peers' jobs, kept until their submitters have them (version 3; older files gain it)
  */
 #include <errno.h>
 #include <limits.h>
@@ -33,7 +35,7 @@
 #include "core/xalloc.h"
 #include "pool/db.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 #ifndef DB_BUSY_TIMEOUT_MS
 #define DB_BUSY_TIMEOUT_MS 5000 /* only another process on the same file (a second preon) waits */
 #endif
@@ -57,6 +59,9 @@ enum {
     ST_REJ_PUT,
     ST_REJ_DELETE,
     ST_REJ_LOAD,
+    ST_OUTBOX_PUT,
+    ST_OUTBOX_DELETE,
+    ST_OUTBOX_LOAD,
     ST_COUNT
 };
 
@@ -73,7 +78,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REJ_PUT] = "INSERT OR REPLACE INTO rejected(name, reason) VALUES (?1, ?2)",
     [ST_REJ_DELETE] = "DELETE FROM rejected WHERE name = ?1",
     [ST_REJ_LOAD] = "SELECT name, reason FROM rejected ORDER BY name",
+    [ST_OUTBOX_PUT] = "INSERT OR REPLACE INTO outbox(job_id, idx, manifest, report, head_len, created_ms) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE job_id = ?1 AND idx = ?2",
+    [ST_OUTBOX_LOAD] = "SELECT job_id, idx, manifest, report, head_len, created_ms FROM outbox ORDER BY created_ms",
 };
+
+#define OUTBOX_SQL                                                                                     \
+    "CREATE TABLE IF NOT EXISTS outbox("                                                               \
+    " job_id TEXT NOT NULL,"                                                                           \
+    " idx INTEGER NOT NULL,"                                                                           \
+    " manifest BLOB NOT NULL,"                                                                         \
+    " report TEXT NOT NULL,"                                                                           \
+    " head_len INTEGER NOT NULL,"                                                                      \
+    " created_ms INTEGER NOT NULL,"                                                                    \
+    " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS jobs("
@@ -96,12 +115,15 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS rejected("
     " name TEXT PRIMARY KEY,"
     " reason TEXT NOT NULL);"
-    "PRAGMA user_version = 2;";
+    OUTBOX_SQL
+    "PRAGMA user_version = 3;";
 
 /* From version 1: the key that produced each accepted result. */
-static const char upgrade_1_sql[] = "ALTER TABLE tasks ADD COLUMN worker TEXT; PRAGMA user_version = 2;";
+static const char upgrade_1_sql[] = "ALTER TABLE tasks ADD COLUMN worker TEXT;";
+/* From version 2: the volunteer's outbox. */
+static const char upgrade_2_sql[] = OUTBOX_SQL "PRAGMA user_version = 3;";
 
-typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT } op_kind_t;
+typedef enum op_kind { OP_JOB_INSERT, OP_JOB_STATE, OP_JOB_DELETE, OP_TASK_PUT, OP_OUTBOX_PUT, OP_OUTBOX_DELETE } op_kind_t;
 
 /* One posted write: the strings and the manifest are its own copies. */
 typedef struct dbop {
@@ -113,6 +135,7 @@ typedef struct dbop {
     size_t blob_len;
     int64_t v;        /* a job's state or created_ms */
     db_task_t task;   /* job_id and reason point into a and b */
+    db_outbox_t out;  /* job_id, report and manifest point into a, b and blob */
     db_done_cb cb;
     void *arg;
     int rc;
@@ -189,10 +212,10 @@ static int ensure_schema(db_t *db)
     if (version == 0) {
         if ((rc = exec_sql(db, schema_sql)) < 0)
             goto error;
-    } else if (version == 1) {
-        if ((rc = exec_sql(db, upgrade_1_sql)) < 0)
+    } else if (version == 1 || version == 2) {
+        if ((version == 1 && (rc = exec_sql(db, upgrade_1_sql)) < 0) || (rc = exec_sql(db, upgrade_2_sql)) < 0)
             goto error;
-        log_info("db %s: schema upgraded from version 1 to 2", db->path);
+        log_info("db %s: schema upgraded from version %lld to %d", db->path, (long long)version, DB_SCHEMA_VERSION);
     } else if (version != DB_SCHEMA_VERSION) {
         log_error("db %s: schema version %lld, this preon knows %d", db->path, (long long)version,
                   DB_SCHEMA_VERSION);
@@ -554,6 +577,92 @@ static int do_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, con
     return rc;
 }
 
+static int do_outbox_put(db_t *db, const db_outbox_t *o)
+{
+    if (!o || !o->job_id || !o->report || (!o->manifest && o->manifest_len > 0) || o->head_len > strlen(o->report))
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_OUTBOX_PUT);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, o->job_id)) < 0 || (rc = bind_int(db, st, 2, o->task)) < 0 ||
+        (rc = bind_text(db, st, 4, o->report)) < 0 || (rc = bind_int(db, st, 5, (int64_t)o->head_len)) < 0 ||
+        (rc = bind_int(db, st, 6, o->created_ms)) < 0)
+        goto error;
+    int src = o->manifest_len > 0 ? sqlite3_bind_blob64(st, 3, o->manifest, o->manifest_len, SQLITE_STATIC)
+                                  : sqlite3_bind_zeroblob(st, 3, 0);
+    if (src != SQLITE_OK) {
+        rc = src == SQLITE_TOOBIG ? -EMSGSIZE : fail(db, "bind outbox manifest", src);
+        goto error;
+    }
+    src = step_once(st);
+    return src == SQLITE_DONE ? 0 : fail(db, "put outbox", src);
+
+error:
+    reset(st);
+    return rc;
+}
+
+static int do_outbox_delete(db_t *db, const char *job_id, uint32_t task)
+{
+    if (!job_id)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt(db, ST_OUTBOX_DELETE);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    if ((rc = bind_text(db, st, 1, job_id)) < 0 || (rc = bind_int(db, st, 2, task)) < 0) {
+        reset(st);
+        return rc;
+    }
+    rc = step_once(st);
+    if (rc != SQLITE_DONE)
+        return fail(db, "delete outbox", rc);
+    return sqlite3_changes(db->sql) > 0 ? 0 : -ENOENT;
+}
+
+static int do_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), void *arg)
+{
+    sqlite3_stmt *st = stmt(db, ST_OUTBOX_LOAD);
+    if (!st)
+        return -EBUSY;
+    int rc;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            rc = 0;
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = fail(db, "load outbox", src);
+            break;
+        }
+        db_outbox_t o = {0};
+        int64_t idx, head_len;
+        if ((rc = column_str(db, st, 0, false, &o.job_id)) < 0 ||
+            (rc = column_range(db, st, 1, 0, UINT32_MAX, &idx)) < 0 ||
+            (rc = column_str(db, st, 3, false, &o.report)) < 0 ||
+            (rc = column_range(db, st, 4, 0, INT32_MAX, &head_len)) < 0 ||
+            (rc = column_range(db, st, 5, INT64_MIN, INT64_MAX, &o.created_ms)) < 0)
+            break;
+        if ((size_t)head_len > strlen(o.report)) {
+            log_error("db %s: bad value in column head_len", db->path);
+            rc = -EIO;
+            break;
+        }
+        o.task = (uint32_t)idx;
+        o.head_len = (size_t)head_len;
+        o.manifest = sqlite3_column_blob(st, 2);
+        o.manifest_len = (size_t)sqlite3_column_bytes(st, 2);
+        if (!o.manifest)
+            o.manifest = "";
+        if ((rc = cb(arg, &o)) != 0)
+            break;
+    }
+    reset(st);
+    return rc;
+}
+
 /* ---- the calls that run here and now (before db_writer_start, or after db_writer_stop) ---- */
 
 /* While the writer thread owns the connection, a direct call would race it: refused. */
@@ -622,6 +731,12 @@ int db_rejected_load(db_t *db, int (*cb)(void *arg, const char *name, const char
     return rc ? rc : do_rejected_load(db, cb, arg);
 }
 
+int db_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), void *arg)
+{
+    int rc = owned(db);
+    return rc ? rc : do_outbox_load(db, cb, arg);
+}
+
 int db_cap_pages(db_t *db, int64_t extra_pages)
 {
     int64_t pages = 0;
@@ -651,6 +766,10 @@ static int run_op(db_t *db, dbop_t *op)
         return do_job_delete(db, op->a);
     case OP_TASK_PUT:
         return do_task_put(db, &op->task);
+    case OP_OUTBOX_PUT:
+        return do_outbox_put(db, &op->out);
+    case OP_OUTBOX_DELETE:
+        return do_outbox_delete(db, op->a, (uint32_t)op->v);
     }
     return -EINVAL;
 }
@@ -921,5 +1040,30 @@ void db_post_task_put(db_t *db, const db_task_t *t, db_done_cb cb, void *arg)
         op->c = t->worker ? xstrdup(t->worker) : NULL;
         op->task.worker = op->c;
     }
+    post(db, op);
+}
+
+void db_post_outbox_put(db_t *db, const db_outbox_t *o, db_done_cb cb, void *arg)
+{
+    if (!o || !o->job_id || !o->report || (!o->manifest && o->manifest_len > 0)) {
+        if (cb)
+            cb(arg, -EINVAL);
+        return;
+    }
+    dbop_t *op = op_new(OP_OUTBOX_PUT, o->job_id, o->report, cb, arg);
+    op->out = *o;
+    op->out.job_id = op->a;
+    op->out.report = op->b;
+    op->blob = xmalloc(o->manifest_len + 1);
+    memcpy(op->blob, o->manifest, o->manifest_len);
+    op->blob_len = o->manifest_len;
+    op->out.manifest = op->blob;
+    post(db, op);
+}
+
+void db_post_outbox_delete(db_t *db, const char *job_id, uint32_t task, db_done_cb cb, void *arg)
+{
+    dbop_t *op = op_new(OP_OUTBOX_DELETE, job_id, NULL, cb, arg);
+    op->v = task;
     post(db, op);
 }

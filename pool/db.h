@@ -71,6 +71,23 @@ int db_task_put(db_t *db, const db_task_t *task);
 /** Calls cb for each recorded task of the job, by index. */
 int db_tasks_load(db_t *db, const char *job_id, int (*cb)(void *arg, const db_task_t *task), void *arg);
 
+/**
+ * A volunteer's finished result of another peer's job, kept until its submitter has it (so that a
+ * volunteer killed or stopped meanwhile still has it when it and the submitter are back).
+ */
+typedef struct db_outbox {
+    const char *job_id;   /**< 64 hex */
+    uint32_t task;
+    const char *manifest; /**< the result manifest's canonical bytes */
+    size_t manifest_len;
+    const char *report;   /**< the done report's query: its head, then the result inline (may be empty) */
+    size_t head_len;      /**< the head's length: the report without the inline result */
+    int64_t created_ms;   /**< wall clock, ms since the epoch: how long it has been kept */
+} db_outbox_t;
+
+/** Calls cb for each kept result, oldest first. Pointers are valid during the call only. */
+int db_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), void *arg);
+
 /** A job directory that could not be published, and why (by its name in jobs/). */
 int db_rejected_put(db_t *db, const char *name, const char *reason);
 int db_rejected_delete(db_t *db, const char *name);
@@ -114,5 +131,9 @@ void db_post_job_insert(db_t *db, const db_job_t *job, void *manifest, db_done_c
 void db_post_job_state(db_t *db, const char *job_id, db_job_state_t state, db_done_cb cb, void *arg);
 void db_post_job_delete(db_t *db, const char *job_id, db_done_cb cb, void *arg);
 void db_post_task_put(db_t *db, const db_task_t *task, db_done_cb cb, void *arg);
+/** Inserts or replaces a kept result (copies it all); -EINVAL if head_len passes the report. */
+void db_post_outbox_put(db_t *db, const db_outbox_t *o, db_done_cb cb, void *arg);
+/** Deletes a kept result: 0 or -ENOENT. */
+void db_post_outbox_delete(db_t *db, const char *job_id, uint32_t task, db_done_cb cb, void *arg);
 
 #endif

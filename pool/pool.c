@@ -323,6 +323,7 @@ int pool_new(uv_loop_t *loop, const pool_opts_t *opts, const pool_view_t *view, 
     if (rc)
         goto error;
     pool__ckpt_load(pool); /* the checkpoints of our tasks given back before a restart */
+    pool__vol_outbox_load(pool); /* results kept for other peers' submitters before a restart */
     *out = pool;
     return 0;
 

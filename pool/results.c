@@ -345,7 +345,9 @@ static int mirror_entry(job_t *j, taskres_t *tr)
                      "held (--max-mirror %llu); they stay readable at their submitters",
                      (unsigned long long)pool->mirror_bytes, (unsigned long long)cap);
         pool->mirror_cap_said = true;
+        uint32_t task = tr->task;
         tres_free(tr);
+        pool->up.vol_result_taken(pool, j, task); /* not mirrored, but the submitter has it */
         return -ENOSPC;
     }
     uint32_t task = tr->task;

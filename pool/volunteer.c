@@ -66,6 +66,8 @@
 #define VOL_REPORT_AGAIN_MS 10000     /* a report answered, whose result is not listed yet: sent again after
                                          this (the submitter may have restarted before it had the result) */
 #define VOL_REPORT_AGAIN_MAX_MS 60000 /* ... doubling up to this */
+#define VOL_OUTBOX_KEEP_MS (7 * 24 * 3600 * 1000ll) /* a kept result of a job not listed since the restart:
+                                                        dropped after this (its submitter may never come back) */
 
 /*
  * A finished task's result kept here until the submitter lists it (pool__vol_result_taken): its
@@ -74,13 +76,22 @@
  * listed: a submitter that restarted before it had the result takes the report again (a report
  * without a lease is adopted: coord_adopt), and one that leases the task again here gets the
  * report at once instead of a second run.
+ *
+ * Each is recorded in the database too (db_post_outbox_put, dropped with it), so a volunteer killed
+ * or stopped before its submitter had a result still has it when it starts again (pool__vol_outbox_load):
+ * its files in DATA/results/<job>/<task>, its blocks in the store (never evicted while kept: cache.c),
+ * its manifest and report in the row. Such a result waits for its job to be listed again by its
+ * submitter (up to VOL_OUTBOX_KEEP_MS), then is reported as before.
  */
 struct outbox {
     char id[HASH_HEX_LEN + 1];
     uint32_t task;
     char *bytes; /* canonical manifest of the result files */
     size_t len;
-    char *report;       /* the done report's target (signed afresh at every send) */
+    char *query;        /* the done report's query: its head, then the result inline if any */
+    size_t head_len;    /* the head alone (the report when the query makes too long a URL) */
+    int64_t created_ms; /* wall clock: when the result was made */
+    bool restored;      /* loaded at start-up, its job not listed here since */
     bool sending;       /* a send is under way */
     uint64_t next_ms;   /* when to send it again (pool_now_ms); 0: not before it is answered */
     uint32_t wait_ms;   /* the next wait: grows while the submitter does not answer or does not list it */
@@ -100,8 +111,24 @@ static struct outbox *outbox_find(pool_t *pool, const char *id, uint32_t task)
 static void outbox_free(struct outbox *o)
 {
     free(o->bytes);
-    free(o->report);
+    free(o->query);
     free(o);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Its record goes too (a kill before the delete commits only makes it reported once more). */
+static void outbox_forget(pool_t *pool, struct outbox *o)
+{
+    if (pool->db)
+        db_post_outbox_delete(pool->db, o->id, o->task, NULL, NULL);
+    pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, o->id, o->task), NULL);
+    outbox_free(o);
 }
 
 /*
@@ -116,8 +143,7 @@ void pool__vol_result_taken(pool_t *pool, job_t *j, uint32_t task)
         if (o->task != task || strcmp(o->id, j->id) != 0)
             continue;
         *pp = o->next;
-        outbox_free(o);
-        pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, j->id, task), NULL);
+        outbox_forget(pool, o);
         return;
     }
 }
@@ -305,6 +331,67 @@ static void outbox_schedule(struct outbox *o, bool answered)
 
 static void outbox_send(pool_t *pool, job_t *j, struct outbox *o);
 
+/* One kept result from the database (start-up): checked as any input, then waits for its job. */
+static int outbox_load_one(void *arg, const db_outbox_t *row)
+{
+    pool_t *pool = arg;
+    hash_t h;
+    size_t qlen = strlen(row->report);
+    bool ok = strlen(row->job_id) == HASH_HEX_LEN && hash_from_hex(row->job_id, HASH_HEX_LEN, &h) == 0 &&
+              row->manifest_len > 0 && row->manifest_len <= MANIFEST_MAX_BYTES && qlen <= FETCH_MAX_GET_URL &&
+              !outbox_find(pool, row->job_id, row->task);
+    for (size_t i = 0; ok && i < qlen; i++)
+        ok = (unsigned char)row->report[i] > 0x20 && (unsigned char)row->report[i] < 0x7f;
+    if (!ok) {
+        log_error("a kept result in the database is unreadable and is dropped (job %.16s task %u)", row->job_id,
+                  row->task);
+        db_post_outbox_delete(pool->db, row->job_id, row->task, NULL, NULL);
+        return 0;
+    }
+    struct outbox *o = xcalloc(1, sizeof(*o));
+    memcpy(o->id, row->job_id, HASH_HEX_LEN);
+    o->task = row->task;
+    o->bytes = xmalloc(row->manifest_len + 1);
+    memcpy(o->bytes, row->manifest, row->manifest_len);
+    o->bytes[row->manifest_len] = '\0';
+    o->len = row->manifest_len;
+    o->query = xstrdup(row->report);
+    o->head_len = row->head_len;
+    o->created_ms = row->created_ms;
+    o->restored = true;
+    o->next_ms = 1; /* due as soon as its job is listed here */
+    o->next = pool->outbox;
+    pool->outbox = o;
+    return 0;
+}
+
+void pool__vol_outbox_load(pool_t *pool)
+{
+    db_outbox_load(pool->db, outbox_load_one, pool);
+    size_t n = 0;
+    for (struct outbox *o = pool->outbox; o; o = o->next)
+        n++;
+    if (n)
+        log_info("%zu results of other peers' jobs kept from before the restart: reported once their jobs are "
+                 "listed again", n);
+}
+
+char **pool__vol_outbox_manifests(pool_t *pool, size_t **lens, size_t *n)
+{
+    *n = 0;
+    for (struct outbox *o = pool->outbox; o; o = o->next)
+        (*n)++;
+    char **out = *n ? xcalloc(*n, sizeof(char *)) : NULL;
+    *lens = *n ? xcalloc(*n, sizeof(size_t)) : NULL;
+    size_t i = 0;
+    for (struct outbox *o = pool->outbox; o; o = o->next, i++) {
+        out[i] = xmalloc(o->len + 1);
+        memcpy(out[i], o->bytes, o->len + 1);
+        (*lens)[i] = o->len;
+    }
+    return out;
+}
+
 /* Drops o (its submitter took the result, refused it or forgot the job): its copy goes too. */
 static void outbox_drop(pool_t *pool, struct outbox *o)
 {
@@ -312,8 +399,7 @@ static void outbox_drop(pool_t *pool, struct outbox *o)
         if (*pp != o)
             continue;
         *pp = o->next;
-        pool__rm_later(pool, xasprintf("%s/results/%s/%u", pool->data_dir, o->id, o->task), NULL);
-        outbox_free(o);
+        outbox_forget(pool, o);
         return;
     }
 }
@@ -358,8 +444,16 @@ static void outbox_send(pool_t *pool, job_t *j, struct outbox *o)
 {
     o->sending = true;
     o->next_ms = 0;
+    o->restored = false;
     pool->reports_pending++;
-    if (vol_send(pool, j, o->task, xstrdup(o->report), on_done_ack) != 0) {
+    char *url = vol_url(pool, j, "done", o->task, o->query);
+    if (strlen(url) > FETCH_MAX_GET_URL) { /* a long peer URL: the result goes the usual way */
+        char *head = xstrndup(o->query, o->head_len);
+        free(url);
+        url = vol_url(pool, j, "done", o->task, head);
+        free(head);
+    }
+    if (vol_send(pool, j, o->task, url, on_done_ack) != 0) {
         pool->reports_pending--;
         o->sending = false;
         outbox_schedule(o, false);
@@ -375,7 +469,13 @@ static void outbox_tick(pool_t *pool)
         if (o->sending || !o->next_ms || now < o->next_ms)
             continue;
         job_t *j = pool_job_by_id(pool, o->id);
+        if (!j && o->restored && wall_ms() - o->created_ms < VOL_OUTBOX_KEEP_MS)
+            continue; /* kept from before a restart: its job is not listed here again yet */
         if (!j || !j->remote) {
+            if (o->restored)
+                log_warn("job %.16s task %u: its result, kept since before a restart, is dropped: the job was "
+                         "not listed by its submitter for %lld days", o->id, o->task,
+                         (long long)(VOL_OUTBOX_KEEP_MS / (24 * 3600 * 1000ll)));
             outbox_drop(pool, o);
             continue;
         }
@@ -824,12 +924,15 @@ static void out_done(uv_work_t *req, int status)
         }
         char *url = vol_url(pool, j, "done", w->task, extra);
         bool inline_ok = strlen(url) <= FETCH_MAX_GET_URL && strcmp(extra, head) != 0;
-        if (strlen(url) > FETCH_MAX_GET_URL) { /* a long peer URL: the result goes the usual way */
-            free(url);
-            url = vol_url(pool, j, "done", w->task, head);
-        }
-        free(extra);
-        o->report = url;
+        free(url);
+        o->query = extra;
+        o->head_len = strlen(head);
+        o->created_ms = wall_ms();
+        db_post_outbox_put(pool->db,
+                           &(db_outbox_t){.job_id = o->id, .task = o->task, .manifest = o->bytes,
+                                          .manifest_len = o->len, .report = o->query, .head_len = o->head_len,
+                                          .created_ms = o->created_ms},
+                           NULL, NULL);
         outbox_send(pool, j, o);
         pool__note(pool, LOG_LEVEL_INFO, "job %s task %u done here (exit %d): reported to %s%s", j->name, w->task,
                    w->exit_code, j->peers[0], inline_ok ? " with the result inline" : "");

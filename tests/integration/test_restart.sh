@@ -4,7 +4,8 @@
 # was running at the kill runs again and finishes; the dead mount a killed peer leaves behind is
 # cleared by the next start itself. And a submitter killed while it is the only holder of its job's
 # inputs, its volunteer left running: the job resumes once it is back, and what the volunteer
-# finished meanwhile is kept there and taken without a second run.
+# finished meanwhile is kept there and taken without a second run, even when the volunteer is
+# killed too and started again before the submitter is back (its kept results are on its disk).
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
@@ -165,6 +166,67 @@ t_submitter_killed_while_the_only_holder() {
         "${PEER_LOG[A]}" "${PEER_LOG[B]}" || fail "neither log says a kept result was taken after the restart"
     stop_peer B
     stop_peer A
+}
+
+# The same, and then the volunteer B is killed -9 too while A is down, and started again before A
+# (issue 11: "volunteers keep finished results until the submitter has them"). B's kept results are
+# in its database, their files in its data directory and their blocks in its store, never evicted
+# while kept: B's cache (--cache 1M) is smaller than task 1's result (2 MB), which stays. Once A is
+# back and lists the job again, B reports both: task 0's inline, task 1's fetched from B's store.
+# Each task ran once.
+t_volunteer_killed_too_keeps_its_results() {
+    start_peer A --port 0 --slots 0
+    local a b ua port ub bport src st want big off i
+    a=$(mnt A)
+    ua=$(peer_field "$a" http)
+    port=${ua##*:}
+    start_peer B --port 0 --slots 2 --peer "$ua" --cache 1M
+    b=$(mnt B)
+    ub=$(peer_field "$b" http)
+    bport=${ub##*:}
+    src=$(src_dir v)
+    make_job "$src" 'sha256sum input.bin > sum
+[ "$PREON_TASK" = 1 ] && head -c 2000000 input.bin > big
+sleep 3; echo "done $PREON_TASK"' "tasks = 2"
+    head -c 3000000 /dev/urandom >"$src/input.bin"
+    want=$(sha256sum <"$src/input.bin" | cut -c1-64)
+    big=$(head -c 2000000 "$src/input.bin" | sha256sum | cut -c1-64)
+    cp -r -- "$src" "$a/jobs/.v"
+    mv -- "$a/jobs/.v" "$a/jobs/v"
+    wait_until 30 '[ "$(peer_field "$b" blocks-fetched)" -ge 12 ] && [ "$(peer_field "$b" running-tasks)" = 2 ]' \
+        "B runs both tasks and has fetched their input"
+    kill9_peer A
+    wait_until 20 '[ "$(grep -cE "job v task [0-9] done here" "${PEER_LOG[B]}")" -ge 2 ]' \
+        "B's two tasks end while A is down"
+    wait_log B "job v task [0-9]: the submitter did not take the report" 10
+    kill9_peer B
+    off=$(stat -c %s -- "${PEER_LOG[B]}")
+    start_peer B --port "$bport" --slots 2 --peer "$ua" --cache 1M
+    wait_until 10 'tail -c +"$((off + 1))" -- "${PEER_LOG[B]}" | grep -qE "2 results of other peers. jobs kept from before the restart"' \
+        "B says it kept two results across its restart"
+    # Every block in B's store is past the cache's grace (5 s) by 2 s more (ten of its checks): the
+    # input has gone from B's cache, task 1's result has not (kept: pinned), the cache is over quota.
+    wait_until 30 '[ -z "$(find "${PEER_DATA[B]}/store" -type f \( -mmin -0.12 -o -amin -0.12 \) | head -n 1)" ]' \
+        "every block in B's store unused for 7 s"
+    local held
+    held=$(peer_field "$b" cache-bytes)
+    [ "$held" -ge 2000000 ] || fail "B's cache holds $held bytes: the kept result was evicted"
+    [ "$held" -lt 3000000 ] || fail "B's cache holds $held bytes: the input was not evicted (--cache 1M)"
+    start_peer A --port "$port" --slots 0
+    st=$(wait_job "$a" v 90)
+    assert_eq "done" "$(field state <<<"$st")" "state once A is back"
+    assert_eq 2 "$(field succeeded <<<"$st")" "succeeded once A is back"
+    for i in 0 1; do
+        assert_eq "$want  input.bin" "$(cat -- "$a/results/v/$i/sum")" "task $i's sum of the input"
+        assert_eq "done $i" "$(cat -- "$a/results/v/$i/stdout")" "task $i's stdout"
+        assert_eq 1 "$(grep -cE "job v task $i done here" "${PEER_LOG[B]}")" "runs of task $i on B, both lives"
+    done
+    assert_eq "$big" "$(sha256sum <"$a/results/v/1/big" | cut -c1-64)" "task 1's 2 MB result"
+    # B drops what it kept once A lists the results: the rows and the files go
+    wait_until 20 '[ ! -e "${PEER_DATA[B]}/results/$(field id <<<"$st")/1" ]' "B drops its copy once A has it"
+    stop_peer B
+    stop_peer A
+    assert_eq 0 "$(sqlite3 "${PEER_DATA[B]}/preon.db" "SELECT count(*) FROM outbox")" "kept results in B's database"
 }
 
 # The same, killed before the volunteer read anything: B's two tasks read the input while A is down

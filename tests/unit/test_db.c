@@ -459,7 +459,7 @@ static void db_file_is_wal_with_schema_version(void **state)
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -478,7 +478,7 @@ static void db_newer_schema_is_refused(void **state)
     fixture_t *f = *state;
     db_close(f->db);
     f->db = NULL;
-    raw_exec(f->path, "PRAGMA user_version = 3");
+    raw_exec(f->path, "PRAGMA user_version = 4");
     db_t *db = (db_t *)1;
     assert_int_equal(db_open(f->path, &db), -EPROTO);
     assert_null(db);
@@ -516,12 +516,110 @@ static void db_version_1_is_upgraded(void **state)
     db_task_t t = {.job_id = "a", .index = 1, .state = 2, .attempts = 1, .worker = "ab12"};
     assert_int_equal(db_task_put(f->db, &t), 0);
     db_close(f->db);
-    assert_int_equal(db_open(f->path, &f->db), 0); /* version 2 now: opened as it is */
+    assert_int_equal(db_open(f->path, &f->db), 0); /* version 3 now: opened as it is */
     seen_tasks_t again = {0};
     assert_int_equal(db_tasks_load(f->db, "a", collect_task, &again), 0);
     assert_int_equal(again.n, 2);
     assert_string_equal(again.worker[0], "(none)"); /* recorded before workers were kept */
     assert_string_equal(again.worker[1], "ab12");
+}
+
+/* Copies of the kept results a load saw. */
+typedef struct seen_outbox {
+    int n;
+    char job[8][80], report[8][80], manifest[8][16];
+    uint32_t task[8];
+    size_t head_len[8], manifest_len[8];
+    int64_t created_ms[8];
+} seen_outbox_t;
+
+static int collect_outbox(void *arg, const db_outbox_t *o)
+{
+    seen_outbox_t *s = arg;
+    assert_true(s->n < 8);
+    snprintf(s->job[s->n], sizeof(s->job[0]), "%s", o->job_id);
+    snprintf(s->report[s->n], sizeof(s->report[0]), "%s", o->report);
+    assert_true(o->manifest_len < sizeof(s->manifest[0]));
+    memcpy(s->manifest[s->n], o->manifest, o->manifest_len);
+    s->manifest_len[s->n] = o->manifest_len;
+    s->task[s->n] = o->task;
+    s->head_len[s->n] = o->head_len;
+    s->created_ms[s->n] = o->created_ms;
+    s->n++;
+    return 0;
+}
+
+static void record_rc(void *arg, int rc) { *(int *)arg = rc; }
+
+static void put_outbox_now(db_t *db, const db_outbox_t *o, int want)
+{
+    int rc = 1;
+    db_post_outbox_put(db, o, record_rc, &rc); /* no writer: runs now */
+    assert_int_equal(rc, want);
+}
+
+/* A volunteer's kept results: put (replacing), loaded oldest first after a reopen, deleted. */
+static void db_outbox_put_load_delete(void **state)
+{
+    fixture_t *f = *state;
+    put_outbox_now(f->db, &(db_outbox_t){.job_id = "j1", .task = 3, .manifest = "{\"a\":1}", .manifest_len = 7,
+                                         .report = "exit=0&rid=ab&b=xyz", .head_len = 13, .created_ms = 20},
+                   0);
+    put_outbox_now(f->db, &(db_outbox_t){.job_id = "j1", .task = 4, .manifest = "{}", .manifest_len = 2,
+                                         .report = "exit=1", .head_len = 6, .created_ms = 10},
+                   0);
+    /* the same task again replaces it */
+    put_outbox_now(f->db, &(db_outbox_t){.job_id = "j1", .task = 3, .manifest = "{\"a\":2}", .manifest_len = 7,
+                                         .report = "exit=0&rid=cd", .head_len = 13, .created_ms = 30},
+                   0);
+    /* a head longer than the report is refused */
+    put_outbox_now(f->db, &(db_outbox_t){.job_id = "j2", .task = 0, .manifest = "{}", .manifest_len = 2,
+                                         .report = "x", .head_len = 2, .created_ms = 1},
+                   -EINVAL);
+    reopen(f);
+    seen_outbox_t s = {0};
+    assert_int_equal(db_outbox_load(f->db, collect_outbox, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.task[0], 4); /* oldest first */
+    assert_int_equal(s.created_ms[0], 10);
+    assert_int_equal(s.task[1], 3);
+    assert_string_equal(s.report[1], "exit=0&rid=cd");
+    assert_int_equal(s.head_len[1], 13);
+    assert_int_equal(s.manifest_len[1], 7);
+    assert_memory_equal(s.manifest[1], "{\"a\":2}", 7);
+    int rc = 1;
+    db_post_outbox_delete(f->db, "j1", 3, record_rc, &rc);
+    assert_int_equal(rc, 0);
+    db_post_outbox_delete(f->db, "j1", 3, record_rc, &rc);
+    assert_int_equal(rc, -ENOENT);
+    seen_outbox_t again = {0};
+    assert_int_equal(db_outbox_load(f->db, collect_outbox, &again), 0);
+    assert_int_equal(again.n, 1);
+    assert_int_equal(again.task[0], 4);
+}
+
+/* A version 2 file (before the outbox) gains the table, keeping its rows; a bad row is an error. */
+static void db_version_2_is_upgraded(void **state)
+{
+    fixture_t *f = *state;
+    db_close(f->db);
+    f->db = NULL;
+    raw_exec(f->path, "DROP TABLE outbox; INSERT INTO jobs VALUES('a', 'a', 0, 1, x'7b7d', 1);"
+                      "PRAGMA user_version = 2;");
+    assert_int_equal(db_open(f->path, &f->db), 0);
+    seen_jobs_t js = {0};
+    assert_int_equal(db_jobs_load(f->db, collect_job, &js), 0);
+    assert_int_equal(js.n, 1);
+    put_outbox_now(f->db, &(db_outbox_t){.job_id = "j", .task = 1, .manifest = "{}", .manifest_len = 2,
+                                         .report = "r", .head_len = 1, .created_ms = 5},
+                   0);
+    db_close(f->db);
+    f->db = NULL;
+    raw_exec(f->path, "INSERT INTO outbox VALUES('k', 2, x'7b7d', 'rr', 3, 6)"); /* head past the report */
+    assert_int_equal(db_open(f->path, &f->db), 0);
+    seen_outbox_t s = {0};
+    assert_int_equal(db_outbox_load(f->db, collect_outbox, &s), -EIO);
+    assert_int_equal(s.n, 1); /* the good row came first */
 }
 
 static void db_bad_rows_are_errors(void **state)
@@ -917,6 +1015,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(db_file_is_wal_with_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(db_newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(db_version_1_is_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_outbox_put_load_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(db_version_2_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(db_bad_rows_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(db_open_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(db_survives_sigkill, setup, teardown),
