@@ -229,6 +229,15 @@ int status_json(const status_snap_t *s, char **out, size_t *len)
     set_u(cache, "evicted_bytes", s->cache_evicted_bytes);
     set(root, "cache", cache);
 
+    /* slow and flooding peers cut off, each by its named limit (docs/reliability.md) */
+    json_t *cut = json_object();
+    set_u(cut, "requests_over_budget", s->requests_over_budget);
+    set_u(cut, "connections_refused_per_host", s->conns_refused_per_host);
+    set_u(cut, "connections_timed_out", s->conns_timed_out);
+    set_u(cut, "requests_too_large", s->requests_too_large);
+    set_u(cut, "transfers_too_slow", s->transfers_too_slow);
+    set(root, "cut_off", cut);
+
     json_t *loop = json_object();
     set(loop, "busy_max_ms", json_real((double)s->loop_busy_max_ns / 1e6));
     set_u(loop, "stalls_over_5ms", s->loop_stalls);

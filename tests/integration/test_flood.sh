@@ -116,6 +116,7 @@ t_connection_flood_from_one_host_is_refused() {
     echo "A under a connection flood: $(cat -- "$out")"
     assert_match "$(cat -- "$out")" "^refused 250 of 300" "the attacker's count"
     assert_eq 250 "$(counter "$a" connections-refused-per-host)" "connections-refused-per-host"
+    assert_eq 250 "$(curl -s "$ua/v1/status" | jq -r .cut_off.connections_refused_per_host)" "A's /v1/status cut_off"
     log_lines_at_most_once_a_second "${PEER_LOG[A]}" "from a host with 50 open already" "$el"
     stop_peer D; stop_peer A
 }
@@ -155,6 +156,7 @@ t_oversized_requests_are_refused_and_counted() {
     assert_eq 413 "$code" "a 1 MiB body"
     assert_eq 3 "$(counter "$a" requests-too-large)" "requests-too-large"
     assert_contains "$(curl -s "$ua/metrics")" "preon_requests_too_large_total 3" "A's /metrics"
+    assert_eq 3 "$(curl -s "$ua/v1/status" | jq -r .cut_off.requests_too_large)" "A's /v1/status cut_off"
     read_ok "$d" large "$src" "after the oversized requests"
     stop_peer D; stop_peer A
 }

@@ -76,6 +76,11 @@ static void json_has_every_section(void **state)
     s.bad_blocks = 3;
     s.cache_quota = 1ull << 40;
     s.loop_busy_max_ns = 2500000;
+    s.requests_over_budget = 5;
+    s.conns_refused_per_host = 250;
+    s.conns_timed_out = 40;
+    s.requests_too_large = 3;
+    s.transfers_too_slow = 1;
     status_task_t tasks[3] = {
         {.index = 0, .state = TASK_SUCCEEDED, .attempts = 1, .worker = "ab12", .here = true, .ms = 40, .has_exit = true},
         {.index = 1, .state = TASK_RUNNING, .attempts = 1, .worker = "cd34", .worker_url = "http://10.0.0.2:7650", .ms = 900},
@@ -113,6 +118,12 @@ static void json_has_every_section(void **state)
     assert_true(json_real_value(json_object_get(json_object_get(j, "transfer"), "rate_in")) == 2048.5);
     assert_int_equal(num(j, "cache", "quota"), 1ll << 40);
     assert_true(json_real_value(json_object_get(json_object_get(j, "loop"), "busy_max_ms")) == 2.5);
+    /* the slow and flooding peers cut off, by limit */
+    assert_int_equal(num(j, "cut_off", "requests_over_budget"), 5);
+    assert_int_equal(num(j, "cut_off", "connections_refused_per_host"), 250);
+    assert_int_equal(num(j, "cut_off", "connections_timed_out"), 40);
+    assert_int_equal(num(j, "cut_off", "requests_too_large"), 3);
+    assert_int_equal(num(j, "cut_off", "transfers_too_slow"), 1);
     /* jobs: counts, progress, tasks with state, worker, time, exit, reason */
     json_t *ja = json_object_get(j, "jobs");
     assert_int_equal(json_array_size(ja), 2);
