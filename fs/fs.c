@@ -356,6 +356,29 @@ error:
 
 void fs__handle_free(uv_handle_t *h) { free(h); }
 
+/*
+ * Our mount left this namespace while copies of it live on in others (the sandboxes' private mount
+ * namespaces, made while we were mounted): the session goes on, so libfuse's unmount would unmount
+ * the path again and print "failed to unmount: Invalid argument" (to stderr, not through
+ * fuse_log) for an unmount the user just did. libfuse skips that when its poll of the session's fd
+ * says POLLERR (a connection that is over). So the session's fd becomes the write end of a pipe
+ * whose read end is closed (POLLERR): the /dev/fuse descriptor it replaces was the connection's
+ * last, and closing it ends the connection, the copies elsewhere becoming dead mounts (ENOTCONN),
+ * as they would once the session ended. Called once nothing polls or writes that fd any more.
+ */
+static void end_connection(fs_t *fs)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        log_debug("pipe: %s", strerror(errno));
+        return;
+    }
+    close(p[0]);
+    if (dup3(p[1], fuse_session_fd(fs->se), O_CLOEXEC) < 0)
+        log_debug("dup3: %s", strerror(errno));
+    close(p[1]);
+}
+
 /* The pool has stopped (tasks reaped, thread-pool work landed) and is freed. */
 static void pool_stopped(void *arg)
 {
@@ -435,7 +458,9 @@ static void stop_when_quiet(fs_t *fs)
          * freed. */
         log_warn("%s is another mount now: not unmounting it", fs->mountpoint);
     } else if (fs->mounted) {
-        fuse_session_unmount(fs->se); /* our mount gone: its lazy umount fails, harmlessly */
+        if (fs->mount_gone)
+            end_connection(fs);
+        fuse_session_unmount(fs->se);
     }
     fuse_session_destroy(fs->se);
     fs->se = NULL;
