@@ -238,6 +238,7 @@ struct pool {
     char decline_next[HASH_HEX_LEN + 1]; /**< volunteer: the job vol_declines_tick looks at first ("": the head) */
     struct cand *cands;       /**< submitter: results reported, by (job, task, result id) (volunteer.c) */
     uint64_t results_served;  /**< volunteer: result manifests its submitters fetched from here */
+    uint64_t results_mirrored; /**< other peers' results taken from their submitters' lists (results.c) */
     uint64_t results_fetched; /**< submitter: results fetched (or taken inline) from volunteers */
     uint64_t votes_without_bytes; /**< submitter: reports that agreed with a result already here */
     uv_timer_t *lease_timer;  /**< submitter: expires leases of vanished volunteers */

@@ -1633,9 +1633,9 @@ char *pool_peer_status_text(pool_t *pool, size_t *len)
                   "requests-too-large: %llu\n", hs.conns, (unsigned long long)hs.refused_per_host,
                   (unsigned long long)hs.timed_out, (unsigned long long)hs.too_large);
     }
-    sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nvotes-without-bytes: %llu\n",
+    sb_printf(&b, "results-served: %llu\nresults-fetched: %llu\nresults-mirrored: %llu\nvotes-without-bytes: %llu\n",
               (unsigned long long)pool->results_served, (unsigned long long)pool->results_fetched,
-              (unsigned long long)pool->votes_without_bytes);
+              (unsigned long long)pool->results_mirrored, (unsigned long long)pool->votes_without_bytes);
     { /* the workers' records as quorums judged them (the first POOL_MAX_RECORDS_SHOWN) */
         const char *who[POOL_MAX_RECORDS_SHOWN];
         coord_record_t rec[POOL_MAX_RECORDS_SHOWN];

@@ -268,6 +268,7 @@ static void mirror_add(job_t *j, taskres_t *tr)
     taskres_t *old = tres_put(j, tr);
     tres_free(old); /* none: the caller skips tasks it has */
     pool->mirror_bytes += tr->len;
+    pool->results_mirrored++;
     if (pool->view.result_added)
         pool->view.result_added(pool->view.arg, j, tr);
 }

@@ -3,7 +3,8 @@
 # itself) and three volunteers B, C, D runs rounds of jobs whose inputs (a few KiB to a few MiB) and
 # results (a few bytes to a few MiB) vary in size, while kill -9 hits a random process at a random
 # moment of a random phase (while A publishes, while a volunteer fetches input blocks, while a task
-# runs, right after a report, while a peer reads results from another, or the tracker at any time),
+# runs, right after a report, while A collects result blocks, while a volunteer mirrors A's results
+# list, while a peer reads results from another, or the tracker at any time),
 # which is then restarted on the same data directory and port. After every round:
 #   - every job is over and done (wait/ returns, every task succeeded);
 #   - every result on A is, byte for byte, what a local run of the task gives (the test runs the
@@ -25,7 +26,8 @@
 #     shown).
 # SOAK_ROUNDS (default 3: the short variant the suite runs, about two minutes) and SOAK_SEED (default:
 # from the clock) drive it; the seed is printed first, and the same seed makes the same choices
-# (sizes, victims, phases, delays) again. `make soak ROUNDS=N [SEED=S]` runs N rounds.
+# (sizes, victims, phases, delays) again. `make soak ROUNDS=N [SEED=S]` runs N rounds. SOAK_PHASES
+# (e.g. "mirror run") narrows the phases the kills are picked from.
 # shellcheck disable=SC2016 # job scripts are single-quoted on purpose: they expand in the task
 . "$(dirname -- "$0")/lib.sh"
 
@@ -354,7 +356,8 @@ round() {
     done
     watch_start
     # One phase to kill in per round (two in a round out of three), picked now.
-    local phases=(publish fetch run report collect tracker)
+    local phases
+    read -ra phases <<<"${SOAK_PHASES:-publish fetch run report collect mirror tracker}"
     rng 3
     kills=$((R == 0 ? 1 : 2))
     local plan=()
@@ -412,6 +415,17 @@ round() {
                 rng 4
                 victim=$(printf 'A\nB\nC\nD\n' | sed -n "$((R + 1))p")
                 crash "$victim" "while A fetches result blocks"
+                ;;
+            mirror)
+                # Event: the victim's results-mirrored moved (it took results of this round's jobs
+                # from A's results list into its own results/, as every pool peer does).
+                rng 3
+                victim=$(printf 'B\nC\nD\n' | sed -n "$((R + 1))p")
+                local base
+                base=$(peer_field "$(mnt "$victim")" results-mirrored 2>/dev/null || echo 0)
+                wait_until 90 "[ \"\$(peer_field \"\$(mnt $victim)\" results-mirrored 2>/dev/null || echo 0)\" -gt $base ] || jobs_over" \
+                    "$victim mirroring results of round $ROUND"
+                crash "$victim" "while it mirrors A's results"
                 ;;
             tracker)
                 rng 10
