@@ -397,10 +397,13 @@ round() {
             run)
                 rng 3
                 victim=$(printf 'B\nC\nD\n' | sed -n "$((R + 1))p")
-                wait_until 60 "phase_reached run $victim || phase_reached report A || jobs_over" "a task of round $ROUND running on $victim"
-                rng 5
-                sleep "0.$((R * 2))" # somewhere in the task's 0.3-0.6 s
-                crash "$victim" "running a task"
+                wait_until 60 "phase_reached run $victim || phase_reached report A || jobs_over" "a task of round $ROUND leased to $victim"
+                # then a task running there (its sandbox started), unless every job is over first
+                wait_until 60 "[ \"\$(peer_field \"\$(mnt $victim)\" running-tasks 2>/dev/null || echo 0)\" -gt 0 ] || jobs_over" \
+                    "a task of round $ROUND running on $victim"
+                rng 3
+                sleep "0.$R" # somewhere in the task's 0.3-0.6 s
+                crash "$victim" "running a task: running-tasks $(peer_field "$(mnt "$victim")" running-tasks 2>/dev/null || echo '?') just before"
                 ;;
             report)
                 wait_until 90 "phase_reached report A || jobs_over" "a report on A"
