@@ -69,7 +69,7 @@ static void ev_done(uv_work_t *req, int status)
     } else if (store_bytes(pool->store) > pool->cache_quota && now >= pool->cache_full_said_ms + 60000) {
         pool->cache_full_said_ms = now; /* said once a minute at most */
         log_warn("cache: %llu bytes held, over the quota of %llu (--cache), and nothing can go now: the rest is "
-                 "in use by running tasks or was read in the last %d s", (unsigned long long)store_bytes(pool->store),
+                 "in use by running tasks, kept for their submitters (results run here) or was read in the last %d s", (unsigned long long)store_bytes(pool->store),
                  (unsigned long long)pool->cache_quota, POOL_CACHE_GRACE_MS / 1000);
     }
     free(w->pin);

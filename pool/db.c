@@ -627,6 +627,7 @@ static int do_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), 
     if (!st)
         return -EBUSY;
     int rc;
+    unsigned bad = 0;
     for (;;) {
         int src = sqlite3_step(st);
         if (src == SQLITE_DONE) {
@@ -639,16 +640,13 @@ static int do_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), 
         }
         db_outbox_t o = {0};
         int64_t idx, head_len;
-        if ((rc = column_str(db, st, 0, false, &o.job_id)) < 0 ||
-            (rc = column_range(db, st, 1, 0, UINT32_MAX, &idx)) < 0 ||
-            (rc = column_str(db, st, 3, false, &o.report)) < 0 ||
-            (rc = column_range(db, st, 4, 0, INT32_MAX, &head_len)) < 0 ||
-            (rc = column_range(db, st, 5, INT64_MIN, INT64_MAX, &o.created_ms)) < 0)
-            break;
-        if ((size_t)head_len > strlen(o.report)) {
-            log_error("db %s: bad value in column head_len", db->path);
-            rc = -EIO;
-            break;
+        /* a bad row is skipped (and deleted below), not the end of the load: the rows after it are
+         * results kept as much as the others */
+        if (column_str(db, st, 0, false, &o.job_id) < 0 || column_range(db, st, 1, 0, UINT32_MAX, &idx) < 0 ||
+            column_str(db, st, 3, false, &o.report) < 0 || column_range(db, st, 4, 0, INT32_MAX, &head_len) < 0 ||
+            column_range(db, st, 5, 0, INT64_MAX / 2, &o.created_ms) < 0 || (size_t)head_len > strlen(o.report)) {
+            bad++;
+            continue;
         }
         o.task = (uint32_t)idx;
         o.head_len = (size_t)head_len;
@@ -660,6 +658,14 @@ static int do_outbox_load(db_t *db, int (*cb)(void *arg, const db_outbox_t *o), 
             break;
     }
     reset(st);
+    if (bad) { /* what the checks above refuse, in SQL */
+        log_error("db %s: %u kept results (outbox) are unreadable and are dropped", db->path, bad);
+        exec_sql(db, "DELETE FROM outbox WHERE job_id IS NULL OR typeof(job_id) != 'text' OR "
+                     "typeof(idx) != 'integer' OR idx < 0 OR idx > 4294967295 OR report IS NULL OR "
+                     "typeof(report) != 'text' OR typeof(head_len) != 'integer' OR head_len < 0 OR "
+                     "head_len > length(report) OR typeof(created_ms) != 'integer' OR created_ms < 0 OR "
+                     "created_ms > 4611686018427387903");
+    }
     return rc;
 }
 

@@ -547,6 +547,8 @@ void pool__vol_peer_dropped(pool_t *p, const char *url);
 void pool__vol_result_taken(pool_t *p, job_t *j, uint32_t task);
 /** Start-up: the results kept for other peers' submitters before the restart (volunteer.c's outbox). */
 void pool__vol_outbox_load(pool_t *p);
+/** Frees the kept results in memory (their rows stay). */
+void pool__vol_outbox_free(pool_t *p);
 /** Copies of the kept results' manifests (each NUL-terminated, *lens their lengths), for the cache's
  *  pins; *n of them. Free each and the arrays. */
 char **pool__vol_outbox_manifests(pool_t *p, size_t **lens, size_t *n);

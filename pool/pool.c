@@ -114,6 +114,7 @@ static void free_all(pool_t *pool)
     free(pool->pool_fail_since);
     pool->stopping = true; /* the checkpoints' files stay: the next start takes them back (ckpt.c) */
     pool__ckpt_free_all(pool);
+    pool__vol_outbox_free(pool); /* (a pool freed without a stop: after pool_new) */
     pool__live_stop(pool);
     pool__jobs_free(pool);
     coord_free(pool->coord);

@@ -338,6 +338,7 @@ static int outbox_load_one(void *arg, const db_outbox_t *row)
     hash_t h;
     size_t qlen = strlen(row->report);
     bool ok = strlen(row->job_id) == HASH_HEX_LEN && hash_from_hex(row->job_id, HASH_HEX_LEN, &h) == 0 &&
+              row->created_ms >= 0 &&
               row->manifest_len > 0 && row->manifest_len <= MANIFEST_MAX_BYTES && qlen <= FETCH_MAX_GET_URL &&
               !outbox_find(pool, row->job_id, row->task);
     for (size_t i = 0; ok && i < qlen; i++)
@@ -357,7 +358,8 @@ static int outbox_load_one(void *arg, const db_outbox_t *row)
     o->len = row->manifest_len;
     o->query = xstrdup(row->report);
     o->head_len = row->head_len;
-    o->created_ms = row->created_ms;
+    int64_t now = wall_ms();
+    o->created_ms = row->created_ms > now ? now : row->created_ms; /* the clock stepped back: kept from now */
     o->restored = true;
     o->next_ms = 1; /* due as soon as its job is listed here */
     o->next = pool->outbox;
@@ -896,14 +898,12 @@ static void out_done(uv_work_t *req, int status)
     pool->pending_work--;
     char *bytes = NULL;
     size_t len = 0;
-    if (!w->rc && !pool->stopping && !j->gone && manifest_encode(&w->man, &bytes, &len) == 0) {
+    if (!w->rc && !j->gone && manifest_encode(&w->man, &bytes, &len) == 0) {
         struct outbox *o = xcalloc(1, sizeof(*o));
         memcpy(o->id, j->id, sizeof(o->id));
         o->task = w->task;
         o->bytes = bytes;
         o->len = len;
-        o->next = pool->outbox;
-        pool->outbox = o;
         char head[320], *inl = NULL, *extra;
         wire_done_t d = {.exit_code = w->exit_code < -1 || w->exit_code > 255 ? -1 : w->exit_code,
                          .elapsed_ms = w->elapsed_ms > WIRE_MAX_ELAPSED_MS ? WIRE_MAX_ELAPSED_MS : w->elapsed_ms};
@@ -925,7 +925,9 @@ static void out_done(uv_work_t *req, int status)
         char *url = vol_url(pool, j, "done", w->task, extra);
         bool inline_ok = strlen(url) <= FETCH_MAX_GET_URL && strcmp(extra, head) != 0;
         free(url);
-        o->query = extra;
+        o->query = inline_ok ? extra : xstrdup(head); /* a bundle the URL cannot carry is not kept */
+        if (!inline_ok)
+            free(extra);
         o->head_len = strlen(head);
         o->created_ms = wall_ms();
         db_post_outbox_put(pool->db,
@@ -933,9 +935,18 @@ static void out_done(uv_work_t *req, int status)
                                           .manifest_len = o->len, .report = o->query, .head_len = o->head_len,
                                           .created_ms = o->created_ms},
                            NULL, NULL);
-        outbox_send(pool, j, o);
-        pool__note(pool, LOG_LEVEL_INFO, "job %s task %u done here (exit %d): reported to %s%s", j->name, w->task,
-                   w->exit_code, j->peers[0], inline_ok ? " with the result inline" : "");
+        if (pool->stopping) { /* kept on disk only: reported after the next start */
+            outbox_free(o);
+            log_info("job %s task %u done here while stopping: its result is kept and reported after the next start",
+                     j->name, w->task);
+        } else {
+            o->next = pool->outbox;
+            pool->outbox = o;
+            outbox_send(pool, j, o);
+        }
+        if (!pool->stopping)
+            pool__note(pool, LOG_LEVEL_INFO, "job %s task %u done here (exit %d): reported to %s%s", j->name, w->task,
+                       w->exit_code, j->peers[0], inline_ok ? " with the result inline" : "");
     } else if (w->rc) {
         log_error("job %s task %u: hashing the outputs: %s", j->name, w->task, w->why);
     }
@@ -2140,7 +2151,12 @@ void pool__vol_stop(pool_t *pool)
     }
     while (pool->cands)
         cand_unlink_free(pool->cands);
-    while (pool->outbox) {
+    pool__vol_outbox_free(pool);
+}
+
+void pool__vol_outbox_free(pool_t *pool)
+{
+    while (pool->outbox) { /* their rows stay: the next start takes them back */
         struct outbox *o = pool->outbox;
         pool->outbox = o->next;
         outbox_free(o);

@@ -199,6 +199,9 @@ sleep 3; echo "done $PREON_TASK"' "tasks = 2"
     wait_until 20 '[ "$(grep -cE "job v task [0-9] done here" "${PEER_LOG[B]}")" -ge 2 ]' \
         "B's two tasks end while A is down"
     wait_log B "job v task [0-9]: the submitter did not take the report" 10
+    # both kept results recorded (B's writer thread commits them off its loop)
+    wait_until 10 '[ "$(sqlite3 "${PEER_DATA[B]}/preon.db" "SELECT count(*) FROM outbox" 2>/dev/null)" = 2 ]' \
+        "B's database holds its two kept results"
     kill9_peer B
     off=$(stat -c %s -- "${PEER_LOG[B]}")
     start_peer B --port "$bport" --slots 2 --peer "$ua" --cache 1M

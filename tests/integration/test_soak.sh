@@ -428,7 +428,13 @@ round() {
                 base=$(peer_field "$(mnt "$victim")" results-mirrored 2>/dev/null || echo 0)
                 wait_until 90 "[ \"\$(peer_field \"\$(mnt $victim)\" results-mirrored 2>/dev/null || echo 0)\" -gt $base ] || jobs_over" \
                     "$victim mirroring results of round $ROUND"
-                crash "$victim" "while it mirrors A's results"
+                local now_m
+                now_m=$(peer_field "$(mnt "$victim")" results-mirrored 2>/dev/null || echo 0)
+                if [ "$now_m" -gt "$base" ]; then
+                    crash "$victim" "while it mirrors A's results (results-mirrored $now_m, $base before)"
+                else
+                    crash "$victim" "in the mirror phase, every job over before it mirrored one"
+                fi
                 ;;
             tracker)
                 rng 10

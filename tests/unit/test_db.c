@@ -464,6 +464,8 @@ static void db_file_is_wal_with_schema_version(void **state)
     sqlite3_close(raw);
 }
 
+static void record_rc(void *arg, int rc) { *(int *)arg = rc; }
+
 /* Runs SQL on the file behind the module's back (another version of preon, or damage). */
 static void raw_exec(const char *path, const char *sql)
 {
@@ -522,6 +524,12 @@ static void db_version_1_is_upgraded(void **state)
     assert_int_equal(again.n, 2);
     assert_string_equal(again.worker[0], "(none)"); /* recorded before workers were kept */
     assert_string_equal(again.worker[1], "ab12");
+    /* and gained the outbox (version 3) */
+    int rc = 1;
+    db_post_outbox_put(f->db, &(db_outbox_t){.job_id = "a", .task = 0, .manifest = "{}", .manifest_len = 2,
+                                             .report = "r", .head_len = 1, .created_ms = 1},
+                       record_rc, &rc);
+    assert_int_equal(rc, 0);
 }
 
 /* Copies of the kept results a load saw. */
@@ -548,8 +556,6 @@ static int collect_outbox(void *arg, const db_outbox_t *o)
     s->n++;
     return 0;
 }
-
-static void record_rc(void *arg, int rc) { *(int *)arg = rc; }
 
 static void put_outbox_now(db_t *db, const db_outbox_t *o, int want)
 {
@@ -615,11 +621,29 @@ static void db_version_2_is_upgraded(void **state)
                    0);
     db_close(f->db);
     f->db = NULL;
-    raw_exec(f->path, "INSERT INTO outbox VALUES('k', 2, x'7b7d', 'rr', 3, 6)"); /* head past the report */
+    /* bad rows: a head past the report, a negative time, a task number out of range, a task not a number */
+    raw_exec(f->path, "INSERT INTO outbox VALUES('k', 2, x'7b7d', 'rr', 3, 6);"
+                      "INSERT INTO outbox VALUES('l', 3, x'7b7d', 'rr', 1, -5);"
+                      "INSERT INTO outbox VALUES('m', 4294967296, x'7b7d', 'rr', 1, 7);"
+                      "INSERT INTO outbox VALUES('n', 'x', x'7b7d', 'rr', 0, 8);"
+                      "INSERT INTO outbox VALUES('o', 6, x'7b7d', 'ok', 2, 9);");
     assert_int_equal(db_open(f->path, &f->db), 0);
     seen_outbox_t s = {0};
-    assert_int_equal(db_outbox_load(f->db, collect_outbox, &s), -EIO);
-    assert_int_equal(s.n, 1); /* the good row came first */
+    assert_int_equal(db_outbox_load(f->db, collect_outbox, &s), 0); /* skipped, the rest loaded */
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.job[0], "j");
+    assert_string_equal(s.job[1], "o"); /* a good row after the bad ones */
+    seen_outbox_t again = {0};
+    assert_int_equal(db_outbox_load(f->db, collect_outbox, &again), 0);
+    assert_int_equal(again.n, 2); /* the bad rows are gone */
+    sqlite3 *raw;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(f->path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM outbox", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
 }
 
 static void db_bad_rows_are_errors(void **state)
