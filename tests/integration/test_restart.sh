@@ -172,41 +172,44 @@ t_submitter_killed_while_the_only_holder() {
 # (issue 11: "volunteers keep finished results until the submitter has them"). B's kept results are
 # in its database, their files in its data directory and their blocks in its store, never evicted
 # while kept: B's cache (--cache 1M) is smaller than task 1's result (2 MB), which stays. Once A is
-# back and lists the job again, B reports both: task 0's inline, task 1's fetched from B's store.
-# Each task ran once.
+# back and lists the job again, B reports all three: task 0's inline, task 1's fetched from B's
+# store, and task 2's (900 bytes: small enough for a bundle, too long for the report's URL; such a
+# kept report was once dropped at the restart as unreadable). Each task ran once.
 t_volunteer_killed_too_keeps_its_results() {
     start_peer A --port 0 --slots 0
-    local a b ua port ub bport src st want big off i
+    local a b ua port ub bport src st want big mid off i
     a=$(mnt A)
     ua=$(peer_field "$a" http)
     port=${ua##*:}
-    start_peer B --port 0 --slots 2 --peer "$ua" --cache 1M
+    start_peer B --port 0 --slots 3 --peer "$ua" --cache 1M
     b=$(mnt B)
     ub=$(peer_field "$b" http)
     bport=${ub##*:}
     src=$(src_dir v)
     make_job "$src" 'sha256sum input.bin > sum
 [ "$PREON_TASK" = 1 ] && head -c 2000000 input.bin > big
-sleep 3; echo "done $PREON_TASK"' "tasks = 2"
+[ "$PREON_TASK" = 2 ] && head -c 900 input.bin > mid
+sleep 3; echo "done $PREON_TASK"' "tasks = 3"
     head -c 3000000 /dev/urandom >"$src/input.bin"
     want=$(sha256sum <"$src/input.bin" | cut -c1-64)
     big=$(head -c 2000000 "$src/input.bin" | sha256sum | cut -c1-64)
+    mid=$(head -c 900 "$src/input.bin" | sha256sum | cut -c1-64)
     cp -r -- "$src" "$a/jobs/.v"
     mv -- "$a/jobs/.v" "$a/jobs/v"
-    wait_until 30 '[ "$(peer_field "$b" blocks-fetched)" -ge 12 ] && [ "$(peer_field "$b" running-tasks)" = 2 ]' \
-        "B runs both tasks and has fetched their input"
+    wait_until 30 '[ "$(peer_field "$b" blocks-fetched)" -ge 12 ] && [ "$(peer_field "$b" running-tasks)" = 3 ]' \
+        "B runs the three tasks and has fetched their input"
     kill9_peer A
-    wait_until 20 '[ "$(grep -cE "job v task [0-9] done here" "${PEER_LOG[B]}")" -ge 2 ]' \
-        "B's two tasks end while A is down"
+    wait_until 20 '[ "$(grep -cE "job v task [0-9] done here" "${PEER_LOG[B]}")" -ge 3 ]' \
+        "B's three tasks end while A is down"
     wait_log B "job v task [0-9]: the submitter did not take the report" 10
-    # both kept results recorded (B's writer thread commits them off its loop)
-    wait_until 10 '[ "$(sqlite3 "${PEER_DATA[B]}/preon.db" "SELECT count(*) FROM outbox" 2>/dev/null)" = 2 ]' \
-        "B's database holds its two kept results"
+    # the kept results recorded (B's writer thread commits them off its loop)
+    wait_until 10 '[ "$(sqlite3 "${PEER_DATA[B]}/preon.db" "SELECT count(*) FROM outbox" 2>/dev/null)" = 3 ]' \
+        "B's database holds its three kept results"
     kill9_peer B
     off=$(stat -c %s -- "${PEER_LOG[B]}")
-    start_peer B --port "$bport" --slots 2 --peer "$ua" --cache 1M
-    wait_until 10 'tail -c +"$((off + 1))" -- "${PEER_LOG[B]}" | grep -qE "2 results of other peers. jobs kept from before the restart"' \
-        "B says it kept two results across its restart"
+    start_peer B --port "$bport" --slots 3 --peer "$ua" --cache 1M
+    wait_until 10 'tail -c +"$((off + 1))" -- "${PEER_LOG[B]}" | grep -qE "3 results of other peers. jobs kept from before the restart"' \
+        "B says it kept three results across its restart"
     # Every block in B's store is past the cache's grace (5 s) by 2 s more (ten of its checks): the
     # input has gone from B's cache, task 1's result has not (kept: pinned), the cache is over quota.
     wait_until 30 '[ -z "$(find "${PEER_DATA[B]}/store" -type f \( -mmin -0.12 -o -amin -0.12 \) | head -n 1)" ]' \
@@ -218,13 +221,14 @@ sleep 3; echo "done $PREON_TASK"' "tasks = 2"
     start_peer A --port "$port" --slots 0
     st=$(wait_job "$a" v 90)
     assert_eq "done" "$(field state <<<"$st")" "state once A is back"
-    assert_eq 2 "$(field succeeded <<<"$st")" "succeeded once A is back"
-    for i in 0 1; do
+    assert_eq 3 "$(field succeeded <<<"$st")" "succeeded once A is back"
+    for i in 0 1 2; do
         assert_eq "$want  input.bin" "$(cat -- "$a/results/v/$i/sum")" "task $i's sum of the input"
         assert_eq "done $i" "$(cat -- "$a/results/v/$i/stdout")" "task $i's stdout"
         assert_eq 1 "$(grep -cE "job v task $i done here" "${PEER_LOG[B]}")" "runs of task $i on B, both lives"
     done
     assert_eq "$big" "$(sha256sum <"$a/results/v/1/big" | cut -c1-64)" "task 1's 2 MB result"
+    assert_eq "$mid" "$(sha256sum <"$a/results/v/2/mid" | cut -c1-64)" "task 2's 900-byte result"
     # B drops what it kept once A lists the results: the rows and the files go
     wait_until 20 '[ ! -e "${PEER_DATA[B]}/results/$(field id <<<"$st")/1" ]' "B drops its copy once A has it"
     stop_peer B
