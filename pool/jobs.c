@@ -244,6 +244,8 @@ void pool__manifest_blocks(const manifest_t *m, hash_t **v, size_t *n, size_t *c
 {
     for (size_t i = 0; i < m->n_files; i++) {
         const manifest_file_t *f = &m->files[i];
+        if (!f->n_blocks) /* an empty file (a result's empty stderr): no blocks, and blocks may be NULL */
+            continue;
         if (*n + f->n_blocks > *cap) {
             *cap = (*n + f->n_blocks) * 2;
             *v = xreallocarray(*v, *cap, sizeof(hash_t));
