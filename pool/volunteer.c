@@ -374,8 +374,8 @@ void pool__vol_outbox_load(pool_t *pool)
     for (struct outbox *o = pool->outbox; o; o = o->next)
         n++;
     if (n)
-        log_info("%zu results of other peers' jobs kept from before the restart: reported once their jobs are "
-                 "listed again", n);
+        log_info("%zu result%s of other peers' jobs kept from before the restart: reported once %s listed again",
+                 n, n == 1 ? "" : "s", n == 1 ? "its job is" : "their jobs are");
 }
 
 char **pool__vol_outbox_manifests(pool_t *pool, size_t **lens, size_t *n)
