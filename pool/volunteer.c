@@ -115,13 +115,6 @@ static void outbox_free(struct outbox *o)
     free(o);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Its record goes too (a kill before the delete commits only makes it reported once more). */
 static void outbox_forget(pool_t *pool, struct outbox *o)
 {
@@ -358,7 +351,7 @@ static int outbox_load_one(void *arg, const db_outbox_t *row)
     o->len = row->manifest_len;
     o->query = xstrdup(row->report);
     o->head_len = row->head_len;
-    int64_t now = wall_ms();
+    int64_t now = (int64_t)pool_now_ms();
     o->created_ms = row->created_ms > now ? now : row->created_ms; /* the clock stepped back: kept from now */
     o->restored = true;
     o->next_ms = 1; /* due as soon as its job is listed here */
@@ -471,7 +464,7 @@ static void outbox_tick(pool_t *pool)
         if (o->sending || !o->next_ms || now < o->next_ms)
             continue;
         job_t *j = pool_job_by_id(pool, o->id);
-        if (!j && o->restored && wall_ms() - o->created_ms < VOL_OUTBOX_KEEP_MS)
+        if (!j && o->restored && (int64_t)pool_now_ms() - o->created_ms < VOL_OUTBOX_KEEP_MS)
             continue; /* kept from before a restart: its job is not listed here again yet */
         if (!j || !j->remote) {
             if (o->restored)
@@ -929,7 +922,7 @@ static void out_done(uv_work_t *req, int status)
         if (!inline_ok)
             free(extra);
         o->head_len = strlen(head);
-        o->created_ms = wall_ms();
+        o->created_ms = (int64_t)pool_now_ms();
         db_post_outbox_put(pool->db,
                            &(db_outbox_t){.job_id = o->id, .task = o->task, .manifest = o->bytes,
                                           .manifest_len = o->len, .report = o->query, .head_len = o->head_len,

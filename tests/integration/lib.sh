@@ -495,8 +495,18 @@ test_key() {
 # scurl KEYFILE URL [curl args...]: curl -sS of URL as a request signed by KEYFILE's key for the
 # peer at URL's base (its key from GET /v1/id), as peers sign what changes state (docs/security.md).
 scurl() {
-    local key=$1 url=$2 base target to
+    local key=$1 url=$2
     shift 2
+    local -a req
+    presign req "$key" "$url"
+    curl -sS "$@" "${req[@]}"
+}
+
+# presign VAR KEY URL: VAR=(curl's arguments for a GET of URL signed by KEY now, to send later
+# within the replay window: `curl "${VAR[@]}"`).
+presign() {
+    local -n _req=$1
+    local key=$2 url=$3 base target to
     base=${url%%/v1/*}
     target=${url#"$base"}
     to=$(curl -sS "$base/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
@@ -504,7 +514,20 @@ scurl() {
     local -a h
     mapfile -t h < <("$PREON" sign --key "$key" --to "$to" GET "$target")
     [ "${#h[@]}" = 4 ] || fail "preon sign gave no headers for $target"
-    curl -sS -H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$@" "$url"
+    _req=(-H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url")
+}
+
+# publish_random M NAME MIB: publishes a job NAME (task: true) with a MIB MiB random input.bin on
+# the peer mounted at M and waits for it to be done; prints the source directory.
+publish_random() {
+    local m=$1 name=$2 mib=$3 src st
+    src=$(src_dir "$name")
+    make_job "$src" 'true'
+    head -c $((mib * 1024 * 1024)) /dev/urandom >"$src/input.bin"
+    cp -r -- "$src" "$m/jobs/$name"
+    st=$(wait_job "$m" "$name" 60)
+    assert_eq "done" "$(field state <<<"$st")" "state of $name on its publisher"
+    echo "$src"
 }
 
 # signed_result KEY JOB_ID TASK MANIFEST EXIT: "&rid=...&rsig=..." for a done report of the result
@@ -516,8 +539,8 @@ signed_result() {
     printf '&rid=%s&rsig=%s' "$rid" "$sig"
 }
 
-# _fake_port: a free loopback port for a fake peer.
-_fake_port() {
+# free_port: a loopback port nothing listens on (for a fake peer, or a proxy).
+free_port() {
     local port
     while :; do
         port=$((20000 + RANDOM % 30000))
@@ -543,7 +566,7 @@ _fake_listening() {
 # cleanup.
 fake_server() {
     local body=$1 log=$2 key=${3:-} port
-    port=$(_fake_port)
+    port=$(free_port)
     (
         COPROC_PID=
         trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM # its nc goes with it
@@ -570,7 +593,7 @@ fake_server() {
 # list, the key at v1/id as {"key":"..."}) before or while it runs. Stopped at cleanup.
 fake_tree() {
     local dir=$1 log=$2 port
-    port=$(_fake_port)
+    port=$(free_port)
     (
         COPROC_PID=
         trap '[ -z "$COPROC_PID" ] || kill "$COPROC_PID" 2>/dev/null; exit 0' TERM

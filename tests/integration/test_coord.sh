@@ -39,28 +39,11 @@ inline_done_url() {
     printf '%s' "$url/v1/done/$id/$task?peer=$me&exit=0&ms=1$(signed_result "$key" "$id" "$task" "$man" 0)&man=$(printf '%s' "$man" | b64)&data=$(printf '%s\n' "$text" | b64)"
 }
 
-# presign VAR KEY URL: VAR=(curl's arguments for a GET of URL signed by KEY now, to send later
-# within the replay window: `curl "${VAR[@]}"`), as scurl signs it.
-presign() {
-    local -n _req=$1
-    local key=$2 url=$3 base target to
-    base=${url%%/v1/*}
-    target=${url#"$base"}
-    to=$(curl -sS "$base/v1/id" | sed -n 's/.*"key":"\([0-9a-f]\{64\}\)".*/\1/p')
-    [ -n "$to" ] || fail "no key from $base/v1/id"
-    local -a h
-    mapfile -t h < <("$PREON" sign --key "$key" --to "$to" GET "$target")
-    [ "${#h[@]}" = 4 ] || fail "preon sign gave no headers for $target"
-    _req=(-H "${h[0]}" -H "${h[1]}" -H "${h[2]}" -H "${h[3]}" "$url")
-}
-
-
 no_stage_left() { # DATA ID: no report's staging directory is left under results/<id>/
     local left
     left=$(find "$1/results/$2" -maxdepth 1 -name '.*.tmp' 2>/dev/null || true)
     [ -z "$left" ] || fail "staging directories left behind: $left"
 }
-
 
 t_two_done_reports_for_one_task() {
     start_peer A --port 0 --slots 0
@@ -208,7 +191,6 @@ t_a_dropped_volunteer_gives_its_leases_back_at_once() {
     local end=$((SECONDS + 10))
     while [ "$SECONDS" -le "$end" ] && pgrep -u 64550 >/dev/null; do sleep 0.05; done
 }
-
 
 # A volunteer's result manifest is checked against the job's rules before one block of it is
 # fetched (issue 8, item 7): 2 MiB of outputs for a job whose disk is 1 MiB is refused, nothing

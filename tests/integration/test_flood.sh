@@ -11,29 +11,6 @@
 
 FLOOD=$(dirname -- "$(readlink -f -- "$0")")/flood.pl
 
-# publish_random M NAME MIB: publishes a job NAME (task: true) with a MIB MiB random input.bin on
-# the peer mounted at M and waits for it to be done; prints the source directory.
-publish_random() {
-    local m=$1 name=$2 mib=$3 src st
-    src=$(src_dir "$name")
-    make_job "$src" 'true'
-    head -c $((mib * 1024 * 1024)) /dev/urandom >"$src/input.bin"
-    cp -r -- "$src" "$m/jobs/$name"
-    st=$(wait_job "$m" "$name" 60)
-    assert_eq "done" "$(field state <<<"$st")" "state of $name on its publisher"
-    echo "$src"
-}
-
-# free_port: a loopback port nothing listens on.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 30000))
-        ss -Hltn "sport = :$port" | grep -q . || break
-    done
-    echo "$port"
-}
-
 # port_of URL: the port of http://HOST:PORT.
 port_of() { echo "${1##*:}"; }
 

@@ -22,19 +22,6 @@ wait_holders() {
     fail "status/$name never said $want peers hold it within $4s; last:"$'\n'"$st"
 }
 
-# publish_random M NAME MIB: publishes a job NAME (task: true) with a MIB MiB random input.bin on
-# the peer mounted at M and waits for it to be done; prints the source directory.
-publish_random() {
-    local m=$1 name=$2 mib=$3 src st
-    src=$(src_dir "$name")
-    make_job "$src" 'true'
-    head -c $((mib * 1024 * 1024)) /dev/urandom >"$src/input.bin"
-    cp -r -- "$src" "$m/jobs/$name"
-    st=$(wait_job "$m" "$name" 60)
-    assert_eq "done" "$(field state <<<"$st")" "state of $name on its publisher"
-    echo "$src"
-}
-
 # flip_bytes FILE OFFSET COUNT: inverts COUNT bytes at OFFSET in place (so they surely differ).
 flip_bytes() {
     local f=$1 off=$2 n=$3
